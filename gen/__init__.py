@@ -1,0 +1,1 @@
+"""The front end: configuration, the ``permdeal`` CLI, Verilog emission, ROM images."""

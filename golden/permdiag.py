@@ -1,0 +1,239 @@
+"""Permuted-diagonal matrices (DESIGN.md section 4.1).
+
+An ``m x n`` matrix ``W`` (``y = W x``) is tiled into ``M' = ceil(m/p)`` block-rows and
+``N' = ceil(n/p)`` block-columns of ``p x p`` blocks (``m`` and ``n`` zero-padded up to multiples of
+``p``). Block ``(I, J)`` has one permutation value ``k[I, J]`` in ``[0, p)`` and ``p`` stored weights
+``q[I, J, 0..p-1]``::
+
+    W[I*p + r, J*p + c] = q[I, J, r]   if c == (r + k[I, J]) mod p,   else 0
+
+The hardware takes the column view: in input column ``c`` of a block the one non-zero sits in row
+``r = (c - k) mod p``. :func:`diag_col` and :func:`diag_row` are the one statement of this
+convention; everything else derives from them.
+"""
+
+import math
+
+import numpy as np
+
+from permdeal.errors import PermdealError
+
+
+def diag_col(r, k, p):
+    """Column (within its block) of the stored weight of row ``r`` in a block with value ``k``."""
+    return (r + k) % p
+
+
+def diag_row(c, k, p):
+    """Row (within its block) of the one non-zero of column ``c`` in a block with value ``k``."""
+    return (c - k) % p
+
+
+def index_bits(p):
+    """Bits of one permutation value: ``ceil(log2 p)`` (0 for ``p = 1``, which is dense)."""
+    return math.ceil(math.log2(p)) if p > 1 else 0
+
+
+def _check_p(p):
+    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 1:
+        raise PermdealError(f"block size p must be an integer >= 1, not {p!r}")
+    return int(p)
+
+
+class PermDiag:
+    """An ``m x n`` permuted-diagonal matrix of block size ``p``.
+
+    Parameters
+    ----------
+    shape : (m, n)
+        Rows (outputs) and columns (inputs).
+    p : int
+        Block size, any integer >= 1; ``p = 1`` is a dense matrix.
+    k : array (M', N') of int
+        Permutation value of every block, in ``[0, p)``.
+    q : array (M', N', p)
+        Stored weights, float or integer codes. Weights that fall into the zero padding (row
+        ``>= m`` or column ``>= n``) must be zero.
+    """
+
+    def __init__(self, shape, p, k, q):
+        try:
+            m, n = (int(d) for d in shape)
+        except (TypeError, ValueError):
+            raise PermdealError(f"shape must be (m, n), not {shape!r}") from None
+        if m < 1 or n < 1:
+            raise PermdealError(f"shape must be positive, not {m} x {n}")
+        p = _check_p(p)
+        self._shape, self._p = (m, n), p
+        mb, nb = self.blocks
+        k = np.asarray(k)
+        q = np.asarray(q)
+        if k.shape != (mb, nb):
+            raise PermdealError(f"k must have shape {(mb, nb)} for {m} x {n} with p={p}, not {k.shape}")
+        if q.shape != (mb, nb, p):
+            raise PermdealError(f"q must have shape {(mb, nb, p)} for {m} x {n} with p={p}, not {q.shape}")
+        if not np.issubdtype(k.dtype, np.integer):
+            raise PermdealError(f"k must be integers, not {k.dtype}")
+        if k.size and (k.min() < 0 or k.max() >= p):
+            raise PermdealError(f"k values must lie in [0, {p}), found {k.min()}..{k.max()}")
+        if not (np.issubdtype(q.dtype, np.integer) or np.issubdtype(q.dtype, np.floating)):
+            raise PermdealError(f"q must be integer or float, not {q.dtype}")
+        if np.issubdtype(q.dtype, np.floating) and not np.all(np.isfinite(q)):
+            raise PermdealError("q holds NaN or infinite weights")
+        self.k = k.astype(np.int64)
+        self.q = q
+        if np.any(q[~self.stored_mask]):
+            raise PermdealError("q has non-zero weights in the zero padding beyond the matrix")
+
+    # -- shape ---------------------------------------------------------------------------------
+
+    @property
+    def shape(self):
+        """``(m, n)``: outputs and inputs."""
+        return self._shape
+
+    @property
+    def p(self):
+        """Block size."""
+        return self._p
+
+    @property
+    def blocks(self):
+        """``(M', N')``: block-rows and block-columns."""
+        m, n = self._shape
+        return -(-m // self._p), -(-n // self._p)
+
+    @property
+    def padded_shape(self):
+        """``(M' p, N' p)``."""
+        mb, nb = self.blocks
+        return mb * self._p, nb * self._p
+
+    @property
+    def cols(self):
+        """``(M', N', p)``: column within its block of every stored weight."""
+        return diag_col(np.arange(self._p), self.k[..., None], self._p)
+
+    @property
+    def stored_mask(self):
+        """``(M', N', p)`` bool: which stored weights lie inside the ``m x n`` matrix."""
+        m, n = self._shape
+        mb, nb = self.blocks
+        p = self._p
+        rows = np.arange(mb)[:, None, None] * p + np.arange(p)
+        cols = np.arange(nb)[None, :, None] * p + self.cols
+        return (rows < m) & (cols < n)
+
+    @property
+    def n_weights(self):
+        """Stored weights inside the matrix (padding excluded)."""
+        return int(np.count_nonzero(self.stored_mask))
+
+    @property
+    def max_terms(self):
+        """Most stored weights in one row: the longest dot product (``N'`` or one less)."""
+        return int(self.stored_mask.sum(axis=1).max())
+
+    @property
+    def index_bits_total(self):
+        """Index storage: ``ceil(log2 p)`` bits per block."""
+        mb, nb = self.blocks
+        return mb * nb * index_bits(self._p)
+
+    def __repr__(self):
+        m, n = self._shape
+        return f"PermDiag({m} x {n}, p={self._p}, q.dtype={self.q.dtype})"
+
+    # -- conversion ----------------------------------------------------------------------------
+
+    @classmethod
+    def from_dense(cls, W, p):
+        """Project a dense ``m x n`` matrix onto the permuted-diagonal structure.
+
+        Each block keeps the wrapped diagonal ``k`` of largest energy
+        ``sum_r W[r, (r + k) mod p]**2`` (the Frobenius-nearest PD block); ties go to the smaller
+        ``k``. Float input keeps its float dtype; anything else becomes ``float64``.
+        """
+        p = _check_p(p)
+        W = np.asarray(W)
+        if W.ndim != 2 or 0 in W.shape:
+            raise PermdealError(f"from_dense needs a non-empty 2-D matrix, not shape {W.shape}")
+        if not np.issubdtype(W.dtype, np.floating):
+            W = W.astype(np.float64)
+        if not np.all(np.isfinite(W)):
+            raise PermdealError("matrix holds NaN or infinite weights")
+        m, n = W.shape
+        mb, nb = -(-m // p), -(-n // p)
+        if (mb * p, nb * p) != (m, n):
+            W = np.pad(W, ((0, mb * p - m), (0, nb * p - n)))
+        blocks = W.reshape(mb, p, nb, p).transpose(0, 2, 1, 3)  # (I, J, r, c), a view
+        kk = np.arange(p)
+        energy = np.zeros((mb, nb, p), dtype=W.dtype)
+        for r in range(p):
+            energy += blocks[:, :, r, diag_col(r, kk, p)] ** 2
+        k = np.argmax(energy, axis=-1)
+        cols = diag_col(kk, k[..., None], p)
+        q = np.take_along_axis(blocks, cols[..., None], axis=-1)[..., 0]
+        return cls((m, n), p, k, q)
+
+    def to_dense(self):
+        """The ``m x n`` matrix, in ``q``'s dtype."""
+        mb, nb = self.blocks
+        p = self._p
+        out = np.zeros((mb, p, nb, p), dtype=self.q.dtype)
+        out[np.arange(mb)[:, None, None], np.arange(p), np.arange(nb)[None, :, None],
+            self.cols] = self.q
+        m, n = self._shape
+        return out.reshape(mb * p, nb * p)[:m, :n]
+
+    def with_q(self, q):
+        """The same structure (shape, p, k) with other stored weights."""
+        return PermDiag(self._shape, self._p, self.k, q)
+
+    def quantize(self, fmt):
+        """Quantize the stored weights to a :class:`~permdeal.golden.formats.Fixed` format.
+
+        Returns ``(PermDiag of int64 codes, n_saturated)``.
+        """
+        codes, n_sat = fmt.quantize(self.q)
+        return self.with_q(codes), n_sat
+
+    # -- arithmetic ----------------------------------------------------------------------------
+
+    def _gather(self, x, dtype):
+        """Input values met by every stored weight: shape ``(..., M', N', p)``."""
+        x = np.asarray(x)
+        n = self._shape[1]
+        if x.shape[-1:] != (n,):
+            raise PermdealError(f"input has {x.shape[-1] if x.ndim else 0} values, the matrix takes {n}")
+        mb, nb = self.blocks
+        p = self._p
+        x = x.astype(dtype, copy=False)
+        if nb * p != n:
+            x = np.concatenate([x, np.zeros(x.shape[:-1] + (nb * p - n,), dtype)], axis=-1)
+        xr = x.reshape(x.shape[:-1] + (nb, p))
+        return xr[..., np.arange(nb)[:, None], self.cols]
+
+    def _reduce(self, xg, q):
+        y = np.einsum("...ijr,ijr->...ir", xg, q)
+        return y.reshape(y.shape[:-2] + (-1,))[..., :self._shape[0]]
+
+    def matvec(self, x):
+        """Float ``W @ x`` for ``x`` of shape ``(n,)`` or ``(batch, n)``."""
+        xg = self._gather(x, np.float64)
+        return self._reduce(xg, self.q.astype(np.float64, copy=False))
+
+    def int_matvec(self, x):
+        """Exact integer ``W @ x`` of integer codes (``int64``), without write-back.
+
+        ``q`` must hold integer codes (see :meth:`quantize`); ``x`` integer activation codes of
+        shape ``(n,)`` or ``(batch, n)``. The result has ``acc_frac = act.frac + weight.frac``
+        fraction bits.
+        """
+        if not np.issubdtype(self.q.dtype, np.integer):
+            raise PermdealError("int_matvec needs integer weight codes: quantize the matrix first")
+        x = np.asarray(x)
+        if not np.issubdtype(x.dtype, np.integer):
+            raise PermdealError(f"int_matvec needs integer activation codes, not {x.dtype}")
+        xg = self._gather(x, np.int64)
+        return self._reduce(xg, self.q.astype(np.int64, copy=False))

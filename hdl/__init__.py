@@ -1,0 +1,1 @@
+"""Amaranth generators: permutation index, PE, non-zero detector, PE array, SmartDeal unit."""

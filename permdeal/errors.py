@@ -1,0 +1,10 @@
+"""The one exception type a user sees.
+
+Every check of user input raises :class:`PermdealError` with a message that names the problem
+(parameter, file, line); the CLI prints it as one line and exits non-zero. Anything else that
+escapes is a bug in permdeal.
+"""
+
+
+class PermdealError(Exception):
+    """A problem with the user's input or environment, with a message fit to print as is."""

@@ -1,0 +1,1 @@
+"""Yosys / nextpnr flows and area, resource and Fmax reports (see the synthesis issue)."""

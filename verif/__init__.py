@@ -1,0 +1,1 @@
+"""cocotb testbenches, drivers and scoreboards, and the simulator runner."""
