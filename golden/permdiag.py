@@ -166,14 +166,15 @@ class PermDiag:
         mb, nb = -(-m // p), -(-n // p)
         if (mb * p, nb * p) != (m, n):
             W = np.pad(W, ((0, mb * p - m), (0, nb * p - n)))
-        blocks = W.reshape(mb, p, nb, p).transpose(0, 2, 1, 3)  # (I, J, r, c), a view
-        kk = np.arange(p)
+        rows = W.reshape(mb, p, nb, p)  # [I, r, J, c], a view
+        # Row r of every block, shifted left by r, puts W[r, (r + k) mod p] at position k.
         energy = np.zeros((mb, nb, p), dtype=W.dtype)
         for r in range(p):
-            energy += blocks[:, :, r, diag_col(r, kk, p)] ** 2
+            energy += np.roll(np.square(rows[:, r]), -r, axis=-1)
         k = np.argmax(energy, axis=-1)
-        cols = diag_col(kk, k[..., None], p)
-        q = np.take_along_axis(blocks, cols[..., None], axis=-1)[..., 0]
+        q = np.empty((mb, nb, p), dtype=W.dtype)
+        for r in range(p):
+            q[..., r] = np.take_along_axis(rows[:, r], diag_col(r, k, p)[..., None], axis=-1)[..., 0]
         return cls((m, n), p, k, q)
 
     def to_dense(self):

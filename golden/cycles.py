@@ -1,0 +1,154 @@
+"""Cycle model of the PermDNN engine (DESIGN.md 4.2): the exact count the RTL must meet.
+
+Hardware: ``n_pe`` PEs of ``lanes`` multiplier lanes, ``NL = n_pe * lanes`` lanes in all. Block-row
+``I`` of a layer goes to lane ``g = I mod NL`` as its slot ``t = I div NL``, so every lane holds
+``B = ceil(M' / NL)`` slots.
+
+One layer, from the cycle its descriptor is loaded to the cycle its last output is written:
+
+1. ``start_cycles`` to load the layer descriptor.
+2. Issue: the non-zero detector examines the input activations ``scan_width`` at a time, in
+   windows ``w = 0, 1, ...`` of consecutive indices. Each non-zero of a window is broadcast to every
+   lane for ``B`` consecutive cycles (slot ``t = 0..B-1``); a window without non-zeros still costs
+   one cycle. Issue cycles ``= sum_w max(1, B * nnz_w)``.
+3. ``pipeline_cycles`` for the last product to reach its accumulator (weight read, index,
+   multiply, accumulate).
+4. Write-back: every lane drains its ``B * p`` accumulators, one per cycle, all lanes in parallel,
+   through the write-back unit, whose result lands ``writeback_latency`` cycles later.
+
+A whole inference adds loading the ``n`` input activations from the input stream and streaming
+the ``m`` outputs of the last layer, one word per cycle each with no idle or back-pressure.
+
+The latencies are fields of :class:`EngineConfig` so that the RTL issue can state its exact
+pipeline; the structure above is the contract.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from permdeal.errors import PermdealError
+
+
+def _positive_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise PermdealError(f"{what} must be an integer >= 1, not {value!r}")
+    return int(value)
+
+
+def _nonnegative_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise PermdealError(f"{what} must be an integer >= 0, not {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """A PermDNN engine's size and fixed latencies (see the module docstring)."""
+
+    n_pe: int
+    lanes: int
+    scan_width: int = 8
+    start_cycles: int = 1
+    pipeline_cycles: int = 4
+    writeback_latency: int = 3
+
+    def __post_init__(self):
+        _positive_int(self.n_pe, "PE count (--pes)")
+        _positive_int(self.lanes, "lanes per PE (--lanes)")
+        _positive_int(self.scan_width, "scan width")
+        for f in ("start_cycles", "pipeline_cycles", "writeback_latency"):
+            _nonnegative_int(getattr(self, f), f)
+
+    @property
+    def total_lanes(self):
+        """``NL = n_pe * lanes``."""
+        return self.n_pe * self.lanes
+
+    def slots(self, block_rows):
+        """``B = ceil(M' / NL)``: block-rows per lane, i.e. cycles per non-zero input."""
+        return -(-block_rows // self.total_lanes)
+
+    def lane_of(self, block_row):
+        """``(pe, lane, slot)`` that holds block-row ``I``."""
+        g, t = block_row % self.total_lanes, block_row // self.total_lanes
+        return g // self.lanes, g % self.lanes, t
+
+    def to_json(self):
+        return {"n_pe": self.n_pe, "lanes": self.lanes, "scan_width": self.scan_width,
+                "start_cycles": self.start_cycles, "pipeline_cycles": self.pipeline_cycles,
+                "writeback_latency": self.writeback_latency}
+
+
+@dataclass(frozen=True)
+class LayerCycles:
+    """Cycle breakdown of one layer on one input vector."""
+
+    nnz: int
+    slots: int
+    start: int
+    issue: int
+    pipeline: int
+    writeback: int
+    useful_lane_cycles: int
+    total_lanes: int
+
+    @property
+    def total(self):
+        return self.start + self.issue + self.pipeline + self.writeback
+
+    @property
+    def ideal(self):
+        """``nnz * B``: the issue cycles of a detector that never idles."""
+        return self.nnz * self.slots
+
+    @property
+    def utilization(self):
+        """Multiplies done on real block-rows over lane-cycles available in the whole layer."""
+        return self.useful_lane_cycles / (self.total_lanes * self.total)
+
+
+def layer_cycles(x, block_rows, p, cfg):
+    """Cycles of one layer with ``block_rows`` (``M'``) and block size ``p`` on activations ``x``.
+
+    ``x`` is the layer's input activation vector (any numeric codes; only zero/non-zero matters).
+    """
+    x = np.asarray(x)
+    if x.ndim != 1 or x.size == 0:
+        raise PermdealError(f"cycle model needs one non-empty activation vector, not shape {x.shape}")
+    b = cfg.slots(block_rows)
+    nz = x != 0
+    pad = -x.size % cfg.scan_width
+    per_window = np.concatenate([nz, np.zeros(pad, bool)]).reshape(-1, cfg.scan_width).sum(axis=1)
+    nnz = int(per_window.sum())
+    issue = int(np.maximum(1, b * per_window).sum())
+    return LayerCycles(nnz=nnz, slots=b, start=cfg.start_cycles, issue=issue,
+                       pipeline=cfg.pipeline_cycles, writeback=b * p + cfg.writeback_latency,
+                       useful_lane_cycles=nnz * block_rows, total_lanes=cfg.total_lanes)
+
+
+@dataclass(frozen=True)
+class InferenceCycles:
+    """Cycle breakdown of one inference through a model."""
+
+    load: int
+    layers: tuple
+    unload: int
+
+    @property
+    def compute(self):
+        return sum(l.total for l in self.layers)
+
+    @property
+    def total(self):
+        return self.load + self.compute + self.unload
+
+
+def model_cycles(model, x_codes, cfg):
+    """Cycles of one inference of a :class:`~permdeal.golden.model.QuantModel` on one input."""
+    acts = model.forward(np.asarray(x_codes), trace=True)
+    if acts[0].ndim != 1:
+        raise PermdealError("model_cycles takes one input vector; loop over a batch")
+    layers = tuple(layer_cycles(a, l.matrix.blocks[0], l.matrix.p, cfg)
+                   for a, l in zip(acts, model.layers))
+    return InferenceCycles(load=model.n_inputs, layers=layers, unload=model.layers[-1].shape[0])
