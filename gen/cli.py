@@ -17,7 +17,8 @@ from permdeal.errors import PermdealError
 from permdeal.golden.compress import QuantSpec, compress_permdiag
 from permdeal.golden.cycles import EngineConfig, model_cycles
 from permdeal.golden.formats import Fixed
-from permdeal.golden.model import QuantModel, load_float_model, sha256_file
+from permdeal.golden.model import (MODEL_KIND, QuantModel, load_float_model, read_manifest,
+                                   sha256_file)
 from permdeal.golden import rom
 
 from . import report
@@ -143,6 +144,87 @@ def cmd_cycles(args):
     return 0
 
 
+def cmd_check(args):
+    folder = Path(args.folder)
+    man = read_manifest(folder / atomic.MANIFEST_NAME, (MODEL_KIND, rom.ROM_KIND))
+    if man["kind"] == MODEL_KIND:
+        model = QuantModel.read(folder)
+        what = "compressed model"
+    else:
+        model = rom.model_from_images(folder)
+        cfg = man["config"]
+        what = f"{len(man['images'])} ROM images for {cfg['n_pe']} PE x {cfg['lanes']} lanes"
+    print(report.model_table(model))
+    print(f"{folder}: {what} OK (shapes, widths, depths and sha256 match the manifest)")
+    return 0
+
+
+def _pct(v):
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def cmd_train(args):
+    from permdeal.golden import train as tr
+    X_tr, y_tr, X_te, y_te = tr.load_digits_split(args.seed)
+    sizes = [X_tr.shape[1], *args.hidden, 10]
+    ps = tr._per_layer(args.p, len(sizes) - 1)
+    dense = tr.train(tr.init_mlp(sizes, seed=args.seed), X_tr, y_tr, epochs=args.epochs,
+                     seed=args.seed)
+    print(f"dense {'-'.join(map(str, sizes))} MLP: test accuracy {_pct(tr.accuracy(dense, X_te, y_te))}")
+    model = dense
+    if any(p > 1 for p in ps):
+        model = tr.train(tr.project(dense, ps), X_tr, y_tr, epochs=args.finetune_epochs,
+                         seed=args.seed)
+        print(f"permuted-diagonal p={','.join(map(str, ps))}, projected and fine-tuned: "
+              f"test accuracy {_pct(tr.accuracy(model, X_te, y_te))}")
+    tr.save_npz(model, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_accuracy(args):
+    from permdeal.golden import train as tr
+    t = time.perf_counter()
+    rows = tr.digits_study(ps=args.p, hidden=args.hidden, seed=args.seed,
+                           compress_last=not args.dense_last)
+    seconds = time.perf_counter() - t
+    print(f"handwritten digits (scikit-learn, 450 test images), MLP 64-"
+          f"{'-'.join(map(str, args.hidden))}-10, seed {args.seed}"
+          f"{', last layer dense' if args.dense_last else ', every layer compressed'}")
+    print(report.table(
+        ["p", "weights", "dense", "PD projected", "PD fine-tuned", "PD from scratch",
+         "fine-tuned, 16-bit fixed"],
+        [[r["p"], r["weights"], _pct(r["dense"]), _pct(r["projected"]), _pct(r["finetuned"]),
+          _pct(r["scratch"]), _pct(r["fixed"])] for r in rows]))
+    print(f"({seconds:.1f} s)")
+    if args.json:
+        atomic.write_text(args.json, json.dumps({"rows": rows, "seconds": seconds}, indent=2) + "\n")
+    return 0
+
+
+def cmd_eval(args):
+    model = QuantModel.read(args.model)
+    if args.inputs is None:
+        from permdeal.golden.train import load_digits_split
+        _, _, x, y = load_digits_split(args.seed)
+    else:
+        if args.labels is None:
+            raise PermdealError("--inputs needs --labels (one class index per input)")
+        x, y = load_array(args.inputs, "--inputs"), load_array(args.labels, "--labels")
+        if y.shape != (len(x),):
+            raise PermdealError(f"--labels has shape {y.shape}, expected ({len(x)},)")
+    codes = _input_codes(model, x, "inputs")
+    out = model.forward(codes)
+    acc = float(np.mean(np.argmax(out, axis=1) == y))
+    print(f"golden fixed-point accuracy: {_pct(acc)} on {len(y)} inputs")
+    return 0
+
+
+def cmd_demo(args):
+    from . import demo
+    return demo.run(Path(args.output), seed=args.seed, p=args.p, pes=args.pes, lanes=args.lanes)
+
+
 def cmd_bench(args):
     from permdeal.golden import bench
     results = bench.golden_bench(m=args.m, n=args.n, p=args.p, repeat=args.repeat, seed=args.seed)
@@ -201,6 +283,43 @@ def build_parser():
     p.add_argument("--inputs", required=True, metavar="X.npy",
                    help="inputs (batch x in): float values, or integer codes of the input format")
     p.set_defaults(func=cmd_cycles)
+
+    p = sub.add_parser("train", help="train an MLP on scikit-learn's handwritten digits (.npz out)")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.npz")
+    p.add_argument("--hidden", type=_int_list, default=[128, 64], help="hidden sizes (default 128,64)")
+    p.add_argument("--p", type=_int_list, default=1,
+                   help="block size(s); > 1 projects the dense model and fine-tunes it")
+    p.add_argument("--epochs", type=_positive, default=40)
+    p.add_argument("--finetune-epochs", type=_positive, default=30)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("accuracy", help="digits accuracy: dense against permuted-diagonal per p")
+    p.add_argument("--p", type=_int_list, default=[2, 4, 8], help="block sizes (default 2,4,8)")
+    p.add_argument("--hidden", type=_int_list, default=[128, 64], help="hidden sizes (default 128,64)")
+    p.add_argument("--dense-last", action="store_true", help="keep the 10-output layer dense")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="FILE", help="also write the table as JSON")
+    p.set_defaults(func=cmd_accuracy)
+
+    p = sub.add_parser("eval", help="golden fixed-point accuracy of a compressed model")
+    p.add_argument("model", help="compressed-model folder")
+    p.add_argument("--inputs", metavar="X.npy", help="inputs (default: the digits test split)")
+    p.add_argument("--labels", metavar="Y.npy", help="class index of every input")
+    p.add_argument("--seed", type=int, default=0, help="digits split seed (default 0)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("demo", help="train, compress and map a digits network (what make demo runs)")
+    p.add_argument("-o", "--output", default="build/demo", help="output folder (default build/demo)")
+    p.add_argument("--p", type=_positive, default=4, help="block size (default 4)")
+    p.add_argument("--pes", type=_positive, default=4, help="PEs (default 4)")
+    p.add_argument("--lanes", type=_positive, default=2, help="lanes per PE (default 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("check", help="verify a compressed-model or ROM-image folder against its manifest")
+    p.add_argument("folder", help="output folder of permdeal compress or permdeal rom")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("bench", help="golden-model benchmark: projection and matvec timings")
     p.add_argument("--m", type=_positive, default=4096, help="outputs (default 4096, EIE Alex-6)")

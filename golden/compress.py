@@ -33,15 +33,21 @@ class QuantSpec:
     allow_saturation: bool = False
 
 
-def expand_p(p, n_layers):
-    """One block size per layer from an int or a list (one entry per layer)."""
-    ps = [p] * n_layers if isinstance(p, int) else list(p)
-    if len(ps) != n_layers:
-        raise PermdealError(f"--p lists {len(ps)} block sizes for a model of {n_layers} layers")
-    for v in ps:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise PermdealError(f"block size p must be an integer >= 1, not {v!r}")
-    return ps
+def expand_p(p, names):
+    """Block size of every layer (named ``names``) from one ``p`` or one per layer."""
+    if isinstance(p, (int, np.integer)) and not isinstance(p, bool):
+        ps = [p] * len(names)
+    else:
+        try:
+            ps = list(p)
+        except TypeError:
+            raise PermdealError(f"block size p must be an integer or one per layer, not {p!r}") from None
+    if len(ps) != len(names):
+        raise PermdealError(f"got {len(ps)} block sizes p for {len(names)} layers")
+    for name, v in zip(names, ps):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise PermdealError(f"block size p of {name} must be an integer >= 1, not {v!r}")
+    return [int(v) for v in ps]
 
 
 def _relu(x):
@@ -69,7 +75,7 @@ def compress_permdiag(layers, p, spec=QuantSpec(), calibration=None, relu_last=F
     activation formats when ``spec.act`` is a bit width. ReLU follows every layer but the last
     (and the last too with ``relu_last``).
     """
-    ps = expand_p(p, len(layers))
+    ps = expand_p(p, [l.name for l in layers])
     mats = [PermDiag.from_dense(l.weight, pi) for l, pi in zip(layers, ps)]
     relus = [True] * (len(layers) - 1) + [relu_last]
 

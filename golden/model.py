@@ -282,7 +282,9 @@ def layer_from_json(d, k, q, bias, what):
 
 
 def read_manifest(path, kind):
-    """Load a ``manifest.json`` of the given kind, with a clear error for anything else."""
+    """Load a ``manifest.json`` of the given kind (or one of a tuple of kinds), with a clear error
+    for anything else."""
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
     path = Path(path)
     if not path.is_file():
         raise PermdealError(f"{path}: missing; is {path.parent} a permdeal output folder?")
@@ -292,7 +294,7 @@ def read_manifest(path, kind):
         raise PermdealError(f"{path}: cannot read ({e})") from None
     except json.JSONDecodeError as e:
         raise PermdealError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
-    if not isinstance(man, dict) or man.get("kind") != kind:
-        raise PermdealError(f"{path}: not a {kind} manifest (kind is "
+    if not isinstance(man, dict) or man.get("kind") not in kinds:
+        raise PermdealError(f"{path}: not a {' or '.join(kinds)} manifest (kind is "
                             f"{man.get('kind') if isinstance(man, dict) else None!r})")
     return man
