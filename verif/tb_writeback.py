@@ -1,0 +1,253 @@
+"""cocotb testbench: ``hdl.writeback.Writeback`` against ``golden.formats.writeback``, bit for bit.
+
+Run it through :func:`permdeal.verif.runner.run` with ``config = {"formats":
+LayerFormats.to_json(), "relu": bool, "latency": int, "random": int}``. Every test drives the input
+stream with random idle cycles and the output with random back-pressure (except the throughput
+test), and the scoreboard compares every output beat, in order, to the golden model.
+
+The bench acts on the falling clock edge and samples in the read-only phase after it, so that a
+handshake it records is exactly the one the design sees at the next rising edge, whatever the
+simulator's order of events at that edge.
+"""
+
+import random
+from collections import deque
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
+from cocotb.utils import get_sim_time
+
+from permdeal.golden.formats import Fixed, LayerFormats, writeback
+from permdeal.verif.runner import tb_config, tb_report
+
+PERIOD_NS = 10
+
+
+def cycle():
+    """Index of the current clock cycle (cycle k runs from rising edge k to rising edge k+1)."""
+    return int(get_sim_time("ns")) // PERIOD_NS
+
+
+class StreamSource:
+    """Drives a valid/ready stream from a queue, idle with probability ``idle`` between beats."""
+
+    def __init__(self, clk, valid, ready, payload, rng, idle=0.0):
+        self.clk, self.valid, self.ready, self.payload = clk, valid, ready, payload
+        self.rng, self.idle = rng, idle
+        self.queue = deque()
+        self.sent = []  # cycle of each transfer
+        valid.value = 0
+        self._task = None
+
+    def start(self):
+        self._task = cocotb.start_soon(self._run())
+
+    def send(self, word):
+        self.queue.append(word)
+
+    async def _run(self):
+        word = None
+        while True:
+            await FallingEdge(self.clk)
+            if word is None and self.queue and self.rng.random() >= self.idle:
+                word = self.queue.popleft()
+            self.valid.value = int(word is not None)
+            if word is not None:
+                self.payload.value = word
+            await ReadOnly()
+            if word is not None and self.ready.value:
+                self.sent.append(cycle())
+                word = None
+
+
+class StreamSink:
+    """Accepts a valid/ready stream, not ready with probability ``backpressure``; calls on_beat."""
+
+    def __init__(self, clk, valid, ready, payload, rng, on_beat, backpressure=0.0):
+        self.clk, self.valid, self.ready, self.payload = clk, valid, ready, payload
+        self.rng, self.on_beat, self.backpressure = rng, on_beat, backpressure
+        ready.value = 0
+
+    def start(self):
+        cocotb.start_soon(self._run())
+
+    async def _run(self):
+        while True:
+            await FallingEdge(self.clk)
+            ready = self.rng.random() >= self.backpressure
+            self.ready.value = int(ready)
+            await ReadOnly()
+            if ready and self.valid.value:
+                self.on_beat(self.payload.value.to_signed())
+
+
+class Scoreboard:
+    """Checks output beats in order against the expected ones; keeps every mismatch."""
+
+    def __init__(self, log):
+        self.log = log
+        self.expected = deque()  # (index, acc, bias, value)
+        self.checked = 0
+        self.cycles = []  # cycle of each checked beat
+        self.errors = []
+
+    def expect(self, index, acc, bias, value):
+        self.expected.append((index, acc, bias, value))
+
+    def check(self, observed):
+        now = f"at {get_sim_time('ns'):g} ns (cycle {cycle()})"
+        if not self.expected:
+            self.errors.append(f"unexpected output {observed} {now}")
+        else:
+            index, acc, bias, value = self.expected.popleft()
+            if observed != value:
+                self.errors.append(f"output {index}: acc={acc} bias={bias}: expected {value}, "
+                                   f"observed {observed} {now}")
+            self.checked += 1
+            self.cycles.append(cycle())
+        if self.errors and len(self.errors) <= 10:
+            self.log.error("%s", self.errors[-1])
+
+
+def layer_formats(obj):
+    """A ``LayerFormats`` from its ``to_json`` form (the derived fields are recomputed)."""
+    return LayerFormats(*(Fixed.from_json(obj[k], k) for k in ("act", "weight", "bias", "out")),
+                        obj["max_terms"])
+
+
+class TB:
+    """Clock, reset, source, sink and scoreboard around one ``Writeback`` instance."""
+
+    def __init__(self, dut, idle=0.3, backpressure=0.3):
+        cfg = tb_config()
+        self.dut, self.log = dut, dut._log
+        self.fmts, self.relu = layer_formats(cfg["formats"]), cfg["relu"]
+        self.latency, self.n_random = cfg["latency"], cfg.get("random", 500)
+        self.rng = random.Random(cocotb.RANDOM_SEED)
+        f = self.fmts
+        self.log.info("act %s weight %s bias %s out %s: %d-bit accumulator, shift %d, relu %s; "
+                      "test seed %d", f.act, f.weight, f.bias, f.out, f.acc_bits, f.out_shift,
+                      self.relu, cocotb.RANDOM_SEED)
+        self.scoreboard = Scoreboard(self.log)
+        self.source = StreamSource(dut.clk, dut.i__valid, dut.i__ready, dut.i__payload,
+                                   self.rng, idle)
+        self.sink = StreamSink(dut.clk, dut.o__valid, dut.o__ready, dut.o__payload, self.rng,
+                               self.scoreboard.check, backpressure)
+        self.sent = 0
+        Clock(dut.clk, PERIOD_NS, unit="ns").start()
+
+    @property
+    def acc_range(self):
+        n = self.fmts.acc_bits
+        return -(1 << (n - 1)), (1 << (n - 1)) - 1
+
+    async def reset(self):
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, 3)
+        self.dut.rst.value = 0
+        await RisingEdge(self.dut.clk)
+        self.source.start()
+        self.sink.start()
+
+    def send(self, pairs):
+        """Queue ``(acc, bias)`` pairs and their golden outputs."""
+        acc, bias = (np.array(v, dtype=np.int64) for v in zip(*pairs))
+        expected = writeback(acc, bias, self.fmts, self.relu)
+        a_bits, b_bits = self.fmts.acc_bits, self.fmts.bias.bits
+        a_mask, b_mask = (1 << a_bits) - 1, (1 << b_bits) - 1
+        for a, b, e in zip(acc.tolist(), bias.tolist(), expected.tolist()):
+            self.scoreboard.expect(self.sent, a, b, e)
+            self.source.send(((b & b_mask) << a_bits) | (a & a_mask))
+            self.sent += 1
+
+    async def drain(self):
+        """Wait (boundedly) until every queued beat has come out; True if they all did."""
+        for _ in range(50 * len(self.scoreboard.expected) + 100):
+            if not self.scoreboard.expected:
+                return True
+            await RisingEdge(self.dut.clk)
+        return False
+
+    async def finish(self, name):
+        """Drain, record the report, and fail on a mismatch, a missing or an extra beat."""
+        await self.drain()
+        await ClockCycles(self.dut.clk, 2 * self.latency + 2)  # an extra beat would show up
+        sb = self.scoreboard
+        tb_report(name, checked=sb.checked, sent=self.sent, mismatches=len(sb.errors))
+        assert not sb.expected, f"{len(sb.expected)} of {self.sent} output(s) never came out"
+        assert not sb.errors, f"{len(sb.errors)} mismatch(es); first: {sb.errors[0]}"
+        assert sb.checked == self.sent > 0
+
+    def corners(self):
+        """Rounding ties and their neighbours, saturation edges, extreme accumulators and biases."""
+        f, s = self.fmts, self.fmts.out_shift
+        lo, hi = self.acc_range
+        sums = []
+        for t in (0, 1, -1, 2, -2, f.out.max, f.out.max + 1, f.out.min, f.out.min - 1):
+            if s > 0:  # the tie (t - 1/2) LSB rounds up to t
+                tie = (t << s) - (1 << (s - 1))
+                sums += [tie - 1, tie, tie + 1, (t << s) + (1 << (s - 1)) - 1]
+            else:  # exact: no rounding, only the saturation edges
+                v = t >> -s
+                sums += [v - 1, v, v + 1]
+        biases = [0, f.bias.max, f.bias.min, 1, -1]
+        pairs = [(v - (b << f.bias_shift), b) for v in sums for b in biases]
+        pairs += [(a, b) for a in (lo, hi, 0, -1) for b in biases]
+        return list(dict.fromkeys((a, b) for a, b in pairs if lo <= a <= hi))
+
+    def randoms(self, n):
+        """Uniform accumulators, and sums spread a little past the output range."""
+        f, s, r = self.fmts, self.fmts.out_shift, self.rng
+        lo, hi = self.acc_range
+        pairs = []
+        for _ in range(n):
+            b = r.randint(f.bias.min, f.bias.max)
+            if r.random() < 0.25:
+                a = r.randint(lo, hi)
+            else:
+                t = r.randint(f.out.min - 4, f.out.max + 4)
+                if s > 0:
+                    v = (t << s) + r.randint(-(1 << s), 1 << s)
+                else:
+                    v = (t >> -s) + r.randint(-1, 1)
+                a = min(hi, max(lo, v - (b << f.bias_shift)))
+            pairs.append((a, b))
+        return pairs
+
+
+@cocotb.test()
+async def test_corners(dut):
+    """Rounding and saturation corners, with idle cycles and back-pressure."""
+    tb = TB(dut)
+    await tb.reset()
+    tb.send(tb.corners())
+    await tb.finish("test_corners")
+
+
+@cocotb.test()
+async def test_random(dut):
+    """Random accumulators and biases, with varying idle and back-pressure rates."""
+    tb = TB(dut, idle=0.0, backpressure=0.0)
+    await tb.reset()
+    n = tb.n_random
+    for part, (idle, bp) in enumerate([(0.5, 0.1), (0.1, 0.5), (0.3, 0.3)]):
+        tb.source.idle, tb.sink.backpressure = idle, bp
+        tb.send(tb.randoms(n // 3 + (part < n % 3)))
+        if not await tb.drain():
+            break
+    await tb.finish("test_random")
+
+
+@cocotb.test()
+async def test_throughput(dut):
+    """No idle, no back-pressure: a beat per cycle, each out exactly ``latency`` cycles after in."""
+    tb = TB(dut, idle=0.0, backpressure=0.0)
+    await tb.reset()
+    tb.send(tb.randoms(32))
+    await tb.finish("test_throughput")
+    sent, got = tb.source.sent, tb.scoreboard.cycles
+    assert sent == list(range(sent[0], sent[0] + len(sent))), f"input stalled: cycles {sent}"
+    assert [g - s for s, g in zip(sent, got)] == [tb.latency] * len(sent), \
+        f"latency: in at cycles {sent}, out at {got}; expected {tb.latency} cycles"
