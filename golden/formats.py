@@ -90,7 +90,7 @@ class Fixed:
         if not np.all(np.isfinite(x)):
             raise PermdealError(f"cannot quantize to {self}: {np.count_nonzero(~np.isfinite(x))} "
                                 "value(s) are NaN or infinite")
-        scaled = np.floor(x * 2.0 ** self.frac + 0.5)
+        scaled = _round_half_up(x * 2.0 ** self.frac)
         over = (scaled > self.max) | (scaled < self.min)
         codes = np.clip(scaled, self.min, self.max).astype(np.int64)
         return codes, int(np.count_nonzero(over))
@@ -115,11 +115,21 @@ class Fixed:
         frac = min(64, bits - 1 - math.ceil(math.log2(peak)) + 1)
         while frac > -64:
             fmt = cls(bits, frac)
-            if (math.floor(hi * 2.0 ** frac + 0.5) <= fmt.max
-                    and math.floor(lo * 2.0 ** frac + 0.5) >= fmt.min):
+            ends = _round_half_up(np.array([lo, hi]) * 2.0 ** frac)
+            if ends[1] <= fmt.max and ends[0] >= fmt.min:
                 return fmt
             frac -= 1
         raise PermdealError(f"values up to {peak:g} do not fit any {bits}-bit format")
+
+
+def _round_half_up(x):
+    """Round floats to the nearest integer, ties up, exactly.
+
+    ``floor(x + 0.5)`` is not exact: for ``x = 0.5 - 2**-54`` the addition itself rounds up to 1.
+    The fractional part ``x - floor(x)`` of a float is exact, so compare it instead.
+    """
+    fl = np.floor(x)
+    return fl + (x - fl >= 0.5)
 
 
 def signed_bits(lo, hi):

@@ -12,8 +12,6 @@ The hardware takes the column view: in input column ``c`` of a block the one non
 convention; everything else derives from them.
 """
 
-import math
-
 import numpy as np
 
 from permdeal.errors import PermdealError
@@ -31,7 +29,7 @@ def diag_row(c, k, p):
 
 def index_bits(p):
     """Bits of one permutation value: ``ceil(log2 p)`` (0 for ``p = 1``, which is dense)."""
-    return math.ceil(math.log2(p)) if p > 1 else 0
+    return (int(p) - 1).bit_length()
 
 
 def _check_p(p):
