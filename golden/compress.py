@@ -104,7 +104,7 @@ def compress_permdiag(layers, p, spec=QuantSpec(), calibration=None, relu_last=F
         bfmt, bq, b_sat = _fit_or_fixed(spec.bias, l.bias, f"layer {l.name} biases",
                                         spec.allow_saturation, max_frac=acc_frac)
         try:
-            fmts = LayerFormats(act_fmts[i], wfmt, bfmt, act_fmts[i + 1], mat.max_terms)
+            fmts = LayerFormats(act_fmts[i], wfmt, bfmt, act_fmts[i + 1], max(1, mat.max_terms))
         except PermdealError as e:
             raise PermdealError(f"layer {l.name}: {e}") from None
         out.append(QuantLayer(l.name, mat.with_q(wq), bq, fmts, relu,

@@ -113,7 +113,7 @@ class Fixed:
         if peak == 0.0:
             return cls(bits, bits - 1)
         frac = min(64, bits - 1 - math.ceil(math.log2(peak)) + 1)
-        while frac > -64:
+        while frac >= -64:
             fmt = cls(bits, frac)
             ends = _round_half_up(np.array([lo, hi]) * 2.0 ** frac)
             if ends[1] <= fmt.max and ends[0] >= fmt.min:
@@ -164,6 +164,8 @@ class LayerFormats:
     max_terms: int
 
     def __post_init__(self):
+        if isinstance(self.max_terms, bool) or not isinstance(self.max_terms, int) or self.max_terms < 1:
+            raise PermdealError(f"max_terms must be an integer >= 1, not {self.max_terms!r}")
         if self.bias.frac > self.acc_frac:
             raise PermdealError(
                 f"bias format {self.bias} has more fraction bits than the accumulator "
@@ -201,9 +203,8 @@ class LayerFormats:
         """
         prod_max = self.act.min * self.weight.min
         prod_min = min(self.act.min * self.weight.max, self.act.max * self.weight.min)
-        n = max(1, self.max_terms)
-        lo = n * prod_min + (self.bias.min << self.bias_shift)
-        hi = n * prod_max + (self.bias.max << self.bias_shift)
+        lo = self.max_terms * prod_min + (self.bias.min << self.bias_shift)
+        hi = self.max_terms * prod_max + (self.bias.max << self.bias_shift)
         return signed_bits(lo, hi)
 
     def to_json(self):

@@ -1,0 +1,240 @@
+"""The engine's cycle model (DESIGN.md 4.2 and the contract in golden/cycles.py's docstring)."""
+
+import math
+import random
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from permdeal.errors import PermdealError
+from permdeal.golden.compress import QuantSpec, compress_permdiag
+from permdeal.golden.cycles import EngineConfig, layer_cycles, model_cycles
+from permdeal.golden.formats import Fixed
+from permdeal.golden.model import FloatLayer
+
+
+def ref_slots(block_rows, total_lanes):
+    b = 0
+    while b * total_lanes < block_rows:
+        b += 1
+    return b
+
+
+def ref_layer(x, block_rows, p, n_pe, lanes, sw, start, pipe, wbl):
+    """The documented model, by hand: returns a dict of every field and derived figure."""
+    nl = n_pe * lanes
+    b = ref_slots(block_rows, nl)
+    issue, nnz = 0, 0
+    for w0 in range(0, len(x), sw):
+        nnz_w = sum(1 for v in x[w0:w0 + sw] if v != 0)
+        nnz += nnz_w
+        issue += max(1, b * nnz_w)
+    wb = b * p + wbl
+    total = start + issue + pipe + wb
+    return dict(nnz=nnz, slots=b, start=start, issue=issue, pipeline=pipe, writeback=wb,
+                total=total, ideal=nnz * b,
+                utilization=Fraction(nnz * block_rows, nl * total))
+
+
+def check(lc, want, msg):
+    for f in ("nnz", "slots", "start", "issue", "pipeline", "writeback", "total", "ideal"):
+        assert getattr(lc, f) == want[f], f"{msg}: {f} = {getattr(lc, f)}, want {want[f]}"
+    assert math.isclose(lc.utilization, float(want["utilization"]), rel_tol=1e-12), msg
+
+
+def random_cfg(rng):
+    return dict(n_pe=rng.randint(1, 6), lanes=rng.randint(1, 4), sw=rng.choice([1, 2, 3, 4, 5, 8, 16]),
+                start=rng.randint(0, 3), pipe=rng.randint(0, 6), wbl=rng.randint(0, 4))
+
+
+def engine(c):
+    return EngineConfig(c["n_pe"], c["lanes"], scan_width=c["sw"], start_cycles=c["start"],
+                        pipeline_cycles=c["pipe"], writeback_latency=c["wbl"])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_layer_cycles_random(seed):
+    rng = random.Random(seed)
+    c = random_cfg(rng)
+    n = rng.randint(1, 70)
+    density = rng.choice([0.0, 0.05, 0.3, 0.7, 1.0])
+    x = [rng.randint(-100, 100) or 1 if rng.random() < density else 0 for _ in range(n)]
+    block_rows, p = rng.randint(1, 40), rng.randint(1, 9)
+    lc = layer_cycles(np.array(x), block_rows, p, engine(c))
+    check(lc, ref_layer(x, block_rows, p, **c), f"seed {seed}: {c}, n={n}, M'={block_rows}, p={p}")
+
+
+@pytest.mark.parametrize("n, sw", [(1, 8), (8, 8), (9, 8), (17, 8), (5, 1), (7, 3), (64, 16)])
+def test_all_zero_input_costs_one_cycle_per_window(n, sw):
+    cfg = EngineConfig(2, 2, scan_width=sw, start_cycles=1, pipeline_cycles=4, writeback_latency=3)
+    lc = layer_cycles(np.zeros(n, np.int64), 5, 3, cfg)
+    windows = -(-n // sw)
+    # B = ceil(5 / 4) = 2; write-back 2*3 + 3
+    assert (lc.nnz, lc.slots, lc.issue, lc.writeback) == (0, 2, windows, 9)
+    assert lc.total == 1 + windows + 4 + 9
+    assert lc.ideal == 0 and lc.utilization == 0.0
+
+
+@pytest.mark.parametrize("n, sw, block_rows, nl", [(16, 8, 7, 4), (10, 4, 8, 8), (3, 8, 33, 8),
+                                                    (12, 5, 1, 6)])
+def test_dense_input(n, sw, block_rows, nl):
+    cfg = EngineConfig(nl, 1, scan_width=sw, start_cycles=2, pipeline_cycles=5, writeback_latency=1)
+    lc = layer_cycles(np.arange(1, n + 1), block_rows, 4, cfg)
+    b = -(-block_rows // nl)
+    assert lc.issue == n * b == lc.ideal
+    assert lc.total == 2 + n * b + 5 + b * 4 + 1
+
+
+def test_hand_worked_example():
+    # 2 PEs x 2 lanes, M' = 10 -> B = 3; scan width 4 over 11 inputs: windows
+    # [0 3 0 0] -> 1 nz -> 3;  [0 0 0 0] -> 1;  [5 -1 0] -> 2 nz -> 6.  issue = 10
+    cfg = EngineConfig(2, 2, scan_width=4, start_cycles=1, pipeline_cycles=4, writeback_latency=3)
+    x = np.array([0, 3, 0, 0, 0, 0, 0, 0, 5, -1, 0])
+    lc = layer_cycles(x, 10, 5, cfg)
+    assert (lc.nnz, lc.slots, lc.issue, lc.pipeline, lc.writeback) == (3, 3, 10, 4, 3 * 5 + 3)
+    assert lc.total == 1 + 10 + 4 + 18 == 33
+    assert lc.ideal == 9
+    assert lc.utilization == pytest.approx(3 * 10 / (4 * 33))
+
+
+def test_float_activations_only_zero_matters():
+    cfg = EngineConfig(1, 1, scan_width=2, start_cycles=0, pipeline_cycles=0, writeback_latency=0)
+    lc = layer_cycles(np.array([0.0, 1e-300, -0.0, 2.5]), 1, 1, cfg)
+    assert (lc.nnz, lc.issue) == (2, 2)
+
+
+@pytest.mark.parametrize("x", [np.zeros((2, 3)), np.array([]), np.float64(1.0)])
+def test_layer_cycles_refuses_bad_vector(x):
+    with pytest.raises(PermdealError) as e:
+        layer_cycles(x, 2, 2, EngineConfig(1, 1))
+    assert "activation vector" in str(e.value)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_utilization_in_unit_interval(seed):
+    rng = random.Random(seed)
+    c = random_cfg(rng)
+    cfg = engine(c)
+    for _ in range(20):
+        n = rng.randint(1, 50)
+        x = np.array([rng.choice([0, 0, 1, -3]) for _ in range(n)])
+        x[rng.randrange(n)] = 7  # at least one non-zero
+        lc = layer_cycles(x, rng.randint(1, 30), rng.randint(1, 8), cfg)
+        assert 0 < lc.utilization <= 1, f"seed {seed}: {lc}"
+    # M' a multiple of NL and no fixed latencies: only the write-back drain is lost
+    full = EngineConfig(2, 2, scan_width=64, start_cycles=0, pipeline_cycles=0, writeback_latency=0)
+    lc = layer_cycles(np.ones(8), 8, 1, full)
+    # useful 8*8 = 64; total = issue 8*2 + writeback 2*1 = 18; lanes 4 -> 64/72
+    assert lc.utilization == pytest.approx(64 / 72)
+
+
+# -- EngineConfig ----------------------------------------------------------------------------------
+
+def test_engine_defaults_and_json():
+    cfg = EngineConfig(3, 2)
+    assert cfg.total_lanes == 6
+    assert cfg.to_json() == {"n_pe": 3, "lanes": 2, "scan_width": 8, "start_cycles": 1,
+                             "pipeline_cycles": 4, "writeback_latency": 3}
+    assert EngineConfig(**cfg.to_json()) == cfg
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    (dict(n_pe=0, lanes=1), "PE count"), (dict(n_pe=-2, lanes=1), "PE count"),
+    (dict(n_pe=1.0, lanes=1), "PE count"), (dict(n_pe="4", lanes=1), "PE count"),
+    (dict(n_pe=True, lanes=1), "PE count"), (dict(n_pe=None, lanes=1), "PE count"),
+    (dict(n_pe=1, lanes=0), "lanes per PE"), (dict(n_pe=1, lanes=2.5), "lanes per PE"),
+    (dict(n_pe=1, lanes=1, scan_width=0), "scan width"),
+    (dict(n_pe=1, lanes=1, scan_width=False), "scan width"),
+    (dict(n_pe=1, lanes=1, start_cycles=-1), "start_cycles"),
+    (dict(n_pe=1, lanes=1, pipeline_cycles=-1), "pipeline_cycles"),
+    (dict(n_pe=1, lanes=1, pipeline_cycles=1.5), "pipeline_cycles"),
+    (dict(n_pe=1, lanes=1, writeback_latency=-3), "writeback_latency"),
+    (dict(n_pe=1, lanes=1, writeback_latency="3"), "writeback_latency"),
+])
+def test_engine_config_validation(kwargs, word):
+    with pytest.raises(PermdealError) as e:
+        EngineConfig(**kwargs)
+    assert word in str(e.value)
+
+
+def test_engine_zero_latencies_accepted():
+    cfg = EngineConfig(np.int64(2), 1, scan_width=1, start_cycles=0, pipeline_cycles=0,
+                       writeback_latency=0)
+    assert cfg.total_lanes == 2
+
+
+@pytest.mark.parametrize("n_pe, lanes", [(1, 1), (1, 8), (4, 1), (3, 5), (32, 8)])
+def test_slots(n_pe, lanes):
+    cfg = EngineConfig(n_pe, lanes)
+    for mb in range(1, 600):
+        assert cfg.slots(mb) == ref_slots(mb, n_pe * lanes), f"M'={mb}"
+
+
+@pytest.mark.parametrize("n_pe, lanes", [(1, 1), (1, 3), (2, 1), (2, 3), (4, 2)])
+def test_lane_of(n_pe, lanes):
+    """Block-row I = t*NL + g goes to slot t of lane g = pe*lanes + lane: filled round-robin."""
+    cfg = EngineConfig(n_pe, lanes)
+    block_rows = 3 * n_pe * lanes + 2
+    want, I = {}, 0
+    for t in range(ref_slots(block_rows, n_pe * lanes)):
+        for pe in range(n_pe):
+            for lane in range(lanes):
+                if I < block_rows:
+                    want[I] = (pe, lane, t)
+                I += 1
+    got = {I: tuple(cfg.lane_of(I)) for I in range(block_rows)}
+    assert got == want
+    # every (pe, lane) gets B or B-1 block-rows: balanced
+    counts = {}
+    for pe, lane, _ in got.values():
+        counts[pe, lane] = counts.get((pe, lane), 0) + 1
+    assert max(counts.values()) == ref_slots(block_rows, n_pe * lanes)
+
+
+# -- a whole inference -----------------------------------------------------------------------------
+
+def ref_forward_layer(layer, x):
+    """y = writeback(W x) on Python ints: W from k/q by the DESIGN.md 4.1 formula."""
+    mat, f = layer.matrix, layer.fmts
+    m, n = mat.shape
+    p = mat.p
+    acc_frac = f.act.frac + f.weight.frac
+    y = []
+    for i in range(m):
+        I, r = divmod(i, p)
+        acc = 0
+        for j in range(n):
+            J, c = divmod(j, p)
+            if c == (r + int(mat.k[I, J])) % p:
+                acc += int(mat.q[I, J, r]) * int(x[j])
+        v = acc + int(layer.bias[i]) * 2 ** (acc_frac - f.bias.frac)
+        s = acc_frac - f.out.frac
+        v = math.floor(Fraction(v, 2 ** s) + Fraction(1, 2)) if s > 0 else v * 2 ** (-s)
+        v = min(max(v, f.out.min), f.out.max)
+        y.append(max(v, 0) if layer.relu else v)
+    return y
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_model_cycles(seed):
+    rng = np.random.default_rng(seed)
+    sizes = [int(s) for s in rng.integers(3, 20, size=4)]
+    layers = [FloatLayer(f"fc{i}", rng.normal(0, 0.5, (sizes[i + 1], sizes[i])),
+                         rng.normal(0, 0.2, sizes[i + 1])) for i in range(3)]
+    ps = [int(rng.integers(1, 6)) for _ in range(3)]
+    model = compress_permdiag(layers, ps, QuantSpec(act=Fixed(12, 6)))
+    cfg = EngineConfig(int(rng.integers(1, 4)), int(rng.integers(1, 3)), scan_width=4)
+    x = [int(v) if rng.random() < 0.6 else 0 for v in rng.integers(-200, 200, size=sizes[0])]
+    ic = model_cycles(model, np.array(x), cfg)
+    acts = [x]
+    for layer in model.layers:
+        acts.append(ref_forward_layer(layer, acts[-1]))
+    assert ic.load == sizes[0] and ic.unload == sizes[-1], f"seed {seed}"
+    assert len(ic.layers) == 3
+    for i, (a, layer, lc) in enumerate(zip(acts, model.layers, ic.layers)):
+        mb = -(-layer.shape[0] // ps[i])
+        want = ref_layer(a, mb, ps[i], cfg.n_pe, cfg.lanes, 4, 1, 4, 3)
+        check(lc, want, f"seed {seed}: layer {i}")
+    assert ic.compute == sum(lc.total for lc in ic.layers)
+    assert ic.total == sizes[0] + ic.compute + sizes[-1]
