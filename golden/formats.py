@@ -207,6 +207,15 @@ class LayerFormats:
         hi = self.max_terms * prod_max + (self.bias.max << self.bias_shift)
         return signed_bits(lo, hi)
 
+    @classmethod
+    def from_json(cls, obj, what="formats"):
+        """Inverse of :meth:`to_json` (the derived fields are recomputed, not read)."""
+        try:
+            return cls(*(Fixed.from_json(obj[k], f"{what} {k} format")
+                         for k in ("act", "weight", "bias", "out")), obj["max_terms"])
+        except (KeyError, TypeError) as e:
+            raise PermdealError(f"{what}: missing or malformed field {e}") from None
+
     def to_json(self):
         return {"act": self.act.to_json(), "weight": self.weight.to_json(),
                 "bias": self.bias.to_json(), "out": self.out.to_json(),

@@ -22,7 +22,7 @@ import numpy as np
 from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
 
-from .formats import Fixed, LayerFormats, writeback
+from .formats import LayerFormats, writeback
 from .permdiag import PermDiag
 
 MODEL_KIND = "permdeal-model"
@@ -270,9 +270,7 @@ def layer_from_json(d, k, q, bias, what):
     """Rebuild a :class:`QuantLayer` from its :func:`layer_to_json` description and arrays."""
     what = f"{what} ({d.get('name', '?') if isinstance(d, dict) else '?'})"
     try:
-        f = d["formats"]
-        fmts = LayerFormats(*(Fixed.from_json(f[x], f"{what} {x} format")
-                              for x in ("act", "weight", "bias", "out")), f["max_terms"])
+        fmts = LayerFormats.from_json(d["formats"], what)
         mat = PermDiag((d["out"], d["in"]), d["p"], k, q)
         return QuantLayer(d["name"], mat, bias, fmts, bool(d["relu"]), d.get("saturated", {}))
     except PermdealError as e:

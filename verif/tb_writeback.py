@@ -19,7 +19,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
-from permdeal.golden.formats import Fixed, LayerFormats, writeback
+from permdeal.golden.formats import LayerFormats, writeback
 from permdeal.verif.runner import tb_config, tb_report
 
 PERIOD_NS = 10
@@ -111,19 +111,13 @@ class Scoreboard:
             self.log.error("%s", self.errors[-1])
 
 
-def layer_formats(obj):
-    """A ``LayerFormats`` from its ``to_json`` form (the derived fields are recomputed)."""
-    return LayerFormats(*(Fixed.from_json(obj[k], k) for k in ("act", "weight", "bias", "out")),
-                        obj["max_terms"])
-
-
 class TB:
     """Clock, reset, source, sink and scoreboard around one ``Writeback`` instance."""
 
     def __init__(self, dut, idle=0.3, backpressure=0.3):
         cfg = tb_config()
         self.dut, self.log = dut, dut._log
-        self.fmts, self.relu = layer_formats(cfg["formats"]), cfg["relu"]
+        self.fmts, self.relu = LayerFormats.from_json(cfg["formats"]), cfg["relu"]
         self.latency, self.n_random = cfg["latency"], cfg.get("random", 500)
         self.rng = random.Random(cocotb.RANDOM_SEED)
         f = self.fmts
