@@ -13,8 +13,12 @@ convention; everything else derives from them.
 """
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from permdeal.errors import PermdealError
+
+#: Elements of the temporaries the vectorized loops work on at once (about 1-2 MB).
+_CHUNK = 1 << 18
 
 
 def diag_col(r, k, p):
@@ -80,7 +84,10 @@ class PermDiag:
             raise PermdealError("q holds NaN or infinite weights")
         self.k = k.astype(np.int64)
         self.q = q
-        if np.any(q[~self.stored_mask]):
+        # Padding lies only in the last block-row and the last block-column.
+        pad_rows = q[-1, :, m - (mb - 1) * p:]
+        last_cols = diag_col(np.arange(p), self.k[:, -1:], p) >= n - (nb - 1) * p  # (M', p)
+        if np.any(pad_rows) or np.any(q[:, -1, :][last_cols]):
             raise PermdealError("q has non-zero weights in the zero padding beyond the matrix")
 
     # -- shape ---------------------------------------------------------------------------------
@@ -164,15 +171,22 @@ class PermDiag:
         mb, nb = -(-m // p), -(-n // p)
         if (mb * p, nb * p) != (m, n):
             W = np.pad(W, ((0, mb * p - m), (0, nb * p - n)))
-        rows = W.reshape(mb, p, nb, p)  # [I, r, J, c], a view
-        # Row r of every block, shifted left by r, puts W[r, (r + k) mod p] at position k.
-        energy = np.zeros((mb, nb, p), dtype=W.dtype)
-        for r in range(p):
-            energy += np.roll(np.square(rows[:, r]), -r, axis=-1)
-        k = np.argmax(energy, axis=-1)
-        q = np.empty((mb, nb, p), dtype=W.dtype)
-        for r in range(p):
-            q[..., r] = np.take_along_axis(rows[:, r], diag_col(r, k, p)[..., None], axis=-1)[..., 0]
+        if p == 1:  # 1 x 1 blocks: the only diagonal is k = 0
+            return cls((m, n), 1, np.zeros((m, n), np.int64), W[..., None].copy())
+        rows4 = W.reshape(mb, p, nb, p)  # [I, r, J, c], a view
+        k = np.empty((mb, nb), np.int64)
+        q = np.empty((mb, nb, p), W.dtype)
+        step = max(1, _CHUNK // (nb * p * p))  # block-rows per chunk: temporaries stay in cache
+        for i in range(0, mb, step):
+            rows = rows4[i:i + step]
+            # Row r of every block, shifted left by r, puts W[r, (r + k) mod p] at position k.
+            energy = np.zeros(rows.shape[:1] + (nb, p), dtype=W.dtype)
+            for r in range(p):
+                energy += np.roll(np.square(rows[:, r]), -r, axis=-1)
+            kc = k[i:i + step] = np.argmax(energy, axis=-1)
+            for r in range(p):
+                q[i:i + step, :, r] = np.take_along_axis(
+                    rows[:, r], diag_col(r, kc, p)[..., None], axis=-1)[..., 0]
         return cls((m, n), p, k, q)
 
     def to_dense(self):
@@ -199,10 +213,15 @@ class PermDiag:
 
     # -- arithmetic ----------------------------------------------------------------------------
 
-    def _gather(self, x, dtype):
-        """Input values met by every stored weight: shape ``(..., M', N', p)``."""
+    def _product(self, x, dtype):
+        """``W @ x`` for ``x`` of shape ``(..., n)``, computed in ``dtype``.
+
+        Each input block is doubled (``[x_J, x_J]``) so that the inputs met by block ``(I, J)``,
+        ``x_J[(r + k) mod p]`` for ``r = 0..p-1``, are the window starting at ``k``; block-rows go
+        in chunks so that the gathered windows stay in cache.
+        """
         x = np.asarray(x)
-        n = self._shape[1]
+        m, n = self._shape
         if x.shape[-1:] != (n,):
             raise PermdealError(f"input has {x.shape[-1] if x.ndim else 0} values, the matrix takes {n}")
         mb, nb = self.blocks
@@ -211,16 +230,19 @@ class PermDiag:
         if nb * p != n:
             x = np.concatenate([x, np.zeros(x.shape[:-1] + (nb * p - n,), dtype)], axis=-1)
         xr = x.reshape(x.shape[:-1] + (nb, p))
-        return xr[..., np.arange(nb)[:, None], self.cols]
-
-    def _reduce(self, xg, q):
-        y = np.einsum("...ijr,ijr->...ir", xg, q)
-        return y.reshape(y.shape[:-2] + (-1,))[..., :self._shape[0]]
+        windows = sliding_window_view(np.concatenate([xr, xr], axis=-1), p, axis=-1)
+        q = self.q.astype(dtype, copy=False)
+        y = np.empty(x.shape[:-1] + (mb, p), dtype)
+        cols = np.arange(nb)
+        step = max(1, _CHUNK // (max(1, x[..., 0].size) * nb * p))
+        for i in range(0, mb, step):
+            met = windows[..., cols, self.k[i:i + step], :]  # (..., chunk, N', p)
+            y[..., i:i + step, :] = np.einsum("...ijr,ijr->...ir", met, q[i:i + step])
+        return y.reshape(y.shape[:-2] + (-1,))[..., :m]
 
     def matvec(self, x):
         """Float ``W @ x`` for ``x`` of shape ``(n,)`` or ``(batch, n)``."""
-        xg = self._gather(x, np.float64)
-        return self._reduce(xg, self.q.astype(np.float64, copy=False))
+        return self._product(x, np.float64)
 
     def int_matvec(self, x):
         """Exact integer ``W @ x`` of integer codes (``int64``), without write-back.
@@ -234,5 +256,4 @@ class PermDiag:
         x = np.asarray(x)
         if not np.issubdtype(x.dtype, np.integer):
             raise PermdealError(f"int_matvec needs integer activation codes, not {x.dtype}")
-        xg = self._gather(x, np.int64)
-        return self._reduce(xg, self.q.astype(np.int64, copy=False))
+        return self._product(x, np.int64)
