@@ -227,7 +227,10 @@ def cmd_demo(args):
 
 def cmd_bench(args):
     from permdeal.golden import bench
-    results = bench.golden_bench(m=args.m, n=args.n, p=args.p, repeat=args.repeat, seed=args.seed)
+    ps = args.p if isinstance(args.p, list) else [args.p]
+    if any(p < 1 for p in ps):
+        raise PermdealError(f"block sizes must be >= 1, not {args.p}")
+    results = bench.golden_bench(m=args.m, n=args.n, ps=ps, repeat=args.repeat, seed=args.seed)
     print(report.bench_table(results))
     if args.json:
         atomic.write_text(args.json, json.dumps(results, indent=2) + "\n")
@@ -324,7 +327,8 @@ def build_parser():
     p = sub.add_parser("bench", help="golden-model benchmark: projection and matvec timings")
     p.add_argument("--m", type=_positive, default=4096, help="outputs (default 4096, EIE Alex-6)")
     p.add_argument("--n", type=_positive, default=9216, help="inputs (default 9216, EIE Alex-6)")
-    p.add_argument("--p", type=_positive, default=8, help="block size (default 8)")
+    p.add_argument("--p", type=_int_list, default=[1, 2, 4, 8, 16],
+                   help="block sizes (default 1,2,4,8,16)")
     p.add_argument("--repeat", type=_positive, default=3, help="timed repetitions (best is kept)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")

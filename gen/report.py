@@ -47,6 +47,11 @@ def cycles_table(model, cfg, runs):
 
 
 def bench_table(results):
-    rows = [[k, f"{v['seconds'] * 1e3:.1f} ms", v.get("note", "")] for k, v in results["timings"].items()]
-    head = results["title"]
-    return "\n".join([head, table(["step", "best time", "note"], rows, "lrl")])
+    layer = results["layer"]
+    ms = lambda v: f"{1e3 * v:.0f} ms"
+    head = (f"golden model on a {layer['n']} in x {layer['m']} out {layer['dtype']} layer, "
+            f"input density {100 * layer['input_density']:.1f}%, best of {results['repeat']}")
+    rows = [[r["p"], r["stored_weights"], ms(r["project_s"]), ms(r["matvec_s"]),
+             ms(r["int_matvec_s"]), ms(r["project_and_matvec_s"])] for r in results["rows"]]
+    return "\n".join([head, table(["p", "stored weights", "project", "float matvec",
+                                   "int matvec", "project + matvec"], rows, "rrrrrr")])

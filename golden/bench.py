@@ -21,27 +21,26 @@ def _best(fn, repeat):
     return best, out
 
 
-def golden_bench(m=4096, n=9216, p=8, repeat=3, seed=0, density=0.351):
-    """Time the golden model's steps on a random ``m x n`` float32 layer; best of ``repeat``."""
+def golden_bench(m=4096, n=9216, ps=(8,), repeat=3, seed=0, density=0.351):
+    """Time the golden model's steps on a random ``m x n`` float32 layer for every block size in
+    ``ps``; each figure is the best of ``repeat`` runs, in seconds."""
     rng = np.random.default_rng(seed)
     W = rng.standard_normal((m, n), dtype=np.float32) * 0.01
     x = rng.standard_normal(n) * (rng.random(n) < density)
-    t_proj, pd = _best(lambda: PermDiag.from_dense(W, p), repeat)
-    t_mv, _ = _best(lambda: pd.matvec(x), repeat)
-    wq, _ = pd.quantize(Fixed.fit(16, pd.q))
     xq, _ = Fixed(16, 8).quantize(x)
-    t_imv, _ = _best(lambda: wq.int_matvec(xq), repeat)
-    t_both, _ = _best(lambda: PermDiag.from_dense(W, p).matvec(x), repeat)
+    rows = []
+    for p in ps:
+        t_proj, pd = _best(lambda: PermDiag.from_dense(W, p), repeat)
+        t_mv, _ = _best(lambda: pd.matvec(x), repeat)
+        wq, _ = pd.quantize(Fixed.fit(16, pd.q))
+        t_imv, _ = _best(lambda: wq.int_matvec(xq), repeat)
+        t_both, _ = _best(lambda: PermDiag.from_dense(W, p).matvec(x), repeat)
+        rows.append({"p": p, "stored_weights": pd.n_weights, "project_s": t_proj,
+                     "matvec_s": t_mv, "int_matvec_s": t_imv, "project_and_matvec_s": t_both})
     return {
-        "title": f"golden model, {n} in x {m} out float32 layer, p={p} "
-                 f"({pd.n_weights} stored weights), best of {repeat}",
-        "layer": {"m": m, "n": n, "p": p, "stored_weights": pd.n_weights, "seed": seed},
+        "layer": {"m": m, "n": n, "dtype": "float32", "input_density": density, "seed": seed},
+        "repeat": repeat,
         "machine": {"python": platform.python_version(), "numpy": np.__version__,
                     "processor": platform.machine()},
-        "timings": {
-            "project (from_dense)": {"seconds": t_proj},
-            "float matvec": {"seconds": t_mv},
-            "int matvec (16-bit codes)": {"seconds": t_imv},
-            "project + matvec": {"seconds": t_both, "note": "the figure of record"},
-        },
+        "rows": rows,
     }

@@ -113,3 +113,15 @@ def test_console_script_prints_no_traceback(tmp_path):
                            "--p", "2", "-o", str(tmp_path / "o")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"permdeal compress: error: {tmp_path / 'x.npz'}: no such file"
+
+
+def test_bench_prints_and_writes_figures(tmp_path, capsys):
+    code, out, err = run(capsys, "bench", "--m", 48, "--n", 72, "--p", "3,8", "--repeat", 1,
+                         "--json", tmp_path / "b.json")
+    assert code == 0, err
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    # No padding: every one of the 48 rows keeps one weight per block-column.
+    assert [r["p"] for r in rows] == [3, 8]
+    assert [r["stored_weights"] for r in rows] == [48 * 72 // 3, 48 * 72 // 8]
+    assert all(r["project_and_matvec_s"] > 0 for r in rows)
+    assert "project + matvec" in out
