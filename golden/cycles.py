@@ -2,19 +2,24 @@
 
 Hardware: ``n_pe`` PEs of ``lanes`` multiplier lanes, ``NL = n_pe * lanes`` lanes in all. Block-row
 ``I`` of a layer goes to lane ``g = I mod NL`` as its slot ``t = I div NL``, so every lane holds
-``B = ceil(M' / NL)`` slots.
+``B = ceil(M' / NL)`` slots, and lane ``g`` writes the outputs of its block-rows into its own
+activation bank. The next layer's inputs therefore lie in banks by the *producing* layer's
+block-rows of ``p_prev`` words; the network's input is laid out the same way in blocks of
+``scan_width`` words.
 
 One layer, from the cycle its descriptor is loaded to the cycle its last output is written:
 
 1. ``start_cycles`` to load the layer descriptor.
-2. Issue: the non-zero detector examines the input activations ``scan_width`` at a time, in
-   windows ``w = 0, 1, ...`` of consecutive indices. Each non-zero of a window is broadcast to every
-   lane for ``B`` consecutive cycles (slot ``t = 0..B-1``); a window without non-zeros still costs
-   one cycle. Issue cycles ``= sum_w max(1, B * nnz_w)``.
+2. Issue: the non-zero detector reads one window per cycle: each producer block of ``p_prev``
+   input words (``ceil(n / p_prev)`` blocks, positions past ``n`` masked) is cut into
+   ``ceil(p_prev / scan_width)`` windows of up to ``scan_width`` words. Each non-zero of a window is
+   broadcast to every lane for ``B`` consecutive cycles (slot ``t = 0..B-1``); a window without
+   non-zeros still costs one cycle. Issue cycles ``= sum over windows of max(1, B * nnz_w)``.
 3. ``pipeline_cycles`` for the last product to reach its accumulator (weight read, index,
    multiply, accumulate).
 4. Write-back: every lane drains its ``B * p`` accumulators, one per cycle, all lanes in parallel,
-   through the write-back unit, whose result lands ``writeback_latency`` cycles later.
+   through the write-back unit into its bank, the last result landing ``writeback_latency``
+   cycles later.
 
 A whole inference adds loading the ``n`` input activations from the input stream and streaming
 the ``m`` outputs of the last layer, one word per cycle each with no idle or back-pressure.
@@ -108,18 +113,25 @@ class LayerCycles:
         return self.useful_lane_cycles / (self.total_lanes * self.total)
 
 
-def layer_cycles(x, block_rows, p, cfg):
+def layer_cycles(x, block_rows, p, cfg, in_block=None):
     """Cycles of one layer with ``block_rows`` (``M'``) and block size ``p`` on activations ``x``.
 
     ``x`` is the layer's input activation vector (any numeric codes; only zero/non-zero matters).
+    ``in_block`` is the block size of the layer that produced ``x`` (default ``scan_width``, the
+    layout of the network's input).
     """
     x = np.asarray(x)
     if x.ndim != 1 or x.size == 0:
         raise PermdealError(f"cycle model needs one non-empty activation vector, not shape {x.shape}")
+    in_block = cfg.scan_width if in_block is None else _positive_int(in_block, "producer block size")
     b = cfg.slots(block_rows)
-    nz = x != 0
-    pad = -x.size % cfg.scan_width
-    per_window = np.concatenate([nz, np.zeros(pad, bool)]).reshape(-1, cfg.scan_width).sum(axis=1)
+    d = cfg.scan_width
+    n_blocks, seg = -(-x.size // in_block), -(-in_block // d)
+    nz = np.zeros(n_blocks * in_block, bool)
+    nz[:x.size] = x != 0
+    windows = np.zeros((n_blocks, seg * d), bool)
+    windows[:, :in_block] = nz.reshape(n_blocks, in_block)
+    per_window = windows.reshape(n_blocks * seg, d).sum(axis=1)
     nnz = int(per_window.sum())
     issue = int(np.maximum(1, b * per_window).sum())
     return LayerCycles(nnz=nnz, slots=b, start=cfg.start_cycles, issue=issue,
@@ -149,6 +161,7 @@ def model_cycles(model, x_codes, cfg):
     acts = model.forward(np.asarray(x_codes), trace=True)
     if acts[0].ndim != 1:
         raise PermdealError("model_cycles takes one input vector; loop over a batch")
-    layers = tuple(layer_cycles(a, l.matrix.blocks[0], l.matrix.p, cfg)
-                   for a, l in zip(acts, model.layers))
+    producers = [None] + [l.matrix.p for l in model.layers[:-1]]
+    layers = tuple(layer_cycles(a, l.matrix.blocks[0], l.matrix.p, cfg, in_block)
+                   for a, l, in_block in zip(acts, model.layers, producers))
     return InferenceCycles(load=model.n_inputs, layers=layers, unload=model.layers[-1].shape[0])

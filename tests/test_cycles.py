@@ -21,15 +21,21 @@ def ref_slots(block_rows, total_lanes):
     return b
 
 
-def ref_layer(x, block_rows, p, n_pe, lanes, sw, start, pipe, wbl):
-    """The documented model, by hand: returns a dict of every field and derived figure."""
+def ref_layer(x, block_rows, p, n_pe, lanes, sw, start, pipe, wbl, in_block=None):
+    """The documented model, by hand: returns a dict of every field and derived figure.
+
+    Windows: every producer block of ``in_block`` words (default ``sw``) cut into pieces of
+    ``sw``; positions past the end of ``x`` count as zeros but their windows still cost a cycle.
+    """
     nl = n_pe * lanes
     b = ref_slots(block_rows, nl)
+    in_block = in_block or sw
     issue, nnz = 0, 0
-    for w0 in range(0, len(x), sw):
-        nnz_w = sum(1 for v in x[w0:w0 + sw] if v != 0)
-        nnz += nnz_w
-        issue += max(1, b * nnz_w)
+    for blk in range(0, len(x), in_block):
+        for w0 in range(blk, blk + in_block, sw):
+            nnz_w = sum(1 for v in x[w0:min(w0 + sw, blk + in_block)] if v != 0)
+            nnz += nnz_w
+            issue += max(1, b * nnz_w)
     wb = b * p + wbl
     total = start + issue + pipe + wb
     return dict(nnz=nnz, slots=b, start=start, issue=issue, pipeline=pipe, writeback=wb,
@@ -234,7 +240,32 @@ def test_model_cycles(seed):
     assert len(ic.layers) == 3
     for i, (a, layer, lc) in enumerate(zip(acts, model.layers, ic.layers)):
         mb = -(-layer.shape[0] // ps[i])
-        want = ref_layer(a, mb, ps[i], cfg.n_pe, cfg.lanes, 4, 1, 4, 3)
+        want = ref_layer(a, mb, ps[i], cfg.n_pe, cfg.lanes, 4, 1, 4, 3,
+                         in_block=4 if i == 0 else ps[i - 1])
         check(lc, want, f"seed {seed}: layer {i}")
     assert ic.compute == sum(lc.total for lc in ic.layers)
     assert ic.total == sizes[0] + ic.compute + sizes[-1]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_layer_cycles_producer_blocks(seed):
+    rng = random.Random(3000 + seed)
+    c = random_cfg(rng)
+    n, in_block = rng.randint(1, 60), rng.randint(1, 20)
+    x = [rng.choice([0, 0, rng.randint(-9, 9)]) for _ in range(n)]
+    block_rows, p = rng.randint(1, 40), rng.randint(1, 7)
+    lc = layer_cycles(np.array(x), block_rows, p, engine(c), in_block=in_block)
+    want = ref_layer(x, block_rows, p, c["n_pe"], c["lanes"], c["sw"], c["start"], c["pipe"],
+                     c["wbl"], in_block=in_block)
+    check(lc, want, f"seed {3000 + seed}, cfg {c}, n {n}, in_block {in_block}")
+
+
+def test_producer_blocks_by_hand():
+    # Producer block 3, scan width 2: windows [x0 x1] [x2] [x3 x4] [x5] [x6 -] [- -]... the last
+    # block holds only x6; its second window is all padding and still costs one cycle.
+    x = np.array([0, 5, 0, 0, 0, 7, 1])
+    cfg = EngineConfig(1, 1, scan_width=2, start_cycles=0, pipeline_cycles=0, writeback_latency=0)
+    lc = layer_cycles(x, 3, 1, cfg, in_block=3)  # B = 3 slots
+    # windows: {x0,x1}: 1 nz -> 3; {x2}: 0 -> 1; {x3,x4}: 0 -> 1; {x5}: 1 -> 3; {x6}: 1 -> 3; {}: 1
+    assert lc.issue == 3 + 1 + 1 + 3 + 3 + 1
+    assert lc.nnz == 3
