@@ -16,7 +16,8 @@ from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
 from permdeal.golden.compress import QuantSpec, compress_permdiag
 from permdeal.golden.cycles import EngineConfig, model_cycles
-from permdeal.golden.formats import Fixed
+from permdeal.checks import integer
+from permdeal.golden.formats import MAX_BITS, Fixed
 from permdeal.golden.model import (MODEL_KIND, QuantModel, load_float_model, read_manifest,
                                    sha256_file)
 from permdeal.golden import rom
@@ -26,50 +27,76 @@ from . import report
 
 # -- argument types -----------------------------------------------------------------------------
 
-def _int_list(text):
+def _arg(parse):
+    """An argparse type from a parser that raises :class:`PermdealError`."""
+    def convert(text):
+        try:
+            return parse(text)
+        except PermdealError as e:
+            raise argparse.ArgumentTypeError(str(e))
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def _parse_int(text, lo):
     try:
-        values = [int(v) for v in text.split(",")]
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}")
+        raise PermdealError(f"expected an integer, got {text!r}") from None
+    return integer(value, "value", lo)
+
+
+@_arg
+def _positive(text):
+    return _parse_int(text, 1)
+
+
+@_arg
+def _seed(text):
+    return _parse_int(text, 0)
+
+
+@_arg
+def _int_list(text):
+    """``A,B,C``: a list of integers >= 1."""
+    return [_parse_int(v, 1) for v in text.split(",")]
+
+
+@_arg
+def _block_sizes(text):
+    """``P`` (every layer) or ``P1,P2,...`` (one per layer)."""
+    values = [_parse_int(v, 1) for v in text.split(",")]
     return values[0] if len(values) == 1 else values
 
 
-def _format(text):
-    try:
-        return Fixed.parse(text)
-    except PermdealError as e:
-        raise argparse.ArgumentTypeError(str(e))
-
-
+@_arg
 def _bits(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a bit width, got {text!r}")
-    if not 2 <= v <= 32:
-        raise argparse.ArgumentTypeError(f"bit width must be in [2, 32], got {v}")
-    return v
+    value = _parse_int(text, 2)
+    if value > MAX_BITS:
+        raise PermdealError(f"bit width must be at most {MAX_BITS}, not {value}")
+    return value
 
 
-def _positive(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+@_arg
+def _format(text):
+    return Fixed.parse(text)
 
 
 def load_array(path, what):
-    """Load a ``.npy`` array with a clear error."""
+    """Load a numeric ``.npy`` array with a clear error."""
     path = Path(path)
     if not path.is_file():
         raise PermdealError(f"{what} {path}: no such file")
     try:
-        return np.load(path, allow_pickle=False)
+        a = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
         raise PermdealError(f"{what} {path}: not a readable .npy file ({e})") from None
+    if not isinstance(a, np.ndarray):
+        a.close()
+        raise PermdealError(f"{what} {path}: is an .npz archive, expected one .npy array")
+    if a.dtype.kind not in "iuf":
+        raise PermdealError(f"{what} {path}: holds {a.dtype} values, expected integers or floats")
+    return a
 
 
 def _engine(args):
@@ -85,8 +112,10 @@ def cmd_compress(args):
     if args.calibrate is not None:
         calibration = load_array(args.calibrate, "--calibrate")
         inputs.append(args.calibrate)
-    act = args.act_format if args.act_format is not None else (
-        args.act_bits if calibration is not None else Fixed(args.act_bits, 8))
+    if args.act_format is not None and args.act_bits is not None:
+        raise PermdealError("give --act-format or --act-bits, not both")
+    act_bits = args.act_bits or 16
+    act = args.act_format or (act_bits if calibration is not None else Fixed(act_bits, 8))
     spec = QuantSpec(act=act, weight=args.weight_format or args.weight_bits,
                      bias=args.bias_format or args.bias_bits,
                      allow_saturation=args.allow_saturation)
@@ -116,20 +145,24 @@ def cmd_rom(args):
 
 
 def _input_codes(model, x, what):
+    """Input codes from a (batch, n) array of floats (quantized) or of integer codes."""
     x = np.asarray(x)
     if x.ndim == 1:
         x = x[None, :]
-    if x.ndim != 2:
+    if x.ndim != 2 or x.shape[1] != model.n_inputs:
         raise PermdealError(f"{what}: expected (batch, {model.n_inputs}) inputs, got shape {x.shape}")
+    if x.shape[0] == 0:
+        raise PermdealError(f"{what}: holds no inputs")
     if np.issubdtype(x.dtype, np.integer):
         fmt = model.input_format
-        if x.size and (x.min() < fmt.min or x.max() > fmt.max):
-            raise PermdealError(f"{what}: integer inputs must be codes of {fmt}")
-        if x.shape[1] != model.n_inputs:
-            raise PermdealError(f"{what}: {x.shape[1]} values per input, the model takes "
-                                f"{model.n_inputs}")
+        if x.min() < fmt.min or x.max() > fmt.max:
+            raise PermdealError(f"{what}: integer inputs must be codes of {fmt} "
+                                f"({fmt.min}..{fmt.max}), found {x.min()}..{x.max()}")
         return x.astype(np.int64)
-    codes, n_sat = model.quantize_input(x)
+    try:
+        codes, n_sat = model.quantize_input(x)
+    except PermdealError as e:
+        raise PermdealError(f"{what}: {e}") from None
     if n_sat:
         print(f"note: {n_sat} input value(s) saturated in {model.input_format}")
     return codes
@@ -165,6 +198,7 @@ def _pct(v):
 
 def cmd_train(args):
     from permdeal.golden import train as tr
+    atomic.check_new_file(args.output, args.force)
     X_tr, y_tr, X_te, y_te = tr.load_digits_split(args.seed)
     sizes = [X_tr.shape[1], *args.hidden, 10]
     ps = tr._per_layer(args.p, len(sizes) - 1)
@@ -184,6 +218,8 @@ def cmd_train(args):
 
 def cmd_accuracy(args):
     from permdeal.golden import train as tr
+    if args.json:
+        atomic.check_new_file(args.json, args.force)
     t = time.perf_counter()
     rows = tr.digits_study(ps=args.p, hidden=args.hidden, seed=args.seed,
                            compress_last=not args.dense_last)
@@ -211,9 +247,12 @@ def cmd_eval(args):
         if args.labels is None:
             raise PermdealError("--inputs needs --labels (one class index per input)")
         x, y = load_array(args.inputs, "--inputs"), load_array(args.labels, "--labels")
-        if y.shape != (len(x),):
-            raise PermdealError(f"--labels has shape {y.shape}, expected ({len(x)},)")
-    codes = _input_codes(model, x, "inputs")
+    codes = _input_codes(model, x, f"--inputs {args.inputs}" if args.inputs else "inputs")
+    n_classes = model.layers[-1].shape[0]
+    if (y.shape != (len(codes),) or not np.issubdtype(y.dtype, np.integer)
+            or y.min() < 0 or y.max() >= n_classes):
+        raise PermdealError(f"--labels: expected {len(codes)} class indices in [0, {n_classes}), "
+                            f"got a {y.dtype} array of shape {y.shape}")
     out = model.forward(codes)
     acc = float(np.mean(np.argmax(out, axis=1) == y))
     print(f"golden fixed-point accuracy: {_pct(acc)} on {len(y)} inputs")
@@ -227,10 +266,9 @@ def cmd_demo(args):
 
 def cmd_bench(args):
     from permdeal.golden import bench
-    ps = args.p if isinstance(args.p, list) else [args.p]
-    if any(p < 1 for p in ps):
-        raise PermdealError(f"block sizes must be >= 1, not {args.p}")
-    results = bench.golden_bench(m=args.m, n=args.n, ps=ps, repeat=args.repeat, seed=args.seed)
+    if args.json:
+        atomic.check_new_file(args.json, args.force)
+    results = bench.golden_bench(m=args.m, n=args.n, ps=args.p, repeat=args.repeat, seed=args.seed)
     print(report.bench_table(results))
     if args.json:
         atomic.write_text(args.json, json.dumps(results, indent=2) + "\n")
@@ -248,12 +286,12 @@ def build_parser():
     p = sub.add_parser("compress", help="compress a float model (.npz) to a quantized PD model")
     p.add_argument("model", help="float model .npz: NAME.weight (out x in) and NAME.bias arrays")
     p.add_argument("--method", choices=["permdiag"], default="permdiag")
-    p.add_argument("--p", type=_int_list, required=True,
+    p.add_argument("--p", type=_block_sizes, required=True,
                    help="block size, or one per layer separated by commas (1 = dense)")
     p.add_argument("-o", "--output", required=True, help="output folder")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--act-format", type=_format, help="activation format BITS:FRAC for every layer")
-    p.add_argument("--act-bits", type=_bits, default=16,
+    p.add_argument("--act-bits", type=_bits,
                    help="activation width; its fraction bits are 8, or fitted with --calibrate")
     g.add_argument("--calibrate", metavar="X.npy",
                    help="float inputs (batch x in) to fit every layer's activation format to")
@@ -290,26 +328,28 @@ def build_parser():
     p = sub.add_parser("train", help="train an MLP on scikit-learn's handwritten digits (.npz out)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.npz")
     p.add_argument("--hidden", type=_int_list, default=[128, 64], help="hidden sizes (default 128,64)")
-    p.add_argument("--p", type=_int_list, default=1,
+    p.add_argument("--p", type=_block_sizes, default=1,
                    help="block size(s); > 1 projects the dense model and fine-tunes it")
     p.add_argument("--epochs", type=_positive, default=40)
     p.add_argument("--finetune-epochs", type=_positive, default=30)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--force", action="store_true", help="overwrite MODEL.npz if it exists")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("accuracy", help="digits accuracy: dense against permuted-diagonal per p")
     p.add_argument("--p", type=_int_list, default=[2, 4, 8], help="block sizes (default 2,4,8)")
     p.add_argument("--hidden", type=_int_list, default=[128, 64], help="hidden sizes (default 128,64)")
     p.add_argument("--dense-last", action="store_true", help="keep the 10-output layer dense")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--json", metavar="FILE", help="also write the table as JSON")
+    p.add_argument("--force", action="store_true", help="overwrite the --json file if it exists")
     p.set_defaults(func=cmd_accuracy)
 
     p = sub.add_parser("eval", help="golden fixed-point accuracy of a compressed model")
     p.add_argument("model", help="compressed-model folder")
     p.add_argument("--inputs", metavar="X.npy", help="inputs (default: the digits test split)")
     p.add_argument("--labels", metavar="Y.npy", help="class index of every input")
-    p.add_argument("--seed", type=int, default=0, help="digits split seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="digits split seed (default 0)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="train, compress and map a digits network (what make demo runs)")
@@ -317,7 +357,7 @@ def build_parser():
     p.add_argument("--p", type=_positive, default=4, help="block size (default 4)")
     p.add_argument("--pes", type=_positive, default=4, help="PEs (default 4)")
     p.add_argument("--lanes", type=_positive, default=2, help="lanes per PE (default 2)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("check", help="verify a compressed-model or ROM-image folder against its manifest")
@@ -330,8 +370,9 @@ def build_parser():
     p.add_argument("--p", type=_int_list, default=[1, 2, 4, 8, 16],
                    help="block sizes (default 1,2,4,8,16)")
     p.add_argument("--repeat", type=_positive, default=3, help="timed repetitions (best is kept)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.add_argument("--force", action="store_true", help="overwrite the --json file if it exists")
     p.set_defaults(func=cmd_bench)
     return ap
 

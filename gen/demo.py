@@ -11,13 +11,12 @@ import time
 
 import numpy as np
 
-from permdeal import atomic
+from permdeal import __version__, atomic
 from permdeal.golden import rom
 from permdeal.golden import train as tr
 from permdeal.golden.compress import QuantSpec, compress_permdiag
 from permdeal.golden.cycles import EngineConfig, model_cycles
-from permdeal.golden.model import FloatLayer, QuantModel
-from permdeal.golden.permdiag import index_bits
+from permdeal.golden.model import FloatLayer, sha256_file
 
 from . import report
 
@@ -45,12 +44,13 @@ def run(output, seed=0, p=4, pes=4, lanes=2):
         pd = tr.train(tr.project(dense, ps), X_tr, y_tr, epochs=30, seed=seed)
         figures["float_pd_accuracy"] = tr.accuracy(pd, X_te, y_te)
         tr.save_npz(pd, tmp / "model.npz")
+        source = {"file": "model.npz", "sha256": sha256_file(tmp / "model.npz")}
 
         _step("compressing to 16-bit fixed point (activation formats fitted to the training set)")
         layers = [FloatLayer(n, W, b) for n, W, b in pd.dense_weights()]
         model = compress_permdiag(layers, ps, QuantSpec(act=16), calibration=X_tr)
         (tmp / "compressed").mkdir()
-        model.write(tmp / "compressed", source={"file": "model.npz"})
+        model.write(tmp / "compressed", source=source)
         print(report.model_table(model))
 
         _step(f"writing ROM images for {pes} PE x {lanes} lanes and reading them back")
@@ -69,19 +69,18 @@ def run(output, seed=0, p=4, pes=4, lanes=2):
         print(report.cycles_table(model, cfg, runs))
         figures["cycles_per_image"] = float(np.mean([r.total for r in runs]))
         figures["compute_cycles_per_image"] = float(np.mean([r.compute for r in runs]))
-        figures["lane_utilization"] = float(np.mean(
-            [sum(l.useful_lane_cycles for l in r.layers) / (cfg.total_lanes * r.compute)
-             for r in runs]))
+        figures["lane_utilization"] = float(np.mean([r.utilization for r in runs]))
         dense_w = sum(l.shape[0] * l.shape[1] for l in model.layers)
         stored = sum(l.matrix.n_weights for l in model.layers)
         figures["compression_ratio"] = dense_w / stored
-        bits_dense = 16 * dense_w
-        bits_pd = sum(16 * l.matrix.n_weights + l.matrix.index_bits_total for l in model.layers)
+        bits_dense = sum(l.fmts.weight.bits * l.shape[0] * l.shape[1] for l in model.layers)
+        bits_pd = sum(l.fmts.weight.bits * l.matrix.n_weights + l.matrix.index_bits_total
+                      for l in model.layers)
         figures["weight_storage_bits"] = {"dense_16bit": bits_dense, "permdiag": bits_pd}
         atomic.write_text(tmp / "figures.json", json.dumps(figures, indent=2) + "\n")
         atomic.write_text(tmp / atomic.MANIFEST_NAME, json.dumps(
-            {"kind": "permdeal-demo", "contents": ["model.npz", "compressed/", "rom/",
-                                                   "figures.json"]}, indent=2) + "\n")
+            {"kind": "permdeal-demo", "generator": f"permdeal {__version__}",
+             "contents": ["model.npz", "compressed/", "rom/", "figures.json"]}, indent=2) + "\n")
 
     f = figures
     print()

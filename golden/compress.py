@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from permdeal.checks import integer
 from permdeal.errors import PermdealError
 
 from .formats import Fixed, LayerFormats
@@ -44,10 +45,7 @@ def expand_p(p, names):
             raise PermdealError(f"block size p must be an integer or one per layer, not {p!r}") from None
     if len(ps) != len(names):
         raise PermdealError(f"got {len(ps)} block sizes p for {len(names)} layers")
-    for name, v in zip(names, ps):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise PermdealError(f"block size p of {name} must be an integer >= 1, not {v!r}")
-    return [int(v) for v in ps]
+    return [integer(v, f"block size p of {name}", 1) for name, v in zip(names, ps)]
 
 
 def _relu(x):
@@ -61,7 +59,10 @@ def _fit_or_fixed(spec, values, what, allow_saturation, max_frac=None):
             raise PermdealError(f"{what}: {n_sat} value(s) saturate in format {spec}; widen the "
                                 "format, lower its fraction bits, or pass --allow-saturation")
         return spec, codes, n_sat
-    fmt = Fixed.fit(spec, values)
+    try:
+        fmt = Fixed.fit(spec, values)
+    except PermdealError as e:
+        raise PermdealError(f"{what}: {e}") from None
     if max_frac is not None and fmt.frac > max_frac:
         fmt = Fixed(spec, max_frac)
     codes, n_sat = fmt.quantize(values)
@@ -85,16 +86,20 @@ def compress_permdiag(layers, p, spec=QuantSpec(), calibration=None, relu_last=F
         if calibration is None:
             raise PermdealError("activation formats given as a bit width need calibration inputs")
         x = np.asarray(calibration, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != layers[0].weight.shape[1]:
-            raise PermdealError(f"calibration inputs must be (batch, {layers[0].weight.shape[1]}), "
-                                f"not {x.shape}")
+        if x.ndim != 2 or x.shape[1] != layers[0].weight.shape[1] or x.shape[0] == 0:
+            raise PermdealError(f"calibration inputs must be (batch, {layers[0].weight.shape[1]}) "
+                                f"with batch >= 1, not {x.shape}")
         if not np.all(np.isfinite(x)):
             raise PermdealError("calibration inputs hold NaN or infinite values")
         acts = [x]
-        for mat, l, relu in zip(mats, layers, relus):
-            y = mat.matvec(acts[-1]) + l.bias
-            acts.append(_relu(y) if relu else y)
-        act_fmts = [Fixed.fit(spec.act, a) for a in acts]
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow shows up in Fixed.fit
+            for mat, l, relu in zip(mats, layers, relus):
+                y = mat.matvec(acts[-1]) + l.bias
+                acts.append(_relu(y) if relu else y)
+        try:
+            act_fmts = [Fixed.fit(spec.act, a) for a in acts]
+        except PermdealError as e:
+            raise PermdealError(f"calibration activations: {e}") from None
 
     out = []
     for i, (l, mat, relu) in enumerate(zip(layers, mats, relus)):

@@ -19,7 +19,8 @@ One layer, from the cycle its descriptor is loaded to the cycle its last output 
    multiply, accumulate).
 4. Write-back: every lane drains its ``B * p`` accumulators, one per cycle, all lanes in parallel,
    through the write-back unit into its bank, the last result landing ``writeback_latency``
-   cycles later.
+   cycles later (default 3: one cycle of accumulator read, then the two register stages of
+   ``hdl.writeback.Writeback``).
 
 A whole inference adds loading the ``n`` input activations from the input stream and streaming
 the ``m`` outputs of the last layer, one word per cycle each with no idle or back-pressure.
@@ -32,19 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from permdeal.checks import integer
 from permdeal.errors import PermdealError
-
-
-def _positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise PermdealError(f"{what} must be an integer >= 1, not {value!r}")
-    return int(value)
-
-
-def _nonnegative_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise PermdealError(f"{what} must be an integer >= 0, not {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -59,11 +49,11 @@ class EngineConfig:
     writeback_latency: int = 3
 
     def __post_init__(self):
-        _positive_int(self.n_pe, "PE count (--pes)")
-        _positive_int(self.lanes, "lanes per PE (--lanes)")
-        _positive_int(self.scan_width, "scan width")
+        integer(self.n_pe, "PE count (--pes)", 1)
+        integer(self.lanes, "lanes per PE (--lanes)", 1)
+        integer(self.scan_width, "scan width", 1)
         for f in ("start_cycles", "pipeline_cycles", "writeback_latency"):
-            _nonnegative_int(getattr(self, f), f)
+            integer(getattr(self, f), f, 0)
 
     @property
     def total_lanes(self):
@@ -75,7 +65,7 @@ class EngineConfig:
         return -(-block_rows // self.total_lanes)
 
     def lane_of(self, block_row):
-        """``(pe, lane, slot)`` that holds block-row ``I``."""
+        """``(pe, lane, slot)`` that holds block-row ``I``: lane ``g = I mod NL``, slot ``I div NL``."""
         g, t = block_row % self.total_lanes, block_row // self.total_lanes
         return g // self.lanes, g % self.lanes, t
 
@@ -123,7 +113,7 @@ def layer_cycles(x, block_rows, p, cfg, in_block=None):
     x = np.asarray(x)
     if x.ndim != 1 or x.size == 0:
         raise PermdealError(f"cycle model needs one non-empty activation vector, not shape {x.shape}")
-    in_block = cfg.scan_width if in_block is None else _positive_int(in_block, "producer block size")
+    in_block = cfg.scan_width if in_block is None else integer(in_block, "producer block size", 1)
     b = cfg.slots(block_rows)
     d = cfg.scan_width
     n_blocks, seg = -(-x.size // in_block), -(-in_block // d)
@@ -154,6 +144,12 @@ class InferenceCycles:
     @property
     def total(self):
         return self.load + self.compute + self.unload
+
+    @property
+    def utilization(self):
+        """Multiplies on real block-rows over lane-cycles available in the compute phase."""
+        lanes = self.layers[0].total_lanes
+        return sum(l.useful_lane_cycles for l in self.layers) / (lanes * self.compute)
 
 
 def model_cycles(model, x_codes, cfg):

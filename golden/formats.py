@@ -90,7 +90,8 @@ class Fixed:
         if not np.all(np.isfinite(x)):
             raise PermdealError(f"cannot quantize to {self}: {np.count_nonzero(~np.isfinite(x))} "
                                 "value(s) are NaN or infinite")
-        scaled = _round_half_up(x * 2.0 ** self.frac)
+        with np.errstate(over="ignore"):  # values beyond float range saturate like the rest
+            scaled = _round_half_up(x * 2.0 ** self.frac)
         over = (scaled > self.max) | (scaled < self.min)
         codes = np.clip(scaled, self.min, self.max).astype(np.int64)
         return codes, int(np.count_nonzero(over))

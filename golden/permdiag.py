@@ -15,10 +15,13 @@ convention; everything else derives from them.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from permdeal.checks import integer
 from permdeal.errors import PermdealError
 
 #: Elements of the temporaries the vectorized loops work on at once (about 1-2 MB).
 _CHUNK = 1 << 18
+#: Padded matrices up to this many elements are always accepted (beyond, only up to 4x the matrix).
+_MAX_PADDED = 1 << 24
 
 
 def diag_col(r, k, p):
@@ -34,12 +37,6 @@ def diag_row(c, k, p):
 def index_bits(p):
     """Bits of one permutation value: ``ceil(log2 p)`` (0 for ``p = 1``, which is dense)."""
     return (int(p) - 1).bit_length()
-
-
-def _check_p(p):
-    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 1:
-        raise PermdealError(f"block size p must be an integer >= 1, not {p!r}")
-    return int(p)
 
 
 class PermDiag:
@@ -65,7 +62,7 @@ class PermDiag:
             raise PermdealError(f"shape must be (m, n), not {shape!r}") from None
         if m < 1 or n < 1:
             raise PermdealError(f"shape must be positive, not {m} x {n}")
-        p = _check_p(p)
+        p = integer(p, "block size p", 1)
         self._shape, self._p = (m, n), p
         mb, nb = self.blocks
         k = np.asarray(k)
@@ -159,7 +156,7 @@ class PermDiag:
         ``sum_r W[r, (r + k) mod p]**2`` (the Frobenius-nearest PD block); ties go to the smaller
         ``k``. Float input keeps its float dtype; anything else becomes ``float64``.
         """
-        p = _check_p(p)
+        p = integer(p, "block size p", 1)
         W = np.asarray(W)
         if W.ndim != 2 or 0 in W.shape:
             raise PermdealError(f"from_dense needs a non-empty 2-D matrix, not shape {W.shape}")
@@ -169,6 +166,9 @@ class PermDiag:
             raise PermdealError("matrix holds NaN or infinite weights")
         m, n = W.shape
         mb, nb = -(-m // p), -(-n // p)
+        if mb * nb * p * p > max(4 * m * n, _MAX_PADDED):
+            raise PermdealError(f"block size p={p} pads the {m} x {n} matrix to {mb * p} x {nb * p}; "
+                                "choose a block size near or below the matrix's sides")
         if (mb * p, nb * p) != (m, n):
             W = np.pad(W, ((0, mb * p - m), (0, nb * p - n)))
         if p == 1:  # 1 x 1 blocks: the only diagonal is k = 0
@@ -181,8 +181,9 @@ class PermDiag:
             rows = rows4[i:i + step]
             # Row r of every block, shifted left by r, puts W[r, (r + k) mod p] at position k.
             energy = np.zeros(rows.shape[:1] + (nb, p), dtype=W.dtype)
-            for r in range(p):
-                energy += np.roll(np.square(rows[:, r]), -r, axis=-1)
+            with np.errstate(over="ignore"):  # huge weights: inf energy; quantization refuses them
+                for r in range(p):
+                    energy += np.roll(np.square(rows[:, r]), -r, axis=-1)
             kc = k[i:i + step] = np.argmax(energy, axis=-1)
             for r in range(p):
                 q[i:i + step, :, r] = np.take_along_axis(
@@ -226,6 +227,8 @@ class PermDiag:
             raise PermdealError(f"input has {x.shape[-1] if x.ndim else 0} values, the matrix takes {n}")
         mb, nb = self.blocks
         p = self._p
+        if x.size == 0:
+            return np.zeros(x.shape[:-1] + (m,), dtype)
         x = x.astype(dtype, copy=False)
         if nb * p != n:
             x = np.concatenate([x, np.zeros(x.shape[:-1] + (nb * p - n,), dtype)], axis=-1)

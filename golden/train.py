@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from permdeal.atomic import write_bytes
+from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden.compress import QuantSpec, compress_permdiag, expand_p
 from permdeal.golden.model import FloatLayer
@@ -33,19 +34,13 @@ ADAM_EPS = 1e-8
 
 # -- checks ------------------------------------------------------------------------------------
 
-def _check_int(name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise PermdealError(f"{name} must be an integer >= {lo}, not {v!r}")
-    return int(v)
-
-
 def _ints(name, v):
     """One integer or a sequence of them, as a list of integers ``>= 1``."""
     try:
         v = [v] if isinstance(v, (int, np.integer)) else list(v)
     except TypeError:
         raise PermdealError(f"{name} must be an integer or a sequence of them, not {v!r}") from None
-    return [_check_int(name, x, 1) for x in v]
+    return [integer(x, name, 1) for x in v]
 
 
 def _per_layer(ps, n_layers):
@@ -82,7 +77,7 @@ def load_digits_split(seed=0, test_fraction=0.25):
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    seed = _check_int("seed", seed, 0)
+    seed = integer(seed, "seed", 0)
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not (
             0 < test_fraction < 1):
         raise PermdealError(f"test_fraction must lie in (0, 1), not {test_fraction!r}")
@@ -153,7 +148,7 @@ def init_mlp(sizes, ps=1, *, seed=0):
     if len(sizes) < 2:
         raise PermdealError(f"sizes must list inputs, hidden widths and outputs, not {sizes!r}")
     ps = _per_layer(ps, len(sizes) - 1)
-    rng = np.random.default_rng(_check_int("seed", seed, 0))
+    rng = np.random.default_rng(integer(seed, "seed", 0))
     weights = []
     for n, m, p in zip(sizes, sizes[1:], ps):
         mb, nb = -(-m // p), -(-n // p)
@@ -228,11 +223,11 @@ def train(model, X, y, *, epochs=40, lr=2e-3, batch_size=32, seed=0):
     random permutation every epoch (seeded by ``seed``).
     """
     X, y = _check_data(model, X, y)
-    epochs = _check_int("epochs", epochs, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    epochs = integer(epochs, "epochs", 1)
+    batch_size = integer(batch_size, "batch_size", 1)
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
         raise PermdealError(f"lr must be a positive number, not {lr!r}")
-    rng = np.random.default_rng(_check_int("seed", seed, 0))
+    rng = np.random.default_rng(integer(seed, "seed", 0))
     params = [np.array(w.q, np.float64) for w in model.weights] + \
              [np.array(b, np.float64) for b in model.biases]
     m1 = [np.zeros_like(t) for t in params]

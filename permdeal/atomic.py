@@ -2,15 +2,17 @@
 
 ``write_bytes``/``write_text`` write to a temporary name beside the target and rename it into
 place. ``output_dir`` builds a folder under a temporary name and renames it into place when the
-``with`` block ends without an exception; on an exception the temporary folder is removed and
-whatever stood at the target before is left untouched.
+``with`` block ends without an exception; on an exception the temporary folder (and any parent
+folder it had to create) is removed and whatever stood at the target before is left untouched.
 
-An existing target folder is replaced only when it is an earlier output of permdeal (it holds a
-``manifest.json`` or is empty) and holds none of the command's inputs, so that nothing a user had
-is lost.
+Nothing a user had is lost: an output folder records what permdeal wrote into it in
+``.permdeal-output.json``, and an existing folder is replaced only when it is empty or such an
+earlier output holding nothing else; no output may contain one of the command's inputs; and
+:func:`check_new_file` refuses to overwrite an existing file unless asked to.
 """
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -18,23 +20,41 @@ from pathlib import Path
 
 from .errors import PermdealError
 
-#: The file every permdeal output folder carries; its presence marks a folder as ours to replace.
+#: The file every permdeal output folder carries, describing its contents.
 MANIFEST_NAME = "manifest.json"
+#: What permdeal wrote into an output folder; its presence marks the folder as ours to replace.
+MARKER_NAME = ".permdeal-output.json"
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _oserror(path, e, doing="write"):
+    return PermdealError(f"{path}: cannot {doing} ({e.strerror or e})")
 
 
 def write_bytes(path, data):
     """Write ``data`` to ``path`` atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _oserror(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise _oserror(path, e) from None
         raise
 
 
@@ -43,19 +63,60 @@ def write_text(path, text):
     write_bytes(path, text.encode("utf-8"))
 
 
+def check_new_file(path, force=False, inputs=()):
+    """Refuse a single-file output that would overwrite a file (unless ``force``) or an input."""
+    path = Path(path)
+    if path.is_dir():
+        raise PermdealError(f"output {path}: is a folder; name a file")
+    if any(Path(i).resolve() == path.resolve() for i in inputs):
+        raise PermdealError(f"output {path}: is one of the inputs; choose another name")
+    if path.exists() and not force:
+        raise PermdealError(f"output {path}: exists; pass --force to overwrite it")
+    if not path.parent.is_dir():
+        raise PermdealError(f"output {path}: folder {path.parent} does not exist")
+
+
+def _ours(target):
+    """Whether ``target`` (an existing folder) may be replaced: empty, or an earlier output."""
+    entries = {p.name for p in target.iterdir()}
+    if not entries:
+        return True
+    try:
+        marker = json.loads((target / MARKER_NAME).read_text(encoding="utf-8"))
+        written = set(marker["entries"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return entries - {MARKER_NAME} <= written
+
+
 def _check_replaceable(target, inputs):
     if target.exists() and not target.is_dir():
         raise PermdealError(f"output {target}: exists and is not a folder; not overwriting it")
-    resolved = target.resolve()
     for inp in inputs:
         inp = Path(inp).resolve()
-        if inp == resolved or resolved in inp.parents:
+        if inp == target or target in inp.parents:
             raise PermdealError(
                 f"output {target}: holds the input {inp}; choose another output folder")
-    if target.is_dir() and any(target.iterdir()) and not (target / MANIFEST_NAME).is_file():
+    if target.is_dir() and not _ours(target):
         raise PermdealError(
-            f"output {target}: folder exists and is not a permdeal output (no {MANIFEST_NAME});"
-            " not overwriting it")
+            f"output {target}: folder exists and is not an earlier permdeal output (or holds "
+            "files permdeal did not write); not overwriting it")
+    if target == Path.cwd() or target in Path.cwd().parents:
+        raise PermdealError(f"output {target}: is the current folder or holds it; choose another")
+
+
+def _make_parents(folder):
+    """Create ``folder`` and missing parents; return the ones created, deepest first."""
+    created = []
+    for d in [folder, *folder.parents]:
+        if d.exists():
+            break
+        created.append(d)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _oserror(folder, e, "create folder") from None
+    return created
 
 
 @contextlib.contextmanager
@@ -65,24 +126,36 @@ def output_dir(target, inputs=()):
     Yields the temporary folder to write into. ``inputs`` are the paths the command reads: the
     target may not contain any of them.
     """
-    target = Path(target)
+    target = Path(target).resolve()
     _check_replaceable(target, inputs)
-    parent = target.parent
+    created = _make_parents(target.parent)
+    tmp = None
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise PermdealError(f"output {target}: cannot create folder {parent}: {e.strerror}") from None
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
-    try:
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        except OSError as e:
+            raise _oserror(target, e, "create") from None
         yield tmp
+        write_text(tmp / MARKER_NAME, json.dumps(
+            {"entries": sorted(p.name for p in tmp.iterdir())}, indent=1) + "\n")
+        os.chmod(tmp, 0o777 & ~_umask())
         old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
-            os.rmdir(old)
-            os.rename(target, old)
-        os.rename(tmp, target)
+        try:
+            if target.exists():
+                old = target.with_name(f".{target.name}.{os.getpid()}.old")
+                os.rename(target, old)
+            os.rename(tmp, target)
+        except OSError as e:
+            if old is not None and not target.exists():
+                with contextlib.suppress(OSError):
+                    os.rename(old, target)  # put the earlier output back
+            raise _oserror(target, e, "replace") from None
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        for d in created:
+            with contextlib.suppress(OSError):
+                d.rmdir()
         raise

@@ -36,7 +36,8 @@ def test_compress_rom_check_cycles(tmp_path, capsys):
     code, out, err = run(capsys, "compress", model, "--p", "3", "-o", tmp_path / "c")
     assert code == 0, err
     assert "fc1" in out and "12 -> 8" in out
-    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["manifest.json", "model.npz"]
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [
+        ".permdeal-output.json", "manifest.json", "model.npz"]
     man = json.loads((tmp_path / "c" / "manifest.json").read_text())
     assert man["kind"] == "permdeal-model" and [l["p"] for l in man["layers"]] == [3, 3]
 
@@ -69,8 +70,12 @@ def test_compress_missing_file_and_bad_p(tmp_path, capsys):
     code, _, err = run(capsys, "compress", tmp_path / "nope.npz", "--p", "2", "-o", tmp_path / "c")
     assert code == 2 and "nope.npz: no such file" in err
     model = write_model(tmp_path / "m.npz")
-    code, _, err = run(capsys, "compress", model, "--p", "0", "-o", tmp_path / "c")
-    assert code == 2 and "block size p of fc1 must be an integer >= 1, not 0" in err
+    with pytest.raises(SystemExit) as e:
+        main(["compress", str(model), "--p", "0", "-o", str(tmp_path / "c")])
+    assert e.value.code == 2
+    assert "argument --p: value must be an integer >= 1, not 0" in capsys.readouterr().err
+    code, _, err = run(capsys, "compress", model, "--p", "2,2,2", "-o", tmp_path / "c")
+    assert code == 2 and "got 3 block sizes p for 2 layers" in err
     assert not (tmp_path / "c").exists()
 
 
@@ -80,8 +85,12 @@ def test_output_folder_safety(tmp_path, capsys):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("precious")
     code, _, err = run(capsys, "compress", model, "--p", "2", "-o", tmp_path / "mine")
-    assert code == 2 and "not a permdeal output" in err
+    assert code == 2 and "not an earlier permdeal output" in err
     assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
+    # Nor one that merely has a manifest.json of somebody else's.
+    (tmp_path / "mine" / "manifest.json").write_text('{"name": "web-app"}')
+    code, _, err = run(capsys, "compress", model, "--p", "2", "-o", tmp_path / "mine")
+    assert code == 2 and (tmp_path / "mine" / "notes.txt").read_text() == "precious"
     # Nor a folder that holds the input.
     inside = tmp_path / "out"
     code, _, _ = run(capsys, "compress", model, "--p", "2", "-o", inside)
@@ -125,3 +134,88 @@ def test_bench_prints_and_writes_figures(tmp_path, capsys):
     assert [r["stored_weights"] for r in rows] == [48 * 72 // 3, 48 * 72 // 8]
     assert all(r["project_and_matvec_s"] > 0 for r in rows)
     assert "project + matvec" in out
+
+
+def test_earlier_output_with_user_files_is_kept(tmp_path, capsys):
+    model = write_model(tmp_path / "m.npz")
+    assert run(capsys, "compress", model, "--p", "2", "-o", tmp_path / "c")[0] == 0
+    (tmp_path / "c" / "NOTES.txt").write_text("mine")
+    code, _, err = run(capsys, "compress", model, "--p", "2", "-o", tmp_path / "c")
+    assert code == 2 and "holds files permdeal did not write" in err
+    assert (tmp_path / "c" / "NOTES.txt").read_text() == "mine"
+
+
+def test_outputs_follow_umask_and_leave_nothing_on_failure(tmp_path, capsys, monkeypatch):
+    import os
+    old = os.umask(0o022)
+    try:
+        model = write_model(tmp_path / "m.npz")
+        assert run(capsys, "compress", model, "--p", "2", "-o", tmp_path / "c")[0] == 0
+        assert (tmp_path / "c" / "model.npz").stat().st_mode & 0o777 == 0o644
+        assert (tmp_path / "c").stat().st_mode & 0o777 == 0o755
+    finally:
+        os.umask(old)
+    bad = write_model(tmp_path / "bad.npz", **{"fc2.weight": np.ones((5, 7))})
+    code, _, _ = run(capsys, "compress", bad, "--p", "2", "-o", tmp_path / "deep" / "er" / "out")
+    assert code == 2 and not (tmp_path / "deep").exists()
+    monkeypatch.chdir(tmp_path / "c")
+    code, _, err = run(capsys, "compress", model, "--p", "2", "-o", ".")
+    assert code == 2 and "current folder" in err
+
+
+def test_single_file_outputs_are_not_overwritten(tmp_path, capsys):
+    precious = tmp_path / "precious.npz"
+    precious.write_bytes(b"mine")
+    code, _, err = run(capsys, "train", "-o", precious, "--hidden", "8", "--epochs", 1)
+    assert code == 2 and "exists; pass --force" in err and precious.read_bytes() == b"mine"
+    code, out, err = run(capsys, "train", "-o", precious, "--hidden", "8", "--epochs", 1,
+                         "--force")
+    assert code == 0, err
+    with np.load(precious) as z:
+        assert z.files == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    code, _, err = run(capsys, "bench", "--m", 8, "--n", 8, "--p", 2, "--repeat", 1,
+                       "--json", tmp_path)
+    assert code == 2 and "is a folder" in err
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: np.save(d / "x.npy", np.zeros((0, 12))), "holds no inputs"),
+    (lambda d: np.save(d / "x.npy", np.zeros((3, 11))), "expected (batch, 12) inputs, got shape (3, 11)"),
+    (lambda d: np.save(d / "x.npy", np.array([["a"] * 12])), "holds <U1 values"),
+    (lambda d: np.save(d / "x.npy", np.full((2, 12), np.nan)), "NaN or infinite"),
+    (lambda d: np.savez(d / "x.npy", a=np.zeros(3)), "is an .npz archive"),
+])
+def test_cycles_bad_inputs(tmp_path, capsys, make, message):
+    run(capsys, "compress", write_model(tmp_path / "m.npz"), "--p", "2", "-o", tmp_path / "c")
+    make(tmp_path)
+    x = tmp_path / "x.npy"
+    if not x.exists():  # np.savez appends .npz
+        (tmp_path / "x.npy.npz").rename(x)
+    code, _, err = run(capsys, "cycles", tmp_path / "c", "--pes", 1, "--lanes", 1, "--inputs", x)
+    assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_eval_checks_labels(tmp_path, capsys):
+    run(capsys, "compress", write_model(tmp_path / "m.npz"), "--p", "2", "-o", tmp_path / "c")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((4, 12)))
+    for labels in (np.array([0, 1, 2]), np.array([0, 1, 2, 5]), np.array([0.0, 1, 2, 3])):
+        np.save(tmp_path / "y.npy", labels)
+        code, _, err = run(capsys, "eval", tmp_path / "c", "--inputs", tmp_path / "x.npy",
+                           "--labels", tmp_path / "y.npy")
+        assert code == 2 and "expected 4 class indices in [0, 5)" in err
+    np.save(tmp_path / "y.npy", np.array([0, 1, 4, 3]))
+    code, out, err = run(capsys, "eval", tmp_path / "c", "--inputs", tmp_path / "x.npy",
+                         "--labels", tmp_path / "y.npy")
+    assert code == 0 and "on 4 inputs" in out, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--seed", "-1"], "argument --seed: value must be an integer >= 0, not -1"),
+    (["compress", "m.npz", "--p", "2,x", "-o", "o"], "argument --p: expected an integer, got 'x'"),
+    (["compress", "m.npz", "--p", "2", "--act-bits", "40", "-o", "o"],
+     "argument --act-bits: bit width must be at most 32"),
+])
+def test_argument_errors(capsys, argv, message):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err

@@ -408,3 +408,16 @@ def test_quantize_structure():
                 want_sat += c > 127 or c < -128
                 assert Q.q[I, J, r] == min(max(c, -128), 127)
     assert n_sat == want_sat
+
+
+def test_empty_batch_gives_empty_result():
+    P = PermDiag.from_dense(np.arange(12.0).reshape(3, 4), 2)
+    assert P.matvec(np.zeros((0, 4))).shape == (0, 3)
+    Q, _ = P.quantize(Fixed(8, 2))
+    assert Q.int_matvec(np.zeros((0, 4), np.int64)).shape == (0, 3)
+
+
+def test_block_size_that_pads_absurdly_is_refused():
+    with pytest.raises(PermdealError, match=r"p=100000 pads the 20 x 30 matrix to 100000 x 100000"):
+        PermDiag.from_dense(np.ones((20, 30)), 100000)
+    assert PermDiag.from_dense(np.ones((3, 5)), 7).blocks == (1, 1)  # small padding is fine
