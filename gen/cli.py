@@ -18,8 +18,8 @@ from permdeal.golden.compress import QuantSpec, compress_permdiag
 from permdeal.golden.cycles import EngineConfig, model_cycles
 from permdeal.checks import integer
 from permdeal.golden.formats import MAX_BITS, Fixed
-from permdeal.golden.model import (MODEL_KIND, QuantModel, load_float_model, read_manifest,
-                                   sha256_file)
+from permdeal.golden.manifest import read_manifest
+from permdeal.golden.model import MODEL_KIND, QuantModel, load_float_model, sha256_file
 from permdeal.golden import rom
 
 from . import report

@@ -7,6 +7,9 @@ input count is the previous one's output count) with ReLU between them.
 A *compressed model* is a folder with ``model.npz`` (integer arrays ``NAME.k``, ``NAME.q``,
 ``NAME.bias``) and ``manifest.json`` (shapes, block sizes, number formats, checksums): enough for a
 third party to recompute every output, as :meth:`QuantModel.forward` does.
+
+Readers trust nothing in a manifest: every field is type-checked, every derived field is
+recomputed and compared, and every problem is a :class:`PermdealError` naming the file and field.
 """
 
 import hashlib
@@ -14,6 +17,7 @@ import io
 import json
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,34 +26,74 @@ import numpy as np
 from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
 
-from .formats import LayerFormats, writeback
+from .formats import Fixed, LayerFormats, writeback
+from .manifest import SHA256, json_diff, json_field, json_same, read_manifest, show_json
 from .permdiag import PermDiag
 
 MODEL_KIND = "permdeal-model"
 MODEL_FORMAT_VERSION = 1
 MODEL_ARRAYS = "model.npz"
+#: The only compression method this reader knows.
+METHOD = "permdiag"
 
 _KEY = re.compile(r"(?P<name>.+)\.(?P<kind>weight|bias)")
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def sha256_file(path):
     """Hex sha256 of a file's bytes."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as e:
+        raise PermdealError(f"{path}: cannot read ({e.strerror or e})") from None
     return h.hexdigest()
 
 
-def _load_npz(path):
+def _load_npz(path, holds="NAME.weight/NAME.bias arrays"):
+    """All arrays of an ``.npz`` archive, in file order; each must be a real numeric array.
+
+    ``holds`` describes what the archive should contain, for the error messages.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise PermdealError(f"{path}: is a folder, expected an .npz archive of {holds}")
     if not path.is_file():
         raise PermdealError(f"{path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {key: z[key] for key in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise PermdealError(f"{path}: cannot read ({e.strerror or e})") from None
+    if magic == _NPY_MAGIC:
+        raise PermdealError(f"{path}: is a .npy array, expected an .npz archive of {holds}")
+    if magic[:4] not in _ZIP_MAGIC:
+        raise PermdealError(f"{path}: not a readable .npz file (not a zip archive)")
+    bad = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+           RuntimeError, MemoryError)
+    try:
+        z = np.load(path, allow_pickle=False)
+    except bad as e:
         raise PermdealError(f"{path}: not a readable .npz file ({e})") from None
+    out = {}
+    with z:
+        for key in z.files:
+            try:
+                value = z[key]
+            except bad as e:
+                raise PermdealError(f"{path}: member {key!r} is not a readable numpy array "
+                                    f"({e})") from None
+            if not isinstance(value, np.ndarray):
+                raise PermdealError(f"{path}: member {key!r} is not a numpy array (.npy); "
+                                    f"expected an .npz archive of {holds}")
+            if value.dtype.kind not in "iuf":
+                raise PermdealError(f"{path}: {key} has non-numeric dtype {value.dtype}; "
+                                    "expected integer or real float numbers")
+            out[key] = value
+    return out
 
 
 # -- float models ---------------------------------------------------------------------------------
@@ -147,7 +191,7 @@ class QuantLayer:
 class QuantModel:
     """A chain of :class:`QuantLayer`; each layer's output format is the next one's input format."""
 
-    def __init__(self, layers, method="permdiag"):
+    def __init__(self, layers, method=METHOD):
         if not layers:
             raise PermdealError("a model needs at least one layer")
         for a, b in zip(layers, layers[1:]):
@@ -231,30 +275,205 @@ class QuantModel:
         folder = Path(folder)
         man_path = folder / atomic.MANIFEST_NAME
         man = read_manifest(man_path, MODEL_KIND)
+        specs = check_model_json(man, man_path, MODEL_FORMAT_VERSION)
+        files = json_field(man, "files", dict, man_path)
+        for name in files:
+            if name != MODEL_ARRAYS:
+                raise PermdealError(f"{man_path}: files: unexpected entry {name!r}; a compressed "
+                                    f"model holds only {MODEL_ARRAYS}")
+        entry = json_field(files, MODEL_ARRAYS, dict, f"{man_path}: files")
+        want = json_field(entry, "sha256", str, f"{man_path}: files.{MODEL_ARRAYS}")
         arr_path = folder / MODEL_ARRAYS
         if not arr_path.is_file():
             raise PermdealError(f"{arr_path}: missing (named by {man_path})")
-        want = man.get("files", {}).get(MODEL_ARRAYS, {}).get("sha256")
         if sha256_file(arr_path) != want:
             raise PermdealError(f"{arr_path}: sha256 does not match {man_path}; the file was changed "
                                 "or truncated")
-        arrays = _load_npz(arr_path)
+        arrays = _load_npz(arr_path, "NAME.k/NAME.q/NAME.bias arrays")
+        used = {}
         layers = []
-        for i, d in enumerate(_field(man, "layers", man_path)):
-            try:
-                a = d["arrays"]
-                parts = [arrays[a[x]] for x in ("k", "q", "bias")]
-            except (KeyError, TypeError) as e:
-                raise PermdealError(f"{man_path}: layer {i}: missing array {e}") from None
-            layers.append(layer_from_json(d, *parts, what=f"{man_path}: layer {i}"))
-        return cls(layers, man.get("method", "permdiag"))
+        for i, spec in enumerate(specs):
+            where = f"{man_path}: layer {i} ({spec.name})"
+            parts = []
+            for part, shape in zip(("k", "q", "bias"), spec.array_shapes):
+                key = spec.arrays[part]
+                if key not in arrays:
+                    raise PermdealError(f"{where}: arrays.{part} names {key!r}, which {arr_path} "
+                                        "does not hold")
+                if key in used:
+                    raise PermdealError(f"{where}: arrays.{part} names {key!r}, already used by "
+                                        f"{used[key]}")
+                used[key] = f"layer {i} ({spec.name}) {part}"
+                a = arrays[key]
+                if a.shape != shape:
+                    raise PermdealError(
+                        f"{arr_path}: {key} has shape {a.shape}, but {man_path} layer {i} "
+                        f"({spec.name}) with in {spec.n_in}, out {spec.n_out} and p {spec.p} "
+                        f"needs {shape}")
+                if not np.issubdtype(a.dtype, np.integer):
+                    raise PermdealError(f"{arr_path}: {key} holds {a.dtype} values, expected "
+                                        "integer codes")
+                parts.append(a)
+            layers.append(build_layer(spec, *parts, where=where))
+        unused = [key for key in arrays if key not in used]
+        if unused:
+            raise PermdealError(f"{arr_path}: holds {len(unused)} array(s) no layer of {man_path} "
+                                f"uses, the first {unused[0]!r} (was a layer removed from the "
+                                "manifest?)")
+        return model_from_specs(layers, man_path)
 
 
-def _field(obj, key, where):
+def model_from_specs(layers, where):
+    """A :class:`QuantModel` of checked layers; errors are prefixed with ``where``."""
     try:
-        return obj[key]
-    except (KeyError, TypeError):
-        raise PermdealError(f"{where}: missing field {key!r}") from None
+        return QuantModel(layers, METHOD)
+    except PermdealError as e:
+        raise PermdealError(f"{where}: {e}") from None
+
+
+# -- manifest fields --------------------------------------------------------------------------------
+
+def check_header(man, path, version):
+    """The manifest's ``format_version`` and ``method`` are ones this reader knows."""
+    v = json_field(man, "format_version", int, path)
+    if v > version:
+        raise PermdealError(f"{path}: written by a newer permdeal: format_version {v}, this reader "
+                            f"knows {version}")
+    if v != version:
+        raise PermdealError(f"{path}: unsupported format_version {v}, this reader knows {version}")
+    method = json_field(man, "method", str, path)
+    if method != METHOD:
+        raise PermdealError(f"{path}: method {method!r} is not one this reader knows "
+                            f"({METHOD!r})")
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """A layer description of a manifest, checked: everything but the arrays."""
+
+    name: str
+    n_in: int
+    n_out: int
+    p: int
+    relu: bool
+    fmts: LayerFormats
+    saturated: dict
+    arrays: dict = None
+
+    @property
+    def blocks(self):
+        return -(-self.n_out // self.p), -(-self.n_in // self.p)
+
+    @property
+    def array_shapes(self):
+        """Shapes of ``k``, ``q`` and ``bias``."""
+        mb, nb = self.blocks
+        return (mb, nb), (mb, nb, self.p), (self.n_out,)
+
+
+def layer_spec_from_json(d, where, arrays=True):
+    """Check one layer description of a manifest (:func:`layer_to_json`) field by field.
+
+    ``where`` prefixes every message (e.g. ``"manifest.json: layer 0"``); the layer's name is added
+    once it is known. ``arrays`` requires the ``arrays`` field of a compressed-model manifest.
+    """
+    if not isinstance(d, dict):
+        raise PermdealError(f"{where}: must be an object, not {show_json(d)}")
+    name = json_field(d, "name", str, where)
+    if not name:
+        raise PermdealError(f"{where}: name must not be empty")
+    where = f"{where} ({name})"
+    n_in = json_field(d, "in", int, where, minimum=1)
+    n_out = json_field(d, "out", int, where, minimum=1)
+    p = json_field(d, "p", int, where, minimum=1)
+    relu = json_field(d, "relu", bool, where)
+    blocks = json_field(d, "blocks", list, where)
+    want = [-(-n_out // p), -(-n_in // p)]
+    if not json_same(blocks, want):
+        raise PermdealError(f"{where}: blocks is {show_json(blocks)}, but out {n_out}, in {n_in} and "
+                            f"p {p} give {want}")
+    fm = json_field(d, "formats", dict, where)
+    try:
+        for key in ("act", "weight", "bias", "out"):   # first, for messages naming the field
+            Fixed.from_json(json_field(fm, key, dict, "formats"), f"formats.{key}")
+        fmts = LayerFormats.from_json(fm, "formats")
+    except PermdealError as e:
+        msg = str(e)
+        raise PermdealError(f"{where}: {msg if msg.startswith('formats') else 'formats: ' + msg}") \
+            from None
+    diff = json_diff(fm, fmts.to_json(), "formats")
+    if diff:
+        raise PermdealError(f"{where}: {diff} (from the formats' bits, frac and max_terms)")
+    saturated = {}
+    if "saturated" in d:
+        sat = json_field(d, "saturated", dict, where)
+        for key in sat:
+            saturated[key] = json_field(sat, key, int, f"{where}: saturated", minimum=0)
+    names = None
+    if arrays:
+        a = json_field(d, "arrays", dict, where)
+        names = {part: json_field(a, part, str, f"{where}: arrays") for part in ("k", "q", "bias")}
+        extra = set(a) - set(names)
+        if extra:
+            raise PermdealError(f"{where}: arrays: unexpected field {sorted(extra)[0]!r}")
+    return LayerSpec(name, n_in, n_out, p, relu, fmts, saturated, names)
+
+
+def check_model_json(man, path, version, arrays=True):
+    """Check the model part of a manifest: header, layer descriptions, their chaining and the
+    model's input and output formats. Returns the :class:`LayerSpec` of every layer."""
+    check_header(man, path, version)
+    layers = json_field(man, "layers", list, path)
+    if not layers:
+        raise PermdealError(f"{path}: layers is empty; a model needs at least one layer")
+    specs = []
+    for i, d in enumerate(layers):
+        spec = layer_spec_from_json(d, f"{path}: layer {i}", arrays=arrays)
+        where = f"{path}: layer {i} ({spec.name})"
+        for j, prev in enumerate(specs):
+            if prev.name == spec.name:
+                raise PermdealError(f"{where}: layer {j} has the same name")
+        if specs:
+            prev, j = specs[-1], i - 1
+            if spec.n_in != prev.n_out:
+                raise PermdealError(f"{where}: in is {spec.n_in}, but layer {j} ({prev.name}) "
+                                    f"gives {prev.n_out} outputs")
+            if spec.fmts.act != prev.fmts.out:
+                raise PermdealError(f"{where}: formats.act {spec.fmts.act} differs from layer {j} "
+                                    f"({prev.name})'s formats.out {prev.fmts.out}")
+        specs.append(spec)
+    for key, want in (("input_format", specs[0].fmts.act.to_json()),
+                      ("output_format", specs[-1].fmts.out.to_json())):
+        if key not in man:
+            raise PermdealError(f"{path}: missing field {key!r}")
+        diff = json_diff(man[key], want, key)
+        if diff:
+            which = "layer 0's formats.act" if key == "input_format" else \
+                f"layer {len(specs) - 1}'s formats.out"
+            raise PermdealError(f"{path}: {diff} ({which})")
+    return specs
+
+
+def _int_codes(a, what):
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.integer):
+        raise PermdealError(f"{what} must be integer codes, not {a.dtype}")
+    if a.size and a.dtype == np.uint64 and a.max() > np.iinfo(np.int64).max:
+        raise PermdealError(f"{what} holds values beyond 64-bit signed integers")
+    return a.astype(np.int64)
+
+
+def build_layer(spec, k, q, bias, where):
+    """The :class:`QuantLayer` of a checked description and its arrays; errors name ``where``."""
+    try:
+        k, q, bias = (_int_codes(a, what) for a, what in ((k, "k"), (q, "q"), (bias, "bias")))
+        mat = PermDiag((spec.n_out, spec.n_in), spec.p, k, q)
+        return QuantLayer(spec.name, mat, bias, spec.fmts, spec.relu, dict(spec.saturated))
+    except PermdealError as e:
+        msg = str(e)
+        prefix = f"layer {spec.name}: "
+        raise PermdealError(f"{where}: {msg[len(prefix):] if msg.startswith(prefix) else msg}") \
+            from None
 
 
 def layer_to_json(layer):
@@ -267,32 +486,10 @@ def layer_to_json(layer):
 
 
 def layer_from_json(d, k, q, bias, what):
-    """Rebuild a :class:`QuantLayer` from its :func:`layer_to_json` description and arrays."""
-    what = f"{what} ({d.get('name', '?') if isinstance(d, dict) else '?'})"
-    try:
-        fmts = LayerFormats.from_json(d["formats"], what)
-        mat = PermDiag((d["out"], d["in"]), d["p"], k, q)
-        return QuantLayer(d["name"], mat, bias, fmts, bool(d["relu"]), d.get("saturated", {}))
-    except PermdealError as e:
-        raise PermdealError(f"{what}: {e}") from None
-    except (KeyError, TypeError) as e:
-        raise PermdealError(f"{what}: missing or malformed field {e}") from None
+    """Rebuild a :class:`QuantLayer` from its :func:`layer_to_json` description and arrays.
 
-
-def read_manifest(path, kind):
-    """Load a ``manifest.json`` of the given kind (or one of a tuple of kinds), with a clear error
-    for anything else."""
-    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
-    path = Path(path)
-    if not path.is_file():
-        raise PermdealError(f"{path}: missing; is {path.parent} a permdeal output folder?")
-    try:
-        man = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise PermdealError(f"{path}: cannot read ({e})") from None
-    except json.JSONDecodeError as e:
-        raise PermdealError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
-    if not isinstance(man, dict) or man.get("kind") not in kinds:
-        raise PermdealError(f"{path}: not a {' or '.join(kinds)} manifest (kind is "
-                            f"{man.get('kind') if isinstance(man, dict) else None!r})")
-    return man
+    Every field is checked (:func:`layer_spec_from_json`); errors start with ``what`` and the
+    layer's name, once.
+    """
+    spec = layer_spec_from_json(d, what, arrays=False)
+    return build_layer(spec, k, q, bias, f"{what} ({spec.name})")

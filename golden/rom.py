@@ -12,11 +12,18 @@ lower-case hex, two's complement):
 Slots beyond ``M'`` and rows beyond ``m`` hold zeros. The layers of a network follow one another
 in each memory; each layer's bases are in the manifest. Files are named
 ``pe{PE}_lane{L}_{memory}.hex`` and listed in ``manifest.json`` with width, depth and sha256; the
-reader refuses any file that does not match, naming it.
+reader refuses any file that does not match, naming it, and any manifest whose placements, memory
+sizes or file names differ from what its layer descriptions and engine configuration imply.
+
+:func:`_layout` is the one statement of this addressing; the writer (:func:`lane_contents`), the
+placements (:func:`placements`) and the reader (:func:`model_from_images`) all derive from it.
 """
 
+import dataclasses
 import hashlib
+import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +33,8 @@ from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
 
 from .cycles import EngineConfig
-from .model import QuantModel, layer_from_json, layer_to_json, read_manifest
+from .manifest import SHA256, json_diff, json_field, read_manifest
+from .model import build_layer, check_model_json, layer_to_json, model_from_specs
 from .permdiag import diag_col, diag_row, index_bits
 
 ROM_KIND = "permdeal-rom"
@@ -84,6 +92,8 @@ def decode_hex(data, width, depth, signed, name):
             if len(line) != nd or any(_UNHEX[b] == 255 for b in line):
                 raise PermdealError(f"{name}: line {i}: {text!r} is not {nd} hex digits "
                                     f"({width}-bit words)")
+        if not data.endswith(b"\n"):
+            raise PermdealError(f"{name}: line {depth}: missing newline at the end of the file")
         raise PermdealError(f"{name}: malformed image")
     shifts = np.arange(nd - 1, -1, -1, dtype=np.uint64) * np.uint64(4)
     u = (digits.astype(np.uint64) << shifts).sum(axis=1, dtype=np.uint64)
@@ -95,6 +105,37 @@ def decode_hex(data, width, depth, signed, name):
     if signed:
         v = np.where(v >= (1 << (width - 1)), v - (1 << width), v)
     return v
+
+
+# -- the layout -------------------------------------------------------------------------------------
+
+def _layout(mem, b, nl, nb, p):
+    """The addressing of one layer's words in ``mem`` (module docstring), for writer and reader.
+
+    Returns ``(axes, order, shape)``: the layer's padded array of ``shape`` (``weight``: the column
+    view ``[I, J, c]``; ``k``: ``[I, J]``; ``bias``: ``[i]``) splits into ``axes`` by
+    ``I = t*NL + g`` (and ``i = I*p + r``); ``order`` puts the lane ``g`` first and then the
+    address digits, most significant first.
+    """
+    if mem == "weight":   # [t, g, J, c] -> lane g, address (J*p + c)*B + t
+        return (b, nl, nb, p), (1, 2, 3, 0), (b * nl, nb, p)
+    if mem == "k":        # [t, g, J] -> lane g, address J*B + t
+        return (b, nl, nb), (1, 2, 0), (b * nl, nb)
+    if mem == "bias":     # [t, g, r] -> lane g, address t*p + r
+        return (b, nl, p), (1, 0, 2), (b * nl * p,)
+    raise ValueError(mem)
+
+
+def _to_lanes(a, mem, b, nl, nb, p):
+    """A layer's padded array to its words in every lane, ``(NL, depth)``."""
+    axes, order, _ = _layout(mem, b, nl, nb, p)
+    return a.reshape(axes).transpose(order).reshape(nl, -1)
+
+
+def _from_lanes(words, mem, b, nl, nb, p):
+    """Inverse of :func:`_to_lanes`."""
+    axes, order, shape = _layout(mem, b, nl, nb, p)
+    return words.reshape([axes[i] for i in order]).transpose(np.argsort(order)).reshape(shape)
 
 
 @dataclass(frozen=True)
@@ -113,13 +154,13 @@ class LayerPlacement:
         return self.__dict__.copy()
 
 
-def placements(model, cfg):
-    """Base addresses and depths of every layer in the lane memories, in order."""
-    out, bases = [], {"weight": 0, "k": 0, "bias": 0}
-    for layer in model.layers:
-        mb, nb = layer.matrix.blocks
-        b, p = cfg.slots(mb), layer.matrix.p
-        depth = {"weight": nb * p * b, "k": nb * b, "bias": b * p}
+def layer_placements(shapes, cfg):
+    """:func:`placements` of layers given as ``((M', N'), p)`` pairs."""
+    nl = cfg.total_lanes
+    out, bases = [], dict.fromkeys(MEMORIES, 0)
+    for (mb, nb), p in shapes:
+        b = cfg.slots(mb)
+        depth = {mem: math.prod(_layout(mem, b, nl, nb, p)[0]) // nl for mem in MEMORIES}
         out.append(LayerPlacement(b, bases["weight"], bases["k"], bases["bias"],
                                   depth["weight"], depth["k"], depth["bias"]))
         for mem in MEMORIES:
@@ -127,11 +168,27 @@ def placements(model, cfg):
     return out
 
 
+def placements(model, cfg):
+    """Base addresses and depths of every layer in the lane memories, in order."""
+    return layer_placements([(l.matrix.blocks, l.matrix.p) for l in model.layers], cfg)
+
+
+def _widths(layers):
+    """:func:`memory_widths` of layers given as ``(LayerFormats, p)`` pairs."""
+    return {"weight": max(f.weight.bits for f, _ in layers),
+            "k": max(1, max(index_bits(p) for _, p in layers)),
+            "bias": max(f.bias.bits for f, _ in layers)}
+
+
 def memory_widths(model):
     """Word width of each memory: the widest layer's format (1 bit of k for ``p = 1``)."""
-    return {"weight": max(l.fmts.weight.bits for l in model.layers),
-            "k": max(1, max(index_bits(l.matrix.p) for l in model.layers)),
-            "bias": max(l.fmts.bias.bits for l in model.layers)}
+    return _widths([(l.fmts, l.matrix.p) for l in model.layers])
+
+
+def _memories(widths, places):
+    """The ``memories`` part of a manifest: width, depth and signedness of every memory."""
+    return {mem: {"width": widths[mem], "depth": sum(getattr(pl, f"{mem}_depth") for pl in places),
+                  "signed": mem in SIGNED} for mem in MEMORIES}
 
 
 def lane_contents(model, cfg):
@@ -152,27 +209,24 @@ def lane_contents(model, cfg):
         colq = np.take_along_axis(q, r, axis=-1)                      # (I, J, c)
         bias = np.zeros(rows * p, np.int64)
         bias[:mat.shape[0]] = layer.bias
-        parts["weight"].append(colq.reshape(b, nl, nb, p).transpose(1, 2, 3, 0).reshape(nl, -1))
-        parts["k"].append(k.reshape(b, nl, nb).transpose(1, 2, 0).reshape(nl, -1))
-        parts["bias"].append(bias.reshape(b, nl, p).transpose(1, 0, 2).reshape(nl, -1))
+        for mem, a in (("weight", colq), ("k", k), ("bias", bias)):
+            parts[mem].append(_to_lanes(a, mem, b, nl, nb, p))
     return {mem: np.concatenate(parts[mem], axis=1) for mem in MEMORIES}
 
 
 def rom_manifest(model, cfg, images):
-    widths = memory_widths(model)
+    places = placements(model, cfg)
     layers = []
-    for layer, place in zip(model.layers, placements(model, cfg)):
+    for layer, place in zip(model.layers, places):
         d = layer_to_json(layer)
         d.pop("arrays")
         d["placement"] = place.to_json()
         layers.append(d)
-    depth = {mem: sum(l["placement"][f"{mem}_depth"] for l in layers) for mem in MEMORIES}
     return {
         "kind": ROM_KIND, "format_version": ROM_FORMAT_VERSION,
         "generator": f"permdeal {__version__}", "config": cfg.to_json(), "method": model.method,
         "input_format": model.input_format.to_json(), "output_format": model.output_format.to_json(),
-        "memories": {mem: {"width": widths[mem], "depth": depth[mem], "signed": mem in SIGNED}
-                     for mem in MEMORIES},
+        "memories": _memories(memory_widths(model), places),
         "layers": layers, "images": images,
     }
 
@@ -206,67 +260,165 @@ def build_images(folder, model, cfg):
     return rom_manifest(model, cfg, images)
 
 
+# -- reading ----------------------------------------------------------------------------------------
+
+_AT_LEAST_ONE = ("n_pe", "lanes", "scan_width")
+
+
+def _config(man, path):
+    """The manifest's ``config`` as an :class:`EngineConfig`; every field must be present."""
+    where = f"{path}: config"
+    c = json_field(man, "config", dict, path)
+    names = [f.name for f in dataclasses.fields(EngineConfig)]
+    for key in c:
+        if key not in names:
+            raise PermdealError(f"{where}: unexpected field {key!r}")
+    values = {key: json_field(c, key, int, where, minimum=1 if key in _AT_LEAST_ONE else 0)
+              for key in names}
+    try:
+        return EngineConfig(**values)
+    except PermdealError as e:
+        raise PermdealError(f"{where}: {e}") from None
+
+
+def _check_entries(man, man_path, folder, cfg, mems):
+    """Check the ``images`` list: each (memory, PE, lane) once, under its RTL name, with the
+    memory's width and depth. Returns ``{(memory, g): (path, sha256)}`` in manifest order."""
+    images = json_field(man, "images", list, man_path)
+    entries, index = {}, {}
+    for i, img in enumerate(images):
+        where = f"{man_path}: images[{i}]"
+        if not isinstance(img, dict):
+            raise PermdealError(f"{where}: must be an object, not {json.dumps(img)[:60]}")
+        mem = json_field(img, "memory", str, where)
+        if mem not in MEMORIES:
+            raise PermdealError(f"{where}: memory must be one of {', '.join(MEMORIES)}, not {mem!r}")
+        pe = json_field(img, "pe", int, where, minimum=0)
+        lane = json_field(img, "lane", int, where, minimum=0)
+        if pe >= cfg.n_pe or lane >= cfg.lanes:
+            raise PermdealError(f"{where}: PE {pe} lane {lane} is outside the engine's {cfg.n_pe} "
+                                f"PE x {cfg.lanes} lanes")
+        g = pe * cfg.lanes + lane
+        if (mem, g) in entries:
+            raise PermdealError(f"{where}: a second {mem} image for PE {pe} lane {lane} (the first "
+                                f"is images[{index[mem, g]}])")
+        file = json_field(img, "file", str, where)
+        if file in ("", ".", "..") or Path(file).name != file or "\\" in file or "\0" in file:
+            raise PermdealError(f"{where}: file {file!r} must be a plain file name in {folder}")
+        name = image_name(pe, lane, mem, cfg)
+        if file != name:
+            raise PermdealError(f"{where}: file {file!r} is not the name of the PE {pe} lane {lane} "
+                                f"{mem} image, which the RTL's $readmemh loads as {name!r}")
+        path = folder / file
+        width = json_field(img, "width", int, where)
+        depth = json_field(img, "depth", int, where)
+        spec = mems[mem]
+        if width != spec["width"] or depth != spec["depth"]:
+            raise PermdealError(f"{path}: width {width}/depth {depth} differ from the {mem} "
+                                f"memory's {spec['width']}/{spec['depth']} in {man_path}")
+        sha = json_field(img, "sha256", str, where)
+        if not SHA256.fullmatch(sha):
+            raise PermdealError(f"{where}: sha256 must be 64 lower-case hex digits, not {sha!r}")
+        entries[mem, g] = (path, sha)
+        index[mem, g] = i
+    total = len(MEMORIES) * cfg.total_lanes
+    if len(entries) != total:
+        # The first gap lies among the first len(entries) + 1 (memory, lane) pairs.
+        every = ((m, g) for m in MEMORIES for g in range(cfg.total_lanes))
+        mem, g = next(x for x in itertools.islice(every, len(entries) + 1) if x not in entries)
+        raise PermdealError(f"{man_path}: lists no {mem} image for PE {g // cfg.lanes} lane "
+                            f"{g % cfg.lanes} ({total - len(entries)} image(s) missing)")
+    return entries
+
+
+@dataclass
+class _Rom:
+    man: dict
+    man_path: Path
+    cfg: EngineConfig
+    specs: list
+    places: list
+    contents: dict
+
+
+def _read(folder, manifest=None):
+    """Check a ROM manifest against itself (everything derivable is recomputed from the layer
+    descriptions and the configuration) and read every image against it."""
+    folder = Path(folder)
+    man_path = folder / atomic.MANIFEST_NAME
+    if manifest is None:
+        man = read_manifest(man_path, ROM_KIND)
+    elif isinstance(manifest, dict):
+        man = manifest
+    else:
+        raise PermdealError(f"{man_path}: a manifest must be an object")
+    specs = check_model_json(man, man_path, ROM_FORMAT_VERSION, arrays=False)
+    cfg = _config(man, man_path)
+    places = layer_placements([(s.blocks, s.p) for s in specs], cfg)
+    for i, (d, spec, place) in enumerate(zip(man["layers"], specs, places)):
+        where = f"{man_path}: layer {i} ({spec.name})"
+        got = json_field(d, "placement", dict, where)
+        diff = json_diff(got, place.to_json(), "placement")
+        if diff:
+            raise PermdealError(f"{where}: {diff} (from the sizes of this and the earlier layers "
+                                f"on {cfg.n_pe} PE x {cfg.lanes} lanes)")
+    mems = json_field(man, "memories", dict, man_path)
+    diff = json_diff(mems, _memories(_widths([(s.fmts, s.p) for s in specs]), places), "memories")
+    if diff:
+        raise PermdealError(f"{man_path}: {diff} (from the layers' formats, block sizes and "
+                            "placements)")
+    entries = _check_entries(man, man_path, folder, cfg, mems)
+    values = {}
+    for (mem, g), (path, sha) in entries.items():
+        if path.is_dir():
+            raise PermdealError(f"{path}: is a folder, not an image file (listed in {man_path})")
+        if not path.is_file():
+            raise PermdealError(f"{path}: image missing (listed in {man_path})")
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise PermdealError(f"{path}: cannot read ({e.strerror or e})") from None
+        spec = mems[mem]
+        values[mem, g] = decode_hex(data, spec["width"], spec["depth"], spec["signed"], path)
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise PermdealError(f"{path}: sha256 does not match {man_path}; the image was changed")
+    contents = {mem: np.stack([values[mem, g] for g in range(cfg.total_lanes)]) for mem in MEMORIES}
+    return _Rom(man, man_path, cfg, specs, places, contents)
+
+
 def read_images(folder, manifest=None):
     """Read and verify every image of a ROM folder.
 
     Returns ``(manifest, {memory: array (NL, depth)})``. Refuses, naming the file, any image that
-    is missing or whose width, depth or sha256 disagrees with the manifest.
+    is missing or whose width, depth or sha256 disagrees with the manifest, and any manifest whose
+    fields disagree with one another.
     """
-    folder = Path(folder)
-    man_path = folder / atomic.MANIFEST_NAME
-    man = manifest if manifest is not None else read_manifest(man_path, ROM_KIND)
-    try:
-        cfg = EngineConfig(**man["config"])
-        mems = man["memories"]
-        images = man["images"]
-    except (KeyError, TypeError) as e:
-        raise PermdealError(f"{man_path}: missing or malformed field {e}") from None
-    contents = {mem: np.zeros((cfg.total_lanes, mems[mem]["depth"]), np.int64) for mem in MEMORIES}
-    seen = set()
-    for img in images:
-        path = folder / img["file"]
-        mem, g = img["memory"], img["pe"] * cfg.lanes + img["lane"]
-        spec = mems.get(mem)
-        if spec is None or not (0 <= img["pe"] < cfg.n_pe and 0 <= img["lane"] < cfg.lanes):
-            raise PermdealError(f"{path}: manifest entry names an unknown memory or lane")
-        if img["width"] != spec["width"] or img["depth"] != spec["depth"]:
-            raise PermdealError(f"{path}: width {img['width']}/depth {img['depth']} differ from the "
-                                f"{mem} memory's {spec['width']}/{spec['depth']} in {man_path}")
-        if not path.is_file():
-            raise PermdealError(f"{path}: image missing (listed in {man_path})")
-        data = path.read_bytes()
-        values = decode_hex(data, spec["width"], spec["depth"], spec["signed"], path)
-        if hashlib.sha256(data).hexdigest() != img["sha256"]:
-            raise PermdealError(f"{path}: sha256 does not match {man_path}; the image was changed")
-        contents[mem][g] = values
-        seen.add((mem, g))
-    missing = [(m, g) for m in MEMORIES for g in range(cfg.total_lanes) if (m, g) not in seen]
-    if missing:
-        mem, g = missing[0]
-        raise PermdealError(f"{man_path}: lists no {mem} image for PE {g // cfg.lanes} lane "
-                            f"{g % cfg.lanes} ({len(missing)} image(s) missing)")
-    return man, contents
+    rom = _read(folder, manifest)
+    return rom.man, rom.contents
 
 
 def model_from_images(folder):
     """Rebuild the :class:`QuantModel` that a ROM folder encodes (the inverse of the writer)."""
     folder = Path(folder)
-    man, contents = read_images(folder)
-    cfg = EngineConfig(**man["config"])
-    nl = cfg.total_lanes
+    rom = _read(folder)
+    nl = rom.cfg.total_lanes
     layers = []
-    for i, d in enumerate(man["layers"]):
-        place = d["placement"]
-        (mb, nb), p, b = d["blocks"], d["p"], place["slots"]
-        w = contents["weight"][:, place["weight_base"]:place["weight_base"] + place["weight_depth"]]
-        k = contents["k"][:, place["k_base"]:place["k_base"] + place["k_depth"]]
-        bias = contents["bias"][:, place["bias_base"]:place["bias_base"] + place["bias_depth"]]
-        k = k.reshape(nl, nb, b).transpose(2, 0, 1).reshape(b * nl, nb)
-        colq = w.reshape(nl, nb, p, b).transpose(3, 0, 1, 2).reshape(b * nl, nb, p)
+    for i, (spec, place) in enumerate(zip(rom.specs, rom.places)):
+        (mb, nb), p, b = spec.blocks, spec.p, place.slots
+        where = f"{folder}: the images of layer {i} ({spec.name})"
+        part = {}
+        for mem in MEMORIES:
+            base, depth = getattr(place, f"{mem}_base"), getattr(place, f"{mem}_depth")
+            part[mem] = _from_lanes(rom.contents[mem][:, base:base + depth], mem, b, nl, nb, p)
+        k, colq, bias = part["k"], part["weight"], part["bias"]
+        for mem, pad, what in (("k", k[mb:], f"slots past block-row {mb}"),
+                               ("weight", colq[mb:], f"slots past block-row {mb}"),
+                               ("bias", bias[spec.n_out:], f"rows past output {spec.n_out}")):
+            if np.any(pad):
+                raise PermdealError(f"{where}: the {mem} memory holds non-zero words in the {what}, "
+                                    "which must be zero")
         # Row view again: row r of block (I, J) holds the weight of column (r + k) mod p.
         c = diag_col(np.arange(p), k[..., None], p)
         q = np.take_along_axis(colq, c, axis=-1)
-        bias = bias.reshape(nl, b, p).transpose(1, 0, 2).reshape(-1)
-        layers.append(layer_from_json(d, k[:mb], q[:mb], bias[:d["out"]],
-                                      what=f"{folder / atomic.MANIFEST_NAME}: layer {i}"))
-    return QuantModel(layers, man.get("method", "permdiag"))
+        layers.append(build_layer(spec, k[:mb], q[:mb], bias[:spec.n_out], where))
+    return model_from_specs(layers, rom.man_path)

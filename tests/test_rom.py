@@ -422,8 +422,9 @@ def test_refuses_entry_disagreeing_with_memory(rom, field, delta):
 @pytest.mark.parametrize("mem, field, delta", [("weight", "width", -4), ("weight", "depth", 2),
                                                ("bias", "depth", -1), ("k", "width", 4),
                                                ("bias", "width", 8)])
-def test_refuses_consistent_manifest_disagreeing_with_files(rom, mem, field, delta):
-    """The manifest agrees with itself but not with the files: the first file is named."""
+def test_refuses_memory_sizes_disagreeing_with_layers(rom, mem, field, delta):
+    """Memory and image entries agree with each other but not with what the layer descriptions
+    imply: the manifest and the field are named before any file is read."""
     folder, man = rom
     man_path = folder / "manifest.json"
     m = json.loads(man_path.read_text())
@@ -432,8 +433,8 @@ def test_refuses_consistent_manifest_disagreeing_with_files(rom, mem, field, del
         if e["memory"] == mem:
             e[field] += delta
     man_path.write_text(json.dumps(m))
-    first = next(e["file"] for e in m["images"] if e["memory"] == mem)
-    refuses(folder, first)
+    msg = refuses(folder, "manifest.json")
+    assert f"memories.{mem}.{field} is {man['memories'][mem][field] + delta}" in msg
 
 
 def test_refuses_changed_checksum_in_manifest(rom):
