@@ -1,0 +1,179 @@
+"""The non-zero detector: windows of activations in, non-zero (j, x_j) pairs out (DESIGN.md 4.2)."""
+
+from functools import reduce
+
+from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from permdeal.checks import integer
+from permdeal.errors import PermdealError
+
+__all__ = ["NonZeroDetector"]
+
+#: Widest activation code the detector takes.
+MAX_ACT_BITS = 32
+
+
+class NonZeroDetector(wiring.Component):
+    """Zero-skipping scan of one window of ``width`` activations per transfer, one pair per cycle.
+
+    A window is ``D = width`` consecutive activation words of the input vector, word ``k`` being
+    ``x[base + k]``; ``mask`` bit ``k`` says whether word ``k`` is real (the controller masks off
+    the positions past the end of a producer block or past ``n``, see ``golden.cycles``). For each window the
+    detector emits the real non-zero words in ascending position ``k`` as pairs
+    ``(index = base + k, value = x[base + k])``; a window without a real non-zero emits nothing.
+    Masked words are ignored whatever their value. ``index`` is ``base + k`` modulo
+    ``2**index_bits``; the controller never places a real word past the index range.
+
+    Parameters
+    ----------
+    width : int
+        ``D``, the scan width: activation words examined per window (``EngineConfig.scan_width``),
+        at least 1.
+    act_bits : int
+        Width of an activation code (signed two's complement), 2 to 32.
+    index_bits : int
+        Width of the input index ``j``, at least 1.
+
+    Members
+    -------
+    i : ``In(stream.Signature(input_layout))``
+        Window stream; its payload is a struct ``{base: unsigned(index_bits), mask: unsigned(D),
+        data: ArrayLayout(signed(act_bits), D)}``, packed from bit 0 in that order, so word ``k``
+        sits at bits ``[index_bits + D + k*act_bits, ... + act_bits)`` of the Verilog port
+        ``i__payload`` and mask bit ``k`` at bit ``index_bits + k``.
+    o : ``Out(stream.Signature(output_layout))``
+        Pair stream; its payload is a struct ``{index: unsigned(index_bits), value:
+        signed(act_bits), last: 1 bit}`` packed from bit 0 in that order (Verilog port
+        ``o__payload``). ``last`` is set on the final pair of its window.
+
+    Timing
+    ------
+    One window register holds the words and the mask of the real non-zero words not yet handed
+    off (``remaining``); a priority encoder (isolate the lowest set bit, ``r & ~(r - 1)``) picks
+    the next pair combinationally from it, so ``o.valid = (remaining != 0)`` and ``latency = 1``:
+    a window accepted in cycle ``k`` (``i.valid & i.ready``) has its first pair valid in cycle
+    ``k + 1``. The register loads a new window in any cycle in which it holds no remaining
+    non-zero (after reset, or an empty window) and in the cycle in which the last pair of its
+    window is handed off (``o.valid & o.ready & o.p.last``)::
+
+        i.ready = (remaining == 0) | (o.ready & o.p.last)
+
+    so ``i.ready`` depends combinationally on ``o.ready`` (and on nothing of ``i``); no skid
+    buffer. ``o.valid`` and ``o.payload`` come from the register through the encoder alone (no
+    path from ``i``). Hence, with ``o.ready`` high every cycle, a window with ``z >= 1`` real non-zeros
+    occupies exactly ``z`` cycles and one with none exactly 1 cycle, with no bubble between
+    windows: if the windows come without idle, window ``w`` is accepted in cycle ``a_0 +
+    sum_{v<w} max(1, z_v)``. A consumer that broadcasts each pair for ``B`` cycles (``o.ready``
+    only in the pair's ``B``-th cycle) makes that ``sum_{v<w} max(1, B * z_v)``: the issue cycles
+    of ``golden.cycles.layer_cycles``. ``rst`` (synchronous) empties the register.
+    """
+
+    def __init__(self, width, act_bits, index_bits):
+        self._width = integer(width, "non-zero detector width", 1)
+        try:
+            bits = integer(act_bits, "non-zero detector act_bits")
+        except PermdealError:
+            bits = None
+        if bits is None or not 2 <= bits <= MAX_ACT_BITS:
+            raise PermdealError(f"non-zero detector act_bits must be an integer in "
+                                f"[2, {MAX_ACT_BITS}], not {act_bits!r}")
+        self._act_bits = bits
+        self._index_bits = integer(index_bits, "non-zero detector index_bits", 1)
+        super().__init__({
+            "i": In(stream.Signature(self.input_layout)),
+            "o": Out(stream.Signature(self.output_layout)),
+        })
+
+    @property
+    def width(self):
+        return self._width
+
+    @property
+    def act_bits(self):
+        return self._act_bits
+
+    @property
+    def index_bits(self):
+        return self._index_bits
+
+    @property
+    def latency(self):
+        """Cycles from a window's acceptance to its first pair being valid."""
+        return 1
+
+    @property
+    def pos_bits(self):
+        """Width of a position ``k`` in ``[0, width)`` (0 when ``width == 1``)."""
+        return (self._width - 1).bit_length()
+
+    @property
+    def input_layout(self):
+        """Payload of ``i``: ``base`` from bit 0, then ``mask``, then ``data`` (word 0 lowest)."""
+        return data.StructLayout({
+            "base": unsigned(self._index_bits),
+            "mask": unsigned(self._width),
+            "data": data.ArrayLayout(signed(self._act_bits), self._width),
+        })
+
+    @property
+    def output_layout(self):
+        """Payload of ``o``: ``index`` from bit 0, then ``value``, then ``last``."""
+        return data.StructLayout({
+            "index": unsigned(self._index_bits),
+            "value": signed(self._act_bits),
+            "last": unsigned(1),
+        })
+
+    def _live(self, window):
+        """Mask of a window's real non-zero words."""
+        return window.mask & Cat(*(window.data[k] != 0 for k in range(self._width)))
+
+    def elaborate(self, platform):
+        d, a = self._width, self._act_bits
+        m = Module()
+
+        # The held window; its words and base mean nothing while ``remaining == 0``.
+        words = Signal(data.ArrayLayout(signed(a), d), reset_less=True)
+        base = Signal(self._index_bits, reset_less=True)
+        remaining = Signal(d)  # real non-zero words of the held window not yet handed off
+
+        # Priority encoder: the lowest remaining set bit, one-hot, and what remains after it.
+        below = Signal(d)
+        first = Signal(d)
+        rest = Signal(d)
+        m.d.comb += [
+            below.eq((remaining - 1)[:d]),
+            first.eq(remaining & ~below),
+            rest.eq(remaining & below),
+        ]
+        # One-hot to binary position: bit b of k is the OR of the one-hot bits whose position has
+        # bit b set (D * log2(D) gates); the value is an AND-OR select by the one-hot
+        # (D * act_bits gates). Nothing here is O(D^2).
+        pos = Cat(*(Cat(*(first[k] for k in range(d) if k >> b & 1)).any()
+                    for b in range(self.pos_bits)))  # empty (0) when D == 1
+        value = reduce(lambda x, y: x | y,
+                       (words[k].as_unsigned() & first[k].replicate(a) for k in range(d)))
+        # Several pairs per cycle would go here: chain N encoders (the next one on ``rest``), give
+        # ``o`` N (valid, index, value) lanes, and load/advance on ``rest_N`` instead of ``rest``.
+
+        handoff = Signal()
+        m.d.comb += [
+            self.o.valid.eq(remaining.any()),
+            self.o.p.index.eq(base + pos),
+            self.o.p.value.eq(value),
+            self.o.p.last.eq(~rest.any()),  # not `rest == 0`: Yosys emits `!rest` (WIDTHTRUNC)
+            handoff.eq(self.o.valid & self.o.ready),
+            self.i.ready.eq(~self.o.valid | (self.o.ready & self.o.p.last)),
+        ]
+
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [
+                words.eq(self.i.p.data),
+                base.eq(self.i.p.base),
+                remaining.eq(self._live(self.i.p)),
+            ]
+        with m.Elif(handoff):
+            m.d.sync += remaining.eq(rest)
+        return m
