@@ -26,95 +26,19 @@ from itertools import accumulate
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge
 from cocotb.utils import get_sim_time
 
 from permdeal.golden.cycles import EngineConfig, layer_cycles
 from permdeal.verif.runner import tb_config, tb_report
+from permdeal.verif.streams import PERIOD_NS, StreamSink, StreamSource, cycle
 
-PERIOD_NS = 10
-
-
-def cycle():
-    """Index of the current clock cycle (cycle k runs from rising edge k to rising edge k+1)."""
-    return int(get_sim_time("ns")) // PERIOD_NS
 
 
 def expected_pairs(base, mask, words, index_bits):
     """The spec: ``[(k, (base + k) mod 2**index_bits, words[k])]`` for the real non-zero words."""
     return [(k, (base + k) % (1 << index_bits), v)
             for k, v in enumerate(words) if mask >> k & 1 and v != 0]
-
-
-class WindowSource:
-    """Drives the window stream from a queue, idle with probability ``idle`` between windows."""
-
-    def __init__(self, clk, valid, ready, payload, rng, idle=0.0):
-        self.clk, self.valid, self.ready, self.payload = clk, valid, ready, payload
-        self.rng, self.idle = rng, idle
-        self.queue = deque()
-        self.sent = []  # cycle of each transfer
-        self.word = None  # the window on offer
-        valid.value = 0
-
-    def start(self):
-        cocotb.start_soon(self._run())
-
-    @property
-    def busy(self):
-        return bool(self.queue) or self.word is not None
-
-    async def _run(self):
-        while True:
-            await FallingEdge(self.clk)
-            if self.word is None and self.queue and self.rng.random() >= self.idle:
-                self.word = self.queue.popleft()
-            self.valid.value = int(self.word is not None)
-            if self.word is not None:
-                self.payload.value = self.word
-            await ReadOnly()
-            if self.word is not None and self.ready.value:
-                self.sent.append(cycle())
-                self.word = None
-
-
-class PairSink:
-    """Accepts the pair stream and checks its stability rule.
-
-    Not ready with probability ``backpressure``; with ``hold = B`` it is instead ready only in
-    the ``B``-th cycle of each pair, as the engine that broadcasts a pair for ``B`` cycles.
-    """
-
-    def __init__(self, clk, valid, ready, payload, rng, on_beat, on_error):
-        self.clk, self.valid, self.ready, self.payload = clk, valid, ready, payload
-        self.rng, self.on_beat, self.on_error = rng, on_beat, on_error
-        self.backpressure, self.hold = 0.0, 1
-        ready.value = 0
-
-    def start(self):
-        cocotb.start_soon(self._run())
-
-    async def _run(self):
-        held, stalled = 0, None  # cycles the current pair has been valid; payload of a stall
-        while True:
-            await FallingEdge(self.clk)
-            if self.hold > 1:
-                ready = held >= self.hold - 1
-            else:
-                ready = self.rng.random() >= self.backpressure
-            self.ready.value = int(ready)
-            await ReadOnly()
-            valid = bool(self.valid.value)
-            payload = int(self.payload.value) if valid else None
-            if stalled is not None and payload != stalled:
-                self.on_error(f"pair {stalled:#x} stalled by back-pressure "
-                              f"{'changed to ' + hex(payload) if valid else 'was withdrawn'}")
-            stalled = None
-            if valid and ready:
-                self.on_beat(payload)
-                held = 0
-            elif valid:
-                stalled, held = payload, held + 1
 
 
 class Scoreboard:
@@ -170,9 +94,9 @@ class TB:
                       self.width, self.act_bits, self.index_bits, self.latency,
                       cocotb.RANDOM_SEED)
         self.scoreboard = Scoreboard(self.log, self.index_bits, self.act_bits)
-        self.source = WindowSource(dut.clk, dut.i__valid, dut.i__ready, dut.i__payload,
+        self.source = StreamSource(dut.clk, dut.i__valid, dut.i__ready, dut.i__payload,
                                    self.rng, idle)
-        self.sink = PairSink(dut.clk, dut.o__valid, dut.o__ready, dut.o__payload, self.rng,
+        self.sink = StreamSink(dut.clk, dut.o__valid, dut.o__ready, dut.o__payload, self.rng,
                              self.scoreboard.check, self.scoreboard.error)
         self.sink.backpressure = backpressure
         self.windows = []  # (base, mask, words) of every window sent

@@ -21,13 +21,8 @@ from cocotb.utils import get_sim_time
 
 from permdeal.golden.permdiag import diag_row
 from permdeal.verif.runner import tb_config, tb_report
+from permdeal.verif.streams import PERIOD_NS, cycle
 
-PERIOD_NS = 10
-
-
-def cycle():
-    """Index of the current clock cycle (cycle n runs from rising edge n to rising edge n+1)."""
-    return int(get_sim_time("ns")) // PERIOD_NS
 
 
 class Scoreboard:

@@ -16,71 +16,13 @@ from collections import deque
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge
 from cocotb.utils import get_sim_time
 
 from permdeal.golden.formats import LayerFormats, writeback
 from permdeal.verif.runner import tb_config, tb_report
+from permdeal.verif.streams import PERIOD_NS, StreamSink, StreamSource, cycle, to_signed
 
-PERIOD_NS = 10
-
-
-def cycle():
-    """Index of the current clock cycle (cycle k runs from rising edge k to rising edge k+1)."""
-    return int(get_sim_time("ns")) // PERIOD_NS
-
-
-class StreamSource:
-    """Drives a valid/ready stream from a queue, idle with probability ``idle`` between beats."""
-
-    def __init__(self, clk, valid, ready, payload, rng, idle=0.0):
-        self.clk, self.valid, self.ready, self.payload = clk, valid, ready, payload
-        self.rng, self.idle = rng, idle
-        self.queue = deque()
-        self.sent = []  # cycle of each transfer
-        valid.value = 0
-        self._task = None
-
-    def start(self):
-        self._task = cocotb.start_soon(self._run())
-
-    def send(self, word):
-        self.queue.append(word)
-
-    async def _run(self):
-        word = None
-        while True:
-            await FallingEdge(self.clk)
-            if word is None and self.queue and self.rng.random() >= self.idle:
-                word = self.queue.popleft()
-            self.valid.value = int(word is not None)
-            if word is not None:
-                self.payload.value = word
-            await ReadOnly()
-            if word is not None and self.ready.value:
-                self.sent.append(cycle())
-                word = None
-
-
-class StreamSink:
-    """Accepts a valid/ready stream, not ready with probability ``backpressure``; calls on_beat."""
-
-    def __init__(self, clk, valid, ready, payload, rng, on_beat, backpressure=0.0):
-        self.clk, self.valid, self.ready, self.payload = clk, valid, ready, payload
-        self.rng, self.on_beat, self.backpressure = rng, on_beat, backpressure
-        ready.value = 0
-
-    def start(self):
-        cocotb.start_soon(self._run())
-
-    async def _run(self):
-        while True:
-            await FallingEdge(self.clk)
-            ready = self.rng.random() >= self.backpressure
-            self.ready.value = int(ready)
-            await ReadOnly()
-            if ready and self.valid.value:
-                self.on_beat(self.payload.value.to_signed())
 
 
 class Scoreboard:
@@ -127,8 +69,11 @@ class TB:
         self.scoreboard = Scoreboard(self.log)
         self.source = StreamSource(dut.clk, dut.i__valid, dut.i__ready, dut.i__payload,
                                    self.rng, idle)
-        self.sink = StreamSink(dut.clk, dut.o__valid, dut.o__ready, dut.o__payload, self.rng,
-                               self.scoreboard.check, backpressure)
+        self.sink = StreamSink(
+            dut.clk, dut.o__valid, dut.o__ready, dut.o__payload, self.rng,
+            on_beat=lambda raw: self.scoreboard.check(to_signed(raw, f.out.bits)),
+            on_error=lambda m: self.scoreboard.errors.append(f"{m} (cycle {cycle()})"),
+            backpressure=backpressure)
         self.sent = 0
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
 
