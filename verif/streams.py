@@ -8,7 +8,7 @@ simulator's order of events at that edge (Verilator and Icarus differ there).
 from collections import deque
 
 import cocotb
-from cocotb.triggers import FallingEdge, ReadOnly
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
 #: Clock period of every bench.
@@ -18,6 +18,15 @@ PERIOD_NS = 10
 def cycle():
     """Index of the current clock cycle (cycle k runs from rising edge k to rising edge k+1)."""
     return int(get_sim_time("ns")) // PERIOD_NS
+
+
+async def reset(dut, cycles=3):
+    """Hold ``dut.rst`` high for ``cycles`` clock cycles and release it; returns after the next
+    rising edge."""
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, cycles)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
 
 
 class StreamSource:

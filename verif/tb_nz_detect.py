@@ -31,7 +31,7 @@ from cocotb.utils import get_sim_time
 
 from permdeal.golden.cycles import EngineConfig, layer_cycles
 from permdeal.verif.runner import tb_config, tb_report
-from permdeal.verif.streams import PERIOD_NS, StreamSink, StreamSource, cycle
+from permdeal.verif.streams import PERIOD_NS, StreamSink, StreamSource, cycle, reset
 
 
 
@@ -108,10 +108,7 @@ class TB:
         return -(1 << (n - 1)), (1 << (n - 1)) - 1
 
     async def reset(self):
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 3)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
+        await reset(self.dut)
         self.source.start()
         self.sink.start()
 
