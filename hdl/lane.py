@@ -1,0 +1,386 @@
+# amaranth: UnusedElaboratable=no
+"""One multiplier lane of a PE: weight and k memories, index, multiplier, accumulators (DESIGN 4.2).
+
+The engine's controller computes the addresses of every operation once and broadcasts one
+operation per cycle to every lane of every PE; all lanes share one memory layout
+(``golden.rom``), so the addresses are the same everywhere and only the memory contents differ.
+For a non-zero input ``x_j`` (``j = J*p + c``) and slot ``t`` of a layer whose memories start at
+``w_base`` and ``k_base`` the operation is::
+
+    w_addr   = w_base + j*B + t     weight q[I][J][(c - k) mod p] of block-row I = t*NL + g
+    k_addr   = k_base + J*B + t     permutation value k[I][J]
+    c        = j mod p              column of x_j within its block
+    sel      = index of p in ps     (no field when the design has a single block size)
+    x        = x_j                  the activation code
+    acc_addr = t*p                  the slot's first accumulator; the lane adds r = (c - k) mod p
+
+and the lane adds ``w * x`` to accumulator ``t*p + r``, i.e. to output row ``I*p + r``.
+"""
+
+from amaranth.hdl import Assert, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from permdeal.checks import integer
+from permdeal.errors import PermdealError
+from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
+
+from .perm_index import PermIndex
+
+__all__ = ["Lane", "lane_params"]
+
+#: Cycles from an operation to the first drain request that sees its sum (see :class:`Lane`).
+LATENCY = 3
+#: Cycles from a drain request to its value on ``acc``.
+DRAIN_LATENCY = 1
+
+
+def _addr_bits(depth):
+    """Width of an address field for ``depth`` words (at least 1 bit, so no field is empty)."""
+    return max(1, (depth - 1).bit_length())
+
+
+def _bits(value, what):
+    try:
+        bits = integer(value, what)
+    except PermdealError:
+        bits = None
+    if bits is None or not 2 <= bits <= MAX_BITS:
+        raise PermdealError(f"{what} must be an integer in [2, {MAX_BITS}], not {value!r}")
+    return bits
+
+
+def lane_params(ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth):
+    """Check the parameters that every lane of a PE shares; return them normalized.
+
+    Returns ``(index, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth)`` where
+    ``index`` is a (registered) :class:`PermIndex` for ``ps``, which checks the block sizes.
+    """
+    index = PermIndex(ps, registered=True)
+    act_bits = _bits(act_bits, "lane act_bits")
+    weight_bits = _bits(weight_bits, "lane weight_bits")
+    lo = act_bits + weight_bits
+    try:
+        acc = integer(acc_bits, "lane acc_bits")
+    except PermdealError:
+        acc = None
+    if acc is None or not lo <= acc <= MAX_ACC_BITS:
+        raise PermdealError(f"lane acc_bits must be an integer in [{lo}, {MAX_ACC_BITS}], not "
+                            f"{acc_bits!r} (an exact product of {act_bits}-bit activations and "
+                            f"{weight_bits}-bit weights has {lo} bits)")
+    w_depth = integer(w_depth, "lane w_depth", 1)
+    k_depth = integer(k_depth, "lane k_depth", 1)
+    p_max = max(index.ps)
+    try:
+        acc_depth = integer(acc_depth, "lane acc_depth", p_max)
+    except PermdealError:
+        raise PermdealError(f"lane acc_depth must be an integer >= {p_max} (one slot of the "
+                            f"largest block size), not {acc_depth!r}") from None
+    return index, act_bits, weight_bits, acc, w_depth, k_depth, acc_depth
+
+
+def _words(values, what, depth, lo, hi, kind):
+    """``values`` as a tuple of exactly ``depth`` ints in ``[lo, hi]``."""
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__len__"):
+        raise PermdealError(f"{what} must be a sequence of {depth} integers, not "
+                            f"{type(values).__name__}")
+    if len(values) != depth:
+        raise PermdealError(f"{what} must hold exactly {depth} words, not {len(values)}")
+    out = []
+    for i, v in enumerate(values):
+        try:
+            v = integer(v, what)
+        except PermdealError:
+            v = None
+        if v is None or not lo <= v <= hi:
+            raise PermdealError(f"{what}[{i}] must be an integer in [{lo}, {hi}] ({kind}), "
+                                f"not {values[i]!r}")
+        out.append(v)
+    return tuple(out)
+
+
+class Lane(wiring.Component):
+    """One multiplier lane: ``acc[acc_addr + (c - k) mod p] += weight[w_addr] * x`` per operation.
+
+    Parameters
+    ----------
+    ps : int or sequence of int
+        The block sizes the design supports, as for :class:`~.perm_index.PermIndex` (``sel = i``
+        selects ``ps[i]``).
+    act_bits, weight_bits : int
+        Widths of the signed activation and weight codes, 2 to 32.
+    acc_bits : int
+        Width of a signed accumulator, ``act_bits + weight_bits`` to 63. Products are exact
+        (``act_bits + weight_bits`` bits); the sums do not wrap when ``acc_bits`` is at least every
+        layer's ``golden.formats.LayerFormats.acc_bits`` (the generator's job: the lane cannot see
+        the layers).
+    w_depth, k_depth : int
+        Words of the weight and k memories (``golden.rom`` placements: all layers' depths).
+    acc_depth : int
+        Accumulators, at least ``max(ps)``; a layer uses ``B*p`` of them.
+    weights, ks : sequence of int
+        Initial contents: exactly ``w_depth`` signed ``weight_bits``-bit words and ``k_depth``
+        words in ``[0, max(ps))`` (one lane's row of ``golden.rom.lane_contents``).
+
+    Members
+    -------
+    op : ``In(op_layout)``
+        The broadcast operation, a struct packed from bit 0 in the order ``valid`` (1 bit),
+        ``w_addr`` (``w_addr_bits``), ``k_addr`` (``k_addr_bits``), ``c`` (``index_width``),
+        ``sel`` (``sel_bits``; no field with a single block size), ``x`` (``signed(act_bits)``),
+        ``acc_addr`` (``acc_addr_bits``). No handshake: an op with ``valid`` is taken every cycle.
+    drain : ``In(drain_layout)``
+        Drain request ``{valid: 1 bit, addr: acc_addr_bits}`` (from bit 0 in that order).
+    acc : ``Out(acc_layout)``
+        Drained value ``{valid: 1 bit, value: signed(acc_bits)}``; ``value`` is meaningful only
+        while ``valid``.
+
+    Pipeline
+    --------
+    An op presented in cycle ``n`` (stage 0) moves one stage per cycle, with no stalls:
+
+    0. ``n``: the weight and k memories' synchronous read ports take ``w_addr`` and ``k_addr``;
+       ``valid``, ``c``, ``sel``, ``x`` and ``acc_addr`` are registered.
+    1. ``n + 1``: the weight ``w`` and ``k`` are out of the memories; :class:`PermIndex`
+       (registered) computes ``r = (c - k) mod p`` while the exact product ``w * x`` is
+       registered.
+    2. ``n + 2``: ``a = acc_addr + r`` goes to the accumulator memory's read port; ``a``, the
+       product and ``valid`` are registered.
+    3. ``n + 3``: ``acc[a] + w * x`` is written back to ``acc[a]`` at the end of the cycle. The old
+       value comes from the read port, or, when the write of the cycle before went to the same
+       address, from a forwarding register holding that write (the read port is not
+       transparent): back-to-back ops on one accumulator (``B = 1`` across block-columns, and
+       every op when ``p = 1``) add up exactly.
+
+    So ``latency = 3``: the op of cycle ``n`` is seen by a drain request in cycle ``n + 3`` or
+    later. (A request in cycle ``n + 3`` reads the memory while stage 3 writes it; the sum reaches
+    it through the forwarding register, see below.) In ``golden.cycles`` terms the first drain
+    request of a layer may come ``latency`` cycles after its last op.
+
+    Draining is read-and-clear: a request ``{valid, addr}`` in cycle ``d`` reads ``acc[addr]``
+    (the accumulator read port) and has ``acc = {1, value}`` in cycle ``d + 1``
+    (``drain_latency = 1``), while the write port clears ``acc[addr]`` to zero at the end of that
+    cycle. The drained value passes the forwarding register too, so it includes a sum written in
+    the request's own cycle, and a request right after a clear of the same address reads 0. The
+    accumulators are zero at initialisation (not at ``rst``), and every layer drains all its
+    ``B*p`` of them, so each layer starts from zeros without a clearing pass. Requests may come
+    every cycle, in any address order.
+
+    Draining and accumulating share the accumulator's ports, so they are never active at once: the
+    controller guarantees (and simulation asserts) that no drain request comes in the cycle of an
+    op or while an op is in stages 1 and 2 (which use the read port), i.e. a drain request in
+    cycle ``d`` needs no op in cycles ``d - 2 .. d``; with ``latency = 3`` that is the same as
+    draining a layer no earlier than ``latency`` cycles after its last op. The next layer's ops may
+    start in the cycle after the last drain request. The fields of an op or a drain request
+    without ``valid`` are ignored. The assertion is an Amaranth ``Assert`` (a Verilog immediate
+    ``assert``): Verilator stops on it, Icarus logs an error and goes on.
+
+    ``rst`` (synchronous) empties the pipeline and the drain output; it does not clear the
+    memories.
+    """
+
+    def __init__(self, ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth, *,
+                 weights, ks):
+        (index, self._act_bits, self._weight_bits, self._acc_bits, self._w_depth,
+         self._k_depth, self._acc_depth) = lane_params(ps, act_bits, weight_bits, acc_bits,
+                                                       w_depth, k_depth, acc_depth)
+        self._ps = index.ps
+        self._index_width, self._sel_bits = index.width, index.sel_bits
+        wb = self._weight_bits
+        self._weights = _words(weights, "lane weights", self._w_depth, -(1 << (wb - 1)),
+                               (1 << (wb - 1)) - 1, f"signed {wb}-bit")
+        p_max = max(self._ps)
+        self._ks = _words(ks, "lane ks", self._k_depth, 0, p_max - 1,
+                          f"permutation values of block sizes up to {p_max}")
+        super().__init__({
+            "op": In(self.op_layout),
+            "drain": In(self.drain_layout),
+            "acc": Out(self.acc_layout),
+        })
+
+    # -- parameters --------------------------------------------------------------------------
+
+    @property
+    def ps(self):
+        return self._ps
+
+    @property
+    def act_bits(self):
+        return self._act_bits
+
+    @property
+    def weight_bits(self):
+        return self._weight_bits
+
+    @property
+    def acc_bits(self):
+        return self._acc_bits
+
+    @property
+    def w_depth(self):
+        return self._w_depth
+
+    @property
+    def k_depth(self):
+        return self._k_depth
+
+    @property
+    def acc_depth(self):
+        return self._acc_depth
+
+    @property
+    def weights(self):
+        """Initial weight memory contents (a tuple of ``w_depth`` ints)."""
+        return self._weights
+
+    @property
+    def ks(self):
+        """Initial k memory contents (a tuple of ``k_depth`` ints)."""
+        return self._ks
+
+    # -- derived -----------------------------------------------------------------------------
+
+    @property
+    def latency(self):
+        """Cycles from an op (stage 0) to the first cycle a drain request sees its sum."""
+        return LATENCY
+
+    @property
+    def drain_latency(self):
+        """Cycles from a drain request to its value on ``acc``."""
+        return DRAIN_LATENCY
+
+    @property
+    def product_bits(self):
+        """Width of the exact product ``w * x``."""
+        return self._act_bits + self._weight_bits
+
+    @property
+    def index_width(self):
+        """Width of ``c``, of the k memory's words and of ``r`` (:attr:`PermIndex.width`)."""
+        return self._index_width
+
+    @property
+    def sel_bits(self):
+        """Width of ``sel`` (0: a single block size, no ``sel`` field)."""
+        return self._sel_bits
+
+    @property
+    def w_addr_bits(self):
+        return _addr_bits(self._w_depth)
+
+    @property
+    def k_addr_bits(self):
+        return _addr_bits(self._k_depth)
+
+    @property
+    def acc_addr_bits(self):
+        return _addr_bits(self._acc_depth)
+
+    @property
+    def op_layout(self):
+        """The broadcast operation (see the class docstring), packed from bit 0 in this order."""
+        fields = {"valid": unsigned(1), "w_addr": unsigned(self.w_addr_bits),
+                  "k_addr": unsigned(self.k_addr_bits), "c": unsigned(self._index_width)}
+        if self._sel_bits:
+            fields["sel"] = unsigned(self._sel_bits)
+        fields["x"] = signed(self._act_bits)
+        fields["acc_addr"] = unsigned(self.acc_addr_bits)
+        return data.StructLayout(fields)
+
+    @property
+    def drain_layout(self):
+        return data.StructLayout({"valid": unsigned(1), "addr": unsigned(self.acc_addr_bits)})
+
+    @property
+    def acc_layout(self):
+        return data.StructLayout({"valid": unsigned(1), "value": signed(self._acc_bits)})
+
+    # -- hardware ----------------------------------------------------------------------------
+
+    def _memory(self, shape, depth, init):
+        """One lane memory with its initial contents baked into the Verilog.
+
+        The one place that creates memories, so that loading from ``$readmemh`` images can
+        replace it.
+        """
+        return Memory(shape=shape, depth=depth, init=init)
+
+    def _old_value(self, read, fwd_valid, fwd_addr, fwd_data, addr):
+        """The value of accumulator ``addr`` read in the cycle before: the previous cycle's
+        write when it went to ``addr`` (the read port, not transparent, missed it), else what the
+        read port read."""
+        return Mux(fwd_valid & (fwd_addr == addr), fwd_data, read)
+
+    def elaborate(self, platform):
+        m = Module()
+        op = self.op
+
+        m.submodules.weight_mem = weight = self._memory(signed(self._weight_bits), self._w_depth,
+                                                    self._weights)
+        m.submodules.k_mem = kmem = self._memory(unsigned(self._index_width), self._k_depth,
+                                             self._ks)
+        m.submodules.acc_mem = accm = self._memory(signed(self._acc_bits), self._acc_depth, [])
+        m.submodules.perm_index = index = PermIndex(self._ps, registered=True)
+        w_rd, k_rd = weight.read_port(), kmem.read_port()
+        acc_wr = accm.write_port()
+        acc_rd = accm.read_port()  # not transparent: stage 3 forwards the previous write
+
+        # Stage 0: addresses to the memories; the rest of the op registered.
+        valid1 = Signal()
+        c1 = Signal(self._index_width, reset_less=True)
+        x1 = Signal(signed(self._act_bits), reset_less=True)
+        acc_addr1 = Signal(self.acc_addr_bits, reset_less=True)
+        m.d.comb += [w_rd.addr.eq(op.w_addr), k_rd.addr.eq(op.k_addr)]
+        m.d.sync += [valid1.eq(op.valid), c1.eq(op.c), x1.eq(op.x), acc_addr1.eq(op.acc_addr)]
+        if self._sel_bits:
+            sel1 = Signal(self._sel_bits, reset_less=True)
+            m.d.sync += sel1.eq(op.sel)
+            m.d.comb += index.sel.eq(sel1)
+
+        # Stage 1: r = (c - k) mod p (registered in PermIndex) and the exact product.
+        valid2 = Signal()
+        acc_addr2 = Signal(self.acc_addr_bits, reset_less=True)
+        prod2 = Signal(signed(self.product_bits), reset_less=True)
+        m.d.comb += [index.c.eq(c1), index.k.eq(k_rd.data)]
+        m.d.sync += [valid2.eq(valid1), acc_addr2.eq(acc_addr1), prod2.eq(w_rd.data * x1)]
+
+        # Stage 2: accumulator address to the read port (shared with draining).
+        valid3 = Signal()
+        addr2 = Signal(self.acc_addr_bits)
+        addr3 = Signal(self.acc_addr_bits, reset_less=True)
+        prod3 = Signal(signed(self.product_bits), reset_less=True)
+        m.d.comb += addr2.eq(acc_addr2 + index.r)
+        m.d.sync += [valid3.eq(valid2), addr3.eq(addr2), prod3.eq(prod2)]
+
+        # Drain request: read in the request's cycle, value and clear in the next.
+        drain1 = Signal()
+        drain_addr1 = Signal(self.acc_addr_bits, reset_less=True)
+        m.d.sync += [drain1.eq(self.drain.valid), drain_addr1.eq(self.drain.addr)]
+        m.d.comb += acc_rd.addr.eq(Mux(self.drain.valid, self.drain.addr, addr2))
+
+        # Stage 3 (and a drain's second cycle): read-modify-write (read-and-clear), forwarding
+        # the previous cycle's write to the same accumulator.
+        fwd_valid = Signal()
+        fwd_addr = Signal(self.acc_addr_bits, reset_less=True)
+        fwd_data = Signal(signed(self._acc_bits), reset_less=True)
+        old = Signal(signed(self._acc_bits))
+        total = Signal(signed(self._acc_bits))
+        wr_addr = Signal(self.acc_addr_bits)
+        m.d.comb += [
+            wr_addr.eq(Mux(valid3, addr3, drain_addr1)),
+            old.eq(self._old_value(acc_rd.data, fwd_valid, fwd_addr, fwd_data, wr_addr)),
+            total.eq(old + prod3),  # wraps to acc_bits, which the sums never exceed
+            acc_wr.en.eq(valid3 | drain1),
+            acc_wr.addr.eq(wr_addr),
+            acc_wr.data.eq(Mux(valid3, total, 0)),
+            self.acc.valid.eq(drain1),
+            self.acc.value.eq(old),
+        ]
+        m.d.sync += [fwd_valid.eq(acc_wr.en), fwd_addr.eq(wr_addr), fwd_data.eq(acc_wr.data)]
+
+        # The controller's contract: no drain request while an op needs the read port.
+        m.d.sync += Assert(~(self.drain.valid & (op.valid | valid1 | valid2)),
+                           "lane: drain request while an op is in the pipeline")
+        return m

@@ -1,0 +1,271 @@
+# amaranth: UnusedElaboratable=no
+"""The PE and its lanes on Verilator and Icarus against the golden model, and their generators."""
+
+import re
+
+import pytest
+from amaranth.sim import Simulator
+
+from permdeal.errors import PermdealError
+from permdeal.gen.verilog import emit
+from permdeal.hdl.lane import Lane
+from permdeal.hdl.pe import PE, pe_contents
+from permdeal.verif import runner
+from permdeal.verif.tb_pe import PASSES, build_case, pe_config
+
+#: name -> case parameters (see ``verif.tb_pe.Case``). Each Verilator build costs ~15-20 s, so
+#: there are three: a lone power-of-two p on PE 1 of 2 (B = 2, then B = 1); two block sizes picked
+#: by ``sel`` with 16-bit codes (B = 3 with p = 3, then B = 1 with p = 5; a > 64-bit acc port);
+#: p = 1 on one lane of PE 2 of 3 (every op of the B = 1 layer hits accumulator 0 back to back).
+CASES = {
+    "p4-L2-pe1of2": dict(seed=11, ps=[4], layer_ps=[4, 4], sizes=[22, 30, 13], n_pe=2, lanes=2,
+                         pe=1, act_bits=8, weight_bits=8, bias_bits=12),
+    "p3-5-sel-L3": dict(seed=12, ps=[3, 5], layer_ps=[3, 5], sizes=[17, 20, 14], n_pe=1,
+                        lanes=3, pe=0, act_bits=16, weight_bits=16, bias_bits=16),
+    "p1-L1-pe2of3": dict(seed=13, ps=[1], layer_ps=[1, 1], sizes=[10, 7, 3], n_pe=3, lanes=1,
+                         pe=2, act_bits=12, weight_bits=10, bias_bits=12),
+}
+TESTS = set(PASSES)
+
+
+def _pe(case):
+    return PE(case.lanes, *case.lane_params, contents=pe_contents(case.contents, case.cfg, case.pe))
+
+
+def _simulate(sim, name, build_dir, **kwargs):
+    case = build_case(CASES[name])
+    dut = _pe(case)
+    source = build_dir / "pe.v"
+    emit(dut, "pe", source)
+    return case, runner.run(sim, sources=[source], toplevel="pe",
+                            test_module="permdeal.verif.tb_pe", build_dir=build_dir,
+                            config=pe_config(case, dut), **kwargs)
+
+
+def _accumulators(case, test):
+    """Accumulators a test compares: every lane's ``B*p`` per pass."""
+    return sum(case.lanes * case.accumulators(layer) for layer, _ in PASSES[test])
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("sim", runner.SIMULATORS)
+def test_pe_matches_golden(sim, name, tmp_path):
+    case, result = _simulate(sim, name, tmp_path)
+    assert result.passed and set(result.tests) == TESTS
+    for test in TESTS:
+        rep = result.report[test]
+        want = _accumulators(case, test)
+        assert rep["checked"] == rep["accumulators"] == want > 0, (test, rep, want)
+        assert rep["mismatches"] == rep["valid_errors"] == 0, (test, rep)
+        assert rep["ops"] == sum(z * case.places[layer].slots
+                                 for z, (layer, _) in zip(rep["nnz"], PASSES[test])), rep
+    # The densities 0 and 1 give no op and every input; the full passes did issue ops.
+    rep = result.report["test_back_to_back"]
+    assert rep["nnz"][2] == 0 and rep["nnz"][1] == case.model.layers[1].shape[1], rep
+
+
+@pytest.mark.sim
+def test_bench_catches_missing_forwarding(tmp_path, monkeypatch):
+    # Without forwarding, back-to-back ops on one accumulator (p = 1, B = 1) lose a product.
+    monkeypatch.setattr(Lane, "_old_value", lambda self, read, *args: read)
+    with pytest.raises(runner.SimulationFailed) as e:
+        _simulate("icarus", "p1-L1-pe2of3", tmp_path, seed=5, testcase="test_back_to_back")
+    assert e.value.result.failures.keys() == {"test_back_to_back"}
+    msg = str(e.value)
+    assert re.search(r"layer 1 \(fc1, pass \d\): lane 0 \(global lane 2\) slot t=0 r=0 \(output "
+                     r"row 2\): expected -?\d+, observed -?\d+ \(cycle \d+\)", msg), msg
+
+
+@pytest.mark.sim
+def test_bench_catches_a_short_latency(tmp_path, monkeypatch):
+    # A lane that claims a latency of 2 is drained while its last op needs the read port.
+    monkeypatch.setattr(Lane, "latency", property(lambda self: 2))
+    with pytest.raises(runner.SimulationFailed) as e:
+        _simulate("icarus", "p4-L2-pe1of2", tmp_path, seed=5, testcase="test_back_to_back")
+    assert e.value.result.failures.keys() == {"test_back_to_back"}
+    assert ": expected " in str(e.value) and ", observed " in str(e.value)
+    assert "drain request while an op is in the pipeline" in e.value.result.log.read_text()
+
+
+# -- generator -------------------------------------------------------------------------------------
+
+def _lane(**kw):
+    args = dict(ps=(3, 5), act_bits=8, weight_bits=6, acc_bits=20, w_depth=6, k_depth=3,
+                acc_depth=15, weights=[-32, 31, 0, 1, -1, 5], ks=[0, 4, 2])
+    args.update(kw)
+    return Lane(args.pop("ps"), args.pop("act_bits"), args.pop("weight_bits"),
+                args.pop("acc_bits"), args.pop("w_depth"), args.pop("k_depth"),
+                args.pop("acc_depth"), **args)
+
+
+def test_lane_properties():
+    lane = _lane()
+    assert (lane.ps, lane.act_bits, lane.weight_bits, lane.acc_bits) == ((3, 5), 8, 6, 20)
+    assert (lane.w_depth, lane.k_depth, lane.acc_depth) == (6, 3, 15)
+    assert (lane.latency, lane.drain_latency, lane.product_bits) == (3, 1, 14)
+    assert (lane.index_width, lane.sel_bits) == (3, 1)
+    assert (lane.w_addr_bits, lane.k_addr_bits, lane.acc_addr_bits) == (3, 2, 4)
+    assert lane.weights == (-32, 31, 0, 1, -1, 5) and lane.ks == (0, 4, 2)
+    assert [(n, f.offset, f.width) for n, f in lane.op_layout] == [
+        ("valid", 0, 1), ("w_addr", 1, 3), ("k_addr", 4, 2), ("c", 6, 3), ("sel", 9, 1),
+        ("x", 10, 8), ("acc_addr", 18, 4)]
+    assert lane.op_layout["x"].shape.signed
+    assert [(n, f.offset, f.width) for n, f in lane.drain_layout] == [("valid", 0, 1),
+                                                                     ("addr", 1, 4)]
+    assert [(n, f.offset, f.width) for n, f in lane.acc_layout] == [("valid", 0, 1),
+                                                                   ("value", 1, 20)]
+    assert set(lane.signature.members) == {"op", "drain", "acc"}
+    single = _lane(ps=4, acc_depth=4, ks=[0, 3, 1])
+    assert "sel" not in dict(iter(single.op_layout)) and single.sel_bits == 0
+    tiny = _lane(ps=1, w_depth=1, k_depth=1, acc_depth=1, weights=[3], ks=[0])
+    assert (tiny.index_width, tiny.w_addr_bits, tiny.k_addr_bits, tiny.acc_addr_bits) == \
+        (1, 1, 1, 1)
+    for attr in ("latency", "drain_latency", "acc_bits", "weights"):
+        with pytest.raises(AttributeError):
+            setattr(lane, attr, 0)
+
+
+def test_pe_properties():
+    case = build_case(CASES["p3-5-sel-L3"])
+    pe = _pe(case)
+    assert pe.lanes == 3 and len(pe.lane) == 3
+    assert (pe.latency, pe.drain_latency) == (3, 1)
+    assert pe.ps == (3, 5) and pe.acc_bits == case.acc_bits
+    assert pe.op_layout == pe.lane[0].op_layout and pe.acc_layout == pe.lane[2].acc_layout
+    assert pe.acc.shape().size == 3 * (1 + case.acc_bits)
+    for l, lane in enumerate(pe.lane):
+        assert lane.weights == tuple(case.contents["weight"][l])
+        assert lane.ks == tuple(case.contents["k"][l])
+    with pytest.raises(AttributeError):
+        pe.latency = 5
+    with pytest.raises(AttributeError):
+        pe.lanes = 2
+
+
+LANE_ERRORS = [
+    (dict(ps=()), "permutation index needs at least one block size p"),
+    (dict(ps=(3, 0)), "block size p must be an integer >= 1, not 0"),
+    (dict(act_bits=1), "lane act_bits must be an integer in [2, 32], not 1"),
+    (dict(act_bits=8.0), "lane act_bits must be an integer in [2, 32], not 8.0"),
+    (dict(weight_bits=33), "lane weight_bits must be an integer in [2, 32], not 33"),
+    (dict(acc_bits=13), "lane acc_bits must be an integer in [14, 63], not 13 (an exact product "
+                        "of 8-bit activations and 6-bit weights has 14 bits)"),
+    (dict(acc_bits=64), "lane acc_bits must be an integer in [14, 63], not 64 (an exact product "
+                        "of 8-bit activations and 6-bit weights has 14 bits)"),
+    (dict(acc_bits=True), "lane acc_bits must be an integer in [14, 63], not True (an exact "
+                          "product of 8-bit activations and 6-bit weights has 14 bits)"),
+    (dict(w_depth=0), "lane w_depth must be an integer >= 1, not 0"),
+    (dict(k_depth="3"), "lane k_depth must be an integer >= 1, not '3'"),
+    (dict(acc_depth=4), "lane acc_depth must be an integer >= 5 (one slot of the largest block "
+                        "size), not 4"),
+    (dict(weights=[1, 2]), "lane weights must hold exactly 6 words, not 2"),
+    (dict(weights="abcdef"), "lane weights must be a sequence of 6 integers, not str"),
+    (dict(weights=[0, 0, 0, 32, 0, 0]), "lane weights[3] must be an integer in [-32, 31] "
+                                        "(signed 6-bit), not 32"),
+    (dict(weights=[0, 0.5, 0, 0, 0, 0]), "lane weights[1] must be an integer in [-32, 31] "
+                                         "(signed 6-bit), not 0.5"),
+    (dict(ks=[0, 5, 0]), "lane ks[1] must be an integer in [0, 4] (permutation values of block "
+                         "sizes up to 5), not 5"),
+    (dict(ks=None), "lane ks must be a sequence of 3 integers, not NoneType"),
+]
+
+
+@pytest.mark.parametrize("kw, message", LANE_ERRORS)
+def test_lane_rejects_bad_parameters(kw, message):
+    with pytest.raises(PermdealError) as e:
+        _lane(**kw)
+    assert str(e.value) == message
+
+
+def _pe_args(**kw):
+    args = dict(lanes=2, ps=4, act_bits=8, weight_bits=8, acc_bits=20, w_depth=2, k_depth=1,
+                acc_depth=4, contents=[{"weight": [1, 2], "k": [3]}, {"weight": [3, 4], "k": [0]}])
+    args.update(kw)
+    return args
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(lanes=0), "PE lanes must be an integer >= 1, not 0"),
+    (dict(acc_bits=15), "lane acc_bits must be an integer in [16, 63], not 15 (an exact product "
+                        "of 8-bit activations and 8-bit weights has 16 bits)"),
+    (dict(contents={"weight": [1, 2], "k": [3]}), "PE contents must be a sequence of 2 dicts, "
+                                                  "not dict"),
+    (dict(contents=[{"weight": [1, 2], "k": [3]}]), "PE contents must hold one dict per lane "
+                                                    "(2), not 1"),
+    (dict(contents=[{"weight": [1, 2], "k": [3]}, {"weight": [1, 2], "k": [0], "bias": [0]}]),
+     "PE contents[1] must be a dict with keys 'weight' and 'k', not ['bias', 'k', 'weight']"),
+    (dict(contents=[{"weight": [1, 2], "k": [3]}, [1, 2]]),
+     "PE contents[1] must be a dict with keys 'weight' and 'k', not list"),
+    (dict(contents=[{"weight": [1, 2], "k": [3]}, {"weight": [1, 2], "k": [4]}]),
+     "PE contents[1]: lane ks[0] must be an integer in [0, 3] (permutation values of block sizes "
+     "up to 4), not 4"),
+])
+def test_pe_rejects_bad_parameters(kw, message):
+    args = _pe_args(**kw)
+    with pytest.raises(PermdealError) as e:
+        PE(args.pop("lanes"), args.pop("ps"), args.pop("act_bits"), args.pop("weight_bits"),
+           args.pop("acc_bits"), args.pop("w_depth"), args.pop("k_depth"), args.pop("acc_depth"),
+           **args)
+    assert str(e.value) == message
+
+
+def test_pe_contents():
+    case = build_case(CASES["p4-L2-pe1of2"])
+    words = pe_contents(case.contents, case.cfg, 1)
+    assert len(words) == 2 and all(set(w) == {"weight", "k"} for w in words)
+    assert list(words[1]["weight"]) == list(case.contents["weight"][3])
+    with pytest.raises(PermdealError, match=r"^PE index must be below the engine's 2 PEs, not 2$"):
+        pe_contents(case.contents, case.cfg, 2)
+
+
+def test_emit_is_deterministic_and_reads_like_python(tmp_path):
+    case = build_case(CASES["p3-5-sel-L3"])
+    first = emit(_pe(case), "pe", tmp_path / "a.v")
+    second = emit(_pe(build_case(CASES["p3-5-sel-L3"])), "pe", tmp_path / "b.v")
+    assert first == second == (tmp_path / "a.v").read_text() == (tmp_path / "b.v").read_text()
+    assert "src =" not in first and "module pe(" in first
+    for l in range(3):  # instance lane<l> of module pe.lane<l>, with its memories and index
+        assert re.search(rf"\\pe\.lane{l}\s+lane{l} \(", first), l
+        assert re.search(rf"module \\pe\.lane{l}\.perm_index ", first), l
+    assert "lane3" not in first
+    for mem in ("weight_mem", "k_mem", "acc_mem"):
+        assert re.search(rf"reg \[\d+:0\] {mem} \[", first), mem
+    other = build_case({**CASES["p3-5-sel-L3"], "seed": 99})
+    assert emit(_pe(other), "pe") != first  # other memory contents
+
+
+def _lane_bench(lane, bench):
+    sim = Simulator(lane)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_lane_asserts_the_controller_contract():
+    # Amaranth's simulator: accumulating with forwarding, draining, and the contract's assertion.
+    lane = _lane(ps=1, acc_depth=2, ks=[0, 0, 0])
+    drained = []
+
+    async def bench(ctx):
+        for w_addr, x in ((1, 3), (3, -2), (5, 7)):  # 31*3 + 1*(-2) + 5*7, back to back
+            ctx.set(lane.op, {"valid": 1, "w_addr": w_addr, "c": 0, "x": x, "acc_addr": 1})
+            await ctx.tick()
+        ctx.set(lane.op.valid, 0)
+        await ctx.tick().repeat(lane.latency - 1)
+        for _ in range(2):  # read-and-clear: the second read gives 0
+            ctx.set(lane.drain, {"valid": 1, "addr": 1})
+            await ctx.tick()
+            ctx.set(lane.drain.valid, 0)
+            assert ctx.get(lane.acc.valid) == 1
+            drained.append(ctx.get(lane.acc.value))
+        ctx.set(lane.op, {"valid": 1, "w_addr": 0, "acc_addr": 0})
+        await ctx.tick()
+        ctx.set(lane.op.valid, 0)
+        await ctx.tick()
+        ctx.set(lane.drain, {"valid": 1, "addr": 0})  # two cycles after an op: a violation
+        await ctx.tick()
+
+    with pytest.raises(AssertionError, match="drain request while an op is in the pipeline"):
+        _lane_bench(lane, bench)
+    assert drained == [31 * 3 - 2 + 5 * 7, 0]
