@@ -7,7 +7,7 @@ the one stored weight sits in row ``r = (c - k) mod p``, the golden
 brings it into ``[0, p)``.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -131,21 +131,15 @@ class PermIndex(wiring.Component):
             else:  # wrap: the low bits (none for p = 1)
                 result = diff[:w] & mask
         else:
-            # Per-p constants chosen by sel; 0 when sel is out of range. The default arm makes
-            # the case statement complete (Verilator refuses an incomplete one).
+            # Per-p constants chosen by sel; 0 when sel is out of range. A chain of muxes, not a
+            # Switch: Yosys turns a Switch into an `always @*` case block, which Icarus does not
+            # evaluate until sel first changes, leaving r undefined for a constant sel.
             terms = [self._terms(p) for p in self._ps]
             correct = any(c_i for c_i, _ in terms)  # some p is not a power of two
-            corr, mask = Signal(w), Signal(w)
-            with m.Switch(self.sel):
-                for i, (c_i, m_i) in enumerate(terms):
-                    with m.Case(i):
-                        m.d.comb += mask.eq(m_i)
-                        if correct:
-                            m.d.comb += corr.eq(c_i)
-                with m.Default():
-                    m.d.comb += mask.eq(0)
-                    if correct:
-                        m.d.comb += corr.eq(0)
+            corr, mask = Const(0, w), Const(0, w)
+            for i, (c_i, m_i) in enumerate(terms):
+                hit = self.sel == i if i else ~self.sel.any()  # `== 0` would trip WIDTHTRUNC
+                corr, mask = Mux(hit, c_i, corr), Mux(hit, m_i, mask)
             if correct:  # compare-and-correct, then the selected width
                 result = (diff[:w] + Mux(borrow, corr, 0))[:w] & mask
             else:  # powers of two only: a wrap to the selected width

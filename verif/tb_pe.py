@@ -177,14 +177,11 @@ class TB:
         Clock(dut.clk, PERIOD_NS, unit="ns").start(start_high=False)  # first rising edge at 5 ns
 
     async def reset(self):
-        """Reset, with invalid ops of random fields (all ones first).
-
-        Changing ``sel`` matters on Icarus: the ``sel`` case statements of ``PermIndex`` are
-        ``always @*`` blocks that run only when ``sel`` changes, so with ``sel`` constant from
-        time 0 their outputs would stay X.
-        """
+        """Reset with all-zero ops, so that the first layer's ``sel`` (0) is constant from time 0
+        inside the lanes' registers: a design whose ``sel`` logic waits for a change of ``sel``
+        (an ``always @*`` case block under Icarus) fails then. Random invalid ops follow."""
         self.dut.rst.value = 1
-        self.dut.op.value = ((1 << self.op_width) - 1) & ~self.op_valid_bit
+        self.dut.op.value = 0
         await RisingEdge(self.dut.clk)  # (the clock's first edge, at time 0, is a falling one)
         for _ in range(3):
             await FallingEdge(self.dut.clk)
