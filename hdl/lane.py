@@ -17,6 +17,10 @@ For a non-zero input ``x_j`` (``j = J*p + c``) and slot ``t`` of a layer whose m
 and the lane adds ``w * x`` to accumulator ``t*p + r``, i.e. to output row ``I*p + r``.
 """
 
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
 from amaranth.hdl import Assert, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
@@ -27,8 +31,12 @@ from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
 
 from .perm_index import PermIndex
+from .rom import ImageRom, check_image, verilog_path
 
-__all__ = ["Lane", "lane_params"]
+__all__ = ["IMAGE_MEMORIES", "Lane", "lane_params"]
+
+#: The lane memories that can be initialised from image files (``golden.rom`` memory names).
+IMAGE_MEMORIES = ("weight", "k")
 
 #: Cycles from an operation to the first drain request that sees its sum (see :class:`Lane`).
 LATENCY = 3
@@ -100,6 +108,21 @@ def _words(values, what, depth, lo, hi, kind):
     return tuple(out)
 
 
+def _image_paths(images):
+    """``images`` as ``{"weight": Path, "k": Path}``."""
+    if not isinstance(images, Mapping) or set(images) != set(IMAGE_MEMORIES):
+        got = sorted(images, key=str) if isinstance(images, Mapping) else type(images).__name__
+        raise PermdealError(f"lane images must be a mapping with keys 'weight' and 'k', not {got}")
+    out = {}
+    for mem in IMAGE_MEMORIES:
+        path = images[mem]
+        if not isinstance(path, (str, os.PathLike)) or not str(path):
+            raise PermdealError(f"lane images[{mem!r}] must be a file path, not {path!r}")
+        verilog_path(path)  # the path must be a Verilog string
+        out[mem] = Path(path)
+    return out
+
+
 class Lane(wiring.Component):
     """One multiplier lane: ``acc[acc_addr + (c - k) mod p] += weight[w_addr] * x`` per operation.
 
@@ -121,7 +144,20 @@ class Lane(wiring.Component):
         Accumulators, at least ``max(ps)``; a layer uses ``B*p`` of them.
     weights, ks : sequence of int
         Initial contents: exactly ``w_depth`` signed ``weight_bits``-bit words and ``k_depth``
-        words in ``[0, max(ps))`` (one lane's row of ``golden.rom.lane_contents``).
+        words in ``[0, max(ps))`` (one lane's row of ``golden.rom.lane_contents``), baked into
+        the Verilog. Not with ``images``.
+    images : mapping, optional
+        ``{"weight": path, "k": path}``: initialise the weight and k memories from these
+        ``$readmemh`` image files (``golden.rom.write_images``; two's complement weights) instead
+        of baking their contents into the Verilog. The memories become :class:`~.rom.ImageRom`
+        instances of the Verilog module ``permdeal_rom``, so the Verilog must be built together
+        with ``hdl.rom.ROM_SOURCE``. Each image is checked here (:func:`~.rom.check_image`): it
+        must exist and hold exactly ``w_depth`` (``k_depth``) words of ``weight_bits``
+        (``index_width``) bits, k words below ``max(ps)``, and agree with the ``manifest.json``
+        beside it when there is one; ``weights`` and ``ks`` must then be left out (the images are
+        the contents; :attr:`weights` and :attr:`ks` return what they hold). The Verilog names
+        each file by its absolute path. Amaranth's own simulator cannot run such a lane (the
+        ROM is a Verilog instance); Icarus and Verilator can.
 
     Members
     -------
@@ -181,16 +217,26 @@ class Lane(wiring.Component):
     """
 
     def __init__(self, ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth, *,
-                 weights, ks):
+                 weights=None, ks=None, images=None):
         (index, self._act_bits, self._weight_bits, self._acc_bits, self._w_depth,
          self._k_depth, self._acc_depth) = lane_params(ps, act_bits, weight_bits, acc_bits,
                                                        w_depth, k_depth, acc_depth)
         self._ps = index.ps
         self._index_width, self._sel_bits = index.width, index.sel_bits
         wb = self._weight_bits
+        p_max = max(self._ps)
+        self._images = None
+        if images is not None:
+            self._images = _image_paths(images)
+            if weights is not None or ks is not None:
+                raise PermdealError("lane weights and ks must be left out when images are given "
+                                    "(the images hold the memories' contents)")
+            weights = check_image(self._images["weight"], "weight", wb, self._w_depth,
+                                  signed=True).tolist()
+            ks = check_image(self._images["k"], "k", self._index_width, self._k_depth,
+                             signed=False, limit=p_max).tolist()
         self._weights = _words(weights, "lane weights", self._w_depth, -(1 << (wb - 1)),
                                (1 << (wb - 1)) - 1, f"signed {wb}-bit")
-        p_max = max(self._ps)
         self._ks = _words(ks, "lane ks", self._k_depth, 0, p_max - 1,
                           f"permutation values of block sizes up to {p_max}")
         super().__init__({
@@ -228,6 +274,11 @@ class Lane(wiring.Component):
     @property
     def acc_depth(self):
         return self._acc_depth
+
+    @property
+    def images(self):
+        """``{"weight": Path, "k": Path}`` when the memories load image files, else None."""
+        return None if self._images is None else dict(self._images)
 
     @property
     def weights(self):
@@ -299,13 +350,19 @@ class Lane(wiring.Component):
 
     # -- hardware ----------------------------------------------------------------------------
 
-    def _memory(self, shape, depth, init):
-        """One lane memory with its initial contents baked into the Verilog.
+    def _memory(self, shape, depth, init, image=None):
+        """One lane memory: with ``image`` (a path) an :class:`~.rom.ImageRom` loading that file
+        by ``$readmemh`` (read-only; ``init`` unused), else a ``Memory`` with ``init`` baked into
+        the Verilog. Both give a synchronous read port by ``read_port()``.
 
-        The one place that creates memories, so that loading from ``$readmemh`` images can
-        replace it.
+        The one place that creates memories.
         """
+        if image is not None:
+            return ImageRom(shape, depth, image)
         return Memory(shape=shape, depth=depth, init=init)
+
+    def _image(self, memory):
+        return None if self._images is None else self._images[memory]
 
     def _old_value(self, read, fwd_valid, fwd_addr, fwd_data, addr):
         """The value of accumulator ``addr`` read in the cycle before: the previous cycle's
@@ -318,9 +375,9 @@ class Lane(wiring.Component):
         op = self.op
 
         m.submodules.weight_mem = weight = self._memory(signed(self._weight_bits), self._w_depth,
-                                                    self._weights)
+                                                    self._weights, self._image("weight"))
         m.submodules.k_mem = kmem = self._memory(unsigned(self._index_width), self._k_depth,
-                                             self._ks)
+                                             self._ks, self._image("k"))
         m.submodules.acc_mem = accm = self._memory(signed(self._acc_bits), self._acc_depth, [])
         m.submodules.perm_index = index = PermIndex(self._ps, registered=True)
         w_rd, k_rd = weight.read_port(), kmem.read_port()

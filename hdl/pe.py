@@ -1,20 +1,23 @@
 # amaranth: UnusedElaboratable=no
 """A processing element: ``lanes`` multiplier lanes sharing one broadcast op (DESIGN.md 4.2)."""
 
+from pathlib import Path
+
 from amaranth.hdl import Module
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
+from permdeal.golden.rom import image_name
 
-from .lane import Lane, lane_params
+from .lane import IMAGE_MEMORIES, Lane, lane_params
 
-__all__ = ["PE", "pe_contents"]
+__all__ = ["PE", "pe_contents", "pe_images"]
 
 #: The lane memories a PE is given contents for (``golden.rom`` names; ``bias`` belongs to the
 #: write-back, not to the lanes).
-LANE_MEMORIES = ("weight", "k")
+LANE_MEMORIES = IMAGE_MEMORIES
 
 
 def pe_contents(contents, cfg, pe):
@@ -30,6 +33,21 @@ def pe_contents(contents, cfg, pe):
             for l in range(cfg.lanes)]
 
 
+def pe_images(folder, cfg, pe):
+    """The ``images`` argument of PE ``pe``: its lanes' image files in ``folder``.
+
+    ``folder`` holds the images of ``golden.rom.write_images`` for the engine ``cfg``; lane ``l``
+    gets ``{memory: folder / image_name(pe, l, memory, cfg)}`` for ``weight`` and ``k``. The files
+    are checked when the PE is built.
+    """
+    pe = integer(pe, "PE index", 0)
+    if pe >= cfg.n_pe:
+        raise PermdealError(f"PE index must be below the engine's {cfg.n_pe} PEs, not {pe}")
+    folder = Path(folder)
+    return [{mem: folder / image_name(pe, l, mem, cfg) for mem in LANE_MEMORIES}
+            for l in range(cfg.lanes)]
+
+
 class PE(wiring.Component):
     """``lanes`` :class:`~.lane.Lane` instances (submodules ``lane0``, ``lane1``, ...) that take
     the same broadcast operation and the same drain request every cycle.
@@ -42,7 +60,13 @@ class PE(wiring.Component):
         Shared by every lane, as for :class:`~.lane.Lane`.
     contents : sequence of ``lanes`` dicts
         Lane ``l``'s initial memory contents ``{"weight": w_depth words, "k": k_depth words}``
-        (:func:`pe_contents` cuts them out of ``golden.rom.lane_contents``).
+        (:func:`pe_contents` cuts them out of ``golden.rom.lane_contents``), baked into the
+        Verilog. Not with ``images``.
+    images : sequence of ``lanes`` mappings, optional
+        Lane ``l``'s image files ``{"weight": path, "k": path}`` (:func:`pe_images` names them
+        after ``golden.rom.image_name``): the lanes load their weight and k memories by
+        ``$readmemh`` (``Lane``'s ``images``) and the Verilog must be built together with
+        ``hdl.rom.ROM_SOURCE``. ``contents`` must then be left out.
 
     Members
     -------
@@ -64,17 +88,43 @@ class PE(wiring.Component):
     """
 
     def __init__(self, lanes, ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth,
-                 *, contents):
+                 *, contents=None, images=None):
         self._lanes = integer(lanes, "PE lanes", 1)
         params = lane_params(ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth)
         params = (params[0].ps, *params[1:])
+        if images is not None:
+            if contents is not None:
+                raise PermdealError("PE contents must be left out when images are given (the "
+                                    "images hold the lanes' memory contents)")
+            if isinstance(images, (str, bytes, dict, Path)) or not hasattr(images, "__len__"):
+                raise PermdealError(f"PE images must be a sequence of {self._lanes} mappings, "
+                                    f"not {type(images).__name__}")
+            if len(images) != self._lanes:
+                raise PermdealError(f"PE images must hold one mapping per lane ({self._lanes}), "
+                                    f"not {len(images)}")
+            self._lane_list = []
+            for l, files in enumerate(images):
+                try:
+                    self._lane_list.append(Lane(*params, images=files))
+                except PermdealError as e:
+                    raise PermdealError(f"PE images[{l}]: {e}") from None
+        else:
+            self._lane_list = self._baked_lanes(params, contents)
+        first = self._lane_list[0]
+        super().__init__({
+            "op": In(first.op_layout),
+            "drain": In(first.drain_layout),
+            "acc": Out(data.ArrayLayout(first.acc_layout, self._lanes)),
+        })
+
+    def _baked_lanes(self, params, contents):
         if isinstance(contents, (str, bytes, dict)) or not hasattr(contents, "__len__"):
             raise PermdealError(f"PE contents must be a sequence of {self._lanes} dicts, not "
                                 f"{type(contents).__name__}")
         if len(contents) != self._lanes:
             raise PermdealError(f"PE contents must hold one dict per lane ({self._lanes}), not "
                                 f"{len(contents)}")
-        self._lane_list = []
+        lanes = []
         for l, words in enumerate(contents):
             if not isinstance(words, dict) or set(words) != set(LANE_MEMORIES):
                 got = sorted(words) if isinstance(words, dict) else type(words).__name__
@@ -84,18 +134,19 @@ class PE(wiring.Component):
                 lane = Lane(*params, weights=words["weight"], ks=words["k"])
             except PermdealError as e:
                 raise PermdealError(f"PE contents[{l}]: {e}") from None
-            self._lane_list.append(lane)
-        first = self._lane_list[0]
-        super().__init__({
-            "op": In(first.op_layout),
-            "drain": In(first.drain_layout),
-            "acc": Out(data.ArrayLayout(first.acc_layout, self._lanes)),
-        })
+            lanes.append(lane)
+        return lanes
 
     @property
     def lanes(self):
         """``L``."""
         return self._lanes
+
+    @property
+    def uses_images(self):
+        """Whether the lanes load their memories from image files (then the Verilog needs
+        ``hdl.rom.ROM_SOURCE``)."""
+        return self._lane_list[0].images is not None
 
     @property
     def lane(self):

@@ -8,8 +8,10 @@ from amaranth.sim import Simulator
 
 from permdeal.errors import PermdealError
 from permdeal.gen.verilog import emit
+from permdeal.golden.rom import write_images
 from permdeal.hdl.lane import Lane
-from permdeal.hdl.pe import PE, pe_contents
+from permdeal.hdl.pe import PE, pe_contents, pe_images
+from permdeal.hdl.rom import ROM_SOURCE, rom_sources
 from permdeal.verif import runner
 from permdeal.verif.tb_pe import PASSES, build_case, pe_config
 
@@ -28,16 +30,25 @@ CASES = {
 TESTS = set(PASSES)
 
 
-def _pe(case):
+def _pe(case, images=None):
+    """The case's PE: memories baked in, or loaded from the images in folder ``images``."""
+    if images is not None:
+        return PE(case.lanes, *case.lane_params, images=pe_images(images, case.cfg, case.pe))
     return PE(case.lanes, *case.lane_params, contents=pe_contents(case.contents, case.cfg, case.pe))
 
 
-def _simulate(sim, name, build_dir, **kwargs):
+def _write_images(case, folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    write_images(folder, case.model, case.cfg)
+    return folder
+
+
+def _simulate(sim, name, build_dir, images=False, **kwargs):
     case = build_case(CASES[name])
-    dut = _pe(case)
+    dut = _pe(case, _write_images(case, build_dir / "rom") if images else None)
     source = build_dir / "pe.v"
-    emit(dut, "pe", source)
-    return case, runner.run(sim, sources=[source], toplevel="pe",
+    text = emit(dut, "pe", source)
+    return case, runner.run(sim, sources=[source, *rom_sources(text)], toplevel="pe",
                             test_module="permdeal.verif.tb_pe", build_dir=build_dir,
                             config=pe_config(case, dut), **kwargs)
 
@@ -52,9 +63,29 @@ def _accumulators(case, test):
 @pytest.mark.parametrize("sim", runner.SIMULATORS)
 def test_pe_matches_golden(sim, name, tmp_path):
     case, result = _simulate(sim, name, tmp_path)
+    _check_result(case, result, "baked")
+
+
+#: The image-mode runs: every case on Icarus, one Verilator build (two block sizes by ``sel``,
+#: three lanes, 16-bit signed weights, 3-bit k words).
+IMAGE_RUNS = [("icarus", name) for name in CASES] + [("verilator", "p3-5-sel-L3")]
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("sim, name", IMAGE_RUNS)
+def test_pe_from_images_matches_golden(sim, name, tmp_path):
+    # The lanes' weight and k memories load golden.rom.write_images files by $readmemh.
+    case, result = _simulate(sim, name, tmp_path, images=True)
+    text = (tmp_path / "pe.v").read_text()
+    assert text.count("permdeal_rom #(") == 2 * case.lanes
+    _check_result(case, result, "images")
+
+
+def _check_result(case, result, memories):
     assert result.passed and set(result.tests) == TESTS
     for test in TESTS:
         rep = result.report[test]
+        assert rep["memories"] == memories, (test, rep)
         want = _accumulators(case, test)
         assert rep["checked"] == rep["accumulators"] == want > 0, (test, rep, want)
         assert rep["mismatches"] == rep["valid_errors"] == 0, (test, rep)

@@ -6,7 +6,10 @@ recomputes the golden data from the case's ``seed``: a random two-layer float mo
 with ``golden.compress.compress_permdiag`` (block size ``layer_ps[i]``, one of the design's
 ``ps``), laid out for an engine of ``n_pe`` PEs x ``lanes`` lanes by ``golden.rom`` (the DUT is PE
 ``pe``, so its lane ``l`` is global lane ``g = pe*lanes + l``; the memories' contents baked into
-the DUT come from the same function).
+the DUT come from the same function). A DUT whose lanes load their memories from image files
+(``PE(..., images=...)``) has the files in its ``config`` (``images``); the bench first checks that
+they hold what it recomputed (``golden.rom.decode_hex``), so a pass cannot come from other data,
+and reports ``memories`` (``"images"`` or ``"baked"``) with every test.
 
 A *pass* runs one layer on a random input vector of activation codes of a given density: for
 every non-zero ``x_j`` in ascending ``j`` and every slot ``t`` the bench drives one op (addresses
@@ -36,7 +39,9 @@ from permdeal.golden.compress import QuantSpec, compress_permdiag
 from permdeal.golden.cycles import EngineConfig
 from permdeal.golden.formats import Fixed
 from permdeal.golden.model import FloatLayer
-from permdeal.golden.rom import lane_contents, placements
+from pathlib import Path
+
+from permdeal.golden.rom import SIGNED, decode_hex, lane_contents, memory_widths, placements
 from permdeal.verif.runner import tb_config, tb_report
 
 PERIOD_NS = 10
@@ -121,7 +126,9 @@ def _fields(layout):
 
 def pe_config(case, dut):
     """The bench's ``config`` for ``dut`` (a ``PE`` built from ``case``)."""
-    return {**case.params, "acc_bits": dut.acc_bits, "w_depth": dut.w_depth,
+    images = ([{mem: str(path) for mem, path in lane.images.items()} for lane in dut.lane]
+              if dut.uses_images else None)
+    return {**case.params, "images": images, "acc_bits": dut.acc_bits, "w_depth": dut.w_depth,
             "k_depth": dut.k_depth, "acc_depth": dut.acc_depth, "latency": dut.latency,
             "drain_latency": dut.drain_latency, "op_fields": _fields(dut.op_layout),
             "drain_fields": _fields(dut.drain_layout), "acc_fields": _fields(dut.acc_layout)}
@@ -168,6 +175,10 @@ class TB:
         self.errors, self.checked, self.expected_checks = [], 0, 0
         self.valid_errors = 0
         self.ops = 0
+        self.memories = "baked"
+        if cfg.get("images") is not None:
+            self.check_images(cfg["images"])
+            self.memories = "images"
         self.log.info("PE %d of %d x %d lanes, ps %s, layers p %s, sizes %s; data seed %d, test "
                       "seed %d", c.pe, c.cfg.n_pe, c.lanes, list(c.ps), cfg["layer_ps"],
                       cfg["sizes"], cfg["seed"], cocotb.RANDOM_SEED)
@@ -175,6 +186,20 @@ class TB:
         dut.drain.value = 0
         dut.rst.value = 1
         Clock(dut.clk, PERIOD_NS, unit="ns").start(start_high=False)  # first rising edge at 5 ns
+
+    def check_images(self, images):
+        """The DUT's image files hold the golden contents of its lanes."""
+        c = self.case
+        assert len(images) == c.lanes, images
+        widths = memory_widths(c.model)
+        for l, files in enumerate(images):
+            for mem, path in files.items():
+                want = c.contents[mem][c.global_lane(l)]
+                got = decode_hex(Path(path).read_bytes(), widths[mem], want.size, mem in SIGNED,
+                                 path)
+                assert np.array_equal(got, want), f"{path}: not the golden {mem} words of lane {l}"
+        self.log.info("the %d image files the DUT loads by $readmemh hold the golden words",
+                      sum(len(f) for f in images))
 
     async def reset(self):
         """Reset with all-zero ops, so that the first layer's ``sel`` (0) is constant from time 0
@@ -302,8 +327,9 @@ class TB:
             await ReadOnly()
             self.check(str(self.dut.acc.value)[::-1], due.pop(i, None), golden)
         c = self.case
-        tb_report(name, checked=self.checked, accumulators=self.expected_checks,
-                  mismatches=len(self.errors), valid_errors=self.valid_errors, ops=self.ops,
+        tb_report(name, memories=self.memories, checked=self.checked,
+                  accumulators=self.expected_checks, mismatches=len(self.errors),
+                  valid_errors=self.valid_errors, ops=self.ops,
                   nnz=nnz, passes=PASSES[name], cycles=cycle() - first + 1,
                   lanes=c.lanes, slots=[pl.slots for pl in c.places])
         assert not self.errors, f"{len(self.errors)} error(s); first: {self.errors[0]}"
