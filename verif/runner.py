@@ -199,6 +199,10 @@ def run(sim, *, sources, toplevel, test_module, build_dir, config=None, env=None
     runner = get_runner(sim)
     environ = {**(env or {}), CONFIG_ENV: str(config_file), REPORT_ENV: str(report),
                "COCOTB_RANDOM_SEED": str(seed)}
+    if sim == "verilator" and "OBJCACHE" not in os.environ and shutil.which("ccache"):
+        # verilated.mk compiles the same Verilator and cocotb runtime files for every build;
+        # ccache (Debian package ccache, optional) turns the repeats into cache hits.
+        environ["OBJCACHE"] = "ccache"
     with _environ(environ):
         try:
             runner.build(
