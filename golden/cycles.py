@@ -15,8 +15,9 @@ One layer, from the cycle its descriptor is loaded to the cycle its last output 
    ``ceil(p_prev / scan_width)`` windows of up to ``scan_width`` words. Each non-zero of a window is
    broadcast to every lane for ``B`` consecutive cycles (slot ``t = 0..B-1``); a window without
    non-zeros still costs one cycle. Issue cycles ``= sum over windows of max(1, B * nnz_w)``.
-3. ``pipeline_cycles`` for the last product to reach its accumulator (weight read, index,
-   multiply, accumulate).
+3. ``pipeline_cycles`` for the last product to reach its accumulator (default 4: one broadcast
+   register in the controller, then the lane's weight read, index and multiply, accumulate:
+   ``hdl.lane.LATENCY`` = 3).
 4. Write-back: every lane drains its ``B * p`` accumulators, one per cycle, all lanes in parallel,
    through the write-back unit into its bank, the last result landing ``writeback_latency``
    cycles later (default 3: one cycle of accumulator read, then the two register stages of

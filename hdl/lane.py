@@ -31,7 +31,7 @@ from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
 
 from .perm_index import PermIndex
-from .rom import ImageRom, check_image, verilog_path
+from .rom import ImageRom, addr_bits, check_image, verilog_path
 
 __all__ = ["IMAGE_MEMORIES", "Lane", "lane_params"]
 
@@ -44,21 +44,6 @@ LATENCY = 3
 DRAIN_LATENCY = 1
 
 
-def _addr_bits(depth):
-    """Width of an address field for ``depth`` words (at least 1 bit, so no field is empty)."""
-    return max(1, (depth - 1).bit_length())
-
-
-def _bits(value, what):
-    try:
-        bits = integer(value, what)
-    except PermdealError:
-        bits = None
-    if bits is None or not 2 <= bits <= MAX_BITS:
-        raise PermdealError(f"{what} must be an integer in [2, {MAX_BITS}], not {value!r}")
-    return bits
-
-
 def lane_params(ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth):
     """Check the parameters that every lane of a PE shares; return them normalized.
 
@@ -66,8 +51,8 @@ def lane_params(ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth
     ``index`` is a (registered) :class:`PermIndex` for ``ps``, which checks the block sizes.
     """
     index = PermIndex(ps, registered=True)
-    act_bits = _bits(act_bits, "lane act_bits")
-    weight_bits = _bits(weight_bits, "lane weight_bits")
+    act_bits = integer(act_bits, "lane act_bits", 2, MAX_BITS)
+    weight_bits = integer(weight_bits, "lane weight_bits", 2, MAX_BITS)
     lo = act_bits + weight_bits
     try:
         acc = integer(acc_bits, "lane acc_bits")
@@ -319,15 +304,15 @@ class Lane(wiring.Component):
 
     @property
     def w_addr_bits(self):
-        return _addr_bits(self._w_depth)
+        return addr_bits(self._w_depth)
 
     @property
     def k_addr_bits(self):
-        return _addr_bits(self._k_depth)
+        return addr_bits(self._k_depth)
 
     @property
     def acc_addr_bits(self):
-        return _addr_bits(self._acc_depth)
+        return addr_bits(self._acc_depth)
 
     @property
     def op_layout(self):
@@ -439,5 +424,5 @@ class Lane(wiring.Component):
 
         # The controller's contract: no drain request while an op needs the read port.
         m.d.sync += Assert(~(self.drain.valid & (op.valid | valid1 | valid2)),
-                           "lane: drain request while an op is in the pipeline")
+                           "lane: drain request while an op is in the pipeline\n")
         return m

@@ -7,12 +7,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
-from permdeal.errors import PermdealError
+from permdeal.golden.formats import MAX_BITS
 
 __all__ = ["NonZeroDetector"]
 
 #: Widest activation code the detector takes.
-MAX_ACT_BITS = 32
 
 
 class NonZeroDetector(wiring.Component):
@@ -72,14 +71,7 @@ class NonZeroDetector(wiring.Component):
 
     def __init__(self, width, act_bits, index_bits):
         self._width = integer(width, "non-zero detector width", 1)
-        try:
-            bits = integer(act_bits, "non-zero detector act_bits")
-        except PermdealError:
-            bits = None
-        if bits is None or not 2 <= bits <= MAX_ACT_BITS:
-            raise PermdealError(f"non-zero detector act_bits must be an integer in "
-                                f"[2, {MAX_ACT_BITS}], not {act_bits!r}")
-        self._act_bits = bits
+        self._act_bits = integer(act_bits, "non-zero detector act_bits", 2, MAX_BITS)
         self._index_bits = integer(index_bits, "non-zero detector index_bits", 1)
         super().__init__({
             "i": In(stream.Signature(self.input_layout)),

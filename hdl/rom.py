@@ -31,6 +31,7 @@ from amaranth.hdl import ClockSignal, Instance, Module, Shape
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from permdeal.atomic import MANIFEST_NAME
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden.rom import decode_hex, hex_digits
@@ -43,7 +44,6 @@ ROM_MODULE = "permdeal_rom"
 #: sources whenever a design instantiates an :class:`ImageRom`.
 ROM_SOURCE = Path(__file__).resolve().with_name("permdeal_rom.v")
 #: The manifest that ``golden.rom.write_images`` writes beside the images.
-MANIFEST = "manifest.json"
 
 
 def rom_sources(verilog):
@@ -52,7 +52,8 @@ def rom_sources(verilog):
     return [ROM_SOURCE] if re.search(rf"^\s*{ROM_MODULE}\s*#\(", verilog, re.M) else []
 
 
-def _addr_bits(depth):
+def addr_bits(depth):
+    """Width of an address for ``depth`` words (at least 1 bit, so no port is empty)."""
     return max(1, (depth - 1).bit_length())
 
 
@@ -67,7 +68,7 @@ def verilog_path(path):
 
 def _manifest_entry(path):
     """The ``images`` entry of ``path`` in the ``manifest.json`` beside it, or None."""
-    man_path = path.parent / MANIFEST
+    man_path = path.parent / MANIFEST_NAME
     if not man_path.is_file():
         return None, man_path
     try:
@@ -143,7 +144,7 @@ class ImageRom(wiring.Component):
         self._depth = integer(depth, "ROM depth", 1)
         self._init_file = verilog_path(init_file)
         self._domain = domain
-        super().__init__({"addr": In(_addr_bits(self._depth)), "data": Out(self._shape)})
+        super().__init__({"addr": In(addr_bits(self._depth)), "data": Out(self._shape)})
 
     @property
     def shape(self):

@@ -144,6 +144,19 @@ def _tail(path, n=15):
     return "".join(_read(path).splitlines(keepends=True)[-n:])
 
 
+#: Key in :attr:`SimResult.failures` for failed RTL assertions (Amaranth ``Assert``).
+RTL_ASSERTION = "RTL assertion"
+# Icarus prints the assertion's message (Amaranth ends it with our newline), then this line.
+_ICARUS_ASSERT = re.compile(r"^(?P<message>[^\n]*)\n(?:[^\n]*?)ERROR: (?P<where>\S+\.v:\d+):",
+                            re.MULTILINE)
+
+
+def _rtl_assertions(log):
+    """The failed RTL assertions an Icarus log reports, as ``message (file:line)``."""
+    return [f"{m['message'].strip() or 'assertion'} ({Path(m['where']).name})"
+            for m in _ICARUS_ASSERT.finditer(_read(log))]
+
+
 def _results(xml):
     tests, failures = [], {}
     if xml.is_file():
@@ -221,6 +234,9 @@ def run(sim, *, sources, toplevel, test_module, build_dir, config=None, env=None
         except (RuntimeError, SystemExit):
             pass  # a simulator exit or a failed test: the results file tells which
     tests, failures = _results(xml)
+    asserts = _rtl_assertions(sim_log)
+    if asserts:  # Icarus reports a failed RTL assertion and carries on; Verilator stops
+        failures = {**failures, RTL_ASSERTION: f"{len(asserts)} failed; first: {asserts[0]}"}
     version = re.search(r"Running on .*? version (\S+)", _read(sim_log))
     result = SimResult(
         sim=sim, seed=seed, results_xml=xml, log=sim_log,

@@ -28,23 +28,21 @@ The bench drives on the falling clock edge and samples in the read-only phase af
 """
 
 import random
+from pathlib import Path
 
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
-from cocotb.utils import get_sim_time
 
 from permdeal.golden.compress import QuantSpec, compress_permdiag
 from permdeal.golden.cycles import EngineConfig
 from permdeal.golden.formats import Fixed
 from permdeal.golden.model import FloatLayer
-from pathlib import Path
-
 from permdeal.golden.rom import SIGNED, decode_hex, lane_contents, memory_widths, placements
 from permdeal.verif.runner import tb_config, tb_report
+from permdeal.verif.streams import PERIOD_NS, cycle
 
-PERIOD_NS = 10
 #: (layer, density of the input vector) of every pass of each test.
 PASSES = {
     "test_back_to_back": [(0, 0.35), (1, 1.0), (0, 0.0), (1, 0.35), (0, 1.0)],
@@ -53,11 +51,6 @@ PASSES = {
 #: The parameters of a case (see :func:`build_case`).
 CASE_KEYS = ("seed", "ps", "layer_ps", "sizes", "n_pe", "lanes", "pe", "act_bits",
              "weight_bits", "bias_bits")
-
-
-def cycle():
-    """Index of the current clock cycle (cycle k runs from rising edge k to rising edge k+1)."""
-    return int(get_sim_time("ns")) // PERIOD_NS
 
 
 class Case:

@@ -73,8 +73,10 @@ class TB:
         self.dut.c.value, self.dut.k.value = c, k
 
     async def reset(self):
-        """Legal idle inputs; with a clock, a synchronous reset that must clear ``r`` to 0."""
-        self.drive((0, self.ps[0], 0, 0))
+        """With a clock, a synchronous reset that must hold ``r`` at 0 while the inputs ask for a
+        non-zero result (``c = 1, k = 0`` of the first ``p >= 2``, when there is one)."""
+        sel = next((i for i, p in enumerate(self.ps) if p >= 2), 0)
+        self.drive((sel, self.ps[sel], 1 % self.ps[sel], 0))
         if not self.latency:
             return
         self.dut.rst.value = 1
