@@ -21,6 +21,14 @@ CONFIGS = {
     # output has more fraction bits than the accumulator: exact left shift by 2
     "shift-left": (LayerFormats(Fixed(8, 2), Fixed(8, 2), Fixed(8, 4), Fixed(12, 6), 4), True),
 }
+#: The extremes of the formats, on Icarus only (a Verilator build costs ~15 s, a run here ~2 s).
+EXTREME_CONFIGS = {
+    # a 62-bit accumulator (2^50 products x 1000 + bias << 26), a 2-bit output: nearly all saturate
+    "acc62-out2": (LayerFormats(Fixed(28, 10), Fixed(24, 20), Fixed(32, 4), Fixed(2, 0), 1000),
+                   False),
+    # output at the accumulator's binary point: no shift, no rounding
+    "no-shift": (LayerFormats(Fixed(16, 8), Fixed(16, 8), Fixed(16, 16), Fixed(16, 16), 8), True),
+}
 TESTS = {"test_corners", "test_random", "test_throughput"}
 #: Debian's Verilator (too old for cocotb 2), if installed; the runner must not use it.
 OLD_VERILATOR = shutil.which("verilator", path=os.defpath)
@@ -49,6 +57,23 @@ def test_writeback_matches_golden(sim, name, tmp_path, monkeypatch):
     assert result.report["test_random"]["checked"] == 1500
     if sim == "verilator":
         assert tuple(map(int, result.sim_version.split(".")[:2])) >= runner.MIN_VERILATOR
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("name", EXTREME_CONFIGS)
+def test_writeback_extremes_icarus(name, tmp_path):
+    fmts, relu = EXTREME_CONFIGS[name]
+    assert (fmts.acc_bits, fmts.out_shift) == {"acc62-out2": (62, 30), "no-shift": (35, 0)}[name]
+    dut = Writeback(fmts, relu=relu)
+    emit(dut, "writeback", tmp_path / "writeback.v")
+    result = runner.run(
+        "icarus", sources=[tmp_path / "writeback.v"], toplevel="writeback",
+        test_module="permdeal.verif.tb_writeback", build_dir=tmp_path,
+        config={"formats": fmts.to_json(), "relu": relu, "latency": dut.latency, "random": 1500})
+    assert result.passed and set(result.tests) == TESTS
+    for test in TESTS:
+        rep = result.report[test]
+        assert rep["checked"] == rep["sent"] > 0 and rep["mismatches"] == 0, (test, rep)
 
 
 def _run_icarus(tmp_path, name="q16-relu", **kwargs):
