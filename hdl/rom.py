@@ -67,7 +67,8 @@ def verilog_path(path):
 
 
 def _manifest_entry(path):
-    """The ``images`` entry of ``path`` in the ``manifest.json`` beside it, or None."""
+    """The ``images`` entry of ``path`` in the ``manifest.json`` beside it (None without a
+    manifest); an image the manifest does not list is refused."""
     man_path = path.parent / MANIFEST_NAME
     if not man_path.is_file():
         return None, man_path
@@ -79,7 +80,9 @@ def _manifest_entry(path):
     if not isinstance(images, list):
         raise PermdealError(f"{man_path}: no images list (the manifest of {path.name})")
     found = [img for img in images if isinstance(img, dict) and img.get("file") == path.name]
-    return (found[0] if found else None), man_path
+    if not found:
+        raise PermdealError(f"{path}: not listed in {man_path}, the manifest beside it")
+    return found[0], man_path
 
 
 def check_image(path, memory, width, depth, signed, limit=None):

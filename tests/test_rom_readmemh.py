@@ -276,3 +276,11 @@ def test_simulation_reads_the_image_file(tmp_path):
                    test_module="permdeal.verif.tb_pe", build_dir=tmp_path / "sim", config=config,
                    seed=5, testcase="test_back_to_back")
     assert ": expected " in str(e.value) and ", observed " in str(e.value)
+
+
+def test_image_missing_from_its_manifest_is_refused(tmp_path):
+    from permdeal.hdl.rom import check_image
+    (tmp_path / "manifest.json").write_text('{"images": [{"file": "other.hex"}]}')
+    (tmp_path / "w.hex").write_text("0001\n0002\n")
+    with pytest.raises(PermdealError, match=r"w.hex: not listed in .*manifest.json"):
+        check_image(tmp_path / "w.hex", "weight", 16, 2, True)
