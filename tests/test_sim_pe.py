@@ -102,9 +102,7 @@ def test_bench_catches_missing_forwarding(tmp_path, monkeypatch):
     monkeypatch.setattr(Lane, "_old_value", lambda self, read, *args: read)
     with pytest.raises(runner.SimulationFailed) as e:
         _simulate("icarus", "p1-L1-pe2of3", tmp_path, seed=5, testcase="test_back_to_back")
-    assert e.value.result.failures.keys() == {"test_back_to_back", runner.RTL_ASSERTION}
-    assert "lane: drain request while an op is in the pipeline" in \
-        e.value.result.failures[runner.RTL_ASSERTION]
+    assert e.value.result.failures.keys() == {"test_back_to_back"}
     msg = str(e.value)
     assert re.search(r"layer 1 \(fc1, pass \d\): lane 0 \(global lane 2\) slot t=0 r=0 \(output "
                      r"row 2\): expected -?\d+, observed -?\d+ \(cycle \d+\)", msg), msg
