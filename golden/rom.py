@@ -72,6 +72,20 @@ def encode_hex(values, width, signed):
     return lines.tobytes()
 
 
+def read_image_bytes(path, context):
+    """The bytes of the image file ``path``; ``context`` (e.g. where it is listed) ends the
+    message when the file is a folder, missing or unreadable."""
+    path = Path(path)
+    if path.is_dir():
+        raise PermdealError(f"{path}: is a folder, not an image file ({context})")
+    if not path.is_file():
+        raise PermdealError(f"{path}: image missing ({context})")
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise PermdealError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
 def decode_hex(data, width, depth, signed, name):
     """Parse fixed-width hex lines written by :func:`encode_hex`; errors name file and line."""
     nd = hex_digits(width)
@@ -370,14 +384,7 @@ def _read(folder, manifest=None):
     entries = _check_entries(man, man_path, folder, cfg, mems)
     values = {}
     for (mem, g), (path, sha) in entries.items():
-        if path.is_dir():
-            raise PermdealError(f"{path}: is a folder, not an image file (listed in {man_path})")
-        if not path.is_file():
-            raise PermdealError(f"{path}: image missing (listed in {man_path})")
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise PermdealError(f"{path}: cannot read ({e.strerror or e})") from None
+        data = read_image_bytes(path, f"listed in {man_path}")
         spec = mems[mem]
         values[mem, g] = decode_hex(data, spec["width"], spec["depth"], spec["signed"], path)
         if hashlib.sha256(data).hexdigest() != sha:

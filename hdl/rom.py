@@ -34,7 +34,7 @@ from amaranth.lib.wiring import In, Out
 from permdeal.atomic import MANIFEST_NAME
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
-from permdeal.golden.rom import decode_hex, hex_digits
+from permdeal.golden.rom import decode_hex, hex_digits, read_image_bytes
 
 __all__ = ["ROM_MODULE", "ROM_SOURCE", "ImageRom", "check_image", "rom_sources", "verilog_path"]
 
@@ -93,14 +93,7 @@ def check_image(path, memory, width, depth, signed, limit=None):
     :class:`PermdealError` naming the file on any disagreement.
     """
     path = Path(path)
-    if path.is_dir():
-        raise PermdealError(f"{path}: is a folder, not a {memory} image file")
-    if not path.is_file():
-        raise PermdealError(f"{path}: {memory} image not found")
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise PermdealError(f"{path}: cannot read ({e.strerror or e})") from None
+    data = read_image_bytes(path, f"the lane's {memory} image")
     kind = f"{depth} {'signed' if signed else 'unsigned'} {width}-bit words"
     entry, man_path = _manifest_entry(path)
     if entry is not None:

@@ -118,8 +118,8 @@ def _rewrite(path, old, new):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda f: f["weight"].unlink(), "{weight}: weight image not found"),
-    (lambda f: (f["k"].unlink(), f["k"].mkdir()), "{k}: is a folder, not a k image file"),
+    (lambda f: f["weight"].unlink(), "{weight}: image missing (the lane's weight image)"),
+    (lambda f: (f["k"].unlink(), f["k"].mkdir()), "{k}: is a folder, not an image file (the lane's k image)"),
     (lambda f: f["weight"].write_bytes(encode_hex(WEIGHTS[:5], 6, True)),
      "{weight}: 5 words, the lane's weight memory holds 6 signed 6-bit words"),
     (lambda f: f["weight"].write_bytes(encode_hex(WEIGHTS + [0], 6, True)),
@@ -225,7 +225,7 @@ def test_pe_image_arguments(tmp_path):
     (folder / "pe1_lane1_k.hex").unlink()
     with pytest.raises(PermdealError) as e:
         _image_pe(case, folder)
-    assert str(e.value) == f"PE images[1]: {folder / 'pe1_lane1_k.hex'}: k image not found"
+    assert str(e.value) == f"PE images[1]: {folder / 'pe1_lane1_k.hex'}: image missing (the lane's k image)"
     lanes_params = case.lane_params
     for kw, message in [
         (dict(images=files, contents=[{}, {}]), "PE contents must be left out when images are "
