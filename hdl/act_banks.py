@@ -1,0 +1,179 @@
+"""One set of per-lane activation banks of the engine (DESIGN.md 4.2, ``golden.cycles``).
+
+The engine holds two sets, ping and pong: the layer being computed reads its inputs from one while
+its lanes write their outputs into the other.
+"""
+
+from functools import reduce
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from permdeal.checks import integer
+from permdeal.golden.formats import MAX_BITS
+from permdeal.hdl.rom import addr_bits
+
+__all__ = ["ActBanks"]
+
+
+class ActBanks(wiring.Component):
+    """``banks`` memories of ``rows`` wide words of ``width`` signed activations, one per lane.
+
+    Bank ``g`` belongs to lane ``g`` (``NL = banks``): the lane writes the outputs of its
+    block-rows into it, one activation per write, and the next layer reads them back one wide word
+    (``D = width`` activations, a window of ``golden.cycles``) per cycle. Every bank is an
+    ``amaranth.lib.memory.Memory`` of ``rows`` words of ``unsigned(width * act_bits)`` with one
+    write port of granularity ``act_bits`` (one activation) and one read port; all start at zero.
+    Activation ``k`` of a word sits at bits ``[k * act_bits, (k + 1) * act_bits)``.
+
+    Parameters
+    ----------
+    banks : int
+        ``NL``, the number of banks (lanes), at least 1.
+    width : int
+        ``D``, activations per wide word (the scan width), at least 1.
+    act_bits : int
+        Width of an activation code (signed two's complement), 2 to 32.
+    rows : int
+        Wide words per bank, at least 1.
+
+    Members
+    -------
+    w : ``In(ArrayLayout(write_layout, banks))``
+        One write per bank per cycle, all banks in parallel (the lanes' write-back). Element ``g``
+        is a struct ``{valid: 1 bit, row: unsigned(row_bits), pos: unsigned(pos_bits), value:
+        signed(act_bits)}`` packed from bit 0 in that order; element ``g`` starts at bit
+        ``g * len(write_layout)`` of the Verilog port ``w``. With ``valid`` set, activation
+        ``pos`` of word ``row`` of bank ``g`` becomes ``value`` at the next rising edge; the other
+        activations of the word keep theirs. A ``pos`` past ``width - 1`` writes nothing; a ``row``
+        past ``rows - 1`` is not allowed.
+    rd : ``In(read_layout)``
+        Read request ``{valid: 1 bit, bank: unsigned(bank_bits), row: unsigned(row_bits)}``
+        (packed from bit 0 in that order). ``bank`` and ``row`` are ignored while ``valid`` is low;
+        a ``row`` past ``rows - 1`` is not allowed, a ``bank`` past ``banks - 1`` reads bank 0.
+    window : ``Out(window_layout)``
+        ``{valid: 1 bit, data: ArrayLayout(signed(act_bits), width)}``: word ``rd.row`` of bank
+        ``rd.bank``. ``data`` means nothing while ``valid`` is low.
+
+    Timing
+    ------
+    ``latency = 1``: a request in cycle ``k`` (``rd.valid`` high at rising edge ``k + 1``) has
+    ``window.valid`` high and its word on ``window.data`` in cycle ``k + 1``, both registered (the
+    banks' synchronous read ports and a register of the bank select, then a multiplexer). The read
+    ports are not transparent: a read and a write of the same word in the same cycle returns the
+    word as it was *before* the write (the old word); the write is seen by a read one cycle later.
+    ``window.data`` holds its word until the next request. ``rst`` (synchronous) clears
+    ``window.valid`` only; the banks keep their contents.
+    """
+
+    def __init__(self, banks, width, act_bits, rows):
+        self._banks = integer(banks, "activation banks", 1)
+        self._width = integer(width, "activation bank width", 1)
+        self._act_bits = integer(act_bits, "activation bank act_bits", 2, MAX_BITS)
+        self._rows = integer(rows, "activation bank rows", 1)
+        super().__init__({
+            "w": In(data.ArrayLayout(self.write_layout, self._banks)),
+            "rd": In(self.read_layout),
+            "window": Out(self.window_layout),
+        })
+
+    @property
+    def banks(self):
+        return self._banks
+
+    @property
+    def width(self):
+        return self._width
+
+    @property
+    def act_bits(self):
+        return self._act_bits
+
+    @property
+    def rows(self):
+        return self._rows
+
+    @property
+    def latency(self):
+        """Cycles from a read request to its word on ``window``."""
+        return 1
+
+    @property
+    def row_bits(self):
+        """Width of a row address (at least 1)."""
+        return addr_bits(self._rows)
+
+    @property
+    def pos_bits(self):
+        """Width of a position in a word (at least 1)."""
+        return addr_bits(self._width)
+
+    @property
+    def bank_bits(self):
+        """Width of a bank select (at least 1)."""
+        return addr_bits(self._banks)
+
+    @property
+    def write_layout(self):
+        """One bank's write: ``valid`` from bit 0, then ``row``, ``pos``, ``value``."""
+        return data.StructLayout({
+            "valid": unsigned(1),
+            "row": unsigned(self.row_bits),
+            "pos": unsigned(self.pos_bits),
+            "value": signed(self._act_bits),
+        })
+
+    @property
+    def read_layout(self):
+        """The read request: ``valid`` from bit 0, then ``bank``, ``row``."""
+        return data.StructLayout({
+            "valid": unsigned(1),
+            "bank": unsigned(self.bank_bits),
+            "row": unsigned(self.row_bits),
+        })
+
+    @property
+    def window_layout(self):
+        """The read word: ``valid`` from bit 0, then ``data`` (activation 0 lowest)."""
+        return data.StructLayout({
+            "valid": unsigned(1),
+            "data": data.ArrayLayout(signed(self._act_bits), self._width),
+        })
+
+    def _read_bank(self, bank, words):
+        """The word of bank ``bank`` among the read ports' ``words``: a chain of multiplexers
+        whose default is bank 0 (so a bank past the last reads bank 0)."""
+        return reduce(lambda acc, g: Mux(bank == g, words[g], acc), range(1, len(words)),
+                      words[0])
+
+    def elaborate(self, platform):
+        d, a = self._width, self._act_bits
+        m = Module()
+
+        words = []
+        for g in range(self._banks):
+            mem = Memory(shape=unsigned(d * a), depth=self._rows, init=[])
+            m.submodules[f"bank{g}"] = mem
+            wr = mem.write_port(granularity=a)
+            rp = mem.read_port()  # not transparent: a same-cycle write is not seen (old word)
+            req = self.w[g]
+            # One-hot enable of activation ``pos``; not `pos == 0`, which Yosys emits as `!pos`
+            # (WIDTHTRUNC).
+            hit = [~req.pos.any() if k == 0 else req.pos == k for k in range(d)]
+            m.d.comb += [
+                wr.addr.eq(req.row),
+                wr.data.eq(req.value.as_unsigned().replicate(d)),
+                wr.en.eq(req.valid.replicate(d) & Cat(*hit)),
+                rp.addr.eq(self.rd.row),
+                rp.en.eq(self.rd.valid),
+            ]
+            words.append(rp.data)
+
+        bank_sel = Signal(self.bank_bits, reset_less=True)
+        with m.If(self.rd.valid):
+            m.d.sync += bank_sel.eq(self.rd.bank)
+        m.d.sync += self.window.valid.eq(self.rd.valid)
+        m.d.comb += self.window.data.eq(self._read_bank(bank_sel, words))
+        return m
