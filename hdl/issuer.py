@@ -1,0 +1,296 @@
+# amaranth: UnusedElaboratable=no
+"""The issuer: non-zero pairs in, the lanes' broadcast operations out (DESIGN.md 4.2).
+
+For each pair ``(j, x_j)`` of the non-zero detector the issuer broadcasts ``B`` operations, one per
+slot ``t = 0 .. B-1`` of the layer (``hdl.lane``)::
+
+    w_addr   = w_base + j*B + t
+    k_addr   = k_base + J*B + t      J = j div p
+    c        = j mod p
+    sel, x   = the layer's sel, x_j
+    acc_addr = t*p
+
+``J`` and ``c`` come without a divider: ``J = floor(j * M / 2**s)`` with a constant reciprocal
+``M = ceil(2**s / p)``, ``s = N + ceil(log2 p)`` (``N = index_bits``) chosen per block size at
+generation time (Granlund and Montgomery), and ``c = j - J*p``.
+"""
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from permdeal.checks import integer
+from permdeal.errors import PermdealError
+from permdeal.golden.formats import MAX_BITS
+from permdeal.golden.permdiag import index_bits as perm_index_bits
+
+from .perm_index import PermIndex
+
+__all__ = ["Issuer", "check_reciprocal", "reciprocal"]
+
+
+def reciprocal(p, n):
+    """``(M, s)``: ``floor(j * M / 2**s) == j // p`` for every ``0 <= j < 2**n``.
+
+    ``s = n + ceil(log2 p)`` and ``M = ceil(2**s / p)``; for ``p = 1`` that is ``(1, n)``.
+    """
+    s = n + perm_index_bits(p)
+    return -(-(1 << s) // p), s
+
+
+def check_reciprocal(p, n, m, s):
+    """Raise :class:`PermdealError` unless ``(m, s)`` divides every ``n``-bit ``j`` by ``p``.
+
+    Two cheap checks: the sufficient condition ``0 <= m*p - 2**s`` and ``(m*p - 2**s) * 2**n <=
+    2**s`` (the error ``j*(m*p - 2**s) / (p * 2**s)`` stays below ``1/p``), and the boundary values
+    ``j = q*p - 1, q*p`` at the ends of the range.
+    """
+    e = m * p - (1 << s)
+    ok = e >= 0 and e << n <= 1 << s
+    top = ((1 << n) - 1) // p
+    for q in {1, 2, top - 1, top, top + 1}:
+        for j in (q * p - 1, q * p, 0, (1 << n) - 1):
+            if 0 <= j < 1 << n and (j * m) >> s != j // p:
+                ok = False
+    if not ok:
+        raise PermdealError(f"issuer reciprocal of p = {p} for {n}-bit indices is wrong: "
+                            f"M = {m}, s = {s}")
+
+
+class Issuer(wiring.Component):
+    """Turns the detector's pairs into ``B`` broadcast operations each, one layer at a time.
+
+    Parameters
+    ----------
+    ps : int or sequence of int
+        The block sizes the design supports, as for :class:`~.perm_index.PermIndex` (``sel = i``
+        selects ``ps[i]``).
+    index_bits : int
+        ``N``, the width of the input index ``j``, at least 1.
+    act_bits : int
+        Width of an activation code (signed two's complement), 2 to 32.
+    w_addr_bits, k_addr_bits : int
+        Widths of the weight and k memory addresses (``Lane.w_addr_bits``, ``Lane.k_addr_bits``),
+        at least 1. Addresses wrap modulo ``2**bits``; the memory placement keeps them in range.
+    acc_addr_bits : int
+        Width of an accumulator address (``Lane.acc_addr_bits``), at least enough for
+        ``(max_slots - 1) * max(ps)`` (and at least 1).
+    max_slots : int
+        The largest ``B`` of any layer, at least 1.
+
+    Members
+    -------
+    sel : ``In(sel_bits)``
+        The layer's block size ``ps[sel]`` (no port with a single block size). A ``sel`` past
+        ``len(ps) - 1`` is not allowed.
+    slots : ``In(slot_bits)``
+        The layer's ``B``, in ``[1, max_slots]``.
+    w_base, k_base : ``In(w_addr_bits)``, ``In(k_addr_bits)``
+        The layer's first weight and k addresses (``golden.rom`` placements).
+        The four descriptor inputs must be held constant while a layer's pairs are issued.
+    i : ``In(stream.Signature(pair_layout))``
+        The detector's pair stream: ``{index: unsigned(index_bits), value: signed(act_bits),
+        last: 1 bit}`` packed from bit 0 in that order (``NonZeroDetector.output_layout``).
+        ``last`` is ignored.
+    op : ``Out(op_layout)``
+        The broadcast operation, the layout of ``Lane.op_layout`` for the same widths: ``valid``,
+        ``w_addr``, ``k_addr``, ``c`` (``index_width``), ``sel`` (``sel_bits``, no field with a
+        single block size), ``x`` (``signed(act_bits)``), ``acc_addr``, packed from bit 0 in that
+        order. No back-pressure. The fields mean nothing while ``valid`` is low.
+
+    Timing
+    ------
+    ``op`` is a register. ``latency = 1``: a pair accepted in cycle ``a`` (``i.valid & i.ready``)
+    has its op ``t = 0`` on ``op`` in cycle ``a + 1`` and op ``t`` in cycle ``a + 1 + t``. The
+    issuer takes a pair whenever ``op`` is idle or shows the last op (``t = B - 1``) of its pair::
+
+        i.ready = ~op.valid | (t == B - 1)
+
+    so ``i.ready`` comes from registers alone, and pairs that come without idle give exactly ``B``
+    ops each, back to back, with no bubble (the consumer of the detector's pairs in
+    ``golden.cycles``). The first op of a pair is computed combinationally from ``i.payload`` and
+    the descriptor: the reciprocal multiplication ``j * M`` (``M`` chosen by ``sel``), then the
+    two multiplications by the runtime ``slots`` (``j*B`` and ``J*B``, one multiplier each) and
+    the base adders; the later ops of the pair add 1 to ``w_addr`` and ``k_addr`` and ``p`` to
+    ``acc_addr`` (incremental, no multiplier). ``rst`` (synchronous) clears ``op.valid`` and
+    drops the pair in progress.
+    """
+
+    def __init__(self, ps, index_bits, act_bits, w_addr_bits, k_addr_bits, acc_addr_bits,
+                 max_slots):
+        index = PermIndex(ps, registered=False)  # checks the block sizes
+        self._ps = index.ps
+        self._index_width, self._sel_bits = index.width, index.sel_bits
+        self._index_bits = integer(index_bits, "issuer index_bits", 1)
+        self._act_bits = integer(act_bits, "issuer act_bits", 2, MAX_BITS)
+        self._w_addr_bits = integer(w_addr_bits, "issuer w_addr_bits", 1)
+        self._k_addr_bits = integer(k_addr_bits, "issuer k_addr_bits", 1)
+        self._max_slots = integer(max_slots, "issuer max_slots", 1)
+        lo = max(1, ((self._max_slots - 1) * max(self._ps)).bit_length())
+        self._acc_addr_bits = integer(acc_addr_bits, "issuer acc_addr_bits", lo)
+        recips = []
+        for p in self._ps:
+            m, s = reciprocal(p, self._index_bits)
+            check_reciprocal(p, self._index_bits, m, s)
+            recips.append((m, s))
+        self._recips = tuple(recips)
+        ports = {}
+        if self._sel_bits:
+            ports["sel"] = In(self._sel_bits)
+        ports.update({
+            "slots": In(self.slot_bits),
+            "w_base": In(self._w_addr_bits),
+            "k_base": In(self._k_addr_bits),
+            "i": In(stream.Signature(self.pair_layout)),
+            "op": Out(self.op_layout),
+        })
+        super().__init__(ports)
+
+    # -- parameters --------------------------------------------------------------------------
+
+    @property
+    def ps(self):
+        return self._ps
+
+    @property
+    def index_bits(self):
+        return self._index_bits
+
+    @property
+    def act_bits(self):
+        return self._act_bits
+
+    @property
+    def w_addr_bits(self):
+        return self._w_addr_bits
+
+    @property
+    def k_addr_bits(self):
+        return self._k_addr_bits
+
+    @property
+    def acc_addr_bits(self):
+        return self._acc_addr_bits
+
+    @property
+    def max_slots(self):
+        return self._max_slots
+
+    # -- derived -----------------------------------------------------------------------------
+
+    @property
+    def latency(self):
+        """Cycles from a pair's acceptance to its first op on ``op``."""
+        return 1
+
+    @property
+    def reciprocals(self):
+        """``(M, s)`` per block size, in ``sel`` order (:func:`reciprocal`)."""
+        return self._recips
+
+    @property
+    def index_width(self):
+        """Width of ``c`` (:attr:`PermIndex.width`)."""
+        return self._index_width
+
+    @property
+    def sel_bits(self):
+        """Width of ``sel`` (0: a single block size, no ``sel`` port or field)."""
+        return self._sel_bits
+
+    @property
+    def slot_bits(self):
+        """Width of ``slots``: enough for ``max_slots``."""
+        return self._max_slots.bit_length()
+
+    @property
+    def pair_layout(self):
+        """Payload of ``i`` (``NonZeroDetector.output_layout``)."""
+        return data.StructLayout({
+            "index": unsigned(self._index_bits),
+            "value": signed(self._act_bits),
+            "last": unsigned(1),
+        })
+
+    @property
+    def op_layout(self):
+        """The broadcast operation (``Lane.op_layout``), packed from bit 0 in this order."""
+        fields = {"valid": unsigned(1), "w_addr": unsigned(self._w_addr_bits),
+                  "k_addr": unsigned(self._k_addr_bits), "c": unsigned(self._index_width)}
+        if self._sel_bits:
+            fields["sel"] = unsigned(self._sel_bits)
+        fields["x"] = signed(self._act_bits)
+        fields["acc_addr"] = unsigned(self._acc_addr_bits)
+        return data.StructLayout(fields)
+
+    # -- hardware ----------------------------------------------------------------------------
+
+    def _select(self, values):
+        """``values[sel]`` as a chain of muxes (``values[0]`` for a ``sel`` out of range)."""
+        out = values[0]
+        for i in range(1, len(values)):
+            hit = self.sel == i
+            out = Mux(hit, values[i], out)
+        return out
+
+    def elaborate(self, platform):
+        m = Module()
+        n, w = self._index_bits, self._index_width
+        j = self.i.p.index
+
+        # J = j div p by the selected reciprocal, c = j - J*p (both per p, then selected).
+        quotients, columns = [], []
+        for p, (mul, s) in zip(self._ps, self._recips):
+            if p == 1:
+                q = j
+            else:
+                prod = Signal(n + mul.bit_length(), name=f"recip_prod_{p}")
+                m.d.comb += prod.eq(j * Const(mul, mul.bit_length()))
+                q = prod[s:s + n]
+            quotients.append(q)
+            col = Signal(w, name=f"col_{p}")
+            m.d.comb += col.eq((j - q * Const(p, p.bit_length()))[:w])
+            columns.append(col)
+        big_j = Signal(n)
+        col = Signal(w)
+        m.d.comb += [big_j.eq(self._select(quotients)), col.eq(self._select(columns))]
+        step = Signal(self._acc_addr_bits)  # p of the layer
+        m.d.comb += step.eq(self._select([Const(p, self._acc_addr_bits) for p in self._ps]))
+
+        # The first op of the accepted pair.
+        w0 = Signal(self._w_addr_bits)
+        k0 = Signal(self._k_addr_bits)
+        m.d.comb += [
+            w0.eq((self.w_base + j * self.slots)[:self._w_addr_bits]),
+            k0.eq((self.k_base + big_j * self.slots)[:self._k_addr_bits]),
+        ]
+
+        left = Signal(self.slot_bits)  # ops of the pair still to come after the one on ``op``
+        last = Signal()
+        m.d.comb += [
+            last.eq(~left.any()),
+            self.i.ready.eq(~self.op.valid | last),
+        ]
+
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [
+                self.op.valid.eq(1),
+                self.op.w_addr.eq(w0),
+                self.op.k_addr.eq(k0),
+                self.op.c.eq(col),
+                self.op.x.eq(self.i.p.value),
+                self.op.acc_addr.eq(0),
+                left.eq((self.slots - 1)[:self.slot_bits]),
+            ]
+            if self._sel_bits:
+                m.d.sync += self.op.sel.eq(self.sel)
+        with m.Elif(self.op.valid & ~last):
+            m.d.sync += [
+                self.op.w_addr.eq((self.op.w_addr + 1)[:self._w_addr_bits]),
+                self.op.k_addr.eq((self.op.k_addr + 1)[:self._k_addr_bits]),
+                self.op.acc_addr.eq((self.op.acc_addr + step)[:self._acc_addr_bits]),
+                left.eq((left - 1)[:self.slot_bits]),
+            ]
+        with m.Else():
+            m.d.sync += self.op.valid.eq(0)
+        return m
