@@ -1,0 +1,337 @@
+"""The window reader: activation banks in, the detector's window stream out (DESIGN.md 4.2).
+
+For one layer at a time it walks the windows of ``golden.cycles`` in order, block ``b = 0 ..
+ceil(n / p_prev) - 1`` and window ``s = 0 .. S - 1`` (``S = ceil(p_prev / D)``) within it, reads
+each from the activation banks (``hdl.act_banks.ActBanks``) and offers it to the detector
+(``hdl.nz_detect.NonZeroDetector.input_layout``).
+
+Bank layout: producer block ``b`` of ``p_prev`` words (the network input uses ``p_prev = D``) lies
+in bank ``b mod NL`` in the wide rows from ``(b div NL) * S``; window ``s`` of block ``b`` is wide
+row ``(b div NL) * S + s`` of that bank, its positions ``0 .. D-1`` holding block words ``s*D ..
+s*D + D - 1``. The reader keeps counters (bank, row base, ``s``, ``base``) and advances them
+incrementally; ``S`` and the size of a block's last window come from small per-``p_prev`` tables
+through a chain of multiplexers. No divider.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from permdeal.checks import integer
+from permdeal.errors import PermdealError
+from permdeal.golden.formats import MAX_BITS
+from permdeal.hdl.rom import addr_bits
+
+__all__ = ["WindowReader"]
+
+
+def _eq(sig, value):
+    """``sig == value`` without a comparison with 0 (Yosys emits ``!sig``, WIDTHTRUNC)."""
+    return ~sig.any() if value == 0 else sig == value
+
+
+class WindowReader(wiring.Component):
+    """Reads a layer's input windows from the activation banks, one per cycle, as a stream.
+
+    Parameters
+    ----------
+    banks : int
+        ``NL``, the number of activation banks, at least 1.
+    width : int
+        ``D``, the scan width (activations per wide row and per window), at least 1.
+    act_bits : int
+        Width of an activation code (signed two's complement), 2 to 32.
+    rows : int
+        Wide rows per bank (``ActBanks.rows``), at least 1. A layer must fit:
+        ``ceil(ceil(n / p_prev) / NL) * S <= rows`` (not checked; row addresses wrap).
+    index_bits : int
+        ``N``, the width of the input index ``j`` (``NonZeroDetector.index_bits``), at least 1.
+    p_prevs : int or sequence of int
+        The producer block sizes the reader supports, distinct, each at least 1 (``sel = i``
+        selects ``p_prevs[i]``). Include ``D`` for the network input, laid out in blocks of ``D``.
+
+    Members
+    -------
+    start : ``In(1)``
+        Pulse: start a layer with the descriptor below. Only while the reader is idle (before the
+        first layer or from the cycle ``done`` is high on).
+    sel : ``In(sel_bits)``
+        The layer's ``p_prev = p_prevs[sel]`` (no port with a single block size). A ``sel`` past
+        ``len(p_prevs) - 1`` is not allowed.
+    n : ``In(index_bits)``
+        The layer's input count, in ``[1, 2**index_bits - 1]``. ``sel`` and ``n`` must be held
+        from ``start`` until ``done``.
+    bank_rd : ``Out(ActBanks.read_layout)``
+        Read request to an ``ActBanks`` of the same ``banks``, ``width``, ``act_bits``, ``rows``.
+    bank_window : ``In(ActBanks.window_layout)``
+        That ``ActBanks``' read word (``valid`` is ignored: the reader tracks its own request).
+    o : ``Out(stream.Signature(NonZeroDetector.input_layout))``
+        The windows, ``{base: unsigned(index_bits), mask: unsigned(D), data: ArrayLayout(
+        signed(act_bits), D)}``: window ``s`` of block ``b`` has ``base = b*p_prev + s*D``
+        (modulo ``2**index_bits``), mask bit ``k`` set iff ``s*D + k < p_prev`` and ``base + k <
+        n``, and ``data`` the wide row of the bank layout. ``ceil(n / p_prev) * S`` windows per
+        layer, empty ones (mask 0) included.
+    done : ``Out(1)``
+        High for one cycle, the cycle after the layer's last window was accepted.
+
+    Timing
+    ------
+    ``latency = 2``: with ``start`` high in cycle ``k`` the first window is valid on ``o`` in
+    cycle ``k + 2`` (the read of window 0 is issued in cycle ``k`` itself, its word comes back in
+    ``k + 1`` and enters the output buffer). The output is a 2-entry buffer; a read is issued in a
+    cycle when the buffer's entries plus the read in flight, less the window handed off this
+    cycle, are at most 1, so ``bank_rd.valid`` depends combinationally on ``o.ready`` (and
+    ``o.valid``/``o.payload`` come from registers only). With ``o.ready`` high every cycle the
+    windows come one per cycle without a bubble, window ``w`` in cycle ``k + 2 + w``; under
+    back-pressure none is lost, repeated or reordered. ``rst`` (synchronous) abandons the layer
+    and empties the buffer.
+    """
+
+    def __init__(self, banks, width, act_bits, rows, index_bits, p_prevs):
+        self._banks = integer(banks, "window reader banks", 1)
+        self._width = integer(width, "window reader width", 1)
+        self._act_bits = integer(act_bits, "window reader act_bits", 2, MAX_BITS)
+        self._rows = integer(rows, "window reader rows", 1)
+        self._index_bits = integer(index_bits, "window reader index_bits", 1)
+        if isinstance(p_prevs, (list, tuple)):
+            ps = tuple(p_prevs)
+        else:
+            ps = (p_prevs,)
+        if not ps:
+            raise PermdealError("window reader needs at least one block size p_prev")
+        ps = tuple(integer(p, "window reader block size p_prev", 1) for p in ps)
+        repeated = sorted({p for p in ps if ps.count(p) > 1})
+        if repeated:
+            raise PermdealError(f"window reader block sizes must be distinct, not {ps} "
+                                f"(repeated: {', '.join(map(str, repeated))})")
+        self._ps = ps
+        d = self._width
+        # Per p_prev: S = ceil(p / D) windows per block, and the last window's size L in [1, D].
+        self._tables = tuple((-(-p // d), p - (-(-p // d) - 1) * d) for p in ps)
+        ports = {"start": In(1)}
+        if self.sel_bits:
+            ports["sel"] = In(self.sel_bits)
+        ports.update({
+            "n": In(self._index_bits),
+            "bank_rd": Out(self.read_layout),
+            "bank_window": In(self.window_layout),
+            "o": Out(stream.Signature(self.window_stream_layout)),
+            "done": Out(1),
+        })
+        super().__init__(ports)
+
+    # -- parameters --------------------------------------------------------------------------
+
+    @property
+    def banks(self):
+        return self._banks
+
+    @property
+    def width(self):
+        return self._width
+
+    @property
+    def act_bits(self):
+        return self._act_bits
+
+    @property
+    def rows(self):
+        return self._rows
+
+    @property
+    def index_bits(self):
+        return self._index_bits
+
+    @property
+    def p_prevs(self):
+        return self._ps
+
+    # -- derived -----------------------------------------------------------------------------
+
+    @property
+    def latency(self):
+        """Cycles from ``start`` to the first window on ``o``."""
+        return 2
+
+    @property
+    def tables(self):
+        """``(S, L)`` per block size in ``sel`` order: windows per block, last window's size."""
+        return self._tables
+
+    @property
+    def sel_bits(self):
+        """Width of ``sel`` (0: a single block size, no ``sel`` port)."""
+        return (len(self._ps) - 1).bit_length()
+
+    @property
+    def row_bits(self):
+        return addr_bits(self._rows)
+
+    @property
+    def bank_bits(self):
+        return addr_bits(self._banks)
+
+    def windows(self, n, sel=0):
+        """The spec, with Python ints: ``(bank, row, base, mask)`` of every window of a layer."""
+        p = self._ps[sel]
+        d, nl = self._width, self._banks
+        s_count = -(-p // d)
+        out = []
+        for b in range(-(-n // p)):
+            for s in range(s_count):
+                base = b * p + s * d
+                mask = sum(1 << k for k in range(d) if s * d + k < p and base + k < n)
+                out.append((b % nl, (b // nl) * s_count + s, base % (1 << self._index_bits),
+                            mask))
+        return out
+
+    @property
+    def read_layout(self):
+        """``ActBanks.read_layout``: ``valid``, ``bank``, ``row`` from bit 0."""
+        return data.StructLayout({
+            "valid": unsigned(1),
+            "bank": unsigned(self.bank_bits),
+            "row": unsigned(self.row_bits),
+        })
+
+    @property
+    def window_layout(self):
+        """``ActBanks.window_layout``: ``valid``, then ``data`` (activation 0 lowest)."""
+        return data.StructLayout({
+            "valid": unsigned(1),
+            "data": data.ArrayLayout(signed(self._act_bits), self._width),
+        })
+
+    @property
+    def window_stream_layout(self):
+        """Payload of ``o`` (``NonZeroDetector.input_layout``)."""
+        return data.StructLayout({
+            "base": unsigned(self._index_bits),
+            "mask": unsigned(self._width),
+            "data": data.ArrayLayout(signed(self._act_bits), self._width),
+        })
+
+    # -- hardware ----------------------------------------------------------------------------
+
+    def _select(self, values):
+        """``values[sel]`` as a chain of muxes (``values[0]`` for a ``sel`` out of range)."""
+        out = values[0]
+        for i in range(1, len(values)):
+            out = Mux(self.sel == i, values[i], out)
+        return out
+
+    def elaborate(self, platform):
+        m = Module()
+        d, nl, nb = self._width, self._banks, self._index_bits
+        s_max = max(s for s, _ in self._tables)
+        s_bits = max(1, (s_max - 1).bit_length())
+        row_bits, bank_bits = self.row_bits, self.bank_bits
+        rb_bits = max(row_bits, s_bits) + 1
+        base_bits = ((1 << nb) + max(self._ps)).bit_length()
+        full = (1 << d) - 1
+
+        # Issue side: the next window to read, as registers (cur_* while a layer runs) or the
+        # layer's first window in the cycle of ``start``.
+        active = Signal()
+        bank = Signal(bank_bits)
+        row_base = Signal(rb_bits)
+        s = Signal(s_bits)
+        base = Signal(base_bits)
+        c_bank = Signal(bank_bits)
+        c_row_base = Signal(rb_bits)
+        c_s = Signal(s_bits)
+        c_base = Signal(base_bits)
+        going = Signal()
+        m.d.comb += [
+            c_bank.eq(Mux(self.start, 0, bank)),
+            c_row_base.eq(Mux(self.start, 0, row_base)),
+            c_s.eq(Mux(self.start, 0, s)),
+            c_base.eq(Mux(self.start, 0, base)),
+            going.eq(self.start | active),
+        ]
+
+        s_last = Signal()
+        last_size = Signal(range(d + 1))
+        last_mask = Signal(d)
+        step = Signal(rb_bits)
+        m.d.comb += [
+            s_last.eq(self._select([_eq(c_s, sc - 1) for sc, _ in self._tables])),
+            last_size.eq(self._select([Const(ls, range(d + 1)) for _, ls in self._tables])),
+            last_mask.eq(self._select([Const((1 << ls) - 1, d) for _, ls in self._tables])),
+            step.eq(self._select([Const(sc, rb_bits) for sc, _ in self._tables])),
+        ]
+        n_wide = Signal(base_bits)
+        m.d.comb += n_wide.eq(self.n)
+        mask = Signal(d)
+        in_n = [Signal(name=f"in_n_{k}") for k in range(d)]
+        for k in range(d):
+            m.d.comb += in_n[k].eq((c_base + k if k else c_base) < n_wide)
+        m.d.comb += mask.eq(Mux(s_last, last_mask, full) & Cat(*in_n))
+        next_base = Signal(base_bits)
+        m.d.comb += next_base.eq((c_base + Mux(s_last, last_size, d))[:base_bits])
+        layer_last = Signal()
+        m.d.comb += layer_last.eq(s_last & (next_base >= n_wide))
+
+        # Output side: 2-entry buffer (e0 the head) and the read in flight.
+        lay = self.window_stream_layout
+        e0 = Signal(lay)
+        e1 = Signal(lay)
+        e0v, e1v = Signal(), Signal()
+        fv = Signal()  # a read is in flight: its word is on bank_window.data this cycle
+        f_base = Signal(nb)
+        f_mask = Signal(d)
+        pop = Signal()
+        issue = Signal()
+        occ = Signal(2)
+        m.d.comb += [
+            self.o.valid.eq(e0v),
+            self.o.payload.eq(e0),
+            pop.eq(e0v & self.o.ready),
+            occ.eq(e0v + e1v + fv),
+            issue.eq(going & ((occ <= 1) | (pop & (occ == 2)))),
+            self.bank_rd.valid.eq(issue),
+            self.bank_rd.bank.eq(c_bank),
+            self.bank_rd.row.eq((c_row_base + c_s)[:row_bits]),
+        ]
+
+        new = Signal(lay)
+        m.d.comb += [
+            new.base.eq(f_base),
+            new.mask.eq(f_mask),
+            new.data.eq(self.bank_window.data),
+        ]
+        with m.If(pop):
+            m.d.sync += [
+                e0.eq(Mux(e1v, e1, new)),
+                e0v.eq(e1v | fv),
+                e1.eq(new),
+                e1v.eq(e1v & fv),
+            ]
+        with m.Else():
+            m.d.sync += [
+                e0.eq(Mux(e0v, e0, new)),
+                e0v.eq(e0v | fv),
+                e1.eq(Mux(e0v & e1v, e1, new)),
+                e1v.eq(e1v | (e0v & fv)),
+            ]
+        m.d.sync += [
+            fv.eq(issue),
+            self.done.eq(pop & ~e1v & ~fv & ~active),
+        ]
+        with m.If(issue):
+            m.d.sync += [f_base.eq(c_base[:nb]), f_mask.eq(mask)]
+
+        # Advance the issue counters.
+        with m.If(issue):
+            m.d.sync += [active.eq(~layer_last), base.eq(next_base)]
+            with m.If(s_last):
+                m.d.sync += s.eq(0)
+                with m.If(_eq(c_bank, nl - 1)):
+                    m.d.sync += [bank.eq(0), row_base.eq((c_row_base + step)[:rb_bits])]
+                with m.Else():
+                    m.d.sync += [bank.eq((c_bank + 1)[:bank_bits]), row_base.eq(c_row_base)]
+            with m.Else():
+                m.d.sync += [s.eq((c_s + 1)[:s_bits]), bank.eq(c_bank), row_base.eq(c_row_base)]
+        with m.Elif(self.start):
+            m.d.sync += [active.eq(1), bank.eq(0), row_base.eq(0), s.eq(0), base.eq(0)]
+        return m

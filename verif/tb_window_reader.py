@@ -1,0 +1,202 @@
+"""cocotb testbench: ``hdl.window_reader.WindowReader`` wired to an ``ActBanks`` (the harness of
+``tests/test_sim_window_reader.py``) against the window spec of ``golden.cycles``.
+
+Run it through :func:`permdeal.verif.runner.run` with ``config = {"banks": NL, "width": D,
+"act_bits": int, "rows": int, "index_bits": N, "p_prevs": [p, ...], "sel_bits": int, "latency":
+int, "layers": int (default 12)}``; the top level has ports ``w`` (the banks' writes), ``start``,
+``sel`` (when ``sel_bits``), ``n``, ``o__valid/ready/payload``, ``done``.
+
+For every layer the bench draws ``p_prev`` (each in turn, then at random) and ``n`` in ``[1,
+2**N - 1]`` that fits the banks (often not a multiple of ``p_prev``), fills every bank with random
+words through ``w``, then starts the layer. The golden model (:func:`expected_windows`) is written
+here from the spec with Python ints: block ``b`` of ``p_prev`` words lies in bank ``b mod NL``
+from row ``(b div NL) * S``, ``S = ceil(p_prev / D)``; window ``s`` of block ``b`` is row ``(b div
+NL)*S + s``, with ``base = b*p_prev + s*D`` and mask bit ``k`` iff ``s*D + k < p_prev`` and
+``base + k < n``.
+Every window taken by a :class:`StreamSink` (random back-pressure, or none) is compared in order:
+``(base, mask)`` exactly and ``data`` on the masked-in positions. Layers without back-pressure
+must give their windows in the consecutive cycles ``start + latency ...``; ``done`` must be high
+exactly in the cycle after each layer's last window and never otherwise.
+"""
+
+import random
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+
+from permdeal.verif.runner import tb_config, tb_report
+from permdeal.verif.streams import PERIOD_NS, StreamSink, cycle, reset, to_signed
+
+
+def expected_windows(n, p, nl, d):
+    """The spec: ``(bank, row, base, mask)`` of every window of a layer (base not wrapped)."""
+    s_count = -(-p // d)
+    out = []
+    for b in range(-(-n // p)):
+        for s in range(s_count):
+            base = b * p + s * d
+            mask = sum(1 << k for k in range(d) if s * d + k < p and base + k < n)
+            out.append((b % nl, (b // nl) * s_count + s, base, mask))
+    return out
+
+
+class TB:
+    def __init__(self, dut):
+        cfg = tb_config()
+        self.dut, self.log = dut, dut._log
+        self.nl, self.d = int(cfg["banks"]), int(cfg["width"])
+        self.act_bits, self.rows = int(cfg["act_bits"]), int(cfg["rows"])
+        self.n_bits, self.ps = int(cfg["index_bits"]), [int(p) for p in cfg["p_prevs"]]
+        self.sel_bits, self.latency = int(cfg["sel_bits"]), int(cfg["latency"])
+        self.layers = int(cfg.get("layers", 12))
+        self.row_bits = max(1, (self.rows - 1).bit_length())
+        self.pos_bits = max(1, (self.d - 1).bit_length())
+        self.rng = random.Random(cocotb.RANDOM_SEED)
+        self.mem = [[[0] * self.d for _ in range(self.rows)] for _ in range(self.nl)]
+        self.pending = []  # (layer, index, (bank, row, base, mask)) still to come
+        self.beats = []  # cycles of accepted windows
+        self.dones = []  # cycles with done high
+        self.errors = []
+        self.checked = self.expected = self.runs = self.partial = self.empty = 0
+        self.layer_no = 0
+        self.sink = StreamSink(dut.clk, dut.o__valid, dut.o__ready, dut.o__payload, self.rng,
+                               self.on_beat, self.error)
+        dut.start.value = 0
+        dut.n.value = 1
+        if self.sel_bits:
+            dut.sel.value = 0
+        dut.w.value = 0
+        Clock(dut.clk, PERIOD_NS, unit="ns").start()
+
+    def error(self, msg):
+        self.errors.append(msg)
+        if len(self.errors) <= 10:
+            self.log.error("%s", msg)
+
+    def on_beat(self, raw):
+        c = cycle()
+        self.beats.append(c)
+        nb, d, a = self.n_bits, self.d, self.act_bits
+        base, mask = raw & ((1 << nb) - 1), raw >> nb & ((1 << d) - 1)
+        words = [to_signed(raw >> (nb + d + k * a), a) for k in range(d)]
+        if not self.pending:
+            self.error(f"unexpected window (base {base}, mask {mask:#x}) in cycle {c}")
+            return
+        layer, idx, (bank, row, wbase, wmask) = self.pending.pop(0)
+        self.checked += 1
+        want = (wbase % (1 << nb), wmask)
+        if (base, mask) != want:
+            self.error(f"layer {layer} window {idx}: expected (base, mask) = {want}, observed "
+                       f"{(base, mask)} (cycle {c})")
+            return
+        for k in range(d):
+            if mask >> k & 1 and words[k] != self.mem[bank][row][k]:
+                self.error(f"layer {layer} window {idx} (bank {bank}, row {row}): word {k} "
+                           f"expected {self.mem[bank][row][k]}, observed {words[k]} (cycle {c})")
+
+    async def watch_done(self):
+        while True:
+            await FallingEdge(self.dut.clk)
+            await ReadOnly()
+            if self.dut.done.value:
+                self.dones.append(cycle())
+
+    async def fill(self):
+        """Random words into every bank, one activation per bank per cycle through ``w``."""
+        wl = 1 + self.row_bits + self.pos_bits + self.act_bits
+        lo, hi = -(1 << (self.act_bits - 1)), (1 << (self.act_bits - 1)) - 1
+        for row in range(self.rows):
+            for k in range(self.d):
+                await FallingEdge(self.dut.clk)
+                word = 0
+                for g in range(self.nl):
+                    v = self.rng.choice((self.rng.randint(lo, hi), 0, lo, hi))
+                    self.mem[g][row][k] = v
+                    el = (1 | row << 1 | k << (1 + self.row_bits)
+                          | (v & ((1 << self.act_bits) - 1)) << (1 + self.row_bits
+                                                                  + self.pos_bits))
+                    word |= el << (g * wl)
+                self.dut.w.value = word
+        await FallingEdge(self.dut.clk)
+        self.dut.w.value = 0
+
+    def pick(self):
+        i = self.layer_no
+        sel = i % len(self.ps) if i < 2 * len(self.ps) else self.rng.randrange(len(self.ps))
+        p = self.ps[sel]
+        s_count = -(-p // self.d)
+        # The largest n whose blocks fit the banks: ceil(ceil(n/p)/NL) * S <= rows.
+        top = min((1 << self.n_bits) - 1, (self.rows // s_count) * self.nl * p)
+        r = self.rng.random()
+        if r < 0.15:
+            n = top
+        elif r < 0.25:
+            n = self.rng.randint(1, min(top, p))
+        elif r < 0.5 and top > p:
+            n = p * self.rng.randint(1, top // p)
+        else:
+            n = self.rng.randint(1, top)
+        return sel, p, n
+
+    async def layer(self, backpressure):
+        sel, p, n = self.pick()
+        await self.fill()
+        want = expected_windows(n, p, self.nl, self.d)
+        self.expected += len(want)
+        self.partial += sum(0 < m < (1 << self.d) - 1 for *_, m in want)
+        self.empty += sum(m == 0 for *_, m in want)
+        self.sink.backpressure = backpressure
+        await FallingEdge(self.dut.clk)
+        self.pending = [(self.layer_no, i, w) for i, w in enumerate(want)]
+        b0, d0 = len(self.beats), len(self.dones)
+        if self.sel_bits:
+            self.dut.sel.value = sel
+        self.dut.n.value = n
+        self.dut.start.value = 1
+        c0 = cycle()
+        await FallingEdge(self.dut.clk)
+        self.dut.start.value = 0
+        limit = 20 + len(want) * (1 + int(20 * backpressure))
+        for _ in range(limit):
+            if not self.pending and len(self.dones) > d0:
+                break
+            await FallingEdge(self.dut.clk)
+        await ClockCycles(self.dut.clk, 3)
+        await FallingEdge(self.dut.clk)
+        beats = self.beats[b0:]
+        if self.pending:
+            self.error(f"layer {self.layer_no} (p_prev {p}, n {n}): {len(self.pending)} of "
+                       f"{len(want)} windows never came")
+            self.pending = []
+        elif self.dones[d0:] != [beats[-1] + 1]:
+            self.error(f"layer {self.layer_no}: done in cycles {self.dones[d0:]}, expected "
+                       f"only {beats[-1] + 1}")
+        if backpressure == 0 and not self.errors:
+            self.runs += 1
+            first = c0 + self.latency
+            if beats != list(range(first, first + len(want))):
+                self.error(f"layer {self.layer_no} without back-pressure (p_prev {p}, n {n}): "
+                           f"windows in cycles {beats}, expected {len(want)} from {first}")
+        self.layer_no += 1
+
+    def finish(self, name):
+        tb_report(name, checked=self.checked, expected=self.expected, layers=self.layer_no,
+                  runs=self.runs, dones=len(self.dones), partial=self.partial,
+                  empty=self.empty, mismatches=len(self.errors))
+        assert not self.errors, f"{len(self.errors)} mismatch(es); first: {self.errors[0]}"
+        assert self.checked == self.expected > 0, f"checked {self.checked} of {self.expected}"
+
+
+@cocotb.test()
+async def test_layers(dut):
+    """Random layers of every block size from random bank contents, with and without
+    back-pressure, every window checked in order."""
+    tb = TB(dut)
+    await reset(dut)
+    tb.sink.start()
+    cocotb.start_soon(tb.watch_done())
+    pressures = [0.0, 0.3, 0.7, 0.0]
+    for i in range(tb.layers):
+        await tb.layer(pressures[i % 4])
+    tb.finish("test_layers")
