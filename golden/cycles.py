@@ -104,6 +104,25 @@ class LayerCycles:
         return self.useful_lane_cycles / (self.total_lanes * self.total)
 
 
+def window_schedule(n, in_block, scan_width, total_lanes):
+    """The windows of a layer of ``n`` inputs produced in blocks of ``in_block`` words, in order.
+
+    Each is ``(bank, row, base, mask)``: producer block ``b`` lies in lane ``b mod NL``'s bank from
+    wide row ``(b div NL) * S`` (``S = ceil(in_block / scan_width)``); its window ``s`` is row
+    ``(b div NL) * S + s`` and holds inputs ``base = b * in_block + s * scan_width`` onwards;
+    ``mask`` bit ``k`` is set for the words that are real (inside the block and below ``n``).
+    :func:`layer_cycles` counts the same windows.
+    """
+    d, s_count = scan_width, -(-in_block // scan_width)
+    out = []
+    for b in range(-(-n // in_block)):
+        for s in range(s_count):
+            base = b * in_block + s * d
+            mask = sum(1 << k for k in range(d) if s * d + k < in_block and base + k < n)
+            out.append((b % total_lanes, (b // total_lanes) * s_count + s, base, mask))
+    return out
+
+
 def layer_cycles(x, block_rows, p, cfg, in_block=None):
     """Cycles of one layer with ``block_rows`` (``M'``) and block size ``p`` on activations ``x``.
 

@@ -15,7 +15,24 @@ from permdeal.checks import integer
 from permdeal.golden.formats import MAX_BITS
 from permdeal.hdl.rom import addr_bits
 
-__all__ = ["ActBanks"]
+__all__ = ["ActBanks", "read_layout", "word_layout"]
+
+
+def read_layout(banks, rows):
+    """A read request of :class:`ActBanks`: ``valid`` from bit 0, then ``bank``, ``row``."""
+    return data.StructLayout({
+        "valid": unsigned(1),
+        "bank": unsigned(addr_bits(banks)),
+        "row": unsigned(addr_bits(rows)),
+    })
+
+
+def word_layout(width, act_bits):
+    """A read word of :class:`ActBanks`: ``valid`` from bit 0, then ``data`` (activation 0 lowest)."""
+    return data.StructLayout({
+        "valid": unsigned(1),
+        "data": data.ArrayLayout(signed(act_bits), width),
+    })
 
 
 class ActBanks(wiring.Component):
@@ -127,20 +144,13 @@ class ActBanks(wiring.Component):
 
     @property
     def read_layout(self):
-        """The read request: ``valid`` from bit 0, then ``bank``, ``row``."""
-        return data.StructLayout({
-            "valid": unsigned(1),
-            "bank": unsigned(self.bank_bits),
-            "row": unsigned(self.row_bits),
-        })
+        """The read request (:func:`read_layout`)."""
+        return read_layout(self._banks, self._rows)
 
     @property
     def window_layout(self):
-        """The read word: ``valid`` from bit 0, then ``data`` (activation 0 lowest)."""
-        return data.StructLayout({
-            "valid": unsigned(1),
-            "data": data.ArrayLayout(signed(self._act_bits), self._width),
-        })
+        """The read word (:func:`word_layout`)."""
+        return word_layout(self._width, self._act_bits)
 
     def _read_bank(self, bank, words):
         """The word of bank ``bank`` among the read ports' ``words``: a chain of multiplexers

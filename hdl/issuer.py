@@ -16,7 +16,7 @@ generation time (Granlund and Montgomery), and ``c = j - J*p``.
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
@@ -24,6 +24,8 @@ from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_BITS
 from permdeal.golden.permdiag import index_bits as perm_index_bits
 
+from .lane import op_layout
+from .nz_detect import pair_layout
 from .perm_index import PermIndex
 
 __all__ = ["Issuer", "check_reciprocal", "reciprocal"]
@@ -205,23 +207,14 @@ class Issuer(wiring.Component):
 
     @property
     def pair_layout(self):
-        """Payload of ``i`` (``NonZeroDetector.output_layout``)."""
-        return data.StructLayout({
-            "index": unsigned(self._index_bits),
-            "value": signed(self._act_bits),
-            "last": unsigned(1),
-        })
+        """Payload of ``i``: the detector's pairs (:func:`.nz_detect.pair_layout`)."""
+        return pair_layout(self._index_bits, self._act_bits)
 
     @property
     def op_layout(self):
-        """The broadcast operation (``Lane.op_layout``), packed from bit 0 in this order."""
-        fields = {"valid": unsigned(1), "w_addr": unsigned(self._w_addr_bits),
-                  "k_addr": unsigned(self._k_addr_bits), "c": unsigned(self._index_width)}
-        if self._sel_bits:
-            fields["sel"] = unsigned(self._sel_bits)
-        fields["x"] = signed(self._act_bits)
-        fields["acc_addr"] = unsigned(self._acc_addr_bits)
-        return data.StructLayout(fields)
+        """The broadcast operation (:func:`.lane.op_layout`)."""
+        return op_layout(self._w_addr_bits, self._k_addr_bits, self._index_width, self._sel_bits,
+                         self._act_bits, self._acc_addr_bits)
 
     # -- hardware ----------------------------------------------------------------------------
 

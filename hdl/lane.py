@@ -33,7 +33,7 @@ from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
 from .perm_index import PermIndex
 from .rom import ImageRom, addr_bits, check_image, verilog_path
 
-__all__ = ["IMAGE_MEMORIES", "Lane", "lane_params"]
+__all__ = ["IMAGE_MEMORIES", "Lane", "lane_params", "op_layout"]
 
 #: The lane memories that can be initialised from image files (``golden.rom`` memory names).
 IMAGE_MEMORIES = ("weight", "k")
@@ -42,6 +42,18 @@ IMAGE_MEMORIES = ("weight", "k")
 LATENCY = 3
 #: Cycles from a drain request to its value on ``acc``.
 DRAIN_LATENCY = 1
+
+
+def op_layout(w_addr_bits, k_addr_bits, index_width, sel_bits, act_bits, acc_addr_bits):
+    """The broadcast operation (see the module docstring), packed from bit 0 in this order; no
+    ``sel`` field when ``sel_bits`` is 0 (a single block size)."""
+    fields = {"valid": unsigned(1), "w_addr": unsigned(w_addr_bits),
+              "k_addr": unsigned(k_addr_bits), "c": unsigned(index_width)}
+    if sel_bits:
+        fields["sel"] = unsigned(sel_bits)
+    fields["x"] = signed(act_bits)
+    fields["acc_addr"] = unsigned(acc_addr_bits)
+    return data.StructLayout(fields)
 
 
 def lane_params(ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth):
@@ -316,14 +328,9 @@ class Lane(wiring.Component):
 
     @property
     def op_layout(self):
-        """The broadcast operation (see the class docstring), packed from bit 0 in this order."""
-        fields = {"valid": unsigned(1), "w_addr": unsigned(self.w_addr_bits),
-                  "k_addr": unsigned(self.k_addr_bits), "c": unsigned(self._index_width)}
-        if self._sel_bits:
-            fields["sel"] = unsigned(self._sel_bits)
-        fields["x"] = signed(self._act_bits)
-        fields["acc_addr"] = unsigned(self.acc_addr_bits)
-        return data.StructLayout(fields)
+        """The broadcast operation (:func:`op_layout`)."""
+        return op_layout(self.w_addr_bits, self.k_addr_bits, self._index_width, self._sel_bits,
+                         self._act_bits, self.acc_addr_bits)
 
     @property
     def drain_layout(self):

@@ -9,9 +9,27 @@ from amaranth.lib.wiring import In, Out
 from permdeal.checks import integer
 from permdeal.golden.formats import MAX_BITS
 
-__all__ = ["NonZeroDetector"]
+__all__ = ["NonZeroDetector", "pair_layout", "window_layout"]
 
 #: Widest activation code the detector takes.
+
+
+def window_layout(width, act_bits, index_bits):
+    """A window: ``base`` from bit 0, then ``mask``, then ``data`` (word 0 lowest)."""
+    return data.StructLayout({
+        "base": unsigned(index_bits),
+        "mask": unsigned(width),
+        "data": data.ArrayLayout(signed(act_bits), width),
+    })
+
+
+def pair_layout(index_bits, act_bits):
+    """A non-zero pair: ``index`` from bit 0, then ``value``, then ``last``."""
+    return data.StructLayout({
+        "index": unsigned(index_bits),
+        "value": signed(act_bits),
+        "last": unsigned(1),
+    })
 
 
 class NonZeroDetector(wiring.Component):
@@ -102,21 +120,13 @@ class NonZeroDetector(wiring.Component):
 
     @property
     def input_layout(self):
-        """Payload of ``i``: ``base`` from bit 0, then ``mask``, then ``data`` (word 0 lowest)."""
-        return data.StructLayout({
-            "base": unsigned(self._index_bits),
-            "mask": unsigned(self._width),
-            "data": data.ArrayLayout(signed(self._act_bits), self._width),
-        })
+        """Payload of ``i`` (:func:`window_layout`)."""
+        return window_layout(self._width, self._act_bits, self._index_bits)
 
     @property
     def output_layout(self):
-        """Payload of ``o``: ``index`` from bit 0, then ``value``, then ``last``."""
-        return data.StructLayout({
-            "index": unsigned(self._index_bits),
-            "value": signed(self._act_bits),
-            "last": unsigned(1),
-        })
+        """Payload of ``o`` (:func:`pair_layout`)."""
+        return pair_layout(self._index_bits, self._act_bits)
 
     def _live(self, window):
         """Mask of a window's real non-zero words."""

@@ -19,8 +19,12 @@ from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
+from permdeal.golden.cycles import window_schedule
 from permdeal.golden.formats import MAX_BITS
 from permdeal.hdl.rom import addr_bits
+
+from .act_banks import read_layout, word_layout
+from .nz_detect import window_layout
 
 __all__ = ["WindowReader"]
 
@@ -172,44 +176,25 @@ class WindowReader(wiring.Component):
         return addr_bits(self._banks)
 
     def windows(self, n, sel=0):
-        """The spec, with Python ints: ``(bank, row, base, mask)`` of every window of a layer."""
-        p = self._ps[sel]
-        d, nl = self._width, self._banks
-        s_count = -(-p // d)
-        out = []
-        for b in range(-(-n // p)):
-            for s in range(s_count):
-                base = b * p + s * d
-                mask = sum(1 << k for k in range(d) if s * d + k < p and base + k < n)
-                out.append((b % nl, (b // nl) * s_count + s, base % (1 << self._index_bits),
-                            mask))
-        return out
+        """The windows this reader offers for a layer of ``n`` inputs (``golden.cycles
+        .window_schedule``, ``base`` wrapped to ``index_bits``)."""
+        return [(bank, row, base % (1 << self._index_bits), mask) for bank, row, base, mask
+                in window_schedule(n, self._ps[sel], self._width, self._banks)]
 
     @property
     def read_layout(self):
-        """``ActBanks.read_layout``: ``valid``, ``bank``, ``row`` from bit 0."""
-        return data.StructLayout({
-            "valid": unsigned(1),
-            "bank": unsigned(self.bank_bits),
-            "row": unsigned(self.row_bits),
-        })
+        """``bank_rd``: the banks' read request (:func:`.act_banks.read_layout`)."""
+        return read_layout(self._banks, self._rows)
 
     @property
     def window_layout(self):
-        """``ActBanks.window_layout``: ``valid``, then ``data`` (activation 0 lowest)."""
-        return data.StructLayout({
-            "valid": unsigned(1),
-            "data": data.ArrayLayout(signed(self._act_bits), self._width),
-        })
+        """``bank_window``: the banks' read word (:func:`.act_banks.word_layout`)."""
+        return word_layout(self._width, self._act_bits)
 
     @property
     def window_stream_layout(self):
-        """Payload of ``o`` (``NonZeroDetector.input_layout``)."""
-        return data.StructLayout({
-            "base": unsigned(self._index_bits),
-            "mask": unsigned(self._width),
-            "data": data.ArrayLayout(signed(self._act_bits), self._width),
-        })
+        """Payload of ``o``: the detector's windows (:func:`.nz_detect.window_layout`)."""
+        return window_layout(self._width, self._act_bits, self._index_bits)
 
     # -- hardware ----------------------------------------------------------------------------
 

@@ -269,3 +269,25 @@ def test_producer_blocks_by_hand():
     # windows: {x0,x1}: 1 nz -> 3; {x2}: 0 -> 1; {x3,x4}: 0 -> 1; {x5}: 1 -> 3; {x6}: 1 -> 3; {}: 1
     assert lc.issue == 3 + 1 + 1 + 3 + 3 + 1
     assert lc.nnz == 3
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_window_schedule_is_what_layer_cycles_counts(seed):
+    from permdeal.golden.cycles import window_schedule
+    rng = random.Random(5000 + seed)
+    c = random_cfg(rng)
+    cfg = engine(c)
+    n, in_block = rng.randint(1, 60), rng.randint(1, 20)
+    x = [rng.choice([0, 0, rng.randint(-9, 9)]) for _ in range(n)]
+    block_rows = rng.randint(1, 40)
+    b = ref_slots(block_rows, cfg.total_lanes)
+    sched = window_schedule(n, in_block, cfg.scan_width, cfg.total_lanes)
+    issue = sum(max(1, b * sum(1 for k in range(cfg.scan_width)
+                               if mask >> k & 1 and x[base + k] != 0))
+                for _, _, base, mask in sched)
+    lc = layer_cycles(np.array(x), block_rows, 1, cfg, in_block=in_block)
+    assert issue == lc.issue, f"seed {5000 + seed}"
+    # Every real input lies in exactly one window.
+    covered = sorted(base + k for _, _, base, mask in sched for k in range(cfg.scan_width)
+                     if mask >> k & 1)
+    assert covered == list(range(n)), f"seed {5000 + seed}"

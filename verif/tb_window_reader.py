@@ -8,11 +8,8 @@ int, "layers": int (default 12)}``; the top level has ports ``w`` (the banks' wr
 
 For every layer the bench draws ``p_prev`` (each in turn, then at random) and ``n`` in ``[1,
 2**N - 1]`` that fits the banks (often not a multiple of ``p_prev``), fills every bank with random
-words through ``w``, then starts the layer. The golden model (:func:`expected_windows`) is written
-here from the spec with Python ints: block ``b`` of ``p_prev`` words lies in bank ``b mod NL``
-from row ``(b div NL) * S``, ``S = ceil(p_prev / D)``; window ``s`` of block ``b`` is row ``(b div
-NL)*S + s``, with ``base = b*p_prev + s*D`` and mask bit ``k`` iff ``s*D + k < p_prev`` and
-``base + k < n``.
+words through ``w``, then starts the layer. The expected windows come from the golden model,
+``golden.cycles.window_schedule`` (the layout the cycle model defines), with Python ints.
 Every window taken by a :class:`StreamSink` (random back-pressure, or none) is compared in order:
 ``(base, mask)`` exactly and ``data`` on the masked-in positions. Layers without back-pressure
 must give their windows in the consecutive cycles ``start + latency ...``; ``done`` must be high
@@ -25,20 +22,9 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 
+from permdeal.golden.cycles import window_schedule
 from permdeal.verif.runner import tb_config, tb_report
 from permdeal.verif.streams import PERIOD_NS, StreamSink, cycle, reset, to_signed
-
-
-def expected_windows(n, p, nl, d):
-    """The spec: ``(bank, row, base, mask)`` of every window of a layer (base not wrapped)."""
-    s_count = -(-p // d)
-    out = []
-    for b in range(-(-n // p)):
-        for s in range(s_count):
-            base = b * p + s * d
-            mask = sum(1 << k for k in range(d) if s * d + k < p and base + k < n)
-            out.append((b % nl, (b // nl) * s_count + s, base, mask))
-    return out
 
 
 class TB:
@@ -142,7 +128,7 @@ class TB:
     async def layer(self, backpressure):
         sel, p, n = self.pick()
         await self.fill()
-        want = expected_windows(n, p, self.nl, self.d)
+        want = window_schedule(n, p, self.d, self.nl)
         self.expected += len(want)
         self.partial += sum(0 < m < (1 << self.d) - 1 for *_, m in want)
         self.empty += sum(m == 0 for *_, m in want)
