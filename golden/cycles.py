@@ -1,33 +1,44 @@
-"""Cycle model of the PermDNN engine (DESIGN.md 4.2): the exact count the RTL must meet.
+"""Cycle model of the PermDNN engine (DESIGN.md 4.2): the exact count the RTL meets.
 
 Hardware: ``n_pe`` PEs of ``lanes`` multiplier lanes, ``NL = n_pe * lanes`` lanes in all. Block-row
 ``I`` of a layer goes to lane ``g = I mod NL`` as its slot ``t = I div NL``, so every lane holds
 ``B = ceil(M' / NL)`` slots, and lane ``g`` writes the outputs of its block-rows into its own
 activation bank. The next layer's inputs therefore lie in banks by the *producing* layer's
 block-rows of ``p_prev`` words; the network's input is laid out the same way in blocks of
-``scan_width`` words.
+``scan_width`` words (``D``).
 
-One layer, from the cycle its descriptor is loaded to the cycle its last output is written:
+The windows of a layer: each producer block of ``p_prev`` input words (``ceil(n / p_prev)``
+blocks, positions past ``n`` masked) is cut into ``ceil(p_prev / D)`` windows of up to ``D``
+words (:func:`window_schedule`); ``z_w`` is the number of non-zero words of window ``w``.
 
-1. ``start_cycles`` to load the layer descriptor.
-2. Issue: the non-zero detector reads one window per cycle: each producer block of ``p_prev``
-   input words (``ceil(n / p_prev)`` blocks, positions past ``n`` masked) is cut into
-   ``ceil(p_prev / scan_width)`` windows of up to ``scan_width`` words. Each non-zero of a window is
-   broadcast to every lane for ``B`` consecutive cycles (slot ``t = 0..B-1``); a window without
-   non-zeros still costs one cycle. Issue cycles ``= sum over windows of max(1, B * nnz_w)``.
-3. ``pipeline_cycles`` for the last product to reach its accumulator (default 4: one broadcast
-   register in the controller, then the lane's weight read, index and multiply, accumulate:
-   ``hdl.lane.LATENCY`` = 3).
+One layer, in cycles counted from its ``START`` cycle (cycle 0), in which the controller starts
+the window reader (``hdl.engine``):
+
+1. The reader offers window ``w`` from cycle ``READ_LATENCY + w`` on, and the non-zero detector
+   accepts it in cycle ``A_w = max(READ_LATENCY + w, R_w)``, where it is ready ``R_w = A_{w-1} +
+   1`` after an empty window and, after one with pairs, in the cycle its last pair is accepted by
+   the issuer (``R_0 = 0``).
+2. The issuer accepts a pair in cycle ``P`` and broadcasts its ``B`` operations in cycles ``P + 1
+   .. P + B``; it accepts the next pair from cycle ``P + B`` on. The first pair of window ``w`` is
+   offered from ``A_w + DETECT_LATENCY``, each further pair of the window right away, so pairs go
+   back to back, ``B`` cycles apart, unless the detector falls behind (empty windows while
+   ``B = 1``, or more than ``B - 1`` of them in a row).
+3. Draining starts in cycle ``D0 = max(x + LANE_LATENCY, A_last + DONE_LATENCY)`` where ``x`` is
+   the cycle of the layer's last operation (no term without one) and ``A_last`` the cycle its last
+   window was accepted.
 4. Write-back: every lane drains its ``B * p`` accumulators, one per cycle, all lanes in parallel,
-   through the write-back unit into its bank, the last result landing ``writeback_latency``
-   cycles later (default 3: one cycle of accumulator read, then the two register stages of
-   ``hdl.writeback.Writeback``).
+   through the write-back unit into the other set of banks; the next layer's ``START`` (or the
+   output phase) comes ``WRITEBACK_LATENCY`` cycles after the last drain request, in cycle
+   ``D0 + B*p + WRITEBACK_LATENCY``: the layer's cycles.
 
-A whole inference adds loading the ``n`` input activations from the input stream and streaming
-the ``m`` outputs of the last layer, one word per cycle each with no idle or back-pressure.
+A whole inference adds loading the ``n`` input activations from the input stream (one per cycle,
+the first layer's ``START`` right after the last) and streaming the ``m`` outputs of the last
+layer (the first ``OUTPUT_LATENCY`` cycles after the output phase begins, then one per cycle). With
+no idle on the input and no back-pressure on the output, :attr:`InferenceCycles.total` is the
+count from the cycle the first input is accepted to the cycle the last output is, both included,
+and the period of back-to-back inferences.
 
-The latencies are fields of :class:`EngineConfig` so that the RTL issue can state its exact
-pipeline; the structure above is the contract.
+The latencies are the RTL blocks' (``tests/test_contract.py`` ties them together).
 """
 
 from dataclasses import dataclass
@@ -37,24 +48,35 @@ import numpy as np
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 
+#: ``START`` to the first window offered (``hdl.window_reader.WindowReader.latency``).
+READ_LATENCY = 2
+#: A window accepted by the detector to its first pair (``hdl.nz_detect``).
+DETECT_LATENCY = 1
+#: The last operation to the first drain request (``hdl.lane.LATENCY``).
+LANE_LATENCY = 3
+#: The last window accepted to the first drain request: the reader's ``done`` register and the
+#: controller's.
+DONE_LATENCY = 2
+#: The last drain request to the next ``START``: the drain read (``hdl.lane.DRAIN_LATENCY``), the
+#: write-back unit's two stages (``hdl.writeback.Writeback.latency``), the bank write.
+WRITEBACK_LATENCY = 3
+#: Start of the output phase to the first output offered (the output reader's bank read and
+#: buffer).
+OUTPUT_LATENCY = 2
+
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """A PermDNN engine's size and fixed latencies (see the module docstring)."""
+    """A PermDNN engine's size: ``n_pe`` PEs of ``lanes`` lanes, a detector ``scan_width`` wide."""
 
     n_pe: int
     lanes: int
     scan_width: int = 8
-    start_cycles: int = 1
-    pipeline_cycles: int = 4
-    writeback_latency: int = 3
 
     def __post_init__(self):
         integer(self.n_pe, "PE count (--pes)", 1)
         integer(self.lanes, "lanes per PE (--lanes)", 1)
-        integer(self.scan_width, "scan width", 1)
-        for f in ("start_cycles", "pipeline_cycles", "writeback_latency"):
-            integer(getattr(self, f), f, 0)
+        integer(self.scan_width, "scan width (--scan-width)", 1)
 
     @property
     def total_lanes(self):
@@ -71,31 +93,31 @@ class EngineConfig:
         return g // self.lanes, g % self.lanes, t
 
     def to_json(self):
-        return {"n_pe": self.n_pe, "lanes": self.lanes, "scan_width": self.scan_width,
-                "start_cycles": self.start_cycles, "pipeline_cycles": self.pipeline_cycles,
-                "writeback_latency": self.writeback_latency}
+        return {"n_pe": self.n_pe, "lanes": self.lanes, "scan_width": self.scan_width}
 
 
 @dataclass(frozen=True)
 class LayerCycles:
-    """Cycle breakdown of one layer on one input vector."""
+    """Cycle breakdown of one layer on one input vector.
+
+    ``issue`` is the count from ``START`` to the first drain request (``D0``), ``writeback`` the
+    rest (``B*p + WRITEBACK_LATENCY``).
+    """
 
     nnz: int
     slots: int
-    start: int
     issue: int
-    pipeline: int
     writeback: int
     useful_lane_cycles: int
     total_lanes: int
 
     @property
     def total(self):
-        return self.start + self.issue + self.pipeline + self.writeback
+        return self.issue + self.writeback
 
     @property
     def ideal(self):
-        """``nnz * B``: the issue cycles of a detector that never idles."""
+        """``nnz * B``: the operation cycles, what a detector that never idles needs."""
         return self.nnz * self.slots
 
     @property
@@ -111,7 +133,7 @@ def window_schedule(n, in_block, scan_width, total_lanes):
     wide row ``(b div NL) * S`` (``S = ceil(in_block / scan_width)``); its window ``s`` is row
     ``(b div NL) * S + s`` and holds inputs ``base = b * in_block + s * scan_width`` onwards;
     ``mask`` bit ``k`` is set for the words that are real (inside the block and below ``n``).
-    :func:`layer_cycles` counts the same windows.
+    :func:`window_nnz` counts the non-zeros of the same windows.
     """
     d, s_count = scan_width, -(-in_block // scan_width)
     out = []
@@ -121,6 +143,36 @@ def window_schedule(n, in_block, scan_width, total_lanes):
             mask = sum(1 << k for k in range(d) if s * d + k < in_block and base + k < n)
             out.append((b % total_lanes, (b // total_lanes) * s_count + s, base, mask))
     return out
+
+
+def window_nnz(x, in_block, scan_width):
+    """``z_w``: the non-zero words of each window of :func:`window_schedule`, in order (an int
+    array; ``x`` is the layer's input vector, only zero/non-zero matters)."""
+    d = scan_width
+    n_blocks, seg = -(-x.size // in_block), -(-in_block // d)
+    nz = np.zeros(n_blocks * in_block, bool)
+    nz[:x.size] = x != 0
+    windows = np.zeros((n_blocks, seg * d), bool)
+    windows[:, :in_block] = nz.reshape(n_blocks, in_block)
+    return windows.reshape(n_blocks * seg, d).sum(axis=1)
+
+
+def drain_start(z, b):
+    """``D0``: the cycle (from ``START``) of a layer's first drain request, for windows of
+    ``z`` non-zeros and ``B = b`` slots; steps 1 to 3 of the module docstring."""
+    accept = READ_LATENCY    # A_w
+    free = None              # the cycle the issuer takes its next pair; x after the last pair
+    ready = 0                # R_w
+    for w, zw in enumerate(z.tolist()):
+        accept = max(READ_LATENCY + w, ready)
+        if zw:
+            first = accept + DETECT_LATENCY if free is None else max(accept + DETECT_LATENCY, free)
+            ready = first + (zw - 1) * b   # the last pair's acceptance
+            free = ready + b
+        else:
+            ready = accept + 1
+    done = accept + DONE_LATENCY
+    return done if free is None else max(free + LANE_LATENCY, done)
 
 
 def layer_cycles(x, block_rows, p, cfg, in_block=None):
@@ -135,18 +187,11 @@ def layer_cycles(x, block_rows, p, cfg, in_block=None):
         raise PermdealError(f"cycle model needs one non-empty activation vector, not shape {x.shape}")
     in_block = cfg.scan_width if in_block is None else integer(in_block, "producer block size", 1)
     b = cfg.slots(block_rows)
-    d = cfg.scan_width
-    n_blocks, seg = -(-x.size // in_block), -(-in_block // d)
-    nz = np.zeros(n_blocks * in_block, bool)
-    nz[:x.size] = x != 0
-    windows = np.zeros((n_blocks, seg * d), bool)
-    windows[:, :in_block] = nz.reshape(n_blocks, in_block)
-    per_window = windows.reshape(n_blocks * seg, d).sum(axis=1)
-    nnz = int(per_window.sum())
-    issue = int(np.maximum(1, b * per_window).sum())
-    return LayerCycles(nnz=nnz, slots=b, start=cfg.start_cycles, issue=issue,
-                       pipeline=cfg.pipeline_cycles, writeback=b * p + cfg.writeback_latency,
-                       useful_lane_cycles=nnz * block_rows, total_lanes=cfg.total_lanes)
+    z = window_nnz(x, in_block, cfg.scan_width)
+    nnz = int(z.sum())
+    return LayerCycles(nnz=nnz, slots=b, issue=drain_start(z, b),
+                       writeback=b * p + WRITEBACK_LATENCY, useful_lane_cycles=nnz * block_rows,
+                       total_lanes=cfg.total_lanes)
 
 
 @dataclass(frozen=True)
@@ -180,4 +225,5 @@ def model_cycles(model, x_codes, cfg):
     producers = [None] + [l.matrix.p for l in model.layers[:-1]]
     layers = tuple(layer_cycles(a, l.matrix.blocks[0], l.matrix.p, cfg, in_block)
                    for a, l, in_block in zip(acts, model.layers, producers))
-    return InferenceCycles(load=model.n_inputs, layers=layers, unload=model.layers[-1].shape[0])
+    return InferenceCycles(load=model.n_inputs, layers=layers,
+                           unload=model.layers[-1].shape[0] + OUTPUT_LATENCY)

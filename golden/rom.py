@@ -276,9 +276,6 @@ def build_images(folder, model, cfg):
 
 # -- reading ----------------------------------------------------------------------------------------
 
-_AT_LEAST_ONE = ("n_pe", "lanes", "scan_width")
-
-
 def _config(man, path):
     """The manifest's ``config`` as an :class:`EngineConfig`; every field must be present."""
     where = f"{path}: config"
@@ -287,7 +284,7 @@ def _config(man, path):
     for key in c:
         if key not in names:
             raise PermdealError(f"{where}: unexpected field {key!r}")
-    values = {key: json_field(c, key, int, where, minimum=1 if key in _AT_LEAST_ONE else 0)
+    values = {key: json_field(c, key, int, where, minimum=1)
               for key in names}
     try:
         return EngineConfig(**values)

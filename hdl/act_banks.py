@@ -164,7 +164,8 @@ class ActBanks(wiring.Component):
 
         words = []
         for g in range(self._banks):
-            mem = Memory(shape=unsigned(d * a), depth=self._rows, init=[])
+            # (at least 2 words: a 1-word memory gets a 0-bit address, which Verilator refuses)
+            mem = Memory(shape=unsigned(d * a), depth=max(2, self._rows), init=[])
             m.submodules[f"bank{g}"] = mem
             wr = mem.write_port(granularity=a)
             rp = mem.read_port()  # not transparent: a same-cycle write is not seen (old word)

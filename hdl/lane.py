@@ -153,7 +153,8 @@ class Lane(wiring.Component):
         (``index_width``) bits, k words below ``max(ps)``, and agree with the ``manifest.json``
         beside it when there is one; ``weights`` and ``ks`` must then be left out (the images are
         the contents; :attr:`weights` and :attr:`ks` return what they hold). The Verilog names
-        each file by its absolute path. Amaranth's own simulator cannot run such a lane (the
+        each file by its absolute path, or with ``rom_dir`` (a string) as ``rom_dir/name``
+        (:func:`.rom.verilog_path`). Amaranth's own simulator cannot run such a lane (the
         ROM is a Verilog instance); Icarus and Verilator can.
 
     Members
@@ -214,7 +215,7 @@ class Lane(wiring.Component):
     """
 
     def __init__(self, ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth, *,
-                 weights=None, ks=None, images=None):
+                 weights=None, ks=None, images=None, rom_dir=None):
         (index, self._act_bits, self._weight_bits, self._acc_bits, self._w_depth,
          self._k_depth, self._acc_depth) = lane_params(ps, act_bits, weight_bits, acc_bits,
                                                        w_depth, k_depth, acc_depth)
@@ -223,6 +224,7 @@ class Lane(wiring.Component):
         wb = self._weight_bits
         p_max = max(self._ps)
         self._images = None
+        self._rom_dir = rom_dir
         if images is not None:
             self._images = _image_paths(images)
             if weights is not None or ks is not None:
@@ -350,7 +352,7 @@ class Lane(wiring.Component):
         The one place that creates memories.
         """
         if image is not None:
-            return ImageRom(shape, depth, image)
+            return ImageRom(shape, depth, image, rom_dir=self._rom_dir)
         return Memory(shape=shape, depth=depth, init=init)
 
     def _image(self, memory):

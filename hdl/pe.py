@@ -67,6 +67,8 @@ class PE(wiring.Component):
         after ``golden.rom.image_name``): the lanes load their weight and k memories by
         ``$readmemh`` (``Lane``'s ``images``) and the Verilog must be built together with
         ``hdl.rom.ROM_SOURCE``. ``contents`` must then be left out.
+    rom_dir : str, optional
+        With ``images``: how the Verilog names the files (``Lane``'s ``rom_dir``).
 
     Members
     -------
@@ -88,7 +90,7 @@ class PE(wiring.Component):
     """
 
     def __init__(self, lanes, ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth,
-                 *, contents=None, images=None):
+                 *, contents=None, images=None, rom_dir=None):
         self._lanes = integer(lanes, "PE lanes", 1)
         params = lane_params(ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth)
         params = (params[0].ps, *params[1:])
@@ -105,7 +107,7 @@ class PE(wiring.Component):
             self._lane_list = []
             for l, files in enumerate(images):
                 try:
-                    self._lane_list.append(Lane(*params, images=files))
+                    self._lane_list.append(Lane(*params, images=files, rom_dir=rom_dir))
                 except PermdealError as e:
                     raise PermdealError(f"PE images[{l}]: {e}") from None
         else:

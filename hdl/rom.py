@@ -15,10 +15,10 @@ memory, width, depth and sha256. A mismatched image fails here, naming the file,
 simulation. Without a manifest, a word width that differs from the memory's but needs as many hex
 digits (say 10 and 12 bits) cannot be told from the file alone.
 
-The ``INIT_FILE`` parameter is the path as given, made absolute (:func:`verilog_path`): the Verilog
-text then depends on the image folder's location. A generator that writes an output folder (the
-later ``permdeal gen``) is expected to write relative names instead, which ``$readmemh`` resolves
-from the simulator's (or synthesis tool's) working folder.
+The ``INIT_FILE`` parameter is by default the path as given, made absolute (:func:`verilog_path`):
+the Verilog text then depends on the image folder's location. With ``rom_dir`` it is the file's
+name in that folder as written, so a generated design folder can be moved: ``$readmemh`` resolves
+a relative name from the simulator's (or synthesis tool's) working folder.
 """
 
 import hashlib
@@ -57,9 +57,14 @@ def addr_bits(depth):
     return max(1, (depth - 1).bit_length())
 
 
-def verilog_path(path):
-    """The ``INIT_FILE`` string of an image: ``path`` made absolute, as Verilog-safe text."""
-    text = str(Path(path).absolute())
+def verilog_path(path, rom_dir=None):
+    """The ``INIT_FILE`` string of an image, as Verilog-safe text: ``path`` made absolute, or with
+    ``rom_dir`` (a string) the file's name in that folder as written (``""``: the bare name, which
+    ``$readmemh`` resolves from the simulator's working folder)."""
+    if rom_dir is None:
+        text = str(Path(path).absolute())
+    else:
+        text = f"{rom_dir.rstrip('/')}/{Path(path).name}" if rom_dir else Path(path).name
     if any(ch in '"\\' or not " " <= ch <= "~" for ch in text):
         raise PermdealError(f"{text}: an image path must be printable ASCII without '\"' or "
                             "'\\' (it becomes a Verilog string)")
@@ -135,10 +140,10 @@ class ImageRom(wiring.Component):
         A signed ``shape`` reads the file's two's complement words as signed values.
     """
 
-    def __init__(self, shape, depth, init_file, *, domain="sync"):
+    def __init__(self, shape, depth, init_file, *, rom_dir=None, domain="sync"):
         self._shape = Shape.cast(shape)
         self._depth = integer(depth, "ROM depth", 1)
-        self._init_file = verilog_path(init_file)
+        self._init_file = verilog_path(init_file, rom_dir)
         self._domain = domain
         super().__init__({"addr": In(addr_bits(self._depth)), "data": Out(self._shape)})
 
@@ -152,7 +157,7 @@ class ImageRom(wiring.Component):
 
     @property
     def init_file(self):
-        """The ``INIT_FILE`` parameter (an absolute path)."""
+        """The ``INIT_FILE`` parameter (:func:`verilog_path`)."""
         return self._init_file
 
     def read_port(self):

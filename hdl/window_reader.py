@@ -25,6 +25,7 @@ from permdeal.hdl.rom import addr_bits
 
 from .act_banks import read_layout, word_layout
 from .nz_detect import window_layout
+from .read_ahead import read_ahead
 
 __all__ = ["WindowReader"]
 
@@ -82,10 +83,9 @@ class WindowReader(wiring.Component):
     ------
     ``latency = 2``: with ``start`` high in cycle ``k`` the first window is valid on ``o`` in
     cycle ``k + 2`` (the read of window 0 is issued in cycle ``k`` itself, its word comes back in
-    ``k + 1`` and enters the output buffer). The output is a 2-entry buffer; a read is issued in a
-    cycle when the buffer's entries plus the read in flight, less the window handed off this
-    cycle, are at most 1, so ``bank_rd.valid`` depends combinationally on ``o.ready`` (and
-    ``o.valid``/``o.payload`` come from registers only). With ``o.ready`` high every cycle the
+    ``k + 1`` and enters the output buffer). The output is the 2-entry buffer of
+    :func:`.read_ahead.read_ahead`, so ``bank_rd.valid`` depends combinationally on ``o.ready``
+    (and ``o.valid``/``o.payload`` come from registers only). With ``o.ready`` high every cycle the
     windows come one per cycle without a bubble, window ``w`` in cycle ``k + 2 + w``; under
     back-pressure none is lost, repeated or reordered. ``rst`` (synchronous) abandons the layer
     and empties the buffer.
@@ -257,52 +257,22 @@ class WindowReader(wiring.Component):
         layer_last = Signal()
         m.d.comb += layer_last.eq(s_last & (next_base >= n_wide))
 
-        # Output side: 2-entry buffer (e0 the head) and the read in flight.
-        lay = self.window_stream_layout
-        e0 = Signal(lay)
-        e1 = Signal(lay)
-        e0v, e1v = Signal(), Signal()
-        fv = Signal()  # a read is in flight: its word is on bank_window.data this cycle
+        # Output side: the read-ahead buffer; the window in flight carries its base and mask.
         f_base = Signal(nb)
         f_mask = Signal(d)
-        pop = Signal()
-        issue = Signal()
-        occ = Signal(2)
-        m.d.comb += [
-            self.o.valid.eq(e0v),
-            self.o.payload.eq(e0),
-            pop.eq(e0v & self.o.ready),
-            occ.eq(e0v + e1v + fv),
-            issue.eq(going & ((occ <= 1) | (pop & (occ == 2)))),
-            self.bank_rd.valid.eq(issue),
-            self.bank_rd.bank.eq(c_bank),
-            self.bank_rd.row.eq((c_row_base + c_s)[:row_bits]),
-        ]
-
-        new = Signal(lay)
+        new = Signal(self.window_stream_layout)
         m.d.comb += [
             new.base.eq(f_base),
             new.mask.eq(f_mask),
             new.data.eq(self.bank_window.data),
         ]
-        with m.If(pop):
-            m.d.sync += [
-                e0.eq(Mux(e1v, e1, new)),
-                e0v.eq(e1v | fv),
-                e1.eq(new),
-                e1v.eq(e1v & fv),
-            ]
-        with m.Else():
-            m.d.sync += [
-                e0.eq(Mux(e0v, e0, new)),
-                e0v.eq(e0v | fv),
-                e1.eq(Mux(e0v & e1v, e1, new)),
-                e1v.eq(e1v | (e0v & fv)),
-            ]
-        m.d.sync += [
-            fv.eq(issue),
-            self.done.eq(pop & ~e1v & ~fv & ~active),
+        issue, _, drains = read_ahead(m, self.window_stream_layout, going, new, self.o)
+        m.d.comb += [
+            self.bank_rd.valid.eq(issue),
+            self.bank_rd.bank.eq(c_bank),
+            self.bank_rd.row.eq((c_row_base + c_s)[:row_bits]),
         ]
+        m.d.sync += self.done.eq(drains & ~active)
         with m.If(issue):
             m.d.sync += [f_base.eq(c_base[:nb]), f_mask.eq(mask)]
 

@@ -1,6 +1,6 @@
 """The write-back unit: accumulator + bias to an output activation (DESIGN.md section 3)."""
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -8,6 +8,12 @@ from permdeal.errors import PermdealError
 from permdeal.golden.formats import LayerFormats, signed_bits
 
 __all__ = ["Writeback"]
+
+
+def _round_const(fmts):
+    """Round-half-up constant ``2**(s-1)`` of a layer's output shift ``s`` (0 for ``s <= 0``)."""
+    s = fmts.out_shift
+    return 1 << (s - 1) if s > 0 else 0
 
 
 class Writeback(wiring.Component):
@@ -18,50 +24,97 @@ class Writeback(wiring.Component):
     exact left shift), saturates to ``out.bits`` and, with ``relu``, clips negatives to zero. Every
     intermediate is wide enough for its exact range, so nothing wraps.
 
+    One unit can serve several layers (those of a multi-layer network, drained through the same
+    write-back): each beat then carries ``sel``, the index of its layer, which travels with the
+    beat through the pipeline, so beats of different layers may follow each other back to back.
+    The beat with ``sel = l`` gets exactly ``writeback(acc, bias, fmts[l], relu[l])``, for any
+    ``acc`` in layer ``l``'s ``acc_bits`` range and ``bias`` in its bias format; the result is
+    saturated to layer ``l``'s output format and sign-extended to ``out_bits``. A ``sel`` past the
+    last layer is not allowed (its output is unspecified). Layers with equal constants share their
+    logic, so repeating a format costs nothing but the ``sel`` decode.
+
     Parameters
     ----------
-    fmts : LayerFormats
-        The layer's number formats; they fix the accumulator, bias and output widths and shifts.
-    relu : bool
-        Whether the layer applies ReLU after saturation.
+    fmts : LayerFormats, or a non-empty list or tuple of LayerFormats
+        The number formats of the layer, or of each layer (layer ``l`` is ``fmts[l]``); they fix
+        the accumulator, bias and output widths and shifts.
+    relu : bool, or (with a sequence of formats) a list or tuple of bools
+        Whether the layer applies ReLU after saturation; one entry per layer, or one bool for all.
 
     Members
     -------
     i : ``In(stream.Signature(input_layout))``
-        Input stream; its payload is a struct ``{acc: signed(acc_bits), bias: signed(bias.bits)}``,
-        ``acc`` in the low bits (Verilog port ``i__payload``).
-    o : ``Out(stream.Signature(signed(out.bits)))``
+        Input stream; its payload is a struct ``{acc: signed(acc_bits), bias: signed(bias_bits)}``
+        with ``acc`` in the low bits (Verilog port ``i__payload``), and with more than one format
+        a third field ``sel: unsigned(sel_bits)`` above them.
+    o : ``Out(stream.Signature(signed(out_bits)))``
         Output stream of output-format codes.
+
+    ``acc_bits``, ``bias_bits`` and ``out_bits`` are the largest over the layers; ``layers`` holds
+    the ``(LayerFormats, relu)`` pair of each layer; ``fmts`` and ``relu`` return what was given
+    (a list of them as a tuple; a single bool ``relu`` with several formats as a tuple).
 
     Timing
     ------
-    Two register stages (add; then shift, saturate and ReLU), so ``latency = 2``: a beat accepted
-    in cycle ``k`` (``i.valid & i.ready``) is on ``o`` in cycle ``k + 2``, and a beat per cycle
-    flows while ``o.ready`` is high. A stage loads when it is empty or its beat moves on, so
-    ``i.ready = ~stage1_valid | ~o.valid | o.ready`` depends combinationally on ``o.ready`` (a
+    Two register stages (add, and register ``sel``; then shift, saturate and ReLU for each layer,
+    chosen by the registered ``sel``), so ``latency = 2``: a beat accepted in cycle ``k``
+    (``i.valid & i.ready``) is on ``o`` in cycle ``k + 2``, and a beat per cycle flows while
+    ``o.ready`` is high, whatever its layer. A stage loads when it is empty or its beat moves on,
+    so ``i.ready = ~stage1_valid | ~o.valid | o.ready`` depends combinationally on ``o.ready`` (a
     ready chain, no skid buffer); a stalled beat is held, never lost or duplicated. ``rst``
     (synchronous) empties the pipeline.
     """
 
     def __init__(self, fmts, *, relu):
-        if not isinstance(fmts, LayerFormats):
+        if isinstance(fmts, (list, tuple)):
+            if not fmts:
+                raise PermdealError("write-back formats must not be empty")
+            for n, f in enumerate(fmts):
+                if not isinstance(f, LayerFormats):
+                    raise PermdealError(
+                        f"write-back formats[{n}] must be a LayerFormats, not {f!r}")
+            fmts = tuple(fmts)
+            if isinstance(relu, bool):
+                relu = (relu,) * len(fmts)
+            elif isinstance(relu, (list, tuple)):
+                if len(relu) != len(fmts):
+                    raise PermdealError(f"write-back relu has {len(relu)} entries for "
+                                        f"{len(fmts)} formats")
+                for n, r in enumerate(relu):
+                    if not isinstance(r, bool):
+                        raise PermdealError(
+                            f"write-back relu[{n}] must be True or False, not {r!r}")
+                relu = tuple(relu)
+            else:
+                raise PermdealError(f"write-back relu must be True or False or a list of them, "
+                                    f"not {relu!r}")
+            layers = tuple(zip(fmts, relu))
+        elif isinstance(fmts, LayerFormats):
+            if not isinstance(relu, bool):
+                raise PermdealError(f"write-back relu must be True or False, not {relu!r}")
+            layers = ((fmts, relu),)
+        else:
             raise PermdealError(f"write-back formats must be a LayerFormats, not {fmts!r}")
-        if not isinstance(relu, bool):
-            raise PermdealError(f"write-back relu must be True or False, not {relu!r}")
-        self._fmts = fmts
-        self._relu = relu
+        self._fmts, self._relu, self._layers = fmts, relu, layers
         super().__init__({
             "i": In(stream.Signature(self.input_layout)),
-            "o": Out(stream.Signature(signed(fmts.out.bits))),
+            "o": Out(stream.Signature(signed(self.out_bits))),
         })
 
     @property
     def fmts(self):
+        """The formats given: a ``LayerFormats``, or a tuple of them."""
         return self._fmts
 
     @property
     def relu(self):
+        """The ReLU flags given: a bool for a single ``LayerFormats``, else a tuple per layer."""
         return self._relu
+
+    @property
+    def layers(self):
+        """``(LayerFormats, relu)`` of each layer, in ``sel`` order."""
+        return self._layers
 
     @property
     def latency(self):
@@ -69,30 +122,88 @@ class Writeback(wiring.Component):
         return 2
 
     @property
+    def sel_bits(self):
+        """Width of the layer select ``sel``; 0 (no ``sel`` field) with a single format."""
+        n = len(self._layers)
+        return 0 if n == 1 else (n - 1).bit_length()
+
+    @property
+    def acc_bits(self):
+        """Width of ``acc``: the widest layer accumulator."""
+        return max(f.acc_bits for f, _ in self._layers)
+
+    @property
+    def bias_bits(self):
+        """Width of ``bias``: the widest layer bias format."""
+        return max(f.bias.bits for f, _ in self._layers)
+
+    @property
+    def out_bits(self):
+        """Width of the output: the widest layer output format."""
+        return max(f.out.bits for f, _ in self._layers)
+
+    @property
     def input_layout(self):
-        """Payload of ``i``: ``acc`` in bits ``[0, acc_bits)``, ``bias`` above it."""
-        return data.StructLayout({"acc": signed(self._fmts.acc_bits),
-                                  "bias": signed(self._fmts.bias.bits)})
+        """Payload of ``i``: ``acc`` in bits ``[0, acc_bits)``, ``bias`` above it, then ``sel``
+        (only with more than one format)."""
+        fields = {"acc": signed(self.acc_bits), "bias": signed(self.bias_bits)}
+        if self.sel_bits:
+            fields["sel"] = unsigned(self.sel_bits)
+        return data.StructLayout(fields)
 
     @property
     def _round(self):
-        s = self._fmts.out_shift
-        return 1 << (s - 1) if s > 0 else 0
+        """The rounding constant of each layer (a tuple); an int stands for every layer (a test
+        sets 0 to model truncation)."""
+        return tuple(_round_const(f) for f, _ in self._layers)
+
+    def _rounds(self):
+        r = self._round
+        return (r,) * len(self._layers) if isinstance(r, int) else tuple(r)
+
+    def _layer_sum_bits(self):
+        """Width of ``acc + (bias << bias_shift) + 2**(s-1)`` over every input, for each layer."""
+        bits = []
+        for (f, _), rnd in zip(self._layers, self._rounds()):
+            acc_lo, acc_hi = -(1 << (f.acc_bits - 1)), (1 << (f.acc_bits - 1)) - 1
+            bits.append(signed_bits(acc_lo + (f.bias.min << f.bias_shift) + rnd,
+                                    acc_hi + (f.bias.max << f.bias_shift) + rnd))
+        return bits
 
     @property
     def sum_bits(self):
-        """Width of ``acc + (bias << bias_shift) + 2**(s-1)`` over every input (first stage)."""
-        f = self._fmts
-        acc_lo, acc_hi = -(1 << (f.acc_bits - 1)), (1 << (f.acc_bits - 1)) - 1
-        return signed_bits(acc_lo + (f.bias.min << f.bias_shift) + self._round,
-                           acc_hi + (f.bias.max << f.bias_shift) + self._round)
+        """Width of ``acc + (bias << bias_shift) + 2**(s-1)`` over every input of every layer (the
+        first stage)."""
+        return max(self._layer_sum_bits())
+
+    def _by_sel(self, sel, keys, make):
+        """``make(key)`` of the layer ``sel`` chooses, one instance per distinct key.
+
+        A chain of muxes whose default is layer 0's (so a ``sel`` out of range gets it too, and no
+        ``sel == 0`` comparison is made: Yosys would emit ``!sel``, which trips Verilator's
+        WIDTHTRUNC). A chain, not a Switch: Yosys turns a Switch into an ``always @*`` block,
+        which Icarus does not evaluate until its inputs first change.
+        """
+        groups = {}  # key -> layers, in first-use order
+        for layer, key in enumerate(keys):
+            groups.setdefault(key, []).append(layer)
+        (default, _), *others = groups.items()
+        value = make(default)
+        for key, layers in others:
+            hit = sel == layers[0]
+            for layer in layers[1:]:
+                hit = hit | (sel == layer)
+            value = Mux(hit, make(key), value)
+        return value
 
     def elaborate(self, platform):
-        f = self._fmts
         m = Module()
+        layers = self._layers
+        multi = len(layers) > 1
 
         stage1_valid = Signal()
         total = Signal(signed(self.sum_bits))
+        sel1 = Signal(self.sel_bits)  # layer of the beat in stage 1
         ready1, ready2 = Signal(), Signal()  # stage n can load this cycle
         m.d.comb += [
             ready2.eq(~self.o.valid | self.o.ready),
@@ -100,17 +211,37 @@ class Writeback(wiring.Component):
             self.i.ready.eq(ready1),
         ]
 
+        # Stage 1: one adder; the aligned bias and the rounding constant are chosen per layer.
+        sel = self.i.p.sel if multi else None
+        bias = self.i.p.bias
+        aligned = self._by_sel(sel, [f.bias_shift for f, _ in layers], bias.shift_left)
+        rnd = self._by_sel(sel, self._rounds(), lambda r: r)
         with m.If(ready1):
             m.d.sync += [
                 stage1_valid.eq(self.i.valid),
-                total.eq(self.i.p.acc + self.i.p.bias.shift_left(f.bias_shift) + self._round),
+                total.eq(self.i.p.acc + aligned + rnd),
             ]
+            if multi:
+                m.d.sync += sel1.eq(sel)
 
-        shifted = total.shift_right(f.out_shift)  # arithmetic; a negative amount shifts left
-        lo, hi = (0 if self._relu else f.out.min), f.out.max  # ReLU after saturation = clip at 0
+        # Stage 2: shift, saturate and ReLU (= clip at 0 after saturation) of each distinct layer.
+        keys = [(f.out_shift, 0 if relu else f.out.min, f.out.max, f.out.bits)
+                for f, relu in layers]
+        width = {}  # key -> widest sum of its layers: the low bits of total hold it exactly
+        for key, bits in zip(keys, self._layer_sum_bits()):
+            width[key] = max(width.get(key, 0), bits)
+
+        def saturate(key):
+            shift, lo, hi, bits = key
+            exact = total if width[key] == len(total) else total[:width[key]].as_signed()
+            shifted = exact.shift_right(shift)  # arithmetic; a negative amount shifts left
+            value = Mux(shifted > hi, hi, Mux(shifted < lo, lo, shifted))
+            return value[:bits].as_signed() if multi else value
+
+        result = self._by_sel(sel1 if multi else None, keys, saturate)
         with m.If(ready2):
             m.d.sync += [
                 self.o.valid.eq(stage1_valid),
-                self.o.p.eq(Mux(shifted > hi, hi, Mux(shifted < lo, lo, shifted))),
+                self.o.p.eq(result),
             ]
         return m

@@ -1,18 +1,21 @@
-"""The cycle model's default latencies are the RTL's: a change on either side must show here."""
+"""The cycle model's latencies are the RTL's: a change on either side must show here."""
 
-from permdeal.golden.cycles import EngineConfig
+from permdeal.golden import cycles
 from permdeal.golden.formats import Fixed, LayerFormats
 from permdeal.hdl import lane
+from permdeal.hdl.issuer import Issuer
+from permdeal.hdl.nz_detect import NonZeroDetector
+from permdeal.hdl.window_reader import WindowReader
 from permdeal.hdl.writeback import Writeback
 
-#: Register stages the engine's controller puts between the detector and the lanes (the broadcast).
-BROADCAST_STAGES = 1
 
-
-def test_default_latencies_match_the_rtl_blocks():
-    cfg = EngineConfig(1, 1)
+def test_latencies_match_the_rtl_blocks():
     fmts = LayerFormats(Fixed(16, 8), Fixed(16, 8), Fixed(16, 8), Fixed(16, 8), 4)
-    # Write-back: one cycle to read (and clear) an accumulator, then the write-back unit.
-    assert cfg.writeback_latency == lane.DRAIN_LATENCY + Writeback(fmts, relu=True).latency
-    # Pipeline: the broadcast register, then the lane until its sum can be drained.
-    assert cfg.pipeline_cycles == BROADCAST_STAGES + lane.LATENCY
+    assert cycles.READ_LATENCY == WindowReader(1, 1, 16, 1, 4, 1).latency
+    assert cycles.DETECT_LATENCY == NonZeroDetector(1, 16, 4).latency
+    # The model's ops of a pair accepted in P come in P + 1 .. P + B.
+    assert Issuer(1, 4, 16, 4, 4, 4, 1).latency == 1
+    assert cycles.LANE_LATENCY == lane.LATENCY
+    # The last drain request: its read (and clear), the write-back unit, the bank write; the next
+    # layer's first bank read comes in the cycle after the write.
+    assert cycles.WRITEBACK_LATENCY == lane.DRAIN_LATENCY + Writeback(fmts, relu=True).latency

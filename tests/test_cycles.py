@@ -9,7 +9,7 @@ import pytest
 
 from permdeal.errors import PermdealError
 from permdeal.golden.compress import QuantSpec, compress_permdiag
-from permdeal.golden.cycles import EngineConfig, layer_cycles, model_cycles
+from permdeal.golden.cycles import EngineConfig, layer_cycles, model_cycles, window_nnz
 from permdeal.golden.formats import Fixed
 from permdeal.golden.model import FloatLayer
 
@@ -21,42 +21,62 @@ def ref_slots(block_rows, total_lanes):
     return b
 
 
-def ref_layer(x, block_rows, p, n_pe, lanes, sw, start, pipe, wbl, in_block=None):
-    """The documented model, by hand: returns a dict of every field and derived figure.
+def ref_drain_start(z, b):
+    """D0 by stepping the engine's handshakes cycle by cycle (golden/cycles.py's steps 1-3)."""
+    w_count = len(z)
+    next_w, remaining, last_accept = 0, 0, None
+    ops = {}            # cycle -> True when the op shown then is the last of its pair
+    cyc = 0
+    while True:
+        shown = ops.get(cyc)
+        issuer_ready = shown is None or shown
+        pair = remaining > 0 and issuer_ready
+        det_ready = remaining == 0 or (pair and remaining == 1)
+        offered = next_w < w_count and cyc >= 2 + next_w
+        quiet = (next_w == w_count and last_accept < cyc and remaining == 0
+                 and cyc not in ops and cyc - 1 not in ops)
+        if quiet:
+            return cyc + 1
+        if pair:
+            remaining -= 1
+            for t in range(b):
+                ops[cyc + 1 + t] = t == b - 1
+        if offered and det_ready:
+            remaining = z[next_w]
+            next_w += 1
+            last_accept = cyc
+        cyc += 1
 
-    Windows: every producer block of ``in_block`` words (default ``sw``) cut into pieces of
-    ``sw``; positions past the end of ``x`` count as zeros but their windows still cost a cycle.
-    """
+
+def ref_layer(x, block_rows, p, n_pe, lanes, sw, in_block=None):
+    """The model by hand: windows cut by loops, D0 by stepping; returns every figure."""
     nl = n_pe * lanes
     b = ref_slots(block_rows, nl)
     in_block = in_block or sw
-    issue, nnz = 0, 0
+    z = []
     for blk in range(0, len(x), in_block):
         for w0 in range(blk, blk + in_block, sw):
-            nnz_w = sum(1 for v in x[w0:min(w0 + sw, blk + in_block)] if v != 0)
-            nnz += nnz_w
-            issue += max(1, b * nnz_w)
-    wb = b * p + wbl
-    total = start + issue + pipe + wb
-    return dict(nnz=nnz, slots=b, start=start, issue=issue, pipeline=pipe, writeback=wb,
-                total=total, ideal=nnz * b,
+            z.append(sum(1 for v in x[w0:min(w0 + sw, blk + in_block)] if v != 0))
+    nnz = sum(z)
+    issue = ref_drain_start(z, b)
+    wb = b * p + 3
+    total = issue + wb
+    return dict(nnz=nnz, slots=b, issue=issue, writeback=wb, total=total, ideal=nnz * b,
                 utilization=Fraction(nnz * block_rows, nl * total))
 
 
 def check(lc, want, msg):
-    for f in ("nnz", "slots", "start", "issue", "pipeline", "writeback", "total", "ideal"):
+    for f in ("nnz", "slots", "issue", "writeback", "total", "ideal"):
         assert getattr(lc, f) == want[f], f"{msg}: {f} = {getattr(lc, f)}, want {want[f]}"
     assert math.isclose(lc.utilization, float(want["utilization"]), rel_tol=1e-12), msg
 
 
 def random_cfg(rng):
-    return dict(n_pe=rng.randint(1, 6), lanes=rng.randint(1, 4), sw=rng.choice([1, 2, 3, 4, 5, 8, 16]),
-                start=rng.randint(0, 3), pipe=rng.randint(0, 6), wbl=rng.randint(0, 4))
+    return dict(n_pe=rng.randint(1, 6), lanes=rng.randint(1, 4), sw=rng.choice([1, 2, 3, 4, 5, 8, 16]))
 
 
 def engine(c):
-    return EngineConfig(c["n_pe"], c["lanes"], scan_width=c["sw"], start_cycles=c["start"],
-                        pipeline_cycles=c["pipe"], writeback_latency=c["wbl"])
+    return EngineConfig(c["n_pe"], c["lanes"], scan_width=c["sw"])
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -73,41 +93,55 @@ def test_layer_cycles_random(seed):
 
 @pytest.mark.parametrize("n, sw", [(1, 8), (8, 8), (9, 8), (17, 8), (5, 1), (7, 3), (64, 16)])
 def test_all_zero_input_costs_one_cycle_per_window(n, sw):
-    cfg = EngineConfig(2, 2, scan_width=sw, start_cycles=1, pipeline_cycles=4, writeback_latency=3)
+    cfg = EngineConfig(2, 2, scan_width=sw)
     lc = layer_cycles(np.zeros(n, np.int64), 5, 3, cfg)
     windows = -(-n // sw)
+    # Window w is accepted in cycle 2 + w; draining starts 2 cycles after the last.
     # B = ceil(5 / 4) = 2; write-back 2*3 + 3
-    assert (lc.nnz, lc.slots, lc.issue, lc.writeback) == (0, 2, windows, 9)
-    assert lc.total == 1 + windows + 4 + 9
+    assert (lc.nnz, lc.slots, lc.issue, lc.writeback) == (0, 2, windows + 3, 9)
+    assert lc.total == windows + 3 + 9
     assert lc.ideal == 0 and lc.utilization == 0.0
 
 
 @pytest.mark.parametrize("n, sw, block_rows, nl", [(16, 8, 7, 4), (10, 4, 8, 8), (3, 8, 33, 8),
                                                     (12, 5, 1, 6)])
 def test_dense_input(n, sw, block_rows, nl):
-    cfg = EngineConfig(nl, 1, scan_width=sw, start_cycles=2, pipeline_cycles=5, writeback_latency=1)
+    cfg = EngineConfig(nl, 1, scan_width=sw)
     lc = layer_cycles(np.arange(1, n + 1), block_rows, 4, cfg)
     b = -(-block_rows // nl)
-    assert lc.issue == n * b == lc.ideal
-    assert lc.total == 2 + n * b + 5 + b * 4 + 1
+    # Pairs back to back from cycle 3, B cycles each; the last op in 3 + n*B, drain 3 later.
+    assert lc.ideal == n * b and lc.issue == n * b + 6
+    assert lc.total == n * b + 6 + b * 4 + 3
 
 
 def test_hand_worked_example():
     # 2 PEs x 2 lanes, M' = 10 -> B = 3; scan width 4 over 11 inputs: windows
-    # [0 3 0 0] -> 1 nz -> 3;  [0 0 0 0] -> 1;  [5 -1 0] -> 2 nz -> 6.  issue = 10
-    cfg = EngineConfig(2, 2, scan_width=4, start_cycles=1, pipeline_cycles=4, writeback_latency=3)
+    # [0 3 0 0] accepted in 2, its pair in 3 (ops 4-6); [0 0 0 0] in 3;
+    # [5 -1 0] in 4, its pairs in 6 (the issuer is busy until then) and 9 (ops 7-12).
+    # Draining from 12 + 3 = 15.
+    cfg = EngineConfig(2, 2, scan_width=4)
     x = np.array([0, 3, 0, 0, 0, 0, 0, 0, 5, -1, 0])
     lc = layer_cycles(x, 10, 5, cfg)
-    assert (lc.nnz, lc.slots, lc.issue, lc.pipeline, lc.writeback) == (3, 3, 10, 4, 3 * 5 + 3)
-    assert lc.total == 1 + 10 + 4 + 18 == 33
+    assert (lc.nnz, lc.slots, lc.issue, lc.writeback) == (3, 3, 15, 3 * 5 + 3)
+    assert lc.total == 15 + 18 == 33
     assert lc.ideal == 9
     assert lc.utilization == pytest.approx(3 * 10 / (4 * 33))
 
 
+def test_empty_windows_hide_behind_slots_but_not_at_one_slot():
+    # One non-zero per window of 1 then four empty windows: with B = 5 the detector skips the
+    # empty ones while the issuer broadcasts; with B = 1 each costs a cycle.
+    x = np.array([1, 0, 0, 0, 0] * 4)
+    slow = layer_cycles(x, 1, 1, EngineConfig(1, 1, scan_width=1))
+    fast = layer_cycles(x, 5, 1, EngineConfig(1, 1, scan_width=1))
+    assert slow.issue == 23  # windows accepted in 2..21, the last op in 19: drain from 21 + 2
+    assert fast.issue == 3 + 4 * 5 + 3  # pairs in 3, 8, 13, 18; the last op 23, drain 26
+
+
 def test_float_activations_only_zero_matters():
-    cfg = EngineConfig(1, 1, scan_width=2, start_cycles=0, pipeline_cycles=0, writeback_latency=0)
+    cfg = EngineConfig(1, 1, scan_width=2)
     lc = layer_cycles(np.array([0.0, 1e-300, -0.0, 2.5]), 1, 1, cfg)
-    assert (lc.nnz, lc.issue) == (2, 2)
+    assert (lc.nnz, lc.issue) == (2, 8)  # pairs in 3 and 4, the last op in 5, drain in 8
 
 
 @pytest.mark.parametrize("x", [np.zeros((2, 3)), np.array([]), np.float64(1.0)])
@@ -128,11 +162,10 @@ def test_utilization_in_unit_interval(seed):
         x[rng.randrange(n)] = 7  # at least one non-zero
         lc = layer_cycles(x, rng.randint(1, 30), rng.randint(1, 8), cfg)
         assert 0 < lc.utilization <= 1, f"seed {seed}: {lc}"
-    # M' a multiple of NL and no fixed latencies: only the write-back drain is lost
-    full = EngineConfig(2, 2, scan_width=64, start_cycles=0, pipeline_cycles=0, writeback_latency=0)
-    lc = layer_cycles(np.ones(8), 8, 1, full)
-    # useful 8*8 = 64; total = issue 8*2 + writeback 2*1 = 18; lanes 4 -> 64/72
-    assert lc.utilization == pytest.approx(64 / 72)
+    # M' a multiple of NL: useful 8*8 = 64; pairs in 3, 5, .., 17, drain from 22, write-back
+    # 2*1 + 3: total 27 on 4 lanes
+    lc = layer_cycles(np.ones(8), 8, 1, EngineConfig(2, 2, scan_width=64))
+    assert lc.total == 27 and lc.utilization == pytest.approx(64 / (4 * 27))
 
 
 # -- EngineConfig ----------------------------------------------------------------------------------
@@ -140,8 +173,7 @@ def test_utilization_in_unit_interval(seed):
 def test_engine_defaults_and_json():
     cfg = EngineConfig(3, 2)
     assert cfg.total_lanes == 6
-    assert cfg.to_json() == {"n_pe": 3, "lanes": 2, "scan_width": 8, "start_cycles": 1,
-                             "pipeline_cycles": 4, "writeback_latency": 3}
+    assert cfg.to_json() == {"n_pe": 3, "lanes": 2, "scan_width": 8}
     assert EngineConfig(**cfg.to_json()) == cfg
 
 
@@ -152,11 +184,6 @@ def test_engine_defaults_and_json():
     (dict(n_pe=1, lanes=0), "lanes per PE"), (dict(n_pe=1, lanes=2.5), "lanes per PE"),
     (dict(n_pe=1, lanes=1, scan_width=0), "scan width"),
     (dict(n_pe=1, lanes=1, scan_width=False), "scan width"),
-    (dict(n_pe=1, lanes=1, start_cycles=-1), "start_cycles"),
-    (dict(n_pe=1, lanes=1, pipeline_cycles=-1), "pipeline_cycles"),
-    (dict(n_pe=1, lanes=1, pipeline_cycles=1.5), "pipeline_cycles"),
-    (dict(n_pe=1, lanes=1, writeback_latency=-3), "writeback_latency"),
-    (dict(n_pe=1, lanes=1, writeback_latency="3"), "writeback_latency"),
 ])
 def test_engine_config_validation(kwargs, word):
     with pytest.raises(PermdealError) as e:
@@ -164,9 +191,8 @@ def test_engine_config_validation(kwargs, word):
     assert word in str(e.value)
 
 
-def test_engine_zero_latencies_accepted():
-    cfg = EngineConfig(np.int64(2), 1, scan_width=1, start_cycles=0, pipeline_cycles=0,
-                       writeback_latency=0)
+def test_engine_numpy_integers_accepted():
+    cfg = EngineConfig(np.int64(2), 1, scan_width=np.int32(1))
     assert cfg.total_lanes == 2
 
 
@@ -236,15 +262,14 @@ def test_model_cycles(seed):
     acts = [x]
     for layer in model.layers:
         acts.append(ref_forward_layer(layer, acts[-1]))
-    assert ic.load == sizes[0] and ic.unload == sizes[-1], f"seed {seed}"
+    assert ic.load == sizes[0] and ic.unload == sizes[-1] + 2, f"seed {seed}"
     assert len(ic.layers) == 3
     for i, (a, layer, lc) in enumerate(zip(acts, model.layers, ic.layers)):
         mb = -(-layer.shape[0] // ps[i])
-        want = ref_layer(a, mb, ps[i], cfg.n_pe, cfg.lanes, 4, 1, 4, 3,
-                         in_block=4 if i == 0 else ps[i - 1])
+        want = ref_layer(a, mb, ps[i], cfg.n_pe, cfg.lanes, 4, in_block=4 if i == 0 else ps[i - 1])
         check(lc, want, f"seed {seed}: layer {i}")
     assert ic.compute == sum(lc.total for lc in ic.layers)
-    assert ic.total == sizes[0] + ic.compute + sizes[-1]
+    assert ic.total == sizes[0] + ic.compute + sizes[-1] + 2
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -255,38 +280,34 @@ def test_layer_cycles_producer_blocks(seed):
     x = [rng.choice([0, 0, rng.randint(-9, 9)]) for _ in range(n)]
     block_rows, p = rng.randint(1, 40), rng.randint(1, 7)
     lc = layer_cycles(np.array(x), block_rows, p, engine(c), in_block=in_block)
-    want = ref_layer(x, block_rows, p, c["n_pe"], c["lanes"], c["sw"], c["start"], c["pipe"],
-                     c["wbl"], in_block=in_block)
+    want = ref_layer(x, block_rows, p, c["n_pe"], c["lanes"], c["sw"], in_block=in_block)
     check(lc, want, f"seed {3000 + seed}, cfg {c}, n {n}, in_block {in_block}")
 
 
 def test_producer_blocks_by_hand():
-    # Producer block 3, scan width 2: windows [x0 x1] [x2] [x3 x4] [x5] [x6 -] [- -]... the last
-    # block holds only x6; its second window is all padding and still costs one cycle.
+    # Producer block 3, scan width 2: windows [x0 x1] [x2] [x3 x4] [x5] [x6 -] [- -]: the last
+    # block holds only x6; its second window is all padding and still passes the detector.
     x = np.array([0, 5, 0, 0, 0, 7, 1])
-    cfg = EngineConfig(1, 1, scan_width=2, start_cycles=0, pipeline_cycles=0, writeback_latency=0)
-    lc = layer_cycles(x, 3, 1, cfg, in_block=3)  # B = 3 slots
-    # windows: {x0,x1}: 1 nz -> 3; {x2}: 0 -> 1; {x3,x4}: 0 -> 1; {x5}: 1 -> 3; {x6}: 1 -> 3; {}: 1
-    assert lc.issue == 3 + 1 + 1 + 3 + 3 + 1
+    lc = layer_cycles(x, 3, 1, EngineConfig(1, 1, scan_width=2), in_block=3)  # B = 3 slots
+    # windows accepted in 2, 3, 4, 5, 6, 9; pairs in 3, 6, 9: the last op in 12, drain in 15
+    assert lc.issue == 15
     assert lc.nnz == 3
 
 
 @pytest.mark.parametrize("seed", range(20))
 def test_window_schedule_is_what_layer_cycles_counts(seed):
     from permdeal.golden.cycles import window_schedule
+
     rng = random.Random(5000 + seed)
     c = random_cfg(rng)
     cfg = engine(c)
     n, in_block = rng.randint(1, 60), rng.randint(1, 20)
     x = [rng.choice([0, 0, rng.randint(-9, 9)]) for _ in range(n)]
     block_rows = rng.randint(1, 40)
-    b = ref_slots(block_rows, cfg.total_lanes)
     sched = window_schedule(n, in_block, cfg.scan_width, cfg.total_lanes)
-    issue = sum(max(1, b * sum(1 for k in range(cfg.scan_width)
-                               if mask >> k & 1 and x[base + k] != 0))
-                for _, _, base, mask in sched)
-    lc = layer_cycles(np.array(x), block_rows, 1, cfg, in_block=in_block)
-    assert issue == lc.issue, f"seed {5000 + seed}"
+    z = [sum(1 for k in range(cfg.scan_width) if mask >> k & 1 and x[base + k] != 0)
+         for _, _, base, mask in sched]
+    assert window_nnz(np.array(x), in_block, cfg.scan_width).tolist() == z, f"seed {5000 + seed}"
     # Every real input lies in exactly one window.
     covered = sorted(base + k for _, _, base, mask in sched for k in range(cfg.scan_width)
                      if mask >> k & 1)

