@@ -10,15 +10,19 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from permdeal.atomic import write_text
+from permdeal.hdl.blackbox import leaf_modules
 
 
 def emit(component, name, path=None):
     """Convert ``component`` (a ``wiring.Component``) to Verilog with top module ``name``.
 
-    Returns the text. When ``path`` is given the text is also written there atomically; a file that
+    The modules of the design's :class:`~permdeal.hdl.blackbox.Blackbox` instances are emitted
+    after it, once each, so the text is the whole design. Returns the text. When ``path`` is given the text is also written there atomically; a file that
     already holds exactly this text is left untouched, so that simulator builds stay up to date.
     """
     text = verilog.convert(component, name=name, emit_src=False)
+    for module, inner in leaf_modules(component).items():
+        text += verilog.convert(inner, name=module, emit_src=False)
     if path is not None:
         path = Path(path)
         try:

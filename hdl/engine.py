@@ -17,10 +17,12 @@ memory bases, ``n``, formats) are constants of the generated design, picked by t
 ``golden.cycles`` is the exact cycle count of this schedule.
 """
 
+import re
 from pathlib import Path
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
@@ -33,9 +35,10 @@ from .act_banks import ActBanks
 from .issuer import Issuer
 from .nz_detect import NonZeroDetector
 from .output_reader import OutputReader, output_layout
-from .pe import PE, pe_contents, pe_images
+from .blackbox import Blackbox
+from .pe import PE
 from .pe_writeback import PEWriteback
-from .rom import addr_bits
+from .rom import ImageRom, addr_bits, check_image, verilog_path
 from .window_reader import WindowReader
 
 __all__ = ["Engine", "State"]
@@ -83,6 +86,13 @@ class Engine(wiring.Component):
         A folder of ``golden.rom.write_images`` for ``cfg`` and these layers: the memories load
         their image files by ``$readmemh`` (build with ``hdl.rom.ROM_SOURCE``). Exactly one of
         ``contents`` and ``images``.
+    check_images : bool
+        Check every image file now (default). Without, the files need not exist yet: a design
+        generated before its model is compressed (the images must then match it, which
+        ``permdeal sim`` checks).
+    name : str
+        The Verilog module name of the engine; its PE, write-back and bank modules are named
+        after it (``{name}_pe``, ``{name}_pe_wb``, ``{name}_act_banks``).
     rom_dir : str, optional
         With ``images``: how the Verilog names the image files (:func:`.rom.verilog_path`;
         default their absolute paths).
@@ -105,7 +115,8 @@ class Engine(wiring.Component):
     partial sums that the next drains with its own (reset only between inferences).
     """
 
-    def __init__(self, cfg, layers, *, contents=None, images=None, rom_dir=None):
+    def __init__(self, cfg, layers, *, contents=None, images=None, rom_dir=None,
+                 check_images=True, name="permdeal_engine"):
         if not isinstance(cfg, EngineConfig):
             raise PermdealError(f"engine configuration must be an EngineConfig, not {cfg!r}")
         self._cfg = cfg
@@ -133,22 +144,26 @@ class Engine(wiring.Component):
         if (contents is None) == (images is None):
             raise PermdealError("engine needs exactly one of contents (memory words) and images "
                                 "(a folder of ROM images)")
-        pe_args = (cfg.lanes, self._ps, self._act_bits, weight_bits, acc_bits, depth["weight"],
-                   depth["k"], acc_depth)
-        wb_layers = [(l["fmts"], l["relu"]) for l in lay]
-        self._pes, self._wbs = [], []
-        for pe in range(cfg.n_pe):
-            if images is not None:
-                folder = Path(images)
-                self._pes.append(PE(*pe_args, images=pe_images(folder, cfg, pe), rom_dir=rom_dir))
-                bias = [folder / image_name(pe, l, "bias", cfg) for l in range(cfg.lanes)]
-                self._wbs.append(PEWriteback(cfg.lanes, wb_layers, depth["bias"], images=bias,
-                                             rom_dir=rom_dir))
-            else:
-                self._pes.append(PE(*pe_args, contents=self._cut(contents, pe, depth)))
-                bias = [self._row(contents, "bias", pe * cfg.lanes + l, depth["bias"])
-                        for l in range(cfg.lanes)]
-                self._wbs.append(PEWriteback(cfg.lanes, wb_layers, depth["bias"], contents=bias))
+        self._name = self._module_name(name)
+        self._depth = depth
+        self._widths = {"weight": weight_bits, "k": max(1, (max(self._ps) - 1).bit_length()),
+                        "bias": max(l["fmts"].bias.bits for l in lay)}
+        # Every lane's memories live in the top (weights apart from logic); the PEs and their
+        # write-back are one Verilog module each, instantiated n_pe times.
+        self._rom_dir, self._images, self._contents = rom_dir, None, None
+        if images is not None:
+            self._images = self._image_files(Path(images), check_images)
+        else:
+            self._contents = {mem: [self._row(contents, mem, g, depth[mem]) for g in range(nl)]
+                              for mem in ("weight", "k", "bias")}
+        self._pe_proto = PE(cfg.lanes, self._ps, self._act_bits, weight_bits, acc_bits,
+                            depth["weight"], depth["k"], acc_depth, external=True)
+        self._wb_proto = PEWriteback(cfg.lanes, [(l["fmts"], l["relu"]) for l in lay],
+                                     depth["bias"], external=True)
+        self._banks_proto = ActBanks(nl, d, self._act_bits, self._rows)
+        self._pes = [Blackbox(self._pe_proto, f"{self._name}_pe") for _ in range(cfg.n_pe)]
+        self._wbs = [Blackbox(self._wb_proto, f"{self._name}_pe_wb") for _ in range(cfg.n_pe)]
+        self._banks = [Blackbox(self._banks_proto, f"{self._name}_act_banks") for _ in range(2)]
         super().__init__({
             "i": In(stream.Signature(signed(self._in_bits))),
             "o": Out(stream.Signature(output_layout(self._out_bits))),
@@ -188,6 +203,27 @@ class Engine(wiring.Component):
             out.append(d)
         return out
 
+    @staticmethod
+    def _module_name(name):
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise PermdealError(f"engine module name must be a Verilog identifier, not {name!r}")
+        return name
+
+    def _image_files(self, folder, check):
+        """``{memory: [path of lane g]}``; with ``check`` every file is checked against its
+        memory (and the manifest beside it) now, naming the file on any disagreement."""
+        cfg, out = self._cfg, {}
+        for mem in ("weight", "k", "bias"):
+            out[mem] = [folder / image_name(g // cfg.lanes, g % cfg.lanes, mem, cfg)
+                        for g in range(cfg.total_lanes)]
+            if check:
+                for path in out[mem]:
+                    check_image(path, mem, self._widths[mem], self._depth[mem],
+                                signed=mem != "k", limit=max(self._ps) if mem == "k" else None)
+        for path in out["weight"]:
+            verilog_path(path, self._rom_dir)  # a Verilog-safe name
+        return out
+
     def _row(self, contents, mem, g, depth):
         if not isinstance(contents, dict) or mem not in contents:
             raise PermdealError(f"engine contents must be golden.rom.lane_contents' dict with a "
@@ -201,11 +237,6 @@ class Engine(wiring.Component):
             raise PermdealError(f"engine contents[{mem!r}] rows must hold {depth} words (the "
                                 f"layers' placements), not {len(row)}")
         return row
-
-    def _cut(self, contents, pe, depth):
-        rows = {mem: [self._row(contents, mem, g, depth[mem]) for g in
-                      range(self._cfg.total_lanes)] for mem in ("weight", "k")}
-        return pe_contents(rows, self._cfg, pe)
 
     # -- parameters and derived figures --------------------------------------------------------
 
@@ -257,13 +288,20 @@ class Engine(wiring.Component):
         return tuple(self._places)
 
     @property
-    def pe(self):
-        """The :class:`~.pe.PE` instances."""
-        return tuple(self._pes)
+    def name(self):
+        """The Verilog module name of the engine (its blocks are ``{name}_pe`` etc.)."""
+        return self._name
 
     @property
     def uses_images(self):
-        return self._pes[0].uses_images
+        """Whether the memories load image files (then the Verilog needs ``hdl.rom.ROM_SOURCE``)."""
+        return self._images is not None
+
+    @property
+    def blackboxes(self):
+        """The :class:`~.blackbox.Blackbox` instances (``gen.verilog.emit`` emits each module
+        once)."""
+        return (*self._pes, *self._wbs, *self._banks)
 
     # -- hardware ------------------------------------------------------------------------------
 
@@ -283,16 +321,24 @@ class Engine(wiring.Component):
             out = Mux(layer == i, _eq(sig, values[i]), out)
         return out
 
+    def _rom(self, mem, g):
+        """Lane ``g``'s memory ``mem``: an ``ImageRom`` of its image file, or a ``Memory`` with
+        its words baked in (at least 2 words: a 1-word memory has a 0-bit address)."""
+        shape = unsigned(self._widths[mem]) if mem == "k" else signed(self._widths[mem])
+        if self._images is not None:
+            return ImageRom(shape, self._depth[mem], self._images[mem][g], rom_dir=self._rom_dir)
+        return Memory(shape=shape, depth=max(2, self._depth[mem]), init=self._contents[mem][g])
+
     def elaborate(self, platform):
         m = Module()
         cfg, lay, places = self._cfg, self._layers, self._places
         nl, d, n_layers = cfg.total_lanes, cfg.scan_width, len(self._layers)
 
-        banks = [ActBanks(nl, d, self._act_bits, self._rows) for _ in range(2)]
+        banks = self._banks
         m.submodules.banks0, m.submodules.banks1 = banks
         reader = WindowReader(nl, d, self._act_bits, self._rows, self._index_bits, self._p_prevs)
         detector = NonZeroDetector(d, self._act_bits, self._index_bits)
-        pe0 = self._pes[0]
+        pe0 = self._pe_proto
         # The issuer wants room for (max B - 1) * max p, which may exceed what the lanes need
         # when those come from different layers; the op's acc_addr never does.
         acc_addr_bits = max(pe0.acc_addr_bits,
@@ -351,7 +397,21 @@ class Engine(wiring.Component):
         wiring.connect(m, reader.o, detector.i)
         wiring.connect(m, detector.o, issuer.i)
         for pe in self._pes:  # field by field: acc_addr may be narrower in the lanes
-            m.d.comb += [getattr(pe.op, f).eq(getattr(issuer.op, f)) for f in pe.op_layout.members]
+            m.d.comb += [getattr(pe.op, f).eq(getattr(issuer.op, f))
+                         for f in pe0.op_layout.members]
+        # The lanes' weight and k memories, read at the broadcast op's addresses (the same in
+        # every lane), their words going to the lane's stage 1.
+        for pe_i, pe in enumerate(self._pes):
+            words = []
+            for lane_i in range(cfg.lanes):
+                word = Signal(pe0.rom_layout, name=f"pe{pe_i}_lane{lane_i}_rom")
+                for mem, addr in (("weight", issuer.op.w_addr), ("k", issuer.op.k_addr)):
+                    rom = self._rom(mem, pe_i * cfg.lanes + lane_i)
+                    m.submodules[f"pe{pe_i}_lane{lane_i}_{mem}"] = rom
+                    port = rom.read_port()
+                    m.d.comb += [port.addr.eq(addr), getattr(word, mem).eq(port.data)]
+                words.append(word)
+            m.d.comb += pe.rom.eq(Cat(*words))
 
         # -- the controller ----------------------------------------------------------------------
         done_seen = Signal()
@@ -442,17 +502,27 @@ class Engine(wiring.Component):
             m.d.sync += state.eq(State.LOAD)
 
         # -- draining: the lanes' accumulators and the biases, then the write-back -------------
-        bias_addr = self._wbs[0].drain.addr
+        bias_addr = Signal(len(self._wbs[0].drain.addr))
+        m.d.comb += bias_addr.eq((desc_bias + a)[:len(bias_addr)])
         for pe, wb in zip(self._pes, self._wbs):
             m.d.comb += [
                 pe.drain.valid.eq(draining),
                 pe.drain.addr.eq(a[:len(pe.drain.addr)]),
                 wb.drain.valid.eq(draining),
-                wb.drain.addr.eq((desc_bias + a)[:len(bias_addr)]),
+                wb.drain.addr.eq(bias_addr),
                 wb.acc.eq(pe.acc),
             ]
-            if wb.sel_bits:
+            if self._wb_proto.sel_bits:
                 m.d.comb += wb.drain.sel.eq(layer)
+        for pe_i, wb in enumerate(self._wbs):
+            words = []
+            for lane_i in range(cfg.lanes):
+                rom = self._rom("bias", pe_i * cfg.lanes + lane_i)
+                m.submodules[f"pe{pe_i}_lane{lane_i}_bias"] = rom
+                port = rom.read_port()
+                m.d.comb += port.addr.eq(bias_addr)
+                words.append(port.data)
+            m.d.comb += wb.bias.eq(Cat(*words))
         # Lane g keeps output row u + g*p when it is below the layer's n_out (padded rows are
         # never written back).
         keep = []
@@ -464,7 +534,7 @@ class Engine(wiring.Component):
                 k = Mux(layer == i, terms[i], k)
             keep.append(k)
         # Delay the bank address and the keeps to the write-back's output (latency 3).
-        lat = self._wbs[0].latency
+        lat = self._wb_proto.latency
         row_d = Signal(addr_bits(self._rows))
         m.d.comb += row_d.eq((tbase + rhi)[:len(row_d)])
         keep_vec = Signal(nl)
@@ -483,26 +553,24 @@ class Engine(wiring.Component):
         m.d.comb += dst.eq(~src)
 
         # -- bank writes: the loader (set 0) or the write-back (set dst) -------------------------
+        # (one statement per port: Amaranth checks every bit of a port per assignment)
+        wl = self._banks_proto.write_layout
         for s, bank in enumerate(banks):
+            lanes_w = []
             for g in range(nl):
                 pe_i, lane_i = divmod(g, cfg.lanes)
                 out = self._wbs[pe_i].out[lane_i]
-                w = bank.w[g]
-                with m.If(loading):
-                    if s == 0:
-                        m.d.comb += [
-                            w.valid.eq(self.i.valid & _eq(l_bank, g)),
-                            w.row.eq(l_row),
-                            w.pos.eq(l_pos),
-                            w.value.eq(self.i.payload),
-                        ]
-                with m.Else():
-                    m.d.comb += [
-                        w.valid.eq(out.valid & w_keep[g] & (dst if s else ~dst)),
-                        w.row.eq(w_row),
-                        w.pos.eq(w_pos),
-                        w.value.eq(out.value),
-                    ]
+                load = Const(0) if s else loading
+                w = Signal(wl, name=f"banks{s}_w{g}")
+                m.d.comb += [
+                    w.valid.eq(Mux(load, self.i.valid & _eq(l_bank, g),
+                                   ~loading & out.valid & w_keep[g] & (dst if s else ~dst))),
+                    w.row.eq(Mux(load, l_row, w_row)),
+                    w.pos.eq(Mux(load, l_pos, w_pos)),
+                    w.value.eq(Mux(load, self.i.payload, out.value)),
+                ]
+                lanes_w.append(w)
+            m.d.comb += bank.w.eq(Cat(*lanes_w))
 
         # -- the output stream -------------------------------------------------------------------
         m.d.comb += [

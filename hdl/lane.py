@@ -154,7 +154,11 @@ class Lane(wiring.Component):
         beside it when there is one; ``weights`` and ``ks`` must then be left out (the images are
         the contents; :attr:`weights` and :attr:`ks` return what they hold). The Verilog names
         each file by its absolute path, or with ``rom_dir`` (a string) as ``rom_dir/name``
-        (:func:`.rom.verilog_path`). Amaranth's own simulator cannot run such a lane (the
+        (:func:`.rom.verilog_path`).
+    external : bool
+        The weight and k memories live outside the lane (the engine keeps every lane's memories
+        outside its PEs, so that all PEs are one Verilog module): the lane then has a ``rom``
+        port and takes no ``weights``, ``ks`` or ``images``. Amaranth's own simulator cannot run such a lane (the
         ROM is a Verilog instance); Icarus and Verilator can.
 
     Members
@@ -164,6 +168,10 @@ class Lane(wiring.Component):
         ``w_addr`` (``w_addr_bits``), ``k_addr`` (``k_addr_bits``), ``c`` (``index_width``),
         ``sel`` (``sel_bits``; no field with a single block size), ``x`` (``signed(act_bits)``),
         ``acc_addr`` (``acc_addr_bits``). No handshake: an op with ``valid`` is taken every cycle.
+    rom : ``In(rom_layout)`` (external memories only)
+        ``{weight: signed(weight_bits), k: unsigned(index_width)}``: the words at the ``w_addr``
+        and ``k_addr`` of the op of the cycle before, as a memory's synchronous read port gives
+        them.
     drain : ``In(drain_layout)``
         Drain request ``{valid: 1 bit, addr: acc_addr_bits}`` (from bit 0 in that order).
     acc : ``Out(acc_layout)``
@@ -215,7 +223,7 @@ class Lane(wiring.Component):
     """
 
     def __init__(self, ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth, *,
-                 weights=None, ks=None, images=None, rom_dir=None):
+                 weights=None, ks=None, images=None, rom_dir=None, external=False):
         (index, self._act_bits, self._weight_bits, self._acc_bits, self._w_depth,
          self._k_depth, self._acc_depth) = lane_params(ps, act_bits, weight_bits, acc_bits,
                                                        w_depth, k_depth, acc_depth)
@@ -225,7 +233,15 @@ class Lane(wiring.Component):
         p_max = max(self._ps)
         self._images = None
         self._rom_dir = rom_dir
-        if images is not None:
+        self._external = bool(external)
+        ports = {"op": In(self.op_layout)}
+        if self._external:
+            if weights is not None or ks is not None or images is not None:
+                raise PermdealError("an external-memory lane takes no weights, ks or images (its "
+                                    "memories live outside it)")
+            self._weights = self._ks = None
+            ports["rom"] = In(self.rom_layout)
+        elif images is not None:
             self._images = _image_paths(images)
             if weights is not None or ks is not None:
                 raise PermdealError("lane weights and ks must be left out when images are given "
@@ -234,15 +250,13 @@ class Lane(wiring.Component):
                                   signed=True).tolist()
             ks = check_image(self._images["k"], "k", self._index_width, self._k_depth,
                              signed=False, limit=p_max).tolist()
-        self._weights = _words(weights, "lane weights", self._w_depth, -(1 << (wb - 1)),
-                               (1 << (wb - 1)) - 1, f"signed {wb}-bit")
-        self._ks = _words(ks, "lane ks", self._k_depth, 0, p_max - 1,
-                          f"permutation values of block sizes up to {p_max}")
-        super().__init__({
-            "op": In(self.op_layout),
-            "drain": In(self.drain_layout),
-            "acc": Out(self.acc_layout),
-        })
+        if not self._external:
+            self._weights = _words(weights, "lane weights", self._w_depth, -(1 << (wb - 1)),
+                                   (1 << (wb - 1)) - 1, f"signed {wb}-bit")
+            self._ks = _words(ks, "lane ks", self._k_depth, 0, p_max - 1,
+                              f"permutation values of block sizes up to {p_max}")
+        ports.update({"drain": In(self.drain_layout), "acc": Out(self.acc_layout)})
+        super().__init__(ports)
 
     # -- parameters --------------------------------------------------------------------------
 
@@ -342,6 +356,17 @@ class Lane(wiring.Component):
     def acc_layout(self):
         return data.StructLayout({"valid": unsigned(1), "value": signed(self._acc_bits)})
 
+    @property
+    def rom_layout(self):
+        """``rom`` of an external-memory lane: ``{weight, k}`` from bit 0."""
+        return data.StructLayout({"weight": signed(self._weight_bits),
+                                  "k": unsigned(self._index_width)})
+
+    @property
+    def external(self):
+        """Whether the weight and k memories live outside the lane (the ``rom`` port)."""
+        return self._external
+
     # -- hardware ----------------------------------------------------------------------------
 
     def _memory(self, shape, depth, init, image=None):
@@ -368,13 +393,18 @@ class Lane(wiring.Component):
         m = Module()
         op = self.op
 
-        m.submodules.weight_mem = weight = self._memory(signed(self._weight_bits), self._w_depth,
-                                                    self._weights, self._image("weight"))
-        m.submodules.k_mem = kmem = self._memory(unsigned(self._index_width), self._k_depth,
-                                             self._ks, self._image("k"))
+        if self._external:
+            w_data, k_data = self.rom.weight, self.rom.k
+        else:
+            m.submodules.weight_mem = weight = self._memory(
+                signed(self._weight_bits), self._w_depth, self._weights, self._image("weight"))
+            m.submodules.k_mem = kmem = self._memory(
+                unsigned(self._index_width), self._k_depth, self._ks, self._image("k"))
+            w_rd, k_rd = weight.read_port(), kmem.read_port()
+            m.d.comb += [w_rd.addr.eq(op.w_addr), k_rd.addr.eq(op.k_addr)]
+            w_data, k_data = w_rd.data, k_rd.data
         m.submodules.acc_mem = accm = self._memory(signed(self._acc_bits), self._acc_depth, [])
         m.submodules.perm_index = index = PermIndex(self._ps, registered=True)
-        w_rd, k_rd = weight.read_port(), kmem.read_port()
         acc_wr = accm.write_port()
         acc_rd = accm.read_port()  # not transparent: stage 3 forwards the previous write
 
@@ -383,7 +413,6 @@ class Lane(wiring.Component):
         c1 = Signal(self._index_width, reset_less=True)
         x1 = Signal(signed(self._act_bits), reset_less=True)
         acc_addr1 = Signal(self.acc_addr_bits, reset_less=True)
-        m.d.comb += [w_rd.addr.eq(op.w_addr), k_rd.addr.eq(op.k_addr)]
         m.d.sync += [valid1.eq(op.valid), c1.eq(op.c), x1.eq(op.x), acc_addr1.eq(op.acc_addr)]
         if self._sel_bits:
             sel1 = Signal(self._sel_bits, reset_less=True)
@@ -394,8 +423,8 @@ class Lane(wiring.Component):
         valid2 = Signal()
         acc_addr2 = Signal(self.acc_addr_bits, reset_less=True)
         prod2 = Signal(signed(self.product_bits), reset_less=True)
-        m.d.comb += [index.c.eq(c1), index.k.eq(k_rd.data)]
-        m.d.sync += [valid2.eq(valid1), acc_addr2.eq(acc_addr1), prod2.eq(w_rd.data * x1)]
+        m.d.comb += [index.c.eq(c1), index.k.eq(k_data)]
+        m.d.sync += [valid2.eq(valid1), acc_addr2.eq(acc_addr1), prod2.eq(w_data * x1)]
 
         # Stage 2: accumulator address to the read port (shared with draining).
         valid3 = Signal()

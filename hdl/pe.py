@@ -69,6 +69,10 @@ class PE(wiring.Component):
         ``hdl.rom.ROM_SOURCE``. ``contents`` must then be left out.
     rom_dir : str, optional
         With ``images``: how the Verilog names the files (``Lane``'s ``rom_dir``).
+    external : bool
+        The lanes' memories live outside the PE (``Lane``'s ``external``): the PE has a ``rom``
+        port, ``ArrayLayout(rom_layout, lanes)``, lane ``l``'s words in element ``l``, and takes
+        no ``contents`` or ``images``. All such PEs of one configuration are the same module.
 
     Members
     -------
@@ -90,11 +94,16 @@ class PE(wiring.Component):
     """
 
     def __init__(self, lanes, ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth,
-                 *, contents=None, images=None, rom_dir=None):
+                 *, contents=None, images=None, rom_dir=None, external=False):
         self._lanes = integer(lanes, "PE lanes", 1)
         params = lane_params(ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth)
         params = (params[0].ps, *params[1:])
-        if images is not None:
+        if external:
+            if contents is not None or images is not None:
+                raise PermdealError("an external-memory PE takes no contents or images (its "
+                                    "lanes' memories live outside it)")
+            self._lane_list = [Lane(*params, external=True) for _ in range(self._lanes)]
+        elif images is not None:
             if contents is not None:
                 raise PermdealError("PE contents must be left out when images are given (the "
                                     "images hold the lanes' memory contents)")
@@ -113,11 +122,14 @@ class PE(wiring.Component):
         else:
             self._lane_list = self._baked_lanes(params, contents)
         first = self._lane_list[0]
-        super().__init__({
-            "op": In(first.op_layout),
+        ports = {"op": In(first.op_layout)}
+        if external:
+            ports["rom"] = In(data.ArrayLayout(first.rom_layout, self._lanes))
+        ports.update({
             "drain": In(first.drain_layout),
             "acc": Out(data.ArrayLayout(first.acc_layout, self._lanes)),
         })
+        super().__init__(ports)
 
     def _baked_lanes(self, params, contents):
         if isinstance(contents, (str, bytes, dict)) or not hasattr(contents, "__len__"):
@@ -161,13 +173,16 @@ class PE(wiring.Component):
             m.submodules[f"lane{l}"] = lane
             m.d.comb += [lane.op.eq(self.op), lane.drain.eq(self.drain),
                          self.acc[l].eq(lane.acc)]
+            if lane.external:
+                m.d.comb += lane.rom.eq(self.rom[l])
         return m
 
 
 #: Read-only properties of the PE that are its lanes' (parameters, widths, layouts, latencies).
 SHARED = ("ps", "act_bits", "weight_bits", "acc_bits", "w_depth", "k_depth", "acc_depth",
           "latency", "drain_latency", "product_bits", "index_width", "sel_bits", "w_addr_bits",
-          "k_addr_bits", "acc_addr_bits", "op_layout", "drain_layout", "acc_layout")
+          "k_addr_bits", "acc_addr_bits", "op_layout", "drain_layout", "acc_layout", "rom_layout",
+          "external")
 
 
 def _shared(name):

@@ -44,12 +44,17 @@ class PEWriteback(wiring.Component):
         Verilog with ``hdl.rom.ROM_SOURCE``), checked here like the lanes' images.
     rom_dir : str, optional
         With ``images``: how the Verilog names the files (:func:`.rom.verilog_path`).
+    external : bool
+        The bias memories live outside (the engine's): a ``bias`` port instead, and no
+        ``contents`` or ``images``.
 
     Members
     -------
     drain : ``In({valid: 1, addr: addr_bits(bias_depth), sel: sel_bits})``
         In the cycle of the lanes' drain request: the bias address and the layer (no ``sel``
         field with a single layer).
+    bias : ``In(ArrayLayout(signed(bias_bits), lanes))`` (external memories only)
+        Lane ``l``'s bias word at the ``drain.addr`` of the cycle before.
     acc : ``In(ArrayLayout(acc_layout, lanes))``
         The PE's drain output (``PE.acc``), one cycle after the request.
     out : ``Out(ArrayLayout({valid: 1, value: signed(out_bits)}, lanes))``
@@ -63,7 +68,8 @@ class PEWriteback(wiring.Component):
     cycle; no back-pressure.
     """
 
-    def __init__(self, lanes, layers, bias_depth, *, contents=None, images=None, rom_dir=None):
+    def __init__(self, lanes, layers, bias_depth, *, contents=None, images=None, rom_dir=None,
+                 external=False):
         self._lanes = integer(lanes, "PE write-back lanes", 1)
         layers = tuple(layers)
         if not layers:
@@ -77,7 +83,12 @@ class PEWriteback(wiring.Component):
                        for _ in range(self._lanes)]
         self._bias_bits = max(f.bias.bits for f in fmts)
         self._images, self._rom_dir = None, rom_dir
-        if images is not None:
+        self._external = bool(external)
+        self._contents = None
+        if self._external:
+            if contents is not None or images is not None:
+                raise PermdealError("an external-memory PE write-back takes no contents or images")
+        elif images is not None:
             if contents is not None:
                 raise PermdealError("PE write-back contents must be left out when images are given")
             if isinstance(images, (str, bytes, Mapping, Path)) or not hasattr(images, "__len__") \
@@ -87,20 +98,24 @@ class PEWriteback(wiring.Component):
             self._images = [Path(path) for path in images]
             contents = [check_image(path, "bias", self._bias_bits, self._depth, signed=True)
                         .tolist() for path in self._images]
-        if isinstance(contents, (str, bytes, Mapping)) or not hasattr(contents, "__len__") \
-                or len(contents) != self._lanes:
-            raise PermdealError(f"PE write-back contents must be a sequence of {self._lanes} "
-                                f"bias word sequences, one per lane")
-        lo, hi = -(1 << (self._bias_bits - 1)), (1 << (self._bias_bits - 1)) - 1
-        self._contents = [_words(words, f"PE write-back bias[{l}]", self._depth, lo, hi,
-                                 f"signed {self._bias_bits}-bit")
-                          for l, words in enumerate(contents)]
+        if not self._external:
+            if isinstance(contents, (str, bytes, Mapping)) or not hasattr(contents, "__len__") \
+                    or len(contents) != self._lanes:
+                raise PermdealError(f"PE write-back contents must be a sequence of "
+                                    f"{self._lanes} bias word sequences, one per lane")
+            lo, hi = -(1 << (self._bias_bits - 1)), (1 << (self._bias_bits - 1)) - 1
+            self._contents = [_words(words, f"PE write-back bias[{l}]", self._depth, lo, hi,
+                                     f"signed {self._bias_bits}-bit")
+                              for l, words in enumerate(contents)]
         unit = self._units[0]
         drain = {"valid": unsigned(1), "addr": unsigned(addr_bits(self._depth))}
         if unit.sel_bits:
             drain["sel"] = unsigned(unit.sel_bits)
+        ports = {"drain": In(data.StructLayout(drain))}
+        if self._external:
+            ports["bias"] = In(data.ArrayLayout(signed(self._bias_bits), self._lanes))
         super().__init__({
-            "drain": In(data.StructLayout(drain)),
+            **ports,
             "acc": In(data.ArrayLayout(data.StructLayout(
                 {"valid": unsigned(1), "value": signed(unit.acc_bits)}), self._lanes)),
             "out": Out(data.ArrayLayout(data.StructLayout(
@@ -133,9 +148,13 @@ class PEWriteback(wiring.Component):
         return self._units[0].sel_bits
 
     @property
-    def bias(self):
-        """Every lane's bias words (tuples)."""
-        return tuple(self._contents)
+    def contents(self):
+        """Every lane's bias words (tuples; None with external memories)."""
+        return None if self._contents is None else tuple(self._contents)
+
+    @property
+    def external(self):
+        return self._external
 
     def elaborate(self, platform):
         m = Module()
@@ -144,20 +163,24 @@ class PEWriteback(wiring.Component):
             sel1 = Signal(self.sel_bits)
             m.d.sync += sel1.eq(self.drain.sel)
         for l, unit in enumerate(self._units):
-            if self._images is not None:
-                mem = ImageRom(signed(self._bias_bits), self._depth, self._images[l],
-                               rom_dir=self._rom_dir)
+            if self._external:
+                bias = self.bias[l]
             else:
-                mem = Memory(shape=signed(self._bias_bits), depth=self._depth,
-                             init=self._contents[l])
-            m.submodules[f"bias{l}"] = mem
+                if self._images is not None:
+                    mem = ImageRom(signed(self._bias_bits), self._depth, self._images[l],
+                                   rom_dir=self._rom_dir)
+                else:
+                    mem = Memory(shape=signed(self._bias_bits), depth=self._depth,
+                                 init=self._contents[l])
+                m.submodules[f"bias{l}"] = mem
+                rd = mem.read_port()
+                m.d.comb += rd.addr.eq(self.drain.addr)
+                bias = rd.data
             m.submodules[f"wb{l}"] = unit
-            rd = mem.read_port()
             m.d.comb += [
-                rd.addr.eq(self.drain.addr),
                 unit.i.valid.eq(self.acc[l].valid),
                 unit.i.p.acc.eq(self.acc[l].value),
-                unit.i.p.bias.eq(rd.data),
+                unit.i.p.bias.eq(bias),
                 unit.o.ready.eq(1),
                 self.out[l].valid.eq(unit.o.valid),
                 self.out[l].value.eq(unit.o.payload),

@@ -4,6 +4,7 @@ the cycle model, on single- and multi-layer networks, several sizes, block sizes
 input densities."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -92,12 +93,12 @@ def run_case(sim, name, case, tmp_path, images=False):
     else:
         dut = Engine(cfg, model.layers, contents=lane_contents(model, cfg))
     source = tmp_path / "engine.v"
-    text = emit(dut, "engine", source)
+    text = emit(dut, dut.name, source)
     x = random_inputs(rng, model)
     y = model.forward(x)
     cycles = [model_cycles(model, xi, cfg).total for xi in x]
     result = runner.run(
-        sim, sources=[source, *rom_sources(text)], toplevel="engine",
+        sim, sources=[source, *rom_sources(text)], toplevel=dut.name,
         test_module="permdeal.verif.tb_engine", build_dir=tmp_path / sim,
         config={"in_bits": dut.in_bits, "out_bits": dut.out_bits, "inputs": x.tolist(),
                 "expected": y.tolist(), "cycles": cycles})
@@ -154,7 +155,7 @@ def test_engine_verilog_is_deterministic(tmp_path):
         model = random_model(np.random.default_rng(seed), sizes, ps, **opts)
         cfg = EngineConfig(n_pe, lanes, scan_width=sw)
         texts.append(emit(Engine(cfg, model.layers, contents=lane_contents(model, cfg)),
-                          "engine"))
+                          "permdeal_engine"))
     assert texts[0] == texts[1]
 
 
@@ -177,3 +178,22 @@ def test_engine_parameters_are_checked():
     bad = dict(contents, k=contents["k"][:, :-1])
     with pytest.raises(PermdealError, match=r"contents\['k'\] rows must hold"):
         Engine(cfg, model.layers, contents=bad)
+
+
+def test_engine_pes_are_one_module():
+    """The PEs, their write-back and the banks are emitted once each and instantiated; every
+    lane's memories are in the top, named after the images."""
+    seed, sizes, ps, n_pe, lanes, sw, opts = CASES["p8-4x2"]
+    model = random_model(np.random.default_rng(seed), sizes, ps, **opts)
+    cfg = EngineConfig(n_pe, lanes, scan_width=sw)
+    dut = Engine(cfg, model.layers, contents=lane_contents(model, cfg), name="eng")
+    text = emit(dut, "eng")
+    for module, count in (("eng_pe", n_pe), ("eng_pe_wb", n_pe), ("eng_act_banks", 2)):
+        assert len(re.findall(rf"^module {module}\(", text, re.M)) == 1, module
+        assert len(re.findall(rf"^\s*{module} \w+ \(", text, re.M)) == count, module
+    for pe in range(n_pe):
+        for lane in range(lanes):
+            for mem in ("weight", "k", "bias"):
+                assert f"pe{pe}_lane{lane}_{mem}" in text
+    with pytest.raises(PermdealError, match="must be a Verilog identifier"):
+        Engine(cfg, model.layers, contents=lane_contents(model, cfg), name="9eng")
