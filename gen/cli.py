@@ -100,7 +100,7 @@ def load_array(path, what):
 
 
 def _engine(args):
-    return EngineConfig(n_pe=args.pes, lanes=args.lanes)
+    return EngineConfig(n_pe=args.pes, lanes=args.lanes, scan_width=args.scan_width)
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -190,6 +190,183 @@ def cmd_check(args):
     print(report.model_table(model))
     print(f"{folder}: {what} OK (shapes, widths, depths and sha256 match the manifest)")
     return 0
+
+
+# -- gen and sim --------------------------------------------------------------------------------
+
+#: ``permdeal gen`` settings: name -> (parse, default). The flags and the --config file share them.
+GEN_SETTINGS = {
+    "pes": (lambda v: _parse_int(v, 1), None),
+    "lanes": (lambda v: _parse_int(v, 1), None),
+    "scan_width": (lambda v: _parse_int(v, 1), 8),
+    "model": (str, None),
+    "shape": (lambda v: _shapes(v), "1024x1024"),
+    "p": (lambda v: [_parse_int(x, 1) for x in str(v).split(",")], "8"),
+    "act_format": (Fixed.parse, "16:8"),
+    "weight_format": (Fixed.parse, "16:14"),
+    "bias_format": (Fixed.parse, "16:12"),
+    "out_format": (Fixed.parse, "16:8"),
+    "relu": (bool, False),
+    "name": (str, "permdeal_engine"),
+    "output": (str, None),
+}
+#: Settings that describe the layers when there is no --model.
+SHAPE_SETTINGS = ("shape", "p", "act_format", "weight_format", "bias_format", "out_format", "relu")
+
+
+def _shapes(text):
+    """``OUTxIN[,OUTxIN...]``: one layer shape each, chaining."""
+    out = []
+    for part in str(text).split(","):
+        try:
+            m, n = (int(v) for v in part.lower().split("x"))
+        except ValueError:
+            raise PermdealError(f"layer shape must be OUTxIN (outputs x inputs), not {part!r}") \
+                from None
+        out.append((integer(m, "layer outputs", 1), integer(n, "layer inputs", 1)))
+    for (m0, _), (_, n1) in zip(out, out[1:]):
+        if m0 != n1:
+            raise PermdealError(f"layer shapes do not chain: {m0} outputs feed {n1} inputs")
+    return out
+
+
+def load_config(path, settings):
+    """The settings of a TOML or JSON config file (names as the flags, ``-`` or ``_``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PermdealError(f"--config {path}: no such file")
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        else:
+            data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise PermdealError(f"--config {path}: cannot read ({e})") from None
+    except json.JSONDecodeError as e:
+        raise PermdealError(f"--config {path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+    except ValueError as e:  # tomllib.TOMLDecodeError
+        raise PermdealError(f"--config {path}: invalid TOML ({e})") from None
+    if not isinstance(data, dict):
+        raise PermdealError(f"--config {path}: must hold a table of settings")
+    out = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in settings:
+            raise PermdealError(f"--config {path}: unknown setting {key!r} (known: "
+                                f"{', '.join(k.replace('_', '-') for k in settings)})")
+        if name == "relu" and not isinstance(value, bool):
+            raise PermdealError(f"--config {path}: relu must be true or false, not {value!r}")
+        if isinstance(value, (dict, list)) or value is None:
+            raise PermdealError(f"--config {path}: {key} must be a number or a string")
+        out[name] = value
+    return out
+
+
+def gen_settings(args):
+    """The flags of ``permdeal gen`` over its --config file over the defaults, parsed."""
+    given = {k: getattr(args, k) for k in GEN_SETTINGS if getattr(args, k, None) is not None}
+    if getattr(args, "relu", False) is False:
+        given.pop("relu", None)
+    config = load_config(args.config, GEN_SETTINGS) if args.config else {}
+    merged = {**config, **given}
+    if "model" in merged:
+        clash = [k for k in SHAPE_SETTINGS if k in merged]
+        if clash:
+            raise PermdealError(f"--{clash[0].replace('_', '-')} describes the layers, which come "
+                                f"from --model; leave it out")
+    out = {}
+    for name, (parse, default) in GEN_SETTINGS.items():
+        value = merged.get(name, default)
+        if value is None:
+            out[name] = None
+            continue
+        try:
+            out[name] = value if name == "relu" else parse(str(value))
+        except PermdealError as e:
+            raise PermdealError(f"--{name.replace('_', '-')}: {e}") from None
+    for name in ("pes", "lanes", "output"):
+        if out[name] is None:
+            raise PermdealError(f"--{name} is required (a flag or a setting of --config)")
+    return out
+
+
+def _gen_layers(st):
+    """Layer descriptions of a design generated without a model."""
+    from permdeal.golden.formats import LayerFormats
+    from permdeal.golden.model import LayerSpec
+    shapes, ps = st["shape"], st["p"]
+    if len(ps) == 1:
+        ps = ps * len(shapes)
+    if len(ps) != len(shapes):
+        raise PermdealError(f"--p gives {len(ps)} block sizes for {len(shapes)} layers")
+    specs = []
+    act = st["act_format"]
+    for i, ((m, n), p) in enumerate(zip(shapes, ps)):
+        out = st["out_format"]
+        fmts = LayerFormats(act, st["weight_format"], st["bias_format"], out, -(-n // p))
+        last = i == len(shapes) - 1
+        specs.append(LayerSpec(f"fc{i}", n, m, p, bool(st["relu"]) or not last, fmts, {}))
+        act = out
+    return specs
+
+
+def cmd_gen(args):
+    from .design import write_design
+    st = gen_settings(args)
+    cfg = EngineConfig(st["pes"], st["lanes"], scan_width=st["scan_width"])
+    inputs = [args.config] if args.config else []
+    model = None
+    if st["model"] is not None:
+        model = QuantModel.read(st["model"])
+        layers = model.layers
+        inputs.append(st["model"])
+    else:
+        layers = _gen_layers(st)
+    t0 = time.perf_counter()
+    man = write_design(st["output"], cfg, layers, model=model, name=st["name"], inputs=inputs)
+    took = time.perf_counter() - t0
+    print(report.model_table(model) if model is not None else
+          "layers: " + ", ".join(f"{l.n_out}x{l.n_in} p={l.p}" for l in layers))
+    ports = man["ports"]
+    print(f"engine {man['top']}: {cfg.n_pe} PE x {cfg.lanes} lanes, scan width "
+          f"{cfg.scan_width}; {ports['n_inputs']} inputs of {ports['in_bits']} bits, "
+          f"{ports['n_outputs']} outputs of {ports['out_bits']} bits")
+    if model is None:
+        print(f"no ROM images yet: write them with `permdeal rom MODEL --pes {cfg.n_pe} "
+              f"--lanes {cfg.lanes} -o DIR` (scan width {cfg.scan_width}) and simulate with "
+              "--images DIR, or place them in rom/")
+    print(f"wrote {st['output']}/ in {took:.1f} s")
+    return 0
+
+
+def cmd_sim(args):
+    from .design import Design
+    from .sim import load_model, simulate
+    design = Design(args.design)
+    model, _ = load_model(design, args.images)
+    x = _input_codes(model, load_array(args.inputs, "--inputs"), f"--inputs {args.inputs}")
+    rep = simulate(args.design, x, args.sim, args.output, images=args.images, seed=args.seed,
+                   waves=args.waves, inputs=[args.inputs])
+    print(f"{args.sim} {rep['sim_version']}, seed {rep['seed']}: {rep['inputs']} input(s), "
+          f"build {rep['build_seconds']:.1f} s, run {rep['run_seconds']:.1f} s "
+          f"({rep['simulated_cycles_per_second'] or 0:.0f} cycles/s)")
+    cyc = rep["cycles"]
+    if cyc:
+        print(f"cycles per input: mean {np.mean(cyc):.1f} (cycle model "
+              f"{np.mean(rep['model_cycles']):.1f}, {'equal' if rep['cycles_match_model'] else 'DIFFERENT'}); "
+              f"lane utilization {100 * rep['lane_utilization']:.1f}%")
+    if rep["golden_match"]:
+        print(f"every output matches the golden model ({rep['inputs'] * rep['outputs_per_input']} values)")
+    else:
+        print(f"MISMATCH: {rep['mismatches']} output(s) differ from the golden model", file=sys.stderr)
+        for mm in rep["first_mismatches"][:10]:
+            print(f"  input {mm['input']}, layer {mm['layer']}, output {mm['output']}: expected "
+                  f"{mm['expected']}, observed {mm['observed']}", file=sys.stderr)
+        for test, why in rep["failures"].items():
+            print(f"  {test}: {why}", file=sys.stderr)
+    print(f"wrote {args.output}/")
+    return 0 if rep["golden_match"] and rep["cycles_match_model"] else 1
 
 
 def _pct(v):
@@ -311,6 +488,8 @@ def build_parser():
     def engine_args(p):
         p.add_argument("--pes", type=_positive, required=True, help="number of PEs")
         p.add_argument("--lanes", type=_positive, required=True, help="multiplier lanes per PE")
+        p.add_argument("--scan-width", type=_positive, default=8,
+                       help="activations the detector scans per cycle (default 8)")
 
     p = sub.add_parser("rom", help="write the per-PE, per-lane ROM images of a compressed model")
     p.add_argument("model", help="compressed-model folder (from permdeal compress)")
@@ -324,6 +503,38 @@ def build_parser():
     p.add_argument("--inputs", required=True, metavar="X.npy",
                    help="inputs (batch x in): float values, or integer codes of the input format")
     p.set_defaults(func=cmd_cycles)
+
+    p = sub.add_parser("gen", help="generate the engine's Verilog, ROM images and manifest")
+    p.add_argument("--config", metavar="FILE", help="settings from a TOML or JSON file (the flags' "
+                   "names); flags override them")
+    p.add_argument("--pes", type=_positive, help="number of PEs")
+    p.add_argument("--lanes", type=_positive, help="multiplier lanes per PE")
+    p.add_argument("--scan-width", type=_positive, help="activations the detector scans per "
+                   "cycle (default 8)")
+    p.add_argument("--model", help="compressed-model folder: its layers, and ROM images in rom/")
+    p.add_argument("--shape", help="without --model: layer shape(s) OUTxIN[,OUTxIN...] "
+                   "(default 1024x1024)")
+    p.add_argument("--p", help="without --model: block size, or one per layer (default 8)")
+    for fmt, default in (("act", "16:8"), ("weight", "16:14"), ("bias", "16:12"), ("out", "16:8")):
+        p.add_argument(f"--{fmt}-format", help=f"without --model: {fmt} format BITS:FRAC "
+                       f"(default {default})")
+    p.add_argument("--relu", action="store_true", default=None,
+                   help="without --model: ReLU after the last layer too")
+    p.add_argument("--name", help="Verilog module name of the engine (default permdeal_engine)")
+    p.add_argument("-o", "--output", help="output folder")
+    p.set_defaults(func=cmd_gen)
+
+    p = sub.add_parser("sim", help="run a generated design on inputs in a simulator, against "
+                       "the golden model")
+    p.add_argument("--design", required=True, help="design folder (from permdeal gen)")
+    p.add_argument("--inputs", required=True, metavar="X.npy",
+                   help="inputs (batch x in): float values, or integer codes of the input format")
+    p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator")
+    p.add_argument("--images", metavar="DIR", help="ROM images (default: the design's rom/)")
+    p.add_argument("--seed", type=_seed, help="cocotb random seed (default: a fresh one, logged)")
+    p.add_argument("--waves", action="store_true", help="record a waveform in the build folder")
+    p.add_argument("-o", "--output", required=True, help="results folder")
+    p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("train", help="train an MLP on scikit-learn's handwritten digits (.npz out)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.npz")

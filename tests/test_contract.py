@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The cycle model's latencies are the RTL's: a change on either side must show here."""
 
 from permdeal.golden import cycles

@@ -22,6 +22,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
@@ -69,6 +70,8 @@ class SimResult:
     failures: dict  # test name -> first line of its failure message
     report: dict  # test name -> what tb_report recorded
     waves: Path | None  # the waveform file, when asked for
+    build_seconds: float = 0.0  # wall time of the build (Verilator: verilate and compile)
+    run_seconds: float = 0.0  # wall time of the simulation
 
     @property
     def passed(self):
@@ -226,6 +229,7 @@ def run(sim, *, sources, toplevel, test_module, build_dir, config=None, env=None
         flags = os.environ.get("MAKEFLAGS", "")
         environ["MAKEFLAGS"] = f"{flags} {PCH_INCLUDE_FLAG}".strip()
     with _environ(environ):
+        t0 = time.perf_counter()
         try:
             runner.build(
                 sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
@@ -235,6 +239,7 @@ def run(sim, *, sources, toplevel, test_module, build_dir, config=None, env=None
         except (RuntimeError, SystemExit):
             raise PermdealError(f"{sim} build of {toplevel} failed (log: {build_log}):\n"
                                 f"{_tail(build_log)}") from None
+        t1 = time.perf_counter()
         try:
             runner.test(
                 test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir,
@@ -242,6 +247,7 @@ def run(sim, *, sources, toplevel, test_module, build_dir, config=None, env=None
                 parameters=parameters, timescale=TIMESCALE, waves=waves, log_file=sim_log)
         except (RuntimeError, SystemExit):
             pass  # a simulator exit or a failed test: the results file tells which
+        t2 = time.perf_counter()
     tests, failures = _results(xml)
     asserts = _rtl_assertions(sim_log)
     if asserts:  # Icarus reports a failed RTL assertion and carries on; Verilator stops
@@ -252,7 +258,8 @@ def run(sim, *, sources, toplevel, test_module, build_dir, config=None, env=None
         sim_version=version.group(1) if version else "", tests=tests, failures=failures,
         report=json.loads(report.read_text()) if report.is_file() else {},
         waves=(build_dir / ("dump.vcd" if sim == "verilator" else f"{toplevel}.fst")
-               if waves else None))
+               if waves else None),
+        build_seconds=t1 - t0, run_seconds=t2 - t1)
     if not tests:
         raise SimulationFailed(f"{sim}: no test of {test_module} ran (log: {sim_log}):\n"
                                f"{_tail(sim_log)}", result)

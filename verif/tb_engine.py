@@ -41,6 +41,7 @@ class TB:
                       len(self.expected[0]), idle, backpressure, cocotb.RANDOM_SEED)
         self.pending = deque()  # (vector, index, value, last)
         self.out_cycles = []
+        self.observed = []
         self.errors = []
         self.checked = 0
         self.source = StreamSource(dut.clk, dut.i__valid, dut.i__ready, dut.i__payload, self.rng,
@@ -59,6 +60,7 @@ class TB:
         c = cycle()
         self.out_cycles.append(c)
         value, last = to_signed(raw, self.out_bits), raw >> self.out_bits & 1
+        self.observed.append(value)
         if not self.pending:
             self.error(f"unexpected output {value} in cycle {c}")
             return
@@ -91,7 +93,7 @@ class TB:
             self.error(f"{len(self.pending)} outputs missing after {waited} cycles (the next: "
                        f"input vector {self.pending[0][0]}, output {self.pending[0][1]})")
         tb_report(name, checked=self.checked, mismatches=len(self.errors),
-                  vectors=len(self.inputs))
+                  vectors=len(self.inputs), observed=self.observed, cycles=waited)
 
 
 @cocotb.test()
@@ -114,7 +116,8 @@ async def test_cycles(dut):
     lasts = tb.out_cycles[m - 1::m]
     measured = [last - first + 1 for first, last in zip(firsts, lasts)]
     gaps = [nxt - last for last, nxt in zip(lasts, firsts[1:])]
-    tb_report("test_cycles", rtl_cycles=measured, model_cycles=tb.cycles, gaps=gaps)
+    tb_report("test_cycles", rtl_cycles=measured, model_cycles=tb.cycles, gaps=gaps,
+              errors=tb.errors[:20])
     assert not tb.errors, f"{len(tb.errors)} errors; the first: {tb.errors[0]}"
     for v, (got, want) in enumerate(zip(measured, tb.cycles)):
         assert got == want, (f"input vector {v}: {got} cycles in RTL, the cycle model says "

@@ -1,0 +1,139 @@
+"""A generated design folder: the engine's Verilog, its ROM images and its manifest.
+
+Layout (``DESIGN_FILES`` and ``ROM_DIR`` are the one statement of it)::
+
+    OUT/manifest.json            kind "permdeal-design": the full configuration, the layers,
+                                 the ports, every Verilog file with its sha256
+    OUT/rtl/<name>.v             the engine (top module <name>) and its PE, write-back and bank
+                                 modules, each once
+    OUT/rtl/permdeal_rom.v       the $readmemh ROM module the memories instantiate
+    OUT/rom/                     the ROM images and their manifest (golden.rom), when generated
+                                 from a model; else supplied later (permdeal rom MODEL ...)
+
+The Verilog names every image ``rom/<file>``: ``$readmemh`` resolves that from the simulator's
+(or synthesis tool's) working folder, so run it from ``OUT`` or link ``rom`` there.
+"""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from permdeal import __version__, atomic
+from permdeal.errors import PermdealError
+from permdeal.golden.cycles import EngineConfig
+from permdeal.golden.manifest import json_diff, json_field, read_manifest
+from permdeal.golden.model import layer_spec_from_json
+from permdeal.golden.rom import write_images
+from permdeal.hdl.engine import Engine
+from permdeal.hdl.rom import ROM_SOURCE
+
+from .verilog import emit
+
+DESIGN_KIND = "permdeal-design"
+DESIGN_FORMAT_VERSION = 1
+#: Folder of the Verilog sources, and of the ROM images (the name the Verilog uses).
+RTL_DIR, ROM_DIR = "rtl", "rom"
+
+
+def layer_json(spec):
+    """What the design records of a layer (``LayerSpec`` or ``QuantLayer``): no weights."""
+    if hasattr(spec, "matrix"):
+        (n_out, n_in), p = spec.shape, spec.matrix.p
+    else:
+        n_in, n_out, p = spec.n_in, spec.n_out, spec.p
+    return {"name": spec.name, "in": n_in, "out": n_out, "p": p,
+            "blocks": [-(-n_out // p), -(-n_in // p)], "relu": spec.relu,
+            "formats": spec.fmts.to_json()}
+
+
+def _sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def write_design(out, cfg, layers, *, model=None, name="permdeal_engine", inputs=()):
+    """Generate the design folder ``out`` (atomically) for engine ``cfg`` and ``layers``.
+
+    With ``model`` (a ``QuantModel`` whose layers are ``layers``) the ROM images are written too;
+    without, the Verilog expects them in ``rom/`` later. Returns the manifest dict.
+    """
+    with atomic.output_dir(out, inputs=inputs) as tmp:
+        rom = tmp / ROM_DIR
+        if model is not None:
+            rom.mkdir()
+            write_images(rom, model, cfg)
+        engine = Engine(cfg, layers, images=rom, rom_dir=ROM_DIR, check_images=model is not None,
+                        name=name)
+        rtl = tmp / RTL_DIR
+        rtl.mkdir()
+        emit(engine, engine.name, rtl / f"{engine.name}.v")
+        shutil.copyfile(ROM_SOURCE, rtl / ROM_SOURCE.name)
+        files = sorted(rtl.iterdir())
+        man = {
+            "kind": DESIGN_KIND, "format_version": DESIGN_FORMAT_VERSION,
+            "generator": f"permdeal {__version__}",
+            "config": {**cfg.to_json(), "name": engine.name},
+            "top": engine.name,
+            "ports": {"in_bits": engine.in_bits, "out_bits": engine.out_bits,
+                      "n_inputs": engine.n_inputs, "n_outputs": engine.n_outputs},
+            "layers": [layer_json(l) for l in layers],
+            "rom_dir": ROM_DIR, "images": "included" if model is not None else "later",
+            "sources": [{"file": f"{RTL_DIR}/{f.name}", "sha256": _sha256(f)} for f in files],
+        }
+        atomic.write_text(tmp / atomic.MANIFEST_NAME, json.dumps(man, indent=2) + "\n")
+    return man
+
+
+class Design:
+    """A checked design folder: ``cfg``, ``specs`` (``LayerSpec``), ``top``, ``sources``."""
+
+    def __init__(self, folder):
+        folder = Path(folder)
+        path = folder / atomic.MANIFEST_NAME
+        man = read_manifest(path, DESIGN_KIND)
+        v = json_field(man, "format_version", int, path)
+        if v != DESIGN_FORMAT_VERSION:
+            raise PermdealError(f"{path}: unsupported format_version {v}, this reader knows "
+                                f"{DESIGN_FORMAT_VERSION}")
+        c = json_field(man, "config", dict, path)
+        try:
+            self.cfg = EngineConfig(json_field(c, "n_pe", int, f"{path}: config"),
+                                    json_field(c, "lanes", int, f"{path}: config"),
+                                    json_field(c, "scan_width", int, f"{path}: config"))
+        except PermdealError as e:
+            raise PermdealError(f"{path}: config: {e}") from None
+        self.top = json_field(man, "top", str, path)
+        layers = json_field(man, "layers", list, path)
+        if not layers:
+            raise PermdealError(f"{path}: layers is empty")
+        self.specs = [layer_spec_from_json(d, f"{path}: layer {i}", arrays=False)
+                      for i, d in enumerate(layers)]
+        self.sources = []
+        for i, entry in enumerate(json_field(man, "sources", list, path)):
+            where = f"{path}: sources[{i}]"
+            f = folder / json_field(entry, "file", str, where)
+            if not f.is_file():
+                raise PermdealError(f"{f}: missing (listed in {path})")
+            if _sha256(f) != json_field(entry, "sha256", str, where):
+                raise PermdealError(f"{f}: sha256 does not match {path}; the file was changed")
+            self.sources.append(f)
+        self.rom_dir = folder / json_field(man, "rom_dir", str, path)
+        self.folder, self.path, self.manifest = folder, path, man
+
+    def check_model(self, model, rom_cfg, images):
+        """Refuse a model (read from ``images``) that is not the one the design was generated
+        for: other engine size, layer count, shapes, block sizes, formats or ReLU."""
+        if rom_cfg != self.cfg:
+            raise PermdealError(f"{images}: images for {rom_cfg.n_pe} PE x {rom_cfg.lanes} lanes "
+                                f"(scan width {rom_cfg.scan_width}), the design {self.folder} "
+                                f"has {self.cfg.n_pe} x {self.cfg.lanes} ({self.cfg.scan_width})")
+        if len(model.layers) != len(self.specs):
+            raise PermdealError(f"{images}: a model of {len(model.layers)} layer(s), the design "
+                                f"was generated for {len(self.specs)}")
+        for i, (layer, d) in enumerate(zip(model.layers, self.manifest["layers"])):
+            got = {k: v for k, v in layer_json(layer).items() if k != "name"}
+            want = {k: v for k, v in d.items() if k != "name"}
+            diff = json_diff(got, want, f"layer {i}")
+            if diff:
+                raise PermdealError(f"{images}: the model's {diff} by the design {self.folder} "
+                                    "(not the model it was generated for)")

@@ -1,0 +1,106 @@
+"""``permdeal sim``: a generated design on a batch of inputs, in a simulator, against the golden model.
+
+The design folder's Verilog runs under ``verif/tb_engine.py`` (its ``test_cycles``: inputs back to
+back, no back-pressure), with the ROM images linked in as ``rom/`` beside the build. The results
+folder gets ``outputs.npy`` (what the RTL produced, one row per input, codes of the model's output
+format) and ``report.json`` (cycles per input from the RTL and from the cycle model, whether every
+output matched the golden model, the mismatches, lane utilization, and the tool's timings).
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from permdeal import atomic
+from permdeal.errors import PermdealError
+from permdeal.golden.cycles import model_cycles
+from permdeal.golden.rom import ROM_KIND, _config, model_from_images
+from permdeal.golden.manifest import read_manifest
+from permdeal.verif import runner
+
+from .design import Design
+
+#: The cocotb test ``permdeal sim`` runs.
+TEST_MODULE, TESTCASE = "permdeal.verif.tb_engine", "test_cycles"
+
+
+def load_model(design, images=None):
+    """The model of the images for ``design`` (``images`` or the design's ``rom/``), checked
+    against the design's configuration and layers."""
+    folder = Path(images) if images is not None else design.rom_dir
+    man_path = folder / atomic.MANIFEST_NAME
+    if not folder.is_dir() or not man_path.is_file():
+        raise PermdealError(
+            f"{folder}: no ROM images; generate the design with --model, or write them with "
+            f"`permdeal rom MODEL --pes {design.cfg.n_pe} --lanes {design.cfg.lanes} -o DIR` "
+            "and pass --images DIR")
+    man = read_manifest(man_path, ROM_KIND)
+    model = model_from_images(folder)
+    design.check_model(model, _config(man, man_path), folder)
+    return model, folder
+
+
+def simulate(design_dir, x_codes, sim, out, *, images=None, seed=None, waves=False, inputs=()):
+    """Run the design on input codes ``x_codes`` (batch x n) and write the results folder
+    ``out``; returns the report dict."""
+    design = Design(design_dir)
+    model, rom = load_model(design, images)
+    x = np.asarray(x_codes, dtype=np.int64)
+    golden = model.forward(x)
+    runs = [model_cycles(model, xi, design.cfg) for xi in x]
+    expected_cycles = [r.total for r in runs]
+    with atomic.output_dir(out, inputs=[design_dir, rom, *inputs]) as tmp:
+        build = tmp / f"build-{sim}"
+        build.mkdir()
+        os.symlink(rom.resolve(), build / design.manifest["rom_dir"])
+        config = {"in_bits": design.manifest["ports"]["in_bits"],
+                  "out_bits": design.manifest["ports"]["out_bits"], "inputs": x.tolist(),
+                  "expected": golden.tolist(), "cycles": expected_cycles}
+        t0 = time.perf_counter()
+        try:
+            result = runner.run(sim, sources=design.sources, toplevel=design.top,
+                                test_module=TEST_MODULE, build_dir=build, config=config,
+                                seed=seed, waves=waves, testcase=TESTCASE)
+        except runner.SimulationFailed as e:
+            result = e.result
+        wall = time.perf_counter() - t0
+        rep = result.report.get(TESTCASE, {})
+        observed = rep.get("observed", [])
+        m = model.layers[-1].shape[0]
+        if len(observed) != golden.size:
+            raise PermdealError(f"{sim}: the RTL gave {len(observed)} of {golden.size} outputs "
+                                f"(log: {result.log}); see {build}")
+        y = np.array(observed, dtype=np.int64).reshape(golden.shape)
+        np.save(tmp / "outputs.npy", y)
+        bad = np.argwhere(y != golden)
+        last = model.layers[-1].name
+        mismatches = [{"input": int(v), "layer": last, "output": int(i),
+                       "expected": int(golden[v, i]), "observed": int(y[v, i])}
+                      for v, i in bad[:20]]
+        rtl_cycles = rep.get("rtl_cycles", [])
+        lanes = design.cfg.total_lanes
+        util = [sum(l.useful_lane_cycles for l in r.layers)
+                / (lanes * (c - r.load - r.unload)) for r, c in zip(runs, rtl_cycles)]
+        simulated = int(rep.get("cycles", 0))
+        report = {
+            "sim": sim, "sim_version": result.sim_version, "seed": result.seed,
+            "design": str(Path(design_dir)), "images": str(rom),
+            "inputs": int(x.shape[0]), "outputs_per_input": m,
+            "golden_match": bool(bad.size == 0) and result.passed,
+            "mismatches": int(len(bad)), "first_mismatches": mismatches,
+            "cycles": rtl_cycles, "model_cycles": expected_cycles,
+            "cycles_match_model": rtl_cycles == expected_cycles,
+            "lane_utilization": float(np.mean(util)) if util else None,
+            "lane_utilization_per_input": util,
+            "build_seconds": round(result.build_seconds, 3),
+            "run_seconds": round(result.run_seconds, 3), "wall_seconds": round(wall, 3),
+            "simulated_cycles": simulated,
+            "simulated_cycles_per_second": (round(simulated / result.run_seconds, 1)
+                                            if result.run_seconds else None),
+            "failures": result.failures,
+        }
+        atomic.write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
+    return report
