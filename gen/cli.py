@@ -369,6 +369,30 @@ def cmd_sim(args):
     return 0 if rep["golden_match"] and rep["cycles_match_model"] else 1
 
 
+def cmd_bench_engine(args):
+    from . import engine_bench
+    if args.json:
+        atomic.check_new_file(args.json, args.force)
+    shape = _shapes(args.shape)
+    if len(shape) != 1:
+        raise PermdealError("--shape: the engine benchmark takes one layer")
+    sims = ["verilator", "icarus"] if args.sim == "both" else [args.sim]
+    work = Path(args.workdir)
+    t0 = time.perf_counter()
+    res = engine_bench.run(args.pes, args.lanes, shape[0], args.p, args.density, args.batch,
+                           sims, work, seed=args.seed,
+                           progress=lambda msg: print(f"... {msg}", flush=True))
+    res["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    print(engine_bench.tables(res))
+    print(f"wall time {res['wall_seconds']:.0f} s; designs and results in {work}/")
+    if args.json:
+        engine_bench.write_json(args.json, res)
+        print(f"wrote {args.json}")
+    bad = [e for e in res["engines"] for s in e["sims"].values()
+           if not (s["golden_match"] and s["cycles_match_model"])]
+    return 1 if bad else 0
+
+
 def _pct(v):
     return "-" if v is None else f"{100 * v:.1f}%"
 
@@ -438,7 +462,8 @@ def cmd_eval(args):
 
 def cmd_demo(args):
     from . import demo
-    return demo.run(Path(args.output), seed=args.seed, p=args.p, pes=args.pes, lanes=args.lanes)
+    return demo.run(Path(args.output), seed=args.seed, p=args.p, pes=args.pes, lanes=args.lanes,
+                    sim=args.sim)
 
 
 def cmd_bench(args):
@@ -536,6 +561,21 @@ def build_parser():
     p.add_argument("-o", "--output", required=True, help="results folder")
     p.set_defaults(func=cmd_sim)
 
+    p = sub.add_parser("bench-engine", help="RTL flow benchmark: generation, simulator build and "
+                       "speed, RTL against the cycle model, utilization, for several PE counts")
+    p.add_argument("--pes", type=_int_list, default=[1, 8, 32], help="PE counts (default 1,8,32)")
+    p.add_argument("--lanes", type=_positive, default=8, help="lanes per PE (default 8)")
+    p.add_argument("--shape", default="1024x1024", help="the layer OUTxIN (default 1024x1024)")
+    p.add_argument("--p", type=_positive, default=8, help="block size (default 8)")
+    p.add_argument("--density", type=float, default=0.35, help="input density (default 0.35)")
+    p.add_argument("--batch", type=_positive, default=4, help="inputs per run (default 4)")
+    p.add_argument("--sim", choices=["verilator", "icarus", "both"], default="both")
+    p.add_argument("--workdir", default="build/bench-engine", help="designs and results folder")
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.add_argument("--force", action="store_true", help="overwrite the --json file if it exists")
+    p.set_defaults(func=cmd_bench_engine)
+
     p = sub.add_parser("train", help="train an MLP on scikit-learn's handwritten digits (.npz out)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.npz")
     p.add_argument("--hidden", type=_int_list, default=[128, 64], help="hidden sizes (default 128,64)")
@@ -563,7 +603,10 @@ def build_parser():
     p.add_argument("--seed", type=_seed, default=0, help="digits split seed (default 0)")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("demo", help="train, compress and map a digits network (what make demo runs)")
+    p = sub.add_parser("demo", help="train, compress, generate and simulate a digits network "
+                       "(what make demo runs)")
+    p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator",
+                   help="simulator for the RTL run (default verilator)")
     p.add_argument("-o", "--output", default="build/demo", help="output folder (default build/demo)")
     p.add_argument("--p", type=_positive, default=4, help="block size (default 4)")
     p.add_argument("--pes", type=_positive, default=4, help="PEs (default 4)")

