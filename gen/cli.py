@@ -356,6 +356,9 @@ def cmd_sim(args):
         print(f"cycles per input: mean {np.mean(cyc):.1f} (cycle model "
               f"{np.mean(rep['model_cycles']):.1f}, {'equal' if rep['cycles_match_model'] else 'DIFFERENT'}); "
               f"lane utilization {100 * rep['lane_utilization']:.1f}%")
+    if not rep["cycles_match_model"]:
+        print("CYCLES DIFFER from the cycle model: RTL " + ", ".join(map(str, cyc))
+              + "; model " + ", ".join(map(str, rep["model_cycles"])), file=sys.stderr)
     if rep["golden_match"]:
         print(f"every output matches the golden model ({rep['inputs'] * rep['outputs_per_input']} values)")
     else:
@@ -370,12 +373,24 @@ def cmd_sim(args):
 
 
 def cmd_bench_engine(args):
+    from permdeal.hdl.engine import MAX_MEMORY_WORDS
+
     from . import engine_bench
     if args.json:
         atomic.check_new_file(args.json, args.force)
     shape = _shapes(args.shape)
     if len(shape) != 1:
         raise PermdealError("--shape: the engine benchmark takes one layer")
+    if not 0 < args.density <= 1:
+        raise PermdealError(f"--density must lie in (0, 1], not {args.density}")
+    (m, n), p = shape[0], args.p
+    for pes in args.pes:
+        depth = rom.layer_placements([((-(-m // p), -(-n // p)), p)],
+                                     EngineConfig(pes, args.lanes))[0].weight_depth
+        if depth > MAX_MEMORY_WORDS:
+            raise PermdealError(f"--shape {m}x{n} at p = {p} on {pes} PE x {args.lanes} lanes "
+                                f"needs {depth} weight words per lane (more than "
+                                f"{MAX_MEMORY_WORDS}); use a larger p or more PEs")
     sims = ["verilator", "icarus"] if args.sim == "both" else [args.sim]
     work = Path(args.workdir)
     t0 = time.perf_counter()

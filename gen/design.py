@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """A generated design folder: the engine's Verilog, its ROM images and its manifest.
 
 Layout (``DESIGN_FILES`` and ``ROM_DIR`` are the one statement of it)::
@@ -123,10 +124,11 @@ class Design:
     def check_model(self, model, rom_cfg, images):
         """Refuse a model (read from ``images``) that is not the one the design was generated
         for: other engine size, layer count, shapes, block sizes, formats or ReLU."""
-        if rom_cfg != self.cfg:
-            raise PermdealError(f"{images}: images for {rom_cfg.n_pe} PE x {rom_cfg.lanes} lanes "
-                                f"(scan width {rom_cfg.scan_width}), the design {self.folder} "
-                                f"has {self.cfg.n_pe} x {self.cfg.lanes} ({self.cfg.scan_width})")
+        # (the images do not depend on the scan width)
+        if (rom_cfg.n_pe, rom_cfg.lanes) != (self.cfg.n_pe, self.cfg.lanes):
+            raise PermdealError(f"{images}: images for {rom_cfg.n_pe} PE x {rom_cfg.lanes} lanes, "
+                                f"the design {self.folder} has {self.cfg.n_pe} x "
+                                f"{self.cfg.lanes}")
         if len(model.layers) != len(self.specs):
             raise PermdealError(f"{images}: a model of {len(model.layers)} layer(s), the design "
                                 f"was generated for {len(self.specs)}")

@@ -4,11 +4,16 @@ The design folder's Verilog runs under ``verif/tb_engine.py`` (its ``test_cycles
 back, no back-pressure), with the ROM images linked in as ``rom/`` beside the build. The results
 folder gets ``outputs.npy`` (what the RTL produced, one row per input, codes of the model's output
 format) and ``report.json`` (cycles per input from the RTL and from the cycle model, whether every
-output matched the golden model, the mismatches, lane utilization, and the tool's timings).
+output matched the golden model, the mismatches, lane utilization, and the tool's timings:
+``simulated_cycles_per_second`` is the test's simulated clock cycles over its own wall time, without
+the simulator's start-up). A failed build leaves no results folder; its logs are kept in a
+temporary folder the error names.
 """
 
 import json
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +25,7 @@ from permdeal.golden.cycles import model_cycles
 from permdeal.golden.rom import ROM_KIND, _config, model_from_images
 from permdeal.golden.manifest import read_manifest
 from permdeal.verif import runner
+from permdeal.verif.streams import PERIOD_NS
 
 from .design import Design
 
@@ -43,6 +49,15 @@ def load_model(design, images=None):
     return model, folder
 
 
+def _keep_logs(build):
+    """Copy a failed run's logs out of the output folder that is about to be removed."""
+    keep = Path(tempfile.mkdtemp(prefix="permdeal-sim-"))
+    for name in ("build.log", "sim.log", "results.xml", "config.json"):
+        if (build / name).is_file():
+            shutil.copy(build / name, keep / name)
+    return keep
+
+
 def simulate(design_dir, x_codes, sim, out, *, images=None, seed=None, waves=False, inputs=()):
     """Run the design on input codes ``x_codes`` (batch x n) and write the results folder
     ``out``; returns the report dict."""
@@ -55,7 +70,9 @@ def simulate(design_dir, x_codes, sim, out, *, images=None, seed=None, waves=Fal
     with atomic.output_dir(out, inputs=[design_dir, rom, *inputs]) as tmp:
         build = tmp / f"build-{sim}"
         build.mkdir()
-        os.symlink(rom.resolve(), build / design.manifest["rom_dir"])
+        # relative, so that the link survives the rename of the folder into place
+        os.symlink(os.path.relpath(rom.resolve(), build.resolve()),
+                   build / design.manifest["rom_dir"])
         config = {"in_bits": design.manifest["ports"]["in_bits"],
                   "out_bits": design.manifest["ports"]["out_bits"], "inputs": x.tolist(),
                   "expected": golden.tolist(), "cycles": expected_cycles}
@@ -66,13 +83,17 @@ def simulate(design_dir, x_codes, sim, out, *, images=None, seed=None, waves=Fal
                                 seed=seed, waves=waves, testcase=TESTCASE)
         except runner.SimulationFailed as e:
             result = e.result
+        except runner.ToolMissing:
+            raise
+        except PermdealError as e:  # the build failed: keep its logs, the output goes away
+            raise PermdealError(f"{e}\n(logs kept in {_keep_logs(build)})") from None
         wall = time.perf_counter() - t0
         rep = result.report.get(TESTCASE, {})
         observed = rep.get("observed", [])
         m = model.layers[-1].shape[0]
         if len(observed) != golden.size:
-            raise PermdealError(f"{sim}: the RTL gave {len(observed)} of {golden.size} outputs "
-                                f"(log: {result.log}); see {build}")
+            raise PermdealError(f"{sim}: the RTL gave {len(observed)} of {golden.size} outputs; "
+                                f"logs kept in {_keep_logs(build)}")
         y = np.array(observed, dtype=np.int64).reshape(golden.shape)
         np.save(tmp / "outputs.npy", y)
         bad = np.argwhere(y != golden)
@@ -84,12 +105,13 @@ def simulate(design_dir, x_codes, sim, out, *, images=None, seed=None, waves=Fal
         lanes = design.cfg.total_lanes
         util = [sum(l.useful_lane_cycles for l in r.layers)
                 / (lanes * (c - r.load - r.unload)) for r, c in zip(runs, rtl_cycles)]
-        simulated = int(rep.get("cycles", 0))
+        test_seconds, sim_ns = (result.timings or {}).get(TESTCASE, (0.0, 0.0))
+        simulated = int(sim_ns // PERIOD_NS)
         report = {
             "sim": sim, "sim_version": result.sim_version, "seed": result.seed,
             "design": str(Path(design_dir)), "images": str(rom),
             "inputs": int(x.shape[0]), "outputs_per_input": m,
-            "golden_match": bool(bad.size == 0) and result.passed,
+            "golden_match": bool(bad.size == 0),
             "mismatches": int(len(bad)), "first_mismatches": mismatches,
             "cycles": rtl_cycles, "model_cycles": expected_cycles,
             "cycles_match_model": rtl_cycles == expected_cycles,
@@ -98,8 +120,8 @@ def simulate(design_dir, x_codes, sim, out, *, images=None, seed=None, waves=Fal
             "build_seconds": round(result.build_seconds, 3),
             "run_seconds": round(result.run_seconds, 3), "wall_seconds": round(wall, 3),
             "simulated_cycles": simulated,
-            "simulated_cycles_per_second": (round(simulated / result.run_seconds, 1)
-                                            if result.run_seconds else None),
+            "simulated_cycles_per_second": (round(simulated / test_seconds, 1)
+                                            if test_seconds else None),
             "failures": result.failures,
         }
         atomic.write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")

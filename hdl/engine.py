@@ -38,7 +38,7 @@ from .output_reader import OutputReader, output_layout
 from .blackbox import Blackbox
 from .pe import PE
 from .pe_writeback import PEWriteback
-from .rom import ImageRom, addr_bits, check_image, verilog_path
+from .rom import ROM_MODULE, ImageRom, addr_bits, check_image, verilog_path
 from .window_reader import WindowReader
 
 __all__ = ["Engine", "MAX_MEMORY_WORDS", "State"]
@@ -215,6 +215,8 @@ class Engine(wiring.Component):
     def _module_name(name):
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise PermdealError(f"engine module name must be a Verilog identifier, not {name!r}")
+        if name == ROM_MODULE:
+            raise PermdealError(f"engine module name {name!r} is taken by the ROM module")
         return name
 
     def _image_files(self, folder, check):
@@ -375,7 +377,8 @@ class Engine(wiring.Component):
         desc_n = self._pick(layer, [l["n_in"] for l in lay], self._index_bits)
         desc_s = self._pick(layer, [-(-l["p"] // d) for l in lay], unsigned(wide))
         desc_bias = self._pick(layer, [pl.bias_base for pl in places], unsigned(wide))
-        desc_ustep = self._pick(layer, [nl * l["p"] - l["p"] + 1 for l in lay], unsigned(wide))
+        u_bits = wide + addr_bits(nl) + 1
+        desc_ustep = self._pick(layer, [nl * l["p"] - l["p"] + 1 for l in lay], unsigned(u_bits))
 
         m.d.comb += [
             reader.n.eq(desc_n),
@@ -435,7 +438,7 @@ class Engine(wiring.Component):
         pos = Signal(addr_bits(d))
         rhi = Signal(wide)
         tbase = Signal(wide)
-        u = Signal(wide + addr_bits(nl) + 1)
+        u = Signal(u_bits)
         flush = Signal(range(WRITEBACK_LATENCY + 1))
         draining = Signal()
         last_layer = Signal()
@@ -512,14 +515,21 @@ class Engine(wiring.Component):
         # -- draining: the lanes' accumulators and the biases, then the write-back -------------
         bias_addr = Signal(len(self._wbs[0].drain.addr))
         m.d.comb += bias_addr.eq((desc_bias + a)[:len(bias_addr)])
-        for pe, wb in zip(self._pes, self._wbs):
+        for pe_i, (pe, wb) in enumerate(zip(self._pes, self._wbs)):
             m.d.comb += [
                 pe.drain.valid.eq(draining),
                 pe.drain.addr.eq(a[:len(pe.drain.addr)]),
                 wb.drain.valid.eq(draining),
                 wb.drain.addr.eq(bias_addr),
-                wb.acc.eq(pe.acc),
             ]
+            # lane by lane: the PE's accumulators may be wider than the write-back's (the lanes
+            # are sized for every product, the write-back for the layers' sums, which fit)
+            accs = []
+            for l in range(cfg.lanes):
+                acc = Signal(self._wb_proto.acc_layout, name=f"pe{pe_i}_acc{l}")
+                m.d.comb += [acc.valid.eq(pe.acc[l].valid), acc.value.eq(pe.acc[l].value)]
+                accs.append(acc)
+            m.d.comb += wb.acc.eq(Cat(*accs))
             if self._wb_proto.sel_bits:
                 m.d.comb += wb.drain.sel.eq(layer)
         for pe_i, wb in enumerate(self._wbs):

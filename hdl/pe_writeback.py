@@ -116,8 +116,7 @@ class PEWriteback(wiring.Component):
             ports["bias"] = In(data.ArrayLayout(signed(self._bias_bits), self._lanes))
         super().__init__({
             **ports,
-            "acc": In(data.ArrayLayout(data.StructLayout(
-                {"valid": unsigned(1), "value": signed(unit.acc_bits)}), self._lanes)),
+            "acc": In(data.ArrayLayout(self.acc_layout, self._lanes)),
             "out": Out(data.ArrayLayout(data.StructLayout(
                 {"valid": unsigned(1), "value": signed(unit.out_bits)}), self._lanes)),
         })
@@ -130,6 +129,11 @@ class PEWriteback(wiring.Component):
     def latency(self):
         """Cycles from a drain request to its value on ``out``."""
         return 1 + self._units[0].latency
+
+    @property
+    def acc_layout(self):
+        """One lane's element of ``acc``: ``{valid, value: signed(acc_bits)}``."""
+        return data.StructLayout({"valid": unsigned(1), "value": signed(self.acc_bits)})
 
     @property
     def bias_bits(self):

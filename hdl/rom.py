@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 
 import numpy as np
-from amaranth.hdl import ClockSignal, Instance, Module, Shape
+from amaranth.hdl import ClockSignal, Instance, Shape
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -166,10 +166,9 @@ class ImageRom(wiring.Component):
         return self
 
     def elaborate(self, platform):
-        m = Module()
-        m.submodules.rom = Instance(
+        # The instance itself, not a module around it: one Verilog instance per ROM.
+        return Instance(
             ROM_MODULE,
             p_WIDTH=self._shape.width, p_DEPTH=self._depth, p_ADDR_BITS=len(self.addr),
             p_INIT_FILE=self._init_file,
             i_clk=ClockSignal(self._domain), i_addr=self.addr, o_data=self.data)
-        return m

