@@ -15,6 +15,8 @@ from permdeal.checks import integer
 from permdeal.golden.formats import MAX_BITS
 from permdeal.hdl.rom import addr_bits
 
+from .lint import eq_const
+
 __all__ = ["ActBanks", "read_layout", "word_layout"]
 
 
@@ -172,7 +174,7 @@ class ActBanks(wiring.Component):
             req = self.w[g]
             # One-hot enable of activation ``pos``; not `pos == 0`, which Yosys emits as `!pos`
             # (WIDTHTRUNC).
-            hit = [~req.pos.any() if k == 0 else req.pos == k for k in range(d)]
+            hit = [eq_const(req.pos, k) for k in range(d)]
             m.d.comb += [
                 wr.addr.eq(req.row),
                 wr.data.eq(req.value.as_unsigned().replicate(d)),

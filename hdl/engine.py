@@ -32,10 +32,11 @@ from permdeal.golden.formats import MAX_BITS
 from permdeal.golden.rom import image_name, layer_placements
 
 from .act_banks import ActBanks
+from .blackbox import Blackbox
 from .issuer import Issuer
+from .lint import eq_const
 from .nz_detect import NonZeroDetector
 from .output_reader import OutputReader, output_layout
-from .blackbox import Blackbox
 from .pe import PE
 from .pe_writeback import PEWriteback
 from .rom import ROM_MODULE, ImageRom, addr_bits, check_image, verilog_path
@@ -58,10 +59,6 @@ class State(enum.Enum, shape=3):
     UNLOAD_START = 6
     UNLOAD = 7
 
-
-def _eq(sig, value):
-    """``sig == value`` without a comparison with 0 (Yosys emits ``!sig``, WIDTHTRUNC)."""
-    return ~sig.any() if value == 0 else sig == value
 
 
 def _distinct(values):
@@ -326,9 +323,9 @@ class Engine(wiring.Component):
     def _pick_eq(self, layer, sig, values):
         """``sig == values[layer]`` (constants), one comparison per layer and a multiplexer chain
         (no comparison with a constant 0, which Yosys emits as ``!sig``: WIDTHTRUNC)."""
-        out = _eq(sig, values[0])
+        out = eq_const(sig, values[0])
         for i in range(1, len(values)):
-            out = Mux(layer == i, _eq(sig, values[i]), out)
+            out = Mux(layer == i, eq_const(sig, values[i]), out)
         return out
 
     def _rom(self, mem, g):
@@ -442,7 +439,7 @@ class Engine(wiring.Component):
         flush = Signal(range(WRITEBACK_LATENCY + 1))
         draining = Signal()
         last_layer = Signal()
-        m.d.comb += last_layer.eq(_eq(layer, n_layers - 1))
+        m.d.comb += last_layer.eq(eq_const(layer, n_layers - 1))
         # input loader counters: word i goes to bank (i div D) mod NL, row (i div D) div NL,
         # position i mod D
         l_i = Signal(self._index_bits)
@@ -456,15 +453,15 @@ class Engine(wiring.Component):
             m.d.comb += [loading.eq(1), self.i.ready.eq(1)]
             with m.If(self.i.valid):
                 m.d.sync += l_i.eq(l_i + 1)
-                with m.If(_eq(l_pos, d - 1)):
+                with m.If(eq_const(l_pos, d - 1)):
                     m.d.sync += l_pos.eq(0)
-                    with m.If(_eq(l_bank, nl - 1)):
+                    with m.If(eq_const(l_bank, nl - 1)):
                         m.d.sync += [l_bank.eq(0), l_row.eq(l_row + 1)]
                     with m.Else():
                         m.d.sync += l_bank.eq(l_bank + 1)
                 with m.Else():
                     m.d.sync += l_pos.eq(l_pos + 1)
-                with m.If(_eq(l_i, lay[0]["n_in"] - 1)):
+                with m.If(eq_const(l_i, lay[0]["n_in"] - 1)):
                     m.d.sync += [l_i.eq(0), l_pos.eq(0), l_bank.eq(0), l_row.eq(0),
                                  layer.eq(0)]
                     m.d.sync += state.eq(State.START)
@@ -486,7 +483,7 @@ class Engine(wiring.Component):
                              u.eq(u + desc_ustep)]
             with m.Else():
                 m.d.sync += [r.eq(r + 1), u.eq(u + 1)]
-                with m.If(_eq(pos, d - 1)):
+                with m.If(eq_const(pos, d - 1)):
                     m.d.sync += [pos.eq(0), rhi.eq(rhi + 1)]
                 with m.Else():
                     m.d.sync += pos.eq(pos + 1)
@@ -581,7 +578,7 @@ class Engine(wiring.Component):
                 load = Const(0) if s else loading
                 w = Signal(wl, name=f"banks{s}_w{g}")
                 m.d.comb += [
-                    w.valid.eq(Mux(load, self.i.valid & _eq(l_bank, g),
+                    w.valid.eq(Mux(load, self.i.valid & eq_const(l_bank, g),
                                    ~loading & out.valid & w_keep[g] & (dst if s else ~dst))),
                     w.row.eq(Mux(load, l_row, w_row)),
                     w.pos.eq(Mux(load, l_pos, w_pos)),

@@ -16,6 +16,7 @@ from permdeal.golden.formats import MAX_BITS
 from permdeal.hdl.rom import addr_bits
 
 from .act_banks import read_layout, word_layout
+from .lint import eq_const
 from .read_ahead import read_ahead
 
 __all__ = ["OutputReader", "output_layout"]
@@ -25,10 +26,6 @@ def output_layout(out_bits):
     """A beat of the engine's output stream: ``data`` from bit 0, then ``last``."""
     return data.StructLayout({"data": signed(out_bits), "last": unsigned(1)})
 
-
-def _eq(sig, value):
-    """``sig == value`` without a comparison with 0 (Yosys emits ``!sig``, WIDTHTRUNC)."""
-    return ~sig.any() if value == 0 else sig == value
 
 
 class OutputReader(wiring.Component):
@@ -125,7 +122,7 @@ class OutputReader(wiring.Component):
             m.d.comb += cur.eq(Mux(self.start, 0, reg))
         going = Signal()
         last = Signal()
-        m.d.comb += [going.eq(self.start | active), last.eq(_eq(c_i, self._m - 1))]
+        m.d.comb += [going.eq(self.start | active), last.eq(eq_const(c_i, self._m - 1))]
 
         f_pos = Signal(pos_bits)
         f_last = Signal()
@@ -146,15 +143,15 @@ class OutputReader(wiring.Component):
         with m.If(issue):
             m.d.sync += [f_pos.eq(c_pos), f_last.eq(last), active.eq(~last),
                          i.eq((c_i + 1)[:len(i)])]
-            with m.If(_eq(c_r, p - 1)):
+            with m.If(eq_const(c_r, p - 1)):
                 m.d.sync += [r.eq(0), pos.eq(0), rhi.eq(0)]
-                with m.If(_eq(c_g, nl - 1)):
+                with m.If(eq_const(c_g, nl - 1)):
                     m.d.sync += [g.eq(0), tbase.eq((c_tbase + s_step)[:len(tbase)])]
                 with m.Else():
                     m.d.sync += [g.eq((c_g + 1)[:len(g)]), tbase.eq(c_tbase)]
             with m.Else():
                 m.d.sync += [r.eq((c_r + 1)[:len(r)]), g.eq(c_g), tbase.eq(c_tbase)]
-                with m.If(_eq(c_pos, d - 1)):
+                with m.If(eq_const(c_pos, d - 1)):
                     m.d.sync += [pos.eq(0), rhi.eq((c_rhi + 1)[:len(rhi)])]
                 with m.Else():
                     m.d.sync += [pos.eq((c_pos + 1)[:len(pos)]), rhi.eq(c_rhi)]

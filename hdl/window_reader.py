@@ -24,15 +24,12 @@ from permdeal.golden.formats import MAX_BITS
 from permdeal.hdl.rom import addr_bits
 
 from .act_banks import read_layout, word_layout
+from .lint import eq_const
 from .nz_detect import window_layout
 from .read_ahead import read_ahead
 
 __all__ = ["WindowReader"]
 
-
-def _eq(sig, value):
-    """``sig == value`` without a comparison with 0 (Yosys emits ``!sig``, WIDTHTRUNC)."""
-    return ~sig.any() if value == 0 else sig == value
 
 
 class WindowReader(wiring.Component):
@@ -240,7 +237,7 @@ class WindowReader(wiring.Component):
         last_mask = Signal(d)
         step = Signal(rb_bits)
         m.d.comb += [
-            s_last.eq(self._select([_eq(c_s, sc - 1) for sc, _ in self._tables])),
+            s_last.eq(self._select([eq_const(c_s, sc - 1) for sc, _ in self._tables])),
             last_size.eq(self._select([Const(ls, range(d + 1)) for _, ls in self._tables])),
             last_mask.eq(self._select([Const((1 << ls) - 1, d) for _, ls in self._tables])),
             step.eq(self._select([Const(sc, rb_bits) for sc, _ in self._tables])),
@@ -281,7 +278,7 @@ class WindowReader(wiring.Component):
             m.d.sync += [active.eq(~layer_last), base.eq(next_base)]
             with m.If(s_last):
                 m.d.sync += s.eq(0)
-                with m.If(_eq(c_bank, nl - 1)):
+                with m.If(eq_const(c_bank, nl - 1)):
                     m.d.sync += [bank.eq(0), row_base.eq((c_row_base + step)[:rb_bits])]
                 with m.Else():
                     m.d.sync += [bank.eq((c_bank + 1)[:bank_bits]), row_base.eq(c_row_base)]

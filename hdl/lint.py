@@ -1,0 +1,12 @@
+"""Expressions written so that Yosys's Verilog passes Verilator's lint (DESIGN.md 7).
+
+Yosys emits a comparison with a constant 0 as ``!sig``, which Verilator flags (WIDTHTRUNC) for a
+multi-bit ``sig``; :func:`eq_const` is the comparison every generator uses instead.
+"""
+
+__all__ = ["eq_const"]
+
+
+def eq_const(sig, value):
+    """``sig == value`` for an integer ``value``, as ``~sig.any()`` when ``value`` is 0."""
+    return ~sig.any() if value == 0 else sig == value
