@@ -8,6 +8,7 @@ are :class:`~permdeal.errors.PermdealError`: printed as one line, exit status 2.
 import argparse
 import json
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -426,10 +427,84 @@ def _reproduce(args, seed, test, sim):
     return " ".join(shlex.quote(w) for w in words)
 
 
+def _settings_command(st, seed, test, sim, output):
+    """``permdeal verify`` with the settings ``st`` (flag values) for one bench."""
+    words = ["permdeal", "verify"]
+    for name in ("pes", "lanes", "scan_width", "shape", "p", "act_format", "weight_format",
+                 "bias_format", "out_format"):
+        words += [f"--{name.replace('_', '-')}", str(st[name])]
+    if st.get("relu"):
+        words.append("--relu")
+    words += ["--seed", str(seed), "--tests", test, "--sim", sim, "-o", output]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _random_configs(args):
+    """``verify --random-configs N``: N configurations drawn from the seed, each run bit-exact
+    against the golden model (the engine on the whole network)."""
+    import concurrent.futures
+    import random
+
+    from permdeal.hdl.engine import Engine
+    from permdeal.verif import verify as vf
+    sims = ["verilator", "icarus"] if args.sim == "both" else [args.sim]
+    for sim in sims:
+        runner.check_tools(sim)
+    seed = args.seed if args.seed is not None else vf.new_seed()
+    rng = random.Random(seed)
+    drawn = []
+    while len(drawn) < args.random_configs:
+        st_text = vf.random_settings(rng)
+        try:
+            st = {k: (v if k == "relu" else GEN_SETTINGS[k][0](v)) for k, v in st_text.items()}
+            cfg = EngineConfig(st["pes"], st["lanes"], scan_width=st["scan_width"])
+            model = vf.random_model(_gen_layers(st), seed + len(drawn))
+            Engine(cfg, model.layers, contents=rom.lane_contents(model, cfg))
+        except PermdealError:
+            continue  # not a legal configuration: draw again
+        drawn.append((st_text, vf.Target(cfg, model), seed + len(drawn)))
+    print(f"verify: {len(drawn)} random configurations from seed {seed} on "
+          f"{', '.join(sims)}", flush=True)
+    t0 = time.perf_counter()
+    records = []
+    with atomic.output_dir(args.output) as tmp:
+        work = [(vf.Job("engine_network", sim), target, tmp / "builds" / f"config{i}-{sim}",
+                 cseed, False) for i, (_, target, cseed) in enumerate(drawn) for sim in sims]
+        with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
+            for i, rec in enumerate(pool.map(vf.run_job, *zip(*work))):
+                st_text = drawn[i // len(sims)][0]
+                rec["config"] = st_text
+                rec["command"] = _settings_command(st_text, rec["seed"], "engine_network",
+                                                   rec["sim"], f"{args.output}-config{i}")
+                records.append(rec)
+                if (i + 1) % 10 == 0 or i + 1 == len(work):
+                    bad = sum(not r["passed"] for r in records)
+                    print(f"... {i + 1} of {len(work)} runs, {bad} failed", flush=True)
+        wall = time.perf_counter() - t0
+        failed = [r for r in records if not r["passed"]]
+        summary = {"seed": seed, "configs": len(drawn), "sims": sims, "passed": not failed,
+                   "failures": len(failed), "wall_seconds": round(wall, 1), "runs": records}
+        atomic.write_text(tmp / "summary.json", json.dumps(summary, indent=2) + "\n")
+        atomic.write_bytes(tmp / "junit.xml", vf.junit(records))
+        if not failed:
+            shutil.rmtree(tmp / "builds")  # thousands of passing builds are not worth keeping
+    print(f"{len(records) - len(failed)} of {len(records)} runs passed in {wall:.0f} s; "
+          f"wrote {args.output}/ (junit.xml, summary.json)")
+    if failed:
+        r = failed[0]
+        print(f"first failing configuration: {'; '.join(r['problems'])[:300]}\n"
+              f"  reproduce: {r['command']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_verify(args):
     import concurrent.futures
 
     from permdeal.verif import verify as vf
+    if args.sim is None:
+        args.sim = "icarus" if args.random_configs else "both"
+    if args.random_configs:
+        return _random_configs(args)
     st = gen_settings(args)
     cfg = EngineConfig(st["pes"], st["lanes"], scan_width=st["scan_width"])
     sims = ["verilator", "icarus"] if args.sim == "both" else [args.sim]
@@ -684,12 +759,16 @@ def build_parser():
     for fmt in ("act", "weight", "bias", "out"):
         p.add_argument(f"--{fmt}-format", help=f"{fmt} format BITS:FRAC (as gen)")
     p.add_argument("--relu", action="store_true", default=None, help="ReLU after the last layer")
-    p.add_argument("--sim", choices=["verilator", "icarus", "both"], default="both")
+    p.add_argument("--sim", choices=["verilator", "icarus", "both"],
+                   help="simulator(s) (default both; icarus with --random-configs)")
     p.add_argument("--tests", help="comma-separated subset of: perm_index, nz_detect, "
                    "engine_layer, engine_network (default all)")
     p.add_argument("--seed", type=_seed, help="random seed (default: a fresh one, printed)")
     p.add_argument("--waves", action="store_true", help="record waveforms in the build folders")
     p.add_argument("-j", "--jobs", type=_positive, default=1, help="benches run in parallel")
+    p.add_argument("--random-configs", type=_positive, metavar="N",
+                   help="instead: N legal configurations drawn from the seed, each run on the "
+                   "engine bench (default simulator there: icarus)")
     p.add_argument("-o", "--output", help="results folder")
     p.set_defaults(func=cmd_verify, name=None)
 

@@ -62,3 +62,22 @@ def test_verify_bad_input(tmp_path, capsys, argv, message):
                         str(tmp_path / "r")], capsys)
     assert code == 2 and message in err, err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.sim
+def test_verify_random_configs(tmp_path, capsys):
+    code, out, err = run(["verify", "--random-configs", "3", "--seed", "11", "-j", "2",
+                          "-o", str(tmp_path / "r")], capsys)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["configs"] == 3 and summary["sims"] == ["icarus"] and summary["passed"]
+    for r in summary["runs"]:
+        assert r["passed"] and r["test"] == "engine_network"
+        assert r["command"].startswith("permdeal verify --pes ")
+        assert f"--seed {r['seed']} --tests engine_network --sim icarus" in r["command"]
+    assert "3 of 3 runs passed" in out
+    # the same seed draws the same configurations
+    code, _, _ = run(["verify", "--random-configs", "3", "--seed", "11", "-o",
+                      str(tmp_path / "s")], capsys)
+    again = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert [r["config"] for r in again["runs"]] == [r["config"] for r in summary["runs"]]

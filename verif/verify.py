@@ -240,3 +240,26 @@ def table_rows(records):
     return [[r["test"], r["sim"], "pass" if r["passed"] else "FAIL",
              f"{r['wall_seconds']:.1f}", str(r["simulated_cycles"]),
              "; ".join(r["problems"])[:60]] for r in records]
+
+
+def random_settings(rng):
+    """One legal-looking configuration as ``permdeal gen``/``verify`` settings (flag values as
+    strings), drawn from ``rng`` (a ``random.Random``); the caller checks that it builds."""
+    n_layers = rng.randint(1, 3)
+    sizes = [rng.randint(1, 40) for _ in range(n_layers + 1)]
+
+    def fmt(lo, hi, frac_hi=None):
+        bits = rng.randint(lo, hi)
+        return f"{bits}:{rng.randint(0, min(bits - 1, frac_hi if frac_hi is not None else bits))}"
+    act = fmt(4, 16)
+    weight = fmt(4, 16, 6)
+    bias_bits = rng.randint(4, 16)
+    return {
+        "pes": str(rng.randint(1, 4)), "lanes": str(rng.randint(1, 4)),
+        "scan_width": str(rng.randint(1, 8)),
+        "shape": ",".join(f"{sizes[i + 1]}x{sizes[i]}" for i in range(n_layers)),
+        "p": ",".join(str(rng.randint(1, 9)) for _ in range(n_layers)),
+        "act_format": act, "weight_format": weight,
+        "bias_format": f"{bias_bits}:{rng.randint(0, int(act.split(':')[1]))}",
+        "out_format": fmt(4, 16), "relu": rng.random() < 0.3,
+    }
