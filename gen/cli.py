@@ -553,6 +553,9 @@ def cmd_verify(args):
                    "wall_seconds": round(wall, 1), "runs": records}
         atomic.write_text(tmp / "summary.json", json.dumps(summary, indent=2) + "\n")
         atomic.write_bytes(tmp / "junit.xml", vf.junit(records))
+    cov = vf.coverage_rows(records)
+    if cov:
+        print(report.table(["coverage bin", "hits", "", "missed in"], cov, aligns="lrll"))
     print(report.table(["test", "sim", "result", "wall s", "cycles", "problems"],
                        vf.table_rows(records), aligns="lllrrl"))
     print(f"{len(records) - len(failed)} of {len(records)} passed in {wall:.0f} s, seed {seed}; "

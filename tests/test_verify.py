@@ -81,3 +81,28 @@ def test_verify_random_configs(tmp_path, capsys):
                       str(tmp_path / "s")], capsys)
     again = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert [r["config"] for r in again["runs"]] == [r["config"] for r in summary["runs"]]
+
+
+@pytest.mark.sim
+def test_verify_fails_when_a_required_bin_is_missed(tmp_path, capsys, monkeypatch):
+    # A stimulus without an empty input vector leaves the required bin 'input empty' empty.
+    from permdeal.verif import verify as vf
+    real = vf._inputs
+    monkeypatch.setattr(vf, "_inputs", lambda model, seed: real(model, seed)[1:2])
+    code, out, err = run(["verify", "--pes", "1", "--lanes", "2", "--shape", "6x5", "--p", "2",
+                          "--sim", "icarus", "--tests", "engine_layer", "--seed", "1",
+                          "-o", str(tmp_path / "r")], capsys)
+    assert code == 1
+    run_ = json.loads((tmp_path / "r" / "summary.json").read_text())["runs"][0]
+    assert "input empty" in run_["coverage"]["missing"]
+    assert "coverage: required bin 'input empty' never hit" in run_["problems"]
+    assert "input empty" in out and "engine_layer[icarus]" in out
+
+
+def test_index_bins_cover_every_case():
+    from permdeal.verif.coverage import index_bins, missing
+    bins, required = index_bins((3, 1))
+    assert bins == {"p=3 r=0": 3, "p=3 r=1": 3, "p=3 r=2": 3, "p=3 k=0": 3, "p=3 k=p-1": 3,
+                    "p=1 r=0": 1, "p=1 k=0": 1, "p=1 k=p-1": 1}
+    assert missing(bins, required) == []
+    assert missing({"a": 0, "b": 2}, ["a", "b", "c"]) == ["a", "c"]

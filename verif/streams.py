@@ -32,7 +32,8 @@ async def reset(dut, cycles=3):
 class StreamSource:
     """Drives a stream from a queue of payloads, idle with probability ``idle`` between beats.
 
-    ``sent`` records the cycle of every transfer; ``busy`` tells whether beats are still pending.
+    ``sent`` records the cycle of every transfer; ``stalls`` counts the cycles a beat was offered
+    and not taken (back-pressure); ``busy`` tells whether beats are still pending.
     """
 
     def __init__(self, clk, valid, ready, payload, rng, idle=0.0):
@@ -40,6 +41,7 @@ class StreamSource:
         self.rng, self.idle = rng, idle
         self.queue = deque()
         self.sent = []
+        self.stalls = 0
         self.word = None  # the beat on offer
         valid.value = 0
 
@@ -65,6 +67,8 @@ class StreamSource:
             if self.word is not None and self.ready.value:
                 self.sent.append(cycle())
                 self.word = None
+            elif self.word is not None:
+                self.stalls += 1
 
 
 class StreamSink:
@@ -73,14 +77,17 @@ class StreamSink:
     Not ready with probability ``backpressure``; with ``hold = B`` it is instead ready only in the
     ``B``-th cycle of each beat (as the engine that broadcasts a pair for ``B`` cycles). It checks
     the stream rule that a stalled beat stays valid and unchanged, reporting a breach through
-    ``on_error(message)``.
+    ``on_error(message)``. ``stalls`` counts the cycles a valid beat was not taken; with
+    ``stall_first`` the first beat always waits at least one cycle (so back-pressure is seen).
     """
 
     def __init__(self, clk, valid, ready, payload, rng, on_beat, on_error, backpressure=0.0,
-                 hold=1):
+                 hold=1, stall_first=False):
         self.clk, self.valid, self.ready, self.payload = clk, valid, ready, payload
         self.rng, self.on_beat, self.on_error = rng, on_beat, on_error
         self.backpressure, self.hold = backpressure, hold
+        self.stalls = 0
+        self.stall_first = stall_first  # not ready until the first beat has waited a cycle
         ready.value = 0
 
     def start(self):
@@ -92,6 +99,8 @@ class StreamSink:
             await FallingEdge(self.clk)
             if self.hold > 1:
                 ready = held >= self.hold - 1
+            elif self.stall_first:
+                ready = False
             else:
                 ready = self.rng.random() >= self.backpressure
             self.ready.value = int(ready)
@@ -107,6 +116,8 @@ class StreamSink:
                 held = 0
             elif valid:
                 stalled, held = payload, held + 1
+                self.stalls += 1
+                self.stall_first = False
 
 
 def to_signed(raw, bits):

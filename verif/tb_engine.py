@@ -48,7 +48,7 @@ class TB:
                                    idle)
         self.sink = StreamSink(dut.clk, dut.o__valid, dut.o__ready, dut.o__payload, self.rng,
                                self.on_beat, lambda m: self.error(f"{m} (cycle {cycle()})"),
-                               backpressure=backpressure)
+                               backpressure=backpressure, stall_first=backpressure > 0)
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
 
     def error(self, msg):
@@ -93,7 +93,8 @@ class TB:
             self.error(f"{len(self.pending)} outputs missing after {waited} cycles (the next: "
                        f"input vector {self.pending[0][0]}, output {self.pending[0][1]})")
         tb_report(name, checked=self.checked, mismatches=len(self.errors),
-                  vectors=len(self.inputs), observed=self.observed, cycles=waited)
+                  vectors=len(self.inputs), observed=self.observed, cycles=waited,
+                  input_stalls=self.source.stalls, output_stalls=self.sink.stalls)
 
 
 @cocotb.test()

@@ -22,7 +22,7 @@ from permdeal.golden.cycles import EngineConfig, model_cycles
 from permdeal.golden.model import QuantModel
 from permdeal.golden.rom import lane_contents
 
-from . import runner
+from . import coverage, runner
 
 #: The benches, in the order they run: name -> what it checks.
 BENCHES = {
@@ -73,12 +73,17 @@ def plan(benches, sims):
 
 
 def _inputs(model, seed, count=len(DENSITIES)):
+    """Random vectors at :data:`DENSITIES`, then one with a single non-zero (a partial vector
+    whatever its length), one of the largest codes and one of the smallest (towards saturation)."""
     rng = np.random.default_rng(seed)
     fmt = model.input_format
-    x = rng.integers(fmt.min, fmt.max + 1, size=(count, model.n_inputs))
+    n = model.n_inputs
+    x = rng.integers(fmt.min, fmt.max + 1, size=(count, n))
     for v in range(count):
-        x[v, rng.random(model.n_inputs) >= DENSITIES[v % len(DENSITIES)]] = 0
-    return x
+        x[v, rng.random(n) >= DENSITIES[v % len(DENSITIES)]] = 0
+    one = np.zeros((1, n), np.int64)
+    one[0, 0] = fmt.max
+    return np.concatenate([x, one, np.full((1, n), fmt.max), np.full((1, n), fmt.min)])
 
 
 def _engine(target, model, build, seed):
@@ -93,6 +98,9 @@ def _engine(target, model, build, seed):
     config = {"in_bits": dut.in_bits, "out_bits": dut.out_bits, "inputs": x.tolist(),
               "expected": y.tolist(), "cycles": cycles}
 
+    def cover(report):
+        return coverage.engine_bins(model, x, report)
+
     def check(report):
         out = []
         for test in ("test_streams", "test_cycles"):
@@ -103,7 +111,7 @@ def _engine(target, model, build, seed):
         if report.get("test_cycles", {}).get("rtl_cycles") != cycles:
             out.append("test_cycles: RTL cycles differ from the cycle model")
         return out
-    return [source], dut.name, "permdeal.verif.tb_engine", config, check
+    return [source], dut.name, "permdeal.verif.tb_engine", config, check, cover
 
 
 def _perm_index(target, build, seed):
@@ -121,7 +129,8 @@ def _perm_index(target, build, seed):
                     f"{rep.get('mismatches')} mismatched"]
         return []
     return ([source], "perm_index", "permdeal.verif.tb_perm_index",
-            {"ps": list(dut.ps), "latency": dut.latency}, check)
+            {"ps": list(dut.ps), "latency": dut.latency}, check,
+            lambda report: coverage.index_bins(dut.ps))
 
 
 def _nz_detect(target, build, seed):
@@ -146,7 +155,7 @@ def _nz_detect(target, build, seed):
                 out.append(f"{test}: {rep.get('checked')} of {rep.get('pairs')} pairs checked, "
                            f"{rep.get('mismatches')} mismatched")
         return out
-    return [source], "nz_detect", "permdeal.verif.tb_nz_detect", config, check
+    return [source], "nz_detect", "permdeal.verif.tb_nz_detect", config, check, None
 
 
 def _build(job, target, build, seed):
@@ -165,7 +174,7 @@ def run_job(job, target, build, seed, waves=False):
     build = Path(build)
     build.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    sources, top, module, config, check = _build(job, target, build, seed)
+    sources, top, module, config, check, cover = _build(job, target, build, seed)
     result, error = None, None
     try:
         result = runner.run(job.sim, sources=sources, toplevel=top, test_module=module,
@@ -181,6 +190,11 @@ def run_job(job, target, build, seed, waves=False):
         return record
     problems = [f"{t}: {why}" for t, why in result.failures.items()]
     problems += check(result.report)
+    if cover is not None:
+        bins, required = cover(result.report)
+        lost = coverage.missing(bins, required)
+        record["coverage"] = {"bins": bins, "required": required, "missing": lost}
+        problems += [f"coverage: required bin {b!r} never hit" for b in lost]
     sim_ns = sum(ns for _, ns in (result.timings or {}).values())
     record.update(passed=not problems and result.passed, problems=problems,
                   tests={t: ("failed" if t in result.failures else "passed")
@@ -234,6 +248,23 @@ def random_model(specs, seed):
         bias = rng.integers(f.bias.min, f.bias.max + 1, size=s.n_out)
         layers.append(QuantLayer(s.name, PermDiag((s.n_out, s.n_in), p, k, q), bias, f, s.relu))
     return QuantModel(layers)
+
+
+def coverage_rows(records):
+    """One row per bin over every run: total hits, whether some run required it, and the runs
+    that required it and missed it."""
+    total, required, missed = {}, set(), {}
+    for r in records:
+        cov = r.get("coverage")
+        if not cov:
+            continue
+        for b, n in cov["bins"].items():
+            total[b] = total.get(b, 0) + n
+        required.update(cov["required"])
+        for b in cov["missing"]:
+            missed.setdefault(b, []).append(f"{r['test']}[{r['sim']}]")
+    return [[b, str(total.get(b, 0)), "required" if b in required else "",
+             ", ".join(missed.get(b, []))] for b in sorted(set(total) | required)]
 
 
 def table_rows(records):
