@@ -182,7 +182,9 @@ class TB:
 
     async def drain(self):
         """Wait (boundedly) until every window is in and every pair out; True if they all are."""
-        for _ in range(20 * (len(self.scoreboard.expected) + len(self.source.queue)) + 100):
+        # a pair may take ``hold`` cycles, a window at least one
+        pending = len(self.scoreboard.expected) + len(self.source.queue)
+        for _ in range(20 * max(1, self.sink.hold) * pending + 100):
             if not self.scoreboard.expected and not self.source.busy:
                 return True
             await RisingEdge(self.dut.clk)
