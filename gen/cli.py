@@ -267,8 +267,13 @@ def load_config(path, settings):
     return out
 
 
-def gen_settings(args):
-    """The flags of ``permdeal gen`` over its --config file over the defaults, parsed."""
+#: ``permdeal verify``'s network when none is named: two layers, small enough to simulate fast.
+VERIFY_SHAPE = "96x64,10x96"
+
+
+def gen_settings(args, defaults=None):
+    """The flags of ``permdeal gen`` over its --config file over the defaults (``defaults``
+    overriding :data:`GEN_SETTINGS`' own), parsed."""
     given = {k: getattr(args, k) for k in GEN_SETTINGS if getattr(args, k, None) is not None}
     if getattr(args, "relu", False) is False:
         given.pop("relu", None)
@@ -281,7 +286,7 @@ def gen_settings(args):
                                 f"from --model; leave it out")
     out = {}
     for name, (parse, default) in GEN_SETTINGS.items():
-        value = merged.get(name, default)
+        value = merged.get(name, (defaults or {}).get(name, default))
         if value is None:
             out[name] = None
             continue
@@ -505,7 +510,7 @@ def cmd_verify(args):
         args.sim = "icarus" if args.random_configs else "both"
     if args.random_configs:
         return _random_configs(args)
-    st = gen_settings(args)
+    st = gen_settings(args, {"shape": VERIFY_SHAPE})
     cfg = EngineConfig(st["pes"], st["lanes"], scan_width=st["scan_width"])
     sims = ["verilator", "icarus"] if args.sim == "both" else [args.sim]
     benches = list(vf.BENCHES) if args.tests is None else args.tests.split(",")
@@ -757,7 +762,7 @@ def build_parser():
     p.add_argument("--lanes", type=_positive, help="multiplier lanes per PE")
     p.add_argument("--scan-width", type=_positive, help="detector scan width (default 8)")
     p.add_argument("--model", help="compressed-model folder (default: random weights for --shape)")
-    p.add_argument("--shape", help="layer shape(s) OUTxIN[,...] (default 1024x1024)")
+    p.add_argument("--shape", help=f"layer shape(s) OUTxIN[,...] (default {VERIFY_SHAPE})")
     p.add_argument("--p", help="block size, or one per layer (default 8)")
     for fmt in ("act", "weight", "bias", "out"):
         p.add_argument(f"--{fmt}-format", help=f"{fmt} format BITS:FRAC (as gen)")
