@@ -769,7 +769,7 @@ def build_parser():
     p.add_argument("--relu", action="store_true", default=None, help="ReLU after the last layer")
     p.add_argument("--sim", choices=["verilator", "icarus", "both"],
                    help="simulator(s) (default both; icarus with --random-configs)")
-    p.add_argument("--tests", help="comma-separated subset of: perm_index, nz_detect, "
+    p.add_argument("--tests", help="comma-separated subset of: perm_index, nz_detect, pe, "
                    "engine_layer, engine_network (default all)")
     p.add_argument("--seed", type=_seed, help="random seed (default: a fresh one, printed)")
     p.add_argument("--waves", action="store_true", help="record waveforms in the build folders")

@@ -25,14 +25,14 @@ def test_verify_passes_and_writes_results(tmp_path, capsys):
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["passed"] and summary["seed"] == 7
     assert [(r["test"], r["sim"]) for r in summary["runs"]] == [
-        ("perm_index", "icarus"), ("nz_detect", "icarus"), ("engine_layer", "icarus"),
-        ("engine_network", "icarus")]
+        ("perm_index", "icarus"), ("nz_detect", "icarus"), ("pe", "icarus"),
+        ("engine_layer", "icarus"), ("engine_network", "icarus")]
     assert all(r["passed"] and r["simulated_cycles"] > 0 for r in summary["runs"])
     suites = ET.parse(tmp_path / "r" / "junit.xml").getroot().findall("testsuite")
-    assert len(suites) == 4 and all(s.get("failures") == "0" for s in suites)
-    assert {c.get("name") for c in suites[3].iter("testcase")} == {
+    assert len(suites) == 5 and all(s.get("failures") == "0" for s in suites)
+    assert {c.get("name") for c in suites[4].iter("testcase")} == {
         "test_streams[icarus]", "test_cycles[icarus]"}
-    assert "4 of 4 passed" in out and "seed 7" in out
+    assert "5 of 5 passed" in out and "seed 7" in out
 
 
 @pytest.mark.sim

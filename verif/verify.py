@@ -28,6 +28,7 @@ from . import coverage, runner
 BENCHES = {
     "perm_index": "r = (c - k) mod p for every (sel, c, k) of the design's block sizes",
     "nz_detect": "the non-zero detector's pairs and timing at the design's scan width",
+    "pe": "the last PE of the engine (its lanes, block sizes and widths) on a two-layer network",
     "engine_layer": "the engine on the network's first layer alone",
     "engine_network": "the engine on the whole network",
 }
@@ -158,7 +159,37 @@ def _nz_detect(target, build, seed):
     return [source], "nz_detect", "permdeal.verif.tb_nz_detect", config, check, None
 
 
+def _pe(target, build, seed):
+    from permdeal.gen.verilog import emit
+    from permdeal.hdl.pe import PE, pe_contents
+    from permdeal.verif.tb_pe import PASSES, build_case, pe_config
+    layers, cfg, ps = target.model.layers, target.cfg, target.ps
+    case = build_case({
+        "seed": seed, "ps": list(ps), "layer_ps": [ps[0], ps[-1]],
+        "sizes": [min(layers[0].shape[1], 30), 24, 13], "n_pe": cfg.n_pe, "lanes": cfg.lanes,
+        "pe": cfg.n_pe - 1,
+        "act_bits": max(l.fmts.act.bits for l in layers),
+        "weight_bits": max(l.fmts.weight.bits for l in layers),
+        "bias_bits": max(l.fmts.bias.bits for l in layers)})
+    dut = PE(case.lanes, *case.lane_params, contents=pe_contents(case.contents, case.cfg, case.pe))
+    source = build / "pe.v"
+    emit(dut, "pe", source)
+
+    def check(report):
+        out = []
+        for test, passes in PASSES.items():
+            rep = report.get(test, {})
+            want = sum(case.lanes * case.accumulators(layer) for layer, _ in passes)
+            if rep.get("checked") != want or rep.get("mismatches") or rep.get("valid_errors"):
+                out.append(f"{test}: {rep.get('checked')} of {want} accumulators checked, "
+                           f"{rep.get('mismatches')} mismatched")
+        return out
+    return [source], "pe", "permdeal.verif.tb_pe", pe_config(case, dut), check, None
+
+
 def _build(job, target, build, seed):
+    if job.bench == "pe":
+        return _pe(target, build, seed)
     if job.bench == "perm_index":
         return _perm_index(target, build, seed)
     if job.bench == "nz_detect":
