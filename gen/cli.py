@@ -576,6 +576,65 @@ def _pct(v):
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
+def _write_generated(st, folder):
+    """Generate the design of ``permdeal gen`` settings ``st`` into ``folder``."""
+    from .design import write_design
+    cfg = EngineConfig(st["pes"], st["lanes"], scan_width=st["scan_width"])
+    model = QuantModel.read(st["model"]) if st["model"] is not None else None
+    layers = model.layers if model is not None else _gen_layers(st)
+    write_design(folder, cfg, layers, model=model, name=st["name"])
+
+
+def cmd_synth(args):
+    from permdeal.synth import flow
+    from permdeal.synth import sweep as sw
+    targets = flow.parse_targets(args.target)
+    opts = flow.SynthOptions(device=args.device, speed=args.speed, target_mhz=args.target_mhz,
+                             seed=args.seed, asic_mhz=args.asic_mhz,
+                             sram_um2_per_bit=args.sram_um2_per_bit, liberty=args.liberty,
+                             flat=args.flat)
+    given = [f"--{k.replace('_', '-')}" for k in GEN_SETTINGS
+             if k != "output" and getattr(args, k, None) not in (None, False)]
+    if args.design is not None and (given or args.config or args.sweep):
+        raise PermdealError(f"--design takes a generated design as it is; leave out "
+                            f"{(given or ['--config' if args.config else '--sweep'])[0]} (or "
+                            "leave out --design to generate one from the settings)")
+    flow.check_tools(targets, opts)
+    inputs = [args.config] if args.config else []
+    t0 = time.perf_counter()
+    if args.sweep:
+        param, values = sw.parse_sweep(args.sweep)
+        st = gen_settings(args, {param: values[0]})
+        if param == "p" and st["model"] is not None:
+            raise PermdealError("--sweep p: the block sizes come from --model; sweep pes or lanes")
+        if st["model"] is not None:
+            inputs.append(st["model"])
+        print(f"sweep {param} = {', '.join(map(str, values))}: targets {', '.join(targets)}"
+              + (f", ECP5 device {opts.device.name}" if "ecp5" in targets else ""), flush=True)
+        rows, wall = sw.run_sweep(param, values, st, _write_generated, targets, opts,
+                                  st["output"], inputs=inputs)
+        print(sw.table(rows))
+        print(f"wall time {wall:.0f} s; wrote {st['output']}/ (sweep.csv, sweep.json, "
+              "sweep.png, points/)")
+        return 0 if all(r["status"] == "ok" for r in rows) else 1
+    if args.design is None:
+        st = gen_settings(args)
+        if st["model"] is not None:
+            inputs.append(st["model"])
+        out = st["output"]
+        make = lambda folder: _write_generated(st, folder)  # noqa: E731
+    else:
+        if args.output is None:
+            raise PermdealError("-o/--output (the report folder) is required")
+        out, make = args.output, None
+    report = flow.run(args.design, targets, opts, out, inputs=inputs, make_design=make,
+                      progress=lambda msg: print(f"... {msg}", flush=True))
+    from permdeal.synth.report import text
+    print(text(report), end="")
+    print(f"wrote {out}/ (report.json, report.txt, logs/) in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
 def cmd_train(args):
     from permdeal.golden import train as tr
     atomic.check_new_file(args.output, args.force)
@@ -659,6 +718,27 @@ def cmd_bench(args):
 
 # -- parser -------------------------------------------------------------------------------------
 
+def design_flags(p, shape_default="1024x1024",
+                 model_help="compressed-model folder: its layers, and ROM images in rom/"):
+    """The settings of a design (:data:`GEN_SETTINGS` but ``name`` and ``output``) as flags:
+    gen's, shared by verify and synth."""
+    p.add_argument("--config", metavar="FILE", help="settings from a TOML or JSON file (the flags' "
+                   "names); flags override them")
+    p.add_argument("--pes", type=_positive, help="number of PEs")
+    p.add_argument("--lanes", type=_positive, help="multiplier lanes per PE")
+    p.add_argument("--scan-width", type=_positive, help="activations the detector scans per "
+                   "cycle (default 8)")
+    p.add_argument("--model", help=model_help)
+    p.add_argument("--shape", help="without --model: layer shape(s) OUTxIN[,OUTxIN...] "
+                   f"(default {shape_default})")
+    p.add_argument("--p", help="without --model: block size, or one per layer (default 8)")
+    for fmt in ("act", "weight", "bias", "out"):
+        p.add_argument(f"--{fmt}-format", help=f"without --model: {fmt} format BITS:FRAC "
+                       f"(default {GEN_SETTINGS[fmt + '_format'][1]})")
+    p.add_argument("--relu", action="store_true", default=None,
+                   help="without --model: ReLU after the last layer too")
+
+
 def build_parser():
     ap = argparse.ArgumentParser(prog="permdeal", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"permdeal {__version__}")
@@ -709,21 +789,7 @@ def build_parser():
     p.set_defaults(func=cmd_cycles)
 
     p = sub.add_parser("gen", help="generate the engine's Verilog, ROM images and manifest")
-    p.add_argument("--config", metavar="FILE", help="settings from a TOML or JSON file (the flags' "
-                   "names); flags override them")
-    p.add_argument("--pes", type=_positive, help="number of PEs")
-    p.add_argument("--lanes", type=_positive, help="multiplier lanes per PE")
-    p.add_argument("--scan-width", type=_positive, help="activations the detector scans per "
-                   "cycle (default 8)")
-    p.add_argument("--model", help="compressed-model folder: its layers, and ROM images in rom/")
-    p.add_argument("--shape", help="without --model: layer shape(s) OUTxIN[,OUTxIN...] "
-                   "(default 1024x1024)")
-    p.add_argument("--p", help="without --model: block size, or one per layer (default 8)")
-    for fmt, default in (("act", "16:8"), ("weight", "16:14"), ("bias", "16:12"), ("out", "16:8")):
-        p.add_argument(f"--{fmt}-format", help=f"without --model: {fmt} format BITS:FRAC "
-                       f"(default {default})")
-    p.add_argument("--relu", action="store_true", default=None,
-                   help="without --model: ReLU after the last layer too")
+    design_flags(p)
     p.add_argument("--name", help="Verilog module name of the engine (default permdeal_engine)")
     p.add_argument("-o", "--output", help="output folder")
     p.set_defaults(func=cmd_gen)
@@ -757,16 +823,8 @@ def build_parser():
 
     p = sub.add_parser("verify", help="run the cocotb regression for one configuration "
                        "(JUnit XML and a JSON summary)")
-    p.add_argument("--config", metavar="FILE", help="settings from a TOML or JSON file (as gen)")
-    p.add_argument("--pes", type=_positive, help="number of PEs")
-    p.add_argument("--lanes", type=_positive, help="multiplier lanes per PE")
-    p.add_argument("--scan-width", type=_positive, help="detector scan width (default 8)")
-    p.add_argument("--model", help="compressed-model folder (default: random weights for --shape)")
-    p.add_argument("--shape", help=f"layer shape(s) OUTxIN[,...] (default {VERIFY_SHAPE})")
-    p.add_argument("--p", help="block size, or one per layer (default 8)")
-    for fmt in ("act", "weight", "bias", "out"):
-        p.add_argument(f"--{fmt}-format", help=f"{fmt} format BITS:FRAC (as gen)")
-    p.add_argument("--relu", action="store_true", default=None, help="ReLU after the last layer")
+    design_flags(p, shape_default=VERIFY_SHAPE,
+                 model_help="compressed-model folder (default: random weights for --shape)")
     p.add_argument("--sim", choices=["verilator", "icarus", "both"],
                    help="simulator(s) (default both; icarus with --random-configs)")
     p.add_argument("--tests", help="comma-separated subset of: perm_index, nz_detect, pe, "
@@ -779,6 +837,36 @@ def build_parser():
                    "engine bench (default simulator there: icarus)")
     p.add_argument("-o", "--output", help="results folder")
     p.set_defaults(func=cmd_verify, name=None)
+
+    from permdeal.synth import ecp5 as _ecp5, scripts as _scripts
+    p = sub.add_parser("synth", help="synthesize a design: generic gates, OSU 0.18 um ASIC area, "
+                       "ECP5 resources and Fmax; or sweep a parameter")
+    p.add_argument("--design", help="design folder (from permdeal gen); without it, the design is "
+                   "generated from the gen settings below into OUT/design")
+    p.add_argument("--target", default="generic",
+                   help="; ".join(f"{k}: {v}" for k, v in _scripts.TARGETS.items())
+                   + " (a comma-separated list runs several; default generic)")
+    p.add_argument("--sweep", metavar="PARAM=V1,V2,...", help="one design per value of pes, "
+                   "lanes or p (sweep.csv, sweep.json, sweep.png)")
+    p.add_argument("--device", default=_ecp5.DEFAULT_DEVICE,
+                   help=f"ECP5 device (default {_ecp5.DEFAULT_DEVICE}): "
+                   + ", ".join(_ecp5.DEVICES))
+    p.add_argument("--speed", type=int, default=6, help="ECP5 speed grade 6, 7 or 8 (default 6)")
+    p.add_argument("--target-mhz", type=float, default=100.0,
+                   help="nextpnr's clock target in MHz (default 100; Fmax is reported either way)")
+    p.add_argument("--seed", type=_seed, default=1, help="nextpnr seed and placeholder-image seed")
+    p.add_argument("--asic-mhz", type=float, help="an ASIC clock (MHz) at which to state the "
+                   "peak throughput (the tools do not measure ASIC timing)")
+    p.add_argument("--sram-um2-per-bit", type=float, help="SRAM area model for the weight "
+                   "memories (default: EIE's 45 nm figure scaled to 0.18 um, see the report)")
+    p.add_argument("--liberty", help="liberty file for the asic target (default: the OSU 0.18 um "
+                   "library of Debian's qflow-tech-osu018)")
+    p.add_argument("--flat", action="store_true", help="flatten before synthesis (the check on "
+                   "hierarchical synthesis; slower)")
+    design_flags(p)
+    p.add_argument("--name", help="engine module name (as gen)")
+    p.add_argument("-o", "--output", help="report folder")
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("train", help="train an MLP on scikit-learn's handwritten digits (.npz out)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.npz")

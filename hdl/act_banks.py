@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """One set of per-lane activation banks of the engine (DESIGN.md 4.2, ``golden.cycles``).
 
 The engine holds two sets, ping and pong: the layer being computed reads its inputs from one while
@@ -6,16 +7,15 @@ its lanes write their outputs into the other.
 
 from functools import reduce
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
-from permdeal.golden.formats import MAX_BITS
 from permdeal.hdl.rom import addr_bits
 
-from .lint import eq_const
+from .act_bank import ActBank
+from .blackbox import Blackbox
 
 __all__ = ["ActBanks", "read_layout", "word_layout"]
 
@@ -57,6 +57,10 @@ class ActBanks(wiring.Component):
         Width of an activation code (signed two's complement), 2 to 32.
     rows : int
         Wide words per bank, at least 1.
+    bank_module : str, optional
+        Emit the bank (:class:`~.act_bank.ActBank`) once as the Verilog module of this name and
+        instantiate it ``banks`` times (:attr:`blackboxes`; the engine's way, so that synthesis
+        handles one bank); by default every bank is elaborated in place.
 
     Members
     -------
@@ -87,11 +91,13 @@ class ActBanks(wiring.Component):
     ``window.valid`` only; the banks keep their contents.
     """
 
-    def __init__(self, banks, width, act_bits, rows):
+    def __init__(self, banks, width, act_bits, rows, *, bank_module=None):
         self._banks = integer(banks, "activation banks", 1)
-        self._width = integer(width, "activation bank width", 1)
-        self._act_bits = integer(act_bits, "activation bank act_bits", 2, MAX_BITS)
-        self._rows = integer(rows, "activation bank rows", 1)
+        self._proto = ActBank(width, act_bits, rows)  # checks the bank's parameters
+        self._width, self._act_bits, self._rows = width, act_bits, rows
+        self._bank_boxes = []
+        if bank_module is not None:
+            self._bank_boxes = [Blackbox(self._proto, bank_module) for _ in range(self._banks)]
         super().__init__({
             "w": In(data.ArrayLayout(self.write_layout, self._banks)),
             "rd": In(self.read_layout),
@@ -122,12 +128,12 @@ class ActBanks(wiring.Component):
     @property
     def row_bits(self):
         """Width of a row address (at least 1)."""
-        return addr_bits(self._rows)
+        return self._proto.row_bits
 
     @property
     def pos_bits(self):
         """Width of a position in a word (at least 1)."""
-        return addr_bits(self._width)
+        return self._proto.pos_bits
 
     @property
     def bank_bits(self):
@@ -136,13 +142,9 @@ class ActBanks(wiring.Component):
 
     @property
     def write_layout(self):
-        """One bank's write: ``valid`` from bit 0, then ``row``, ``pos``, ``value``."""
-        return data.StructLayout({
-            "valid": unsigned(1),
-            "row": unsigned(self.row_bits),
-            "pos": unsigned(self.pos_bits),
-            "value": signed(self._act_bits),
-        })
+        """One bank's write: ``valid`` from bit 0, then ``row``, ``pos``, ``value``
+        (:attr:`.act_bank.ActBank.write_layout`)."""
+        return self._proto.write_layout
 
     @property
     def read_layout(self):
@@ -160,29 +162,22 @@ class ActBanks(wiring.Component):
         return reduce(lambda acc, g: Mux(bank == g, words[g], acc), range(1, len(words)),
                       words[0])
 
-    def elaborate(self, platform):
-        d, a = self._width, self._act_bits
-        m = Module()
+    @property
+    def blackboxes(self):
+        """The banks' :class:`~.blackbox.Blackbox` instances when ``bank_module`` is given (the
+        bank module is then emitted once), else none."""
+        return tuple(self._bank_boxes)
 
+    def elaborate(self, platform):
+        m = Module()
         words = []
         for g in range(self._banks):
-            # (at least 2 words: a 1-word memory gets a 0-bit address, which Verilator refuses)
-            mem = Memory(shape=unsigned(d * a), depth=max(2, self._rows), init=[])
-            m.submodules[f"bank{g}"] = mem
-            wr = mem.write_port(granularity=a)
-            rp = mem.read_port()  # not transparent: a same-cycle write is not seen (old word)
-            req = self.w[g]
-            # One-hot enable of activation ``pos``; not `pos == 0`, which Yosys emits as `!pos`
-            # (WIDTHTRUNC).
-            hit = [eq_const(req.pos, k) for k in range(d)]
-            m.d.comb += [
-                wr.addr.eq(req.row),
-                wr.data.eq(req.value.as_unsigned().replicate(d)),
-                wr.en.eq(req.valid.replicate(d) & Cat(*hit)),
-                rp.addr.eq(self.rd.row),
-                rp.en.eq(self.rd.valid),
-            ]
-            words.append(rp.data)
+            bank = (self._bank_boxes[g] if self._bank_boxes else
+                    ActBank(self._width, self._act_bits, self._rows))
+            m.submodules[f"bank{g}"] = bank
+            m.d.comb += [bank.w.eq(self.w[g]), bank.rd.valid.eq(self.rd.valid),
+                         bank.rd.row.eq(self.rd.row)]
+            words.append(bank.data)
 
         bank_sel = Signal(self.bank_bits, reset_less=True)
         with m.If(self.rd.valid):

@@ -92,7 +92,8 @@ class Engine(wiring.Component):
         ``permdeal sim`` checks).
     name : str
         The Verilog module name of the engine; its PE, write-back and bank modules are named
-        after it (``{name}_pe``, ``{name}_pe_wb``, ``{name}_act_banks``).
+        after it (``{name}_pe``, ``{name}_lane``, ``{name}_pe_wb``, ``{name}_act_banks``,
+        ``{name}_act_bank``).
     rom_dir : str, optional
         With ``images``: how the Verilog names the image files (:func:`.rom.verilog_path`;
         default their absolute paths).
@@ -162,10 +163,12 @@ class Engine(wiring.Component):
             self._contents = {mem: [self._row(contents, mem, g, depth[mem]) for g in range(nl)]
                               for mem in ("weight", "k", "bias")}
         self._pe_proto = PE(cfg.lanes, self._ps, self._act_bits, weight_bits, acc_bits,
-                            depth["weight"], depth["k"], acc_depth, external=True)
+                            depth["weight"], depth["k"], acc_depth, external=True,
+                            lane_module=f"{self._name}_lane")
         self._wb_proto = PEWriteback(cfg.lanes, [(l["fmts"], l["relu"]) for l in lay],
                                      depth["bias"], external=True)
-        self._banks_proto = ActBanks(nl, d, self._act_bits, self._rows)
+        self._banks_proto = ActBanks(nl, d, self._act_bits, self._rows,
+                                     bank_module=f"{self._name}_act_bank")
         self._pes = [Blackbox(self._pe_proto, f"{self._name}_pe") for _ in range(cfg.n_pe)]
         self._wbs = [Blackbox(self._wb_proto, f"{self._name}_pe_wb") for _ in range(cfg.n_pe)]
         self._banks = [Blackbox(self._banks_proto, f"{self._name}_act_banks") for _ in range(2)]
@@ -258,6 +261,12 @@ class Engine(wiring.Component):
     @property
     def n_outputs(self):
         return self._layers[-1]["n_out"]
+
+    @property
+    def lane_memories(self):
+        """Each lane's ROMs: ``{memory: (width, depth)}`` for ``weight``, ``k`` and ``bias``
+        (every lane has the same; the design has ``cfg.total_lanes`` of each)."""
+        return {mem: (self._widths[mem], self._depth[mem]) for mem in ("weight", "k", "bias")}
 
     @property
     def in_bits(self):

@@ -21,7 +21,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from amaranth.hdl import Assert, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Assert, Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -30,6 +30,8 @@ from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
 
+from .accumulator import Accumulator
+from .multiplier import Multiplier
 from .perm_index import PermIndex
 from .rom import ImageRom, addr_bits, check_image, verilog_path
 
@@ -383,12 +385,6 @@ class Lane(wiring.Component):
     def _image(self, memory):
         return None if self._images is None else self._images[memory]
 
-    def _old_value(self, read, fwd_valid, fwd_addr, fwd_data, addr):
-        """The value of accumulator ``addr`` read in the cycle before: the previous cycle's
-        write when it went to ``addr`` (the read port, not transparent, missed it), else what the
-        read port read."""
-        return Mux(fwd_valid & (fwd_addr == addr), fwd_data, read)
-
     def elaborate(self, platform):
         m = Module()
         op = self.op
@@ -403,10 +399,10 @@ class Lane(wiring.Component):
             w_rd, k_rd = weight.read_port(), kmem.read_port()
             m.d.comb += [w_rd.addr.eq(op.w_addr), k_rd.addr.eq(op.k_addr)]
             w_data, k_data = w_rd.data, k_rd.data
-        m.submodules.acc_mem = accm = self._memory(signed(self._acc_bits), self._acc_depth, [])
         m.submodules.perm_index = index = PermIndex(self._ps, registered=True)
-        acc_wr = accm.write_port()
-        acc_rd = accm.read_port()  # not transparent: stage 3 forwards the previous write
+        m.submodules.multiplier = mul = Multiplier(self._weight_bits, self._act_bits)
+        m.submodules.accumulator = accu = Accumulator(self._acc_bits, self.product_bits,
+                                                      self._acc_depth)
 
         # Stage 0: addresses to the memories; the rest of the op registered.
         valid1 = Signal()
@@ -419,46 +415,22 @@ class Lane(wiring.Component):
             m.d.sync += sel1.eq(op.sel)
             m.d.comb += index.sel.eq(sel1)
 
-        # Stage 1: r = (c - k) mod p (registered in PermIndex) and the exact product.
+        # Stage 1: r = (c - k) mod p (registered in PermIndex) and the exact product (registered
+        # in the multiplier).
         valid2 = Signal()
         acc_addr2 = Signal(self.acc_addr_bits, reset_less=True)
-        prod2 = Signal(signed(self.product_bits), reset_less=True)
-        m.d.comb += [index.c.eq(c1), index.k.eq(k_data)]
-        m.d.sync += [valid2.eq(valid1), acc_addr2.eq(acc_addr1), prod2.eq(w_data * x1)]
+        m.d.comb += [index.c.eq(c1), index.k.eq(k_data), mul.a.eq(w_data), mul.b.eq(x1)]
+        m.d.sync += [valid2.eq(valid1), acc_addr2.eq(acc_addr1)]
 
-        # Stage 2: accumulator address to the read port (shared with draining).
-        valid3 = Signal()
-        addr2 = Signal(self.acc_addr_bits)
-        addr3 = Signal(self.acc_addr_bits, reset_less=True)
-        prod3 = Signal(signed(self.product_bits), reset_less=True)
-        m.d.comb += addr2.eq(acc_addr2 + index.r)
-        m.d.sync += [valid3.eq(valid2), addr3.eq(addr2), prod3.eq(prod2)]
-
-        # Drain request: read in the request's cycle, value and clear in the next.
-        drain1 = Signal()
-        drain_addr1 = Signal(self.acc_addr_bits, reset_less=True)
-        m.d.sync += [drain1.eq(self.drain.valid), drain_addr1.eq(self.drain.addr)]
-        m.d.comb += acc_rd.addr.eq(Mux(self.drain.valid, self.drain.addr, addr2))
-
-        # Stage 3 (and a drain's second cycle): read-modify-write (read-and-clear), forwarding
-        # the previous cycle's write to the same accumulator.
-        fwd_valid = Signal()
-        fwd_addr = Signal(self.acc_addr_bits, reset_less=True)
-        fwd_data = Signal(signed(self._acc_bits), reset_less=True)
-        old = Signal(signed(self._acc_bits))
-        total = Signal(signed(self._acc_bits))
-        wr_addr = Signal(self.acc_addr_bits)
+        # Stage 2: the add to accumulator acc_addr + r, written in stage 3; drains share the
+        # accumulator's ports.
         m.d.comb += [
-            wr_addr.eq(Mux(valid3, addr3, drain_addr1)),
-            old.eq(self._old_value(acc_rd.data, fwd_valid, fwd_addr, fwd_data, wr_addr)),
-            total.eq(old + prod3),  # wraps to acc_bits, which the sums never exceed
-            acc_wr.en.eq(valid3 | drain1),
-            acc_wr.addr.eq(wr_addr),
-            acc_wr.data.eq(Mux(valid3, total, 0)),
-            self.acc.valid.eq(drain1),
-            self.acc.value.eq(old),
+            accu.add.valid.eq(valid2),
+            accu.add.addr.eq(acc_addr2 + index.r),
+            accu.add.value.eq(mul.p),
+            accu.drain.eq(self.drain),
+            self.acc.eq(accu.acc),
         ]
-        m.d.sync += [fwd_valid.eq(acc_wr.en), fwd_addr.eq(wr_addr), fwd_data.eq(acc_wr.data)]
 
         # The controller's contract: no drain request while an op needs the read port.
         m.d.sync += Assert(~(self.drain.valid & (op.valid | valid1 | valid2)),

@@ -11,6 +11,7 @@ from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden.rom import image_name
 
+from .blackbox import Blackbox
 from .lane import IMAGE_MEMORIES, Lane, lane_params
 
 __all__ = ["PE", "pe_contents", "pe_images"]
@@ -73,6 +74,10 @@ class PE(wiring.Component):
         The lanes' memories live outside the PE (``Lane``'s ``external``): the PE has a ``rom``
         port, ``ArrayLayout(rom_layout, lanes)``, lane ``l``'s words in element ``l``, and takes
         no ``contents`` or ``images``. All such PEs of one configuration are the same module.
+    lane_module : str, optional
+        With ``external``: emit the lane once as the Verilog module of this name and instantiate
+        it ``lanes`` times (:attr:`blackboxes`; the engine's way, so that synthesis handles one
+        lane); by default every lane is elaborated in place.
 
     Members
     -------
@@ -94,15 +99,21 @@ class PE(wiring.Component):
     """
 
     def __init__(self, lanes, ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth,
-                 *, contents=None, images=None, rom_dir=None, external=False):
+                 *, contents=None, images=None, rom_dir=None, external=False, lane_module=None):
         self._lanes = integer(lanes, "PE lanes", 1)
+        self._lane_boxes = []
         params = lane_params(ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth)
         params = (params[0].ps, *params[1:])
         if external:
             if contents is not None or images is not None:
                 raise PermdealError("an external-memory PE takes no contents or images (its "
                                     "lanes' memories live outside it)")
-            self._lane_list = [Lane(*params, external=True) for _ in range(self._lanes)]
+            if lane_module is None:
+                self._lane_list = [Lane(*params, external=True) for _ in range(self._lanes)]
+            else:
+                proto = Lane(*params, external=True)
+                self._lane_list = [proto] * self._lanes
+                self._lane_boxes = [Blackbox(proto, lane_module) for _ in range(self._lanes)]
         elif images is not None:
             if contents is not None:
                 raise PermdealError("PE contents must be left out when images are given (the "
@@ -121,6 +132,9 @@ class PE(wiring.Component):
                     raise PermdealError(f"PE images[{l}]: {e}") from None
         else:
             self._lane_list = self._baked_lanes(params, contents)
+        if lane_module is not None and not external:
+            raise PermdealError("lane_module needs an external-memory PE (lanes with their own "
+                                "memory contents differ, so they cannot share one module)")
         first = self._lane_list[0]
         ports = {"op": In(first.op_layout)}
         if external:
@@ -167,13 +181,18 @@ class PE(wiring.Component):
         """The :class:`~.lane.Lane` instances, in lane order (a tuple)."""
         return tuple(self._lane_list)
 
+    @property
+    def blackboxes(self):
+        """The lanes' :class:`~.blackbox.Blackbox` instances with ``lane_module``, else none."""
+        return tuple(self._lane_boxes)
+
     def elaborate(self, platform):
         m = Module()
-        for l, lane in enumerate(self._lane_list):
+        for l, lane in enumerate(self._lane_boxes or self._lane_list):
             m.submodules[f"lane{l}"] = lane
             m.d.comb += [lane.op.eq(self.op), lane.drain.eq(self.drain),
                          self.acc[l].eq(lane.acc)]
-            if lane.external:
+            if self.external:
                 m.d.comb += lane.rom.eq(self.rom[l])
         return m
 

@@ -8,3 +8,8 @@ escapes is a bug in permdeal.
 
 class PermdealError(Exception):
     """A problem with the user's input or environment, with a message fit to print as is."""
+
+
+class ToolMissing(PermdealError):
+    """A simulator, synthesis tool or library it needs is not installed (the message says which
+    package)."""

@@ -195,14 +195,16 @@ def test_engine_parameters_are_checked():
 
 
 def test_engine_pes_are_one_module():
-    """The PEs, their write-back and the banks are emitted once each and instantiated; every
-    lane's memories are in the top, named after the images."""
+    """The PEs, their write-back, the bank sets and a bank are emitted once each and instantiated;
+    every lane's memories are in the top, named after the images."""
     seed, sizes, ps, n_pe, lanes, sw, opts = CASES["p8-4x2"]
     model = random_model(np.random.default_rng(seed), sizes, ps, **opts)
     cfg = EngineConfig(n_pe, lanes, scan_width=sw)
     dut = Engine(cfg, model.layers, contents=lane_contents(model, cfg), name="eng")
     text = emit(dut, "eng")
-    for module, count in (("eng_pe", n_pe), ("eng_pe_wb", n_pe), ("eng_act_banks", 2)):
+    for module, count in (("eng_pe", n_pe), ("eng_lane", lanes),  # (lanes in the PE module)
+                          ("eng_pe_wb", n_pe), ("eng_act_banks", 2),
+                          ("eng_act_bank", n_pe * lanes)):  # (in the bank-set module)
         assert len(re.findall(rf"^module {module}\(", text, re.M)) == 1, module
         assert len(re.findall(rf"^\s*{module} \w+ \(", text, re.M)) == count, module
     for pe in range(n_pe):

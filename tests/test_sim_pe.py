@@ -9,6 +9,8 @@ from amaranth.sim import Simulator
 from permdeal.errors import PermdealError
 from permdeal.gen.verilog import emit
 from permdeal.golden.rom import write_images
+from permdeal.hdl.accumulator import Accumulator
+from permdeal.hdl.multiplier import Multiplier
 from permdeal.hdl.lane import Lane
 from permdeal.hdl.pe import PE, pe_contents, pe_images
 from permdeal.hdl.rom import ROM_SOURCE, rom_sources
@@ -99,7 +101,7 @@ def _check_result(case, result, memories):
 @pytest.mark.sim
 def test_bench_catches_missing_forwarding(tmp_path, monkeypatch):
     # Without forwarding, back-to-back ops on one accumulator (p = 1, B = 1) lose a product.
-    monkeypatch.setattr(Lane, "_old_value", lambda self, read, *args: read)
+    monkeypatch.setattr(Accumulator, "_old_value", lambda self, read, *args: read)
     with pytest.raises(runner.SimulationFailed) as e:
         _simulate("icarus", "p1-L1-pe2of3", tmp_path, seed=5, testcase="test_back_to_back")
     assert e.value.result.failures.keys() == {"test_back_to_back"}
@@ -258,11 +260,12 @@ def test_emit_is_deterministic_and_reads_like_python(tmp_path):
     second = emit(_pe(build_case(CASES["p3-5-sel-L3"])), "pe", tmp_path / "b.v")
     assert first == second == (tmp_path / "a.v").read_text() == (tmp_path / "b.v").read_text()
     assert "src =" not in first and "module pe(" in first
-    for l in range(3):  # instance lane<l> of module pe.lane<l>, with its memories and index
+    for l in range(3):  # instance lane<l> of module pe.lane<l>, with its named blocks
         assert re.search(rf"\\pe\.lane{l}\s+lane{l} \(", first), l
-        assert re.search(rf"module \\pe\.lane{l}\.perm_index ", first), l
+        for block in ("perm_index", "multiplier", "accumulator"):
+            assert re.search(rf"module \\pe\.lane{l}\.{block} ", first), (l, block)
     assert "lane3" not in first
-    for mem in ("weight_mem", "k_mem", "acc_mem"):
+    for mem in ("weight_mem", "k_mem", "mem"):
         assert re.search(rf"reg \[\d+:0\] {mem} \[", first), mem
     other = build_case({**CASES["p3-5-sel-L3"], "seed": 99})
     assert emit(_pe(other), "pe") != first  # other memory contents
@@ -302,3 +305,32 @@ def test_lane_asserts_the_controller_contract():
     with pytest.raises(AssertionError, match="drain request while an op is in the pipeline"):
         _lane_bench(lane, bench)
     assert drained == [31 * 3 - 2 + 5 * 7, 0]
+
+
+def test_lane_blocks_check_their_parameters():
+    mul = Multiplier(6, 8)
+    assert (mul.a_bits, mul.b_bits, mul.product_bits, mul.latency) == (6, 8, 14, 1)
+    acc = Accumulator(20, 14, 15)
+    assert (acc.acc_bits, acc.value_bits, acc.depth, acc.addr_bits, acc.drain_latency) == \
+        (20, 14, 15, 4, 1)
+    for make, message in (
+            (lambda: Multiplier(1, 8), "multiplier a_bits must be an integer in [2, 32], not 1"),
+            (lambda: Multiplier(8, 33), "multiplier b_bits must be an integer in [2, 32], not 33"),
+            (lambda: Accumulator(20, 1, 4), "accumulator value_bits must be an integer >= 2"),
+            (lambda: Accumulator(13, 14, 4), "accumulator acc_bits must be an integer in [14, 63] "
+                                             "(at least value_bits), not 13"),
+            (lambda: Accumulator(20, 14, 0), "accumulator depth must be an integer >= 1, not 0")):
+        with pytest.raises(PermdealError) as e:
+            make()
+        assert str(e.value).startswith(message), str(e.value)
+
+
+def test_only_an_external_pe_shares_one_lane_module():
+    case = build_case(CASES["p3-5-sel-L3"])
+    with pytest.raises(PermdealError, match="lane_module needs an external-memory PE"):
+        PE(case.lanes, *case.lane_params,
+           contents=pe_contents(case.contents, case.cfg, case.pe), lane_module="lane")
+    shared = PE(case.lanes, *case.lane_params, external=True, lane_module="lane")
+    assert len(shared.blackboxes) == case.lanes
+    assert {box.module for box in shared.blackboxes} == {"lane"}
+    assert len({id(box.inner) for box in shared.blackboxes}) == 1

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from permdeal.gen.cli import main
-from permdeal.hdl.lane import Lane
+from permdeal.hdl.accumulator import Accumulator
 
 
 def run(argv, capsys):
@@ -38,7 +38,7 @@ def test_verify_passes_and_writes_results(tmp_path, capsys):
 @pytest.mark.sim
 def test_verify_reports_a_broken_design(tmp_path, capsys, monkeypatch):
     # Without accumulator forwarding, back-to-back ops on one accumulator (p = 1) lose products.
-    monkeypatch.setattr(Lane, "_old_value", lambda self, read, *args: read)
+    monkeypatch.setattr(Accumulator, "_old_value", lambda self, read, *args: read)
     code, out, err = run(["verify", "--pes", "1", "--lanes", "1", "--shape", "1x6", "--p", "1",
                           "--sim", "icarus", "--tests", "engine_layer", "--seed", "3",
                           "-o", str(tmp_path / "r")], capsys)

