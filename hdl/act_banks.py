@@ -5,8 +5,6 @@ The engine holds two sets, ping and pong: the layer being computed reads its inp
 its lanes write their outputs into the other.
 """
 
-from functools import reduce
-
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -157,10 +155,16 @@ class ActBanks(wiring.Component):
         return word_layout(self._width, self._act_bits)
 
     def _read_bank(self, bank, words):
-        """The word of bank ``bank`` among the read ports' ``words``: a chain of multiplexers
-        whose default is bank 0 (so a bank past the last reads bank 0)."""
-        return reduce(lambda acc, g: Mux(bank == g, words[g], acc), range(1, len(words)),
-                      words[0])
+        """The word of bank ``bank`` among the read ports' ``words``: a tree of 2:1 multiplexers,
+        one level per bit of ``bank`` from the least significant, over the words padded to a
+        power of two with bank 0's (so a bank past the last reads bank 0). Its depth is
+        ``bank_bits``, not the number of banks (a chain of 512 overflows Python's recursion limit
+        when Amaranth walks it)."""
+        level = list(words) + [words[0]] * ((1 << len(bank)) - len(words))
+        for bit in bank:
+            level = [Mux(bit, hi, lo) for lo, hi in zip(level[0::2], level[1::2])]
+        (word,) = level
+        return word
 
     @property
     def blackboxes(self):

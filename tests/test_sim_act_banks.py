@@ -165,3 +165,10 @@ def test_amaranth_simulation_old_word_and_parallel_writes():
     sim.run()
     assert seen == [(1, [0] * 5), (1, [0, 0, 0, 0, -2048]), (1, [2047, 0, 0, 0, 0]),
                     (1, [0] * 5), (0, [0] * 5)]
+
+
+def test_a_thousand_banks_elaborate():
+    """The window's bank select is a tree, not a chain: 1024 banks (a 128 PE x 8 lane engine)
+    emit without overflowing Python's recursion limit."""
+    text = emit(ActBanks(1024, 1, 4, 2, bank_module="bank"), "act_banks")
+    assert len(re.findall(r"^\s*bank \w+ \(", text, re.M)) == 1024
