@@ -161,6 +161,8 @@ def _asic(hier, design, engine, opts):
         "notes": ["activation banks and accumulators are mapped to flip-flops (logic area); "
                   "the weight, k and bias ROMs are counted as SRAM bits with the model above"],
     }
+    rep["paper_comparison"] = memory.paper_comparison(design.cfg.n_pe, design.cfg.lanes, logic,
+                                                      rep["total_area_um2"], opts.asic_mhz)
     if pe in hier.modules and wb in hier.modules:  # (a flat synthesis has no PE to show)
         per_pe = hier.composed("area", pe) + hier.composed("area", wb)
         rep.update(per_pe={"modules": [pe, wb], "area_um2": round(per_pe, 1),

@@ -13,11 +13,51 @@ installed): the report labels the figure as such, and ``--sram-um2-per-bit`` set
 
 from permdeal.errors import PermdealError
 
-__all__ = ["SRAM_UM2_PER_BIT", "sram_model", "weight_memories"]
+__all__ = ["PAPER", "SRAM_UM2_PER_BIT", "node_scale", "paper_comparison", "sram_model",
+           "weight_memories"]
 
 #: EIE's SRAM area per bit in 45 nm (REFERENCE.md), and the scaling to 0.18 um.
 EIE_UM2_PER_BIT_45NM = 0.93 * 0.638e6 / (162 * 1024 * 8)
 SCALE_45_TO_180 = (180 / 45) ** 2
+
+#: The PermDNN paper's design point (REFERENCE.md; a secondary source's figures).
+PAPER = {"design": "PermDNN, 32 PE x 8 multipliers, 16 bit, 28 nm", "n_pe": 32, "lanes": 8,
+         "node_nm": 28, "clock_mhz": 1200, "area_mm2": 8.85, "peak_gops": 614.4,
+         "source": "REFERENCE.md (Deng et al., MICRO 2018; [2nd])"}
+#: The node of the OSU cells.
+OSU_NM = 180
+
+
+def node_scale(from_nm, to_nm):
+    """First-order area scaling between process nodes: ``(to_nm / from_nm)^2``."""
+    return (to_nm / from_nm) ** 2
+
+
+def paper_comparison(n_pe, lanes, logic_um2, total_um2, asic_mhz=None):
+    """The design next to :data:`PAPER`: what the tools measured (0.18 um logic area), the
+    first-order scaling of it to the paper's node (labelled, with its formula) and, at a
+    given ASIC clock, the peak throughput and area efficiency on the scaled area."""
+    k = node_scale(OSU_NM, PAPER["node_nm"])
+    out = {
+        "paper": PAPER,
+        "this_design": {"n_pe": n_pe, "lanes": lanes, "multipliers": n_pe * lanes,
+                        "logic_area_mm2_0p18um": round(logic_um2 / 1e6, 4),
+                        "total_area_mm2_0p18um": round(total_um2 / 1e6, 4)},
+        "scaled": {"formula": f"A_{PAPER['node_nm']}nm = A_{OSU_NM}nm * ({PAPER['node_nm']}/"
+                              f"{OSU_NM})^2 = A_{OSU_NM}nm * {k:.5f}",
+                   "caveat": "first-order scaling of a 0.18 um synthesis, not a measurement at "
+                             f"{PAPER['node_nm']} nm (wires, SRAM macros and cell libraries do "
+                             "not scale like this)",
+                   "logic_area_mm2": round(logic_um2 * k / 1e6, 4),
+                   "total_area_mm2": round(total_um2 * k / 1e6, 4)},
+    }
+    if asic_mhz is not None:
+        gops = 2 * n_pe * lanes * asic_mhz / 1000
+        out["scaled"].update(clock_mhz=asic_mhz, peak_gops=round(gops, 2),
+                             gops_per_mm2=round(gops / (total_um2 * k / 1e6), 2))
+        out["paper"] = {**PAPER, "gops_per_mm2": round(PAPER["peak_gops"] / PAPER["area_mm2"],
+                                                       2)}
+    return out
 SRAM_UM2_PER_BIT = round(EIE_UM2_PER_BIT_45NM * SCALE_45_TO_180, 2)
 
 

@@ -58,6 +58,16 @@ def text(report):
             out += ["  one PE by function (um^2):"]
             out += [f"    {k:<16} {_num(v):>12} {100 * v / total:5.1f}%" for k, v in per.items()]
         out += _composition(a["composition"], "um^2", "area_um2_each", "area_um2_total")
+        c = a["paper_comparison"]
+        sc, pp = c["scaled"], c["paper"]
+        line = (f"  next to the paper ({pp['design']}: {pp['area_mm2']} mm^2, {pp['peak_gops']} "
+                f"GOPS at {pp['clock_mhz']} MHz): this design scaled to {pp['node_nm']} nm is "
+                f"{sc['logic_area_mm2']} mm^2 logic, {sc['total_area_mm2']} mm^2 with weight "
+                "memories")
+        if "peak_gops" in sc:
+            line += (f"; {sc['peak_gops']} GOPS at {sc['clock_mhz']:g} MHz = {sc['gops_per_mm2']} "
+                     f"GOPS/mm^2 (paper {pp['gops_per_mm2']})")
+        out += [line, f"    scaling: {sc['formula']}; {sc['caveat']}"]
         out += [f"  note: {n}" for n in a["notes"]] + [""]
     if "ecp5" in report:
         e = report["ecp5"]

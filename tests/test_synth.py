@@ -87,6 +87,19 @@ def test_sram_model_is_eie_scaled_to_180nm():
             memory.sram_model(bad)
 
 
+def test_paper_comparison_labels_its_scaling():
+    c = memory.paper_comparison(32, 8, 4e6, 5e6, asic_mhz=1200)
+    k = (28 / 180) ** 2
+    assert c["scaled"]["logic_area_mm2"] == pytest.approx(4 * k, abs=1e-4)
+    assert c["scaled"]["total_area_mm2"] == pytest.approx(5 * k, abs=1e-4)
+    assert "(28/180)^2" in c["scaled"]["formula"] and "not a measurement" in c["scaled"]["caveat"]
+    assert c["scaled"]["peak_gops"] == 614.4 == c["paper"]["peak_gops"]  # 32 * 8 * 2 * 1.2 GHz
+    assert c["scaled"]["gops_per_mm2"] == pytest.approx(614.4 / (5 * k), abs=0.01)
+    assert c["paper"]["gops_per_mm2"] == pytest.approx(614.4 / 8.85, abs=0.01)
+    assert c["this_design"]["logic_area_mm2_0p18um"] == 4.0
+    assert "peak_gops" not in memory.paper_comparison(1, 1, 1.0, 1.0)["scaled"]
+
+
 def test_targets_sweeps_and_devices_are_checked():
     assert flow.parse_targets("ecp5,generic") == ["generic", "ecp5"]
     with pytest.raises(PermdealError, match="unknown target 'vhdl': choose from generic, asic, "
@@ -200,6 +213,8 @@ def test_generic_and_asic_hierarchical_agree_with_flat(small_design, tmp_path):
     assert a["total_area_um2"] == pytest.approx(
         a["logic_area_um2"] + bits * memory.SRAM_UM2_PER_BIT, abs=0.2)
     assert hier["throughput"]["asic_peak_gops"] == 2 * 2 * 250 / 1000
+    assert a["paper_comparison"]["scaled"]["total_area_mm2"] == pytest.approx(
+        a["total_area_um2"] / 1e6 * (28 / 180) ** 2, abs=1e-4)
     report = json.loads((tmp_path / "hier" / "report.json").read_text())
     assert report["asic"]["logic_area_um2"] == a["logic_area_um2"]
     text = (tmp_path / "hier" / "report.txt").read_text()
