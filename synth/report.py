@@ -65,8 +65,9 @@ def text(report):
                 f"{sc['logic_area_mm2']} mm^2 logic, {sc['total_area_mm2']} mm^2 with weight "
                 "memories")
         if "peak_gops" in sc:
-            line += (f"; {sc['peak_gops']} GOPS at {sc['clock_mhz']:g} MHz = {sc['gops_per_mm2']} "
-                     f"GOPS/mm^2 (paper {pp['gops_per_mm2']})")
+            line += (f"; peak {sc['peak_gops']} GOPS at the given {sc['clock_mhz']:g} MHz (a clock "
+                     f"you chose, not a timing result) = {sc['gops_per_mm2']} GOPS/mm^2 (paper "
+                     f"{pp['gops_per_mm2']})")
         out += [line, f"    scaling: {sc['formula']}; {sc['caveat']}"]
         out += [f"  note: {n}" for n in a["notes"]] + [""]
     if "ecp5" in report:
