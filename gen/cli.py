@@ -56,6 +56,15 @@ def _positive(text):
 
 
 @_arg
+def _any_int(text):
+    """An integer; its range is checked where it is used (one-line errors)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise PermdealError(f"expected an integer, got {text!r}") from None
+
+
+@_arg
 def _seed(text):
     return _parse_int(text, 0)
 
@@ -109,7 +118,24 @@ def _engine(args):
 
 # -- commands -----------------------------------------------------------------------------------
 
+#: ``compress`` flags that only SmartDeal takes: (argparse dest, flag).
+SMARTDEAL_FLAGS = (("S", "--S"), ("E", "--E"), ("b_bits", "--b-bits"),
+                   ("rows_per_block", "--rows-per-block"), ("threshold", "--threshold"),
+                   ("prune", "--prune"), ("prune_group", "--prune-group"))
+
+
 def cmd_compress(args):
+    given = [flag for dest, flag in SMARTDEAL_FLAGS if getattr(args, dest) is not None]
+    if args.method == "smartdeal":
+        if args.p is not None:
+            raise PermdealError("--p (the permuted-diagonal block size) does not apply to "
+                                "--method smartdeal; its settings are --S, --E and --b-bits")
+    else:
+        if given:
+            raise PermdealError(f"{given[0]} applies only to --method smartdeal")
+        if args.p is None:
+            raise PermdealError("--method permdiag needs --p (block size, or one per layer "
+                                "separated by commas; 1 = dense)")
     layers = load_float_model(args.model)
     inputs = [args.model]
     calibration = None
@@ -123,9 +149,11 @@ def cmd_compress(args):
     spec = QuantSpec(act=act, weight=args.weight_format or args.weight_bits,
                      bias=args.bias_format or args.bias_bits,
                      allow_saturation=args.allow_saturation)
+    source = {"file": Path(args.model).name, "sha256": sha256_file(args.model)}
+    if args.method == "smartdeal":
+        return _compress_smartdeal(args, layers, spec, calibration, source, inputs)
     model = compress_permdiag(layers, args.p, spec, calibration=calibration,
                               relu_last=args.relu_last)
-    source = {"file": Path(args.model).name, "sha256": sha256_file(args.model)}
     with atomic.output_dir(args.output, inputs=inputs) as tmp:
         model.write(tmp, source=source)
     print(report.model_table(model))
@@ -133,6 +161,52 @@ def cmd_compress(args):
     if sat:
         print(f"warning: {sat} weight/bias value(s) saturated (--allow-saturation)")
     print(f"wrote {args.output}/")
+    return 0
+
+
+def _compress_smartdeal(args, layers, spec, calibration, source, inputs):
+    from permdeal.golden.compress import compress_smartdeal
+    opts = {dest: getattr(args, dest) for dest, _ in SMARTDEAL_FLAGS
+            if getattr(args, dest) is not None}
+    model = compress_smartdeal(layers, spec, calibration=calibration, relu_last=args.relu_last,
+                               **opts)
+    with atomic.output_dir(args.output, inputs=inputs) as tmp:
+        _, rom_man = model.write_folder(tmp, source=source)
+    rows, tot = [], {"sd": 0, "dense": 0, "pd": 0}
+    for l in model.layers:
+        r, h = l.report, l.header
+        bits = r["storage_bits"]
+        tot["sd"] += bits["smartdeal_fixed"]
+        tot["dense"] += bits["dense"]
+        tot["pd"] += bits["permdiag"]
+        ex = r["exponents"]
+        used = "-" if ex["min"] is None else f"{ex['min']}..{ex['max']}"
+        f, sat = l.fmts, l.saturated
+        rows.append([l.name, f"{l.shape[1]} -> {l.shape[0]}", f"{r['rel_error']:.4f}",
+                     f"{r['rel_error_quantized']:.4f}", f"{100 * r['ce_density']:.1f}%",
+                     f"{used} of {r['e_min']}..{r['e_max']}", bits["smartdeal_fixed"],
+                     f"{bits['dense'] / bits['smartdeal_fixed']:.2f}x",
+                     f"{bits['permdiag'] / bits['smartdeal_fixed']:.2f}x",
+                     f"{h['b_bits']}:{h['b_frac']}", f.weight, h["align_shift"],
+                     f"{f.acc_bits}:{f.acc_frac}", "yes" if l.relu else "no",
+                     f"{sat['b']}/{sat['weight']}/{sat['bias']}"])
+    c = model.config
+    print(f"SmartDeal S={c['S']} E={c['E']} b_bits={c['b_bits']}: Ce codes {c['E'] + 2} bits")
+    print(report.table(["layer", "in -> out", "rel err", "rel err q", "Ce dens", "exponents",
+                        "bits", "vs dense", "vs PD p=8", "B fmt", "weight", "align", "acc",
+                        "relu", "sat B/w/bias"], rows))
+    print(f"storage: {tot['sd']} bits of Ce + B codes; dense 16-bit {tot['dense']} bits "
+          f"({tot['dense'] / tot['sd']:.2f}x), PD p=8 {tot['pd']} bits "
+          f"({tot['pd'] / tot['sd']:.2f}x) (ratios: their bits / SmartDeal's)")
+    lost = sum(l.report["lost_blocks"] for l in model.layers)
+    if lost:
+        print(f"warning: {lost} block(s) with non-zero weights rebuild to zero (threshold or "
+              "exponent range)")
+    sat = sum(sum(l.saturated.values()) for l in model.layers)
+    if sat:
+        print(f"warning: {sat} B/weight/bias value(s) saturated")
+    print(f"wrote {args.output}/ (model.npz, manifest.json, rom/ with "
+          f"{len(rom_man['images'])} images)")
     return 0
 
 
@@ -677,8 +751,17 @@ def cmd_accuracy(args):
     return 0
 
 
+def _read_any_model(folder):
+    """A compressed-model folder of either method (its manifest's ``method``)."""
+    from permdeal.golden import smartdeal_model
+    man = read_manifest(Path(folder) / atomic.MANIFEST_NAME, MODEL_KIND)
+    if man.get("method") == smartdeal_model.METHOD:
+        return smartdeal_model.SmartDealModel.read(folder)
+    return QuantModel.read(folder)
+
+
 def cmd_eval(args):
-    model = QuantModel.read(args.model)
+    model = _read_any_model(args.model)
     if args.inputs is None:
         from permdeal.golden.train import load_digits_split
         _, _, x, y = load_digits_split(args.seed)
@@ -744,11 +827,24 @@ def build_parser():
     ap.add_argument("--version", action="version", version=f"permdeal {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("compress", help="compress a float model (.npz) to a quantized PD model")
+    p = sub.add_parser("compress", help="compress a float model (.npz) to a quantized PD or SmartDeal model")
     p.add_argument("model", help="float model .npz: NAME.weight (out x in) and NAME.bias arrays")
-    p.add_argument("--method", choices=["permdiag"], default="permdiag")
-    p.add_argument("--p", type=_block_sizes, required=True,
-                   help="block size, or one per layer separated by commas (1 = dense)")
+    p.add_argument("--method", choices=["permdiag", "smartdeal"], default="permdiag",
+                   help="permuted-diagonal (needs --p) or SmartDeal (Ce @ B, with ROM images in "
+                   "OUT/rom/); default permdiag")
+    p.add_argument("--p", type=_block_sizes,
+                   help="permdiag: block size, or one per layer separated by commas (1 = dense)")
+    p.add_argument("--S", type=_any_int, help="smartdeal: chunk width S (default 3)")
+    p.add_argument("--E", type=_any_int, help="smartdeal: exponent bits E, 2**E levels (default 3)")
+    p.add_argument("--b-bits", type=_any_int, help="smartdeal: bits of the B codes (default 8)")
+    p.add_argument("--rows-per-block", type=_any_int,
+                   help="smartdeal: chunks per block (default: a whole output row)")
+    p.add_argument("--threshold", type=float,
+                   help="smartdeal: Ce magnitudes at or below it become 0 (default 2**(e_min-1))")
+    p.add_argument("--prune", type=float,
+                   help="smartdeal: fraction of Ce rows pruned per output group (default 0)")
+    p.add_argument("--prune-group", type=_any_int,
+                   help="smartdeal: outputs per pruning group (default 1)")
     p.add_argument("-o", "--output", required=True, help="output folder")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--act-format", type=_format, help="activation format BITS:FRAC for every layer")
@@ -827,8 +923,9 @@ def build_parser():
                  model_help="compressed-model folder (default: random weights for --shape)")
     p.add_argument("--sim", choices=["verilator", "icarus", "both"],
                    help="simulator(s) (default both; icarus with --random-configs)")
-    p.add_argument("--tests", help="comma-separated subset of: perm_index, nz_detect, pe, "
-                   "engine_layer, engine_network (default all)")
+    from permdeal.verif.verify import BENCHES
+    p.add_argument("--tests", help="comma-separated subset of: " + ", ".join(BENCHES)
+                   + " (default all)")
     p.add_argument("--seed", type=_seed, help="random seed (default: a fresh one, printed)")
     p.add_argument("--waves", action="store_true", help="record waveforms in the build folders")
     p.add_argument("-j", "--jobs", type=_positive, default=1, help="benches run in parallel")

@@ -423,12 +423,20 @@ def check_model_json(man, path, version, arrays=True):
     """Check the model part of a manifest: header, layer descriptions, their chaining and the
     model's input and output formats. Returns the :class:`LayerSpec` of every layer."""
     check_header(man, path, version)
+    return check_layers(man, path, lambda d, where: layer_spec_from_json(d, where, arrays=arrays))
+
+
+def check_layers(man, path, layer_spec):
+    """The checked layer descriptions of manifest ``man`` (read from ``path``): each made by
+    ``layer_spec(d, where)`` (an object with ``name``, ``n_in``, ``n_out`` and ``fmts``), with
+    unique names, layers that chain in shape and format, and the model's input and output
+    formats those of the first and last layer. Shared by every compression method's reader."""
     layers = json_field(man, "layers", list, path)
     if not layers:
         raise PermdealError(f"{path}: layers is empty; a model needs at least one layer")
     specs = []
     for i, d in enumerate(layers):
-        spec = layer_spec_from_json(d, f"{path}: layer {i}", arrays=arrays)
+        spec = layer_spec(d, f"{path}: layer {i}")
         where = f"{path}: layer {i} ({spec.name})"
         for j, prev in enumerate(specs):
             if prev.name == spec.name:

@@ -26,13 +26,19 @@ def test_verify_passes_and_writes_results(tmp_path, capsys):
     assert summary["passed"] and summary["seed"] == 7
     assert [(r["test"], r["sim"]) for r in summary["runs"]] == [
         ("perm_index", "icarus"), ("nz_detect", "icarus"), ("pe", "icarus"),
-        ("engine_layer", "icarus"), ("engine_network", "icarus")]
+        ("engine_layer", "icarus"), ("engine_network", "icarus"), ("shift_add", "icarus")]
     assert all(r["passed"] and r["simulated_cycles"] > 0 for r in summary["runs"])
     suites = ET.parse(tmp_path / "r" / "junit.xml").getroot().findall("testsuite")
-    assert len(suites) == 5 and all(s.get("failures") == "0" for s in suites)
+    assert len(suites) == 6 and all(s.get("failures") == "0" for s in suites)
     assert {c.get("name") for c in suites[4].iter("testcase")} == {
         "test_streams[icarus]", "test_cycles[icarus]"}
-    assert "5 of 5 passed" in out and "seed 7" in out
+    assert {c.get("name") for c in suites[5].iter("testcase")} == {
+        "test_no_stall[icarus]", "test_stalls[icarus]"}
+    # The shift-add bench rebuilt the first layer's weights (14 rows of 4 chunks) besides its
+    # own stimulus, and its required coverage bins were hit.
+    sa = summary["runs"][5]
+    assert not sa["coverage"]["missing"] and sa["coverage"]["bins"]["most negative B"] > 0
+    assert "6 of 6 passed" in out and "seed 7" in out
 
 
 @pytest.mark.sim

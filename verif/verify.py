@@ -31,7 +31,11 @@ BENCHES = {
     "pe": "the last PE of the engine (its lanes, block sizes and widths) on a two-layer network",
     "engine_layer": "the engine on the network's first layer alone",
     "engine_network": "the engine on the whole network",
+    "shift_add": "the SmartDeal shift-add unit rebuilding the first layer's weights, decomposed "
+                 "(S = 3, E = 3, 8-bit B), at the layer's weight format",
 }
+#: Most rows of the first layer the shift-add bench rebuilds (besides its own stimulus).
+SHIFT_ADD_ROWS = 192
 #: Input densities of the engine benches' vectors: empty, full and in between.
 DENSITIES = (0.0, 1.0, 0.1, 0.35, 0.7, 0.5)
 
@@ -187,7 +191,64 @@ def _pe(target, build, seed):
     return [source], "pe", "permdeal.verif.tb_pe", pe_config(case, dut), check, None
 
 
+def _shift_add(target, build, seed):
+    from permdeal.gen.verilog import emit
+    from permdeal.golden.smartdeal import decompose, quantize, rebuild_int, to_blocks
+    from permdeal.hdl.shift_add import ShiftAdd
+    layer = target.model.layers[0]
+    fmt = layer.fmts.weight
+    W = fmt.to_float(layer.matrix.to_dense())
+    h = -(-W.shape[1] // 3)  # rows of a block: one output row (the default)
+    W = W[:max(1, SHIFT_ADD_ROWS // h)]
+    enc = quantize(decompose(W))
+    dut = ShiftAdd.for_codes(enc, fmt)
+    source = build / "shift_add.v"
+    emit(dut, "shift_add", source)
+    weights = to_blocks(rebuild_int(enc, fmt)[0], enc.S)
+    rows = [(b, c) for b in range(enc.codes.shape[0]) for c in range(h)][:SHIFT_ADD_ROWS]
+    extra = {"codes": [enc.codes[b, c].tolist() for b, c in rows],
+             "b": [enc.b_int[b].tolist() for b, c in rows],
+             "expected": [weights[b, c].tolist() for b, c in rows]}
+    config = {"S": dut.S, "E": dut.E, "b_bits": dut.b_bits, "weight_bits": dut.weight_bits,
+              "shift": dut.shift, "lanes": dut.lanes, "rows": 30, "extra": extra}
+    t = dut.timing
+
+    def check(report):
+        out = []
+        for test in ("test_no_stall", "test_stalls"):
+            rep = report.get(test, {})
+            if not rep.get("rows") or rep.get("delivered") != rep.get("rows") \
+                    or rep.get("checked") != dut.S * rep.get("rows", 0) or rep.get("mismatches"):
+                out.append(f"{test}: {rep.get('delivered')} of {rep.get('rows')} rows delivered, "
+                           f"{rep.get('checked')} weights checked, {rep.get('mismatches')} "
+                           "mismatched")
+        rep = report.get("test_no_stall", {})
+        if rep.get("intervals") != [t.interval] or rep.get("latencies") != [t.latency] \
+                or rep.get("total_cycles") != t.total_cycles(rep.get("rows", 0)):
+            out.append(f"test_no_stall: intervals {rep.get('intervals')}, latencies "
+                       f"{rep.get('latencies')}, {rep.get('total_cycles')} cycles; the model: "
+                       f"{t.interval}, {t.latency}, {t.total_cycles(rep.get('rows', 0))}")
+        return out
+
+    def cover(report):
+        both = [report.get(t, {}) for t in ("test_no_stall", "test_stalls")]
+        total = lambda key: sum(int(r.get(key) or 0) for r in both)  # noqa: E731
+        bins = {"all-zero rows": total("zero_rows"),
+                "every exponent and sign": int(all(r.get("exponents") == 2 << dut.E
+                                                   for r in both)),
+                "most negative B": total("b_min_terms"),
+                "output back-pressure": total("output_stalls"),
+                "weight saturation high": total("sat_high"),
+                "weight saturation low": total("sat_low"),
+                "rounding ties": total("ties")}
+        return bins, ["all-zero rows", "every exponent and sign", "most negative B",
+                      "output back-pressure"]
+    return [source], "shift_add", "permdeal.verif.tb_shift_add", config, check, cover
+
+
 def _build(job, target, build, seed):
+    if job.bench == "shift_add":
+        return _shift_add(target, build, seed)
     if job.bench == "pe":
         return _pe(target, build, seed)
     if job.bench == "perm_index":
