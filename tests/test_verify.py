@@ -37,7 +37,7 @@ def test_verify_passes_and_writes_results(tmp_path, capsys):
     # The shift-add bench rebuilt the first layer's weights (14 rows of 4 chunks) besides its
     # own stimulus, and its required coverage bins were hit.
     sa = summary["runs"][5]
-    assert not sa["coverage"]["missing"] and sa["coverage"]["bins"]["most negative B"] > 0
+    assert not sa["coverage"]["missing"] and sa["coverage"]["bins"]["shift-add most negative B"] > 0
     assert "6 of 6 passed" in out and "seed 7" in out
 
 

@@ -241,8 +241,11 @@ def _shift_add(target, build, seed):
                 "weight saturation high": total("sat_high"),
                 "weight saturation low": total("sat_low"),
                 "rounding ties": total("ties")}
-        return bins, ["all-zero rows", "every exponent and sign", "most negative B",
-                      "output back-pressure"]
+        required = ["all-zero rows", "every exponent and sign", "most negative B",
+                    "output back-pressure"]
+        # (named apart from the engine's bins, which the table adds up by name)
+        return ({f"shift-add {k}": v for k, v in bins.items()},
+                [f"shift-add {k}" for k in required])
     return [source], "shift_add", "permdeal.verif.tb_shift_add", config, check, cover
 
 
