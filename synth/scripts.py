@@ -57,7 +57,9 @@ def yosys_script(target, top, engine_file, rom_file, *, flat=False):
         "delete t:$print",
     ]
     if target == "ecp5":
-        lines += [f"synth_ecp5 -top {top}{'' if flat else ' -noflatten'}",
+        # proc; splitnets first: without them ABC9's reintegration can assert on Amaranth's net
+        # names (Yosys issue #4349, "count_id(wire->name) == 0"; the shift-add unit hits it).
+        lines += ["proc", "splitnets", f"synth_ecp5 -top {top}{'' if flat else ' -noflatten'}",
                   f"tee -q -o {STAT_JSON} stat -json",
                   "flatten", f"write_json {NETLIST_JSON}"]
     elif target == "generic":

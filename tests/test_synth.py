@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """permdeal synth: stat composition, options and errors, and the real flows on a small design."""
 
 import csv
@@ -272,3 +273,42 @@ def test_sweep_writes_csv_json_and_plot(tmp_path, capsys):
     for v in (1, 2):
         assert (out / "points" / f"pes-{v}" / "design" / "manifest.json").is_file()
     assert "wall time" in capsys.readouterr().out
+
+
+# -- one block on its own ---------------------------------------------------------------------------
+
+def test_block_params_are_checked(tmp_path, capsys):
+    from permdeal.synth import block
+    assert block.parse_params("shift_add", "S=4, lanes=2") == {"S": 4, "lanes": 2}
+    for text, message in (("width=3", "'width=3' is not KEY=VALUE with KEY one of S, E, b_bits"),
+                          ("S", "'S' is not KEY=VALUE"), ("E=x", "E must be an integer, not 'x'")):
+        with pytest.raises(PermdealError, match=message):
+            block.parse_params("shift_add", text)
+    with pytest.raises(PermdealError, match="unknown block 'fft'"):
+        block.parse_params("fft", "")
+    for args, message in (
+            (["--block-params", "S=2"], "--block-params goes with --block"),
+            (["--block", "shift_add", "--pes", "2"], "--block synthesizes one block from "
+                                                     "--block-params; leave out --pes"),
+            (["--block", "shift_add", "--block-params", "E=9"], "exponent bits E must be an "
+                                                                "integer in [1, 5], not 9")):
+        assert main(["synth", *args, "-o", str(tmp_path / "r")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.synth
+def test_shift_add_block_is_multiplier_free(tmp_path, capsys):
+    from permdeal.hdl.shift_add import ShiftAdd
+    out = tmp_path / "sa"
+    assert main(["synth", "--block", "shift_add", "--block-params", "S=3,E=2,b_bits=6,lanes=1",
+                 "--target", "generic,asic,ecp5", "-o", str(out)]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    unit = ShiftAdd(S=3, E=2, b_bits=6, lanes=1)
+    assert rep["block"]["params"] == {"S": 3, "E": 2, "b_bits": 6, "weight_bits": 16, "shift": 0,
+                                      "lanes": 1}
+    assert rep["block"]["timing"]["cycles_per_row"] == unit.cycles_per_row
+    assert rep["generic"]["cells_total"] > 0 and rep["asic"]["logic_area_um2"] > 0
+    assert rep["ecp5"]["resources"]["MULT18X18D"] == 0 and rep["ecp5"]["resources"]["LUT4"] > 0
+    assert rep["ecp5"]["fmax_mhz"] > 10
+    assert "asic (OSU 0.18 um): logic area" in capsys.readouterr().out

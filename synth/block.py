@@ -1,0 +1,153 @@
+# amaranth: UnusedElaboratable=no
+"""``permdeal synth --block NAME``: one generated block synthesized on its own.
+
+The engine has a design folder; a block that is not (yet) part of one, such as the SmartDeal
+shift-add unit, is generated from its parameters (``--block-params KEY=V,...``), emitted as Verilog
+and run through the same Yosys and nextpnr flows (:mod:`.flow`, :mod:`.scripts`), so its figures
+are comparable with the engine's. The report adds the block's parameters and timing, and for the
+shift-add unit the throughput in rebuilt weights per cycle.
+"""
+
+import importlib
+import inspect
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from permdeal import __version__, atomic
+from permdeal.errors import PermdealError
+
+from . import flow
+
+__all__ = ["BLOCKS", "make_block", "parse_params", "run", "synthesize"]
+
+REPORT_KIND = "permdeal-synth-block"
+BLOCK_FILE = "block.v"
+
+
+def _shift_add(params):
+    from permdeal.hdl.shift_add import ShiftAdd
+    dut = ShiftAdd(**params)
+    t = dut.timing
+    return dut, {"cycles_per_row": t.cycles_per_row, "latency": t.latency,
+                 "interval": t.interval, "acc_bits": t.acc_bits, "passes": t.passes,
+                 "weights_per_cycle": round(dut.S / t.interval, 4)}
+
+
+#: Block name -> (its class's import path, the builder). The builder takes the checked keyword
+#: parameters and returns ``(component, timing dict)``.
+BLOCKS = {"shift_add": ("permdeal.hdl.shift_add.ShiftAdd", _shift_add)}
+
+
+def _cls(name):
+    module, _, attr = BLOCKS[name][0].rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+def parse_params(name, text):
+    """``KEY=V,KEY=V`` (integers) -> the block's keyword parameters; every key must be one of its
+    constructor's."""
+    if name not in BLOCKS:
+        raise PermdealError(f"unknown block {name!r}: choose from {', '.join(BLOCKS)}")
+    known = [p for p in inspect.signature(_cls(name)).parameters]
+    out = {}
+    for item in filter(None, (t.strip() for t in (text or "").split(","))):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or key not in known:
+            raise PermdealError(f"--block-params: {item!r} is not KEY=VALUE with KEY one of "
+                                f"{', '.join(known)}")
+        try:
+            out[key] = int(value)
+        except ValueError:
+            raise PermdealError(f"--block-params: {key} must be an integer, not "
+                                f"{value.strip()!r}") from None
+    return out
+
+
+def make_block(name, params):
+    """``(component, timing dict, the parameters in full)`` of block ``name``."""
+    dut, timing = BLOCKS[name][1](params)
+    full = {k: getattr(dut, k) for k in inspect.signature(_cls(name)).parameters}
+    return dut, timing, full
+
+
+def synthesize(name, params, targets, opts, log_dir, progress=None):
+    """Synthesize block ``name`` with ``params`` for ``targets``; returns the report dict."""
+    from permdeal.gen.verilog import emit
+    dut, timing, full = make_block(name, params)
+    flow.check_tools(targets, opts)
+    report = {"kind": REPORT_KIND, "generator": f"permdeal {__version__}",
+              "block": {"name": name, "params": full, "timing": timing},
+              "hierarchical": not opts.flat, "targets": targets, "seconds": {}}
+    for target in targets:
+        if progress:
+            progress(f"{target}: Yosys")
+        work = Path(tempfile.mkdtemp(prefix=f"permdeal-synth-{name}-{target}-"))
+        try:
+            t0 = time.perf_counter()
+            emit(dut, name, work / BLOCK_FILE)
+            hier, took = flow._run_yosys(target, work / BLOCK_FILE, name, work, opts,
+                                         what=f"{target} synthesis of block {name}")
+            if target == "generic":
+                rep = flow._generic(hier)
+            elif target == "asic":
+                rep = {"liberty": str(flow.liberty(opts.liberty)),
+                       "logic_area_um2": round(hier.composed("area"), 1),
+                       "sequential_area_um2": round(hier.composed("sequential_area"), 1),
+                       "cells_total": sum(hier.cells().values()),
+                       "composition": flow._composition(hier, "area", "area_um2")}
+            else:
+                if progress:
+                    progress(f"{target}: nextpnr on {opts.device.name}")
+                rep = flow._ecp5(hier, work, opts)
+            rep["yosys_seconds"] = round(took, 1)
+            report["seconds"][target] = round(time.perf_counter() - t0, 1)
+            report[target] = rep
+            log_dir.mkdir(parents=True, exist_ok=True)
+            for log in ("yosys.log", "nextpnr.log"):
+                if (work / log).is_file():
+                    shutil.copyfile(work / log, log_dir / f"{target}-{log}")
+        except flow.DoesNotFit:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        except PermdealError as e:
+            raise type(e)(f"{e}\n(work folder kept: {work})") from None
+        shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def text(report):
+    """The block report as a few lines."""
+    b = report["block"]
+    t = b["timing"]
+    out = [f"block {b['name']}: " + ", ".join(f"{k}={v}" for k, v in b["params"].items()),
+           "  timing: " + ", ".join(f"{k} {v}" for k, v in t.items())]
+    if "generic" in report:
+        g = report["generic"]
+        out.append(f"generic: {g['cells_total']:,} cells, {g['transistors']:,} transistors "
+                   "(stat -tech cmos)")
+    if "asic" in report:
+        a = report["asic"]
+        out.append(f"asic (OSU 0.18 um): logic area {a['logic_area_um2']:,.0f} um^2 "
+                   f"({a['cells_total']:,} cells; sequential {a['sequential_area_um2']:,.0f} "
+                   "um^2)")
+    if "ecp5" in report:
+        e = report["ecp5"]
+        out.append(f"ecp5 ({e['device']}): " + ", ".join(f"{k} {v}" for k, v in
+                                                       e["resources"].items())
+                   + f"; Fmax {e['fmax_mhz']} MHz")
+    out.append("time: " + ", ".join(f"{k} {v} s" for k, v in report["seconds"].items()))
+    return "\n".join(out) + "\n"
+
+
+def run(name, params, targets, opts, out, progress=None):
+    """:func:`synthesize` into the new folder ``out`` (atomically): ``report.json``,
+    ``report.txt`` and ``logs/``. Returns the report."""
+    with atomic.output_dir(out) as tmp:
+        report = synthesize(name, params, targets, opts, tmp / "logs", progress)
+        atomic.write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
+        atomic.write_text(tmp / "report.txt", text(report))
+    return report
