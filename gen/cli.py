@@ -807,7 +807,7 @@ def cmd_eval(args):
 def cmd_demo(args):
     from . import demo
     return demo.run(Path(args.output), seed=args.seed, p=args.p, pes=args.pes, lanes=args.lanes,
-                    sim=args.sim)
+                    sim=args.sim, synth=not args.no_synth)
 
 
 def cmd_bench(args):
@@ -1029,6 +1029,7 @@ def build_parser():
     p.add_argument("--pes", type=_positive, default=4, help="PEs (default 4)")
     p.add_argument("--lanes", type=_positive, default=2, help="lanes per PE (default 2)")
     p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--no-synth", action="store_true", help="skip synthesis (area and Fmax)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("check", help="verify a compressed-model or ROM-image folder against its manifest")

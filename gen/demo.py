@@ -4,7 +4,8 @@ Trains a dense MLP on scikit-learn's handwritten digits, projects it to permuted
 fine-tunes it, compresses it to 16-bit fixed point, lays it out as ROM images for an engine, reads
 the images back to prove they encode the model, runs the test set through the golden model and
 the cycle model, generates the engine's Verilog and runs the test set through it on Verilator,
-output for output against the golden model. Everything lands in one output folder.
+output for output against the golden model, then synthesizes the engine (OSU 0.18 um area, ECP5
+resources and Fmax; ``synth=False`` skips it). Everything lands in one output folder.
 """
 
 import json
@@ -57,7 +58,42 @@ def _rtl(tmp, sim, codes, golden, labels, figures):
     return rtl
 
 
-def run(output, seed=0, p=4, pes=4, lanes=2, sim="verilator"):
+def _synth(tmp):
+    """Synthesize the generated design (asic and ecp5); a missing tool or a failing run is
+    reported and skipped, not fatal."""
+    from permdeal.synth import flow
+    from permdeal.synth.tools import SynthFailed
+    try:
+        rep = flow.synthesize(tmp / "design", ["asic", "ecp5"], flow.SynthOptions(),
+                              tmp / "synth" / "logs",
+                              progress=lambda msg: print(f"   ... {msg}", flush=True))
+    except (ToolMissing, SynthFailed) as e:
+        print(f"skipped synthesis: {str(e).splitlines()[0]}")
+        return {"skipped": str(e).splitlines()[0]}
+    atomic.write_text(tmp / "synth" / "report.json", json.dumps(rep, indent=2) + "\n")
+    a, e = rep["asic"], rep["ecp5"]
+    return {"asic_logic_mm2": a["logic_area_um2"] / 1e6,
+            "asic_weight_memory_mm2": a["weight_memory"]["total"]["area_um2"] / 1e6,
+            "ecp5_device": e["device"], "ecp5_resources": e["resources"],
+            "ecp5_fmax_mhz": e["fmax_mhz"],
+            "ecp5_peak_gops": rep["throughput"]["ecp5_peak_gops"], "seconds": rep["seconds"]}
+
+
+def _synth_rows(syn):
+    if syn is None:
+        return []
+    if "skipped" in syn:
+        return [["synthesis", f"skipped: {syn['skipped']}"]]
+    r = syn["ecp5_resources"]
+    return [["ASIC logic area (OSU 0.18 um)", f"{syn['asic_logic_mm2']:.3f} mm^2 (+ "
+             f"{syn['asic_weight_memory_mm2']:.3f} mm^2 of weight SRAM, modelled)"],
+            [f"ECP5 {syn['ecp5_device']}", f"{r['LUT4']} LUT4, {r['FF']} FF, {r['MULT18X18D']} "
+             f"MULT18X18D, {r['DP16KD']} DP16KD"],
+            ["ECP5 Fmax (nextpnr)", f"{syn['ecp5_fmax_mhz']:.1f} MHz, peak "
+             f"{syn['ecp5_peak_gops']:.2f} GOPS"]]
+
+
+def run(output, seed=0, p=4, pes=4, lanes=2, sim="verilator", synth=True):
     t0 = time.perf_counter()
     cfg = EngineConfig(n_pe=pes, lanes=lanes)
     X_tr, y_tr, X_te, y_te = tr.load_digits_split(seed)
@@ -104,6 +140,10 @@ def run(output, seed=0, p=4, pes=4, lanes=2, sim="verilator"):
               f"{len(y_te)} test images through it on {sim}")
         write_design(tmp / "design", cfg, model.layers, model=model)
         figures["rtl"] = _rtl(tmp, sim, codes, out, y_te, figures)
+        if synth:
+            _step("synthesizing the engine: OSU 0.18 um cells (Yosys) and a Lattice ECP5 "
+                  "(Yosys, nextpnr)")
+            figures["synth"] = _synth(tmp)
         dense_w = sum(l.shape[0] * l.shape[1] for l in model.layers)
         stored = sum(l.matrix.n_weights for l in model.layers)
         figures["compression_ratio"] = dense_w / stored
@@ -114,7 +154,8 @@ def run(output, seed=0, p=4, pes=4, lanes=2, sim="verilator"):
         atomic.write_text(tmp / "figures.json", json.dumps(figures, indent=2) + "\n")
         atomic.write_text(tmp / atomic.MANIFEST_NAME, json.dumps(
             {"kind": "permdeal-demo", "generator": f"permdeal {__version__}",
-             "contents": ["model.npz", "compressed/", "rom/", "design/", "rtl/", "figures.json"]},
+             "contents": ["model.npz", "compressed/", "rom/", "design/", "rtl/",
+                          *(["synth/"] if (tmp / "synth").is_dir() else []), "figures.json"]},
             indent=2) + "\n")
 
     f = figures
@@ -132,6 +173,7 @@ def run(output, seed=0, p=4, pes=4, lanes=2, sim="verilator"):
          f"{100 * f['rtl']['accuracy']:.1f}%, {f['rtl']['images_equal_to_golden']} of "
          f"{f['rtl']['images']} images equal to golden" if "accuracy" in f["rtl"]
          else "skipped (no simulator)"],
+        *_synth_rows(f.get("synth")),
     ], aligns="ll"))
     print(f"\nwrote {output}/ in {time.perf_counter() - t0:.1f} s")
     return 0
