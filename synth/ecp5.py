@@ -57,12 +57,21 @@ def resources(cells):
     return {name: int(cells.get(cell, 0)) for cell, name in RESOURCES.items()}
 
 
+def luts_needed(res):
+    """A lower bound of the LUT4 slots (nextpnr's ``TRELLIS_COMB``) that resources ``res`` take:
+    the LUT4 cells, 2 per carry cell (CCU2C) and 4 per LUT RAM (TRELLIS_DPR16X4). Place-and-route
+    needs more (a LUT RAM's address logic, packing): its ``TRELLIS_COMB`` use is the figure."""
+    return res["LUT4"] + 2 * res["CCU2C"] + 4 * res["LUTRAM16X4"]
+
+
 def misfit(res, dev):
-    """Why resources ``res`` cannot fit ``dev``, or None. LUT4s are compared with the device's
-    LUTs (each slice's carry and wide-mux cells aside)."""
-    over = [f"{res[k]} {k} (the {dev.name} has {cap})"
-            for k, cap in (("LUT4", dev.luts), ("MULT18X18D", dev.mult18),
-                           ("DP16KD", dev.dp16kd)) if res[k] > cap]
+    """Why resources ``res`` cannot fit ``dev``, or None: :func:`luts_needed` against the
+    device's LUTs, the multipliers and the block RAMs."""
+    need = {"LUT4 slots (LUT4 + 2 per CCU2C + 4 per LUT RAM)": luts_needed(res),
+            "MULT18X18D": res["MULT18X18D"], "DP16KD": res["DP16KD"]}
+    caps = {"MULT18X18D": dev.mult18, "DP16KD": dev.dp16kd}
+    over = [f"{n} {k} (the {dev.name} has {caps.get(k, dev.luts)})"
+            for k, n in need.items() if n > caps.get(k, dev.luts)]
     return "needs " + ", ".join(over) if over else None
 
 

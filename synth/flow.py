@@ -180,12 +180,17 @@ def _asic(hier, design, engine, opts):
     rep["paper_comparison"] = memory.paper_comparison(design.cfg.n_pe, design.cfg.lanes, logic,
                                                       rep["total_area_um2"], opts.asic_mhz)
     if pe in hier.modules and wb in hier.modules:  # (a flat synthesis has no PE to show)
+        n_pe = hier.instances()[pe]
+        if n_pe != design.cfg.n_pe or hier.instances()[wb] != n_pe:
+            raise PermdealError(f"the netlist has {n_pe} instances of {pe} and "
+                                f"{hier.instances()[wb]} of {wb}, the design {design.cfg.n_pe} "
+                                "PEs")
         per_pe = hier.composed("area", pe) + hier.composed("area", wb)
         rep.update(per_pe={"modules": [pe, wb], "area_um2": round(per_pe, 1),
                            "breakdown_um2": {k: round(v, 1) for k, v in
                                              breakdown(hier, pe, wb, "area").items()}},
-                   pes_area_um2=round(per_pe * design.cfg.n_pe, 1),
-                   shared_area_um2=round(logic - per_pe * design.cfg.n_pe, 1))
+                   pes_area_um2=round(per_pe * n_pe, 1),
+                   shared_area_um2=round(logic - per_pe * n_pe, 1))
     return rep
 
 
@@ -199,8 +204,9 @@ def _ecp5(hier, work, opts):
                          partial={"device": dev.name, "resources": res, "fits": False})
     pnr, took = ecp5.place_and_route(scripts.NETLIST_JSON, work, dev, opts.speed,
                                      opts.target_mhz, opts.seed, work / "nextpnr.log")
+    comb = pnr["utilization"].get("TRELLIS_COMB", {}).get("used")
     return {"device": dev.name, "package": ecp5.PACKAGE, "speed": opts.speed,
-            "resources": res, **pnr, "nextpnr_seconds": round(took, 1),
+            "resources": res, "luts_placed": comb, **pnr, "nextpnr_seconds": round(took, 1),
             "composition": [{"module": m, "instances": k,
                              "resources_each": ecp5.resources(hier.modules[m].cells)}
                             for m, k, _, _ in hier.rows("area")

@@ -76,7 +76,9 @@ def text(report):
         cp = e["critical_path"]
         out += [f"ecp5 ({e['device']}, {e['package']}, speed {e['speed']}; ROMs from "
                 f"{e['rom_contents']})",
-                "  " + ", ".join(f"{k} {v}" for k, v in r.items()),
+                "  cells: " + ", ".join(f"{k} {v}" for k, v in r.items())
+                + (f"; {e['luts_placed']} LUT4 slots placed (TRELLIS_COMB)"
+                   if e.get("luts_placed") is not None else ""),
                 f"  Fmax {e['fmax_mhz']} MHz (target {e['target_mhz']:g} MHz)"]
         if cp:
             out.append(f"  critical path {cp['delay_ns']} ns, {cp['steps']} steps: {cp['from']} "

@@ -33,6 +33,7 @@ COLUMNS = {
     "asic_weight_mem_mm2": ("asic", ("weight_memory", "total", "area_um2")),
     "asic_total_mm2": ("asic", ("total_area_um2",)),
     "ecp5_lut4": ("ecp5", ("resources", "LUT4")),
+    "ecp5_luts_placed": ("ecp5", ("luts_placed",)),
     "ecp5_ff": ("ecp5", ("resources", "FF")),
     "ecp5_mult18": ("ecp5", ("resources", "MULT18X18D")),
     "ecp5_dp16kd": ("ecp5", ("resources", "DP16KD")),
@@ -170,7 +171,7 @@ def run_sweep(param, values, settings, make_design, targets, opts, out, inputs=(
             st = dict(settings)
             st[param] = [value] if param == "p" else value
             point = {"pes": st["pes"], "lanes": st["lanes"],
-                     "p": ",".join(map(str, st["p"])) if st.get("p") else "(model)"}
+                     "p": "(model)" if st.get("model") else ",".join(map(str, st["p"]))}
             folder = tmp / "points" / f"{param}-{value}"
             folder.mkdir(parents=True)
             bar.set_postfix_str(f"{param}={value}: generating")

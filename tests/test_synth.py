@@ -120,9 +120,14 @@ def test_targets_sweeps_and_devices_are_checked():
     with pytest.raises(PermdealError, match="--asic-mhz must be a positive number"):
         flow.SynthOptions(asic_mhz=0)
     dev = ecp5.device("LFE5U-25F")
-    res = {"LUT4": 100, "MULT18X18D": 29, "DP16KD": 56}
+    res = {"LUT4": 100, "CCU2C": 10, "LUTRAM16X4": 5, "MULT18X18D": 29, "DP16KD": 56}
     assert ecp5.misfit(res, dev) == "needs 29 MULT18X18D (the LFE5U-25F has 28)"
     assert ecp5.misfit({**res, "MULT18X18D": 28}, dev) is None
+    # Carry cells and LUT RAM take LUT4 slots too: 23990 + 2 * 3 + 4 * 1 = 24000 fits, 24001 not.
+    big = {**res, "MULT18X18D": 28, "LUT4": 23990, "CCU2C": 3, "LUTRAM16X4": 1}
+    assert ecp5.luts_needed(big) == 24000 and ecp5.misfit(big, dev) is None
+    assert ecp5.misfit({**big, "LUT4": 23991}, dev) == (
+        "needs 24001 LUT4 slots (LUT4 + 2 per CCU2C + 4 per LUT RAM) (the LFE5U-25F has 24000)")
 
 
 def test_missing_tools_name_their_package(tmp_path, monkeypatch):
@@ -233,6 +238,8 @@ def test_ecp5_places_and_routes(small_design, tmp_path, capsys):
     assert e["resources"]["MULT18X18D"] == 2  # one 16x16 multiplier per lane
     assert e["resources"]["LUT4"] > 0 and e["resources"]["FF"] > 0
     assert e["utilization"]["MULT18X18D"] == {"used": 2, "available": 28}
+    assert e["luts_placed"] == e["utilization"]["TRELLIS_COMB"]["used"] >= ecp5.luts_needed(
+        e["resources"])
     assert e["critical_path"]["delay_ns"] > 0 and e["critical_path"]["from"]
     assert "placeholder images" in e["rom_contents"]
     assert re.search(r"Fmax [\d.]+ MHz", capsys.readouterr().out)

@@ -24,6 +24,8 @@ from permdeal.golden.rom import lane_contents
 
 from . import coverage, runner
 
+#: The chunk width of the shift-add bench's decomposition (SmartDeal's default).
+SHIFT_ADD_S = 3
 #: The benches, in the order they run: name -> what it checks.
 BENCHES = {
     "perm_index": "r = (c - k) mod p for every (sel, c, k) of the design's block sizes",
@@ -32,7 +34,7 @@ BENCHES = {
     "engine_layer": "the engine on the network's first layer alone",
     "engine_network": "the engine on the whole network",
     "shift_add": "the SmartDeal shift-add unit rebuilding the first layer's weights, decomposed "
-                 "(S = 3, E = 3, 8-bit B), at the layer's weight format",
+                 f"(S = {SHIFT_ADD_S}, E = 3, 8-bit B), at the layer's weight format",
 }
 #: Most rows of the first layer the shift-add bench rebuilds (besides its own stimulus).
 SHIFT_ADD_ROWS = 192
@@ -193,14 +195,15 @@ def _pe(target, build, seed):
 
 def _shift_add(target, build, seed):
     from permdeal.gen.verilog import emit
-    from permdeal.golden.smartdeal import decompose, quantize, rebuild_int, to_blocks
+    from permdeal.golden.smartdeal import (block_layout, decompose, quantize, rebuild_int,
+                                          to_blocks)
     from permdeal.hdl.shift_add import ShiftAdd
     layer = target.model.layers[0]
     fmt = layer.fmts.weight
     W = fmt.to_float(layer.matrix.to_dense())
-    h = -(-W.shape[1] // 3)  # rows of a block: one output row (the default)
+    _, h, _ = block_layout(W.shape, SHIFT_ADD_S)  # rows of a block: one output row
     W = W[:max(1, SHIFT_ADD_ROWS // h)]
-    enc = quantize(decompose(W))
+    enc = quantize(decompose(W, S=SHIFT_ADD_S))
     dut = ShiftAdd.for_codes(enc, fmt)
     source = build / "shift_add.v"
     emit(dut, "shift_add", source)
@@ -269,9 +272,10 @@ def run_job(job, target, build, seed, waves=False):
     build = Path(build)
     build.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    sources, top, module, config, check, cover = _build(job, target, build, seed)
     result, error = None, None
     try:
+        # (inside: a bench that cannot be built for this configuration fails alone)
+        sources, top, module, config, check, cover = _build(job, target, build, seed)
         result = runner.run(job.sim, sources=sources, toplevel=top, test_module=module,
                             build_dir=build, config=config, seed=seed, waves=waves)
     except runner.SimulationFailed as e:
