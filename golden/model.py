@@ -12,6 +12,7 @@ Readers trust nothing in a manifest: every field is type-checked, every derived 
 recomputed and compared, and every problem is a :class:`PermdealError` naming the file and field.
 """
 
+import contextlib
 import hashlib
 import io
 import json
@@ -290,37 +291,54 @@ class QuantModel:
             raise PermdealError(f"{arr_path}: sha256 does not match {man_path}; the file was changed "
                                 "or truncated")
         arrays = _load_npz(arr_path, "NAME.k/NAME.q/NAME.bias arrays")
-        used = {}
         layers = []
-        for i, spec in enumerate(specs):
-            where = f"{man_path}: layer {i} ({spec.name})"
-            parts = []
-            for part, shape in zip(("k", "q", "bias"), spec.array_shapes):
-                key = spec.arrays[part]
-                if key not in arrays:
-                    raise PermdealError(f"{where}: arrays.{part} names {key!r}, which {arr_path} "
-                                        "does not hold")
-                if key in used:
-                    raise PermdealError(f"{where}: arrays.{part} names {key!r}, already used by "
-                                        f"{used[key]}")
-                used[key] = f"layer {i} ({spec.name}) {part}"
-                a = arrays[key]
-                if a.shape != shape:
-                    raise PermdealError(
-                        f"{arr_path}: {key} has shape {a.shape}, but {man_path} layer {i} "
-                        f"({spec.name}) with in {spec.n_in}, out {spec.n_out} and p {spec.p} "
-                        f"needs {shape}")
-                if not np.issubdtype(a.dtype, np.integer):
-                    raise PermdealError(f"{arr_path}: {key} holds {a.dtype} values, expected "
-                                        "integer codes")
-                parts.append(a)
-            layers.append(build_layer(spec, *parts, where=where))
-        unused = [key for key in arrays if key not in used]
-        if unused:
-            raise PermdealError(f"{arr_path}: holds {len(unused)} array(s) no layer of {man_path} "
-                                f"uses, the first {unused[0]!r} (was a layer removed from the "
-                                "manifest?)")
+        with layer_arrays(arrays, arr_path, man_path) as take:
+            for i, spec in enumerate(specs):
+                parts = take(i, spec, ("k", "q", "bias"), f"p {spec.p}")
+                layers.append(build_layer(spec, *parts.values(),
+                                          where=f"{man_path}: layer {i} ({spec.name})"))
         return model_from_specs(layers, man_path)
+
+
+@contextlib.contextmanager
+def layer_arrays(arrays, arr_path, man_path):
+    """Take the layers' integer arrays out of a model's ``arrays`` (from ``arr_path``, described
+    by ``man_path``): yields ``take(i, spec, parts, described)``, which returns ``{part: array}``
+    for layer ``i`` (``spec.arrays[part]`` of shape ``spec.array_shapes``; ``described`` names the
+    fields that fix the shapes besides in and out). Each array is used once, and an array no
+    layer took is refused when the block ends. Shared by every compression method's reader."""
+    used = {}
+
+    def take(i, spec, parts, described):
+        where = f"{man_path}: layer {i} ({spec.name})"
+        out = {}
+        for part, shape in zip(parts, spec.array_shapes):
+            key = spec.arrays[part]
+            if key not in arrays:
+                raise PermdealError(f"{where}: arrays.{part} names {key!r}, which {arr_path} "
+                                    "does not hold")
+            if key in used:
+                raise PermdealError(f"{where}: arrays.{part} names {key!r}, already used by "
+                                    f"{used[key]}")
+            used[key] = f"layer {i} ({spec.name}) {part}"
+            a = arrays[key]
+            if a.shape != shape:
+                raise PermdealError(
+                    f"{arr_path}: {key} has shape {a.shape}, but {man_path} layer {i} "
+                    f"({spec.name}) with in {spec.n_in}, out {spec.n_out} and {described} "
+                    f"needs {shape}")
+            if not np.issubdtype(a.dtype, np.integer):
+                raise PermdealError(f"{arr_path}: {key} holds {a.dtype} values, expected "
+                                    "integer codes")
+            out[part] = a
+        return out
+
+    yield take
+    unused = [key for key in arrays if key not in used]
+    if unused:
+        raise PermdealError(f"{arr_path}: holds {len(unused)} array(s) no layer of {man_path} "
+                            f"uses, the first {unused[0]!r} (was a layer removed from the "
+                            "manifest?)")
 
 
 def model_from_specs(layers, where):

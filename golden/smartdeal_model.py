@@ -47,7 +47,7 @@ from . import smartdeal as sd
 from .formats import Fixed, LayerFormats, writeback
 from .manifest import SHA256, json_diff, json_field, read_manifest, show_json
 from .model import (MODEL_ARRAYS, MODEL_FORMAT_VERSION, MODEL_KIND, QuantModel, _load_npz,
-                    check_layers, sha256_file)
+                    check_layers, layer_arrays, sha256_file)
 from .rom import decode_hex, encode_hex, read_image_bytes
 
 METHOD = "smartdeal"
@@ -195,35 +195,13 @@ class SmartDealModel(QuantModel):
             raise PermdealError(f"{arr_path}: sha256 does not match {man_path}; the file was changed "
                                 "or truncated")
         arrays = _load_npz(arr_path, "NAME.ce/NAME.b/NAME.bias arrays")
-        used, layers = {}, []
-        for i, spec in enumerate(specs):
-            where = f"{man_path}: layer {i} ({spec.name})"
-            parts, names = {}, {}
-            for part, shape in zip(PARTS, spec.array_shapes):
-                key = spec.arrays[part]
-                if key not in arrays:
-                    raise PermdealError(f"{where}: arrays.{part} names {key!r}, which {arr_path} "
-                                        "does not hold")
-                if key in used:
-                    raise PermdealError(f"{where}: arrays.{part} names {key!r}, already used by "
-                                        f"{used[key]}")
-                used[key] = f"layer {i} ({spec.name}) {part}"
-                a = arrays[key]
-                if a.shape != shape:
-                    raise PermdealError(
-                        f"{arr_path}: {key} has shape {a.shape}, but {man_path} layer {i} "
-                        f"({spec.name}) with in {spec.n_in}, out {spec.n_out}, S {spec.S} and "
-                        f"rows_per_block {spec.rows_per_block} needs {shape}")
-                if not np.issubdtype(a.dtype, np.integer):
-                    raise PermdealError(f"{arr_path}: {key} holds {a.dtype} values, expected "
-                                        "integer codes")
-                parts[part], names[part] = a, f"{arr_path}: {key}"
-            layers.append(_build_layer(spec, parts, names, where))
-        unused = [key for key in arrays if key not in used]
-        if unused:
-            raise PermdealError(f"{arr_path}: holds {len(unused)} array(s) no layer of {man_path} "
-                                f"uses, the first {unused[0]!r} (was a layer removed from the "
-                                "manifest?)")
+        layers = []
+        with layer_arrays(arrays, arr_path, man_path) as take:
+            for i, spec in enumerate(specs):
+                parts = take(i, spec, PARTS, f"S {spec.S}, rows_per_block {spec.rows_per_block}")
+                names = {part: f"{arr_path}: {spec.arrays[part]}" for part in PARTS}
+                layers.append(_build_layer(spec, parts, names,
+                                           f"{man_path}: layer {i} ({spec.name})"))
         return _model(layers, config, man_path)
 
 
