@@ -11,10 +11,6 @@ shift-add unit the throughput in rebuilt weights per cycle.
 import importlib
 import inspect
 import json
-import shutil
-import tempfile
-import time
-from pathlib import Path
 
 from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
@@ -82,40 +78,21 @@ def synthesize(name, params, targets, opts, log_dir, progress=None):
     report = {"kind": REPORT_KIND, "generator": f"permdeal {__version__}",
               "block": {"name": name, "params": full, "timing": timing},
               "hierarchical": not opts.flat, "targets": targets, "seconds": {}}
-    for target in targets:
-        if progress:
-            progress(f"{target}: Yosys")
-        work = Path(tempfile.mkdtemp(prefix=f"permdeal-synth-{name}-{target}-"))
-        try:
-            t0 = time.perf_counter()
-            emit(dut, name, work / BLOCK_FILE)
-            hier, took = flow._run_yosys(target, work / BLOCK_FILE, name, work, opts,
-                                         what=f"{target} synthesis of block {name}")
-            if target == "generic":
-                rep = flow._generic(hier)
-            elif target == "asic":
-                rep = {"liberty": str(flow.liberty(opts.liberty)),
-                       "logic_area_um2": round(hier.composed("area"), 1),
-                       "sequential_area_um2": round(hier.composed("sequential_area"), 1),
-                       "cells_total": sum(hier.cells().values()),
-                       "composition": flow._composition(hier, "area", "area_um2")}
-            else:
-                if progress:
-                    progress(f"{target}: nextpnr on {opts.device.name}")
-                rep = flow._ecp5(hier, work, opts)
-            rep["yosys_seconds"] = round(took, 1)
-            report["seconds"][target] = round(time.perf_counter() - t0, 1)
-            report[target] = rep
-            log_dir.mkdir(parents=True, exist_ok=True)
-            for log in ("yosys.log", "nextpnr.log"):
-                if (work / log).is_file():
-                    shutil.copyfile(work / log, log_dir / f"{target}-{log}")
-        except flow.DoesNotFit:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-        except PermdealError as e:
-            raise type(e)(f"{e}\n(work folder kept: {work})") from None
-        shutil.rmtree(work, ignore_errors=True)
+
+    def one(target, work):
+        emit(dut, name, work / BLOCK_FILE)
+        hier, took = flow._run_yosys(target, work / BLOCK_FILE, name, work, opts,
+                                     what=f"{target} synthesis of block {name}")
+        if target == "generic":
+            rep = flow._generic(hier)
+        elif target == "asic":
+            rep = flow.asic_logic(hier, opts)
+        else:
+            if progress:
+                progress(f"{target}: nextpnr on {opts.device.name}")
+            rep = flow._ecp5(hier, work, opts)
+        return {**rep, "yosys_seconds": round(took, 1)}
+    flow.run_targets(targets, report, log_dir, f"permdeal-synth-{name}", one, progress)
     return report
 
 

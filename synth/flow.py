@@ -159,21 +159,27 @@ def _generic(hier):
             "composition": _composition(hier, "transistors", "transistors")}
 
 
+def asic_logic(hier, opts):
+    """The logic part of an asic report: liberty, logic and sequential area, cells, and how the
+    area was composed."""
+    return {"liberty": str(liberty(opts.liberty)),
+            "logic_area_um2": round(hier.composed("area"), 1),
+            "sequential_area_um2": round(hier.composed("sequential_area"), 1),
+            "cells_total": sum(hier.cells().values()),
+            "composition": _composition(hier, "area", "area_um2")}
+
+
 def _asic(hier, design, engine, opts):
     top = design.top
     pe, wb = f"{top}_pe", f"{top}_pe_wb"
     logic = hier.composed("area")
     mems = memory.weight_memories(engine, opts.sram)
     rep = {
-        "liberty": str(liberty(opts.liberty)),
-        "logic_area_um2": round(logic, 1),
-        "sequential_area_um2": round(hier.composed("sequential_area"), 1),
-        "cells_total": sum(hier.cells().values()),
+        **asic_logic(hier, opts),
         "per_pe": None, "pes_area_um2": None, "shared_area_um2": None,
         "weight_memory": mems,
         "sram_model": opts.sram,
         "total_area_um2": round(logic + mems["total"]["area_um2"], 1),
-        "composition": _composition(hier, "area", "area_um2"),
         "notes": ["activation banks and accumulators are mapped to flip-flops (logic area); "
                   "the weight, k and bias ROMs are counted as SRAM bits with the model above"],
     }
@@ -227,6 +233,33 @@ def _throughput(cfg, report, opts):
     return out
 
 
+def run_targets(targets, report, log_dir, prefix, one, progress=None):
+    """Run ``one(target, work)`` (the target's part of the report) for every target, each in a
+    fresh work folder ``{prefix}-{target}-*``; fills ``report[target]`` and
+    ``report["seconds"][target]`` and copies the tools' logs to ``log_dir``. The work folder is
+    removed after success or a design that does not fit, and kept (named in the error) after any
+    other failure."""
+    for target in targets:
+        if progress:
+            progress(f"{target}: Yosys")
+        work = Path(tempfile.mkdtemp(prefix=f"{prefix}-{target}-"))
+        try:
+            t0 = time.perf_counter()
+            rep = one(target, work)
+            report["seconds"][target] = round(time.perf_counter() - t0, 1)
+            report[target] = rep
+            log_dir.mkdir(parents=True, exist_ok=True)
+            for name in ("yosys.log", "nextpnr.log"):
+                if (work / name).is_file():
+                    shutil.copyfile(work / name, log_dir / f"{target}-{name}")
+        except DoesNotFit:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        except PermdealError as e:
+            raise type(e)(f"{e}\n(work folder kept: {work})") from None
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def synthesize(design_dir, targets, opts, log_dir, progress=None):
     """Synthesize the design in ``design_dir`` for ``targets``; returns the report dict.
 
@@ -241,35 +274,19 @@ def synthesize(design_dir, targets, opts, log_dir, progress=None):
                          **design.cfg.to_json(),
                          "layers": [f"{s.n_out}x{s.n_in} p={s.p}" for s in design.specs]},
               "hierarchical": not opts.flat, "targets": targets, "seconds": {}}
-    for target in targets:
-        if progress:
-            progress(f"{target}: Yosys")
-        work = Path(tempfile.mkdtemp(prefix=f"permdeal-synth-{target}-"))
-        try:
-            t0 = time.perf_counter()
-            hier, took, note = _yosys(target, design, engine, work, opts)
-            if target == "generic":
-                rep = _generic(hier)
-            elif target == "asic":
-                rep = _asic(hier, design, engine, opts)
-            else:
-                if progress:
-                    progress(f"{target}: nextpnr on {opts.device.name}")
-                rep = _ecp5(hier, work, opts)
-                rep["rom_contents"] = note
-            rep["yosys_seconds"] = round(took, 1)
-            report["seconds"][target] = round(time.perf_counter() - t0, 1)
-            report[target] = rep
-            log_dir.mkdir(parents=True, exist_ok=True)
-            for name in ("yosys.log", "nextpnr.log"):
-                if (work / name).is_file():
-                    shutil.copyfile(work / name, log_dir / f"{target}-{name}")
-        except DoesNotFit:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-        except PermdealError as e:
-            raise type(e)(f"{e}\n(work folder kept: {work})") from None
-        shutil.rmtree(work, ignore_errors=True)
+
+    def one(target, work):
+        hier, took, note = _yosys(target, design, engine, work, opts)
+        if target == "generic":
+            rep = _generic(hier)
+        elif target == "asic":
+            rep = _asic(hier, design, engine, opts)
+        else:
+            if progress:
+                progress(f"{target}: nextpnr on {opts.device.name}")
+            rep = {**_ecp5(hier, work, opts), "rom_contents": note}
+        return {**rep, "yosys_seconds": round(took, 1)}
+    run_targets(targets, report, log_dir, "permdeal-synth", one, progress)
     report["throughput"] = _throughput(design.cfg, report, opts)
     return report
 
