@@ -47,8 +47,8 @@ from permdeal.golden.permdiag import PermDiag
 from permdeal.golden.smartdeal import (Decomposition, block_layout, decompose, from_blocks,
                                        project_pow2, quantize, rebuild_float, report, storage_bits,
                                        to_blocks)
-from permdeal.golden.train import (ADAM_BETAS, ADAM_EPS, MLP, _check_data, _ints,
-                                   _loss_and_grads, accuracy, init_mlp, load_digits_split, train)
+from permdeal.golden.train import (MLP, _check_data, _ints, _loss_and_grads, accuracy, adam_step,
+                                   init_mlp, load_digits_split, train)
 
 #: Bits per weight (and per weight of a layer kept dense) of the dense reference in the totals.
 DENSE_BITS = 16
@@ -238,7 +238,7 @@ def finetune(model, X, y, *, epochs=20, lr=1e-3, batch_size=32, seed=0):
     params = latent + [b for b in bases if b is not None] + biases
     m1 = [np.zeros_like(t) for t in params]
     m2 = [np.zeros_like(t) for t in params]
-    (b1, b2), step = ADAM_BETAS, 0
+    step = 0
     # The weights of the forward pass: the projected latent Ce, or a dense layer's own weights.
     qs = [latent[l] if keeps[l] is None else _project(layers[l], latent[l], keeps[l])
           for l in range(L)]
@@ -254,10 +254,7 @@ def finetune(model, X, y, *, epochs=20, lr=1e-3, batch_size=32, seed=0):
                                     f"lower lr (now {lr})")
             step += 1
             grads = dqs + [g for g in dbases if g is not None] + dbs
-            for t, g, a, v in zip(params, grads, m1, m2):
-                a += (1 - b1) * (g - a)
-                v += (1 - b2) * (g * g - v)
-                t -= lr * (a / (1 - b1 ** step)) / (np.sqrt(v / (1 - b2 ** step)) + ADAM_EPS)
+            adam_step(params, grads, m1, m2, step, lr)
             for l in range(L):  # re-projection of every SmartDeal layer's Ce
                 if keeps[l] is not None:
                     latent[l] *= keeps[l]

@@ -215,6 +215,16 @@ def loss_and_grads(model, X, y):
     return _loss_and_grads(model.weights, model.biases, X, y)
 
 
+def adam_step(params, grads, m1, m2, step, lr):
+    """One Adam update (:data:`ADAM_BETAS`, :data:`ADAM_EPS`, bias-corrected for ``step``, from
+    1) of ``params`` in place, with moment estimates ``m1`` and ``m2`` (updated in place)."""
+    b1, b2 = ADAM_BETAS
+    for t, g, a, v in zip(params, grads, m1, m2):
+        a += (1 - b1) * (g - a)
+        v += (1 - b2) * (g * g - v)
+        t -= lr * (a / (1 - b1 ** step)) / (np.sqrt(v / (1 - b2 ** step)) + ADAM_EPS)
+
+
 def train(model, X, y, *, epochs=40, lr=2e-3, batch_size=32, seed=0):
     """Train ``model`` with Adam on mini-batches; returns the trained :class:`MLP`.
 
@@ -232,7 +242,7 @@ def train(model, X, y, *, epochs=40, lr=2e-3, batch_size=32, seed=0):
              [np.array(b, np.float64) for b in model.biases]
     m1 = [np.zeros_like(t) for t in params]
     m2 = [np.zeros_like(t) for t in params]
-    (b1, b2), L, step = ADAM_BETAS, len(model.weights), 0
+    L, step = len(model.weights), 0
     for epoch in range(epochs):
         order = rng.permutation(len(X))
         for start in range(0, len(X), batch_size):
@@ -244,10 +254,7 @@ def train(model, X, y, *, epochs=40, lr=2e-3, batch_size=32, seed=0):
                 raise PermdealError(f"training diverged in epoch {epoch + 1} (loss {loss}); "
                                     f"lower lr (now {lr})")
             step += 1
-            for t, g, a, v in zip(params, dqs + dbs, m1, m2):
-                a += (1 - b1) * (g - a)
-                v += (1 - b2) * (g * g - v)
-                t -= lr * (a / (1 - b1 ** step)) / (np.sqrt(v / (1 - b2 ** step)) + ADAM_EPS)
+            adam_step(params, dqs + dbs, m1, m2, step, lr)
     return MLP(tuple(w.with_q(q) for w, q in zip(model.weights, params[:L])), tuple(params[L:]))
 
 
