@@ -107,13 +107,29 @@ class TB:
         await FallingEdge(self.dut.clk)
         self.dut.w.value = 0
 
+    def _top(self, p):
+        """The largest n whose blocks fit the banks: ceil(ceil(n/p)/NL) * S <= rows."""
+        return min((1 << self.n_bits) - 1, (self.rows // -(-p // self.d)) * self.nl * p)
+
+    def _covering(self):
+        """A layer ``(sel, p, n)`` with an empty window and a partial one, or None."""
+        full = (1 << self.d) - 1
+        for sel, p in enumerate(self.ps):
+            for n in range(1, self._top(p) + 1):
+                masks = [m for *_, m in window_schedule(n, p, self.d, self.nl)]
+                if 0 in masks and (self.d == 1 or any(0 < m < full for m in masks)):
+                    return sel, p, n
+        return None
+
     def pick(self):
         i = self.layer_no
+        if i == 0:  # the first layer covers an empty and a partial window, whatever the seed
+            covering = self._covering()
+            if covering is not None:
+                return covering
         sel = i % len(self.ps) if i < 2 * len(self.ps) else self.rng.randrange(len(self.ps))
         p = self.ps[sel]
-        s_count = -(-p // self.d)
-        # The largest n whose blocks fit the banks: ceil(ceil(n/p)/NL) * S <= rows.
-        top = min((1 << self.n_bits) - 1, (self.rows // s_count) * self.nl * p)
+        top = self._top(p)
         r = self.rng.random()
         if r < 0.15:
             n = top
