@@ -822,6 +822,18 @@ def cmd_bench(args):
     return 0
 
 
+def cmd_bench_smartdeal(args):
+    from . import bench_smartdeal as bs
+    parts = [t.strip() for t in args.parts.split(",") if t.strip()]
+    bad = [t for t in parts if t not in bs.PARTS]
+    if bad or not parts:
+        raise PermdealError(f"--parts: {bad[0] if bad else args.parts!r} is not one of "
+                            f"{', '.join(bs.PARTS)}")
+    return bs.run(parts, m=args.m, n=args.n, S=args.S, E=args.E, b_bits=args.b_bits, p=args.p,
+                  lanes=args.lanes, seed=args.seed, synth=args.synth, json_path=args.json,
+                  force=args.force)
+
+
 # -- parser -------------------------------------------------------------------------------------
 
 def design_flags(p, shape_default="1024x1024",
@@ -1046,6 +1058,25 @@ def build_parser():
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--force", action="store_true", help="overwrite the --json file if it exists")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("bench-smartdeal", help="SmartDeal figures: a random layer's decomposition, "
+                       "digits accuracy, the shift-add unit's cycles and size")
+    p.add_argument("--parts", default="layer,digits,unit",
+                   help="comma-separated parts: layer, digits, unit (default all)")
+    p.add_argument("--m", type=_positive, default=4096, help="random layer outputs (default 4096)")
+    p.add_argument("--n", type=_positive, default=4096, help="random layer inputs (default 4096)")
+    p.add_argument("--S", type=_positive, default=3, help="chunk width S (default 3)")
+    p.add_argument("--E", type=_positive, default=3, help="exponent bits E (default 3)")
+    p.add_argument("--b-bits", type=_positive, default=8, help="bits of the B codes (default 8)")
+    p.add_argument("--p", type=_positive, default=8,
+                   help="PD block size of the storage comparison (default 8)")
+    p.add_argument("--lanes", type=_positive, help="shift-add lanes (default S)")
+    p.add_argument("--synth", action="store_true",
+                   help="also synthesize the shift-add unit (Yosys generic and OSU 0.18 um)")
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.add_argument("--force", action="store_true", help="overwrite the --json file if it exists")
+    p.set_defaults(func=cmd_bench_smartdeal)
     return ap
 
 

@@ -1,0 +1,154 @@
+"""``permdeal bench-smartdeal``: SmartDeal's figures of record (issue 4), printed and as JSON.
+
+Three parts, each optional:
+
+- ``layer``: a random ``m x n`` layer (default 4096 x 4096, N(0, 1/n) weights) decomposed with the
+  given S, E and b_B: wall time of :func:`golden.smartdeal.decompose`, relative error before and
+  after quantizing B, Ce density, exponents used, storage against dense 16-bit and against the PD
+  form at ``p``.
+- ``digits``: :func:`golden.smartdeal_train.smartdeal_digits_study`: accuracy of the dense MLP, its
+  SmartDeal form and the fine-tuned form, per-layer relative error, and the model's storage.
+- ``unit``: the bit-serial shift-add unit's timing (:class:`golden.shift_add.ShiftAddTiming`),
+  cycles per row and per rebuilt weight, and with ``--synth`` its size from Yosys (generic cells
+  and OSU 0.18 um logic area, ``permdeal synth --block shift_add``).
+"""
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from permdeal import atomic
+from permdeal.golden import smartdeal as sd
+from permdeal.golden.shift_add import ShiftAddTiming
+
+from .report import table
+
+PARTS = ("layer", "digits", "unit")
+
+
+def layer_figures(m, n, S, E, b_bits, p, seed):
+    """Decompose a random ``m x n`` layer; its :func:`golden.smartdeal.report` plus the time."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((m, n)) / np.sqrt(n)
+    t0 = time.perf_counter()
+    dec = sd.decompose(W, S=S, E=E)
+    took = time.perf_counter() - t0
+    rep = sd.report(dec, W, b_bits=b_bits, p=p, enc=sd.quantize(dec, b_bits))
+    return {"seed": seed, "decompose_seconds": round(took, 2), **rep}
+
+
+def digits_figures(S, E, b_bits, seed):
+    """The digits study (dense, SmartDeal, fine-tuned), trimmed to its figures."""
+    from permdeal.golden.smartdeal_train import smartdeal_digits_study
+    t0 = time.perf_counter()
+    st = smartdeal_digits_study(seed=seed, S=S, E=E, b_bits=b_bits)
+    layers = [{"name": l["name"],
+               **({"rel_error": l["decomposed"]["rel_error"],
+                   "rel_error_finetuned": l["finetuned"]["rel_error"],
+                   "ce_density": l["finetuned"]["ce_density"]} if l["decomposed"] else {})}
+              for l in st["layers"]]
+    return {"seed": seed, "seconds": round(time.perf_counter() - t0, 1),
+            **{k: st[k] for k in ("dense", "smartdeal", "finetuned", "smartdeal_quantized",
+                                  "finetuned_quantized")},
+            "layers": layers, "storage": st["storage"]}
+
+
+def unit_figures(S, E, b_bits, lanes, synth):
+    """The shift-add unit's timing, and its Yosys size with ``synth``."""
+    t = ShiftAddTiming(S=S, E=E, b_bits=b_bits, lanes=S if lanes is None else lanes)
+    out = {"S": S, "E": E, "b_bits": b_bits, "lanes": t.lanes, "acc_bits": t.acc_bits,
+           "passes": t.passes, "cycles_per_row": t.cycles_per_row, "latency": t.latency,
+           "cycles_per_weight": t.cycles_per_row / S, "weights_per_cycle": S / t.cycles_per_row}
+    if synth:
+        from permdeal.synth import block, flow
+        opts = flow.SynthOptions()
+        flow.check_tools(["generic", "asic"], opts)
+        with tempfile.TemporaryDirectory(prefix="permdeal-bench-sd-") as tmp:
+            rep = block.synthesize("shift_add", {"S": S, "E": E, "b_bits": b_bits,
+                                                 "lanes": t.lanes},
+                                   ["generic", "asic"], opts, Path(tmp) / "logs")
+        out["generic_cells"] = rep["generic"]["cells_total"]
+        out["transistors"] = rep["generic"]["transistors"]
+        out["asic_logic_um2"] = rep["asic"]["logic_area_um2"]
+        out["asic_cells"] = rep["asic"]["cells_total"]
+    return out
+
+
+def tables(res):
+    """The figures as text tables."""
+    out = []
+    if "layer" in res:
+        r = res["layer"]
+        ratio = r["storage_ratio"]
+        out.append(f"random {r['shape'][0]} x {r['shape'][1]} layer, S={r['S']} E={r['E']} "
+                   f"b_B={r['b_bits']} (seed {r['seed']})")
+        out.append(table(["figure", "value"], [
+            ["decomposition time", f"{r['decompose_seconds']:.1f} s"],
+            ["relative error (float B)", f"{r['rel_error']:.4f}"],
+            ["relative error (quantized B)", f"{r['rel_error_quantized']:.4f}"],
+            ["Ce density", f"{100 * r['ce_density']:.1f}%"],
+            ["exponents used", f"{r['exponents']['min']}..{r['exponents']['max']} "
+                               f"(range {r['e_min']}..{r['e_max']})"],
+            ["storage, dense 16-bit / SmartDeal (fixed codes)",
+             f"{ratio['dense/fixed']:.2f}x"],
+            ["storage, dense 16-bit / SmartDeal (authors' accounting)",
+             f"{ratio['dense/authors']:.2f}x"],
+            [f"storage, PD p={r['permdiag_p']} / SmartDeal (fixed codes)",
+             f"{ratio['permdiag/fixed']:.2f}x"],
+        ], "ll"))
+    if "digits" in res:
+        d = res["digits"]
+        pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+        out.append(f"\ndigits MLP (seed {d['seed']}, {d['seconds']:.0f} s)")
+        out.append(table(["model", "accuracy"], [
+            ["dense (float)", pct(d["dense"])], ["SmartDeal (float B)", pct(d["smartdeal"])],
+            ["SmartDeal fine-tuned (float B)", pct(d["finetuned"])],
+            ["SmartDeal, 8-bit B", pct(d["smartdeal_quantized"])],
+            ["SmartDeal fine-tuned, 8-bit B", pct(d["finetuned_quantized"])]], "lr"))
+        out.append(table(["layer", "rel error", "rel error fine-tuned", "Ce density"], [
+            [l["name"], f"{l['rel_error']:.4f}", f"{l['rel_error_finetuned']:.4f}",
+             f"{100 * l['ce_density']:.1f}%"] if "rel_error" in l else [l["name"], "dense", "",
+                                                                        ""]
+            for l in d["layers"]]))
+        s = d["storage"]
+        out.append(f"storage: dense 16-bit {s['dense']} bits, SmartDeal {s['smartdeal_fixed']} "
+                   f"bits (fixed codes, {s['ratio']['dense/fixed']:.2f}x less), "
+                   f"{s['smartdeal_authors']} bits (authors' accounting, "
+                   f"{s['ratio']['dense/authors']:.2f}x less)")
+    if "unit" in res:
+        u = res["unit"]
+        rows = [["acc bits T (b_B + 2^E + floor(log2 S))", u["acc_bits"]],
+                ["passes P = ceil(S / lanes)", u["passes"]],
+                ["cycles per row P*T", u["cycles_per_row"]],
+                ["cycles per rebuilt weight", f"{u['cycles_per_weight']:.2f}"],
+                ["latency", u["latency"]]]
+        if "generic_cells" in u:
+            rows += [["Yosys generic cells", f"{u['generic_cells']:,}"],
+                     ["transistors (stat -tech cmos)", f"{u['transistors']:,}"],
+                     ["OSU 0.18 um logic area", f"{u['asic_logic_um2']:,.0f} um^2"]]
+        out.append(f"\nshift-add unit S={u['S']} E={u['E']} b_B={u['b_bits']} "
+                   f"lanes={u['lanes']}")
+        out.append(table(["figure", "value"], rows, "ll"))
+    return "\n".join(out)
+
+
+def run(parts, *, m=4096, n=4096, S=3, E=3, b_bits=8, p=8, lanes=None, seed=0, synth=False,
+        json_path=None, force=False):
+    """Compute the ``parts`` (of :data:`PARTS`), print them, write ``json_path``; exit code."""
+    if json_path:
+        atomic.check_new_file(json_path, force)
+    res = {}
+    if "unit" in parts:
+        res["unit"] = unit_figures(S, E, b_bits, lanes, synth)
+    if "layer" in parts:
+        res["layer"] = layer_figures(m, n, S, E, b_bits, p, seed)
+    if "digits" in parts:
+        res["digits"] = digits_figures(S, E, b_bits, seed)
+    print(tables(res))
+    if json_path:
+        atomic.write_text(json_path, json.dumps(res, indent=2) + "\n")
+        print(f"wrote {json_path}")
+    return 0

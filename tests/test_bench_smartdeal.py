@@ -1,0 +1,50 @@
+"""``permdeal bench-smartdeal``: its figures against independent arithmetic, its CLI checks."""
+
+import json
+
+import numpy as np
+import pytest
+
+from permdeal.gen import bench_smartdeal as bs
+from permdeal.gen.cli import main
+from permdeal.golden import smartdeal as sd
+
+
+def test_unit_timing_is_the_documented_formula():
+    # T = b_B + 2^E + floor(log2 S) accumulator bits per pass, P = ceil(S / lanes) passes.
+    for S, E, b, lanes in [(3, 3, 8, 3), (3, 3, 8, 1), (4, 2, 6, 2), (5, 1, 4, 2)]:
+        u = bs.unit_figures(S, E, b, lanes, synth=False)
+        T = b + 2 ** E + int(np.floor(np.log2(S)))
+        P = -(-S // lanes)
+        assert (u["acc_bits"], u["passes"], u["cycles_per_row"]) == (T, P, P * T)
+        assert u["cycles_per_weight"] == pytest.approx(P * T / S)
+
+
+def test_layer_figures_match_a_fresh_decomposition():
+    m, n, seed = 48, 60, 3
+    r = bs.layer_figures(m, n, S=3, E=3, b_bits=8, p=4, seed=seed)
+    W = np.random.default_rng(seed).standard_normal((m, n)) / np.sqrt(n)
+    dec = sd.decompose(W, S=3, E=3)
+    assert r["rel_error"] == pytest.approx(np.linalg.norm(W - dec.to_dense()) / np.linalg.norm(W))
+    assert r["ce_density"] == pytest.approx(np.mean(dec.ce != 0))
+    # Fixed-code storage: E + 2 bits per Ce element, b_B bits per B element.
+    fixed = dec.ce.size * 5 + dec.b.size * 8
+    assert r["storage_ratio"]["dense/fixed"] == pytest.approx(m * n * 16 / fixed)
+    assert r["decompose_seconds"] >= 0
+
+
+def test_cli_prints_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "sd.json"
+    assert main(["bench-smartdeal", "--parts", "unit,layer", "--m", "30", "--n", "33",
+                 "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "cycles per rebuilt weight" in text and "random 30 x 33 layer" in text
+    res = json.loads(out.read_text())
+    assert set(res) == {"unit", "layer"} and res["layer"]["shape"] == [30, 33]
+    assert main(["bench-smartdeal", "--parts", "unit", "--json", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+def test_cli_rejects_an_unknown_part(capsys):
+    assert main(["bench-smartdeal", "--parts", "unit,speed"]) == 2
+    assert "--parts: 'speed' is not one of layer, digits, unit" in capsys.readouterr().err
