@@ -48,13 +48,25 @@ from permdeal.golden.smartdeal import (Decomposition, block_layout, decompose, f
                                        project_pow2, quantize, rebuild_float, report, storage_bits,
                                        to_blocks)
 from permdeal.golden.train import (MLP, _check_data, _ints, _loss_and_grads, accuracy, adam_step,
-                                   init_mlp, load_digits_split, train)
+                                   check_chain, init_mlp, load_digits_split, train)
 
 #: Bits per weight (and per weight of a layer kept dense) of the dense reference in the totals.
 DENSE_BITS = 16
 
 
 # -- model ----------------------------------------------------------------------------------------
+
+def _check_layer(name, w):
+    if isinstance(w, Decomposition):
+        r, h, bpr = block_layout(w.shape, w.S, w.rows_per_block)
+        want = (w.shape[0] * bpr, h, w.S)
+        if w.ce.shape != want or w.b.shape != (want[0], w.S, w.S):
+            raise PermdealError(f"{name}: Ce must have shape {want} and B "
+                                f"{(want[0], w.S, w.S)}, not {w.ce.shape} and {w.b.shape}")
+    elif not (isinstance(w, np.ndarray) and w.ndim == 2 and w.dtype == np.float64):
+        raise PermdealError(f"{name}: a layer must be a Decomposition or a float64 2-D "
+                            f"array, not {type(w).__name__}")
+
 
 @dataclass(frozen=True, eq=False)
 class SmartDealMLP:
@@ -69,26 +81,7 @@ class SmartDealMLP:
     biases: tuple
 
     def __post_init__(self):
-        if len(self.layers) != len(self.biases) or not self.layers:
-            raise PermdealError(f"a SmartDealMLP needs one bias per layer, got {len(self.layers)} "
-                                f"layers and {len(self.biases)} biases")
-        for i, (w, b) in enumerate(zip(self.layers, self.biases)):
-            name = f"fc{i + 1}"
-            if isinstance(w, Decomposition):
-                r, h, bpr = block_layout(w.shape, w.S, w.rows_per_block)
-                want = (w.shape[0] * bpr, h, w.S)
-                if w.ce.shape != want or w.b.shape != (want[0], w.S, w.S):
-                    raise PermdealError(f"{name}: Ce must have shape {want} and B "
-                                        f"{(want[0], w.S, w.S)}, not {w.ce.shape} and {w.b.shape}")
-            elif not (isinstance(w, np.ndarray) and w.ndim == 2 and w.dtype == np.float64):
-                raise PermdealError(f"{name}: a layer must be a Decomposition or a float64 2-D "
-                                    f"array, not {type(w).__name__}")
-            if np.shape(b) != (w.shape[0],):
-                raise PermdealError(f"{name}: bias shape {np.shape(b)} does not match "
-                                    f"{w.shape[0]} outputs")
-            if i and w.shape[1] != self.layers[i - 1].shape[0]:
-                raise PermdealError(f"{name} takes {w.shape[1]} inputs but fc{i} gives "
-                                    f"{self.layers[i - 1].shape[0]}")
+        check_chain("a SmartDealMLP", self.layers, self.biases, _check_layer)
 
     @property
     def sizes(self):

@@ -89,6 +89,24 @@ def load_digits_split(seed=0, test_fraction=0.25):
 
 # -- model -------------------------------------------------------------------------------------
 
+def check_chain(what, layers, biases, check_layer=None):
+    """Check that ``layers`` (anything with a ``shape``, ``out x in``) and ``biases`` form an MLP:
+    one bias of the right length per layer, each layer taking the previous one's outputs.
+    ``check_layer(name, layer)`` checks a layer's own type first. ``what`` names the model."""
+    if len(layers) != len(biases) or not layers:
+        raise PermdealError(f"{what} needs one bias per layer, got {len(layers)} layers and "
+                            f"{len(biases)} biases")
+    for i, (w, b) in enumerate(zip(layers, biases)):
+        if check_layer is not None:
+            check_layer(f"fc{i + 1}", w)
+        if np.shape(b) != (w.shape[0],):
+            raise PermdealError(f"fc{i + 1}: bias shape {np.shape(b)} does not match "
+                                f"{w.shape[0]} outputs")
+        if i and w.shape[1] != layers[i - 1].shape[0]:
+            raise PermdealError(f"fc{i + 1} takes {w.shape[1]} inputs but fc{i} gives "
+                                f"{layers[i - 1].shape[0]}")
+
+
 @dataclass(frozen=True)
 class MLP:
     """Float weights (one :class:`PermDiag` per layer, ``out x in``) and biases of an MLP."""
@@ -97,16 +115,7 @@ class MLP:
     biases: tuple
 
     def __post_init__(self):
-        if len(self.weights) != len(self.biases) or not self.weights:
-            raise PermdealError(f"an MLP needs one bias per layer, got {len(self.weights)} weight "
-                                f"matrices and {len(self.biases)} biases")
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            if np.shape(b) != (w.shape[0],):
-                raise PermdealError(f"fc{i + 1}: bias shape {np.shape(b)} does not match "
-                                    f"{w.shape[0]} outputs")
-            if i and w.shape[1] != self.weights[i - 1].shape[0]:
-                raise PermdealError(f"fc{i + 1} takes {w.shape[1]} inputs but fc{i} gives "
-                                    f"{self.weights[i - 1].shape[0]}")
+        check_chain("an MLP", self.weights, self.biases)
 
     @property
     def sizes(self):
