@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from permdeal import atomic
+from permdeal.errors import PermdealError
 from permdeal.golden.compress import QuantSpec, compress_permdiag
 from permdeal.golden.cycles import EngineConfig, layer_cycles
 from permdeal.golden.formats import Fixed
@@ -27,12 +28,16 @@ SPEC = QuantSpec(act=Fixed(16, 8), weight=Fixed(16, 12), bias=Fixed(16, 12))
 
 
 def random_layer_model(m, n, p, seed):
+    """A one-layer model (ReLU) compressed at block size ``p`` from a random ``m x n`` float layer
+    (N(0, 0.25/n) weights, N(0, 0.01) biases) drawn from ``seed``, in the :data:`SPEC` formats."""
     rng = np.random.default_rng(seed)
     layer = FloatLayer("fc0", rng.normal(0, 0.5 / np.sqrt(n), (m, n)), rng.normal(0, 0.1, m))
     return compress_permdiag([layer], p, SPEC, relu_last=True)
 
 
 def random_inputs(model, batch, density, seed):
+    """``batch`` input-code vectors for ``model``: uniform in a quarter of the input format's
+    range, each word kept non-zero with probability ``density`` (seed ``seed + 1``)."""
     rng = np.random.default_rng(seed + 1)
     fmt = model.input_format
     x = rng.integers(fmt.min // 4, fmt.max // 4, size=(batch, model.n_inputs))
@@ -65,31 +70,65 @@ def utilization_cases(seed=0):
     return out
 
 
+def check_args(pes_list, lanes, shape, p, density, flag=""):
+    """Refuse a benchmark that cannot run: a density outside (0, 1], or a layer whose weight
+    memory per lane exceeds the engine's limit on one of the PE counts. ``flag`` prefixes the
+    flag names in the messages (``"flow-"`` for ``permdeal bench``)."""
+    from permdeal.golden.rom import layer_placements
+    from permdeal.hdl.engine import MAX_MEMORY_WORDS
+    if not 0 < density <= 1:
+        raise PermdealError(f"--{flag}density must lie in (0, 1], not {density}")
+    (m, n) = shape
+    for pes in pes_list:
+        depth = layer_placements([((-(-m // p), -(-n // p)), p)],
+                                 EngineConfig(pes, lanes))[0].weight_depth
+        if depth > MAX_MEMORY_WORDS:
+            raise PermdealError(f"--{flag}shape {m}x{n} at p = {p} on {pes} PE x {lanes} lanes "
+                                f"needs {depth} weight words per lane (more than "
+                                f"{MAX_MEMORY_WORDS}); use a larger p or more PEs")
+
+
+def engine_figures(model, x, cfg, sims, workdir, seed=0, progress=print, label=None):
+    """Generate the design of ``model`` for engine ``cfg`` in ``workdir/design`` and simulate the
+    input codes ``x`` (batch x n) on each of ``sims`` (results in ``workdir/res-SIM``).
+
+    Returns ``{"pes", "lanes", "gen_seconds", "verilog_bytes", "sims": {sim: figures}}``; the
+    figures are :func:`gen.sim.simulate`'s timings, cycles (RTL and cycle model, per input) and
+    golden match, plus ``images_equal``: per input, whether every output equals the golden
+    model's (read back from the RTL's ``outputs.npy``).
+    """
+    workdir = Path(workdir)
+    label = label or f"{cfg.n_pe} PE x {cfg.lanes} lanes"
+    design = workdir / "design"
+    progress(f"{label}: generating")
+    t0 = time.perf_counter()
+    write_design(design, cfg, model.layers, model=model)
+    gen_seconds = time.perf_counter() - t0
+    verilog = sum(f.stat().st_size for f in (design / "rtl").iterdir())
+    golden = model.forward(np.asarray(x, dtype=np.int64))
+    row = {"pes": cfg.n_pe, "lanes": cfg.lanes, "gen_seconds": round(gen_seconds, 2),
+           "verilog_bytes": verilog, "sims": {}}
+    for sim in sims:
+        progress(f"{label}: {sim}")
+        res = workdir / f"res-{sim}"
+        rep = simulate(design, x, sim, res, seed=seed)
+        y = np.load(res / "outputs.npy")
+        row["sims"][sim] = {k: rep[k] for k in (
+            "build_seconds", "run_seconds", "simulated_cycles", "simulated_cycles_per_second",
+            "cycles", "model_cycles", "cycles_match_model", "golden_match", "lane_utilization")}
+        row["sims"][sim]["images_equal"] = [bool(v) for v in np.all(y == golden, axis=1)]
+    return row
+
+
 def run(pes_list, lanes, shape, p, density, batch, sims, workdir, seed=0, progress=print):
     """The benchmark; returns ``{"engines": [...], "utilization": [...]}``."""
     m, n = shape
     model = random_layer_model(m, n, p, seed)
     x = random_inputs(model, batch, density, seed)
     workdir = Path(workdir)
-    engines = []
-    for pes in pes_list:
-        cfg = EngineConfig(pes, lanes)
-        design = workdir / f"design-{pes}x{lanes}"
-        progress(f"{pes} PE x {lanes} lanes: generating")
-        t0 = time.perf_counter()
-        write_design(design, cfg, model.layers, model=model)
-        gen_seconds = time.perf_counter() - t0
-        verilog = sum(f.stat().st_size for f in (design / "rtl").iterdir())
-        row = {"pes": pes, "lanes": lanes, "gen_seconds": round(gen_seconds, 2),
-               "verilog_bytes": verilog, "sims": {}}
-        for sim in sims:
-            progress(f"{pes} PE x {lanes} lanes: {sim}")
-            rep = simulate(design, x, sim, workdir / f"res-{pes}x{lanes}-{sim}", seed=seed)
-            row["sims"][sim] = {k: rep[k] for k in (
-                "build_seconds", "run_seconds", "simulated_cycles",
-                "simulated_cycles_per_second", "cycles", "model_cycles", "cycles_match_model",
-                "golden_match", "lane_utilization")}
-        engines.append(row)
+    engines = [engine_figures(model, x, EngineConfig(pes, lanes), sims,
+                              workdir / f"{pes}x{lanes}", seed, progress)
+               for pes in pes_list]
     return {"layer": {"m": m, "n": n, "p": p, "density": density, "batch": batch},
             "engines": engines,
             "utilization": [{"case": name, **fig} for name, fig in utilization_cases(seed)]}

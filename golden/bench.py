@@ -1,6 +1,7 @@
 """Golden-model benchmark: how long projecting and multiplying a large layer takes.
 
-The default layer is EIE's Alex-6 (9216 inputs x 4096 outputs) with 35.1% input density.
+The default layer is EIE's Alex-6 (9216 inputs x 4096 outputs) at its input density (35.1%),
+from :data:`golden.workloads.EIE_LAYERS`.
 """
 
 import platform
@@ -10,6 +11,10 @@ import numpy as np
 
 from .formats import Fixed
 from .permdiag import PermDiag
+from .workloads import eie_layer
+
+#: The default layer: EIE's Alex-6.
+DEFAULT_LAYER = eie_layer("Alex-6")
 
 
 def _best(fn, repeat):
@@ -21,9 +26,11 @@ def _best(fn, repeat):
     return best, out
 
 
-def golden_bench(m=4096, n=9216, ps=(8,), repeat=3, seed=0, density=0.351):
+def golden_bench(m=DEFAULT_LAYER.n_out, n=DEFAULT_LAYER.n_in, ps=(8,), repeat=3, seed=0,
+                 density=DEFAULT_LAYER.act_density):
     """Time the golden model's steps on a random ``m x n`` float32 layer for every block size in
-    ``ps``; each figure is the best of ``repeat`` runs, in seconds."""
+    ``ps`` (projection, float and integer matvec at input ``density``); each figure is the best
+    of ``repeat`` runs, in seconds."""
     rng = np.random.default_rng(seed)
     W = rng.standard_normal((m, n), dtype=np.float32) * 0.01
     x = rng.standard_normal(n) * (rng.random(n) < density)

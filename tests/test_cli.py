@@ -125,10 +125,10 @@ def test_console_script_prints_no_traceback(tmp_path):
 
 
 def test_bench_prints_and_writes_figures(tmp_path, capsys):
-    code, out, err = run(capsys, "bench", "--m", 48, "--n", 72, "--p", "3,8", "--repeat", 1,
-                         "--json", tmp_path / "b.json")
+    code, out, err = run(capsys, "bench", "--parts", "golden", "--m", 48, "--n", 72, "--p", "3,8",
+                         "--repeat", 1, "--json", tmp_path / "b.json")
     assert code == 0, err
-    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    rows = json.loads((tmp_path / "b.json").read_text())["golden"]["rows"]
     # No padding: every one of the 48 rows keeps one weight per block-column.
     assert [r["p"] for r in rows] == [3, 8]
     assert [r["stored_weights"] for r in rows] == [48 * 72 // 3, 48 * 72 // 8]
@@ -173,8 +173,8 @@ def test_single_file_outputs_are_not_overwritten(tmp_path, capsys):
     assert code == 0, err
     with np.load(precious) as z:
         assert z.files == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
-    code, _, err = run(capsys, "bench", "--m", 8, "--n", 8, "--p", 2, "--repeat", 1,
-                       "--json", tmp_path)
+    code, _, err = run(capsys, "bench", "--parts", "golden", "--m", 8, "--n", 8, "--p", 2,
+                       "--repeat", 1, "--json", tmp_path)
     assert code == 2 and "is a folder" in err
 
 

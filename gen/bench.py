@@ -1,0 +1,611 @@
+"""``permdeal bench``: the benchmark of record (issue 6), printed as tables and written as JSON.
+
+Four parts (``--parts``, default all):
+
+- ``eie``: EIE's nine benchmark layers (:data:`golden.workloads.EIE_LAYERS`) on the paper's
+  design (:data:`synth.memory.PAPER`: 32 PE x 8 lanes at 1200 MHz), through the cycle model
+  (:func:`golden.cycles.layer_cycles`). Each layer is compressed to permuted-diagonal form at the
+  block size whose density ``1/p`` is nearest EIE's weight density, ``p = round(1 / density)``
+  (:func:`block_size`). Its cycles are the mean (and spread) over ``draws`` random activation
+  vectors at the layer's activation density; the weights are not drawn, because PD timing does
+  not depend on them: every non-zero input costs ``B = ceil(M' / NL)`` cycles whatever the
+  weights and permutations are (DESIGN.md 4.2). Reported beside EIE's published times: our time
+  at our clock and at EIE's (800 MHz), the speed-up at each clock, lane utilization against
+  EIE's ideal/actual, the weight storage of both, and EIE's own cycle model
+  (:mod:`golden.eie_cycles`) on a random layer of the same shape and densities.
+- ``rtl``: the validation of those figures by RTL simulation: every layer scaled down (both sides
+  divided by ``scale``, rounded up; ``p`` and the densities kept), compressed from a random float
+  layer, generated for an engine with ``1/scale`` of the paper's lanes (:func:`scaled_engine`, so
+  that ``B`` stays the full layer's) and simulated on a few inputs; the RTL's cycles must equal
+  the cycle model's and its outputs the golden model's, input by input.
+- ``flow``: the RTL flow's own figures (:func:`gen.engine_bench.run`): generation time, simulator
+  build time, simulated cycles per second, on one random layer.
+- ``golden``: the golden model's speed (:func:`golden.bench.golden_bench`): projection and matvec
+  timings of a large layer (default EIE's Alex-6) for several block sizes.
+"""
+
+import argparse
+import importlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from permdeal import atomic
+from permdeal.checks import integer
+from permdeal.errors import PermdealError, ToolMissing
+from permdeal.golden.bench import DEFAULT_LAYER
+from permdeal.golden.cycles import EngineConfig, layer_cycles
+from permdeal.golden.permdiag import PermDiag
+from permdeal.golden.workloads import EIE, EIE_LAYERS, eie_layer
+from permdeal.synth.memory import PAPER
+
+from . import engine_bench
+from .report import bench_table, table
+
+PARTS = ("eie", "rtl", "flow", "golden")
+SIMULATORS = ("verilator", "icarus")
+#: The PermDNN paper's throughput over EIE "on different workloads" (REFERENCE.md [paper]).
+PAPER_SPEEDUP_VS_EIE = (3.3, 4.8)
+#: Which EIE layer's outputs are a layer's inputs on the engine (fc6 -> fc7 -> fc8 of AlexNet
+#: and VGG-16); the others take their inputs from outside the engine (convolutions, the LSTM's
+#: gates), laid out as the network input.
+PRODUCERS = {"Alex-7": "Alex-6", "Alex-8": "Alex-7", "VGG-7": "VGG-6", "VGG-8": "VGG-7"}
+#: Defaults of the command's flags.
+DEFAULTS = {"parts": ",".join(PARTS), "layers": None, "draws": 10, "eie_draws": 1, "seed": 0,
+            "scale": 16, "rtl_pes": None, "rtl_lanes": None, "inputs": 3, "sim": "verilator",
+            "no_rtl": False, "workdir": "build/bench", "flow_pes": [8], "flow_lanes": 8,
+            "flow_shape": "1024x1024", "flow_p": 8, "flow_density": 0.35, "flow_batch": 4,
+            "m": DEFAULT_LAYER.n_out, "n": DEFAULT_LAYER.n_in, "p": [1, 2, 4, 8, 16],
+            "repeat": 3, "json": None, "force": False}
+
+
+# -- the design points ----------------------------------------------------------------------------
+
+def paper_engine():
+    """The paper's engine (:data:`PAPER`): 32 PE x 8 lanes, default scan width."""
+    return EngineConfig(PAPER["n_pe"], PAPER["lanes"])
+
+
+def block_size(layer):
+    """``p = round(1 / weight_density)``, at least 1: the PD block size whose density ``1/p``
+    is nearest EIE's density of the layer (11, 11, 4, 25, 25, 4, 10, 9, 10 for the nine)."""
+    return max(1, round(1 / layer.weight_density))
+
+
+def scaled_shape(layer, scale):
+    """``(m, n)`` of the layer with both sides divided by ``scale``, rounded up."""
+    return -(-layer.n_out // scale), -(-layer.n_in // scale)
+
+
+def scaled_engine(scale):
+    """The paper's engine with ``1/scale`` of its lanes: ``round(256 / scale)`` lanes (at
+    least 1) as PEs of the paper's 8 lanes (one PE of fewer once under 8). A layer scaled by
+    the same factor keeps its ``B`` and its lane occupancy ``M'/(NL*B)`` (2 PE x 8 for 16)."""
+    total = max(1, round(PAPER["n_pe"] * PAPER["lanes"] / scale))
+    lanes = min(PAPER["lanes"], total)
+    return EngineConfig(max(1, total // lanes), lanes)
+
+
+def layer_seed(seed, layer):
+    """A seed per (bench seed, layer) so that a layer's draws do not depend on which layers
+    run: the layer's index in :data:`EIE_LAYERS` mixed into ``seed`` (numpy SeedSequence)."""
+    return int(np.random.SeedSequence([seed, EIE_LAYERS.index(layer)]).generate_state(1)[0])
+
+
+def activation_draws(layer, draws, seed):
+    """``draws`` activation vectors (``draws x n_in``, 0/1) with every word non-zero with the
+    layer's activation density, independently; only zero/non-zero matters to the cycle model."""
+    rng = np.random.default_rng(layer_seed(seed, layer))
+    return (rng.random((draws, layer.n_in)) < layer.act_density).astype(np.int8)
+
+
+def producer_block(layer, cfg):
+    """The block size of the layer whose outputs are ``layer``'s inputs (:data:`PRODUCERS`), or
+    ``cfg.scan_width`` for inputs laid out as the network input."""
+    prev = PRODUCERS.get(layer.name)
+    return cfg.scan_width if prev is None else block_size(eie_layer(prev))
+
+
+# -- weight storage -------------------------------------------------------------------------------
+
+def pd_storage(m, n, p, weight_bits):
+    """Bits of an ``m x n`` PD layer at block size ``p``: ``M' N' p`` stored weights of
+    ``weight_bits`` (the zero padding included, as the ROMs hold it) and ``ceil(log2 p)`` index
+    bits per block (:class:`PermDiag`). The storage does not depend on the weights."""
+    mb, nb = -(-m // p), -(-n // p)
+    pd = PermDiag((m, n), p, np.zeros((mb, nb), np.int64), np.zeros((mb, nb, p), np.int8))
+    weights = int(pd.q.size)
+    return {"weights": weights, "weight_bits": weights * weight_bits,
+            "index_bits": pd.index_bits_total,
+            "total_bits": weights * weight_bits + pd.index_bits_total}
+
+
+def eie_storage(layer, seed):
+    """EIE's storage of a random layer of ``layer``'s shape and weight density (uniform random
+    positions, as :func:`golden.eie_cycles.eie_layer_run` draws them): interleaved CSC on
+    EIE's 64 PEs, 4-bit codebook index + 4-bit relative row index per entry (padding included),
+    column pointers and the codebook (:meth:`golden.eie.EieMatrix.storage`). The codebook's
+    values do not change the bit count, so none is fitted."""
+    from permdeal.golden.formats import Fixed
+    eie = importlib.import_module("permdeal.golden.eie")  # ImportError where it is missing
+    rng = np.random.default_rng(seed)
+    m, n = layer.shape
+    flat = rng.choice(m * n, eie.nonzero_count(layer.weight_density, m * n), replace=False)
+    csc = eie.encode((m, n), flat // n, flat % n, np.ones(flat.size, np.int64), EIE["n_pe"],
+                     EIE["index_bits"], EIE["codebook_bits"])
+    book = eie.Codebook(np.zeros(1 << EIE["codebook_bits"], np.int64),
+                        Fixed(EIE["weight_bits"], 0), EIE["codebook_bits"])
+    return eie.EieMatrix(csc, book).storage()
+
+
+def eie_model(layer, seed):
+    """EIE's own cycle model (:func:`golden.eie_cycles.eie_layer_run`) on a random layer of the
+    same shape and densities: its ideal and actual cycles and times, or ``None`` where
+    ``golden/eie_cycles.py`` is missing."""
+    try:
+        eie_cycles = importlib.import_module("permdeal.golden.eie_cycles")
+    except ImportError:
+        return None
+    run = eie_cycles.eie_layer_run(layer, seed=seed)
+    c = run.cycles
+    return {"seed": run.seed, "ideal_cycles": c.ideal, "actual_cycles": c.actual,
+            "ideal_us": run.ideal_us, "actual_us": run.actual_us,
+            "ideal_over_actual": c.ideal / c.actual if c.actual else None,
+            "padding_share": c.padding_share}
+
+
+# -- part 1: the EIE comparison -------------------------------------------------------------------
+
+def eie_layer_figures(layer, cfg, x, clock_mhz=PAPER["clock_mhz"]):
+    """Our figures for one EIE layer on engine ``cfg`` at ``clock_mhz`` from the activation
+    draws ``x`` (``draws x n_in``), beside EIE's published ones.
+
+    Cycles are :func:`golden.cycles.layer_cycles` of the layer at :func:`block_size` with its
+    inputs laid out by :func:`producer_block`: the layer's own compute, from its start to the
+    next layer's (activations already in the banks, as EIE's figures count them).
+    """
+    p = block_size(layer)
+    m, n = layer.shape
+    mb = -(-m // p)
+    in_block = producer_block(layer, cfg)
+    runs = [layer_cycles(xi, mb, p, cfg, in_block) for xi in x]
+    cyc = np.array([r.total for r in runs], dtype=np.float64)
+    mean = float(cyc.mean())
+    ours_us, ours_us_eie_clock = mean / clock_mhz, mean / EIE["clock_mhz"]
+    return {
+        "name": layer.name, "in": n, "out": m, "p": p, "weight_density": 1 / p,
+        "eie_weight_density": layer.weight_density, "act_density": layer.act_density,
+        "input_block": in_block, "input_from": PRODUCERS.get(layer.name, "network input"),
+        "draws": len(runs), "nnz_mean": float(np.mean([r.nnz for r in runs])),
+        "block_rows": mb, "slots": runs[0].slots,
+        "static_bound": mb / (cfg.total_lanes * runs[0].slots),
+        "cycles": [int(c) for c in cyc], "cycles_mean": mean, "cycles_std": float(cyc.std()),
+        "cycles_min": int(cyc.min()), "cycles_max": int(cyc.max()),
+        "ideal_mean": float(np.mean([r.ideal for r in runs])),
+        "ideal_over_actual": float(np.mean([r.ideal / r.total for r in runs])),
+        "utilization": float(np.mean([r.utilization for r in runs])),
+        "us": ours_us, "us_at_eie_clock": ours_us_eie_clock,
+        "eie_ideal_us": layer.ideal_us, "eie_actual_us": layer.actual_us,
+        "eie_ideal_over_actual": layer.ideal_us / layer.actual_us,
+        "speedup": layer.actual_us / ours_us,
+        "speedup_at_eie_clock": layer.actual_us / ours_us_eie_clock,
+    }
+
+
+def geomean(values):
+    """The geometric mean of positive ``values``."""
+    return float(math.exp(np.mean(np.log(values))))
+
+
+def eie_comparison(layers, draws, seed, eie_draws=1, bar=None):
+    """Part ``eie``: :func:`eie_layer_figures` for every layer on the paper's engine, with the
+    storage of both and EIE's own cycle model (``eie_draws`` random layers each, 0 for none);
+    returns the part's dict. ``bar`` (a tqdm bar) shows the progress."""
+    cfg = paper_engine()
+    rows = []
+    for layer in layers:
+        if bar is not None:
+            bar.set_postfix_str(layer.name)
+        row = eie_layer_figures(layer, cfg, activation_draws(layer, draws, seed))
+        row["storage_bits"] = pd_storage(row["out"], row["in"], row["p"],
+                                         engine_bench.SPEC.weight.bits)
+        s = layer_seed(seed, layer)
+        try:
+            row["eie_storage_bits"] = eie_storage(layer, s)
+        except ImportError:
+            row["eie_storage_bits"] = None
+        models = [eie_model(layer, s + i) for i in range(eie_draws)]
+        row["eie_model"] = (None if not models or models[0] is None else
+                            {"draws": eie_draws, "runs": models,
+                             "ideal_over_actual": float(np.mean(
+                                 [r["ideal_over_actual"] for r in models])),
+                             "actual_us": float(np.mean([r["actual_us"] for r in models]))})
+        rows.append(row)
+        if bar is not None:
+            bar.update(1)
+    return {
+        "design": {**cfg.to_json(), "clock_mhz": PAPER["clock_mhz"], "source": PAPER["source"]},
+        "eie": EIE, "block_size_rule": "p = round(1 / EIE weight density); PD density 1/p",
+        "draws": draws, "seed": seed, "layers": rows,
+        "geomean_speedup": geomean([r["speedup"] for r in rows]),
+        "geomean_speedup_at_eie_clock": geomean([r["speedup_at_eie_clock"] for r in rows]),
+        "paper_claim": list(PAPER_SPEEDUP_VS_EIE),
+    }
+
+
+def _kb(bits):
+    return f"{bits / 8192:,.0f}"
+
+
+def eie_tables(res):
+    """The ``eie`` part as text: timing, then utilization and storage, then the notes."""
+    d = res["design"]
+    head = (f"EIE's layers on the paper's design: {d['n_pe']} PE x {d['lanes']} lanes at "
+            f"{d['clock_mhz']} MHz, cycle model, {res['draws']} random activation draws per layer "
+            f"(seed {res['seed']}); EIE: {EIE['n_pe']} PEs at {EIE['clock_mhz']} MHz, actual "
+            f"times from {EIE['source']}")
+    ck, ek = d["clock_mhz"], EIE["clock_mhz"]
+    rows = [[r["name"], f"{r['in']} x {r['out']}", r["p"],
+             f"{100 * r['weight_density']:.1f}% / {100 * r['eie_weight_density']:g}%",
+             f"{100 * r['act_density']:g}%",
+             f"{r['cycles_mean']:.0f} +- {r['cycles_std']:.0f}", f"{r['us']:.2f}",
+             f"{r['us_at_eie_clock']:.2f}", f"{r['eie_actual_us']:.1f}",
+             f"{r['speedup']:.2f}x", f"{r['speedup_at_eie_clock']:.2f}x"] for r in res["layers"]]
+    t1 = table(["layer", "in x out", "p", "W dens PD / EIE", "x dens", "cycles (mean +- sd)",
+                f"us @{ck}", f"us @{ek}", "EIE us", f"speed-up @{ck}", f"speed-up @{ek}"], rows)
+    rows = []
+    for r in res["layers"]:
+        em, es, ours = r["eie_model"], r["eie_storage_bits"], r["storage_bits"]["total_bits"]
+        rows.append([r["name"], r["input_from"], r["block_rows"], r["slots"],
+                     f"{100 * r['static_bound']:.1f}%", f"{100 * r['utilization']:.1f}%",
+                     f"{100 * r['ideal_over_actual']:.1f}%",
+                     f"{100 * r['eie_ideal_over_actual']:.1f}%",
+                     "-" if em is None else f"{100 * em['ideal_over_actual']:.1f}%",
+                     _kb(ours), "-" if es is None else _kb(es["total_bits"]),
+                     "-" if es is None else f"{ours / es['total_bits']:.2f}"])
+    t2 = table(["layer", "input from", "M'", "B", "M'/(NL*B)", "util", "ideal/actual",
+                "EIE ideal/actual", "EIE model ideal/actual", "PD KB", "EIE KB", "PD/EIE"],
+               rows)
+    lo, hi = res["paper_claim"]
+    notes = [
+        f"geometric-mean speed-up: {res['geomean_speedup']:.2f}x at {ck} MHz, "
+        f"{res['geomean_speedup_at_eie_clock']:.2f}x at {ek} MHz (the paper claims "
+        f"{lo}-{hi}x); per layer {min(r['speedup'] for r in res['layers']):.2f}-"
+        f"{max(r['speedup'] for r in res['layers']):.2f}x and "
+        f"{min(r['speedup_at_eie_clock'] for r in res['layers']):.2f}-"
+        f"{max(r['speedup_at_eie_clock'] for r in res['layers']):.2f}x",
+        f"{res['block_size_rule']}. Cycles: the layer's compute on the engine (start to the "
+        "next layer's start: issue and write-back), activations already in the banks, as EIE "
+        "counts; a layer fed by the previous one reads them in its blocks ('input from').",
+        "PD timing depends only on which inputs are non-zero, M', p and the engine (every "
+        "non-zero input costs B cycles whatever the weights), so no weights are drawn.",
+        f"{d['n_pe'] * d['lanes']} multipliers here against EIE's {EIE['n_pe']}: the speed-up "
+        "at equal clock is what the structure buys, at the paper's clock what the design does.",
+        "util: multiplies on real block-rows over lane-cycles; ideal/actual: nnz*B over cycles; "
+        "EIE ideal/actual: its published times; EIE model: golden/eie_cycles.py on a random "
+        "layer of the same shape and densities.",
+        "PD KB: M'N'p 16-bit weights (padding included) + ceil(log2 p) bits per block; EIE KB: "
+        "interleaved CSC of a random layer, 4-bit codebook index + 4-bit relative index per "
+        "entry (padding entries included), column pointers, codebook (golden/eie.py).",
+    ]
+    if any(r["eie_model"] is None or r["eie_storage_bits"] is None for r in res["layers"]):
+        notes.append("'-': golden/eie.py or golden/eie_cycles.py is not there (or --eie-draws "
+                     "0); eie_storage and eie_model are the hooks that fill these columns.")
+    return "\n".join([head, t1, "", t2, *notes])
+
+
+# -- part 2: validation by RTL --------------------------------------------------------------------
+
+def rtl_validation(layers, scale, cfg, sims, inputs, workdir, seed, bar=None):
+    """Part ``rtl``: every layer scaled by ``scale`` (:func:`scaled_shape`, same ``p`` and
+    densities), compressed from a random float layer, generated for ``cfg`` and simulated on
+    ``inputs`` random inputs on each of ``sims`` (:func:`gen.engine_bench.engine_figures`).
+    Returns one row per layer with the RTL's and the cycle model's cycles per input; ``bar``
+    (a tqdm bar) shows the progress."""
+    full = paper_engine()
+    rows = []
+    for layer in layers:
+        p = block_size(layer)
+        m, n = scaled_shape(layer, scale)
+        s = layer_seed(seed, layer)
+        model = engine_bench.random_layer_model(m, n, p, s)
+        x = engine_bench.random_inputs(model, inputs, layer.act_density, s)
+        fig = engine_bench.engine_figures(
+            model, x, cfg, sims, Path(workdir) / layer.name, seed, label=layer.name,
+            progress=(lambda msg: None) if bar is None else bar.set_postfix_str)
+        mb = -(-m // p)
+        rows.append({"name": layer.name, "out": m, "in": n, "p": p, "seed": s,
+                     "inputs": inputs, "nnz": [int(v) for v in np.count_nonzero(x, axis=1)],
+                     "slots_full": full.slots(-(-layer.n_out // p)), "slots": cfg.slots(mb),
+                     "layer_cycles": [layer_cycles(xi, mb, p, cfg).total for xi in x], **fig})
+        if bar is not None:
+            bar.update(1)
+    return rows
+
+
+def rtl_exact(row, sim):
+    """Whether a layer's RTL run on ``sim`` equals the models: every input's cycles equal to
+    the cycle model's and every input's outputs equal to the golden model's."""
+    s = row["sims"][sim]
+    return s["cycles_match_model"] and s["golden_match"] and all(s["images_equal"])
+
+
+def rtl_tables(res):
+    """The ``rtl`` part as text."""
+    c = res["engine"]
+    head = (f"validation by RTL: each layer's sides divided by {res['scale']} (rounded up), p and "
+            f"densities kept, random weights, {res['inputs']} random inputs; engine {c['n_pe']} "
+            f"PE x {c['lanes']} lanes ({res['engine_rule']})")
+    rows = []
+    for r in res["layers"]:
+        for sim, s in r["sims"].items():
+            rows.append([r["name"], f"{r['in']} x {r['out']}", r["p"],
+                         f"{r['slots_full']} / {r['slots']}", sim,
+                         " ".join(map(str, s["cycles"])), " ".join(map(str, s["model_cycles"])),
+                         " ".join(map(str, r["layer_cycles"])),
+                         "equal" if s["cycles_match_model"] else "DIFFERENT",
+                         f"{sum(s['images_equal'])} of {len(s['images_equal'])}",
+                         f"{r['gen_seconds']:.1f}", f"{s['build_seconds']:.1f}",
+                         f"{s['simulated_cycles_per_second'] or 0:,.0f}"])
+    t = table(["layer", "in x out", "p", "B full / here", "sim", "RTL cycles", "model cycles",
+               "of which layer", "cycles", "outputs = golden", "gen s", "build s", "cycles/s"],
+              rows)
+    n_ok = sum(rtl_exact(r, sim) for r in res["layers"] for sim in r["sims"])
+    n_all = sum(len(r["sims"]) for r in res["layers"])
+    foot = (f"{n_ok} of {n_all} runs exact (cycles and outputs of every input). Cycles are the "
+            "whole inference: loading n inputs, the layer, streaming m outputs.")
+    return "\n".join([head, t, foot])
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+def add_arguments(p):
+    """The flags of ``permdeal bench`` on the argparse parser ``p``."""
+    from .cli import _int_list, _positive, _seed  # the CLI's argument types (one wording)
+    d = DEFAULTS
+    p.add_argument("--parts", default=",".join(PARTS),
+                   help=f"comma-separated subset of {', '.join(PARTS)} (default all)")
+    p.add_argument("--layers", help="EIE layers, comma-separated (default all nine: "
+                   + ",".join(l.name for l in EIE_LAYERS) + ")")
+    p.add_argument("--draws", type=_positive, default=d["draws"],
+                   help=f"random activation vectors per layer for the cycle model (default "
+                   f"{d['draws']})")
+    p.add_argument("--eie-draws", type=int, default=d["eie_draws"],
+                   help=f"random layers per layer for EIE's cycle model, 0 for none (default "
+                   f"{d['eie_draws']})")
+    p.add_argument("--seed", type=_seed, default=d["seed"], help="random seed (default 0)")
+    p.add_argument("--scale", type=_positive, default=d["scale"],
+                   help=f"RTL part: divide both sides of every layer by this (default "
+                   f"{d['scale']})")
+    p.add_argument("--rtl-pes", type=_positive, help="RTL part: PEs (default: the paper's "
+                   "engine with 1/scale of its lanes, 2 PE x 8 lanes for 16)")
+    p.add_argument("--rtl-lanes", type=_positive, help="RTL part: lanes per PE (see --rtl-pes)")
+    p.add_argument("--inputs", type=_positive, default=d["inputs"],
+                   help=f"RTL part: random inputs per layer (default {d['inputs']})")
+    p.add_argument("--sim", choices=[*SIMULATORS, "both"], default="verilator",
+                   help="simulator(s) of the rtl and flow parts (default verilator)")
+    p.add_argument("--no-rtl", action="store_true",
+                   help="generate and simulate nothing (skips the rtl and flow parts)")
+    p.add_argument("--workdir", default=d["workdir"],
+                   help=f"designs and simulation results (default {d['workdir']})")
+    p.add_argument("--flow-pes", type=_int_list, default=d["flow_pes"],
+                   help="flow part: PE counts (default 8; bench-engine's --pes)")
+    p.add_argument("--flow-lanes", type=_positive, default=d["flow_lanes"],
+                   help="flow part: lanes per PE (default 8)")
+    p.add_argument("--flow-shape", default=d["flow_shape"],
+                   help="flow part: the layer OUTxIN (default 1024x1024)")
+    p.add_argument("--flow-p", type=_positive, default=d["flow_p"],
+                   help="flow part: block size (default 8)")
+    p.add_argument("--flow-density", type=float, default=d["flow_density"],
+                   help="flow part: input density (default 0.35)")
+    p.add_argument("--flow-batch", type=_positive, default=d["flow_batch"],
+                   help="flow part: inputs per run (default 4)")
+    p.add_argument("--golden-m", "--m", dest="m", type=_positive, default=d["m"],
+                   help=f"golden part: outputs (default {d['m']}, EIE {DEFAULT_LAYER.name})")
+    p.add_argument("--golden-n", "--n", dest="n", type=_positive, default=d["n"],
+                   help=f"golden part: inputs (default {d['n']}, EIE {DEFAULT_LAYER.name})")
+    p.add_argument("--golden-p", "--p", dest="p", type=_int_list, default=d["p"],
+                   help="golden part: block sizes (default 1,2,4,8,16)")
+    p.add_argument("--repeat", type=_positive, default=d["repeat"],
+                   help="golden part: timed repetitions, the best is kept (default 3)")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.add_argument("--force", action="store_true", help="overwrite the --json file if it exists")
+
+
+def parse_parts(text):
+    """``--parts``: a comma-separated subset of :data:`PARTS`, in :data:`PARTS` order."""
+    names = [v.strip() for v in str(text).split(",") if v.strip()]
+    for v in names:
+        if v not in PARTS:
+            raise PermdealError(f"--parts: {v!r} is not one of {', '.join(PARTS)}")
+    if not names:
+        raise PermdealError("--parts names no part")
+    return [v for v in PARTS if v in names]
+
+
+def parse_layers(text):
+    """``--layers``: EIE layer names, comma-separated (case-insensitive), or all when None."""
+    if text is None:
+        return list(EIE_LAYERS)
+    out = []
+    for v in str(text).split(","):
+        try:
+            layer = eie_layer(v.strip())
+        except PermdealError as e:
+            raise PermdealError(f"--layers: {e}") from None
+        if layer in out:
+            raise PermdealError(f"--layers: {layer.name} is named twice")
+        out.append(layer)
+    return out
+
+
+def _options(args):
+    """The checked settings of ``args`` (a namespace of :func:`add_arguments`' flags, any
+    missing one at its default): ``(settings dict, parts, layers)``."""
+    o = dict(DEFAULTS)
+    o.update({k: v for k, v in vars(args).items() if k in o})
+    for key, lo in (("draws", 1), ("eie_draws", 0), ("seed", 0), ("scale", 1), ("inputs", 1),
+                    ("flow_lanes", 1), ("flow_p", 1), ("flow_batch", 1), ("m", 1), ("n", 1),
+                    ("repeat", 1)):
+        integer(o[key], f"--{key.replace('_', '-')}", lo)
+    for key in ("rtl_pes", "rtl_lanes"):
+        if o[key] is not None:
+            integer(o[key], f"--{key.replace('_', '-')}", 1)
+    for key in ("flow_pes", "p"):
+        o[key] = [integer(v, f"--{'flow-pes' if key == 'flow_pes' else 'p'}", 1)
+                  for v in o[key]]
+    if o["sim"] not in (*SIMULATORS, "both"):
+        raise PermdealError(f"--sim must be one of {', '.join(SIMULATORS)} or both, not "
+                            f"{o['sim']!r}")
+    return o, parse_parts(o["parts"]), parse_layers(o["layers"])
+
+
+def _rtl_engine(o):
+    """The RTL part's engine and the rule it follows."""
+    auto = scaled_engine(o["scale"])
+    if o["rtl_pes"] is None and o["rtl_lanes"] is None:
+        return auto, (f"the paper's {PAPER['n_pe']} x {PAPER['lanes']} with 1/{o['scale']} of "
+                      "its lanes, so that B is the full layer's")
+    cfg = EngineConfig(o["rtl_pes"] or auto.n_pe, o["rtl_lanes"] or auto.lanes)
+    return cfg, "given by --rtl-pes / --rtl-lanes"
+
+
+def _check_rtl(layers, o, cfg):
+    """Refuse a scaled layer whose weight memory per lane is beyond the engine's limit."""
+    from permdeal.golden.rom import layer_placements
+    from permdeal.hdl.engine import MAX_MEMORY_WORDS
+    for layer in layers:
+        p = block_size(layer)
+        m, n = scaled_shape(layer, o["scale"])
+        depth = layer_placements([((-(-m // p), -(-n // p)), p)], cfg)[0].weight_depth
+        if depth > MAX_MEMORY_WORDS:
+            raise PermdealError(f"--scale {o['scale']}: {layer.name} scaled to {n} x {m} needs "
+                                f"{depth} weight words per lane on {cfg.n_pe} PE x {cfg.lanes} "
+                                f"lanes (more than {MAX_MEMORY_WORDS}); use a larger --scale")
+
+
+def _available(sims, say):
+    """The simulators of ``sims`` installed here; each missing one is said."""
+    from permdeal.verif import runner
+    out = []
+    for sim in sims:
+        try:
+            runner.check_tools(sim)
+            out.append(sim)
+        except ToolMissing as e:
+            say(f"skipped {sim}: {e}")
+    return out
+
+
+def run(args):
+    """``permdeal bench`` with the flags of :func:`add_arguments` (an argparse namespace):
+    compute the parts, print their tables, write ``--json`` (atomically, not over an existing
+    file without ``--force``). Returns the exit code: 1 when an RTL run differs from the golden
+    or cycle model, else 0."""
+    from tqdm import tqdm
+
+    from .cli import _shapes
+    t_start = time.perf_counter()
+    o, parts, layers = _options(args)
+    if o["json"]:
+        atomic.check_new_file(o["json"], o["force"])
+    sims = list(SIMULATORS) if o["sim"] == "both" else [o["sim"]]
+    cfg, rule = _rtl_engine(o)
+    flow_shape = None
+    if o["no_rtl"]:
+        parts = [v for v in parts if v not in ("rtl", "flow")]
+    if "rtl" in parts:
+        _check_rtl(layers, o, cfg)
+    if "flow" in parts:
+        flow_shape = _shapes(o["flow_shape"])
+        if len(flow_shape) != 1:
+            raise PermdealError("--flow-shape: the flow part takes one layer")
+        flow_shape = flow_shape[0]
+        engine_bench.check_args(o["flow_pes"], o["flow_lanes"], flow_shape, o["flow_p"],
+                                o["flow_density"], flag="flow-")
+
+    res = {"parts": parts, "seed": o["seed"], "layers": [l.name for l in layers]}
+    if o["no_rtl"]:
+        res["skipped"] = {"rtl": "--no-rtl", "flow": "--no-rtl"}
+        print("--no-rtl: no RTL generated or simulated (rtl and flow parts skipped)")
+    if {"rtl", "flow"} & set(parts):
+        sims = _available(sims, print)
+        if not sims:
+            res.setdefault("skipped", {}).update(
+                {k: "no simulator installed" for k in ("rtl", "flow") if k in parts})
+            parts = [v for v in parts if v not in ("rtl", "flow")]
+    work = Path(o["workdir"])
+    failed = False
+
+    if "eie" in parts:
+        t0 = time.perf_counter()
+        with tqdm(total=len(layers), desc="EIE layers", unit="layer", dynamic_ncols=True) as bar:
+            eie = eie_comparison(layers, o["draws"], o["seed"], o["eie_draws"], bar)
+        eie["seconds"] = round(time.perf_counter() - t0, 1)
+        res["eie"] = eie
+        print(eie_tables(eie) + "\n", flush=True)
+
+    if "rtl" in parts:
+        t0 = time.perf_counter()
+        with tqdm(total=len(layers), desc="RTL validation", unit="layer",
+                  dynamic_ncols=True) as bar:
+            rows = rtl_validation(layers, o["scale"], cfg, sims, o["inputs"], work / "rtl",
+                                  o["seed"], bar)
+        res["rtl"] = {"scale": o["scale"], "engine": cfg.to_json(), "engine_rule": rule,
+                      "inputs": o["inputs"], "sims": sims, "layers": rows,
+                      "seconds": round(time.perf_counter() - t0, 1)}
+        failed |= not all(rtl_exact(r, sim) for r in rows for sim in r["sims"])
+        print(rtl_tables(res["rtl"]) + "\n", flush=True)
+
+    if "flow" in parts:
+        t0 = time.perf_counter()
+        flow = engine_bench.run(o["flow_pes"], o["flow_lanes"], flow_shape, o["flow_p"],
+                                o["flow_density"], o["flow_batch"], sims, work / "flow",
+                                seed=o["seed"],
+                                progress=lambda msg: tqdm.write(f"... flow: {msg}"))
+        flow["seconds"] = round(time.perf_counter() - t0, 1)
+        res["flow"] = flow
+        failed |= not all(s["golden_match"] and s["cycles_match_model"]
+                          for e in flow["engines"] for s in e["sims"].values())
+        print("the RTL flow: " + engine_bench.tables(flow) + "\n", flush=True)
+
+    if "golden" in parts:
+        from permdeal.golden.bench import golden_bench
+        t0 = time.perf_counter()
+        gold = golden_bench(m=o["m"], n=o["n"], ps=o["p"], repeat=o["repeat"], seed=o["seed"])
+        gold["seconds"] = round(time.perf_counter() - t0, 1)
+        res["golden"] = gold
+        rate = ", ".join(f"p={r['p']}: {r['stored_weights'] / r['int_matvec_s'] / 1e6:,.0f}"
+                         for r in gold["rows"] if r["int_matvec_s"] > 0)
+        print(bench_table(gold))
+        print(f"golden int matvec throughput (million stored weights per second): {rate}\n")
+
+    res["wall_seconds"] = round(time.perf_counter() - t_start, 1)
+    print(f"wall time {res['wall_seconds']:.0f} s"
+          + (f"; designs and results in {work}/" if {"rtl", "flow"} & set(parts) else ""))
+    if o["json"]:
+        atomic.write_text(o["json"], json.dumps(res, indent=2) + "\n")
+        print(f"wrote {o['json']}")
+    if failed:
+        print("the RTL DIFFERS from the cycle or golden model (see the tables above)",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
+def parser():
+    """A stand-alone parser of ``permdeal bench``'s flags (for tests and ``python -m``)."""
+    ap = argparse.ArgumentParser(prog="permdeal bench", description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    return ap
+
+
+if __name__ == "__main__":  # python -m permdeal.gen.bench: the same as permdeal bench
+    try:
+        sys.exit(run(parser().parse_args()))
+    except PermdealError as e:
+        print(f"permdeal bench: error: {e}", file=sys.stderr)
+        sys.exit(2)
