@@ -30,7 +30,7 @@ from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden.circulant import BlockCirculant, diagonal_sums, used_mask
 from permdeal.golden.permdiag import PermDiag
-from permdeal.golden.train import (MLP, _check_data, _ints, _loss_and_grads, accuracy, adam_step,
+from permdeal.golden.train import (MLP, _check_data, _ints, _loss_and_grads, accuracy, adam_loop,
                                    check_chain, init_mlp, load_digits_split, train)
 
 
@@ -47,12 +47,6 @@ def _per_layer(ks, n_layers):
     if len(ks) != n_layers:
         raise PermdealError(f"got {len(ks)} block sizes k for {n_layers} layers")
     return [integer(k, f"block size k of fc{i + 1}", 1) for i, k in enumerate(ks)]
-
-
-def _check_lr(lr):
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
-        raise PermdealError(f"lr must be a positive number, not {lr!r}")
-    return float(lr)
 
 
 # -- model ----------------------------------------------------------------------------------------
@@ -179,27 +173,16 @@ def train_circulant(model, X, y, *, epochs=30, lr=2e-3, batch_size=32, seed=0):
     """
     model = _check_model(model, "train_circulant")
     X, y = _check_data(model, X, y)
-    epochs = integer(epochs, "epochs", 1)
-    batch_size = integer(batch_size, "batch_size", 1)
-    lr = _check_lr(lr)
-    rng = np.random.default_rng(integer(seed, "seed", 0))
     params = [np.array(w.c, np.float64) for w in model.layers] + \
              [np.array(b, np.float64) for b in model.biases]
-    m1 = [np.zeros_like(t) for t in params]
-    m2 = [np.zeros_like(t) for t in params]
-    L, step = len(model.layers), 0
-    for epoch in range(epochs):
-        order = rng.permutation(len(X))
-        for start in range(0, len(X), batch_size):
-            batch = order[start:start + batch_size]
-            layers = [w.with_c(c) for w, c in zip(model.layers, params[:L])]
-            with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught below
-                loss, dcs, dbs = _grads(layers, params[L:], X[batch], y[batch])
-            if not np.isfinite(loss):
-                raise PermdealError(f"training diverged in epoch {epoch + 1} (loss {loss}); "
-                                    f"lower lr (now {lr})")
-            step += 1
-            adam_step(params, dcs + dbs, m1, m2, step, lr)
+    L = len(model.layers)
+
+    def grads(Xb, yb):
+        layers = [w.with_c(c) for w, c in zip(model.layers, params[:L])]
+        loss, dcs, dbs = _grads(layers, params[L:], Xb, yb)
+        return loss, dcs + dbs
+
+    adam_loop(params, grads, X, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     return CirculantMLP(tuple(w.with_c(c) for w, c in zip(model.layers, params[:L])),
                         tuple(params[L:]))
 

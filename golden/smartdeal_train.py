@@ -36,7 +36,6 @@ before and after fine-tuning and the fine-tuned form with ``b_B``-bit ``B``.
 """
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +46,7 @@ from permdeal.golden.permdiag import PermDiag
 from permdeal.golden.smartdeal import (Decomposition, block_layout, decompose, from_blocks,
                                        project_pow2, quantize, rebuild_float, report, storage_bits,
                                        to_blocks)
-from permdeal.golden.train import (MLP, _check_data, _ints, _loss_and_grads, accuracy, adam_step,
+from permdeal.golden.train import (MLP, _check_data, _ints, _loss_and_grads, accuracy, adam_loop,
                                    check_chain, init_mlp, load_digits_split, train)
 
 #: Bits per weight (and per weight of a layer kept dense) of the dense reference in the totals.
@@ -197,12 +196,6 @@ def smartdeal_loss_and_grads(model, X, y):
 
 # -- fine-tuning ----------------------------------------------------------------------------------
 
-def _check_lr(lr):
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
-        raise PermdealError(f"lr must be a positive number, not {lr!r}")
-    return float(lr)
-
-
 def _project(w, c, keep):
     return project_pow2(c, w.e_min, w.E, w.threshold) * keep
 
@@ -219,39 +212,28 @@ def finetune(model, X, y, *, epochs=20, lr=1e-3, batch_size=32, seed=0):
     """
     model = _check_sd_model(model, "finetune")
     X, y = _check_data(model, X, y)
-    epochs = integer(epochs, "epochs", 1)
-    batch_size = integer(batch_size, "batch_size", 1)
-    lr = _check_lr(lr)
-    rng = np.random.default_rng(integer(seed, "seed", 0))
     layers, L = model.layers, len(model.layers)
     qs, bases, keeps = _unpack(model)
     latent = [np.array(q, np.float64) for q in qs]
     bases = [None if b is None else np.array(b, np.float64) for b in bases]
     biases = [np.array(b, np.float64) for b in model.biases]
     params = latent + [b for b in bases if b is not None] + biases
-    m1 = [np.zeros_like(t) for t in params]
-    m2 = [np.zeros_like(t) for t in params]
-    step = 0
     # The weights of the forward pass: the projected latent Ce, or a dense layer's own weights.
     qs = [latent[l] if keeps[l] is None else _project(layers[l], latent[l], keeps[l])
           for l in range(L)]
-    for epoch in range(epochs):
-        order = rng.permutation(len(X))
-        for start in range(0, len(X), batch_size):
-            batch = order[start:start + batch_size]
-            with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught below
-                loss, dqs, dbases, dbs = _grads(layers, bases, qs, biases, keeps, X[batch],
-                                                y[batch])
-            if not np.isfinite(loss):
-                raise PermdealError(f"fine-tuning diverged in epoch {epoch + 1} (loss {loss}); "
-                                    f"lower lr (now {lr})")
-            step += 1
-            grads = dqs + [g for g in dbases if g is not None] + dbs
-            adam_step(params, grads, m1, m2, step, lr)
-            for l in range(L):  # re-projection of every SmartDeal layer's Ce
-                if keeps[l] is not None:
-                    latent[l] *= keeps[l]
-                    qs[l] = _project(layers[l], latent[l], keeps[l])
+
+    def grads(Xb, yb):
+        loss, dqs, dbases, dbs = _grads(layers, bases, qs, biases, keeps, Xb, yb)
+        return loss, dqs + [g for g in dbases if g is not None] + dbs
+
+    def reproject():  # every SmartDeal layer's Ce back on the grid, its mask kept
+        for l in range(L):
+            if keeps[l] is not None:
+                latent[l] *= keeps[l]
+                qs[l] = _project(layers[l], latent[l], keeps[l])
+
+    adam_loop(params, grads, X, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+              after_step=reproject, what="fine-tuning")
     out = [dataclasses.replace(w, ce=q, b=b) if b is not None else q
            for w, q, b in zip(layers, qs, bases)]
     return SmartDealMLP(tuple(out), tuple(biases))

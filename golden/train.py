@@ -234,36 +234,74 @@ def adam_step(params, grads, m1, m2, step, lr):
         t -= lr * (a / (1 - b1 ** step)) / (np.sqrt(v / (1 - b2 ** step)) + ADAM_EPS)
 
 
-def train(model, X, y, *, epochs=40, lr=2e-3, batch_size=32, seed=0):
-    """Train ``model`` with Adam on mini-batches; returns the trained :class:`MLP`.
-
-    Each layer's structure (``p``, ``k``) is kept: only stored weights and biases change. Start from
-    :func:`init_mlp` to train from scratch, from :func:`project` to fine-tune. Batches are a fresh
-    random permutation every epoch (seeded by ``seed``).
-    """
-    X, y = _check_data(model, X, y)
-    epochs = integer(epochs, "epochs", 1)
-    batch_size = integer(batch_size, "batch_size", 1)
+def check_lr(lr):
+    """``lr`` as a float, or a :class:`PermdealError` unless it is a positive finite number."""
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
         raise PermdealError(f"lr must be a positive number, not {lr!r}")
+    return float(lr)
+
+
+def adam_loop(params, loss_and_grads, X, y, *, epochs, lr, batch_size, seed, after_step=None,
+              what="training"):
+    """Adam on seeded mini-batches: the one training loop of every structured trainer.
+
+    ``params`` (float arrays) are updated in place. Every epoch draws a fresh random permutation
+    of the rows of ``X`` (seeded by ``seed``) and cuts it into batches of ``batch_size``; for each,
+    ``loss_and_grads(X_batch, y_batch)`` returns ``(loss, grads)`` at the current ``params`` (one
+    gradient per parameter, in order), :func:`adam_step` applies them, and ``after_step()`` (if
+    given) re-imposes a structure. A non-finite loss stops with an error naming ``what``.
+    """
+    epochs = integer(epochs, "epochs", 1)
+    batch_size = integer(batch_size, "batch_size", 1)
+    lr = check_lr(lr)
     rng = np.random.default_rng(integer(seed, "seed", 0))
-    params = [np.array(w.q, np.float64) for w in model.weights] + \
-             [np.array(b, np.float64) for b in model.biases]
     m1 = [np.zeros_like(t) for t in params]
     m2 = [np.zeros_like(t) for t in params]
-    L, step = len(model.weights), 0
+    step = 0
     for epoch in range(epochs):
         order = rng.permutation(len(X))
         for start in range(0, len(X), batch_size):
             batch = order[start:start + batch_size]
-            weights = [w.with_q(q) for w, q in zip(model.weights, params[:L])]
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught below
-                loss, dqs, dbs = _loss_and_grads(weights, params[L:], X[batch], y[batch])
+                loss, grads = loss_and_grads(X[batch], y[batch])
             if not np.isfinite(loss):
-                raise PermdealError(f"training diverged in epoch {epoch + 1} (loss {loss}); "
+                raise PermdealError(f"{what} diverged in epoch {epoch + 1} (loss {loss}); "
                                     f"lower lr (now {lr})")
             step += 1
-            adam_step(params, dqs + dbs, m1, m2, step, lr)
+            adam_step(params, grads, m1, m2, step, lr)
+            if after_step is not None:
+                after_step()
+
+
+def train(model, X, y, *, epochs=40, lr=2e-3, batch_size=32, seed=0, grad_mask=None):
+    """Train ``model`` with Adam on mini-batches (:func:`adam_loop`); returns the trained
+    :class:`MLP`.
+
+    Each layer's structure (``p``, ``k``) is kept: only stored weights and biases change. Start from
+    :func:`init_mlp` to train from scratch, from :func:`project` to fine-tune. ``grad_mask`` (one
+    boolean array per layer, the shape of its stored weights ``q``) freezes the weights where it is
+    False: their gradients are zeroed, so a weight that starts at zero stays exactly zero (a pruned
+    network retrained with its zero pattern kept).
+    """
+    X, y = _check_data(model, X, y)
+    params = [np.array(w.q, np.float64) for w in model.weights] + \
+             [np.array(b, np.float64) for b in model.biases]
+    L = len(model.weights)
+    keep = None
+    if grad_mask is not None:
+        keep = [np.asarray(mk, bool) for mk in grad_mask]
+        if len(keep) != L or any(k.shape != w.q.shape for k, w in zip(keep, model.weights)):
+            raise PermdealError("grad_mask needs one boolean array per layer, shaped as the "
+                                "layer's stored weights")
+
+    def grads(Xb, yb):
+        weights = [w.with_q(q) for w, q in zip(model.weights, params[:L])]
+        loss, dqs, dbs = _loss_and_grads(weights, params[L:], Xb, yb)
+        if keep is not None:
+            dqs = [g * k for g, k in zip(dqs, keep)]
+        return loss, dqs + dbs
+
+    adam_loop(params, grads, X, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     return MLP(tuple(w.with_q(q) for w, q in zip(model.weights, params[:L])), tuple(params[L:]))
 
 

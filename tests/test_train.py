@@ -195,3 +195,21 @@ def test_bad_input_raises(i):
     call, match = _bad_calls()[i]
     with pytest.raises(PermdealError, match=match):
         call()
+
+
+def test_grad_mask_keeps_the_zero_pattern():
+    from permdeal.golden import train as tr
+    # A pruned dense network retrained with its mask: every masked weight stays exactly zero, the
+    # others move, and a wrong mask is refused.
+    X_tr, y_tr, _, _ = tr.load_digits_split(0)
+    model = tr.init_mlp([64, 16, 10], seed=3)
+    rng = np.random.default_rng(3)
+    masks = [rng.random(w.q.shape) < 0.3 for w in model.weights]
+    pruned = tr.MLP(tuple(w.with_q(w.q * m) for w, m in zip(model.weights, masks)), model.biases)
+    out = tr.train(pruned, X_tr, y_tr, epochs=2, seed=1, grad_mask=masks)
+    for w_in, w_out, m in zip(pruned.weights, out.weights, masks):
+        assert np.all(w_out.q[~m] == 0)
+        # (some digits pixels are always 0, so their weights get no gradient at all)
+        assert np.count_nonzero(w_out.q[m] != w_in.q[m]) > 0.5 * m.sum()
+    with pytest.raises(PermdealError, match="grad_mask needs one boolean array per layer"):
+        tr.train(pruned, X_tr, y_tr, epochs=1, grad_mask=masks[:1])
