@@ -211,6 +211,13 @@ def _compress_smartdeal(args, layers, spec, calibration, source, inputs):
 
 
 def cmd_rom(args):
+    from .smartdeal_design import is_smartdeal_model
+    if is_smartdeal_model(args.model):
+        return _rom_smartdeal(args)
+    for flag in ("pes", "lanes"):
+        if getattr(args, flag) is None:
+            raise PermdealError(f"--{flag} is required for a permuted-diagonal model (the images "
+                                "are laid out per PE and lane)")
     model = QuantModel.read(args.model)
     cfg = _engine(args)
     with atomic.output_dir(args.output, inputs=[args.model]) as tmp:
@@ -218,6 +225,23 @@ def cmd_rom(args):
     mems = man["memories"]
     print(f"{len(man['images'])} images for {cfg.n_pe} PE x {cfg.lanes} lanes: "
           + ", ".join(f"{m} {mems[m]['depth']} x {mems[m]['width']} bit" for m in rom.MEMORIES))
+    print(f"wrote {args.output}/")
+    return 0
+
+
+def _rom_smartdeal(args):
+    """``permdeal rom`` of a SmartDeal model: its per-layer images (one set for any design)."""
+    from permdeal.golden.smartdeal_model import SmartDealModel, write_rom
+    given = [f"--{k}" for k in ("pes", "lanes") if getattr(args, k) is not None]
+    if given:
+        raise PermdealError(f"{given[0]} does not apply to a SmartDeal model: its images are one "
+                            "set per layer (Ce codes, B codes, biases) whatever the design")
+    model = SmartDealModel.read(args.model)
+    with atomic.output_dir(args.output, inputs=[args.model]) as tmp:
+        man = write_rom(tmp, model)
+    print(f"{len(man['images'])} images for {len(model.layers)} SmartDeal layer(s): "
+          + ", ".join(f"{img['file']} {img['depth']} x {img['width']} bit"
+                      for img in man["images"]))
     print(f"wrote {args.output}/")
     return 0
 
@@ -255,9 +279,48 @@ def cmd_cycles(args):
     return 0
 
 
+def _check_smartdeal(folder, man):
+    """``permdeal check`` of a SmartDeal model, ROM or design folder: ``(model, what)``."""
+    from permdeal.golden.smartdeal_model import ROM_FOLDER, ROM_KIND, SmartDealModel
+    from .smartdeal_design import DESIGN_KIND, SmartDealDesign, check_rom
+    if man["kind"] == DESIGN_KIND:
+        design = SmartDealDesign(folder)
+        model, _ = design.load_model()
+        return model, (f"SmartDeal design {design.top} ({len(design.sources)} Verilog files, "
+                       f"{design.lanes} shift-add lanes) and its ROM images")
+    if man["kind"] == ROM_KIND:
+        rom_man, model = check_rom(folder)
+        return model, f"{len(rom_man['images'])} SmartDeal ROM images"
+    model = SmartDealModel.read(folder)
+    if not (folder / ROM_FOLDER).is_dir():
+        return model, "SmartDeal compressed model (no rom/ folder)"
+    rom_man, images = check_rom(folder / ROM_FOLDER)
+    if len(images.layers) != len(model.layers):
+        raise PermdealError(f"{folder / ROM_FOLDER}: images of {len(images.layers)} layer(s), "
+                            f"the model has {len(model.layers)}")
+    for i, (a, b) in enumerate(zip(model.layers, images.layers)):
+        for part, x, y in (("Ce", a.codes.codes, b.codes.codes),
+                           ("B", a.codes.b_int, b.codes.b_int), ("bias", a.bias, b.bias)):
+            if x.shape != y.shape or not np.array_equal(x, y):
+                raise PermdealError(f"{folder / ROM_FOLDER}: layer {i} ({a.name}): the images hold "
+                                    f"other {part} codes than {folder / 'model.npz'}")
+    return model, (f"SmartDeal compressed model and its {len(rom_man['images'])} ROM images in "
+                   f"{ROM_FOLDER}/")
+
+
 def cmd_check(args):
+    from permdeal.golden.smartdeal_model import METHOD, ROM_KIND as SD_ROM_KIND
+    from .smartdeal_design import DESIGN_KIND, model_table
     folder = Path(args.folder)
-    man = read_manifest(folder / atomic.MANIFEST_NAME, (MODEL_KIND, rom.ROM_KIND))
+    man = read_manifest(folder / atomic.MANIFEST_NAME,
+                        (MODEL_KIND, rom.ROM_KIND, SD_ROM_KIND, DESIGN_KIND))
+    if man["kind"] in (SD_ROM_KIND, DESIGN_KIND) or (man["kind"] == MODEL_KIND
+                                                     and man.get("method") == METHOD):
+        model, what = _check_smartdeal(folder, man)
+        print(model_table(model))
+        print(f"{folder}: {what} OK (shapes, widths, depths, code ranges and sha256 match the "
+              "manifest)")
+        return 0
     if man["kind"] == MODEL_KIND:
         model = QuantModel.read(folder)
         what = "compressed model"
@@ -394,8 +457,72 @@ def _gen_layers(st):
     return specs
 
 
+def _smartdeal_model_arg(args):
+    """``(model folder, config settings)`` when ``permdeal gen``'s --model (a flag or a setting of
+    --config) is a SmartDeal compressed model, else None."""
+    from .smartdeal_design import is_smartdeal_model
+    config = load_config(args.config, GEN_SETTINGS) if args.config else {}
+    model = args.model if args.model is not None else config.get("model")
+    try:
+        if model is None or not is_smartdeal_model(model):
+            return None
+    except PermdealError:
+        return None  # not a model folder: the settings are checked first, then it is refused
+    return str(model), config
+
+
+#: ``permdeal gen`` settings that do not apply to a SmartDeal design, and why.
+SMARTDEAL_GEN_REFUSED = {
+    "pes": "the design has one layer unit per layer; --lanes sets its shift-add unit's lanes",
+    "scan_width": "the layer units read their inputs from a buffer, there is no detector",
+    **{k: "the layers come from --model" for k in SHAPE_SETTINGS},
+}
+
+
+def _gen_smartdeal(args, model_dir, config):
+    """``permdeal gen --model DIR`` of a SmartDeal model: the chain of layer units."""
+    from permdeal.golden.smartdeal import MAX_S
+    from permdeal.golden.smartdeal_model import SmartDealModel
+    from .smartdeal_design import DEFAULT_NAME, model_table, write_design
+    given = {k: getattr(args, k) for k in GEN_SETTINGS if getattr(args, k, None) not in
+             (None, False)}
+    merged = {**config, **given}
+    for key, why in SMARTDEAL_GEN_REFUSED.items():
+        if key in merged:
+            raise PermdealError(f"--{key.replace('_', '-')} does not apply to a SmartDeal model "
+                                f"({why})")
+    if merged.get("output") is None:
+        raise PermdealError("--output is required (a flag or a setting of --config)")
+    model = SmartDealModel.read(model_dir)
+    S = model.layers[0].codes.S
+    lanes = None
+    if merged.get("lanes") is not None:
+        try:
+            lanes = integer(GEN_SETTINGS["lanes"][0](str(merged["lanes"])), "lanes", 1,
+                            min(S, MAX_S))
+        except PermdealError as e:
+            raise PermdealError(f"--lanes (the shift-add unit's lanes, 1 to S = {S}): {e}") \
+                from None
+    name = str(merged.get("name", DEFAULT_NAME))
+    inputs = [model_dir] + ([args.config] if args.config else [])
+    t0 = time.perf_counter()
+    man = write_design(merged["output"], model, lanes=lanes, name=name, inputs=inputs)
+    took = time.perf_counter() - t0
+    print(model_table(model, man["config"]["lanes"]))
+    ports = man["ports"]
+    print(f"SmartDeal design {man['top']}: {len(model.layers)} layer unit(s) in a chain, "
+          f"{man['config']['lanes']} shift-add lanes each; {ports['n_inputs']} inputs of "
+          f"{ports['in_bits']} bits, {ports['n_outputs']} outputs of {ports['out_bits']} bits; "
+          f"{man['cycles']['per_input']} cycles per input vector")
+    print(f"wrote {merged['output']}/ (rtl/, rom/, manifest.json) in {took:.1f} s")
+    return 0
+
+
 def cmd_gen(args):
     from .design import write_design
+    smartdeal = _smartdeal_model_arg(args)
+    if smartdeal is not None:
+        return _gen_smartdeal(args, *smartdeal)
     st = gen_settings(args)
     cfg = EngineConfig(st["pes"], st["lanes"], scan_width=st["scan_width"])
     inputs = [args.config] if args.config else []
@@ -423,9 +550,52 @@ def cmd_gen(args):
     return 0
 
 
+def _sim_smartdeal(args):
+    """``permdeal sim`` of a SmartDeal design (``gen.smartdeal_sim``)."""
+    from .smartdeal_design import SmartDealDesign
+    from .smartdeal_sim import simulate
+    design = SmartDealDesign(args.design)
+    model, _ = design.load_model(args.images)
+    x = _input_codes(model, load_array(args.inputs, "--inputs"), f"--inputs {args.inputs}")
+    rep = simulate(args.design, x, args.sim, args.output, images=args.images, seed=args.seed,
+                   waves=args.waves, inputs=[args.inputs])
+    print(f"{args.sim} {rep['sim_version']}, seed {rep['seed']}: {rep['inputs']} input(s), "
+          f"build {rep['build_seconds']:.1f} s, run {rep['run_seconds']:.1f} s "
+          f"({rep['simulated_cycles_per_second'] or 0:.0f} cycles/s)")
+    print(report.table(["layer", "rows", "skipped", "cycles", "cyc/weight", "cyc/output"],
+                       [[l["name"], l["active"], l["skipped"], l["compute"],
+                         f"{l['cycles_per_weight']:.2f}", f"{l['cycles_per_output']:.1f}"]
+                        for l in rep["layers"]]))
+    cyc = rep["cycles"]
+    if cyc:
+        print(f"cycles per input: RTL {np.mean(cyc):.1f}, cycle model {rep['model_cycles']} "
+              f"({'equal' if rep['cycles_match_model'] else 'DIFFERENT'})")
+    if not rep["cycles_match_model"]:
+        print("CYCLES DIFFER from the cycle model: RTL " + ", ".join(map(str, cyc))
+              + f"; model {rep['model_cycles']} each", file=sys.stderr)
+    if rep["golden_match"]:
+        print(f"{rep['inputs_matching']} of {rep['inputs']} input vectors match the golden model "
+              f"({rep['inputs'] * rep['outputs_per_input']} values)")
+    else:
+        print(f"MISMATCH: {rep['inputs'] - rep['inputs_matching']} of {rep['inputs']} input "
+              f"vectors, {rep['mismatches']} output(s) differ from the golden model",
+              file=sys.stderr)
+        for mm in rep["first_mismatches"][:10]:
+            print(f"  input {mm['input']}, layer {mm['layer']}, output {mm['output']}: expected "
+                  f"{mm['expected']}, observed {mm['observed']}", file=sys.stderr)
+        for test, why in rep["failures"].items():
+            print(f"  {test}: {why}", file=sys.stderr)
+    print(f"wrote {args.output}/")
+    return 0 if rep["golden_match"] and rep["cycles_match_model"] else 1
+
+
 def cmd_sim(args):
-    from .design import Design
+    from .design import DESIGN_KIND, Design
     from .sim import load_model, simulate
+    from .smartdeal_design import DESIGN_KIND as SD_DESIGN_KIND
+    man = read_manifest(Path(args.design) / atomic.MANIFEST_NAME, (DESIGN_KIND, SD_DESIGN_KIND))
+    if man["kind"] == SD_DESIGN_KIND:
+        return _sim_smartdeal(args)
     design = Design(args.design)
     model, _ = load_model(design, args.images)
     x = _input_codes(model, load_array(args.inputs, "--inputs"), f"--inputs {args.inputs}")
@@ -883,9 +1053,14 @@ def build_parser():
         p.add_argument("--scan-width", type=_positive, default=8,
                        help="activations the detector scans per cycle (default 8)")
 
-    p = sub.add_parser("rom", help="write the per-PE, per-lane ROM images of a compressed model")
+    p = sub.add_parser("rom", help="write the ROM images of a compressed model (per PE and lane "
+                       "for permuted-diagonal, per layer for SmartDeal)")
     p.add_argument("model", help="compressed-model folder (from permdeal compress)")
-    engine_args(p)
+    p.add_argument("--pes", type=_positive, help="permdiag: number of PEs (required there)")
+    p.add_argument("--lanes", type=_positive, help="permdiag: multiplier lanes per PE (required "
+                   "there)")
+    p.add_argument("--scan-width", type=_positive, default=8,
+                   help="permdiag: activations the detector scans per cycle (default 8)")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.set_defaults(func=cmd_rom)
 
@@ -896,8 +1071,11 @@ def build_parser():
                    help="inputs (batch x in): float values, or integer codes of the input format")
     p.set_defaults(func=cmd_cycles)
 
-    p = sub.add_parser("gen", help="generate the engine's Verilog, ROM images and manifest")
-    design_flags(p)
+    p = sub.add_parser("gen", help="generate the engine's Verilog, ROM images and manifest (for "
+                       "a SmartDeal --model: its chain of layer units)")
+    design_flags(p, model_help="compressed-model folder: its layers, and ROM images in rom/; a "
+                 "SmartDeal model gives its chain of layer units (then --lanes is each shift-add "
+                 "unit's lanes, default S, and --pes does not apply)")
     p.add_argument("--name", help="Verilog module name of the engine (default permdeal_engine)")
     p.add_argument("-o", "--output", help="output folder")
     p.set_defaults(func=cmd_gen)
@@ -1021,8 +1199,10 @@ def build_parser():
     p.add_argument("--no-synth", action="store_true", help="skip synthesis (area and Fmax)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("check", help="verify a compressed-model or ROM-image folder against its manifest")
-    p.add_argument("folder", help="output folder of permdeal compress or permdeal rom")
+    p = sub.add_parser("check", help="verify a compressed-model, ROM-image or SmartDeal design "
+                       "folder against its manifest")
+    p.add_argument("folder", help="output folder of permdeal compress, permdeal rom, or permdeal "
+                   "gen of a SmartDeal model")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("bench", help="the benchmark of record: EIE's nine layers on the paper's "
@@ -1031,6 +1211,12 @@ def build_parser():
     from . import bench as _bench
     _bench.add_arguments(p)
     p.set_defaults(func=_bench.run)
+
+    p = sub.add_parser("compare", help="the compressed formats side by side (dense, PD, EIE, "
+                       "block-circulant, SmartDeal, SME) on a model or EIE's layers")
+    from . import compare as _compare
+    _compare.add_arguments(p)
+    p.set_defaults(func=_compare.run)
 
     p = sub.add_parser("bench-smartdeal", help="SmartDeal figures: a random layer's decomposition, "
                        "digits accuracy, the shift-add unit's cycles and size")

@@ -26,10 +26,11 @@ def test_verify_passes_and_writes_results(tmp_path, capsys):
     assert summary["passed"] and summary["seed"] == 7
     assert [(r["test"], r["sim"]) for r in summary["runs"]] == [
         ("perm_index", "icarus"), ("nz_detect", "icarus"), ("pe", "icarus"),
-        ("engine_layer", "icarus"), ("engine_network", "icarus"), ("shift_add", "icarus")]
+        ("engine_layer", "icarus"), ("engine_network", "icarus"), ("shift_add", "icarus"),
+        ("smartdeal_layer", "icarus")]
     assert all(r["passed"] and r["simulated_cycles"] > 0 for r in summary["runs"])
     suites = ET.parse(tmp_path / "r" / "junit.xml").getroot().findall("testsuite")
-    assert len(suites) == 6 and all(s.get("failures") == "0" for s in suites)
+    assert len(suites) == 7 and all(s.get("failures") == "0" for s in suites)
     assert {c.get("name") for c in suites[4].iter("testcase")} == {
         "test_streams[icarus]", "test_cycles[icarus]"}
     assert {c.get("name") for c in suites[5].iter("testcase")} == {
@@ -38,7 +39,13 @@ def test_verify_passes_and_writes_results(tmp_path, capsys):
     # own stimulus, and its required coverage bins were hit.
     sa = summary["runs"][5]
     assert not sa["coverage"]["missing"] and sa["coverage"]["bins"]["shift-add most negative B"] > 0
-    assert "6 of 6 passed" in out and "seed 7" in out
+    # The SmartDeal layer bench ran the first layer's 14 outputs, some Ce rows pruned (10 inputs:
+    # 4 chunks, one pruned per pair of outputs), both tests on every output.
+    sl = summary["runs"][6]
+    assert {c.get("name") for c in suites[6].iter("testcase")} == {
+        "test_streams[icarus]", "test_cycles[icarus]"}
+    assert not sl["coverage"]["missing"] and sl["coverage"]["bins"]["smartdeal skipped Ce rows"] > 0
+    assert "7 of 7 passed" in out and "seed 7" in out
 
 
 @pytest.mark.sim

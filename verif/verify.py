@@ -35,7 +35,13 @@ BENCHES = {
     "engine_network": "the engine on the whole network",
     "shift_add": "the SmartDeal shift-add unit rebuilding the first layer's weights, decomposed "
                  f"(S = {SHIFT_ADD_S}, E = 3, 8-bit B), at the layer's weight format",
+    "smartdeal_layer": "the SmartDeal layer unit (shift-add unit, MAC, write-back) on the first "
+                       "layer's first outputs, decomposed (S = 3, E = 3, 8-bit B, a quarter of "
+                       "the Ce rows pruned) at the layer's formats, against the golden layer and "
+                       "its cycle model",
 }
+#: Most outputs of the first layer the SmartDeal layer bench computes, and its pruning.
+SMARTDEAL_ROWS, SMARTDEAL_PRUNE, SMARTDEAL_PRUNE_GROUP = 16, 0.25, 2
 #: Most rows of the first layer the shift-add bench rebuilds (besides its own stimulus).
 SHIFT_ADD_ROWS = 192
 #: Input densities of the engine benches' vectors: empty, full and in between.
@@ -252,7 +258,60 @@ def _shift_add(target, build, seed):
     return [source], "shift_add", "permdeal.verif.tb_shift_add", config, check, cover
 
 
+def _smartdeal_layer(target, build, seed):
+    from permdeal.gen.verilog import emit
+    from permdeal.golden.formats import LayerFormats
+    from permdeal.golden.smartdeal import decompose, quantize
+    from permdeal.golden.smartdeal_cycles import layer_cycles
+    from permdeal.golden.smartdeal_model import SmartDealLayer, SmartDealModel, write_rom
+    from permdeal.hdl.rom import ROM_SOURCE
+    from permdeal.hdl.smartdeal_layer import SmartDealLayerUnit
+    from permdeal.verif.tb_smartdeal_layer import bench_config
+    pd = target.model.layers[0]
+    f = pd.fmts
+    W = f.weight.to_float(pd.matrix.to_dense())[:SMARTDEAL_ROWS]
+    dec = decompose(W, S=SHIFT_ADD_S, prune=SMARTDEAL_PRUNE, prune_group=SMARTDEAL_PRUNE_GROUP)
+    fmts = LayerFormats(f.act, f.weight, f.bias, f.out, W.shape[1])   # a dense row's products
+    layer = SmartDealLayer(pd.name, quantize(dec), pd.bias[:W.shape[0]], fmts, pd.relu)
+    model = SmartDealModel([layer])
+    rom = build / "rom"
+    rom.mkdir(exist_ok=True)
+    write_rom(rom, model)
+    dut = SmartDealLayerUnit(layer, rom)
+    source = build / "smartdeal_layer.v"
+    emit(dut, "smartdeal_layer", source)
+    x = _inputs(model, seed)
+    config = bench_config(model, x, dut.lanes)
+    n_out = sum(map(len, config["expected"]))
+    lc = layer_cycles(layer, dut.lanes)
+
+    def check(report):
+        out = []
+        for test in ("test_streams", "test_cycles"):
+            rep = report.get(test, {})
+            if rep.get("checked") != n_out or rep.get("mismatches"):
+                out.append(f"{test}: {rep.get('checked')} of {n_out} outputs checked, "
+                           f"{rep.get('mismatches')} mismatched")
+        rtl = report.get("test_cycles", {}).get("rtl_cycles")
+        if rtl != [config["cycles"]] * len(x):
+            out.append(f"test_cycles: RTL cycles {rtl}, the cycle model says {config['cycles']}")
+        return out
+
+    def cover(report):
+        streams = report.get("test_streams", {})
+        bins = {"skipped Ce rows": lc.skipped, "weight saturation": layer.weight_saturated,
+                "input back-pressure": int(streams.get("input_stalls") or 0),
+                "output back-pressure": int(streams.get("output_stalls") or 0)}
+        required = ["output back-pressure"] + (["skipped Ce rows"] if dec.pruned.any() else [])
+        return ({f"smartdeal {k}": v for k, v in bins.items()},
+                [f"smartdeal {k}" for k in required])
+    return ([source, ROM_SOURCE], "smartdeal_layer", "permdeal.verif.tb_smartdeal_layer", config,
+            check, cover)
+
+
 def _build(job, target, build, seed):
+    if job.bench == "smartdeal_layer":
+        return _smartdeal_layer(target, build, seed)
     if job.bench == "shift_add":
         return _shift_add(target, build, seed)
     if job.bench == "pe":

@@ -1,0 +1,193 @@
+# amaranth: UnusedElaboratable=no
+"""A generated SmartDeal design folder: the layer units' Verilog, the ROM images and a manifest.
+
+Layout (the PD design's, ``gen.design``)::
+
+    OUT/manifest.json            kind "permdeal-smartdeal-design": the configuration (lanes, the
+                                 compression settings), the ports, the layers (as the ROM manifest
+                                 describes them), the cycle model's figures, every Verilog file
+                                 with its sha256
+    OUT/rtl/<name>.v             the network (top module <name>, ``hdl.smartdeal_net``) and its
+                                 layer units <name>_l0, <name>_l1, ...
+    OUT/rtl/permdeal_rom.v       the $readmemh ROM module the memories instantiate
+    OUT/rom/                     the model's ROM images and their manifest
+                                 (``golden.smartdeal_model.write_rom``)
+
+The Verilog names every image ``rom/<file>``: ``$readmemh`` resolves that from the simulator's (or
+synthesis tool's) working folder, so run it from ``OUT`` or link ``rom`` there. Other images of the
+same layer structure (shapes, ``S``, ``E``, ``b_B``, rows per block, formats, ReLU, alignment) can
+take their place; :meth:`SmartDealDesign.load_model` checks that.
+
+:func:`check_rom` is what every reader here does with a ROM folder: every Ce image is scanned for
+codes outside the declared ``{nz, sign, e_idx}`` range first (naming the file and line), then
+``golden.smartdeal_model.read_rom`` checks the rest.
+"""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from permdeal import __version__, atomic
+from permdeal.errors import PermdealError
+from permdeal.golden import smartdeal_model as sdm
+from permdeal.golden.manifest import json_diff, json_field, read_manifest
+from permdeal.golden.model import MODEL_KIND
+from permdeal.golden.rom import decode_hex, read_image_bytes
+from permdeal.golden.smartdeal_cycles import model_cycles
+from permdeal.hdl.rom import ROM_SOURCE
+from permdeal.hdl.smartdeal_layer import check_ce_words
+from permdeal.hdl.smartdeal_net import SmartDealNet
+
+from .design import ROM_DIR, RTL_DIR
+from .report import table
+from .verilog import emit
+
+DESIGN_KIND = "permdeal-smartdeal-design"
+DESIGN_FORMAT_VERSION = 1
+#: The default top module name of a SmartDeal design.
+DEFAULT_NAME = "smartdeal_net"
+
+
+def is_smartdeal_model(folder):
+    """Whether ``folder`` holds a SmartDeal compressed model (its manifest's ``method``)."""
+    path = Path(folder) / atomic.MANIFEST_NAME
+    man = read_manifest(path, MODEL_KIND)
+    return man.get("method") == sdm.METHOD
+
+
+def _sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def check_rom(folder):
+    """Read and verify a SmartDeal ROM folder: ``(manifest, SmartDealModel)``.
+
+    First every Ce image the manifest lists is decoded and each code checked against its declared
+    width: a code with ``nz = 0`` and other bits set is refused naming the file and line (so is a
+    word beyond the width, by the decoder); then ``golden.smartdeal_model.read_rom`` checks the
+    manifest, the widths, depths and sha256 of every image and the codes' ranges.
+    """
+    folder = Path(folder)
+    man_path = folder / atomic.MANIFEST_NAME
+    man = read_manifest(man_path, sdm.ROM_KIND)
+    images = man.get("images")
+    for img in images if isinstance(images, list) else ():
+        if not (isinstance(img, dict) and img.get("part") == "ce"):
+            continue
+        width, depth, file = img.get("width"), img.get("depth"), img.get("file")
+        if not (type(width) is int and type(depth) is int and isinstance(file, str)
+                and 2 < width <= 64 and depth > 0 and Path(file).name == file):
+            continue                                   # read_rom names what is wrong
+        path = folder / file
+        words = decode_hex(read_image_bytes(path, f"listed in {man_path}"), width, depth,
+                           False, path)
+        check_ce_words(words, width, path)
+    return sdm.read_rom(folder)
+
+
+def write_design(out, model, *, lanes=None, name=DEFAULT_NAME, inputs=()):
+    """Generate the design folder ``out`` (atomically) for the ``SmartDealModel`` ``model``, every
+    layer's shift-add unit with ``lanes`` lanes (default ``S``). Returns the manifest dict."""
+    with atomic.output_dir(out, inputs=inputs) as tmp:
+        rom = tmp / ROM_DIR
+        rom.mkdir()
+        rom_man = sdm.write_rom(rom, model)
+        net = SmartDealNet(model.layers, rom, lanes=lanes, rom_dir=ROM_DIR, name=name)
+        rtl = tmp / RTL_DIR
+        rtl.mkdir()
+        emit(net, net.name, rtl / f"{net.name}.v")
+        shutil.copyfile(ROM_SOURCE, rtl / ROM_SOURCE.name)
+        cyc = model_cycles(model, net.lanes)
+        man = {
+            "kind": DESIGN_KIND, "format_version": DESIGN_FORMAT_VERSION,
+            "generator": f"permdeal {__version__}", "method": sdm.METHOD,
+            "config": {"lanes": net.lanes, "name": net.name, "compression": model.config},
+            "top": net.name,
+            "ports": {"in_bits": net.in_bits, "out_bits": net.out_bits,
+                      "n_inputs": net.n_inputs, "n_outputs": net.n_outputs},
+            "layers": rom_man["layers"],
+            "cycles": {"per_input": cyc.total, "load": cyc.load,
+                       "layers": [lc.to_json() for lc in cyc.layers]},
+            "rom_dir": ROM_DIR,
+            "sources": [{"file": f"{RTL_DIR}/{f.name}", "sha256": _sha256(f)}
+                        for f in sorted(rtl.iterdir())],
+        }
+        atomic.write_text(tmp / atomic.MANIFEST_NAME, json.dumps(man, indent=2) + "\n")
+    return man
+
+
+def _structure(layer_json):
+    """What the generated RTL fixes of a layer: everything but its saturation counts."""
+    return {k: v for k, v in layer_json.items() if k != "saturated"}
+
+
+class SmartDealDesign:
+    """A checked SmartDeal design folder: ``top``, ``lanes``, ``sources``, ``rom_dir``."""
+
+    def __init__(self, folder):
+        folder = Path(folder)
+        path = folder / atomic.MANIFEST_NAME
+        man = read_manifest(path, DESIGN_KIND)
+        v = json_field(man, "format_version", int, path)
+        if v != DESIGN_FORMAT_VERSION:
+            raise PermdealError(f"{path}: unsupported format_version {v}, this reader knows "
+                                f"{DESIGN_FORMAT_VERSION}")
+        self.top = json_field(man, "top", str, path)
+        cfg = json_field(man, "config", dict, path)
+        self.lanes = json_field(cfg, "lanes", int, f"{path}: config", minimum=1)
+        self.ports = json_field(man, "ports", dict, path)
+        for key in ("in_bits", "out_bits", "n_inputs", "n_outputs"):
+            json_field(self.ports, key, int, f"{path}: ports", minimum=1)
+        self.layers = json_field(man, "layers", list, path)
+        if not self.layers:
+            raise PermdealError(f"{path}: layers is empty")
+        self.sources = []
+        for i, entry in enumerate(json_field(man, "sources", list, path)):
+            where = f"{path}: sources[{i}]"
+            f = folder / json_field(entry, "file", str, where)
+            if not f.is_file():
+                raise PermdealError(f"{f}: missing (listed in {path})")
+            if _sha256(f) != json_field(entry, "sha256", str, where):
+                raise PermdealError(f"{f}: sha256 does not match {path}; the file was changed")
+            self.sources.append(f)
+        self.rom_dir = folder / json_field(man, "rom_dir", str, path)
+        self.folder, self.path, self.manifest = folder, path, man
+
+    def load_model(self, images=None):
+        """``(SmartDealModel, folder)`` of the images (``images`` or the design's ``rom/``),
+        checked (:func:`check_rom`) and refused unless their layers have the structure the
+        design was generated for."""
+        folder = Path(images) if images is not None else self.rom_dir
+        if not (folder / atomic.MANIFEST_NAME).is_file():
+            raise PermdealError(f"{folder}: no ROM images (no {atomic.MANIFEST_NAME}); a SmartDeal "
+                                "design holds its own in rom/, or write others with `permdeal "
+                                "rom MODEL -o DIR` and pass --images DIR")
+        man, model = check_rom(folder)
+        if len(man["layers"]) != len(self.layers):
+            raise PermdealError(f"{folder}: images of a model of {len(man['layers'])} layer(s), "
+                                f"the design {self.folder} has {len(self.layers)}")
+        for i, (got, want) in enumerate(zip(man["layers"], self.layers)):
+            diff = json_diff(_structure(got), _structure(want), f"layer {i}")
+            if diff:
+                raise PermdealError(f"{folder}: the images' {diff} by the design {self.folder} "
+                                    "(not the structure it was generated for)")
+        return model, folder
+
+
+def model_table(model, lanes=None):
+    """The layers of a ``SmartDealModel``: shapes, codes, formats and the unit's cycles."""
+    cyc = model_cycles(model, lanes)
+    rows = []
+    for l, lc in zip(model.layers, cyc.layers):
+        h, f = l.header, l.fmts
+        rows.append([l.name, f"{l.shape[1]} -> {l.shape[0]}",
+                     f"{h['S']}/{h['E']}/{h['b_bits']}", h["rows_per_block"], h["blocks"],
+                     f"{lc.active}/{lc.slots}", f.act, f.weight, h["align_shift"], f.out,
+                     "yes" if l.relu else "no", sum(l.saturated.values()), lc.compute,
+                     f"{lc.cycles_per_weight:.2f}"])
+    return "\n".join([
+        table(["layer", "in -> out", "S/E/b_B", "rows/blk", "blocks", "rows", "act", "weight",
+               "align", "out", "relu", "sat", "cycles", "cyc/weight"], rows),
+        f"per input vector: {cyc.total} cycles (load {cyc.load} + the layers'; shift-add "
+        f"lanes {lanes or model.layers[0].codes.S})"])

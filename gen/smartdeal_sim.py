@@ -1,0 +1,96 @@
+"""``permdeal sim`` of a SmartDeal design: its Verilog on a batch of inputs, against golden.
+
+The design folder's network (``hdl.smartdeal_net``) runs under ``verif/tb_smartdeal_layer.py``'s
+``test_cycles``: one input vector at a time, no idle, the output always ready, each vector's
+outputs compared with ``SmartDealModel.forward`` and its cycles with
+``golden.smartdeal_cycles.model_cycles``. The ROM images are linked in as ``rom/`` beside the build.
+The results folder gets ``outputs.npy`` (the RTL's outputs, one row per input vector) and
+``report.json``: per vector whether every output matched, the mismatches (vector, layer, output,
+expected, observed), the RTL's and the model's cycles, cycles per rebuilt weight and per output,
+and the tool's timings. A failed build leaves no results folder; its logs are kept in a temporary
+folder the error names.
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from permdeal import atomic
+from permdeal.errors import PermdealError
+from permdeal.golden.smartdeal_cycles import model_cycles
+from permdeal.verif import runner
+from permdeal.verif.streams import PERIOD_NS
+from permdeal.verif.tb_smartdeal_layer import bench_config
+
+from .sim import _keep_logs
+from .smartdeal_design import SmartDealDesign
+
+#: The cocotb test ``permdeal sim`` runs.
+TEST_MODULE, TESTCASE = "permdeal.verif.tb_smartdeal_layer", "test_cycles"
+
+
+def simulate(design_dir, x_codes, sim, out, *, images=None, seed=None, waves=False, inputs=()):
+    """Run the design on input codes ``x_codes`` (vectors x n) and write the results folder
+    ``out``; returns the report dict."""
+    design = SmartDealDesign(design_dir)
+    model, rom = design.load_model(images)
+    x = np.asarray(x_codes, dtype=np.int64)
+    config = bench_config(model, x, design.lanes)
+    golden = np.asarray(config["expected"], dtype=np.int64)
+    cyc = model_cycles(model, design.lanes)
+    with atomic.output_dir(out, inputs=[design_dir, rom, *inputs]) as tmp:
+        build = tmp / f"build-{sim}"
+        build.mkdir()
+        os.symlink(os.path.relpath(rom.resolve(), build.resolve()),
+                   build / design.manifest["rom_dir"])
+        t0 = time.perf_counter()
+        try:
+            result = runner.run(sim, sources=design.sources, toplevel=design.top,
+                                test_module=TEST_MODULE, build_dir=build, config=config,
+                                seed=seed, waves=waves, testcase=TESTCASE)
+        except runner.SimulationFailed as e:
+            result = e.result
+        except runner.ToolMissing:
+            raise
+        except PermdealError as e:  # the build failed: keep its logs, the output goes away
+            raise PermdealError(f"{e}\n(logs kept in {_keep_logs(build)})") from None
+        wall = time.perf_counter() - t0
+        rep = result.report.get(TESTCASE, {})
+        observed = rep.get("observed", [])
+        if len(observed) != golden.size:
+            raise PermdealError(f"{sim}: the RTL gave {len(observed)} of {golden.size} outputs "
+                                f"({'; '.join(rep.get('errors', [])[:2])}); logs kept in "
+                                f"{_keep_logs(build)}")
+        y = np.array(observed, dtype=np.int64).reshape(golden.shape)
+        np.save(tmp / "outputs.npy", y)
+        bad = np.argwhere(y != golden)
+        last = model.layers[-1].name
+        mismatches = [{"input": int(v), "layer": last, "output": int(i),
+                       "expected": int(golden[v, i]), "observed": int(y[v, i])}
+                      for v, i in bad[:20]]
+        rtl_cycles = rep.get("rtl_cycles", [])
+        test_seconds, sim_ns = (result.timings or {}).get(TESTCASE, (0.0, 0.0))
+        simulated = int(sim_ns // PERIOD_NS)
+        report = {
+            "sim": sim, "sim_version": result.sim_version, "seed": result.seed,
+            "design": str(Path(design_dir)), "images": str(rom),
+            "inputs": int(x.shape[0]), "outputs_per_input": int(golden.shape[1]),
+            "golden_match": bool(bad.size == 0),
+            "inputs_matching": int(np.all(y == golden, axis=1).sum()),
+            "mismatches": int(len(bad)), "first_mismatches": mismatches,
+            "cycles": rtl_cycles, "model_cycles": cyc.total,
+            "cycles_match_model": rtl_cycles == [cyc.total] * len(x),
+            "layers": [{"name": l.name, **lc.to_json()} for l, lc in zip(model.layers,
+                                                                         cyc.layers)],
+            "build_seconds": round(result.build_seconds, 3),
+            "run_seconds": round(result.run_seconds, 3), "wall_seconds": round(wall, 3),
+            "simulated_cycles": simulated,
+            "simulated_cycles_per_second": (round(simulated / test_seconds, 1)
+                                            if test_seconds else None),
+            "failures": result.failures,
+        }
+        atomic.write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
+    return report

@@ -1,0 +1,253 @@
+# amaranth: UnusedElaboratable=no
+"""`permdeal gen`, `check`, `rom` and `sim` on SmartDeal folders, and their bad input."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+from amaranth.hdl import Const
+
+from permdeal.gen.cli import main
+from permdeal.golden import smartdeal as sd
+from permdeal.golden.formats import Fixed, LayerFormats, writeback
+from permdeal.golden.smartdeal_cycles import model_cycles
+from permdeal.golden.smartdeal_model import SmartDealModel
+from permdeal.hdl.shift_add import ShiftAdd
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """A float model, its SmartDeal compression (pruned) and a permdiag one, via the CLI."""
+    tmp = tmp_path_factory.mktemp("sd")
+    rng = np.random.default_rng(4)
+    np.savez(tmp / "m.npz", **{"fc1.weight": rng.standard_normal((9, 13)) * 0.4,
+                               "fc1.bias": rng.standard_normal(9) * 0.1,
+                               "fc2.weight": rng.standard_normal((5, 9)) * 0.4,
+                               "fc2.bias": rng.standard_normal(5) * 0.1})
+    assert main(["compress", str(tmp / "m.npz"), "--method", "smartdeal", "--act-format", "12:6",
+                 "--weight-bits", "12", "--bias-bits", "12", "--prune", "0.3", "--prune-group",
+                 "2", "-o", str(tmp / "sd")]) == 0
+    assert main(["compress", str(tmp / "m.npz"), "--method", "smartdeal", "--E", "2",
+                 "--act-format", "12:6", "-o", str(tmp / "sd_e2")]) == 0
+    assert main(["compress", str(tmp / "m.npz"), "--p", "3", "--act-format", "12:6", "-o",
+                 str(tmp / "pd")]) == 0
+    x = rng.integers(-2048, 2048, (5, 13))
+    x[rng.random(x.shape) < 0.3] = 0
+    np.save(tmp / "x.npy", x)
+    return tmp
+
+
+def reference(folder, x):
+    """Outputs from the raw model.npz and manifest: rebuild_int, a dense product, write-back."""
+    man = json.loads((folder / "manifest.json").read_text())
+    arrays = np.load(folder / "model.npz")
+    acts = np.asarray(x, dtype=np.int64)
+    for d in man["layers"]:
+        h, f = d["smartdeal"], d["formats"]
+        fx = {k: Fixed(f[k]["bits"], f[k]["frac"]) for k in ("act", "weight", "bias", "out")}
+        codes = sd.SmartDealCodes(tuple(h["shape"]), h["S"], h["E"], h["rows_per_block"],
+                                  h["e_min"], h["b_bits"], h["b_frac"],
+                                  arrays[d["arrays"]["ce"]], arrays[d["arrays"]["b"]])
+        W, _ = sd.rebuild_int(codes, fx["weight"])
+        fmts = LayerFormats(fx["act"], fx["weight"], fx["bias"], fx["out"], d["in"])
+        acts = writeback(acts @ W.T, arrays[d["arrays"]["bias"]], fmts, d["relu"])
+    return acts
+
+
+@pytest.fixture(scope="module")
+def design(folders):
+    assert main(["gen", "--model", str(folders / "sd"), "--lanes", "2", "-o",
+                 str(folders / "d")]) == 0
+    return folders / "d"
+
+
+def test_gen_writes_a_design(folders, design, capsys):
+    man = json.loads((design / "manifest.json").read_text())
+    assert man["kind"] == "permdeal-smartdeal-design" and man["top"] == "smartdeal_net"
+    assert man["config"]["lanes"] == 2
+    assert [s["file"] for s in man["sources"]] == ["rtl/permdeal_rom.v", "rtl/smartdeal_net.v"]
+    for s in man["sources"]:
+        assert hashlib.sha256((design / s["file"]).read_bytes()).hexdigest() == s["sha256"]
+    text = (design / "rtl" / "smartdeal_net.v").read_text()
+    assert "module smartdeal_net(" in text and "module smartdeal_net_l1(" in text
+    assert '"rom/L1_ce.hex"' in text and "src =" not in text
+    for i in range(2):
+        for part in ("ce", "b", "bias"):
+            assert (design / "rom" / f"L{i}_{part}.hex").read_bytes() == \
+                (folders / "sd" / "rom" / f"L{i}_{part}.hex").read_bytes()
+    model = SmartDealModel.read(folders / "sd")
+    assert man["cycles"]["per_input"] == model_cycles(model, 2).total
+    assert man["ports"] == {"in_bits": 12, "out_bits": model.output_format.bits,
+                            "n_inputs": 13, "n_outputs": 5}
+    code, out, err = run(["check", design], capsys)
+    assert code == 0 and "SmartDeal design smartdeal_net" in out and " OK " in out, err
+    # the same settings give the same files
+    assert main(["gen", "--model", str(folders / "sd"), "--lanes", "2", "-o",
+                 str(folders / "d_again")]) == 0
+    assert (folders / "d_again" / "rtl" / "smartdeal_net.v").read_text() == text
+
+
+def test_gen_from_a_config_file(folders, capsys):
+    cfg = folders / "g.toml"
+    cfg.write_text(f'model = "{folders / "sd"}"\nname = "net3"\n')
+    code, out, err = run(["gen", "--config", cfg, "-o", folders / "dc"], capsys)
+    assert code == 0, err
+    man = json.loads((folders / "dc" / "manifest.json").read_text())
+    assert man["top"] == "net3" and man["config"]["lanes"] == 3   # the default: S
+    assert "3 shift-add lanes each" in out
+
+
+@pytest.mark.sim
+def test_sim_matches_golden_and_the_reference(folders, design, capsys):
+    code, out, err = run(["sim", "--design", design, "--inputs", folders / "x.npy", "--sim",
+                          "icarus", "--seed", "3", "-o", folders / "s"], capsys)
+    assert code == 0, err
+    y = np.load(folders / "s" / "outputs.npy")
+    np.testing.assert_array_equal(y, reference(folders / "sd", np.load(folders / "x.npy")))
+    rep = json.loads((folders / "s" / "report.json").read_text())
+    model = SmartDealModel.read(folders / "sd")
+    assert rep["golden_match"] and rep["inputs_matching"] == 5 and rep["cycles_match_model"]
+    assert rep["cycles"] == [model_cycles(model, 2).total] * 5
+    assert "5 of 5 input vectors match the golden model" in out and "(equal)" in out
+
+
+@pytest.mark.sim
+def test_sim_reports_a_wrong_design(folders, capsys, monkeypatch):
+    # Negative terms without their carry-in: rebuilt weights one LSB (shifted) short.
+    monkeypatch.setattr(ShiftAdd, "_carry_in", lambda self, nz, sign: Const(0, 1))
+    assert main(["gen", "--model", str(folders / "sd"), "-o", str(folders / "bad")]) == 0
+    code, out, err = run(["sim", "--design", folders / "bad", "--inputs", folders / "x.npy",
+                          "--sim", "icarus", "--seed", "1", "-o", folders / "sb"], capsys)
+    assert code == 1 and "MISMATCH" in err, out + err
+    assert "layer fc2, output" in err
+    rep = json.loads((folders / "sb" / "report.json").read_text())
+    assert not rep["golden_match"] and rep["first_mismatches"][0]["layer"] == "fc2"
+
+
+def test_rom_of_a_smartdeal_model(folders, capsys):
+    code, out, err = run(["rom", folders / "sd", "-o", folders / "r"], capsys)
+    assert code == 0, err
+    assert "6 images for 2 SmartDeal layer(s)" in out
+    for f in ("L0_ce.hex", "L1_bias.hex", "manifest.json"):
+        assert (folders / "r" / f).read_bytes() == (folders / "sd" / "rom" / f).read_bytes()
+    code, out, err = run(["check", folders / "r"], capsys)
+    assert code == 0 and "6 SmartDeal ROM images OK" in out, err
+    code, out, err = run(["check", folders / "sd"], capsys)
+    assert code == 0 and "SmartDeal compressed model and its 6 ROM images" in out, err
+
+
+def _copy(src, dst):
+    import shutil
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _rewrite(folder, name, lines):
+    """Replace image ``name`` and fix its sha256 in the manifest, so only the content is wrong."""
+    path = folder / name
+    path.write_text("".join(f"{v}\n" for v in lines))
+    man = json.loads((folder / "manifest.json").read_text())
+    for img in man["images"]:
+        if img["file"] == name:
+            img["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(man))
+
+
+def test_check_refuses_codes_outside_the_range(folders, tmp_path, capsys):
+    rom = _copy(folders / "sd" / "rom", tmp_path / "rom")
+    lines = (rom / "L1_ce.hex").read_text().split()
+    bad = list(lines)
+    bad[4] = "0b"                          # nz = 0 with sign and exponent bits set
+    _rewrite(rom, "L1_ce.hex", bad)
+    code, _, err = run(["check", rom], capsys)
+    assert code == 2
+    assert err.strip() == (f"permdeal check: error: {rom / 'L1_ce.hex'}: line 5: Ce code 11 has "
+                           "nz = 0 but other bits set; outside the 5-bit codes {nz, sign, e_idx} "
+                           "(a zero entry is code 0)")
+    bad[4] = "3f"                          # beyond the 5-bit word
+    _rewrite(rom, "L1_ce.hex", bad)
+    code, _, err = run(["check", rom], capsys)
+    assert code == 2 and f"{rom / 'L1_ce.hex'}: line 5: value exceeds the 5-bit word width" in err
+    _rewrite(rom, "L1_ce.hex", lines)
+    b_lines = (rom / "L0_b.hex").read_text().split()
+    (rom / "L0_b.hex").write_text("".join(f"{v}\n" for v in b_lines[:-1]))   # one word short
+    code, _, err = run(["check", rom], capsys)
+    assert code == 2 and f"{rom / 'L0_b.hex'}: {len(b_lines) - 1} lines" in err, err
+    assert "(truncated?)" in err
+    # the same checks in a model folder's rom/ and in a design's
+    d = _copy(folders / "sd", tmp_path / "sd")
+    bad[4] = "0b"
+    _rewrite(d / "rom", "L1_ce.hex", bad)
+    code, _, err = run(["check", d], capsys)
+    assert code == 2 and f"{d / 'rom' / 'L1_ce.hex'}: line 5: Ce code 11" in err
+    code, _, err = run(["gen", "--model", d, "-o", tmp_path / "dd"], capsys)
+    assert code == 0, err                  # gen writes its own images from model.npz
+    _rewrite(tmp_path / "dd" / "rom", "L1_ce.hex", bad)
+    code, _, err = run(["check", tmp_path / "dd"], capsys)
+    assert code == 2 and "L1_ce.hex: line 5: Ce code 11" in err
+
+
+def test_check_refuses_an_edited_design(folders, design, tmp_path, capsys):
+    d = _copy(design, tmp_path / "d")
+    v = d / "rtl" / "smartdeal_net.v"
+    v.write_text(v.read_text().replace("module smartdeal_net(", "module smartdeal_net2(", 1))
+    code, _, err = run(["check", d], capsys)
+    assert code == 2 and f"{v}: sha256 does not match" in err
+    code, _, err = run(["sim", "--design", d, "--inputs", folders / "x.npy", "-o",
+                        tmp_path / "s"], capsys)
+    assert code == 2 and "sha256 does not match" in err and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--pes", "2"], "--pes does not apply to a SmartDeal model (the design has one layer unit "
+                     "per layer; --lanes sets its shift-add unit's lanes)"),
+    (["--scan-width", "4"], "--scan-width does not apply to a SmartDeal model"),
+    (["--shape", "4x4"], "--shape does not apply to a SmartDeal model (the layers come from "
+                         "--model)"),
+    (["--lanes", "4"], "--lanes (the shift-add unit's lanes, 1 to S = 3): lanes must be an "
+                       "integer in [1, 3], not 4"),
+    (["--name", "9net"], "network module name must be a Verilog identifier, not '9net'"),
+])
+def test_gen_bad_input(folders, tmp_path, capsys, argv, message):
+    code, _, err = run(["gen", "--model", folders / "sd", *argv, "-o", tmp_path / "d"], capsys)
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "d").exists()
+
+
+def test_gen_needs_an_output(folders, capsys):
+    code, _, err = run(["gen", "--model", folders / "sd"], capsys)
+    assert code == 2 and "--output is required" in err
+
+
+def test_rom_bad_input(folders, tmp_path, capsys):
+    code, _, err = run(["rom", folders / "sd", "--lanes", "2", "-o", tmp_path / "r"], capsys)
+    assert code == 2 and "--lanes does not apply to a SmartDeal model" in err
+    code, _, err = run(["rom", folders / "pd", "--lanes", "2", "-o", tmp_path / "r"], capsys)
+    assert code == 2 and "--pes is required for a permuted-diagonal model" in err
+    assert not (tmp_path / "r").exists()
+    code, _, err = run(["rom", folders / "pd", "--pes", "1", "--lanes", "2", "-o",
+                        tmp_path / "r"], capsys)
+    assert code == 0, err
+
+
+def test_sim_bad_input(folders, design, tmp_path, capsys):
+    np.save(tmp_path / "wide.npy", np.zeros((2, 12), np.int64))
+    code, _, err = run(["sim", "--design", design, "--inputs", tmp_path / "wide.npy", "-o",
+                        tmp_path / "s"], capsys)
+    assert code == 2 and "expected (batch, 13) inputs, got shape (2, 12)" in err
+    np.save(tmp_path / "big.npy", np.full((1, 13), 5000, np.int64))
+    code, _, err = run(["sim", "--design", design, "--inputs", tmp_path / "big.npy", "-o",
+                        tmp_path / "s"], capsys)
+    assert code == 2 and "integer inputs must be codes of 12:6 (-2048..2047)" in err
+    # images of another structure (E = 2) cannot drive this design
+    code, _, err = run(["sim", "--design", design, "--inputs", folders / "x.npy", "--images",
+                        folders / "sd_e2" / "rom", "-o", tmp_path / "s"], capsys)
+    assert code == 2 and "not the structure it was generated for" in err, err
+    assert not (tmp_path / "s").exists()
