@@ -69,7 +69,11 @@ def _smartdeal_rows(sd):
             ["weight storage, SmartDeal (Ce + B codes)",
              f"{bits['smartdeal']} bits ({bits['dense_16bit'] / bits['smartdeal']:.2f}x "
              f"smaller than dense)"],
-            ["SmartDeal RTL", sd["rtl"].get("not_run", "") or _rtl_value(sd["rtl"])]]
+            ["SmartDeal RTL" + (f" ({sd['rtl']['sim']}, first {sd['rtl']['images']} test images)"
+                                if "images" in sd["rtl"] else ""),
+             sd["rtl"].get("not_run", "") or _rtl_value(sd["rtl"])]] \
+        + ([["SmartDeal cycles per image (one shift-add unit per layer)",
+             f"{sd['rtl']['mean_cycles']:.0f}"]] if "mean_cycles" in sd["rtl"] else [])
 
 
 def summary_rows(figures):
@@ -243,7 +247,10 @@ def _blocks(f, plots):
                 ("table", ["layer", "rel. error (quantized)", "Ce density"],
                  [[r["layer"], f"{r['rel_error_quantized']:.4f}", _pct(r["ce_density"])]
                   for r in sd["layers"]]),
-                ("p", "SmartDeal RTL: " + (sd["rtl"].get("not_run") or _rtl_value(sd["rtl"])))]
+                ("p", "SmartDeal RTL" + (f" (the first {sd['rtl']['images']} test images; the "
+                                         "bit-serial unit rebuilds every weight for every image)"
+                                         if "images" in sd["rtl"] else "") + ": "
+                 + (sd["rtl"].get("not_run") or _rtl_value(sd["rtl"])))]
     if "cycles_vs_pes" in f:
         out += [("h2", PLOTS["cycles_vs_pes"][1]),
                 ("p", f"The cycle model (exact for the RTL, checked by the simulation above) over "

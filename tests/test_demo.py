@@ -1,0 +1,41 @@
+"""``permdeal demo`` end to end (what ``make demo`` runs), without synthesis: its RTL outputs are
+recomputed here from the folders it wrote, image by image."""
+
+import json
+
+import numpy as np
+import pytest
+
+from permdeal.gen.cli import main
+from permdeal.golden import train as tr
+from permdeal.golden.model import QuantModel
+from permdeal.golden.smartdeal_model import SmartDealModel
+
+pytestmark = pytest.mark.sim
+
+
+def test_demo_rtl_equals_golden_image_by_image(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--no-synth"]) == 0
+    text = capsys.readouterr().out
+    assert "450 of 450 images equal to the golden model" in text
+    _, _, X_te, y_te = tr.load_digits_split(0)
+
+    pd = QuantModel.read(out / "compressed")
+    codes, _ = pd.quantize_input(X_te)
+    rtl = np.load(out / "rtl" / "outputs.npy")
+    assert rtl.shape == (len(X_te), 10)
+    np.testing.assert_array_equal(rtl, pd.forward(codes))
+
+    sd = SmartDealModel.read(out / "smartdeal")
+    codes, _ = sd.quantize_input(X_te)
+    rtl = np.load(out / "smartdeal_rtl" / "outputs.npy")
+    np.testing.assert_array_equal(rtl, sd.forward(codes[:len(rtl)]))
+
+    f = json.loads((out / "figures.json").read_text())
+    acc = float(np.mean(np.argmax(pd.forward(pd.quantize_input(X_te)[0]), axis=1) == y_te))
+    assert f["rtl"]["accuracy"] == pytest.approx(acc)
+    assert f["rtl"]["cycles_match_model"] and f["smartdeal"]["rtl"]["cycles_match_model"]
+    report = (out / "REPORT.md").read_text()
+    for png in ("accuracy_vs_p.png", "cycles_vs_pes.png", "lane_utilization.png"):
+        assert f"]({png})" in report and (out / png).read_bytes()[:4] == b"\x89PNG"
