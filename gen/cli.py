@@ -270,7 +270,35 @@ def _input_codes(model, x, what):
     return codes
 
 
+def _cycles_smartdeal(args):
+    """``permdeal cycles`` of a SmartDeal model: its layer units' exact cycles
+    (``golden.smartdeal_cycles``), which do not depend on the inputs."""
+    from permdeal.golden.smartdeal_model import SmartDealModel
+    from .smartdeal_design import cycles_table
+    given = [f"--{k.replace('_', '-')}" for k in ("pes", "scan_width")
+             if getattr(args, k) is not None]
+    if given:
+        raise PermdealError(f"{given[0]} does not apply to a SmartDeal model "
+                            f"({SMARTDEAL_GEN_REFUSED[given[0][2:].replace('-', '_')]})")
+    model = SmartDealModel.read(args.model)
+    lanes = _smartdeal_lanes(args.lanes, model)
+    n_vectors = None
+    if args.inputs is not None:
+        x = _input_codes(model, load_array(args.inputs, "--inputs"), f"--inputs {args.inputs}")
+        n_vectors = len(x)
+    print(cycles_table(model, lanes, n_vectors))
+    return 0
+
+
 def cmd_cycles(args):
+    from .smartdeal_design import is_smartdeal_model
+    if is_smartdeal_model(args.model):
+        return _cycles_smartdeal(args)
+    for flag, value in (("--pes", args.pes), ("--lanes", args.lanes), ("--inputs", args.inputs)):
+        if value is None:
+            raise PermdealError(f"{flag} is required for a permuted-diagonal model")
+    if args.scan_width is None:
+        args.scan_width = GEN_SETTINGS["scan_width"][1]
     model = QuantModel.read(args.model)
     cfg = _engine(args)
     x = _input_codes(model, load_array(args.inputs, "--inputs"), f"--inputs {args.inputs}")
@@ -479,11 +507,24 @@ SMARTDEAL_GEN_REFUSED = {
 }
 
 
-def _gen_smartdeal(args, model_dir, config):
-    """``permdeal gen --model DIR`` of a SmartDeal model: the chain of layer units."""
+def _smartdeal_lanes(value, model):
+    """The shift-add lanes ``value`` (a flag's text or a setting; None: the default, S) of a
+    design of the ``SmartDealModel`` ``model``, checked."""
     from permdeal.golden.smartdeal import MAX_S
+    if value is None:
+        return None
+    S = model.layers[0].codes.S
+    try:
+        return integer(GEN_SETTINGS["lanes"][0](str(value)), "lanes", 1, min(S, MAX_S))
+    except PermdealError as e:
+        raise PermdealError(f"--lanes (the shift-add unit's lanes, 1 to S = {S}): {e}") from None
+
+
+def _smartdeal_settings(args, model_dir, config):
+    """gen's flags over the --config settings ``config`` for a design of the SmartDeal model in
+    ``model_dir``, checked: ``(model, lanes, name, output folder, inputs)``."""
     from permdeal.golden.smartdeal_model import SmartDealModel
-    from .smartdeal_design import DEFAULT_NAME, model_table, write_design
+    from .smartdeal_design import DEFAULT_NAME
     given = {k: getattr(args, k) for k in GEN_SETTINGS if getattr(args, k, None) not in
              (None, False)}
     merged = {**config, **given}
@@ -494,19 +535,18 @@ def _gen_smartdeal(args, model_dir, config):
     if merged.get("output") is None:
         raise PermdealError("--output is required (a flag or a setting of --config)")
     model = SmartDealModel.read(model_dir)
-    S = model.layers[0].codes.S
-    lanes = None
-    if merged.get("lanes") is not None:
-        try:
-            lanes = integer(GEN_SETTINGS["lanes"][0](str(merged["lanes"])), "lanes", 1,
-                            min(S, MAX_S))
-        except PermdealError as e:
-            raise PermdealError(f"--lanes (the shift-add unit's lanes, 1 to S = {S}): {e}") \
-                from None
+    lanes = _smartdeal_lanes(merged.get("lanes"), model)
     name = str(merged.get("name", DEFAULT_NAME))
     inputs = [model_dir] + ([args.config] if args.config else [])
+    return model, lanes, name, merged["output"], inputs
+
+
+def _gen_smartdeal(args, model_dir, config):
+    """``permdeal gen --model DIR`` of a SmartDeal model: the chain of layer units."""
+    from .smartdeal_design import model_table, write_design
+    model, lanes, name, output, inputs = _smartdeal_settings(args, model_dir, config)
     t0 = time.perf_counter()
-    man = write_design(merged["output"], model, lanes=lanes, name=name, inputs=inputs)
+    man = write_design(output, model, lanes=lanes, name=name, inputs=inputs)
     took = time.perf_counter() - t0
     print(model_table(model, man["config"]["lanes"]))
     ports = man["ports"]
@@ -514,7 +554,7 @@ def _gen_smartdeal(args, model_dir, config):
           f"{man['config']['lanes']} shift-add lanes each; {ports['n_inputs']} inputs of "
           f"{ports['in_bits']} bits, {ports['n_outputs']} outputs of {ports['out_bits']} bits; "
           f"{man['cycles']['per_input']} cycles per input vector")
-    print(f"wrote {merged['output']}/ (rtl/, rom/, manifest.json) in {took:.1f} s")
+    print(f"wrote {output}/ (rtl/, rom/, manifest.json) in {took:.1f} s")
     return 0
 
 
@@ -550,6 +590,22 @@ def cmd_gen(args):
     return 0
 
 
+def _print_run(args, rep):
+    """``permdeal sim``'s first line: the simulator, the seed, the inputs and the timings."""
+    print(f"{args.sim} {rep['sim_version']}, seed {rep['seed']}: {rep['inputs']} input(s), "
+          f"build {rep['build_seconds']:.1f} s, run {rep['run_seconds']:.1f} s "
+          f"({rep['simulated_cycles_per_second'] or 0:.0f} cycles/s)")
+
+
+def _print_mismatches(rep):
+    """The first mismatches and the failed tests of a ``permdeal sim`` report, on stderr."""
+    for mm in rep["first_mismatches"][:10]:
+        print(f"  input {mm['input']}, layer {mm['layer']}, output {mm['output']}: expected "
+              f"{mm['expected']}, observed {mm['observed']}", file=sys.stderr)
+    for test, why in rep["failures"].items():
+        print(f"  {test}: {why}", file=sys.stderr)
+
+
 def _sim_smartdeal(args):
     """``permdeal sim`` of a SmartDeal design (``gen.smartdeal_sim``)."""
     from .smartdeal_design import SmartDealDesign
@@ -559,9 +615,7 @@ def _sim_smartdeal(args):
     x = _input_codes(model, load_array(args.inputs, "--inputs"), f"--inputs {args.inputs}")
     rep = simulate(args.design, x, args.sim, args.output, images=args.images, seed=args.seed,
                    waves=args.waves, inputs=[args.inputs])
-    print(f"{args.sim} {rep['sim_version']}, seed {rep['seed']}: {rep['inputs']} input(s), "
-          f"build {rep['build_seconds']:.1f} s, run {rep['run_seconds']:.1f} s "
-          f"({rep['simulated_cycles_per_second'] or 0:.0f} cycles/s)")
+    _print_run(args, rep)
     print(report.table(["layer", "rows", "skipped", "cycles", "cyc/weight", "cyc/output"],
                        [[l["name"], l["active"], l["skipped"], l["compute"],
                          f"{l['cycles_per_weight']:.2f}", f"{l['cycles_per_output']:.1f}"]
@@ -580,11 +634,7 @@ def _sim_smartdeal(args):
         print(f"MISMATCH: {rep['inputs'] - rep['inputs_matching']} of {rep['inputs']} input "
               f"vectors, {rep['mismatches']} output(s) differ from the golden model",
               file=sys.stderr)
-        for mm in rep["first_mismatches"][:10]:
-            print(f"  input {mm['input']}, layer {mm['layer']}, output {mm['output']}: expected "
-                  f"{mm['expected']}, observed {mm['observed']}", file=sys.stderr)
-        for test, why in rep["failures"].items():
-            print(f"  {test}: {why}", file=sys.stderr)
+        _print_mismatches(rep)
     print(f"wrote {args.output}/")
     return 0 if rep["golden_match"] and rep["cycles_match_model"] else 1
 
@@ -601,9 +651,7 @@ def cmd_sim(args):
     x = _input_codes(model, load_array(args.inputs, "--inputs"), f"--inputs {args.inputs}")
     rep = simulate(args.design, x, args.sim, args.output, images=args.images, seed=args.seed,
                    waves=args.waves, inputs=[args.inputs])
-    print(f"{args.sim} {rep['sim_version']}, seed {rep['seed']}: {rep['inputs']} input(s), "
-          f"build {rep['build_seconds']:.1f} s, run {rep['run_seconds']:.1f} s "
-          f"({rep['simulated_cycles_per_second'] or 0:.0f} cycles/s)")
+    _print_run(args, rep)
     cyc = rep["cycles"]
     if cyc:
         print(f"cycles per input: mean {np.mean(cyc):.1f} (cycle model "
@@ -616,11 +664,7 @@ def cmd_sim(args):
         print(f"every output matches the golden model ({rep['inputs'] * rep['outputs_per_input']} values)")
     else:
         print(f"MISMATCH: {rep['mismatches']} output(s) differ from the golden model", file=sys.stderr)
-        for mm in rep["first_mismatches"][:10]:
-            print(f"  input {mm['input']}, layer {mm['layer']}, output {mm['output']}: expected "
-                  f"{mm['expected']}, observed {mm['observed']}", file=sys.stderr)
-        for test, why in rep["failures"].items():
-            print(f"  {test}: {why}", file=sys.stderr)
+        _print_mismatches(rep)
     print(f"wrote {args.output}/")
     return 0 if rep["golden_match"] and rep["cycles_match_model"] else 1
 
@@ -858,7 +902,15 @@ def cmd_synth(args):
     flow.check_tools(targets, opts)
     inputs = [args.config] if args.config else []
     t0 = time.perf_counter()
-    if args.sweep:
+    smartdeal = _smartdeal_model_arg(args) if args.design is None else None
+    if smartdeal is not None:
+        if args.sweep:
+            raise PermdealError("--sweep varies a PermDNN engine (pes, lanes, p); a SmartDeal "
+                                "--model is synthesized as one design")
+        from .smartdeal_design import write_design as write_smartdeal
+        model, lanes, name, out, inputs = _smartdeal_settings(args, *smartdeal)
+        make = lambda folder: write_smartdeal(folder, model, lanes=lanes, name=name)  # noqa: E731
+    elif args.sweep:
         param, values = sw.parse_sweep(args.sweep)
         st = gen_settings(args, {param: values[0]})
         if param == "p" and st["model"] is not None:
@@ -873,7 +925,7 @@ def cmd_synth(args):
         print(f"wall time {wall:.0f} s; wrote {st['output']}/ (sweep.csv, sweep.json, "
               "sweep.png, points/)")
         return 0 if all(r["status"] == "ok" for r in rows) else 1
-    if args.design is None:
+    elif args.design is None:
         st = gen_settings(args)
         if st["model"] is not None:
             inputs.append(st["model"])
@@ -1047,12 +1099,6 @@ def build_parser():
                    help="accept weights or biases that saturate in a fixed format")
     p.set_defaults(func=cmd_compress)
 
-    def engine_args(p):
-        p.add_argument("--pes", type=_positive, required=True, help="number of PEs")
-        p.add_argument("--lanes", type=_positive, required=True, help="multiplier lanes per PE")
-        p.add_argument("--scan-width", type=_positive, default=8,
-                       help="activations the detector scans per cycle (default 8)")
-
     p = sub.add_parser("rom", help="write the ROM images of a compressed model (per PE and lane "
                        "for permuted-diagonal, per layer for SmartDeal)")
     p.add_argument("model", help="compressed-model folder (from permdeal compress)")
@@ -1064,11 +1110,17 @@ def build_parser():
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.set_defaults(func=cmd_rom)
 
-    p = sub.add_parser("cycles", help="cycle model: exact engine cycles for given inputs")
+    p = sub.add_parser("cycles", help="cycle model: exact engine cycles for given inputs (a "
+                       "SmartDeal model: its layer units' cycles per layer and per input)")
     p.add_argument("model", help="compressed-model folder")
-    engine_args(p)
-    p.add_argument("--inputs", required=True, metavar="X.npy",
-                   help="inputs (batch x in): float values, or integer codes of the input format")
+    p.add_argument("--pes", type=_positive, help="permdiag: number of PEs (required there)")
+    p.add_argument("--lanes", type=_positive, help="permdiag: multiplier lanes per PE (required "
+                   "there); smartdeal: the shift-add unit's lanes, 1 to S (default S, as gen)")
+    p.add_argument("--scan-width", type=_positive, help="permdiag: activations the detector "
+                   "scans per cycle (default 8)")
+    p.add_argument("--inputs", metavar="X.npy", help="inputs (batch x in): float values, or "
+                   "integer codes of the input format (required for permdiag; smartdeal: "
+                   "optional, the count does not depend on them)")
     p.set_defaults(func=cmd_cycles)
 
     p = sub.add_parser("gen", help="generate the engine's Verilog, ROM images and manifest (for "
@@ -1128,8 +1180,9 @@ def build_parser():
     from permdeal.synth import ecp5 as _ecp5, scripts as _scripts
     p = sub.add_parser("synth", help="synthesize a design: generic gates, OSU 0.18 um ASIC area, "
                        "ECP5 resources and Fmax; or sweep a parameter")
-    p.add_argument("--design", help="design folder (from permdeal gen); without it, the design is "
-                   "generated from the gen settings below into OUT/design")
+    p.add_argument("--design", help="design folder (from permdeal gen: a PermDNN engine or a "
+                   "SmartDeal design); without it, the design is generated from the gen settings "
+                   "below into OUT/design")
     p.add_argument("--target", default="generic",
                    help="; ".join(f"{k}: {v}" for k, v in _scripts.TARGETS.items())
                    + " (a comma-separated list runs several; default generic)")
@@ -1155,7 +1208,8 @@ def build_parser():
                    "library of Debian's qflow-tech-osu018)")
     p.add_argument("--flat", action="store_true", help="flatten before synthesis (the check on "
                    "hierarchical synthesis; slower)")
-    design_flags(p)
+    design_flags(p, model_help="compressed-model folder (as gen): a SmartDeal model gives its "
+                 "chain of layer units, --lanes then each shift-add unit's lanes (default S)")
     p.add_argument("--name", help="engine module name (as gen)")
     p.add_argument("-o", "--output", help="report folder")
     p.set_defaults(func=cmd_synth)

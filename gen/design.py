@@ -15,7 +15,6 @@ The Verilog names every image ``rom/<file>``: ``$readmemh`` resolves that from t
 (or synthesis tool's) working folder, so run it from ``OUT`` or link ``rom`` there.
 """
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -24,7 +23,7 @@ from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
 from permdeal.golden.cycles import EngineConfig
 from permdeal.golden.manifest import json_diff, json_field, read_manifest
-from permdeal.golden.model import layer_spec_from_json
+from permdeal.golden.model import layer_spec_from_json, sha256_file
 from permdeal.golden.rom import write_images
 from permdeal.hdl.engine import Engine
 from permdeal.hdl.rom import ROM_SOURCE
@@ -48,8 +47,38 @@ def layer_json(spec):
             "formats": spec.fmts.to_json()}
 
 
-def _sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def source_list(rtl):
+    """A design manifest's ``sources``: every file of the folder ``rtl`` (the design's
+    ``RTL_DIR``) with its sha256."""
+    return [{"file": f"{RTL_DIR}/{f.name}", "sha256": sha256_file(f)}
+            for f in sorted(Path(rtl).iterdir())]
+
+
+def read_design_manifest(folder, kind, version):
+    """``(path, manifest)`` of the design folder ``folder``: a manifest of ``kind`` whose
+    ``format_version`` is ``version``."""
+    path = Path(folder) / atomic.MANIFEST_NAME
+    man = read_manifest(path, kind)
+    v = json_field(man, "format_version", int, path)
+    if v != version:
+        raise PermdealError(f"{path}: unsupported format_version {v}, this reader knows "
+                            f"{version}")
+    return path, man
+
+
+def checked_sources(folder, man, path):
+    """The files of ``man``'s ``sources`` (the manifest ``path`` of the design ``folder``), each
+    there and with the sha256 recorded."""
+    sources = []
+    for i, entry in enumerate(json_field(man, "sources", list, path)):
+        where = f"{path}: sources[{i}]"
+        f = Path(folder) / json_field(entry, "file", str, where)
+        if not f.is_file():
+            raise PermdealError(f"{f}: missing (listed in {path})")
+        if sha256_file(f) != json_field(entry, "sha256", str, where):
+            raise PermdealError(f"{f}: sha256 does not match {path}; the file was changed")
+        sources.append(f)
+    return sources
 
 
 def write_design(out, cfg, layers, *, model=None, name="permdeal_engine", inputs=()):
@@ -69,7 +98,6 @@ def write_design(out, cfg, layers, *, model=None, name="permdeal_engine", inputs
         rtl.mkdir()
         emit(engine, engine.name, rtl / f"{engine.name}.v")
         shutil.copyfile(ROM_SOURCE, rtl / ROM_SOURCE.name)
-        files = sorted(rtl.iterdir())
         man = {
             "kind": DESIGN_KIND, "format_version": DESIGN_FORMAT_VERSION,
             "generator": f"permdeal {__version__}",
@@ -79,7 +107,7 @@ def write_design(out, cfg, layers, *, model=None, name="permdeal_engine", inputs
                       "n_inputs": engine.n_inputs, "n_outputs": engine.n_outputs},
             "layers": [layer_json(l) for l in layers],
             "rom_dir": ROM_DIR, "images": "included" if model is not None else "later",
-            "sources": [{"file": f"{RTL_DIR}/{f.name}", "sha256": _sha256(f)} for f in files],
+            "sources": source_list(rtl),
         }
         atomic.write_text(tmp / atomic.MANIFEST_NAME, json.dumps(man, indent=2) + "\n")
     return man
@@ -90,12 +118,7 @@ class Design:
 
     def __init__(self, folder):
         folder = Path(folder)
-        path = folder / atomic.MANIFEST_NAME
-        man = read_manifest(path, DESIGN_KIND)
-        v = json_field(man, "format_version", int, path)
-        if v != DESIGN_FORMAT_VERSION:
-            raise PermdealError(f"{path}: unsupported format_version {v}, this reader knows "
-                                f"{DESIGN_FORMAT_VERSION}")
+        path, man = read_design_manifest(folder, DESIGN_KIND, DESIGN_FORMAT_VERSION)
         c = json_field(man, "config", dict, path)
         try:
             self.cfg = EngineConfig(json_field(c, "n_pe", int, f"{path}: config"),
@@ -109,15 +132,7 @@ class Design:
             raise PermdealError(f"{path}: layers is empty")
         self.specs = [layer_spec_from_json(d, f"{path}: layer {i}", arrays=False)
                       for i, d in enumerate(layers)]
-        self.sources = []
-        for i, entry in enumerate(json_field(man, "sources", list, path)):
-            where = f"{path}: sources[{i}]"
-            f = folder / json_field(entry, "file", str, where)
-            if not f.is_file():
-                raise PermdealError(f"{f}: missing (listed in {path})")
-            if _sha256(f) != json_field(entry, "sha256", str, where):
-                raise PermdealError(f"{f}: sha256 does not match {path}; the file was changed")
-            self.sources.append(f)
+        self.sources = checked_sources(folder, man, path)
         self.rom_dir = folder / json_field(man, "rom_dir", str, path)
         self.folder, self.path, self.manifest = folder, path, man
 

@@ -58,6 +58,58 @@ def _keep_logs(build):
     return keep
 
 
+def run_design(tmp, sim, design, rom, config, *, test_module, testcase, seed, waves):
+    """Build and run ``testcase`` of the cocotb module ``test_module`` with ``config`` on the
+    Verilog of ``design`` (a checked design folder: ``sources``, ``top``, ``manifest``) in
+    ``tmp/build-{sim}``, the ROM images ``rom`` linked in beside it as the design's ``rom_dir``.
+
+    Returns ``(result, build folder, wall seconds)``; a test that fails still returns its result.
+    A failed build raises a ``PermdealError`` naming a folder its logs are kept in.
+    """
+    build = tmp / f"build-{sim}"
+    build.mkdir()
+    # relative, so that the link survives the rename of the folder into place
+    os.symlink(os.path.relpath(rom.resolve(), build.resolve()),
+               build / design.manifest["rom_dir"])
+    t0 = time.perf_counter()
+    try:
+        result = runner.run(sim, sources=design.sources, toplevel=design.top,
+                            test_module=test_module, build_dir=build, config=config,
+                            seed=seed, waves=waves, testcase=testcase)
+    except runner.SimulationFailed as e:
+        result = e.result
+    except runner.ToolMissing:
+        raise
+    except PermdealError as e:  # the build failed: keep its logs, the output goes away
+        raise PermdealError(f"{e}\n(logs kept in {_keep_logs(build)})") from None
+    return result, build, time.perf_counter() - t0
+
+
+def first_mismatches(golden, y, layer, most=20):
+    """``(positions, records)``: every ``(input, output)`` where the RTL's outputs ``y`` differ
+    from ``golden`` (both inputs x outputs), and the first ``most`` as report records naming
+    ``layer``."""
+    bad = np.argwhere(y != golden)
+    return bad, [{"input": int(v), "layer": layer, "output": int(i),
+                  "expected": int(golden[v, i]), "observed": int(y[v, i])}
+                 for v, i in bad[:most]]
+
+
+def tool_timings(result, wall, testcase):
+    """The report's timings of a run (``runner`` result ``result``, ``wall`` seconds) and its
+    failures: ``simulated_cycles_per_second`` is the test's clock cycles over its own time."""
+    test_seconds, sim_ns = (result.timings or {}).get(testcase, (0.0, 0.0))
+    simulated = int(sim_ns // PERIOD_NS)
+    return {
+        "build_seconds": round(result.build_seconds, 3),
+        "run_seconds": round(result.run_seconds, 3), "wall_seconds": round(wall, 3),
+        "simulated_cycles": simulated,
+        "simulated_cycles_per_second": (round(simulated / test_seconds, 1)
+                                        if test_seconds else None),
+        "failures": result.failures,
+    }
+
+
 def simulate(design_dir, x_codes, sim, out, *, images=None, seed=None, waves=False, inputs=()):
     """Run the design on input codes ``x_codes`` (batch x n) and write the results folder
     ``out``; returns the report dict."""
@@ -68,26 +120,11 @@ def simulate(design_dir, x_codes, sim, out, *, images=None, seed=None, waves=Fal
     runs = [model_cycles(model, xi, design.cfg) for xi in x]
     expected_cycles = [r.total for r in runs]
     with atomic.output_dir(out, inputs=[design_dir, rom, *inputs]) as tmp:
-        build = tmp / f"build-{sim}"
-        build.mkdir()
-        # relative, so that the link survives the rename of the folder into place
-        os.symlink(os.path.relpath(rom.resolve(), build.resolve()),
-                   build / design.manifest["rom_dir"])
         config = {"in_bits": design.manifest["ports"]["in_bits"],
                   "out_bits": design.manifest["ports"]["out_bits"], "inputs": x.tolist(),
                   "expected": golden.tolist(), "cycles": expected_cycles}
-        t0 = time.perf_counter()
-        try:
-            result = runner.run(sim, sources=design.sources, toplevel=design.top,
-                                test_module=TEST_MODULE, build_dir=build, config=config,
-                                seed=seed, waves=waves, testcase=TESTCASE)
-        except runner.SimulationFailed as e:
-            result = e.result
-        except runner.ToolMissing:
-            raise
-        except PermdealError as e:  # the build failed: keep its logs, the output goes away
-            raise PermdealError(f"{e}\n(logs kept in {_keep_logs(build)})") from None
-        wall = time.perf_counter() - t0
+        result, build, wall = run_design(tmp, sim, design, rom, config, test_module=TEST_MODULE,
+                                         testcase=TESTCASE, seed=seed, waves=waves)
         rep = result.report.get(TESTCASE, {})
         observed = rep.get("observed", [])
         m = model.layers[-1].shape[0]
@@ -96,17 +133,11 @@ def simulate(design_dir, x_codes, sim, out, *, images=None, seed=None, waves=Fal
                                 f"logs kept in {_keep_logs(build)}")
         y = np.array(observed, dtype=np.int64).reshape(golden.shape)
         np.save(tmp / "outputs.npy", y)
-        bad = np.argwhere(y != golden)
-        last = model.layers[-1].name
-        mismatches = [{"input": int(v), "layer": last, "output": int(i),
-                       "expected": int(golden[v, i]), "observed": int(y[v, i])}
-                      for v, i in bad[:20]]
+        bad, mismatches = first_mismatches(golden, y, model.layers[-1].name)
         rtl_cycles = rep.get("rtl_cycles", [])
         lanes = design.cfg.total_lanes
         util = [sum(l.useful_lane_cycles for l in r.layers)
                 / (lanes * (c - r.load - r.unload)) for r, c in zip(runs, rtl_cycles)]
-        test_seconds, sim_ns = (result.timings or {}).get(TESTCASE, (0.0, 0.0))
-        simulated = int(sim_ns // PERIOD_NS)
         report = {
             "sim": sim, "sim_version": result.sim_version, "seed": result.seed,
             "design": str(Path(design_dir)), "images": str(rom),
@@ -117,12 +148,7 @@ def simulate(design_dir, x_codes, sim, out, *, images=None, seed=None, waves=Fal
             "cycles_match_model": rtl_cycles == expected_cycles,
             "lane_utilization": float(np.mean(util)) if util else None,
             "lane_utilization_per_input": util,
-            "build_seconds": round(result.build_seconds, 3),
-            "run_seconds": round(result.run_seconds, 3), "wall_seconds": round(wall, 3),
-            "simulated_cycles": simulated,
-            "simulated_cycles_per_second": (round(simulated / test_seconds, 1)
-                                            if test_seconds else None),
-            "failures": result.failures,
+            **tool_timings(result, wall, TESTCASE),
         }
         atomic.write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
     return report

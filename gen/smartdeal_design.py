@@ -23,7 +23,6 @@ codes outside the declared ``{nz, sign, e_idx}`` range first (naming the file an
 ``golden.smartdeal_model.read_rom`` checks the rest.
 """
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -39,7 +38,7 @@ from permdeal.hdl.rom import ROM_SOURCE
 from permdeal.hdl.smartdeal_layer import check_ce_words
 from permdeal.hdl.smartdeal_net import SmartDealNet
 
-from .design import ROM_DIR, RTL_DIR
+from .design import ROM_DIR, RTL_DIR, checked_sources, read_design_manifest, source_list
 from .report import table
 from .verilog import emit
 
@@ -54,10 +53,6 @@ def is_smartdeal_model(folder):
     path = Path(folder) / atomic.MANIFEST_NAME
     man = read_manifest(path, MODEL_KIND)
     return man.get("method") == sdm.METHOD
-
-
-def _sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def check_rom(folder):
@@ -110,8 +105,7 @@ def write_design(out, model, *, lanes=None, name=DEFAULT_NAME, inputs=()):
             "cycles": {"per_input": cyc.total, "load": cyc.load,
                        "layers": [lc.to_json() for lc in cyc.layers]},
             "rom_dir": ROM_DIR,
-            "sources": [{"file": f"{RTL_DIR}/{f.name}", "sha256": _sha256(f)}
-                        for f in sorted(rtl.iterdir())],
+            "sources": source_list(rtl),
         }
         atomic.write_text(tmp / atomic.MANIFEST_NAME, json.dumps(man, indent=2) + "\n")
     return man
@@ -127,12 +121,7 @@ class SmartDealDesign:
 
     def __init__(self, folder):
         folder = Path(folder)
-        path = folder / atomic.MANIFEST_NAME
-        man = read_manifest(path, DESIGN_KIND)
-        v = json_field(man, "format_version", int, path)
-        if v != DESIGN_FORMAT_VERSION:
-            raise PermdealError(f"{path}: unsupported format_version {v}, this reader knows "
-                                f"{DESIGN_FORMAT_VERSION}")
+        path, man = read_design_manifest(folder, DESIGN_KIND, DESIGN_FORMAT_VERSION)
         self.top = json_field(man, "top", str, path)
         cfg = json_field(man, "config", dict, path)
         self.lanes = json_field(cfg, "lanes", int, f"{path}: config", minimum=1)
@@ -142,15 +131,7 @@ class SmartDealDesign:
         self.layers = json_field(man, "layers", list, path)
         if not self.layers:
             raise PermdealError(f"{path}: layers is empty")
-        self.sources = []
-        for i, entry in enumerate(json_field(man, "sources", list, path)):
-            where = f"{path}: sources[{i}]"
-            f = folder / json_field(entry, "file", str, where)
-            if not f.is_file():
-                raise PermdealError(f"{f}: missing (listed in {path})")
-            if _sha256(f) != json_field(entry, "sha256", str, where):
-                raise PermdealError(f"{f}: sha256 does not match {path}; the file was changed")
-            self.sources.append(f)
+        self.sources = checked_sources(folder, man, path)
         self.rom_dir = folder / json_field(man, "rom_dir", str, path)
         self.folder, self.path, self.manifest = folder, path, man
 
@@ -191,3 +172,28 @@ def model_table(model, lanes=None):
                "align", "out", "relu", "sat", "cycles", "cyc/weight"], rows),
         f"per input vector: {cyc.total} cycles (load {cyc.load} + the layers'; shift-add "
         f"lanes {lanes or model.layers[0].codes.S})"])
+
+
+def cycles_table(model, lanes=None, n_vectors=None):
+    """``permdeal cycles`` of a ``SmartDealModel``: every layer unit's exact cycles
+    (``golden.smartdeal_cycles``) with a shift-add unit of ``lanes`` lanes (default ``S``), per
+    layer, per input vector and, for ``n_vectors`` inputs, in all."""
+    cyc = model_cycles(model, lanes)
+    rows = [[l.name, f"{l.shape[1]} -> {l.shape[0]}", lc.slots, lc.active, lc.skipped, lc.PT,
+             f"{lc.PT / lc.S:.2f}", lc.ideal, lc.compute, f"{lc.cycles_per_weight:.2f}",
+             f"{lc.cycles_per_output:.1f}"] for l, lc in zip(model.layers, cyc.layers)]
+    weights = sum(lc.rebuilt_weights for lc in cyc.layers)
+    compute = sum(lc.compute for lc in cyc.layers)
+    lanes = cyc.layers[0].S if lanes is None else lanes
+    out = [f"SmartDeal layer units, {lanes} shift-add lane(s) each; the count depends on the Ce "
+           "codes only, not on the activations",
+           table(["layer", "in -> out", "rows", "active", "skipped", "cyc/row", "unit cyc/w",
+                  "ideal", "cycles", "cyc/weight", "cyc/output"], rows),
+           "(rows: Ce rows of S weights; active: through the shift-add unit, the others are "
+           "all-zero and skipped; cyc/row: the unit's cycles per row, unit cyc/w = cyc/row / S; "
+           "ideal = active x cyc/row; cyc/weight: the layer's cycles per rebuilt weight)",
+           f"per input vector: {cyc.total} cycles (load {cyc.load} + the layers' {compute}); "
+           f"{compute / weights:.2f} cycles per rebuilt weight over the {weights} rebuilt"]
+    if n_vectors is not None:
+        out.append(f"{n_vectors} input vector(s), one at a time: {n_vectors * cyc.total} cycles")
+    return "\n".join(out)

@@ -12,8 +12,6 @@ folder the error names.
 """
 
 import json
-import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +19,9 @@ import numpy as np
 from permdeal import atomic
 from permdeal.errors import PermdealError
 from permdeal.golden.smartdeal_cycles import model_cycles
-from permdeal.verif import runner
-from permdeal.verif.streams import PERIOD_NS
 from permdeal.verif.tb_smartdeal_layer import bench_config
 
-from .sim import _keep_logs
+from .sim import _keep_logs, first_mismatches, run_design, tool_timings
 from .smartdeal_design import SmartDealDesign
 
 #: The cocotb test ``permdeal sim`` runs.
@@ -42,22 +38,8 @@ def simulate(design_dir, x_codes, sim, out, *, images=None, seed=None, waves=Fal
     golden = np.asarray(config["expected"], dtype=np.int64)
     cyc = model_cycles(model, design.lanes)
     with atomic.output_dir(out, inputs=[design_dir, rom, *inputs]) as tmp:
-        build = tmp / f"build-{sim}"
-        build.mkdir()
-        os.symlink(os.path.relpath(rom.resolve(), build.resolve()),
-                   build / design.manifest["rom_dir"])
-        t0 = time.perf_counter()
-        try:
-            result = runner.run(sim, sources=design.sources, toplevel=design.top,
-                                test_module=TEST_MODULE, build_dir=build, config=config,
-                                seed=seed, waves=waves, testcase=TESTCASE)
-        except runner.SimulationFailed as e:
-            result = e.result
-        except runner.ToolMissing:
-            raise
-        except PermdealError as e:  # the build failed: keep its logs, the output goes away
-            raise PermdealError(f"{e}\n(logs kept in {_keep_logs(build)})") from None
-        wall = time.perf_counter() - t0
+        result, build, wall = run_design(tmp, sim, design, rom, config, test_module=TEST_MODULE,
+                                         testcase=TESTCASE, seed=seed, waves=waves)
         rep = result.report.get(TESTCASE, {})
         observed = rep.get("observed", [])
         if len(observed) != golden.size:
@@ -66,14 +48,8 @@ def simulate(design_dir, x_codes, sim, out, *, images=None, seed=None, waves=Fal
                                 f"{_keep_logs(build)}")
         y = np.array(observed, dtype=np.int64).reshape(golden.shape)
         np.save(tmp / "outputs.npy", y)
-        bad = np.argwhere(y != golden)
-        last = model.layers[-1].name
-        mismatches = [{"input": int(v), "layer": last, "output": int(i),
-                       "expected": int(golden[v, i]), "observed": int(y[v, i])}
-                      for v, i in bad[:20]]
+        bad, mismatches = first_mismatches(golden, y, model.layers[-1].name)
         rtl_cycles = rep.get("rtl_cycles", [])
-        test_seconds, sim_ns = (result.timings or {}).get(TESTCASE, (0.0, 0.0))
-        simulated = int(sim_ns // PERIOD_NS)
         report = {
             "sim": sim, "sim_version": result.sim_version, "seed": result.seed,
             "design": str(Path(design_dir)), "images": str(rom),
@@ -85,12 +61,7 @@ def simulate(design_dir, x_codes, sim, out, *, images=None, seed=None, waves=Fal
             "cycles_match_model": rtl_cycles == [cyc.total] * len(x),
             "layers": [{"name": l.name, **lc.to_json()} for l, lc in zip(model.layers,
                                                                          cyc.layers)],
-            "build_seconds": round(result.build_seconds, 3),
-            "run_seconds": round(result.run_seconds, 3), "wall_seconds": round(wall, 3),
-            "simulated_cycles": simulated,
-            "simulated_cycles_per_second": (round(simulated / test_seconds, 1)
-                                            if test_seconds else None),
-            "failures": result.failures,
+            **tool_timings(result, wall, TESTCASE),
         }
         atomic.write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
     return report

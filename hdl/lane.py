@@ -31,6 +31,7 @@ from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
 
 from .accumulator import Accumulator
+from .mac_widths import MacWidths
 from .multiplier import Multiplier
 from .perm_index import PermIndex
 from .rom import ImageRom, addr_bits, check_image, verilog_path
@@ -122,7 +123,7 @@ def _image_paths(images):
     return out
 
 
-class Lane(wiring.Component):
+class Lane(MacWidths, wiring.Component):
     """One multiplier lane: ``acc[acc_addr + (c - k) mod p] += weight[w_addr] * x`` per operation.
 
     Parameters
@@ -265,18 +266,6 @@ class Lane(wiring.Component):
     @property
     def ps(self):
         return self._ps
-
-    @property
-    def act_bits(self):
-        return self._act_bits
-
-    @property
-    def weight_bits(self):
-        return self._weight_bits
-
-    @property
-    def acc_bits(self):
-        return self._acc_bits
 
     @property
     def w_depth(self):

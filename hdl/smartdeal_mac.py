@@ -15,10 +15,12 @@ from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
 from permdeal.golden.smartdeal import MAX_S
 from permdeal.golden.smartdeal_cycles import MAC_LATENCY
 
+from .mac_widths import MacWidths
+
 __all__ = ["SmartDealMac"]
 
 
-class SmartDealMac(wiring.Component):
+class SmartDealMac(MacWidths, wiring.Component):
     """``S`` multipliers and an accumulator, one row a cycle.
 
     Parameters
@@ -65,18 +67,6 @@ class SmartDealMac(wiring.Component):
     @property
     def S(self):
         return self._S
-
-    @property
-    def act_bits(self):
-        return self._act_bits
-
-    @property
-    def weight_bits(self):
-        return self._weight_bits
-
-    @property
-    def acc_bits(self):
-        return self._acc_bits
 
     @property
     def latency(self):

@@ -2,7 +2,8 @@
 """``permdeal synth``: synthesize a generated design for the generic, asic and ecp5 targets.
 
 :func:`synthesize` runs the targets on a design folder (``permdeal gen``) and returns the report
-(a dict, written as ``report.json`` by :func:`write_report`). Each target runs in a fresh work
+(a dict, written as ``report.json`` by :func:`run`); a SmartDeal design folder goes to
+:mod:`.smartdeal`, which reuses the flows here. Each target runs in a fresh work
 folder holding copies of what the tools read (the YoWASP tools see nothing else); the folder is
 removed after success and kept, named in the error, after a failure.
 """
@@ -17,7 +18,9 @@ import numpy as np
 
 from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
-from permdeal.gen.design import RTL_DIR, Design
+from permdeal.gen.design import DESIGN_KIND, RTL_DIR, Design
+from permdeal.gen.smartdeal_design import DESIGN_KIND as SD_DESIGN_KIND
+from permdeal.golden.manifest import read_manifest
 from permdeal.golden.rom import encode_hex, image_name
 from permdeal.hdl.engine import Engine
 from permdeal.hdl.rom import ROM_MODULE, ROM_SOURCE
@@ -113,15 +116,17 @@ def _rom_images(design, engine, work, seed):
     return f"placeholder images (random words, seed {seed}): the design has no ROM images"
 
 
-def _yosys(target, design, engine, work, opts):
-    """Run Yosys for ``target`` on the design in ``work``; returns ``(Hierarchy, seconds, rom
-    note)``."""
+def design_yosys(target, design, work, opts, rom_images):
+    """Run Yosys for ``target`` on a design folder's Verilog (``design.folder``, ``design.top``)
+    in ``work``: the ROM module a black box, or on ecp5 the real one with the images that
+    ``rom_images(work)`` puts into ``work`` (it returns a note saying which). Returns
+    ``(Hierarchy, seconds, rom note)``."""
     rtl = design.folder / RTL_DIR
     rom = (rtl / ROM_SOURCE.name).read_text()
     note = None
     if target == "ecp5":
         (work / ROM_FILE).write_text(rom)
-        note = _rom_images(design, engine, work, opts.seed)
+        note = rom_images(work)
     hier, took = _run_yosys(target, rtl / f"{design.top}.v", design.top, work, opts,
                             rom_blackbox=scripts.rom_blackbox(rom) if target != "ecp5" else None,
                             what=f"{target} synthesis of {design.folder}")
@@ -261,11 +266,16 @@ def run_targets(targets, report, log_dir, prefix, one, progress=None):
 
 
 def synthesize(design_dir, targets, opts, log_dir, progress=None):
-    """Synthesize the design in ``design_dir`` for ``targets``; returns the report dict.
+    """Synthesize the design in ``design_dir`` for ``targets``; returns the report dict. A
+    SmartDeal design (``gen.smartdeal_design``) goes to :func:`.smartdeal.synthesize`.
 
     Tool logs go to ``log_dir``. ``progress(text)`` (optional) is called as each step starts.
     Raises :class:`~.tools.SynthFailed` (or another ``PermdealError``) on the first failure.
     """
+    kind = read_manifest(Path(design_dir) / atomic.MANIFEST_NAME, (DESIGN_KIND, SD_DESIGN_KIND))
+    if kind["kind"] == SD_DESIGN_KIND:
+        from .smartdeal import synthesize as synthesize_smartdeal
+        return synthesize_smartdeal(design_dir, targets, opts, log_dir, progress)
     design = Design(design_dir)
     engine = _engine(design)
     check_tools(targets, opts)
@@ -276,7 +286,8 @@ def synthesize(design_dir, targets, opts, log_dir, progress=None):
               "hierarchical": not opts.flat, "targets": targets, "seconds": {}}
 
     def one(target, work):
-        hier, took, note = _yosys(target, design, engine, work, opts)
+        hier, took, note = design_yosys(target, design, work, opts,
+                                        lambda w: _rom_images(design, engine, w, opts.seed))
         if target == "generic":
             rep = _generic(hier)
         elif target == "asic":

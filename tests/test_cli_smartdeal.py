@@ -251,3 +251,83 @@ def test_sim_bad_input(folders, design, tmp_path, capsys):
                         folders / "sd_e2" / "rom", "-o", tmp_path / "s"], capsys)
     assert code == 2 and "not the structure it was generated for" in err, err
     assert not (tmp_path / "s").exists()
+
+
+def _slots(folder):
+    """Per layer ``(slots, skipped)`` by brute force from the Ce images: slot (i, c) is row
+    ``c mod h`` of block ``i * ceil(r/h) + c div h``; it is skipped when its S codes have no
+    ``nz`` bit and it is not its output's last chunk."""
+    man = json.loads((folder / "manifest.json").read_text())
+    out = []
+    for i, d in enumerate(man["layers"]):
+        h = d["smartdeal"]
+        S, rows, E = h["S"], h["rows_per_block"], h["E"]
+        codes = [int(v, 16) for v in (folder / "rom" / f"L{i}_ce.hex").read_text().split()]
+        r = -(-d["in"] // S)
+        bpr = -(-r // rows)
+        skipped = 0
+        for o in range(d["out"]):
+            for c in range(r):
+                base = ((o * bpr + c // rows) * rows + c % rows) * S
+                if c != r - 1 and not any(codes[base + k] >> (E + 1) for k in range(S)):
+                    skipped += 1
+        out.append((d["out"] * r, skipped))
+    return out
+
+
+@pytest.fixture(scope="module")
+def pruned(folders):
+    """The float model compressed with 60% of the Ce rows pruned per 3 outputs: whole slots
+    skipped."""
+    assert main(["compress", str(folders / "m.npz"), "--method", "smartdeal", "--act-format",
+                 "12:6", "--prune", "0.6", "--prune-group", "3", "-o",
+                 str(folders / "sd_p")]) == 0
+    return folders / "sd_p"
+
+
+@pytest.mark.parametrize("lanes", [None, 1, 2])
+def test_cycles_of_a_smartdeal_model(folders, pruned, capsys, lanes):
+    argv = ["cycles", pruned, "--inputs", folders / "x.npy"]
+    code, out, err = run(argv + (["--lanes", lanes] if lanes else []), capsys)
+    assert code == 0, err
+    model = SmartDealModel.read(pruned)
+    S = model.layers[0].codes.S
+    unit = ShiftAdd(S, model.config["E"], model.config["b_bits"], lanes=lanes or S)
+    PT = unit.cycles_per_row                       # the RTL unit's own figure
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.split() and line.split()[0] in ("fc1", "fc2")}
+    cyc = model_cycles(model, lanes)
+    assert len(rows) == 2
+    for (slots, skipped), l, lc in zip(_slots(pruned), model.layers, cyc.layers):
+        row = rows[l.name]
+        assert row[4:9] == [str(slots), str(slots - skipped), str(skipped), str(PT),
+                            f"{PT / S:.2f}"], row
+        assert int(row[9]) == (slots - skipped) * PT          # ideal
+        assert int(row[10]) == lc.compute and int(row[10]) > int(row[9])
+        assert row[11] == f"{lc.compute / ((slots - skipped) * S):.2f}"
+    assert sum(skipped for _, skipped in _slots(pruned)) > 0     # pruned rows skipped
+    total = 13 + sum(lc.compute for lc in cyc.layers)         # n inputs loaded, then the layers
+    assert f"per input vector: {total} cycles (load 13 + " in out
+    assert f"5 input vector(s), one at a time: {5 * total} cycles" in out
+    assert f"{lanes or S} shift-add lane(s) each" in out
+
+
+def test_cycles_bad_input(folders, tmp_path, capsys):
+    for argv, message in (
+            (["--pes", "2"], "--pes does not apply to a SmartDeal model"),
+            (["--scan-width", "4"], "--scan-width does not apply to a SmartDeal model"),
+            (["--lanes", "4"], "--lanes (the shift-add unit's lanes, 1 to S = 3): lanes must be "
+                               "an integer in [1, 3], not 4")):
+        code, _, err = run(["cycles", folders / "sd", *argv], capsys)
+        assert code == 2 and message in err, err
+    np.save(tmp_path / "wide.npy", np.zeros((2, 12), np.int64))
+    code, _, err = run(["cycles", folders / "sd", "--inputs", tmp_path / "wide.npy"], capsys)
+    assert code == 2 and "expected (batch, 13) inputs, got shape (2, 12)" in err
+    code, _, err = run(["cycles", folders / "pd", "--lanes", "2", "--inputs",
+                        folders / "x.npy"], capsys)
+    assert code == 2 and "--pes is required for a permuted-diagonal model" in err
+    code, _, err = run(["cycles", folders / "pd", "--pes", "1", "--lanes", "2"], capsys)
+    assert code == 2 and "--inputs is required for a permuted-diagonal model" in err
+    code, out, err = run(["cycles", folders / "pd", "--pes", "1", "--lanes", "2", "--inputs",
+                          folders / "x.npy"], capsys)
+    assert code == 0 and "scan width 8" in out, err

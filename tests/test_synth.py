@@ -319,3 +319,130 @@ def test_shift_add_block_is_multiplier_free(tmp_path, capsys):
     assert rep["ecp5"]["resources"]["MULT18X18D"] == 0 and rep["ecp5"]["resources"]["LUT4"] > 0
     assert rep["ecp5"]["fmax_mhz"] > 10
     assert "asic (OSU 0.18 um): logic area" in capsys.readouterr().out
+
+
+# -- a SmartDeal design ------------------------------------------------------------------------------
+
+# Two chained layers, 7 -> 5 -> 3, S = 3 (default), 8-bit activations, weights and biases.
+SD_SHAPES = {"fc1": (5, 7), "fc2": (3, 5)}
+
+
+@pytest.fixture(scope="module")
+def smartdeal(tmp_path_factory):
+    """``(folder, model folder, design folder)`` of a tiny SmartDeal model and its design (2
+    shift-add lanes), made with the CLI."""
+    import numpy as np
+    tmp = tmp_path_factory.mktemp("sd-synth")
+    rng = np.random.default_rng(1)
+    arrays = {}
+    for name, (m, n) in SD_SHAPES.items():
+        arrays[f"{name}.weight"] = rng.standard_normal((m, n)) * 0.4
+        arrays[f"{name}.bias"] = rng.standard_normal(m) * 0.1
+    np.savez(tmp / "m.npz", **arrays)
+    assert main(["compress", str(tmp / "m.npz"), "--method", "smartdeal", "--act-format", "8:4",
+                 "--weight-bits", "8", "--bias-bits", "8", "-o", str(tmp / "sd")]) == 0
+    assert main(["gen", "--model", str(tmp / "sd"), "--lanes", "2", "-o",
+                 str(tmp / "design")]) == 0
+    return tmp, tmp / "sd", tmp / "design"
+
+
+def _rom_bits(model_dir):
+    """Bits of every layer's ROMs from the image files themselves: lines x the width the model's
+    manifest implies (Ce codes E + 2 bits, B codes b_bits, biases the bias format's width)."""
+    man = json.loads((model_dir / "manifest.json").read_text())
+    E, b_bits = man["config"]["E"], man["config"]["b_bits"]
+    out = []
+    for i, layer in enumerate(man["layers"]):
+        lines = {part: len((model_dir / "rom" / f"L{i}_{part}.hex").read_text().split())
+                 for part in ("ce", "b", "bias")}
+        out.append(lines["ce"] * (E + 2) + lines["b"] * b_bits
+                   + lines["bias"] * layer["formats"]["bias"]["bits"])
+    return out
+
+
+@pytest.mark.synth
+def test_smartdeal_generic_and_asic_per_layer_and_block(smartdeal, tmp_path):
+    from permdeal.golden.smartdeal_cycles import model_cycles
+    from permdeal.golden.smartdeal_model import SmartDealModel
+    _, model_dir, design = smartdeal
+    rep = flow.run(design, ["generic", "asic"], flow.SynthOptions(asic_mhz=100),
+                   tmp_path / "hier")
+    assert rep["kind"] == "permdeal-synth-smartdeal"
+    assert rep["design"]["layer_modules"] == ["smartdeal_net_l0", "smartdeal_net_l1"]
+    g, a = rep["generic"], rep["asic"]
+    assert g["rom_instances"] == 3 * len(SD_SHAPES)    # Ce, B and bias per layer, black boxes
+    blocks = {"shift_add", "mac", "queue", "writeback", "own"}
+    for figures, key in ((g["layers"], "transistors"), (a["layers"], "area")):
+        assert [l["name"] for l in figures] == list(SD_SHAPES)
+        for l in figures:
+            assert set(l["blocks"]) == blocks, key
+            assert all(v > 0 for v in l["blocks"].values()), (key, l)
+            assert sum(l["blocks"].values()) == pytest.approx(l["total"], rel=1e-6)
+    # The layers are all the logic there is (the network's top only wires them).
+    assert sum(l["total"] for l in a["layers"]) == pytest.approx(a["logic_area_um2"], abs=1)
+    # ROMs: the bits of the image files, priced by the SRAM model; the input buffers'
+    # bits are S x ceil(n / S) x 8 (flip-flops, in the logic).
+    bits = _rom_bits(model_dir)
+    assert [l["bits"] for l in a["rom_memory"]["layers"]] == bits
+    assert a["rom_memory"]["total"]["bits"] == sum(bits)
+    assert a["total_area_um2"] == pytest.approx(
+        a["logic_area_um2"] + sum(bits) * memory.SRAM_UM2_PER_BIT, abs=0.2)
+    assert [b["bits"] for b in a["input_buffer"]] == [3 * -(-n // 3) * 8
+                                                     for _, n in SD_SHAPES.values()]
+    model = SmartDealModel.read(model_dir)
+    cycles = model_cycles(model, 2).total
+    assert rep["throughput"]["cycles_per_input"] == cycles
+    assert rep["throughput"]["asic_inputs_per_second"] == round(100e6 / cycles, 1)
+    text = (tmp_path / "hier" / "report.txt").read_text()
+    assert "per layer (um^2; own = the layer unit's fetcher, state and input buffer)" in text
+    assert "ROMs (Ce, B, bias)" in text and "input buffers (flip-flops" in text
+    # Flat: no per-layer figures, and the logic within 5% of the hierarchical synthesis.
+    flat = flow.run(design, ["asic"], flow.SynthOptions(flat=True), tmp_path / "flat")
+    assert flat["asic"]["layers"] is None
+    f = flat["asic"]["logic_area_um2"]
+    assert abs(a["logic_area_um2"] - f) <= 0.05 * f, (a["logic_area_um2"], f)
+
+
+@pytest.mark.synth
+def test_smartdeal_synth_from_the_model(smartdeal, capsys):
+    tmp, model_dir, _ = smartdeal
+    out = tmp / "from-model"
+    assert main(["synth", "--model", str(model_dir), "--lanes", "1", "--name", "sdn", "--target",
+                 "generic", "-o", str(out)]) == 0
+    man = json.loads((out / "design" / "manifest.json").read_text())
+    assert man["kind"] == "permdeal-smartdeal-design" and man["config"]["lanes"] == 1
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["design"]["folder"] == str((out / "design").resolve())
+    assert rep["design"]["lanes"] == 1 and rep["design"]["layer_modules"] == ["sdn_l0", "sdn_l1"]
+    assert "1 shift-add lanes each" in capsys.readouterr().out
+
+
+@pytest.mark.synth
+def test_smartdeal_ecp5_rom_from_images_and_no_multiplier_in_the_shift_add(smartdeal, tmp_path):
+    _, _, design = smartdeal
+    rep = flow.run(design, ["ecp5"], flow.SynthOptions(device="LFE5U-25F"), tmp_path / "e")
+    e = rep["ecp5"]
+    assert e["rom_contents"] == "the design's ROM images" and e["fmax_mhz"] > 10
+    assert e["resources"]["MULT18X18D"] == 3 * len(SD_SHAPES)  # S 8x8 products per MAC
+    for l in e["layers"]:
+        assert l["blocks"]["mac"]["MULT18X18D"] == 3
+        assert l["blocks"]["shift_add"]["MULT18X18D"] == 0 and l["blocks"]["shift_add"]["LUT4"]
+        assert l["blocks"]["permdeal_rom"]["LUT4"] > 0     # synthesized from the images
+    assert rep["throughput"]["ecp5_inputs_per_second"] == round(
+        e["fmax_mhz"] * 1e6 / rep["throughput"]["cycles_per_input"], 1)
+
+
+def test_smartdeal_synth_refuses_bad_input(smartdeal, capsys):
+    tmp, model_dir, design = smartdeal
+    r = str(tmp / "r")
+    for args, message in (
+            (["--model", model_dir, "--pes", "2"], "--pes does not apply to a SmartDeal model"),
+            (["--model", model_dir, "--lanes", "4"], "--lanes (the shift-add unit's lanes, 1 to "
+                                                     "S = 3): lanes must be an integer in [1, 3]"),
+            (["--model", model_dir, "--sweep", "lanes=1,2"], "--sweep varies a PermDNN engine"),
+            (["--design", design, "--lanes", "2"], "--design takes a generated design as it is; "
+                                                   "leave out --lanes")):
+        assert main(["synth", *map(str, args), "-o", r]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    assert not (tmp / "r").exists()
