@@ -431,6 +431,9 @@ def parse_layers(text):
     """``--layers``: EIE layer names, comma-separated (case-insensitive), or all when None."""
     if text is None:
         return list(EIE_LAYERS)
+    if not str(text).strip(" ,"):
+        raise PermdealError("--layers names no layer (give EIE layer names separated by commas, "
+                            "or leave it out for all nine)")
     out = []
     for v in str(text).split(","):
         try:
@@ -458,6 +461,11 @@ def _options(args):
     for key in ("flow_pes", "p"):
         o[key] = [integer(v, f"--{'flow-pes' if key == 'flow_pes' else 'p'}", 1)
                   for v in o[key]]
+    for p in o["p"]:
+        if p > max(o["m"], o["n"]):
+            raise PermdealError(f"--golden-p {p} does not fit the golden part's {o['n']} in x "
+                                f"{o['m']} out layer: a block may not exceed its longer side, "
+                                f"{max(o['m'], o['n'])}")
     if o["sim"] not in (*SIMULATORS, "both"):
         raise PermdealError(f"--sim must be one of {', '.join(SIMULATORS)} or both, not "
                             f"{o['sim']!r}")

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from permdeal import atomic
+from permdeal.checks import integer
+from permdeal.errors import PermdealError
 from permdeal.golden import smartdeal as sd
 from permdeal.golden.shift_add import ShiftAddTiming
 
@@ -135,9 +137,28 @@ def tables(res):
     return "\n".join(out)
 
 
+def check_args(m, n, S, E, b_bits, p, lanes):
+    """Refuse, naming the flag, a setting outside the golden model's ranges (before any part
+    runs): S in [1, MAX_S], E in E_RANGE, b_bits in B_BITS_RANGE, lanes in [1, S], and a PD block
+    size p no longer than the layer's longer side."""
+    m, n = integer(m, "--m", 1), integer(n, "--n", 1)
+    S = integer(S, "--S", 1, sd.MAX_S)
+    integer(E, "--E", *sd.E_RANGE)
+    integer(b_bits, "--b-bits", *sd.B_BITS_RANGE)
+    if lanes is not None:
+        try:
+            integer(lanes, "--lanes", 1, S)
+        except PermdealError as e:
+            raise PermdealError(f"{e} (the shift-add unit has at most S = {S} lanes)") from None
+    if integer(p, "--p", 1) > max(m, n):
+        raise PermdealError(f"--p {p} does not fit the {m} x {n} layer: a block may not exceed "
+                            f"its longer side, {max(m, n)}")
+
+
 def run(parts, *, m=4096, n=4096, S=3, E=3, b_bits=8, p=8, lanes=None, seed=0, synth=False,
         json_path=None, force=False):
     """Compute the ``parts`` (of :data:`PARTS`), print them, write ``json_path``; exit code."""
+    check_args(m, n, S, E, b_bits, p, lanes)
     if json_path:
         atomic.check_new_file(json_path, force)
     res = {}

@@ -459,6 +459,12 @@ def gen_settings(args, defaults=None):
             out[name] = value if name == "relu" else parse(str(value))
         except PermdealError as e:
             raise PermdealError(f"--{name.replace('_', '-')}: {e}") from None
+    if out["model"] is not None:  # a folder that is no compressed model: say so, not "--pes"
+        try:
+            read_manifest(Path(out["model"]) / atomic.MANIFEST_NAME, MODEL_KIND)
+        except PermdealError as e:
+            raise PermdealError(f"--model: {e} (it takes a compressed-model folder, from "
+                                "permdeal compress)") from None
     for name in ("pes", "lanes", "output"):
         if out[name] is None:
             raise PermdealError(f"--{name} is required (a flag or a setting of --config)")
@@ -1005,10 +1011,12 @@ def cmd_eval(args):
         x, y = load_array(args.inputs, "--inputs"), load_array(args.labels, "--labels")
     codes = _input_codes(model, x, f"--inputs {args.inputs}" if args.inputs else "inputs")
     n_classes = model.layers[-1].shape[0]
-    if (y.shape != (len(codes),) or not np.issubdtype(y.dtype, np.integer)
-            or y.min() < 0 or y.max() >= n_classes):
+    if y.shape != (len(codes),) or not np.issubdtype(y.dtype, np.integer):
         raise PermdealError(f"--labels: expected {len(codes)} class indices in [0, {n_classes}), "
                             f"got a {y.dtype} array of shape {y.shape}")
+    if y.min() < 0 or y.max() >= n_classes:
+        raise PermdealError(f"--labels: expected {len(codes)} class indices in [0, {n_classes}), "
+                            f"found {y.min()}..{y.max()}")
     out = model.forward(codes)
     acc = float(np.mean(np.argmax(out, axis=1) == y))
     print(f"golden fixed-point accuracy: {_pct(acc)} on {len(y)} inputs")
@@ -1025,9 +1033,10 @@ def cmd_bench_smartdeal(args):
     from . import bench_smartdeal as bs
     parts = [t.strip() for t in args.parts.split(",") if t.strip()]
     bad = [t for t in parts if t not in bs.PARTS]
-    if bad or not parts:
-        raise PermdealError(f"--parts: {bad[0] if bad else args.parts!r} is not one of "
-                            f"{', '.join(bs.PARTS)}")
+    if bad:
+        raise PermdealError(f"--parts: {bad[0]!r} is not one of {', '.join(bs.PARTS)}")
+    if not parts:
+        raise PermdealError(f"--parts names no part (choose from {', '.join(bs.PARTS)})")
     return bs.run(parts, m=args.m, n=args.n, S=args.S, E=args.E, b_bits=args.b_bits, p=args.p,
                   lanes=args.lanes, seed=args.seed, synth=args.synth, json_path=args.json,
                   force=args.force)

@@ -58,6 +58,8 @@ LABELS = {"dense": "dense 16-bit", "permdiag": "PD", "eie": "EIE", "circulant": 
           "smartdeal": "SmartDeal", "sme": "SME"}
 #: Weight width of the digital formats (dense, PD, block-circulant, EIE's codebook entries).
 WEIGHT_BITS = DENSE_BITS
+#: Random input vectors per layer or model when no data set gives the inputs (``--vectors``).
+VECTORS = 4
 #: Files of ``-o DIR``.
 OUTPUT_FILES = {"json": "compare.json", "text": "compare.txt", "plot": "compare.png"}
 #: Engine budgets when ``--pes``/``--lanes`` are not given: the demo's engine for a model, the
@@ -143,8 +145,8 @@ def add_arguments(p):
                    help="training epochs of the digits MLP (default 40)")
     g.add_argument("--finetune-epochs", type=int, default=30,
                    help="epochs of every structure-keeping fine-tune; 0 = none (default 30)")
-    g.add_argument("--vectors", type=int, default=4,
-                   help="random input vectors without a data set (default 4)")
+    g.add_argument("--vectors", type=int,
+                   help=f"random input vectors without a data set (default {VECTORS})")
     g.add_argument("--input-density", metavar="D",
                    help="non-zero share of the random inputs, in (0, 1] (default: the EIE "
                    "layer's activation density; 0.5 for a model)")
@@ -334,8 +336,15 @@ def workload(args):
     if args.model is not None and args.eie_layers is not None:
         raise PermdealError("give --model or --eie-layers, not both")
     seed = integer(args.seed, "--seed", 0)
-    vectors = integer(args.vectors, "--vectors", 1)
+    vectors = VECTORS if args.vectors is None else integer(args.vectors, "--vectors", 1)
     rng = np.random.default_rng(seed)
+    on_digits = args.eie_layers is None and (args.model is None or args.data == "digits")
+    if on_digits:
+        for flag, value in (("--vectors", args.vectors), ("--input-density", args.input_density)):
+            if value is not None:
+                raise PermdealError(f"{flag} sets the random inputs, but the inputs here are the "
+                                    "digits test images (random inputs come with --eie-layers, "
+                                    "or --model without --data digits)")
     if args.eie_layers is not None:
         if args.data == "digits":
             raise PermdealError("--data digits does not apply to --eie-layers (random layers)")

@@ -153,7 +153,32 @@ class SmartDealDesign:
             if diff:
                 raise PermdealError(f"{folder}: the images' {diff} by the design {self.folder} "
                                     "(not the structure it was generated for)")
+        self._check_derived(model, own=images is None)
         return model, folder
+
+    def _check_derived(self, model, own):
+        """Refuse a manifest whose derived fields disagree with ``model`` (its images): lanes in
+        [1, S], ``top`` the configured name with its Verilog among the sources, the ports, and
+        with the design's ``own`` images the cycles :func:`write_design` recorded."""
+        S = model.layers[0].codes.S
+        if self.lanes > S:
+            raise PermdealError(f"{self.path}: config: lanes is {self.lanes}, but the shift-add "
+                                f"unit has 1 to S = {S} lanes")
+        name = self.manifest["config"].get("name")
+        if self.top != name or self.folder / RTL_DIR / f"{self.top}.v" not in self.sources:
+            raise PermdealError(f"{self.path}: top {self.top!r} is not the configured name "
+                                f"{name!r} with its Verilog {RTL_DIR}/{self.top}.v among the "
+                                "sources")
+        first, last = model.layers[0], model.layers[-1]
+        want = {"ports": {"in_bits": first.fmts.act.bits, "out_bits": last.fmts.out.bits,
+                          "n_inputs": first.shape[1], "n_outputs": last.shape[0]}}
+        if own:
+            cyc = model_cycles(model, self.lanes)
+            want["cycles"] = {"per_input": cyc.total, "load": cyc.load,
+                              "layers": [lc.to_json() for lc in cyc.layers]}
+        diff = json_diff({k: self.manifest.get(k) for k in want}, want, "manifest")
+        if diff:
+            raise PermdealError(f"{self.path}: {diff} (from the model; the manifest was edited)")
 
 
 def model_table(model, lanes=None):

@@ -194,6 +194,8 @@ def compress(model, method="permdiag", p=None, *, calibration=None, act=None, we
         if p is None:
             raise PermdealError("method 'permdiag' needs p (one block size, or one per layer; "
                                 "1 = dense)")
+        if isinstance(p, (str, bytes)):
+            raise PermdealError(f"block size p must be an integer or one per layer, not {p!r}")
     layers, source = _float_layers(model)
     inputs = [model] if isinstance(model, (str, Path)) else []
     cal = None
@@ -265,10 +267,12 @@ def evaluate(model, x=None, labels=None, seed=0):
     model = _compressed(model, "model")
     codes = _codes(model, x)
     n_classes = model.layers[-1].shape[0]
-    if (y.shape != (len(codes),) or not np.issubdtype(y.dtype, np.integer)
-            or y.min() < 0 or y.max() >= n_classes):
+    if y.shape != (len(codes),) or not np.issubdtype(y.dtype, np.integer):
         raise PermdealError(f"labels: expected {len(codes)} class indices in [0, {n_classes}), "
                             f"got a {y.dtype} array of shape {y.shape}")
+    if y.min() < 0 or y.max() >= n_classes:
+        raise PermdealError(f"labels: expected {len(codes)} class indices in [0, {n_classes}), "
+                            f"found {y.min()}..{y.max()}")
     return float(np.mean(np.argmax(model.forward(codes), axis=1) == y))
 
 

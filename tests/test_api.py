@@ -147,6 +147,10 @@ def test_reexported_from_the_package():
     (lambda m: api.compress(float_pairs(), method="smartdeal", p=2), "p (the permuted-diagonal "
      "block size) does not apply"),
     (lambda m: api.compress(float_pairs(), p=[2, 2, 2]), "got 3 block sizes p for 2 layers"),
+    (lambda m: api.compress(float_pairs(), p="4"), "block size p must be an integer or one per "
+     "layer, not '4'"),
+    (lambda m: api.evaluate(m, np.zeros((2, 14)), np.array([0, 6])), "labels: expected 2 class "
+     "indices in [0, 6), found 0..6"),
     (lambda m: api.compress([(np.ones((3, 4)), np.ones(2))], p=2),
      "model: fc1 bias has shape (2,), expected (3,)"),
     (lambda m: api.compress([(np.ones((3, 4)), np.ones(3)), (np.ones((2, 5)), np.ones(2))], p=1),

@@ -149,6 +149,11 @@ def test_no_rtl_and_a_missing_simulator_skip(tmp_path, capsys, monkeypatch):
     (["--parts", "flow", "--flow-density", "1.5"], "--flow-density must lie in (0, 1], not 1.5"),
     (["--parts", "flow", "--flow-shape", "12x"], "layer shape must be OUTxIN"),
     (["--parts", "eie", "--eie-draws", "-1"], "--eie-draws must be an integer >= 0, not -1"),
+    (["--layers", ""], "--layers names no layer"),
+    (["--layers", " , "], "--layers names no layer"),
+    (["--parts", "golden", "--m", 10, "--n", 12, "--p", "4,13"],
+     "--golden-p 13 does not fit the golden part's 12 in x 10 out layer: a block may not exceed "
+     "its longer side, 12"),
 ])
 def test_bad_input_is_named(argv, message):
     with pytest.raises(PermdealError) as e:

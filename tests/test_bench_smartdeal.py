@@ -48,3 +48,25 @@ def test_cli_prints_and_writes_json(tmp_path, capsys):
 def test_cli_rejects_an_unknown_part(capsys):
     assert main(["bench-smartdeal", "--parts", "unit,speed"]) == 2
     assert "--parts: 'speed' is not one of layer, digits, unit" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--E", "9"], "--E must be an integer in [1, 5], not 9"),
+    (["--b-bits", "1"], "--b-bits must be an integer in [2, 16], not 1"),
+    (["--S", "17"], "--S must be an integer in [1, 16], not 17"),
+    (["--lanes", "7"], "--lanes must be an integer in [1, 3], not 7 (the shift-add unit has at "
+                       "most S = 3 lanes)"),
+    (["--S", "5", "--lanes", "6"], "--lanes must be an integer in [1, 5], not 6 (the shift-add "
+                                   "unit has at most S = 5 lanes)"),
+    (["--m", "40", "--n", "64", "--p", "65"], "--p 65 does not fit the 40 x 64 layer: a block "
+                                              "may not exceed its longer side, 64"),
+    (["--parts", ","], "--parts names no part (choose from layer, digits, unit)"),
+])
+def test_cli_names_the_bad_flag_before_any_part_runs(capsys, monkeypatch, argv, message):
+    def never(*args, **kwargs):
+        raise AssertionError("a part ran before the flags were checked")
+    for part in ("layer_figures", "digits_figures", "unit_figures"):
+        monkeypatch.setattr(bs, part, never)
+    argv = ["--parts", "digits,layer,unit", *argv] if "--parts" not in argv else argv
+    assert main(["bench-smartdeal", *argv]) == 2
+    assert capsys.readouterr().err.strip() == f"permdeal bench-smartdeal: error: {message}"

@@ -209,6 +209,16 @@ def test_eval_checks_labels(tmp_path, capsys):
     assert code == 0 and "on 4 inputs" in out, err
 
 
+def test_eval_names_labels_out_of_range(tmp_path, capsys):
+    run(capsys, "compress", write_model(tmp_path / "m.npz"), "--p", "2", "-o", tmp_path / "c")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((4, 12)))
+    np.save(tmp_path / "y.npy", np.array([0, 7, 2, -1]))     # the model has 5 classes
+    code, _, err = run(capsys, "eval", tmp_path / "c", "--inputs", tmp_path / "x.npy",
+                       "--labels", tmp_path / "y.npy")
+    assert code == 2 and err.strip() == ("permdeal eval: error: --labels: expected 4 class "
+                                         "indices in [0, 5), found -1..7"), err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["bench", "--seed", "-1"], "argument --seed: value must be an integer >= 0, not -1"),
     (["compress", "m.npz", "--p", "2,x", "-o", "o"], "argument --p: expected an integer, got 'x'"),

@@ -331,3 +331,52 @@ def test_cycles_bad_input(folders, tmp_path, capsys):
     code, out, err = run(["cycles", folders / "pd", "--pes", "1", "--lanes", "2", "--inputs",
                           folders / "x.npy"], capsys)
     assert code == 0 and "scan width 8" in out, err
+
+
+def _edit_manifest(src, dst, edit):
+    """A copy of the design ``src`` at ``dst`` whose manifest ``edit`` changed; the manifest's
+    original value of the edited field is what ``edit`` returns."""
+    d = _copy(src, dst)
+    man = json.loads((d / "manifest.json").read_text())
+    before = edit(man)
+    (d / "manifest.json").write_text(json.dumps(man))
+    return d, before
+
+
+def test_check_refuses_edited_derived_fields_of_a_design(folders, design, tmp_path, capsys):
+    def lanes(m):
+        m["config"]["lanes"] = 4           # S = 3: the unit has 1 to 3 lanes
+    def top(m):
+        m["top"] = "x y"                   # not the configured name, no rtl/x y.v
+    def cycles(m):
+        before, m["cycles"]["per_input"] = m["cycles"]["per_input"], 5
+        return before
+    def ports(m):
+        m["ports"]["n_inputs"] = 14        # the model has 13 inputs
+    cases = [(lanes, "config: lanes is 4, but the shift-add unit has 1 to S = 3 lanes"),
+             (top, "top 'x y' is not the configured name 'smartdeal_net' with its Verilog "
+                   "rtl/x y.v among the sources"),
+             (cycles, "manifest.cycles.per_input is 5, expected {}"),
+             (ports, "manifest.ports.n_inputs is 14, expected 13")]
+    for i, (edit, message) in enumerate(cases):
+        d, before = _edit_manifest(design, tmp_path / f"d{i}", edit)
+        code, _, err = run(["check", d], capsys)
+        assert code == 2 and err.strip() == (f"permdeal check: error: {d / 'manifest.json'}: "
+                                             + message.format(before)
+                                             + ("" if edit in (lanes, top) else
+                                                " (from the model; the manifest was edited)")), err
+    code, out, err = run(["check", design], capsys)     # the unedited design still passes
+    assert code == 0 and "OK" in out, err
+
+
+def test_gen_names_a_model_folder_that_is_not_one(folders, design, tmp_path, capsys):
+    for folder, problem in (
+            (design, f"{design / 'manifest.json'}: not a permdeal-model manifest (kind is "
+                     "'permdeal-smartdeal-design')"),
+            (folders / "sd" / "rom", f"{folders / 'sd' / 'rom' / 'manifest.json'}: not a "
+                                     "permdeal-model manifest (kind is 'permdeal-smartdeal-rom')"),
+            (tmp_path / "none", f"{tmp_path / 'none' / 'manifest.json'}: missing")):
+        code, _, err = run(["gen", "--model", folder, "-o", tmp_path / "g"], capsys)
+        assert code == 2 and err.startswith(f"permdeal gen: error: --model: {problem}"), err
+        assert "(it takes a compressed-model folder, from permdeal compress)" in err
+        assert "--pes is required" not in err and not (tmp_path / "g").exists()

@@ -419,6 +419,24 @@ def test_bad_input_messages(tmp_path, argv, msg):
     assert sorted(os.listdir(tmp_path)) == ["m.npz"]
 
 
+@pytest.mark.parametrize("argv", [
+    ["--data", "digits", "--vectors", "2"],          # --model on digits
+    ["--vectors", "2"],                              # the digits MLP trained here
+    ["--input-density", "0.3"],
+])
+def test_random_input_flags_are_refused_on_digits(tmp_path, monkeypatch, argv):
+    def never(*args, **kwargs):
+        raise AssertionError("trained before the flags were checked")
+    monkeypatch.setattr(cmp, "train", never)
+    flag = argv[-2]
+    if "--data" in argv:
+        argv = ["--model", str(tiny_model(tmp_path / "m.npz")), *argv]
+    msg = (f"{flag} sets the random inputs, but the inputs here are the digits test images "
+           "(random inputs come with --eie-layers, or --model without --data digits)")
+    with pytest.raises(PermdealError, match=exact(msg)):
+        run(*argv)
+
+
 def test_model_and_eie_layers_exclusive(tmp_path):
     with pytest.raises(PermdealError, match=exact("give --model or --eie-layers, not both")):
         run("--model", str(tiny_model(tmp_path / "m.npz")), "--eie-layers", "Alex-7")
