@@ -39,7 +39,7 @@ from permdeal.checks import integer
 from permdeal.errors import PermdealError, ToolMissing
 from permdeal.golden.bench import DEFAULT_LAYER
 from permdeal.golden.cycles import EngineConfig, layer_cycles
-from permdeal.golden.permdiag import PermDiag
+from permdeal.golden.permdiag import PermDiag, check_block_fit
 from permdeal.golden.workloads import EIE, EIE_LAYERS, eie_layer
 from permdeal.synth.memory import PAPER
 
@@ -462,10 +462,8 @@ def _options(args):
         o[key] = [integer(v, f"--{'flow-pes' if key == 'flow_pes' else 'p'}", 1)
                   for v in o[key]]
     for p in o["p"]:
-        if p > max(o["m"], o["n"]):
-            raise PermdealError(f"--golden-p {p} does not fit the golden part's {o['n']} in x "
-                                f"{o['m']} out layer: a block may not exceed its longer side, "
-                                f"{max(o['m'], o['n'])}")
+        check_block_fit(o["m"], o["n"], p, "--golden-p",
+                        f"the golden part's {o['n']} in x {o['m']} out layer")
     if o["sim"] not in (*SIMULATORS, "both"):
         raise PermdealError(f"--sim must be one of {', '.join(SIMULATORS)} or both, not "
                             f"{o['sim']!r}")

@@ -24,6 +24,7 @@ from permdeal import atomic
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden import smartdeal as sd
+from permdeal.golden.permdiag import check_block_fit
 from permdeal.golden.shift_add import ShiftAddTiming
 
 from .report import table
@@ -150,9 +151,7 @@ def check_args(m, n, S, E, b_bits, p, lanes):
             integer(lanes, "--lanes", 1, S)
         except PermdealError as e:
             raise PermdealError(f"{e} (the shift-add unit has at most S = {S} lanes)") from None
-    if integer(p, "--p", 1) > max(m, n):
-        raise PermdealError(f"--p {p} does not fit the {m} x {n} layer: a block may not exceed "
-                            f"its longer side, {max(m, n)}")
+    check_block_fit(m, n, integer(p, "--p", 1), "--p", f"the {m} x {n} layer")
 
 
 def run(parts, *, m=4096, n=4096, S=3, E=3, b_bits=8, p=8, lanes=None, seed=0, synth=False,

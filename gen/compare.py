@@ -45,7 +45,7 @@ from permdeal.golden import sme
 from permdeal.golden.circulant_train import circulant_accuracy, circulant_mlp, train_circulant
 from permdeal.golden.crossbar import (LIMITS, CrossbarConfig, circulant_mapping, dense_mapping,
                                       lossless_adc_bits, permdiag_mapping)
-from permdeal.golden.permdiag import PermDiag
+from permdeal.golden.permdiag import PermDiag, check_block_fit
 from permdeal.golden.smartdeal_train import DENSE_BITS, finetune, quantized_mlp, smartdeal_mlp
 from permdeal.golden.train import (MLP, _forward, accuracy, init_mlp, load_digits_split, project,
                                    train)
@@ -408,10 +408,7 @@ def check_fit(wl, st):
         for name, w in zip(net.names, net.model.weights):
             m, n = w.shape
             for flag, v in (("--p", st.p), ("--k", st.k)):
-                if v > max(m, n):
-                    raise PermdealError(f"{flag} {v} does not fit layer {name} ({n} inputs x {m} "
-                                        f"outputs): a block may not exceed the layer's longer "
-                                        f"side, {max(m, n)}")
+                check_block_fit(m, n, v, flag, f"layer {name} ({n} inputs x {m} outputs)")
 
 
 class _flag:

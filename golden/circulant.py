@@ -29,7 +29,7 @@ import numpy as np
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
-from permdeal.golden.permdiag import _MAX_PADDED
+from permdeal.golden.permdiag import check_block_fit
 
 
 def diag_index(r, s, k):
@@ -49,14 +49,7 @@ def _check_shape(shape):
 
 def _check_fit(m, n, k):
     """Refuse a block size ``k`` that does not fit an ``m x n`` matrix (module docstring)."""
-    if k > max(m, n):
-        raise PermdealError(f"block size k={k} does not fit the {m} x {n} matrix: k may not "
-                            f"exceed its longer side, {max(m, n)}")
-    mb, nb = -(-m // k), -(-n // k)
-    if mb * nb * k * k > max(4 * m * n, _MAX_PADDED):
-        raise PermdealError(f"block size k={k} pads the {m} x {n} matrix to {mb * k} x {nb * k}, "
-                            f"more than 4 times its size; choose a block size near or below the "
-                            f"matrix's shorter side")
+    check_block_fit(m, n, k, "k")
 
 
 def _pad(W, mb, nb, k):

@@ -39,6 +39,24 @@ def index_bits(p):
     return (int(p) - 1).bit_length()
 
 
+
+def check_block_fit(m, n, b, name="p", what=None, longer_side=True):
+    """Refuse a block size ``b`` (``p`` or ``k``, ``name``) that does not fit an ``m x n`` matrix:
+    with ``longer_side``, one longer than the matrix's longer side; always, one whose zero padding
+    makes the matrix more than 4 times (and more than ``2**24`` entries) larger. ``what`` names
+    the matrix in the message. (A PD matrix may have one block larger than the matrix: a small
+    layer of a network compressed with one ``p``; the comparisons refuse it.)"""
+    what = what or f"the {m} x {n} matrix"
+    size = f"{name} {b}" if name.startswith("--") else f"block size {name}={b}"
+    if longer_side and b > max(m, n):
+        raise PermdealError(f"{size} does not fit {what}: a block may not exceed its longer "
+                            f"side, {max(m, n)}")
+    mb, nb = -(-m // b), -(-n // b)
+    if mb * nb * b * b > max(4 * m * n, _MAX_PADDED):
+        raise PermdealError(f"{size} pads {what} to {mb * b} x {nb * b}, more "
+                            "than 4 times its size; choose a block size near or below the "
+                            "matrix's shorter side")
+
 class PermDiag:
     """An ``m x n`` permuted-diagonal matrix of block size ``p``.
 
@@ -165,10 +183,8 @@ class PermDiag:
         if not np.all(np.isfinite(W)):
             raise PermdealError("matrix holds NaN or infinite weights")
         m, n = W.shape
+        check_block_fit(m, n, p, longer_side=False)
         mb, nb = -(-m // p), -(-n // p)
-        if mb * nb * p * p > max(4 * m * n, _MAX_PADDED):
-            raise PermdealError(f"block size p={p} pads the {m} x {n} matrix to {mb * p} x {nb * p}; "
-                                "choose a block size near or below the matrix's sides")
         if (mb * p, nb * p) != (m, n):
             W = np.pad(W, ((0, mb * p - m), (0, nb * p - n)))
         if p == 1:  # 1 x 1 blocks: the only diagonal is k = 0

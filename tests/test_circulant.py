@@ -222,7 +222,7 @@ def test_int_matvec_refuses_possible_overflow():
     (2.5, "block size k must be an integer >= 1, not 2.5"),
     (True, "block size k must be an integer >= 1, not True"),
     ("4", "block size k must be an integer >= 1, not '4'"),
-    (9, "block size k=9 does not fit the 5 x 8 matrix: k may not exceed its longer side, 8"),
+    (9, "block size k=9 does not fit the 5 x 8 matrix: a block may not exceed its longer side, 8"),
 ])
 def test_bad_block_size(k, msg):
     with pytest.raises(PermdealError, match=exact(msg)):
@@ -386,7 +386,7 @@ def test_bad_training_input():
                                                   "not 0")):
         init_circulant_mlp(TINY, [4, 0])
     with pytest.raises(PermdealError, match=exact(
-            "block size k=4 does not fit the 3 x 2 matrix: k may not exceed its longer side, 3")):
+            "block size k=4 does not fit the 3 x 2 matrix: a block may not exceed its longer side, 3")):
         init_circulant_mlp((2, 3), 4)
     with pytest.raises(PermdealError, match=exact("lr must be a positive number, not 0")):
         train_circulant(model, X, y, lr=0)

@@ -391,9 +391,9 @@ def exact(msg):
 @pytest.mark.parametrize("argv, msg", [
     (["--p", "0"], "--p must be an integer >= 1, not 0"),
     (["--p", "13"], "--p 13 does not fit layer l0 (12 inputs x 9 outputs): a block may not exceed "
-                    "the layer's longer side, 12"),
+                    "its longer side, 12"),
     (["--k", "10"], "--k 10 does not fit layer l1 (9 inputs x 5 outputs): a block may not exceed "
-                    "the layer's longer side, 9"),
+                    "its longer side, 9"),
     (["--density", "0"], "--density must be a number in (0, 1] or 'eie', not '0'"),
     (["--density", "1.5"], "--density must be a number in (0, 1] or 'eie', not '1.5'"),
     (["--density", "eie"], "--density eie (the published densities) needs --eie-layers"),
