@@ -1010,13 +1010,8 @@ def cmd_eval(args):
             raise PermdealError("--inputs needs --labels (one class index per input)")
         x, y = load_array(args.inputs, "--inputs"), load_array(args.labels, "--labels")
     codes = _input_codes(model, x, f"--inputs {args.inputs}" if args.inputs else "inputs")
-    n_classes = model.layers[-1].shape[0]
-    if y.shape != (len(codes),) or not np.issubdtype(y.dtype, np.integer):
-        raise PermdealError(f"--labels: expected {len(codes)} class indices in [0, {n_classes}), "
-                            f"got a {y.dtype} array of shape {y.shape}")
-    if y.min() < 0 or y.max() >= n_classes:
-        raise PermdealError(f"--labels: expected {len(codes)} class indices in [0, {n_classes}), "
-                            f"found {y.min()}..{y.max()}")
+    from permdeal.golden.model import check_labels
+    y = check_labels(y, len(codes), model.layers[-1].shape[0], "--labels")
     out = model.forward(codes)
     acc = float(np.mean(np.argmax(out, axis=1) == y))
     print(f"golden fixed-point accuracy: {_pct(acc)} on {len(y)} inputs")

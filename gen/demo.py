@@ -48,15 +48,18 @@ def _step(text):
     print(f"-- {text}", flush=True)
 
 
-def _rtl(tmp, sim, codes, golden, labels, figures):
-    """Simulate the test set on the generated design; a missing simulator is reported, not
-    fatal (the rest of the demo stands without it)."""
+def _run_rtl(what, simulate_fn, design, out, sim, codes, golden, labels):
+    """Simulate input ``codes`` on ``design`` with ``simulate_fn`` (``gen.sim`` or
+    ``gen.smartdeal_sim``'s ``simulate``) into ``out`` and compare the RTL's outputs with the
+    golden model's ``golden`` image by image; prints a line, returns the figures. A missing
+    simulator is reported, not fatal (the rest of the demo stands without it); a mismatch is
+    kept in the figures, not raised, so that the demo still writes its folder to look at."""
     try:
-        rep = simulate(tmp / "design", codes, sim, tmp / "rtl", seed=0)
+        rep = simulate_fn(design, codes, sim, out, seed=0)
     except ToolMissing as e:
-        print(f"skipped the RTL simulation: {e}")
+        print(f"skipped the {what} simulation: {e}")
         return {"skipped": str(e)}
-    y = np.load(tmp / "rtl" / "outputs.npy")
+    y = np.load(out / "outputs.npy")
     same = np.all(y == golden, axis=1)
     rtl = {"sim": sim, "golden_match": rep["golden_match"],
            "images_equal_to_golden": int(same.sum()), "images": int(len(same)),
@@ -64,12 +67,11 @@ def _rtl(tmp, sim, codes, golden, labels, figures):
            "cycles_match_model": rep["cycles_match_model"],
            "mean_cycles": float(np.mean(rep["cycles"])),
            "build_seconds": rep["build_seconds"], "run_seconds": rep["run_seconds"]}
-    print(f"RTL on {sim}: {rtl['images_equal_to_golden']} of {rtl['images']} images equal to "
+    print(f"{what} on {sim}: {rtl['images_equal_to_golden']} of {rtl['images']} images equal to "
           f"the golden model, output for output; cycles equal to the cycle model: "
-          f"{'yes' if rtl['cycles_match_model'] else 'NO'} (build {rep['build_seconds']:.0f} s, "
-          f"run {rep['run_seconds']:.0f} s)")
+          f"{'yes' if rtl['cycles_match_model'] else 'NO'} ({rtl['mean_cycles']:.0f} cycles per "
+          f"image; build {rep['build_seconds']:.0f} s, run {rep['run_seconds']:.0f} s)")
     if not (rtl["golden_match"] and rtl["cycles_match_model"]):
-        # Kept, not raised: the demo still writes its folder, so the mismatch can be looked at.
         rtl["first_mismatches"] = rep.get("first_mismatches", [])[:1]
     return rtl
 
@@ -129,26 +131,8 @@ def _smartdeal_rtl(tmp, model, codes, golden, labels, sim):
     from .smartdeal_sim import simulate as simulate_sd
     n = min(SMARTDEAL_RTL_IMAGES, len(codes))
     write_sd_design(tmp / "smartdeal_design", model)
-    try:
-        rep = simulate_sd(tmp / "smartdeal_design", codes[:n], sim, tmp / "smartdeal_rtl", seed=0)
-    except ToolMissing as e:
-        print(f"skipped the SmartDeal RTL simulation: {e}")
-        return {"skipped": str(e)}
-    y = np.load(tmp / "smartdeal_rtl" / "outputs.npy")
-    same = np.all(y == golden[:n], axis=1)
-    rtl = {"sim": sim, "golden_match": rep["golden_match"],
-           "images_equal_to_golden": int(same.sum()), "images": int(n),
-           "accuracy": float(np.mean(np.argmax(y, axis=1) == labels[:n])),
-           "cycles_match_model": rep["cycles_match_model"],
-           "mean_cycles": float(np.mean(rep["cycles"])),
-           "build_seconds": rep["build_seconds"], "run_seconds": rep["run_seconds"]}
-    print(f"SmartDeal RTL on {sim}: {rtl['images_equal_to_golden']} of {n} images equal to the "
-          f"golden model, output for output; cycles equal to the cycle model: "
-          f"{'yes' if rtl['cycles_match_model'] else 'NO'} ({rtl['mean_cycles']:.0f} cycles per "
-          f"image; build {rep['build_seconds']:.0f} s, run {rep['run_seconds']:.0f} s)")
-    if not (rtl["golden_match"] and rtl["cycles_match_model"]):
-        rtl["first_mismatches"] = rep.get("first_mismatches", [])[:1]
-    return rtl
+    return _run_rtl("SmartDeal RTL", simulate_sd, tmp / "smartdeal_design", tmp / "smartdeal_rtl",
+                    sim, codes[:n], golden[:n], labels[:n])
 
 
 def _smartdeal(dense, X_tr, X_te, y_te, pd_bits, tmp, sim):
@@ -267,7 +251,8 @@ def run(output, seed=0, p=4, pes=4, lanes=2, sim="verilator", synth=True):
         _step(f"generating the engine's Verilog ({pes} PE x {lanes} lanes) and running the "
               f"{len(y_te)} test images through it on {sim}")
         write_design(tmp / "design", cfg, model.layers, model=model)
-        figures["rtl"] = _rtl(tmp, sim, codes, out, y_te, figures)
+        figures["rtl"] = _run_rtl("RTL", simulate, tmp / "design", tmp / "rtl", sim, codes, out,
+                                  y_te)
         if synth:
             _step("synthesizing the engine: OSU 0.18 um cells (Yosys) and a Lattice ECP5 "
                   "(Yosys, nextpnr)")

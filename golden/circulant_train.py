@@ -31,7 +31,8 @@ from permdeal.errors import PermdealError
 from permdeal.golden.circulant import BlockCirculant, diagonal_sums, used_mask
 from permdeal.golden.permdiag import PermDiag
 from permdeal.golden.train import (MLP, _check_data, _ints, _loss_and_grads, accuracy, adam_loop,
-                                   check_chain, init_mlp, load_digits_split, train)
+                                   DenseForward, check_chain, init_mlp, load_digits_split,
+                                   train)
 
 
 def _per_layer(ks, n_layers):
@@ -57,7 +58,7 @@ def _check_layer(name, w):
 
 
 @dataclass(frozen=True, eq=False)
-class CirculantMLP:
+class CirculantMLP(DenseForward):
     """Block-circulant weights (one :class:`BlockCirculant` per layer, ``out x in``) and biases."""
 
     layers: tuple
@@ -86,18 +87,6 @@ class CirculantMLP:
         return [(f"fc{i + 1}", w.to_dense().astype(np.float64), np.asarray(b, np.float64))
                 for i, (w, b) in enumerate(zip(self.layers, self.biases))]
 
-    def to_mlp(self):
-        """The dense :class:`~permdeal.golden.train.MLP` (block size 1) of the expanded weights."""
-        return MLP(tuple(PermDiag.from_dense(W, 1) for _, W, _ in self.dense_weights()),
-                   tuple(b for _, _, b in self.dense_weights()))
-
-    def logits(self, X):
-        """Pre-softmax outputs for inputs ``X`` of shape (batch, inputs)."""
-        return self.to_mlp().logits(X)
-
-    def predict(self, X):
-        """Most likely class of every row of ``X``."""
-        return np.argmax(self.logits(X), axis=1)
 
 
 def _check_model(model, what):

@@ -189,6 +189,38 @@ class QuantLayer:
         return writeback(self.matrix.int_matvec(x), self.bias, self.fmts, self.relu)
 
 
+
+def model_arrays(folder, man, man_path, what):
+    """``(path, arrays)`` of a compressed-model folder's ``model.npz``, after checking that the
+    manifest ``man`` names only it and that its sha256 matches; ``what`` describes the arrays."""
+    files = json_field(man, "files", dict, man_path)
+    for name in files:
+        if name != MODEL_ARRAYS:
+            raise PermdealError(f"{man_path}: files: unexpected entry {name!r}; a compressed "
+                                f"model holds only {MODEL_ARRAYS}")
+    entry = json_field(files, MODEL_ARRAYS, dict, f"{man_path}: files")
+    want = json_field(entry, "sha256", str, f"{man_path}: files.{MODEL_ARRAYS}")
+    arr_path = Path(folder) / MODEL_ARRAYS
+    if not arr_path.is_file():
+        raise PermdealError(f"{arr_path}: missing (named by {man_path})")
+    if sha256_file(arr_path) != want:
+        raise PermdealError(f"{arr_path}: sha256 does not match {man_path}; the file was changed "
+                            "or truncated")
+    return arr_path, _load_npz(arr_path, what)
+
+
+def check_labels(y, n, n_classes, what="labels"):
+    """Refuse labels ``y`` that are not ``n`` integer class indices in ``[0, n_classes)``;
+    ``what`` names them (a flag or a parameter)."""
+    y = np.asarray(y)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+        raise PermdealError(f"{what}: expected {n} class indices in [0, {n_classes}), got a "
+                            f"{y.dtype} array of shape {y.shape}")
+    if y.min() < 0 or y.max() >= n_classes:
+        raise PermdealError(f"{what}: expected {n} class indices in [0, {n_classes}), found "
+                            f"{y.min()}..{y.max()}")
+    return y
+
 class QuantModel:
     """A chain of :class:`QuantLayer`; each layer's output format is the next one's input format."""
 
@@ -277,20 +309,7 @@ class QuantModel:
         man_path = folder / atomic.MANIFEST_NAME
         man = read_manifest(man_path, MODEL_KIND)
         specs = check_model_json(man, man_path, MODEL_FORMAT_VERSION)
-        files = json_field(man, "files", dict, man_path)
-        for name in files:
-            if name != MODEL_ARRAYS:
-                raise PermdealError(f"{man_path}: files: unexpected entry {name!r}; a compressed "
-                                    f"model holds only {MODEL_ARRAYS}")
-        entry = json_field(files, MODEL_ARRAYS, dict, f"{man_path}: files")
-        want = json_field(entry, "sha256", str, f"{man_path}: files.{MODEL_ARRAYS}")
-        arr_path = folder / MODEL_ARRAYS
-        if not arr_path.is_file():
-            raise PermdealError(f"{arr_path}: missing (named by {man_path})")
-        if sha256_file(arr_path) != want:
-            raise PermdealError(f"{arr_path}: sha256 does not match {man_path}; the file was changed "
-                                "or truncated")
-        arrays = _load_npz(arr_path, "NAME.k/NAME.q/NAME.bias arrays")
+        arr_path, arrays = model_arrays(folder, man, man_path, "NAME.k/NAME.q/NAME.bias arrays")
         layers = []
         with layer_arrays(arrays, arr_path, man_path) as take:
             for i, spec in enumerate(specs):

@@ -46,8 +46,8 @@ from permdeal.errors import PermdealError
 from . import smartdeal as sd
 from .formats import Fixed, LayerFormats, writeback
 from .manifest import SHA256, json_diff, json_field, read_manifest, show_json
-from .model import (MODEL_ARRAYS, MODEL_FORMAT_VERSION, MODEL_KIND, QuantModel, _load_npz,
-                    check_layers, layer_arrays, sha256_file)
+from .model import (MODEL_ARRAYS, MODEL_FORMAT_VERSION, MODEL_KIND, QuantModel, check_layers,
+                    layer_arrays, model_arrays)
 from .rom import decode_hex, encode_hex, read_image_bytes
 
 METHOD = "smartdeal"
@@ -181,20 +181,7 @@ class SmartDealModel(QuantModel):
         man_path = folder / atomic.MANIFEST_NAME
         man = read_manifest(man_path, MODEL_KIND)
         config, specs = _check_model_json(man, man_path, MODEL_FORMAT_VERSION, arrays=True)
-        files = json_field(man, "files", dict, man_path)
-        for name in files:
-            if name != MODEL_ARRAYS:
-                raise PermdealError(f"{man_path}: files: unexpected entry {name!r}; a compressed "
-                                    f"model holds only {MODEL_ARRAYS}")
-        entry = json_field(files, MODEL_ARRAYS, dict, f"{man_path}: files")
-        want = json_field(entry, "sha256", str, f"{man_path}: files.{MODEL_ARRAYS}")
-        arr_path = folder / MODEL_ARRAYS
-        if not arr_path.is_file():
-            raise PermdealError(f"{arr_path}: missing (named by {man_path})")
-        if sha256_file(arr_path) != want:
-            raise PermdealError(f"{arr_path}: sha256 does not match {man_path}; the file was changed "
-                                "or truncated")
-        arrays = _load_npz(arr_path, "NAME.ce/NAME.b/NAME.bias arrays")
+        arr_path, arrays = model_arrays(folder, man, man_path, "NAME.ce/NAME.b/NAME.bias arrays")
         layers = []
         with layer_arrays(arrays, arr_path, man_path) as take:
             for i, spec in enumerate(specs):

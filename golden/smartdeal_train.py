@@ -47,7 +47,8 @@ from permdeal.golden.smartdeal import (Decomposition, block_layout, decompose, f
                                        project_pow2, quantize, rebuild_float, report, storage_bits,
                                        to_blocks)
 from permdeal.golden.train import (MLP, _check_data, _ints, _loss_and_grads, accuracy, adam_loop,
-                                   check_chain, init_mlp, load_digits_split, train)
+                                   DenseForward, check_chain, init_mlp, load_digits_split,
+                                   train)
 
 #: Bits per weight (and per weight of a layer kept dense) of the dense reference in the totals.
 DENSE_BITS = 16
@@ -68,7 +69,7 @@ def _check_layer(name, w):
 
 
 @dataclass(frozen=True, eq=False)
-class SmartDealMLP:
+class SmartDealMLP(DenseForward):
     """An MLP whose layers are :class:`Decomposition` s or dense float ``out x in`` arrays.
 
     ``layers[l]`` is layer ``fc{l+1}``: a :class:`Decomposition` (effective weight
@@ -97,18 +98,6 @@ class SmartDealMLP:
         return [(f"fc{i + 1}", _effective(w), np.asarray(b, np.float64))
                 for i, (w, b) in enumerate(zip(self.layers, self.biases))]
 
-    def to_mlp(self):
-        """The dense :class:`~permdeal.golden.train.MLP` (block size 1) of the effective weights."""
-        return MLP(tuple(PermDiag.from_dense(W, 1) for _, W, _ in self.dense_weights()),
-                   tuple(b for _, _, b in self.dense_weights()))
-
-    def logits(self, X):
-        """Pre-softmax outputs for inputs ``X`` of shape (batch, inputs)."""
-        return self.to_mlp().logits(X)
-
-    def predict(self, X):
-        """Most likely class of every row of ``X``."""
-        return np.argmax(self.logits(X), axis=1)
 
 
 def _effective(w):

@@ -89,6 +89,25 @@ def load_digits_split(seed=0, test_fraction=0.25):
 
 # -- model -------------------------------------------------------------------------------------
 
+class DenseForward:
+    """The forward pass of an MLP whose layers expand to dense matrices: a subclass gives
+    ``dense_weights()`` (``[(name, W out x in, b), ...]``) and gets ``to_mlp``, ``logits`` and
+    ``predict`` (block-circulant, SmartDeal)."""
+
+    def to_mlp(self):
+        """The dense :class:`MLP` (block size 1) of the expanded weights."""
+        ws = self.dense_weights()
+        return MLP(tuple(PermDiag.from_dense(W, 1) for _, W, _ in ws), tuple(b for _, _, b in ws))
+
+    def logits(self, X):
+        """Pre-softmax outputs for inputs ``X`` of shape (batch, inputs)."""
+        return self.to_mlp().logits(X)
+
+    def predict(self, X):
+        """Most likely class of every row of ``X``."""
+        return np.argmax(self.logits(X), axis=1)
+
+
 def check_chain(what, layers, biases, check_layer=None):
     """Check that ``layers`` (anything with a ``shape``, ``out x in``) and ``biases`` form an MLP:
     one bias of the right length per layer, each layer taking the previous one's outputs.

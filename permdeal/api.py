@@ -40,7 +40,8 @@ from permdeal.golden.compress import QuantSpec, compress_permdiag, compress_smar
 from permdeal.golden.cycles import EngineConfig, model_cycles
 from permdeal.golden.formats import MAX_BITS, Fixed
 from permdeal.golden.manifest import read_manifest
-from permdeal.golden.model import FloatLayer, QuantModel, load_float_model, sha256_file
+from permdeal.golden.model import (FloatLayer, QuantModel, check_labels, load_float_model,
+                                   sha256_file)
 from permdeal.golden.smartdeal_model import SmartDealModel
 
 __all__ = ["METHODS", "Cycles", "Design", "PermdealError", "Result", "compress", "cycles",
@@ -266,13 +267,7 @@ def evaluate(model, x=None, labels=None, seed=0):
         return _train.accuracy(model, _array(x, "x"), y)
     model = _compressed(model, "model")
     codes = _codes(model, x)
-    n_classes = model.layers[-1].shape[0]
-    if y.shape != (len(codes),) or not np.issubdtype(y.dtype, np.integer):
-        raise PermdealError(f"labels: expected {len(codes)} class indices in [0, {n_classes}), "
-                            f"got a {y.dtype} array of shape {y.shape}")
-    if y.min() < 0 or y.max() >= n_classes:
-        raise PermdealError(f"labels: expected {len(codes)} class indices in [0, {n_classes}), "
-                            f"found {y.min()}..{y.max()}")
+    y = check_labels(y, len(codes), model.layers[-1].shape[0])
     return float(np.mean(np.argmax(model.forward(codes), axis=1) == y))
 
 

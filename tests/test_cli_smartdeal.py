@@ -9,11 +9,11 @@ import pytest
 from amaranth.hdl import Const
 
 from permdeal.gen.cli import main
-from permdeal.golden import smartdeal as sd
-from permdeal.golden.formats import Fixed, LayerFormats, writeback
 from permdeal.golden.smartdeal_cycles import model_cycles
 from permdeal.golden.smartdeal_model import SmartDealModel
 from permdeal.hdl.shift_add import ShiftAdd
+
+from test_smartdeal_model import reference_forward  # the same independent reference
 
 
 def run(argv, capsys):
@@ -42,23 +42,6 @@ def folders(tmp_path_factory):
     x[rng.random(x.shape) < 0.3] = 0
     np.save(tmp / "x.npy", x)
     return tmp
-
-
-def reference(folder, x):
-    """Outputs from the raw model.npz and manifest: rebuild_int, a dense product, write-back."""
-    man = json.loads((folder / "manifest.json").read_text())
-    arrays = np.load(folder / "model.npz")
-    acts = np.asarray(x, dtype=np.int64)
-    for d in man["layers"]:
-        h, f = d["smartdeal"], d["formats"]
-        fx = {k: Fixed(f[k]["bits"], f[k]["frac"]) for k in ("act", "weight", "bias", "out")}
-        codes = sd.SmartDealCodes(tuple(h["shape"]), h["S"], h["E"], h["rows_per_block"],
-                                  h["e_min"], h["b_bits"], h["b_frac"],
-                                  arrays[d["arrays"]["ce"]], arrays[d["arrays"]["b"]])
-        W, _ = sd.rebuild_int(codes, fx["weight"])
-        fmts = LayerFormats(fx["act"], fx["weight"], fx["bias"], fx["out"], d["in"])
-        acts = writeback(acts @ W.T, arrays[d["arrays"]["bias"]], fmts, d["relu"])
-    return acts
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +93,8 @@ def test_sim_matches_golden_and_the_reference(folders, design, capsys):
                           "icarus", "--seed", "3", "-o", folders / "s"], capsys)
     assert code == 0, err
     y = np.load(folders / "s" / "outputs.npy")
-    np.testing.assert_array_equal(y, reference(folders / "sd", np.load(folders / "x.npy")))
+    np.testing.assert_array_equal(y, reference_forward(folders / "sd",
+                                                       np.load(folders / "x.npy")))
     rep = json.loads((folders / "s" / "report.json").read_text())
     model = SmartDealModel.read(folders / "sd")
     assert rep["golden_match"] and rep["inputs_matching"] == 5 and rep["cycles_match_model"]
