@@ -16,7 +16,7 @@ JOBS     ?= 2
 LIBERTY  := /usr/share/qflow/tech/osu018/osu018_stdcells.lib
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all test demo venv sysdeps clean
+.PHONY: all test lint demo venv sysdeps clean
 
 all: test
 
@@ -42,7 +42,13 @@ sysdeps:
 	    apt-get install -y -qq $$missing; \
 	fi
 
-test: venv
+# The linter's rules are pyproject.toml's [tool.ruff]; every source folder and the tests.
+LINTED   := permdeal golden hdl gen verif synth tests
+
+lint: venv
+	$(BIN)/ruff check $(LINTED)
+
+test: lint
 	$(BIN)/python -m pytest -n $(JOBS)
 
 demo: venv

@@ -39,7 +39,7 @@ from permdeal.hdl.smartdeal_layer import check_ce_words
 from permdeal.hdl.smartdeal_net import SmartDealNet
 
 from .design import ROM_DIR, RTL_DIR, checked_sources, read_design_manifest, source_list
-from .report import table
+from permdeal.tables import table
 from .verilog import emit
 
 DESIGN_KIND = "permdeal-smartdeal-design"

@@ -37,11 +37,11 @@ def golden_bench(m=DEFAULT_LAYER.n_out, n=DEFAULT_LAYER.n_in, ps=(8,), repeat=3,
     xq, _ = Fixed(16, 8).quantize(x)
     rows = []
     for p in ps:
-        t_proj, pd = _best(lambda: PermDiag.from_dense(W, p), repeat)
-        t_mv, _ = _best(lambda: pd.matvec(x), repeat)
+        t_proj, pd = _best(lambda p=p: PermDiag.from_dense(W, p), repeat)
+        t_mv, _ = _best(lambda pd=pd: pd.matvec(x), repeat)
         wq, _ = pd.quantize(Fixed.fit(16, pd.q))
-        t_imv, _ = _best(lambda: wq.int_matvec(xq), repeat)
-        t_both, _ = _best(lambda: PermDiag.from_dense(W, p).matvec(x), repeat)
+        t_imv, _ = _best(lambda wq=wq: wq.int_matvec(xq), repeat)
+        t_both, _ = _best(lambda p=p: PermDiag.from_dense(W, p).matvec(x), repeat)
         rows.append({"p": p, "stored_weights": pd.n_weights, "project_s": t_proj,
                      "matvec_s": t_mv, "int_matvec_s": t_imv, "project_and_matvec_s": t_both})
     return {

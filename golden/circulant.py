@@ -1,4 +1,4 @@
-"""Block-circulant matrices (CirCNN, Ding et al. MICRO 2017; ReBoc; REFERENCE.md, CirCNN).
+"""Block-circulant matrices (CirCNN, Ding et al. MICRO 2017; ReBoc; docs/references.md, CirCNN).
 
 An ``m x n`` matrix ``W`` (``y = W x``) is tiled into ``M' = ceil(m/k)`` block-rows and
 ``N' = ceil(n/k)`` block-columns of ``k x k`` blocks. Every block is circulant and is stored as its
@@ -164,7 +164,7 @@ class BlockCirculant:
 
     @property
     def n_stored(self):
-        """First-column values stored: ``M' N' k`` (REFERENCE.md's parameter count)."""
+        """First-column values stored: ``M' N' k`` (docs/references.md's parameter count)."""
         return self.c.size
 
     @property

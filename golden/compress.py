@@ -1,13 +1,13 @@
 """Compress a float model to a quantized permuted-diagonal (or SmartDeal) model.
 
-Each layer is projected onto the permuted-diagonal structure of its block size (DESIGN.md 4.1,
-max-energy projection), then quantized (DESIGN.md section 3): weights and biases to formats of the
+Each layer is projected onto the permuted-diagonal structure of its block size (docs/design.md 4.1,
+max-energy projection), then quantized (docs/design.md section 3): weights and biases to formats of the
 given widths whose fraction bits are either fixed by the user or fitted to the data so that nothing
 saturates; activations to one format for every layer, or, with calibration inputs, to formats
 fitted to the activations the float model produces on them.
 
 :func:`compress_smartdeal` shares the format fitting: only the weights differ (SmartDeal codes,
-rebuilt to the MAC's weight format by exact integer shift-add, DESIGN.md 5.2).
+rebuilt to the MAC's weight format by exact integer shift-add, docs/design.md 5.2).
 """
 
 from dataclasses import dataclass
@@ -139,7 +139,7 @@ def compress_permdiag(layers, p, spec=QuantSpec(), calibration=None, relu_last=F
 
 def compress_smartdeal(layers, spec=QuantSpec(), calibration=None, relu_last=False, S=3, E=3,
                        b_bits=8, rows_per_block=None, threshold=None, prune=0.0, prune_group=1):
-    """Compress float layers to a SmartDeal model (DESIGN.md 5.1, 5.2):
+    """Compress float layers to a SmartDeal model (docs/design.md 5.1, 5.2):
     :class:`~permdeal.golden.smartdeal_model.SmartDealModel`.
 
     Every layer is decomposed (:func:`~permdeal.golden.smartdeal.decompose` with ``S``, ``E``,

@@ -1,5 +1,5 @@
 """ReRAM crossbar mapping: a functional matrix-vector product and crossbar counts (ISAAC, PUMA,
-NeuroSim and MNSIM conventions; REFERENCE.md "Crossbar mapping" and "ReBoc").
+NeuroSim and MNSIM conventions; docs/references.md "Crossbar mapping" and "ReBoc").
 
 A layer ``y = W x`` (``W`` is ``m x n``: ``m`` outputs, ``n`` inputs) is stored with inputs on the
 rows (wordlines) and outputs on the columns (bitlines) of ``R x C`` crossbars:
@@ -23,7 +23,7 @@ rows (wordlines) and outputs on the columns (bitlines) of ``R x C`` crossbars:
 One crossbar tile covers ``R`` consecutive inputs and ``C`` consecutive cell columns; its read
 cycles are what the input slices (and sign-split passes) take, each crossbar reading all its
 columns at once (ADC sharing across columns is not modelled). Crossbars of one layer
-(REFERENCE.md): ``N = P * ceil(rows / R) * ceil(cols * S / C)``, ``rows`` and ``cols`` being the
+(docs/references.md): ``N = P * ceil(rows / R) * ceil(cols * S / C)``, ``rows`` and ``cols`` being the
 logical inputs and outputs of the stored matrix.
 """
 

@@ -1,4 +1,4 @@
-"""Cycle model of the PermDNN engine (DESIGN.md 4.2): the exact count the RTL meets.
+"""Cycle model of the PermDNN engine (docs/design.md 4.2): the exact count the RTL meets.
 
 Hardware: ``n_pe`` PEs of ``lanes`` multiplier lanes, ``NL = n_pe * lanes`` lanes in all. Block-row
 ``I`` of a layer goes to lane ``g = I mod NL`` as its slot ``t = I div NL``, so every lane holds
@@ -27,9 +27,10 @@ the window reader (``hdl.engine``):
    the cycle of the layer's last operation (no term without one) and ``A_last`` the cycle its last
    window was accepted.
 4. Write-back: every lane drains its ``B * p`` accumulators, one per cycle, all lanes in parallel,
-   through the write-back unit into the other set of banks; the next layer's ``START`` (or the
-   output phase) comes ``WRITEBACK_LATENCY`` cycles after the last drain request, in cycle
-   ``D0 + B*p + WRITEBACK_LATENCY``: the layer's cycles.
+   through the write-back unit into the other set of banks; the last drain request is in cycle
+   ``D0 + B*p - 1`` and the next layer's ``START`` (or the output phase) comes
+   ``WRITEBACK_LATENCY + 1`` cycles after it, in cycle ``D0 + B*p + WRITEBACK_LATENCY``: the
+   layer's cycles (docs/design.md section 9).
 
 A whole inference adds loading the ``n`` input activations from the input stream (one per cycle,
 the first layer's ``START`` right after the last) and streaming the ``m`` outputs of the last
@@ -65,13 +66,18 @@ WRITEBACK_LATENCY = 3
 OUTPUT_LATENCY = 2
 
 
+#: Activations the non-zero detector scans per cycle when none is given (the one default of
+#: ``--scan-width``, the API's ``scan_width`` and the configuration files).
+DEFAULT_SCAN_WIDTH = 8
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """A PermDNN engine's size: ``n_pe`` PEs of ``lanes`` lanes, a detector ``scan_width`` wide."""
 
     n_pe: int
     lanes: int
-    scan_width: int = 8
+    scan_width: int = DEFAULT_SCAN_WIDTH
 
     def __post_init__(self):
         integer(self.n_pe, "PE count (--pes)", 1)

@@ -1,4 +1,4 @@
-"""EIE's compressed format (Han et al., ISCA 2016; REFERENCE.md, EIE): magnitude pruning, weight
+"""EIE's compressed format (Han et al., ISCA 2016; docs/references.md, EIE): magnitude pruning, weight
 sharing, interleaved CSC, and the bit-exact matrix-vector product.
 
 Pruning (:func:`prune`). Of an ``m x n`` matrix ``W`` (``y = W x``) the ``k = round(density * m n)``
@@ -44,7 +44,7 @@ from permdeal.errors import PermdealError
 from .formats import Fixed
 from .workloads import EIE
 
-#: Activation width: EIE's arithmetic is 16-bit throughout (REFERENCE.md).
+#: Activation width: EIE's arithmetic is 16-bit throughout (docs/references.md).
 ACT_BITS = EIE["weight_bits"]
 #: Widest codebook index and relative row index accepted (each stored in one byte here).
 MAX_FIELD_BITS = 8

@@ -1,4 +1,4 @@
-"""Cycle model of EIE (Han et al., ISCA 2016; REFERENCE.md, EIE): ``N`` PEs, activation FIFOs of
+"""Cycle model of EIE (Han et al., ISCA 2016; docs/references.md, EIE): ``N`` PEs, activation FIFOs of
 depth ``F``, and the load imbalance of unstructured sparsity.
 
 The leading-non-zero detector broadcasts the non-zero input activations ``j = 0 .. J-1`` in
@@ -187,7 +187,7 @@ def eie_table(layers=EIE_LAYERS, n_pe=EIE["n_pe"], fifo_depth=EIE["fifo_depth"],
 
 def format_table(runs):
     """The runs of :func:`eie_table` as a text table, ours beside EIE's published times."""
-    from permdeal.gen.report import table
+    from permdeal.tables import table
     rows = [[r.layer.name, f"{r.layer.n_in} x {r.layer.n_out}",
              f"{100 * r.layer.weight_density:g}%", f"{100 * r.layer.act_density:g}%",
              f"{100 * r.cycles.padding_share:.1f}%", f"{r.cycles.imbalance:.3f}",

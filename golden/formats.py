@@ -1,4 +1,4 @@
-"""Fixed-point number formats and the write-back arithmetic (DESIGN.md section 3).
+"""Fixed-point number formats and the write-back arithmetic (docs/design.md section 3).
 
 A format ``Fixed(bits, frac)`` is a two's-complement integer of ``bits`` bits with an implied binary
 point ``frac`` bits from the right: the integer ``v`` stands for ``v * 2**-frac``.
@@ -226,7 +226,7 @@ class LayerFormats:
 
 
 def writeback(acc, bias, fmts, relu):
-    """Write-back of a layer output (DESIGN.md section 3), exact on integer arrays.
+    """Write-back of a layer output (docs/design.md section 3), exact on integer arrays.
 
     ``acc`` holds accumulator values (``fmts.acc_frac`` fraction bits), ``bias`` bias codes in
     ``fmts.bias``. Adds the aligned bias, shifts to ``fmts.out`` with round-half-up, saturates to

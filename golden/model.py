@@ -28,7 +28,7 @@ from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
 
 from .formats import Fixed, LayerFormats, writeback
-from .manifest import SHA256, json_diff, json_field, json_same, read_manifest, show_json
+from .manifest import json_diff, json_field, json_same, read_manifest, show_json
 from .permdiag import PermDiag
 
 MODEL_KIND = "permdeal-model"

@@ -1,4 +1,4 @@
-"""Permuted-diagonal matrices (DESIGN.md section 4.1).
+"""Permuted-diagonal matrices (docs/design.md section 4.1).
 
 An ``m x n`` matrix ``W`` (``y = W x``) is tiled into ``M' = ceil(m/p)`` block-rows and
 ``N' = ceil(n/p)`` block-columns of ``p x p`` blocks (``m`` and ``n`` zero-padded up to multiples of

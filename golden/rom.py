@@ -1,4 +1,4 @@
-"""Weight ROM images and their manifest (DESIGN.md section 6).
+"""Weight ROM images and their manifest (docs/design.md section 6).
 
 Every lane ``(pe, lane)`` of the engine (see :mod:`.cycles` for which block-rows it holds) has
 three memories, each initialised from one ``$readmemh`` text file (one word per line, fixed-width

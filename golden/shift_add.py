@@ -1,4 +1,4 @@
-"""Cycle model of the bit-serial shift-add SmartDeal unit (DESIGN.md 5.3), and its row rebuild.
+"""Cycle model of the bit-serial shift-add SmartDeal unit (docs/design.md 5.3), and its row rebuild.
 
 The unit (``hdl.shift_add.ShiftAdd``) takes one row of a SmartDeal block per transfer: the ``S``
 Ce codes of the row and the block's ``S x S`` basis codes ``B_int``. It rebuilds the ``S`` weights

@@ -1,4 +1,4 @@
-"""SmartDeal decomposition and its bit-exact weight rebuild (DESIGN.md 5.1 and 5.2).
+"""SmartDeal decomposition and its bit-exact weight rebuild (docs/design.md 5.1 and 5.2).
 
 Blocks. Each row ``i`` of an ``m x n`` weight matrix ``W`` (rows are outputs) is zero-padded to
 ``r * S`` values, ``r = ceil(n / S)``, and read as ``r`` chunks of ``S`` consecutive inputs. ``h``
@@ -522,7 +522,7 @@ def storage_bits(dec, b_bits=8, p=8, dense_bits=16):
     ``dense``: ``dense_bits`` per weight. ``permdiag``: per ``p x p`` block ``p`` weights of
     ``dense_bits`` plus ``ceil(log2 p)`` index bits. ``smartdeal_authors`` (the authors' code): a
     1-bit occupancy map over every stored Ce element, sign + ``E`` bits per non-zero, ``b_bits`` per
-    B element. ``smartdeal_fixed`` (DESIGN.md 5.2): ``E + 2`` bits per Ce element plus B.
+    B element. ``smartdeal_fixed`` (docs/design.md 5.2): ``E + 2`` bits per Ce element plus B.
     """
     b_bits = _check_b_bits(b_bits)
     p = integer(p, "block size p", 1)

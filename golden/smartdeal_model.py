@@ -3,7 +3,7 @@
 A :class:`SmartDealLayer` holds one layer's SmartDeal codes (:class:`~.smartdeal.SmartDealCodes`:
 Ce codes, B codes, per-layer header), its bias codes and number formats. Its integer weights are
 :func:`~.smartdeal.rebuild_int` of the codes in the MAC's weight format (exact shift-add, aligned by
-``align_shift = b_frac - e_min - weight.frac`` with round-half-up and saturation, DESIGN.md 5.2),
+``align_shift = b_frac - e_min - weight.frac`` with round-half-up and saturation, docs/design.md 5.2),
 and its output is the section-3 write-back of ``x @ W_int.T``: bit-exact, with the accumulator
 sized for dot products of all ``n`` inputs.
 
@@ -21,7 +21,7 @@ The compressed-model folder (written by :meth:`SmartDealModel.write`):
                     ``model.npz``;
 ``rom/``            the ROM images (:func:`write_rom`).
 
-ROM images (DESIGN.md 6): one ``$readmemh`` file per memory, per layer ``i``: ``L<i>_ce.hex`` (one
+ROM images (docs/design.md 6): one ``$readmemh`` file per memory, per layer ``i``: ``L<i>_ce.hex`` (one
 Ce code per word, ``E + 2`` bits, blocks x h x S in C order), ``L<i>_b.hex`` (one B code per word,
 ``b_bits`` bits two's complement, blocks x S x S), ``L<i>_bias.hex`` (one bias code per word, the
 bias format's width, two's complement). ``rom/manifest.json`` (``kind`` ``permdeal-smartdeal-rom``)

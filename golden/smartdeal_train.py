@@ -1,4 +1,4 @@
-"""SmartDeal fine-tuning of small MLPs (DESIGN.md 5.1; REFERENCE.md, SmartDeal: "training keeps
+"""SmartDeal fine-tuning of small MLPs (docs/design.md 5.1; docs/references.md, SmartDeal: "training keeps
 the structure with a straight-through estimator on the rounded Ce, the sparsity mask frozen, and Ce
 re-projected after each step").
 

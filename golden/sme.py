@@ -1,4 +1,4 @@
-"""SME-style bit sparsity on crossbars (Liu et al., arXiv 2103.01705; REFERENCE.md "SME").
+"""SME-style bit sparsity on crossbars (Liu et al., arXiv 2103.01705; docs/references.md "SME").
 
 1. **Sign-magnitude quantization** of a float matrix to ``b`` bits: one sign bit and ``b - 1``
    magnitude bits with one scale per layer, ``w ~= sign * mag * scale``,

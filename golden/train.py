@@ -1,4 +1,4 @@
-"""Training of small MLPs with dense and permuted-diagonal layers (DESIGN.md section 4.1).
+"""Training of small MLPs with dense and permuted-diagonal layers (docs/design.md section 4.1).
 
 An MLP is a chain of layers ``h_{l+1} = relu(W_l h_l + b_l)`` (no ReLU after the last) trained
 with softmax cross-entropy and Adam. Every weight matrix is a :class:`PermDiag`; block size

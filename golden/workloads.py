@@ -1,4 +1,4 @@
-"""EIE's benchmark layers and published design (REFERENCE.md, EIE Table III): the workloads of
+"""EIE's benchmark layers and published design (docs/references.md, EIE Table III): the workloads of
 ``permdeal bench`` and ``permdeal compare``.
 
 One source of truth for these figures: every comparison with EIE reads them from here.
@@ -41,7 +41,7 @@ class EieLayer:
         return self.actual_us * EIE["clock_mhz"]
 
 
-#: EIE Table III (REFERENCE.md), in its order.
+#: EIE Table III (docs/references.md), in its order.
 EIE_LAYERS = (
     EieLayer("Alex-6", 9216, 4096, 0.09, 0.351, 28.1, 30.3),
     EieLayer("Alex-7", 4096, 4096, 0.09, 0.353, 11.7, 12.2),
@@ -54,12 +54,12 @@ EIE_LAYERS = (
     EieLayer("NT-LSTM", 1201, 2400, 0.10, 1.0, 6.5, 7.5),
 )
 
-#: EIE's design (REFERENCE.md): 64 PEs at 800 MHz in 45 nm, 8-deep activation FIFOs, 16-bit
+#: EIE's design (docs/references.md): 64 PEs at 800 MHz in 45 nm, 8-deep activation FIFOs, 16-bit
 #: arithmetic, 4-bit codebook indices and relative row indices.
 EIE = {"design": "EIE, 64 PE, 45 nm", "n_pe": 64, "clock_mhz": 800, "node_nm": 45,
        "area_mm2": 40.8, "power_w": 0.59, "gops": 102, "fifo_depth": 8, "weight_bits": 16,
        "codebook_bits": 4, "index_bits": 4,
-       "source": "REFERENCE.md (Han et al., ISCA 2016, Table III)"}
+       "source": "docs/references.md (Han et al., ISCA 2016, Table III)"}
 
 
 def eie_layer(name):

@@ -1,5 +1,5 @@
 """The accumulator memory of a lane: read-modify-write adds and read-and-clear drains
-(DESIGN.md 4.2).
+(docs/design.md 4.2).
 
 A block of its own so that synthesis reports its area apart (``permdeal synth``'s per-PE
 breakdown).

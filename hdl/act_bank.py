@@ -1,4 +1,4 @@
-"""One activation bank: a memory of wide words written one activation at a time (DESIGN.md 4.2).
+"""One activation bank: a memory of wide words written one activation at a time (docs/design.md 4.2).
 
 :class:`~.act_banks.ActBanks` holds one per lane; the engine emits it once as a Verilog module of
 its own (``{name}_act_bank``) and instantiates it for every lane, so that synthesis handles one

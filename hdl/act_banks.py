@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""One set of per-lane activation banks of the engine (DESIGN.md 4.2, ``golden.cycles``).
+"""One set of per-lane activation banks of the engine (docs/design.md 4.2, ``golden.cycles``).
 
 The engine holds two sets, ping and pong: the layer being computed reads its inputs from one while
 its lanes write their outputs into the other.

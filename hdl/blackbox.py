@@ -1,4 +1,4 @@
-"""A component emitted once as its own Verilog module and instantiated by name (DESIGN.md 8).
+"""A component emitted once as its own Verilog module and instantiated by name (docs/design.md 8).
 
 The engine repeats identical blocks (its PEs and their write-back) dozens of times; elaborating each
 copy would make generating a large engine slow. :class:`Blackbox` stands for a component by an

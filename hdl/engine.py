@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""The PermDNN engine: a whole network of permuted-diagonal layers in one block (DESIGN.md 4.2).
+"""The PermDNN engine: a whole network of permuted-diagonal layers in one block (docs/design.md 4.2).
 
 Data path, one layer at a time::
 
@@ -21,11 +21,10 @@ import re
 from pathlib import Path
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib import enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden.cycles import EngineConfig, WRITEBACK_LATENCY
 from permdeal.golden.formats import MAX_BITS
@@ -132,7 +131,8 @@ class Engine(wiring.Component):
         self._act_bits = max([self._in_bits] + [l["fmts"].out.bits for l in lay])
         self._index_bits = max(1, max(l["n_in"] for l in lay).bit_length())
         # Bank rows: the network input (blocks of D) and every layer's outputs (B*S rows).
-        rows = [-(-(-(-lay[0]["n_in"] // d)) // nl)]
+        in_blocks = -(-lay[0]["n_in"] // d)
+        rows = [-(-in_blocks // nl)]
         rows += [pl.slots * -(-l["p"] // d) for l, pl in zip(lay, self._places)]
         self._rows = max(rows)
         weight_bits = max(l["fmts"].weight.bits for l in lay)
@@ -376,7 +376,6 @@ class Engine(wiring.Component):
         layer = Signal(addr_bits(n_layers))
         src = Signal()  # the bank set the layer reads; it writes the other
         m.d.comb += src.eq(layer[0])
-        rng = range(n_layers)
         wide = max(pe0.acc_addr_bits, pe0.w_addr_bits, pe0.k_addr_bits,
                    addr_bits(max(1, sum(p.bias_depth for p in places)))) + 2
         prev_p = [d] + [l["p"] for l in lay[:-1]]

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""The issuer: non-zero pairs in, the lanes' broadcast operations out (DESIGN.md 4.2).
+"""The issuer: non-zero pairs in, the lanes' broadcast operations out (docs/design.md 4.2).
 
 For each pair ``(j, x_j)`` of the non-zero detector the issuer broadcasts ``B`` operations, one per
 slot ``t = 0 .. B-1`` of the layer (``hdl.lane``)::
@@ -15,7 +15,7 @@ slot ``t = 0 .. B-1`` of the layer (``hdl.lane``)::
 generation time (Granlund and Montgomery), and ``c = j - J*p``.
 """
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 

@@ -1,4 +1,4 @@
-"""Expressions written so that Yosys's Verilog passes Verilator's lint (DESIGN.md 7).
+"""Expressions written so that Yosys's Verilog passes Verilator's lint (docs/design.md 7).
 
 Yosys emits a comparison with a constant 0 as ``!sig``, which Verilator flags (WIDTHTRUNC) for a
 multi-bit ``sig``; :func:`eq_const` is the comparison every generator uses instead.

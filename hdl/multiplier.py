@@ -1,4 +1,4 @@
-"""The signed multiplier of a lane: the exact product, registered (DESIGN.md 4.2).
+"""The signed multiplier of a lane: the exact product, registered (docs/design.md 4.2).
 
 A block of its own so that synthesis reports its area apart (``permdeal synth``'s per-PE
 breakdown) and an FPGA flow maps it onto one DSP block when both operands fit.

@@ -1,4 +1,4 @@
-"""The non-zero detector: windows of activations in, non-zero (j, x_j) pairs out (DESIGN.md 4.2)."""
+"""The non-zero detector: windows of activations in, non-zero (j, x_j) pairs out (docs/design.md 4.2)."""
 
 from functools import reduce
 

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""A processing element: ``lanes`` multiplier lanes sharing one broadcast op (DESIGN.md 4.2)."""
+"""A processing element: ``lanes`` multiplier lanes sharing one broadcast op (docs/design.md 4.2)."""
 
 from pathlib import Path
 

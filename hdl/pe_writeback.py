@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""One PE's write-back: its lanes' bias memories and write-back units (DESIGN.md 3 and 4.2).
+"""One PE's write-back: its lanes' bias memories and write-back units (docs/design.md 3 and 4.2).
 
 While the engine drains a layer, every lane's accumulator ``t*p + r`` leaves the lane one cycle
 after its drain request; the lane's bias memory (``golden.rom``'s ``bias`` image, address

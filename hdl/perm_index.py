@@ -1,6 +1,6 @@
 """Permutation-index logic of a PE: the row ``r = (c - k) mod p`` of a block's one non-zero.
 
-DESIGN.md section 4.1 (column view): in input column ``c`` of a block with permutation value ``k``
+docs/design.md section 4.1 (column view): in input column ``c`` of a block with permutation value ``k``
 the one stored weight sits in row ``r = (c - k) mod p``, the golden
 :func:`permdeal.golden.permdiag.diag_row`. ``p`` is any integer >= 1, so there is no divider: with
 ``c, k`` in ``[0, p)`` the difference ``c - k`` lies in ``(-p, p)``, and one conditional correction

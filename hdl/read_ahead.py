@@ -1,4 +1,4 @@
-"""A stream fed from a memory's synchronous read port, one element per cycle (DESIGN.md 4.2).
+"""A stream fed from a memory's synchronous read port, one element per cycle (docs/design.md 4.2).
 
 Used by the window reader (the detector's windows) and the output reader (the engine's outputs):
 both walk addresses with counters, read one word per cycle from the activation banks, and must

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Read-only memories initialised from ``$readmemh`` image files (DESIGN.md section 6).
+"""Read-only memories initialised from ``$readmemh`` image files (docs/design.md section 6).
 
 :class:`ImageRom` instantiates the hand-written Verilog module ``permdeal_rom``
 (``hdl/permdeal_rom.v``, :data:`ROM_SOURCE`), which loads its contents with ``$readmemh`` at

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""The bit-serial shift-add SmartDeal unit: Ce codes and B in, rebuilt weights out (DESIGN.md 5.3).
+"""The bit-serial shift-add SmartDeal unit: Ce codes and B in, rebuilt weights out (docs/design.md 5.3).
 
 For one row of a SmartDeal block, weight ``j`` is (``golden.smartdeal.rebuild_int``)::
 

@@ -1,4 +1,4 @@
-"""The window reader: activation banks in, the detector's window stream out (DESIGN.md 4.2).
+"""The window reader: activation banks in, the detector's window stream out (docs/design.md 4.2).
 
 For one layer at a time it walks the windows of ``golden.cycles`` in order, block ``b = 0 ..
 ceil(n / p_prev) - 1`` and window ``s = 0 .. S - 1`` (``S = ceil(p_prev / D)``) within it, reads
@@ -13,8 +13,8 @@ incrementally; ``S`` and the size of a block's last window come from small per-`
 through a chain of multiplexers. No divider.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer

@@ -1,4 +1,4 @@
-"""The write-back unit: accumulator + bias to an output activation (DESIGN.md section 3)."""
+"""The write-back unit: accumulator + bias to an output activation (docs/design.md section 3)."""
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring

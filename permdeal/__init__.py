@@ -21,7 +21,8 @@ from .errors import PermdealError
 API_NAMES = ("Cycles", "Design", "Result", "compress", "cycles", "digits", "evaluate", "generate",
              "load", "simulate", "synthesize", "train_digits")
 
-__all__ = ["PermdealError", "__version__", *API_NAMES]
+__all__ = ["Cycles", "Design", "PermdealError", "Result", "__version__", "compress", "cycles",
+           "digits", "evaluate", "generate", "load", "simulate", "synthesize", "train_digits"]
 
 
 def __getattr__(name):

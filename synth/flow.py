@@ -1,14 +1,14 @@
 # amaranth: UnusedElaboratable=no
 """``permdeal synth``: synthesize a generated design for the generic, asic and ecp5 targets.
 
-:func:`synthesize` runs the targets on a design folder (``permdeal gen``) and returns the report
-(a dict, written as ``report.json`` by :func:`run`); a SmartDeal design folder goes to
-:mod:`.smartdeal`, which reuses the flows here. Each target runs in a fresh work
+The shared flows run the targets on a design folder (``permdeal gen``) and return the report
+(a dict); :mod:`.designs` picks the flow of a design folder's kind (this module's
+:func:`synthesize_engine` for the PermDNN engine, :mod:`.smartdeal` for a SmartDeal design) and
+writes the report folder. Each target runs in a fresh work
 folder holding copies of what the tools read (the YoWASP tools see nothing else); the folder is
 removed after success and kept, named in the error, after a failure.
 """
 
-import json
 import shutil
 import tempfile
 import time
@@ -16,11 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from permdeal import __version__, atomic
+from permdeal import __version__
 from permdeal.errors import PermdealError
-from permdeal.gen.design import DESIGN_KIND, RTL_DIR, Design
-from permdeal.gen.smartdeal_design import DESIGN_KIND as SD_DESIGN_KIND
-from permdeal.golden.manifest import read_manifest
+from permdeal.gen.design import RTL_DIR, Design
 from permdeal.golden.rom import encode_hex, image_name
 from permdeal.hdl.engine import Engine
 from permdeal.hdl.rom import ROM_MODULE, ROM_SOURCE
@@ -29,7 +27,7 @@ from . import ecp5, memory, scripts
 from .stats import breakdown, read_stat
 from .tools import DoesNotFit, find_tool, liberty, run_tool
 
-__all__ = ["REPORT_KIND", "SynthOptions", "parse_targets", "run", "synthesize"]
+__all__ = ["REPORT_KIND", "SynthOptions", "parse_targets", "synthesize_engine"]
 
 REPORT_KIND = "permdeal-synth"
 ENGINE_FILE, ROM_FILE, YOSYS_SCRIPT = "engine.v", "rom.v", "synth.ys"
@@ -106,7 +104,7 @@ def _rom_images(design, engine, work, seed):
         return "the design's ROM images"
     rng = np.random.default_rng(seed)
     p_max = max(s.p for s in design.specs)
-    for (pe, lane, mem), path in zip(names, own):
+    for (_pe, _lane, mem), path in zip(names, own):
         width, depth = shapes[mem]
         if mem == "k":
             words = rng.integers(0, p_max, depth)
@@ -265,17 +263,13 @@ def run_targets(targets, report, log_dir, prefix, one, progress=None):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def synthesize(design_dir, targets, opts, log_dir, progress=None):
-    """Synthesize the design in ``design_dir`` for ``targets``; returns the report dict. A
-    SmartDeal design (``gen.smartdeal_design``) goes to :func:`.smartdeal.synthesize`.
+def synthesize_engine(design_dir, targets, opts, log_dir, progress=None):
+    """Synthesize the PermDNN engine design in ``design_dir`` for ``targets``; returns the
+    report dict.
 
     Tool logs go to ``log_dir``. ``progress(text)`` (optional) is called as each step starts.
     Raises :class:`~.tools.SynthFailed` (or another ``PermdealError``) on the first failure.
     """
-    kind = read_manifest(Path(design_dir) / atomic.MANIFEST_NAME, (DESIGN_KIND, SD_DESIGN_KIND))
-    if kind["kind"] == SD_DESIGN_KIND:
-        from .smartdeal import synthesize as synthesize_smartdeal
-        return synthesize_smartdeal(design_dir, targets, opts, log_dir, progress)
     design = Design(design_dir)
     engine = _engine(design)
     check_tools(targets, opts)
@@ -299,27 +293,4 @@ def synthesize(design_dir, targets, opts, log_dir, progress=None):
         return {**rep, "yosys_seconds": round(took, 1)}
     run_targets(targets, report, log_dir, "permdeal-synth", one, progress)
     report["throughput"] = _throughput(design.cfg, report, opts)
-    return report
-
-
-def run(design_dir, targets, opts, out, progress=None, make_design=None, inputs=()):
-    """:func:`synthesize` into the new folder ``out`` (atomically: nothing is left there after a
-    failure): ``report.json``, ``report.txt`` (:func:`.report.text`) and ``logs/``. Returns the
-    report.
-
-    Without ``design_dir``, ``make_design(folder)`` generates the design into ``out/design``.
-    """
-    from .report import text
-    inputs = [*inputs, *([design_dir] if design_dir is not None else [])]
-    with atomic.output_dir(out, inputs=inputs) as tmp:
-        if design_dir is None:
-            if progress:
-                progress("generating the design")
-            make_design(tmp / "design")
-            design_dir = tmp / "design"
-        report = synthesize(design_dir, targets, opts, tmp / "logs", progress)
-        if design_dir == tmp / "design":
-            report["design"]["folder"] = str(Path(out).resolve() / "design")
-        atomic.write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
-        atomic.write_text(tmp / "report.txt", text(report))
     return report

@@ -1,10 +1,10 @@
-"""Weight memories, counted apart from logic (DESIGN.md section 8).
+"""Weight memories, counted apart from logic (docs/design.md section 8).
 
 The engine keeps every lane's weight, k and bias words in ROMs (``permdeal_rom`` instances in the
 top). Standard-cell synthesis does not build memories, so the ASIC report counts their bits and
 prices them with an SRAM area-per-bit model; on ECP5 they are synthesized (block RAM or LUTs).
 
-The model's default is derived from EIE's published per-PE figures (REFERENCE.md): 162 KB of SRAM
+The model's default is derived from EIE's published per-PE figures (docs/references.md): 162 KB of SRAM
 is 93% of a 0.638 mm^2 PE in 45 nm, i.e. ``0.93 * 638000 / (162 * 1024 * 8) = 0.447 um^2`` per
 bit including the arrays' periphery; scaled to 0.18 um by ``(180 / 45)^2 = 16`` that is
 ``7.15 um^2`` per bit. It is a first-order model, not a measurement (no SRAM compiler is
@@ -16,14 +16,14 @@ from permdeal.errors import PermdealError
 __all__ = ["PAPER", "SRAM_UM2_PER_BIT", "node_scale", "paper_comparison", "sram_model",
            "weight_memories"]
 
-#: EIE's SRAM area per bit in 45 nm (REFERENCE.md), and the scaling to 0.18 um.
+#: EIE's SRAM area per bit in 45 nm (docs/references.md), and the scaling to 0.18 um.
 EIE_UM2_PER_BIT_45NM = 0.93 * 0.638e6 / (162 * 1024 * 8)
 SCALE_45_TO_180 = (180 / 45) ** 2
 
-#: The PermDNN paper's design point (REFERENCE.md; a secondary source's figures).
+#: The PermDNN paper's design point (docs/references.md; a secondary source's figures).
 PAPER = {"design": "PermDNN, 32 PE x 8 multipliers, 16 bit, 28 nm", "n_pe": 32, "lanes": 8,
          "node_nm": 28, "clock_mhz": 1200, "area_mm2": 8.85, "peak_gops": 614.4,
-         "source": "REFERENCE.md (Deng et al., MICRO 2018; [2nd])"}
+         "source": "docs/references.md (Deng et al., MICRO 2018; [2nd])"}
 #: The node of the OSU cells.
 OSU_NM = 180
 

@@ -1,4 +1,4 @@
-"""The Yosys scripts of the three targets (DESIGN.md section 8): one statement of each flow.
+"""The Yosys scripts of the three targets (docs/design.md section 8): one statement of each flow.
 
 Every script reads the engine's Verilog (``read_verilog -sv``: Amaranth writes immediate
 ``assert`` statements, which synthesis drops with ``-noassert``; their messages become ``$print``

@@ -153,7 +153,7 @@ def _throughput(cycles, report, opts):
 
 def synthesize(design_dir, targets, opts, log_dir, progress=None):
     """Synthesize the SmartDeal design in ``design_dir`` for ``targets``; returns the report dict
-    (as :func:`.flow.synthesize` does for the PermDNN engine)."""
+    (as :func:`.flow.synthesize_engine` does for the PermDNN engine)."""
     design = SmartDealDesign(design_dir)
     model, rom = design.load_model()  # the design's own images, checked
     modules = [box.module for box in _net(design, model, rom).blackboxes]

@@ -1,4 +1,4 @@
-"""Yosys ``stat -json`` of a hierarchical synthesis, composed into totals (DESIGN.md section 8).
+"""Yosys ``stat -json`` of a hierarchical synthesis, composed into totals (docs/design.md section 8).
 
 Yosys reports every module once: its own cells by type (a submodule instance counts as a cell
 whose type is the submodule's name) and, for the ASIC target, its area including its submodules.
@@ -97,7 +97,7 @@ class Hierarchy:
                 own = yosys[mod.name][f] - sum(n * yosys[sub][f] for sub, n in mod.subs.items())
                 # float noise of the subtraction; a module's own figure is never negative
                 setattr(mod, f, max(0, round(own, 3) if f != "transistors" else own))
-        self.top  # exactly one top module
+        _ = self.top  # exactly one top module (raises otherwise)
 
     @property
     def top(self):

@@ -15,7 +15,7 @@ import time
 from permdeal import atomic
 from permdeal.errors import PermdealError
 
-from .flow import synthesize
+from .designs import synthesize
 from .tools import DoesNotFit
 
 __all__ = ["COLUMNS", "PARAMS", "parse_sweep", "run_sweep"]

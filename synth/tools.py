@@ -1,4 +1,4 @@
-"""The synthesis tools, where they come from, and running them (DESIGN.md sections 2 and 8).
+"""The synthesis tools, where they come from, and running them (docs/design.md sections 2 and 8).
 
 Yosys and nextpnr-ecp5 are the YoWASP builds from PyPI (pinned in ``pyproject.toml``): the same
 WebAssembly binaries on every machine. They see only their working folder, so a flow copies what

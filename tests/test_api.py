@@ -33,7 +33,7 @@ def exact_inputs(batch, seed=12, frac=6):
 def reference_forward(model, codes):
     """An independent bit-exact forward pass: each layer's dense integer matrix rebuilt from its
     stored ``k`` and ``q`` (W[I*p + r][J*p + (r + k) mod p] = q[I][J][r]), exact products, the bias
-    aligned to the accumulator, round half up, saturation, ReLU (DESIGN.md 3 and 4.1)."""
+    aligned to the accumulator, round half up, saturation, ReLU (docs/design.md 3 and 4.1)."""
     x = np.asarray(codes, dtype=object)  # Python integers: no overflow, exact shifts
     for l in model.layers:
         m, n = l.shape
@@ -47,7 +47,7 @@ def reference_forward(model, codes):
         acc = acc + np.array([int(b) << (frac_acc - f.bias.frac) for b in l.bias], dtype=object)
         s = frac_acc - f.out.frac
         assert s > 0  # the formats of these tests shift right
-        y = np.vectorize(lambda v: (v + (1 << (s - 1))) >> s, otypes=[object])(acc)
+        y = np.vectorize(lambda v, s=s: (v + (1 << (s - 1))) >> s, otypes=[object])(acc)
         lo, hi = -(1 << (f.out.bits - 1)), (1 << (f.out.bits - 1)) - 1
         y = np.minimum(np.maximum(y, lo), hi)
         x = np.maximum(y, 0) if l.relu else y
@@ -143,9 +143,10 @@ def test_reexported_from_the_package():
     (lambda m: api.compress(float_pairs(), method="pruned", p=2), "method must be one of "
      "'permdiag', 'smartdeal', not 'pruned'"),
     (lambda m: api.compress(float_pairs()), "method 'permdiag' needs p"),
-    (lambda m: api.compress(float_pairs(), p=2, S=3), "S applies only to method 'smartdeal'"),
+    (lambda m: api.compress(float_pairs(), p=2, S=3), "S (--S) does not apply to method 'permdiag'; it applies only to method 'smartdeal'"),
     (lambda m: api.compress(float_pairs(), method="smartdeal", p=2), "p (the permuted-diagonal "
-     "block size) does not apply"),
+     "block size) (--p) does not apply to method 'smartdeal'; it applies only to method "
+     "'permdiag'"),
     (lambda m: api.compress(float_pairs(), p=[2, 2, 2]), "got 3 block sizes p for 2 layers"),
     (lambda m: api.compress(float_pairs(), p="4"), "block size p must be an integer or one per "
      "layer, not '4'"),

@@ -1,6 +1,7 @@
 """``permdeal bench``: the EIE comparison against independent arithmetic, the RTL validation on a
 tiny layer, the JSON output and the checks of its flags."""
 
+import argparse
 import json
 import math
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 
 from permdeal.errors import PermdealError, ToolMissing
-from permdeal.gen import bench
+from permdeal.api import bench
+from permdeal.cli import bench_flags
 from permdeal.golden.cycles import EngineConfig, layer_cycles
 from permdeal.golden.workloads import EIE_LAYERS, eie_layer
 
@@ -16,8 +18,15 @@ from permdeal.golden.workloads import EIE_LAYERS, eie_layer
 PAPER_PES, PAPER_LANES, PAPER_MHZ, EIE_MHZ = 32, 8, 1200, 800
 
 
+def parser():
+    """A parser of ``permdeal bench``'s flags alone (the command line's)."""
+    p = argparse.ArgumentParser(prog="permdeal bench")
+    bench_flags(p)
+    return p
+
+
 def run(argv):
-    return bench.run(bench.parser().parse_args([str(a) for a in argv]))
+    return bench.run(**vars(parser().parse_args([str(a) for a in argv])))
 
 
 def test_block_sizes_and_the_scaled_engine_keep_b():
@@ -163,12 +172,12 @@ def test_bad_input_is_named(argv, message):
 
 def test_scale_factor_zero_is_refused(capsys):
     with pytest.raises(SystemExit):
-        bench.parser().parse_args(["--scale", "0"])
+        parser().parse_args(["--scale", "0"])
     assert "argument --scale: value must be an integer >= 1, not 0" in capsys.readouterr().err
-    args = bench.parser().parse_args([])
+    args = parser().parse_args([])
     args.scale = 0  # as an API caller might
     with pytest.raises(PermdealError, match="--scale must be an integer >= 1, not 0"):
-        bench.run(args)
+        bench.run(**vars(args))
 
 
 @pytest.mark.sim
@@ -189,7 +198,7 @@ def test_rtl_validation_of_a_tiny_layer(tmp_path, capsys):
     # the whole inference: load 19 inputs, the layer, stream 38 outputs (2 + 38 cycles)
     assert s["cycles"] == [19 + c + 2 + 38 for c in row["layer_cycles"]] == s["model_cycles"]
     # outputs image by image against the golden model of the same random layer and inputs
-    from permdeal.gen import engine_bench
+    from permdeal.api import engine_bench
     model = engine_bench.random_layer_model(38, 19, 10, row["seed"])
     x = engine_bench.random_inputs(model, 2, eie_layer("NT-LSTM").act_density, row["seed"])
     y = np.load(tmp_path / "w" / "rtl" / "NT-LSTM" / "res-icarus" / "outputs.npy")

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from permdeal.gen import bench_smartdeal as bs
-from permdeal.gen.cli import main
+from permdeal.api import bench_smartdeal as bs
+from permdeal.cli import main
 from permdeal.golden import smartdeal as sd
 
 

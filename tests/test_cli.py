@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from permdeal.gen.cli import main
+from permdeal.cli import main
 
 
 def write_model(path, sizes=(12, 8, 5), seed=0, **override):
@@ -73,7 +73,7 @@ def test_compress_missing_file_and_bad_p(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["compress", str(model), "--p", "0", "-o", str(tmp_path / "c")])
     assert e.value.code == 2
-    assert "argument --p: value must be an integer >= 1, not 0" in capsys.readouterr().err
+    assert "argument --p: block size p must be an integer >= 1, not 0" in capsys.readouterr().err
     code, _, err = run(capsys, "compress", model, "--p", "2,2,2", "-o", tmp_path / "c")
     assert code == 2 and "got 3 block sizes p for 2 layers" in err
     assert not (tmp_path / "c").exists()

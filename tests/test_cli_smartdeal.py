@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import Const
 
-from permdeal.gen.cli import main
+from permdeal.cli import main
 from permdeal.golden.smartdeal_cycles import model_cycles
 from permdeal.golden.smartdeal_model import SmartDealModel
 from permdeal.hdl.shift_add import ShiftAdd
@@ -193,8 +193,7 @@ def test_check_refuses_an_edited_design(folders, design, tmp_path, capsys):
     (["--pes", "2"], "--pes does not apply to a SmartDeal model (the design has one layer unit "
                      "per layer; --lanes sets its shift-add unit's lanes)"),
     (["--scan-width", "4"], "--scan-width does not apply to a SmartDeal model"),
-    (["--shape", "4x4"], "--shape does not apply to a SmartDeal model (the layers come from "
-                         "--model)"),
+    (["--shape", "4x4"], "--shape describes the layers, which come from --model; leave it out"),
     (["--lanes", "4"], "--lanes (the shift-add unit's lanes, 1 to S = 3): lanes must be an "
                        "integer in [1, 3], not 4"),
     (["--name", "9net"], "network module name must be a Verilog identifier, not '9net'"),

@@ -9,6 +9,7 @@ atomically, -o DIR, outputs refused) and its error messages. Random cases use fi
 """
 
 import argparse
+import dataclasses
 import cmath
 import json
 import math
@@ -21,7 +22,10 @@ import pytest
 
 from permdeal import atomic
 from permdeal.errors import PermdealError
-from permdeal.gen import compare as cmp
+from permdeal import methods
+from permdeal.api import compare as cmp
+from permdeal.cli import compare_flags
+from permdeal.methods import baselines
 from permdeal.golden import cycles as pd_cycles
 from permdeal.golden import eie, eie_cycles, sme, smartdeal as sd, smartdeal_cycles
 from permdeal.golden.circulant import BlockCirculant
@@ -29,13 +33,19 @@ from permdeal.golden.permdiag import PermDiag
 
 
 def parse(*argv):
+    """The options of ``permdeal compare`` with the flags ``argv`` (the command line's parser)."""
     p = argparse.ArgumentParser()
-    cmp.add_arguments(p)
-    return p.parse_args(list(argv))
+    compare_flags(p)
+    return cmp.CompareOptions(**vars(p.parse_args(list(argv))))
 
 
 def st_of(*argv, kind="model"):
     return cmp.settings(parse(*argv), kind)
+
+
+def figures(name, obj, X, st, in_block=None):
+    """One layer's figures of the registered method ``name``."""
+    return methods.get(name).figures(obj, X, st, in_block)
 
 
 def sparse_inputs(n, count, seed):
@@ -56,17 +66,17 @@ def test_storage_of_dense_pd_circulant_by_formula(shape):
     W = rng.standard_normal(shape)
     X = sparse_inputs(n, 3, 2)
     st = st_of("--p", "4", "--k", "4")
-    assert cmp.dense_figures(W, X, st)["storage_bits"] == m * n * 16
+    assert figures("dense", W, X, st)["storage_bits"] == m * n * 16
     pd = PermDiag.from_dense(W, p)
     inside = sum(1 for I in range(-(-m // p)) for J in range(-(-n // p)) for r in range(p)
                  if I * p + r < m and J * p + (r + int(pd.k[I, J])) % p < n)
     blocks = -(-m // p) * -(-n // p)
-    got = cmp.permdiag_figures(pd, X, st)
+    got = figures("permdiag", pd, X, st)
     assert got["storage_bits"] == inside * 16 + blocks * 2
     assert got["index_bits"] == blocks * 2
     bc = BlockCirculant.from_dense(W, k)
     diagonals = {(r // k, s // k, (r - s) % k) for r in range(m) for s in range(n)}
-    got = cmp.circulant_figures(bc, X, st)
+    got = figures("circulant", bc, X, st)
     assert (got["storage_bits"], got["index_bits"]) == (len(diagonals) * 16, 0)
     if m % k == 0 and n % k == 0:
         assert got["storage_bits"] == m * n // k * 16
@@ -77,7 +87,7 @@ def test_smartdeal_storage_is_the_rom_encoding():
     W = rng.standard_normal((6, 10))
     dec = sd.decompose(W, S=3, E=3)
     enc = sd.quantize(dec, 8)
-    got = cmp.smartdeal_figures(dec, enc, sparse_inputs(10, 2, 4), st_of())
+    got = figures("smartdeal", (dec, enc), sparse_inputs(10, 2, 4), st_of())
     r = -(-10 // 3)                        # 4 chunks per row, one block per row
     ce_elements, b_elements = 6 * r * 3, 6 * 3 * 3
     assert got["storage_bits"] == ce_elements * (3 + 2) + b_elements * 8
@@ -93,7 +103,7 @@ def test_multiplies_dense_and_pd_by_brute_force():
     X = sparse_inputs(n, 5, 6)
     st = st_of()
     want = np.mean([sum(1 for i in range(m) for j in range(n) if x[j] != 0) for x in X])
-    got = cmp.dense_figures(W, X, st)
+    got = figures("dense", W, X, st)
     assert got["multiplies"] == want
     assert got["multiplies_no_skip"] == m * n
     pd = PermDiag.from_dense(W, p)
@@ -107,7 +117,7 @@ def test_multiplies_dense_and_pd_by_brute_force():
                     col = J * p + (r + int(pd.k[I, J])) % p
                     c += col < n and x[col] != 0
         counts.append(c)
-    assert cmp.permdiag_figures(pd, X, st)["multiplies"] == np.mean(counts)
+    assert figures("permdiag", pd, X, st)["multiplies"] == np.mean(counts)
 
 
 def eie_entries_by_walking(W, x, n_pe, run=16):
@@ -137,7 +147,7 @@ def test_multiplies_eie_by_walking_slices():
     Wp = eie.prune(W, 0.06)
     entries, padding = eie_entries_by_walking(Wp, x, 2)
     assert padding > 0  # the case must exercise the padding entries
-    got = cmp.eie_figures(em, x[None], st)
+    got = figures("eie", em, x[None], st)
     assert (got["multiplies"], got["padding_multiplies"]) == (entries, padding)
     assert got["nonzero_weights"] == np.count_nonzero(Wp)
     s = em.storage()
@@ -183,10 +193,10 @@ def test_fft_cost_model_counts_a_radix2_fft(k):
     Counted.count = 0
     y = radix2_fft([Counted(v) for v in x])
     assert np.allclose([c.v for c in y], np.fft.fft(x))
-    assert cmp.fft_mults(k) == Counted.count
+    assert baselines.fft_mults(k) == Counted.count
     spectrum = np.fft.rfft(x)
     real_bins = sum(1 for f in range(len(spectrum)) if f == 0 or 2 * f == k)
-    assert cmp.pointwise_mults(k) == 4 * (len(spectrum) - real_bins) + real_bins
+    assert baselines.pointwise_mults(k) == 4 * (len(spectrum) - real_bins) + real_bins
 
 
 @pytest.mark.parametrize("k", [1, 2, 4])
@@ -203,10 +213,10 @@ def test_multiplies_circulant(k):
     for x in X:
         live = sum(1 for J in range(nb) if any(x[j] != 0 for j in range(J * k, min(n, J * k + k))))
         want.append(live * (fft + mb * pw) + (mb * fft if live else 0))
-    got = cmp.circulant_figures(bc, X, st)
+    got = figures("circulant", bc, X, st)
     assert got["multiplies"] == np.mean(want)
     if k == 1:  # one block per weight: the dense zero-skipping count
-        assert got["multiplies"] == cmp.dense_figures(W, X, st)["multiplies"]
+        assert got["multiplies"] == figures("dense", W, X, st)["multiplies"]
     assert got["cycles"] == np.mean([-(-w // st.multipliers) for w in want])
 
 
@@ -227,7 +237,7 @@ def test_multiplies_smartdeal_by_brute_force():
                 cols = range(c * S, min(n, c * S + S))
                 macs += len(cols)
                 skip += [sum(1 for j in cols if x[j] != 0) for x in X]
-    got = cmp.smartdeal_figures(dec, enc, X, st_of())
+    got = figures("smartdeal", (dec, enc), X, st_of())
     assert got["multiplies"] == macs < m * n
     assert got["multiplies_zero_skip"] == np.mean(skip)
     assert got["shift_add_terms"] == S * sum(1 for v in dec.ce.ravel() if v != 0)
@@ -244,17 +254,17 @@ def test_cycles_are_the_golden_models():
     cfg = pd_cycles.EngineConfig(2, 3, 4)
     pd = PermDiag.from_dense(W, 4)
     for in_block in (None, 4):
-        got = cmp.permdiag_figures(pd, X, st, in_block)["cycles"]
+        got = figures("permdiag", pd, X, st, in_block)["cycles"]
         assert got == np.mean([pd_cycles.layer_cycles(x, 6, 4, cfg, in_block).total for x in X])
-        got = cmp.dense_figures(W, X, st, in_block)["cycles"]
+        got = figures("dense", W, X, st, in_block)["cycles"]
         assert got == np.mean([pd_cycles.layer_cycles(x, m, 1, cfg, in_block).total for x in X])
     em = eie.compress(W, 0.3, n_pe=6)
     want = np.mean([eie_cycles.layer_cycles(em.csc, x, 2).actual for x in X])
-    assert cmp.eie_figures(em, X, st)["cycles"] == want
+    assert figures("eie", em, X, st)["cycles"] == want
     dec = sd.decompose(W, S=3, E=3)
     enc = sd.quantize(dec, 8)
     one_unit = smartdeal_cycles.layer_cycles(types.SimpleNamespace(codes=enc)).compute
-    got = cmp.smartdeal_figures(dec, enc, X, st)
+    got = figures("smartdeal", (dec, enc), X, st)
     assert (got["cycles"], got["units"]) == (-(-one_unit // 2), 2)  # 6 multipliers // S = 2
 
 
@@ -267,7 +277,7 @@ def test_crossbars_by_formula():
     st = st_of("--xbar-rows", "32", "--xbar-cols", "48", "--cell-bits", "2",
                "--xbar-weight-bits", "8", "--input-bits", "6", "--dac-bits", "2")
     cells = math.ceil(7 / 2)
-    got = cmp.dense_figures(W, X, st)
+    got = figures("dense", W, X, st)
     assert got["crossbars"] == 2 * math.ceil(n / 32) * math.ceil(m * cells / 48)
     assert got["crossbar_reads"] == 3
     assert got["used_cells"] == 2 * m * n * cells
@@ -279,13 +289,13 @@ def test_sme_storage_counts_cells_of_kept_crossbars():
     R, C, bits = 8, 8, 6
     st = st_of("--xbar-rows", str(R), "--xbar-cols", str(C), "--xbar-weight-bits", str(bits))
     full = sme.sme_layer(W, bits, None, 1, R, C)
-    got = cmp.sme_figures(full, (m, n), st)
+    got = figures("sme", full, None, st)
     tiles = (bits - 1) * 2 * math.ceil(n / R) * math.ceil(m / C)
     assert full.crossbars_squeezed == tiles  # every tile holds a set bit
     assert got["storage_bits"] == (bits - 1) * 2 * m * n
     assert (got["index_bits"], got["crossbars"]) == (tiles, tiles)
     squeezed = sme.sme_layer(W, bits, 2, 12, R, C)
-    got = cmp.sme_figures(squeezed, (m, n), st)
+    got = figures("sme", squeezed, None, st)
     mag, sign = squeezed.codes.mag, squeezed.codes.sign
     cells = kept = 0
     for j in range(bits - 1):
@@ -314,7 +324,7 @@ def tiny_model(path, sizes=(12, 9, 5), seed=17):
 
 
 def run(*argv):
-    return cmp.run(parse(*argv))
+    return cmp.run(**dataclasses.asdict(parse(*argv)))
 
 
 def test_run_totals_json_and_text(tmp_path, capsys, monkeypatch):
@@ -336,7 +346,7 @@ def test_run_totals_json_and_text(tmp_path, capsys, monkeypatch):
     assert len(src) == 1 and os.path.dirname(src[0]) == str(tmp_path) and src[0] != str(out)
     assert sorted(os.listdir(tmp_path)) == ["c.json", "m.npz"]
     res = json.loads(out.read_text())
-    assert [f["format"] for f in res["formats"]] == list(cmp.FORMATS)
+    assert [f["format"] for f in res["formats"]] == methods.names()
     for f in res["formats"]:
         assert len(f["layers"]) == 2
         for key in ("storage_bits", "index_bits", "multiplies", "cycles", "crossbars"):

@@ -110,7 +110,6 @@ def test_exact_with_lossless_adc(seed):
 def test_lossy_adc_matches_loop_count(seed):
     cfg, W, x = random_case(1000 + seed)
     rng = random.Random(seed)
-    n = len(W[0])
     cfg["rows"] = rng.choice([4, 8, 64])
     # Push most weights and inputs to their largest magnitudes so that sums overflow the ADC.
     wmax, xmax = 2 ** (cfg["weight_bits"] - 1) - 1, 2 ** cfg["input_bits"] - 1

@@ -1,4 +1,4 @@
-"""The engine's cycle model (DESIGN.md 4.2 and the contract in golden/cycles.py's docstring)."""
+"""The engine's cycle model (docs/design.md 4.2 and the contract in golden/cycles.py's docstring)."""
 
 import math
 import random
@@ -227,7 +227,7 @@ def test_lane_of(n_pe, lanes):
 # -- a whole inference -----------------------------------------------------------------------------
 
 def ref_forward_layer(layer, x):
-    """y = writeback(W x) on Python ints: W from k/q by the DESIGN.md 4.1 formula."""
+    """y = writeback(W x) on Python ints: W from k/q by the docs/design.md 4.1 formula."""
     mat, f = layer.matrix, layer.fmts
     m, n = mat.shape
     p = mat.p
@@ -303,7 +303,7 @@ def test_window_schedule_is_what_layer_cycles_counts(seed):
     cfg = engine(c)
     n, in_block = rng.randint(1, 60), rng.randint(1, 20)
     x = [rng.choice([0, 0, rng.randint(-9, 9)]) for _ in range(n)]
-    block_rows = rng.randint(1, 40)
+    rng.randint(1, 40)  # drawn, unused: keeps every seed's stream as it was
     sched = window_schedule(n, in_block, cfg.scan_width, cfg.total_lanes)
     z = [sum(1 for k in range(cfg.scan_width) if mask >> k & 1 and x[base + k] != 0)
          for _, _, base, mask in sched]

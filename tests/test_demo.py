@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from permdeal.gen.cli import main
+from permdeal.cli import main
 from permdeal.golden import train as tr
 from permdeal.golden.model import QuantModel
 from permdeal.golden.smartdeal_model import SmartDealModel

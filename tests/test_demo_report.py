@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from permdeal.gen import demo_report
+from permdeal.api import demo_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

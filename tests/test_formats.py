@@ -1,4 +1,4 @@
-"""Number formats and the write-back arithmetic (DESIGN.md section 3).
+"""Number formats and the write-back arithmetic (docs/design.md section 3).
 
 Every expectation comes from plain-Python reference code over exact integers / fractions written
 from the spec, or from hand-worked examples; nothing here asks the code under test for its answer.
@@ -17,7 +17,7 @@ from permdeal.golden.formats import Fixed, LayerFormats, round_shift, writeback
 HALF = Fraction(1, 2)
 
 
-# -- references (DESIGN.md 3) ---------------------------------------------------------------------
+# -- references (docs/design.md 3) ---------------------------------------------------------------------
 
 def ref_round_half_up(value):
     """Nearest integer to a Fraction, ties towards +infinity."""

@@ -27,7 +27,7 @@ def save_layers(path, layers, **extra):
 
 
 def reference_forward(model, x):
-    """Section 3 of DESIGN.md with Python ints, from the dense form of each layer."""
+    """Section 3 of docs/design.md with Python ints, from the dense form of each layer."""
     acts = [int(v) for v in x]
     for l in model.layers:
         W = l.matrix.to_dense()

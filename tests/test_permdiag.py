@@ -1,4 +1,4 @@
-"""Permuted-diagonal matrices (DESIGN.md 4.1) against loop-built references over Python numbers."""
+"""Permuted-diagonal matrices (docs/design.md 4.1) against loop-built references over Python numbers."""
 
 import math
 import random
@@ -249,7 +249,7 @@ def test_from_dense_bad_input(W, word):
 def ref_project(W, m, n, p):
     """Brute force: per block, the k of largest energy (first, i.e. smallest, on ties)."""
     mb, nb = blocks(m, n, p)
-    at = lambda i, j: W[i][j] if i < m and j < n else 0.0  # noqa: E731
+    at = lambda i, j: W[i][j] if i < m and j < n else 0.0
     K = [[0] * nb for _ in range(mb)]
     Q = [[[0.0] * p for _ in range(nb)] for _ in range(mb)]
     for I in range(mb):

@@ -1,4 +1,4 @@
-"""Weight ROM images and their manifest (DESIGN.md section 6; lane layout of DESIGN.md 4.2)."""
+"""Weight ROM images and their manifest (docs/design.md section 6; lane layout of docs/design.md 4.2)."""
 
 import hashlib
 import json
@@ -32,7 +32,7 @@ def random_model(seed, sizes, ps, spec=QuantSpec(), relu_last=False):
 
 
 def ref_dense(layer):
-    """Dense integer weight matrix from k and q by the DESIGN.md 4.1 formula (Python ints)."""
+    """Dense integer weight matrix from k and q by the docs/design.md 4.1 formula (Python ints)."""
     mat = layer.matrix
     (m, n), p = mat.shape, mat.p
     W = [[0] * n for _ in range(m)]
@@ -75,7 +75,7 @@ def entry(man, pe, lane, mem):
 
 
 def expected_lane_words(model, cfg):
-    """{memory: [[word per address] per lane g]} from the layout of DESIGN.md 4.2 and rom.py."""
+    """{memory: [[word per address] per lane g]} from the layout of docs/design.md 4.2 and rom.py."""
     nl = cfg.n_pe * cfg.lanes
     words = {mem: [[] for _ in range(nl)] for mem in MEMS}
     for layer in model.layers:
@@ -200,7 +200,7 @@ def test_hand_worked_images(tmp_path):
     model = QuantModel([QuantLayer("fc", mat, np.array([-2, 2047, -2048]), fmts, False)])
     # two lanes (1 PE x 2): B = 1; lane 0 holds block-row 0, lane 1 block-row 1
     folder, man = write(tmp_path, model, EngineConfig(1, 2))
-    lines = lambda name: (folder / name).read_text().split("\n")  # noqa: E731
+    lines = lambda name: (folder / name).read_text().split("\n")
     # weight address j*B + t = j: column j's weight in the lane's block-row
     assert lines("pe0_lane0_weight.hex") == ["0005", "ffff", "8000", "0007", ""]
     assert lines("pe0_lane1_weight.hex") == ["0000", "7fff", "0000", "0002", ""]

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Lane memories loaded from ROM images by ``$readmemh`` (``hdl.rom``, DESIGN.md section 6).
+"""Lane memories loaded from ROM images by ``$readmemh`` (``hdl.rom``, docs/design.md section 6).
 
 The simulations of PEs built this way against the golden model are in ``test_sim_pe.py``
 (``test_pe_from_images_matches_golden``); here: the Verilog the generator writes, the checks of the

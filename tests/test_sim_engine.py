@@ -47,7 +47,8 @@ def random_model(rng, sizes, ps, act_bits=(12, 6), weight=Fixed(10, 8), bias=Fix
     return QuantModel(layers)
 
 
-def random_inputs(rng, model, count=len(DENSITIES)):
+def random_inputs(rng, model, count=None):
+    count = len(DENSITIES) if count is None else count
     fmt = model.input_format
     x = rng.integers(fmt.min, fmt.max + 1, size=(count, model.n_inputs))
     for v in range(count):

@@ -13,7 +13,7 @@ from permdeal.hdl.accumulator import Accumulator
 from permdeal.hdl.multiplier import Multiplier
 from permdeal.hdl.lane import Lane
 from permdeal.hdl.pe import PE, pe_contents, pe_images
-from permdeal.hdl.rom import ROM_SOURCE, rom_sources
+from permdeal.hdl.rom import rom_sources
 from permdeal.verif import runner
 from permdeal.verif.tb_pe import PASSES, build_case, pe_config
 

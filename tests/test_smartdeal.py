@@ -1,4 +1,4 @@
-"""SmartDeal golden model (DESIGN.md 5.1, 5.2): decomposition, Ce codes, bit-exact weight rebuild.
+"""SmartDeal golden model (docs/design.md 5.1, 5.2): decomposition, Ce codes, bit-exact weight rebuild.
 
 The integer rebuild is checked against a reference written here from the spec over Python integers
 and fractions (codes decoded from their bit strings, the alignment as round-half-up of the exact
@@ -32,7 +32,7 @@ def rel_error(W, Wr):
 # -- references -----------------------------------------------------------------------------------
 
 def ref_project(x, e_min, E, threshold):
-    """Nearest of 0, +-2**e (e in range) by the rules of DESIGN.md 5.1, over Fractions."""
+    """Nearest of 0, +-2**e (e in range) by the rules of docs/design.md 5.1, over Fractions."""
     x = Fraction(x)
     if abs(x) <= threshold:
         return Fraction(0)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from permdeal.errors import PermdealError
-from permdeal.gen.cli import main
+from permdeal.cli import main
 from permdeal.golden import smartdeal as sd
 from permdeal.golden.compress import QuantSpec, compress_permdiag, compress_smartdeal
 from permdeal.golden.formats import Fixed, LayerFormats, writeback
@@ -351,9 +351,9 @@ def test_cli_compress_smartdeal(tmp_path, capsys):
     (["--method", "smartdeal", "--threshold", "-1"],
      "layer fc1: threshold must be a finite number >= 0, not -1.0"),
     (["--method", "smartdeal", "--p", "2"],
-     "--p (the permuted-diagonal block size) does not apply to --method smartdeal"),
-    ([], "--method permdiag needs --p (block size, or one per layer"),
-    (["--p", "2", "--S", "4"], "--S applies only to --method smartdeal"),
+     "p (the permuted-diagonal block size) (--p) does not apply to method 'smartdeal'"),
+    ([], "method 'permdiag' needs p (--p: one block size, or one per layer"),
+    (["--p", "2", "--S", "4"], "S (--S) does not apply to method 'permdiag'; it applies only to method 'smartdeal'"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, extra, message):
     model = write_float_model(tmp_path / "m.npz", random_layers())

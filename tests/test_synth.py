@@ -8,11 +8,11 @@ import re
 import pytest
 
 from permdeal.errors import PermdealError, ToolMissing
-from permdeal.gen.cli import main
+from permdeal.cli import main
 from permdeal.golden.cycles import EngineConfig
 from permdeal.golden.rom import layer_placements
 from permdeal.hdl.rom import ROM_SOURCE
-from permdeal.synth import ecp5, flow, memory, scripts, tools
+from permdeal.synth import designs, ecp5, flow, memory, scripts, tools
 from permdeal.synth.stats import breakdown, read_stat
 from permdeal.synth.sweep import parse_sweep
 
@@ -80,7 +80,7 @@ def test_breakdown_sorts_modules_by_function(tmp_path):
 # -- options, models and errors --------------------------------------------------------------------
 
 def test_sram_model_is_eie_scaled_to_180nm():
-    per_bit_45 = 0.93 * 0.638 * 1e6 / (162 * 1024 * 8)  # REFERENCE.md: EIE per-PE figures
+    per_bit_45 = 0.93 * 0.638 * 1e6 / (162 * 1024 * 8)  # docs/references.md: EIE per-PE figures
     assert memory.sram_model()["um2_per_bit"] == pytest.approx(per_bit_45 * 16, abs=0.005)
     assert memory.sram_model(2.5)["um2_per_bit"] == 2.5
     for bad in (0, -1, "x"):
@@ -196,9 +196,9 @@ def _weight_bits(n_pe, lanes, m, n, p, widths):
 
 @pytest.mark.synth
 def test_generic_and_asic_hierarchical_agree_with_flat(small_design, tmp_path):
-    hier = flow.run(small_design, ["generic", "asic"], flow.SynthOptions(asic_mhz=250),
+    hier = designs.run(small_design, ["generic", "asic"], flow.SynthOptions(asic_mhz=250),
                     tmp_path / "hier")
-    flat = flow.run(small_design, ["generic", "asic"], flow.SynthOptions(flat=True),
+    flat = designs.run(small_design, ["generic", "asic"], flow.SynthOptions(flat=True),
                     tmp_path / "flat")
     g, a = hier["generic"], hier["asic"]
     assert g["cells_total"] > 0 and g["transistors"] > 0 and g["rom_instances"] == 6
@@ -262,7 +262,7 @@ def test_a_failing_synthesis_quotes_its_log(small_design, tmp_path, monkeypatch)
     monkeypatch.setattr(scripts, "yosys_script", lambda *a, **k: "no_such_command\n")
     with pytest.raises(tools.SynthFailed, match=r"(?s)Yosys \(generic synthesis of .*\) failed "
                                                 r"\(exit status 1\).*no_such_command"):
-        flow.run(small_design, ["generic"], flow.SynthOptions(), tmp_path / "rep")
+        designs.run(small_design, ["generic"], flow.SynthOptions(), tmp_path / "rep")
     assert not (tmp_path / "rep").exists()
 
 
@@ -365,7 +365,7 @@ def test_smartdeal_generic_and_asic_per_layer_and_block(smartdeal, tmp_path):
     from permdeal.golden.smartdeal_cycles import model_cycles
     from permdeal.golden.smartdeal_model import SmartDealModel
     _, model_dir, design = smartdeal
-    rep = flow.run(design, ["generic", "asic"], flow.SynthOptions(asic_mhz=100),
+    rep = designs.run(design, ["generic", "asic"], flow.SynthOptions(asic_mhz=100),
                    tmp_path / "hier")
     assert rep["kind"] == "permdeal-synth-smartdeal"
     assert rep["design"]["layer_modules"] == ["smartdeal_net_l0", "smartdeal_net_l1"]
@@ -397,7 +397,7 @@ def test_smartdeal_generic_and_asic_per_layer_and_block(smartdeal, tmp_path):
     assert "per layer (um^2; own = the layer unit's fetcher, state and input buffer)" in text
     assert "ROMs (Ce, B, bias)" in text and "input buffers (flip-flops" in text
     # Flat: no per-layer figures, and the logic within 5% of the hierarchical synthesis.
-    flat = flow.run(design, ["asic"], flow.SynthOptions(flat=True), tmp_path / "flat")
+    flat = designs.run(design, ["asic"], flow.SynthOptions(flat=True), tmp_path / "flat")
     assert flat["asic"]["layers"] is None
     f = flat["asic"]["logic_area_um2"]
     assert abs(a["logic_area_um2"] - f) <= 0.05 * f, (a["logic_area_um2"], f)
@@ -420,7 +420,7 @@ def test_smartdeal_synth_from_the_model(smartdeal, capsys):
 @pytest.mark.synth
 def test_smartdeal_ecp5_rom_from_images_and_no_multiplier_in_the_shift_add(smartdeal, tmp_path):
     _, _, design = smartdeal
-    rep = flow.run(design, ["ecp5"], flow.SynthOptions(device="LFE5U-25F"), tmp_path / "e")
+    rep = designs.run(design, ["ecp5"], flow.SynthOptions(device="LFE5U-25F"), tmp_path / "e")
     e = rep["ecp5"]
     assert e["rom_contents"] == "the design's ROM images" and e["fmax_mhz"] > 10
     assert e["resources"]["MULT18X18D"] == 3 * len(SD_SHAPES)  # S 8x8 products per MAC

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from permdeal.gen.cli import main
+from permdeal.cli import main
 from permdeal.hdl.accumulator import Accumulator
 
 

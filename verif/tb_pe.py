@@ -243,7 +243,7 @@ class TB:
     def pass_steps(self, k, layer, density, idle):
         """The per-cycle ``(op, drain, tag)`` of one pass and its golden accumulators."""
         c = self.case
-        n, p = c.model.layers[layer].shape[1], c.model.layers[layer].matrix.p
+        n = c.model.layers[layer].shape[1]
         b = c.places[layer].slots
         x = [self.activation(density) for _ in range(n)]
         steps = []

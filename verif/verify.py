@@ -85,9 +85,10 @@ def plan(benches, sims):
     return [Job(b, s) for b in BENCHES if b in benches for s in sims]
 
 
-def _inputs(model, seed, count=len(DENSITIES)):
+def _inputs(model, seed, count=None):
     """Random vectors at :data:`DENSITIES`, then one with a single non-zero (a partial vector
     whatever its length), one of the largest codes and one of the smallest (towards saturation)."""
+    count = len(DENSITIES) if count is None else count
     rng = np.random.default_rng(seed)
     fmt = model.input_format
     n = model.n_inputs
@@ -241,7 +242,7 @@ def _shift_add(target, build, seed):
 
     def cover(report):
         both = [report.get(t, {}) for t in ("test_no_stall", "test_stalls")]
-        total = lambda key: sum(int(r.get(key) or 0) for r in both)  # noqa: E731
+        total = lambda key: sum(int(r.get(key) or 0) for r in both)
         bins = {"all-zero rows": total("zero_rows"),
                 "every exponent and sign": int(all(r.get("exponents") == 2 << dut.E
                                                    for r in both)),

@@ -27,7 +27,7 @@ from permdeal.golden.manifest import read_manifest
 from permdeal.verif import runner
 from permdeal.verif.streams import PERIOD_NS
 
-from .design import Design
+from permdeal.gen.design import Design
 
 #: The cocotb test ``permdeal sim`` runs.
 TEST_MODULE, TESTCASE = "permdeal.verif.tb_engine", "test_cycles"
@@ -143,6 +143,7 @@ def simulate(design_dir, x_codes, sim, out, *, images=None, seed=None, waves=Fal
             "design": str(Path(design_dir)), "images": str(rom),
             "inputs": int(x.shape[0]), "outputs_per_input": m,
             "golden_match": bool(bad.size == 0),
+            "inputs_matching": int(np.all(y == golden, axis=1).sum()),
             "mismatches": int(len(bad)), "first_mismatches": mismatches,
             "cycles": rtl_cycles, "model_cycles": expected_cycles,
             "cycles_match_model": rtl_cycles == expected_cycles,

@@ -19,9 +19,9 @@ from permdeal.golden.cycles import EngineConfig, layer_cycles
 from permdeal.golden.formats import Fixed
 from permdeal.golden.model import FloatLayer
 
-from .design import write_design
-from .report import table
-from .sim import simulate
+from permdeal.gen.design import write_design
+from permdeal.tables import table
+from permdeal.verif.sim import simulate
 
 #: The formats of the benchmark layer (16-bit, as in the paper).
 SPEC = QuantSpec(act=Fixed(16, 8), weight=Fixed(16, 12), bias=Fixed(16, 12))

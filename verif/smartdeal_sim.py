@@ -22,7 +22,7 @@ from permdeal.golden.smartdeal_cycles import model_cycles
 from permdeal.verif.tb_smartdeal_layer import bench_config
 
 from .sim import _keep_logs, first_mismatches, run_design, tool_timings
-from .smartdeal_design import SmartDealDesign
+from permdeal.gen.smartdeal_design import SmartDealDesign
 
 #: The cocotb test ``permdeal sim`` runs.
 TEST_MODULE, TESTCASE = "permdeal.verif.tb_smartdeal_layer", "test_cycles"

@@ -8,7 +8,7 @@ output for output against the golden model, then synthesizes the engine (OSU 0.1
 resources and Fmax; ``synth=False`` skips it). Beside it: the accuracy of other block sizes
 (:data:`P_SWEEP`), the same dense model compressed with SmartDeal (golden model and storage), and
 the cycle model for other PE counts (:data:`PE_SWEEP`). Everything lands in one output folder,
-with a report (``REPORT.md``, ``report.html`` and plots, ``gen/demo_report.py``).
+with a report (``REPORT.md``, ``report.html`` and plots, ``permdeal/api/demo_report.py``).
 """
 
 import json
@@ -27,9 +27,12 @@ from permdeal.errors import PermdealError
 from permdeal.golden.model import FloatLayer, sha256_file
 from permdeal.verif.runner import ToolMissing
 
-from . import demo_report, report
-from .design import write_design
-from .sim import simulate
+from permdeal.gen import report
+from permdeal.gen.design import write_design
+from permdeal.tables import table
+from permdeal.verif.sim import simulate
+
+from . import demo_report
 
 HIDDEN = (128, 64)
 #: Block sizes of the accuracy-against-p study (besides the demo's own p).
@@ -79,9 +82,9 @@ def _run_rtl(what, simulate_fn, design, out, sim, codes, golden, labels):
 def _synth(tmp):
     """Synthesize the generated design (asic and ecp5); a missing tool or a failing run is
     reported and skipped, not fatal."""
-    from permdeal.synth import flow
+    from permdeal.synth import designs, flow
     try:
-        rep = flow.synthesize(tmp / "design", ["asic", "ecp5"], flow.SynthOptions(),
+        rep = designs.synthesize(tmp / "design", ["asic", "ecp5"], flow.SynthOptions(),
                               tmp / "synth" / "logs",
                               progress=lambda msg: print(f"   ... {msg}", flush=True))
     except PermdealError as e:  # a missing tool, a failing run: the rest of the demo stands
@@ -98,7 +101,7 @@ def _synth(tmp):
 
 def _pd_storage_bits(weights, bits=BITS):
     """Weight storage of permuted-diagonal matrices: ``bits`` per stored weight plus the
-    ``ceil(log2 p)``-bit index of every block (DESIGN.md 4.1)."""
+    ``ceil(log2 p)``-bit index of every block (docs/design.md 4.1)."""
     return sum(bits * w.n_weights + w.index_bits_total for w in weights)
 
 
@@ -127,8 +130,8 @@ def _smartdeal_rtl(tmp, model, codes, golden, labels, sim):
     image by image, cycles against ``golden.smartdeal_cycles``. The bit-serial unit rebuilds every
     weight for every image (about 100k cycles per digits image), hence the subset. A missing
     simulator is reported, not fatal."""
-    from .smartdeal_design import write_design as write_sd_design
-    from .smartdeal_sim import simulate as simulate_sd
+    from permdeal.gen.smartdeal_design import write_design as write_sd_design
+    from permdeal.verif.smartdeal_sim import simulate as simulate_sd
     n = min(SMARTDEAL_RTL_IMAGES, len(codes))
     write_sd_design(tmp / "smartdeal_design", model)
     return _run_rtl("SmartDeal RTL", simulate_sd, tmp / "smartdeal_design", tmp / "smartdeal_rtl",
@@ -270,7 +273,7 @@ def run(output, seed=0, p=4, pes=4, lanes=2, sim="verilator", synth=True):
             indent=2) + "\n")
 
     print()
-    print(report.table(["figure", "value"], demo_report.summary_rows(figures), aligns="ll"))
+    print(table(["figure", "value"], demo_report.summary_rows(figures), aligns="ll"))
     print(f"\nwrote {output}/ in {time.perf_counter() - t0:.1f} s")
     print(f"report: {Path(output) / demo_report.REPORT_MD} (and {demo_report.REPORT_HTML}, "
           "with plots beside it)")

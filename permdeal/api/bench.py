@@ -9,7 +9,7 @@ Four parts (``--parts``, default all):
   (:func:`block_size`). Its cycles are the mean (and spread) over ``draws`` random activation
   vectors at the layer's activation density; the weights are not drawn, because PD timing does
   not depend on them: every non-zero input costs ``B = ceil(M' / NL)`` cycles whatever the
-  weights and permutations are (DESIGN.md 4.2). Reported beside EIE's published times: our time
+  weights and permutations are (docs/design.md 4.2). Reported beside EIE's published times: our time
   at our clock and at EIE's (800 MHz), the speed-up at each clock, lane utilization against
   EIE's ideal/actual, the weight storage of both, and EIE's own cycle model
   (:mod:`golden.eie_cycles`) on a random layer of the same shape and densities.
@@ -24,7 +24,6 @@ Four parts (``--parts``, default all):
   timings of a large layer (default EIE's Alex-6) for several block sizes.
 """
 
-import argparse
 import importlib
 import json
 import math
@@ -43,12 +42,14 @@ from permdeal.golden.permdiag import PermDiag, check_block_fit
 from permdeal.golden.workloads import EIE, EIE_LAYERS, eie_layer
 from permdeal.synth.memory import PAPER
 
+from permdeal.api.settings import parse_shapes
+from permdeal.tables import table
+
 from . import engine_bench
-from .report import bench_table, table
 
 PARTS = ("eie", "rtl", "flow", "golden")
 SIMULATORS = ("verilator", "icarus")
-#: The PermDNN paper's throughput over EIE "on different workloads" (REFERENCE.md [paper]).
+#: The PermDNN paper's throughput over EIE "on different workloads" (docs/references.md [paper]).
 PAPER_SPEEDUP_VS_EIE = (3.3, 4.8)
 #: Which EIE layer's outputs are a layer's inputs on the engine (fc6 -> fc7 -> fc8 of AlexNet
 #: and VGG-16); the others take their inputs from outside the engine (convolutions, the LSTM's
@@ -363,59 +364,6 @@ def rtl_tables(res):
 
 # -- the command ----------------------------------------------------------------------------------
 
-def add_arguments(p):
-    """The flags of ``permdeal bench`` on the argparse parser ``p``."""
-    from .cli import _int_list, _positive, _seed  # the CLI's argument types (one wording)
-    d = DEFAULTS
-    p.add_argument("--parts", default=",".join(PARTS),
-                   help=f"comma-separated subset of {', '.join(PARTS)} (default all)")
-    p.add_argument("--layers", help="EIE layers, comma-separated (default all nine: "
-                   + ",".join(l.name for l in EIE_LAYERS) + ")")
-    p.add_argument("--draws", type=_positive, default=d["draws"],
-                   help=f"random activation vectors per layer for the cycle model (default "
-                   f"{d['draws']})")
-    p.add_argument("--eie-draws", type=int, default=d["eie_draws"],
-                   help=f"random layers per layer for EIE's cycle model, 0 for none (default "
-                   f"{d['eie_draws']})")
-    p.add_argument("--seed", type=_seed, default=d["seed"], help="random seed (default 0)")
-    p.add_argument("--scale", type=_positive, default=d["scale"],
-                   help=f"RTL part: divide both sides of every layer by this (default "
-                   f"{d['scale']})")
-    p.add_argument("--rtl-pes", type=_positive, help="RTL part: PEs (default: the paper's "
-                   "engine with 1/scale of its lanes, 2 PE x 8 lanes for 16)")
-    p.add_argument("--rtl-lanes", type=_positive, help="RTL part: lanes per PE (see --rtl-pes)")
-    p.add_argument("--inputs", type=_positive, default=d["inputs"],
-                   help=f"RTL part: random inputs per layer (default {d['inputs']})")
-    p.add_argument("--sim", choices=[*SIMULATORS, "both"], default="verilator",
-                   help="simulator(s) of the rtl and flow parts (default verilator)")
-    p.add_argument("--no-rtl", action="store_true",
-                   help="generate and simulate nothing (skips the rtl and flow parts)")
-    p.add_argument("--workdir", default=d["workdir"],
-                   help=f"designs and simulation results (default {d['workdir']})")
-    p.add_argument("--flow-pes", type=_int_list, default=d["flow_pes"],
-                   help="flow part: PE counts (default 8; bench-engine's --pes)")
-    p.add_argument("--flow-lanes", type=_positive, default=d["flow_lanes"],
-                   help="flow part: lanes per PE (default 8)")
-    p.add_argument("--flow-shape", default=d["flow_shape"],
-                   help="flow part: the layer OUTxIN (default 1024x1024)")
-    p.add_argument("--flow-p", type=_positive, default=d["flow_p"],
-                   help="flow part: block size (default 8)")
-    p.add_argument("--flow-density", type=float, default=d["flow_density"],
-                   help="flow part: input density (default 0.35)")
-    p.add_argument("--flow-batch", type=_positive, default=d["flow_batch"],
-                   help="flow part: inputs per run (default 4)")
-    p.add_argument("--golden-m", "--m", dest="m", type=_positive, default=d["m"],
-                   help=f"golden part: outputs (default {d['m']}, EIE {DEFAULT_LAYER.name})")
-    p.add_argument("--golden-n", "--n", dest="n", type=_positive, default=d["n"],
-                   help=f"golden part: inputs (default {d['n']}, EIE {DEFAULT_LAYER.name})")
-    p.add_argument("--golden-p", "--p", dest="p", type=_int_list, default=d["p"],
-                   help="golden part: block sizes (default 1,2,4,8,16)")
-    p.add_argument("--repeat", type=_positive, default=d["repeat"],
-                   help="golden part: timed repetitions, the best is kept (default 3)")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    p.add_argument("--force", action="store_true", help="overwrite the --json file if it exists")
-
-
 def parse_parts(text):
     """``--parts``: a comma-separated subset of :data:`PARTS`, in :data:`PARTS` order."""
     names = [v.strip() for v in str(text).split(",") if v.strip()]
@@ -446,11 +394,14 @@ def parse_layers(text):
     return out
 
 
-def _options(args):
-    """The checked settings of ``args`` (a namespace of :func:`add_arguments`' flags, any
-    missing one at its default): ``(settings dict, parts, layers)``."""
-    o = dict(DEFAULTS)
-    o.update({k: v for k, v in vars(args).items() if k in o})
+def _options(options):
+    """The checked settings of ``options`` (:data:`DEFAULTS`' keys, any missing one at its
+    default): ``(settings dict, parts, layers)``."""
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise PermdealError(f"bench: unknown option {unknown[0]!r} (options: "
+                            f"{', '.join(DEFAULTS)})")
+    o = {**DEFAULTS, **options}
     for key, lo in (("draws", 1), ("eie_draws", 0), ("seed", 0), ("scale", 1), ("inputs", 1),
                     ("flow_lanes", 1), ("flow_p", 1), ("flow_batch", 1), ("m", 1), ("n", 1),
                     ("repeat", 1)):
@@ -507,16 +458,15 @@ def _available(sims, say):
     return out
 
 
-def run(args):
-    """``permdeal bench`` with the flags of :func:`add_arguments` (an argparse namespace):
-    compute the parts, print their tables, write ``--json`` (atomically, not over an existing
+def run(**options):
+    """``permdeal bench`` with the settings ``options`` (:data:`DEFAULTS`' keys): compute the
+    parts, print their tables, write ``--json`` (atomically, not over an existing
     file without ``--force``). Returns the exit code: 1 when an RTL run differs from the golden
     or cycle model, else 0."""
     from tqdm import tqdm
 
-    from .cli import _shapes
     t_start = time.perf_counter()
-    o, parts, layers = _options(args)
+    o, parts, layers = _options(options)
     if o["json"]:
         atomic.check_new_file(o["json"], o["force"])
     sims = list(SIMULATORS) if o["sim"] == "both" else [o["sim"]]
@@ -527,7 +477,7 @@ def run(args):
     if "rtl" in parts:
         _check_rtl(layers, o, cfg)
     if "flow" in parts:
-        flow_shape = _shapes(o["flow_shape"])
+        flow_shape = parse_shapes(o["flow_shape"])
         if len(flow_shape) != 1:
             raise PermdealError("--flow-shape: the flow part takes one layer")
         flow_shape = flow_shape[0]
@@ -602,16 +552,12 @@ def run(args):
     return 1 if failed else 0
 
 
-def parser():
-    """A stand-alone parser of ``permdeal bench``'s flags (for tests and ``python -m``)."""
-    ap = argparse.ArgumentParser(prog="permdeal bench", description=__doc__.splitlines()[0])
-    add_arguments(ap)
-    return ap
-
-
-if __name__ == "__main__":  # python -m permdeal.gen.bench: the same as permdeal bench
-    try:
-        sys.exit(run(parser().parse_args()))
-    except PermdealError as e:
-        print(f"permdeal bench: error: {e}", file=sys.stderr)
-        sys.exit(2)
+def bench_table(results):
+    layer = results["layer"]
+    ms = lambda v: f"{1e3 * v:.0f} ms"
+    head = (f"golden model on a {layer['n']} in x {layer['m']} out {layer['dtype']} layer, "
+            f"input density {100 * layer['input_density']:.1f}%, best of {results['repeat']}")
+    rows = [[r["p"], r["stored_weights"], ms(r["project_s"]), ms(r["matvec_s"]),
+             ms(r["int_matvec_s"]), ms(r["project_and_matvec_s"])] for r in results["rows"]]
+    return "\n".join([head, table(["p", "stored weights", "project", "float matvec",
+                                   "int matvec", "project + matvec"], rows, "rrrrrr")])

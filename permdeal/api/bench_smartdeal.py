@@ -27,7 +27,7 @@ from permdeal.golden import smartdeal as sd
 from permdeal.golden.permdiag import check_block_fit
 from permdeal.golden.shift_add import ShiftAddTiming
 
-from .report import table
+from permdeal.tables import table
 
 PARTS = ("layer", "digits", "unit")
 
@@ -104,7 +104,7 @@ def tables(res):
         ], "ll"))
     if "digits" in res:
         d = res["digits"]
-        pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+        pct = lambda v: f"{100 * v:.1f}%"
         out.append(f"\ndigits MLP (seed {d['seed']}, {d['seconds']:.0f} s)")
         out.append(table(["model", "accuracy"], [
             ["dense (float)", pct(d["dense"])], ["SmartDeal (float B)", pct(d["smartdeal"])],

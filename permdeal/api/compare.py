@@ -1,0 +1,540 @@
+"""``permdeal compare``: the compressed formats of the source papers side by side (issue 7).
+
+One workload, six formats, the same figures for each, per layer and in total:
+
+- **Workloads.** The digits MLP (default: trained here with :mod:`golden.train` on scikit-learn's
+  digits; counts are means over the 450 test images, accuracy on them); a user's float model
+  (``--model FILE.npz``, loaded as ``permdeal compress`` does; ``--data digits`` evaluates and
+  fine-tunes it on digits, otherwise ``--vectors`` random inputs of ``--input-density``); or
+  EIE's benchmark layers (``--eie-layers all`` or names such as ``Alex-7``: random ``N(0, 1/n)``
+  weights at the layer's shape, ``--vectors`` random inputs with exactly the layer's published
+  activation density, :data:`golden.workloads.EIE_LAYERS`). Hidden activations are each format's
+  own float model's (ReLU after every layer but the last).
+- **Formats.** Dense 16-bit; permuted-diagonal (PD) at ``--p``; EIE at ``--density`` (pruning,
+  4-bit codebook, interleaved CSC); block-circulant at ``--k``; SmartDeal at ``--S``/``--E``
+  (``--b-bits`` B); SME (``--xbar-weight-bits`` sign-magnitude, ``--sme-cap`` set bits per weight,
+  squeeze-out below ``--sme-threshold`` set bits per crossbar). With digits every format is
+  fine-tuned with its structure kept where the golden model can (PD, block-circulant, SmartDeal;
+  EIE: the pruned weights retrained with their zero pattern fixed, then weight-shared, the
+  codebook not retrained); SME is quantized only.
+- **Budget.** Every digital format gets the same ``--pes`` x ``--lanes`` multipliers.
+
+How each figure is counted is each method's ``rule`` (:mod:`permdeal.methods`; printed under
+the table and stored in the JSON).
+Outputs: the printed tables (:func:`permdeal.tables.table`), ``--json FILE``, ``--plot FILE.png``, or
+``-o DIR`` with ``compare.json``, ``compare.txt`` and ``compare.png``; all written atomically, none
+over an input. :class:`CompareOptions` holds the options, :func:`run` runs the command; the
+methods compared are those of the registry, in its order.
+"""
+
+import dataclasses
+import io
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from permdeal import atomic, methods
+from permdeal.checks import integer
+from permdeal.errors import PermdealError
+from permdeal.golden import cycles as pd_cycles
+from permdeal.golden import eie
+from permdeal.golden import smartdeal as sd
+from permdeal.golden.crossbar import LIMITS, CrossbarConfig
+from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH
+from permdeal.golden.permdiag import check_block_fit
+from permdeal.golden.train import MLP, init_mlp, load_digits_split, train
+from permdeal.golden.train import _forward as forward
+from permdeal.golden.workloads import EIE, EIE_LAYERS, eie_layer
+from permdeal.methods.figures import dense_mlp
+from permdeal.tables import pct, table
+
+#: Random input vectors per layer or model when no data set gives the inputs (``--vectors``).
+VECTORS = 4
+#: Files of ``-o DIR``.
+OUTPUT_FILES = {"json": "compare.json", "text": "compare.txt", "plot": "compare.png"}
+#: Engine budgets when ``--pes``/``--lanes`` are not given: the demo's engine for a model, the
+#: PermDNN paper's 32 x 8 design point for EIE's layers.
+DEFAULT_BUDGET = {"model": (4, 2), "eie": (32, 8)}
+
+#: Note on the crossbar columns, printed with the rules.
+CROSSBAR_RULE = ("crossbars: inputs on rows, outputs on columns, signed weights in positive and "
+                 "negative arrays, --xbar-weight-bits sign-magnitude weights in --cell-bits cells "
+                 "(SME: 1-bit cells, one grid per bit slice); reads: crossbar read cycles per "
+                 "inference, one per DAC slice of the --input-bits inputs; util: used cells over "
+                 "the cells of the allocated crossbars.")
+
+
+# -- options ------------------------------------------------------------------------------------
+
+_XB = CrossbarConfig()
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """The options of a comparison as given (the flags of ``permdeal compare``, unchecked);
+    :func:`settings` and :func:`workload` check them."""
+
+    model: str | None = None
+    eie_layers: str | None = None
+    data: str | None = None
+    hidden: str = "128,64"
+    epochs: int = 40
+    finetune_epochs: int = 30
+    vectors: int | None = None
+    input_density: str | None = None
+    seed: int = 0
+    p: int = 4
+    k: int = 4
+    density: str = "0.25"
+    S: int = 3
+    E: int = 3
+    b_bits: int = 8
+    sme_cap: str = "3"
+    sme_threshold: int = 8
+    pes: int | None = None
+    lanes: int | None = None
+    scan_width: int = DEFAULT_SCAN_WIDTH
+    fifo_depth: int = EIE["fifo_depth"]
+    xbar_rows: int = _XB.rows
+    xbar_cols: int = _XB.cols
+    cell_bits: int = _XB.cell_bits
+    dac_bits: int = _XB.dac_bits
+    adc_bits: int = _XB.adc_bits
+    xbar_weight_bits: int = _XB.weight_bits
+    input_bits: int = _XB.input_bits
+    json: str | None = None
+    plot: str | None = None
+    output: str | None = None
+    force: bool = False
+
+
+#: The option names of :class:`CompareOptions` (the command line's flags).
+OPTIONS = tuple(f.name for f in dataclasses.fields(CompareOptions))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The checked settings of a comparison (the flags, with the defaults filled in)."""
+
+    p: int
+    k: int
+    density: float | None   # None: each EIE layer's published density
+    S: int
+    E: int
+    b_bits: int
+    sme_cap: int | None
+    sme_threshold: int
+    engine: pd_cycles.EngineConfig
+    fifo_depth: int
+    xbar: CrossbarConfig
+    epochs: int
+    finetune_epochs: int
+    seed: int
+
+    @property
+    def multipliers(self):
+        """The multiplier budget: ``pes * lanes``."""
+        return self.engine.total_lanes
+
+    def to_json(self):
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["engine"] = self.engine.to_json()
+        d["xbar"] = self.xbar.to_json()
+        d["multipliers"] = self.multipliers
+        return d
+
+
+def _fraction(text, flag, allow=None):
+    """``text`` as a number in (0, 1] (or the keyword ``allow``, returned as None)."""
+    if allow is not None and str(text).strip().lower() == allow:
+        return None
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not 0 < v <= 1:
+        extra = f" or '{allow}'" if allow else ""
+        raise PermdealError(f"{flag} must be a number in (0, 1]{extra}, not {text!r}")
+    return v
+
+
+def _int_list(text, flag):
+    try:
+        values = [int(v) for v in str(text).split(",")]
+    except ValueError:
+        raise PermdealError(f"{flag} must be integers separated by commas, not {text!r}") from None
+    return [integer(v, flag, 1) for v in values]
+
+
+def settings(args, kind):
+    """Check the options ``args`` (:class:`CompareOptions`) for a workload of ``kind``
+    (``"model"`` or ``"eie"``)."""
+    pes, lanes = DEFAULT_BUDGET[kind]
+    density = _fraction(args.density, "--density", allow="eie")
+    if density is None and kind != "eie":
+        raise PermdealError("--density eie (the published densities) needs --eie-layers")
+    cap = None if str(args.sme_cap).strip().lower() == "none" else args.sme_cap
+    if cap is not None:
+        try:
+            cap = int(cap)
+        except ValueError:
+            raise PermdealError(f"--sme-cap must be an integer >= 1 or 'none', not "
+                                f"{args.sme_cap!r}") from None
+        integer(cap, "--sme-cap", 1, LIMITS["weight_bits"][2])
+    xbar = {"rows": "--xbar-rows", "cols": "--xbar-cols", "cell_bits": "--cell-bits",
+            "dac_bits": "--dac-bits", "adc_bits": "--adc-bits",
+            "weight_bits": "--xbar-weight-bits", "input_bits": "--input-bits"}
+    dest = {"rows": "xbar_rows", "cols": "xbar_cols", "weight_bits": "xbar_weight_bits"}
+    for name, flag in xbar.items():
+        _, lo, hi = LIMITS[name]
+        integer(getattr(args, dest.get(name, name)), flag, lo, hi)
+    return Settings(
+        p=integer(args.p, "--p", 1), k=integer(args.k, "--k", 1), density=density,
+        S=integer(args.S, "--S", 1, sd.MAX_S), E=integer(args.E, "--E", *sd.E_RANGE),
+        b_bits=integer(args.b_bits, "--b-bits", *sd.B_BITS_RANGE), sme_cap=cap,
+        sme_threshold=integer(args.sme_threshold, "--sme-threshold", 0),
+        engine=pd_cycles.EngineConfig(
+            integer(pes if args.pes is None else args.pes, "--pes", 1),
+            integer(lanes if args.lanes is None else args.lanes, "--lanes", 1),
+            integer(args.scan_width, "--scan-width", 1)),
+        fifo_depth=integer(args.fifo_depth, "--fifo-depth", 1),
+        xbar=CrossbarConfig(**{name: getattr(args, dest.get(name, name)) for name in xbar}),
+        epochs=integer(args.epochs, "--epochs", 1),
+        finetune_epochs=integer(args.finetune_epochs, "--finetune-epochs", 0),
+        seed=integer(args.seed, "--seed", 0))
+
+
+# -- workloads ------------------------------------------------------------------------------------
+
+@dataclass
+class Net:
+    """A chain of layers to compare on: the dense float ``model`` (an :class:`MLP`), its layer
+    ``names``, the inputs ``X`` (batch x inputs) the counts are averaged over, and the density
+    each EIE layer publishes (None elsewhere)."""
+
+    model: MLP
+    names: list
+    X: np.ndarray
+    eie_density: float | None = None
+
+
+@dataclass
+class Workload:
+    """What ``compare`` runs on: ``nets`` (one for a model, one per EIE layer), the digits split
+    ``data`` ``(X_tr, y_tr, X_te, y_te)`` or None, a ``title`` and the input files read."""
+
+    kind: str
+    title: str
+    nets: list
+    data: tuple | None
+    inputs: list
+
+
+def random_inputs(n, density, count, rng):
+    """``count`` non-negative input vectors of ``n`` values with exactly
+    ``round(density * n)`` non-zeros each (uniform in (0, 1], at random positions)."""
+    nnz = eie.nonzero_count(density, n)
+    X = np.zeros((count, n))
+    for row in X:
+        row[rng.choice(n, nnz, replace=False)] = 1.0 - rng.random(nnz)
+    return X
+
+
+def workload(args):
+    """The :class:`Workload` the options ``args`` (:class:`CompareOptions`) ask for (the digits
+    MLP trained here by default)."""
+    from permdeal.golden.model import load_float_model
+    if args.model is not None and args.eie_layers is not None:
+        raise PermdealError("give --model or --eie-layers, not both")
+    seed = integer(args.seed, "--seed", 0)
+    vectors = VECTORS if args.vectors is None else integer(args.vectors, "--vectors", 1)
+    rng = np.random.default_rng(seed)
+    on_digits = args.eie_layers is None and (args.model is None or args.data == "digits")
+    if on_digits:
+        for flag, value in (("--vectors", args.vectors), ("--input-density", args.input_density)):
+            if value is not None:
+                raise PermdealError(f"{flag} sets the random inputs, but the inputs here are the "
+                                    "digits test images (random inputs come with --eie-layers, "
+                                    "or --model without --data digits)")
+    if args.eie_layers is not None:
+        if args.data == "digits":
+            raise PermdealError("--data digits does not apply to --eie-layers (random layers)")
+        names = [t.strip() for t in args.eie_layers.split(",") if t.strip()]
+        if not names:
+            raise PermdealError("--eie-layers needs 'all' or layer names separated by commas")
+        try:
+            layers = (list(EIE_LAYERS) if [n.lower() for n in names] == ["all"]
+                      else [eie_layer(n) for n in names])
+        except PermdealError as e:
+            raise PermdealError(f"--eie-layers: {e}") from None
+        nets = []
+        for l in layers:
+            m, n = l.shape
+            W = rng.standard_normal((m, n)) / math.sqrt(n)
+            dens = (l.act_density if args.input_density is None
+                    else _fraction(args.input_density, "--input-density"))
+            nets.append(Net(dense_mlp([(W, np.zeros(m))]), [l.name],
+                            random_inputs(n, dens, vectors, rng), l.weight_density))
+        title = (f"EIE layers {', '.join(l.name for l in layers)}: random N(0, 1/n) weights "
+                 f"(seed {seed}); {vectors} random input vector(s) per layer at "
+                 + ("the layer's activation density" if args.input_density is None
+                    else f"density {args.input_density}"))
+        return Workload("eie", title, nets, None, [])
+    if args.model is None:
+        if args.data == "none":
+            raise PermdealError("--data none needs --model (the digits MLP is trained on digits)")
+        hidden = _int_list(args.hidden, "--hidden")
+        data = load_digits_split(seed)
+        sizes = [data[0].shape[1], *hidden, 10]
+        epochs = integer(args.epochs, "--epochs", 1)
+        model = train(init_mlp(sizes, seed=seed), data[0], data[1], epochs=epochs, seed=seed)
+        title = (f"digits MLP {'-'.join(map(str, sizes))} (trained here, {epochs} epochs, seed "
+                 f"{seed}); counts are means over the {len(data[2])} test images")
+        names = [f"fc{i + 1}" for i in range(len(sizes) - 1)]
+        return Workload("model", title, [Net(model, names, data[2])], data, [])
+    layers = load_float_model(args.model)
+    model = dense_mlp([(l.weight, l.bias) for l in layers])
+    names = [l.name for l in layers]
+    sizes = "-".join(map(str, model.sizes))
+    if args.data == "digits":
+        data = load_digits_split(seed)
+        if model.sizes[0] != data[0].shape[1] or model.sizes[-1] != 10:
+            raise PermdealError(f"--data digits needs a model of {data[0].shape[1]} inputs and 10 "
+                                f"outputs; {args.model} is {sizes}")
+        title = (f"{args.model} ({sizes}) on digits; counts are means over the {len(data[2])} "
+                 "test images")
+        return Workload("model", title, [Net(model, names, data[2])], data, [args.model])
+    dens = 0.5 if args.input_density is None else _fraction(args.input_density,
+                                                            "--input-density")
+    title = (f"{args.model} ({sizes}), no data set; {vectors} random input vector(s) at density "
+             f"{dens:g} (seed {seed})")
+    return Workload("model", title,
+                    [Net(model, names, random_inputs(model.sizes[0], dens, vectors, rng))],
+                    None, [args.model])
+
+
+def check_fit(wl, st):
+    """Refuse block sizes that do not fit a layer (before any training)."""
+    for net in wl.nets:
+        for name, w in zip(net.names, net.model.weights):
+            m, n = w.shape
+            for flag, v in (("--p", st.p), ("--k", st.k)):
+                check_block_fit(m, n, v, flag, f"layer {name} ({n} inputs x {m} outputs)")
+
+
+SUM_KEYS = ("storage_bits", "index_bits", "multiplies", "cycles", "crossbars", "crossbar_reads",
+            "used_cells", "total_cells")
+
+
+def _total(layers):
+    """Sums over layers of :data:`SUM_KEYS` (None where a layer has none), and the crossbar
+    utilization of the sums."""
+    tot = {}
+    for key in SUM_KEYS:
+        vals = [l.get(key) for l in layers]
+        tot[key] = None if any(v is None for v in vals) else sum(vals)
+    tot["crossbar_utilization"] = (tot["used_cells"] / tot["total_cells"]
+                                   if tot["total_cells"] else None)
+    return tot
+
+
+def compare(wl, st, log=None):
+    """Every format on every net of the :class:`Workload` ``wl``: the results as a dict (the
+    JSON). ``log(text)`` hears of each format's progress."""
+    t0 = time.perf_counter()
+    check_fit(wl, st)
+    out = []
+    for m in methods.methods():
+        t = time.perf_counter()
+        layers, accs = [], []
+        for net in wl.nets:
+            b = m.build(net, wl.data, st)
+            acts = forward(b.weights, b.biases, net.X)
+            in_block = None
+            for name, w, obj, X in zip(net.names, net.model.weights, b.layers, acts):
+                fig = m.figures(obj, X, st, in_block)
+                rows, cols = w.shape
+                layers.append({"layer": name, "shape": [int(rows), int(cols)],
+                               "input_density": float(np.count_nonzero(X) / X.size), **fig})
+                in_block = m.out_block(obj)
+            accs.append(b.accuracy)
+        entry = {"format": m.name, "label": m.label, "setting": m.setting(st),
+                 "rule": m.rule, "layers": layers, "total": _total(layers),
+                 "accuracy": accs[0] if len(accs) == 1 else None,
+                 "seconds": round(time.perf_counter() - t, 2)}
+        out.append(entry)
+        if log:
+            log(f"{m.label}: {entry['seconds']:.1f} s")
+    return {"workload": {"kind": wl.kind, "title": wl.title,
+                         "layers": [{"name": nm, "shape": list(w.shape)} for net in wl.nets
+                                    for nm, w in zip(net.names, net.model.weights)]},
+            "settings": st.to_json(), "crossbar_rule": CROSSBAR_RULE, "formats": out,
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+# -- text and plot --------------------------------------------------------------------------------
+
+def _n(v):
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def text(res):
+    """The printed report: the per-layer table (when there are several layers), the totals, the
+    counting rules."""
+    st = res["settings"]
+    e, x = st["engine"], st["xbar"]
+    lines = [f"permdeal compare: {res['workload']['title']}",
+             f"budget: {e['n_pe']} PE x {e['lanes']} lanes = {st['multipliers']} multipliers "
+             f"(EIE: {st['multipliers']} PEs, FIFO depth {st['fifo_depth']}); crossbars "
+             f"{x['rows']}x{x['cols']}, {x['cell_bits']}-bit cells, {x['dac_bits']}-bit DAC, "
+             f"{x['adc_bits']}-bit ADC, {x['weight_bits']}-bit weights, {x['input_bits']}-bit "
+             "inputs"]
+    fmts = res["formats"]
+    n_layers = len(fmts[0]["layers"])
+    if n_layers > 1:
+        rows = []
+        for i in range(n_layers):
+            for f in fmts:
+                l = f["layers"][i]
+                rows.append([l["layer"], f"{l['shape'][1]} x {l['shape'][0]}", f["label"],
+                             pct(l["input_density"]), _n(l["storage_bits"]),
+                             _n(l["index_bits"]), _n(l["multiplies"]), _n(l["cycles"]),
+                             _n(l.get("crossbars"))])
+        lines += ["", "per layer", table(["layer", "in x out", "format", "x density",
+                                          "storage bits", "index bits", "multiplies", "cycles",
+                                          "crossbars"], rows, "lllrrrrrr")]
+    dense_bits = fmts[0]["total"]["storage_bits"]
+    rows = []
+    has_acc = any(f["accuracy"] for f in fmts)
+    for f in fmts:
+        t = f["total"]
+        row = [f["label"], f["setting"], _n(t["storage_bits"]),
+               f"{dense_bits / t['storage_bits']:.2f}x", _n(t["index_bits"]),
+               _n(t["multiplies"]), _n(t["cycles"]), _n(t["crossbars"]),
+               pct(t["crossbar_utilization"]), _n(t["crossbar_reads"])]
+        if has_acc:
+            a = f["accuracy"]
+            row.append("-" if not a else pct(a["float"]) + (
+                "" if a.get("finetuned", True) else " (not fine-tuned)"))
+        rows.append(row)
+    head = ["format", "setting", "storage bits", "vs dense", "index bits", "multiplies",
+            "cycles", "crossbars", "xbar util", "xbar reads"] + (["accuracy"] if has_acc else [])
+    lines += ["", f"total over {n_layers} layer(s), per inference",
+              table(head, rows, "ll" + "r" * (len(head) - 2))]
+    if has_acc:
+        lines.append(_accuracy_note(fmts, res["settings"]["finetune_epochs"] > 0))
+    lines += ["", "how each figure is counted:"]
+    lines += [f"- {f['label']}: {f['rule']}" for f in fmts]
+    lines += [f"- {res['crossbar_rule']}", "", f"({res['seconds']:.1f} s)"]
+    return "\n".join(lines) + "\n"
+
+
+def _accuracy_note(fmts, finetuned):
+    """One line on what each accuracy is: each method's own phrase."""
+    parts = []
+    for f in fmts:
+        note = methods.get(f["format"]).accuracy_note(f["accuracy"], f["setting"]) \
+            if f["accuracy"] else None
+        if note:
+            parts.append(note)
+    if not finetuned:
+        parts.append("--finetune-epochs 0: nothing fine-tuned")
+    return "accuracy (float, test set): " + "; ".join(parts)
+
+
+def plot(res):
+    """PNG bytes: storage against accuracy (or storage alone), multiplies and cycles, crossbars."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fmts = res["formats"]
+    labels = [f["label"] for f in fmts]
+    tot = [f["total"] for f in fmts]
+    with matplotlib.rc_context({"font.size": 9}):
+        fig, (a0, a1, a2) = plt.subplots(1, 3, figsize=(15, 4.4))
+        if all(f["accuracy"] for f in fmts):
+            for i, (f, t) in enumerate(zip(fmts, tot)):
+                a0.scatter(t["storage_bits"], 100 * f["accuracy"]["float"], s=40)
+                a0.annotate(f["label"], (t["storage_bits"], 100 * f["accuracy"]["float"]),
+                            textcoords="offset points", xytext=(5, 4 if i % 2 else -11))
+            a0.set_xscale("log")
+            a0.set_xlabel("storage (bits, log)")
+            a0.set_ylabel("test accuracy (%)")
+            a0.set_title("storage against accuracy")
+        else:
+            a0.bar(labels, [t["storage_bits"] for t in tot], color="tab:blue")
+            a0.set_yscale("log")
+            a0.set_ylabel("storage (bits, log)")
+            a0.set_title("storage")
+            a0.tick_params(axis="x", rotation=30)
+        xs = np.arange(len(fmts))
+        for off, key, color in ((-0.2, "multiplies", "tab:orange"), (0.2, "cycles", "tab:green")):
+            a1.bar(xs + off, [t[key] or 0 for t in tot], 0.4, label=key, color=color)
+        a1.set_xticks(xs, labels, rotation=30)
+        a1.set_yscale("log")
+        a1.set_title(f"per inference, {res['settings']['multipliers']} multipliers")
+        a1.legend(loc="upper center")
+        xb = [(f["label"], f["total"]["crossbars"]) for f in fmts
+              if f["total"]["crossbars"] is not None]
+        a2.bar([l for l, _ in xb], [v for _, v in xb], color="tab:purple")
+        x = res["settings"]["xbar"]
+        a2.set_title(f"crossbars ({x['rows']}x{x['cols']}, {x['cell_bits']}-bit cells)")
+        a2.tick_params(axis="x", rotation=30)
+        for ax in (a0, a1, a2):
+            ax.grid(True, alpha=0.3)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+        plt.close(fig)
+    return buf.getvalue()
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+def run(**options):
+    """``permdeal compare`` with the options of :class:`CompareOptions`: compute, print, write
+    the outputs; returns the exit code."""
+    try:
+        args = CompareOptions(**options)
+    except TypeError as e:
+        raise PermdealError(f"compare: {e} (options: {', '.join(OPTIONS)})") from None
+    if args.output is not None and (args.json or args.plot):
+        raise PermdealError("give -o DIR or --json/--plot, not both")
+    kind = "eie" if args.eie_layers is not None else "model"
+    st = settings(args, kind)
+    inputs = [args.model] if args.model else []
+    files = [f for f in (args.json, args.plot) if f]
+    if len(files) == 2 and Path(files[0]).resolve() == Path(files[1]).resolve():
+        raise PermdealError("--json and --plot name the same file")
+    for f in files:
+        atomic.check_new_file(f, args.force, inputs)
+
+    def compute():
+        t0 = time.perf_counter()
+        wl = workload(args)
+        res = compare(wl, st)
+        res["seconds"] = round(time.perf_counter() - t0, 1)  # training the digits MLP included
+        return res, text(res)
+
+    if args.output is not None:
+        with atomic.output_dir(args.output, inputs=inputs) as tmp:
+            res, txt = compute()
+            atomic.write_text(tmp / OUTPUT_FILES["json"], json.dumps(res, indent=1) + "\n")
+            atomic.write_text(tmp / OUTPUT_FILES["text"], txt)
+            atomic.write_bytes(tmp / OUTPUT_FILES["plot"], plot(res))
+        print(txt, end="")
+        print(f"wrote {args.output}/ ({', '.join(OUTPUT_FILES.values())})")
+        return 0
+    res, txt = compute()
+    print(txt, end="")
+    if args.json:
+        atomic.write_text(args.json, json.dumps(res, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    if args.plot:
+        atomic.write_bytes(args.plot, plot(res))
+        print(f"wrote {args.plot}")
+    return 0

@@ -1,0 +1,172 @@
+# amaranth: UnusedElaboratable=no
+"""``permdeal verify``: the cocotb regression of one design configuration, or of random legal
+configurations, with JUnit XML and a JSON summary in the results folder."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import random
+import shlex
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from permdeal import atomic
+from permdeal.errors import PermdealError
+from permdeal.golden import rom
+from permdeal.golden.model import QuantModel
+from permdeal.hdl.engine import Engine
+from permdeal.verif import runner
+from permdeal.verif import verify as vf
+
+from .settings import GEN_SETTINGS, VERIFY_SHAPE, DesignSettings, design_settings, flag
+
+#: The settings a ``permdeal verify`` rerun command repeats, in order.
+RERUN_SETTINGS = ("pes", "lanes", "scan_width", "model", "shape", "p", "act_format",
+                  "weight_format", "bias_format", "out_format")
+
+
+def rerun_command(settings: dict, seed: int, test: str, sim: str, output: str,
+                  config: str | None = None) -> str:
+    """The ``permdeal verify`` command that reruns one bench with ``settings`` (flag values)."""
+    words = ["permdeal", "verify"]
+    if config is not None:
+        words += ["--config", str(config)]
+    for name in RERUN_SETTINGS:
+        if settings.get(name) is not None:
+            words += [flag(name), str(settings[name])]
+    if settings.get("relu"):
+        words.append("--relu")
+    words += ["--seed", str(seed), "--tests", test, "--sim", sim, "-o", output]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+@dataclass
+class Verified:
+    """A regression's result: ``records`` (one per run, as in ``summary.json``), ``seed``,
+    ``wall`` seconds, and for one configuration its ``settings`` and ``coverage`` rows."""
+
+    records: list
+    seed: int
+    wall: float
+    settings: DesignSettings | None = None
+    configs: int | None = None
+
+    @property
+    def failed(self) -> list:
+        return [r for r in self.records if not r["passed"]]
+
+
+def sims_of(sim: str) -> list[str]:
+    return list(runner.SIMULATORS) if sim == "both" else [sim]
+
+
+def verify_config(given: dict, output: str, *, config: str | None = None, sim: str = "both",
+                  tests: str | None = None, seed: int | None = None, waves: bool = False,
+                  jobs: int = 1, progress: Callable[[str], None] | None = None) -> Verified:
+    """The regression of one configuration: the settings ``given`` (flag values) over the
+    ``config`` file, each bench of ``tests`` (comma-separated; default all) on each simulator."""
+    st = design_settings(given, config, {"shape": VERIFY_SHAPE}, required=("pes", "lanes",
+                                                                            "output"))
+    cfg = st.engine
+    sims = sims_of(sim)
+    benches = list(vf.BENCHES) if tests is None else tests.split(",")
+    jobs_list = vf.plan(benches, sims)
+    for s in sims:
+        runner.check_tools(s)
+    seed = seed if seed is not None else vf.new_seed()
+    inputs = [config] if config else []
+    if st.model is not None:
+        model = QuantModel.read(st.model)
+        inputs.append(st.model)
+    else:
+        model = vf.random_model(st.layers(), seed)
+    Engine(cfg, model.layers, contents=rom.lane_contents(model, cfg))  # refuse what cannot work
+    target = vf.Target(cfg, model)
+    if progress:
+        progress(f"verify: {cfg.n_pe} PE x {cfg.lanes} lanes, scan width {cfg.scan_width}, "
+                 "layers " + ", ".join(f"{l.shape[0]}x{l.shape[1]} p={l.matrix.p}"
+                                       for l in model.layers)
+                 + f"; {len(jobs_list)} run(s), seed {seed}")
+    t0 = time.perf_counter()
+    with atomic.output_dir(output, inputs=inputs) as tmp:
+        builds = tmp / "builds"
+        work = [(job, target, builds / f"{job.bench}-{job.sim}", seed, waves)
+                for job in jobs_list]
+        records = []
+        if jobs > 1:
+            with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
+                futures = [pool.submit(vf.run_job, *w) for w in work]
+                for f, (job, *_) in zip(futures, work):
+                    records.append(f.result())
+                    if progress:
+                        progress(f"... {job.name}: {'pass' if records[-1]['passed'] else 'FAIL'}")
+        else:
+            for w in work:
+                records.append(vf.run_job(*w))
+                if progress:
+                    progress(f"... {w[0].name}: {'pass' if records[-1]['passed'] else 'FAIL'}")
+        wall = time.perf_counter() - t0
+        failed = [r for r in records if not r["passed"]]
+        summary = {"config": {**cfg.to_json(), "layers": [
+                       {"in": l.shape[1], "out": l.shape[0], "p": l.matrix.p,
+                        "formats": l.fmts.to_json(), "relu": l.relu} for l in model.layers]},
+                   "seed": seed, "sims": sims, "tests": benches, "passed": not failed,
+                   "wall_seconds": round(wall, 1), "runs": records}
+        atomic.write_text(tmp / "summary.json", json.dumps(summary, indent=2) + "\n")
+        atomic.write_bytes(tmp / "junit.xml", vf.junit(records))
+    return Verified(records, seed, wall, st)
+
+
+def verify_random(n: int, output: str, *, sim: str = "icarus", seed: int | None = None,
+                  jobs: int = 1, progress: Callable[[str], None] | None = None) -> Verified:
+    """``verify --random-configs N``: ``n`` legal configurations drawn from the seed, each run
+    bit-exact against the golden model (the engine on the whole network)."""
+    sims = sims_of(sim)
+    for s in sims:
+        runner.check_tools(s)
+    seed = seed if seed is not None else vf.new_seed()
+    rng = random.Random(seed)
+    drawn: list[Any] = []
+    while len(drawn) < n:
+        st_text = vf.random_settings(rng)
+        try:
+            st = design_settings(st_text, required=("pes", "lanes"))
+            cfg = st.engine
+            model = vf.random_model(st.layers(), seed + len(drawn))
+            Engine(cfg, model.layers, contents=rom.lane_contents(model, cfg))
+        except PermdealError:
+            continue  # not a legal configuration: draw again
+        drawn.append((st_text, vf.Target(cfg, model), seed + len(drawn)))
+    if progress:
+        progress(f"verify: {len(drawn)} random configurations from seed {seed} on "
+                 f"{', '.join(sims)}")
+    t0 = time.perf_counter()
+    records = []
+    with atomic.output_dir(output) as tmp:
+        work = [(vf.Job("engine_network", s), target, tmp / "builds" / f"config{i}-{s}",
+                 cseed, False) for i, (_, target, cseed) in enumerate(drawn) for s in sims]
+        with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
+            for i, rec in enumerate(pool.map(vf.run_job, *zip(*work))):
+                st_text = drawn[i // len(sims)][0]
+                rec["config"] = st_text
+                rec["command"] = rerun_command(st_text, rec["seed"], "engine_network",
+                                               rec["sim"], f"{output}-config{i}")
+                records.append(rec)
+                if progress and ((i + 1) % 10 == 0 or i + 1 == len(work)):
+                    bad = sum(not r["passed"] for r in records)
+                    progress(f"... {i + 1} of {len(work)} runs, {bad} failed")
+        wall = time.perf_counter() - t0
+        failed = [r for r in records if not r["passed"]]
+        summary = {"seed": seed, "configs": len(drawn), "sims": sims, "passed": not failed,
+                   "failures": len(failed), "wall_seconds": round(wall, 1), "runs": records}
+        atomic.write_text(tmp / "summary.json", json.dumps(summary, indent=2) + "\n")
+        atomic.write_bytes(tmp / "junit.xml", vf.junit(records))
+        if not failed:
+            shutil.rmtree(tmp / "builds")  # thousands of passing builds are not worth keeping
+    return Verified(records, seed, wall, configs=len(drawn))
+
+
+__all__ = ["GEN_SETTINGS", "Verified", "rerun_command", "verify_config", "verify_random"]

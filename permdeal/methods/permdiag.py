@@ -1,0 +1,180 @@
+"""Permuted-diagonal compression (PermDNN, docs/design.md section 4) as a registered method:
+compressed-model folders, per-PE-and-lane ROM images, the exact engine cycle model, the engine
+generator, and its figures in ``compare``."""
+
+from __future__ import annotations
+
+
+import numpy as np
+
+from permdeal.checks import integer
+from permdeal.errors import PermdealError
+from permdeal.gen import report
+from permdeal.gen.design import DESIGN_KIND, write_design
+from permdeal.golden import cycles as pd_cycles
+from permdeal.golden import rom
+from permdeal.golden.compress import compress_permdiag
+from permdeal.golden.crossbar import permdiag_mapping
+from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, EngineConfig, model_cycles
+from permdeal.golden.model import MODEL_KIND, METHOD, QuantModel
+from permdeal.golden.train import accuracy, project, train
+
+from . import figures
+from .base import Built, Method, Option, flag_context
+
+
+def parse_block_sizes(text: str) -> int | list[int]:
+    """``P`` (every layer) or ``P1,P2,...`` (one per layer), each >= 1."""
+    values = []
+    for v in str(text).split(","):
+        try:
+            values.append(integer(int(v), "block size p", 1))
+        except ValueError:
+            raise PermdealError(f"expected an integer, got {v!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
+def engine_config(pes: int | None, lanes: int | None, scan_width: int | None) -> EngineConfig:
+    """The engine of ``pes`` x ``lanes`` (both required for this method), scan width default
+    :data:`~permdeal.golden.cycles.DEFAULT_SCAN_WIDTH`."""
+    for flag, value in (("--pes", pes), ("--lanes", lanes)):
+        if value is None:
+            raise PermdealError(f"{flag} is required for a permuted-diagonal model (the engine "
+                                "is laid out per PE and lane)")
+    return EngineConfig(pes, lanes, DEFAULT_SCAN_WIDTH if scan_width is None else scan_width)
+
+
+class PermDiagMethod(Method):
+    name = METHOD
+    label = "PD"
+    design_kind = DESIGN_KIND
+    folder_kinds = (rom.ROM_KIND,)
+    sweeps = True
+    options = (Option("p", parse_block_sizes, "permdiag: block size, or one per layer separated "
+                      "by commas (1 = dense); required"),)
+    rule = ("storage: 16 bits per stored weight inside the matrix plus ceil(log2 p) index bits "
+            "per p x p block. Multiplies: every non-zero input meets one weight in each of the "
+            "M' block-rows (padded rows included, as the lanes compute them): M' * nnz(x). "
+            "Cycles: golden.cycles' exact engine model on the PE x lane budget (issue and "
+            "write-back; input loading and output streaming left out, as for every format). "
+            "Crossbars: permdiag_mapping, compact mode.")
+
+    # -- compression ---------------------------------------------------------------------------
+
+    def compress(self, layers, spec, *, calibration=None, relu_last=False, p=None, **options):
+        if p is None:
+            raise PermdealError("method 'permdiag' needs p (--p: one block size, or one per "
+                                "layer separated by commas; 1 = dense)")
+        if isinstance(p, (str, bytes)):
+            raise PermdealError(f"block size p must be an integer or one per layer, not {p!r}")
+        return compress_permdiag(layers, p, spec, calibration=calibration, relu_last=relu_last)
+
+    def write_model(self, model, folder, source):
+        model.write(folder, source=source)
+        return "model.npz, manifest.json"
+
+    def load(self, folder):
+        return QuantModel.read(folder)
+
+    def check(self, folder, manifest):
+        if manifest["kind"] == MODEL_KIND:
+            return QuantModel.read(folder), "compressed model"
+        cfg = manifest["config"]
+        return (rom.model_from_images(folder),
+                f"{len(manifest['images'])} ROM images for {cfg['n_pe']} PE x {cfg['lanes']} "
+                "lanes")
+
+    def describe(self, model):
+        return report.model_table(model)
+
+    def warnings(self, model):
+        sat = sum(sum(l.saturated.values()) for l in model.layers)
+        return [f"{sat} weight/bias value(s) saturated (--allow-saturation)"] if sat else []
+
+    # -- hardware ------------------------------------------------------------------------------
+
+    def write_rom(self, model, folder, *, pes=None, lanes=None, scan_width=None):
+        cfg = engine_config(pes, lanes, scan_width)
+        man = rom.write_images(folder, model, cfg)
+        mems = man["memories"]
+        return man, (f"{len(man['images'])} images for {cfg.n_pe} PE x {cfg.lanes} lanes: "
+                     + ", ".join(f"{m} {mems[m]['depth']} x {mems[m]['width']} bit"
+                                 for m in rom.MEMORIES))
+
+    def cycles(self, model, codes, *, pes=None, lanes=None, scan_width=None):
+        if codes is None:
+            raise PermdealError("--inputs is required for a permuted-diagonal model")
+        cfg = engine_config(pes, lanes, scan_width)
+        return report.cycles_table(model, cfg, [model_cycles(model, x, cfg) for x in codes])
+
+    def generate(self, model, output, *, pes=None, lanes=None, scan_width=None, name=None,
+                 inputs=()):
+        cfg = engine_config(pes, lanes, scan_width)
+        return write_design(output, cfg, model.layers, model=model,
+                            name=name or "permdeal_engine", inputs=inputs)
+
+    def design_lines(self, model, manifest):
+        c, ports = manifest["config"], manifest["ports"]
+        return [self.describe(model),
+                f"engine {manifest['top']}: {c['n_pe']} PE x {c['lanes']} lanes, scan width "
+                f"{c['scan_width']}; {ports['n_inputs']} inputs of {ports['in_bits']} bits, "
+                f"{ports['n_outputs']} outputs of {ports['out_bits']} bits"]
+
+    def design_model(self, design_dir, images=None):
+        from permdeal.gen.design import Design
+        from permdeal.verif.sim import load_model
+        return load_model(Design(design_dir), images)[0]
+
+    def simulate(self, design_dir, codes, sim, output, *, images=None, seed=None, waves=False,
+                 inputs=()):
+        from permdeal.verif.sim import simulate
+        return simulate(design_dir, codes, sim, output, images=images, seed=seed, waves=waves,
+                        inputs=inputs)
+
+    def sim_lines(self, report):
+        cyc = report["cycles"]
+        if not cyc:
+            return []
+        same = "equal" if report["cycles_match_model"] else "DIFFERENT"
+        return [f"cycles per input: mean {np.mean(cyc):.1f} (cycle model "
+                f"{np.mean(report['model_cycles']):.1f}, {same}); lane utilization "
+                f"{100 * report['lane_utilization']:.1f}%"]
+
+    # -- comparison ----------------------------------------------------------------------------
+
+    def setting(self, st):
+        return f"p={st.p}"
+
+    def build(self, net, data, st):
+        with flag_context("--p"):
+            proj = project(net.model, st.p)
+        ft = data is not None and st.finetune_epochs > 0
+        tuned = train(proj, data[0], data[1], epochs=st.finetune_epochs, seed=st.seed) \
+            if ft else proj
+        acc = None
+        if data:
+            acc = {"projected": accuracy(proj, data[2], data[3]),
+                   "float": accuracy(tuned, data[2], data[3]), "finetuned": ft}
+        return Built(list(tuned.weights), [w.to_dense() for w in tuned.weights], tuned.biases,
+                     acc)
+
+    def figures(self, obj, X, st, in_block):
+        pd = obj
+        mb = pd.blocks[0]
+        nnz = np.count_nonzero(X, axis=1)
+        cyc = [pd_cycles.layer_cycles(x, mb, pd.p, st.engine, in_block).total for x in X]
+        return {"storage_bits": pd.n_weights * figures.WEIGHT_BITS + pd.index_bits_total,
+                "index_bits": pd.index_bits_total, "multiplies": figures.mean(mb * nnz),
+                "cycles": figures.mean(cyc), "block_rows": mb, "slots": st.engine.slots(mb),
+                "crossbars_dense_mode": permdiag_mapping(pd.shape, pd.p, st.xbar,
+                                                         "dense").crossbars,
+                **figures.mapping(permdiag_mapping(pd.shape, pd.p, st.xbar), st.xbar)}
+
+    def out_block(self, obj):
+        return obj.p
+
+    def accuracy_note(self, acc, setting):
+        return figures.tuned_note(self.label, "projected", acc)
+
+
+

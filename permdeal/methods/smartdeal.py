@@ -1,0 +1,280 @@
+"""SmartDeal compression (docs/design.md section 5) as a registered method: model folders with
+their per-layer ROM images, the layer units' cycle model, the chain-of-layer-units generator,
+and its figures in ``compare``."""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+
+from permdeal.checks import integer
+from permdeal.errors import PermdealError
+from permdeal.gen.smartdeal_design import (DESIGN_KIND, DEFAULT_NAME, check_rom, cycles_table,
+                                           model_table, write_design)
+from permdeal.golden import smartdeal as sd
+from permdeal.golden import smartdeal_cycles as sd_cycles
+from permdeal.golden import smartdeal_model as sdm
+from permdeal.golden.compress import compress_smartdeal
+from permdeal.golden.smartdeal_train import finetune, quantized_mlp, smartdeal_mlp
+from permdeal.golden.train import accuracy
+from permdeal.tables import table
+
+from . import figures
+from .base import Built, Method, Option, flag_context
+
+
+def _int(text):
+    """An integer; its range is checked where it is used (one-line errors)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise PermdealError(f"expected an integer, got {text!r}") from None
+
+
+def _float(text):
+    try:
+        return float(text)
+    except ValueError:
+        raise PermdealError(f"expected a number, got {text!r}") from None
+
+
+#: Why a PermDNN engine setting does not apply to a SmartDeal design (``gen``, ``cycles``).
+REFUSED = {
+    "pes": "the design has one layer unit per layer; --lanes sets its shift-add unit's lanes",
+    "scan_width": "the layer units read their inputs from a buffer, there is no detector",
+}
+
+
+def refuse(**given):
+    """Refuse the engine settings of ``given`` that are not None, naming the flag and why."""
+    for key, value in given.items():
+        if value is not None:
+            why = REFUSED.get(key, "the layers come from --model")
+            raise PermdealError(f"--{key.replace('_', '-')} does not apply to a SmartDeal model "
+                                f"({why})")
+
+
+def shift_add_lanes(value, model):
+    """The shift-add lanes ``value`` (None: the default, S) of a design of ``model``, checked."""
+    if value is None:
+        return None
+    S = model.layers[0].codes.S
+    try:
+        return integer(_int(str(value)), "lanes", 1, min(S, sd.MAX_S))
+    except PermdealError as e:
+        raise PermdealError(f"--lanes (the shift-add unit's lanes, 1 to S = {S}): {e}") from None
+
+
+class SmartDealMethod(Method):
+    name = sdm.METHOD
+    label = "SmartDeal"
+    design_kind = DESIGN_KIND
+    folder_kinds = (sdm.ROM_KIND, DESIGN_KIND)
+    options = (
+        Option("S", _int, "smartdeal: chunk width S (default 3)"),
+        Option("E", _int, "smartdeal: exponent bits E, 2**E levels (default 3)"),
+        Option("b_bits", _int, "smartdeal: bits of the B codes (default 8)"),
+        Option("rows_per_block", _int, "smartdeal: chunks per block (default: a whole output "
+               "row)"),
+        Option("threshold", _float, "smartdeal: Ce magnitudes at or below it become 0 (default "
+               "2**(e_min-1))"),
+        Option("prune", _float, "smartdeal: fraction of Ce rows pruned per output group "
+               "(default 0)"),
+        Option("prune_group", _int, "smartdeal: outputs per pruning group (default 1)"),
+    )
+    rule = ("storage: the ROM encoding of docs/design.md 5.2: E + 2 bits per Ce element plus "
+            "b_B bits per B element (golden.smartdeal.storage_bits 'smartdeal_fixed'); index "
+            "overhead: the non-zero bit of every Ce code. Multiplies: MACs on rebuilt weights "
+            "as the SmartDeal layer unit does them: every weight inside the matrix of every "
+            "chunk the unit takes (a non-zero Ce row, or the last chunk of an output row; "
+            "golden.smartdeal_cycles.slot_plan), whatever the activations (the JSON also gives "
+            "the count with zero inputs skipped); shift-add work apart: one shifted B term per "
+            "non-zero Ce entry and rebuilt weight (S per non-zero Ce entry). Cycles: a simple "
+            "model: the exact one-unit count (golden.smartdeal_cycles, one shift-add unit "
+            "feeding S multipliers) divided by the floor(multipliers / S) units the budget "
+            "buys, output rows split evenly. No crossbar mapping.")
+
+    # -- compression ---------------------------------------------------------------------------
+
+    def compress(self, layers, spec, *, calibration=None, relu_last=False, **options):
+        return compress_smartdeal(layers, spec, calibration=calibration, relu_last=relu_last,
+                                  **options)
+
+    def write_model(self, model, folder, source):
+        _, rom_man = model.write_folder(folder, source=source)
+        return f"model.npz, manifest.json, rom/ with {len(rom_man['images'])} images"
+
+    def load(self, folder):
+        return sdm.SmartDealModel.read(folder)
+
+    def check(self, folder, manifest):
+        from permdeal.gen.smartdeal_design import SmartDealDesign
+        if manifest["kind"] == DESIGN_KIND:
+            design = SmartDealDesign(folder)
+            model, _ = design.load_model()
+            return model, (f"SmartDeal design {design.top} ({len(design.sources)} Verilog "
+                           f"files, {design.lanes} shift-add lanes) and its ROM images")
+        if manifest["kind"] == sdm.ROM_KIND:
+            rom_man, model = check_rom(folder)
+            return model, f"{len(rom_man['images'])} SmartDeal ROM images"
+        model = sdm.SmartDealModel.read(folder)
+        rom_dir = folder / sdm.ROM_FOLDER
+        if not rom_dir.is_dir():
+            return model, "SmartDeal compressed model (no rom/ folder)"
+        rom_man, images = check_rom(rom_dir)
+        if len(images.layers) != len(model.layers):
+            raise PermdealError(f"{rom_dir}: images of {len(images.layers)} layer(s), the model "
+                                f"has {len(model.layers)}")
+        for i, (a, b) in enumerate(zip(model.layers, images.layers)):
+            for part, x, y in (("Ce", a.codes.codes, b.codes.codes),
+                               ("B", a.codes.b_int, b.codes.b_int), ("bias", a.bias, b.bias)):
+                if x.shape != y.shape or not np.array_equal(x, y):
+                    raise PermdealError(f"{rom_dir}: layer {i} ({a.name}): the images hold "
+                                        f"other {part} codes than {folder / 'model.npz'}")
+        return model, (f"SmartDeal compressed model and its {len(rom_man['images'])} ROM "
+                       f"images in {sdm.ROM_FOLDER}/")
+
+    def describe(self, model):
+        rows, tot = [], {"sd": 0, "dense": 0, "pd": 0}
+        for l in model.layers:
+            r, h = l.report, l.header
+            if r is None:  # read back from a folder: the codes' table
+                return model_table(model)
+            bits = r["storage_bits"]
+            tot["sd"] += bits["smartdeal_fixed"]
+            tot["dense"] += bits["dense"]
+            tot["pd"] += bits["permdiag"]
+            ex = r["exponents"]
+            used = "-" if ex["min"] is None else f"{ex['min']}..{ex['max']}"
+            f, sat = l.fmts, l.saturated
+            rows.append([l.name, f"{l.shape[1]} -> {l.shape[0]}", f"{r['rel_error']:.4f}",
+                         f"{r['rel_error_quantized']:.4f}", f"{100 * r['ce_density']:.1f}%",
+                         f"{used} of {r['e_min']}..{r['e_max']}", bits["smartdeal_fixed"],
+                         f"{bits['dense'] / bits['smartdeal_fixed']:.2f}x",
+                         f"{bits['permdiag'] / bits['smartdeal_fixed']:.2f}x",
+                         f"{h['b_bits']}:{h['b_frac']}", f.weight, h["align_shift"],
+                         f"{f.acc_bits}:{f.acc_frac}", "yes" if l.relu else "no",
+                         f"{sat['b']}/{sat['weight']}/{sat['bias']}"])
+        c = model.config
+        return "\n".join([
+            f"SmartDeal S={c['S']} E={c['E']} b_bits={c['b_bits']}: Ce codes {c['E'] + 2} bits",
+            table(["layer", "in -> out", "rel err", "rel err q", "Ce dens", "exponents", "bits",
+                   "vs dense", "vs PD p=8", "B fmt", "weight", "align", "acc", "relu",
+                   "sat B/w/bias"], rows),
+            f"storage: {tot['sd']} bits of Ce + B codes; dense 16-bit {tot['dense']} bits "
+            f"({tot['dense'] / tot['sd']:.2f}x), PD p=8 {tot['pd']} bits "
+            f"({tot['pd'] / tot['sd']:.2f}x) (ratios: their bits / SmartDeal's)"])
+
+    def warnings(self, model):
+        out = []
+        lost = sum(l.report["lost_blocks"] for l in model.layers if l.report is not None)
+        if lost:
+            out.append(f"{lost} block(s) with non-zero weights rebuild to zero (threshold or "
+                       "exponent range)")
+        sat = sum(sum(l.saturated.values()) for l in model.layers)
+        if sat:
+            out.append(f"{sat} B/weight/bias value(s) saturated")
+        return out
+
+    # -- hardware ------------------------------------------------------------------------------
+
+    def write_rom(self, model, folder, *, pes=None, lanes=None, scan_width=None):
+        given = [f"--{k}" for k, v in (("pes", pes), ("lanes", lanes)) if v is not None]
+        if given:
+            raise PermdealError(f"{given[0]} does not apply to a SmartDeal model: its images are "
+                                "one set per layer (Ce codes, B codes, biases) whatever the "
+                                "design")
+        man = sdm.write_rom(folder, model)
+        return man, (f"{len(man['images'])} images for {len(model.layers)} SmartDeal layer(s): "
+                     + ", ".join(f"{img['file']} {img['depth']} x {img['width']} bit"
+                                 for img in man["images"]))
+
+    def cycles(self, model, codes, *, pes=None, lanes=None, scan_width=None):
+        refuse(pes=pes, scan_width=scan_width)
+        return cycles_table(model, shift_add_lanes(lanes, model),
+                            None if codes is None else len(codes))
+
+    def generate(self, model, output, *, pes=None, lanes=None, scan_width=None, name=None,
+                 inputs=()):
+        refuse(pes=pes, scan_width=scan_width)
+        return write_design(output, model, lanes=shift_add_lanes(lanes, model),
+                            name=DEFAULT_NAME if name is None else str(name), inputs=inputs)
+
+    def design_lines(self, model, manifest):
+        lanes, ports = manifest["config"]["lanes"], manifest["ports"]
+        return [model_table(model, lanes),
+                f"SmartDeal design {manifest['top']}: {len(model.layers)} layer unit(s) in a "
+                f"chain, {lanes} shift-add lanes each; {ports['n_inputs']} inputs of "
+                f"{ports['in_bits']} bits, {ports['n_outputs']} outputs of {ports['out_bits']} "
+                f"bits; {manifest['cycles']['per_input']} cycles per input vector"]
+
+    def design_model(self, design_dir, images=None):
+        from permdeal.gen.smartdeal_design import SmartDealDesign
+        return SmartDealDesign(design_dir).load_model(images)[0]
+
+    def simulate(self, design_dir, codes, sim, output, *, images=None, seed=None, waves=False,
+                 inputs=()):
+        from permdeal.verif.smartdeal_sim import simulate
+        return simulate(design_dir, codes, sim, output, images=images, seed=seed, waves=waves,
+                        inputs=inputs)
+
+    def sim_lines(self, report):
+        out = [table(["layer", "rows", "skipped", "cycles", "cyc/weight", "cyc/output"],
+                     [[l["name"], l["active"], l["skipped"], l["compute"],
+                       f"{l['cycles_per_weight']:.2f}", f"{l['cycles_per_output']:.1f}"]
+                      for l in report["layers"]])]
+        cyc = report["cycles"]
+        if cyc:
+            same = "equal" if report["cycles_match_model"] else "DIFFERENT"
+            out.append(f"cycles per input: RTL {np.mean(cyc):.1f}, cycle model "
+                       f"{report['model_cycles']} ({same})")
+        return out
+
+    # -- comparison ----------------------------------------------------------------------------
+
+    def setting(self, st):
+        return f"S={st.S} E={st.E} B {st.b_bits}-bit"
+
+    def build(self, net, data, st):
+        with flag_context("--S/--E"):
+            dec = smartdeal_mlp(net.model, st.S, st.E)
+        ft = data is not None and st.finetune_epochs > 0
+        tuned = finetune(dec, data[0], data[1], epochs=st.finetune_epochs, seed=st.seed) \
+            if ft else dec
+        q_mlp, codes = quantized_mlp(tuned, st.b_bits)
+        acc = None
+        if data:
+            acc = {"decomposed": accuracy(dec.to_mlp(), data[2], data[3]),
+                   "float": accuracy(tuned.to_mlp(), data[2], data[3]),
+                   "quantized_b": accuracy(q_mlp, data[2], data[3]), "finetuned": ft}
+        return Built(list(zip(tuned.layers, codes)), [w.to_dense() for w in tuned.layers],
+                     tuned.biases, acc)
+
+    def figures(self, obj, X, st, in_block):
+        dec, enc = obj
+        m, n = dec.shape
+        S = dec.S
+        unit = types.SimpleNamespace(codes=enc)  # what smartdeal_cycles reads of a layer
+        active, _ = sd_cycles.slot_plan(unit)     # (m, r) chunks the unit takes
+        r = active.shape[1]
+        width = np.minimum(S, n - S * np.arange(r))          # weights inside the matrix
+        xs = np.pad(X != 0, ((0, 0), (0, r * S - n))).reshape(len(X), r, S).sum(axis=2)
+        lc = sd_cycles.layer_cycles(unit)
+        units = max(1, st.multipliers // S)
+        nz_ce = int(np.count_nonzero(dec.ce))
+        bits = sd.storage_bits(dec, st.b_bits, dense_bits=figures.WEIGHT_BITS)
+        return {"storage_bits": bits["smartdeal_fixed"], "index_bits": int(dec.ce.size),
+                "multiplies": int((active * width).sum()),
+                "multiplies_zero_skip": figures.mean(xs @ active.sum(axis=0)),
+                "shift_add_terms": S * nz_ce, "ce_nonzeros": nz_ce,
+                "ce_density": nz_ce / dec.ce.size,
+                "cycles": float(-(-lc.compute // units)), "units": units,
+                "unit_cycles": lc.compute, "storage": bits}
+
+    def accuracy_note(self, acc, setting):
+        return (figures.tuned_note(self.label, "decomposed", acc)
+                + f"; SmartDeal fine-tuned with {setting.split()[-1]} B "
+                f"{figures.pct(acc['quantized_b'])}")
+
+

@@ -1,0 +1,342 @@
+"""The cycle rules of docs/design.md, written again from the text, against the golden models.
+
+Section 9 (the PermDNN engine) and section 11 (the SmartDeal layer unit, and the direction of
+``align_shift``) are implemented here from scratch, with plain Python loops over the documented
+events; none of ``golden.cycles``' or ``golden.smartdeal_cycles``' helpers is used. Only the
+public results are compared: ``layer_cycles`` / ``model_cycles`` of both models and
+``golden.smartdeal.rebuild_int``. A mismatch names the case and its seed.
+
+If one of these tests fails, either the code or docs/design.md changed: fix the one that is wrong.
+"""
+
+import math
+import types
+
+import numpy as np
+import pytest
+
+from permdeal.golden import smartdeal as sd
+from permdeal.golden import smartdeal_cycles as sdc
+from permdeal.golden.compress import QuantSpec, compress_permdiag
+from permdeal.golden.cycles import EngineConfig, layer_cycles, model_cycles
+from permdeal.golden.formats import Fixed
+from permdeal.golden.model import FloatLayer
+
+
+# -- docs/design.md section 9, from the text --------------------------------------------------------
+
+def doc_windows(x, q, D):
+    """Non-zero count of every window, in order: ceil(n/q) producer blocks of q positions, each
+    cut into ceil(q/D) windows of D positions; a window holds only positions inside its block and
+    below n (it may hold none and still counts as a window)."""
+    n = len(x)
+    z = []
+    for b in range(math.ceil(n / q)):
+        for s in range(math.ceil(q / D)):
+            lo = b * q + s * D
+            hi = min(lo + D, (b + 1) * q, n)
+            z.append(sum(1 for v in x[lo:hi] if v != 0) if lo < hi else 0)
+    return z
+
+
+def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None):
+    """Section 9, one layer: returns (nnz, B, D0, T)."""
+    q = D if q is None else q
+    B = math.ceil(m_blocks / (n_pe * lanes))
+    z = doc_windows(list(x), q, D)
+    ready = 0            # R_w: the first cycle the detector can take window w
+    issuer_free = None   # the first cycle the issuer can take another pair
+    last_op = None
+    taken = None         # A_w
+    for w, zw in enumerate(z):
+        taken = max(2 + w, ready)
+        if zw == 0:
+            ready = taken + 1
+            continue
+        pair = taken + 1 if issuer_free is None else max(taken + 1, issuer_free)
+        for _ in range(zw - 1):
+            pair += B                    # the next pair of the window goes with the last op
+        ready = pair                     # the detector is free when its last pair is taken
+        issuer_free = pair + B
+        last_op = pair + B               # ops of a pair taken in P: P+1 .. P+B
+    d0 = taken + 2 if last_op is None else max(last_op + 3, taken + 2)
+    last_drain = d0 + B * p - 1
+    next_start = last_drain + 4          # the rule README got wrong by one
+    return sum(z), B, d0, next_start
+
+
+def doc_inference(acts, layers, n_pe, lanes, D):
+    """Section 9, a whole inference: load n, every layer, then m outputs from 2 cycles on."""
+    per_layer, q = [], None
+    for x, (m_blocks, p) in zip(acts, layers):
+        per_layer.append(doc_layer(x, m_blocks, p, n_pe, lanes, D, q))
+        q = p
+    n, m = len(acts[0]), len(acts[-1])
+    return per_layer, n + sum(t for *_, t in per_layer) + m + 2
+
+
+def doc_forward(layer, x):
+    """One PD layer on integer codes (README "Compressed model" and section 3 of the docs)."""
+    mat, f = layer.matrix, layer.fmts
+    m, n = mat.shape
+    p = mat.p
+    mb, nb = mat.k.shape
+    W = np.zeros((mb * p, nb * p), dtype=np.int64)
+    for I in range(mb):
+        for J in range(nb):
+            for r in range(p):
+                W[I * p + r, J * p + (r + int(mat.k[I, J])) % p] = int(mat.q[I, J, r])
+    xp = np.zeros(nb * p, dtype=np.int64)
+    xp[:n] = x
+    acc = (W @ xp)[:m]
+    acc_frac = f.act.frac + f.weight.frac
+    out = []
+    for a, b in zip(acc.tolist(), layer.bias.tolist()):
+        v = a + (b << (acc_frac - f.bias.frac))
+        s = acc_frac - f.out.frac
+        v = (v + (1 << (s - 1))) >> s if s > 0 else v << -s
+        v = min(max(v, -(1 << (f.out.bits - 1))), (1 << (f.out.bits - 1)) - 1)
+        out.append(max(v, 0) if layer.relu else v)
+    return np.array(out, dtype=np.int64)
+
+
+# -- one layer --------------------------------------------------------------------------------------
+
+def _vector(rng, n, density, holes=()):
+    x = rng.integers(1, 100, size=n) * rng.choice([-1, 1], size=n)
+    x[rng.random(n) >= density] = 0
+    for lo, hi in holes:
+        x[lo:hi] = 0
+    return x
+
+
+LAYER_CASES = [
+    # (seed, n, M', p, PEs, lanes, D, producer block q (None: network input), density, holes)
+    (1, 64, 128, 8, 8, 4, 8, None, 0.35, ()),
+    (2, 37, 13, 5, 2, 3, 4, None, 0.5, ((8, 20),)),      # B = 3, three empty windows in a row
+    (3, 50, 7, 3, 1, 1, 8, None, 0.3, ((0, 24),)),       # B = 7; leading empty windows
+    (4, 21, 60, 10, 32, 8, 8, 20, 0.6, ()),              # q = 20 > D: windows past n in block 1
+    (5, 40, 4, 4, 4, 1, 3, 4, 1.0, ()),                  # B = 1, q = 4 > D = 3: short windows
+    (6, 30, 9, 3, 3, 3, 16, 3, 0.2, ()),                 # q = 3 < D: one 3-word window per block
+    (7, 17, 2, 2, 1, 2, 1, None, 0.5, ((5, 12),)),       # D = 1, B = 1: every empty window costs
+    (8, 33, 11, 6, 1, 4, 5, 7, 0.0, ()),                 # all-zero input
+    (9, 9, 5, 3, 2, 2, 8, None, 0.0, ()),                # all-zero input, one window
+    (10, 48, 25, 4, 2, 2, 4, None, 0.15, ((16, 40),)),   # B = 7, six empty windows in a row
+    (11, 1, 1, 1, 1, 1, 8, None, 1.0, ()),               # the smallest layer
+]
+
+
+@pytest.mark.parametrize("case", LAYER_CASES, ids=[f"seed{c[0]}" for c in LAYER_CASES])
+def test_layer_rule_matches_golden(case):
+    seed, n, mb, p, n_pe, lanes, D, q, density, holes = case
+    rng = np.random.default_rng(seed)
+    x = _vector(rng, n, density, holes)
+    nnz, B, d0, total = doc_layer(x.tolist(), mb, p, n_pe, lanes, D, q)
+    got = layer_cycles(x, mb, p, EngineConfig(n_pe, lanes, scan_width=D), in_block=q)
+    where = f"case {case} (seed {seed}), x = {x.tolist()}"
+    assert (got.nnz, got.slots) == (nnz, B), where
+    assert got.issue == d0, f"{where}: first drain request {got.issue}, the docs say {d0}"
+    assert got.writeback == B * p + 3, where
+    assert got.total == total, f"{where}: {got.total} cycles, the docs say {total}"
+    assert got.ideal == nnz * B, where
+    assert got.utilization == pytest.approx(nnz * mb / (n_pe * lanes * total)), where
+
+
+@pytest.mark.parametrize("n, D, q, B_rows, p", [(9, 8, None, 5, 3), (21, 8, 20, 3, 2),
+                                                  (40, 3, 4, 7, 5)])
+def test_all_zero_layer_closed_form(n, D, q, B_rows, p):
+    """Section 9: an all-zero input costs W + 3 cycles to the first drain request (one window a
+    cycle from cycle 2, draining 2 cycles after the last), then B*p + 3."""
+    cfg = EngineConfig(1, 2, scan_width=D)
+    qq = D if q is None else q
+    windows = math.ceil(n / qq) * math.ceil(qq / D)
+    B = math.ceil(B_rows / 2)
+    got = layer_cycles(np.zeros(n, np.int64), B_rows, p, cfg, in_block=q)
+    assert got.issue == windows + 3, (n, D, q)
+    assert got.total == windows + 3 + B * p + 3, (n, D, q)
+
+
+def test_next_layer_starts_four_cycles_after_the_last_drain_request():
+    """The corrected README sentence, on one worked case: B = 2, p = 3, one non-zero input."""
+    cfg = EngineConfig(1, 1, scan_width=4)
+    got = layer_cycles(np.array([0, 7, 0, 0]), 2, 3, cfg)
+    # window 0 taken in cycle 2, its pair in 3, ops in 4 and 5, draining from 8 (5 + 3),
+    # drain requests 8 .. 13 (B*p = 6), the next START in 17 = 13 + 4
+    assert got.issue == 8
+    assert got.total == 17
+
+
+def test_worked_example_of_section_9():
+    cfg = EngineConfig(2, 2, scan_width=4)
+    got = layer_cycles(np.array([0, 3, 0, 0, 0, 0, 0, 0, 5, -1, 0]), 10, 5, cfg)
+    assert (got.slots, got.nnz, got.issue, got.total, got.ideal) == (3, 3, 15, 33, 9)
+    assert doc_layer([0, 3, 0, 0, 0, 0, 0, 0, 5, -1, 0], 10, 5, 2, 2, 4) == (3, 3, 15, 33)
+
+
+@pytest.mark.parametrize("n, D, m_blocks, lanes, p", [(16, 4, 8, 4, 3), (7, 8, 3, 1, 2),
+                                                      (24, 3, 9, 2, 4)])
+def test_no_empty_window_closed_form(n, D, m_blocks, lanes, p):
+    """Section 9: every window holds a non-zero: D0 = nnz*B + 6, T = nnz*B + 9 + B*p."""
+    x = np.arange(1, n + 1)
+    B = math.ceil(m_blocks / lanes)
+    got = layer_cycles(x, m_blocks, p, EngineConfig(1, lanes, scan_width=D))
+    assert (got.issue, got.total) == (n * B + 6, n * B + 9 + B * p), (n, D, m_blocks, lanes, p)
+
+
+# -- a network --------------------------------------------------------------------------------------
+
+NET_CASES = [
+    # (seed, sizes, ps, PEs, lanes, D, input density)
+    (21, (20, 13, 11, 7), (3, 4, 2), 2, 1, 4, 0.6),
+    (22, (24, 30, 10), (5, 2), 1, 3, 2, 0.4),
+    (23, (16, 16, 16, 5), (4, 1, 8), 3, 2, 8, 1.0),
+    (24, (12, 9, 6), (3, 3), 1, 1, 3, 0.0),               # all-zero network input
+]
+
+
+@pytest.mark.parametrize("case", NET_CASES, ids=[f"seed{c[0]}" for c in NET_CASES])
+def test_network_rule_matches_golden(case):
+    seed, sizes, ps, n_pe, lanes, D, density = case
+    rng = np.random.default_rng(seed)
+    floats = [FloatLayer(f"fc{i}", rng.normal(0, 0.6, (sizes[i + 1], sizes[i])),
+                         rng.normal(0, 0.3, sizes[i + 1])) for i in range(len(ps))]
+    model = compress_permdiag(floats, list(ps), QuantSpec(act=Fixed(12, 6)))
+    cfg = EngineConfig(n_pe, lanes, scan_width=D)
+    for v in range(3):
+        x = _vector(rng, sizes[0], density)
+        x[0] = 0 if v == 1 else x[0]
+        acts = [x]
+        for layer in model.layers:
+            acts.append(doc_forward(layer, acts[-1]))
+        where = f"case {case} (seed {seed}), vector {v}"
+        assert np.array_equal(acts[-1], model.forward(x)), f"{where}: forward differs"
+        per_layer, total = doc_inference(acts, [(l.matrix.blocks[0], l.matrix.p)
+                                                for l in model.layers], n_pe, lanes, D)
+        got = model_cycles(model, x, cfg)
+        assert got.load == sizes[0] and got.unload == sizes[-1] + 2, where
+        for i, (lc, (nnz, B, d0, t)) in enumerate(zip(got.layers, per_layer)):
+            assert (lc.nnz, lc.slots, lc.issue, lc.total) == (nnz, B, d0, t), \
+                f"{where}, layer {i}: golden {lc}, docs (nnz, B, D0, T) = {(nnz, B, d0, t)}"
+        assert got.total == total, f"{where}: golden {got.total}, docs {total}"
+
+
+# -- docs/design.md section 11: the SmartDeal layer unit ------------------------------------------
+
+def doc_cycles_per_row(S, E, b_bits, lanes):
+    """T = b_B + 2^E + floor(log2 S) bits per pass, P = ceil(S / lanes) passes."""
+    return math.ceil(S / lanes) * (b_bits + 2 ** E + int(math.floor(math.log2(S))))
+
+
+def doc_smartdeal_layer(codes, m, n, S, h, E, b_bits, lanes):
+    """Section 11, one layer: returns (slots, active, compute)."""
+    r = math.ceil(n / S)
+    bpr = math.ceil(r / h)
+    PT = doc_cycles_per_row(S, E, b_bits, lanes)
+    fetch = 0             # the cycle the current slot's fetch starts
+    accepted = None       # a_j of the last active slot
+    active = 0
+    for i in range(m):
+        for c in range(r):
+            blk, row = i * bpr + c // h, c % h
+            nonzero = any((int(code) >> (E + 1)) & 1 for code in codes[blk, row])
+            words = S + (S * S if c % h == 0 else 0)
+            decision = fetch + words + 1          # K reads, the last word lands, the decision
+            if nonzero or c == r - 1:             # the last chunk of a row always goes through
+                active += 1
+                accepted = decision if accepted is None else max(decision, accepted + PT)
+                fetch = accepted + 1
+            else:
+                fetch = decision + 1              # skipped: dropped in its decision cycle
+    return m * r, active, accepted + PT + 1 + 4 + 1
+
+
+def _random_codes(rng, m, n, S, h, E, zero_rows):
+    r = math.ceil(n / S)
+    bpr = math.ceil(r / h)
+    nz = rng.random((m * bpr, h, S)) < 0.6
+    codes = np.where(nz, (1 << (E + 1)) | (rng.integers(0, 2, nz.shape) << E)
+                     | rng.integers(0, 1 << E, nz.shape), 0)
+    rows = rng.random((m * bpr, h)) < zero_rows
+    codes[rows] = 0
+    return codes.astype(np.int64)
+
+
+SD_CASES = [
+    # (seed, m, n, S, h (None: whole row), E, b_bits, lanes, share of all-zero Ce rows)
+    (31, 6, 20, 3, None, 3, 8, 3, 0.3),
+    (32, 5, 17, 4, 2, 2, 6, 1, 0.5),
+    (33, 4, 9, 3, 1, 3, 8, 2, 1.0),            # every Ce row zero: only the last chunks run
+    (34, 7, 10, 2, 3, 1, 4, 2, 0.0),
+    (35, 3, 30, 5, 4, 4, 10, 3, 0.7),
+    (36, 8, 5, 1, None, 2, 3, 1, 0.4),         # S = 1
+]
+
+
+def _sd_codes(case):
+    seed, m, n, S, h, E, b_bits, lanes, zero = case
+    rng = np.random.default_rng(seed)
+    hh = math.ceil(n / S) if h is None else h
+    codes = _random_codes(rng, m, n, S, hh, E, zero)
+    b_int = rng.integers(-(1 << (b_bits - 1)), 1 << (b_bits - 1), (codes.shape[0], S, S))
+    enc = sd.SmartDealCodes((m, n), S, E, hh, -2, b_bits, b_bits - 2, codes, b_int)
+    return enc, hh
+
+
+@pytest.mark.parametrize("case", SD_CASES, ids=[f"seed{c[0]}" for c in SD_CASES])
+def test_smartdeal_layer_rule_matches_golden(case):
+    seed, m, n, S, h, E, b_bits, lanes, zero = case
+    enc, hh = _sd_codes(case)
+    slots, active, compute = doc_smartdeal_layer(enc.codes, m, n, S, hh, E, b_bits, lanes)
+    got = sdc.layer_cycles(types.SimpleNamespace(codes=enc), lanes)
+    where = f"case {case} (seed {seed})"
+    assert got.PT == doc_cycles_per_row(S, E, b_bits, lanes), where
+    assert (got.slots, got.active) == (slots, active), where
+    assert got.compute == compute, f"{where}: golden {got.compute}, docs {compute}"
+
+
+def test_smartdeal_chain_rule_matches_golden():
+    """Section 11: a chain with one vector in flight takes n + the sum of the layers' compute."""
+    a, _ = _sd_codes((41, 7, 12, 3, None, 3, 8, 3, 0.4))
+    b, _ = _sd_codes((42, 5, 7, 3, 2, 3, 8, 1, 0.6))
+    layers = [types.SimpleNamespace(codes=a), types.SimpleNamespace(codes=b)]
+    want = 12 + sum(doc_smartdeal_layer(e.codes, *e.shape, e.S, e.rows_per_block, e.E, e.b_bits,
+                                        lanes)[2]
+                    for e, lanes in ((a, 2), (b, 2)))
+    assert sdc.model_cycles(types.SimpleNamespace(layers=layers), 2).total == want, "seeds 41, 42"
+
+
+# -- docs/design.md section 11: the direction of align_shift ---------------------------------------
+
+def doc_align(acc, s, bits):
+    """s > 0: shift right by s, round half up; s <= 0: shift left by -s; then saturate."""
+    v = (acc + (1 << (s - 1))) >> s if s > 0 else acc << -s
+    return min(max(v, -(1 << (bits - 1))), (1 << (bits - 1)) - 1)
+
+
+@pytest.mark.parametrize("seed, b_frac, e_min, w_frac, bits", [
+    (51, 6, -3, 5, 12),     # s = 6 + 3 - 5 = +4: right shift, round half up
+    (52, 2, 0, 6, 16),      # s = -4: left shift
+    (53, 4, -1, 5, 6),      # s = 0, narrow weights: saturation
+    (54, 7, -4, 4, 8),      # s = +7
+])
+def test_align_shift_direction(seed, b_frac, e_min, w_frac, bits):
+    rng = np.random.default_rng(seed)
+    S, E, b_bits, m, n = 3, 3, 8, 4, 9
+    codes = _random_codes(rng, m, n, S, 3, E, 0.2)
+    b_int = rng.integers(-128, 128, (codes.shape[0], S, S))
+    enc = sd.SmartDealCodes((m, n), S, E, 3, e_min, b_bits, b_frac, codes, b_int)
+    fmt = Fixed(bits, w_frac)
+    s = b_frac - e_min - w_frac
+    assert sd.align_shift(enc, fmt) == s, f"seed {seed}"
+    got, _ = sd.rebuild_int(enc, fmt)
+    for i in range(m):
+        for j in range(n):
+            c, jj = divmod(j, S)
+            acc = 0
+            for k in range(S):
+                code = int(codes[i, c, k])   # h = r = 3: block i, row c
+                if (code >> (E + 1)) & 1:
+                    term = int(b_int[i, k, jj]) << (code & ((1 << E) - 1))
+                    acc += -term if (code >> E) & 1 else term
+            assert got[i, j] == doc_align(acc, s, bits), \
+                f"seed {seed}, weight ({i}, {j}): acc {acc}, s {s}"
