@@ -106,6 +106,7 @@ def write_design(out, cfg, layers, *, model=None, name="permdeal_engine", inputs
             "ports": {"in_bits": engine.in_bits, "out_bits": engine.out_bits,
                       "n_inputs": engine.n_inputs, "n_outputs": engine.n_outputs},
             "layers": [layer_json(l) for l in layers],
+            "geometry": engine.geometry.to_json(),
             "rom_dir": ROM_DIR, "images": "included" if model is not None else "later",
             "sources": source_list(rtl),
         }

@@ -15,15 +15,15 @@ in each memory; each layer's bases are in the manifest. Files are named
 reader refuses any file that does not match, naming it, and any manifest whose placements, memory
 sizes or file names differ from what its layer descriptions and engine configuration imply.
 
-:func:`_layout` is the one statement of this addressing; the writer (:func:`lane_contents`), the
-placements (:func:`placements`) and the reader (:func:`model_from_images`) all derive from it.
+:func:`.geometry.layout` is the one statement of this addressing, and :class:`.geometry.Geometry`
+of every width, depth and base; the writer (:func:`lane_contents`), the placements
+(:func:`placements`) and the reader (:func:`model_from_images`) all derive from them.
 """
 
 import dataclasses
 import hashlib
 import itertools
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,14 +33,14 @@ from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
 
 from .cycles import EngineConfig
+from .geometry import MEMORIES, SIGNED, Geometry, layer_placements, layout
+from .geometry import memory_widths as layer_widths
 from .manifest import SHA256, json_diff, json_field, read_manifest
 from .model import build_layer, check_model_json, layer_to_json, model_from_specs
-from .permdiag import diag_col, diag_row, index_bits
+from .permdiag import diag_col, diag_row
 
 ROM_KIND = "permdeal-rom"
 ROM_FORMAT_VERSION = 1
-MEMORIES = ("weight", "k", "bias")
-SIGNED = frozenset({"weight", "bias"})
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _UNHEX = np.full(256, 255, dtype=np.uint8)
@@ -123,63 +123,16 @@ def decode_hex(data, width, depth, signed, name):
 
 # -- the layout -------------------------------------------------------------------------------------
 
-def _layout(mem, b, nl, nb, p):
-    """The addressing of one layer's words in ``mem`` (module docstring), for writer and reader.
-
-    Returns ``(axes, order, shape)``: the layer's padded array of ``shape`` (``weight``: the column
-    view ``[I, J, c]``; ``k``: ``[I, J]``; ``bias``: ``[i]``) splits into ``axes`` by
-    ``I = t*NL + g`` (and ``i = I*p + r``); ``order`` puts the lane ``g`` first and then the
-    address digits, most significant first.
-    """
-    if mem == "weight":   # [t, g, J, c] -> lane g, address (J*p + c)*B + t
-        return (b, nl, nb, p), (1, 2, 3, 0), (b * nl, nb, p)
-    if mem == "k":        # [t, g, J] -> lane g, address J*B + t
-        return (b, nl, nb), (1, 2, 0), (b * nl, nb)
-    if mem == "bias":     # [t, g, r] -> lane g, address t*p + r
-        return (b, nl, p), (1, 0, 2), (b * nl * p,)
-    raise ValueError(mem)
-
-
 def _to_lanes(a, mem, b, nl, nb, p):
     """A layer's padded array to its words in every lane, ``(NL, depth)``."""
-    axes, order, _ = _layout(mem, b, nl, nb, p)
+    axes, order, _ = layout(mem, b, nl, nb, p)
     return a.reshape(axes).transpose(order).reshape(nl, -1)
 
 
 def _from_lanes(words, mem, b, nl, nb, p):
     """Inverse of :func:`_to_lanes`."""
-    axes, order, shape = _layout(mem, b, nl, nb, p)
+    axes, order, shape = layout(mem, b, nl, nb, p)
     return words.reshape([axes[i] for i in order]).transpose(np.argsort(order)).reshape(shape)
-
-
-@dataclass(frozen=True)
-class LayerPlacement:
-    """Where one layer lives in the lanes' memories."""
-
-    slots: int
-    weight_base: int
-    k_base: int
-    bias_base: int
-    weight_depth: int
-    k_depth: int
-    bias_depth: int
-
-    def to_json(self):
-        return self.__dict__.copy()
-
-
-def layer_placements(shapes, cfg):
-    """:func:`placements` of layers given as ``((M', N'), p)`` pairs."""
-    nl = cfg.total_lanes
-    out, bases = [], dict.fromkeys(MEMORIES, 0)
-    for (mb, nb), p in shapes:
-        b = cfg.slots(mb)
-        depth = {mem: math.prod(_layout(mem, b, nl, nb, p)[0]) // nl for mem in MEMORIES}
-        out.append(LayerPlacement(b, bases["weight"], bases["k"], bases["bias"],
-                                  depth["weight"], depth["k"], depth["bias"]))
-        for mem in MEMORIES:
-            bases[mem] += depth[mem]
-    return out
 
 
 def placements(model, cfg):
@@ -187,22 +140,9 @@ def placements(model, cfg):
     return layer_placements([(l.matrix.blocks, l.matrix.p) for l in model.layers], cfg)
 
 
-def _widths(layers):
-    """:func:`memory_widths` of layers given as ``(LayerFormats, p)`` pairs."""
-    return {"weight": max(f.weight.bits for f, _ in layers),
-            "k": max(1, max(index_bits(p) for _, p in layers)),
-            "bias": max(f.bias.bits for f, _ in layers)}
-
-
 def memory_widths(model):
-    """Word width of each memory: the widest layer's format (1 bit of k for ``p = 1``)."""
-    return _widths([(l.fmts, l.matrix.p) for l in model.layers])
-
-
-def _memories(widths, places):
-    """The ``memories`` part of a manifest: width, depth and signedness of every memory."""
-    return {mem: {"width": widths[mem], "depth": sum(getattr(pl, f"{mem}_depth") for pl in places),
-                  "signed": mem in SIGNED} for mem in MEMORIES}
+    """Word width of each memory of ``model``'s layers (:func:`.geometry.memory_widths`)."""
+    return layer_widths((l.fmts, l.matrix.p) for l in model.layers)
 
 
 def lane_contents(model, cfg):
@@ -240,7 +180,7 @@ def rom_manifest(model, cfg, images):
         "kind": ROM_KIND, "format_version": ROM_FORMAT_VERSION,
         "generator": f"permdeal {__version__}", "config": cfg.to_json(), "method": model.method,
         "input_format": model.input_format.to_json(), "output_format": model.output_format.to_json(),
-        "memories": _memories(memory_widths(model), places),
+        "memories": Geometry.of(cfg, model.layers).memories(),
         "layers": layers, "images": images,
     }
 
@@ -374,7 +314,7 @@ def _read(folder, manifest=None):
             raise PermdealError(f"{where}: {diff} (from the sizes of this and the earlier layers "
                                 f"on {cfg.n_pe} PE x {cfg.lanes} lanes)")
     mems = json_field(man, "memories", dict, man_path)
-    diff = json_diff(mems, _memories(_widths([(s.fmts, s.p) for s in specs]), places), "memories")
+    diff = json_diff(mems, Geometry.of(cfg, specs).memories(), "memories")
     if diff:
         raise PermdealError(f"{man_path}: {diff} (from the layers' formats, block sizes and "
                             "placements)")

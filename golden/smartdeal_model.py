@@ -202,7 +202,7 @@ def _model(layers, config, where):
 # -- manifest fields --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class LayerSpec:
+class SmartDealLayerSpec:
     """A checked layer description of a SmartDeal manifest: everything but the codes."""
 
     name: str
@@ -246,8 +246,8 @@ class LayerSpec:
 def _spec_of(layer):
     c = layer.codes
     m, n = c.shape
-    return LayerSpec(layer.name, n, m, layer.relu, layer.fmts, dict(layer.saturated), c.S, c.E,
-                     c.rows_per_block, c.e_min, c.b_bits, c.b_frac)
+    return SmartDealLayerSpec(layer.name, n, m, layer.relu, layer.fmts, dict(layer.saturated),
+                              c.S, c.E, c.rows_per_block, c.e_min, c.b_bits, c.b_frac)
 
 
 def _bounded(obj, key, where, lo, hi):
@@ -347,8 +347,8 @@ def _layer_spec(d, where, config, arrays):
         extra = set(a) - set(names)
         if extra:
             raise PermdealError(f"{where}: arrays: unexpected field {sorted(extra)[0]!r}")
-    spec = LayerSpec(name, n_in, n_out, relu, fmts, saturated, S, E, rpb, e_min, b_bits, b_frac,
-                     names)
+    spec = SmartDealLayerSpec(name, n_in, n_out, relu, fmts, saturated, S, E, rpb, e_min, b_bits,
+                              b_frac, names)
     diff = json_diff(h, spec.header(), "smartdeal")
     if diff:
         raise PermdealError(f"{where}: {diff} (from in, out, S, rows_per_block, E, e_min, b_bits, "

@@ -26,9 +26,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from permdeal.errors import PermdealError
-from permdeal.golden.cycles import EngineConfig, WRITEBACK_LATENCY
+from permdeal.golden.cycles import WRITEBACK_LATENCY
 from permdeal.golden.formats import MAX_BITS
-from permdeal.golden.rom import image_name, layer_placements
+from permdeal.golden.geometry import Geometry
+from permdeal.golden.rom import image_name
 
 from .act_banks import ActBanks
 from .blackbox import Blackbox
@@ -58,15 +59,6 @@ class State(enum.Enum, shape=3):
     UNLOAD_START = 6
     UNLOAD = 7
 
-
-
-def _distinct(values):
-    """``values`` without repeats, in order of first appearance."""
-    out = []
-    for v in values:
-        if v not in out:
-            out.append(v)
-    return tuple(out)
 
 
 class Engine(wiring.Component):
@@ -117,43 +109,35 @@ class Engine(wiring.Component):
 
     def __init__(self, cfg, layers, *, contents=None, images=None, rom_dir=None,
                  check_images=True, name="permdeal_engine"):
-        if not isinstance(cfg, EngineConfig):
-            raise PermdealError(f"engine configuration must be an EngineConfig, not {cfg!r}")
-        self._cfg = cfg
-        self._layers = tuple(self._describe(layers))
+        geom = Geometry.of(cfg, layers)
+        self._cfg, self._geom = cfg, geom
+        self._layers = geom.layers
+        for l in geom.layers:
+            if max(l.fmts.act.bits, l.fmts.out.bits) > MAX_BITS:
+                raise PermdealError(f"{l.name}: activations wider than {MAX_BITS} bits")
         nl, d = cfg.total_lanes, cfg.scan_width
         lay = self._layers
-        self._ps = _distinct(l["p"] for l in lay)
-        self._p_prevs = _distinct([d] + [l["p"] for l in lay[:-1]])
-        self._places = layer_placements([((l["mb"], l["nb"]), l["p"]) for l in lay], cfg)
-        self._in_bits = lay[0]["fmts"].act.bits
-        self._out_bits = lay[-1]["fmts"].out.bits
-        self._act_bits = max([self._in_bits] + [l["fmts"].out.bits for l in lay])
-        self._index_bits = max(1, max(l["n_in"] for l in lay).bit_length())
-        # Bank rows: the network input (blocks of D) and every layer's outputs (B*S rows).
-        in_blocks = -(-lay[0]["n_in"] // d)
-        rows = [-(-in_blocks // nl)]
-        rows += [pl.slots * -(-l["p"] // d) for l, pl in zip(lay, self._places)]
-        self._rows = max(rows)
-        weight_bits = max(l["fmts"].weight.bits for l in lay)
-        acc_bits = max([self._act_bits + weight_bits] + [l["fmts"].acc_bits for l in lay])
-        depth = {mem: max(1, sum(getattr(pl, f"{mem}_depth") for pl in self._places))
-                 for mem in ("weight", "k", "bias")}
+        self._ps, self._p_prevs = geom.ps, geom.p_prevs
+        self._places = list(geom.places)
+        self._in_bits, self._out_bits = geom.in_bits, geom.out_bits
+        self._act_bits, self._index_bits = geom.act_bits, geom.index_bits
+        self._rows = geom.bank_rows
+        weight_bits, acc_bits = geom.widths["weight"], geom.acc_bits
+        depth = {mem: max(1, n) for mem, n in geom.depths.items()}
         if depth["weight"] > MAX_MEMORY_WORDS:
             raise PermdealError(
                 f"every lane's weight memory would hold {depth['weight']} words (more than "
                 f"{MAX_MEMORY_WORDS}) for these layers on {cfg.n_pe} PE x {cfg.lanes} lanes; "
                 "use more PEs or lanes, or a larger p")
-        acc_depth = max(pl.slots * l["p"] for l, pl in zip(lay, self._places))
-        self._max_slots = max(pl.slots for pl in self._places)
+        acc_depth = geom.acc_depth
+        self._max_slots = geom.max_slots
 
         if (contents is None) == (images is None):
             raise PermdealError("engine needs exactly one of contents (memory words) and images "
                                 "(a folder of ROM images)")
         self._name = self._module_name(name)
         self._depth = depth
-        self._widths = {"weight": weight_bits, "k": max(1, (max(self._ps) - 1).bit_length()),
-                        "bias": max(l["fmts"].bias.bits for l in lay)}
+        self._widths = geom.widths
         # Every lane's memories live in the top (weights apart from logic); the PEs and their
         # write-back are one Verilog module each, instantiated n_pe times.
         self._rom_dir, self._images, self._contents = rom_dir, None, None
@@ -165,7 +149,7 @@ class Engine(wiring.Component):
         self._pe_proto = PE(cfg.lanes, self._ps, self._act_bits, weight_bits, acc_bits,
                             depth["weight"], depth["k"], acc_depth, external=True,
                             lane_module=f"{self._name}_lane")
-        self._wb_proto = PEWriteback(cfg.lanes, [(l["fmts"], l["relu"]) for l in lay],
+        self._wb_proto = PEWriteback(cfg.lanes, [(l.fmts, l.relu) for l in lay],
                                      depth["bias"], external=True)
         self._banks_proto = ActBanks(nl, d, self._act_bits, self._rows,
                                      bank_module=f"{self._name}_act_bank")
@@ -178,38 +162,6 @@ class Engine(wiring.Component):
         })
 
     # -- construction helpers ------------------------------------------------------------------
-
-    @staticmethod
-    def _describe(layers):
-        """Each layer as a dict of what the hardware needs; checks that they chain."""
-        try:
-            layers = list(layers)
-        except TypeError:
-            raise PermdealError(f"engine layers must be a sequence of layer descriptions, not "
-                                f"{type(layers).__name__}") from None
-        if not layers:
-            raise PermdealError("engine needs at least one layer")
-        out = []
-        for i, l in enumerate(layers):
-            if hasattr(l, "matrix"):  # a QuantLayer
-                (n_out, n_in), p = l.shape, l.matrix.p
-            else:                     # a LayerSpec
-                n_in, n_out, p = l.n_in, l.n_out, l.p
-            name = getattr(l, "name", f"layer {i}")
-            d = {"name": name, "n_in": n_in, "n_out": n_out, "p": p, "fmts": l.fmts,
-                 "relu": l.relu, "mb": -(-n_out // p), "nb": -(-n_in // p)}
-            if out:
-                prev = out[-1]
-                if n_in != prev["n_out"]:
-                    raise PermdealError(f"engine layers do not chain: {prev['name']} gives "
-                                        f"{prev['n_out']} outputs, {name} takes {n_in} inputs")
-                if l.fmts.act != prev["fmts"].out:
-                    raise PermdealError(f"engine layers do not chain: {prev['name']} writes "
-                                        f"{prev['fmts'].out}, {name} reads {l.fmts.act}")
-            if max(l.fmts.act.bits, l.fmts.out.bits) > MAX_BITS:
-                raise PermdealError(f"{name}: activations wider than {MAX_BITS} bits")
-            out.append(d)
-        return out
 
     @staticmethod
     def _module_name(name):
@@ -255,12 +207,18 @@ class Engine(wiring.Component):
         return self._cfg
 
     @property
+    def geometry(self):
+        """The engine's :class:`~permdeal.golden.geometry.Geometry`: every width, depth and
+        address base, as the ROM images and manifests have them."""
+        return self._geom
+
+    @property
     def n_inputs(self):
-        return self._layers[0]["n_in"]
+        return self._layers[0].n_in
 
     @property
     def n_outputs(self):
-        return self._layers[-1]["n_out"]
+        return self._layers[-1].n_out
 
     @property
     def lane_memories(self):
@@ -363,7 +321,7 @@ class Engine(wiring.Component):
                         pe0.k_addr_bits, acc_addr_bits, self._max_slots)
         last = lay[-1]
         out_reader = OutputReader(nl, d, self._act_bits, self._rows, self._out_bits,
-                                  last["n_out"], last["p"])
+                                  last.n_out, last.p)
         m.submodules.reader = reader
         m.submodules.detector = detector
         m.submodules.issuer = issuer
@@ -378,12 +336,12 @@ class Engine(wiring.Component):
         m.d.comb += src.eq(layer[0])
         wide = max(pe0.acc_addr_bits, pe0.w_addr_bits, pe0.k_addr_bits,
                    addr_bits(max(1, sum(p.bias_depth for p in places)))) + 2
-        prev_p = [d] + [l["p"] for l in lay[:-1]]
-        desc_n = self._pick(layer, [l["n_in"] for l in lay], self._index_bits)
-        desc_s = self._pick(layer, [-(-l["p"] // d) for l in lay], unsigned(wide))
+        prev_p = [d] + [l.p for l in lay[:-1]]
+        desc_n = self._pick(layer, [l.n_in for l in lay], self._index_bits)
+        desc_s = self._pick(layer, [-(-l.p // d) for l in lay], unsigned(wide))
         desc_bias = self._pick(layer, [pl.bias_base for pl in places], unsigned(wide))
         u_bits = wide + addr_bits(nl) + 1
-        desc_ustep = self._pick(layer, [nl * l["p"] - l["p"] + 1 for l in lay], unsigned(u_bits))
+        desc_ustep = self._pick(layer, [nl * l.p - l.p + 1 for l in lay], unsigned(u_bits))
 
         m.d.comb += [
             reader.n.eq(desc_n),
@@ -397,7 +355,7 @@ class Engine(wiring.Component):
                 layer, [self._p_prevs.index(p) for p in prev_p], reader.sel_bits))
         if issuer.sel_bits:
             m.d.comb += issuer.sel.eq(self._pick(
-                layer, [self._ps.index(l["p"]) for l in lay], issuer.sel_bits))
+                layer, [self._ps.index(l.p) for l in lay], issuer.sel_bits))
 
         # -- the issue path: banks -> reader -> detector -> issuer -> every PE -------------------
         unloading = Signal()
@@ -469,7 +427,7 @@ class Engine(wiring.Component):
                         m.d.sync += l_bank.eq(l_bank + 1)
                 with m.Else():
                     m.d.sync += l_pos.eq(l_pos + 1)
-                with m.If(eq_const(l_i, lay[0]["n_in"] - 1)):
+                with m.If(eq_const(l_i, lay[0].n_in - 1)):
                     m.d.sync += [l_i.eq(0), l_pos.eq(0), l_bank.eq(0), l_row.eq(0),
                                  layer.eq(0)]
                     m.d.sync += state.eq(State.START)
@@ -486,7 +444,7 @@ class Engine(wiring.Component):
         with m.Elif(state == State.DRAIN):
             m.d.comb += draining.eq(1)
             m.d.sync += a.eq(a + 1)
-            with m.If(self._pick_eq(layer, r, [l["p"] - 1 for l in lay])):
+            with m.If(self._pick_eq(layer, r, [l.p - 1 for l in lay])):
                 m.d.sync += [r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(tbase + desc_s),
                              u.eq(u + desc_ustep)]
             with m.Else():
@@ -495,7 +453,7 @@ class Engine(wiring.Component):
                     m.d.sync += [pos.eq(0), rhi.eq(rhi + 1)]
                 with m.Else():
                     m.d.sync += pos.eq(pos + 1)
-            with m.If(self._pick_eq(layer, a, [pl.slots * l["p"] - 1
+            with m.If(self._pick_eq(layer, a, [pl.slots * l.p - 1
                                                for l, pl in zip(lay, places)])):
                 m.d.sync += flush.eq(0)
                 m.d.sync += state.eq(State.FLUSH)
@@ -550,7 +508,7 @@ class Engine(wiring.Component):
         # never written back).
         keep = []
         for g in range(nl):
-            limits = [l["n_out"] - g * l["p"] for l in lay]
+            limits = [l.n_out - g * l.p for l in lay]
             terms = [Const(0, 1) if lim <= 0 else (u < lim) for lim in limits]
             k = terms[0]
             for i in range(1, n_layers):

@@ -39,7 +39,7 @@ from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden import smartdeal_cycles as sc
 from permdeal.golden.formats import MAX_BITS
-from permdeal.golden.smartdeal_model import LayerSpec, SmartDealLayer, _spec_of, image_name
+from permdeal.golden.smartdeal_model import SmartDealLayer, SmartDealLayerSpec, _spec_of, image_name
 
 from .lint import eq_const
 from .output_reader import output_layout
@@ -71,12 +71,12 @@ def _counter(n):
 
 
 def layer_spec(layer):
-    """The ``golden.smartdeal_model.LayerSpec`` of a ``SmartDealLayer`` (or the spec itself)."""
-    if isinstance(layer, LayerSpec):
+    """The ``golden.smartdeal_model.SmartDealLayerSpec`` of a ``SmartDealLayer`` (or the spec itself)."""
+    if isinstance(layer, SmartDealLayerSpec):
         return layer
     if isinstance(layer, SmartDealLayer):
         return _spec_of(layer)
-    raise PermdealError(f"SmartDeal layer unit: a SmartDealLayer or its LayerSpec is needed, not "
+    raise PermdealError(f"SmartDeal layer unit: a SmartDealLayer or its SmartDealLayerSpec is needed, not "
                         f"{type(layer).__name__}")
 
 
@@ -113,7 +113,7 @@ class SmartDealLayerUnit(wiring.Component):
 
     Parameters
     ----------
-    layer : golden.smartdeal_model.SmartDealLayer or LayerSpec
+    layer : golden.smartdeal_model.SmartDealLayer or SmartDealLayerSpec
         The layer: shape, ``S``, ``E``, ``b_B``, rows per block, formats, ReLU, alignment.
     images : path
         The folder of the model's ROM images (``golden.smartdeal_model.write_rom``); the unit
@@ -176,7 +176,7 @@ class SmartDealLayerUnit(wiring.Component):
 
     @property
     def spec(self):
-        """The layer's ``golden.smartdeal_model.LayerSpec``."""
+        """The layer's ``golden.smartdeal_model.SmartDealLayerSpec``."""
         return self._spec
 
     @property

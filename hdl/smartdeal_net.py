@@ -35,7 +35,7 @@ class SmartDealNet(wiring.Component):
 
     Parameters
     ----------
-    layers : sequence of golden.smartdeal_model.SmartDealLayer or LayerSpec
+    layers : sequence of golden.smartdeal_model.SmartDealLayer or SmartDealLayerSpec
         The model's layers, in order; each layer's input format is the previous output format.
     images : path
         The folder of the model's ROM images (``golden.smartdeal_model.write_rom``).

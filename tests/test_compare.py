@@ -1,4 +1,4 @@
-"""``permdeal compare`` (gen/compare.py) against arithmetic written here.
+"""``permdeal compare`` (permdeal/api/compare.py) against arithmetic written here.
 
 Every column of the table is checked on small layers against an independent count: storage by
 formula and by loops over block positions, multiplies by brute-force loops over the actual

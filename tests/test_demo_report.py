@@ -1,4 +1,4 @@
-"""The demo's report writer (``gen/demo_report.py``) on a small hand-made figures dict."""
+"""The demo's report writer (``permdeal/api/demo_report.py``) on a small hand-made figures dict."""
 
 import re
 import struct

@@ -284,7 +284,7 @@ def test_unit_rejects_bad_parameters(images):
     with pytest.raises(PermdealError, match=r"^shift-add lanes must be an integer in \[1, 4\], "
                                             r"not 0$"):
         SmartDealLayerUnit(layer, rom, lanes=0)
-    with pytest.raises(PermdealError, match="a SmartDealLayer or its LayerSpec is needed, not "
+    with pytest.raises(PermdealError, match="a SmartDealLayer or its SmartDealLayerSpec is needed, not "
                                             "QuantLayer"):
         from permdeal.golden.compress import compress_permdiag
         pd = compress_permdiag([FloatLayer("a", np.ones((4, 4)), np.zeros(4))], 2,

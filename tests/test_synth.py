@@ -10,7 +10,7 @@ import pytest
 from permdeal.errors import PermdealError, ToolMissing
 from permdeal.cli import main
 from permdeal.golden.cycles import EngineConfig
-from permdeal.golden.rom import layer_placements
+from permdeal.golden.geometry import layer_placements
 from permdeal.hdl.rom import ROM_SOURCE
 from permdeal.synth import designs, ecp5, flow, memory, scripts, tools
 from permdeal.synth.stats import breakdown, read_stat

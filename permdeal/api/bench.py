@@ -18,7 +18,7 @@ Four parts (``--parts``, default all):
   layer, generated for an engine with ``1/scale`` of the paper's lanes (:func:`scaled_engine`, so
   that ``B`` stays the full layer's) and simulated on a few inputs; the RTL's cycles must equal
   the cycle model's and its outputs the golden model's, input by input.
-- ``flow``: the RTL flow's own figures (:func:`gen.engine_bench.run`): generation time, simulator
+- ``flow``: the RTL flow's own figures (:func:`.engine_bench.run`): generation time, simulator
   build time, simulated cycles per second, on one random layer.
 - ``golden``: the golden model's speed (:func:`golden.bench.golden_bench`): projection and matvec
   timings of a large layer (default EIE's Alex-6) for several block sizes.
@@ -304,7 +304,7 @@ def eie_tables(res):
 def rtl_validation(layers, scale, cfg, sims, inputs, workdir, seed, bar=None):
     """Part ``rtl``: every layer scaled by ``scale`` (:func:`scaled_shape`, same ``p`` and
     densities), compressed from a random float layer, generated for ``cfg`` and simulated on
-    ``inputs`` random inputs on each of ``sims`` (:func:`gen.engine_bench.engine_figures`).
+    ``inputs`` random inputs on each of ``sims`` (:func:`.engine_bench.engine_figures`).
     Returns one row per layer with the RTL's and the cycle model's cycles per input; ``bar``
     (a tqdm bar) shows the progress."""
     full = paper_engine()
@@ -433,7 +433,7 @@ def _rtl_engine(o):
 
 def _check_rtl(layers, o, cfg):
     """Refuse a scaled layer whose weight memory per lane is beyond the engine's limit."""
-    from permdeal.golden.rom import layer_placements
+    from permdeal.golden.geometry import layer_placements
     from permdeal.hdl.engine import MAX_MEMORY_WORDS
     for layer in layers:
         p = block_size(layer)

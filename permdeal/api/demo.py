@@ -52,8 +52,8 @@ def _step(text):
 
 
 def _run_rtl(what, simulate_fn, design, out, sim, codes, golden, labels):
-    """Simulate input ``codes`` on ``design`` with ``simulate_fn`` (``gen.sim`` or
-    ``gen.smartdeal_sim``'s ``simulate``) into ``out`` and compare the RTL's outputs with the
+    """Simulate input ``codes`` on ``design`` with ``simulate_fn`` (``verif.sim`` or
+    ``verif.smartdeal_sim``'s ``simulate``) into ``out`` and compare the RTL's outputs with the
     golden model's ``golden`` image by image; prints a line, returns the figures. A missing
     simulator is reported, not fatal (the rest of the demo stands without it); a mismatch is
     kept in the figures, not raised, so that the demo still writes its folder to look at."""

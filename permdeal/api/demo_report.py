@@ -5,7 +5,7 @@ The Markdown and the HTML come from one list of blocks (headings, text, tables, 
 say the same; :func:`summary_rows` is also the table the demo prints. The plots are drawn with
 matplotlib's Agg backend, without a timestamp, so the same figures give the same bytes.
 
-The figures it reads (the demo's, ``gen/demo.py``): ``sizes``, ``p``, ``seed``, ``engine``
+The figures it reads (the demo's, ``permdeal/api/demo.py``): ``sizes``, ``p``, ``seed``, ``engine``
 (``n_pe``, ``lanes``, ``scan_width``), the accuracies ``float_dense_accuracy``,
 ``float_pd_accuracy`` and ``golden_fixed_accuracy``, ``compression_ratio``,
 ``weight_storage_bits`` (``dense_16bit``, ``permdiag``), ``cycles_per_image``,

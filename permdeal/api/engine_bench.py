@@ -74,7 +74,7 @@ def check_args(pes_list, lanes, shape, p, density, flag=""):
     """Refuse a benchmark that cannot run: a density outside (0, 1], or a layer whose weight
     memory per lane exceeds the engine's limit on one of the PE counts. ``flag`` prefixes the
     flag names in the messages (``"flow-"`` for ``permdeal bench``)."""
-    from permdeal.golden.rom import layer_placements
+    from permdeal.golden.geometry import layer_placements
     from permdeal.hdl.engine import MAX_MEMORY_WORDS
     if not 0 < density <= 1:
         raise PermdealError(f"--{flag}density must lie in (0, 1], not {density}")
@@ -93,7 +93,7 @@ def engine_figures(model, x, cfg, sims, workdir, seed=0, progress=print, label=N
     input codes ``x`` (batch x n) on each of ``sims`` (results in ``workdir/res-SIM``).
 
     Returns ``{"pes", "lanes", "gen_seconds", "verilog_bytes", "sims": {sim: figures}}``; the
-    figures are :func:`gen.sim.simulate`'s timings, cycles (RTL and cycle model, per input) and
+    figures are :func:`permdeal.verif.sim.simulate`'s timings, cycles (RTL and cycle model, per input) and
     golden match, plus ``images_equal``: per input, whether every output equals the golden
     model's (read back from the RTL's ``outputs.npy``).
     """

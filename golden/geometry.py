@@ -1,0 +1,241 @@
+"""The PermDNN engine's geometry: every width, depth, address base and bank size that follows from
+an engine configuration and its layers, computed once (docs/design.md sections 4.2 and 6).
+
+The ROM-image writer and reader (:mod:`.rom`), the generator (``hdl.engine``), the manifests and
+the reports all take these figures from :class:`Geometry`; none derives them again.
+
+Memory addressing of one layer in every lane (:func:`layout` is the one statement of it):
+
+``weight``  address ``base + j*B + t``: the weight that input ``j`` meets in the lane's slot ``t``;
+``k``       address ``base + J*B + t``: the permutation value ``k[I, J]``;
+``bias``    address ``base + t*p + r``: the bias of output row ``I*p + r``;
+
+with block-row ``I = t*NL + g`` in lane ``g`` (``NL`` lanes in all) and ``B`` slots per lane.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+from permdeal.errors import PermdealError
+
+from .cycles import EngineConfig
+from .formats import LayerFormats
+from .permdiag import index_bits
+
+#: The three memories of every lane, in manifest order.
+MEMORIES = ("weight", "k", "bias")
+#: The memories holding two's-complement words (``k`` is unsigned).
+SIGNED = frozenset({"weight", "bias"})
+
+
+@dataclass(frozen=True)
+class EngineLayer:
+    """What the engine needs of one layer: its ``name``, ``n_in`` inputs, ``n_out`` outputs,
+    block size ``p``, ``relu`` and number formats ``fmts``."""
+
+    name: str
+    n_in: int
+    n_out: int
+    p: int
+    relu: bool
+    fmts: LayerFormats
+
+    @property
+    def blocks(self) -> tuple[int, int]:
+        """``(M', N')``: block-rows and block-columns."""
+        return -(-self.n_out // self.p), -(-self.n_in // self.p)
+
+    @classmethod
+    def of(cls, layer, index: int) -> EngineLayer:
+        """The engine layer of a ``QuantLayer`` (with its ``matrix``) or a ``LayerSpec``."""
+        if hasattr(layer, "matrix"):
+            (n_out, n_in), p = layer.shape, layer.matrix.p
+        else:
+            n_in, n_out, p = layer.n_in, layer.n_out, layer.p
+        return cls(getattr(layer, "name", f"layer {index}"), n_in, n_out, p, bool(layer.relu),
+                   layer.fmts)
+
+
+def layout(mem: str, b: int, nl: int, nb: int, p: int):
+    """The addressing of one layer's words in ``mem`` (module docstring), for writer and reader.
+
+    Returns ``(axes, order, shape)``: the layer's padded array of ``shape`` (``weight``: the column
+    view ``[I, J, c]``; ``k``: ``[I, J]``; ``bias``: ``[i]``) splits into ``axes`` by
+    ``I = t*NL + g`` (and ``i = I*p + r``); ``order`` puts the lane ``g`` first and then the
+    address digits, most significant first.
+    """
+    if mem == "weight":   # [t, g, J, c] -> lane g, address (J*p + c)*B + t
+        return (b, nl, nb, p), (1, 2, 3, 0), (b * nl, nb, p)
+    if mem == "k":        # [t, g, J] -> lane g, address J*B + t
+        return (b, nl, nb), (1, 2, 0), (b * nl, nb)
+    if mem == "bias":     # [t, g, r] -> lane g, address t*p + r
+        return (b, nl, p), (1, 0, 2), (b * nl * p,)
+    raise ValueError(mem)
+
+
+@dataclass(frozen=True)
+class LayerPlacement:
+    """Where one layer lives in the lanes' memories: ``slots`` (``B``), and per memory its base
+    address and depth."""
+
+    slots: int
+    weight_base: int
+    k_base: int
+    bias_base: int
+    weight_depth: int
+    k_depth: int
+    bias_depth: int
+
+    def to_json(self) -> dict:
+        return self.__dict__.copy()
+
+
+def layer_placements(shapes, cfg: EngineConfig) -> list[LayerPlacement]:
+    """The placements of layers given as ``((M', N'), p)`` pairs, in order."""
+    nl = cfg.total_lanes
+    out, bases = [], dict.fromkeys(MEMORIES, 0)
+    for (mb, nb), p in shapes:
+        b = cfg.slots(mb)
+        depth = {mem: math.prod(layout(mem, b, nl, nb, p)[0]) // nl for mem in MEMORIES}
+        out.append(LayerPlacement(b, bases["weight"], bases["k"], bases["bias"],
+                                  depth["weight"], depth["k"], depth["bias"]))
+        for mem in MEMORIES:
+            bases[mem] += depth[mem]
+    return out
+
+
+def memory_widths(layers) -> dict[str, int]:
+    """Word width of each memory for layers given as ``(LayerFormats, p)`` pairs: the widest
+    layer's format (1 bit of ``k`` for ``p = 1``)."""
+    layers = list(layers)
+    return {"weight": max(f.weight.bits for f, _ in layers),
+            "k": max(1, max(index_bits(p) for _, p in layers)),
+            "bias": max(f.bias.bits for f, _ in layers)}
+
+
+def _distinct(values) -> tuple:
+    """``values`` without repeats, in order of first appearance."""
+    out = []
+    for v in values:
+        if v not in out:
+            out.append(v)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """An engine's geometry: its configuration ``cfg`` and checked ``layers``
+    (:class:`EngineLayer`), and every figure derived from them."""
+
+    cfg: EngineConfig
+    layers: tuple[EngineLayer, ...]
+
+    @classmethod
+    def of(cls, cfg: EngineConfig, layers) -> Geometry:
+        """The geometry of ``layers`` (``QuantLayer`` s, ``LayerSpec`` s or :class:`EngineLayer`
+        s) on ``cfg``; checks that the layers chain (shapes and formats)."""
+        if not isinstance(cfg, EngineConfig):
+            raise PermdealError(f"engine configuration must be an EngineConfig, not {cfg!r}")
+        try:
+            layers = list(layers)
+        except TypeError:
+            raise PermdealError(f"engine layers must be a sequence of layer descriptions, not "
+                                f"{type(layers).__name__}") from None
+        if not layers:
+            raise PermdealError("engine needs at least one layer")
+        out: list[EngineLayer] = []
+        for i, layer in enumerate(layers):
+            e = layer if isinstance(layer, EngineLayer) else EngineLayer.of(layer, i)
+            if out:
+                prev = out[-1]
+                if e.n_in != prev.n_out:
+                    raise PermdealError(f"engine layers do not chain: {prev.name} gives "
+                                        f"{prev.n_out} outputs, {e.name} takes {e.n_in} inputs")
+                if e.fmts.act != prev.fmts.out:
+                    raise PermdealError(f"engine layers do not chain: {prev.name} writes "
+                                        f"{prev.fmts.out}, {e.name} reads {e.fmts.act}")
+            out.append(e)
+        return cls(cfg, tuple(out))
+
+    @functools.cached_property
+    def places(self) -> tuple[LayerPlacement, ...]:
+        """Every layer's :class:`LayerPlacement`."""
+        return tuple(layer_placements([(l.blocks, l.p) for l in self.layers], self.cfg))
+
+    @functools.cached_property
+    def widths(self) -> dict[str, int]:
+        """Word width of every memory (:func:`memory_widths`)."""
+        return memory_widths((l.fmts, l.p) for l in self.layers)
+
+    @functools.cached_property
+    def depths(self) -> dict[str, int]:
+        """Words of every memory in each lane: the layers' depths added up."""
+        return {mem: sum(getattr(pl, f"{mem}_depth") for pl in self.places) for mem in MEMORIES}
+
+    def memories(self) -> dict:
+        """The ``memories`` part of a ROM manifest: width, depth and signedness of each."""
+        return {mem: {"width": self.widths[mem], "depth": self.depths[mem],
+                      "signed": mem in SIGNED} for mem in MEMORIES}
+
+    @property
+    def ps(self) -> tuple[int, ...]:
+        """The distinct block sizes, in layer order."""
+        return _distinct(l.p for l in self.layers)
+
+    @property
+    def p_prevs(self) -> tuple[int, ...]:
+        """The distinct block sizes in which the layers read their inputs: the scan width for the
+        network input (blocks of ``D``), then each earlier layer's ``p``."""
+        return _distinct([self.cfg.scan_width] + [l.p for l in self.layers[:-1]])
+
+    @property
+    def in_bits(self) -> int:
+        return self.layers[0].fmts.act.bits
+
+    @property
+    def out_bits(self) -> int:
+        return self.layers[-1].fmts.out.bits
+
+    @property
+    def act_bits(self) -> int:
+        """The activation banks' word width: the widest input or output format."""
+        return max([self.in_bits] + [l.fmts.out.bits for l in self.layers])
+
+    @property
+    def index_bits(self) -> int:
+        """Bits of an input index ``j`` (the longest layer input)."""
+        return max(1, max(l.n_in for l in self.layers).bit_length())
+
+    @property
+    def bank_rows(self) -> int:
+        """Rows of every activation bank: the network input (blocks of ``D``) and every layer's
+        outputs (``B * ceil(p / D)`` rows), whichever is the most."""
+        nl, d = self.cfg.total_lanes, self.cfg.scan_width
+        in_blocks = -(-self.layers[0].n_in // d)
+        rows = [-(-in_blocks // nl)]
+        rows += [pl.slots * -(-l.p // d) for l, pl in zip(self.layers, self.places)]
+        return max(rows)
+
+    @property
+    def acc_bits(self) -> int:
+        """Accumulator width: every layer's, and at least a product's."""
+        return max([self.act_bits + self.widths["weight"]] + [l.fmts.acc_bits for l in self.layers])
+
+    @property
+    def acc_depth(self) -> int:
+        """Accumulators per lane: the largest ``B * p`` of a layer."""
+        return max(pl.slots * l.p for l, pl in zip(self.layers, self.places))
+
+    @property
+    def max_slots(self) -> int:
+        return max(pl.slots for pl in self.places)
+
+    def to_json(self) -> dict:
+        """The figures reports and manifests show."""
+        return {"memories": self.memories(), "bank_rows": self.bank_rows,
+                "act_bits": self.act_bits, "acc_bits": self.acc_bits,
+                "acc_depth": self.acc_depth, "index_bits": self.index_bits,
+                "placements": [pl.to_json() for pl in self.places]}
