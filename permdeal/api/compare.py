@@ -28,7 +28,6 @@ methods compared are those of the registry, in its order.
 """
 
 import dataclasses
-import io
 import json
 import math
 import time
@@ -50,7 +49,8 @@ from permdeal.golden.train import MLP, init_mlp, load_digits_split, train
 from permdeal.golden.train import _forward as forward
 from permdeal.golden.workloads import EIE, EIE_LAYERS, eie_layer
 from permdeal.methods.figures import dense_mlp
-from permdeal.tables import pct, table
+
+from .compare_report import plot, text
 
 #: Random input vectors per layer or model when no data set gives the inputs (``--vectors``).
 VECTORS = 4
@@ -170,20 +170,20 @@ def _int_list(text, flag):
     return [integer(v, flag, 1) for v in values]
 
 
-def settings(args, kind):
-    """Check the options ``args`` (:class:`CompareOptions`) for a workload of ``kind``
+def settings(opts, kind):
+    """Check the options ``opts`` (:class:`CompareOptions`) for a workload of ``kind``
     (``"model"`` or ``"eie"``)."""
     pes, lanes = DEFAULT_BUDGET[kind]
-    density = _fraction(args.density, "--density", allow="eie")
+    density = _fraction(opts.density, "--density", allow="eie")
     if density is None and kind != "eie":
         raise PermdealError("--density eie (the published densities) needs --eie-layers")
-    cap = None if str(args.sme_cap).strip().lower() == "none" else args.sme_cap
+    cap = None if str(opts.sme_cap).strip().lower() == "none" else opts.sme_cap
     if cap is not None:
         try:
             cap = int(cap)
         except ValueError:
             raise PermdealError(f"--sme-cap must be an integer >= 1 or 'none', not "
-                                f"{args.sme_cap!r}") from None
+                                f"{opts.sme_cap!r}") from None
         integer(cap, "--sme-cap", 1, LIMITS["weight_bits"][2])
     xbar = {"rows": "--xbar-rows", "cols": "--xbar-cols", "cell_bits": "--cell-bits",
             "dac_bits": "--dac-bits", "adc_bits": "--adc-bits",
@@ -191,21 +191,21 @@ def settings(args, kind):
     dest = {"rows": "xbar_rows", "cols": "xbar_cols", "weight_bits": "xbar_weight_bits"}
     for name, flag in xbar.items():
         _, lo, hi = LIMITS[name]
-        integer(getattr(args, dest.get(name, name)), flag, lo, hi)
+        integer(getattr(opts, dest.get(name, name)), flag, lo, hi)
     return Settings(
-        p=integer(args.p, "--p", 1), k=integer(args.k, "--k", 1), density=density,
-        S=integer(args.S, "--S", 1, sd.MAX_S), E=integer(args.E, "--E", *sd.E_RANGE),
-        b_bits=integer(args.b_bits, "--b-bits", *sd.B_BITS_RANGE), sme_cap=cap,
-        sme_threshold=integer(args.sme_threshold, "--sme-threshold", 0),
+        p=integer(opts.p, "--p", 1), k=integer(opts.k, "--k", 1), density=density,
+        S=integer(opts.S, "--S", 1, sd.MAX_S), E=integer(opts.E, "--E", *sd.E_RANGE),
+        b_bits=integer(opts.b_bits, "--b-bits", *sd.B_BITS_RANGE), sme_cap=cap,
+        sme_threshold=integer(opts.sme_threshold, "--sme-threshold", 0),
         engine=pd_cycles.EngineConfig(
-            integer(pes if args.pes is None else args.pes, "--pes", 1),
-            integer(lanes if args.lanes is None else args.lanes, "--lanes", 1),
-            integer(args.scan_width, "--scan-width", 1)),
-        fifo_depth=integer(args.fifo_depth, "--fifo-depth", 1),
-        xbar=CrossbarConfig(**{name: getattr(args, dest.get(name, name)) for name in xbar}),
-        epochs=integer(args.epochs, "--epochs", 1),
-        finetune_epochs=integer(args.finetune_epochs, "--finetune-epochs", 0),
-        seed=integer(args.seed, "--seed", 0))
+            integer(pes if opts.pes is None else opts.pes, "--pes", 1),
+            integer(lanes if opts.lanes is None else opts.lanes, "--lanes", 1),
+            integer(opts.scan_width, "--scan-width", 1)),
+        fifo_depth=integer(opts.fifo_depth, "--fifo-depth", 1),
+        xbar=CrossbarConfig(**{name: getattr(opts, dest.get(name, name)) for name in xbar}),
+        epochs=integer(opts.epochs, "--epochs", 1),
+        finetune_epochs=integer(opts.finetune_epochs, "--finetune-epochs", 0),
+        seed=integer(opts.seed, "--seed", 0))
 
 
 # -- workloads ------------------------------------------------------------------------------------
@@ -244,26 +244,26 @@ def random_inputs(n, density, count, rng):
     return X
 
 
-def workload(args):
-    """The :class:`Workload` the options ``args`` (:class:`CompareOptions`) ask for (the digits
+def workload(opts):
+    """The :class:`Workload` the options ``opts`` (:class:`CompareOptions`) ask for (the digits
     MLP trained here by default)."""
     from permdeal.golden.model import load_float_model
-    if args.model is not None and args.eie_layers is not None:
+    if opts.model is not None and opts.eie_layers is not None:
         raise PermdealError("give --model or --eie-layers, not both")
-    seed = integer(args.seed, "--seed", 0)
-    vectors = VECTORS if args.vectors is None else integer(args.vectors, "--vectors", 1)
+    seed = integer(opts.seed, "--seed", 0)
+    vectors = VECTORS if opts.vectors is None else integer(opts.vectors, "--vectors", 1)
     rng = np.random.default_rng(seed)
-    on_digits = args.eie_layers is None and (args.model is None or args.data == "digits")
+    on_digits = opts.eie_layers is None and (opts.model is None or opts.data == "digits")
     if on_digits:
-        for flag, value in (("--vectors", args.vectors), ("--input-density", args.input_density)):
+        for flag, value in (("--vectors", opts.vectors), ("--input-density", opts.input_density)):
             if value is not None:
                 raise PermdealError(f"{flag} sets the random inputs, but the inputs here are the "
                                     "digits test images (random inputs come with --eie-layers, "
                                     "or --model without --data digits)")
-    if args.eie_layers is not None:
-        if args.data == "digits":
+    if opts.eie_layers is not None:
+        if opts.data == "digits":
             raise PermdealError("--data digits does not apply to --eie-layers (random layers)")
-        names = [t.strip() for t in args.eie_layers.split(",") if t.strip()]
+        names = [t.strip() for t in opts.eie_layers.split(",") if t.strip()]
         if not names:
             raise PermdealError("--eie-layers needs 'all' or layer names separated by commas")
         try:
@@ -275,46 +275,46 @@ def workload(args):
         for l in layers:
             m, n = l.shape
             W = rng.standard_normal((m, n)) / math.sqrt(n)
-            dens = (l.act_density if args.input_density is None
-                    else _fraction(args.input_density, "--input-density"))
+            dens = (l.act_density if opts.input_density is None
+                    else _fraction(opts.input_density, "--input-density"))
             nets.append(Net(dense_mlp([(W, np.zeros(m))]), [l.name],
                             random_inputs(n, dens, vectors, rng), l.weight_density))
         title = (f"EIE layers {', '.join(l.name for l in layers)}: random N(0, 1/n) weights "
                  f"(seed {seed}); {vectors} random input vector(s) per layer at "
-                 + ("the layer's activation density" if args.input_density is None
-                    else f"density {args.input_density}"))
+                 + ("the layer's activation density" if opts.input_density is None
+                    else f"density {opts.input_density}"))
         return Workload("eie", title, nets, None, [])
-    if args.model is None:
-        if args.data == "none":
+    if opts.model is None:
+        if opts.data == "none":
             raise PermdealError("--data none needs --model (the digits MLP is trained on digits)")
-        hidden = _int_list(args.hidden, "--hidden")
+        hidden = _int_list(opts.hidden, "--hidden")
         data = load_digits_split(seed)
         sizes = [data[0].shape[1], *hidden, 10]
-        epochs = integer(args.epochs, "--epochs", 1)
+        epochs = integer(opts.epochs, "--epochs", 1)
         model = train(init_mlp(sizes, seed=seed), data[0], data[1], epochs=epochs, seed=seed)
         title = (f"digits MLP {'-'.join(map(str, sizes))} (trained here, {epochs} epochs, seed "
                  f"{seed}); counts are means over the {len(data[2])} test images")
         names = [f"fc{i + 1}" for i in range(len(sizes) - 1)]
         return Workload("model", title, [Net(model, names, data[2])], data, [])
-    layers = load_float_model(args.model)
+    layers = load_float_model(opts.model)
     model = dense_mlp([(l.weight, l.bias) for l in layers])
     names = [l.name for l in layers]
     sizes = "-".join(map(str, model.sizes))
-    if args.data == "digits":
+    if opts.data == "digits":
         data = load_digits_split(seed)
         if model.sizes[0] != data[0].shape[1] or model.sizes[-1] != 10:
             raise PermdealError(f"--data digits needs a model of {data[0].shape[1]} inputs and 10 "
-                                f"outputs; {args.model} is {sizes}")
-        title = (f"{args.model} ({sizes}) on digits; counts are means over the {len(data[2])} "
+                                f"outputs; {opts.model} is {sizes}")
+        title = (f"{opts.model} ({sizes}) on digits; counts are means over the {len(data[2])} "
                  "test images")
-        return Workload("model", title, [Net(model, names, data[2])], data, [args.model])
-    dens = 0.5 if args.input_density is None else _fraction(args.input_density,
+        return Workload("model", title, [Net(model, names, data[2])], data, [opts.model])
+    dens = 0.5 if opts.input_density is None else _fraction(opts.input_density,
                                                             "--input-density")
-    title = (f"{args.model} ({sizes}), no data set; {vectors} random input vector(s) at density "
+    title = (f"{opts.model} ({sizes}), no data set; {vectors} random input vector(s) at density "
              f"{dens:g} (seed {seed})")
     return Workload("model", title,
                     [Net(model, names, random_inputs(model.sizes[0], dens, vectors, rng))],
-                    None, [args.model])
+                    None, [opts.model])
 
 
 def check_fit(wl, st):
@@ -376,165 +376,48 @@ def compare(wl, st, log=None):
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
-# -- text and plot --------------------------------------------------------------------------------
-
-def _n(v):
-    return "-" if v is None else f"{v:,.0f}"
-
-
-def text(res):
-    """The printed report: the per-layer table (when there are several layers), the totals, the
-    counting rules."""
-    st = res["settings"]
-    e, x = st["engine"], st["xbar"]
-    lines = [f"permdeal compare: {res['workload']['title']}",
-             f"budget: {e['n_pe']} PE x {e['lanes']} lanes = {st['multipliers']} multipliers "
-             f"(EIE: {st['multipliers']} PEs, FIFO depth {st['fifo_depth']}); crossbars "
-             f"{x['rows']}x{x['cols']}, {x['cell_bits']}-bit cells, {x['dac_bits']}-bit DAC, "
-             f"{x['adc_bits']}-bit ADC, {x['weight_bits']}-bit weights, {x['input_bits']}-bit "
-             "inputs"]
-    fmts = res["formats"]
-    n_layers = len(fmts[0]["layers"])
-    if n_layers > 1:
-        rows = []
-        for i in range(n_layers):
-            for f in fmts:
-                l = f["layers"][i]
-                rows.append([l["layer"], f"{l['shape'][1]} x {l['shape'][0]}", f["label"],
-                             pct(l["input_density"]), _n(l["storage_bits"]),
-                             _n(l["index_bits"]), _n(l["multiplies"]), _n(l["cycles"]),
-                             _n(l.get("crossbars"))])
-        lines += ["", "per layer", table(["layer", "in x out", "format", "x density",
-                                          "storage bits", "index bits", "multiplies", "cycles",
-                                          "crossbars"], rows, "lllrrrrrr")]
-    dense_bits = fmts[0]["total"]["storage_bits"]
-    rows = []
-    has_acc = any(f["accuracy"] for f in fmts)
-    for f in fmts:
-        t = f["total"]
-        row = [f["label"], f["setting"], _n(t["storage_bits"]),
-               f"{dense_bits / t['storage_bits']:.2f}x", _n(t["index_bits"]),
-               _n(t["multiplies"]), _n(t["cycles"]), _n(t["crossbars"]),
-               pct(t["crossbar_utilization"]), _n(t["crossbar_reads"])]
-        if has_acc:
-            a = f["accuracy"]
-            row.append("-" if not a else pct(a["float"]) + (
-                "" if a.get("finetuned", True) else " (not fine-tuned)"))
-        rows.append(row)
-    head = ["format", "setting", "storage bits", "vs dense", "index bits", "multiplies",
-            "cycles", "crossbars", "xbar util", "xbar reads"] + (["accuracy"] if has_acc else [])
-    lines += ["", f"total over {n_layers} layer(s), per inference",
-              table(head, rows, "ll" + "r" * (len(head) - 2))]
-    if has_acc:
-        lines.append(_accuracy_note(fmts, res["settings"]["finetune_epochs"] > 0))
-    lines += ["", "how each figure is counted:"]
-    lines += [f"- {f['label']}: {f['rule']}" for f in fmts]
-    lines += [f"- {res['crossbar_rule']}", "", f"({res['seconds']:.1f} s)"]
-    return "\n".join(lines) + "\n"
-
-
-def _accuracy_note(fmts, finetuned):
-    """One line on what each accuracy is: each method's own phrase."""
-    parts = []
-    for f in fmts:
-        note = methods.get(f["format"]).accuracy_note(f["accuracy"], f["setting"]) \
-            if f["accuracy"] else None
-        if note:
-            parts.append(note)
-    if not finetuned:
-        parts.append("--finetune-epochs 0: nothing fine-tuned")
-    return "accuracy (float, test set): " + "; ".join(parts)
-
-
-def plot(res):
-    """PNG bytes: storage against accuracy (or storage alone), multiplies and cycles, crossbars."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fmts = res["formats"]
-    labels = [f["label"] for f in fmts]
-    tot = [f["total"] for f in fmts]
-    with matplotlib.rc_context({"font.size": 9}):
-        fig, (a0, a1, a2) = plt.subplots(1, 3, figsize=(15, 4.4))
-        if all(f["accuracy"] for f in fmts):
-            for i, (f, t) in enumerate(zip(fmts, tot)):
-                a0.scatter(t["storage_bits"], 100 * f["accuracy"]["float"], s=40)
-                a0.annotate(f["label"], (t["storage_bits"], 100 * f["accuracy"]["float"]),
-                            textcoords="offset points", xytext=(5, 4 if i % 2 else -11))
-            a0.set_xscale("log")
-            a0.set_xlabel("storage (bits, log)")
-            a0.set_ylabel("test accuracy (%)")
-            a0.set_title("storage against accuracy")
-        else:
-            a0.bar(labels, [t["storage_bits"] for t in tot], color="tab:blue")
-            a0.set_yscale("log")
-            a0.set_ylabel("storage (bits, log)")
-            a0.set_title("storage")
-            a0.tick_params(axis="x", rotation=30)
-        xs = np.arange(len(fmts))
-        for off, key, color in ((-0.2, "multiplies", "tab:orange"), (0.2, "cycles", "tab:green")):
-            a1.bar(xs + off, [t[key] or 0 for t in tot], 0.4, label=key, color=color)
-        a1.set_xticks(xs, labels, rotation=30)
-        a1.set_yscale("log")
-        a1.set_title(f"per inference, {res['settings']['multipliers']} multipliers")
-        a1.legend(loc="upper center")
-        xb = [(f["label"], f["total"]["crossbars"]) for f in fmts
-              if f["total"]["crossbars"] is not None]
-        a2.bar([l for l, _ in xb], [v for _, v in xb], color="tab:purple")
-        x = res["settings"]["xbar"]
-        a2.set_title(f"crossbars ({x['rows']}x{x['cols']}, {x['cell_bits']}-bit cells)")
-        a2.tick_params(axis="x", rotation=30)
-        for ax in (a0, a1, a2):
-            ax.grid(True, alpha=0.3)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
-        plt.close(fig)
-    return buf.getvalue()
-
-
 # -- the command ----------------------------------------------------------------------------------
 
 def run(**options):
     """``permdeal compare`` with the options of :class:`CompareOptions`: compute, print, write
     the outputs; returns the exit code."""
     try:
-        args = CompareOptions(**options)
+        opts = CompareOptions(**options)
     except TypeError as e:
         raise PermdealError(f"compare: {e} (options: {', '.join(OPTIONS)})") from None
-    if args.output is not None and (args.json or args.plot):
+    if opts.output is not None and (opts.json or opts.plot):
         raise PermdealError("give -o DIR or --json/--plot, not both")
-    kind = "eie" if args.eie_layers is not None else "model"
-    st = settings(args, kind)
-    inputs = [args.model] if args.model else []
-    files = [f for f in (args.json, args.plot) if f]
+    kind = "eie" if opts.eie_layers is not None else "model"
+    st = settings(opts, kind)
+    inputs = [opts.model] if opts.model else []
+    files = [f for f in (opts.json, opts.plot) if f]
     if len(files) == 2 and Path(files[0]).resolve() == Path(files[1]).resolve():
         raise PermdealError("--json and --plot name the same file")
     for f in files:
-        atomic.check_new_file(f, args.force, inputs)
+        atomic.check_new_file(f, opts.force, inputs)
 
     def compute():
         t0 = time.perf_counter()
-        wl = workload(args)
+        wl = workload(opts)
         res = compare(wl, st)
         res["seconds"] = round(time.perf_counter() - t0, 1)  # training the digits MLP included
         return res, text(res)
 
-    if args.output is not None:
-        with atomic.output_dir(args.output, inputs=inputs) as tmp:
+    if opts.output is not None:
+        with atomic.output_dir(opts.output, inputs=inputs) as tmp:
             res, txt = compute()
             atomic.write_text(tmp / OUTPUT_FILES["json"], json.dumps(res, indent=1) + "\n")
             atomic.write_text(tmp / OUTPUT_FILES["text"], txt)
             atomic.write_bytes(tmp / OUTPUT_FILES["plot"], plot(res))
         print(txt, end="")
-        print(f"wrote {args.output}/ ({', '.join(OUTPUT_FILES.values())})")
+        print(f"wrote {opts.output}/ ({', '.join(OUTPUT_FILES.values())})")
         return 0
     res, txt = compute()
     print(txt, end="")
-    if args.json:
-        atomic.write_text(args.json, json.dumps(res, indent=1) + "\n")
-        print(f"wrote {args.json}")
-    if args.plot:
-        atomic.write_bytes(args.plot, plot(res))
-        print(f"wrote {args.plot}")
+    if opts.json:
+        atomic.write_text(opts.json, json.dumps(res, indent=1) + "\n")
+        print(f"wrote {opts.json}")
+    if opts.plot:
+        atomic.write_bytes(opts.plot, plot(res))
+        print(f"wrote {opts.plot}")
     return 0

@@ -147,17 +147,8 @@ class CirculantMethod(Method):
         return f"k={st.k}"
 
     def build(self, net, data, st):
-        with flag_context("--k"):
-            proj = circulant_mlp(net.model, st.k)
-        ft = data is not None and st.finetune_epochs > 0
-        tuned = train_circulant(proj, data[0], data[1], epochs=st.finetune_epochs,
-                                seed=st.seed) if ft else proj
-        acc = None
-        if data:
-            acc = {"projected": circulant_accuracy(proj, data[2], data[3]),
-                   "float": circulant_accuracy(tuned, data[2], data[3]), "finetuned": ft}
-        return Built(list(tuned.layers), [w.to_dense() for w in tuned.layers], tuned.biases,
-                     acc)
+        return figures.projected_build(net, data, st, "--k", lambda m: circulant_mlp(m, st.k),
+                                       train_circulant, circulant_accuracy, lambda m: m.layers)
 
     def figures(self, obj, X, st, in_block):
         (m, n), (mb, nb), k = obj.shape, obj.blocks, obj.k

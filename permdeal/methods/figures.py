@@ -7,9 +7,12 @@ import numpy as np
 from permdeal.golden.permdiag import PermDiag
 from permdeal.golden.smartdeal_train import DENSE_BITS
 from permdeal.golden.train import MLP
+
+from .base import Built, flag_context
 from permdeal.tables import pct
 
-__all__ = ["WEIGHT_BITS", "dense_mlp", "mapping", "mean", "pct", "tuned_note"]
+__all__ = ["WEIGHT_BITS", "dense_mlp", "mapping", "mean", "pct", "projected_build",
+           "tuned_note"]
 
 #: Weight width of the digital formats (dense, PD, block-circulant, EIE's codebook entries).
 WEIGHT_BITS = DENSE_BITS
@@ -38,3 +41,21 @@ def dense_mlp(layers) -> MLP:
     """The dense :class:`MLP` of ``[(W, b), ...]`` float pairs."""
     return MLP(tuple(PermDiag.from_dense(np.asarray(W, np.float64), 1) for W, _ in layers),
                tuple(np.asarray(b, np.float64) for _, b in layers))
+
+
+def projected_build(net, data, st, flag: str, project, fine_tune, accuracy, layers) -> Built:
+    """A structured method on one net of a comparison: ``project(model)`` (errors named by
+    ``flag``), fine-tuned with ``fine_tune(model, X, y, epochs=, seed=)`` where there is data and
+    epochs, its ``accuracy(model, X, y)`` before and after; ``layers(model)`` are its per-layer
+    objects (each with ``to_dense()``)."""
+    with flag_context(flag):
+        proj = project(net.model)
+    ft = data is not None and st.finetune_epochs > 0
+    tuned = fine_tune(proj, data[0], data[1], epochs=st.finetune_epochs, seed=st.seed) \
+        if ft else proj
+    acc = None
+    if data:
+        acc = {"projected": accuracy(proj, data[2], data[3]),
+               "float": accuracy(tuned, data[2], data[3]), "finetuned": ft}
+    objs = list(layers(tuned))
+    return Built(objs, [w.to_dense() for w in objs], tuned.biases, acc)

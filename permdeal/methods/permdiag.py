@@ -20,7 +20,7 @@ from permdeal.golden.model import MODEL_KIND, METHOD, QuantModel
 from permdeal.golden.train import accuracy, project, train
 
 from . import figures
-from .base import Built, Method, Option, flag_context
+from .base import Method, Option
 
 
 def parse_block_sizes(text: str) -> int | list[int]:
@@ -146,17 +146,8 @@ class PermDiagMethod(Method):
         return f"p={st.p}"
 
     def build(self, net, data, st):
-        with flag_context("--p"):
-            proj = project(net.model, st.p)
-        ft = data is not None and st.finetune_epochs > 0
-        tuned = train(proj, data[0], data[1], epochs=st.finetune_epochs, seed=st.seed) \
-            if ft else proj
-        acc = None
-        if data:
-            acc = {"projected": accuracy(proj, data[2], data[3]),
-                   "float": accuracy(tuned, data[2], data[3]), "finetuned": ft}
-        return Built(list(tuned.weights), [w.to_dense() for w in tuned.weights], tuned.biases,
-                     acc)
+        return figures.projected_build(net, data, st, "--p", lambda m: project(m, st.p), train,
+                                       accuracy, lambda m: m.weights)
 
     def figures(self, obj, X, st, in_block):
         pd = obj
