@@ -17,13 +17,15 @@ The Verilog names every image ``rom/<file>``: ``$readmemh`` resolves that from t
 
 import json
 import shutil
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
 from permdeal.golden.cycles import EngineConfig
 from permdeal.golden.manifest import json_diff, json_field, read_manifest
-from permdeal.golden.model import layer_spec_from_json, sha256_file
+from permdeal.golden.model import (LayerSpec, QuantLayer, QuantModel, layer_spec_from_json,
+                                   sha256_file)
 from permdeal.golden.rom import write_images
 from permdeal.hdl.engine import Engine
 from permdeal.hdl.rom import ROM_SOURCE
@@ -36,7 +38,7 @@ DESIGN_FORMAT_VERSION = 1
 RTL_DIR, ROM_DIR = "rtl", "rom"
 
 
-def layer_json(spec):
+def layer_json(spec: LayerSpec | QuantLayer) -> dict:
     """What the design records of a layer (``LayerSpec`` or ``QuantLayer``): no weights."""
     if hasattr(spec, "matrix"):
         (n_out, n_in), p = spec.shape, spec.matrix.p
@@ -47,14 +49,14 @@ def layer_json(spec):
             "formats": spec.fmts.to_json()}
 
 
-def source_list(rtl):
+def source_list(rtl: str | Path) -> list[dict[str, str]]:
     """A design manifest's ``sources``: every file of the folder ``rtl`` (the design's
     ``RTL_DIR``) with its sha256."""
     return [{"file": f"{RTL_DIR}/{f.name}", "sha256": sha256_file(f)}
             for f in sorted(Path(rtl).iterdir())]
 
 
-def read_design_manifest(folder, kind, version):
+def read_design_manifest(folder: str | Path, kind: str, version: int) -> tuple[Path, dict]:
     """``(path, manifest)`` of the design folder ``folder``: a manifest of ``kind`` whose
     ``format_version`` is ``version``."""
     path = Path(folder) / atomic.MANIFEST_NAME
@@ -66,7 +68,7 @@ def read_design_manifest(folder, kind, version):
     return path, man
 
 
-def checked_sources(folder, man, path):
+def checked_sources(folder: str | Path, man: dict, path: str | Path) -> list[Path]:
     """The files of ``man``'s ``sources`` (the manifest ``path`` of the design ``folder``), each
     there and with the sha256 recorded."""
     sources = []
@@ -81,7 +83,9 @@ def checked_sources(folder, man, path):
     return sources
 
 
-def write_design(out, cfg, layers, *, model=None, name="permdeal_engine", inputs=()):
+def write_design(out: str | Path, cfg: EngineConfig, layers: Sequence[LayerSpec | QuantLayer], *,
+                 model: QuantModel | None = None, name: str = "permdeal_engine",
+                 inputs: Iterable[str | Path] = ()) -> dict:
     """Generate the design folder ``out`` (atomically) for engine ``cfg`` and ``layers``.
 
     With ``model`` (a ``QuantModel`` whose layers are ``layers``) the ROM images are written too;
@@ -137,7 +141,7 @@ class Design:
         self.rom_dir = folder / json_field(man, "rom_dir", str, path)
         self.folder, self.path, self.manifest = folder, path, man
 
-    def check_model(self, model, rom_cfg, images):
+    def check_model(self, model: QuantModel, rom_cfg: EngineConfig, images: str | Path) -> None:
         """Refuse a model (read from ``images``) that is not the one the design was generated
         for: other engine size, layer count, shapes, block sizes, formats or ReLU."""
         # (the images do not depend on the scan width)

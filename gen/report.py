@@ -1,12 +1,16 @@
 """Human-readable tables of compressed models and their cycle-model runs (the JSON files carry the
 same figures for machines)."""
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from permdeal.golden.cycles import EngineConfig, InferenceCycles
+from permdeal.golden.model import QuantModel
 from permdeal.tables import table
 
 
-def model_table(model):
+def model_table(model: QuantModel) -> str:
     rows = []
     for l in model.layers:
         m, n = l.shape
@@ -19,7 +23,7 @@ def model_table(model):
                   "acc", "relu", "saturated"], rows)
 
 
-def cycles_table(model, cfg, runs):
+def cycles_table(model: QuantModel, cfg: EngineConfig, runs: Sequence[InferenceCycles]) -> str:
     """Per-layer cycle breakdown, mean over the inputs of ``runs``."""
     rows = []
     for i, l in enumerate(model.layers):

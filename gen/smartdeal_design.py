@@ -25,6 +25,7 @@ codes outside the declared ``{nz, sign, e_idx}`` range first (naming the file an
 
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from permdeal import __version__, atomic
@@ -48,14 +49,14 @@ DESIGN_FORMAT_VERSION = 1
 DEFAULT_NAME = "smartdeal_net"
 
 
-def is_smartdeal_model(folder):
+def is_smartdeal_model(folder: str | Path) -> bool:
     """Whether ``folder`` holds a SmartDeal compressed model (its manifest's ``method``)."""
     path = Path(folder) / atomic.MANIFEST_NAME
     man = read_manifest(path, MODEL_KIND)
     return man.get("method") == sdm.METHOD
 
 
-def check_rom(folder):
+def check_rom(folder: str | Path) -> tuple[dict, sdm.SmartDealModel]:
     """Read and verify a SmartDeal ROM folder: ``(manifest, SmartDealModel)``.
 
     First every Ce image the manifest lists is decoded and each code checked against its declared
@@ -81,7 +82,8 @@ def check_rom(folder):
     return sdm.read_rom(folder)
 
 
-def write_design(out, model, *, lanes=None, name=DEFAULT_NAME, inputs=()):
+def write_design(out: str | Path, model: sdm.SmartDealModel, *, lanes: int | None = None,
+                 name: str = DEFAULT_NAME, inputs: Iterable[str | Path] = ()) -> dict:
     """Generate the design folder ``out`` (atomically) for the ``SmartDealModel`` ``model``, every
     layer's shift-add unit with ``lanes`` lanes (default ``S``). Returns the manifest dict."""
     with atomic.output_dir(out, inputs=inputs) as tmp:
@@ -135,7 +137,7 @@ class SmartDealDesign:
         self.rom_dir = folder / json_field(man, "rom_dir", str, path)
         self.folder, self.path, self.manifest = folder, path, man
 
-    def load_model(self, images=None):
+    def load_model(self, images: str | Path | None = None) -> tuple[sdm.SmartDealModel, Path]:
         """``(SmartDealModel, folder)`` of the images (``images`` or the design's ``rom/``),
         checked (:func:`check_rom`) and refused unless their layers have the structure the
         design was generated for."""
@@ -181,7 +183,7 @@ class SmartDealDesign:
             raise PermdealError(f"{self.path}: {diff} (from the model; the manifest was edited)")
 
 
-def model_table(model, lanes=None):
+def model_table(model: sdm.SmartDealModel, lanes: int | None = None) -> str:
     """The layers of a ``SmartDealModel``: shapes, codes, formats and the unit's cycles."""
     cyc = model_cycles(model, lanes)
     rows = []
@@ -199,7 +201,8 @@ def model_table(model, lanes=None):
         f"lanes {lanes or model.layers[0].codes.S})"])
 
 
-def cycles_table(model, lanes=None, n_vectors=None):
+def cycles_table(model: sdm.SmartDealModel, lanes: int | None = None,
+                 n_vectors: int | None = None) -> str:
     """``permdeal cycles`` of a ``SmartDealModel``: every layer unit's exact cycles
     (``golden.smartdeal_cycles``) with a shift-add unit of ``lanes`` lanes (default ``S``), per
     layer, per input vector and, for ``n_vectors`` inputs, in all."""

@@ -8,12 +8,13 @@ same component configuration always gives the same Verilog.
 from pathlib import Path
 
 from amaranth.back import verilog
+from amaranth.lib import wiring
 
 from permdeal.atomic import write_text
 from permdeal.hdl.blackbox import leaf_modules
 
 
-def emit(component, name, path=None):
+def emit(component: wiring.Component, name: str, path: str | Path | None = None) -> str:
     """Convert ``component`` (a ``wiring.Component``) to Verilog with top module ``name``.
 
     The modules of the design's :class:`~permdeal.hdl.blackbox.Blackbox` instances are emitted

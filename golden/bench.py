@@ -6,6 +6,7 @@ from :data:`golden.workloads.EIE_LAYERS`.
 
 import platform
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,8 +27,9 @@ def _best(fn, repeat):
     return best, out
 
 
-def golden_bench(m=DEFAULT_LAYER.n_out, n=DEFAULT_LAYER.n_in, ps=(8,), repeat=3, seed=0,
-                 density=DEFAULT_LAYER.act_density):
+def golden_bench(m: int = DEFAULT_LAYER.n_out, n: int = DEFAULT_LAYER.n_in,
+                 ps: Sequence[int] = (8,), repeat: int = 3, seed: int = 0,
+                 density: float = DEFAULT_LAYER.act_density) -> dict:
     """Time the golden model's steps on a random ``m x n`` float32 layer for every block size in
     ``ps`` (projection, float and integer matvec at input ``density``); each figure is the best
     of ``repeat`` runs, in seconds."""

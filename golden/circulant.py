@@ -25,14 +25,18 @@ for a whole block; in a block cut by the padding the mean is over the entries in
 both the numerator of that mean and the training gradient ``dL/dc`` of ``dL/dW``.
 """
 
+from __future__ import annotations
+
 import numpy as np
+import numpy.typing as npt
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
+from permdeal.golden.formats import Fixed
 from permdeal.golden.permdiag import check_block_fit
 
 
-def diag_index(r, s, k):
+def diag_index(r: int | np.ndarray, s: int | np.ndarray, k: int) -> int | np.ndarray:
     """Index into the first column of the value at row ``r``, column ``s`` of a circulant block."""
     return (r - s) % k
 
@@ -59,7 +63,7 @@ def _pad(W, mb, nb, k):
     return np.pad(W, ((0, mb * k - m), (0, nb * k - n)))
 
 
-def diagonal_sums(W, k):
+def diagonal_sums(W: npt.ArrayLike, k: int) -> np.ndarray:
     """Sum of every wrapped diagonal of every ``k x k`` block of ``W`` (zero-padded).
 
     Returns ``S`` of shape ``(M', N', k)`` with ``S[I, J, d] = sum_t B_IJ[(t + d) mod k][t]``: the
@@ -81,7 +85,7 @@ def diagonal_sums(W, k):
     return S.transpose(0, 2, 1)
 
 
-def diagonal_counts(shape, k):
+def diagonal_counts(shape: tuple[int, int], k: int) -> np.ndarray:
     """``(M', N', k)`` int64: how many entries of the ``m x n`` matrix lie on each diagonal.
 
     ``k`` in a whole block. A block with ``a`` rows and ``b`` columns inside the matrix has
@@ -101,7 +105,7 @@ def diagonal_counts(shape, k):
     return (f(d) + f(d - k)).astype(np.int64)
 
 
-def used_mask(shape, k):
+def used_mask(shape: tuple[int, int], k: int) -> np.ndarray:
     """``(M', N', k)`` bool: which first-column values have a diagonal that meets the matrix."""
     return diagonal_counts(shape, k) > 0
 
@@ -141,45 +145,45 @@ class BlockCirculant:
     # -- shape ---------------------------------------------------------------------------------
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         """``(m, n)``: outputs and inputs."""
         return self._shape
 
     @property
-    def k(self):
+    def k(self) -> int:
         """Block size."""
         return self._k
 
     @property
-    def blocks(self):
+    def blocks(self) -> tuple[int, int]:
         """``(M', N')``: block-rows and block-columns."""
         m, n = self._shape
         return -(-m // self._k), -(-n // self._k)
 
     @property
-    def padded_shape(self):
+    def padded_shape(self) -> tuple[int, int]:
         """``(M' k, N' k)``."""
         mb, nb = self.blocks
         return mb * self._k, nb * self._k
 
     @property
-    def n_stored(self):
+    def n_stored(self) -> int:
         """First-column values stored: ``M' N' k`` (docs/references.md's parameter count)."""
         return self.c.size
 
     @property
-    def n_weights(self):
+    def n_weights(self) -> int:
         """First-column values that reach the matrix (``n_stored`` less those wholly in padding)."""
         return int(np.count_nonzero(used_mask(self._shape, self._k)))
 
     @property
-    def compression(self):
+    def compression(self) -> float:
         """Dense weights per stored weight, ``m n / n_weights`` (``k`` when ``k`` divides both
         sides)."""
         m, n = self._shape
         return m * n / self.n_weights
 
-    def storage_bits(self, weight_bits):
+    def storage_bits(self, weight_bits: int) -> int:
         """Weight storage in bits at ``weight_bits`` per value: ``n_weights * weight_bits``.
 
         No index is stored: the structure is implicit. (CirCNN keeps ``rfft(c)`` instead, which by
@@ -194,7 +198,7 @@ class BlockCirculant:
     # -- conversion ----------------------------------------------------------------------------
 
     @classmethod
-    def from_dense(cls, W, k):
+    def from_dense(cls, W: npt.ArrayLike, k: int) -> BlockCirculant:
         """The Frobenius-nearest block-circulant matrix of block size ``k`` to the dense ``W``.
 
         Every stored value is the mean of ``W`` over the entries of its wrapped diagonal that lie
@@ -219,7 +223,7 @@ class BlockCirculant:
         c = np.where(counts > 0, sums / np.maximum(counts, 1), 0).astype(W.dtype, copy=False)
         return cls((m, n), k, c)
 
-    def to_dense(self):
+    def to_dense(self) -> np.ndarray:
         """The ``m x n`` matrix, in ``c``'s dtype."""
         mb, nb = self.blocks
         k = self._k
@@ -228,11 +232,11 @@ class BlockCirculant:
         m, n = self._shape
         return full.transpose(0, 2, 1, 3).reshape(mb * k, nb * k)[:m, :n]
 
-    def with_c(self, c):
+    def with_c(self, c: npt.ArrayLike) -> BlockCirculant:
         """The same shape and block size with other first columns."""
         return BlockCirculant(self._shape, self._k, c)
 
-    def quantize(self, fmt):
+    def quantize(self, fmt: Fixed) -> tuple[BlockCirculant, int]:
         """Quantize the first columns to a :class:`~permdeal.golden.formats.Fixed` format.
 
         Returns ``(BlockCirculant of int64 codes, n_saturated)``.
@@ -260,7 +264,7 @@ class BlockCirculant:
                 raise PermdealError("x holds NaN or infinite values")
         return x
 
-    def matvec(self, x):
+    def matvec(self, x: npt.ArrayLike) -> np.ndarray:
         """Float ``W @ x`` by FFT, for ``x`` of shape ``(n,)`` or ``(batch, n)``.
 
         Per block-row ``I``: ``y_I = irfft(sum_J rfft(c_IJ) * rfft(x_J))`` (one complex matrix
@@ -278,12 +282,12 @@ class BlockCirculant:
         y = np.fft.irfft(Y.transpose(2, 1, 0), n=k, axis=-1)  # (batch, M', k)
         return y.reshape(len(batch), mb * k)[:, :m].reshape(x.shape[:-1] + (m,))
 
-    def expanded_matvec(self, x):
+    def expanded_matvec(self, x: npt.ArrayLike) -> np.ndarray:
         """Float ``W @ x`` with the expanded matrix :meth:`to_dense` (the reference for the FFT)."""
         x = self._input(x).astype(np.float64, copy=False)
         return x @ self.to_dense().astype(np.float64).T
 
-    def int_matvec(self, x):
+    def int_matvec(self, x: npt.ArrayLike) -> np.ndarray:
         """Exact integer ``W @ x`` of integer codes (``int64``) on the expanded matrix.
 
         ``c`` must hold integer codes (see :meth:`quantize`); ``x`` integer activation codes of

@@ -22,9 +22,11 @@ fine-tuned, and a block-circulant MLP trained from scratch.
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
@@ -68,21 +70,21 @@ class CirculantMLP(DenseForward):
         check_chain("a CirculantMLP", self.layers, self.biases, _check_layer)
 
     @property
-    def sizes(self):
+    def sizes(self) -> tuple[int, ...]:
         """``(inputs, hidden..., outputs)``."""
         return (self.layers[0].shape[1],) + tuple(w.shape[0] for w in self.layers)
 
     @property
-    def ks(self):
+    def ks(self) -> tuple[int, ...]:
         """Block size of every layer (1 = dense)."""
         return tuple(w.k for w in self.layers)
 
     @property
-    def n_weights(self):
+    def n_weights(self) -> int:
         """Stored weights that reach the matrices, all layers (biases excluded)."""
         return sum(w.n_weights for w in self.layers)
 
-    def dense_weights(self):
+    def dense_weights(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """``[(name, W (out x in) float64, b), ...]`` with names ``fc1``, ``fc2``, ..."""
         return [(f"fc{i + 1}", w.to_dense().astype(np.float64), np.asarray(b, np.float64))
                 for i, (w, b) in enumerate(zip(self.layers, self.biases))]
@@ -96,7 +98,7 @@ def _check_model(model, what):
     return model
 
 
-def circulant_mlp(model, ks):
+def circulant_mlp(model: MLP, ks: int | Sequence[int]) -> CirculantMLP:
     """The Frobenius-nearest block-circulant form of every layer of the trained ``model``.
 
     ``model`` is a :class:`~permdeal.golden.train.MLP`; ``ks`` one block size for all layers or
@@ -111,7 +113,8 @@ def circulant_mlp(model, ks):
                         tuple(np.array(b, np.float64) for b in model.biases))
 
 
-def init_circulant_mlp(sizes, ks=1, *, seed=0):
+def init_circulant_mlp(sizes: Sequence[int], ks: int | Sequence[int] = 1, *,
+                       seed: int = 0) -> CirculantMLP:
     """He-initialised block-circulant MLP with layer widths ``sizes = (inputs, hidden..., outputs)``.
 
     ``ks`` is one block size for all layers or one per layer. A row of a block-circulant layer
@@ -142,7 +145,8 @@ def _grads(layers, biases, X, y):
     return loss, [diagonal_sums(dw[..., 0], w.k) for w, dw in zip(layers, dws)], dbs
 
 
-def circulant_loss_and_grads(model, X, y):
+def circulant_loss_and_grads(model: CirculantMLP, X: npt.ArrayLike,
+                             y: npt.ArrayLike) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
     """Mean cross-entropy of the :class:`CirculantMLP` ``model`` on ``(X, y)`` and its gradients.
 
     Returns ``(loss, dcs, dbs)``: ``dcs[l]`` has the shape of layer ``l``'s first columns ``c``
@@ -153,7 +157,8 @@ def circulant_loss_and_grads(model, X, y):
     return _grads(model.layers, model.biases, X, y)
 
 
-def train_circulant(model, X, y, *, epochs=30, lr=2e-3, batch_size=32, seed=0):
+def train_circulant(model: CirculantMLP, X: npt.ArrayLike, y: npt.ArrayLike, *, epochs: int = 30,
+                    lr: float = 2e-3, batch_size: int = 32, seed: int = 0) -> CirculantMLP:
     """Train the :class:`CirculantMLP` ``model`` with Adam, the block-circulant structure kept.
 
     Only the first columns and biases change; every layer keeps its shape and ``k``. Start from
@@ -176,16 +181,18 @@ def train_circulant(model, X, y, *, epochs=30, lr=2e-3, batch_size=32, seed=0):
                         tuple(params[L:]))
 
 
-def circulant_accuracy(model, X, y):
+def circulant_accuracy(model: CirculantMLP, X: npt.ArrayLike, y: npt.ArrayLike) -> float:
     """Fraction of rows of ``X`` whose predicted class (by the :class:`CirculantMLP`) is ``y``."""
     return accuracy(_check_model(model, "circulant_accuracy").to_mlp(), X, y)
 
 
 # -- study ----------------------------------------------------------------------------------------
 
-def circulant_digits_study(ks=(2, 4, 8), hidden=(128, 64), seed=0, *, epochs=40,
-                           finetune_epochs=30, lr=2e-3, batch_size=32, compress_last=True,
-                           scratch=True):
+def circulant_digits_study(ks: int | Sequence[int] = (2, 4, 8),
+                           hidden: int | Sequence[int] = (128, 64), seed: int = 0, *,
+                           epochs: int = 40, finetune_epochs: int = 30, lr: float = 2e-3,
+                           batch_size: int = 32, compress_last: bool = True,
+                           scratch: bool = True) -> list[dict]:
     """Test accuracy on digits of a dense MLP and its block-circulant versions, one row per ``k``.
 
     The dense MLP is :func:`~permdeal.golden.train.digits_study`'s (same sizes, ``epochs``, ``lr``,

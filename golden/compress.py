@@ -10,16 +10,24 @@ fitted to the activations the float model produces on them.
 rebuilt to the MAC's weight format by exact integer shift-add, docs/design.md 5.2).
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 
 from .formats import Fixed, LayerFormats
-from .model import QuantLayer, QuantModel
+from .model import FloatLayer, QuantLayer, QuantModel
 from .permdiag import PermDiag
+
+if TYPE_CHECKING:
+    from .smartdeal_model import SmartDealModel
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,7 @@ class QuantSpec:
     allow_saturation: bool = False
 
 
-def expand_p(p, names):
+def expand_p(p: int | Sequence[int], names: Sequence[str]) -> list[int]:
     """Block size of every layer (named ``names``) from one ``p`` or one per layer."""
     if isinstance(p, (int, np.integer)) and not isinstance(p, bool):
         ps = [p] * len(names)
@@ -114,7 +122,9 @@ def _layer_formats(l, wfmt, act_in, act_out, spec, max_terms):
     return fmts, bq, b_sat
 
 
-def compress_permdiag(layers, p, spec=QuantSpec(), calibration=None, relu_last=False):
+def compress_permdiag(layers: Sequence[FloatLayer], p: int | Sequence[int],
+                      spec: QuantSpec = QuantSpec(), calibration: npt.ArrayLike | None = None,
+                      relu_last: bool = False) -> QuantModel:
     """Compress float layers (:class:`~permdeal.golden.model.FloatLayer`) to a :class:`QuantModel`.
 
     ``p`` is one block size or one per layer. ``calibration`` (batch x inputs, float) fits the
@@ -137,8 +147,11 @@ def compress_permdiag(layers, p, spec=QuantSpec(), calibration=None, relu_last=F
     return QuantModel(out, method="permdiag")
 
 
-def compress_smartdeal(layers, spec=QuantSpec(), calibration=None, relu_last=False, S=3, E=3,
-                       b_bits=8, rows_per_block=None, threshold=None, prune=0.0, prune_group=1):
+def compress_smartdeal(layers: Sequence[FloatLayer], spec: QuantSpec = QuantSpec(),
+                       calibration: npt.ArrayLike | None = None, relu_last: bool = False,
+                       S: int = 3, E: int = 3, b_bits: int = 8, rows_per_block: int | None = None,
+                       threshold: float | None = None, prune: float = 0.0,
+                       prune_group: int = 1) -> SmartDealModel:
     """Compress float layers to a SmartDeal model (docs/design.md 5.1, 5.2):
     :class:`~permdeal.golden.smartdeal_model.SmartDealModel`.
 

@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
@@ -65,45 +66,45 @@ class CrossbarConfig:
             integer(getattr(self, name), what, lo, hi)
 
     @property
-    def mag_bits(self):
+    def mag_bits(self) -> int:
         """Magnitude bits of a weight: ``weight_bits - 1`` (the sign is the polarity)."""
         return self.weight_bits - 1
 
     @property
-    def cells_per_weight(self):
+    def cells_per_weight(self) -> int:
         """``S = ceil(mag_bits / cell_bits)``."""
         return -(-self.mag_bits // self.cell_bits)
 
     @property
-    def input_slices(self):
+    def input_slices(self) -> int:
         """``D = ceil(input_bits / dac_bits)``: crossbar reads per input vector and pass."""
         return -(-self.input_bits // self.dac_bits)
 
     @property
-    def weight_max(self):
+    def weight_max(self) -> int:
         """Largest weight magnitude: ``2^(weight_bits-1) - 1``."""
         return (1 << self.mag_bits) - 1
 
     @property
-    def input_max(self):
+    def input_max(self) -> int:
         """Largest input magnitude: ``2^input_bits - 1``."""
         return (1 << self.input_bits) - 1
 
     @property
-    def adc_max(self):
+    def adc_max(self) -> int:
         """Largest ADC code: ``2^adc_bits - 1``; larger column sums saturate to it."""
         return (1 << self.adc_bits) - 1
 
-    def lossless_bits(self, active_rows=None):
+    def lossless_bits(self, active_rows: int | None = None) -> int:
         """:func:`lossless_adc_bits` for ``active_rows`` (default: all ``rows``) and this config."""
         return lossless_adc_bits(self.rows if active_rows is None else active_rows,
                                  self.cell_bits, self.dac_bits)
 
-    def to_json(self):
+    def to_json(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in LIMITS}
 
 
-def lossless_adc_bits(rows, cell_bits, dac_bits):
+def lossless_adc_bits(rows: int, cell_bits: int, dac_bits: int) -> int:
     """ADC bits that digitize every column sum exactly: ``ceil(log2(R (2^w - 1)(2^v - 1) + 1))``.
 
     ``rows`` is ``R``, the active rows of one crossbar read; ``w`` cell bits, ``v`` DAC bits.
@@ -137,24 +138,24 @@ class CrossbarResult:
     lossless_bits: int
 
     @property
-    def is_exact(self):
+    def is_exact(self) -> bool:
         return bool(np.array_equal(self.y, self.exact))
 
     @property
-    def max_abs_error(self):
+    def max_abs_error(self) -> int:
         return int(np.max(np.abs(self.y - self.exact))) if self.y.size else 0
 
     @property
-    def rel_error(self):
+    def rel_error(self) -> float:
         err = float(np.linalg.norm((self.y - self.exact).astype(np.float64)))
         ref = float(np.linalg.norm(self.exact.astype(np.float64)))
         return err / ref if ref else (0.0 if err == 0 else math.inf)
 
     @property
-    def saturated_fraction(self):
+    def saturated_fraction(self) -> float:
         return self.saturated / self.conversions if self.conversions else 0.0
 
-    def to_json(self):
+    def to_json(self) -> dict:
         return {"exact": self.is_exact, "max_abs_error": self.max_abs_error,
                 "rel_error": self.rel_error, "conversions": self.conversions,
                 "saturated": self.saturated, "saturated_fraction": self.saturated_fraction,
@@ -261,7 +262,8 @@ def _result(y, exact, conv, sat, passes, cycles, rows, cfg, vector):
                           cfg.lossless_bits(min(rows, cfg.rows)))
 
 
-def crossbar_matvec(W, x, cfg=CrossbarConfig()):
+def crossbar_matvec(W: npt.ArrayLike, x: npt.ArrayLike,
+                    cfg: CrossbarConfig = CrossbarConfig()) -> CrossbarResult:
     """``W @ x`` on crossbars with the dense mapping (:func:`dense_mapping`).
 
     ``W`` is ``(m, n)`` signed integer weight codes, ``x`` integer input codes of shape ``(n,)``
@@ -293,7 +295,9 @@ def _copies(copies, k, mb, cfg):
     return integer(copies, "circulant copies", 1, k)
 
 
-def circulant_matvec(c, shape, x, cfg=CrossbarConfig(), copies=None):
+def circulant_matvec(c: npt.ArrayLike, shape: tuple[int, int], x: npt.ArrayLike,
+                     cfg: CrossbarConfig = CrossbarConfig(),
+                     copies: int | None = None) -> CrossbarResult:
     """Block-circulant ``W @ x`` on crossbars with ReBoc-style storage (:func:`circulant_mapping`).
 
     ``c`` is ``(M', N', k)`` integer codes, the first column of every ``k x k`` block:
@@ -332,7 +336,8 @@ def circulant_matvec(c, shape, x, cfg=CrossbarConfig(), copies=None):
                    vector)
 
 
-def permdiag_matvec(pd, x, cfg=CrossbarConfig(), mode="compact"):
+def permdiag_matvec(pd: PermDiag, x: npt.ArrayLike, cfg: CrossbarConfig = CrossbarConfig(),
+                    mode: str = "compact") -> CrossbarResult:
     """Permuted-diagonal ``W @ x`` on crossbars (:func:`permdiag_mapping`).
 
     ``pd`` is a :class:`~permdeal.golden.permdiag.PermDiag` of integer codes; ``x`` as
@@ -393,11 +398,11 @@ class Mapping:
     copies: int = 1
 
     @property
-    def utilization(self):
+    def utilization(self) -> float:
         """Used cells over the cells of the allocated crossbars."""
         return self.used_cells / self.total_cells
 
-    def to_json(self):
+    def to_json(self) -> dict:
         return {"kind": self.kind, "crossbars": self.crossbars, "rows": self.rows,
                 "cols": self.cols, "groups": self.groups,
                 "groups_per_crossbar": self.groups_per_crossbar, "row_tiles": self.row_tiles,
@@ -418,7 +423,7 @@ def _grid(kind, rows, cols, cfg, groups=1, pack=False, cycles=1, copies=1, param
                    n * cfg.rows * cfg.cols, cycles * cfg.input_slices, copies)
 
 
-def dense_mapping(shape, cfg=CrossbarConfig()):
+def dense_mapping(shape: tuple[int, int], cfg: CrossbarConfig = CrossbarConfig()) -> Mapping:
     """Dense ``m x n`` layer: rows ``n``, columns ``m * S``, one read per input slice.
 
     ``N = P * ceil(n / R) * ceil(m * S / C)``.
@@ -427,7 +432,8 @@ def dense_mapping(shape, cfg=CrossbarConfig()):
     return _grid("dense", n, m, _check_config(cfg))
 
 
-def circulant_mapping(shape, k, cfg=CrossbarConfig(), copies=None):
+def circulant_mapping(shape: tuple[int, int], k: int, cfg: CrossbarConfig = CrossbarConfig(),
+                      copies: int | None = None) -> Mapping:
     """Block-circulant ``m x n`` layer of ``k x k`` blocks with ReBoc-style storage.
 
     Per block ``(I, J)`` one circulant vector is stored: column ``(I, delta)`` holds on row
@@ -457,7 +463,8 @@ def _mode(mode):
     return mode
 
 
-def permdiag_mapping(shape, p, cfg=CrossbarConfig(), mode="compact"):
+def permdiag_mapping(shape: tuple[int, int], p: int, cfg: CrossbarConfig = CrossbarConfig(),
+                     mode: str = "compact") -> Mapping:
     """Permuted-diagonal ``m x n`` layer of block size ``p``.
 
     ``mode="dense"``: the expanded matrix as :func:`dense_mapping` (one read per input slice);

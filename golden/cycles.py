@@ -45,9 +45,12 @@ The latencies are the RTL blocks' (``tests/test_contract.py`` ties them together
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
+
+from .model import QuantModel
 
 #: ``START`` to the first window offered (``hdl.window_reader.WindowReader.latency``).
 READ_LATENCY = 2
@@ -85,20 +88,20 @@ class EngineConfig:
         integer(self.scan_width, "scan width (--scan-width)", 1)
 
     @property
-    def total_lanes(self):
+    def total_lanes(self) -> int:
         """``NL = n_pe * lanes``."""
         return self.n_pe * self.lanes
 
-    def slots(self, block_rows):
+    def slots(self, block_rows: int) -> int:
         """``B = ceil(M' / NL)``: block-rows per lane, i.e. cycles per non-zero input."""
         return -(-block_rows // self.total_lanes)
 
-    def lane_of(self, block_row):
+    def lane_of(self, block_row: int) -> tuple[int, int, int]:
         """``(pe, lane, slot)`` that holds block-row ``I``: lane ``g = I mod NL``, slot ``I div NL``."""
         g, t = block_row % self.total_lanes, block_row // self.total_lanes
         return g // self.lanes, g % self.lanes, t
 
-    def to_json(self):
+    def to_json(self) -> dict[str, int]:
         return {"n_pe": self.n_pe, "lanes": self.lanes, "scan_width": self.scan_width}
 
 
@@ -118,21 +121,22 @@ class LayerCycles:
     total_lanes: int
 
     @property
-    def total(self):
+    def total(self) -> int:
         return self.issue + self.writeback
 
     @property
-    def ideal(self):
+    def ideal(self) -> int:
         """``nnz * B``: the operation cycles, what a detector that never idles needs."""
         return self.nnz * self.slots
 
     @property
-    def utilization(self):
+    def utilization(self) -> float:
         """Multiplies done on real block-rows over lane-cycles available in the whole layer."""
         return self.useful_lane_cycles / (self.total_lanes * self.total)
 
 
-def window_schedule(n, in_block, scan_width, total_lanes):
+def window_schedule(n: int, in_block: int, scan_width: int,
+                    total_lanes: int) -> list[tuple[int, int, int, int]]:
     """The windows of a layer of ``n`` inputs produced in blocks of ``in_block`` words, in order.
 
     Each is ``(bank, row, base, mask)``: producer block ``b`` lies in lane ``b mod NL``'s bank from
@@ -151,7 +155,7 @@ def window_schedule(n, in_block, scan_width, total_lanes):
     return out
 
 
-def window_nnz(x, in_block, scan_width):
+def window_nnz(x: np.ndarray, in_block: int, scan_width: int) -> np.ndarray:
     """``z_w``: the non-zero words of each window of :func:`window_schedule`, in order (an int
     array; ``x`` is the layer's input vector, only zero/non-zero matters)."""
     d = scan_width
@@ -163,7 +167,7 @@ def window_nnz(x, in_block, scan_width):
     return windows.reshape(n_blocks * seg, d).sum(axis=1)
 
 
-def drain_start(z, b):
+def drain_start(z: np.ndarray, b: int) -> int:
     """``D0``: the cycle (from ``START``) of a layer's first drain request, for windows of
     ``z`` non-zeros and ``B = b`` slots; steps 1 to 3 of the module docstring."""
     accept = READ_LATENCY    # A_w
@@ -181,7 +185,8 @@ def drain_start(z, b):
     return done if free is None else max(free + LANE_LATENCY, done)
 
 
-def layer_cycles(x, block_rows, p, cfg, in_block=None):
+def layer_cycles(x: npt.ArrayLike, block_rows: int, p: int, cfg: EngineConfig,
+                 in_block: int | None = None) -> LayerCycles:
     """Cycles of one layer with ``block_rows`` (``M'``) and block size ``p`` on activations ``x``.
 
     ``x`` is the layer's input activation vector (any numeric codes; only zero/non-zero matters).
@@ -209,21 +214,21 @@ class InferenceCycles:
     unload: int
 
     @property
-    def compute(self):
+    def compute(self) -> int:
         return sum(l.total for l in self.layers)
 
     @property
-    def total(self):
+    def total(self) -> int:
         return self.load + self.compute + self.unload
 
     @property
-    def utilization(self):
+    def utilization(self) -> float:
         """Multiplies on real block-rows over lane-cycles available in the compute phase."""
         lanes = self.layers[0].total_lanes
         return sum(l.useful_lane_cycles for l in self.layers) / (lanes * self.compute)
 
 
-def model_cycles(model, x_codes, cfg):
+def model_cycles(model: QuantModel, x_codes: npt.ArrayLike, cfg: EngineConfig) -> InferenceCycles:
     """Cycles of one inference of a :class:`~permdeal.golden.model.QuantModel` on one input."""
     acts = model.forward(np.asarray(x_codes), trace=True)
     if acts[0].ndim != 1:

@@ -37,6 +37,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
@@ -50,7 +51,7 @@ ACT_BITS = EIE["weight_bits"]
 MAX_FIELD_BITS = 8
 
 
-def nonzero_count(density, size):
+def nonzero_count(density: float, size: int) -> int:
     """``round(density * size)``, half up, at least 1: the non-zeros a density keeps."""
     return max(1, int(math.floor(density * size + 0.5)))
 
@@ -76,7 +77,7 @@ def _check_matrix(W, what="W"):
 
 # -- pruning and weight sharing -------------------------------------------------------------------
 
-def prune(W, density):
+def prune(W: npt.ArrayLike, density: float) -> np.ndarray:
     """Magnitude pruning of ``W`` (outputs x inputs) to ``density``: the ``round(density * size)``
     largest ``|W|`` kept (ties by row-major position), the rest zeroed. Returns a float64 copy.
 
@@ -104,13 +105,14 @@ class Codebook:
     bits: int
 
     @property
-    def values(self):
+    def values(self) -> np.ndarray:
         """The shared weights as floats."""
         return self.fmt.to_float(self.codes)
 
 
-def share_weights(w, codebook_bits=EIE["codebook_bits"], weight_bits=EIE["weight_bits"],
-                  random_state=0):
+def share_weights(w: npt.ArrayLike, codebook_bits: int = EIE["codebook_bits"],
+                  weight_bits: int = EIE["weight_bits"],
+                  random_state: int = 0) -> tuple[Codebook, np.ndarray]:
     """Weight sharing of the non-zero weights ``w`` (any shape, float): ``(codebook, idx)``.
 
     ``idx`` (int64, the shape of ``w``) is each weight's codebook index, in ``1 .. K-1``; see the
@@ -163,33 +165,33 @@ class InterleavedCSC:
     ptr: np.ndarray
 
     @property
-    def entries(self):
+    def entries(self) -> int:
         """Stored entries, padding included."""
         return int(self.v.size)
 
     @property
-    def padding(self):
+    def padding(self) -> int:
         """Padding entries (index 0; real entries never have it)."""
         return int(np.count_nonzero(self.v == 0))
 
     @property
-    def slice_entries(self):
+    def slice_entries(self) -> np.ndarray:
         """``(n_pe, n)``: entries of every PE's slice of every column, padding included."""
         return np.diff(self.ptr).reshape(self.n_pe, self.shape[1])
 
     @property
-    def slice_padding(self):
+    def slice_padding(self) -> np.ndarray:
         """``(n_pe, n)``: padding entries of every slice."""
         g = np.repeat(np.arange(self.ptr.size - 1), np.diff(self.ptr))
         return np.bincount(g[self.v == 0], minlength=self.ptr.size - 1).reshape(
             self.n_pe, self.shape[1])
 
     @property
-    def pe_entries(self):
+    def pe_entries(self) -> np.ndarray:
         """``(n_pe,)``: entries each PE stores."""
         return self.slice_entries.sum(axis=1)
 
-    def pointers(self):
+    def pointers(self) -> np.ndarray:
         """``(n_pe, n + 1)``: every PE's column pointers into its own entry memory."""
         n = self.shape[1]
         starts = self.ptr[np.arange(self.n_pe + 1) * n]
@@ -198,7 +200,7 @@ class InterleavedCSC:
         p[:, n] = starts[1:]
         return p - starts[:-1, None]
 
-    def coords(self):
+    def coords(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(pe, row, col)`` of every entry: its PE, global row ``local * n_pe + pe``, column."""
         n = self.shape[1]
         g = np.repeat(np.arange(self.ptr.size - 1), np.diff(self.ptr))
@@ -209,8 +211,9 @@ class InterleavedCSC:
         return pe, local * self.n_pe + pe, g % n
 
 
-def encode(shape, rows, cols, idx, n_pe=EIE["n_pe"], index_bits=EIE["index_bits"],
-           codebook_bits=EIE["codebook_bits"]):
+def encode(shape: tuple[int, int], rows: npt.ArrayLike, cols: npt.ArrayLike, idx: npt.ArrayLike,
+           n_pe: int = EIE["n_pe"], index_bits: int = EIE["index_bits"],
+           codebook_bits: int = EIE["codebook_bits"]) -> InterleavedCSC:
     """Interleaved CSC of the ``shape = (m, n)`` index matrix whose non-zeros are ``idx`` at
     ``(rows, cols)`` (any order, no repeats; indices in ``1 .. 2**codebook_bits - 1``)."""
     try:
@@ -256,15 +259,15 @@ def encode(shape, rows, cols, idx, n_pe=EIE["n_pe"], index_bits=EIE["index_bits"
                           np.maximum.accumulate(ptr))
 
 
-def encode_dense(idx, n_pe=EIE["n_pe"], index_bits=EIE["index_bits"],
-                 codebook_bits=EIE["codebook_bits"]):
+def encode_dense(idx: npt.ArrayLike, n_pe: int = EIE["n_pe"], index_bits: int = EIE["index_bits"],
+                 codebook_bits: int = EIE["codebook_bits"]) -> InterleavedCSC:
     """Interleaved CSC of a dense index matrix ``idx`` (0 = zero weight)."""
     idx = _check_matrix(idx, "index matrix")
     rows, cols = np.nonzero(idx)
     return encode(idx.shape, rows, cols, idx[rows, cols], n_pe, index_bits, codebook_bits)
 
 
-def decode(csc):
+def decode(csc: InterleavedCSC) -> np.ndarray:
     """The dense index matrix (int64, 0 = zero weight) an :class:`InterleavedCSC` stores."""
     _, rows, cols = csc.coords()
     real = csc.v != 0
@@ -285,14 +288,14 @@ class EieMatrix:
     codebook: Codebook
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         return self.csc.shape
 
-    def to_int(self):
+    def to_int(self) -> np.ndarray:
         """The dense integer weight codes (``codebook.fmt``) the format stands for."""
         return self.codebook.codes[decode(self.csc)]
 
-    def to_float(self):
+    def to_float(self) -> np.ndarray:
         """The dense float weights the format stands for."""
         return self.codebook.fmt.to_float(self.to_int())
 
@@ -302,7 +305,7 @@ class EieMatrix:
         use = (x[cols] != 0) & (self.csc.v != 0)
         return rows[use], weights[self.csc.v[use]] * x[cols[use]]
 
-    def matvec_int(self, x, act_bits=ACT_BITS):
+    def matvec_int(self, x: npt.ArrayLike, act_bits: int = ACT_BITS) -> np.ndarray:
         """``W x`` exactly (int64) for activation codes ``x`` of ``act_bits`` bits, PE by PE from
         the CSC entries; the result has ``act.frac + codebook.fmt.frac`` fraction bits."""
         act = Fixed(integer(act_bits, "activation bits (act_bits)", 2, 32), 0)
@@ -322,7 +325,7 @@ class EieMatrix:
         np.add.at(y, rows, prod)
         return y
 
-    def matvec_float(self, x):
+    def matvec_float(self, x: npt.ArrayLike) -> np.ndarray:
         """``W x`` in float64 with the shared (rounded) weights, from the CSC entries."""
         x = self._check_x(x).astype(np.float64)
         if not np.all(np.isfinite(x)):
@@ -337,7 +340,7 @@ class EieMatrix:
                                 f"not shape {x.shape}")
         return x
 
-    def storage(self):
+    def storage(self) -> dict[str, int]:
         """Storage in bits (dict): entries ``(codebook_bits + index_bits)`` each, padding
         included; ``n + 1`` pointers per PE, each wide enough for its largest PE's entry count;
         one copy of the codebook (every PE holds one). ``index_overhead`` is what is not a real
@@ -358,8 +361,9 @@ class EieMatrix:
                 "dense_bits": dense, "compression": dense / total}
 
 
-def compress(W, density, n_pe=EIE["n_pe"], codebook_bits=EIE["codebook_bits"],
-             index_bits=EIE["index_bits"], weight_bits=EIE["weight_bits"], random_state=0):
+def compress(W: npt.ArrayLike, density: float, n_pe: int = EIE["n_pe"],
+             codebook_bits: int = EIE["codebook_bits"], index_bits: int = EIE["index_bits"],
+             weight_bits: int = EIE["weight_bits"], random_state: int = 0) -> EieMatrix:
     """EIE's whole pipeline on a float matrix ``W``: :func:`prune` to ``density``,
     :func:`share_weights`, :func:`encode` on ``n_pe`` PEs. Returns an :class:`EieMatrix`."""
     Wp = prune(W, density)

@@ -29,9 +29,11 @@ limits) ``actual = max_k sum_j w_kj``; with ``F = 1`` and every ``max_k w_kj >= 
 """
 
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
@@ -40,7 +42,8 @@ from .eie import ACT_BITS, InterleavedCSC, encode, nonzero_count, share_weights
 from .workloads import EIE, EIE_LAYERS, EieLayer, eie_layer
 
 
-def fifo_schedule(work, fifo_depth=EIE["fifo_depth"]):
+def fifo_schedule(work: npt.ArrayLike,
+                  fifo_depth: int = EIE["fifo_depth"]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The recurrence of the module docstring for ``work`` (``J x N`` cycles ``w_kj``, the
     activations in broadcast order): ``(t, s, f)``, broadcast cycles ``(J,)`` and the start and
     finish cycles ``(J, N)``. One step per activation, vectorized over the PEs."""
@@ -82,27 +85,28 @@ class EieCycles:
     actual: int
 
     @property
-    def ideal(self):
+    def ideal(self) -> float:
         """Perfect load balance, EIE's "ideal": ``entries / n_pe`` cycles."""
         return self.entries / self.n_pe
 
     @property
-    def utilization(self):
+    def utilization(self) -> float:
         """PE cycles of work over PE cycles available: ``ideal / actual``."""
         return self.entries / (self.n_pe * self.actual) if self.actual else 1.0
 
     @property
-    def padding_share(self):
+    def padding_share(self) -> float:
         """Padding entries among the entries worked on."""
         return self.padding / self.entries if self.entries else 0.0
 
     @property
-    def imbalance(self):
+    def imbalance(self) -> float:
         """Load imbalance: the busiest PE's work over the mean, ``max_pe / ideal``."""
         return self.max_pe / self.ideal if self.entries else 1.0
 
 
-def layer_cycles(csc, x, fifo_depth=EIE["fifo_depth"]):
+def layer_cycles(csc: InterleavedCSC, x: npt.ArrayLike,
+                 fifo_depth: int = EIE["fifo_depth"]) -> EieCycles:
     """Cycles of a layer in :class:`~permdeal.golden.eie.InterleavedCSC` form on activations
     ``x`` (only zero / non-zero matters) with FIFOs ``fifo_depth`` deep."""
     if not isinstance(csc, InterleavedCSC):
@@ -133,25 +137,26 @@ class EieRun:
     seconds: float
 
     @property
-    def ideal_us(self):
+    def ideal_us(self) -> float:
         return self.cycles.ideal / EIE["clock_mhz"]
 
     @property
-    def actual_us(self):
+    def actual_us(self) -> float:
         return self.cycles.actual / EIE["clock_mhz"]
 
     @property
-    def eie_ideal_us(self):
+    def eie_ideal_us(self) -> float:
         """EIE's published ideal time for the layer (Table III)."""
         return self.layer.ideal_us
 
     @property
-    def eie_actual_us(self):
+    def eie_actual_us(self) -> float:
         """EIE's published actual time for the layer (Table III)."""
         return self.layer.actual_us
 
 
-def eie_layer_run(layer, n_pe=EIE["n_pe"], fifo_depth=EIE["fifo_depth"], seed=0):
+def eie_layer_run(layer: EieLayer | str, n_pe: int = EIE["n_pe"],
+                  fifo_depth: int = EIE["fifo_depth"], seed: int = 0) -> EieRun:
     """One of EIE's benchmark layers (an :class:`EieLayer` or its name) on a random matrix.
 
     The matrix has the layer's shape and exactly ``round(weight_density * size)`` non-zeros at
@@ -180,12 +185,13 @@ def eie_layer_run(layer, n_pe=EIE["n_pe"], fifo_depth=EIE["fifo_depth"], seed=0)
     return EieRun(layer, seed, int(flat.size), cycles, time.perf_counter() - start)
 
 
-def eie_table(layers=EIE_LAYERS, n_pe=EIE["n_pe"], fifo_depth=EIE["fifo_depth"], seed=0):
+def eie_table(layers: Iterable[EieLayer | str] = EIE_LAYERS, n_pe: int = EIE["n_pe"],
+              fifo_depth: int = EIE["fifo_depth"], seed: int = 0) -> list[EieRun]:
     """:func:`eie_layer_run` on every layer: a list of :class:`EieRun`."""
     return [eie_layer_run(l, n_pe, fifo_depth, seed) for l in layers]
 
 
-def format_table(runs):
+def format_table(runs: Sequence[EieRun]) -> str:
     """The runs of :func:`eie_table` as a text table, ours beside EIE's published times."""
     from permdeal.tables import table
     rows = [[r.layer.name, f"{r.layer.n_in} x {r.layer.n_out}",

@@ -7,11 +7,15 @@ All integer arithmetic here is exact on ``int64`` arrays; :func:`accumulator_for
 formats whose sums would not fit 63 bits, so nothing can wrap silently.
 """
 
+from __future__ import annotations
+
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal.errors import PermdealError
 
@@ -36,17 +40,17 @@ class Fixed:
             raise PermdealError(f"format frac must be an integer in [-64, 64], not {self.frac!r}")
 
     @property
-    def min(self):
+    def min(self) -> int:
         """Smallest integer code, ``-2**(bits-1)``."""
         return -(1 << (self.bits - 1))
 
     @property
-    def max(self):
+    def max(self) -> int:
         """Largest integer code, ``2**(bits-1) - 1``."""
         return (1 << (self.bits - 1)) - 1
 
     @property
-    def step(self):
+    def step(self) -> float:
         """The real value of one LSB, ``2**-frac``."""
         return 2.0 ** -self.frac
 
@@ -54,7 +58,7 @@ class Fixed:
         return f"{self.bits}:{self.frac}"
 
     @classmethod
-    def parse(cls, text, what="format"):
+    def parse(cls, text: str, what: str = "format") -> Fixed:
         """Parse ``"BITS:FRAC"`` (as the CLI and config files write formats)."""
         m = re.fullmatch(r"\s*(\d+)\s*:\s*(-?\d+)\s*", str(text))
         if not m:
@@ -64,11 +68,11 @@ class Fixed:
         except PermdealError as e:
             raise PermdealError(f"{what}: {e}") from None
 
-    def to_json(self):
+    def to_json(self) -> dict[str, int]:
         return {"bits": self.bits, "frac": self.frac}
 
     @classmethod
-    def from_json(cls, obj, what="format"):
+    def from_json(cls, obj: Any, what: str = "format") -> Fixed:
         if not isinstance(obj, dict) or set(obj) != {"bits", "frac"}:
             raise PermdealError(f"{what}: expected {{\"bits\": B, \"frac\": F}}, got {obj!r}")
         try:
@@ -76,11 +80,11 @@ class Fixed:
         except PermdealError as e:
             raise PermdealError(f"{what}: {e}") from None
 
-    def saturate(self, v):
+    def saturate(self, v: npt.ArrayLike) -> np.ndarray:
         """Clip integer codes to ``[min, max]``."""
         return np.clip(np.asarray(v, dtype=np.int64), self.min, self.max)
 
-    def quantize(self, x):
+    def quantize(self, x: npt.ArrayLike) -> tuple[np.ndarray, int]:
         """Float to fixed: round to nearest (ties up, as the write-back does) and saturate.
 
         Returns ``(codes, n_saturated)``: ``int64`` codes and how many values did not fit.
@@ -96,12 +100,12 @@ class Fixed:
         codes = np.clip(scaled, self.min, self.max).astype(np.int64)
         return codes, int(np.count_nonzero(over))
 
-    def to_float(self, codes):
+    def to_float(self, codes: npt.ArrayLike) -> np.ndarray:
         """Fixed to float: ``codes * 2**-frac``."""
         return np.asarray(codes, dtype=np.float64) * self.step
 
     @classmethod
-    def fit(cls, bits, x):
+    def fit(cls, bits: int, x: npt.ArrayLike) -> Fixed:
         """The format of ``bits`` bits with the most fraction bits that holds every value of ``x``.
 
         "Holds" means :meth:`quantize` saturates nothing. All-zero data gets ``frac = bits - 1``.
@@ -133,12 +137,12 @@ def _round_half_up(x):
     return fl + (x - fl >= 0.5)
 
 
-def signed_bits(lo, hi):
+def signed_bits(lo: int, hi: int) -> int:
     """Fewest two's-complement bits holding every integer in ``[lo, hi]``."""
     return max(1, int(hi).bit_length(), int(-lo - 1).bit_length()) + 1
 
 
-def round_shift(v, s):
+def round_shift(v: npt.ArrayLike, s: int) -> np.ndarray:
     """Arithmetic shift of integers ``v`` right by ``s`` with round-half-up: ``(v + 2**(s-1)) >> s``.
 
     ``s <= 0`` shifts left by ``-s`` (exact).
@@ -182,22 +186,22 @@ class LayerFormats:
                 f"point ({self.acc_frac} fraction bits): too far to shift in {MAX_ACC_BITS} bits")
 
     @property
-    def acc_frac(self):
+    def acc_frac(self) -> int:
         """Fraction bits of products and of the accumulator: ``act.frac + weight.frac``."""
         return self.act.frac + self.weight.frac
 
     @property
-    def bias_shift(self):
+    def bias_shift(self) -> int:
         """Left shift that aligns a bias code to the accumulator's binary point."""
         return self.acc_frac - self.bias.frac
 
     @property
-    def out_shift(self):
+    def out_shift(self) -> int:
         """Right shift (round-half-up) from the accumulator to the output format; < 0 shifts left."""
         return self.acc_frac - self.out.frac
 
     @property
-    def acc_bits(self):
+    def acc_bits(self) -> int:
         """Accumulator width: no dot product of ``max_terms`` terms plus bias can overflow it.
 
         The bound is exact: the largest product magnitude is ``act.min * weight.min``.
@@ -209,7 +213,7 @@ class LayerFormats:
         return signed_bits(lo, hi)
 
     @classmethod
-    def from_json(cls, obj, what="formats"):
+    def from_json(cls, obj: Any, what: str = "formats") -> LayerFormats:
         """Inverse of :meth:`to_json` (the derived fields are recomputed, not read)."""
         try:
             return cls(*(Fixed.from_json(obj[k], f"{what} {k} format")
@@ -217,7 +221,7 @@ class LayerFormats:
         except (KeyError, TypeError) as e:
             raise PermdealError(f"{what}: missing or malformed field {e}") from None
 
-    def to_json(self):
+    def to_json(self) -> dict:
         return {"act": self.act.to_json(), "weight": self.weight.to_json(),
                 "bias": self.bias.to_json(), "out": self.out.to_json(),
                 "max_terms": self.max_terms, "acc_bits": self.acc_bits,
@@ -225,7 +229,8 @@ class LayerFormats:
                 "out_shift": self.out_shift}
 
 
-def writeback(acc, bias, fmts, relu):
+def writeback(acc: npt.ArrayLike, bias: npt.ArrayLike, fmts: LayerFormats,
+              relu: bool) -> np.ndarray:
     """Write-back of a layer output (docs/design.md section 3), exact on integer arrays.
 
     ``acc`` holds accumulator values (``fmts.acc_frac`` fraction bits), ``bias`` bias codes in

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from permdeal.errors import PermdealError
 
 from .cycles import EngineConfig
 from .formats import LayerFormats
+from .model import LayerSpec, QuantLayer
 from .permdiag import index_bits
 
 #: The three memories of every lane, in manifest order.
@@ -49,7 +51,7 @@ class EngineLayer:
         return -(-self.n_out // self.p), -(-self.n_in // self.p)
 
     @classmethod
-    def of(cls, layer, index: int) -> EngineLayer:
+    def of(cls, layer: QuantLayer | LayerSpec, index: int) -> EngineLayer:
         """The engine layer of a ``QuantLayer`` (with its ``matrix``) or a ``LayerSpec``."""
         if hasattr(layer, "matrix"):
             (n_out, n_in), p = layer.shape, layer.matrix.p
@@ -59,7 +61,8 @@ class EngineLayer:
                    layer.fmts)
 
 
-def layout(mem: str, b: int, nl: int, nb: int, p: int):
+def layout(mem: str, b: int, nl: int, nb: int,
+           p: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """The addressing of one layer's words in ``mem`` (module docstring), for writer and reader.
 
     Returns ``(axes, order, shape)``: the layer's padded array of ``shape`` (``weight``: the column
@@ -93,7 +96,8 @@ class LayerPlacement:
         return self.__dict__.copy()
 
 
-def layer_placements(shapes, cfg: EngineConfig) -> list[LayerPlacement]:
+def layer_placements(shapes: Iterable[tuple[tuple[int, int], int]],
+                     cfg: EngineConfig) -> list[LayerPlacement]:
     """The placements of layers given as ``((M', N'), p)`` pairs, in order."""
     nl = cfg.total_lanes
     out, bases = [], dict.fromkeys(MEMORIES, 0)
@@ -107,7 +111,7 @@ def layer_placements(shapes, cfg: EngineConfig) -> list[LayerPlacement]:
     return out
 
 
-def memory_widths(layers) -> dict[str, int]:
+def memory_widths(layers: Iterable[tuple[LayerFormats, int]]) -> dict[str, int]:
     """Word width of each memory for layers given as ``(LayerFormats, p)`` pairs: the widest
     layer's format (1 bit of ``k`` for ``p = 1``)."""
     layers = list(layers)
@@ -134,7 +138,8 @@ class Geometry:
     layers: tuple[EngineLayer, ...]
 
     @classmethod
-    def of(cls, cfg: EngineConfig, layers) -> Geometry:
+    def of(cls, cfg: EngineConfig,
+           layers: Iterable[QuantLayer | LayerSpec | EngineLayer]) -> Geometry:
         """The geometry of ``layers`` (``QuantLayer`` s, ``LayerSpec`` s or :class:`EngineLayer`
         s) on ``cfg``; checks that the layers chain (shapes and formats)."""
         if not isinstance(cfg, EngineConfig):

@@ -8,6 +8,7 @@ hand-edited or corrupted manifest is refused with a message naming the file and 
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from permdeal.errors import PermdealError
 
@@ -19,7 +20,7 @@ _TYPE_NAMES = {int: "an integer", str: "a string", bool: "true or false", list: 
                dict: "an object"}
 
 
-def show_json(value):
+def show_json(value: Any) -> str:
     try:
         text = json.dumps(value)
     except (TypeError, ValueError):
@@ -27,7 +28,8 @@ def show_json(value):
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def json_field(obj, key, kind, where, minimum=None):
+def json_field(obj: Any, key: str, kind: type, where: str | Path,
+               minimum: int | None = None) -> Any:
     """``obj[key]`` of JSON type ``kind`` (``int`` excludes ``true``/``false`` and ``8.0``).
 
     ``minimum`` bounds integers from below. Errors read ``where: key must be ...``.
@@ -44,7 +46,7 @@ def json_field(obj, key, kind, where, minimum=None):
     return v
 
 
-def json_same(a, b):
+def json_same(a: Any, b: Any) -> bool:
     """JSON equality that also tells ``1`` from ``1.0`` and ``true``."""
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(json_same(a[k], b[k]) for k in a)
@@ -53,7 +55,7 @@ def json_same(a, b):
     return type(a) is type(b) and a == b
 
 
-def json_diff(got, want, name):
+def json_diff(got: Any, want: Any, name: str) -> str | None:
     """The first difference between JSON values ``got`` and ``want``, as a message fragment about
     the field ``name`` (``None`` when they are the same)."""
     if isinstance(want, dict):
@@ -75,7 +77,7 @@ def json_diff(got, want, name):
     return None
 
 
-def read_manifest(path, kind):
+def read_manifest(path: str | Path, kind: str | tuple[str, ...]) -> dict:
     """Load a ``manifest.json`` of the given kind (or one of a tuple of kinds), with a clear error
     for anything else."""
     kinds = (kind,) if isinstance(kind, str) else tuple(kind)

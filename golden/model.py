@@ -10,7 +10,12 @@ third party to recompute every output, as :meth:`QuantModel.forward` does.
 
 Readers trust nothing in a manifest: every field is type-checked, every derived field is
 recomputed and compared, and every problem is a :class:`PermdealError` naming the file and field.
+
+This module is longer than most (about 550 lines) on purpose: the float-model reader, the
+compressed layer and model and the manifest reader share one schema and are read together.
 """
+
+from __future__ import annotations
 
 import contextlib
 import hashlib
@@ -19,10 +24,13 @@ import json
 import re
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
@@ -42,7 +50,7 @@ _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
-def sha256_file(path):
+def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file's bytes."""
     h = hashlib.sha256()
     try:
@@ -108,7 +116,7 @@ class FloatLayer:
     bias: np.ndarray
 
 
-def load_float_model(path):
+def load_float_model(path: str | Path) -> list[FloatLayer]:
     """Read a float model ``.npz`` and check it: names, shapes, chaining, finiteness.
 
     A layer without ``NAME.bias`` gets a zero bias (``torch.nn.Linear(bias=False)``).
@@ -181,16 +189,17 @@ class QuantLayer:
                                 f"the matrix has rows of {self.matrix.max_terms}")
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         return self.matrix.shape
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> np.ndarray:
         """Integer codes in (``fmts.act``), integer codes out (``fmts.out``), bit-exact."""
         return writeback(self.matrix.int_matvec(x), self.bias, self.fmts, self.relu)
 
 
 
-def model_arrays(folder, man, man_path, what):
+def model_arrays(folder: str | Path, man: dict, man_path: str | Path,
+                 what: str) -> tuple[Path, dict[str, np.ndarray]]:
     """``(path, arrays)`` of a compressed-model folder's ``model.npz``, after checking that the
     manifest ``man`` names only it and that its sha256 matches; ``what`` describes the arrays."""
     files = json_field(man, "files", dict, man_path)
@@ -209,7 +218,7 @@ def model_arrays(folder, man, man_path, what):
     return arr_path, _load_npz(arr_path, what)
 
 
-def check_labels(y, n, n_classes, what="labels"):
+def check_labels(y: npt.ArrayLike, n: int, n_classes: int, what: str = "labels") -> np.ndarray:
     """Refuse labels ``y`` that are not ``n`` integer class indices in ``[0, n_classes)``;
     ``what`` names them (a flag or a parameter)."""
     y = np.asarray(y)
@@ -238,18 +247,18 @@ class QuantModel:
         self.method = method
 
     @property
-    def input_format(self):
+    def input_format(self) -> Fixed:
         return self.layers[0].fmts.act
 
     @property
-    def output_format(self):
+    def output_format(self) -> Fixed:
         return self.layers[-1].fmts.out
 
     @property
-    def n_inputs(self):
+    def n_inputs(self) -> int:
         return self.layers[0].shape[1]
 
-    def quantize_input(self, x):
+    def quantize_input(self, x: npt.ArrayLike) -> tuple[np.ndarray, int]:
         """Float inputs to input codes: ``(codes, n_saturated)``."""
         x = np.asarray(x, dtype=np.float64)
         if x.shape[-1:] != (self.n_inputs,):
@@ -257,7 +266,7 @@ class QuantModel:
                                 f"the model takes {self.n_inputs}")
         return self.input_format.quantize(x)
 
-    def forward(self, x, trace=False):
+    def forward(self, x: npt.ArrayLike, trace: bool = False) -> np.ndarray | list[np.ndarray]:
         """Bit-exact inference on input codes (``(n,)`` or ``(batch, n)``).
 
         Returns the last layer's output codes, or with ``trace`` the list of every layer's input
@@ -268,14 +277,14 @@ class QuantModel:
             acts.append(layer.forward(acts[-1]))
         return acts if trace else acts[-1]
 
-    def predict(self, x):
+    def predict(self, x: npt.ArrayLike) -> np.ndarray:
         """Float inputs in, float outputs out (through the integer model)."""
         codes, _ = self.quantize_input(x)
         return self.output_format.to_float(self.forward(codes))
 
     # -- files ---------------------------------------------------------------------------------
 
-    def manifest(self, arrays_sha256, source=None):
+    def manifest(self, arrays_sha256: str, source: dict | None = None) -> dict:
         """The ``manifest.json`` content for this model."""
         return {
             "kind": MODEL_KIND, "format_version": MODEL_FORMAT_VERSION,
@@ -286,7 +295,7 @@ class QuantModel:
             "files": {MODEL_ARRAYS: {"sha256": arrays_sha256}},
         }
 
-    def write(self, folder, source=None):
+    def write(self, folder: str | Path, source: dict | None = None) -> dict:
         """Write ``model.npz`` and ``manifest.json`` into ``folder`` (which must exist)."""
         folder = Path(folder)
         buf = io.BytesIO()
@@ -303,7 +312,7 @@ class QuantModel:
         return manifest
 
     @classmethod
-    def read(cls, folder):
+    def read(cls, folder: str | Path) -> QuantModel:
         """Read a compressed-model folder, checking the manifest against ``model.npz``."""
         folder = Path(folder)
         man_path = folder / atomic.MANIFEST_NAME
@@ -320,7 +329,8 @@ class QuantModel:
 
 
 @contextlib.contextmanager
-def layer_arrays(arrays, arr_path, man_path):
+def layer_arrays(arrays: dict[str, np.ndarray], arr_path: str | Path,
+                 man_path: str | Path) -> Iterator[Callable[..., dict[str, np.ndarray]]]:
     """Take the layers' integer arrays out of a model's ``arrays`` (from ``arr_path``, described
     by ``man_path``): yields ``take(i, spec, parts, described)``, which returns ``{part: array}``
     for layer ``i`` (``spec.arrays[part]`` of shape ``spec.array_shapes``; ``described`` names the
@@ -360,7 +370,7 @@ def layer_arrays(arrays, arr_path, man_path):
                             "manifest?)")
 
 
-def model_from_specs(layers, where):
+def model_from_specs(layers: Sequence[QuantLayer], where: str | Path) -> QuantModel:
     """A :class:`QuantModel` of checked layers; errors are prefixed with ``where``."""
     try:
         return QuantModel(layers, METHOD)
@@ -370,7 +380,7 @@ def model_from_specs(layers, where):
 
 # -- manifest fields --------------------------------------------------------------------------------
 
-def check_header(man, path, version):
+def check_header(man: dict, path: str | Path, version: int) -> None:
     """The manifest's ``format_version`` and ``method`` are ones this reader knows."""
     v = json_field(man, "format_version", int, path)
     if v > version:
@@ -398,17 +408,17 @@ class LayerSpec:
     arrays: dict = None
 
     @property
-    def blocks(self):
+    def blocks(self) -> tuple[int, int]:
         return -(-self.n_out // self.p), -(-self.n_in // self.p)
 
     @property
-    def array_shapes(self):
+    def array_shapes(self) -> tuple[tuple[int, int], tuple[int, int, int], tuple[int]]:
         """Shapes of ``k``, ``q`` and ``bias``."""
         mb, nb = self.blocks
         return (mb, nb), (mb, nb, self.p), (self.n_out,)
 
 
-def layer_spec_from_json(d, where, arrays=True):
+def layer_spec_from_json(d: Any, where: str, arrays: bool = True) -> LayerSpec:
     """Check one layer description of a manifest (:func:`layer_to_json`) field by field.
 
     ``where`` prefixes every message (e.g. ``"manifest.json: layer 0"``); the layer's name is added
@@ -456,14 +466,15 @@ def layer_spec_from_json(d, where, arrays=True):
     return LayerSpec(name, n_in, n_out, p, relu, fmts, saturated, names)
 
 
-def check_model_json(man, path, version, arrays=True):
+def check_model_json(man: dict, path: str | Path, version: int,
+                     arrays: bool = True) -> list[LayerSpec]:
     """Check the model part of a manifest: header, layer descriptions, their chaining and the
     model's input and output formats. Returns the :class:`LayerSpec` of every layer."""
     check_header(man, path, version)
     return check_layers(man, path, lambda d, where: layer_spec_from_json(d, where, arrays=arrays))
 
 
-def check_layers(man, path, layer_spec):
+def check_layers(man: dict, path: str | Path, layer_spec: Callable[[Any, str], Any]) -> list:
     """The checked layer descriptions of manifest ``man`` (read from ``path``): each made by
     ``layer_spec(d, where)`` (an object with ``name``, ``n_in``, ``n_out`` and ``fmts``), with
     unique names, layers that chain in shape and format, and the model's input and output
@@ -508,7 +519,8 @@ def _int_codes(a, what):
     return a.astype(np.int64)
 
 
-def build_layer(spec, k, q, bias, where):
+def build_layer(spec: LayerSpec, k: npt.ArrayLike, q: npt.ArrayLike, bias: npt.ArrayLike,
+                where: str) -> QuantLayer:
     """The :class:`QuantLayer` of a checked description and its arrays; errors name ``where``."""
     try:
         k, q, bias = (_int_codes(a, what) for a, what in ((k, "k"), (q, "q"), (bias, "bias")))
@@ -521,7 +533,7 @@ def build_layer(spec, k, q, bias, where):
             from None
 
 
-def layer_to_json(layer):
+def layer_to_json(layer: QuantLayer) -> dict:
     """A layer's description for a manifest: shape, block size, formats, ReLU, saturation."""
     m, n = layer.shape
     return {"name": layer.name, "in": n, "out": m, "p": layer.matrix.p,
@@ -530,7 +542,8 @@ def layer_to_json(layer):
             "arrays": {"k": f"{layer.name}.k", "q": f"{layer.name}.q", "bias": f"{layer.name}.bias"}}
 
 
-def layer_from_json(d, k, q, bias, what):
+def layer_from_json(d: Any, k: npt.ArrayLike, q: npt.ArrayLike, bias: npt.ArrayLike,
+                    what: str) -> QuantLayer:
     """Rebuild a :class:`QuantLayer` from its :func:`layer_to_json` description and arrays.
 
     Every field is checked (:func:`layer_spec_from_json`); errors start with ``what`` and the

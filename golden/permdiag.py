@@ -12,11 +12,16 @@ The hardware takes the column view: in input column ``c`` of a block the one non
 convention; everything else derives from them.
 """
 
+from __future__ import annotations
+
 import numpy as np
+import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
+
+from .formats import Fixed
 
 #: Elements of the temporaries the vectorized loops work on at once (about 1-2 MB).
 _CHUNK = 1 << 18
@@ -24,23 +29,24 @@ _CHUNK = 1 << 18
 _MAX_PADDED = 1 << 24
 
 
-def diag_col(r, k, p):
+def diag_col(r: int | np.ndarray, k: int | np.ndarray, p: int) -> int | np.ndarray:
     """Column (within its block) of the stored weight of row ``r`` in a block with value ``k``."""
     return (r + k) % p
 
 
-def diag_row(c, k, p):
+def diag_row(c: int | np.ndarray, k: int | np.ndarray, p: int) -> int | np.ndarray:
     """Row (within its block) of the one non-zero of column ``c`` in a block with value ``k``."""
     return (c - k) % p
 
 
-def index_bits(p):
+def index_bits(p: int) -> int:
     """Bits of one permutation value: ``ceil(log2 p)`` (0 for ``p = 1``, which is dense)."""
     return (int(p) - 1).bit_length()
 
 
 
-def check_block_fit(m, n, b, name="p", what=None, longer_side=True):
+def check_block_fit(m: int, n: int, b: int, name: str = "p", what: str | None = None,
+                    longer_side: bool = True) -> None:
     """Refuse a block size ``b`` (``p`` or ``k``, ``name``) that does not fit an ``m x n`` matrix:
     with ``longer_side``, one longer than the matrix's longer side; always, one whose zero padding
     makes the matrix more than 4 times (and more than ``2**24`` entries) larger. ``what`` names
@@ -108,34 +114,34 @@ class PermDiag:
     # -- shape ---------------------------------------------------------------------------------
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         """``(m, n)``: outputs and inputs."""
         return self._shape
 
     @property
-    def p(self):
+    def p(self) -> int:
         """Block size."""
         return self._p
 
     @property
-    def blocks(self):
+    def blocks(self) -> tuple[int, int]:
         """``(M', N')``: block-rows and block-columns."""
         m, n = self._shape
         return -(-m // self._p), -(-n // self._p)
 
     @property
-    def padded_shape(self):
+    def padded_shape(self) -> tuple[int, int]:
         """``(M' p, N' p)``."""
         mb, nb = self.blocks
         return mb * self._p, nb * self._p
 
     @property
-    def cols(self):
+    def cols(self) -> np.ndarray:
         """``(M', N', p)``: column within its block of every stored weight."""
         return diag_col(np.arange(self._p), self.k[..., None], self._p)
 
     @property
-    def stored_mask(self):
+    def stored_mask(self) -> np.ndarray:
         """``(M', N', p)`` bool: which stored weights lie inside the ``m x n`` matrix."""
         m, n = self._shape
         mb, nb = self.blocks
@@ -145,17 +151,17 @@ class PermDiag:
         return (rows < m) & (cols < n)
 
     @property
-    def n_weights(self):
+    def n_weights(self) -> int:
         """Stored weights inside the matrix (padding excluded)."""
         return int(np.count_nonzero(self.stored_mask))
 
     @property
-    def max_terms(self):
+    def max_terms(self) -> int:
         """Most stored weights in one row: the longest dot product (``N'`` or one less)."""
         return int(self.stored_mask.sum(axis=1).max())
 
     @property
-    def index_bits_total(self):
+    def index_bits_total(self) -> int:
         """Index storage: ``ceil(log2 p)`` bits per block."""
         mb, nb = self.blocks
         return mb * nb * index_bits(self._p)
@@ -167,7 +173,7 @@ class PermDiag:
     # -- conversion ----------------------------------------------------------------------------
 
     @classmethod
-    def from_dense(cls, W, p):
+    def from_dense(cls, W: npt.ArrayLike, p: int) -> PermDiag:
         """Project a dense ``m x n`` matrix onto the permuted-diagonal structure.
 
         Each block keeps the wrapped diagonal ``k`` of largest energy
@@ -206,7 +212,7 @@ class PermDiag:
                     rows[:, r], diag_col(r, kc, p)[..., None], axis=-1)[..., 0]
         return cls((m, n), p, k, q)
 
-    def to_dense(self):
+    def to_dense(self) -> np.ndarray:
         """The ``m x n`` matrix, in ``q``'s dtype."""
         mb, nb = self.blocks
         p = self._p
@@ -216,11 +222,11 @@ class PermDiag:
         m, n = self._shape
         return out.reshape(mb * p, nb * p)[:m, :n]
 
-    def with_q(self, q):
+    def with_q(self, q: npt.ArrayLike) -> PermDiag:
         """The same structure (shape, p, k) with other stored weights."""
         return PermDiag(self._shape, self._p, self.k, q)
 
-    def quantize(self, fmt):
+    def quantize(self, fmt: Fixed) -> tuple[PermDiag, int]:
         """Quantize the stored weights to a :class:`~permdeal.golden.formats.Fixed` format.
 
         Returns ``(PermDiag of int64 codes, n_saturated)``.
@@ -259,11 +265,11 @@ class PermDiag:
             y[..., i:i + step, :] = np.einsum("...ijr,ijr->...ir", met, q[i:i + step])
         return y.reshape(y.shape[:-2] + (-1,))[..., :m]
 
-    def matvec(self, x):
+    def matvec(self, x: npt.ArrayLike) -> np.ndarray:
         """Float ``W @ x`` for ``x`` of shape ``(n,)`` or ``(batch, n)``."""
         return self._product(x, np.float64)
 
-    def int_matvec(self, x):
+    def int_matvec(self, x: npt.ArrayLike) -> np.ndarray:
         """Exact integer ``W @ x`` of integer codes (``int64``), without write-back.
 
         ``q`` must hold integer codes (see :meth:`quantize`); ``x`` integer activation codes of

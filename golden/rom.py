@@ -28,15 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
 
 from .cycles import EngineConfig
-from .geometry import MEMORIES, SIGNED, Geometry, layer_placements, layout
+from .geometry import MEMORIES, SIGNED, Geometry, LayerPlacement, layer_placements, layout
 from .geometry import memory_widths as layer_widths
 from .manifest import SHA256, json_diff, json_field, read_manifest
-from .model import build_layer, check_model_json, layer_to_json, model_from_specs
+from .model import QuantModel, build_layer, check_model_json, layer_to_json, model_from_specs
 from .permdiag import diag_col, diag_row
 
 ROM_KIND = "permdeal-rom"
@@ -48,17 +49,17 @@ _UNHEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16)
 _UNHEX[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
 
 
-def image_name(pe, lane, memory, cfg):
+def image_name(pe: int, lane: int, memory: str, cfg: EngineConfig) -> str:
     """File name of one image, zero-padded so that names sort in PE and lane order."""
     dp, dl = len(str(cfg.n_pe - 1)), len(str(cfg.lanes - 1))
     return f"pe{pe:0{dp}d}_lane{lane:0{dl}d}_{memory}.hex"
 
 
-def hex_digits(width):
+def hex_digits(width: int) -> int:
     return -(-width // 4)
 
 
-def encode_hex(values, width, signed):
+def encode_hex(values: npt.ArrayLike, width: int, signed: bool) -> bytes:
     """``$readmemh`` text of ``values`` as ``width``-bit words (two's complement if ``signed``)."""
     v = np.asarray(values, dtype=np.int64)
     lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
@@ -72,7 +73,7 @@ def encode_hex(values, width, signed):
     return lines.tobytes()
 
 
-def read_image_bytes(path, context):
+def read_image_bytes(path: str | Path, context: str) -> bytes:
     """The bytes of the image file ``path``; ``context`` (e.g. where it is listed) ends the
     message when the file is a folder, missing or unreadable."""
     path = Path(path)
@@ -86,7 +87,7 @@ def read_image_bytes(path, context):
         raise PermdealError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
-def decode_hex(data, width, depth, signed, name):
+def decode_hex(data: bytes, width: int, depth: int, signed: bool, name: str | Path) -> np.ndarray:
     """Parse fixed-width hex lines written by :func:`encode_hex`; errors name file and line."""
     nd = hex_digits(width)
     raw = np.frombuffer(data, dtype=np.uint8)
@@ -135,17 +136,17 @@ def _from_lanes(words, mem, b, nl, nb, p):
     return words.reshape([axes[i] for i in order]).transpose(np.argsort(order)).reshape(shape)
 
 
-def placements(model, cfg):
+def placements(model: QuantModel, cfg: EngineConfig) -> list[LayerPlacement]:
     """Base addresses and depths of every layer in the lane memories, in order."""
     return layer_placements([(l.matrix.blocks, l.matrix.p) for l in model.layers], cfg)
 
 
-def memory_widths(model):
+def memory_widths(model: QuantModel) -> dict[str, int]:
     """Word width of each memory of ``model``'s layers (:func:`.geometry.memory_widths`)."""
     return layer_widths((l.fmts, l.matrix.p) for l in model.layers)
 
 
-def lane_contents(model, cfg):
+def lane_contents(model: QuantModel, cfg: EngineConfig) -> dict[str, np.ndarray]:
     """The words of every memory of every lane: ``{memory: array (NL, depth)}``, lane ``g``."""
     nl = cfg.total_lanes
     parts = {mem: [] for mem in MEMORIES}
@@ -168,7 +169,7 @@ def lane_contents(model, cfg):
     return {mem: np.concatenate(parts[mem], axis=1) for mem in MEMORIES}
 
 
-def rom_manifest(model, cfg, images):
+def rom_manifest(model: QuantModel, cfg: EngineConfig, images: list[dict]) -> dict:
     places = placements(model, cfg)
     layers = []
     for layer, place in zip(model.layers, places):
@@ -185,7 +186,7 @@ def rom_manifest(model, cfg, images):
     }
 
 
-def write_images(folder, model, cfg):
+def write_images(folder: str | Path, model: QuantModel, cfg: EngineConfig) -> dict:
     """Write every lane's images into ``folder`` (which must exist) and return the manifest dict.
 
     The manifest is also written as ``manifest.json`` unless a caller that merges it into a larger
@@ -196,7 +197,7 @@ def write_images(folder, model, cfg):
     return man
 
 
-def build_images(folder, model, cfg):
+def build_images(folder: str | Path, model: QuantModel, cfg: EngineConfig) -> dict:
     """Write the image files only; return the ROM manifest dict describing them."""
     folder = Path(folder)
     widths = memory_widths(model)
@@ -330,7 +331,8 @@ def _read(folder, manifest=None):
     return _Rom(man, man_path, cfg, specs, places, contents)
 
 
-def read_images(folder, manifest=None):
+def read_images(folder: str | Path,
+                manifest: dict | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """Read and verify every image of a ROM folder.
 
     Returns ``(manifest, {memory: array (NL, depth)})``. Refuses, naming the file, any image that
@@ -341,7 +343,7 @@ def read_images(folder, manifest=None):
     return rom.man, rom.contents
 
 
-def model_from_images(folder):
+def model_from_images(folder: str | Path) -> QuantModel:
     """Rebuild the :class:`QuantModel` that a ROM folder encodes (the inverse of the writer)."""
     folder = Path(folder)
     rom = _read(folder)

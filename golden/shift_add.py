@@ -42,9 +42,11 @@ back-pressure pattern.
 each form a block of their own.
 """
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal.checks import integer
 
@@ -54,7 +56,7 @@ from .smartdeal import (B_BITS_RANGE, E_RANGE, MAX_ALIGN, MAX_S, SmartDealCodes,
 __all__ = ["ShiftAddTiming", "acc_bits", "rebuild_rows", "schedule"]
 
 
-def acc_bits(S, E, b_bits):
+def acc_bits(S: int, E: int, b_bits: int) -> int:
     """Accumulator width that no row of ``S`` terms can overflow (module docstring)."""
     top = S << (b_bits - 1 + (1 << E) - 1)
     return signed_bits(-top, top)
@@ -80,43 +82,45 @@ class ShiftAddTiming:
         integer(self.lanes, "shift-add lanes", 1, S)
 
     @property
-    def acc_bits(self):
+    def acc_bits(self) -> int:
         """Width ``T`` of the serial accumulator (:func:`acc_bits`)."""
         return acc_bits(self.S, self.E, self.b_bits)
 
     @property
-    def passes(self):
+    def passes(self) -> int:
         """``P = ceil(S / lanes)``: passes over the serial datapath per row."""
         return -(-self.S // self.lanes)
 
     @property
-    def cycles_per_pass(self):
+    def cycles_per_pass(self) -> int:
         """``T``: one accumulator bit per cycle, all of them (the low ones carry into the rest)."""
         return self.acc_bits
 
     @property
-    def cycles_per_row(self):
+    def cycles_per_row(self) -> int:
         """``P * T``: cycles the serial datapath spends on one row."""
         return self.passes * self.cycles_per_pass
 
     @property
-    def latency(self):
+    def latency(self) -> int:
         """Cycles from a row's acceptance to its weights being valid on ``o``: ``P*T + 1``."""
         return self.cycles_per_row + 1
 
     @property
-    def interval(self):
+    def interval(self) -> int:
         """Initiation interval: rows accepted back to back are ``P*T`` cycles apart."""
         return self.cycles_per_row
 
-    def total_cycles(self, n_rows):
+    def total_cycles(self, n_rows: int) -> int:
         """Cycles from the first acceptance through the last output transfer, both included, of
         ``n_rows`` rows offered without idle to an output that is always ready."""
         n_rows = integer(n_rows, "number of rows", 1)
         return (n_rows - 1) * self.interval + self.latency + 1
 
 
-def schedule(timing, offers, ready, limit=None, counts=None):
+def schedule(timing: ShiftAddTiming, offers: Iterable[int], ready: Callable[[int], bool],
+             limit: int | None = None,
+             counts: dict[str, int] | None = None) -> tuple[list[int], list[int]]:
     """Run the unit's control registers (module docstring) cycle by cycle.
 
     ``offers[n]`` is the first cycle in which row ``n`` is on offer (a source keeps a row on offer
@@ -164,7 +168,8 @@ def schedule(timing, offers, ready, limit=None, counts=None):
     return accepted, delivered
 
 
-def rebuild_rows(codes, b_int, E, b_bits, weight_bits, shift):
+def rebuild_rows(codes: npt.ArrayLike, b_int: npt.ArrayLike, E: int, b_bits: int, weight_bits: int,
+                 shift: int) -> tuple[np.ndarray, int]:
     """The weights the unit gives for rows ``codes[n]`` (``S`` Ce codes) with bases ``b_int[n]``.
 
     Each row becomes a block of its own (``rows_per_block = 1``, ``e_min = 0``, ``b_frac = 0``) and

@@ -42,12 +42,16 @@ e_idx`` (bit ``E+1`` = non-zero, bit ``E`` = sign, 1 for negative, bits ``E-1..0
 ``e = e_min + e_idx``); a zero entry is code 0, and a code with ``nz = 0`` means zero whatever its
 other bits. ``B`` becomes ``b_B``-bit codes ``B_int`` with ``B = B_int * 2**-b_frac`` for one
 ``b_frac`` per layer. :func:`rebuild_int` is the shift-add unit's arithmetic (see there).
+
+This module is longer than most (about 590 lines) on purpose: the decomposition, the encoding and
+the bit-exact rebuild follow one derivation (docs/design.md 5.1 and 5.2) and are read together.
 """
 
 import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
@@ -82,7 +86,8 @@ def _nearest_exp(a):
     return k.astype(np.int64) - 1 + (f > 0.75)
 
 
-def project_pow2(c, e_min, E=3, threshold=None):
+def project_pow2(c: npt.ArrayLike, e_min: int, E: int = 3,
+                 threshold: float | None = None) -> np.ndarray:
     """Project ``c`` onto ``{0} U {+-2**e : e_min <= e <= e_min + 2**E - 1}`` (module docstring).
 
     ``threshold`` (default ``2**(e_min - 1)``): magnitudes at or below it become 0.
@@ -152,7 +157,8 @@ def _check_matrix(W):
 
 # -- blocks ---------------------------------------------------------------------------------------
 
-def block_layout(shape, S=3, rows_per_block=None):
+def block_layout(shape: tuple[int, int], S: int = 3,
+                 rows_per_block: int | None = None) -> tuple[int, int, int]:
     """``(r, h, bpr)``: chunks per output row, chunks per block, blocks per output row."""
     m, n = shape
     S = integer(S, "chunk width S", 1, MAX_S)
@@ -161,7 +167,7 @@ def block_layout(shape, S=3, rows_per_block=None):
     return r, h, -(-r // h)
 
 
-def to_blocks(W, S=3, rows_per_block=None):
+def to_blocks(W: npt.ArrayLike, S: int = 3, rows_per_block: int | None = None) -> np.ndarray:
     """The blocks ``A`` of ``W``: an array ``(m * bpr, h, S)`` (module docstring)."""
     W = np.asarray(W)
     m, n = W.shape
@@ -171,13 +177,13 @@ def to_blocks(W, S=3, rows_per_block=None):
     return Wp.reshape(m * bpr, h, S)
 
 
-def from_blocks(X, shape):
+def from_blocks(X: npt.ArrayLike, shape: tuple[int, int]) -> np.ndarray:
     """Inverse of :func:`to_blocks` (any ``S`` and ``h``): the ``m x n`` matrix of blocks ``X``."""
     m, n = shape
     return np.asarray(X).reshape(m, -1)[:, :n]
 
 
-def prune_mask(W, fraction, group=1, S=3):
+def prune_mask(W: npt.ArrayLike, fraction: float, group: int = 1, S: int = 3) -> np.ndarray:
     """Structured sparsity: ``(m, r)`` bool, the chunks whose ``Ce`` rows are pruned.
 
     Outputs go in groups of ``group`` consecutive rows (the last may be smaller). In each group the
@@ -256,14 +262,14 @@ class Decomposition:
     pruned: np.ndarray | None = None
 
     @property
-    def e_max(self):
+    def e_max(self) -> int:
         return self.e_min + (1 << self.E) - 1
 
     @property
-    def n_blocks(self):
+    def n_blocks(self) -> int:
         return self.ce.shape[0]
 
-    def to_dense(self):
+    def to_dense(self) -> np.ndarray:
         """The float ``m x n`` rebuild ``Ce @ B``."""
         return from_blocks(self.ce @ self.b, self.shape)
 
@@ -273,8 +279,9 @@ def _top_exponent(W):
     return int(_nearest_exp(np.float64(peak))) if peak > 0 else 0
 
 
-def decompose(W, S=3, E=3, rows_per_block=None, e_min=None, threshold=None, max_iter=30,
-              prune=0.0, prune_group=1):
+def decompose(W: npt.ArrayLike, S: int = 3, E: int = 3, rows_per_block: int | None = None,
+              e_min: int | None = None, threshold: float | None = None, max_iter: int = 30,
+              prune: float = 0.0, prune_group: int = 1) -> Decomposition:
     """SmartDeal decomposition of the ``m x n`` matrix ``W`` (module docstring).
 
     ``S`` chunk width, ``E`` exponent bits (``2**E`` levels), ``rows_per_block`` chunks per block
@@ -357,7 +364,7 @@ def _decompose_chunk(A, e_min, e_max, threshold, max_iter):
 
 # -- Ce codes -------------------------------------------------------------------------------------
 
-def encode_ce(ce, e_min, E=3):
+def encode_ce(ce: npt.ArrayLike, e_min: int, E: int = 3) -> np.ndarray:
     """Codes ``nz << (E+1) | sign << E | e_idx`` (int64) of values 0 or ``+-2**(e_min + e_idx)``."""
     E, e_min = _check_E(E), _check_e(e_min)
     ce = np.asarray(ce, dtype=np.float64)
@@ -377,7 +384,7 @@ def _fields(codes, E):
     return (codes >> (E + 1)) & 1, (codes >> E) & 1, codes & ((1 << E) - 1)
 
 
-def decode_ce(codes, e_min, E=3):
+def decode_ce(codes: npt.ArrayLike, e_min: int, E: int = 3) -> np.ndarray:
     """Float values of Ce codes (inverse of :func:`encode_ce`; ``nz = 0`` is zero)."""
     E, e_min = _check_E(E), _check_e(e_min)
     nz, sign, e_idx = _fields(codes, E)
@@ -426,18 +433,18 @@ class SmartDealCodes:
             raise PermdealError(f"B codes must lie in [{lo}, {hi}] for b_B = {b_bits}")
 
     @property
-    def header(self):
+    def header(self) -> dict:
         """The per-layer header fields of the manifest."""
         m, n = self.shape
         return {"shape": [m, n], "S": self.S, "rows_per_block": self.rows_per_block,
                 "blocks": int(self.codes.shape[0]), "E": self.E, "code_bits": self.E + 2,
                 "e_min": self.e_min, "b_bits": self.b_bits, "b_frac": self.b_frac}
 
-    def b_float(self):
+    def b_float(self) -> np.ndarray:
         return np.asarray(self.b_int, dtype=np.float64) * 2.0 ** -self.b_frac
 
 
-def quantize(dec, b_bits=8, b_frac=None):
+def quantize(dec: Decomposition, b_bits: int = 8, b_frac: int | None = None) -> SmartDealCodes:
     """Quantize a :class:`Decomposition`: Ce to codes, B to ``b_bits``-bit codes.
 
     ``b_frac`` (``B = B_int * 2**-b_frac``) defaults to the most fraction bits with which no B value
@@ -454,17 +461,17 @@ def quantize(dec, b_bits=8, b_frac=None):
                           encode_ce(dec.ce, dec.e_min, dec.E), b_int, n_sat)
 
 
-def rebuild_float(enc):
+def rebuild_float(enc: SmartDealCodes) -> np.ndarray:
     """Float reference rebuild ``decode(Ce codes) @ (B_int * 2**-b_frac)`` (``m x n``, float64)."""
     return from_blocks(decode_ce(enc.codes, enc.e_min, enc.E) @ enc.b_float(), enc.shape)
 
 
-def align_shift(enc, weight_fmt):
+def align_shift(enc: SmartDealCodes, weight_fmt: Fixed) -> int:
     """Right shift from the rebuild accumulator (LSB ``2**(e_min - b_frac)``) to ``weight_fmt``."""
     return enc.b_frac - enc.e_min - weight_fmt.frac
 
 
-def rebuild_int(enc, weight_fmt):
+def rebuild_int(enc: SmartDealCodes, weight_fmt: Fixed) -> tuple[np.ndarray, int]:
     """Bit-exact rebuild of the weights as codes of ``weight_fmt`` (a :class:`Fixed`).
 
     For weight ``j`` of row ``c`` of a block: ``acc = sum_k s_k * (B_int[k][j] << e_idx_k)`` over the
@@ -516,7 +523,8 @@ def _align(acc, s, fmt):
 
 # -- report ---------------------------------------------------------------------------------------
 
-def storage_bits(dec, b_bits=8, p=8, dense_bits=16):
+def storage_bits(dec: Decomposition, b_bits: int = 8, p: int = 8,
+                 dense_bits: int = 16) -> dict[str, int]:
     """Storage of one layer in bits: dense, permuted-diagonal and the two SmartDeal accountings.
 
     ``dense``: ``dense_bits`` per weight. ``permdiag``: per ``p x p`` block ``p`` weights of
@@ -537,7 +545,8 @@ def storage_bits(dec, b_bits=8, p=8, dense_bits=16):
             "smartdeal_fixed": n_ce * (dec.E + 2) + b_total}
 
 
-def report(dec, W, b_bits=8, p=8, enc=None):
+def report(dec: Decomposition, W: npt.ArrayLike, b_bits: int = 8, p: int = 8,
+           enc: SmartDealCodes | None = None) -> dict:
     """Per-layer report of a :class:`Decomposition` of ``W`` (a dict fit for JSON).
 
     ``rel_error`` is ``||W - Ce @ B||_F / ||W||_F`` (0 for an all-zero ``W``); with ``enc`` (the

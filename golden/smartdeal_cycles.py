@@ -51,7 +51,10 @@ loading), so its last input is accepted in the cycle the previous layer's last o
 costs per rebuilt weight (``S`` per active slot) and per output.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -59,6 +62,9 @@ from permdeal.checks import integer
 from permdeal.errors import PermdealError
 
 from .shift_add import ShiftAddTiming
+
+if TYPE_CHECKING:
+    from .smartdeal_model import SmartDealLayer, SmartDealLayerSpec, SmartDealModel
 
 __all__ = ["Geometry", "InferenceCycles", "LayerCycles", "MAC_LATENCY", "OUTPUT_LATENCY",
            "SLOT_OVERHEAD", "WRITEBACK_LATENCY", "fetch_words", "geometry", "layer_cycles",
@@ -75,7 +81,7 @@ WRITEBACK_LATENCY = 2
 OUTPUT_LATENCY = MAC_LATENCY + WRITEBACK_LATENCY
 
 
-def fetch_words(S, block_start):
+def fetch_words(S: int, block_start: bool) -> int:
     """ROM words read for one slot: its ``S`` Ce codes, and at a block start the ``S*S`` basis."""
     return S + (S * S if block_start else 0)
 
@@ -94,38 +100,38 @@ class Geometry:
     b_bits: int
 
     @property
-    def r(self):
+    def r(self) -> int:
         return -(-self.n // self.S)
 
     @property
-    def bpr(self):
+    def bpr(self) -> int:
         return -(-self.r // self.h)
 
     @property
-    def blocks(self):
+    def blocks(self) -> int:
         return self.m * self.bpr
 
     @property
-    def slots(self):
+    def slots(self) -> int:
         return self.m * self.r
 
     @property
-    def ce_depth(self):
+    def ce_depth(self) -> int:
         """Words of the layer's Ce image (``golden.smartdeal_model``: blocks x h x S)."""
         return self.blocks * self.h * self.S
 
     @property
-    def b_depth(self):
+    def b_depth(self) -> int:
         """Words of the layer's B image (blocks x S x S)."""
         return self.blocks * self.S * self.S
 
     @property
-    def row_pad(self):
+    def row_pad(self) -> int:
         """Ce words of padding chunks after an output's last real chunk: ``(bpr*h - r) * S``."""
         return (self.bpr * self.h - self.r) * self.S
 
 
-def geometry(layer):
+def geometry(layer: SmartDealLayer | SmartDealLayerSpec) -> Geometry:
     """The :class:`Geometry` of a ``SmartDealLayer`` or a SmartDeal manifest ``LayerSpec``."""
     if hasattr(layer, "codes"):
         c = layer.codes
@@ -138,7 +144,7 @@ def geometry(layer):
     return Geometry(int(m), int(n), int(S), int(h), int(E), int(b))
 
 
-def slot_plan(layer):
+def slot_plan(layer: SmartDealLayer) -> tuple[np.ndarray, np.ndarray]:
     """``(active, cost)``, both ``(m, r)``: which slots go through the shift-add unit and the
     cycles each slot's fetch costs (``K + SLOT_OVERHEAD``), for a ``SmartDealLayer``."""
     g = geometry(layer)
@@ -168,35 +174,35 @@ class LayerCycles:
     compute: int
 
     @property
-    def skipped(self):
+    def skipped(self) -> int:
         """Slots with all-zero Ce codes that were skipped."""
         return self.slots - self.active
 
     @property
-    def rebuilt_weights(self):
+    def rebuilt_weights(self) -> int:
         return self.active * self.S
 
     @property
-    def ideal(self):
+    def ideal(self) -> int:
         """``active * PT``: the shift-add unit busy every cycle."""
         return self.active * self.PT
 
     @property
-    def cycles_per_weight(self):
+    def cycles_per_weight(self) -> float:
         return self.compute / self.rebuilt_weights
 
     @property
-    def cycles_per_output(self):
+    def cycles_per_output(self) -> float:
         return self.compute / self.m
 
-    def to_json(self):
+    def to_json(self) -> dict[str, int | float]:
         return {"n": self.n, "m": self.m, "slots": self.slots, "active": self.active,
                 "skipped": self.skipped, "cycles_per_row": self.PT, "compute": self.compute,
                 "ideal": self.ideal, "cycles_per_weight": round(self.cycles_per_weight, 4),
                 "cycles_per_output": round(self.cycles_per_output, 4)}
 
 
-def layer_cycles(layer, lanes=None):
+def layer_cycles(layer: SmartDealLayer, lanes: int | None = None) -> LayerCycles:
     """Cycles of a ``SmartDealLayer`` on a unit whose shift-add unit has ``lanes`` lanes (default
     ``S``)."""
     g = geometry(layer)
@@ -221,12 +227,12 @@ class InferenceCycles:
     layers: tuple
 
     @property
-    def total(self):
+    def total(self) -> int:
         """First input accepted through last output accepted, both included."""
         return self.load + sum(l.compute for l in self.layers)
 
 
-def model_cycles(model, lanes=None):
+def model_cycles(model: SmartDealModel, lanes: int | None = None) -> InferenceCycles:
     """Cycles of one input vector through a ``SmartDealModel``'s chain of layer units (the same for
     every input vector)."""
     return InferenceCycles(load=geometry(model.layers[0]).n,

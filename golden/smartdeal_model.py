@@ -30,7 +30,12 @@ image its file, memory name, width, depth, signedness and sha256.
 
 Readers trust nothing: every field is type-checked, derived fields are recomputed and compared,
 codes are range-checked, and every problem is a :class:`PermdealError` naming the file and field.
+
+This module is longer than most (about 580 lines) on purpose: the model, its folder and its ROM
+images share one schema (the header fields, the code widths), checked in one place.
 """
+
+from __future__ import annotations
 
 import hashlib
 import io
@@ -39,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
@@ -95,19 +101,19 @@ class SmartDealLayer:
             raise PermdealError(f"layer {self.name}: {e}") from None
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         return self.codes.shape
 
     @property
-    def align_shift(self):
+    def align_shift(self) -> int:
         return sd.align_shift(self.codes, self.fmts.weight)
 
     @property
-    def header(self):
+    def header(self) -> dict:
         """The manifest's ``smartdeal`` header of this layer."""
         return {**self.codes.header, "align_shift": self.align_shift}
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> np.ndarray:
         """Integer codes in (``fmts.act``), integer codes out (``fmts.out``), bit-exact."""
         acc = np.asarray(x, dtype=np.int64) @ self.weights.T
         return writeback(acc, self.bias, self.fmts, self.relu)
@@ -141,7 +147,7 @@ class SmartDealModel(QuantModel):
                       "threshold": None, "prune": 0.0, "prune_group": 1}
         self.config = dict(config)
 
-    def manifest(self, arrays_sha256, source=None):
+    def manifest(self, arrays_sha256: str, source: dict | None = None) -> dict:
         return {
             "kind": MODEL_KIND, "format_version": MODEL_FORMAT_VERSION,
             "generator": f"permdeal {__version__}", "method": METHOD, "source": source,
@@ -152,7 +158,7 @@ class SmartDealModel(QuantModel):
             "files": {MODEL_ARRAYS: {"sha256": arrays_sha256}},
         }
 
-    def write(self, folder, source=None):
+    def write(self, folder: str | Path, source: dict | None = None) -> dict:
         """Write ``model.npz`` and ``manifest.json`` into ``folder`` (which must exist)."""
         folder = Path(folder)
         buf = io.BytesIO()
@@ -164,7 +170,7 @@ class SmartDealModel(QuantModel):
         atomic.write_text(folder / atomic.MANIFEST_NAME, json.dumps(man, indent=2) + "\n")
         return man
 
-    def write_folder(self, folder, source=None):
+    def write_folder(self, folder: str | Path, source: dict | None = None) -> tuple[dict, dict]:
         """The whole compressed-model folder: :meth:`write` plus the ROM images in ``rom/``."""
         man = self.write(folder, source)
         rom_dir = Path(folder) / ROM_FOLDER
@@ -175,7 +181,7 @@ class SmartDealModel(QuantModel):
         return man, write_rom(rom_dir, self)
 
     @classmethod
-    def read(cls, folder):
+    def read(cls, folder: str | Path) -> SmartDealModel:
         """Read a SmartDeal compressed-model folder, checking the manifest against ``model.npz``."""
         folder = Path(folder)
         man_path = folder / atomic.MANIFEST_NAME
@@ -220,22 +226,22 @@ class SmartDealLayerSpec:
     arrays: dict = None
 
     @property
-    def blocks(self):
+    def blocks(self) -> int:
         return self.n_out * sd.block_layout((self.n_out, self.n_in), self.S, self.rows_per_block)[2]
 
     @property
-    def array_shapes(self):
+    def array_shapes(self) -> tuple[tuple[int, int, int], tuple[int, int, int], tuple[int]]:
         """Shapes of ``ce``, ``b`` and ``bias``."""
         return ((self.blocks, self.rows_per_block, self.S), (self.blocks, self.S, self.S),
                 (self.n_out,))
 
-    def header(self):
+    def header(self) -> dict:
         return {"shape": [self.n_out, self.n_in], "S": self.S,
                 "rows_per_block": self.rows_per_block, "blocks": self.blocks, "E": self.E,
                 "code_bits": self.E + 2, "e_min": self.e_min, "b_bits": self.b_bits,
                 "b_frac": self.b_frac, "align_shift": self.b_frac - self.e_min - self.fmts.weight.frac}
 
-    def memories(self):
+    def memories(self) -> dict[str, tuple[int, int, bool]]:
         """``{part: (width, depth, signed)}`` of the layer's ROM images."""
         shapes = dict(zip(PARTS, self.array_shapes))
         return {"ce": (self.E + 2, int(np.prod(shapes["ce"])), False),
@@ -449,12 +455,12 @@ def _build_layer(spec, parts, names, where):
 
 # -- ROM images -------------------------------------------------------------------------------------
 
-def image_name(i, part):
+def image_name(i: int, part: str) -> str:
     """File name of layer ``i``'s ``part`` image; its memory name is the stem."""
     return f"L{i}_{part}.hex"
 
 
-def rom_manifest(model, images):
+def rom_manifest(model: SmartDealModel, images: list[dict]) -> dict:
     return {
         "kind": ROM_KIND, "format_version": ROM_FORMAT_VERSION,
         "generator": f"permdeal {__version__}", "method": METHOD, "config": model.config,
@@ -465,7 +471,7 @@ def rom_manifest(model, images):
     }
 
 
-def write_rom(folder, model):
+def write_rom(folder: str | Path, model: SmartDealModel) -> dict:
     """Write every layer's images and ``manifest.json`` into ``folder`` (which must exist).
 
     Returns the manifest dict.
@@ -546,7 +552,7 @@ def _check_images(man, man_path, folder, specs):
     return entries
 
 
-def read_rom(folder):
+def read_rom(folder: str | Path) -> tuple[dict, SmartDealModel]:
     """Read and verify a SmartDeal ROM folder; returns ``(manifest, SmartDealModel)``.
 
     Refuses, naming the file, any image that is missing, malformed, or whose width, depth or

@@ -36,16 +36,18 @@ before and after fine-tuning and the fine-tuned form with ``b_B``-bit ``B``.
 """
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden.permdiag import PermDiag
-from permdeal.golden.smartdeal import (Decomposition, block_layout, decompose, from_blocks,
-                                       project_pow2, quantize, rebuild_float, report, storage_bits,
-                                       to_blocks)
+from permdeal.golden.smartdeal import (Decomposition, SmartDealCodes, block_layout, decompose,
+                                       from_blocks, project_pow2, quantize, rebuild_float, report,
+                                       storage_bits, to_blocks)
 from permdeal.golden.train import (MLP, _check_data, _ints, _loss_and_grads, accuracy, adam_loop,
                                    DenseForward, check_chain, init_mlp, load_digits_split,
                                    train)
@@ -84,16 +86,16 @@ class SmartDealMLP(DenseForward):
         check_chain("a SmartDealMLP", self.layers, self.biases, _check_layer)
 
     @property
-    def sizes(self):
+    def sizes(self) -> tuple[int, ...]:
         """``(inputs, hidden..., outputs)``."""
         return (self.layers[0].shape[1],) + tuple(w.shape[0] for w in self.layers)
 
     @property
-    def decomposed(self):
+    def decomposed(self) -> tuple[bool, ...]:
         """Per layer: ``True`` for a SmartDeal layer, ``False`` for one kept dense."""
         return tuple(isinstance(w, Decomposition) for w in self.layers)
 
-    def dense_weights(self):
+    def dense_weights(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """``[(name, W (out x in) float64, b), ...]``: the effective weights ``Ce @ B``."""
         return [(f"fc{i + 1}", _effective(w), np.asarray(b, np.float64))
                 for i, (w, b) in enumerate(zip(self.layers, self.biases))]
@@ -111,8 +113,9 @@ def _check_sd_model(model, what):
     return model
 
 
-def smartdeal_mlp(model, S=3, E=3, rows_per_block=None, threshold=None, prune=0.0, prune_group=1,
-                  *, compress_last=True, max_iter=30):
+def smartdeal_mlp(model: MLP, S: int = 3, E: int = 3, rows_per_block: int | None = None,
+                  threshold: float | None = None, prune: float = 0.0, prune_group: int = 1, *,
+                  compress_last: bool = True, max_iter: int = 30) -> SmartDealMLP:
     """Decompose every layer of the :class:`~permdeal.golden.train.MLP` ``model``.
 
     The options are those of :func:`~permdeal.golden.smartdeal.decompose`, the same for every
@@ -168,7 +171,9 @@ def _unpack(model):
     return qs, bases, keeps
 
 
-def smartdeal_loss_and_grads(model, X, y):
+def smartdeal_loss_and_grads(model: SmartDealMLP, X: npt.ArrayLike, y: npt.ArrayLike
+                             ) -> tuple[float, list[np.ndarray], list[np.ndarray | None],
+                                        list[np.ndarray]]:
     """Mean cross-entropy of the :class:`SmartDealMLP` ``model`` on ``(X, y)`` and its gradients.
 
     Returns ``(loss, dces, dbases, dbiases)``. For a SmartDeal layer ``dces[l]`` (shape of ``Ce``)
@@ -189,7 +194,8 @@ def _project(w, c, keep):
     return project_pow2(c, w.e_min, w.E, w.threshold) * keep
 
 
-def finetune(model, X, y, *, epochs=20, lr=1e-3, batch_size=32, seed=0):
+def finetune(model: SmartDealMLP, X: npt.ArrayLike, y: npt.ArrayLike, *, epochs: int = 20,
+             lr: float = 1e-3, batch_size: int = 32, seed: int = 0) -> SmartDealMLP:
     """Fine-tune the :class:`SmartDealMLP` ``model`` with its structure kept (module docstring).
 
     Adam on mini-batches (as :func:`~permdeal.golden.train.train`) of the latent Ce, B and the
@@ -230,7 +236,7 @@ def finetune(model, X, y, *, epochs=20, lr=1e-3, batch_size=32, seed=0):
 
 # -- quantized form and storage -------------------------------------------------------------------
 
-def quantized_mlp(model, b_bits=8):
+def quantized_mlp(model: SmartDealMLP, b_bits: int = 8) -> tuple[MLP, list[SmartDealCodes | None]]:
     """The quantized form of ``model``: ``(MLP, codes)``.
 
     Every SmartDeal layer is :func:`~permdeal.golden.smartdeal.quantize` d (Ce codes, ``b_bits``-bit
@@ -245,7 +251,7 @@ def quantized_mlp(model, b_bits=8):
                tuple(np.array(b, np.float64) for b in model.biases)), codes
 
 
-def storage_totals(model, b_bits=8, dense_bits=DENSE_BITS):
+def storage_totals(model: SmartDealMLP, b_bits: int = 8, dense_bits: int = DENSE_BITS) -> dict:
     """Weight storage of the whole model in bits (biases excluded), a dict fit for JSON.
 
     ``dense``: ``dense_bits`` per weight of every layer; ``smartdeal_authors`` and
@@ -272,10 +278,12 @@ def storage_totals(model, b_bits=8, dense_bits=DENSE_BITS):
 
 # -- study ----------------------------------------------------------------------------------------
 
-def smartdeal_digits_study(hidden=(128, 64), seed=0, *, epochs=40, finetune_epochs=20, lr=2e-3,
-                           finetune_lr=1e-3, batch_size=32, S=3, E=3, rows_per_block=None,
-                           threshold=None, prune=0.0, prune_group=1, b_bits=8,
-                           compress_last=True):
+def smartdeal_digits_study(hidden: int | Sequence[int] = (128, 64), seed: int = 0, *,
+                           epochs: int = 40, finetune_epochs: int = 20, lr: float = 2e-3,
+                           finetune_lr: float = 1e-3, batch_size: int = 32, S: int = 3, E: int = 3,
+                           rows_per_block: int | None = None, threshold: float | None = None,
+                           prune: float = 0.0, prune_group: int = 1, b_bits: int = 8,
+                           compress_last: bool = True) -> dict:
     """Test accuracy on digits of a dense MLP and its SmartDeal forms.
 
     The dense MLP is trained as in :func:`~permdeal.golden.train.digits_study` (``epochs``,

@@ -15,10 +15,14 @@
    accuracy effect of squeezing is measured, not assumed away.
 """
 
+from __future__ import annotations
+
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
@@ -43,21 +47,21 @@ class SignMagnitude:
     bits: int
 
     @property
-    def codes(self):
+    def codes(self) -> np.ndarray:
         """Signed integer codes ``sign * mag``."""
         return self.sign * self.mag
 
-    def to_float(self):
+    def to_float(self) -> np.ndarray:
         """The weights the codes stand for: ``sign * mag * scale``."""
         return self.codes * self.scale
 
-    def with_mag(self, mag):
+    def with_mag(self, mag: npt.ArrayLike) -> SignMagnitude:
         """The same signs and scale with other magnitudes (a zero magnitude gets sign 0)."""
         mag = np.asarray(mag, np.int64)
         return SignMagnitude(np.where(mag > 0, self.sign, 0), mag, self.scale, self.bits)
 
 
-def sign_magnitude(W, bits=8):
+def sign_magnitude(W: npt.ArrayLike, bits: int = 8) -> SignMagnitude:
     """Quantize float ``W`` to ``bits``-bit sign-magnitude codes with a per-layer scale.
 
     ``scale = max|W| / (2^(bits-1) - 1)`` (1.0 for an all-zero ``W``), so the largest weight maps
@@ -79,12 +83,12 @@ def sign_magnitude(W, bits=8):
     return SignMagnitude(np.where(mag > 0, np.sign(W), 0).astype(np.int64), mag, scale, bits)
 
 
-def popcount(v):
+def popcount(v: npt.ArrayLike) -> np.ndarray:
     """Set bits of every non-negative integer of ``v``."""
     return np.bitwise_count(np.asarray(v, np.int64)).astype(np.int64)
 
 
-def cap_bits(mag, K, bits):
+def cap_bits(mag: npt.ArrayLike, K: int | None, bits: int) -> np.ndarray:
     """Round every magnitude to the nearest value in ``[0, 2^(bits-1) - 1]`` with at most ``K``
     set bits (SME's orchestration); ``K=None`` leaves them unchanged.
 
@@ -116,7 +120,7 @@ def cap_bits(mag, K, bits):
     return np.where(up, hi, lo)
 
 
-def bit_slices(mag, bits):
+def bit_slices(mag: npt.ArrayLike, bits: int) -> np.ndarray:
     """``(bits - 1, m, n)`` 0/1 ``uint8`` array: magnitude bit ``j`` of every weight (LSB first)."""
     bits = _bits(bits)
     mag = np.asarray(mag, np.int64)
@@ -128,7 +132,7 @@ def _tile_index(m, n, rows, cols):
     return np.arange(n) // rows, np.arange(m) // cols
 
 
-def tile_counts(sm, rows, cols):
+def tile_counts(sm: SignMagnitude, rows: int, cols: int) -> np.ndarray:
     """Set bits of every crossbar tile: ``(bits - 1, P, ceil(n/rows), ceil(m/cols))``.
 
     Tile ``(j, pol, t, u)`` holds bit ``j`` of the weights of sign ``+`` (``pol = 0``) or ``-``
@@ -143,7 +147,8 @@ def tile_counts(sm, rows, cols):
     return np.stack(counts, axis=1)
 
 
-def squeeze(sm, rows, cols, threshold):
+def squeeze(sm: SignMagnitude, rows: int, cols: int,
+            threshold: int) -> tuple[np.ndarray, SignMagnitude]:
     """Squeeze out the tiles holding fewer than ``max(1, threshold)`` set bits.
 
     Returns ``(kept, codes)``: ``kept`` is the boolean tile grid of :func:`tile_counts`, ``codes``
@@ -185,7 +190,8 @@ def _density(sm):
     return tuple(float(d) for d in bit_slices(sm.mag, sm.bits).mean(axis=(1, 2)))
 
 
-def sme_layer(W, bits=8, cap=None, threshold=1, rows=128, cols=128):
+def sme_layer(W: npt.ArrayLike, bits: int = 8, cap: int | None = None, threshold: int = 1,
+              rows: int = 128, cols: int = 128) -> SMELayer:
     """Quantize float ``W`` (``out x in``) to sign-magnitude, cap its bits at ``cap`` (``None``:
     no cap), map its bit-slices on ``rows x cols`` crossbars of 1-bit cells and squeeze out
     tiles with fewer than ``threshold`` set bits. Returns an :class:`SMELayer`."""
@@ -199,7 +205,8 @@ def sme_layer(W, bits=8, cap=None, threshold=1, rows=128, cols=128):
                     _density(quant), _density(final))
 
 
-def sme_model(model, bits=8, cap=None, threshold=1, rows=128, cols=128):
+def sme_model(model: MLP, bits: int = 8, cap: int | None = None, threshold: int = 1,
+              rows: int = 128, cols: int = 128) -> tuple[MLP, list[SMELayer]]:
     """SME applied to every layer of an :class:`~permdeal.golden.train.MLP`.
 
     Returns ``(model with the resulting float weights, [SMELayer per layer])``; biases are kept.
@@ -209,8 +216,11 @@ def sme_model(model, bits=8, cap=None, threshold=1, rows=128, cols=128):
     return MLP(weights, model.biases), layers
 
 
-def sme_digits_study(caps=(None, 3, 2, 1), thresholds=(1, 8, 16, 32), xbars=((32, 32), (128, 128)),
-                     bits=8, hidden=(128, 64), seed=0, epochs=40):
+def sme_digits_study(caps: Sequence[int | None] = (None, 3, 2, 1),
+                     thresholds: Sequence[int] = (1, 8, 16, 32),
+                     xbars: Sequence[tuple[int, int]] = ((32, 32), (128, 128)), bits: int = 8,
+                     hidden: Sequence[int] = (128, 64), seed: int = 0,
+                     epochs: int = 40) -> tuple[list[dict], dict]:
     """Test accuracy and crossbar counts of the digits MLP under SME, one row per
     (crossbar size, cap, threshold).
 

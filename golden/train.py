@@ -15,11 +15,17 @@ dense model), :func:`train` on a projected model (fine-tuning), and :func:`train
 compares them on scikit-learn's digits.
 """
 
+from __future__ import annotations
+
 import io
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal.atomic import write_bytes
 from permdeal.checks import integer
@@ -69,7 +75,8 @@ def _check_data(model, X, y):
 
 # -- data --------------------------------------------------------------------------------------
 
-def load_digits_split(seed=0, test_fraction=0.25):
+def load_digits_split(seed: int = 0, test_fraction: float = 0.25
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """scikit-learn's 8x8 digits, pixels scaled to [0, 1], split stratified by class.
 
     Returns ``(X_train, y_train, X_test, y_test)``; ``X`` is float64 (samples, 64).
@@ -94,21 +101,22 @@ class DenseForward:
     ``dense_weights()`` (``[(name, W out x in, b), ...]``) and gets ``to_mlp``, ``logits`` and
     ``predict`` (block-circulant, SmartDeal)."""
 
-    def to_mlp(self):
+    def to_mlp(self) -> MLP:
         """The dense :class:`MLP` (block size 1) of the expanded weights."""
         ws = self.dense_weights()
         return MLP(tuple(PermDiag.from_dense(W, 1) for _, W, _ in ws), tuple(b for _, _, b in ws))
 
-    def logits(self, X):
+    def logits(self, X: npt.ArrayLike) -> np.ndarray:
         """Pre-softmax outputs for inputs ``X`` of shape (batch, inputs)."""
         return self.to_mlp().logits(X)
 
-    def predict(self, X):
+    def predict(self, X: npt.ArrayLike) -> np.ndarray:
         """Most likely class of every row of ``X``."""
         return np.argmax(self.logits(X), axis=1)
 
 
-def check_chain(what, layers, biases, check_layer=None):
+def check_chain(what: str, layers: Sequence[Any], biases: Sequence[npt.ArrayLike],
+                check_layer: Callable[[str, Any], None] | None = None) -> None:
     """Check that ``layers`` (anything with a ``shape``, ``out x in``) and ``biases`` form an MLP:
     one bias of the right length per layer, each layer taking the previous one's outputs.
     ``check_layer(name, layer)`` checks a layer's own type first. ``what`` names the model."""
@@ -137,35 +145,35 @@ class MLP:
         check_chain("an MLP", self.weights, self.biases)
 
     @property
-    def sizes(self):
+    def sizes(self) -> tuple[int, ...]:
         """``(inputs, hidden..., outputs)``."""
         return (self.weights[0].shape[1],) + tuple(w.shape[0] for w in self.weights)
 
     @property
-    def ps(self):
+    def ps(self) -> tuple[int, ...]:
         """Block size of every layer (1 = dense)."""
         return tuple(w.p for w in self.weights)
 
     @property
-    def n_weights(self):
+    def n_weights(self) -> int:
         """Stored weights of all layers (biases excluded)."""
         return sum(w.n_weights for w in self.weights)
 
-    def logits(self, X):
+    def logits(self, X: npt.ArrayLike) -> np.ndarray:
         """Pre-softmax outputs for inputs ``X`` of shape (batch, inputs)."""
         return _forward([w.to_dense() for w in self.weights], self.biases, X)[-1]
 
-    def predict(self, X):
+    def predict(self, X: npt.ArrayLike) -> np.ndarray:
         """Most likely class of every row of ``X``."""
         return np.argmax(self.logits(X), axis=1)
 
-    def dense_weights(self):
+    def dense_weights(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """``[(name, W (out x in) float64, b), ...]`` with names ``fc1``, ``fc2``, ..."""
         return [(f"fc{i + 1}", w.to_dense().astype(np.float64), np.asarray(b, np.float64))
                 for i, (w, b) in enumerate(zip(self.weights, self.biases))]
 
 
-def init_mlp(sizes, ps=1, *, seed=0):
+def init_mlp(sizes: Sequence[int], ps: int | Sequence[int] = 1, *, seed: int = 0) -> MLP:
     """He-initialised MLP with layer widths ``sizes = (inputs, hidden..., outputs)``.
 
     ``ps`` is one block size for all layers or one per layer. In a PD layer every block's ``k`` is
@@ -186,7 +194,7 @@ def init_mlp(sizes, ps=1, *, seed=0):
     return MLP(tuple(weights), tuple(np.zeros(m) for m in sizes[1:]))
 
 
-def project(model, ps):
+def project(model: MLP, ps: int | Sequence[int]) -> MLP:
     """Max-energy projection (:meth:`PermDiag.from_dense`) of every layer onto block size ``ps``.
 
     ``ps`` is one block size for all layers or one per layer; biases are kept.
@@ -233,7 +241,8 @@ def _loss_and_grads(weights, biases, X, y):
     return loss, dqs, dbs
 
 
-def loss_and_grads(model, X, y):
+def loss_and_grads(model: MLP, X: npt.ArrayLike,
+                   y: npt.ArrayLike) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
     """Mean cross-entropy of ``model`` on ``(X, y)`` and its gradients ``(loss, dqs, dbs)``.
 
     ``dqs[l]`` has the shape of layer ``l``'s stored weights ``q`` (``M' x N' x p``):
@@ -243,7 +252,8 @@ def loss_and_grads(model, X, y):
     return _loss_and_grads(model.weights, model.biases, X, y)
 
 
-def adam_step(params, grads, m1, m2, step, lr):
+def adam_step(params: Sequence[np.ndarray], grads: Sequence[np.ndarray], m1: Sequence[np.ndarray],
+              m2: Sequence[np.ndarray], step: int, lr: float) -> None:
     """One Adam update (:data:`ADAM_BETAS`, :data:`ADAM_EPS`, bias-corrected for ``step``, from
     1) of ``params`` in place, with moment estimates ``m1`` and ``m2`` (updated in place)."""
     b1, b2 = ADAM_BETAS
@@ -253,15 +263,17 @@ def adam_step(params, grads, m1, m2, step, lr):
         t -= lr * (a / (1 - b1 ** step)) / (np.sqrt(v / (1 - b2 ** step)) + ADAM_EPS)
 
 
-def check_lr(lr):
+def check_lr(lr: float) -> float:
     """``lr`` as a float, or a :class:`PermdealError` unless it is a positive finite number."""
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
         raise PermdealError(f"lr must be a positive number, not {lr!r}")
     return float(lr)
 
 
-def adam_loop(params, loss_and_grads, X, y, *, epochs, lr, batch_size, seed, after_step=None,
-              what="training"):
+def adam_loop(params: Sequence[np.ndarray],
+              loss_and_grads: Callable[[np.ndarray, np.ndarray], tuple[float, list[np.ndarray]]],
+              X: np.ndarray, y: np.ndarray, *, epochs: int, lr: float, batch_size: int, seed: int,
+              after_step: Callable[[], None] | None = None, what: str = "training") -> None:
     """Adam on seeded mini-batches: the one training loop of every structured trainer.
 
     ``params`` (float arrays) are updated in place. Every epoch draws a fresh random permutation
@@ -292,7 +304,9 @@ def adam_loop(params, loss_and_grads, X, y, *, epochs, lr, batch_size, seed, aft
                 after_step()
 
 
-def train(model, X, y, *, epochs=40, lr=2e-3, batch_size=32, seed=0, grad_mask=None):
+def train(model: MLP, X: npt.ArrayLike, y: npt.ArrayLike, *, epochs: int = 40, lr: float = 2e-3,
+          batch_size: int = 32, seed: int = 0,
+          grad_mask: Sequence[npt.ArrayLike] | None = None) -> MLP:
     """Train ``model`` with Adam on mini-batches (:func:`adam_loop`); returns the trained
     :class:`MLP`.
 
@@ -324,13 +338,14 @@ def train(model, X, y, *, epochs=40, lr=2e-3, batch_size=32, seed=0, grad_mask=N
     return MLP(tuple(w.with_q(q) for w, q in zip(model.weights, params[:L])), tuple(params[L:]))
 
 
-def accuracy(model, X, y):
+def accuracy(model: MLP, X: npt.ArrayLike, y: npt.ArrayLike) -> float:
     """Fraction of rows of ``X`` whose predicted class is ``y``."""
     X, y = _check_data(model, X, y)
     return float(np.mean(model.predict(X) == y))
 
 
-def fixed_accuracy(model, X_cal, X, y, bits=16):
+def fixed_accuracy(model: MLP, X_cal: npt.ArrayLike, X: npt.ArrayLike, y: npt.ArrayLike,
+                   bits: int = 16) -> float:
     """Accuracy of the bit-exact fixed-point form of ``model`` (what the hardware computes).
 
     Weights, biases and activations are ``bits`` wide; activation formats are fitted to the
@@ -343,7 +358,7 @@ def fixed_accuracy(model, X_cal, X, y, bits=16):
     return float(np.mean(np.argmax(quant.predict(X), axis=1) == y))
 
 
-def save_npz(model, path):
+def save_npz(model: MLP, path: str | Path) -> None:
     """Write ``model`` as ``.npz``: keys ``fc1.weight`` (out x in), ``fc1.bias``, ... in order."""
     buf = io.BytesIO()
     np.savez(buf, **{f"{name}.{kind}": a for name, W, b in model.dense_weights()
@@ -356,8 +371,9 @@ def save_npz(model, path):
 
 # -- study -------------------------------------------------------------------------------------
 
-def digits_study(ps=(2, 4, 8), hidden=(128, 64), seed=0, *, epochs=40, finetune_epochs=30,
-                 lr=2e-3, batch_size=32, compress_last=True):
+def digits_study(ps: int | Sequence[int] = (2, 4, 8), hidden: int | Sequence[int] = (128, 64),
+                 seed: int = 0, *, epochs: int = 40, finetune_epochs: int = 30, lr: float = 2e-3,
+                 batch_size: int = 32, compress_last: bool = True) -> list[dict]:
     """Test accuracy on digits of a dense MLP and its PD versions, one row per block size.
 
     Rows are dicts ``{p, weights, dense, projected, finetuned, scratch, fixed}``: ``weights`` counts

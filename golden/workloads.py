@@ -26,17 +26,17 @@ class EieLayer:
     actual_us: float
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         """``(n_out, n_in)``: the weight matrix's shape (outputs x inputs, as everywhere here)."""
         return (self.n_out, self.n_in)
 
     @property
-    def ideal_cycles(self):
+    def ideal_cycles(self) -> float:
         """EIE's ideal time in cycles of its clock."""
         return self.ideal_us * EIE["clock_mhz"]
 
     @property
-    def actual_cycles(self):
+    def actual_cycles(self) -> float:
         """EIE's actual time in cycles of its clock."""
         return self.actual_us * EIE["clock_mhz"]
 
@@ -62,7 +62,7 @@ EIE = {"design": "EIE, 64 PE, 45 nm", "n_pe": 64, "clock_mhz": 800, "node_nm": 4
        "source": "docs/references.md (Han et al., ISCA 2016, Table III)"}
 
 
-def eie_layer(name):
+def eie_layer(name: str) -> EieLayer:
     """The layer of :data:`EIE_LAYERS` called ``name`` (case-insensitive)."""
     for layer in EIE_LAYERS:
         if layer.name.lower() == name.lower():

@@ -5,6 +5,8 @@ A block of its own so that synthesis reports its area apart (``permdeal synth``'
 breakdown).
 """
 
+from typing import Any
+
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
@@ -66,37 +68,37 @@ class Accumulator(wiring.Component):
                           "acc": Out(self.acc_layout)})
 
     @property
-    def acc_bits(self):
+    def acc_bits(self) -> int:
         return self._acc_bits
 
     @property
-    def value_bits(self):
+    def value_bits(self) -> int:
         return self._value_bits
 
     @property
-    def depth(self):
+    def depth(self) -> int:
         return self._depth
 
     @property
-    def addr_bits(self):
+    def addr_bits(self) -> int:
         return addr_bits(self._depth)
 
     @property
-    def drain_latency(self):
+    def drain_latency(self) -> int:
         """Cycles from a drain request to its value on ``acc``."""
         return 1
 
     @property
-    def add_layout(self):
+    def add_layout(self) -> data.StructLayout:
         return data.StructLayout({"valid": unsigned(1), "addr": unsigned(self.addr_bits),
                                   "value": signed(self._value_bits)})
 
     @property
-    def drain_layout(self):
+    def drain_layout(self) -> data.StructLayout:
         return data.StructLayout({"valid": unsigned(1), "addr": unsigned(self.addr_bits)})
 
     @property
-    def acc_layout(self):
+    def acc_layout(self) -> data.StructLayout:
         return data.StructLayout({"valid": unsigned(1), "value": signed(self._acc_bits)})
 
     def _old_value(self, read, fwd_valid, fwd_addr, fwd_data, addr):
@@ -105,7 +107,7 @@ class Accumulator(wiring.Component):
         read port read."""
         return Mux(fwd_valid & (fwd_addr == addr), fwd_data, read)
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         m = Module()
         m.submodules.mem = mem = Memory(shape=signed(self._acc_bits), depth=self._depth, init=[])
         wr = mem.write_port()

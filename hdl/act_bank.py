@@ -5,6 +5,8 @@ its own (``{name}_act_bank``) and instantiates it for every lane, so that synthe
 bank however many lanes there are.
 """
 
+from typing import Any
+
 from amaranth.hdl import Cat, Module, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
@@ -52,20 +54,20 @@ class ActBank(wiring.Component):
         })
 
     @property
-    def row_bits(self):
+    def row_bits(self) -> int:
         return addr_bits(self._rows)
 
     @property
-    def pos_bits(self):
+    def pos_bits(self) -> int:
         return addr_bits(self._width)
 
     @property
-    def write_layout(self):
+    def write_layout(self) -> data.StructLayout:
         return data.StructLayout({"valid": unsigned(1), "row": unsigned(self.row_bits),
                                   "pos": unsigned(self.pos_bits),
                                   "value": signed(self._act_bits)})
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         d, a = self._width, self._act_bits
         m = Module()
         # (at least 2 words: a 1-word memory gets a 0-bit address, which Verilator refuses)

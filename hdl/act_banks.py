@@ -5,6 +5,8 @@ The engine holds two sets, ping and pong: the layer being computed reads its inp
 its lanes write their outputs into the other.
 """
 
+from typing import Any
+
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -18,7 +20,7 @@ from .blackbox import Blackbox
 __all__ = ["ActBanks", "read_layout", "word_layout"]
 
 
-def read_layout(banks, rows):
+def read_layout(banks: int, rows: int) -> data.StructLayout:
     """A read request of :class:`ActBanks`: ``valid`` from bit 0, then ``bank``, ``row``."""
     return data.StructLayout({
         "valid": unsigned(1),
@@ -27,7 +29,7 @@ def read_layout(banks, rows):
     })
 
 
-def word_layout(width, act_bits):
+def word_layout(width: int, act_bits: int) -> data.StructLayout:
     """A read word of :class:`ActBanks`: ``valid`` from bit 0, then ``data`` (activation 0 lowest)."""
     return data.StructLayout({
         "valid": unsigned(1),
@@ -103,54 +105,54 @@ class ActBanks(wiring.Component):
         })
 
     @property
-    def banks(self):
+    def banks(self) -> int:
         return self._banks
 
     @property
-    def width(self):
+    def width(self) -> int:
         return self._width
 
     @property
-    def act_bits(self):
+    def act_bits(self) -> int:
         return self._act_bits
 
     @property
-    def rows(self):
+    def rows(self) -> int:
         return self._rows
 
     @property
-    def latency(self):
+    def latency(self) -> int:
         """Cycles from a read request to its word on ``window``."""
         return 1
 
     @property
-    def row_bits(self):
+    def row_bits(self) -> int:
         """Width of a row address (at least 1)."""
         return self._proto.row_bits
 
     @property
-    def pos_bits(self):
+    def pos_bits(self) -> int:
         """Width of a position in a word (at least 1)."""
         return self._proto.pos_bits
 
     @property
-    def bank_bits(self):
+    def bank_bits(self) -> int:
         """Width of a bank select (at least 1)."""
         return addr_bits(self._banks)
 
     @property
-    def write_layout(self):
+    def write_layout(self) -> data.StructLayout:
         """One bank's write: ``valid`` from bit 0, then ``row``, ``pos``, ``value``
         (:attr:`.act_bank.ActBank.write_layout`)."""
         return self._proto.write_layout
 
     @property
-    def read_layout(self):
+    def read_layout(self) -> data.StructLayout:
         """The read request (:func:`read_layout`)."""
         return read_layout(self._banks, self._rows)
 
     @property
-    def window_layout(self):
+    def window_layout(self) -> data.StructLayout:
         """The read word (:func:`word_layout`)."""
         return word_layout(self._width, self._act_bits)
 
@@ -167,12 +169,12 @@ class ActBanks(wiring.Component):
         return word
 
     @property
-    def blackboxes(self):
+    def blackboxes(self) -> tuple[Blackbox, ...]:
         """The banks' :class:`~.blackbox.Blackbox` instances when ``bank_module`` is given (the
         bank module is then emitted once), else none."""
         return tuple(self._bank_boxes)
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         m = Module()
         words = []
         for g in range(self._banks):

@@ -7,6 +7,8 @@ module once, from the component, next to the design that instantiates it. The sa
 what synthesis handles once per design (hierarchical synthesis).
 """
 
+from typing import Any
+
 from amaranth.hdl import ClockSignal, Instance, ResetSignal, Value
 from amaranth.lib import wiring
 
@@ -25,14 +27,14 @@ class Blackbox(wiring.Component):
         super().__init__(inner.signature)
 
     @property
-    def inner(self):
+    def inner(self) -> wiring.Component:
         return self._inner
 
     @property
-    def module(self):
+    def module(self) -> str:
         return self._module
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Instance:
         ports = [("i", "clk", ClockSignal()), ("i", "rst", ResetSignal())]
         for path, member, value in self.signature.flatten(self):
             kind = "i" if member.flow == wiring.In else "o"
@@ -40,7 +42,7 @@ class Blackbox(wiring.Component):
         return Instance(self._module, *ports)
 
 
-def leaf_modules(component):
+def leaf_modules(component: wiring.Component) -> dict[str, wiring.Component]:
     """``{module name: component}`` of every :class:`Blackbox` a design holds, through its
     ``blackboxes`` attribute (a sequence) and theirs, recursively, first found first."""
     out = {}

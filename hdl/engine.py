@@ -15,10 +15,14 @@ lane's write-back into bank set ``(l + 1) mod 2``; ``FLUSH`` waits for the last 
 last layer the output reader streams its outputs. The per-layer descriptors (block size, ``B``,
 memory bases, ``n``, formats) are constants of the generated design, picked by the layer counter.
 ``golden.cycles`` is the exact cycle count of this schedule.
+
+This module is longer than most (about 560 lines) on purpose: it is the controller and the wiring
+of one block; every sub-block is a file of its own and the geometry is golden/geometry.py's.
 """
 
 import re
 from pathlib import Path
+from typing import Any
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import enum, stream, wiring
@@ -26,9 +30,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from permdeal.errors import PermdealError
-from permdeal.golden.cycles import WRITEBACK_LATENCY
+from permdeal.golden.cycles import WRITEBACK_LATENCY, EngineConfig
 from permdeal.golden.formats import MAX_BITS
-from permdeal.golden.geometry import Geometry
+from permdeal.golden.geometry import Geometry, LayerPlacement
 from permdeal.golden.rom import image_name
 
 from .act_banks import ActBanks
@@ -203,76 +207,76 @@ class Engine(wiring.Component):
     # -- parameters and derived figures --------------------------------------------------------
 
     @property
-    def cfg(self):
+    def cfg(self) -> EngineConfig:
         return self._cfg
 
     @property
-    def geometry(self):
+    def geometry(self) -> Geometry:
         """The engine's :class:`~permdeal.golden.geometry.Geometry`: every width, depth and
         address base, as the ROM images and manifests have them."""
         return self._geom
 
     @property
-    def n_inputs(self):
+    def n_inputs(self) -> int:
         return self._layers[0].n_in
 
     @property
-    def n_outputs(self):
+    def n_outputs(self) -> int:
         return self._layers[-1].n_out
 
     @property
-    def lane_memories(self):
+    def lane_memories(self) -> dict[str, tuple[int, int]]:
         """Each lane's ROMs: ``{memory: (width, depth)}`` for ``weight``, ``k`` and ``bias``
         (every lane has the same; the design has ``cfg.total_lanes`` of each)."""
         return {mem: (self._widths[mem], self._depth[mem]) for mem in ("weight", "k", "bias")}
 
     @property
-    def in_bits(self):
+    def in_bits(self) -> int:
         """Width of an input code (the first layer's input format)."""
         return self._in_bits
 
     @property
-    def out_bits(self):
+    def out_bits(self) -> int:
         """Width of an output code (the last layer's output format)."""
         return self._out_bits
 
     @property
-    def act_bits(self):
+    def act_bits(self) -> int:
         """Width of an activation bank word: the widest activation format of the network."""
         return self._act_bits
 
     @property
-    def index_bits(self):
+    def index_bits(self) -> int:
         """Width of an input index ``j``."""
         return self._index_bits
 
     @property
-    def bank_rows(self):
+    def bank_rows(self) -> int:
         """Wide rows of each activation bank."""
         return self._rows
 
     @property
-    def ps(self):
+    def ps(self) -> tuple[int, ...]:
         """The distinct block sizes, in the order of the layers (the lanes' ``sel``)."""
         return self._ps
 
     @property
-    def placements(self):
+    def placements(self) -> tuple[LayerPlacement, ...]:
         """``golden.rom.LayerPlacement`` of every layer."""
         return tuple(self._places)
 
     @property
-    def name(self):
+    def name(self) -> str:
         """The Verilog module name of the engine (its blocks are ``{name}_pe`` etc.)."""
         return self._name
 
     @property
-    def uses_images(self):
+    def uses_images(self) -> bool:
         """Whether the memories load image files (then the Verilog needs ``hdl.rom.ROM_SOURCE``)."""
         return self._images is not None
 
     @property
-    def blackboxes(self):
+    def blackboxes(self) -> tuple[Blackbox, ...]:
         """The :class:`~.blackbox.Blackbox` instances (``gen.verilog.emit`` emits each module
         once)."""
         return (*self._pes, *self._wbs, *self._banks)
@@ -303,7 +307,7 @@ class Engine(wiring.Component):
             return ImageRom(shape, self._depth[mem], self._images[mem][g], rom_dir=self._rom_dir)
         return Memory(shape=shape, depth=max(2, self._depth[mem]), init=self._contents[mem][g])
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         m = Module()
         cfg, lay, places = self._cfg, self._layers, self._places
         nl, d, n_layers = cfg.total_lanes, cfg.scan_width, len(self._layers)

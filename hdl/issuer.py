@@ -15,8 +15,10 @@ slot ``t = 0 .. B-1`` of the layer (``hdl.lane``)::
 generation time (Granlund and Montgomery), and ``c = j - J*p``.
 """
 
+from typing import Any
+
 from amaranth.hdl import Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
@@ -31,7 +33,7 @@ from .perm_index import PermIndex
 __all__ = ["Issuer", "check_reciprocal", "reciprocal"]
 
 
-def reciprocal(p, n):
+def reciprocal(p: int, n: int) -> tuple[int, int]:
     """``(M, s)``: ``floor(j * M / 2**s) == j // p`` for every ``0 <= j < 2**n``.
 
     ``s = n + ceil(log2 p)`` and ``M = ceil(2**s / p)``; for ``p = 1`` that is ``(1, n)``.
@@ -40,7 +42,7 @@ def reciprocal(p, n):
     return -(-(1 << s) // p), s
 
 
-def check_reciprocal(p, n, m, s):
+def check_reciprocal(p: int, n: int, m: int, s: int) -> None:
     """Raise :class:`PermdealError` unless ``(m, s)`` divides every ``n``-bit ``j`` by ``p``.
 
     Two cheap checks: the sufficient condition ``0 <= m*p - 2**s`` and ``(m*p - 2**s) * 2**n <=
@@ -151,67 +153,67 @@ class Issuer(wiring.Component):
     # -- parameters --------------------------------------------------------------------------
 
     @property
-    def ps(self):
+    def ps(self) -> tuple[int, ...]:
         return self._ps
 
     @property
-    def index_bits(self):
+    def index_bits(self) -> int:
         return self._index_bits
 
     @property
-    def act_bits(self):
+    def act_bits(self) -> int:
         return self._act_bits
 
     @property
-    def w_addr_bits(self):
+    def w_addr_bits(self) -> int:
         return self._w_addr_bits
 
     @property
-    def k_addr_bits(self):
+    def k_addr_bits(self) -> int:
         return self._k_addr_bits
 
     @property
-    def acc_addr_bits(self):
+    def acc_addr_bits(self) -> int:
         return self._acc_addr_bits
 
     @property
-    def max_slots(self):
+    def max_slots(self) -> int:
         return self._max_slots
 
     # -- derived -----------------------------------------------------------------------------
 
     @property
-    def latency(self):
+    def latency(self) -> int:
         """Cycles from a pair's acceptance to its first op on ``op``."""
         return 1
 
     @property
-    def reciprocals(self):
+    def reciprocals(self) -> tuple[tuple[int, int], ...]:
         """``(M, s)`` per block size, in ``sel`` order (:func:`reciprocal`)."""
         return self._recips
 
     @property
-    def index_width(self):
+    def index_width(self) -> int:
         """Width of ``c`` (:attr:`PermIndex.width`)."""
         return self._index_width
 
     @property
-    def sel_bits(self):
+    def sel_bits(self) -> int:
         """Width of ``sel`` (0: a single block size, no ``sel`` port or field)."""
         return self._sel_bits
 
     @property
-    def slot_bits(self):
+    def slot_bits(self) -> int:
         """Width of ``slots``: enough for ``max_slots``."""
         return self._max_slots.bit_length()
 
     @property
-    def pair_layout(self):
+    def pair_layout(self) -> data.StructLayout:
         """Payload of ``i``: the detector's pairs (:func:`.nz_detect.pair_layout`)."""
         return pair_layout(self._index_bits, self._act_bits)
 
     @property
-    def op_layout(self):
+    def op_layout(self) -> data.StructLayout:
         """The broadcast operation (:func:`.lane.op_layout`)."""
         return op_layout(self._w_addr_bits, self._k_addr_bits, self._index_width, self._sel_bits,
                          self._act_bits, self._acc_addr_bits)
@@ -226,7 +228,7 @@ class Issuer(wiring.Component):
             out = Mux(hit, values[i], out)
         return out
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         m = Module()
         n, w = self._index_bits, self._index_width
         j = self.i.p.index

@@ -18,8 +18,9 @@ and the lane adds ``w * x`` to accumulator ``t*p + r``, i.e. to output row ``I*p
 """
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from amaranth.hdl import Assert, Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
@@ -47,7 +48,8 @@ LATENCY = 3
 DRAIN_LATENCY = 1
 
 
-def op_layout(w_addr_bits, k_addr_bits, index_width, sel_bits, act_bits, acc_addr_bits):
+def op_layout(w_addr_bits: int, k_addr_bits: int, index_width: int, sel_bits: int, act_bits: int,
+              acc_addr_bits: int) -> data.StructLayout:
     """The broadcast operation (see the module docstring), packed from bit 0 in this order; no
     ``sel`` field when ``sel_bits`` is 0 (a single block size)."""
     fields = {"valid": unsigned(1), "w_addr": unsigned(w_addr_bits),
@@ -59,7 +61,9 @@ def op_layout(w_addr_bits, k_addr_bits, index_width, sel_bits, act_bits, acc_add
     return data.StructLayout(fields)
 
 
-def lane_params(ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth):
+def lane_params(ps: int | Sequence[int], act_bits: int, weight_bits: int, acc_bits: int,
+                w_depth: int, k_depth: int,
+                acc_depth: int) -> tuple[PermIndex, int, int, int, int, int, int]:
     """Check the parameters that every lane of a PE shares; return them normalized.
 
     Returns ``(index, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth)`` where
@@ -264,97 +268,97 @@ class Lane(MacWidths, wiring.Component):
     # -- parameters --------------------------------------------------------------------------
 
     @property
-    def ps(self):
+    def ps(self) -> tuple[int, ...]:
         return self._ps
 
     @property
-    def w_depth(self):
+    def w_depth(self) -> int:
         return self._w_depth
 
     @property
-    def k_depth(self):
+    def k_depth(self) -> int:
         return self._k_depth
 
     @property
-    def acc_depth(self):
+    def acc_depth(self) -> int:
         return self._acc_depth
 
     @property
-    def images(self):
+    def images(self) -> dict[str, Path] | None:
         """``{"weight": Path, "k": Path}`` when the memories load image files, else None."""
         return None if self._images is None else dict(self._images)
 
     @property
-    def weights(self):
+    def weights(self) -> tuple[int, ...] | None:
         """Initial weight memory contents (a tuple of ``w_depth`` ints)."""
         return self._weights
 
     @property
-    def ks(self):
+    def ks(self) -> tuple[int, ...] | None:
         """Initial k memory contents (a tuple of ``k_depth`` ints)."""
         return self._ks
 
     # -- derived -----------------------------------------------------------------------------
 
     @property
-    def latency(self):
+    def latency(self) -> int:
         """Cycles from an op (stage 0) to the first cycle a drain request sees its sum."""
         return LATENCY
 
     @property
-    def drain_latency(self):
+    def drain_latency(self) -> int:
         """Cycles from a drain request to its value on ``acc``."""
         return DRAIN_LATENCY
 
     @property
-    def product_bits(self):
+    def product_bits(self) -> int:
         """Width of the exact product ``w * x``."""
         return self._act_bits + self._weight_bits
 
     @property
-    def index_width(self):
+    def index_width(self) -> int:
         """Width of ``c``, of the k memory's words and of ``r`` (:attr:`PermIndex.width`)."""
         return self._index_width
 
     @property
-    def sel_bits(self):
+    def sel_bits(self) -> int:
         """Width of ``sel`` (0: a single block size, no ``sel`` field)."""
         return self._sel_bits
 
     @property
-    def w_addr_bits(self):
+    def w_addr_bits(self) -> int:
         return addr_bits(self._w_depth)
 
     @property
-    def k_addr_bits(self):
+    def k_addr_bits(self) -> int:
         return addr_bits(self._k_depth)
 
     @property
-    def acc_addr_bits(self):
+    def acc_addr_bits(self) -> int:
         return addr_bits(self._acc_depth)
 
     @property
-    def op_layout(self):
+    def op_layout(self) -> data.StructLayout:
         """The broadcast operation (:func:`op_layout`)."""
         return op_layout(self.w_addr_bits, self.k_addr_bits, self._index_width, self._sel_bits,
                          self._act_bits, self.acc_addr_bits)
 
     @property
-    def drain_layout(self):
+    def drain_layout(self) -> data.StructLayout:
         return data.StructLayout({"valid": unsigned(1), "addr": unsigned(self.acc_addr_bits)})
 
     @property
-    def acc_layout(self):
+    def acc_layout(self) -> data.StructLayout:
         return data.StructLayout({"valid": unsigned(1), "value": signed(self._acc_bits)})
 
     @property
-    def rom_layout(self):
+    def rom_layout(self) -> data.StructLayout:
         """``rom`` of an external-memory lane: ``{weight, k}`` from bit 0."""
         return data.StructLayout({"weight": signed(self._weight_bits),
                                   "k": unsigned(self._index_width)})
 
     @property
-    def external(self):
+    def external(self) -> bool:
         """Whether the weight and k memories live outside the lane (the ``rom`` port)."""
         return self._external
 
@@ -374,7 +378,7 @@ class Lane(MacWidths, wiring.Component):
     def _image(self, memory):
         return None if self._images is None else self._images[memory]
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         m = Module()
         op = self.op
 

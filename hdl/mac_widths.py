@@ -8,16 +8,16 @@ class MacWidths:
     ``_acc_bits``: the properties ``act_bits``, ``weight_bits`` and ``acc_bits``."""
 
     @property
-    def act_bits(self):
+    def act_bits(self) -> int:
         """Width of the signed activations."""
         return self._act_bits
 
     @property
-    def weight_bits(self):
+    def weight_bits(self) -> int:
         """Width of the signed weights."""
         return self._weight_bits
 
     @property
-    def acc_bits(self):
+    def acc_bits(self) -> int:
         """Width of the signed accumulator."""
         return self._acc_bits

@@ -4,6 +4,8 @@ A block of its own so that synthesis reports its area apart (``permdeal synth``'
 breakdown) and an FPGA flow maps it onto one DSP block when both operands fit.
 """
 
+from typing import Any
+
 from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -37,24 +39,24 @@ class Multiplier(wiring.Component):
                           "p": Out(signed(self.product_bits))})
 
     @property
-    def a_bits(self):
+    def a_bits(self) -> int:
         return self._a_bits
 
     @property
-    def b_bits(self):
+    def b_bits(self) -> int:
         return self._b_bits
 
     @property
-    def product_bits(self):
+    def product_bits(self) -> int:
         """Width of the exact product, ``a_bits + b_bits``."""
         return self._a_bits + self._b_bits
 
     @property
-    def latency(self):
+    def latency(self) -> int:
         """Cycles from the operands to their product on ``p``."""
         return 1
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         m = Module()
         p = Signal(signed(self.product_bits), reset_less=True)
         m.d.sync += p.eq(self.a * self.b)

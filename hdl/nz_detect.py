@@ -1,6 +1,7 @@
 """The non-zero detector: windows of activations in, non-zero (j, x_j) pairs out (docs/design.md 4.2)."""
 
 from functools import reduce
+from typing import Any
 
 from amaranth.hdl import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -14,7 +15,7 @@ __all__ = ["NonZeroDetector", "pair_layout", "window_layout"]
 #: Widest activation code the detector takes.
 
 
-def window_layout(width, act_bits, index_bits):
+def window_layout(width: int, act_bits: int, index_bits: int) -> data.StructLayout:
     """A window: ``base`` from bit 0, then ``mask``, then ``data`` (word 0 lowest)."""
     return data.StructLayout({
         "base": unsigned(index_bits),
@@ -23,7 +24,7 @@ def window_layout(width, act_bits, index_bits):
     })
 
 
-def pair_layout(index_bits, act_bits):
+def pair_layout(index_bits: int, act_bits: int) -> data.StructLayout:
     """A non-zero pair: ``index`` from bit 0, then ``value``, then ``last``."""
     return data.StructLayout({
         "index": unsigned(index_bits),
@@ -97,34 +98,34 @@ class NonZeroDetector(wiring.Component):
         })
 
     @property
-    def width(self):
+    def width(self) -> int:
         return self._width
 
     @property
-    def act_bits(self):
+    def act_bits(self) -> int:
         return self._act_bits
 
     @property
-    def index_bits(self):
+    def index_bits(self) -> int:
         return self._index_bits
 
     @property
-    def latency(self):
+    def latency(self) -> int:
         """Cycles from a window's acceptance to its first pair being valid."""
         return 1
 
     @property
-    def pos_bits(self):
+    def pos_bits(self) -> int:
         """Width of a position ``k`` in ``[0, width)`` (0 when ``width == 1``)."""
         return (self._width - 1).bit_length()
 
     @property
-    def input_layout(self):
+    def input_layout(self) -> data.StructLayout:
         """Payload of ``i`` (:func:`window_layout`)."""
         return window_layout(self._width, self._act_bits, self._index_bits)
 
     @property
-    def output_layout(self):
+    def output_layout(self) -> data.StructLayout:
         """Payload of ``o`` (:func:`pair_layout`)."""
         return pair_layout(self._index_bits, self._act_bits)
 
@@ -132,7 +133,7 @@ class NonZeroDetector(wiring.Component):
         """Mask of a window's real non-zero words."""
         return window.mask & Cat(*(window.data[k] != 0 for k in range(self._width)))
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         d, a = self._width, self._act_bits
         m = Module()
 

@@ -7,6 +7,8 @@ The reader walks ``i = 0 .. m-1`` with counters (no divider), reads one wide wor
 offers its activation on a stream.
 """
 
+from typing import Any
+
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -22,7 +24,7 @@ from .read_ahead import read_ahead
 __all__ = ["OutputReader", "output_layout"]
 
 
-def output_layout(out_bits):
+def output_layout(out_bits: int) -> data.StructLayout:
     """A beat of the engine's output stream: ``data`` from bit 0, then ``last``."""
     return data.StructLayout({"data": signed(out_bits), "last": unsigned(1)})
 
@@ -80,29 +82,29 @@ class OutputReader(wiring.Component):
         })
 
     @property
-    def m(self):
+    def m(self) -> int:
         return self._m
 
     @property
-    def p(self):
+    def p(self) -> int:
         return self._p
 
     @property
-    def out_bits(self):
+    def out_bits(self) -> int:
         return self._out_bits
 
     @property
-    def latency(self):
+    def latency(self) -> int:
         """Cycles from ``start`` to the first output on ``o``."""
         return 2
 
-    def address(self, i):
+    def address(self, i: int) -> tuple[int, int, int]:
         """``(bank, row, pos)`` of output ``i`` (the layout in the module docstring)."""
         big_i, r = divmod(i, self._p)
         t, g = divmod(big_i, self._banks)
         return g, t * -(-self._p // self._width) + r // self._width, r % self._width
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         m = Module()
         d, nl, p = self._width, self._banks, self._p
         s_step = -(-p // d)

@@ -2,13 +2,16 @@
 """A processing element: ``lanes`` multiplier lanes sharing one broadcast op (docs/design.md 4.2)."""
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from amaranth.hdl import Module
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
+from permdeal.golden.cycles import EngineConfig
 from permdeal.golden.rom import image_name
 
 from .blackbox import Blackbox
@@ -21,7 +24,8 @@ __all__ = ["PE", "pe_contents", "pe_images"]
 LANE_MEMORIES = IMAGE_MEMORIES
 
 
-def pe_contents(contents, cfg, pe):
+def pe_contents(contents: dict[str, np.ndarray], cfg: EngineConfig,
+                pe: int) -> list[dict[str, np.ndarray]]:
     """The ``contents`` argument of PE ``pe``: its lanes' rows of ``golden.rom.lane_contents``.
 
     ``contents`` is ``{memory: array (NL, depth)}``, ``cfg`` the ``EngineConfig``; lane ``l`` of
@@ -34,7 +38,7 @@ def pe_contents(contents, cfg, pe):
             for l in range(cfg.lanes)]
 
 
-def pe_images(folder, cfg, pe):
+def pe_images(folder: Path, cfg: EngineConfig, pe: int) -> list[dict[str, Path]]:
     """The ``images`` argument of PE ``pe``: its lanes' image files in ``folder``.
 
     ``folder`` holds the images of ``golden.rom.write_images`` for the engine ``cfg``; lane ``l``
@@ -166,27 +170,27 @@ class PE(wiring.Component):
         return lanes
 
     @property
-    def lanes(self):
+    def lanes(self) -> int:
         """``L``."""
         return self._lanes
 
     @property
-    def uses_images(self):
+    def uses_images(self) -> bool:
         """Whether the lanes load their memories from image files (then the Verilog needs
         ``hdl.rom.ROM_SOURCE``)."""
         return self._lane_list[0].images is not None
 
     @property
-    def lane(self):
+    def lane(self) -> tuple[Lane, ...]:
         """The :class:`~.lane.Lane` instances, in lane order (a tuple)."""
         return tuple(self._lane_list)
 
     @property
-    def blackboxes(self):
+    def blackboxes(self) -> tuple[Blackbox, ...]:
         """The lanes' :class:`~.blackbox.Blackbox` instances with ``lane_module``, else none."""
         return tuple(self._lane_boxes)
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         m = Module()
         for l, lane in enumerate(self._lane_boxes or self._lane_list):
             m.submodules[f"lane{l}"] = lane

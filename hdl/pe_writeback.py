@@ -9,6 +9,7 @@ after its drain request; the lane's bias memory (``golden.rom``'s ``bias`` image
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
@@ -122,45 +123,45 @@ class PEWriteback(wiring.Component):
         })
 
     @property
-    def lanes(self):
+    def lanes(self) -> int:
         return self._lanes
 
     @property
-    def latency(self):
+    def latency(self) -> int:
         """Cycles from a drain request to its value on ``out``."""
         return 1 + self._units[0].latency
 
     @property
-    def acc_layout(self):
+    def acc_layout(self) -> data.StructLayout:
         """One lane's element of ``acc``: ``{valid, value: signed(acc_bits)}``."""
         return data.StructLayout({"valid": unsigned(1), "value": signed(self.acc_bits)})
 
     @property
-    def bias_bits(self):
+    def bias_bits(self) -> int:
         return self._bias_bits
 
     @property
-    def acc_bits(self):
+    def acc_bits(self) -> int:
         return self._units[0].acc_bits
 
     @property
-    def out_bits(self):
+    def out_bits(self) -> int:
         return self._units[0].out_bits
 
     @property
-    def sel_bits(self):
+    def sel_bits(self) -> int:
         return self._units[0].sel_bits
 
     @property
-    def contents(self):
+    def contents(self) -> tuple[tuple[int, ...], ...] | None:
         """Every lane's bias words (tuples; None with external memories)."""
         return None if self._contents is None else tuple(self._contents)
 
     @property
-    def external(self):
+    def external(self) -> bool:
         return self._external
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         m = Module()
         sel1 = None
         if self.sel_bits:

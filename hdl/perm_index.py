@@ -7,6 +7,8 @@ the one stored weight sits in row ``r = (c - k) mod p``, the golden
 brings it into ``[0, p)``.
 """
 
+from typing import Any
+
 from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -87,26 +89,26 @@ class PermIndex(wiring.Component):
         super().__init__(ports)
 
     @property
-    def ps(self):
+    def ps(self) -> tuple[int, ...]:
         """The supported block sizes, in ``sel`` order."""
         return self._ps
 
     @property
-    def registered(self):
+    def registered(self) -> bool:
         return self._registered
 
     @property
-    def latency(self):
+    def latency(self) -> int:
         """Clock cycles from ``c``, ``k``, ``sel`` to ``r``: 1 if registered, else 0."""
         return int(self._registered)
 
     @property
-    def width(self):
+    def width(self) -> int:
         """Bits of ``c``, ``k`` and ``r``: ``ceil(log2 max(ps))``, at least 1."""
         return max(1, index_bits(max(self._ps)))
 
     @property
-    def sel_bits(self):
+    def sel_bits(self) -> int:
         """Bits of ``sel`` (0: no ``sel`` port, a single block size)."""
         return 0 if len(self._ps) == 1 else (len(self._ps) - 1).bit_length()
 
@@ -117,7 +119,7 @@ class PermIndex(wiring.Component):
             return 0, (1 << index_bits(p)) - 1
         return p, (1 << self.width) - 1
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         m = Module()
         w = self.width
         diff = Signal(w + 1)  # c - k modulo 2**(w+1); bit w is the borrow (c < k)

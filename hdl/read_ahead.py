@@ -5,12 +5,14 @@ both walk addresses with counters, read one word per cycle from the activation b
 keep a stream going under back-pressure without losing, repeating or reordering an element.
 """
 
-from amaranth.hdl import Mux, Signal
+from amaranth.hdl import Module, Mux, ShapeLike, Signal, Value, ValueLike
+from amaranth.lib import stream
 
 __all__ = ["read_ahead"]
 
 
-def read_ahead(m, layout, going, arriving, o):
+def read_ahead(m: Module, layout: ShapeLike, going: ValueLike, arriving: ValueLike,
+               o: stream.Interface) -> tuple[Value, Value, Value]:
     """Add a 2-entry output buffer in front of the stream ``o`` to module ``m``; return ``issue``.
 
     ``going`` says that the source has a next element to read this cycle; ``issue`` (returned,

@@ -21,10 +21,13 @@ name in that folder as written, so a generated design folder can be moved: ``$re
 a relative name from the simulator's (or synthesis tool's) working folder.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from amaranth.hdl import ClockSignal, Instance, Shape
@@ -46,18 +49,18 @@ ROM_SOURCE = Path(__file__).resolve().with_name("permdeal_rom.v")
 #: The manifest that ``golden.rom.write_images`` writes beside the images.
 
 
-def rom_sources(verilog):
+def rom_sources(verilog: str) -> list[Path]:
     """``[ROM_SOURCE]`` if the Verilog text ``verilog`` instantiates :data:`ROM_MODULE`, else
     ``[]``: the extra sources a simulator or synthesis run of that text needs."""
     return [ROM_SOURCE] if re.search(rf"^\s*{ROM_MODULE}\s*#\(", verilog, re.M) else []
 
 
-def addr_bits(depth):
+def addr_bits(depth: int) -> int:
     """Width of an address for ``depth`` words (at least 1 bit, so no port is empty)."""
     return max(1, (depth - 1).bit_length())
 
 
-def verilog_path(path, rom_dir=None):
+def verilog_path(path: str | Path, rom_dir: str | None = None) -> str:
     """The ``INIT_FILE`` string of an image, as Verilog-safe text: ``path`` made absolute, or with
     ``rom_dir`` (a string) the file's name in that folder as written (``""``: the bare name, which
     ``$readmemh`` resolves from the simulator's working folder)."""
@@ -90,7 +93,8 @@ def _manifest_entry(path):
     return found[0], man_path
 
 
-def check_image(path, memory, width, depth, signed, limit=None):
+def check_image(path: str | Path, memory: str, width: int, depth: int, signed: bool,
+                limit: int | None = None) -> np.ndarray:
     """Check the image ``path`` for a ``memory`` of ``depth`` ``width``-bit words; return its
     words (an int64 array, two's complement decoded when ``signed``).
 
@@ -148,24 +152,24 @@ class ImageRom(wiring.Component):
         super().__init__({"addr": In(addr_bits(self._depth)), "data": Out(self._shape)})
 
     @property
-    def shape(self):
+    def shape(self) -> Shape:
         return self._shape
 
     @property
-    def depth(self):
+    def depth(self) -> int:
         return self._depth
 
     @property
-    def init_file(self):
+    def init_file(self) -> str:
         """The ``INIT_FILE`` parameter (:func:`verilog_path`)."""
         return self._init_file
 
-    def read_port(self):
+    def read_port(self) -> ImageRom:
         """The ROM's one read port (``addr``, ``data``): the component itself, so that a lane
         uses an :class:`ImageRom` as it uses a ``Memory``'s synchronous read port."""
         return self
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Instance:
         # The instance itself, not a module around it: one Verilog instance per ROM.
         return Instance(
             ROM_MODULE,

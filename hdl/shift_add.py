@@ -24,15 +24,19 @@ and with ``P > 1`` passes a copy of the input row and ``(P - 1) * lanes`` weight
 passes.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
-from permdeal.golden.formats import MAX_BITS
+from permdeal.golden.formats import MAX_BITS, Fixed
 from permdeal.golden.shift_add import ShiftAddTiming
-from permdeal.golden.smartdeal import MAX_ALIGN, align_shift
+from permdeal.golden.smartdeal import MAX_ALIGN, SmartDealCodes, align_shift
 
 from .lint import eq_const
 
@@ -102,7 +106,8 @@ class ShiftAdd(wiring.Component):
         })
 
     @classmethod
-    def for_codes(cls, enc, weight_fmt, lanes=None):
+    def for_codes(cls, enc: SmartDealCodes, weight_fmt: Fixed,
+                  lanes: int | None = None) -> ShiftAdd:
         """The unit for the layer ``enc`` (``golden.smartdeal.SmartDealCodes``) and weight format
         ``weight_fmt``: ``S``, ``E``, ``b_B`` from the codes, ``shift = align_shift(enc,
         weight_fmt)``."""
@@ -115,70 +120,70 @@ class ShiftAdd(wiring.Component):
     # -- parameters --------------------------------------------------------------------------
 
     @property
-    def S(self):
+    def S(self) -> int:
         return self._timing.S
 
     @property
-    def E(self):
+    def E(self) -> int:
         return self._timing.E
 
     @property
-    def b_bits(self):
+    def b_bits(self) -> int:
         return self._timing.b_bits
 
     @property
-    def weight_bits(self):
+    def weight_bits(self) -> int:
         return self._weight_bits
 
     @property
-    def shift(self):
+    def shift(self) -> int:
         return self._shift
 
     @property
-    def lanes(self):
+    def lanes(self) -> int:
         return self._timing.lanes
 
     # -- derived -----------------------------------------------------------------------------
 
     @property
-    def timing(self):
+    def timing(self) -> ShiftAddTiming:
         """The cycle model (``golden.shift_add.ShiftAddTiming``) of this unit."""
         return self._timing
 
     @property
-    def code_bits(self):
+    def code_bits(self) -> int:
         """Width of a Ce code, ``E + 2``."""
         return self.E + 2
 
     @property
-    def acc_bits(self):
+    def acc_bits(self) -> int:
         """Serial accumulator width ``T``: ``b_B + 2**E + floor(log2 S)``, exact
         (``golden.shift_add.acc_bits``)."""
         return self._timing.acc_bits
 
     @property
-    def passes(self):
+    def passes(self) -> int:
         """``P = ceil(S / lanes)``."""
         return self._timing.passes
 
     @property
-    def cycles_per_pass(self):
+    def cycles_per_pass(self) -> int:
         return self._timing.cycles_per_pass
 
     @property
-    def cycles_per_row(self):
+    def cycles_per_row(self) -> int:
         return self._timing.cycles_per_row
 
     @property
-    def latency(self):
+    def latency(self) -> int:
         return self._timing.latency
 
     @property
-    def interval(self):
+    def interval(self) -> int:
         return self._timing.interval
 
     @property
-    def input_layout(self):
+    def input_layout(self) -> data.StructLayout:
         """Payload of ``i``: ``{codes, b}`` (class docstring)."""
         S = self.S
         return data.StructLayout({
@@ -187,7 +192,7 @@ class ShiftAdd(wiring.Component):
         })
 
     @property
-    def output_layout(self):
+    def output_layout(self) -> data.ArrayLayout:
         """Payload of ``o``: the ``S`` weights."""
         return data.ArrayLayout(signed(self._weight_bits), self.S)
 
@@ -214,7 +219,7 @@ class ShiftAdd(wiring.Component):
         return Mux(v > Const(hi, signed(wb)), top,
                    Mux(v < Const(lo, signed(wb)), bot, v << n))
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         m = Module()
         S, E, L, P, T = self.S, self.E, self.lanes, self.passes, self.cycles_per_pass
         wb = self._weight_bits

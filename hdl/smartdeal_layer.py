@@ -27,8 +27,10 @@ at zero), so the padding columns of the rebuilt matrix, which the golden model d
 """
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from amaranth.hdl import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -39,6 +41,7 @@ from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden import smartdeal_cycles as sc
 from permdeal.golden.formats import MAX_BITS
+from permdeal.golden.shift_add import ShiftAddTiming
 from permdeal.golden.smartdeal_model import SmartDealLayer, SmartDealLayerSpec, _spec_of, image_name
 
 from .lint import eq_const
@@ -70,7 +73,7 @@ def _counter(n):
     return Signal(range(max(2, n)))
 
 
-def layer_spec(layer):
+def layer_spec(layer: SmartDealLayer | SmartDealLayerSpec) -> SmartDealLayerSpec:
     """The ``golden.smartdeal_model.SmartDealLayerSpec`` of a ``SmartDealLayer`` (or the spec itself)."""
     if isinstance(layer, SmartDealLayerSpec):
         return layer
@@ -80,7 +83,7 @@ def layer_spec(layer):
                         f"{type(layer).__name__}")
 
 
-def check_ce_words(words, code_bits, path):
+def check_ce_words(words: npt.ArrayLike, code_bits: int, path: str | Path) -> None:
     """Refuse a Ce image's words (``code_bits``-bit codes ``{nz, sign, e_idx}``) holding a code
     with ``nz = 0`` and other bits set, naming the file ``path`` and the line."""
     words = np.asarray(words, dtype=np.int64)
@@ -92,7 +95,8 @@ def check_ce_words(words, code_bits, path):
                             "e_idx} (a zero entry is code 0)")
 
 
-def check_layer_images(spec, folder, index, rom_dir=None):
+def check_layer_images(spec: SmartDealLayerSpec, folder: str | Path, index: int,
+                       rom_dir: str | None = None) -> dict[str, Path]:
     """Check layer ``index``'s three images in ``folder`` against ``spec`` (width, depth, the
     manifest beside them, every Ce code a valid ``{nz, sign, e_idx}``); returns their paths."""
     folder = Path(folder)
@@ -175,78 +179,78 @@ class SmartDealLayerUnit(wiring.Component):
     # -- parameters and figures ----------------------------------------------------------------
 
     @property
-    def spec(self):
+    def spec(self) -> SmartDealLayerSpec:
         """The layer's ``golden.smartdeal_model.SmartDealLayerSpec``."""
         return self._spec
 
     @property
-    def geometry(self):
+    def geometry(self) -> sc.Geometry:
         """``golden.smartdeal_cycles.Geometry``: ``m``, ``n``, ``S``, ``h``, ``r``, blocks."""
         return self._geo
 
     @property
-    def index(self):
+    def index(self) -> int:
         return self._index
 
     @property
-    def lanes(self):
+    def lanes(self) -> int:
         return self._shift_add.lanes
 
     @property
-    def align_shift(self):
+    def align_shift(self) -> int:
         """The shift-add unit's alignment to the weight format
         (``golden.smartdeal.align_shift``)."""
         return self._align
 
     @property
-    def in_bits(self):
+    def in_bits(self) -> int:
         return self._spec.fmts.act.bits
 
     @property
-    def out_bits(self):
+    def out_bits(self) -> int:
         return self._spec.fmts.out.bits
 
     @property
-    def n_inputs(self):
+    def n_inputs(self) -> int:
         return self._geo.n
 
     @property
-    def n_outputs(self):
+    def n_outputs(self) -> int:
         return self._geo.m
 
     @property
-    def images(self):
+    def images(self) -> dict[str, Path]:
         """``{part: path}`` of the three ROM images (``ce``, ``b``, ``bias``)."""
         return dict(self._images)
 
     @property
-    def memories(self):
+    def memories(self) -> dict[str, tuple[int, int, bool]]:
         """``{part: (width, depth, signed)}`` of the ROMs."""
         return self._spec.memories()
 
     @property
-    def shift_add_timing(self):
+    def shift_add_timing(self) -> ShiftAddTiming:
         """``golden.shift_add.ShiftAddTiming`` of the shift-add unit."""
         return self._shift_add.timing
 
     @property
-    def cycles_per_row(self):
+    def cycles_per_row(self) -> int:
         """``PT``: cycles the shift-add unit spends on one row (its initiation interval)."""
         return self._shift_add.cycles_per_row
 
     @property
-    def fetch_words(self):
+    def fetch_words(self) -> tuple[int, int]:
         """ROM words read for a slot: ``(S, S*S + S)`` (inside a block, at a block start)."""
         S = self._geo.S
         return sc.fetch_words(S, False), sc.fetch_words(S, True)
 
     @property
-    def slot_overhead(self):
+    def slot_overhead(self) -> int:
         """Cycles of a slot beyond its ROM reads (the last word landing, the decision)."""
         return sc.SLOT_OVERHEAD
 
     @property
-    def output_latency(self):
+    def output_latency(self) -> int:
         """Cycles from the MAC taking an output's last row to the output accepted."""
         return sc.MAC_LATENCY + sc.WRITEBACK_LATENCY
 
@@ -257,7 +261,7 @@ class SmartDealLayerUnit(wiring.Component):
         closes its output row."""
         return nonzero | last_slot
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         m = Module()
         g, spec = self._geo, self._spec
         S, E, f = g.S, g.E, spec.fmts

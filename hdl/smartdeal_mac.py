@@ -6,6 +6,8 @@ the sum is handed on and ``acc`` restarts at 0. Products are exact and registere
 formed the cycle after.
 """
 
+from typing import Any
+
 from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -65,21 +67,21 @@ class SmartDealMac(MacWidths, wiring.Component):
         })
 
     @property
-    def S(self):
+    def S(self) -> int:
         return self._S
 
     @property
-    def latency(self):
+    def latency(self) -> int:
         """Cycles from an output's last row moving in to its sum on ``o``."""
         return MAC_LATENCY
 
     @property
-    def x_layout(self):
+    def x_layout(self) -> data.StructLayout:
         """Payload of ``x``: the activations from bit 0, then ``last``."""
         return data.StructLayout({"x": data.ArrayLayout(signed(self._act_bits), self._S),
                                   "last": 1})
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         m = Module()
         S, prod_bits = self._S, self._act_bits + self._weight_bits
         en = Signal()

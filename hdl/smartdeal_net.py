@@ -15,6 +15,7 @@ keeps everything in order, it only costs cycles).
 """
 
 import re
+from typing import Any
 
 from amaranth.hdl import Module, signed
 from amaranth.lib import stream, wiring
@@ -79,40 +80,40 @@ class SmartDealNet(wiring.Component):
         })
 
     @property
-    def name(self):
+    def name(self) -> str:
         return self._name
 
     @property
-    def units(self):
+    def units(self) -> tuple[SmartDealLayerUnit, ...]:
         """The layer units, in order."""
         return tuple(self._units)
 
     @property
-    def blackboxes(self):
+    def blackboxes(self) -> tuple[Blackbox, ...]:
         """The layers' module instances (``gen.verilog.emit`` emits each module once)."""
         return tuple(self._boxes)
 
     @property
-    def in_bits(self):
+    def in_bits(self) -> int:
         return self._units[0].in_bits
 
     @property
-    def out_bits(self):
+    def out_bits(self) -> int:
         return self._units[-1].out_bits
 
     @property
-    def n_inputs(self):
+    def n_inputs(self) -> int:
         return self._units[0].n_inputs
 
     @property
-    def n_outputs(self):
+    def n_outputs(self) -> int:
         return self._units[-1].n_outputs
 
     @property
-    def lanes(self):
+    def lanes(self) -> int:
         return self._units[0].lanes
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         m = Module()
         boxes = self._boxes
         for i, box in enumerate(boxes):

@@ -13,8 +13,10 @@ incrementally; ``S`` and the size of a block's last window come from small per-`
 through a chain of multiplexers. No divider.
 """
 
+from typing import Any
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
@@ -124,72 +126,72 @@ class WindowReader(wiring.Component):
     # -- parameters --------------------------------------------------------------------------
 
     @property
-    def banks(self):
+    def banks(self) -> int:
         return self._banks
 
     @property
-    def width(self):
+    def width(self) -> int:
         return self._width
 
     @property
-    def act_bits(self):
+    def act_bits(self) -> int:
         return self._act_bits
 
     @property
-    def rows(self):
+    def rows(self) -> int:
         return self._rows
 
     @property
-    def index_bits(self):
+    def index_bits(self) -> int:
         return self._index_bits
 
     @property
-    def p_prevs(self):
+    def p_prevs(self) -> tuple[int, ...]:
         return self._ps
 
     # -- derived -----------------------------------------------------------------------------
 
     @property
-    def latency(self):
+    def latency(self) -> int:
         """Cycles from ``start`` to the first window on ``o``."""
         return 2
 
     @property
-    def tables(self):
+    def tables(self) -> tuple[tuple[int, int], ...]:
         """``(S, L)`` per block size in ``sel`` order: windows per block, last window's size."""
         return self._tables
 
     @property
-    def sel_bits(self):
+    def sel_bits(self) -> int:
         """Width of ``sel`` (0: a single block size, no ``sel`` port)."""
         return (len(self._ps) - 1).bit_length()
 
     @property
-    def row_bits(self):
+    def row_bits(self) -> int:
         return addr_bits(self._rows)
 
     @property
-    def bank_bits(self):
+    def bank_bits(self) -> int:
         return addr_bits(self._banks)
 
-    def windows(self, n, sel=0):
+    def windows(self, n: int, sel: int = 0) -> list[tuple[int, int, int, int]]:
         """The windows this reader offers for a layer of ``n`` inputs (``golden.cycles
         .window_schedule``, ``base`` wrapped to ``index_bits``)."""
         return [(bank, row, base % (1 << self._index_bits), mask) for bank, row, base, mask
                 in window_schedule(n, self._ps[sel], self._width, self._banks)]
 
     @property
-    def read_layout(self):
+    def read_layout(self) -> data.StructLayout:
         """``bank_rd``: the banks' read request (:func:`.act_banks.read_layout`)."""
         return read_layout(self._banks, self._rows)
 
     @property
-    def window_layout(self):
+    def window_layout(self) -> data.StructLayout:
         """``bank_window``: the banks' read word (:func:`.act_banks.word_layout`)."""
         return word_layout(self._width, self._act_bits)
 
     @property
-    def window_stream_layout(self):
+    def window_stream_layout(self) -> data.StructLayout:
         """Payload of ``o``: the detector's windows (:func:`.nz_detect.window_layout`)."""
         return window_layout(self._width, self._act_bits, self._index_bits)
 
@@ -202,7 +204,7 @@ class WindowReader(wiring.Component):
             out = Mux(self.sel == i, values[i], out)
         return out
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         m = Module()
         d, nl, nb = self._width, self._banks, self._index_bits
         s_max = max(s for s, _ in self._tables)

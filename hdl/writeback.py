@@ -1,5 +1,7 @@
 """The write-back unit: accumulator + bias to an output activation (docs/design.md section 3)."""
 
+from typing import Any
+
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -102,48 +104,48 @@ class Writeback(wiring.Component):
         })
 
     @property
-    def fmts(self):
+    def fmts(self) -> LayerFormats | tuple[LayerFormats, ...]:
         """The formats given: a ``LayerFormats``, or a tuple of them."""
         return self._fmts
 
     @property
-    def relu(self):
+    def relu(self) -> bool | tuple[bool, ...]:
         """The ReLU flags given: a bool for a single ``LayerFormats``, else a tuple per layer."""
         return self._relu
 
     @property
-    def layers(self):
+    def layers(self) -> tuple[tuple[LayerFormats, bool], ...]:
         """``(LayerFormats, relu)`` of each layer, in ``sel`` order."""
         return self._layers
 
     @property
-    def latency(self):
+    def latency(self) -> int:
         """Register stages from an accepted input beat to its output beat."""
         return 2
 
     @property
-    def sel_bits(self):
+    def sel_bits(self) -> int:
         """Width of the layer select ``sel``; 0 (no ``sel`` field) with a single format."""
         n = len(self._layers)
         return 0 if n == 1 else (n - 1).bit_length()
 
     @property
-    def acc_bits(self):
+    def acc_bits(self) -> int:
         """Width of ``acc``: the widest layer accumulator."""
         return max(f.acc_bits for f, _ in self._layers)
 
     @property
-    def bias_bits(self):
+    def bias_bits(self) -> int:
         """Width of ``bias``: the widest layer bias format."""
         return max(f.bias.bits for f, _ in self._layers)
 
     @property
-    def out_bits(self):
+    def out_bits(self) -> int:
         """Width of the output: the widest layer output format."""
         return max(f.out.bits for f, _ in self._layers)
 
     @property
-    def input_layout(self):
+    def input_layout(self) -> data.StructLayout:
         """Payload of ``i``: ``acc`` in bits ``[0, acc_bits)``, ``bias`` above it, then ``sel``
         (only with more than one format)."""
         fields = {"acc": signed(self.acc_bits), "bias": signed(self.bias_bits)}
@@ -171,7 +173,7 @@ class Writeback(wiring.Component):
         return bits
 
     @property
-    def sum_bits(self):
+    def sum_bits(self) -> int:
         """Width of ``acc + (bias << bias_shift) + 2**(s-1)`` over every input of every layer (the
         first stage)."""
         return max(self._layer_sum_bits())
@@ -196,7 +198,7 @@ class Writeback(wiring.Component):
             value = Mux(hit, make(key), value)
         return value
 
-    def elaborate(self, platform):
+    def elaborate(self, platform: Any) -> Module:
         m = Module()
         layers = self._layers
         multi = len(layers) > 1

@@ -8,14 +8,22 @@ are comparable with the engine's. The report adds the block's parameters and tim
 shift-add unit the throughput in rebuilt weights per cycle.
 """
 
+from __future__ import annotations
+
 import importlib
 import inspect
 import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
 
 from . import flow
+
+if TYPE_CHECKING:
+    from amaranth.lib import wiring
 
 __all__ = ["BLOCKS", "make_block", "parse_params", "run", "synthesize"]
 
@@ -42,7 +50,7 @@ def _cls(name):
     return getattr(importlib.import_module(module), attr)
 
 
-def parse_params(name, text):
+def parse_params(name: str, text: str | None) -> dict[str, int]:
     """``KEY=V,KEY=V`` (integers) -> the block's keyword parameters; every key must be one of its
     constructor's."""
     if name not in BLOCKS:
@@ -63,14 +71,15 @@ def parse_params(name, text):
     return out
 
 
-def make_block(name, params):
+def make_block(name: str, params: dict[str, int]) -> tuple[wiring.Component, dict, dict]:
     """``(component, timing dict, the parameters in full)`` of block ``name``."""
     dut, timing = BLOCKS[name][1](params)
     full = {k: getattr(dut, k) for k in inspect.signature(_cls(name)).parameters}
     return dut, timing, full
 
 
-def synthesize(name, params, targets, opts, log_dir, progress=None):
+def synthesize(name: str, params: dict[str, int], targets: Sequence[str], opts: flow.SynthOptions,
+               log_dir: Path, progress: Callable[[str], None] | None = None) -> dict:
     """Synthesize block ``name`` with ``params`` for ``targets``; returns the report dict."""
     from permdeal.gen.verilog import emit
     dut, timing, full = make_block(name, params)
@@ -96,7 +105,7 @@ def synthesize(name, params, targets, opts, log_dir, progress=None):
     return report
 
 
-def text(report):
+def text(report: dict) -> str:
     """The block report as a few lines."""
     b = report["block"]
     t = b["timing"]
@@ -120,7 +129,8 @@ def text(report):
     return "\n".join(out) + "\n"
 
 
-def run(name, params, targets, opts, out, progress=None):
+def run(name: str, params: dict[str, int], targets: Sequence[str], opts: flow.SynthOptions,
+        out: str | Path, progress: Callable[[str], None] | None = None) -> dict:
     """:func:`synthesize` into the new folder ``out`` (atomically): ``report.json``,
     ``report.txt`` and ``logs/``. Returns the report."""
     with atomic.output_dir(out) as tmp:

@@ -3,7 +3,9 @@
 report folder (:func:`run`)."""
 
 import json
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from permdeal import atomic
 from permdeal.gen.design import DESIGN_KIND
@@ -19,7 +21,8 @@ __all__ = ["FLOWS", "run", "synthesize"]
 FLOWS = {DESIGN_KIND: flow.synthesize_engine, SD_DESIGN_KIND: smartdeal.synthesize}
 
 
-def synthesize(design_dir, targets, opts, log_dir, progress=None):
+def synthesize(design_dir: str | Path, targets: Sequence[str], opts: flow.SynthOptions,
+               log_dir: Path, progress: Callable[[str], None] | None = None) -> dict:
     """Synthesize the design in ``design_dir`` for ``targets`` with the flow of its kind
     (:data:`FLOWS`); returns the report dict.
 
@@ -30,7 +33,10 @@ def synthesize(design_dir, targets, opts, log_dir, progress=None):
     return FLOWS[man["kind"]](design_dir, targets, opts, log_dir, progress)
 
 
-def run(design_dir, targets, opts, out, progress=None, make_design=None, inputs=()):
+def run(design_dir: str | Path | None, targets: Sequence[str], opts: flow.SynthOptions,
+        out: str | Path, progress: Callable[[str], None] | None = None,
+        make_design: Callable[[Path], Any] | None = None,
+        inputs: Iterable[str | Path] = ()) -> dict:
     """:func:`synthesize` into the new folder ``out`` (atomically: nothing is left there after a
     failure): ``report.json``, ``report.txt`` (:func:`.report.text`) and ``logs/``. Returns the
     report.

@@ -5,7 +5,9 @@ let a flow refuse a design that cannot fit before a long place-and-route, while 
 report gives the measured use.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from permdeal.errors import PermdealError
 
@@ -44,7 +46,7 @@ RESOURCES = {"LUT4": "LUT4", "TRELLIS_FF": "FF", "MULT18X18D": "MULT18X18D", "DP
              "TRELLIS_DPR16X4": "LUTRAM16X4", "CCU2C": "CCU2C"}
 
 
-def device(name):
+def device(name: str) -> Device:
     """The :class:`Device` called ``name`` (case-insensitive); a clear error otherwise."""
     d = DEVICES.get(str(name).upper())
     if d is None:
@@ -52,19 +54,19 @@ def device(name):
     return d
 
 
-def resources(cells):
+def resources(cells: Mapping[str, int]) -> dict[str, int]:
     """The ECP5 resources of a cell count (``{LUT4, FF, MULT18X18D, DP16KD, ...}``)."""
     return {name: int(cells.get(cell, 0)) for cell, name in RESOURCES.items()}
 
 
-def luts_needed(res):
+def luts_needed(res: Mapping[str, int]) -> int:
     """A lower bound of the LUT4 slots (nextpnr's ``TRELLIS_COMB``) that resources ``res`` take:
     the LUT4 cells, 2 per carry cell (CCU2C) and 4 per LUT RAM (TRELLIS_DPR16X4). Place-and-route
     needs more (a LUT RAM's address logic, packing): its ``TRELLIS_COMB`` use is the figure."""
     return res["LUT4"] + 2 * res["CCU2C"] + 4 * res["LUTRAM16X4"]
 
 
-def misfit(res, dev):
+def misfit(res: Mapping[str, int], dev: Device) -> str | None:
     """Why resources ``res`` cannot fit ``dev``, or None: :func:`luts_needed` against the
     device's LUTs, the multipliers and the block RAMs."""
     need = {"LUT4 slots (LUT4 + 2 per CCU2C + 4 per LUT RAM)": luts_needed(res),
@@ -75,7 +77,8 @@ def misfit(res, dev):
     return "needs " + ", ".join(over) if over else None
 
 
-def place_and_route(netlist, work, dev, speed, mhz, seed, log):
+def place_and_route(netlist: str, work: Path, dev: Device, speed: int, mhz: float, seed: int,
+                    log: Path) -> tuple[dict, float]:
     """Place and route ``netlist`` (in folder ``work``) on ``dev``; returns ``(figures, seconds)``.
 
     ``figures``: ``fmax_mhz`` of the clock, the ``target_mhz``, ``utilization``

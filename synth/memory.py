@@ -12,6 +12,7 @@ installed): the report labels the figure as such, and ``--sram-um2-per-bit`` set
 """
 
 from permdeal.errors import PermdealError
+from permdeal.hdl.engine import Engine
 
 __all__ = ["PAPER", "SRAM_UM2_PER_BIT", "node_scale", "paper_comparison", "sram_model",
            "weight_memories"]
@@ -28,12 +29,13 @@ PAPER = {"design": "PermDNN, 32 PE x 8 multipliers, 16 bit, 28 nm", "n_pe": 32, 
 OSU_NM = 180
 
 
-def node_scale(from_nm, to_nm):
+def node_scale(from_nm: float, to_nm: float) -> float:
     """First-order area scaling between process nodes: ``(to_nm / from_nm)^2``."""
     return (to_nm / from_nm) ** 2
 
 
-def paper_comparison(n_pe, lanes, logic_um2, total_um2, asic_mhz=None):
+def paper_comparison(n_pe: int, lanes: int, logic_um2: float, total_um2: float,
+                     asic_mhz: float | None = None) -> dict:
     """The design next to :data:`PAPER`: what the tools measured (0.18 um logic area), the
     first-order scaling of it to the paper's node (labelled, with its formula) and, at a
     given ASIC clock, the peak throughput and area efficiency on the scaled area."""
@@ -61,7 +63,7 @@ def paper_comparison(n_pe, lanes, logic_um2, total_um2, asic_mhz=None):
 SRAM_UM2_PER_BIT = round(EIE_UM2_PER_BIT_45NM * SCALE_45_TO_180, 2)
 
 
-def sram_model(um2_per_bit=None):
+def sram_model(um2_per_bit: float | None = None) -> dict:
     """The SRAM area model as the report records it."""
     if um2_per_bit is None:
         return {"um2_per_bit": SRAM_UM2_PER_BIT, "source":
@@ -77,7 +79,7 @@ def sram_model(um2_per_bit=None):
     return {"um2_per_bit": value, "source": "given by the user (--sram-um2-per-bit)"}
 
 
-def weight_memories(engine, model):
+def weight_memories(engine: Engine, model: dict) -> dict:
     """Bits and modelled area of the engine's weight, k and bias ROMs: ``{memory: {width,
     depth, instances, bits, area_um2}, "total": {...}}`` with ``model`` from :func:`sram_model`."""
     lanes = engine.cfg.total_lanes

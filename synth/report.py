@@ -20,7 +20,7 @@ def _composition(rows, unit, each_key, total_key, fmt=lambda v: _num(v)):
     return lines
 
 
-def text(report):
+def text(report: dict) -> str:
     """The report as a few aligned tables (a SmartDeal design's: :func:`smartdeal_text`)."""
     if report.get("design", {}).get("method") == "smartdeal":
         return smartdeal_text(report)
@@ -131,7 +131,7 @@ def _layers_table(layers, unit, fmt):
 OWN_NOTE = "own = the layer unit's fetcher, state and input buffer"
 
 
-def smartdeal_text(report):
+def smartdeal_text(report: dict) -> str:
     """A SmartDeal design's synthesis report as a few aligned tables."""
     d = report["design"]
     out = _header(report, f"SmartDeal, {len(d['layers'])} layer unit(s), {d['lanes']} "

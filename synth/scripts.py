@@ -25,7 +25,7 @@ TARGETS = {
     "ecp5": "Lattice ECP5: LUT4, FF, MULT18X18D, DP16KD and Fmax from nextpnr-ecp5",
 }
 
-def rom_blackbox(source):
+def rom_blackbox(source: str) -> str:
     """The ROM module of Verilog text ``source`` (``hdl/permdeal_rom.v``) as a black box: its
     parameters and ports, no body. (``read_verilog -lib`` would still run its ``$readmemh``.)"""
     m = re.search(r"^module\s+\w+\s*#\(.*?\)\s*\(.*?\);", source, re.S | re.M)
@@ -38,7 +38,8 @@ def rom_blackbox(source):
 STAT_JSON, NETLIST_JSON, LIBERTY_FILE = "stat.json", "netlist.json", "cells.lib"
 
 
-def yosys_script(target, top, engine_file, rom_file, *, flat=False):
+def yosys_script(target: str, top: str, engine_file: str, rom_file: str, *,
+                 flat: bool = False) -> str:
     """The Yosys script of ``target`` for top module ``top`` in ``engine_file``.
 
     ``rom_file`` is the ROM module's source (``hdl/permdeal_rom.v``): a black box for ``generic``

@@ -17,16 +17,19 @@ LUT RAM or flip-flops as it sees fit. The report gives its bits and says so.
 
 import shutil
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from permdeal import __version__
 from permdeal.gen.smartdeal_design import SmartDealDesign
 from permdeal.golden.smartdeal_cycles import geometry, model_cycles
+from permdeal.golden.smartdeal_model import SmartDealModel
 from permdeal.hdl.rom import ROM_MODULE
 from permdeal.hdl.smartdeal_layer import layer_spec
 from permdeal.hdl.smartdeal_net import SmartDealNet
 
 from . import ecp5, flow
+from .stats import Hierarchy
 
 __all__ = ["OWN", "REPORT_KIND", "layer_blocks", "rom_memories", "synthesize"]
 
@@ -65,7 +68,7 @@ def _add(a, b, k=1):
     return (a or 0) + k * b
 
 
-def layer_blocks(hier, layer_modules, what):
+def layer_blocks(hier: Hierarchy, layer_modules: Sequence[str], what: str) -> list[dict] | None:
     """Per layer unit (module names ``layer_modules``): ``{module, total, blocks}`` with
     ``what`` (``area``, ``transistors``, or ``cells``: a Counter by type) composed, ``blocks``
     the unit's submodules by block name (:func:`_block`) and :data:`OWN` its own logic. None when
@@ -83,7 +86,7 @@ def layer_blocks(hier, layer_modules, what):
     return out
 
 
-def rom_memories(model, sram):
+def rom_memories(model: SmartDealModel, sram: dict) -> dict:
     """Bits and modelled SRAM area of every layer's Ce, B and bias ROMs: ``{"layers": [{name,
     memories: {part: {width, depth, bits, area_um2}}, bits, area_um2}], "total": {bits,
     area_um2}}`` with ``sram`` from :func:`.memory.sram_model`."""
@@ -99,7 +102,7 @@ def rom_memories(model, sram):
     return {"layers": layers, "total": {"bits": total, "area_um2": round(total * per_bit, 1)}}
 
 
-def input_buffers(model):
+def input_buffers(model: SmartDealModel) -> list[dict]:
     """Per layer the unit's input buffer: ``S`` memories of ``r = ceil(n/S)`` words (the input
     chunks) of the activation width."""
     out = []
@@ -151,7 +154,8 @@ def _throughput(cycles, report, opts):
     return out
 
 
-def synthesize(design_dir, targets, opts, log_dir, progress=None):
+def synthesize(design_dir: str | Path, targets: Sequence[str], opts: flow.SynthOptions,
+               log_dir: Path, progress: Callable[[str], None] | None = None) -> dict:
     """Synthesize the SmartDeal design in ``design_dir`` for ``targets``; returns the report dict
     (as :func:`.flow.synthesize_engine` does for the PermDNN engine)."""
     design = SmartDealDesign(design_dir)

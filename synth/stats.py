@@ -7,10 +7,14 @@ and the instance counts (``total(m) = own(m) + sum(count * total(sub))``), so th
 how a total was made: one PE synthesized once, times ``n_pe``.
 """
 
+from __future__ import annotations
+
 import json
 import re
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from permdeal.errors import PermdealError
 
@@ -44,7 +48,7 @@ def _transistors(value):
     return int(m[1]) if m else 0
 
 
-def read_stat(path, blackboxes=()):
+def read_stat(path: Path, blackboxes: Collection[str] = ()) -> Hierarchy:
     """The :class:`Hierarchy` of a ``stat -json`` file. ``blackboxes`` names modules without a
     body (the ROM stub), whose instances are counted apart from the cells."""
     try:
@@ -100,7 +104,7 @@ class Hierarchy:
         _ = self.top  # exactly one top module (raises otherwise)
 
     @property
-    def top(self):
+    def top(self) -> str:
         """The module no other module instantiates."""
         used = {s for m in self.modules.values() for s in m.subs}
         tops = sorted(set(self.modules) - used)
@@ -108,7 +112,7 @@ class Hierarchy:
             raise PermdealError(f"synthesized design has {len(tops)} top modules: {tops}")
         return tops[0]
 
-    def instances(self, root=None):
+    def instances(self, root: str | None = None) -> Counter[str]:
         """``{module: number of instances}`` under ``root`` (default: the top), ``root`` once."""
         root = root or self.top
         counts = Counter({root: 1})
@@ -120,7 +124,7 @@ class Hierarchy:
         visit(root, 1)
         return counts
 
-    def cells(self, root=None):
+    def cells(self, root: str | None = None) -> Counter[str]:
         """Cell counts by type under ``root`` (default: the top), submodules composed."""
         out = Counter()
         for name, k in self.instances(root).items():
@@ -128,20 +132,20 @@ class Hierarchy:
                 out[t] += k * n
         return out
 
-    def blackboxes(self, root=None):
+    def blackboxes(self, root: str | None = None) -> Counter[str]:
         out = Counter()
         for name, k in self.instances(root).items():
             for t, n in self.modules[name].blackboxes.items():
                 out[t] += k * n
         return out
 
-    def composed(self, what, root=None):
+    def composed(self, what: str, root: str | None = None) -> float:
         """``what`` of ``root`` (default: the top) composed from own figures and instance
         counts."""
         return sum(k * getattr(self.modules[name], what)
                    for name, k in self.instances(root).items())
 
-    def rows(self, what):
+    def rows(self, what: str) -> list[tuple[str, int, float, float]]:
         """``[(module, instances, own each, own total)]`` for every module, largest first: how
         the total was composed."""
         rows = [(name, k, getattr(self.modules[name], what), k * getattr(self.modules[name], what))
@@ -160,7 +164,7 @@ BREAKDOWN = (
 )
 
 
-def breakdown(hier, pe, pe_wb, what):
+def breakdown(hier: Hierarchy, pe: str, pe_wb: str, what: str) -> dict[str, float]:
     """One PE's ``what`` (area, cells...) by function: ``{category: figure}``. ``pe`` and
     ``pe_wb`` are the module names of the PE and its write-back; a module whose path matches none
     of :data:`BREAKDOWN` counts as control (the PE's and write-back's own glue)."""

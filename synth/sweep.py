@@ -11,11 +11,15 @@ import csv
 import io
 import json
 import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
 from permdeal import atomic
 from permdeal.errors import PermdealError
 
 from .designs import synthesize
+from .flow import SynthOptions
 from .tools import DoesNotFit
 
 __all__ = ["COLUMNS", "PARAMS", "parse_sweep", "run_sweep"]
@@ -43,7 +47,7 @@ COLUMNS = {
 }
 
 
-def parse_sweep(text):
+def parse_sweep(text: str) -> tuple[str, list[int]]:
     """``PARAM=V1,V2,...`` -> ``(param, [values])``; values distinct integers >= 1."""
     name, eq, values = str(text).partition("=")
     name = name.strip().replace("-", "_")
@@ -143,7 +147,7 @@ def _csv(rows):
     return buf.getvalue()
 
 
-def table(rows):
+def table(rows: Sequence[dict]) -> str:
     """The sweep as an aligned text table (the columns that have figures)."""
     cols = [c for c in COLUMNS if c in ("n_pe", "lanes", "p", "status")
             or any(r[c] is not None for r in rows)]
@@ -156,7 +160,9 @@ def table(rows):
     return "\n".join(lines)
 
 
-def run_sweep(param, values, settings, make_design, targets, opts, out, inputs=()):
+def run_sweep(param: str, values: Sequence[int], settings: dict,
+              make_design: Callable[[dict, Path], Any], targets: Sequence[str], opts: SynthOptions,
+              out: str | Path, inputs: Iterable[str | Path] = ()) -> tuple[list[dict], float]:
     """Sweep ``param`` over ``values``; returns the rows.
 
     ``settings`` are the ``permdeal gen`` settings of every point; ``make_design(settings,

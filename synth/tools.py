@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from permdeal.errors import PermdealError, ToolMissing
@@ -44,7 +45,7 @@ class DoesNotFit(SynthFailed):
         self.partial = partial or {}
 
 
-def find_tool(name):
+def find_tool(name: str) -> Path:
     """The path of executable ``name`` (:data:`TOOLS`): beside this Python first (the virtual
     environment's scripts), then on PATH. Raises :class:`ToolMissing` naming the package."""
     if name not in TOOLS:
@@ -58,7 +59,7 @@ def find_tool(name):
     return Path(found)
 
 
-def liberty(path=None):
+def liberty(path: str | Path | None = None) -> Path:
     """The liberty file of the ASIC target: ``path``, or the OSU 0.18 um library of Debian's
     qflow-tech-osu018. Raises :class:`ToolMissing` (or :class:`PermdealError` for a given path)
     when it is not there."""
@@ -73,7 +74,8 @@ def liberty(path=None):
     return LIBERTY
 
 
-def run_tool(name, args, cwd, log, what):
+def run_tool(name: str, args: Iterable[object], cwd: str | Path, log: str | Path,
+             what: str) -> float:
     """Run tool ``name`` with ``args`` in folder ``cwd``, its output (both streams) to ``log``.
 
     Returns the wall time in seconds. Raises :class:`SynthFailed` with ``what`` and the last lines

@@ -141,7 +141,7 @@ def test_earlier_output_with_user_files_is_kept(tmp_path, capsys):
     assert run(capsys, "compress", model, "--p", "2", "-o", tmp_path / "c")[0] == 0
     (tmp_path / "c" / "NOTES.txt").write_text("mine")
     code, _, err = run(capsys, "compress", model, "--p", "2", "-o", tmp_path / "c")
-    assert code == 2 and "holds files permdeal did not write" in err
+    assert code == 2 and "holds NOTES.txt, which permdeal did not write" in err
     assert (tmp_path / "c" / "NOTES.txt").read_text() == "mine"
 
 
@@ -220,7 +220,7 @@ def test_eval_names_labels_out_of_range(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["bench", "--seed", "-1"], "argument --seed: value must be an integer >= 0, not -1"),
+    (["bench", "--seed", "-1"], "argument --seed: seed must be an integer in [0, 4294967295], not -1"),
     (["compress", "m.npz", "--p", "2,x", "-o", "o"], "argument --p: expected an integer, got 'x'"),
     (["compress", "m.npz", "--p", "2", "--act-bits", "40", "-o", "o"],
      "argument --act-bits: bit width must be at most 32"),

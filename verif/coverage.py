@@ -6,18 +6,21 @@ RTL went through), plus what the stream drivers saw. A bin is *required* when th
 is built to hit it; a run whose required bin stays empty fails. The others are reported.
 """
 
+from collections.abc import Iterable
+
 import numpy as np
 
+from permdeal.golden.model import QuantModel
 from permdeal.golden.permdiag import diag_row
 
 
-def density_class(x):
+def density_class(x: np.ndarray) -> str:
     """``empty``, ``partial`` or ``full`` for one input vector."""
     nz = np.count_nonzero(x)
     return "empty" if nz == 0 else "full" if nz == x.size else "partial"
 
 
-def engine_bins(model, x, report):
+def engine_bins(model: QuantModel, x: np.ndarray, report: dict) -> tuple[dict[str, int], list[str]]:
     """``(bins, required)`` of an engine run: input density classes, the permutation index cases
     and k values met, write-back saturation and rounding ties, back-pressure on both streams,
     layer boundaries."""
@@ -64,7 +67,7 @@ def engine_bins(model, x, report):
     return bins, required
 
 
-def index_bins(ps):
+def index_bins(ps: Iterable[int]) -> tuple[dict[str, int], list[str]]:
     """``(bins, required)`` of the exhaustive index bench: every ``r`` case and the ``k``
     extremes of every block size, each driven once per ``(c, k)``."""
     bins = {}
@@ -77,6 +80,6 @@ def index_bins(ps):
     return bins, sorted(bins)
 
 
-def missing(bins, required):
+def missing(bins: dict[str, int], required: Iterable[str]) -> list[str]:
     """The required bins that were never hit."""
     return [b for b in required if not bins.get(b)]

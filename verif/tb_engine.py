@@ -16,6 +16,7 @@ be accepted in the cycle after (the count is the period of back-to-back inferenc
 
 import random
 from collections import deque
+from typing import Any
 
 import cocotb
 from cocotb.clock import Clock
@@ -51,12 +52,12 @@ class TB:
                                backpressure=backpressure, stall_first=backpressure > 0)
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
 
-    def error(self, msg):
+    def error(self, msg: str) -> None:
         self.errors.append(msg)
         if len(self.errors) <= 10:
             self.log.error("%s", msg)
 
-    def on_beat(self, raw):
+    def on_beat(self, raw: int) -> None:
         c = cycle()
         self.out_cycles.append(c)
         value, last = to_signed(raw, self.out_bits), raw >> self.out_bits & 1
@@ -73,7 +74,7 @@ class TB:
             self.error(f"input vector {v}, output {i}: last is {last}, expected {want_last} "
                        f"(cycle {c})")
 
-    async def run(self, name):
+    async def run(self, name: str) -> None:
         await reset(self.dut)
         self.source.start()
         self.sink.start()
@@ -98,7 +99,7 @@ class TB:
 
 
 @cocotb.test()
-async def test_streams(dut):
+async def test_streams(dut: Any) -> None:
     """Every vector with random idle on the input and back-pressure on the output."""
     cfg = tb_config()
     tb = TB(dut, float(cfg.get("idle", 0.3)), float(cfg.get("backpressure", 0.3)))
@@ -107,7 +108,7 @@ async def test_streams(dut):
 
 
 @cocotb.test()
-async def test_cycles(dut):
+async def test_cycles(dut: Any) -> None:
     """No idle, no back-pressure: each inference takes exactly the cycle model's count."""
     tb = TB(dut, 0.0, 0.0)
     await tb.run("test_cycles")

@@ -18,6 +18,8 @@ give one run of exactly ``B * pairs`` consecutive valid ops, the pairs accepted 
 """
 
 import random
+from collections.abc import Sequence
+from typing import Any
 
 import cocotb
 from cocotb.clock import Clock
@@ -27,7 +29,8 @@ from permdeal.verif.runner import tb_config, tb_report
 from permdeal.verif.streams import PERIOD_NS, StreamSource, cycle, reset, to_signed
 
 
-def expected_ops(desc, j, x, ps, widths):
+def expected_ops(desc: tuple[int, int, int, int], j: int, x: int, ps: Sequence[int],
+                 widths: tuple[int, int, int]) -> list[tuple[int, int, int, int, int, int]]:
     """The spec: the ``B`` ops ``(w_addr, k_addr, c, sel, x, acc_addr)`` of pair ``(j, x)``."""
     sel, b, w_base, k_base = desc
     wab, kab, aab = widths
@@ -63,12 +66,12 @@ class TB:
                       self.aab, self.max_slots, cocotb.RANDOM_SEED)
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
 
-    def error(self, msg):
+    def error(self, msg: str) -> None:
         self.errors.append(msg)
         if len(self.errors) <= 10:
             self.log.error("%s", msg)
 
-    def decode(self, raw):
+    def decode(self, raw: int) -> tuple[int, tuple[int, int, int, int, int, int]]:
         """``(valid, (w_addr, k_addr, c, sel, x, acc_addr))`` of an ``op`` word."""
         pos = 0
         out = []
@@ -78,7 +81,7 @@ class TB:
         valid, w, k, c, sel, x, acc = out
         return valid, (w, k, c, sel, to_signed(x, self.act_bits), acc)
 
-    def drive_desc(self, desc):
+    def drive_desc(self, desc: tuple[int, int, int, int]) -> None:
         sel, b, w_base, k_base = desc
         if self.sel_bits:
             self.dut.sel.value = sel
@@ -86,7 +89,7 @@ class TB:
         self.dut.w_base.value = w_base
         self.dut.k_base.value = k_base
 
-    def value(self):
+    def value(self) -> int:
         r = self.rng.random()
         if r < 0.1:
             return self.lo
@@ -94,7 +97,7 @@ class TB:
             return self.hi
         return self.rng.choice([v for v in (self.rng.randint(self.lo, self.hi), 1, -1) if v])
 
-    def indices(self, p, count):
+    def indices(self, p: int, count: int) -> list[int]:
         """``count`` distinct ascending ``j``, the ends and multiples of ``p`` (and their
         neighbours) often."""
         top = (1 << self.n) - 1
@@ -110,7 +113,7 @@ class TB:
                 picks.add(j)
         return sorted(picks)[:count]
 
-    async def monitor(self):
+    async def monitor(self) -> None:
         taken = 0
         while True:
             await FallingEdge(self.dut.clk)
@@ -149,7 +152,7 @@ class TB:
             if ready != want_ready:
                 self.error(f"i.ready = {ready}, expected {want_ready} (cycle {c})")
 
-    async def layer(self, idle):
+    async def layer(self, idle: float) -> None:
         p_sel = self.rng.randrange(len(self.ps))
         b = self.rng.choice((1, self.max_slots, self.rng.randint(1, self.max_slots)))
         desc = (p_sel, b, self.rng.getrandbits(self.wab), self.rng.getrandbits(self.kab))
@@ -180,7 +183,7 @@ class TB:
                 self.error(f"layer without idle (B = {b}, {len(js)} pairs): valid ops not one "
                            f"run of {b * len(js)} cycles (got {len(cycles)})")
 
-    def finish(self, name):
+    def finish(self, name: str) -> None:
         tb_report(name, checked=self.checked, ops=self.ops, pairs=len(self.sent_pairs),
                   accepted=self.accepted, ready_checks=self.ready_checks, runs=self.runs,
                   mismatches=len(self.errors))
@@ -191,7 +194,7 @@ class TB:
 
 
 @cocotb.test()
-async def test_layers(dut):
+async def test_layers(dut: Any) -> None:
     """Random layers of random pairs, with and without idle, checked every cycle."""
     tb = TB(dut)
     tb.drive_desc((0, 1, 0, 0))

@@ -21,7 +21,9 @@ simulator's order of events at that edge.
 
 import random
 from collections import deque
+from collections.abc import Sequence
 from itertools import accumulate
+from typing import Any
 
 import cocotb
 import numpy as np
@@ -35,7 +37,8 @@ from permdeal.verif.streams import PERIOD_NS, StreamSink, StreamSource, cycle, r
 
 
 
-def expected_pairs(base, mask, words, index_bits):
+def expected_pairs(base: int, mask: int, words: Sequence[int],
+                   index_bits: int) -> list[tuple[int, int, int]]:
     """The spec: ``[(k, (base + k) mod 2**index_bits, words[k])]`` for the real non-zero words."""
     return [(k, (base + k) % (1 << index_bits), v)
             for k, v in enumerate(words) if mask >> k & 1 and v != 0]
@@ -51,22 +54,22 @@ class Scoreboard:
         self.cycles = []  # cycle of each checked pair
         self.errors = []
 
-    def expect(self, window, position, index, value, last):
+    def expect(self, window: int, position: int, index: int, value: int, last: int) -> None:
         self.expected.append((window, position, index, value, last))
 
-    def decode(self, payload):
+    def decode(self, payload: int) -> tuple[int, int, int]:
         """``(index, value, last)`` of an ``o__payload`` word."""
         ib, ab = self.index_bits, self.act_bits
         value = payload >> ib & ((1 << ab) - 1)
         value -= (value >> (ab - 1)) << ab
         return payload & ((1 << ib) - 1), value, payload >> (ib + ab) & 1
 
-    def error(self, message):
+    def error(self, message: str) -> None:
         self.errors.append(f"{message} at {get_sim_time('ns'):g} ns (cycle {cycle()})")
         if len(self.errors) <= 10:
             self.log.error("%s", self.errors[-1])
 
-    def check(self, payload):
+    def check(self, payload: int) -> None:
         index, value, last = self.decode(payload)
         if not self.expected:
             self.error(f"unexpected pair (index {index}, value {value}, last {last})")
@@ -103,16 +106,16 @@ class TB:
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
 
     @property
-    def code_range(self):
+    def code_range(self) -> tuple[int, int]:
         n = self.act_bits
         return -(1 << (n - 1)), (1 << (n - 1)) - 1
 
-    async def reset(self):
+    async def reset(self) -> None:
         await reset(self.dut)
         self.source.start()
         self.sink.start()
 
-    def send(self, base, mask, words):
+    def send(self, base: int, mask: int, words: Sequence[int]) -> None:
         """Queue one window and its golden pairs."""
         d, ab, ib = self.width, self.act_bits, self.index_bits
         assert len(words) == d and 0 <= mask < 1 << d and 0 <= base < 1 << ib
@@ -128,17 +131,17 @@ class TB:
 
     # --- stimulus -------------------------------------------------------------------------------
 
-    def nonzero(self):
+    def nonzero(self) -> int:
         """A random non-zero code, the extremes and +-1 often."""
         lo, hi = self.code_range
         if self.rng.random() < 0.3:
             return self.rng.choice((lo, hi, -1, 1))
         return self.rng.choice((self.rng.randint(lo, -1), self.rng.randint(1, hi)))
 
-    def word(self, density):
+    def word(self, density: float) -> int:
         return self.nonzero() if self.rng.random() < density else 0
 
-    def random_window(self):
+    def random_window(self) -> tuple[int, int, list[int]]:
         """One window of a random density class; masked words hold garbage, mostly non-zero."""
         d, r = self.width, self.rng
         full = (1 << d) - 1
@@ -159,7 +162,8 @@ class TB:
         base = top if r.random() < 0.2 else r.randint(0, top)
         return base, mask, words
 
-    def layer_windows(self, n, in_block, density):
+    def layer_windows(self, n: int, in_block: int,
+                      density: float) -> tuple[list[int], list[tuple[int, int, list[int]]]]:
         """The windows of an ``n``-word input vector laid out in producer blocks of ``in_block``.
 
         As ``golden.cycles`` describes: each block is cut into ``ceil(in_block / D)`` windows of
@@ -180,7 +184,7 @@ class TB:
 
     # --- checks ---------------------------------------------------------------------------------
 
-    async def drain(self):
+    async def drain(self) -> bool:
         """Wait (boundedly) until every window is in and every pair out; True if they all are."""
         # a pair may take ``hold`` cycles, a window at least one
         pending = len(self.scoreboard.expected) + len(self.source.queue)
@@ -190,7 +194,7 @@ class TB:
             await RisingEdge(self.dut.clk)
         return False
 
-    async def finish(self, name, **fields):
+    async def finish(self, name: str, **fields: Any) -> None:
         """Drain, record the report, and fail on a mismatch, a missing or an extra pair."""
         await self.drain()
         await ClockCycles(self.dut.clk, 4 * self.latency + 4)  # an extra pair would show up
@@ -204,7 +208,7 @@ class TB:
         assert not sb.errors, f"{len(sb.errors)} error(s); first: {sb.errors[0]}"
         assert sb.checked == total > 0 and len(self.source.sent) == len(self.windows)
 
-    async def timing(self, name, hold):
+    async def timing(self, name: str, hold: int) -> None:
         """No idle; the sink takes a pair in its ``hold``-th cycle. Checks every cycle exactly."""
         d, r = self.width, self.rng
         self.sink.hold = hold
@@ -252,7 +256,7 @@ class TB:
 
 
 @cocotb.test()
-async def test_random(dut):
+async def test_random(dut: Any) -> None:
     """Windows of every density class, with varying idle and back-pressure rates."""
     tb = TB(dut)
     await tb.reset()
@@ -274,14 +278,14 @@ async def test_random(dut):
 
 
 @cocotb.test()
-async def test_timing(dut):
+async def test_timing(dut: Any) -> None:
     """No idle, no back-pressure: a window costs max(1, nnz) cycles, no bubbles (cycle model)."""
     tb = TB(dut)
     await tb.timing("test_timing", hold=1)
 
 
 @cocotb.test()
-async def test_broadcast(dut):
+async def test_broadcast(dut: Any) -> None:
     """Each pair held for B cycles by the sink: a window costs max(1, B * nnz) cycles."""
     tb = TB(dut)
     await tb.timing("test_broadcast", hold=tb.broadcast)

@@ -27,11 +27,16 @@ after a drain request, and nowhere else.
 The bench drives on the falling clock edge and samples in the read-only phase after it.
 """
 
+from __future__ import annotations
+
 import random
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cocotb
 import numpy as np
+import numpy.typing as npt
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
@@ -42,6 +47,9 @@ from permdeal.golden.model import FloatLayer
 from permdeal.golden.rom import SIGNED, decode_hex, lane_contents, memory_widths, placements
 from permdeal.verif.runner import tb_config, tb_report
 from permdeal.verif.streams import PERIOD_NS, cycle
+
+if TYPE_CHECKING:
+    from permdeal.hdl.pe import PE
 
 #: (layer, density of the input vector) of every pass of each test.
 PASSES = {
@@ -86,19 +94,19 @@ class Case:
         self.acc_depth = max(pl.slots * l.matrix.p for pl, l in zip(self.places, self.model.layers))
 
     @property
-    def lane_params(self):
+    def lane_params(self) -> tuple[tuple[int, ...], int, int, int, int, int, int]:
         """Positional parameters of ``Lane`` / ``PE`` after ``lanes``."""
         return (self.ps, self.act_bits, self.weight_bits, self.acc_bits, self.w_depth,
                 self.k_depth, self.acc_depth)
 
-    def global_lane(self, l):
+    def global_lane(self, l: int) -> int:
         return self.pe * self.lanes + l
 
-    def accumulators(self, layer):
+    def accumulators(self, layer: int) -> int:
         """``B*p``: the accumulators a pass of ``layer`` drains in every lane."""
         return self.places[layer].slots * self.model.layers[layer].matrix.p
 
-    def golden(self, layer, x):
+    def golden(self, layer: int, x: npt.ArrayLike) -> list[list[int]]:
         """Golden accumulators of this PE for ``layer`` on ``x``: ``[lane][t*p + r]``."""
         mat = self.model.layers[layer].matrix
         p, b, nl = mat.p, self.places[layer].slots, self.cfg.total_lanes
@@ -108,7 +116,7 @@ class Case:
                  for r in range(p)] for l in range(self.lanes)]
 
 
-def build_case(params):
+def build_case(params: dict) -> Case:
     """The :class:`Case` of a dict holding :data:`CASE_KEYS`."""
     return Case(**{k: params[k] for k in CASE_KEYS})
 
@@ -117,7 +125,7 @@ def _fields(layout):
     return [[name, f.offset, f.width] for name, f in layout]
 
 
-def pe_config(case, dut):
+def pe_config(case: Case, dut: PE) -> dict:
     """The bench's ``config`` for ``dut`` (a ``PE`` built from ``case``)."""
     images = ([{mem: str(path) for mem, path in lane.images.items()} for lane in dut.lane]
               if dut.uses_images else None)
@@ -127,7 +135,7 @@ def pe_config(case, dut):
             "drain_fields": _fields(dut.drain_layout), "acc_fields": _fields(dut.acc_layout)}
 
 
-def pack(fields, **values):
+def pack(fields: Iterable[Sequence[Any]], **values: int) -> int:
     """A struct word from ``{name: value}`` (two's complement for negative values)."""
     word = 0
     for name, offset, width in fields:
@@ -137,7 +145,7 @@ def pack(fields, **values):
     return word
 
 
-def unpack(bits, offset, width, signed=False):
+def unpack(bits: str, offset: int, width: int, signed: bool = False) -> int | None:
     """Field of a little-end-first bit string (``str(LogicArray)`` reversed); None if not 0/1."""
     part = bits[offset:offset + width][::-1]
     if not part or set(part) - {"0", "1"}:
@@ -180,7 +188,7 @@ class TB:
         dut.rst.value = 1
         Clock(dut.clk, PERIOD_NS, unit="ns").start(start_high=False)  # first rising edge at 5 ns
 
-    def check_images(self, images):
+    def check_images(self, images: Sequence[dict[str, str]]) -> None:
         """The DUT's image files hold the golden contents of its lanes."""
         c = self.case
         assert len(images) == c.lanes, images
@@ -194,7 +202,7 @@ class TB:
         self.log.info("the %d image files the DUT loads by $readmemh hold the golden words",
                       sum(len(f) for f in images))
 
-    async def reset(self):
+    async def reset(self) -> None:
         """Reset with all-zero ops, so that the first layer's ``sel`` (0) is constant from time 0
         inside the lanes' registers: a design whose ``sel`` logic waits for a change of ``sel``
         (an ``always @*`` case block under Icarus) fails then. Random invalid ops follow."""
@@ -209,7 +217,7 @@ class TB:
 
     # --- stimulus -------------------------------------------------------------------------------
 
-    def activation(self, density):
+    def activation(self, density: float) -> int:
         if self.rng.random() >= density:
             return 0
         lo, hi = -(1 << (self.case.act_bits - 1)), (1 << (self.case.act_bits - 1)) - 1
@@ -217,7 +225,7 @@ class TB:
             return self.rng.choice((lo, hi, -1, 1))
         return self.rng.choice((self.rng.randint(lo, -1), self.rng.randint(1, hi)))
 
-    def op_word(self, layer, j, t, x_j):
+    def op_word(self, layer: int, j: int, t: int, x_j: int) -> int:
         """The broadcast op for input ``j`` (value ``x_j``) of ``layer``, slot ``t``."""
         c = self.case
         p, place = c.model.layers[layer].matrix.p, c.places[layer]
@@ -229,18 +237,20 @@ class TB:
             values["sel"] = c.ps.index(p)
         return pack(self.op_fields, **values)
 
-    def idle_op(self):
+    def idle_op(self) -> int:
         """An op without ``valid``: random fields, which the lanes must ignore."""
         return self.rng.getrandbits(self.op_width) & ~self.op_valid_bit
 
-    def nothing(self, n=1):
+    def nothing(self, n: int = 1) -> list[tuple[int, int, None]]:
         """``n`` cycles with neither an op nor a drain request."""
         return [(self.idle_op(), 0, None) for _ in range(n)]
 
-    def gap(self, idle, most=3):
+    def gap(self, idle: float, most: int = 3) -> list[tuple[int, int, None]]:
         return self.nothing(self.rng.randint(1, most) if self.rng.random() < idle else 0)
 
-    def pass_steps(self, k, layer, density, idle):
+    def pass_steps(self, k: int, layer: int, density: float, idle: float
+                   ) -> tuple[list[tuple[int, int, tuple[int, int, int] | None]], list[list[int]],
+                              int]:
         """The per-cycle ``(op, drain, tag)`` of one pass and its golden accumulators."""
         c = self.case
         n = c.model.layers[layer].shape[1]
@@ -267,7 +277,8 @@ class TB:
 
     # --- checks ---------------------------------------------------------------------------------
 
-    def check(self, bits, tag, golden):
+    def check(self, bits: str, tag: tuple[int, int, int] | None,
+              golden: Sequence[list[list[int]]]) -> None:
         """Check ``acc`` of every lane at one cycle: ``tag`` is the drain due now, or None."""
         c = self.case
         for l in range(c.lanes):
@@ -293,12 +304,12 @@ class TB:
                            f"(global lane {g}) slot t={t} r={r} (output row {row}): expected "
                            f"{want}, observed {got} (cycle {cycle()})")
 
-    def error(self, msg):
+    def error(self, msg: str) -> None:
         self.errors.append(msg)
         if len(self.errors) <= 10:
             self.log.error("%s", msg)
 
-    async def run(self, name, idle):
+    async def run(self, name: str, idle: float) -> None:
         await self.reset()
         steps, golden, nnz = [], [], []
         for k, (layer, density) in enumerate(PASSES[name]):
@@ -331,12 +342,12 @@ class TB:
 
 
 @cocotb.test()
-async def test_back_to_back(dut):
+async def test_back_to_back(dut: Any) -> None:
     """Ops every cycle, drains at exactly the latency, the next layer right after the drains."""
     await TB(dut).run("test_back_to_back", idle=0.0)
 
 
 @cocotb.test()
-async def test_idle(dut):
+async def test_idle(dut: Any) -> None:
     """Random idle cycles between ops and drain requests, drains in random address order."""
     await TB(dut).run("test_idle", idle=0.4)

@@ -13,6 +13,8 @@ Without a clock it steps with a timer instead and samples the combinational outp
 
 import random
 from collections import deque
+from collections.abc import Sequence
+from typing import Any
 
 import cocotb
 from cocotb.clock import Clock
@@ -33,7 +35,7 @@ class Scoreboard:
         self.checked = 0
         self.errors = []
 
-    def check(self, vector, observed):
+    def check(self, vector: tuple[int, int, int, int], observed: int) -> None:
         sel, p, c, k = vector
         expected = diag_row(c, k, p)
         self.checked += 1
@@ -59,20 +61,20 @@ class TB:
         if self.latency:
             Clock(dut.clk, PERIOD_NS, unit="ns").start()
 
-    async def step(self):
+    async def step(self) -> None:
         """To the next point at which the bench drives: a falling edge, or a period later."""
         if self.latency:
             await FallingEdge(self.dut.clk)
         else:
             await Timer(PERIOD_NS, unit="ns")
 
-    def drive(self, vector):
+    def drive(self, vector: tuple[int, int, int, int]) -> None:
         sel, _, c, k = vector
         if self.has_sel:
             self.dut.sel.value = sel
         self.dut.c.value, self.dut.k.value = c, k
 
-    async def reset(self):
+    async def reset(self) -> None:
         """With a clock, a synchronous reset that must hold ``r`` at 0 while the inputs ask for a
         non-zero result (``c = 1, k = 0`` of the first ``p >= 2``, when there is one)."""
         sel = next((i for i, p in enumerate(self.ps) if p >= 2), 0)
@@ -87,13 +89,13 @@ class TB:
         await FallingEdge(self.dut.clk)
         self.dut.rst.value = 0
 
-    def vectors(self):
+    def vectors(self) -> list[tuple[int, int, int, int]]:
         """Every legal ``(sel, p, c, k)``, shuffled."""
         vs = [(s, p, c, k) for s, p in enumerate(self.ps) for c in range(p) for k in range(p)]
         self.rng.shuffle(vs)
         return vs
 
-    async def run(self, vectors):
+    async def run(self, vectors: Sequence[tuple[int, int, int, int]]) -> None:
         """Drive a vector per step and check each ``r`` ``latency`` steps after its vector."""
         pending = deque()
         for v in [*vectors, *[None] * self.latency]:  # then flush the pipeline
@@ -105,7 +107,7 @@ class TB:
                 self.scoreboard.check(pending.popleft(), int(self.dut.r.value))
             await self.step()
 
-    def finish(self, name, sent):
+    def finish(self, name: str, sent: int) -> None:
         sb = self.scoreboard
         tb_report(name, checked=sb.checked, sent=sent, mismatches=len(sb.errors))
         assert not sb.errors, f"{len(sb.errors)} mismatch(es); first: {sb.errors[0]}"
@@ -113,7 +115,7 @@ class TB:
 
 
 @cocotb.test()
-async def test_exhaustive(dut):
+async def test_exhaustive(dut: Any) -> None:
     """Every (sel, c, k) with c, k in [0, p), shuffled, one per cycle, against diag_row."""
     tb = TB(dut)
     await tb.reset()

@@ -27,6 +27,8 @@ the cycle.
 """
 
 import random
+from collections.abc import Sequence
+from typing import Any
 
 import cocotb
 from cocotb.clock import Clock
@@ -74,17 +76,17 @@ class TB:
                       backpressure, cocotb.RANDOM_SEED)
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
 
-    def error(self, msg):
+    def error(self, msg: str) -> None:
         self.errors.append(msg)
         if len(self.errors) <= 10:
             self.log.error("%s", msg)
 
     # -- stimulus ---------------------------------------------------------------------------
 
-    def code(self, nz, sign, e_idx):
+    def code(self, nz: int, sign: int, e_idx: int) -> int:
         return nz << (self.E + 1) | sign << self.E | e_idx
 
-    def b_value(self):
+    def b_value(self) -> int:
         r = self.rng.random()
         if r < 0.15:
             return self.b_lo
@@ -92,15 +94,15 @@ class TB:
             return self.b_hi
         return self.rng.randint(self.b_lo, self.b_hi)
 
-    def b_matrix(self):
+    def b_matrix(self) -> list[list[int]]:
         return [[self.b_value() for _ in range(self.S)] for _ in range(self.S)]
 
-    def random_code(self):
+    def random_code(self) -> int:
         if self.rng.random() < 0.25:  # zero, with junk behind nz = 0
             return self.rng.randrange(1 << (self.E + 1))
         return self.code(1, self.rng.getrandbits(1), self.rng.randrange(1 << self.E))
 
-    def stimulus(self):
+    def stimulus(self) -> list[tuple[list[int], list[list[int]]]]:
         """``(codes, b)`` rows (module docstring)."""
         S, E, rng = self.S, self.E, self.rng
         top = (1 << E) - 1
@@ -134,7 +136,7 @@ class TB:
             rows.append(([self.random_code() for _ in range(S)], self.b_matrix()))
         return rows
 
-    def tally(self, codes, b):
+    def tally(self, codes: Sequence[int], b: Sequence[Sequence[int]]) -> None:
         """Coverage of one row, from the codes and the golden arithmetic."""
         E, S, s = self.E, self.S, self.shift
         fields = [(c >> (E + 1) & 1, c >> E & 1, c & ((1 << E) - 1)) for c in codes]
@@ -155,7 +157,7 @@ class TB:
             self.cover["sat_high"] += v > self.w_hi
             self.cover["sat_low"] += v < self.w_lo
 
-    def pack(self, codes, b):
+    def pack(self, codes: Sequence[int], b: Sequence[Sequence[int]]) -> int:
         word, pos = 0, 0
         for c in codes:
             word |= c << pos
@@ -169,7 +171,7 @@ class TB:
 
     # -- checking ---------------------------------------------------------------------------
 
-    def on_beat(self, raw):
+    def on_beat(self, raw: int) -> None:
         c = cycle()
         self.out_cycles.append(c)
         n = self.observed
@@ -183,7 +185,7 @@ class TB:
             if value != want:
                 self.error(f"row {n} weight {j}: expected {want}, observed {value} (cycle {c})")
 
-    async def monitor(self):
+    async def monitor(self) -> None:
         was_valid, was_taken = False, False
         while True:
             await FallingEdge(self.dut.clk)
@@ -195,7 +197,7 @@ class TB:
             was_valid, was_taken = valid, valid and bool(self.dut.i__ready.value)
             self.ready[c] = bool(self.dut.o__ready.value)
 
-    def check_schedule(self):
+    def check_schedule(self) -> tuple[list[int], list[int]]:
         """Every transfer cycle against ``golden.shift_add.schedule``; returns the model's."""
         counts = {"frozen": 0}
         accepted, delivered = schedule(self.timing, self.offers,
@@ -213,7 +215,7 @@ class TB:
                                f"{len(model)}")
         return accepted, delivered
 
-    async def pressure(self, base, period=40):
+    async def pressure(self, base: float, period: int = 40) -> None:
         """Back-pressure in phases: ``base`` for 20 to 80 cycles, then none taken for 2 or 3
         latencies (so that a finished row must wait for ``o``), in turn."""
         while True:
@@ -222,7 +224,7 @@ class TB:
             self.sink.backpressure = 1.0
             await ClockCycles(self.dut.clk, self.rng.randint(2, 3) * self.timing.latency)
 
-    async def run(self):
+    async def run(self) -> int:
         rows = self.stimulus()
         codes = [r[0] for r in rows]
         bs = [r[1] for r in rows]
@@ -251,7 +253,7 @@ class TB:
                        f"next: row {self.observed})")
         return len(codes)
 
-    def finish(self, name, **fields):
+    def finish(self, name: str, **fields: Any) -> None:
         cover = dict(self.cover, exponents=len(self.cover["exponents"]))
         tb_report(name, rows=len(self.pending), delivered=self.observed, checked=self.checked,
                   mismatches=len(self.errors), errors=self.errors[:10],
@@ -262,7 +264,7 @@ class TB:
 
 
 @cocotb.test()
-async def test_no_stall(dut):
+async def test_no_stall(dut: Any) -> None:
     """Rows back to back, output always ready: the exact cycle counts of the model."""
     tb = TB(dut, 0.0, 0.0)
     n = await tb.run()
@@ -283,7 +285,7 @@ async def test_no_stall(dut):
 
 
 @cocotb.test()
-async def test_stalls(dut):
+async def test_stalls(dut: Any) -> None:
     """Random idle on the input, random back-pressure on the output."""
     cfg = tb_config()
     backpressure = float(cfg.get("backpressure", 0.4))

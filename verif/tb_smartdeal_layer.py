@@ -22,10 +22,15 @@ index, the expected and observed values and the cycle. The seed (``cocotb.RANDOM
 logged.
 """
 
+from __future__ import annotations
+
 import random
 from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 import cocotb
 from cocotb.clock import Clock
@@ -34,8 +39,12 @@ from cocotb.triggers import ClockCycles, FallingEdge, First, ReadOnly, RisingEdg
 from permdeal.verif.runner import tb_config, tb_report
 from permdeal.verif.streams import PERIOD_NS, StreamSink, StreamSource, cycle, reset, to_signed
 
+if TYPE_CHECKING:
+    from permdeal.golden.smartdeal_model import SmartDealModel
 
-def bench_config(model, x, lanes=None, **extra):
+
+def bench_config(model: SmartDealModel, x: npt.ArrayLike, lanes: int | None = None,
+                 **extra: Any) -> dict:
     """The bench's ``config`` for a chain of ``model``'s layers (a ``SmartDealModel``; a single
     layer is a model of one) on input codes ``x`` (vectors x n): the golden outputs and the cycle
     model's count. ``extra`` adds ``idle`` or ``backpressure``."""
@@ -73,17 +82,17 @@ class TB:
         dut.o__ready.value = 0
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
 
-    def error(self, msg):
+    def error(self, msg: str) -> None:
         self.errors.append(msg)
         if len(self.errors) <= 10:
             self.log.error("%s", msg)
 
-    def expect(self, v):
+    def expect(self, v: int) -> None:
         y = self.expected[v]
         for i, value in enumerate(y):
             self.pending.append((v, i, value, int(i == len(y) - 1)))
 
-    def on_beat(self, raw, c=None):
+    def on_beat(self, raw: int, c: int | None = None) -> None:
         c = cycle() if c is None else c
         self.out_cycles.append(c)
         value, last = to_signed(raw, self.out_bits), raw >> self.out_bits & 1
@@ -102,7 +111,7 @@ class TB:
 
     # -- test_streams: the shared random drivers --------------------------------------------
 
-    async def pressure(self, sink, period=40):
+    async def pressure(self, sink: StreamSink, period: int = 40) -> None:
         """Back-pressure in phases: the base rate for 20 to 80 cycles, then none taken for 10 to
         30 cycles (so that finished sums pile up and the unit must freeze)."""
         while True:
@@ -111,7 +120,7 @@ class TB:
             sink.backpressure = 1.0
             await ClockCycles(self.dut.clk, self.rng.randint(10, 30))
 
-    async def run_streams(self):
+    async def run_streams(self) -> tuple[StreamSource, StreamSink]:
         await reset(self.dut)
         source = StreamSource(self.dut.clk, self.dut.i__valid, self.dut.i__ready,
                               self.dut.i__payload, self.rng, self.idle)
@@ -137,7 +146,7 @@ class TB:
         self.missing(waited)
         return source, sink
 
-    def missing(self, waited):
+    def missing(self, waited: int) -> None:
         if self.pending:
             v, i, _, _ = self.pending[0]
             self.error(f"layer {self.layer}: {len(self.pending)} outputs missing after {waited} "
@@ -145,7 +154,7 @@ class TB:
 
     # -- test_cycles: event-driven drivers ----------------------------------------------------
 
-    async def send(self, x, limit):
+    async def send(self, x: Sequence[int], limit: int) -> int | None:
         """Offer the codes of ``x`` back to back from the next falling edge; returns the cycle
         of the first transfer, or None when a code waits ``limit`` cycles."""
         dut, mask, first = self.dut, (1 << self.in_bits) - 1, None
@@ -168,7 +177,7 @@ class TB:
         dut.i__valid.value = 0
         return first
 
-    async def receive(self, count, limit):
+    async def receive(self, count: int, limit: int) -> int | None:
         """Take ``count`` output beats (ready held high), waiting on ``o__valid`` rather than on
         every clock edge; returns the cycle of the last, or None when ``limit`` cycles pass
         without one."""
@@ -185,7 +194,7 @@ class TB:
             await RisingEdge(dut.clk)  # the next cycle: a beat that follows at once is seen
         return self.out_cycles[-1]
 
-    async def run_cycles(self):
+    async def run_cycles(self) -> list[int]:
         """Each vector alone: its cycles against the model; returns the measured counts."""
         await reset(self.dut)
         self.dut.o__ready.value = 1
@@ -218,7 +227,7 @@ class TB:
 
 
 @cocotb.test()
-async def test_streams(dut):
+async def test_streams(dut: Any) -> None:
     """Every vector with random idle on the input and back-pressure on the output."""
     cfg = tb_config()
     tb = TB(dut, float(cfg.get("idle", 0.3)), float(cfg.get("backpressure", 0.3)))
@@ -231,7 +240,7 @@ async def test_streams(dut):
 
 
 @cocotb.test()
-async def test_cycles(dut):
+async def test_cycles(dut: Any) -> None:
     """One vector at a time, no idle, no back-pressure: the cycle model's count, exactly."""
     tb = TB(dut, 0.0, 0.0)
     measured = await tb.run_cycles()

@@ -17,6 +17,7 @@ exactly in the cycle after each layer's last window and never otherwise.
 """
 
 import random
+from typing import Any
 
 import cocotb
 from cocotb.clock import Clock
@@ -55,12 +56,12 @@ class TB:
         dut.w.value = 0
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
 
-    def error(self, msg):
+    def error(self, msg: str) -> None:
         self.errors.append(msg)
         if len(self.errors) <= 10:
             self.log.error("%s", msg)
 
-    def on_beat(self, raw):
+    def on_beat(self, raw: int) -> None:
         c = cycle()
         self.beats.append(c)
         nb, d, a = self.n_bits, self.d, self.act_bits
@@ -81,14 +82,14 @@ class TB:
                 self.error(f"layer {layer} window {idx} (bank {bank}, row {row}): word {k} "
                            f"expected {self.mem[bank][row][k]}, observed {words[k]} (cycle {c})")
 
-    async def watch_done(self):
+    async def watch_done(self) -> None:
         while True:
             await FallingEdge(self.dut.clk)
             await ReadOnly()
             if self.dut.done.value:
                 self.dones.append(cycle())
 
-    async def fill(self):
+    async def fill(self) -> None:
         """Random words into every bank, one activation per bank per cycle through ``w``."""
         wl = 1 + self.row_bits + self.pos_bits + self.act_bits
         lo, hi = -(1 << (self.act_bits - 1)), (1 << (self.act_bits - 1)) - 1
@@ -121,7 +122,7 @@ class TB:
                     return sel, p, n
         return None
 
-    def pick(self):
+    def pick(self) -> tuple[int, int, int]:
         i = self.layer_no
         if i == 0:  # the first layer covers an empty and a partial window, whatever the seed
             covering = self._covering()
@@ -141,7 +142,7 @@ class TB:
             n = self.rng.randint(1, top)
         return sel, p, n
 
-    async def layer(self, backpressure):
+    async def layer(self, backpressure: float) -> None:
         sel, p, n = self.pick()
         await self.fill()
         want = window_schedule(n, p, self.d, self.nl)
@@ -182,7 +183,7 @@ class TB:
                            f"windows in cycles {beats}, expected {len(want)} from {first}")
         self.layer_no += 1
 
-    def finish(self, name):
+    def finish(self, name: str) -> None:
         tb_report(name, checked=self.checked, expected=self.expected, layers=self.layer_no,
                   runs=self.runs, dones=len(self.dones), partial=self.partial,
                   empty=self.empty, mismatches=len(self.errors))
@@ -191,7 +192,7 @@ class TB:
 
 
 @cocotb.test()
-async def test_layers(dut):
+async def test_layers(dut: Any) -> None:
     """Random layers of every block size from random bank contents, with and without
     back-pressure, every window checked in order."""
     tb = TB(dut)

@@ -16,6 +16,8 @@ simulator's order of events at that edge.
 
 import random
 from collections import deque
+from collections.abc import Sequence
+from typing import Any
 
 import cocotb
 import numpy as np
@@ -39,10 +41,10 @@ class Scoreboard:
         self.cycles = []  # cycle of each checked beat
         self.errors = []
 
-    def expect(self, index, layer, acc, bias, value):
+    def expect(self, index: int, layer: int, acc: int, bias: int, value: int) -> None:
         self.expected.append((index, layer, acc, bias, value))
 
-    def check(self, observed):
+    def check(self, observed: int) -> None:
         now = f"at {get_sim_time('ns'):g} ns (cycle {cycle()})"
         if not self.expected:
             self.errors.append(f"unexpected output {observed} {now}")
@@ -95,16 +97,16 @@ class TB:
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
 
     @staticmethod
-    def acc_range(fmts):
+    def acc_range(fmts: LayerFormats) -> tuple[int, int]:
         n = fmts.acc_bits
         return -(1 << (n - 1)), (1 << (n - 1)) - 1
 
-    async def reset(self):
+    async def reset(self) -> None:
         await reset(self.dut)
         self.source.start()
         self.sink.start()
 
-    def send(self, beats):
+    def send(self, beats: Sequence[tuple[int, int, int]]) -> None:
         """Queue ``(layer, acc, bias)`` beats and their golden outputs."""
         a_bits, b_bits = self.acc_bits, self.bias_bits
         a_mask, b_mask = (1 << a_bits) - 1, (1 << b_bits) - 1
@@ -119,7 +121,7 @@ class TB:
             self.source.send((sel << (a_bits + b_bits)) | ((b & b_mask) << a_bits) | (a & a_mask))
             self.sent += 1
 
-    async def drain(self):
+    async def drain(self) -> bool:
         """Wait (boundedly) until every queued beat has come out; True if they all did."""
         for _ in range(50 * len(self.scoreboard.expected) + 100):
             if not self.scoreboard.expected:
@@ -127,7 +129,7 @@ class TB:
             await RisingEdge(self.dut.clk)
         return False
 
-    async def finish(self, name):
+    async def finish(self, name: str) -> None:
         """Drain, record the report, and fail on a mismatch, a missing or an extra beat."""
         await self.drain()
         await ClockCycles(self.dut.clk, 2 * self.latency + 2)  # an extra beat would show up
@@ -137,7 +139,7 @@ class TB:
         assert not sb.errors, f"{len(sb.errors)} mismatch(es); first: {sb.errors[0]}"
         assert sb.checked == self.sent > 0
 
-    def corners(self):
+    def corners(self) -> list[tuple[int, int, int]]:
         """Every layer's corners, layer by layer, then all of them again in random order (so that
         beats of different layers follow each other)."""
         beats = [(sel, a, b) for sel in range(len(self.layers)) for a, b in self.layer_corners(sel)]
@@ -145,7 +147,7 @@ class TB:
             beats += self.rng.sample(beats, len(beats))
         return beats
 
-    def layer_corners(self, sel):
+    def layer_corners(self, sel: int) -> list[tuple[int, int]]:
         """Rounding ties and their neighbours, saturation edges, extreme accumulators and biases."""
         f = self.layers[sel][0]
         s = f.out_shift
@@ -163,7 +165,7 @@ class TB:
         pairs += [(a, b) for a in (lo, hi, 0, -1) for b in biases]
         return list(dict.fromkeys((a, b) for a, b in pairs if lo <= a <= hi))
 
-    def randoms(self, n):
+    def randoms(self, n: int) -> list[tuple[int, int, int]]:
         """``n`` beats of random layers: uniform accumulators, and sums spread a little past the
         output range."""
         r = self.rng
@@ -188,7 +190,7 @@ class TB:
 
 
 @cocotb.test()
-async def test_corners(dut):
+async def test_corners(dut: Any) -> None:
     """Rounding and saturation corners, with idle cycles and back-pressure."""
     tb = TB(dut)
     await tb.reset()
@@ -197,7 +199,7 @@ async def test_corners(dut):
 
 
 @cocotb.test()
-async def test_random(dut):
+async def test_random(dut: Any) -> None:
     """Random accumulators and biases, with varying idle and back-pressure rates."""
     tb = TB(dut, idle=0.0, backpressure=0.0)
     await tb.reset()
@@ -211,7 +213,7 @@ async def test_random(dut):
 
 
 @cocotb.test()
-async def test_throughput(dut):
+async def test_throughput(dut: Any) -> None:
     """No idle, no back-pressure: a beat per cycle, each out exactly ``latency`` cycles after in."""
     tb = TB(dut, idle=0.0, backpressure=0.0)
     await tb.reset()

@@ -9,9 +9,11 @@ asserts. The results are a JUnit XML file and a JSON summary a CI system can rea
 """
 
 import os
+import random
 import secrets
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import numpy as np
 
 from permdeal.errors import PermdealError
 from permdeal.golden.cycles import EngineConfig, model_cycles
-from permdeal.golden.model import QuantModel
+from permdeal.golden.model import LayerSpec, QuantModel
 from permdeal.golden.rom import lane_contents
 
 from . import coverage, runner
@@ -56,7 +58,7 @@ class Target:
     model: QuantModel
 
     @property
-    def ps(self):
+    def ps(self) -> tuple[int, ...]:
         out = []
         for layer in self.model.layers:
             if layer.matrix.p not in out:
@@ -70,11 +72,11 @@ class Job:
     sim: str
 
     @property
-    def name(self):
+    def name(self) -> str:
         return f"{self.bench}[{self.sim}]"
 
 
-def plan(benches, sims):
+def plan(benches: Collection[str], sims: Collection[str]) -> list[Job]:
     """The jobs for ``benches`` (names of :data:`BENCHES`) on ``sims``, checked."""
     for b in benches:
         if b not in BENCHES:
@@ -327,7 +329,7 @@ def _build(job, target, build, seed):
     return _engine(target, model, build, seed)
 
 
-def run_job(job, target, build, seed, waves=False):
+def run_job(job: Job, target: Target, build: str | Path, seed: int, waves: bool = False) -> dict:
     """Build and run one bench; returns a JSON-able record of it."""
     build = Path(build)
     build.mkdir(parents=True, exist_ok=True)
@@ -365,11 +367,11 @@ def run_job(job, target, build, seed, waves=False):
     return record
 
 
-def new_seed():
+def new_seed() -> int:
     return int(os.environ.get("COCOTB_RANDOM_SEED") or secrets.randbits(31))
 
 
-def junit(records):
+def junit(records: Sequence[dict]) -> bytes:
     """A JUnit XML document (bytes): one testsuite per bench and simulator."""
     root = ET.Element("testsuites", name="permdeal verify")
     for r in records:
@@ -391,7 +393,7 @@ def junit(records):
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
-def random_model(specs, seed):
+def random_model(specs: Sequence[LayerSpec], seed: int) -> QuantModel:
     """A model of random integer codes for layer descriptions ``specs`` (``LayerSpec``): what a
     design generated without a model is verified with."""
     from permdeal.golden.model import QuantLayer
@@ -409,7 +411,7 @@ def random_model(specs, seed):
     return QuantModel(layers)
 
 
-def coverage_rows(records):
+def coverage_rows(records: Sequence[dict]) -> list[list[str]]:
     """One row per bin over every run: total hits, whether some run required it, and the runs
     that required it and missed it."""
     total, required, missed = {}, set(), {}
@@ -426,13 +428,13 @@ def coverage_rows(records):
              ", ".join(missed.get(b, []))] for b in sorted(set(total) | required)]
 
 
-def table_rows(records):
+def table_rows(records: Sequence[dict]) -> list[list[str]]:
     return [[r["test"], r["sim"], "pass" if r["passed"] else "FAIL",
              f"{r['wall_seconds']:.1f}", str(r["simulated_cycles"]),
              "; ".join(r["problems"])[:60]] for r in records]
 
 
-def random_settings(rng):
+def random_settings(rng: random.Random) -> dict[str, str]:
     """One legal-looking configuration as ``permdeal gen``/``verify`` settings (flag values as
     strings), drawn from ``rng`` (a ``random.Random``); the caller checks that it builds."""
     n_layers = rng.randint(1, 3)
