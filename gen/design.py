@@ -23,7 +23,8 @@ from pathlib import Path
 from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
 from permdeal.golden.cycles import EngineConfig
-from permdeal.golden.manifest import json_diff, json_field, read_manifest
+from permdeal.golden.geometry import Geometry
+from permdeal.golden.manifest import inside, json_diff, json_field, read_manifest
 from permdeal.golden.model import (LayerSpec, QuantLayer, QuantModel, layer_spec_from_json,
                                    sha256_file)
 from permdeal.golden.rom import write_images
@@ -33,7 +34,7 @@ from permdeal.hdl.rom import ROM_SOURCE
 from .verilog import emit
 
 DESIGN_KIND = "permdeal-design"
-DESIGN_FORMAT_VERSION = 1
+DESIGN_FORMAT_VERSION = 2
 #: Folder of the Verilog sources, and of the ROM images (the name the Verilog uses).
 RTL_DIR, ROM_DIR = "rtl", "rom"
 
@@ -68,14 +69,34 @@ def read_design_manifest(folder: str | Path, kind: str, version: int) -> tuple[P
     return path, man
 
 
+def checked_rom_dir(folder: str | Path, man: dict, path: str | Path) -> Path:
+    """The design's ROM folder: ``rom_dir`` must be :data:`ROM_DIR`, the folder its Verilog's
+    ``$readmemh`` names."""
+    rom_dir = json_field(man, "rom_dir", str, path)
+    if rom_dir != ROM_DIR:
+        raise PermdealError(f"{path}: rom_dir must be {ROM_DIR!r} (the folder the Verilog loads "
+                            f"its images from), not {rom_dir!r}")
+    return inside(folder, rom_dir, f"{path}: rom_dir")
+
+
+def checked_top(folder: str | Path, man: dict, path: str | Path, sources: list[Path]) -> str:
+    """The design's ``top``: the configured module name, its Verilog among the sources."""
+    top = json_field(man, "top", str, path)
+    name = json_field(man, "config", dict, path).get("name")
+    if top != name or Path(folder) / RTL_DIR / f"{top}.v" not in sources:
+        raise PermdealError(f"{path}: top {top!r} is not the configured name {name!r} with its "
+                            f"Verilog {RTL_DIR}/{top}.v among the sources")
+    return top
+
+
 def checked_sources(folder: str | Path, man: dict, path: str | Path) -> list[Path]:
     """The files of ``man``'s ``sources`` (the manifest ``path`` of the design ``folder``), each
     there and with the sha256 recorded."""
     sources = []
     for i, entry in enumerate(json_field(man, "sources", list, path)):
         where = f"{path}: sources[{i}]"
-        f = Path(folder) / json_field(entry, "file", str, where)
-        if not f.is_file():
+        f = inside(folder, json_field(entry, "file", str, where), where, subfolder=RTL_DIR)
+        if f.is_symlink() or not f.is_file():
             raise PermdealError(f"{f}: missing (listed in {path})")
         if sha256_file(f) != json_field(entry, "sha256", str, where):
             raise PermdealError(f"{f}: sha256 does not match {path}; the file was changed")
@@ -131,15 +152,31 @@ class Design:
                                     json_field(c, "scan_width", int, f"{path}: config"))
         except PermdealError as e:
             raise PermdealError(f"{path}: config: {e}") from None
-        self.top = json_field(man, "top", str, path)
         layers = json_field(man, "layers", list, path)
         if not layers:
             raise PermdealError(f"{path}: layers is empty")
         self.specs = [layer_spec_from_json(d, f"{path}: layer {i}", arrays=False)
                       for i, d in enumerate(layers)]
         self.sources = checked_sources(folder, man, path)
-        self.rom_dir = folder / json_field(man, "rom_dir", str, path)
+        self.top = checked_top(folder, man, path, self.sources)
+        self.rom_dir = checked_rom_dir(folder, man, path)
         self.folder, self.path, self.manifest = folder, path, man
+        self._check_derived()
+
+    def _check_derived(self) -> None:
+        """Refuse a manifest whose derived fields (ports, geometry) disagree with its layers and
+        configuration: they were edited."""
+        try:
+            geom = Geometry.of(self.cfg, self.specs)
+        except PermdealError as e:
+            raise PermdealError(f"{self.path}: layers: {e}") from None
+        want = {"ports": {"in_bits": geom.in_bits, "out_bits": geom.out_bits,
+                          "n_inputs": geom.layers[0].n_in, "n_outputs": geom.layers[-1].n_out},
+                "geometry": geom.to_json()}
+        diff = json_diff({k: self.manifest.get(k) for k in want}, want, "manifest")
+        if diff:
+            raise PermdealError(f"{self.path}: {diff} (from the layers and the configuration; "
+                                "the manifest was edited)")
 
     def check_model(self, model: QuantModel, rom_cfg: EngineConfig, images: str | Path) -> None:
         """Refuse a model (read from ``images``) that is not the one the design was generated

@@ -39,7 +39,8 @@ from permdeal.hdl.rom import ROM_SOURCE
 from permdeal.hdl.smartdeal_layer import check_ce_words
 from permdeal.hdl.smartdeal_net import SmartDealNet
 
-from .design import ROM_DIR, RTL_DIR, checked_sources, read_design_manifest, source_list
+from .design import (ROM_DIR, RTL_DIR, checked_rom_dir, checked_sources, checked_top,
+                     read_design_manifest, source_list)
 from permdeal.tables import table
 from .verilog import emit
 
@@ -134,7 +135,8 @@ class SmartDealDesign:
         if not self.layers:
             raise PermdealError(f"{path}: layers is empty")
         self.sources = checked_sources(folder, man, path)
-        self.rom_dir = folder / json_field(man, "rom_dir", str, path)
+        checked_top(folder, man, path, self.sources)
+        self.rom_dir = checked_rom_dir(folder, man, path)
         self.folder, self.path, self.manifest = folder, path, man
 
     def load_model(self, images: str | Path | None = None) -> tuple[sdm.SmartDealModel, Path]:

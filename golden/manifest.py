@@ -98,3 +98,25 @@ def read_manifest(path: str | Path, kind: str | tuple[str, ...]) -> dict:
         raise PermdealError(f"{path}: not a {' or '.join(kinds)} manifest (kind is "
                             f"{man.get('kind') if isinstance(man, dict) else None!r})")
     return man
+
+
+def inside(folder: str | Path, rel: Any, where: str | Path, subfolder: str | None = None) -> Path:
+    """``folder / rel`` for a path a manifest names: a string of ``/``-separated plain names (no
+    empty, ``.`` or ``..`` part, not absolute, no backslash), directly under ``subfolder`` where
+    given, that stays inside ``folder`` with every symbolic link followed. Anything else is refused
+    naming ``where``."""
+    folder = Path(folder)
+    if not isinstance(rel, str):
+        raise PermdealError(f"{where}: a path must be a string, not {show_json(rel)}")
+    parts = rel.split("/")
+    if (not rel or rel.startswith("/") or "\\" in rel or "\0" in rel
+            or any(p in ("", ".", "..") for p in parts)):
+        raise PermdealError(f"{where}: {rel!r} must be a relative path inside {folder} (plain "
+                            "names separated by '/', no '..', not absolute)")
+    if subfolder is not None and (len(parts) != 2 or parts[0] != subfolder):
+        raise PermdealError(f"{where}: {rel!r} must be a file directly in {subfolder}/")
+    path = folder / rel
+    base, real = folder.resolve(), path.resolve()
+    if real != base and base not in real.parents:
+        raise PermdealError(f"{where}: {rel!r} leads outside {folder} (through a symbolic link)")
+    return path

@@ -36,7 +36,7 @@ from permdeal.errors import PermdealError
 from .cycles import EngineConfig
 from .geometry import MEMORIES, SIGNED, Geometry, LayerPlacement, layer_placements, layout
 from .geometry import memory_widths as layer_widths
-from .manifest import SHA256, json_diff, json_field, read_manifest
+from .manifest import SHA256, inside, json_diff, json_field, read_manifest
 from .model import QuantModel, build_layer, check_model_json, layer_to_json, model_from_specs
 from .permdiag import diag_col, diag_row
 
@@ -261,7 +261,7 @@ def _check_entries(man, man_path, folder, cfg, mems):
         if file != name:
             raise PermdealError(f"{where}: file {file!r} is not the name of the PE {pe} lane {lane} "
                                 f"{mem} image, which the RTL's $readmemh loads as {name!r}")
-        path = folder / file
+        path = inside(folder, file, where)
         width = json_field(img, "width", int, where)
         depth = json_field(img, "depth", int, where)
         spec = mems[mem]

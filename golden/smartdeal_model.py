@@ -51,7 +51,7 @@ from permdeal.errors import PermdealError
 
 from . import smartdeal as sd
 from .formats import Fixed, LayerFormats, writeback
-from .manifest import SHA256, json_diff, json_field, read_manifest, show_json
+from .manifest import SHA256, inside, json_diff, json_field, read_manifest, show_json
 from .model import (MODEL_ARRAYS, MODEL_FORMAT_VERSION, MODEL_KIND, QuantModel, check_layers,
                     layer_arrays, model_arrays)
 from .rom import decode_hex, encode_hex, read_image_bytes
@@ -525,7 +525,7 @@ def _check_images(man, man_path, folder, specs):
         memory = json_field(img, "memory", str, where)
         if memory != Path(name).stem:
             raise PermdealError(f"{where}: memory {memory!r} should be {Path(name).stem!r}")
-        path = folder / file
+        path = inside(folder, file, where)
         width, depth, signed = specs[i].memories()[part]
         what = f"layer {i} ({specs[i].name}) {part} memory"
         got_w = json_field(img, "width", int, where)

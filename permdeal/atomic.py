@@ -5,13 +5,16 @@ place. ``output_dir`` builds a folder under a temporary name and renames it into
 ``with`` block ends without an exception; on an exception the temporary folder (and any parent
 folder it had to create) is removed and whatever stood at the target before is left untouched.
 
-Nothing a user had is lost: an output folder records what permdeal wrote into it in
-``.permdeal-output.json``, and an existing folder is replaced only when it is empty or such an
-earlier output holding nothing else; no output may contain one of the command's inputs; and
+Nothing a user had is lost: an output folder records in ``.permdeal-output.json`` every file
+permdeal wrote into it, at every depth, with its sha256, and every folder; an existing folder is
+replaced only when it is empty or such an earlier output holding nothing else, none of its files
+changed (a file added or edited makes the folder the user's); no output may contain one of the
+command's inputs; and
 :func:`check_new_file` refuses to overwrite an existing file unless asked to.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -76,17 +79,80 @@ def check_new_file(path, force=False, inputs=()):
         raise PermdealError(f"output {path}: folder {path.parent} does not exist")
 
 
-def _ours(target):
-    """Whether ``target`` (an existing folder) may be replaced: empty, or an earlier output."""
-    entries = {p.name for p in target.iterdir()}
-    if not entries:
-        return True
+#: The format of the ownership record (:data:`MARKER_NAME`): 2 records every file, at every
+#: depth, with its sha256, and every folder.
+MARKER_FORMAT = 2
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _tree(folder):
+    """``(files, dirs, links)``: the relative paths (``/``-separated) of every file, folder and
+    symbolic link below ``folder``, links not followed."""
+    files, dirs, links = {}, [], []
+    for root, dnames, fnames in os.walk(folder):
+        rel = Path(root).relative_to(folder)
+        for d in list(dnames):
+            if (Path(root) / d).is_symlink():
+                links.append((rel / d).as_posix())
+                dnames.remove(d)
+            else:
+                dirs.append((rel / d).as_posix())
+        for f in fnames:
+            path, name = Path(root) / f, (rel / f).as_posix()
+            if path.is_symlink():
+                links.append(name)
+            else:
+                files[name] = path
+    return files, sorted(dirs), sorted(links)
+
+
+def ownership_record(folder):
+    """The record of everything in ``folder`` (the output permdeal just wrote): every file with
+    its sha256 and every folder."""
+    files, dirs, _ = _tree(folder)
+    return {"format": MARKER_FORMAT,
+            "files": {rel: _sha256(path) for rel, path in sorted(files.items())
+                      if rel != MARKER_NAME},
+            "dirs": dirs}
+
+
+def _not_ours(target):
+    """Why the existing folder ``target`` may not be replaced (None: it may be): it is empty,
+    or an earlier output whose every file and folder permdeal wrote and no file of which was
+    changed since."""
+    if not any(target.iterdir()):
+        return None
     try:
-        marker = json.loads((target / MARKER_NAME).read_text(encoding="utf-8"))
-        written = set(marker["entries"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return entries - {MARKER_NAME} <= written
+        record = json.loads((target / MARKER_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "is not an earlier permdeal output"
+    if not isinstance(record, dict) or record.get("format") != MARKER_FORMAT \
+            or not isinstance(record.get("files"), dict) \
+            or not isinstance(record.get("dirs"), list):
+        return (f"has an ownership record ({MARKER_NAME}) of another format (an older permdeal's,"
+                " without checksums)")
+    files, dirs, links = _tree(target)
+    if links:
+        return f"holds {links[0]}, a symbolic link permdeal did not make"
+    for rel in dirs:
+        if rel not in record["dirs"]:
+            return f"holds the folder {rel}, which permdeal did not write"
+    for rel, path in files.items():
+        if rel == MARKER_NAME:
+            continue
+        want = record["files"].get(rel)
+        if want is None:
+            return f"holds {rel}, which permdeal did not write"
+        if _sha256(path) != want:
+            return f"holds {rel}, changed since permdeal wrote it"
+    return None
 
 
 def _check_replaceable(target, inputs):
@@ -97,10 +163,10 @@ def _check_replaceable(target, inputs):
         if inp == target or target in inp.parents:
             raise PermdealError(
                 f"output {target}: holds the input {inp}; choose another output folder")
-    if target.is_dir() and not _ours(target):
-        raise PermdealError(
-            f"output {target}: folder exists and is not an earlier permdeal output (or holds "
-            "files permdeal did not write); not overwriting it")
+    why = _not_ours(target) if target.is_dir() else None
+    if why:
+        raise PermdealError(f"output {target}: folder exists and {why}; not overwriting it "
+                            "(choose another output folder, or remove it yourself)")
     if target == Path.cwd() or target in Path.cwd().parents:
         raise PermdealError(f"output {target}: is the current folder or holds it; choose another")
 
@@ -136,8 +202,7 @@ def output_dir(target, inputs=()):
         except OSError as e:
             raise _oserror(target, e, "create") from None
         yield tmp
-        write_text(tmp / MARKER_NAME, json.dumps(
-            {"entries": sorted(p.name for p in tmp.iterdir())}, indent=1) + "\n")
+        write_text(tmp / MARKER_NAME, json.dumps(ownership_record(tmp), indent=1) + "\n")
         os.chmod(tmp, 0o777 & ~_umask())
         old = None
         try:

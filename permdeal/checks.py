@@ -1,11 +1,13 @@
 """Checks of user-supplied parameters, with the one wording every part of permdeal uses."""
 
+from typing import Any
+
 import numpy as np
 
 from .errors import PermdealError
 
 
-def integer(value, what, lo=None, hi=None):
+def integer(value: Any, what: str, lo: int | None = None, hi: int | None = None) -> int:
     """``value`` as an ``int`` (bools, floats and strings refused), in ``[lo, hi]`` where given."""
     if hi is not None:
         expect = f"an integer in [{lo}, {hi}]"
@@ -15,3 +17,13 @@ def integer(value, what, lo=None, hi=None):
             or (lo is not None and value < lo) or (hi is not None and value > hi)):
         raise PermdealError(f"{what} must be {expect}, not {value!r}")
     return int(value)
+
+
+#: The largest seed: every random generator the flow seeds (numpy's, scikit-learn's, cocotb's,
+#: nextpnr's) takes 32 bits.
+MAX_SEED = 2 ** 32 - 1
+
+
+def seed(value: Any, what: str = "seed") -> int:
+    """``value`` as a seed: an integer in ``[0, MAX_SEED]``."""
+    return integer(value, what, 0, MAX_SEED)

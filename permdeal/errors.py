@@ -13,3 +13,8 @@ class PermdealError(Exception):
 class ToolMissing(PermdealError):
     """A simulator, synthesis tool or library it needs is not installed (the message says which
     package)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what ``timeout``, CI runners and schedulers send), raised where the program is so
+    that every output under construction is cleaned up as for Ctrl-C."""

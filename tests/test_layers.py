@@ -15,7 +15,8 @@ FOLDERS = {"permdeal": "permdeal", "golden": "permdeal.golden", "hdl": "permdeal
 #: Layer of each package, lowest first; a module may import only its own layer's modules (of its
 #: own package) and lower layers. verif and synth share a layer and do not import each other.
 LAYERS = [
-    ("core", ("permdeal.errors", "permdeal.checks", "permdeal.atomic", "permdeal.tables")),
+    ("core", ("permdeal.errors", "permdeal.checks", "permdeal.atomic", "permdeal.tables",
+              "permdeal.limits")),
     ("golden", ("permdeal.golden",)),
     ("hdl", ("permdeal.hdl",)),
     ("gen", ("permdeal.gen",)),

@@ -24,12 +24,16 @@ Four parts (``--parts``, default all):
   timings of a large layer (default EIE's Alex-6) for several block sizes.
 """
 
+from __future__ import annotations
+
 import importlib
 import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,13 +43,16 @@ from permdeal.errors import PermdealError, ToolMissing
 from permdeal.golden.bench import DEFAULT_LAYER
 from permdeal.golden.cycles import EngineConfig, layer_cycles
 from permdeal.golden.permdiag import PermDiag, check_block_fit
-from permdeal.golden.workloads import EIE, EIE_LAYERS, eie_layer
+from permdeal.golden.workloads import EIE, EIE_LAYERS, EieLayer, eie_layer
 from permdeal.synth.memory import PAPER
 
 from permdeal.api.settings import parse_shapes
 
 from . import engine_bench
 from .bench_report import bench_table, eie_tables, rtl_exact, rtl_tables
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 PARTS = ("eie", "rtl", "flow", "golden")
 SIMULATORS = ("verilator", "icarus")
@@ -66,23 +73,23 @@ DEFAULTS = {"parts": ",".join(PARTS), "layers": None, "draws": 10, "eie_draws": 
 
 # -- the design points ----------------------------------------------------------------------------
 
-def paper_engine():
+def paper_engine() -> EngineConfig:
     """The paper's engine (:data:`PAPER`): 32 PE x 8 lanes, default scan width."""
     return EngineConfig(PAPER["n_pe"], PAPER["lanes"])
 
 
-def block_size(layer):
+def block_size(layer: EieLayer) -> int:
     """``p = round(1 / weight_density)``, at least 1: the PD block size whose density ``1/p``
     is nearest EIE's density of the layer (11, 11, 4, 25, 25, 4, 10, 9, 10 for the nine)."""
     return max(1, round(1 / layer.weight_density))
 
 
-def scaled_shape(layer, scale):
+def scaled_shape(layer: EieLayer, scale: int) -> tuple[int, int]:
     """``(m, n)`` of the layer with both sides divided by ``scale``, rounded up."""
     return -(-layer.n_out // scale), -(-layer.n_in // scale)
 
 
-def scaled_engine(scale):
+def scaled_engine(scale: int) -> EngineConfig:
     """The paper's engine with ``1/scale`` of its lanes: ``round(256 / scale)`` lanes (at
     least 1) as PEs of the paper's 8 lanes (one PE of fewer once under 8). A layer scaled by
     the same factor keeps its ``B`` and its lane occupancy ``M'/(NL*B)`` (2 PE x 8 for 16)."""
@@ -91,20 +98,20 @@ def scaled_engine(scale):
     return EngineConfig(max(1, total // lanes), lanes)
 
 
-def layer_seed(seed, layer):
+def layer_seed(seed: int, layer: EieLayer) -> int:
     """A seed per (bench seed, layer) so that a layer's draws do not depend on which layers
     run: the layer's index in :data:`EIE_LAYERS` mixed into ``seed`` (numpy SeedSequence)."""
     return int(np.random.SeedSequence([seed, EIE_LAYERS.index(layer)]).generate_state(1)[0])
 
 
-def activation_draws(layer, draws, seed):
+def activation_draws(layer: EieLayer, draws: int, seed: int) -> np.ndarray:
     """``draws`` activation vectors (``draws x n_in``, 0/1) with every word non-zero with the
     layer's activation density, independently; only zero/non-zero matters to the cycle model."""
     rng = np.random.default_rng(layer_seed(seed, layer))
     return (rng.random((draws, layer.n_in)) < layer.act_density).astype(np.int8)
 
 
-def producer_block(layer, cfg):
+def producer_block(layer: EieLayer, cfg: EngineConfig) -> int:
     """The block size of the layer whose outputs are ``layer``'s inputs (:data:`PRODUCERS`), or
     ``cfg.scan_width`` for inputs laid out as the network input."""
     prev = PRODUCERS.get(layer.name)
@@ -113,7 +120,7 @@ def producer_block(layer, cfg):
 
 # -- weight storage -------------------------------------------------------------------------------
 
-def pd_storage(m, n, p, weight_bits):
+def pd_storage(m: int, n: int, p: int, weight_bits: int) -> dict[str, int]:
     """Bits of an ``m x n`` PD layer at block size ``p``: ``M' N' p`` stored weights of
     ``weight_bits`` (the zero padding included, as the ROMs hold it) and ``ceil(log2 p)`` index
     bits per block (:class:`PermDiag`). The storage does not depend on the weights."""
@@ -125,7 +132,7 @@ def pd_storage(m, n, p, weight_bits):
             "total_bits": weights * weight_bits + pd.index_bits_total}
 
 
-def eie_storage(layer, seed):
+def eie_storage(layer: EieLayer, seed: int) -> dict[str, int]:
     """EIE's storage of a random layer of ``layer``'s shape and weight density (uniform random
     positions, as :func:`golden.eie_cycles.eie_layer_run` draws them): interleaved CSC on
     EIE's 64 PEs, 4-bit codebook index + 4-bit relative row index per entry (padding included),
@@ -143,7 +150,7 @@ def eie_storage(layer, seed):
     return eie.EieMatrix(csc, book).storage()
 
 
-def eie_model(layer, seed):
+def eie_model(layer: EieLayer, seed: int) -> dict[str, Any] | None:
     """EIE's own cycle model (:func:`golden.eie_cycles.eie_layer_run`) on a random layer of the
     same shape and densities: its ideal and actual cycles and times, or ``None`` where
     ``golden/eie_cycles.py`` is missing."""
@@ -161,7 +168,8 @@ def eie_model(layer, seed):
 
 # -- part 1: the EIE comparison -------------------------------------------------------------------
 
-def eie_layer_figures(layer, cfg, x, clock_mhz=PAPER["clock_mhz"]):
+def eie_layer_figures(layer: EieLayer, cfg: EngineConfig, x: np.ndarray,
+                      clock_mhz: float = PAPER["clock_mhz"]) -> dict[str, Any]:
     """Our figures for one EIE layer on engine ``cfg`` at ``clock_mhz`` from the activation
     draws ``x`` (``draws x n_in``), beside EIE's published ones.
 
@@ -197,12 +205,13 @@ def eie_layer_figures(layer, cfg, x, clock_mhz=PAPER["clock_mhz"]):
     }
 
 
-def geomean(values):
+def geomean(values: Sequence[float]) -> float:
     """The geometric mean of positive ``values``."""
     return float(math.exp(np.mean(np.log(values))))
 
 
-def eie_comparison(layers, draws, seed, eie_draws=1, bar=None):
+def eie_comparison(layers: Sequence[EieLayer], draws: int, seed: int, eie_draws: int = 1,
+                   bar: tqdm | None = None) -> dict[str, Any]:
     """Part ``eie``: :func:`eie_layer_figures` for every layer on the paper's engine, with the
     storage of both and EIE's own cycle model (``eie_draws`` random layers each, 0 for none);
     returns the part's dict. ``bar`` (a tqdm bar) shows the progress."""
@@ -238,7 +247,9 @@ def eie_comparison(layers, draws, seed, eie_draws=1, bar=None):
     }
 
 
-def rtl_validation(layers, scale, cfg, sims, inputs, workdir, seed, bar=None):
+def rtl_validation(layers: Sequence[EieLayer], scale: int, cfg: EngineConfig,
+                   sims: Sequence[str], inputs: int, workdir: str | Path, seed: int,
+                   bar: tqdm | None = None) -> list[dict[str, Any]]:
     """Part ``rtl``: every layer scaled by ``scale`` (:func:`scaled_shape`, same ``p`` and
     densities), compressed from a random float layer, generated for ``cfg`` and simulated on
     ``inputs`` random inputs on each of ``sims`` (:func:`.engine_bench.engine_figures`).
@@ -265,7 +276,7 @@ def rtl_validation(layers, scale, cfg, sims, inputs, workdir, seed, bar=None):
     return rows
 
 
-def parse_parts(text):
+def parse_parts(text: str) -> list[str]:
     """``--parts``: a comma-separated subset of :data:`PARTS`, in :data:`PARTS` order."""
     names = [v.strip() for v in str(text).split(",") if v.strip()]
     for v in names:
@@ -276,7 +287,7 @@ def parse_parts(text):
     return [v for v in PARTS if v in names]
 
 
-def parse_layers(text):
+def parse_layers(text: str | None) -> list[EieLayer]:
     """``--layers``: EIE layer names, comma-separated (case-insensitive), or all when None."""
     if text is None:
         return list(EIE_LAYERS)
@@ -359,7 +370,7 @@ def _available(sims, say):
     return out
 
 
-def run(**options):
+def run(**options: Any) -> int:
     """``permdeal bench`` with the settings ``options`` (:data:`DEFAULTS`' keys): compute the
     parts, print their tables, write ``--json`` (atomically, not over an existing
     file without ``--force``). Returns the exit code: 1 when an RTL run differs from the golden

@@ -1,10 +1,12 @@
 """The printed tables of ``permdeal bench`` (:mod:`.bench`'s results dict)."""
 
+from typing import Any
+
 from permdeal.golden.workloads import EIE
 from permdeal.tables import table
 
 
-def rtl_exact(row, sim):
+def rtl_exact(row: dict[str, Any], sim: str) -> bool:
     """Whether a layer's RTL run on ``sim`` equals the models: every input's cycles equal to
     the cycle model's and every input's outputs equal to the golden model's."""
     s = row["sims"][sim]
@@ -15,7 +17,7 @@ def _kb(bits):
     return f"{bits / 8192:,.0f}"
 
 
-def eie_tables(res):
+def eie_tables(res: dict[str, Any]) -> str:
     """The ``eie`` part as text: timing, then utilization and storage, then the notes."""
     d = res["design"]
     head = (f"EIE's layers on the paper's design: {d['n_pe']} PE x {d['lanes']} lanes at "
@@ -74,7 +76,7 @@ def eie_tables(res):
 
 # -- part 2: validation by RTL --------------------------------------------------------------------
 
-def rtl_tables(res):
+def rtl_tables(res: dict[str, Any]) -> str:
     """The ``rtl`` part as text."""
     c = res["engine"]
     head = (f"validation by RTL: each layer's sides divided by {res['scale']} (rounded up), p and "
@@ -103,7 +105,7 @@ def rtl_tables(res):
 
 # -- the command ----------------------------------------------------------------------------------
 
-def bench_table(results):
+def bench_table(results: dict[str, Any]) -> str:
     layer = results["layer"]
     ms = lambda v: f"{1e3 * v:.0f} ms"
     head = (f"golden model on a {layer['n']} in x {layer['m']} out {layer['dtype']} layer, "

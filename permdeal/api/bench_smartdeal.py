@@ -16,7 +16,9 @@ Three parts, each optional:
 import json
 import tempfile
 import time
+from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +34,8 @@ from permdeal.tables import table
 PARTS = ("layer", "digits", "unit")
 
 
-def layer_figures(m, n, S, E, b_bits, p, seed):
+def layer_figures(m: int, n: int, S: int, E: int, b_bits: int, p: int,
+                  seed: int) -> dict[str, Any]:
     """Decompose a random ``m x n`` layer; its :func:`golden.smartdeal.report` plus the time."""
     rng = np.random.default_rng(seed)
     W = rng.standard_normal((m, n)) / np.sqrt(n)
@@ -43,7 +46,7 @@ def layer_figures(m, n, S, E, b_bits, p, seed):
     return {"seed": seed, "decompose_seconds": round(took, 2), **rep}
 
 
-def digits_figures(S, E, b_bits, seed):
+def digits_figures(S: int, E: int, b_bits: int, seed: int) -> dict[str, Any]:
     """The digits study (dense, SmartDeal, fine-tuned), trimmed to its figures."""
     from permdeal.golden.smartdeal_train import smartdeal_digits_study
     t0 = time.perf_counter()
@@ -59,7 +62,8 @@ def digits_figures(S, E, b_bits, seed):
             "layers": layers, "storage": st["storage"]}
 
 
-def unit_figures(S, E, b_bits, lanes, synth):
+def unit_figures(S: int, E: int, b_bits: int, lanes: int | None,
+                 synth: bool) -> dict[str, Any]:
     """The shift-add unit's timing, and its Yosys size with ``synth``."""
     t = ShiftAddTiming(S=S, E=E, b_bits=b_bits, lanes=S if lanes is None else lanes)
     out = {"S": S, "E": E, "b_bits": b_bits, "lanes": t.lanes, "acc_bits": t.acc_bits,
@@ -80,7 +84,7 @@ def unit_figures(S, E, b_bits, lanes, synth):
     return out
 
 
-def tables(res):
+def tables(res: dict[str, Any]) -> str:
     """The figures as text tables."""
     out = []
     if "layer" in res:
@@ -138,7 +142,8 @@ def tables(res):
     return "\n".join(out)
 
 
-def check_args(m, n, S, E, b_bits, p, lanes):
+def check_args(m: int, n: int, S: int, E: int, b_bits: int, p: int,
+               lanes: int | None) -> None:
     """Refuse, naming the flag, a setting outside the golden model's ranges (before any part
     runs): S in [1, MAX_S], E in E_RANGE, b_bits in B_BITS_RANGE, lanes in [1, S], and a PD block
     size p no longer than the layer's longer side."""
@@ -154,8 +159,9 @@ def check_args(m, n, S, E, b_bits, p, lanes):
     check_block_fit(m, n, integer(p, "--p", 1), "--p", f"the {m} x {n} layer")
 
 
-def run(parts, *, m=4096, n=4096, S=3, E=3, b_bits=8, p=8, lanes=None, seed=0, synth=False,
-        json_path=None, force=False):
+def run(parts: Collection[str], *, m: int = 4096, n: int = 4096, S: int = 3, E: int = 3,
+        b_bits: int = 8, p: int = 8, lanes: int | None = None, seed: int = 0,
+        synth: bool = False, json_path: str | Path | None = None, force: bool = False) -> int:
     """Compute the ``parts`` (of :data:`PARTS`), print them, write ``json_path``; exit code."""
     check_args(m, n, S, E, b_bits, p, lanes)
     if json_path:

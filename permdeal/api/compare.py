@@ -31,8 +31,10 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -136,11 +138,11 @@ class Settings:
     seed: int
 
     @property
-    def multipliers(self):
+    def multipliers(self) -> int:
         """The multiplier budget: ``pes * lanes``."""
         return self.engine.total_lanes
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["engine"] = self.engine.to_json()
         d["xbar"] = self.xbar.to_json()
@@ -170,7 +172,7 @@ def _int_list(text, flag):
     return [integer(v, flag, 1) for v in values]
 
 
-def settings(opts, kind):
+def settings(opts: CompareOptions, kind: str) -> Settings:
     """Check the options ``opts`` (:class:`CompareOptions`) for a workload of ``kind``
     (``"model"`` or ``"eie"``)."""
     pes, lanes = DEFAULT_BUDGET[kind]
@@ -234,7 +236,7 @@ class Workload:
     inputs: list
 
 
-def random_inputs(n, density, count, rng):
+def random_inputs(n: int, density: float, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` non-negative input vectors of ``n`` values with exactly
     ``round(density * n)`` non-zeros each (uniform in (0, 1], at random positions)."""
     nnz = eie.nonzero_count(density, n)
@@ -244,7 +246,7 @@ def random_inputs(n, density, count, rng):
     return X
 
 
-def workload(opts):
+def workload(opts: CompareOptions) -> Workload:
     """The :class:`Workload` the options ``opts`` (:class:`CompareOptions`) ask for (the digits
     MLP trained here by default)."""
     from permdeal.golden.model import load_float_model
@@ -317,7 +319,7 @@ def workload(opts):
                     None, [opts.model])
 
 
-def check_fit(wl, st):
+def check_fit(wl: Workload, st: Settings) -> None:
     """Refuse block sizes that do not fit a layer (before any training)."""
     for net in wl.nets:
         for name, w in zip(net.names, net.model.weights):
@@ -342,7 +344,8 @@ def _total(layers):
     return tot
 
 
-def compare(wl, st, log=None):
+def compare(wl: Workload, st: Settings,
+            log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Every format on every net of the :class:`Workload` ``wl``: the results as a dict (the
     JSON). ``log(text)`` hears of each format's progress."""
     t0 = time.perf_counter()
@@ -378,7 +381,7 @@ def compare(wl, st, log=None):
 
 # -- the command ----------------------------------------------------------------------------------
 
-def run(**options):
+def run(**options: Any) -> int:
     """``permdeal compare`` with the options of :class:`CompareOptions`: compute, print, write
     the outputs; returns the exit code."""
     try:

@@ -1,6 +1,7 @@
 """The printed and plotted report of ``permdeal compare`` (:mod:`.compare`'s results dict)."""
 
 import io
+from typing import Any
 
 import numpy as np
 
@@ -11,7 +12,7 @@ def _n(v):
     return "-" if v is None else f"{v:,.0f}"
 
 
-def text(res):
+def text(res: dict[str, Any]) -> str:
     """The printed report: the per-layer table (when there are several layers), the totals, the
     counting rules."""
     st = res["settings"]
@@ -75,7 +76,7 @@ def _accuracy_note(fmts, finetuned):
     return "accuracy (float, test set): " + "; ".join(parts)
 
 
-def plot(res):
+def plot(res: dict[str, Any]) -> bytes:
     """PNG bytes: storage against accuracy (or storage alone), multiplies and cycles, crossbars."""
     import matplotlib
     matplotlib.use("Agg")

@@ -184,7 +184,8 @@ def _layer_utilization(model, runs):
             for i, l in enumerate(model.layers)]
 
 
-def run(output, seed=0, p=4, pes=4, lanes=2, sim="verilator", synth=True):
+def run(output: str | Path, seed: int = 0, p: int = 4, pes: int = 4, lanes: int = 2,
+        sim: str = "verilator", synth: bool = True) -> int:
     """Run the demo into the new folder ``output``; prints progress, the figures and where the
     report is. Returns the exit status (0)."""
     t0 = time.perf_counter()

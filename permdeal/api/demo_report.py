@@ -18,7 +18,9 @@ present ``synth``, ``smartdeal``, ``accuracy_vs_p`` (rows ``p``, ``weights``, ``
 
 import html
 import io
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from permdeal import atomic
 
@@ -76,7 +78,7 @@ def _smartdeal_rows(sd):
              f"{sd['rtl']['mean_cycles']:.0f}"]] if "mean_cycles" in sd["rtl"] else [])
 
 
-def summary_rows(figures):
+def summary_rows(figures: dict[str, Any]) -> list[list[str]]:
     """The demo's headline figures as ``[figure, value]`` rows (printed and reported)."""
     f = figures
     e = f["engine"]
@@ -278,7 +280,7 @@ def _md_cell(v):
     return str(v).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(blocks):
+def markdown(blocks: Sequence[tuple[Any, ...]]) -> str:
     """The blocks as Markdown."""
     lines = []
     for b in blocks:
@@ -299,7 +301,7 @@ def markdown(blocks):
     return "\n".join(lines)
 
 
-def html_page(blocks):
+def html_page(blocks: Sequence[tuple[Any, ...]]) -> str:
     """The blocks as one self-standing HTML page (the images beside it)."""
     e = html.escape
     body = []
@@ -322,7 +324,7 @@ def html_page(blocks):
             + "\n</body></html>\n")
 
 
-def write_report(folder, figures):
+def write_report(folder: str | Path, figures: dict[str, Any]) -> list[str]:
     """Write ``REPORT.md``, ``report.html`` and the plots of ``figures`` into ``folder`` (which
     must exist), each file atomically. Returns the names written, the report first."""
     import matplotlib

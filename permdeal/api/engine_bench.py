@@ -8,16 +8,19 @@ utilization. Also the cycle model's utilization on the layers the RTL issue name
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from permdeal import atomic
 from permdeal.errors import PermdealError
 from permdeal.golden.compress import QuantSpec, compress_permdiag
 from permdeal.golden.cycles import EngineConfig, layer_cycles
 from permdeal.golden.formats import Fixed
-from permdeal.golden.model import FloatLayer
+from permdeal.golden.model import FloatLayer, QuantModel
 
 from permdeal.gen.design import write_design
 from permdeal.tables import table
@@ -27,7 +30,7 @@ from permdeal.verif.sim import simulate
 SPEC = QuantSpec(act=Fixed(16, 8), weight=Fixed(16, 12), bias=Fixed(16, 12))
 
 
-def random_layer_model(m, n, p, seed):
+def random_layer_model(m: int, n: int, p: int, seed: int) -> QuantModel:
     """A one-layer model (ReLU) compressed at block size ``p`` from a random ``m x n`` float layer
     (N(0, 0.25/n) weights, N(0, 0.01) biases) drawn from ``seed``, in the :data:`SPEC` formats."""
     rng = np.random.default_rng(seed)
@@ -35,7 +38,7 @@ def random_layer_model(m, n, p, seed):
     return compress_permdiag([layer], p, SPEC, relu_last=True)
 
 
-def random_inputs(model, batch, density, seed):
+def random_inputs(model: QuantModel, batch: int, density: float, seed: int) -> np.ndarray:
     """``batch`` input-code vectors for ``model``: uniform in a quarter of the input format's
     range, each word kept non-zero with probability ``density`` (seed ``seed + 1``)."""
     rng = np.random.default_rng(seed + 1)
@@ -45,7 +48,7 @@ def random_inputs(model, batch, density, seed):
     return x
 
 
-def utilization_cases(seed=0):
+def utilization_cases(seed: int = 0) -> list[tuple[str, dict[str, float]]]:
     """The cycle model on the RTL issue's utilization cases: ``(name, figures)``."""
     rng = np.random.default_rng(seed)
     cases = [("1024x1024 p=8, 35% dense, 8 PE x 4 lanes", 1024, 1024, 8, 0.35, 8, 4),
@@ -70,7 +73,8 @@ def utilization_cases(seed=0):
     return out
 
 
-def check_args(pes_list, lanes, shape, p, density, flag=""):
+def check_args(pes_list: Sequence[int], lanes: int, shape: tuple[int, int], p: int,
+               density: float, flag: str = "") -> None:
     """Refuse a benchmark that cannot run: a density outside (0, 1], or a layer whose weight
     memory per lane exceeds the engine's limit on one of the PE counts. ``flag`` prefixes the
     flag names in the messages (``"flow-"`` for ``permdeal bench``)."""
@@ -88,7 +92,10 @@ def check_args(pes_list, lanes, shape, p, density, flag=""):
                                 f"{MAX_MEMORY_WORDS}); use a larger p or more PEs")
 
 
-def engine_figures(model, x, cfg, sims, workdir, seed=0, progress=print, label=None):
+def engine_figures(model: QuantModel, x: npt.ArrayLike, cfg: EngineConfig, sims: Sequence[str],
+                   workdir: str | Path, seed: int = 0,
+                   progress: Callable[[str], None] = print,
+                   label: str | None = None) -> dict[str, Any]:
     """Generate the design of ``model`` for engine ``cfg`` in ``workdir/design`` and simulate the
     input codes ``x`` (batch x n) on each of ``sims`` (results in ``workdir/res-SIM``).
 
@@ -120,7 +127,9 @@ def engine_figures(model, x, cfg, sims, workdir, seed=0, progress=print, label=N
     return row
 
 
-def run(pes_list, lanes, shape, p, density, batch, sims, workdir, seed=0, progress=print):
+def run(pes_list: Sequence[int], lanes: int, shape: tuple[int, int], p: int, density: float,
+        batch: int, sims: Sequence[str], workdir: str | Path, seed: int = 0,
+        progress: Callable[[str], None] = print) -> dict[str, Any]:
     """The benchmark; returns ``{"engines": [...], "utilization": [...]}``."""
     m, n = shape
     model = random_layer_model(m, n, p, seed)
@@ -134,7 +143,7 @@ def run(pes_list, lanes, shape, p, density, batch, sims, workdir, seed=0, progre
             "utilization": [{"case": name, **fig} for name, fig in utilization_cases(seed)]}
 
 
-def tables(res):
+def tables(res: dict[str, Any]) -> str:
     lay = res["layer"]
     rows = []
     for e in res["engines"]:
@@ -157,5 +166,5 @@ def tables(res):
     return f"{head}\n{t1}\n\n{t2}"
 
 
-def write_json(path, res):
+def write_json(path: str | Path, res: dict[str, Any]) -> None:
     atomic.write_text(path, json.dumps(res, indent=2) + "\n")

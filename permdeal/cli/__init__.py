@@ -6,13 +6,15 @@ this package."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from permdeal import __version__, methods
 from permdeal.api import bench as bench_api
 from permdeal.api import compare as compare_api
 from permdeal.api.settings import GEN_SETTINGS, VERIFY_SHAPE
-from permdeal.errors import PermdealError
+from permdeal.errors import PermdealError, Terminated
 from permdeal.golden.crossbar import CrossbarConfig
 from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH
 from permdeal.golden.workloads import EIE, EIE_LAYERS
@@ -359,7 +361,7 @@ def compare_flags(p):
     g.add_argument("--input-density", metavar="D",
                    help="non-zero share of the random inputs, in (0, 1] (default: the EIE "
                    "layer's activation density; 0.5 for a model)")
-    g.add_argument("--seed", type=int, default=0, help="seed of training and random data")
+    g.add_argument("--seed", type=args.seed, default=0, help="seed of training and random data")
     g = p.add_argument_group("formats")
     g.add_argument("--p", type=int, default=4, help="PD block size (default 4)")
     g.add_argument("--k", type=int, default=4, help="block-circulant block size (default 4)")
@@ -407,13 +409,38 @@ def compare_flags(p):
                    help="overwrite the --json / --plot files if they exist")
 
 
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _one_line(text: str) -> str:
+    """A message as one line: a tool's multi-line detail joined by `` | ``."""
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    return " | ".join(lines)
+
+
 def main(argv=None):
+    """Run one command; returns the exit status: 0, 1 (a check failed: RTL differs, a bench
+    failed), 2 (a user error, one line on stderr), 130 (Ctrl-C), 143 (SIGTERM). Outputs under
+    construction are removed on any of these (docs/design.md section 6)."""
     ns = build_parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return ns.func(ns)
     except PermdealError as e:
-        print(f"permdeal {ns.command}: error: {e}", file=sys.stderr)
+        print(f"permdeal {ns.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except OSError as e:  # a file-system error no check caught: one line naming the path
+        where = e.filename if e.filename is not None else "file system"
+        print(f"permdeal {ns.command}: error: {where}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except Terminated:
+        print(f"permdeal {ns.command}: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"permdeal {ns.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -7,6 +7,7 @@ import argparse
 from typing import Any, Callable
 
 from permdeal.api.settings import parse_int
+from permdeal import checks
 from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_BITS, Fixed
 
@@ -29,7 +30,12 @@ def positive(text: str) -> int:
 
 @arg
 def seed(text: str) -> int:
-    return parse_int(text, 0)
+    """An integer in ``[0, MAX_SEED]`` (32 bits: every generator the flow seeds takes that)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise PermdealError(f"expected an integer, got {text!r}") from None
+    return checks.seed(value, "seed")
 
 
 @arg
