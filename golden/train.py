@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from permdeal.atomic import write_bytes
+from permdeal import checks
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden.compress import QuantSpec, compress_permdiag, expand_p
@@ -84,7 +85,7 @@ def load_digits_split(seed: int = 0, test_fraction: float = 0.25
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    seed = integer(seed, "seed", 0)
+    seed = checks.seed(seed)
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not (
             0 < test_fraction < 1):
         raise PermdealError(f"test_fraction must lie in (0, 1), not {test_fraction!r}")

@@ -224,3 +224,21 @@ def output_dir(target, inputs=()):
             with contextlib.suppress(OSError):
                 d.rmdir()
         raise
+
+
+#: The suffix of the folder that keeps a failed run's logs beside the output it did not write.
+FAILED_SUFFIX = ".failed"
+
+
+def keep_failed(target, files):
+    """Keep a failed run's ``files`` (logs, scripts; missing ones skipped) in the folder
+    ``<target>.failed`` beside the output ``target`` that was not written (an earlier one of
+    permdeal's is replaced); returns its path, for the one-line error to name."""
+    target = Path(target).resolve()
+    kept = target.with_name(target.name + FAILED_SUFFIX)
+    with output_dir(kept) as tmp:
+        for f in files:
+            f = Path(f)
+            if f.is_file() and not f.is_symlink():
+                shutil.copyfile(f, tmp / f.name)
+    return kept

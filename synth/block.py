@@ -133,8 +133,11 @@ def run(name: str, params: dict[str, int], targets: Sequence[str], opts: flow.Sy
         out: str | Path, progress: Callable[[str], None] | None = None) -> dict:
     """:func:`synthesize` into the new folder ``out`` (atomically): ``report.json``,
     ``report.txt`` and ``logs/``. Returns the report."""
-    with atomic.output_dir(out) as tmp:
-        report = synthesize(name, params, targets, opts, tmp / "logs", progress)
-        atomic.write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
-        atomic.write_text(tmp / "report.txt", text(report))
+    try:
+        with atomic.output_dir(out) as tmp:
+            report = synthesize(name, params, targets, opts, tmp / "logs", progress)
+            atomic.write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
+            atomic.write_text(tmp / "report.txt", text(report))
+    except PermdealError as e:
+        raise flow.keep_work(e, out) from None
     return report

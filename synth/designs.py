@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from permdeal import atomic
+from permdeal.errors import PermdealError
 from permdeal.gen.design import DESIGN_KIND
 from permdeal.gen.smartdeal_design import DESIGN_KIND as SD_DESIGN_KIND
 from permdeal.golden.manifest import read_manifest
@@ -44,15 +45,18 @@ def run(design_dir: str | Path | None, targets: Sequence[str], opts: flow.SynthO
     Without ``design_dir``, ``make_design(folder)`` generates the design into ``out/design``.
     """
     inputs = [*inputs, *([design_dir] if design_dir is not None else [])]
-    with atomic.output_dir(out, inputs=inputs) as tmp:
-        if design_dir is None:
-            if progress:
-                progress("generating the design")
-            make_design(tmp / "design")
-            design_dir = tmp / "design"
-        report = synthesize(design_dir, targets, opts, tmp / "logs", progress)
-        if design_dir == tmp / "design":
-            report["design"]["folder"] = str(Path(out).resolve() / "design")
-        atomic.write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
-        atomic.write_text(tmp / "report.txt", text(report))
+    try:
+        with atomic.output_dir(out, inputs=inputs) as tmp:
+            if design_dir is None:
+                if progress:
+                    progress("generating the design")
+                make_design(tmp / "design")
+                design_dir = tmp / "design"
+            report = synthesize(design_dir, targets, opts, tmp / "logs", progress)
+            if design_dir == tmp / "design":
+                report["design"]["folder"] = str(Path(out).resolve() / "design")
+            atomic.write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
+            atomic.write_text(tmp / "report.txt", text(report))
+    except PermdealError as e:
+        raise flow.keep_work(e, out) from None
     return report

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from permdeal import __version__
+from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
 from permdeal.gen.design import RTL_DIR, Design
 from permdeal.gen.smartdeal_design import SmartDealDesign
@@ -245,8 +245,8 @@ def run_targets(targets: Iterable[str], report: dict, log_dir: Path, prefix: str
     """Run ``one(target, work)`` (the target's part of the report) for every target, each in a
     fresh work folder ``{prefix}-{target}-*``; fills ``report[target]`` and
     ``report["seconds"][target]`` and copies the tools' logs to ``log_dir``. The work folder is
-    removed after success or a design that does not fit, and kept (named in the error) after any
-    other failure."""
+    removed after success, a design that does not fit or an interruption; after any other failure
+    the error carries it as ``work`` (:func:`keep_work` keeps its files beside the output)."""
     for target in targets:
         if progress:
             progress(f"{target}: Yosys")
@@ -264,8 +264,26 @@ def run_targets(targets: Iterable[str], report: dict, log_dir: Path, prefix: str
             shutil.rmtree(work, ignore_errors=True)
             raise
         except PermdealError as e:
-            raise type(e)(f"{e}\n(work folder kept: {work})") from None
+            e.work = work
+            raise
+        except BaseException:  # Ctrl-C, SIGTERM, a bug: nothing left behind
+            shutil.rmtree(work, ignore_errors=True)
+            raise
         shutil.rmtree(work, ignore_errors=True)
+
+
+def keep_work(error: PermdealError, out: str | Path) -> PermdealError:
+    """The one-line error for a failed run whose output ``out`` was not written: the files of
+    its work folder (``error.work``, if any: logs, scripts, netlists) are moved to
+    ``<out>.failed`` (:func:`permdeal.atomic.keep_failed`) and named."""
+    work = getattr(error, "work", None)
+    if work is None:
+        return error
+    try:
+        kept = atomic.keep_failed(out, sorted(Path(work).iterdir()))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return type(error)(f"{error}; its files are kept in {kept}/")
 
 
 def synthesize_engine(design_dir: str | Path, targets: Sequence[str], opts: SynthOptions,

@@ -10,6 +10,7 @@ empty with the reason in ``status``; the sweep goes on.
 import csv
 import io
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -195,6 +196,10 @@ def run_sweep(param: str, values: Sequence[int], settings: dict,
                     continue
                 except PermdealError as e:
                     failures[target] = str(e).splitlines()[0]
+                    work = getattr(e, "work", None)
+                    if work is not None:  # the tools' files, inside the point's own folder
+                        shutil.move(str(work), folder / f"{target}-failed")
+                        failures[target] += f" (files in points/{folder.name}/{target}-failed/)"
                     continue
                 report.setdefault("throughput", {}).update(rep["throughput"])
                 report["seconds"].update(rep["seconds"])

@@ -29,7 +29,6 @@ TOOLS = {
 LIBERTY = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
 LIBERTY_PACKAGE = "qflow-tech-osu018"
 #: Lines of a failing tool's log quoted in the error.
-LOG_TAIL = 12
 
 
 class SynthFailed(PermdealError):
@@ -83,14 +82,18 @@ def run_tool(name: str, args: Iterable[object], cwd: str | Path, log: str | Path
     """
     exe = find_tool(name)
     t0 = time.perf_counter()
+    tool_tmp = Path(cwd) / "tmp"  # the tool's temporary files stay in the work folder
+    tool_tmp.mkdir(exist_ok=True)
     with open(log, "wb") as out:
         proc = subprocess.run([str(exe), *map(str, args)], cwd=cwd, stdout=out,
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              env={**os.environ, "TMPDIR": str(tool_tmp)})
     took = time.perf_counter() - t0
     if proc.returncode != 0:
         lines = Path(log).read_text(errors="replace").splitlines()
-        useful = [l for l in lines if l.strip() and "might take a while" not in l]
-        tail = "\n  ".join(useful[-LOG_TAIL:]) or "(no output)"
-        raise SynthFailed(f"{what} failed (exit status {proc.returncode}); the end of "
-                          f"{log}:\n  {tail}")
+        useful = [ln.strip() for ln in lines if ln.strip() and "might take a while" not in ln]
+        errors = [ln for ln in useful if "error" in ln.lower()]
+        said = (errors or useful[-1:] or ["no output"])[0][:240]
+        raise SynthFailed(f"{what} failed (exit status {proc.returncode}): {said} "
+                          f"({Path(log).name})")
     return took

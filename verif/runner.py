@@ -150,6 +150,16 @@ def _read(path):
         return ""
 
 
+def first_error(path: str | Path) -> str:
+    """The first line of a tool's log that says ``error`` (else its last line), for a one-line
+    message; the whole log stays where the message says."""
+    lines = [ln.strip() for ln in _read(path).splitlines() if ln.strip()]
+    for ln in lines:
+        if re.search(r"error", ln, re.IGNORECASE):
+            return ln[:240]
+    return lines[-1][:240] if lines else "no output"
+
+
 def _tail(path, n=15):
     return "".join(_read(path).splitlines(keepends=True)[-n:])
 
@@ -229,7 +239,12 @@ def run(sim: str, *, sources: Iterable[str | Path], toplevel: str, test_module: 
     log.info("%s: %s in %s, seed %d", sim, test_module, build_dir, seed)
 
     runner = get_runner(sim)
-    environ = {**(env or {}), CONFIG_ENV: str(config_file), REPORT_ENV: str(report),
+    # The tools' own temporary files (compilers, make) stay in the build folder, which goes
+    # with the output it is in, also when a run is interrupted.
+    tool_tmp = Path(build_dir) / "tmp"
+    tool_tmp.mkdir(parents=True, exist_ok=True)
+    environ = {**(env or {}), "TMPDIR": str(tool_tmp),
+               CONFIG_ENV: str(config_file), REPORT_ENV: str(report),
                "COCOTB_RANDOM_SEED": str(seed)}
     if sim == "verilator" and "OBJCACHE" not in os.environ and shutil.which("ccache"):
         # verilated.mk compiles the same Verilator and cocotb runtime files for every build;
@@ -251,8 +266,8 @@ def run(sim: str, *, sources: Iterable[str | Path], toplevel: str, test_module: 
                 build_args=[f"-Wno-{w}" for w in VERILATOR_WAIVERS] if sim == "verilator" else [],
                 always=True, log_file=build_log)
         except (RuntimeError, SystemExit):
-            raise PermdealError(f"{sim} build of {toplevel} failed (log: {build_log}):\n"
-                                f"{_tail(build_log)}") from None
+            raise PermdealError(f"{sim} build of {toplevel} failed: {first_error(build_log)} "
+                                f"({Path(build_log).name})") from None
         t1 = time.perf_counter()
         try:
             runner.test(

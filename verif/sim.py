@@ -12,8 +12,6 @@ temporary folder the error names.
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -53,24 +51,23 @@ def load_model(design: Design, images: str | Path | None = None) -> tuple[QuantM
     return model, folder
 
 
-def _keep_logs(build):
-    """Copy a failed run's logs out of the output folder that is about to be removed."""
-    keep = Path(tempfile.mkdtemp(prefix="permdeal-sim-"))
-    for name in ("build.log", "sim.log", "results.xml", "config.json"):
-        if (build / name).is_file():
-            shutil.copy(build / name, keep / name)
-    return keep
+def _keep_logs(build: Path, out: str | Path) -> Path:
+    """Copy a failed run's logs out of the output folder that is about to be removed, into
+    ``<out>.failed`` (:func:`permdeal.atomic.keep_failed`), and return that folder."""
+    return atomic.keep_failed(out, [build / name for name in
+                                    ("build.log", "sim.log", "results.xml", "config.json")])
 
 
 def run_design(tmp: Path, sim: str, design: Design | SmartDealDesign, rom: Path, config: dict, *,
-               test_module: str, testcase: str, seed: int | None,
-               waves: bool) -> tuple[runner.SimResult, Path, float]:
+               test_module: str, testcase: str, seed: int | None, waves: bool,
+               out: str | Path) -> tuple[runner.SimResult, Path, float]:
     """Build and run ``testcase`` of the cocotb module ``test_module`` with ``config`` on the
     Verilog of ``design`` (a checked design folder: ``sources``, ``top``, ``manifest``) in
     ``tmp/build-{sim}``, the ROM images ``rom`` linked in beside it as the design's ``rom_dir``.
 
     Returns ``(result, build folder, wall seconds)``; a test that fails still returns its result.
-    A failed build raises a ``PermdealError`` naming a folder its logs are kept in.
+    A failed build raises a one-line ``PermdealError`` naming ``<out>.failed``, where its logs
+    are kept.
     """
     build = tmp / f"build-{sim}"
     build.mkdir()
@@ -87,7 +84,8 @@ def run_design(tmp: Path, sim: str, design: Design | SmartDealDesign, rom: Path,
     except runner.ToolMissing:
         raise
     except PermdealError as e:  # the build failed: keep its logs, the output goes away
-        raise PermdealError(f"{e}\n(logs kept in {_keep_logs(build)})") from None
+        first = str(e).splitlines()[0] if str(e) else "the build failed"
+        raise PermdealError(f"{first}; logs kept in {_keep_logs(build, out)}/") from None
     return result, build, time.perf_counter() - t0
 
 
@@ -133,13 +131,13 @@ def simulate(design_dir: str | Path, x_codes: npt.ArrayLike, sim: str, out: str 
                   "out_bits": design.manifest["ports"]["out_bits"], "inputs": x.tolist(),
                   "expected": golden.tolist(), "cycles": expected_cycles}
         result, build, wall = run_design(tmp, sim, design, rom, config, test_module=TEST_MODULE,
-                                         testcase=TESTCASE, seed=seed, waves=waves)
+                                         testcase=TESTCASE, seed=seed, waves=waves, out=out)
         rep = result.report.get(TESTCASE, {})
         observed = rep.get("observed", [])
         m = model.layers[-1].shape[0]
         if len(observed) != golden.size:
             raise PermdealError(f"{sim}: the RTL gave {len(observed)} of {golden.size} outputs; "
-                                f"logs kept in {_keep_logs(build)}")
+                                f"logs kept in {_keep_logs(build, out)}/")
         y = np.array(observed, dtype=np.int64).reshape(golden.shape)
         np.save(tmp / "outputs.npy", y)
         bad, mismatches = first_mismatches(golden, y, model.layers[-1].name)

@@ -43,13 +43,13 @@ def simulate(design_dir: str | Path, x_codes: npt.ArrayLike, sim: str, out: str 
     cyc = model_cycles(model, design.lanes)
     with atomic.output_dir(out, inputs=[design_dir, rom, *inputs]) as tmp:
         result, build, wall = run_design(tmp, sim, design, rom, config, test_module=TEST_MODULE,
-                                         testcase=TESTCASE, seed=seed, waves=waves)
+                                         testcase=TESTCASE, seed=seed, waves=waves, out=out)
         rep = result.report.get(TESTCASE, {})
         observed = rep.get("observed", [])
         if len(observed) != golden.size:
             raise PermdealError(f"{sim}: the RTL gave {len(observed)} of {golden.size} outputs "
                                 f"({'; '.join(rep.get('errors', [])[:2])}); logs kept in "
-                                f"{_keep_logs(build)}")
+                                f"{_keep_logs(build, out)}/")
         y = np.array(observed, dtype=np.int64).reshape(golden.shape)
         np.save(tmp / "outputs.npy", y)
         bad, mismatches = first_mismatches(golden, y, model.layers[-1].name)

@@ -87,7 +87,7 @@ def plan(benches: Collection[str], sims: Collection[str]) -> list[Job]:
     return [Job(b, s) for b in BENCHES if b in benches for s in sims]
 
 
-def _inputs(model, seed, count=None):
+def engine_inputs(model, seed, count=None):
     """Random vectors at :data:`DENSITIES`, then one with a single non-zero (a partial vector
     whatever its length), one of the largest codes and one of the smallest (towards saturation)."""
     count = len(DENSITIES) if count is None else count
@@ -108,7 +108,7 @@ def _engine(target, model, build, seed):
     dut = Engine(target.cfg, model.layers, contents=lane_contents(model, target.cfg))
     source = build / f"{dut.name}.v"
     emit(dut, dut.name, source)
-    x = _inputs(model, seed)
+    x = engine_inputs(model, seed)
     y = model.forward(x)
     cycles = [model_cycles(model, xi, target.cfg).total for xi in x]
     config = {"in_bits": dut.in_bits, "out_bits": dut.out_bits, "inputs": x.tolist(),
@@ -283,7 +283,7 @@ def _smartdeal_layer(target, build, seed):
     dut = SmartDealLayerUnit(layer, rom)
     source = build / "smartdeal_layer.v"
     emit(dut, "smartdeal_layer", source)
-    x = _inputs(model, seed)
+    x = engine_inputs(model, seed)
     config = bench_config(model, x, dut.lanes)
     n_out = sum(map(len, config["expected"]))
     lc = layer_cycles(layer, dut.lanes)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from permdeal import atomic
+from permdeal import atomic, checks
 from permdeal.checks import integer
 from permdeal.errors import PermdealError, ToolMissing
 from permdeal.golden.bench import DEFAULT_LAYER
@@ -314,7 +314,8 @@ def _options(options):
         raise PermdealError(f"bench: unknown option {unknown[0]!r} (options: "
                             f"{', '.join(DEFAULTS)})")
     o = {**DEFAULTS, **options}
-    for key, lo in (("draws", 1), ("eie_draws", 0), ("seed", 0), ("scale", 1), ("inputs", 1),
+    checks.seed(o["seed"], "--seed")
+    for key, lo in (("draws", 1), ("eie_draws", 0), ("scale", 1), ("inputs", 1),
                     ("flow_lanes", 1), ("flow_p", 1), ("flow_batch", 1), ("m", 1), ("n", 1),
                     ("repeat", 1)):
         integer(o[key], f"--{key.replace('_', '-')}", lo)
@@ -330,7 +331,26 @@ def _options(options):
     if o["sim"] not in (*SIMULATORS, "both"):
         raise PermdealError(f"--sim must be one of {', '.join(SIMULATORS)} or both, not "
                             f"{o['sim']!r}")
-    return o, parse_parts(o["parts"]), parse_layers(o["layers"])
+    parts = parse_parts(o["parts"])
+    running = [v for v in parts if not (o["no_rtl"] and v in ("rtl", "flow"))]
+    for part, keys in PART_OPTIONS.items():
+        changed = [k for k in keys if o[k] != DEFAULTS[k]]
+        if changed and part not in running:
+            why = "--no-rtl skips it" if o["no_rtl"] and part in parts else \
+                f"--parts {','.join(parts)} does not run it"
+            raise PermdealError(f"{PART_FLAGS.get(changed[0], '--' + changed[0].replace('_', '-'))}"
+                                f" applies to the {part} part, and {why}")
+    return o, parts, parse_layers(o["layers"])
+
+
+#: The options each part alone reads (a changed one for a part not run is refused).
+PART_OPTIONS = {"eie": ("draws", "eie_draws"),
+                "rtl": ("scale", "rtl_pes", "rtl_lanes", "inputs"),
+                "flow": ("flow_pes", "flow_lanes", "flow_shape", "flow_p", "flow_density",
+                         "flow_batch"),
+                "golden": ("m", "n", "p", "repeat")}
+#: Flags whose names are not ``--`` and the option's.
+PART_FLAGS = {"m": "--golden-m", "n": "--golden-n", "p": "--golden-p"}
 
 
 def _rtl_engine(o):

@@ -164,6 +164,12 @@ def run(parts: Collection[str], *, m: int = 4096, n: int = 4096, S: int = 3, E: 
         synth: bool = False, json_path: str | Path | None = None, force: bool = False) -> int:
     """Compute the ``parts`` (of :data:`PARTS`), print them, write ``json_path``; exit code."""
     check_args(m, n, S, E, b_bits, p, lanes)
+    for flag, given, part in (("--synth", synth, "unit"), ("--lanes", lanes is not None, "unit"),
+                              ("--m", m != 4096, "layer"), ("--n", n != 4096, "layer"),
+                              ("--p", p != 8, "layer")):
+        if given and part not in parts:
+            raise PermdealError(f"{flag} applies to the {part} part, which --parts "
+                                f"{','.join(parts)} does not run")
     if json_path:
         atomic.check_new_file(json_path, force)
     res = {}

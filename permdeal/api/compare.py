@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from permdeal import atomic, methods
+from permdeal import atomic, checks, methods
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden import cycles as pd_cycles
@@ -207,7 +207,7 @@ def settings(opts: CompareOptions, kind: str) -> Settings:
         xbar=CrossbarConfig(**{name: getattr(opts, dest.get(name, name)) for name in xbar}),
         epochs=integer(opts.epochs, "--epochs", 1),
         finetune_epochs=integer(opts.finetune_epochs, "--finetune-epochs", 0),
-        seed=integer(opts.seed, "--seed", 0))
+        seed=checks.seed(opts.seed, "--seed"))
 
 
 # -- workloads ------------------------------------------------------------------------------------
@@ -252,7 +252,7 @@ def workload(opts: CompareOptions) -> Workload:
     from permdeal.golden.model import load_float_model
     if opts.model is not None and opts.eie_layers is not None:
         raise PermdealError("give --model or --eie-layers, not both")
-    seed = integer(opts.seed, "--seed", 0)
+    seed = checks.seed(opts.seed, "--seed")
     vectors = VECTORS if opts.vectors is None else integer(opts.vectors, "--vectors", 1)
     rng = np.random.default_rng(seed)
     on_digits = opts.eie_layers is None and (opts.model is None or opts.data == "digits")

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from permdeal import atomic, methods
+from permdeal import atomic, checks, limits, methods
 from permdeal.errors import PermdealError
 from permdeal.gen import report as _report
 from permdeal.gen.design import Design as _Design
@@ -248,12 +248,23 @@ class Simulated:
 
 def simulate_design(design_dir: str | Path, x: Any, sim: str, output: str | Path, *,
                     images: Any = None, seed: int | None = None, waves: bool = False,
-                    what: str = "--inputs") -> Simulated:
+                    what: str = "--inputs", progress: Callable[[str], None] | None = None,
+                    ) -> Simulated:
     """``permdeal sim``: run any design folder on inputs ``x`` (floats, codes or a ``.npy``
-    path) and write the results folder ``output``."""
+    path) and write the results folder ``output``. A simulation estimated past the limit of
+    :mod:`permdeal.limits` is refused; a long one is announced to ``progress``."""
+    from permdeal.verif.runner import SIMULATORS
+    if sim not in SIMULATORS:
+        raise PermdealError(f"sim must be one of {', '.join(map(repr, SIMULATORS))}, not {sim!r}")
+    if seed is not None:
+        checks.seed(seed, "--seed")
     m = design_method(design_dir)
     model = m.design_model(design_dir, images)
     codes = input_codes(model, x, what)
+    cycles, lanes = m.sim_cycles(design_dir, model, codes.codes)
+    note = limits.check_simulation(cycles, sim, lanes, f"{len(codes.codes)} input(s)")
+    if note and progress:
+        progress(f"note: {note}")
     rep = m.simulate(design_dir, codes.codes, sim, output, images=images, seed=seed,
                      waves=waves, inputs=[x] if isinstance(x, (str, Path)) else [])
     return Simulated(rep, m, codes.saturated)

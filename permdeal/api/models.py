@@ -22,6 +22,7 @@ from permdeal.golden import train as _train
 from permdeal.golden.compress import QuantSpec
 from permdeal.golden.formats import MAX_BITS, Fixed
 from permdeal.golden.manifest import read_manifest
+from permdeal.api.settings import user_format
 from permdeal.golden.model import (MODEL_KIND, FloatLayer, QuantModel, check_labels,
                                    load_float_model, sha256_file)
 
@@ -211,7 +212,7 @@ def number_format(value: Any, what: str) -> Fixed | int:
     if isinstance(value, Fixed):
         return value
     if isinstance(value, str):
-        return Fixed.parse(value, what)
+        return user_format(value, what)
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return integer(value, f"{what} bits", 2, MAX_BITS)
     raise PermdealError(f"{what} must be a Fixed, 'BITS:FRAC' or a bit width, not {value!r}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from permdeal import atomic
+from permdeal import atomic, limits
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, EngineConfig
@@ -47,6 +47,18 @@ def parse_shapes(text: Any) -> list[tuple[int, int]]:
     return out
 
 
+def user_format(text: Any, what: str = "format") -> Fixed:
+    """A number format a user gives as ``BITS:FRAC``. A negative FRAC makes the LSB worth
+    ``2**-FRAC`` (a coarse format of large values); below ``1 - BITS`` no value under
+    ``2**BITS`` is representable at all, which is refused as nonsense for a DNN's values."""
+    fmt = Fixed.parse(str(text), what)
+    if fmt.frac < 1 - fmt.bits:
+        raise PermdealError(f"{what} {fmt}: a fraction below {1 - fmt.bits} makes every code "
+                            f"a multiple of 2**{-fmt.frac}; give FRAC from {1 - fmt.bits} up "
+                            "(negative: an LSB worth 2**-FRAC)")
+    return fmt
+
+
 def _count(v: Any) -> int:
     return parse_int(v, 1)
 
@@ -64,10 +76,10 @@ GEN_SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "model": (str, None),
     "shape": (parse_shapes, "1024x1024"),
     "p": (_block_sizes, "8"),
-    "act_format": (Fixed.parse, "16:8"),
-    "weight_format": (Fixed.parse, "16:14"),
-    "bias_format": (Fixed.parse, "16:12"),
-    "out_format": (Fixed.parse, "16:8"),
+    "act_format": (user_format, "16:8"),
+    "weight_format": (user_format, "16:14"),
+    "bias_format": (user_format, "16:12"),
+    "out_format": (user_format, "16:8"),
     "relu": (bool, False),
     "name": (str, "permdeal_engine"),
     "output": (str, None),
@@ -143,7 +155,9 @@ class DesignSettings:
             if getattr(self, name) is None:
                 raise PermdealError(f"{flag(name)} is required (a flag or a setting of "
                                     "--config)")
-        return EngineConfig(self.pes, self.lanes, scan_width=self.scan_width)
+        cfg = EngineConfig(self.pes, self.lanes, scan_width=self.scan_width)
+        limits.check_engine(cfg.n_pe, cfg.lanes, cfg.scan_width)
+        return cfg
 
     def to_json(self) -> dict:
         """The settings as a config file holds them (every value a number, string or bool)."""

@@ -5,17 +5,20 @@ configurations, with JUnit XML and a JSON summary in the results folder."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import random
 import shlex
 import shutil
 import time
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any, Callable
 
-from permdeal import atomic
+from permdeal import atomic, checks, limits
 from permdeal.errors import PermdealError
 from permdeal.golden import rom
+from permdeal.golden.cycles import model_cycles
 from permdeal.golden.model import QuantModel
 from permdeal.hdl.engine import Engine
 from permdeal.verif import runner
@@ -59,8 +62,38 @@ class Verified:
         return [r for r in self.records if not r["passed"]]
 
 
+@contextlib.contextmanager
+def process_pool(jobs: int) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
+    """A pool of ``jobs`` worker processes that, when the block is left by an exception (Ctrl-C,
+    SIGTERM, an error), cancels what has not started and stops the workers at once instead of
+    waiting for their runs; their simulators die with them."""
+    pool = concurrent.futures.ProcessPoolExecutor(jobs)
+    try:
+        yield pool
+    except BaseException:
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            with contextlib.suppress(Exception):
+                proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
 def sims_of(sim: str) -> list[str]:
     return list(runner.SIMULATORS) if sim == "both" else [sim]
+
+
+def estimate(target: vf.Target, benches: list[str], sims: list[str], seed: int) -> str | None:
+    """Refuse a regression whose engine benches would simulate past the limit
+    (:mod:`permdeal.limits`); returns a warning for a long one, else None."""
+    runs = [b for b in benches if b.startswith("engine")]
+    if not runs:
+        return None
+    x = vf.engine_inputs(target.model, seed)
+    cycles = len(runs) * sum(model_cycles(target.model, xi, target.cfg).total for xi in x)
+    notes = [limits.check_simulation(cycles, sim, target.cfg.total_lanes,
+                                     f"the engine benches ({', '.join(runs)})") for sim in sims]
+    return next((n for n in notes if n), None)
 
 
 def verify_config(given: dict, output: str, *, config: str | None = None, sim: str = "both",
@@ -76,15 +109,20 @@ def verify_config(given: dict, output: str, *, config: str | None = None, sim: s
     jobs_list = vf.plan(benches, sims)
     for s in sims:
         runner.check_tools(s)
-    seed = seed if seed is not None else vf.new_seed()
+    seed = checks.seed(seed, "--seed") if seed is not None else vf.new_seed()
     inputs = [config] if config else []
     if st.model is not None:
         model = QuantModel.read(st.model)
         inputs.append(st.model)
     else:
+        for layer in st.layers():
+            limits.check_random_weights(layer.n_out, layer.n_in, f"--shape {layer.name}")
         model = vf.random_model(st.layers(), seed)
     Engine(cfg, model.layers, contents=rom.lane_contents(model, cfg))  # refuse what cannot work
     target = vf.Target(cfg, model)
+    note = estimate(target, benches, sims, seed)
+    if note and progress:
+        progress(f"note: {note}")
     if progress:
         progress(f"verify: {cfg.n_pe} PE x {cfg.lanes} lanes, scan width {cfg.scan_width}, "
                  "layers " + ", ".join(f"{l.shape[0]}x{l.shape[1]} p={l.matrix.p}"
@@ -97,7 +135,7 @@ def verify_config(given: dict, output: str, *, config: str | None = None, sim: s
                 for job in jobs_list]
         records = []
         if jobs > 1:
-            with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
+            with process_pool(jobs) as pool:
                 futures = [pool.submit(vf.run_job, *w) for w in work]
                 for f, (job, *_) in zip(futures, work):
                     records.append(f.result())
@@ -127,7 +165,7 @@ def verify_random(n: int, output: str, *, sim: str = "icarus", seed: int | None 
     sims = sims_of(sim)
     for s in sims:
         runner.check_tools(s)
-    seed = seed if seed is not None else vf.new_seed()
+    seed = checks.seed(seed, "--seed") if seed is not None else vf.new_seed()
     rng = random.Random(seed)
     drawn: list[Any] = []
     while len(drawn) < n:
@@ -148,7 +186,7 @@ def verify_random(n: int, output: str, *, sim: str = "icarus", seed: int | None 
     with atomic.output_dir(output) as tmp:
         work = [(vf.Job("engine_network", s), target, tmp / "builds" / f"config{i}-{s}",
                  cseed, False) for i, (_, target, cseed) in enumerate(drawn) for s in sims]
-        with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
+        with process_pool(jobs) as pool:
             for i, rec in enumerate(pool.map(vf.run_job, *zip(*work))):
                 st_text = drawn[i // len(sims)][0]
                 rec["config"] = st_text

@@ -6,11 +6,12 @@ this package."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 
-from permdeal import __version__, methods
+from permdeal import __version__, limits, methods
 from permdeal.api import bench as bench_api
 from permdeal.api import compare as compare_api
 from permdeal.api.settings import GEN_SETTINGS, VERIFY_SHAPE
@@ -26,6 +27,15 @@ from permdeal.verif.verify import BENCHES
 from . import args, commands
 
 DESCRIPTION = "RTL generator and verification flow for PermDNN and SmartDeal accelerators"
+
+
+def large_flag(p):
+    """``--allow-large``: lift the limits of :mod:`permdeal.limits` on the work a command
+    starts."""
+    p.add_argument(limits.FLAG, dest="allow_large", action="store_true",
+                   help=f"lift the limits on the work started (up to {limits.MAX_LANES} lanes, "
+                   f"a scan width of {limits.MAX_SCAN_WIDTH}, simulations of an estimated "
+                   f"{limits.MAX_SIM_SECONDS // 3600} h)")
 
 
 def method_flags(p):
@@ -104,6 +114,7 @@ def build_parser():
                    help=f"permdiag: activations the detector scans per cycle (default "
                    f"{DEFAULT_SCAN_WIDTH})")
     p.add_argument("-o", "--output", required=True, help="output folder")
+    large_flag(p)
     p.set_defaults(func=commands.cmd_rom)
 
     p = sub.add_parser("cycles", help="cycle model: exact engine cycles for given inputs (a "
@@ -126,6 +137,7 @@ def build_parser():
                  "unit's lanes, default S, and --pes does not apply)")
     p.add_argument("--name", help="Verilog module name of the engine (default permdeal_engine)")
     p.add_argument("-o", "--output", help="output folder")
+    large_flag(p)
     p.set_defaults(func=commands.cmd_gen)
 
     p = sub.add_parser("sim", help="run a generated design on inputs in a simulator, against "
@@ -138,6 +150,7 @@ def build_parser():
     p.add_argument("--seed", type=args.seed, help="cocotb random seed (default: a fresh one, logged)")
     p.add_argument("--waves", action="store_true", help="record a waveform in the build folder")
     p.add_argument("-o", "--output", required=True, help="results folder")
+    large_flag(p)
     p.set_defaults(func=commands.cmd_sim)
 
     p = sub.add_parser("bench-engine", help="RTL flow benchmark: generation, simulator build and "
@@ -170,6 +183,7 @@ def build_parser():
                    help="instead: N legal configurations drawn from the seed, each run on the "
                    "engine bench (default simulator there: icarus)")
     p.add_argument("-o", "--output", help="results folder")
+    large_flag(p)
     p.set_defaults(func=commands.cmd_verify, name=None)
 
     p = sub.add_parser("synth", help="synthesize a design: generic gates, OSU 0.18 um ASIC area, "
@@ -187,18 +201,18 @@ def build_parser():
     p.add_argument("--block-params", metavar="KEY=V,...", help="the block's parameters (for "
                    "shift_add: S, E, b_bits, weight_bits, shift, lanes; defaults 3, 3, 8, 16, 0, "
                    "S)")
-    p.add_argument("--device", default=_ecp5.DEFAULT_DEVICE,
-                   help=f"ECP5 device (default {_ecp5.DEFAULT_DEVICE}): "
+    p.add_argument("--device", help=f"ecp5: the device (default {_ecp5.DEFAULT_DEVICE}): "
                    + ", ".join(_ecp5.DEVICES))
-    p.add_argument("--speed", type=int, default=6, help="ECP5 speed grade 6, 7 or 8 (default 6)")
-    p.add_argument("--target-mhz", type=float, default=100.0,
-                   help="nextpnr's clock target in MHz (default 100; Fmax is reported either way)")
+    p.add_argument("--speed", type=int, help="ecp5: speed grade 6, 7 or 8 (default 6)")
+    p.add_argument("--target-mhz", type=float,
+                   help="ecp5: nextpnr's clock target in MHz (default 100; Fmax is reported "
+                   "either way)")
     p.add_argument("--seed", type=args.seed, default=1, help="nextpnr seed and placeholder-image seed")
-    p.add_argument("--asic-mhz", type=float, help="an ASIC clock (MHz) at which to state the "
+    p.add_argument("--asic-mhz", type=float, help="asic: a clock (MHz) at which to state the "
                    "peak throughput (the tools do not measure ASIC timing)")
-    p.add_argument("--sram-um2-per-bit", type=float, help="SRAM area model for the weight "
+    p.add_argument("--sram-um2-per-bit", type=float, help="asic: SRAM area model of the weight "
                    "memories (default: EIE's 45 nm figure scaled to 0.18 um, see the report)")
-    p.add_argument("--liberty", help="liberty file for the asic target (default: the OSU 0.18 um "
+    p.add_argument("--liberty", help="asic: the liberty file (default: the OSU 0.18 um "
                    "library of Debian's qflow-tech-osu018)")
     p.add_argument("--flat", action="store_true", help="flatten before synthesis (the check on "
                    "hierarchical synthesis; slower)")
@@ -206,6 +220,7 @@ def build_parser():
                  "chain of layer units, --lanes then each shift-add unit's lanes (default S)")
     p.add_argument("--name", help="engine module name (as gen)")
     p.add_argument("-o", "--output", help="report folder")
+    large_flag(p)
     p.set_defaults(func=commands.cmd_synth)
 
     p = sub.add_parser("train", help="train an MLP on scikit-learn's handwritten digits (.npz out)")
@@ -409,8 +424,17 @@ def compare_flags(p):
                    help="overwrite the --json / --plot files if they exist")
 
 
-def _terminate(signum, frame):
-    raise Terminated()
+def _on_signal(signum, frame):
+    """SIGTERM or SIGINT: passed on to the tools this run started (when it leads its process
+    group, as a command started from a shell does), then raised where the program is, so that
+    every output under construction is removed on the way out."""
+    if os.getpgrp() == os.getpid():
+        previous = signal.signal(signum, signal.SIG_IGN)
+        try:
+            os.killpg(os.getpgrp(), signum)
+        finally:
+            signal.signal(signum, previous)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def _one_line(text: str) -> str:
@@ -425,9 +449,11 @@ def main(argv=None):
     construction are removed on any of these (docs/design.md section 6)."""
     ns = build_parser().parse_args(argv)
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)} \
+        if main_thread else {}
     try:
-        return ns.func(ns)
+        with limits.lifted(getattr(ns, "allow_large", False)):
+            return ns.func(ns)
     except PermdealError as e:
         print(f"permdeal {ns.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
@@ -442,5 +468,5 @@ def main(argv=None):
         print(f"permdeal {ns.command}: interrupted", file=sys.stderr)
         return 130
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

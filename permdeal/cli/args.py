@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from permdeal.api.settings import parse_int
+from permdeal.api.settings import parse_int, user_format
 from permdeal import checks
 from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_BITS, Fixed
@@ -61,4 +61,4 @@ def bits(text: str) -> int:
 
 @arg
 def number_format(text: str) -> Fixed:
-    return Fixed.parse(text)
+    return user_format(text)

@@ -180,7 +180,8 @@ def _print_mismatches(rep):
 def cmd_sim(args):
     x = mdl.load_array(args.inputs, "--inputs")
     res = simulate_design(args.design, x, args.sim, args.output, images=args.images,
-                          seed=args.seed, waves=args.waves, what=f"--inputs {args.inputs}")
+                          seed=args.seed, waves=args.waves, what=f"--inputs {args.inputs}",
+                          progress=_say)
     rep = res.report
     if res.saturated:
         print(f"note: {res.saturated} input value(s) saturated")
@@ -238,6 +239,14 @@ def cmd_verify(args):
     from permdeal.verif.verify import coverage_rows, table_rows
     sim = args.sim or ("icarus" if args.random_configs else "both")
     if args.random_configs:
+        given = [flag for flag, v in [("--config", args.config), ("--tests", args.tests),
+                                      ("--waves", args.waves or None)]
+                 + [(f"--{k.replace('_', '-')}", getattr(args, k)) for k in _VERIFY_FLAGS]
+                 if v not in (None, False)]
+        if given:
+            raise PermdealError(f"{given[0]} does not apply to --random-configs (every "
+                                "configuration is drawn from the seed, each run on the "
+                                "engine_network bench)")
         res = verify_random(args.random_configs, args.output, sim=sim, seed=args.seed,
                             jobs=args.jobs, progress=_say)
         failed = res.failed
@@ -269,14 +278,23 @@ def cmd_verify(args):
     return 1 if failed else 0
 
 
+#: ``permdeal synth`` flags that only one target takes.
+_TARGET_FLAGS = {"ecp5": ("device", "speed", "target_mhz"),
+                 "asic": ("asic_mhz", "sram_um2_per_bit", "liberty")}
+
+
 def cmd_synth(args):
     from permdeal.synth import flow
     from permdeal.synth.report import text
     targets = flow.parse_targets(args.target)
-    opts = flow.SynthOptions(device=args.device, speed=args.speed, target_mhz=args.target_mhz,
-                             seed=args.seed, asic_mhz=args.asic_mhz,
-                             sram_um2_per_bit=args.sram_um2_per_bit, liberty=args.liberty,
-                             flat=args.flat)
+    for target, names in _TARGET_FLAGS.items():
+        given = [n for n in names if getattr(args, n) is not None]
+        if given and target not in targets:
+            raise PermdealError(f"--{given[0].replace('_', '-')} applies to the {target} target, "
+                                f"which --target {args.target} does not run")
+    chosen = {n: getattr(args, n) for names in _TARGET_FLAGS.values() for n in names
+              if getattr(args, n) is not None}
+    opts = flow.SynthOptions(seed=args.seed, flat=args.flat, **chosen)
     given_flags = [f"--{k.replace('_', '-')}" for k in GEN_SETTINGS
                    if k != "output" and getattr(args, k, None) not in (None, False)]
     progress = lambda msg: _say(f"... {msg}")

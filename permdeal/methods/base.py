@@ -150,6 +150,11 @@ class Method:
         writes the results folder ``output`` and returns its report."""
         raise self._unsupported("hardware designs")
 
+    def sim_cycles(self, design_dir: Any, model: Any, codes: Any) -> tuple[int, int]:
+        """``(clock cycles, lanes)`` a simulation of the design on ``codes`` will take, for the
+        estimate of its time (:func:`permdeal.limits.check_simulation`)."""
+        raise self._unsupported("hardware designs")
+
     def sim_lines(self, report: dict) -> list[str]:
         """The method's own lines of ``permdeal sim``'s summary of ``report``."""
         return []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from permdeal import limits
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.gen import report
@@ -41,7 +42,9 @@ def engine_config(pes: int | None, lanes: int | None, scan_width: int | None) ->
         if value is None:
             raise PermdealError(f"{flag} is required for a permuted-diagonal model (the engine "
                                 "is laid out per PE and lane)")
-    return EngineConfig(pes, lanes, DEFAULT_SCAN_WIDTH if scan_width is None else scan_width)
+    cfg = EngineConfig(pes, lanes, DEFAULT_SCAN_WIDTH if scan_width is None else scan_width)
+    limits.check_engine(cfg.n_pe, cfg.lanes, cfg.scan_width)
+    return cfg
 
 
 class PermDiagMethod(Method):
@@ -130,6 +133,11 @@ class PermDiagMethod(Method):
         from permdeal.verif.sim import simulate
         return simulate(design_dir, codes, sim, output, images=images, seed=seed, waves=waves,
                         inputs=inputs)
+
+    def sim_cycles(self, design_dir, model, codes):
+        from permdeal.gen.design import Design
+        cfg = Design(design_dir).cfg
+        return sum(model_cycles(model, x, cfg).total for x in codes), cfg.total_lanes
 
     def sim_lines(self, report):
         cyc = report["cycles"]

@@ -180,7 +180,9 @@ class SmartDealMethod(Method):
     # -- hardware ------------------------------------------------------------------------------
 
     def write_rom(self, model, folder, *, pes=None, lanes=None, scan_width=None):
-        given = [f"--{k}" for k, v in (("pes", pes), ("lanes", lanes)) if v is not None]
+        given = [f"--{k.replace('_', '-')}" for k, v in (("pes", pes), ("lanes", lanes),
+                                                           ("scan_width", scan_width))
+                 if v is not None]
         if given:
             raise PermdealError(f"{given[0]} does not apply to a SmartDeal model: its images are "
                                 "one set per layer (Ce codes, B codes, biases) whatever the "
@@ -218,6 +220,11 @@ class SmartDealMethod(Method):
         from permdeal.verif.smartdeal_sim import simulate
         return simulate(design_dir, codes, sim, output, images=images, seed=seed, waves=waves,
                         inputs=inputs)
+
+    def sim_cycles(self, design_dir, model, codes):
+        from permdeal.gen.smartdeal_design import SmartDealDesign
+        lanes = SmartDealDesign(design_dir).lanes
+        return sd_cycles.model_cycles(model, lanes).total * len(codes), 1
 
     def sim_lines(self, report):
         out = [table(["layer", "rows", "skipped", "cycles", "cyc/weight", "cyc/output"],
