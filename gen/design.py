@@ -15,12 +15,13 @@ The Verilog names every image ``rom/<file>``: ``$readmemh`` resolves that from t
 (or synthesis tool's) working folder, so run it from ``OUT`` or link ``rom`` there.
 """
 
+import hashlib
 import json
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from permdeal import __version__, atomic
+from permdeal import __version__, atomic, limits
 from permdeal.errors import PermdealError
 from permdeal.golden.cycles import EngineConfig
 from permdeal.golden.geometry import Geometry
@@ -67,6 +68,26 @@ def read_design_manifest(folder: str | Path, kind: str, version: int) -> tuple[P
         raise PermdealError(f"{path}: unsupported format_version {v}, this reader knows "
                             f"{version}")
     return path, man
+
+
+def _fingerprint(man: dict) -> str:
+    """sha256 of a design manifest's every field but the fingerprint itself (canonical JSON)."""
+    body = {k: v for k, v in man.items() if k != "fingerprint"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def stamp(man: dict) -> dict:
+    """``man`` with its ``fingerprint``: what the generator wrote, as it wrote it."""
+    return {**man, "fingerprint": _fingerprint(man)}
+
+
+def check_fingerprint(man: dict, path: str | Path) -> None:
+    """Refuse a design manifest edited since permdeal wrote it (after the field checks, which
+    name what is wrong where they can): its configuration, layers, ports and sources are what the
+    Verilog was generated for only as written."""
+    if man.get("fingerprint") != _fingerprint(man):
+        raise PermdealError(f"{path}: edited since permdeal wrote it (its fingerprint does not "
+                            "match its fields); generate the design again instead")
 
 
 def checked_rom_dir(folder: str | Path, man: dict, path: str | Path) -> Path:
@@ -135,6 +156,7 @@ def write_design(out: str | Path, cfg: EngineConfig, layers: Sequence[LayerSpec 
             "rom_dir": ROM_DIR, "images": "included" if model is not None else "later",
             "sources": source_list(rtl),
         }
+        man = stamp(man)
         atomic.write_text(tmp / atomic.MANIFEST_NAME, json.dumps(man, indent=2) + "\n")
     return man
 
@@ -161,7 +183,12 @@ class Design:
         self.top = checked_top(folder, man, path, self.sources)
         self.rom_dir = checked_rom_dir(folder, man, path)
         self.folder, self.path, self.manifest = folder, path, man
+        try:
+            limits.check_engine(self.cfg.n_pe, self.cfg.lanes, self.cfg.scan_width)
+        except PermdealError as e:
+            raise PermdealError(f"{path}: config: {e}") from None
         self._check_derived()
+        check_fingerprint(man, path)
 
     def _check_derived(self) -> None:
         """Refuse a manifest whose derived fields (ports, geometry) disagree with its layers and

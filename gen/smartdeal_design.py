@@ -39,13 +39,13 @@ from permdeal.hdl.rom import ROM_SOURCE
 from permdeal.hdl.smartdeal_layer import check_ce_words
 from permdeal.hdl.smartdeal_net import SmartDealNet
 
-from .design import (ROM_DIR, RTL_DIR, checked_rom_dir, checked_sources, checked_top,
-                     read_design_manifest, source_list)
+from .design import (ROM_DIR, RTL_DIR, check_fingerprint, checked_rom_dir, checked_sources,
+                     checked_top, read_design_manifest, source_list, stamp)
 from permdeal.tables import table
 from .verilog import emit
 
 DESIGN_KIND = "permdeal-smartdeal-design"
-DESIGN_FORMAT_VERSION = 1
+DESIGN_FORMAT_VERSION = 2
 #: The default top module name of a SmartDeal design.
 DEFAULT_NAME = "smartdeal_net"
 
@@ -110,6 +110,7 @@ def write_design(out: str | Path, model: sdm.SmartDealModel, *, lanes: int | Non
             "rom_dir": ROM_DIR,
             "sources": source_list(rtl),
         }
+        man = stamp(man)
         atomic.write_text(tmp / atomic.MANIFEST_NAME, json.dumps(man, indent=2) + "\n")
     return man
 
@@ -158,6 +159,7 @@ class SmartDealDesign:
                 raise PermdealError(f"{folder}: the images' {diff} by the design {self.folder} "
                                     "(not the structure it was generated for)")
         self._check_derived(model, own=images is None)
+        check_fingerprint(self.manifest, self.path)
         return model, folder
 
     def _check_derived(self, model, own):

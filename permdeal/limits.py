@@ -23,6 +23,8 @@ MAX_LANES = 1024
 MAX_SCAN_WIDTH = 256
 #: Weights of one layer the flow draws at random (``verify`` without a model): 8 bytes each.
 MAX_RANDOM_WEIGHTS = 1 << 24
+#: Memory one array the flow makes from a count the user gives may take.
+MAX_ARRAY_BYTES = 2 << 30
 #: Estimated simulator time past which a simulation is refused, and past which it is announced.
 MAX_SIM_SECONDS = 2 * 3600
 WARN_SIM_SECONDS = 10 * 60
@@ -65,6 +67,14 @@ def check_random_weights(m: int, n: int, what: str) -> None:
     if m * n > MAX_RANDOM_WEIGHTS:
         _refuse(f"{what}: {m} x {n} = {m * n} random weights ({8 * m * n / 2**20:.0f} MiB)",
                 f"{MAX_RANDOM_WEIGHTS} weights")
+
+
+def check_array(rows: int, cols: int, what: str, itemsize: int = 8) -> None:
+    """An array of ``rows x cols`` numbers the flow would make (``what`` names the flags)."""
+    nbytes = rows * cols * itemsize
+    if nbytes > MAX_ARRAY_BYTES:
+        _refuse(f"{what}: {rows} x {cols} values ({nbytes / 2**30:.1f} GiB)",
+                f"{MAX_ARRAY_BYTES >> 30} GiB")
 
 
 #: Simulated clock cycles per second of wall time, for an engine of ``L`` lanes in all: fitted

@@ -100,8 +100,8 @@ def test_verify_random_configs(tmp_path, capsys):
 def test_verify_fails_when_a_required_bin_is_missed(tmp_path, capsys, monkeypatch):
     # A stimulus without an empty input vector leaves the required bin 'input empty' empty.
     from permdeal.verif import verify as vf
-    real = vf._inputs
-    monkeypatch.setattr(vf, "_inputs", lambda model, seed: real(model, seed)[1:2])
+    real = vf.engine_inputs
+    monkeypatch.setattr(vf, "engine_inputs", lambda model, seed: real(model, seed)[1:2])
     code, out, err = run(["verify", "--pes", "1", "--lanes", "2", "--shape", "6x5", "--p", "2",
                           "--sim", "icarus", "--tests", "engine_layer", "--seed", "1",
                           "-o", str(tmp_path / "r")], capsys)

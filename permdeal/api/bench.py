@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from permdeal import atomic, checks
+from permdeal import atomic, checks, limits
 from permdeal.checks import integer
 from permdeal.errors import PermdealError, ToolMissing
 from permdeal.golden.bench import DEFAULT_LAYER
@@ -315,6 +315,9 @@ def _options(options):
                             f"{', '.join(DEFAULTS)})")
     o = {**DEFAULTS, **options}
     checks.seed(o["seed"], "--seed")
+    limits.check_array(o["m"], o["n"], f"--golden-m {o['m']} x --golden-n {o['n']}")
+    limits.check_array(o["draws"], max(layer.n_in for layer in EIE_LAYERS),
+                       f"--draws {o['draws']} activation vectors")
     for key, lo in (("draws", 1), ("eie_draws", 0), ("scale", 1), ("inputs", 1),
                     ("flow_lanes", 1), ("flow_p", 1), ("flow_batch", 1), ("m", 1), ("n", 1),
                     ("repeat", 1)):

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from permdeal import atomic
+from permdeal import atomic, limits
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden import smartdeal as sd
@@ -148,6 +148,7 @@ def check_args(m: int, n: int, S: int, E: int, b_bits: int, p: int,
     runs): S in [1, MAX_S], E in E_RANGE, b_bits in B_BITS_RANGE, lanes in [1, S], and a PD block
     size p no longer than the layer's longer side."""
     m, n = integer(m, "--m", 1), integer(n, "--n", 1)
+    limits.check_array(m, n, f"--m {m} x --n {n}: the random layer")
     S = integer(S, "--S", 1, sd.MAX_S)
     integer(E, "--E", *sd.E_RANGE)
     integer(b_bits, "--b-bits", *sd.B_BITS_RANGE)

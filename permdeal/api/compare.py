@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from permdeal import atomic, checks, methods
+from permdeal import atomic, checks, limits, methods
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden import cycles as pd_cycles
@@ -254,6 +254,8 @@ def workload(opts: CompareOptions) -> Workload:
         raise PermdealError("give --model or --eie-layers, not both")
     seed = checks.seed(opts.seed, "--seed")
     vectors = VECTORS if opts.vectors is None else integer(opts.vectors, "--vectors", 1)
+    limits.check_array(vectors, max((l.shape[1] for l in EIE_LAYERS), default=1),
+                       f"--vectors {vectors} random inputs")
     rng = np.random.default_rng(seed)
     on_digits = opts.eie_layers is None and (opts.model is None or opts.data == "digits")
     if on_digits:

@@ -118,9 +118,9 @@ def verify_config(given: dict, output: str, *, config: str | None = None, sim: s
         for layer in st.layers():
             limits.check_random_weights(layer.n_out, layer.n_in, f"--shape {layer.name}")
         model = vf.random_model(st.layers(), seed)
-    Engine(cfg, model.layers, contents=rom.lane_contents(model, cfg))  # refuse what cannot work
     target = vf.Target(cfg, model)
-    note = estimate(target, benches, sims, seed)
+    note = estimate(target, benches, sims, seed)  # before building anything large
+    Engine(cfg, model.layers, contents=rom.lane_contents(model, cfg))  # refuse what cannot work
     if note and progress:
         progress(f"note: {note}")
     if progress:

@@ -29,6 +29,14 @@ from . import args, commands
 DESCRIPTION = "RTL generator and verification flow for PermDNN and SmartDeal accelerators"
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, with its errors as one line (``PROG: error: MESSAGE (see PROG
+    --help)``, exit status 2) like every other error of the command line."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def large_flag(p):
     """``--allow-large``: lift the limits of :mod:`permdeal.limits` on the work a command
     starts."""
@@ -72,9 +80,9 @@ def design_flags(p, shape_default="1024x1024",
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(prog="permdeal", description=DESCRIPTION)
+    ap = Parser(prog="permdeal", description=DESCRIPTION)
     ap.add_argument("--version", action="version", version=f"permdeal {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
     p = sub.add_parser("compress", help="compress a float model (.npz) with a registered "
                        "method (permuted-diagonal, SmartDeal, ...)")
