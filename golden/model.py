@@ -418,6 +418,24 @@ class LayerSpec:
         return (mb, nb), (mb, nb, self.p), (self.n_out,)
 
 
+def check_formats(d: dict, where: str) -> LayerFormats:
+    """A layer description's ``formats``, checked field by field (each format first, so that a
+    message names the field) and against what its bits, frac and max_terms derive."""
+    fm = json_field(d, "formats", dict, where)
+    try:
+        for key in ("act", "weight", "bias", "out"):
+            Fixed.from_json(json_field(fm, key, dict, "formats"), f"formats.{key}")
+        fmts = LayerFormats.from_json(fm, "formats")
+    except PermdealError as e:
+        msg = str(e)
+        raise PermdealError(f"{where}: {msg if msg.startswith('formats') else 'formats: ' + msg}") \
+            from None
+    diff = json_diff(fm, fmts.to_json(), "formats")
+    if diff:
+        raise PermdealError(f"{where}: {diff} (from the formats' bits, frac and max_terms)")
+    return fmts
+
+
 def layer_spec_from_json(d: Any, where: str, arrays: bool = True) -> LayerSpec:
     """Check one layer description of a manifest (:func:`layer_to_json`) field by field.
 
@@ -439,18 +457,7 @@ def layer_spec_from_json(d: Any, where: str, arrays: bool = True) -> LayerSpec:
     if not json_same(blocks, want):
         raise PermdealError(f"{where}: blocks is {show_json(blocks)}, but out {n_out}, in {n_in} and "
                             f"p {p} give {want}")
-    fm = json_field(d, "formats", dict, where)
-    try:
-        for key in ("act", "weight", "bias", "out"):   # first, for messages naming the field
-            Fixed.from_json(json_field(fm, key, dict, "formats"), f"formats.{key}")
-        fmts = LayerFormats.from_json(fm, "formats")
-    except PermdealError as e:
-        msg = str(e)
-        raise PermdealError(f"{where}: {msg if msg.startswith('formats') else 'formats: ' + msg}") \
-            from None
-    diff = json_diff(fm, fmts.to_json(), "formats")
-    if diff:
-        raise PermdealError(f"{where}: {diff} (from the formats' bits, frac and max_terms)")
+    fmts = check_formats(d, where)
     saturated = {}
     if "saturated" in d:
         sat = json_field(d, "saturated", dict, where)

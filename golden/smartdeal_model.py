@@ -52,8 +52,8 @@ from permdeal.errors import PermdealError
 from . import smartdeal as sd
 from .formats import Fixed, LayerFormats, writeback
 from .manifest import SHA256, inside, json_diff, json_field, read_manifest, show_json
-from .model import (MODEL_ARRAYS, MODEL_FORMAT_VERSION, MODEL_KIND, QuantModel, check_layers,
-                    layer_arrays, model_arrays)
+from .model import (MODEL_ARRAYS, MODEL_FORMAT_VERSION, MODEL_KIND, QuantModel, check_formats,
+                    check_layers, layer_arrays, model_arrays)
 from .rom import decode_hex, encode_hex, read_image_bytes
 
 METHOD = "smartdeal"
@@ -296,22 +296,6 @@ def _check_config(man, path):
     return out
 
 
-def _check_formats(d, where):
-    fm = json_field(d, "formats", dict, where)
-    try:
-        for key in ("act", "weight", "bias", "out"):   # first, for messages naming the field
-            Fixed.from_json(json_field(fm, key, dict, "formats"), f"formats.{key}")
-        fmts = LayerFormats.from_json(fm, "formats")
-    except PermdealError as e:
-        msg = str(e)
-        raise PermdealError(f"{where}: {msg if msg.startswith('formats') else 'formats: ' + msg}") \
-            from None
-    diff = json_diff(fm, fmts.to_json(), "formats")
-    if diff:
-        raise PermdealError(f"{where}: {diff} (from the formats' bits, frac and max_terms)")
-    return fmts
-
-
 def _layer_spec(d, where, config, arrays):
     """Check one layer description (:func:`_layer_json`) field by field."""
     if not isinstance(d, dict):
@@ -328,7 +312,7 @@ def _layer_spec(d, where, config, arrays):
     n_in = json_field(d, "in", int, where, minimum=1)
     n_out = json_field(d, "out", int, where, minimum=1)
     relu = json_field(d, "relu", bool, where)
-    fmts = _check_formats(d, where)
+    fmts = check_formats(d, where)
     if fmts.max_terms != n_in:
         raise PermdealError(f"{where}: formats.max_terms is {fmts.max_terms}, but the longest dot "
                             f"product of a SmartDeal layer is its {n_in} inputs")
