@@ -116,11 +116,12 @@ def _tree(folder):
 def ownership_record(folder):
     """The record of everything in ``folder`` (the output permdeal just wrote): every file with
     its sha256 and every folder."""
-    files, dirs, _ = _tree(folder)
+    files, dirs, links = _tree(folder)
     return {"format": MARKER_FORMAT,
             "files": {rel: _sha256(path) for rel, path in sorted(files.items())
                       if rel != MARKER_NAME},
-            "dirs": dirs}
+            "dirs": dirs,
+            "links": {rel: os.readlink(Path(folder) / rel) for rel in links}}
 
 
 def _not_ours(target):
@@ -139,8 +140,10 @@ def _not_ours(target):
         return (f"has an ownership record ({MARKER_NAME}) of another format (an older permdeal's,"
                 " without checksums)")
     files, dirs, links = _tree(target)
-    if links:
-        return f"holds {links[0]}, a symbolic link permdeal did not make"
+    made = record.get("links") if isinstance(record.get("links"), dict) else {}
+    for rel in links:
+        if made.get(rel) != os.readlink(target / rel):
+            return f"holds {rel}, a symbolic link permdeal did not make"
     for rel in dirs:
         if rel not in record["dirs"]:
             return f"holds the folder {rel}, which permdeal did not write"
@@ -205,6 +208,10 @@ def output_dir(target, inputs=()):
         write_text(tmp / MARKER_NAME, json.dumps(ownership_record(tmp), indent=1) + "\n")
         os.chmod(tmp, 0o777 & ~_umask())
         old = None
+        why = _not_ours(target) if target.is_dir() else None
+        if why:  # the folder changed while the command ran: the user's now
+            raise PermdealError(f"output {target}: {why} (added while the command ran); not "
+                                "overwriting it")
         try:
             if target.exists():
                 old = target.with_name(f".{target.name}.{os.getpid()}.old")
@@ -233,9 +240,14 @@ FAILED_SUFFIX = ".failed"
 def keep_failed(target, files):
     """Keep a failed run's ``files`` (logs, scripts; missing ones skipped) in the folder
     ``<target>.failed`` beside the output ``target`` that was not written (an earlier one of
-    permdeal's is replaced); returns its path, for the one-line error to name."""
+    permdeal's is replaced); returns its path, for the one-line error to name, or None when a
+    folder of the user's stands there (nothing of it is touched)."""
     target = Path(target).resolve()
     kept = target.with_name(target.name + FAILED_SUFFIX)
+    try:
+        _check_replaceable(kept, ())
+    except PermdealError:
+        return None  # a folder of the user's stands there: the logs are not kept
     with output_dir(kept) as tmp:
         for f in files:
             f = Path(f)

@@ -54,8 +54,8 @@ def check_engine(n_pe: int, lanes: int, scan_width: int) -> None:
     """An engine of ``n_pe`` x ``lanes`` lanes scanning ``scan_width`` activations a cycle."""
     total = n_pe * lanes
     if total > MAX_LANES:
-        _refuse(f"--pes {n_pe} x --lanes {lanes} = {total} lanes would write {3 * total} ROM "
-                f"image files and as many multipliers, accumulator sets and banks",
+        _refuse(f"--pes {n_pe} x --lanes {lanes} = {total} lanes (an engine of {3 * total} ROM "
+                f"images and {total} multipliers, accumulator sets and banks)",
                 f"{MAX_LANES} lanes")
     if scan_width > MAX_SCAN_WIDTH:
         _refuse(f"--scan-width {scan_width} makes a {scan_width}-input priority encoder",

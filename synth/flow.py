@@ -283,6 +283,9 @@ def keep_work(error: PermdealError, out: str | Path) -> PermdealError:
         kept = atomic.keep_failed(out, sorted(Path(work).iterdir()))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if kept is None:
+        return type(error)(f"{error}; its files are not kept ({out}{atomic.FAILED_SUFFIX} is a "
+                           "folder of yours)")
     return type(error)(f"{error}; its files are kept in {kept}/")
 
 

@@ -477,3 +477,71 @@ def test_a_failed_tool_is_one_line_and_its_files_are_kept(folders, tmp_path, cap
     assert f"{kept}/" in line and (kept / "yosys.log").is_file()
     assert not (tmp_path / "rep").exists()
     assert [p.name for p in (tmp_path / "tmp").iterdir()] == []
+
+
+# -- from review: reruns, races, outputs named in a config ---------------------------------------
+
+def test_an_output_holding_permdeal_s_own_link_is_replaced(folders, tmp_path, capsys):
+    """``sim`` links the ROM images into its build folder; its own link is in the record."""
+    argv = ["sim", "--design", folders / "gpd", "--inputs", folders / "x.npy", "--sim", "icarus",
+            "--seed", "1", "-o", tmp_path / "r"]
+    assert main([str(a) for a in argv]) == 0
+    assert any(p.is_symlink() for p in (tmp_path / "r").rglob("*"))
+    assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    (tmp_path / "r" / "build-icarus" / "rom").unlink()
+    (tmp_path / "r" / "build-icarus" / "rom").symlink_to(folders)
+    refused(capsys, argv, "a symbolic link permdeal did not make", watch=[tmp_path / "r"])
+
+
+def test_a_file_added_while_the_command_runs_is_kept(tmp_path):
+    from permdeal import atomic
+    from permdeal.errors import PermdealError
+    out = earlier_output(tmp_path / "out")
+    with pytest.raises(PermdealError, match="holds notes.txt, which permdeal did not write "
+                                            r"\(added while the command ran\)"):
+        with atomic.output_dir(out) as tmp:
+            (tmp / "new.txt").write_text("new\n")
+            (out / "notes.txt").write_text("mine\n")
+    assert (out / "notes.txt").read_text() == "mine\n" and not (out / "new.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_verify_takes_its_output_from_the_config(folders, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "v.toml").write_text('pes = 1\nlanes = 2\nshape = "8x12"\np = "4"\n'
+                                     'output = "fromcfg"\n')
+    code = main(["verify", "--config", "v.toml", "--sim", "icarus", "--tests", "perm_index"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert (tmp_path / "fromcfg" / "summary.json").is_file() and "wrote fromcfg/" in out
+
+
+@pytest.mark.parametrize("argv, culprit", [
+    (["verify", "--random-configs", "1"], "-o/--output (the results folder) is required"),
+    (["verify", "--pes", "1", "--lanes", "2", "--model", "SD", "-o", "OUT"],
+     "verify runs the PermDNN engine's benches, which take permuted-diagonal models"),
+    (["compress", "M", "--method", "smartdeal", "--rows-per-block", "100000000", "-o", "OUT"],
+     "--rows-per-block 100000000: a block holds at most the 4 chunks"),
+    (["cycles", "PD", "--pes", "2000", "--lanes", "2000", "--inputs", "X"], "4000000 lanes"),
+])
+def test_review_cases(folders, tmp_path, capsys, argv, culprit):
+    names = {"OUT": tmp_path / "out", "SD": folders / "sd", "M": folders / "m.npz",
+             "PD": folders / "pd", "X": folders / "x.npy"}
+    refused(capsys, [names.get(a, a) for a in argv], culprit, watch=[folders])
+
+
+def test_cycles_takes_allow_large(folders, capsys):
+    assert main(["cycles", str(folders / "pd"), "--pes", "40", "--lanes", "40", "--inputs",
+                 str(folders / "x.npy"), "--allow-large"]) == 0
+    assert "1600 lanes" in capsys.readouterr().out
+
+
+@pytest.mark.synth
+def test_a_folder_of_the_user_s_where_the_logs_would_go(folders, tmp_path, capsys):
+    bad = tmp_path / "bad.lib"
+    bad.write_text("library (broken) { cell (\n")
+    (tmp_path / "rep.failed").mkdir()
+    (tmp_path / "rep.failed" / "notes.txt").write_text("mine\n")
+    refused(capsys, ["synth", "--design", folders / "gpd", "--target", "asic", "--liberty", bad,
+                     "-o", tmp_path / "rep"], "its files are not kept",
+            watch=[tmp_path / "rep.failed"])

@@ -51,11 +51,19 @@ def load_model(design: Design, images: str | Path | None = None) -> tuple[QuantM
     return model, folder
 
 
-def _keep_logs(build: Path, out: str | Path) -> Path:
+def _keep_logs(build: Path, out: str | Path) -> Path | None:
     """Copy a failed run's logs out of the output folder that is about to be removed, into
     ``<out>.failed`` (:func:`permdeal.atomic.keep_failed`), and return that folder."""
     return atomic.keep_failed(out, [build / name for name in
                                     ("build.log", "sim.log", "results.xml", "config.json")])
+
+
+def _kept(build: Path, out: str | Path) -> str:
+    """Where a failed run's logs are kept, as the end of its one-line error."""
+    kept = _keep_logs(build, out)
+    if kept is None:
+        return f"its logs are not kept ({out}{atomic.FAILED_SUFFIX} is a folder of yours)"
+    return f"logs kept in {kept}/"
 
 
 def run_design(tmp: Path, sim: str, design: Design | SmartDealDesign, rom: Path, config: dict, *,
@@ -85,7 +93,7 @@ def run_design(tmp: Path, sim: str, design: Design | SmartDealDesign, rom: Path,
         raise
     except PermdealError as e:  # the build failed: keep its logs, the output goes away
         first = str(e).splitlines()[0] if str(e) else "the build failed"
-        raise PermdealError(f"{first}; logs kept in {_keep_logs(build, out)}/") from None
+        raise PermdealError(f"{first}; {_kept(build, out)}") from None
     return result, build, time.perf_counter() - t0
 
 
@@ -137,7 +145,7 @@ def simulate(design_dir: str | Path, x_codes: npt.ArrayLike, sim: str, out: str 
         m = model.layers[-1].shape[0]
         if len(observed) != golden.size:
             raise PermdealError(f"{sim}: the RTL gave {len(observed)} of {golden.size} outputs; "
-                                f"logs kept in {_keep_logs(build, out)}/")
+                                f"{_kept(build, out)}")
         y = np.array(observed, dtype=np.int64).reshape(golden.shape)
         np.save(tmp / "outputs.npy", y)
         bad, mismatches = first_mismatches(golden, y, model.layers[-1].name)

@@ -23,7 +23,7 @@ from permdeal.errors import PermdealError
 from permdeal.golden.smartdeal_cycles import model_cycles
 from permdeal.verif.tb_smartdeal_layer import bench_config
 
-from .sim import _keep_logs, first_mismatches, run_design, tool_timings
+from .sim import _kept, first_mismatches, run_design, tool_timings
 from permdeal.gen.smartdeal_design import SmartDealDesign
 
 #: The cocotb test ``permdeal sim`` runs.
@@ -49,7 +49,7 @@ def simulate(design_dir: str | Path, x_codes: npt.ArrayLike, sim: str, out: str 
         if len(observed) != golden.size:
             raise PermdealError(f"{sim}: the RTL gave {len(observed)} of {golden.size} outputs "
                                 f"({'; '.join(rep.get('errors', [])[:2])}); logs kept in "
-                                f"{_keep_logs(build, out)}/")
+                                f"{_kept(build, out)}")
         y = np.array(observed, dtype=np.int64).reshape(golden.shape)
         np.save(tmp / "outputs.npy", y)
         bad, mismatches = first_mismatches(golden, y, model.layers[-1].name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import os
 import json
 import random
 import shlex
@@ -19,7 +20,7 @@ from permdeal import atomic, checks, limits
 from permdeal.errors import PermdealError
 from permdeal.golden import rom
 from permdeal.golden.cycles import model_cycles
-from permdeal.golden.model import QuantModel
+from .models import load, method_of
 from permdeal.hdl.engine import Engine
 from permdeal.verif import runner
 from permdeal.verif import verify as vf
@@ -67,6 +68,7 @@ def process_pool(jobs: int) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
     """A pool of ``jobs`` worker processes that, when the block is left by an exception (Ctrl-C,
     SIGTERM, an error), cancels what has not started and stops the workers at once instead of
     waiting for their runs; their simulators die with them."""
+    jobs = max(1, min(jobs, os.cpu_count() or 1))  # more workers than cores only thrash
     pool = concurrent.futures.ProcessPoolExecutor(jobs)
     try:
         yield pool
@@ -96,13 +98,15 @@ def estimate(target: vf.Target, benches: list[str], sims: list[str], seed: int) 
     return next((n for n in notes if n), None)
 
 
-def verify_config(given: dict, output: str, *, config: str | None = None, sim: str = "both",
+def verify_config(given: dict, output: str | None, *, config: str | None = None,
+                  sim: str = "both",
                   tests: str | None = None, seed: int | None = None, waves: bool = False,
                   jobs: int = 1, progress: Callable[[str], None] | None = None) -> Verified:
     """The regression of one configuration: the settings ``given`` (flag values) over the
     ``config`` file, each bench of ``tests`` (comma-separated; default all) on each simulator."""
-    st = design_settings(given, config, {"shape": VERIFY_SHAPE}, required=("pes", "lanes",
-                                                                            "output"))
+    st = design_settings({**given, "output": output}, config, {"shape": VERIFY_SHAPE},
+                         required=("pes", "lanes", "output"))
+    output = st.output
     cfg = st.engine
     sims = sims_of(sim)
     benches = list(vf.BENCHES) if tests is None else tests.split(",")
@@ -112,7 +116,12 @@ def verify_config(given: dict, output: str, *, config: str | None = None, sim: s
     seed = checks.seed(seed, "--seed") if seed is not None else vf.new_seed()
     inputs = [config] if config else []
     if st.model is not None:
-        model = QuantModel.read(st.model)
+        model = load(st.model)
+        if method_of(model).name != "permdiag":
+            raise PermdealError(f"--model {st.model}: verify runs the PermDNN engine's benches, "
+                                f"which take permuted-diagonal models; this is a "
+                                f"{method_of(model).label} model (simulate its design with "
+                                "permdeal sim)")
         inputs.append(st.model)
     else:
         for layer in st.layers():
@@ -158,10 +167,12 @@ def verify_config(given: dict, output: str, *, config: str | None = None, sim: s
     return Verified(records, seed, wall, st)
 
 
-def verify_random(n: int, output: str, *, sim: str = "icarus", seed: int | None = None,
+def verify_random(n: int, output: str | None, *, sim: str = "icarus", seed: int | None = None,
                   jobs: int = 1, progress: Callable[[str], None] | None = None) -> Verified:
     """``verify --random-configs N``: ``n`` legal configurations drawn from the seed, each run
     bit-exact against the golden model (the engine on the whole network)."""
+    if output is None:
+        raise PermdealError("-o/--output (the results folder) is required")
     sims = sims_of(sim)
     for s in sims:
         runner.check_tools(s)

@@ -41,8 +41,9 @@ def large_flag(p):
     """``--allow-large``: lift the limits of :mod:`permdeal.limits` on the work a command
     starts."""
     p.add_argument(limits.FLAG, dest="allow_large", action="store_true",
-                   help=f"lift the limits on the work started (up to {limits.MAX_LANES} lanes, "
-                   f"a scan width of {limits.MAX_SCAN_WIDTH}, simulations of an estimated "
+                   help=f"lift the limits on the work a run may start (by default at most "
+                   f"{limits.MAX_LANES} lanes, a scan width of {limits.MAX_SCAN_WIDTH}, arrays "
+                   f"of {limits.MAX_ARRAY_BYTES >> 30} GiB, simulations of an estimated "
                    f"{limits.MAX_SIM_SECONDS // 3600} h)")
 
 
@@ -136,6 +137,7 @@ def build_parser():
     p.add_argument("--inputs", metavar="X.npy", help="inputs (batch x in): float values, or "
                    "integer codes of the input format (required for permdiag; smartdeal: "
                    "optional, the count does not depend on them)")
+    large_flag(p)
     p.set_defaults(func=commands.cmd_cycles)
 
     p = sub.add_parser("gen", help="generate the engine's Verilog, ROM images and manifest (for "
@@ -280,11 +282,13 @@ def build_parser():
                        "32 PE x 8 lane design (cycle model, validated in RTL), the flow's and the "
                        "golden model's speed")
     bench_flags(p)
+    large_flag(p)
     p.set_defaults(func=commands.cmd_bench)
 
     p = sub.add_parser("compare", help="the compressed formats side by side (dense, PD, EIE, "
                        "block-circulant, SmartDeal, SME) on a model or EIE's layers")
     compare_flags(p)
+    large_flag(p)
     p.set_defaults(func=commands.cmd_compare)
 
     p = sub.add_parser("bench-smartdeal", help="SmartDeal figures: a random layer's decomposition, "
@@ -304,6 +308,7 @@ def build_parser():
     p.add_argument("--seed", type=args.seed, default=0)
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--force", action="store_true", help="overwrite the --json file if it exists")
+    large_flag(p)
     p.set_defaults(func=commands.cmd_bench_smartdeal)
     return ap
 

@@ -260,6 +260,7 @@ def cmd_verify(args):
     res = verify_config(_given(args, GEN_SETTINGS), args.output, config=args.config, sim=sim,
                         tests=args.tests, seed=args.seed, waves=args.waves, jobs=args.jobs,
                         progress=_say)
+    out = res.settings.output
     cov = coverage_rows(res.records)
     if cov:
         print(table(["coverage bin", "hits", "", "missed in"], cov, aligns="lrll"))
@@ -267,14 +268,14 @@ def cmd_verify(args):
                 table_rows(res.records), aligns="lllrrl"))
     failed = res.failed
     print(f"{len(res.records) - len(failed)} of {len(res.records)} passed in {res.wall:.0f} s, "
-          f"seed {res.seed}; wrote {args.output}/ (junit.xml, summary.json)")
+          f"seed {res.seed}; wrote {out}/ (junit.xml, summary.json)")
     given = _given(args, _VERIFY_FLAGS)
     for r in failed:
         again = rerun_command(given, res.seed, r["test"], r["sim"],
-                              f"{args.output}-{r['test']}-{r['sim']}", config=args.config)
+                              f"{out}-{r['test']}-{r['sim']}", config=args.config)
         print(f"{r['test']} on {r['sim']} failed: {'; '.join(r['problems'])[:300]}\n"
               f"  reproduce: {again}\n"
-              f"  logs: {args.output}/builds/{r['test']}-{r['sim']}/", file=sys.stderr)
+              f"  logs: {out}/builds/{r['test']}-{r['sim']}/", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -98,6 +98,12 @@ class SmartDealMethod(Method):
     # -- compression ---------------------------------------------------------------------------
 
     def compress(self, layers, spec, *, calibration=None, relu_last=False, **options):
+        rpb, S = options.get("rows_per_block"), options.get("S", 3)
+        if rpb is not None and isinstance(S, int) and S >= 1:
+            chunks = max(-(-l.weight.shape[1] // S) for l in layers)
+            if isinstance(rpb, int) and rpb > chunks:
+                raise PermdealError(f"--rows-per-block {rpb}: a block holds at most the "
+                                    f"{chunks} chunks of S = {S} inputs of the longest row")
         return compress_smartdeal(layers, spec, calibration=calibration, relu_last=relu_last,
                                   **options)
 
