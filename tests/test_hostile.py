@@ -523,6 +523,8 @@ def test_verify_takes_its_output_from_the_config(folders, tmp_path, capsys, monk
     (["compress", "M", "--method", "smartdeal", "--rows-per-block", "100000000", "-o", "OUT"],
      "--rows-per-block 100000000: a block holds at most the 4 chunks"),
     (["cycles", "PD", "--pes", "2000", "--lanes", "2000", "--inputs", "X"], "4000000 lanes"),
+    (["synth", "--sweep", "pes=1,2", "--pes", "4", "--lanes", "1", "--shape", "8x8", "--p", "4",
+      "-o", "OUT"], "--pes is the swept parameter (pes=1,2)"),
 ])
 def test_review_cases(folders, tmp_path, capsys, argv, culprit):
     names = {"OUT": tmp_path / "out", "SD": folders / "sd", "M": folders / "m.npz",
@@ -545,3 +547,9 @@ def test_a_folder_of_the_user_s_where_the_logs_would_go(folders, tmp_path, capsy
     refused(capsys, ["synth", "--design", folders / "gpd", "--target", "asic", "--liberty", bad,
                      "-o", tmp_path / "rep"], "its files are not kept",
             watch=[tmp_path / "rep.failed"])
+
+
+def test_check_reads_a_pd_design_folder(folders, capsys):
+    assert main(["check", str(folders / "gpd")]) == 0
+    assert "engine design permdeal_engine (2 Verilog files, 1 PE x 2 lanes)" in \
+        capsys.readouterr().out

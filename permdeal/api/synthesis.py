@@ -54,6 +54,8 @@ def synth_sweep(sweep: str, given: dict, targets: list, opts: Any, *, config: st
     values)``."""
     flow.check_tools(targets, opts)
     param, values = sw.parse_sweep(sweep)
+    if given.get(param) is not None:
+        raise PermdealError(f"--{param} is the swept parameter ({sweep}); leave it out")
     inputs = [config] if config else []
     folder = model_folder(given, config)
     if folder is not None and not method_of(load(folder)).sweeps:

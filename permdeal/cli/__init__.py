@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 
 from permdeal import __version__, limits, methods
 from permdeal.api import bench as bench_api
@@ -475,9 +476,11 @@ def main(argv=None):
         print(f"permdeal {ns.command}: error: {where}: {e.strerror or e}", file=sys.stderr)
         return 2
     except Terminated:
+        warnings.simplefilter("ignore")  # no warnings of half-built objects after the line
         print(f"permdeal {ns.command}: terminated", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
+        warnings.simplefilter("ignore")
         print(f"permdeal {ns.command}: interrupted", file=sys.stderr)
         return 130
     finally:

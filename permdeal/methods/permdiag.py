@@ -51,7 +51,7 @@ class PermDiagMethod(Method):
     name = METHOD
     label = "PD"
     design_kind = DESIGN_KIND
-    folder_kinds = (rom.ROM_KIND,)
+    folder_kinds = (rom.ROM_KIND, DESIGN_KIND)
     sweeps = True
     options = (Option("p", parse_block_sizes, "permdiag: block size, or one per layer separated "
                       "by commas (1 = dense); required"),)
@@ -80,6 +80,14 @@ class PermDiagMethod(Method):
         return QuantModel.read(folder)
 
     def check(self, folder, manifest):
+        if manifest["kind"] == DESIGN_KIND:
+            from permdeal.gen.design import Design
+            from permdeal.verif.sim import load_model
+            design = Design(folder)
+            c = design.cfg
+            return load_model(design)[0], (f"engine design {design.top} ({len(design.sources)} "
+                                           f"Verilog files, {c.n_pe} PE x {c.lanes} lanes) and "
+                                           "its ROM images")
         if manifest["kind"] == MODEL_KIND:
             return QuantModel.read(folder), "compressed model"
         cfg = manifest["config"]
