@@ -173,7 +173,8 @@ def run_sweep(param: str, values: Sequence[int], settings: dict,
     from tqdm import tqdm
     rows, t_start = [], time.perf_counter()
     with atomic.output_dir(out, inputs=inputs) as tmp:
-        bar = tqdm(values, desc=f"sweep {param}", unit="point", dynamic_ncols=True)
+        bar = tqdm(values, desc=f"sweep {param}", unit="point", dynamic_ncols=True,
+                   disable=None)  # no bar when stderr is not a terminal
         for value in bar:
             st = dict(settings)
             st[param] = [value] if param == "p" else value

@@ -420,6 +420,8 @@ NOT_APPLYING = [
      "--waves does not apply"),
     ("eval-labels-alone", ["eval", "PD", "--labels", "Y"], "--labels goes with --inputs"),
     ("eval-inputs-alone", ["eval", "PD", "--inputs", "X"], "--inputs needs --labels"),
+    ("eval-inputs-seed", ["eval", "PD", "--inputs", "X", "--labels", "Y", "--seed", "3"],
+     "--seed splits the digits data set, which --inputs replaces"),
     ("synth-device-generic", ["synth", "--design", "GPD", "--device", "LFE5U-25F", "-o", "OUT"],
      "--device applies to the ecp5 target"),
     ("synth-speed-asic", ["synth", "--design", "GPD", "--target", "asic", "--speed", "7",

@@ -434,7 +434,8 @@ def run(**options: Any) -> int:
 
     if "eie" in parts:
         t0 = time.perf_counter()
-        with tqdm(total=len(layers), desc="EIE layers", unit="layer", dynamic_ncols=True) as bar:
+        with tqdm(total=len(layers), desc="EIE layers", unit="layer", dynamic_ncols=True,
+                  disable=None) as bar:  # no bar when stderr is not a terminal
             eie = eie_comparison(layers, o["draws"], o["seed"], o["eie_draws"], bar)
         eie["seconds"] = round(time.perf_counter() - t0, 1)
         res["eie"] = eie
@@ -442,7 +443,7 @@ def run(**options: Any) -> int:
 
     if "rtl" in parts:
         t0 = time.perf_counter()
-        with tqdm(total=len(layers), desc="RTL validation", unit="layer",
+        with tqdm(total=len(layers), desc="RTL validation", unit="layer", disable=None,
                   dynamic_ncols=True) as bar:
             rows = rtl_validation(layers, o["scale"], cfg, sims, o["inputs"], work / "rtl",
                                   o["seed"], bar)

@@ -258,7 +258,8 @@ def build_parser():
     p.add_argument("model", help="compressed-model folder")
     p.add_argument("--inputs", metavar="X.npy", help="inputs (default: the digits test split)")
     p.add_argument("--labels", metavar="Y.npy", help="class index of every input")
-    p.add_argument("--seed", type=args.seed, default=0, help="digits split seed (default 0)")
+    p.add_argument("--seed", type=args.seed, help="digits split seed, without --inputs "
+                   "(default 0)")
     p.set_defaults(func=commands.cmd_eval)
 
     p = sub.add_parser("demo", help="train, compress, generate and simulate a digits network "

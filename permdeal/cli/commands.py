@@ -91,6 +91,10 @@ def cmd_check(args):
 
 def cmd_eval(args):
     model = mdl.load(args.model)
+    if args.inputs is not None and args.seed is not None:
+        raise PermdealError("--seed splits the digits data set, which --inputs replaces; "
+                            "leave it out")
+    seed = 0 if args.seed is None else args.seed
     if args.inputs is None:
         if args.labels is not None:
             raise PermdealError("--labels goes with --inputs (without them: the digits test "
@@ -104,11 +108,11 @@ def cmd_eval(args):
         what = f"--inputs {args.inputs}"
         _note_saturated(mdl.input_codes(model, x, what).saturated, model)
     try:
-        acc = mdl.evaluate(model, x, y, seed=args.seed)
+        acc = mdl.evaluate(model, x, y, seed=seed)
     except PermdealError as e:
         raise PermdealError(str(e).replace("labels", "--labels", 1)
                             if str(e).startswith("labels") else str(e)) from None
-    n = len(y) if y is not None else len(mdl.digits(args.seed)[3])
+    n = len(y) if y is not None else len(mdl.digits(seed)[3])
     print(f"golden fixed-point accuracy: {pct(acc)} on {n} inputs")
     return 0
 
