@@ -24,7 +24,7 @@ from permdeal.golden.manifest import read_manifest
 from permdeal.golden.model import QuantModel
 
 from .models import compressed, fresh, input_codes, load, method_of
-from .settings import GEN_SETTINGS, SHAPE_SETTINGS, DesignSettings, design_settings, flag
+from .settings import GEN_SETTINGS, DesignSettings, design_settings, load_config
 
 # -- the cycle model -------------------------------------------------------------------------
 
@@ -99,7 +99,6 @@ class Generated:
 
 
 def _config_values(config: Any) -> dict:
-    from .settings import load_config
     return {} if config is None else load_config(config)
 
 
@@ -117,13 +116,11 @@ def design_maker(given: dict, config: Any = None, defaults: dict | None = None,
     generates it: with a model, its method's generator (which refuses the settings it does not
     take); without, the PermDNN engine for the layer shapes of the settings."""
     if model_folder(given, config) is not None:
+        # design_settings refuses the layer settings beside a model; the method refuses the
+        # engine settings it does not take, so it hears only those given.
+        st = design_settings(given, config, defaults, required=required)
         merged = {**_config_values(config),
                   **{k: v for k, v in given.items() if v not in (None, False)}}
-        clash = [k for k in SHAPE_SETTINGS if k in merged]
-        if clash:
-            raise PermdealError(f"{flag(clash[0])} describes the layers, which come from "
-                                "--model; leave it out")
-        st = design_settings(given, config, defaults, required=required)
         model = load(st.model)
         m = method_of(model)
         chosen = {k: getattr(st, k) if k in merged else None

@@ -58,9 +58,10 @@ def synth_sweep(sweep: str, given: dict, targets: list, opts: Any, *, config: st
         raise PermdealError(f"--{param} is the swept parameter ({sweep}); leave it out")
     inputs = [config] if config else []
     folder = model_folder(given, config)
-    if folder is not None and not method_of(load(folder)).sweeps:
+    method = None if folder is None else method_of(load(folder))
+    if method is not None and not method.sweeps:
         raise PermdealError(f"--sweep varies a PermDNN engine (pes, lanes, p); a "
-                            f"{method_of(load(folder)).label} --model is synthesized as one "
+                            f"{method.label} --model is synthesized as one "
                             "design")
     st, _, _ = design_maker(given, config, {param: values[0]},
                             required=("pes", "lanes", "output"))

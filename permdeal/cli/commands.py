@@ -22,7 +22,7 @@ from permdeal.api import models as mdl
 from permdeal.api.designs import generate_design, simulate_design
 from permdeal.api.settings import GEN_SETTINGS, parse_shapes
 from permdeal.api.synthesis import synth_block, synth_design, synth_sweep
-from permdeal.api.verify import rerun_command, verify_config, verify_random
+from permdeal.api.verify import RERUN_SETTINGS, rerun_command, verify_config, verify_random
 from permdeal.errors import PermdealError
 from permdeal.golden.formats import Fixed
 from permdeal.tables import pct, table
@@ -235,8 +235,7 @@ def cmd_bench_engine(args):
 
 
 #: The settings of ``permdeal verify``'s rerun commands, taken from the flags as given.
-_VERIFY_FLAGS = ("pes", "lanes", "scan_width", "model", "shape", "p", "act_format",
-                 "weight_format", "bias_format", "out_format", "relu")
+_VERIFY_FLAGS = (*RERUN_SETTINGS, "relu")
 
 
 def cmd_verify(args):
