@@ -35,7 +35,7 @@ from permdeal.hdl.rom import ROM_SOURCE
 from .verilog import emit
 
 DESIGN_KIND = "permdeal-design"
-DESIGN_FORMAT_VERSION = 2
+DESIGN_FORMAT_VERSION = 3
 #: Folder of the Verilog sources, and of the ROM images (the name the Verilog uses).
 RTL_DIR, ROM_DIR = "rtl", "rom"
 

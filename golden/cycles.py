@@ -18,14 +18,16 @@ the window reader (``hdl.engine``):
    accepts it in cycle ``A_w = max(READ_LATENCY + w, R_w)``, where it is ready ``R_w = A_{w-1} +
    1`` after an empty window and, after one with pairs, in the cycle its last pair is accepted by
    the issuer (``R_0 = 0``).
-2. The issuer accepts a pair in cycle ``P`` and broadcasts its ``B`` operations in cycles ``P + 1
-   .. P + B``; it accepts the next pair from cycle ``P + B`` on. The first pair of window ``w`` is
+2. The issuer accepts a pair in cycle ``P`` and broadcasts its ``B`` operations in cycles ``P +
+   ISSUE_LATENCY .. P + ISSUE_LATENCY + B - 1``; it accepts the next pair from cycle ``P + B``
+   on. The first pair of window ``w`` is
    offered from ``A_w + DETECT_LATENCY``, each further pair of the window right away, so pairs go
    back to back, ``B`` cycles apart, unless the detector falls behind (empty windows while
    ``B = 1``, or more than ``B - 1`` of them in a row).
-3. Draining starts in cycle ``D0 = max(x + LANE_LATENCY, A_last + DONE_LATENCY)`` where ``x`` is
-   the cycle of the layer's last operation (no term without one) and ``A_last`` the cycle its last
-   window was accepted.
+3. Draining starts in cycle ``D0 = max(x + op_to_drain(cfg), A_last + DONE_LATENCY)`` where
+   ``x`` is the cycle of the layer's last operation on the issuer's output (no term without one),
+   ``op_to_drain`` the broadcast tree's stages plus ``LANE_LATENCY``, and ``A_last`` the cycle the
+   layer's last window was accepted.
 4. Write-back: every lane drains its ``B * p`` accumulators, one per cycle, all lanes in parallel,
    through the write-back unit into the other set of banks; the last drain request is in cycle
    ``D0 + B*p - 1`` and the next layer's ``START`` (or the output phase) comes
@@ -56,8 +58,13 @@ from .model import QuantModel
 READ_LATENCY = 2
 #: A window accepted by the detector to its first pair (``hdl.nz_detect``).
 DETECT_LATENCY = 1
-#: The last operation to the first drain request (``hdl.lane.LATENCY``).
-LANE_LATENCY = 3
+#: A pair accepted by the issuer to its first operation (``hdl.issuer.Issuer.latency``: the pair
+#: register and the two address stages).
+ISSUE_LATENCY = 3
+#: An operation at a lane to the first drain request that sees its sum (``hdl.lane.LATENCY``).
+LANE_LATENCY = 5
+#: PEs (at most) that one register of the operation's broadcast tree drives (``hdl.engine``).
+BROADCAST_FANOUT = 8
 #: The last window accepted to the first drain request: the reader's ``done`` register and the
 #: controller's.
 DONE_LATENCY = 2
@@ -86,6 +93,21 @@ class EngineConfig:
         integer(self.n_pe, "PE count (--pes)", 1)
         integer(self.lanes, "lanes per PE (--lanes)", 1)
         integer(self.scan_width, "scan width (--scan-width)", 1)
+
+    @property
+    def broadcast_stages(self) -> int:
+        """Register stages from the issuer's operation to the PEs: a tree in which one register
+        drives at most :data:`BROADCAST_FANOUT` others, one per PE at its last level."""
+        stages, reach = 1, BROADCAST_FANOUT
+        while reach < self.n_pe:
+            stages, reach = stages + 1, reach * BROADCAST_FANOUT
+        return stages
+
+    @property
+    def op_to_drain(self) -> int:
+        """Cycles from the last operation on the issuer's output to the first drain request:
+        the broadcast tree and the lane (:data:`LANE_LATENCY`)."""
+        return self.broadcast_stages + LANE_LATENCY
 
     @property
     def total_lanes(self) -> int:
@@ -167,11 +189,12 @@ def window_nnz(x: np.ndarray, in_block: int, scan_width: int) -> np.ndarray:
     return windows.reshape(n_blocks * seg, d).sum(axis=1)
 
 
-def drain_start(z: np.ndarray, b: int) -> int:
+def drain_start(z: np.ndarray, b: int, op_to_drain: int) -> int:
     """``D0``: the cycle (from ``START``) of a layer's first drain request, for windows of
-    ``z`` non-zeros and ``B = b`` slots; steps 1 to 3 of the module docstring."""
+    ``z`` non-zeros, ``B = b`` slots and :attr:`EngineConfig.op_to_drain`; steps 1 to 3 of the
+    module docstring."""
     accept = READ_LATENCY    # A_w
-    free = None              # the cycle the issuer takes its next pair; x after the last pair
+    free = None              # the cycle the issuer can take its next pair (P + B of the last)
     ready = 0                # R_w
     for w, zw in enumerate(z.tolist()):
         accept = max(READ_LATENCY + w, ready)
@@ -182,7 +205,8 @@ def drain_start(z: np.ndarray, b: int) -> int:
         else:
             ready = accept + 1
     done = accept + DONE_LATENCY
-    return done if free is None else max(free + LANE_LATENCY, done)
+    last_op = None if free is None else free + ISSUE_LATENCY - 1
+    return done if last_op is None else max(last_op + op_to_drain, done)
 
 
 def layer_cycles(x: npt.ArrayLike, block_rows: int, p: int, cfg: EngineConfig,
@@ -200,7 +224,7 @@ def layer_cycles(x: npt.ArrayLike, block_rows: int, p: int, cfg: EngineConfig,
     b = cfg.slots(block_rows)
     z = window_nnz(x, in_block, cfg.scan_width)
     nnz = int(z.sum())
-    return LayerCycles(nnz=nnz, slots=b, issue=drain_start(z, b),
+    return LayerCycles(nnz=nnz, slots=b, issue=drain_start(z, b, cfg.op_to_drain),
                        writeback=b * p + WRITEBACK_LATENCY, useful_lane_cycles=nnz * block_rows,
                        total_lanes=cfg.total_lanes)
 

@@ -6,8 +6,8 @@ the reports all take these figures from :class:`Geometry`; none derives them aga
 
 Memory addressing of one layer in every lane (:func:`layout` is the one statement of it):
 
-``weight``  address ``base + j*B + t``: the weight that input ``j`` meets in the lane's slot ``t``;
-``k``       address ``base + J*B + t``: the permutation value ``k[I, J]``;
+``weight``  address ``base + t*N'*p + j``: the weight that input ``j`` meets in the lane's slot ``t``;
+``k``       address ``base + t*N' + J``: the permutation value ``k[I, J]``;
 ``bias``    address ``base + t*p + r``: the bias of output row ``I*p + r``;
 
 with block-row ``I = t*NL + g`` in lane ``g`` (``NL`` lanes in all) and ``B`` slots per lane.
@@ -68,12 +68,13 @@ def layout(mem: str, b: int, nl: int, nb: int,
     Returns ``(axes, order, shape)``: the layer's padded array of ``shape`` (``weight``: the column
     view ``[I, J, c]``; ``k``: ``[I, J]``; ``bias``: ``[i]``) splits into ``axes`` by
     ``I = t*NL + g`` (and ``i = I*p + r``); ``order`` puts the lane ``g`` first and then the
-    address digits, most significant first.
+    address digits, most significant first. Slot-major: a slot's words are one run, so the
+    engine reaches slot ``t + 1`` of an input by adding a layer constant (no multiplier).
     """
-    if mem == "weight":   # [t, g, J, c] -> lane g, address (J*p + c)*B + t
-        return (b, nl, nb, p), (1, 2, 3, 0), (b * nl, nb, p)
-    if mem == "k":        # [t, g, J] -> lane g, address J*B + t
-        return (b, nl, nb), (1, 2, 0), (b * nl, nb)
+    if mem == "weight":   # [t, g, J, c] -> lane g, address t*N'*p + J*p + c = t*N'*p + j
+        return (b, nl, nb, p), (1, 0, 2, 3), (b * nl, nb, p)
+    if mem == "k":        # [t, g, J] -> lane g, address t*N' + J
+        return (b, nl, nb), (1, 0, 2), (b * nl, nb)
     if mem == "bias":     # [t, g, r] -> lane g, address t*p + r
         return (b, nl, p), (1, 0, 2), (b * nl * p,)
     raise ValueError(mem)

@@ -4,9 +4,9 @@ Every lane ``(pe, lane)`` of the engine (see :mod:`.cycles` for which block-rows
 three memories, each initialised from one ``$readmemh`` text file (one word per line, fixed-width
 lower-case hex, two's complement):
 
-``weight``  address ``base + j*B + t``: the weight that input ``j`` meets in the lane's slot ``t``,
+``weight``  address ``base + t*N'*p + j``: the weight that input ``j`` meets in the lane's slot ``t``,
             i.e. ``q[I, J, r]`` with ``I = t*NL + g``, ``j = J*p + c``, ``r = (c - k[I, J]) mod p``;
-``k``       address ``base + J*B + t``: the permutation value ``k[I, J]``;
+``k``       address ``base + t*N' + J``: the permutation value ``k[I, J]``;
 ``bias``    address ``base + t*p + r``: the bias of output row ``I*p + r``.
 
 Slots beyond ``M'`` and rows beyond ``m`` hold zeros. The layers of a network follow one another
@@ -41,7 +41,8 @@ from .model import QuantModel, build_layer, check_model_json, layer_to_json, mod
 from .permdiag import diag_col, diag_row
 
 ROM_KIND = "permdeal-rom"
-ROM_FORMAT_VERSION = 1
+#: 2: slot-major words (weight address ``t*N'*p + j``); images of format 1 are refused.
+ROM_FORMAT_VERSION = 2
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _UNHEX = np.full(256, 255, dtype=np.uint8)

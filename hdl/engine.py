@@ -30,7 +30,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from permdeal.errors import PermdealError
-from permdeal.golden.cycles import WRITEBACK_LATENCY, EngineConfig
+from permdeal.golden.cycles import BROADCAST_FANOUT, WRITEBACK_LATENCY, EngineConfig
 from permdeal.golden.formats import MAX_BITS
 from permdeal.golden.geometry import Geometry, LayerPlacement
 from permdeal.golden.rom import image_name
@@ -353,6 +353,10 @@ class Engine(wiring.Component):
             issuer.w_base.eq(self._pick(layer, [pl.weight_base for pl in places],
                                         pe0.w_addr_bits)),
             issuer.k_base.eq(self._pick(layer, [pl.k_base for pl in places], pe0.k_addr_bits)),
+            issuer.w_step.eq(self._pick(layer, [pl.weight_depth // pl.slots for pl in places],
+                                        pe0.w_addr_bits)),
+            issuer.k_step.eq(self._pick(layer, [pl.k_depth // pl.slots for pl in places],
+                                        pe0.k_addr_bits)),
         ]
         if reader.sel_bits:
             m.d.comb += reader.sel.eq(self._pick(
@@ -374,30 +378,47 @@ class Engine(wiring.Component):
         m.d.comb += reader.bank_window.eq(Mux(src, banks[1].window, banks[0].window))
         wiring.connect(m, reader.o, detector.i)
         wiring.connect(m, detector.o, issuer.i)
-        for pe in self._pes:  # field by field: acc_addr may be narrower in the lanes
-            m.d.comb += [getattr(pe.op, f).eq(getattr(issuer.op, f))
-                         for f in pe0.op_layout.members]
-        # The lanes' weight and k memories, read at the broadcast op's addresses (the same in
-        # every lane), their words going to the lane's stage 1.
-        for pe_i, pe in enumerate(self._pes):
+        # The broadcast tree: the op reaches every PE through cfg.broadcast_stages registers, each
+        # driving at most BROADCAST_FANOUT of the next level (field by field: acc_addr may be
+        # narrower in the lanes).
+        level = [issuer.op]
+        for stage in range(cfg.broadcast_stages):
+            width = -(-cfg.n_pe // BROADCAST_FANOUT ** (cfg.broadcast_stages - stage - 1))
+            nxt = []
+            for i in range(width):
+                reg = Signal(pe0.op_layout, name=f"bcast{stage}_{i}")
+                src_op = level[i // BROADCAST_FANOUT] if stage else level[0]
+                m.d.sync += [getattr(reg, f).eq(getattr(src_op, f))
+                             for f in pe0.op_layout.members]
+                nxt.append(reg)
+            level = nxt
+        for pe, op in zip(self._pes, level):
+            m.d.comb += pe.op.eq(op)
+        # The lanes' weight and k memories, read at their PE's copy of the op (the same
+        # addresses in every lane), their words registered on the way to the lane's stage 2.
+        for pe_i, (pe, op) in enumerate(zip(self._pes, level)):
             words = []
             for lane_i in range(cfg.lanes):
-                word = Signal(pe0.rom_layout, name=f"pe{pe_i}_lane{lane_i}_rom")
-                for mem, addr in (("weight", issuer.op.w_addr), ("k", issuer.op.k_addr)):
+                word = Signal(pe0.rom_layout, name=f"pe{pe_i}_lane{lane_i}_rom", reset_less=True)
+                for mem, addr in (("weight", op.w_addr), ("k", op.k_addr)):
                     rom = self._rom(mem, pe_i * cfg.lanes + lane_i)
                     m.submodules[f"pe{pe_i}_lane{lane_i}_{mem}"] = rom
                     port = rom.read_port()
-                    m.d.comb += [port.addr.eq(addr), getattr(word, mem).eq(port.data)]
+                    m.d.comb += port.addr.eq(addr)
+                    m.d.sync += getattr(word, mem).eq(port.data)
                 words.append(word)
             m.d.comb += pe.rom.eq(Cat(*words))
 
         # -- the controller ----------------------------------------------------------------------
+        # Draining waits until the last op has reached every accumulator: cfg.op_to_drain
+        # cycles after it left the issuer (the history covers the cycles the check and the
+        # state change do not).
         done_seen = Signal()
-        op_prev = Signal()
-        m.d.sync += op_prev.eq(issuer.op.valid)
+        history = Signal(cfg.op_to_drain - 2)
+        m.d.sync += history.eq(Cat(issuer.op.valid, history[:-1]))
         quiet = Signal()
-        m.d.comb += quiet.eq((done_seen | reader.done) & ~detector.o.valid & ~issuer.op.valid
-                             & ~op_prev)
+        m.d.comb += quiet.eq((done_seen | reader.done) & ~detector.o.valid & ~issuer.busy
+                             & ~history.any())
         # drain counters: a = t*p + r, the bank position (row t*S + r div D, pos r mod D) and
         # u = t*NL*p + r, so that lane g's output row is u + g*p.
         a = Signal(wide)

@@ -2,17 +2,19 @@
 """The issuer: non-zero pairs in, the lanes' broadcast operations out (docs/design.md 4.2).
 
 For each pair ``(j, x_j)`` of the non-zero detector the issuer broadcasts ``B`` operations, one per
-slot ``t = 0 .. B-1`` of the layer (``hdl.lane``)::
+slot ``t = 0 .. B-1`` of the layer (``hdl.lane``; ``N'`` block-columns)::
 
-    w_addr   = w_base + j*B + t
-    k_addr   = k_base + J*B + t      J = j div p
+    w_addr   = w_base + j + t*w_step      w_step = N'*p
+    k_addr   = k_base + J + t*k_step      k_step = N',  J = j div p
     c        = j mod p
     sel, x   = the layer's sel, x_j
     acc_addr = t*p
 
-``J`` and ``c`` come without a divider: ``J = floor(j * M / 2**s)`` with a constant reciprocal
-``M = ceil(2**s / p)``, ``s = N + ceil(log2 p)`` (``N = index_bits``) chosen per block size at
-generation time (Granlund and Montgomery), and ``c = j - J*p``.
+Slot ``t + 1`` is reached by adding the layer's steps: no address is a product. ``J`` and ``c``
+come without a divider: ``J = floor(j * M / 2**s)`` with a constant reciprocal ``M = ceil(2**s /
+p)``, ``s = N + ceil(log2 p)`` (``N = index_bits``) chosen per block size at generation time
+(Granlund and Montgomery), and ``c = j - J*p``; both are multiplications by constants, each in a
+pipeline stage of its own.
 """
 
 from typing import Any
@@ -30,7 +32,10 @@ from .lane import op_layout
 from .nz_detect import pair_layout
 from .perm_index import PermIndex
 
-__all__ = ["Issuer", "check_reciprocal", "reciprocal"]
+__all__ = ["LATENCY", "Issuer", "check_reciprocal", "reciprocal"]
+
+#: Cycles from a pair's acceptance to its first op (the pair register, the address stage, ``op``).
+LATENCY = 3
 
 
 def reciprocal(p: int, n: int) -> tuple[int, int]:
@@ -91,7 +96,9 @@ class Issuer(wiring.Component):
         The layer's ``B``, in ``[1, max_slots]``.
     w_base, k_base : ``In(w_addr_bits)``, ``In(k_addr_bits)``
         The layer's first weight and k addresses (``golden.rom`` placements).
-        The four descriptor inputs must be held constant while a layer's pairs are issued.
+    w_step, k_step : ``In(w_addr_bits)``, ``In(k_addr_bits)``
+        The layer's slot strides in the weight and k memories, ``N'*p`` and ``N'``.
+        The descriptor inputs must be held constant while a layer's pairs are issued.
     i : ``In(stream.Signature(pair_layout))``
         The detector's pair stream: ``{index: unsigned(index_bits), value: signed(act_bits),
         last: 1 bit}`` packed from bit 0 in that order (``NonZeroDetector.output_layout``).
@@ -101,23 +108,24 @@ class Issuer(wiring.Component):
         ``w_addr``, ``k_addr``, ``c`` (``index_width``), ``sel`` (``sel_bits``, no field with a
         single block size), ``x`` (``signed(act_bits)``), ``acc_addr``, packed from bit 0 in that
         order. No back-pressure. The fields mean nothing while ``valid`` is low.
+    busy : ``Out(1)``
+        A pair is in the issuer (accepted, its ops not all shown): registers only.
 
     Timing
     ------
-    ``op`` is a register. ``latency = 1``: a pair accepted in cycle ``a`` (``i.valid & i.ready``)
-    has its op ``t = 0`` on ``op`` in cycle ``a + 1`` and op ``t`` in cycle ``a + 1 + t``. The
-    issuer takes a pair whenever ``op`` is idle or shows the last op (``t = B - 1``) of its pair::
+    ``op`` is a register. ``latency = 3``: a pair accepted in cycle ``a`` (``i.valid & i.ready``)
+    has its op ``t`` on ``op`` in cycle ``a + 3 + t``. A slot counter, ``latency - 1`` cycles ahead
+    of ``op``, takes a pair whenever it is idle or on the last slot (``t = B - 1``) of its pair::
 
-        i.ready = ~op.valid | (t == B - 1)
+        i.ready = ~counting | (t == B - 1)
 
     so ``i.ready`` comes from registers alone, and pairs that come without idle give exactly ``B``
     ops each, back to back, with no bubble (the consumer of the detector's pairs in
-    ``golden.cycles``). The first op of a pair is computed combinationally from ``i.payload`` and
-    the descriptor: the reciprocal multiplication ``j * M`` (``M`` chosen by ``sel``), then the
-    two multiplications by the runtime ``slots`` (``j*B`` and ``J*B``, one multiplier each) and
-    the base adders; the later ops of the pair add 1 to ``w_addr`` and ``k_addr`` and ``p`` to
-    ``acc_addr`` (incremental, no multiplier). ``rst`` (synchronous) clears ``op.valid`` and
-    drops the pair in progress.
+    ``golden.cycles``). The accepted pair is registered (stage 1), where the reciprocal
+    multiplications ``j * M`` run; stage 2 registers ``J`` and forms ``c = j - J*p`` and the first
+    addresses ``w_base + j`` and ``k_base + J``; ``op`` registers them. The later ops of the pair
+    add ``w_step``, ``k_step`` and ``p`` to the op's fields. ``rst`` (synchronous) clears
+    ``op.valid`` and drops the pairs in progress.
     """
 
     def __init__(self, ps, index_bits, act_bits, w_addr_bits, k_addr_bits, acc_addr_bits,
@@ -145,8 +153,11 @@ class Issuer(wiring.Component):
             "slots": In(self.slot_bits),
             "w_base": In(self._w_addr_bits),
             "k_base": In(self._k_addr_bits),
+            "w_step": In(self._w_addr_bits),
+            "k_step": In(self._k_addr_bits),
             "i": In(stream.Signature(self.pair_layout)),
             "op": Out(self.op_layout),
+            "busy": Out(1),
         })
         super().__init__(ports)
 
@@ -185,7 +196,7 @@ class Issuer(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a pair's acceptance to its first op on ``op``."""
-        return 1
+        return LATENCY
 
     @property
     def reciprocals(self) -> tuple[tuple[int, int], ...]:
@@ -231,61 +242,85 @@ class Issuer(wiring.Component):
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         n, w = self._index_bits, self._index_width
-        j = self.i.p.index
+        wab, kab, aab = self._w_addr_bits, self._k_addr_bits, self._acc_addr_bits
 
-        # J = j div p by the selected reciprocal, c = j - J*p (both per p, then selected).
-        quotients, columns = [], []
-        for p, (mul, s) in zip(self._ps, self._recips):
+        # The slot counter: which pair the issuer is on, ``latency - 1`` cycles ahead of ``op``.
+        counting = Signal()
+        left = Signal(self.slot_bits)  # slots of the pair still to count after this cycle's
+        last = Signal()
+        take = Signal()
+        m.d.comb += [
+            last.eq(~left.any()),
+            self.i.ready.eq(~counting | last),
+            take.eq(self.i.valid & self.i.ready),
+        ]
+        with m.If(take):
+            m.d.sync += [counting.eq(1), left.eq((self.slots - 1)[:self.slot_bits])]
+        with m.Elif(counting & ~last):
+            m.d.sync += left.eq((left - 1)[:self.slot_bits])
+        with m.Else():
+            m.d.sync += counting.eq(0)
+
+        # Stage 1: the accepted pair; the reciprocal products j * M, one per block size.
+        v1 = Signal()
+        j1 = Signal(n, reset_less=True)
+        x1 = Signal(self.i.p.value.shape(), reset_less=True)
+        m.d.sync += [v1.eq(take), j1.eq(self.i.p.index), x1.eq(self.i.p.value)]
+        prods = []
+        for p, (mul, _s) in zip(self._ps, self._recips):
             if p == 1:
-                q = j
-            else:
-                prod = Signal(n + mul.bit_length(), name=f"recip_prod_{p}")
-                m.d.comb += prod.eq(j * Const(mul, mul.bit_length()))
-                q = prod[s:s + n]
-            quotients.append(q)
+                prods.append(None)
+                continue
+            prod = Signal(n + mul.bit_length(), name=f"recip_prod_{p}")
+            m.d.comb += prod.eq(j1 * Const(mul, mul.bit_length()))
+            prods.append(prod)
+
+        # Stage 2: J and j registered; c = j - J*p and the first addresses.
+        v2 = Signal()
+        j2 = Signal(n, reset_less=True)
+        x2 = Signal.like(x1, reset_less=True)
+        quots = [Signal(n, name=f"quot_{p}", reset_less=True) for p in self._ps]
+        m.d.sync += [v2.eq(v1), j2.eq(j1), x2.eq(x1)]
+        for q, prod, (_mul, s) in zip(quots, prods, self._recips):
+            m.d.sync += q.eq(j1 if prod is None else prod[s:s + n])
+        columns = []
+        for p, q in zip(self._ps, quots):
             col = Signal(w, name=f"col_{p}")
-            m.d.comb += col.eq((j - q * Const(p, p.bit_length()))[:w])
+            m.d.comb += col.eq((j2 - q * Const(p, p.bit_length()))[:w])
             columns.append(col)
         big_j = Signal(n)
         col = Signal(w)
-        m.d.comb += [big_j.eq(self._select(quotients)), col.eq(self._select(columns))]
-        step = Signal(self._acc_addr_bits)  # p of the layer
-        m.d.comb += step.eq(self._select([Const(p, self._acc_addr_bits) for p in self._ps]))
-
-        # The first op of the accepted pair.
-        w0 = Signal(self._w_addr_bits)
-        k0 = Signal(self._k_addr_bits)
+        step = Signal(aab)  # p of the layer
         m.d.comb += [
-            w0.eq((self.w_base + j * self.slots)[:self._w_addr_bits]),
-            k0.eq((self.k_base + big_j * self.slots)[:self._k_addr_bits]),
+            big_j.eq(self._select(quots)),
+            col.eq(self._select(columns)),
+            step.eq(self._select([Const(p, aab) for p in self._ps])),
         ]
 
-        left = Signal(self.slot_bits)  # ops of the pair still to come after the one on ``op``
-        last = Signal()
-        m.d.comb += [
-            last.eq(~left.any()),
-            self.i.ready.eq(~self.op.valid | last),
-        ]
-
-        with m.If(self.i.valid & self.i.ready):
+        # ``op``: the first op of a pair from stage 2, the later ones by adding the steps.
+        op_left = Signal(self.slot_bits)
+        op_last = Signal()
+        m.d.comb += op_last.eq(~op_left.any())
+        with m.If(v2):
             m.d.sync += [
                 self.op.valid.eq(1),
-                self.op.w_addr.eq(w0),
-                self.op.k_addr.eq(k0),
+                self.op.w_addr.eq((self.w_base + j2)[:wab]),
+                self.op.k_addr.eq((self.k_base + big_j)[:kab]),
                 self.op.c.eq(col),
-                self.op.x.eq(self.i.p.value),
+                self.op.x.eq(x2),
                 self.op.acc_addr.eq(0),
-                left.eq((self.slots - 1)[:self.slot_bits]),
+                op_left.eq((self.slots - 1)[:self.slot_bits]),
             ]
             if self._sel_bits:
                 m.d.sync += self.op.sel.eq(self.sel)
-        with m.Elif(self.op.valid & ~last):
+        with m.Elif(self.op.valid & ~op_last):
             m.d.sync += [
-                self.op.w_addr.eq((self.op.w_addr + 1)[:self._w_addr_bits]),
-                self.op.k_addr.eq((self.op.k_addr + 1)[:self._k_addr_bits]),
-                self.op.acc_addr.eq((self.op.acc_addr + step)[:self._acc_addr_bits]),
-                left.eq((left - 1)[:self.slot_bits]),
+                self.op.w_addr.eq((self.op.w_addr + self.w_step)[:wab]),
+                self.op.k_addr.eq((self.op.k_addr + self.k_step)[:kab]),
+                self.op.acc_addr.eq((self.op.acc_addr + step)[:aab]),
+                op_left.eq((op_left - 1)[:self.slot_bits]),
             ]
         with m.Else():
             m.d.sync += self.op.valid.eq(0)
+        m.d.comb += self.busy.eq(counting | v1 | v2 | self.op.valid)
         return m

@@ -7,8 +7,8 @@ operation per cycle to every lane of every PE; all lanes share one memory layout
 For a non-zero input ``x_j`` (``j = J*p + c``) and slot ``t`` of a layer whose memories start at
 ``w_base`` and ``k_base`` the operation is::
 
-    w_addr   = w_base + j*B + t     weight q[I][J][(c - k) mod p] of block-row I = t*NL + g
-    k_addr   = k_base + J*B + t     permutation value k[I][J]
+    w_addr   = w_base + t*N'*p + j  weight q[I][J][(c - k) mod p] of block-row I = t*NL + g
+    k_addr   = k_base + t*N' + J    permutation value k[I][J]
     c        = j mod p              column of x_j within its block
     sel      = index of p in ps     (no field when the design has a single block size)
     x        = x_j                  the activation code
@@ -43,7 +43,9 @@ __all__ = ["IMAGE_MEMORIES", "Lane", "lane_params", "op_layout"]
 IMAGE_MEMORIES = ("weight", "k")
 
 #: Cycles from an operation to the first drain request that sees its sum (see :class:`Lane`).
-LATENCY = 3
+LATENCY = 5
+#: Cycles from an operation to its weight and k words: the memories' read and output registers.
+ROM_LATENCY = 2
 #: Cycles from a drain request to its value on ``acc``.
 DRAIN_LATENCY = 1
 
@@ -177,8 +179,8 @@ class Lane(MacWidths, wiring.Component):
         ``acc_addr`` (``acc_addr_bits``). No handshake: an op with ``valid`` is taken every cycle.
     rom : ``In(rom_layout)`` (external memories only)
         ``{weight: signed(weight_bits), k: unsigned(index_width)}``: the words at the ``w_addr``
-        and ``k_addr`` of the op of the cycle before, as a memory's synchronous read port gives
-        them.
+        and ``k_addr`` of the op of ``ROM_LATENCY = 2`` cycles before, as a memory's synchronous
+        read port and an output register give them.
     drain : ``In(drain_layout)``
         Drain request ``{valid: 1 bit, addr: acc_addr_bits}`` (from bit 0 in that order).
     acc : ``Out(acc_layout)``
@@ -190,22 +192,22 @@ class Lane(MacWidths, wiring.Component):
     An op presented in cycle ``n`` (stage 0) moves one stage per cycle, with no stalls:
 
     0. ``n``: the weight and k memories' synchronous read ports take ``w_addr`` and ``k_addr``;
-       ``valid``, ``c``, ``sel``, ``x`` and ``acc_addr`` are registered.
-    1. ``n + 1``: the weight ``w`` and ``k`` are out of the memories; :class:`PermIndex`
-       (registered) computes ``r = (c - k) mod p`` while the exact product ``w * x`` is
-       registered.
-    2. ``n + 2``: ``a = acc_addr + r`` goes to the accumulator memory's read port; ``a``, the
-       product and ``valid`` are registered.
-    3. ``n + 3``: ``acc[a] + w * x`` is written back to ``acc[a]`` at the end of the cycle. The old
+       the rest of the op is registered, and again in stage 1.
+    1. ``n + 1``: the words are out of the memories and go into their output registers.
+    2. ``n + 2``: ``w`` and ``k`` are registered; :class:`PermIndex` (registered) computes
+       ``r = (c - k) mod p``; the multiplier (two register stages) takes ``w`` and ``x``.
+    3. ``n + 3``: ``a = acc_addr + r`` is registered.
+    4. ``n + 4``: the exact product ``w * x`` and ``a`` go to the accumulator memory's read port.
+    5. ``n + 5``: ``acc[a] + w * x`` is written back to ``acc[a]`` at the end of the cycle. The old
        value comes from the read port, or, when the write of the cycle before went to the same
        address, from a forwarding register holding that write (the read port is not
        transparent): back-to-back ops on one accumulator (``B = 1`` across block-columns, and
        every op when ``p = 1``) add up exactly.
 
-    So ``latency = 3``: the op of cycle ``n`` is seen by a drain request in cycle ``n + 3`` or
-    later. (A request in cycle ``n + 3`` reads the memory while stage 3 writes it; the sum reaches
+    So ``latency = 5``: the op of cycle ``n`` is seen by a drain request in cycle ``n + 5`` or
+    later. (A request in cycle ``n + 5`` reads the memory while stage 5 writes it; the sum reaches
     it through the forwarding register, see below.) In ``golden.cycles`` terms the first drain
-    request of a layer may come ``latency`` cycles after its last op.
+    request of a layer may come ``latency`` cycles after its last op reaches the lane.
 
     Draining is read-and-clear: a request ``{valid, addr}`` in cycle ``d`` reads ``acc[addr]``
     (the accumulator read port) and has ``acc = {1, value}`` in cycle ``d + 1``
@@ -218,8 +220,8 @@ class Lane(MacWidths, wiring.Component):
 
     Draining and accumulating share the accumulator's ports, so they are never active at once: the
     controller guarantees (and simulation asserts) that no drain request comes in the cycle of an
-    op or while an op is in stages 1 and 2 (which use the read port), i.e. a drain request in
-    cycle ``d`` needs no op in cycles ``d - 2 .. d``; with ``latency = 3`` that is the same as
+    op or while an op is in stages 1 to 4 (the last uses the read port), i.e. a drain request in
+    cycle ``d`` needs no op in cycles ``d - 4 .. d``; with ``latency = 5`` that is the same as
     draining a layer no earlier than ``latency`` cycles after its last op. The next layer's ops may
     start in the cycle after the last drain request. The fields of an op or a drain request
     without ``valid`` are ignored. The assertion is an Amaranth ``Assert`` (a Verilog immediate
@@ -392,40 +394,50 @@ class Lane(MacWidths, wiring.Component):
             w_rd, k_rd = weight.read_port(), kmem.read_port()
             m.d.comb += [w_rd.addr.eq(op.w_addr), k_rd.addr.eq(op.k_addr)]
             w_data, k_data = w_rd.data, k_rd.data
+            # the memories' output registers: the words ROM_LATENCY cycles after the op
+            w_reg = Signal.like(w_data, name="weight_reg", reset_less=True)
+            k_reg = Signal.like(k_data, name="k_reg", reset_less=True)
+            m.d.sync += [w_reg.eq(w_data), k_reg.eq(k_data)]
+            w_data, k_data = w_reg, k_reg
         m.submodules.perm_index = index = PermIndex(self._ps, registered=True)
         m.submodules.multiplier = mul = Multiplier(self._weight_bits, self._act_bits)
         m.submodules.accumulator = accu = Accumulator(self._acc_bits, self.product_bits,
                                                       self._acc_depth)
 
-        # Stage 0: addresses to the memories; the rest of the op registered.
-        valid1 = Signal()
-        c1 = Signal(self._index_width, reset_less=True)
-        x1 = Signal(signed(self._act_bits), reset_less=True)
-        acc_addr1 = Signal(self.acc_addr_bits, reset_less=True)
-        m.d.sync += [valid1.eq(op.valid), c1.eq(op.c), x1.eq(op.x), acc_addr1.eq(op.acc_addr)]
+        # Stages 0 and 1: the words are read; the rest of the op waits for them.
+        valid = [Signal(name=f"valid{i}") for i in range(5)]
+        m.d.comb += valid[0].eq(op.valid)
+        m.d.sync += [valid[i + 1].eq(valid[i]) for i in range(4)]
+        fields = ["c", "x", "acc_addr"] + (["sel"] if self._sel_bits else [])
+        held = {f: getattr(op, f) for f in fields}
+        for stage in (1, 2):
+            nxt = {f: Signal.like(v, name=f"{f}{stage}", reset_less=True) for f, v in held.items()}
+            m.d.sync += [nxt[f].eq(held[f]) for f in fields]
+            held = nxt
+
+        # Stage 2: r = (c - k) mod p (registered in PermIndex); the product (two stages).
+        m.d.comb += [index.c.eq(held["c"]), index.k.eq(k_data), mul.a.eq(w_data),
+                     mul.b.eq(held["x"])]
         if self._sel_bits:
-            sel1 = Signal(self._sel_bits, reset_less=True)
-            m.d.sync += sel1.eq(op.sel)
-            m.d.comb += index.sel.eq(sel1)
+            m.d.comb += index.sel.eq(held["sel"])
+        acc_addr3 = Signal(self.acc_addr_bits, reset_less=True)
+        m.d.sync += acc_addr3.eq(held["acc_addr"])
 
-        # Stage 1: r = (c - k) mod p (registered in PermIndex) and the exact product (registered
-        # in the multiplier).
-        valid2 = Signal()
-        acc_addr2 = Signal(self.acc_addr_bits, reset_less=True)
-        m.d.comb += [index.c.eq(c1), index.k.eq(k_data), mul.a.eq(w_data), mul.b.eq(x1)]
-        m.d.sync += [valid2.eq(valid1), acc_addr2.eq(acc_addr1)]
+        # Stage 3: the accumulator address a = acc_addr + r, registered.
+        addr4 = Signal(self.acc_addr_bits, reset_less=True)
+        m.d.sync += addr4.eq(acc_addr3 + index.r)
 
-        # Stage 2: the add to accumulator acc_addr + r, written in stage 3; drains share the
-        # accumulator's ports.
+        # Stage 4: the add to accumulator a, written in stage 5; drains share the ports.
         m.d.comb += [
-            accu.add.valid.eq(valid2),
-            accu.add.addr.eq(acc_addr2 + index.r),
+            accu.add.valid.eq(valid[4]),
+            accu.add.addr.eq(addr4),
             accu.add.value.eq(mul.p),
             accu.drain.eq(self.drain),
             self.acc.eq(accu.acc),
         ]
 
         # The controller's contract: no drain request while an op needs the read port.
-        m.d.sync += Assert(~(self.drain.valid & (op.valid | valid1 | valid2)),
+        busy = valid[0] | valid[1] | valid[2] | valid[3] | valid[4]
+        m.d.sync += Assert(~(self.drain.valid & busy),
                            "lane: drain request while an op is in the pipeline\n")
         return m

@@ -1,4 +1,4 @@
-"""The signed multiplier of a lane: the exact product, registered (docs/design.md 4.2).
+"""The signed multiplier of a lane: the exact product, in two register stages (docs/design.md 4.2).
 
 A block of its own so that synthesis reports its area apart (``permdeal synth``'s per-PE
 breakdown) and an FPGA flow maps it onto one DSP block when both operands fit.
@@ -29,7 +29,8 @@ class Multiplier(wiring.Component):
     a : ``In(signed(a_bits))``
     b : ``In(signed(b_bits))``
     p : ``Out(signed(a_bits + b_bits))``
-        The product of the operands of the cycle before (``latency = 1``); no reset, no enable.
+        The product of the operands of two cycles before (``latency = 2``: a product register,
+        then an output register, as a DSP block's pipeline has them); no reset, no enable.
     """
 
     def __init__(self, a_bits, b_bits):
@@ -54,11 +55,12 @@ class Multiplier(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from the operands to their product on ``p``."""
-        return 1
+        return 2
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
+        prod = Signal(signed(self.product_bits), reset_less=True)
         p = Signal(signed(self.product_bits), reset_less=True)
-        m.d.sync += p.eq(self.a * self.b)
+        m.d.sync += [prod.eq(self.a * self.b), p.eq(prod)]
         m.d.comb += self.p.eq(p)
         return m

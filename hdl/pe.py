@@ -97,9 +97,9 @@ class PE(wiring.Component):
 
     Timing
     ------
-    The PE adds no register: ``latency`` and ``drain_latency`` are the lane's (3 and 1), and
-    the controller's contract is the lane's (no drain request in the cycle of an op or in the two
-    cycles after one).
+    The PE adds no register: ``latency`` and ``drain_latency`` are the lane's (5 and 1), and
+    the controller's contract is the lane's (no drain request in the cycle of an op or in the
+    four cycles after one).
     """
 
     def __init__(self, lanes, ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth,

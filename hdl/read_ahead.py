@@ -8,50 +8,49 @@ keep a stream going under back-pressure without losing, repeating or reordering 
 from amaranth.hdl import Module, Mux, ShapeLike, Signal, Value, ValueLike
 from amaranth.lib import stream
 
-__all__ = ["read_ahead"]
+from .lint import eq_const
+
+__all__ = ["DEPTH", "read_ahead"]
+
+#: Entries of the output buffer: one more than the two a read in flight and a full pipeline
+#: need, so that whether to read depends on registers alone (not on ``o.ready``).
+DEPTH = 3
 
 
 def read_ahead(m: Module, layout: ShapeLike, going: ValueLike, arriving: ValueLike,
                o: stream.Interface) -> tuple[Value, Value, Value]:
-    """Add a 2-entry output buffer in front of the stream ``o`` to module ``m``; return ``issue``.
+    """Add a :data:`DEPTH`-entry output buffer in front of the stream ``o`` to module ``m``.
 
-    ``going`` says that the source has a next element to read this cycle; ``issue`` (returned,
-    combinational) says that its read is issued this cycle (``going`` and room in the buffer). The
-    caller advances its counters on ``issue`` and, in the cycle after, presents the element read
-    on ``arriving`` (a value of ``layout``, built from the read port's data and whatever the caller
-    registered with the read). ``o.valid`` and ``o.payload`` come from registers only; ``issue``
-    depends combinationally on ``o.ready``: a read is issued when the buffer's entries plus the
-    read in flight, less the element handed off this cycle, are at most 1. With ``o.ready`` high
-    every cycle the elements come one per cycle, the first two cycles after its read.
+    ``going`` says that the source has a next element to read this cycle; ``issue`` (returned)
+    says that its read is issued this cycle: ``going`` and room in the buffer for every element
+    held or in flight, counted from registers (``o.ready`` is not on this path: a ready chain
+    from the consumer never reaches the memories' read enables). The caller advances its
+    counters on ``issue`` and, in the cycle after, presents the element read on ``arriving`` (a
+    value of ``layout``, built from the read port's data and whatever the caller registered with
+    the read). ``o.valid`` and ``o.payload`` come from registers only. With ``o.ready`` high every
+    cycle the elements come one per cycle, the first two cycles after its read; under
+    back-pressure none is lost, repeated or reordered.
 
     Returns ``(issue, pop, drains)``: ``pop`` is a handoff on ``o`` this cycle, ``drains`` a
     handoff that leaves the buffer empty with no read in flight.
     """
-    e0, e1 = Signal(layout, name="buf0"), Signal(layout, name="buf1")
-    e0v, e1v = Signal(name="buf0_valid"), Signal(name="buf1_valid")
-    fv = Signal(name="in_flight")  # a read is in flight: ``arriving`` holds its element
+    entries = [Signal(layout, name=f"buf{k}") for k in range(DEPTH)]
+    count = Signal(range(DEPTH + 1), name="count")  # entries held, from entries[0] up
+    fv = Signal(name="in_flight")  # a read is in flight: ``arriving`` holds its element next
     pop, issue = Signal(name="pop"), Signal(name="issue")
-    occ = Signal(2, name="occupancy")
     m.d.comb += [
-        o.valid.eq(e0v),
-        o.payload.eq(e0),
-        pop.eq(e0v & o.ready),
-        occ.eq(e0v + e1v + fv),
-        issue.eq(going & ((occ <= 1) | (pop & (occ == 2)))),
+        o.valid.eq(count.any()),
+        o.payload.eq(entries[0]),
+        pop.eq(o.valid & o.ready),
+        issue.eq(going & (count + fv < DEPTH)),
     ]
-    with m.If(pop):
-        m.d.sync += [
-            e0.eq(Mux(e1v, e1, arriving)),
-            e0v.eq(e1v | fv),
-            e1.eq(arriving),
-            e1v.eq(e1v & fv),
-        ]
-    with m.Else():
-        m.d.sync += [
-            e0.eq(Mux(e0v, e0, arriving)),
-            e0v.eq(e0v | fv),
-            e1.eq(Mux(e0v & e1v, e1, arriving)),
-            e1v.eq(e1v | (e0v & fv)),
-        ]
-    m.d.sync += fv.eq(issue)
-    return issue, pop, pop & ~e1v & ~fv
+    # After the pop, entry k holds what entry k + 1 held; the arriving element goes to the first
+    # free entry.
+    free = Signal(range(DEPTH + 1), name="free")
+    m.d.comb += free.eq(count - pop)
+    for k, e in enumerate(entries):
+        shifted = entries[k + 1] if k + 1 < DEPTH else e
+        kept = Mux(pop, shifted, e)
+        m.d.sync += e.eq(Mux(fv & eq_const(free, k), arriving, kept))
+    m.d.sync += [count.eq(free + fv), fv.eq(issue)]
+    return issue, pop, pop & eq_const(count, 1) & ~fv

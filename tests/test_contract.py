@@ -14,8 +14,8 @@ def test_latencies_match_the_rtl_blocks():
     fmts = LayerFormats(Fixed(16, 8), Fixed(16, 8), Fixed(16, 8), Fixed(16, 8), 4)
     assert cycles.READ_LATENCY == WindowReader(1, 1, 16, 1, 4, 1).latency
     assert cycles.DETECT_LATENCY == NonZeroDetector(1, 16, 4).latency
-    # The model's ops of a pair accepted in P come in P + 1 .. P + B.
-    assert Issuer(1, 4, 16, 4, 4, 4, 1).latency == 1
+    # The model's ops of a pair accepted in P come in P + ISSUE_LATENCY .. P + ISSUE_LATENCY + B - 1.
+    assert cycles.ISSUE_LATENCY == Issuer(1, 4, 16, 4, 4, 4, 1).latency
     assert cycles.LANE_LATENCY == lane.LATENCY
     # The last drain request: its read (and clear), the write-back unit, the bank write; the next
     # layer's first bank read comes in the cycle after the write.

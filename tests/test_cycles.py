@@ -21,26 +21,38 @@ def ref_slots(block_rows, total_lanes):
     return b
 
 
-def ref_drain_start(z, b):
-    """D0 by stepping the engine's handshakes cycle by cycle (golden/cycles.py's steps 1-3)."""
+def ref_op_to_drain(n_pe):
+    """Broadcast registers (one per level of a tree of fan-out 8) plus the lane's 5 stages."""
+    levels, reach = 1, 8
+    while reach < n_pe:
+        levels, reach = levels + 1, reach * 8
+    return levels + 5
+
+
+def ref_drain_start(z, b, settle):
+    """D0 by stepping the engine's handshakes cycle by cycle (golden/cycles.py's steps 1-3):
+    the issuer's slot counter shows slot t of a pair taken in P in cycle P + 1 + t, its op goes
+    out 2 cycles later, and draining starts ``settle`` cycles after the last op."""
     w_count = len(z)
     next_w, remaining, last_accept = 0, 0, None
-    ops = {}            # cycle -> True when the op shown then is the last of its pair
+    slots = {}          # cycle -> True when the slot counted then is the last of its pair
     cyc = 0
     while True:
-        shown = ops.get(cyc)
+        shown = slots.get(cyc)
         issuer_ready = shown is None or shown
         pair = remaining > 0 and issuer_ready
         det_ready = remaining == 0 or (pair and remaining == 1)
         offered = next_w < w_count and cyc >= 2 + next_w
+        ops = {c + 2 for c in slots}
         quiet = (next_w == w_count and last_accept < cyc and remaining == 0
-                 and cyc not in ops and cyc - 1 not in ops)
+                 and all(c not in slots and c not in ops for c in range(cyc - settle + 2, cyc + 1))
+                 and not any(c > cyc for c in slots))
         if quiet:
             return cyc + 1
         if pair:
             remaining -= 1
             for t in range(b):
-                ops[cyc + 1 + t] = t == b - 1
+                slots[cyc + 1 + t] = t == b - 1
         if offered and det_ready:
             remaining = z[next_w]
             next_w += 1
@@ -58,7 +70,7 @@ def ref_layer(x, block_rows, p, n_pe, lanes, sw, in_block=None):
         for w0 in range(blk, blk + in_block, sw):
             z.append(sum(1 for v in x[w0:min(w0 + sw, blk + in_block)] if v != 0))
     nnz = sum(z)
-    issue = ref_drain_start(z, b)
+    issue = ref_drain_start(z, b, ref_op_to_drain(n_pe))
     wb = b * p + 3
     total = issue + wb
     return dict(nnz=nnz, slots=b, issue=issue, writeback=wb, total=total, ideal=nnz * b,
@@ -109,23 +121,24 @@ def test_dense_input(n, sw, block_rows, nl):
     cfg = EngineConfig(nl, 1, scan_width=sw)
     lc = layer_cycles(np.arange(1, n + 1), block_rows, 4, cfg)
     b = -(-block_rows // nl)
-    # Pairs back to back from cycle 3, B cycles each; the last op in 3 + n*B, drain 3 later.
-    assert lc.ideal == n * b and lc.issue == n * b + 6
-    assert lc.total == n * b + 6 + b * 4 + 3
+    # Pairs back to back from cycle 3, B cycles each, their ops 3 cycles after them: the last op
+    # in 3 + (n-1)*B + 3 + B-1 = n*B + 5, draining 6 later (one broadcast stage, 5 lane stages).
+    assert lc.ideal == n * b and lc.issue == n * b + 11
+    assert lc.total == n * b + 11 + b * 4 + 3
 
 
 def test_hand_worked_example():
     # 2 PEs x 2 lanes, M' = 10 -> B = 3; scan width 4 over 11 inputs: windows
     # [0 3 0 0] accepted in 2, its pair in 3 (ops 4-6); [0 0 0 0] in 3;
-    # [5 -1 0] in 4, its pairs in 6 (the issuer is busy until then) and 9 (ops 7-12).
-    # Draining from 12 + 3 = 15.
+    # [5 -1 0] in 4, its pairs in 6 (the issuer is busy until then) and 9; ops come 3 cycles
+    # after their pair: 6-8, 9-11, 12-14. Draining from 14 + 1 + 5 = 20.
     cfg = EngineConfig(2, 2, scan_width=4)
     x = np.array([0, 3, 0, 0, 0, 0, 0, 0, 5, -1, 0])
     lc = layer_cycles(x, 10, 5, cfg)
-    assert (lc.nnz, lc.slots, lc.issue, lc.writeback) == (3, 3, 15, 3 * 5 + 3)
-    assert lc.total == 15 + 18 == 33
+    assert (lc.nnz, lc.slots, lc.issue, lc.writeback) == (3, 3, 20, 3 * 5 + 3)
+    assert lc.total == 20 + 18 == 38
     assert lc.ideal == 9
-    assert lc.utilization == pytest.approx(3 * 10 / (4 * 33))
+    assert lc.utilization == pytest.approx(3 * 10 / (4 * 38))
 
 
 def test_empty_windows_hide_behind_slots_but_not_at_one_slot():
@@ -134,14 +147,14 @@ def test_empty_windows_hide_behind_slots_but_not_at_one_slot():
     x = np.array([1, 0, 0, 0, 0] * 4)
     slow = layer_cycles(x, 1, 1, EngineConfig(1, 1, scan_width=1))
     fast = layer_cycles(x, 5, 1, EngineConfig(1, 1, scan_width=1))
-    assert slow.issue == 23  # windows accepted in 2..21, the last op in 19: drain from 21 + 2
-    assert fast.issue == 3 + 4 * 5 + 3  # pairs in 3, 8, 13, 18; the last op 23, drain 26
+    assert slow.issue == 27  # windows accepted in 2..21, pairs 3..18, the last op 21: 21 + 6
+    assert fast.issue == 31  # pairs in 3, 8, 13, 18; the last op 18 + 3 + 4 = 25, drain 25 + 6
 
 
 def test_float_activations_only_zero_matters():
     cfg = EngineConfig(1, 1, scan_width=2)
     lc = layer_cycles(np.array([0.0, 1e-300, -0.0, 2.5]), 1, 1, cfg)
-    assert (lc.nnz, lc.issue) == (2, 8)  # pairs in 3 and 4, the last op in 5, drain in 8
+    assert (lc.nnz, lc.issue) == (2, 13)  # pairs in 3 and 4, the last op in 7, drain in 13
 
 
 @pytest.mark.parametrize("x", [np.zeros((2, 3)), np.array([]), np.float64(1.0)])
@@ -162,10 +175,10 @@ def test_utilization_in_unit_interval(seed):
         x[rng.randrange(n)] = 7  # at least one non-zero
         lc = layer_cycles(x, rng.randint(1, 30), rng.randint(1, 8), cfg)
         assert 0 < lc.utilization <= 1, f"seed {seed}: {lc}"
-    # M' a multiple of NL: useful 8*8 = 64; pairs in 3, 5, .., 17, drain from 22, write-back
-    # 2*1 + 3: total 27 on 4 lanes
+    # M' a multiple of NL: useful 8*8 = 64; pairs in 3, 5, .., 17, the last op 21, drain from
+    # 27, write-back 2*1 + 3: total 32 on 4 lanes
     lc = layer_cycles(np.ones(8), 8, 1, EngineConfig(2, 2, scan_width=64))
-    assert lc.total == 27 and lc.utilization == pytest.approx(64 / (4 * 27))
+    assert lc.total == 32 and lc.utilization == pytest.approx(64 / (4 * 32))
 
 
 # -- EngineConfig ----------------------------------------------------------------------------------
@@ -289,8 +302,9 @@ def test_producer_blocks_by_hand():
     # block holds only x6; its second window is all padding and still passes the detector.
     x = np.array([0, 5, 0, 0, 0, 7, 1])
     lc = layer_cycles(x, 3, 1, EngineConfig(1, 1, scan_width=2), in_block=3)  # B = 3 slots
-    # windows accepted in 2, 3, 4, 5, 6, 9; pairs in 3, 6, 9: the last op in 12, drain in 15
-    assert lc.issue == 15
+    # windows accepted in 2, 3, 4, 5, 6, 9; pairs in 3, 6, 9: the last op in 9 + 3 + 2 = 14,
+    # drain in 14 + 6 = 20
+    assert lc.issue == 20
     assert lc.nnz == 3
 
 

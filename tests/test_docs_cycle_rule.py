@@ -39,6 +39,14 @@ def doc_windows(x, q, D):
     return z
 
 
+def doc_settle(n_pe):
+    """Section 9: L = S + 5, S the broadcast stages: 1 up to 8 PEs, 2 up to 64, 3 up to 512."""
+    S = 1
+    while 8 ** S < n_pe:
+        S += 1
+    return S + 5
+
+
 def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None):
     """Section 9, one layer: returns (nnz, B, D0, T)."""
     q = D if q is None else q
@@ -58,8 +66,8 @@ def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None):
             pair += B                    # the next pair of the window goes with the last op
         ready = pair                     # the detector is free when its last pair is taken
         issuer_free = pair + B
-        last_op = pair + B               # ops of a pair taken in P: P+1 .. P+B
-    d0 = taken + 2 if last_op is None else max(last_op + 3, taken + 2)
+        last_op = pair + B + 2           # ops of a pair taken in P: P+3 .. P+B+2
+    d0 = taken + 2 if last_op is None else max(last_op + doc_settle(n_pe), taken + 2)
     last_drain = d0 + B * p - 1
     next_start = last_drain + 4          # the rule README got wrong by one
     return sum(z), B, d0, next_start
@@ -160,27 +168,28 @@ def test_next_layer_starts_four_cycles_after_the_last_drain_request():
     """The corrected README sentence, on one worked case: B = 2, p = 3, one non-zero input."""
     cfg = EngineConfig(1, 1, scan_width=4)
     got = layer_cycles(np.array([0, 7, 0, 0]), 2, 3, cfg)
-    # window 0 taken in cycle 2, its pair in 3, ops in 4 and 5, draining from 8 (5 + 3),
-    # drain requests 8 .. 13 (B*p = 6), the next START in 17 = 13 + 4
-    assert got.issue == 8
-    assert got.total == 17
+    # window 0 taken in cycle 2, its pair in 3, ops in 6 and 7, draining from 13 (7 + 6),
+    # drain requests 13 .. 18 (B*p = 6), the next START in 22 = 18 + 4
+    assert got.issue == 13
+    assert got.total == 22
 
 
 def test_worked_example_of_section_9():
     cfg = EngineConfig(2, 2, scan_width=4)
     got = layer_cycles(np.array([0, 3, 0, 0, 0, 0, 0, 0, 5, -1, 0]), 10, 5, cfg)
-    assert (got.slots, got.nnz, got.issue, got.total, got.ideal) == (3, 3, 15, 33, 9)
-    assert doc_layer([0, 3, 0, 0, 0, 0, 0, 0, 5, -1, 0], 10, 5, 2, 2, 4) == (3, 3, 15, 33)
+    assert (got.slots, got.nnz, got.issue, got.total, got.ideal) == (3, 3, 20, 38, 9)
+    assert doc_layer([0, 3, 0, 0, 0, 0, 0, 0, 5, -1, 0], 10, 5, 2, 2, 4) == (3, 3, 20, 38)
 
 
 @pytest.mark.parametrize("n, D, m_blocks, lanes, p", [(16, 4, 8, 4, 3), (7, 8, 3, 1, 2),
                                                       (24, 3, 9, 2, 4)])
 def test_no_empty_window_closed_form(n, D, m_blocks, lanes, p):
-    """Section 9: every window holds a non-zero: D0 = nnz*B + 6, T = nnz*B + 9 + B*p."""
+    """Section 9: every window holds a non-zero: D0 = nnz*B + 5 + L, T = nnz*B + 8 + L + B*p
+    (L = 6 up to 8 PEs)."""
     x = np.arange(1, n + 1)
     B = math.ceil(m_blocks / lanes)
     got = layer_cycles(x, m_blocks, p, EngineConfig(1, lanes, scan_width=D))
-    assert (got.issue, got.total) == (n * B + 6, n * B + 9 + B * p), (n, D, m_blocks, lanes, p)
+    assert (got.issue, got.total) == (n * B + 11, n * B + 14 + B * p), (n, D, m_blocks, lanes, p)
 
 
 # -- a network --------------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ from permdeal.errors import PermdealError
 from permdeal.golden.compress import compress_permdiag
 from permdeal.golden.cycles import EngineConfig
 from permdeal.golden.formats import LayerFormats
-from permdeal.golden.model import FloatLayer, QuantModel, layer_from_json, load_float_model
-from permdeal.golden.rom import (decode_hex, lane_contents, model_from_images, read_images,
+from permdeal.golden.model import (MODEL_FORMAT_VERSION, FloatLayer, QuantModel, layer_from_json,
+                                   load_float_model)
+from permdeal.golden.rom import (ROM_FORMAT_VERSION, decode_hex, lane_contents, model_from_images, read_images,
                                  write_images)
 
 CFG = EngineConfig(2, 1)
@@ -160,11 +161,11 @@ COMMON = [
     ("saturated-float", lambda m: m["layers"][0]["saturated"].update(bias=1.5),
      ["saturated: bias must be an integer, not 1.5"]),
     ("format-version-newer", lambda m: m.update(format_version=99),
-     ["written by a newer permdeal: format_version 99, this reader knows 1"]),
+     ["written by a newer permdeal: format_version 99, this reader knows {version}"]),
     ("format-version-string", lambda m: m.update(format_version="1"),
      ["format_version must be an integer, not \"1\""]),
     ("format-version-older", lambda m: m.update(format_version=0),
-     ["unsupported format_version 0, this reader knows 1"]),
+     ["unsupported format_version 0, this reader knows {version}"]),
     ("method", lambda m: m.update(method="smartdeal"), ["method 'smartdeal' is not one this reader knows"]),
     ("input-format", lambda m: m["input_format"].update(frac=3),
      ["input_format.frac is 3, expected 8 (layer 0's formats.act)"]),
@@ -183,6 +184,8 @@ COMMON = [
 def test_common_fields_are_checked(model_dir, rom_dir, kind, change, fragments):
     folder = (model_dir if kind == "model" else rom_dir)[0]
     read = QuantModel.read if kind == "model" else model_from_images
+    version = MODEL_FORMAT_VERSION if kind == "model" else ROM_FORMAT_VERSION
+    fragments = [f.replace("{version}", str(version)) for f in fragments]
     edit(folder, change)
     refused(read, folder, "manifest.json: ", *fragments)
     if kind == "rom":
@@ -453,12 +456,13 @@ def test_unreadable_image(rom_dir, monkeypatch):
 
 
 @pytest.mark.parametrize("name, line, word, fragments", [
-    # fc1 (6 x 5, p 2) has 3 block-rows on 2 lanes: lane 1's slot 1 is padding; so are bias rows 6, 7
-    ("pe1_lane0_k.hex", 1, "1", ["the images of layer 0 (fc1): the k memory holds non-zero words in "
+    # fc1 (6 x 5, p 2) has 3 block-rows on 2 lanes: lane 1's slot 1 is padding (k words from 3 =
+    # N', weight words from 6 = N'*p); so are bias rows 6, 7
+    ("pe1_lane0_k.hex", 3, "1", ["the images of layer 0 (fc1): the k memory holds non-zero words in "
                                  "the slots past block-row 3"]),
     ("pe1_lane0_bias.hex", 3, "0001", ["layer 0 (fc1): the bias memory holds non-zero words in the "
                                        "rows past output 6"]),
-    ("pe1_lane0_weight.hex", 1, "0001", ["the weight memory holds non-zero words in the slots"]),
+    ("pe1_lane0_weight.hex", 6, "0001", ["the weight memory holds non-zero words in the slots"]),
     # k words are 2 bits wide (fc2 has p = 4) but fc1's k must stay below 2
     ("pe0_lane0_k.hex", 0, "3", ["the images of layer 0 (fc1): k values must lie in [0, 2)"]),
 ], ids=["k-padding", "bias-padding", "weight-padding", "k-range"])

@@ -96,9 +96,9 @@ def expected_lane_words(model, cfg):
                     J, c = divmod(j, p)
                     r = (c - int(mat.k[I, J])) % p
                     if I * p + r < m and j < n:
-                        w[j * B + t] = W[I * p + r][j]
+                        w[t * nb * p + j] = W[I * p + r][j]
                 for J in range(nb):
-                    kk[J * B + t] = int(mat.k[I, J])
+                    kk[t * nb + J] = int(mat.k[I, J])
                 for r in range(p):
                     if I * p + r < m:
                         bb[t * p + r] = int(layer.bias[I * p + r])
@@ -201,18 +201,18 @@ def test_hand_worked_images(tmp_path):
     # two lanes (1 PE x 2): B = 1; lane 0 holds block-row 0, lane 1 block-row 1
     folder, man = write(tmp_path, model, EngineConfig(1, 2))
     lines = lambda name: (folder / name).read_text().split("\n")
-    # weight address j*B + t = j: column j's weight in the lane's block-row
+    # weight address t*N'*p + j = j: column j's weight in the lane's block-row
     assert lines("pe0_lane0_weight.hex") == ["0005", "ffff", "8000", "0007", ""]
     assert lines("pe0_lane1_weight.hex") == ["0000", "7fff", "0000", "0002", ""]
     assert lines("pe0_lane0_k.hex") == ["1", "0", ""]
     assert lines("pe0_lane1_k.hex") == ["1", "1", ""]
     assert lines("pe0_lane0_bias.hex") == ["ffe", "7ff", ""]
     assert lines("pe0_lane1_bias.hex") == ["800", "000", ""]
-    # one lane: B = 2, weight address j*2 + t
+    # one lane: B = 2, weight address t*4 + j, k address t*2 + J
     folder1, _ = write(tmp_path, model, EngineConfig(1, 1), name="one")
     assert (folder1 / "pe0_lane0_weight.hex").read_text().split() == \
-        ["0005", "0000", "ffff", "7fff", "8000", "0000", "0007", "0002"]
-    assert (folder1 / "pe0_lane0_k.hex").read_text().split() == ["1", "1", "0", "1"]
+        ["0005", "ffff", "8000", "0007", "0000", "7fff", "0000", "0002"]
+    assert (folder1 / "pe0_lane0_k.hex").read_text().split() == ["1", "0", "1", "1"]
     assert (folder1 / "pe0_lane0_bias.hex").read_text().split() == ["ffe", "7ff", "800", "000"]
     assert_same_model(model, model_from_images(folder1), "one lane")
     assert_same_model(model, model_from_images(folder), "two lanes")

@@ -99,10 +99,11 @@ def test_constructor_checks_the_reciprocal(monkeypatch):
 def test_issuer_properties():
     dut = Issuer((3, 8), 10, 8, 12, 9, 5, 4)
     assert (dut.ps, dut.index_bits, dut.act_bits, dut.w_addr_bits, dut.k_addr_bits,
-            dut.acc_addr_bits, dut.max_slots, dut.latency) == ((3, 8), 10, 8, 12, 9, 5, 4, 1)
+            dut.acc_addr_bits, dut.max_slots, dut.latency) == ((3, 8), 10, 8, 12, 9, 5, 4, 3)
     assert (dut.index_width, dut.sel_bits, dut.slot_bits) == (3, 1, 3)
     assert dut.reciprocals == ((1366, 12), (1024, 13))
-    assert set(dut.signature.members) == {"sel", "slots", "w_base", "k_base", "i", "op"}
+    assert set(dut.signature.members) == {"sel", "slots", "w_base", "k_base", "w_step", "k_step",
+                                         "i", "op", "busy"}
     assert dut.op.shape().size == 1 + 12 + 9 + 3 + 1 + 8 + 5
     lane = Lane((3, 8), 8, 8, 16, 4096, 512, 32, weights=[0] * 4096, ks=[0] * 512)
     assert list(dut.op_layout) == list(lane.op_layout)
@@ -111,7 +112,8 @@ def test_issuer_properties():
     assert list(dut.pair_layout) == list(NonZeroDetector(4, 8, 10).output_layout)
     one = Issuer(1, 3, 2, 4, 3, 1, 2)
     assert (one.ps, one.index_width, one.sel_bits, one.slot_bits) == ((1,), 1, 0, 2)
-    assert set(one.signature.members) == {"slots", "w_base", "k_base", "i", "op"}
+    assert set(one.signature.members) == {"slots", "w_base", "k_base", "w_step", "k_step", "i",
+                                         "op", "busy"}
     lane1 = Lane(1, 2, 2, 4, 16, 8, 2, weights=[0] * 16, ks=[0] * 8)
     assert list(one.op_layout) == list(lane1.op_layout)
     for attr in ("ps", "index_bits", "act_bits", "w_addr_bits", "k_addr_bits", "acc_addr_bits",
@@ -161,8 +163,10 @@ def test_amaranth_simulation_back_to_back():
         ctx.set(dut.slots, 3)
         ctx.set(dut.w_base, 100)
         ctx.set(dut.k_base, 7)
+        ctx.set(dut.w_step, 40)
+        ctx.set(dut.k_step, 5)
         pairs = [(10, -5), (11, 3)]
-        for _ in range(9):
+        for _ in range(11):
             if pairs:
                 ctx.set(dut.i.valid, 1)
                 ctx.set(dut.i.p, {"index": pairs[0][0], "value": pairs[0][1], "last": 0})
@@ -180,11 +184,12 @@ def test_amaranth_simulation_back_to_back():
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    # j = 10: J = 3, c = 1 -> w 100 + 30 + t, k 7 + 9 + t; j = 11: J = 3, c = 2 -> w 133 + t
+    # j = 10: J = 3, c = 1 -> w 100 + 10 + 40t, k 7 + 3 + 5t; j = 11: J = 3, c = 2 -> w 111 + 40t.
+    # Pairs are taken 3 cycles apart (cycles 0 and 3), their ops come 3 cycles after each.
     assert seen == [
-        (1, None),
-        (0, (1, 130, 16, 1, 0, -5, 0)), (0, (1, 131, 17, 1, 0, -5, 3)),
-        (1, (1, 132, 18, 1, 0, -5, 6)),
-        (0, (1, 133, 16, 2, 0, 3, 0)), (0, (1, 134, 17, 2, 0, 3, 3)),
-        (1, (1, 135, 18, 2, 0, 3, 6)),
+        (1, None), (0, None), (0, None),
+        (1, (1, 110, 10, 1, 0, -5, 0)), (0, (1, 150, 15, 1, 0, -5, 3)),
+        (0, (1, 190, 20, 1, 0, -5, 6)),
+        (1, (1, 111, 10, 2, 0, 3, 0)), (1, (1, 151, 15, 2, 0, 3, 3)),
+        (1, (1, 191, 20, 2, 0, 3, 6)),
         (1, None), (1, None)]

@@ -11,6 +11,7 @@ from permdeal.gen.verilog import emit
 from permdeal.golden.rom import write_images
 from permdeal.hdl.accumulator import Accumulator
 from permdeal.hdl.multiplier import Multiplier
+from permdeal.hdl import lane as lane_mod
 from permdeal.hdl.lane import Lane
 from permdeal.hdl.pe import PE, pe_contents, pe_images
 from permdeal.hdl.rom import rom_sources
@@ -112,8 +113,8 @@ def test_bench_catches_missing_forwarding(tmp_path, monkeypatch):
 
 @pytest.mark.sim
 def test_bench_catches_a_short_latency(tmp_path, monkeypatch):
-    # A lane that claims a latency of 2 is drained while its last op needs the read port.
-    monkeypatch.setattr(Lane, "latency", property(lambda self: 2))
+    # A lane that claims a latency one short is drained while its last op needs the read port.
+    monkeypatch.setattr(Lane, "latency", property(lambda self: lane_mod.LATENCY - 1))
     with pytest.raises(runner.SimulationFailed) as e:
         _simulate("icarus", "p4-L2-pe1of2", tmp_path, seed=5, testcase="test_back_to_back")
     assert e.value.result.failures.keys() == {"test_back_to_back", runner.RTL_ASSERTION}
@@ -138,7 +139,7 @@ def test_lane_properties():
     lane = _lane()
     assert (lane.ps, lane.act_bits, lane.weight_bits, lane.acc_bits) == ((3, 5), 8, 6, 20)
     assert (lane.w_depth, lane.k_depth, lane.acc_depth) == (6, 3, 15)
-    assert (lane.latency, lane.drain_latency, lane.product_bits) == (3, 1, 14)
+    assert (lane.latency, lane.drain_latency, lane.product_bits) == (5, 1, 14)
     assert (lane.index_width, lane.sel_bits) == (3, 1)
     assert (lane.w_addr_bits, lane.k_addr_bits, lane.acc_addr_bits) == (3, 2, 4)
     assert lane.weights == (-32, 31, 0, 1, -1, 5) and lane.ks == (0, 4, 2)
@@ -165,7 +166,7 @@ def test_pe_properties():
     case = build_case(CASES["p3-5-sel-L3"])
     pe = _pe(case)
     assert pe.lanes == 3 and len(pe.lane) == 3
-    assert (pe.latency, pe.drain_latency) == (3, 1)
+    assert (pe.latency, pe.drain_latency) == (5, 1)
     assert pe.ps == (3, 5) and pe.acc_bits == case.acc_bits
     assert pe.op_layout == pe.lane[0].op_layout and pe.acc_layout == pe.lane[2].acc_layout
     assert pe.acc.shape().size == 3 * (1 + case.acc_bits)
@@ -309,7 +310,7 @@ def test_lane_asserts_the_controller_contract():
 
 def test_lane_blocks_check_their_parameters():
     mul = Multiplier(6, 8)
-    assert (mul.a_bits, mul.b_bits, mul.product_bits, mul.latency) == (6, 8, 14, 1)
+    assert (mul.a_bits, mul.b_bits, mul.product_bits, mul.latency) == (6, 8, 14, 2)
     acc = Accumulator(20, 14, 15)
     assert (acc.acc_bits, acc.value_bits, acc.depth, acc.addr_bits, acc.drain_latency) == \
         (20, 14, 15, 4, 1)

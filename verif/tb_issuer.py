@@ -5,15 +5,16 @@ N, "act_bits": int, "w_addr_bits": int, "k_addr_bits": int, "acc_addr_bits": int
 int, "sel_bits": int, "index_width": int, "latency": int, "layers": int (default 12)}``.
 
 The golden model (:func:`expected_ops`) is written here from the spec with Python ints: a pair
-``(j, x)`` of a layer ``(sel, B, w_base, k_base)`` with ``p = ps[sel]`` and ``J, c = divmod(j, p)``
-gives, for ``t = 0 .. B-1``, the op ``(w_base + j*B + t, k_base + J*B + t, c, sel, x, t*p)`` (the
-addresses modulo their widths). Each layer draws a random descriptor (every block size, ``B`` in
-``[1, max_slots]``, random bases), random ascending ``j`` in ``[0, 2**N)`` (the ends and multiples
-of ``p`` often) and random values, and sends the pairs through a :class:`StreamSource` with no idle
-or with random idle. Every cycle after reset is checked: a pair accepted in cycle ``a`` must show
-its op ``t`` on ``op`` in cycle ``a + latency + t`` exactly, ``op.valid`` must be low in every other
-cycle, and ``i.ready`` must be high exactly when ``op`` is idle or shows the last op of its pair
-(the next pair is taken in the cycle of the last op). Layers sent without idle must in addition
+``(j, x)`` of a layer ``(sel, B, w_base, k_base, w_step, k_step)`` with ``p = ps[sel]`` and ``J, c
+= divmod(j, p)`` gives, for ``t = 0 .. B-1``, the op ``(w_base + j + t*w_step, k_base + J +
+t*k_step, c, sel, x, t*p)`` (the addresses modulo their widths). Each layer draws a random
+descriptor (every block size, ``B`` in ``[1, max_slots]``, random bases and steps), random
+ascending ``j`` in ``[0, 2**N)`` (the ends and multiples of ``p`` often) and random values, and
+sends the pairs through a :class:`StreamSource` with no idle or with random idle. Every cycle after
+reset is checked: a pair accepted in cycle ``a`` must show its op ``t`` on ``op`` in cycle ``a +
+latency + t`` exactly, ``op.valid`` must be low in every other cycle, and ``i.ready`` must be high
+in cycle ``c`` exactly when no op is due in cycle ``c + latency - 1`` or the op due then is the
+last of its pair (the next pair is taken ``B`` cycles after the one before). Layers sent without idle must in addition
 give one run of exactly ``B * pairs`` consecutive valid ops, the pairs accepted ``B`` cycles apart.
 """
 
@@ -29,15 +30,15 @@ from permdeal.verif.runner import tb_config, tb_report
 from permdeal.verif.streams import PERIOD_NS, StreamSource, cycle, reset, to_signed
 
 
-def expected_ops(desc: tuple[int, int, int, int], j: int, x: int, ps: Sequence[int],
+def expected_ops(desc: tuple[int, ...], j: int, x: int, ps: Sequence[int],
                  widths: tuple[int, int, int]) -> list[tuple[int, int, int, int, int, int]]:
     """The spec: the ``B`` ops ``(w_addr, k_addr, c, sel, x, acc_addr)`` of pair ``(j, x)``."""
-    sel, b, w_base, k_base = desc
+    sel, b, w_base, k_base, w_step, k_step = desc
     wab, kab, aab = widths
     p = ps[sel]
     big_j, c = divmod(j, p)
-    return [((w_base + j * b + t) % (1 << wab), (k_base + big_j * b + t) % (1 << kab), c, sel, x,
-             (t * p) % (1 << aab)) for t in range(b)]
+    return [((w_base + j + t * w_step) % (1 << wab), (k_base + big_j + t * k_step) % (1 << kab),
+             c, sel, x, (t * p) % (1 << aab)) for t in range(b)]
 
 
 class TB:
@@ -81,13 +82,15 @@ class TB:
         valid, w, k, c, sel, x, acc = out
         return valid, (w, k, c, sel, to_signed(x, self.act_bits), acc)
 
-    def drive_desc(self, desc: tuple[int, int, int, int]) -> None:
-        sel, b, w_base, k_base = desc
+    def drive_desc(self, desc: tuple[int, ...]) -> None:
+        sel, b, w_base, k_base, w_step, k_step = desc
         if self.sel_bits:
             self.dut.sel.value = sel
         self.dut.slots.value = b
         self.dut.w_base.value = w_base
         self.dut.k_base.value = k_base
+        self.dut.w_step.value = w_step
+        self.dut.k_step.value = k_step
 
     def value(self) -> int:
         r = self.rng.random()
@@ -147,7 +150,8 @@ class TB:
                     self.error(f"pair {k} op t={t}: expected (w_addr, k_addr, c, sel, x, "
                                f"acc_addr) = {exp}, observed {op} (cycle {c})")
             ready = int(self.dut.i__ready.value)
-            want_ready = int(want is None or want[1])
+            ahead = self.expected.get(c + self.latency - 1) if self.latency > 1 else want
+            want_ready = int(ahead is None or ahead[1])
             self.ready_checks += 1
             if ready != want_ready:
                 self.error(f"i.ready = {ready}, expected {want_ready} (cycle {c})")
@@ -155,7 +159,8 @@ class TB:
     async def layer(self, idle: float) -> None:
         p_sel = self.rng.randrange(len(self.ps))
         b = self.rng.choice((1, self.max_slots, self.rng.randint(1, self.max_slots)))
-        desc = (p_sel, b, self.rng.getrandbits(self.wab), self.rng.getrandbits(self.kab))
+        desc = (p_sel, b, self.rng.getrandbits(self.wab), self.rng.getrandbits(self.kab),
+                self.rng.getrandbits(self.wab), self.rng.getrandbits(self.kab))
         count = self.rng.randint(1, min(40, 1 << self.n))
         js = self.indices(self.ps[p_sel], count)
         await FallingEdge(self.dut.clk)
@@ -197,7 +202,7 @@ class TB:
 async def test_layers(dut: Any) -> None:
     """Random layers of random pairs, with and without idle, checked every cycle."""
     tb = TB(dut)
-    tb.drive_desc((0, 1, 0, 0))
+    tb.drive_desc((0, 1, 0, 0, 0, 0))
     await reset(dut)
     tb.src.start()
     cocotb.start_soon(tb.monitor())

@@ -230,8 +230,9 @@ class TB:
         c = self.case
         p, place = c.model.layers[layer].matrix.p, c.places[layer]
         b = place.slots
-        values = {"valid": 1, "w_addr": place.weight_base + j * b + t,
-                  "k_addr": place.k_base + (j // p) * b + t, "c": j % p, "x": x_j,
+        n_blocks = place.k_depth // b  # N'
+        values = {"valid": 1, "w_addr": place.weight_base + t * n_blocks * p + j,
+                  "k_addr": place.k_base + t * n_blocks + j // p, "c": j % p, "x": x_j,
                   "acc_addr": t * p}
         if self.has_sel:
             values["sel"] = c.ps.index(p)
