@@ -36,6 +36,7 @@ sysdeps:
 	command -v make >/dev/null || missing="$$missing make"; \
 	command -v ccache >/dev/null || missing="$$missing ccache"; \
 	test -f $(LIBERTY) || missing="$$missing qflow-tech-osu018"; \
+	command -v sta >/dev/null || missing="$$missing opensta"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \

