@@ -239,6 +239,47 @@ class Geometry:
     def max_slots(self) -> int:
         return max(pl.slots for pl in self.places)
 
+    @property
+    def ram_depths(self) -> dict[str, int]:
+        """Words of the RAMs as built (at least 2: a 1-word memory has a 0-bit address): the
+        ``accumulator`` (one per lane) and the ``activation bank`` (one per lane and bank set)."""
+        return {"accumulator": max(2, self.acc_depth), "activation bank": max(2, self.bank_rows)}
+
+    def storage(self) -> dict[str, dict]:
+        """Useful and stored bits of every memory kind, all lanes (docs/design.md 8):
+        ``{kind: {useful_bits, stored_bits, what}}`` for ``weight``, ``k``, ``bias``,
+        ``accumulator`` and ``activation bank``.
+
+        Useful: ``weight`` the layers' ``M'*N'*p`` permuted-diagonal weights, ``k`` their
+        ``M'*N'`` permutation values, ``bias`` their ``n_out`` biases, stored in ``NL`` lanes of
+        ``depth`` words (padded block-rows ``B*NL - M'`` and the widest layer's word width
+        included); ``accumulator`` the largest layer's ``n_out`` sums in ``NL`` memories of
+        ``max(B*p)`` words; ``activation bank`` per bank set the most activations it holds at once
+        (set 0: the network input and the outputs of layers 2, 4, ...; set 1: of layers 1, 3, ...)
+        in ``NL`` banks of ``rows`` words of ``D`` activations.
+        """
+        nl, d = self.cfg.total_lanes, self.cfg.scan_width
+        w = self.widths
+        useful = {"weight": sum(math.prod(l.blocks) * l.p for l in self.layers),
+                  "k": sum(math.prod(l.blocks) for l in self.layers),
+                  "bias": sum(l.n_out for l in self.layers)}
+        out = {mem: {"useful_bits": useful[mem] * w[mem],
+                     "stored_bits": max(1, self.depths[mem]) * nl * w[mem],
+                     "what": f"{mem} words of the layers / words stored"} for mem in MEMORIES}
+        depth = self.ram_depths
+        out["accumulator"] = {
+            "useful_bits": max(l.n_out for l in self.layers) * self.acc_bits,
+            "stored_bits": depth["accumulator"] * nl * self.acc_bits,
+            "what": "the largest layer's output sums / accumulators stored"}
+        held = [self.layers[0].n_in, 0]
+        for i, l in enumerate(self.layers):
+            held[(i + 1) % 2] = max(held[(i + 1) % 2], l.n_out)
+        out["activation bank"] = {
+            "useful_bits": sum(held) * self.act_bits,
+            "stored_bits": 2 * nl * depth["activation bank"] * d * self.act_bits,
+            "what": "the most activations each bank set holds / activations stored"}
+        return out
+
     def to_json(self) -> dict:
         """The figures reports and manifests show."""
         return {"memories": self.memories(), "bank_rows": self.bank_rows,

@@ -1,21 +1,25 @@
+# amaranth: UnusedElaboratable=no
 """The accumulator memory of a lane: read-modify-write adds and read-and-clear drains
 (docs/design.md 4.2).
 
 A block of its own so that synthesis reports its area apart (``permdeal synth``'s per-PE
-breakdown).
+breakdown). Its words live in a :class:`~.ram.Ram`, elaborated in place or, with ``ram_module``,
+emitted once as a Verilog module of its own (the engine's way: synthesis then counts it as a
+memory, docs/design.md 8).
 """
 
 from typing import Any
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_ACC_BITS
 
+from .blackbox import Blackbox
+from .ram import Ram
 from .rom import addr_bits
 
 __all__ = ["Accumulator"]
@@ -34,6 +38,10 @@ class Accumulator(wiring.Component):
         Width of the signed values added, 2 to ``acc_bits``.
     depth : int
         Number of accumulators, >= 1.
+    ram_module : str, optional
+        Emit the memory (a :class:`~.ram.Ram` of ``max(2, depth)`` words of ``acc_bits``, one
+        enable a word) as the Verilog module of this name and instantiate it (:attr:`blackboxes`);
+        by default it is elaborated in place. The behaviour is the same.
 
     Members
     -------
@@ -54,7 +62,7 @@ class Accumulator(wiring.Component):
     ``rst`` (synchronous) drops a pending add and the drain output.
     """
 
-    def __init__(self, acc_bits, value_bits, depth):
+    def __init__(self, acc_bits, value_bits, depth, *, ram_module=None):
         self._value_bits = integer(value_bits, "accumulator value_bits", 2)
         try:
             self._acc_bits = integer(acc_bits, "accumulator acc_bits", self._value_bits,
@@ -64,6 +72,8 @@ class Accumulator(wiring.Component):
                                 f"[{self._value_bits}, {MAX_ACC_BITS}] (at least value_bits), "
                                 f"not {acc_bits!r}") from None
         self._depth = integer(depth, "accumulator depth", 1)
+        self._ram_module = ram_module
+        self._ram_box = None if ram_module is None else Blackbox(self._new_ram(), ram_module)
         super().__init__({"add": In(self.add_layout), "drain": In(self.drain_layout),
                           "acc": Out(self.acc_layout)})
 
@@ -82,6 +92,20 @@ class Accumulator(wiring.Component):
     @property
     def addr_bits(self) -> int:
         return addr_bits(self._depth)
+
+    @property
+    def ram_shape(self) -> tuple[int, int, int]:
+        """``(width, depth, granularity)`` of the memory (:class:`~.ram.Ram`; at least 2 words:
+        a 1-word memory has a 0-bit address)."""
+        return self._acc_bits, max(2, self._depth), self._acc_bits
+
+    def _new_ram(self):
+        return Ram(*self.ram_shape)
+
+    @property
+    def blackboxes(self) -> tuple[Blackbox, ...]:
+        """The memory's :class:`~.blackbox.Blackbox` with ``ram_module``, else none."""
+        return () if self._ram_box is None else (self._ram_box,)
 
     @property
     def drain_latency(self) -> int:
@@ -109,10 +133,11 @@ class Accumulator(wiring.Component):
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
-        m.submodules.mem = mem = Memory(shape=signed(self._acc_bits), depth=self._depth, init=[])
-        wr = mem.write_port()
-        rd = mem.read_port()  # not transparent: the forwarding register covers the last write
-        m.d.comb += rd.addr.eq(Mux(self.drain.valid, self.drain.addr, self.add.addr))
+        ram = self._new_ram() if self._ram_box is None else self._ram_box
+        m.submodules.mem = ram
+        # the read port is not transparent: the forwarding register covers the last write
+        m.d.comb += [ram.r_addr.eq(Mux(self.drain.valid, self.drain.addr, self.add.addr)),
+                     ram.r_en.eq(1)]
 
         # Second cycle of an add or a drain: the old value, then the sum or the clear.
         add1 = Signal()
@@ -128,15 +153,20 @@ class Accumulator(wiring.Component):
         fwd_addr = Signal(self.addr_bits, reset_less=True)
         fwd_data = Signal(signed(self._acc_bits), reset_less=True)
         wr_addr = Signal(self.addr_bits)
+        wr_en = Signal()
+        wr_data = Signal(signed(self._acc_bits))
         old = Signal(signed(self._acc_bits))
         m.d.comb += [
             wr_addr.eq(Mux(add1, add_addr1, drain_addr1)),
-            old.eq(self._old_value(rd.data, fwd_valid, fwd_addr, fwd_data, wr_addr)),
-            wr.en.eq(add1 | drain1),
-            wr.addr.eq(wr_addr),
-            wr.data.eq(Mux(add1, old + value1, 0)),  # wraps to acc_bits
+            old.eq(self._old_value(ram.r_data.as_signed(), fwd_valid, fwd_addr, fwd_data,
+                                   wr_addr)),
+            wr_en.eq(add1 | drain1),
+            wr_data.eq(Mux(add1, old + value1, 0)),  # wraps to acc_bits
+            ram.w_en.eq(wr_en),
+            ram.w_addr.eq(wr_addr),
+            ram.w_data.eq(wr_data),
             self.acc.valid.eq(drain1),
             self.acc.value.eq(old),
         ]
-        m.d.sync += [fwd_valid.eq(wr.en), fwd_addr.eq(wr_addr), fwd_data.eq(wr.data)]
+        m.d.sync += [fwd_valid.eq(wr_en), fwd_addr.eq(wr_addr), fwd_data.eq(wr_data)]
         return m

@@ -1,22 +1,26 @@
+# amaranth: UnusedElaboratable=no
 """One activation bank: a memory of wide words written one activation at a time (docs/design.md 4.2).
 
 :class:`~.act_banks.ActBanks` holds one per lane; the engine emits it once as a Verilog module of
 its own (``{name}_act_bank``) and instantiates it for every lane, so that synthesis handles one
-bank however many lanes there are.
+bank however many lanes there are. Its words live in a :class:`~.ram.Ram`, elaborated in place or,
+with ``ram_module``, emitted once as a Verilog module of its own (synthesis then counts it as a
+memory, docs/design.md 8).
 """
 
 from typing import Any
 
 from amaranth.hdl import Cat, Module, signed, unsigned
 from amaranth.lib import data, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
 from permdeal.golden.formats import MAX_BITS
 from permdeal.hdl.rom import addr_bits
 
+from .blackbox import Blackbox
 from .lint import eq_const
+from .ram import Ram
 
 __all__ = ["ActBank"]
 
@@ -28,6 +32,10 @@ class ActBank(wiring.Component):
     ----------
     width, act_bits, rows : int
         As for :class:`~.act_banks.ActBanks`.
+    ram_module : str, optional
+        Emit the memory (a :class:`~.ram.Ram` of ``max(2, rows)`` words of ``width * act_bits``
+        bits, one write enable an activation) as the Verilog module of this name and instantiate
+        it (:attr:`blackboxes`); by default it is elaborated in place. The behaviour is the same.
 
     Members
     -------
@@ -43,15 +51,30 @@ class ActBank(wiring.Component):
         transparent (a write in the request's cycle is not seen).
     """
 
-    def __init__(self, width, act_bits, rows):
+    def __init__(self, width, act_bits, rows, *, ram_module=None):
         self._width = integer(width, "activation bank width", 1)
         self._act_bits = integer(act_bits, "activation bank act_bits", 2, MAX_BITS)
         self._rows = integer(rows, "activation bank rows", 1)
+        self._ram_box = None if ram_module is None else Blackbox(self._new_ram(), ram_module)
         super().__init__({
             "w": In(self.write_layout),
             "rd": In(data.StructLayout({"valid": unsigned(1), "row": unsigned(self.row_bits)})),
             "data": Out(unsigned(self._width * self._act_bits)),
         })
+
+    @property
+    def ram_shape(self) -> tuple[int, int, int]:
+        """``(width, depth, granularity)`` of the memory (:class:`~.ram.Ram`; at least 2 words:
+        a 1-word memory gets a 0-bit address, which Verilator refuses)."""
+        return self._width * self._act_bits, max(2, self._rows), self._act_bits
+
+    def _new_ram(self):
+        return Ram(*self.ram_shape)
+
+    @property
+    def blackboxes(self) -> tuple[Blackbox, ...]:
+        """The memory's :class:`~.blackbox.Blackbox` with ``ram_module``, else none."""
+        return () if self._ram_box is None else (self._ram_box,)
 
     @property
     def row_bits(self) -> int:
@@ -68,21 +91,19 @@ class ActBank(wiring.Component):
                                   "value": signed(self._act_bits)})
 
     def elaborate(self, platform: Any) -> Module:
-        d, a = self._width, self._act_bits
+        d = self._width
         m = Module()
-        # (at least 2 words: a 1-word memory gets a 0-bit address, which Verilator refuses)
-        m.submodules.mem = mem = Memory(shape=unsigned(d * a), depth=max(2, self._rows), init=[])
-        wr = mem.write_port(granularity=a)
-        rp = mem.read_port()  # not transparent: a same-cycle write is not seen (old word)
+        ram = self._new_ram() if self._ram_box is None else self._ram_box
+        m.submodules.mem = ram  # not transparent: a same-cycle write is not seen (old word)
         # One-hot enable of activation ``pos``; not `pos == 0`, which Yosys emits as `!pos`
         # (WIDTHTRUNC).
         hit = [eq_const(self.w.pos, k) for k in range(d)]
         m.d.comb += [
-            wr.addr.eq(self.w.row),
-            wr.data.eq(self.w.value.as_unsigned().replicate(d)),
-            wr.en.eq(self.w.valid.replicate(d) & Cat(*hit)),
-            rp.addr.eq(self.rd.row),
-            rp.en.eq(self.rd.valid),
-            self.data.eq(rp.data),
+            ram.w_addr.eq(self.w.row),
+            ram.w_data.eq(self.w.value.as_unsigned().replicate(d)),
+            ram.w_en.eq(self.w.valid.replicate(d) & Cat(*hit)),
+            ram.r_addr.eq(self.rd.row),
+            ram.r_en.eq(self.rd.valid),
+            self.data.eq(ram.r_data),
         ]
         return m

@@ -12,6 +12,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
+from permdeal.errors import PermdealError
 from permdeal.hdl.rom import addr_bits
 
 from .act_bank import ActBank
@@ -61,6 +62,9 @@ class ActBanks(wiring.Component):
         Emit the bank (:class:`~.act_bank.ActBank`) once as the Verilog module of this name and
         instantiate it ``banks`` times (:attr:`blackboxes`; the engine's way, so that synthesis
         handles one bank); by default every bank is elaborated in place.
+    ram_module : str, optional
+        With ``bank_module``: the bank's memory is emitted once as the Verilog module of this name
+        (:class:`~.act_bank.ActBank`'s ``ram_module``).
 
     Members
     -------
@@ -91,9 +95,13 @@ class ActBanks(wiring.Component):
     ``window.valid`` only; the banks keep their contents.
     """
 
-    def __init__(self, banks, width, act_bits, rows, *, bank_module=None):
+    def __init__(self, banks, width, act_bits, rows, *, bank_module=None, ram_module=None):
         self._banks = integer(banks, "activation banks", 1)
-        self._proto = ActBank(width, act_bits, rows)  # checks the bank's parameters
+        if ram_module is not None and bank_module is None:
+            raise PermdealError("activation banks' ram_module needs bank_module (banks elaborated "
+                                "in place keep their memories in place)")
+        # checks the bank's parameters
+        self._proto = ActBank(width, act_bits, rows, ram_module=ram_module)
         self._width, self._act_bits, self._rows = width, act_bits, rows
         self._bank_boxes = []
         if bank_module is not None:

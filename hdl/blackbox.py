@@ -44,7 +44,9 @@ class Blackbox(wiring.Component):
 
 def leaf_modules(component: wiring.Component) -> dict[str, wiring.Component]:
     """``{module name: component}`` of every :class:`Blackbox` a design holds, through its
-    ``blackboxes`` attribute (a sequence) and theirs, recursively, first found first."""
+    ``blackboxes`` attribute (a sequence) and theirs, recursively, first found first. Two
+    components may share a module name only when they are the same object or have the same
+    ``blackbox_key`` (the parameters that fix their Verilog, e.g. :attr:`.ram.Ram.blackbox_key`)."""
     out = {}
     todo = list(getattr(component, "blackboxes", ()))
     while todo:
@@ -52,6 +54,11 @@ def leaf_modules(component: wiring.Component) -> dict[str, wiring.Component]:
         if box.module not in out:
             out[box.module] = box.inner
             todo.extend(getattr(box.inner, "blackboxes", ()))
-        elif out[box.module] is not box.inner:
+        elif out[box.module] is not box.inner and not _same_key(out[box.module], box.inner):
             raise ValueError(f"two different components claim the module name {box.module!r}")
     return out
+
+
+def _same_key(a, b):
+    key = getattr(a, "blackbox_key", None)
+    return key is not None and key == getattr(b, "blackbox_key", None)

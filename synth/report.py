@@ -39,11 +39,22 @@ def text(report: dict) -> str:
             out += [f"    {d['n_pe']} PEs          {mm2(a['pes_area_um2'])} "
                     f"({mm2(a['per_pe']['area_um2'])} each)",
                     f"    shared          {mm2(a['shared_area_um2'])} (controller, reader, "
-                    "detector, issuer, banks, output reader)"]
-        out += [f"  weight memories   {mm2(wm['total']['area_um2'])} for "
-                f"{_num(wm['total']['bits'])} bits at {a['sram_model']['um2_per_bit']} um^2/bit "
-                f"({a['sram_model']['source']})",
-                f"  total             {mm2(a['total_area_um2'])}"]
+                    "detector, issuer, bank logic, output reader)"]
+        mem = a["memories"]
+        out += [f"  memories          {mm2(mem['total']['area_um2'])} for "
+                f"{_num(mem['total']['bits'])} bits (weight ROMs {mm2(wm['total']['area_um2'])}); "
+                f"{mem['rule']}",
+                f"    {'memory':<16} {'width':>6} {'depth':>7} {'inst':>5} {'bits':>11} "
+                f"{'model':<14} {'um^2/bit':>8} {'area':>12} {'useful':>7}"]
+        out += [f"    {kind:<16} {k['width']:>6} {k['depth']:>7} {k['instances']:>5} "
+                f"{_num(k['bits']):>11} {k['model']:<14} {k['um2_per_bit']:>8g} "
+                f"{mm2(k['area_um2']):>12} {100 * k['efficiency']:6.1f}%"
+                for kind, k in mem["kinds"].items()]
+        out += [f"    {m}: {v['um2_per_bit']} um^2/bit ({v['source']})"
+                for m, v in mem["models"].items()]
+        out += ["    useful = " + "; ".join(f"{kind}: {k['useful']}"
+                                         for kind, k in mem["kinds"].items()),
+                f"  total             {mm2(a['total_area_um2'])} (logic + memories)"]
         if a["per_pe"]:
             per = a["per_pe"]["breakdown_um2"]
             total = sum(per.values()) or 1.0
@@ -54,7 +65,7 @@ def text(report: dict) -> str:
         sc, pp = c["scaled"], c["paper"]
         line = (f"  next to the paper ({pp['design']}: {pp['area_mm2']} mm^2, {pp['peak_gops']} "
                 f"GOPS at {pp['clock_mhz']} MHz): this design scaled to {pp['node_nm']} nm is "
-                f"{sc['logic_area_mm2']} mm^2 logic, {sc['total_area_mm2']} mm^2 with weight "
+                f"{sc['logic_area_mm2']} mm^2 logic, {sc['total_area_mm2']} mm^2 with the "
                 "memories")
         if "peak_gops" in sc:
             line += (f"; peak {sc['peak_gops']} GOPS at the given {sc['clock_mhz']:g} MHz (a clock "
@@ -93,7 +104,8 @@ def _mm2(um2):
 def _generic(g):
     return ["generic (Yosys synth, internal gates)",
             f"  cells {_num(g['cells_total'])}, transistors (stat -tech cmos) "
-            f"{_num(g['transistors'])}; {g['rom_instances']} ROM instances as black boxes",
+            f"{_num(g['transistors'])}; {g['rom_instances']} ROM instances as black boxes"
+            + "".join(f", {n} {m}" for m, n in g.get("ram_instances", {}).items()),
             "  cells by type: " + ", ".join(f"{t} {n}" for t, n in
                                             sorted(g["cells"].items(), key=lambda x: -x[1])),
             *_composition(g["composition"], "transistors", "transistors_each",

@@ -9,10 +9,13 @@ totals. ``flat=True`` flattens first instead (the check that the hierarchy loses
 
 Weight memories: on ``generic`` and ``asic`` the ROM module (``hdl/permdeal_rom.v``) is read as a
 black box (:func:`rom_blackbox`: its ports only; its bits are counted by :mod:`.memory` instead,
-apart from the logic); on ``ecp5`` it is read whole, with its image files, and Yosys maps each memory onto block RAM (DP16KD) or LUTs as it sees fit.
+apart from the logic); on ``ecp5`` it is read whole, with its image files, and Yosys maps each memory onto block RAM (DP16KD) or LUTs as it sees fit. The RAM modules (``hdl/ram.py``: the
+accumulators and activation banks) are likewise made black boxes on ``generic`` and ``asic``
+(``blackbox`` after ``hierarchy``; :mod:`.memory` prices them) and synthesized on ``ecp5``.
 """
 
 import re
+from collections.abc import Sequence
 
 from permdeal.errors import PermdealError
 
@@ -21,7 +24,7 @@ __all__ = ["TARGETS", "rom_blackbox", "yosys_script"]
 #: Target -> what it reports (the CLI's help).
 TARGETS = {
     "generic": "Yosys generic gates: cell counts and a transistor estimate",
-    "asic": "OSU 0.18 um standard cells: logic area (um^2) per module, weight memories as SRAM",
+    "asic": "OSU 0.18 um standard cells: logic area (um^2) per module, memories priced per bit",
     "ecp5": "Lattice ECP5: LUT4, FF, MULT18X18D, DP16KD and Fmax from nextpnr-ecp5",
 }
 
@@ -39,13 +42,14 @@ STAT_JSON, NETLIST_JSON, LIBERTY_FILE = "stat.json", "netlist.json", "cells.lib"
 
 
 def yosys_script(target: str, top: str, engine_file: str, rom_file: str, *,
-                 flat: bool = False) -> str:
+                 flat: bool = False, ram_modules: Sequence[str] = ()) -> str:
     """The Yosys script of ``target`` for top module ``top`` in ``engine_file``.
 
     ``rom_file`` is the ROM module's source (``hdl/permdeal_rom.v``): a black box for ``generic``
     and ``asic``, the real module for ``ecp5``. The script writes :data:`STAT_JSON`, and for ``ecp5``
     the flattened netlist :data:`NETLIST_JSON` for nextpnr; ``asic`` reads the liberty file as
-    :data:`LIBERTY_FILE`.
+    :data:`LIBERTY_FILE`. ``ram_modules`` (modules of ``engine_file``) become black boxes on
+    ``generic`` and ``asic`` (memories priced apart from logic); ``ecp5`` synthesizes them.
     """
     if target not in TARGETS:
         raise PermdealError(f"unknown target {target!r}: choose from {', '.join(TARGETS)}")
@@ -57,6 +61,8 @@ def yosys_script(target: str, top: str, engine_file: str, rom_file: str, *,
         f"hierarchy -check -top {top}",
         "delete t:$print",
     ]
+    if ram_modules and target != "ecp5":
+        lines.append("blackbox " + " ".join(ram_modules))
     if target == "ecp5":
         # proc; splitnets first: without them ABC9's reintegration can assert on Amaranth's net
         # names (Yosys issue #4349, "count_id(wire->name) == 0"; the shift-add unit hits it).

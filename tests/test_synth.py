@@ -202,6 +202,7 @@ def test_generic_and_asic_hierarchical_agree_with_flat(small_design, tmp_path):
                     tmp_path / "flat")
     g, a = hier["generic"], hier["asic"]
     assert g["cells_total"] > 0 and g["transistors"] > 0 and g["rom_instances"] == 6
+    assert g["ram_instances"] == {"permdeal_engine_acc_ram": 2, "permdeal_engine_act_ram": 4}
     assert a["logic_area_um2"] > 0 and 0 < a["sequential_area_um2"] < a["logic_area_um2"]
     # Flattening lets Yosys optimize across module boundaries; the logic must agree within 5%.
     for figure, h, f in (("cells", g["cells_total"], flat["generic"]["cells_total"]),
@@ -216,8 +217,22 @@ def test_generic_and_asic_hierarchical_agree_with_flat(small_design, tmp_path):
     # Weight memories: 16-bit weights, 2-bit k (p = 4) and 16-bit biases of the lanes' layout.
     bits = _weight_bits(1, 2, 16, 16, 4, {"weight": 16, "k": 2, "bias": 16})
     assert a["weight_memory"]["total"]["bits"] == bits
+    # Every memory apart from logic: ROMs as SRAM; the accumulators (2 lanes x 8 x 34 bits: a
+    # 16 x 16 layer at p = 4 has 4 block-rows, B = 2, 8 accumulators of 16+16+2 bits) and the
+    # banks (2 sets x 2 lanes x 2 rows (1 used) x 8 x 16 bits) as latch register files.
+    mem = a["memories"]["kinds"]
+    assert {k: (m["width"], m["depth"], m["instances"], m["model"]) for k, m in mem.items()} == {
+        "weight": (16, 32, 2, "sram"), "k": (2, 8, 2, "sram"), "bias": (16, 8, 2, "sram"),
+        "accumulator": (34, 8, 2, "register file"), "activation bank": (128, 2, 4, "register file")}
+    assert sum(m["bits"] for k, m in mem.items() if k in ("weight", "k", "bias")) == bits
+    assert mem["activation bank"]["efficiency"] == 0.5 and mem["accumulator"]["efficiency"] == 1
+    rf = a["memories"]["models"]["register file"]
+    assert rf["um2_per_bit"] == 56 + 48 and rf["latch_cell"] == "LATCH"  # OSU LEF + MUX2X1
+    ram_bits = 34 * 8 * 2 + 128 * 2 * 4
+    assert a["memories"]["total"]["bits"] == bits + ram_bits
     assert a["total_area_um2"] == pytest.approx(
-        a["logic_area_um2"] + bits * memory.SRAM_UM2_PER_BIT, abs=0.2)
+        a["logic_area_um2"] + bits * memory.SRAM_UM2_PER_BIT + ram_bits * 104, abs=0.5)
+    assert "mapped to flip-flops" not in json.dumps(a["notes"])
     assert hier["throughput"]["asic_peak_gops"] == 2 * 2 * 250 / 1000
     assert a["paper_comparison"]["scaled"]["total_area_mm2"] == pytest.approx(
         a["total_area_um2"] / 1e6 * (28 / 180) ** 2, abs=1e-4)
@@ -225,7 +240,24 @@ def test_generic_and_asic_hierarchical_agree_with_flat(small_design, tmp_path):
     assert report["asic"]["logic_area_um2"] == a["logic_area_um2"]
     text = (tmp_path / "hier" / "report.txt").read_text()
     assert "one PE by function" in text and "multipliers" in text
+    assert re.search(r"accumulator +34 +8 +2 +544 register file", text)
     assert (tmp_path / "hier" / "logs" / "asic-yosys.log").is_file()
+
+
+@pytest.mark.synth
+def test_asic_logic_does_not_grow_with_the_accumulators(small_design, tmp_path):
+    """Eight times the accumulators (a 128 x 16 layer: B = 16, 64 a lane) add memory bits, not
+    logic: only the address widths and the layer's counters grow."""
+    deep = tmp_path / "deep"
+    assert main(["gen", "--pes", "1", "--lanes", "2", "--shape", "128x16", "--p", "4",
+                 "-o", str(deep)]) == 0
+    small, big = (designs.run(d, ["asic"], flow.SynthOptions(), tmp_path / f"r{i}")["asic"]
+                  for i, d in enumerate((small_design, deep)))
+    acc = [r["memories"]["kinds"]["accumulator"] for r in (small, big)]
+    assert (acc[0]["depth"], acc[1]["depth"]) == (8, 64) and acc[1]["bits"] == 8 * acc[0]["bits"]
+    assert big["logic_area_um2"] < 1.1 * small["logic_area_um2"], (small, big)
+    assert big["memories"]["total"]["area_um2"] > small["memories"]["total"]["area_um2"] + (
+        acc[1]["area_um2"] - acc[0]["area_um2"]) * 0.99
 
 
 @pytest.mark.synth
