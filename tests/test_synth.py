@@ -204,10 +204,12 @@ def test_generic_and_asic_hierarchical_agree_with_flat(small_design, tmp_path):
     assert g["cells_total"] > 0 and g["transistors"] > 0 and g["rom_instances"] == 6
     assert g["ram_instances"] == {"permdeal_engine_acc_ram": 2, "permdeal_engine_act_ram": 4}
     assert a["logic_area_um2"] > 0 and 0 < a["sequential_area_um2"] < a["logic_area_um2"]
-    # Flattening lets Yosys optimize across module boundaries; the logic must agree within 5%.
+    # Flattening lets Yosys optimize across module boundaries (it trims pipeline-register bits
+    # that a module boundary hides as unused or constant); the logic must agree within 8%, the
+    # hierarchical figure never below the flat one by more than 1%.
     for figure, h, f in (("cells", g["cells_total"], flat["generic"]["cells_total"]),
                          ("area", a["logic_area_um2"], flat["asic"]["logic_area_um2"])):
-        assert abs(h - f) <= 0.05 * f, (figure, h, f)
+        assert -0.01 * f <= h - f <= 0.08 * f, (figure, h, f)
     # The composition adds up, and one PE splits by function.
     assert sum(r["area_um2_total"] for r in a["composition"]) == pytest.approx(
         a["logic_area_um2"], rel=1e-6)
@@ -233,7 +235,15 @@ def test_generic_and_asic_hierarchical_agree_with_flat(small_design, tmp_path):
     assert a["total_area_um2"] == pytest.approx(
         a["logic_area_um2"] + bits * memory.SRAM_UM2_PER_BIT + ram_bits * 104, abs=0.5)
     assert "mapped to flip-flops" not in json.dumps(a["notes"])
-    assert hier["throughput"]["asic_peak_gops"] == 2 * 2 * 250 / 1000
+    # The ASIC clock is OpenSTA's: its Fmax, from the critical path it reports, sets the
+    # throughput; the period asked for (250 MHz) is the one it checked.
+    t = a["timing"]
+    assert t["period_ns"] == pytest.approx(4.0) and t["tool"].startswith("OpenSTA")
+    assert a["fmax_mhz"] == t["fmax_mhz"] == pytest.approx(1000 / t["critical_path_ns"], rel=1e-3)
+    assert t["critical_path_ns"] == pytest.approx(4.0 - t["worst_slack_ns"], abs=1e-3)
+    assert t["logic_levels"] >= 1 and t["startpoint"] and t["endpoint"]
+    assert hier["throughput"]["asic_peak_gops"] == pytest.approx(2 * 2 * a["fmax_mhz"] / 1000,
+                                                                 abs=0.01)
     assert a["paper_comparison"]["scaled"]["total_area_mm2"] == pytest.approx(
         a["total_area_um2"] / 1e6 * (28 / 180) ** 2, abs=1e-4)
     report = json.loads((tmp_path / "hier" / "report.json").read_text())
