@@ -18,14 +18,13 @@ from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_ACC_BITS
 
-from .blackbox import Blackbox
-from .ram import Ram
+from .ram import RamUser
 from .rom import addr_bits
 
 __all__ = ["Accumulator"]
 
 
-class Accumulator(wiring.Component):
+class Accumulator(RamUser, wiring.Component):
     """``depth`` signed accumulators of ``acc_bits`` in one memory with one read and one write
     port.
 
@@ -72,8 +71,7 @@ class Accumulator(wiring.Component):
                                 f"[{self._value_bits}, {MAX_ACC_BITS}] (at least value_bits), "
                                 f"not {acc_bits!r}") from None
         self._depth = integer(depth, "accumulator depth", 1)
-        self._ram_module = ram_module
-        self._ram_box = None if ram_module is None else Blackbox(self._new_ram(), ram_module)
+        self._use_ram(ram_module)
         super().__init__({"add": In(self.add_layout), "drain": In(self.drain_layout),
                           "acc": Out(self.acc_layout)})
 
@@ -98,14 +96,6 @@ class Accumulator(wiring.Component):
         """``(width, depth, granularity)`` of the memory (:class:`~.ram.Ram`; at least 2 words:
         a 1-word memory has a 0-bit address)."""
         return self._acc_bits, max(2, self._depth), self._acc_bits
-
-    def _new_ram(self):
-        return Ram(*self.ram_shape)
-
-    @property
-    def blackboxes(self) -> tuple[Blackbox, ...]:
-        """The memory's :class:`~.blackbox.Blackbox` with ``ram_module``, else none."""
-        return () if self._ram_box is None else (self._ram_box,)
 
     @property
     def drain_latency(self) -> int:
@@ -133,7 +123,7 @@ class Accumulator(wiring.Component):
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
-        ram = self._new_ram() if self._ram_box is None else self._ram_box
+        ram = self._ram()
         m.submodules.mem = ram
         # the read port is not transparent: the forwarding register covers the last write
         m.d.comb += [ram.r_addr.eq(Mux(self.drain.valid, self.drain.addr, self.add.addr)),

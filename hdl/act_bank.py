@@ -18,14 +18,13 @@ from permdeal.checks import integer
 from permdeal.golden.formats import MAX_BITS
 from permdeal.hdl.rom import addr_bits
 
-from .blackbox import Blackbox
 from .lint import eq_const
-from .ram import Ram
+from .ram import RamUser
 
 __all__ = ["ActBank"]
 
 
-class ActBank(wiring.Component):
+class ActBank(RamUser, wiring.Component):
     """``rows`` words of ``width`` signed activations of ``act_bits``, all zero at first.
 
     Parameters
@@ -55,7 +54,7 @@ class ActBank(wiring.Component):
         self._width = integer(width, "activation bank width", 1)
         self._act_bits = integer(act_bits, "activation bank act_bits", 2, MAX_BITS)
         self._rows = integer(rows, "activation bank rows", 1)
-        self._ram_box = None if ram_module is None else Blackbox(self._new_ram(), ram_module)
+        self._use_ram(ram_module)
         super().__init__({
             "w": In(self.write_layout),
             "rd": In(data.StructLayout({"valid": unsigned(1), "row": unsigned(self.row_bits)})),
@@ -67,14 +66,6 @@ class ActBank(wiring.Component):
         """``(width, depth, granularity)`` of the memory (:class:`~.ram.Ram`; at least 2 words:
         a 1-word memory gets a 0-bit address, which Verilator refuses)."""
         return self._width * self._act_bits, max(2, self._rows), self._act_bits
-
-    def _new_ram(self):
-        return Ram(*self.ram_shape)
-
-    @property
-    def blackboxes(self) -> tuple[Blackbox, ...]:
-        """The memory's :class:`~.blackbox.Blackbox` with ``ram_module``, else none."""
-        return () if self._ram_box is None else (self._ram_box,)
 
     @property
     def row_bits(self) -> int:
@@ -93,7 +84,7 @@ class ActBank(wiring.Component):
     def elaborate(self, platform: Any) -> Module:
         d = self._width
         m = Module()
-        ram = self._new_ram() if self._ram_box is None else self._ram_box
+        ram = self._ram()
         m.submodules.mem = ram  # not transparent: a same-cycle write is not seen (old word)
         # One-hot enable of activation ``pos``; not `pos == 0`, which Yosys emits as `!pos`
         # (WIDTHTRUNC).

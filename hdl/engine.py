@@ -409,8 +409,7 @@ class Engine(wiring.Component):
             nxt = []
             for i in range(width):
                 reg = Signal(pe0.op_layout, name=f"bcast{stage}_{i}")
-                src_op = level[i // BROADCAST_FANOUT] if stage else level[0]
-                m.d.sync += [getattr(reg, f).eq(getattr(src_op, f))
+                m.d.sync += [getattr(reg, f).eq(getattr(level[i // BROADCAST_FANOUT], f))
                              for f in pe0.op_layout.members]
                 nxt.append(reg)
             level = nxt

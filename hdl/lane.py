@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from amaranth.hdl import Assert, Module, Signal, signed, unsigned
+from amaranth.hdl import Assert, Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -454,7 +454,6 @@ class Lane(MacWidths, wiring.Component):
         ]
 
         # The controller's contract: no drain request while an op needs the read port.
-        busy = valid[0] | valid[1] | valid[2] | valid[3] | valid[4]
-        m.d.sync += Assert(~(self.drain.valid & busy),
+        m.d.sync += Assert(~(self.drain.valid & Cat(*valid).any()),
                            "lane: drain request while an op is in the pipeline\n")
         return m

@@ -17,9 +17,31 @@ from amaranth.lib.wiring import In, Out
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 
+from .blackbox import Blackbox
 from .rom import addr_bits
 
-__all__ = ["Ram"]
+__all__ = ["Ram", "RamUser"]
+
+
+class RamUser:
+    """A block that keeps its words in one :class:`Ram` of :attr:`ram_shape` (which the block
+    defines): elaborated in place, or, with a ``ram_module`` name, as an instance of that Verilog
+    module (:attr:`blackboxes`), emitted once for every block of the same shape."""
+
+    ram_shape: tuple[int, int, int]
+
+    def _use_ram(self, ram_module: str | None) -> None:
+        """Call in the constructor, once the parameters :attr:`ram_shape` needs are set."""
+        self._ram_box = None if ram_module is None else Blackbox(Ram(*self.ram_shape), ram_module)
+
+    @property
+    def blackboxes(self) -> tuple[Blackbox, ...]:
+        """The memory's :class:`~.blackbox.Blackbox` with ``ram_module``, else none."""
+        return () if self._ram_box is None else (self._ram_box,)
+
+    def _ram(self) -> wiring.Component:
+        """The memory to elaborate: the module instance, or a new :class:`Ram` in place."""
+        return Ram(*self.ram_shape) if self._ram_box is None else self._ram_box
 
 
 class Ram(wiring.Component):

@@ -19,6 +19,18 @@ def integer(value: Any, what: str, lo: int | None = None, hi: int | None = None)
     return int(value)
 
 
+def positive(value: Any, what: str) -> float:
+    """``value`` as a ``float`` greater than 0 (anything ``float()`` takes: numbers, numeric
+    strings)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = -1.0
+    if not v > 0:
+        raise PermdealError(f"{what} must be a positive number, not {value!r}")
+    return v
+
+
 #: The largest seed: every random generator the flow seeds (numpy's, scikit-learn's, cocotb's,
 #: nextpnr's) takes 32 bits.
 MAX_SEED = 2 ** 32 - 1

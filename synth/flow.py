@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from permdeal import __version__, atomic
+from permdeal.checks import positive
 from permdeal.errors import PermdealError
 from permdeal.gen.design import RTL_DIR, Design
 from permdeal.gen.smartdeal_design import SmartDealDesign
+from permdeal.golden.geometry import MEMORIES
 from permdeal.golden.rom import encode_hex, image_name
 from permdeal.hdl.engine import Engine
 from permdeal.hdl.rom import ROM_MODULE, ROM_SOURCE
@@ -59,24 +61,14 @@ class SynthOptions:
         if speed not in ecp5.SPEED_GRADES:
             raise PermdealError(f"--speed must be one of {ecp5.SPEED_GRADES}, not {speed!r}")
         self.speed = speed
-        self.target_mhz = _positive(target_mhz, "--target-mhz")
-        self.asic_mhz = None if asic_mhz is None else _positive(asic_mhz, "--asic-mhz")
+        self.target_mhz = positive(target_mhz, "--target-mhz")
+        self.asic_mhz = None if asic_mhz is None else positive(asic_mhz, "--asic-mhz")
         self.sta_mhz = ASIC_TARGET_MHZ if self.asic_mhz is None else self.asic_mhz
         self.memory_timing = sta.DEFAULT_MEMORY
         self.seed = seed
         self.sram = memory.sram_model(sram_um2_per_bit)
         self.liberty = liberty
         self.flat = bool(flat)
-
-
-def _positive(value, what):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = -1.0
-    if not v > 0:
-        raise PermdealError(f"{what} must be a positive number, not {value!r}")
-    return v
 
 
 def check_tools(targets: Collection[str], opts: SynthOptions) -> None:
@@ -195,18 +187,17 @@ def _asic(hier, design, engine, opts, work):
     top = design.top
     pe, wb = f"{top}_pe", f"{top}_pe_wb"
     logic = hier.composed("area")
-    mems = memory.weight_memories(engine, opts.sram)
     allmem = memory.memories(engine, opts.sram, memory.register_file_model(liberty(opts.liberty)))
     boxes = hier.blackboxes()
     for kind in allmem["kinds"].values():  # the netlist holds what the engine says it does
-        want = kind["instances"] * (3 if kind["module"] == ROM_MODULE else 1)
+        want = kind["instances"] * (len(MEMORIES) if kind["module"] == ROM_MODULE else 1)
         if boxes[kind["module"]] != want:
             raise PermdealError(f"the netlist has {boxes[kind['module']]} instances of "
                                 f"{kind['module']}, the engine {want}")
     rep = {
         **asic_logic(hier, opts),
         "per_pe": None, "pes_area_um2": None, "shared_area_um2": None,
-        "weight_memory": mems,
+        "weight_memory": memory.rom_part(allmem),
         "memories": allmem,
         "sram_model": opts.sram,
         "total_area_um2": round(logic + allmem["total"]["area_um2"], 1),

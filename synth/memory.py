@@ -22,12 +22,14 @@ installed): the report labels the figure as such, and ``--sram-um2-per-bit`` set
 import re
 from pathlib import Path
 
+from permdeal.checks import positive
 from permdeal.errors import PermdealError
 from permdeal.golden.geometry import MEMORIES
 from permdeal.hdl.engine import Engine
+from permdeal.hdl.rom import ROM_MODULE
 
 __all__ = ["PAPER", "RF_MAX_BITS", "SRAM_UM2_PER_BIT", "memories", "node_scale",
-           "paper_comparison", "register_file_model", "sram_model", "weight_memories"]
+           "paper_comparison", "register_file_model", "rom_part", "sram_model"]
 
 #: RAMs of at most this many bits (one instance) are priced as latch register files, larger ones
 #: as SRAM. A choice of this project (docs/design.md 8), not a measured crossover: below a few
@@ -88,26 +90,18 @@ def sram_model(um2_per_bit: float | None = None) -> dict:
                 f"EIE 45 nm SRAM: 0.93 * 0.638 mm^2 / 162 KB = {EIE_UM2_PER_BIT_45NM:.3f} um^2/bit, "
                 f"scaled by (180/45)^2 = {SCALE_45_TO_180:g} to 0.18 um (a model, not a "
                 "measurement)"}
-    try:
-        value = float(um2_per_bit)
-    except (TypeError, ValueError):
-        value = -1.0
-    if not value > 0:
-        raise PermdealError(f"--sram-um2-per-bit must be a positive number, not {um2_per_bit!r}")
+    value = positive(um2_per_bit, "--sram-um2-per-bit")
     return {"um2_per_bit": value, "source": "given by the user (--sram-um2-per-bit)"}
 
 
-def weight_memories(engine: Engine, model: dict) -> dict:
-    """Bits and modelled area of the engine's weight, k and bias ROMs: ``{memory: {width,
-    depth, instances, bits, area_um2}, "total": {...}}`` with ``model`` from :func:`sram_model`."""
-    lanes = engine.cfg.total_lanes
-    out, bits = {}, 0
-    for mem, (width, depth) in engine.lane_memories.items():
-        b = width * depth * lanes
-        out[mem] = {"width": width, "depth": depth, "instances": lanes, "bits": b,
-                    "area_um2": round(b * model["um2_per_bit"], 1)}
-        bits += b
-    out["total"] = {"bits": bits, "area_um2": round(bits * model["um2_per_bit"], 1)}
+def rom_part(mems: dict) -> dict:
+    """The weight, k and bias ROMs of a :func:`memories` report: ``{memory: {width, depth,
+    instances, bits, area_um2}, "total": {bits, area_um2}}`` (the report's ``weight_memory``)."""
+    keys = ("width", "depth", "instances", "bits", "area_um2")
+    out = {mem: {k: mems["kinds"][mem][k] for k in keys} for mem in MEMORIES}
+    bits = sum(out[mem]["bits"] for mem in MEMORIES)
+    out["total"] = {"bits": bits,
+                    "area_um2": round(bits * mems["models"]["sram"]["um2_per_bit"], 1)}
     return out
 
 
@@ -179,7 +173,7 @@ def memories(engine: Engine, sram: dict, rf: dict) -> dict:
     store = engine.geometry.storage()
     kinds = {}
     for mem, (width, depth) in engine.lane_memories.items():
-        kinds[mem] = {"module": "permdeal_rom", "width": width, "depth": depth,
+        kinds[mem] = {"module": ROM_MODULE, "width": width, "depth": depth,
                       "instances": engine.cfg.total_lanes, "model": "sram"}
     for module, r in engine.ram_memories.items():
         kinds[r["kind"]] = {"module": module, "width": r["width"], "depth": r["depth"],

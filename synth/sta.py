@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from permdeal.checks import positive
 from permdeal.errors import PermdealError
 
 from .scripts import LIBERTY_FILE
@@ -72,16 +73,6 @@ DEFAULT_MEMORY = MemoryTiming(
            "read data, 0.3 ns setup (a model, not a measurement)")
 
 
-def _positive(value, what):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = -1.0
-    if not v > 0:
-        raise PermdealError(f"{what} must be a positive number, not {value!r}")
-    return v
-
-
 def memory_timing(access_ns: float | None = None, setup_ns: float | None = None) -> MemoryTiming:
     """:data:`DEFAULT_MEMORY` with the figures given (``--mem-access-ns``, ``--mem-setup-ns``)
     in its place, each checked to be a positive number."""
@@ -90,10 +81,10 @@ def memory_timing(access_ns: float | None = None, setup_ns: float | None = None)
     given = []
     access, setup = DEFAULT_MEMORY.access_ns, DEFAULT_MEMORY.setup_ns
     if access_ns is not None:
-        access = _positive(access_ns, "--mem-access-ns")
+        access = positive(access_ns, "--mem-access-ns")
         given.append(f"access {access:g} ns")
     if setup_ns is not None:
-        setup = _positive(setup_ns, "--mem-setup-ns")
+        setup = positive(setup_ns, "--mem-setup-ns")
         given.append(f"setup {setup:g} ns")
     return MemoryTiming(access, setup, f"given by the user ({', '.join(given)}); the rest "
                                        f"{DEFAULT_MEMORY.source}")
@@ -183,7 +174,7 @@ def sta_script(netlist: str, top: str, period_ns: float, memory: MemoryTiming,
                liberty_file: str = LIBERTY_FILE) -> str:
     """The OpenSTA Tcl script for netlist text ``netlist`` (read from :data:`NETLIST_FILE`),
     top module ``top``, a clock of ``period_ns`` and memory pins timed by ``memory``."""
-    period = _positive(period_ns, "the clock period (ns)")
+    period = positive(period_ns, "the clock period (ns)")
     ports = netlist_ports(netlist)
     if CLOCK not in ports["inputs"]:
         raise PermdealError(f"the netlist of {top} has no clock input {CLOCK!r}")
