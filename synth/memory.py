@@ -58,7 +58,7 @@ def paper_comparison(n_pe: int, lanes: int, logic_um2: float, total_um2: float,
                      asic_mhz: float | None = None) -> dict:
     """The design next to :data:`PAPER`: what the tools measured (0.18 um logic area), the
     first-order scaling of it to the paper's node (labelled, with its formula) and, at a
-    given ASIC clock, the peak throughput and area efficiency on the scaled area."""
+    given ASIC clock (the measured Fmax), the peak throughput and area efficiency on the scaled area."""
     k = node_scale(OSU_NM, PAPER["node_nm"])
     out = {
         "paper": PAPER,

@@ -75,8 +75,8 @@ def text(report: dict) -> str:
                 f"{sc['logic_area_mm2']} mm^2 logic, {sc['total_area_mm2']} mm^2 with the "
                 "memories")
         if "peak_gops" in sc:
-            line += (f"; peak {sc['peak_gops']} GOPS at the given {sc['clock_mhz']:g} MHz (a clock "
-                     f"you chose, not a timing result) = {sc['gops_per_mm2']} GOPS/mm^2 (paper "
+            line += (f"; peak {sc['peak_gops']} GOPS at the 0.18 um Fmax {sc['clock_mhz']:g} MHz "
+                     f"(OpenSTA; not scaled) = {sc['gops_per_mm2']} GOPS/mm^2 (paper "
                      f"{pp['gops_per_mm2']})")
         out += [line, f"    scaling: {sc['formula']}; {sc['caveat']}"]
         out += [f"  note: {n}" for n in a["notes"]] + [""]

@@ -24,7 +24,8 @@ __all__ = ["TARGETS", "rom_blackbox", "yosys_script"]
 #: Target -> what it reports (the CLI's help).
 TARGETS = {
     "generic": "Yosys generic gates: cell counts and a transistor estimate",
-    "asic": "OSU 0.18 um standard cells: logic area (um^2) per module, memories priced per bit",
+    "asic": "OSU 0.18 um standard cells: logic area (um^2) per module, memories priced per bit, "
+            "Fmax from OpenSTA (PermDNN engine)",
     "ecp5": "Lattice ECP5: LUT4, FF, MULT18X18D, DP16KD and Fmax from nextpnr-ecp5",
 }
 

@@ -219,8 +219,8 @@ def build_parser():
                    help="ecp5: nextpnr's clock target in MHz (default 100; Fmax is reported "
                    "either way)")
     p.add_argument("--seed", type=args.seed, default=1, help="nextpnr seed and placeholder-image seed")
-    p.add_argument("--asic-mhz", type=float, help="asic: a clock (MHz) at which to state the "
-                   "peak throughput (the tools do not measure ASIC timing)")
+    p.add_argument("--asic-mhz", type=float, help="asic: the clock (MHz) OpenSTA checks and the "
+                   "mapping aims at (default 250); a SmartDeal design's throughput is stated at it")
     p.add_argument("--sram-um2-per-bit", type=float, help="asic: SRAM area model of the weight "
                    "memories (default: EIE's 45 nm figure scaled to 0.18 um, see the report)")
     p.add_argument("--liberty", help="asic: the liberty file (default: the OSU 0.18 um "
