@@ -14,8 +14,10 @@ words (:func:`window_schedule`); ``z_w`` is the number of non-zero words of wind
 One layer, in cycles counted from its ``START`` cycle (cycle 0), in which the controller starts
 the window reader (``hdl.engine``):
 
-1. The reader offers window ``w`` from cycle ``READ_LATENCY + w`` on, and the non-zero detector
-   accepts it in cycle ``A_w = max(READ_LATENCY + w, R_w)``, where it is ready ``R_w = A_{w-1} +
+1. The reader offers window ``w`` from cycle ``RL + w`` on (``RL``,
+   :attr:`EngineConfig.read_latency`: the banks' read, :func:`bank_read_latency`, and the
+   reader's buffer), and the non-zero detector accepts it in cycle ``A_w = max(RL + w, R_w)``,
+   where it is ready ``R_w = A_{w-1} +
    1`` after an empty window and, after one with pairs, in the cycle its last pair is accepted by
    the issuer (``R_0 = 0``).
 2. The issuer accepts a pair in cycle ``P`` and broadcasts its ``B`` operations in cycles ``P +
@@ -36,7 +38,7 @@ the window reader (``hdl.engine``):
 
 A whole inference adds loading the ``n`` input activations from the input stream (one per cycle,
 the first layer's ``START`` right after the last) and streaming the ``m`` outputs of the last
-layer (the first ``OUTPUT_LATENCY`` cycles after the output phase begins, then one per cycle). With
+layer (the first :attr:`EngineConfig.output_latency` cycles after the output phase begins, then one per cycle). With
 no idle on the input and no back-pressure on the output, :attr:`InferenceCycles.total` is the
 count from the cycle the first input is accepted to the cycle the last output is, both included,
 and the period of back-to-back inferences.
@@ -54,8 +56,6 @@ from permdeal.errors import PermdealError
 
 from .model import QuantModel
 
-#: ``START`` to the first window offered (``hdl.window_reader.WindowReader.latency``).
-READ_LATENCY = 2
 #: A window accepted by the detector to its first pair (``hdl.nz_detect``).
 DETECT_LATENCY = 1
 #: A pair accepted by the issuer to its first operation (``hdl.issuer.Issuer.latency``: the pair
@@ -65,15 +65,26 @@ ISSUE_LATENCY = 3
 LANE_LATENCY = 5
 #: PEs (at most) that one register of the operation's broadcast tree drives (``hdl.engine``).
 BROADCAST_FANOUT = 8
+#: Levels of the activation banks' bank-select multiplexer tree between two registers
+#: (``hdl.act_banks``): the banks' read is registered, then every this many levels.
+BANK_MUX_LEVELS = 3
+
+
+def bank_read_latency(banks: int) -> int:
+    """Cycles from a read request to the activation banks to their word: the read, then one
+    register per :data:`BANK_MUX_LEVELS` levels of the bank-select tree (``ceil(log2 banks)``
+    levels, at least 1)."""
+    levels = max(1, (banks - 1).bit_length())
+    return 1 + -(-levels // BANK_MUX_LEVELS)
+
+
 #: The last window accepted to the first drain request: the reader's ``done`` register and the
 #: controller's.
 DONE_LATENCY = 2
-#: The last drain request to the next ``START``: the drain read (``hdl.lane.DRAIN_LATENCY``), the
-#: write-back unit's two stages (``hdl.writeback.Writeback.latency``), the bank write.
-WRITEBACK_LATENCY = 3
-#: Start of the output phase to the first output offered (the output reader's bank read and
-#: buffer).
-OUTPUT_LATENCY = 2
+#: The last drain request to the next ``START``: the drain read and its register
+#: (``hdl.lane.DRAIN_LATENCY``), the write-back unit's two stages
+#: (``hdl.writeback.Writeback.latency``), the bank write.
+WRITEBACK_LATENCY = 4
 
 
 #: Activations the non-zero detector scans per cycle when none is given (the one default of
@@ -108,6 +119,24 @@ class EngineConfig:
         """Cycles from the last operation on the issuer's output to the first drain request:
         the broadcast tree and the lane (:data:`LANE_LATENCY`)."""
         return self.broadcast_stages + LANE_LATENCY
+
+    @property
+    def bank_read_latency(self) -> int:
+        """Cycles from a read request to the activation banks to their word
+        (:func:`bank_read_latency` of the ``NL`` banks)."""
+        return bank_read_latency(self.total_lanes)
+
+    @property
+    def read_latency(self) -> int:
+        """``START`` to the first window offered (``hdl.window_reader.WindowReader.latency``):
+        the banks' read, then the reader's output buffer."""
+        return self.bank_read_latency + 1
+
+    @property
+    def output_latency(self) -> int:
+        """Start of the output phase to the first output offered
+        (``hdl.output_reader.OutputReader.latency``): the banks' read and the buffer."""
+        return self.bank_read_latency + 1
 
     @property
     def total_lanes(self) -> int:
@@ -189,15 +218,16 @@ def window_nnz(x: np.ndarray, in_block: int, scan_width: int) -> np.ndarray:
     return windows.reshape(n_blocks * seg, d).sum(axis=1)
 
 
-def drain_start(z: np.ndarray, b: int, op_to_drain: int) -> int:
+def drain_start(z: np.ndarray, b: int, cfg: EngineConfig) -> int:
     """``D0``: the cycle (from ``START``) of a layer's first drain request, for windows of
-    ``z`` non-zeros, ``B = b`` slots and :attr:`EngineConfig.op_to_drain`; steps 1 to 3 of the
-    module docstring."""
-    accept = READ_LATENCY    # A_w
+    ``z`` non-zeros and ``B = b`` slots on engine ``cfg``; steps 1 to 3 of the module
+    docstring."""
+    read_latency, op_to_drain = cfg.read_latency, cfg.op_to_drain
+    accept = read_latency    # A_w
     free = None              # the cycle the issuer can take its next pair (P + B of the last)
     ready = 0                # R_w
     for w, zw in enumerate(z.tolist()):
-        accept = max(READ_LATENCY + w, ready)
+        accept = max(read_latency + w, ready)
         if zw:
             first = accept + DETECT_LATENCY if free is None else max(accept + DETECT_LATENCY, free)
             ready = first + (zw - 1) * b   # the last pair's acceptance
@@ -224,7 +254,7 @@ def layer_cycles(x: npt.ArrayLike, block_rows: int, p: int, cfg: EngineConfig,
     b = cfg.slots(block_rows)
     z = window_nnz(x, in_block, cfg.scan_width)
     nnz = int(z.sum())
-    return LayerCycles(nnz=nnz, slots=b, issue=drain_start(z, b, cfg.op_to_drain),
+    return LayerCycles(nnz=nnz, slots=b, issue=drain_start(z, b, cfg),
                        writeback=b * p + WRITEBACK_LATENCY, useful_lane_cycles=nnz * block_rows,
                        total_lanes=cfg.total_lanes)
 
@@ -261,4 +291,4 @@ def model_cycles(model: QuantModel, x_codes: npt.ArrayLike, cfg: EngineConfig) -
     layers = tuple(layer_cycles(a, l.matrix.blocks[0], l.matrix.p, cfg, in_block)
                    for a, l, in_block in zip(acts, model.layers, producers))
     return InferenceCycles(load=model.n_inputs, layers=layers,
-                           unload=model.layers[-1].shape[0] + OUTPUT_LATENCY)
+                           unload=model.layers[-1].shape[0] + cfg.output_latency)

@@ -21,7 +21,10 @@ from permdeal.golden.formats import MAX_ACC_BITS
 from .ram import RamUser
 from .rom import addr_bits
 
-__all__ = ["Accumulator"]
+__all__ = ["DRAIN_LATENCY", "Accumulator"]
+
+#: Cycles from a drain request to its value on ``acc``: the read, then the word registered.
+DRAIN_LATENCY = 2
 
 
 class Accumulator(RamUser, wiring.Component):
@@ -46,16 +49,24 @@ class Accumulator(RamUser, wiring.Component):
     -------
     add : ``In({valid, addr, value})``
         Add ``value`` to accumulator ``addr``: presented in cycle ``n`` (the address goes to the
-        read port then), written at the end of cycle ``n + 1``.
+        read port then), written at the end of cycle ``n + 2``.
     drain : ``In({valid, addr})``
         Read-and-clear accumulator ``addr``: presented in cycle ``d``, its value is on ``acc`` in
-        cycle ``d + 1`` (``drain_latency = 1``) and the accumulator is zero after that cycle.
+        cycle ``d + 2`` (``drain_latency = 2``) and the accumulator is zero after that cycle.
     acc : ``Out({valid, value})``
         Drained value; ``value`` is meaningful only while ``valid``.
 
-    An add or drain whose address the write port wrote in the cycle before sees that write
-    through a forwarding register (the read port is not transparent), so back-to-back adds to one
-    accumulator sum exactly and a drain right after a clear reads 0. Adds and drains share the
+    Timing
+    ------
+    A request moves through three stages, one a cycle: A reads the memory; B registers the word
+    read; C adds (or clears) and writes. The word read in A misses the writes of the two requests
+    before (the read port is not transparent, and the one before is still in C): B merges the
+    write of cycle A (from a forwarding register) into the word it registers, and C takes the
+    write of cycle B (the other forwarding register) instead when it went to the same address.
+    Both address compares are made from registers one stage ahead, so C holds one multiplexer and
+    the adder between registers and the write port. So requests may come every cycle, in any
+    address order: back-to-back adds to one accumulator sum exactly and a drain right after a
+    clear reads 0, and a request in cycle ``d`` sees every add presented up to ``d - 1``. Adds and drains share the
     read port: ``add.valid`` and ``drain.valid`` must not be high in the same cycle (the lane's
     controller guarantees it). The accumulators are zero at initialisation, not at ``rst``;
     ``rst`` (synchronous) drops a pending add and the drain output.
@@ -100,7 +111,7 @@ class Accumulator(RamUser, wiring.Component):
     @property
     def drain_latency(self) -> int:
         """Cycles from a drain request to its value on ``acc``."""
-        return 1
+        return DRAIN_LATENCY
 
     @property
     def add_layout(self) -> data.StructLayout:
@@ -115,48 +126,63 @@ class Accumulator(RamUser, wiring.Component):
     def acc_layout(self) -> data.StructLayout:
         return data.StructLayout({"valid": unsigned(1), "value": signed(self._acc_bits)})
 
-    def _old_value(self, read, fwd_valid, fwd_addr, fwd_data, addr):
-        """The value of accumulator ``addr`` read in the cycle before: the previous cycle's
-        write when it went to ``addr`` (the read port, not transparent, missed it), else what the
-        read port read."""
-        return Mux(fwd_valid & (fwd_addr == addr), fwd_data, read)
+    def _old_value(self, read, hit, fwd_data):
+        """The word of a request's address as it is after the write of forwarding register
+        ``fwd_data`` (the one of the cycle before): that write's data when it went to the same
+        address (``hit``), else ``read``."""
+        return Mux(hit, fwd_data, read)
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         ram = self._ram()
         m.submodules.mem = ram
-        # the read port is not transparent: the forwarding register covers the last write
-        m.d.comb += [ram.r_addr.eq(Mux(self.drain.valid, self.drain.addr, self.add.addr)),
-                     ram.r_en.eq(1)]
+        ab = self.addr_bits
+        # Stage A: adds and drains share the read port.
+        addr_a = Signal(ab)
+        m.d.comb += [addr_a.eq(Mux(self.drain.valid, self.drain.addr, self.add.addr)),
+                     ram.r_addr.eq(addr_a), ram.r_en.eq(1)]
 
-        # Second cycle of an add or a drain: the old value, then the sum or the clear.
-        add1 = Signal()
-        add_addr1 = Signal(self.addr_bits, reset_less=True)
-        value1 = Signal(signed(self._value_bits), reset_less=True)
-        drain1 = Signal()
-        drain_addr1 = Signal(self.addr_bits, reset_less=True)
-        m.d.sync += [add1.eq(self.add.valid), add_addr1.eq(self.add.addr),
-                     value1.eq(self.add.value), drain1.eq(self.drain.valid),
-                     drain_addr1.eq(self.drain.addr)]
-
-        fwd_valid = Signal()
-        fwd_addr = Signal(self.addr_bits, reset_less=True)
-        fwd_data = Signal(signed(self._acc_bits), reset_less=True)
-        wr_addr = Signal(self.addr_bits)
+        # Stage B: the word read; ``value`` is 0 unless an add (a drain adds nothing).
+        add_b, drain_b = Signal(), Signal()
+        addr_b = Signal(ab, reset_less=True)
+        value_b = Signal(signed(self._value_bits), reset_less=True)
+        m.d.sync += [add_b.eq(self.add.valid), drain_b.eq(self.drain.valid), addr_b.eq(addr_a),
+                     value_b.eq(Mux(self.add.valid, self.add.value, 0))]
+        # Stage C: the old value, then the sum or, for a drain, zero, written back.
+        add_c, drain_c = Signal(), Signal()
+        addr_c = Signal(ab, reset_less=True)
+        value_c = Signal(signed(self._value_bits), reset_less=True)
+        m.d.sync += [add_c.eq(add_b), drain_c.eq(drain_b), addr_c.eq(addr_b),
+                     value_c.eq(value_b)]
         wr_en = Signal()
         wr_data = Signal(signed(self._acc_bits))
+        # The writes of the last two cycles: ``fwd1`` (address ``addr_c1``) is the one of the
+        # cycle before, ``fwd2`` the one before it.
+        wr_en1 = Signal()
+        addr_c1 = Signal(ab, reset_less=True)
+        fwd1 = Signal(signed(self._acc_bits), reset_less=True)
+        m.d.sync += [wr_en1.eq(wr_en), addr_c1.eq(addr_c), fwd1.eq(wr_data)]
+
+        # In B, the word read in A misses the write of cycle A, which is ``fwd1`` now; and C
+        # will need the write of this cycle (``addr_c``) instead when it goes to ``addr_b``.
+        word_b = Signal(signed(self._acc_bits), reset_less=True)
+        hit_c = Signal(reset_less=True)
+        m.d.sync += [
+            word_b.eq(self._old_value(ram.r_data.as_signed(), wr_en1 & (addr_c1 == addr_b),
+                                      fwd1)),
+            hit_c.eq(wr_en & (addr_c == addr_b)),
+        ]
         old = Signal(signed(self._acc_bits))
+        kept = Signal(signed(self._acc_bits))
         m.d.comb += [
-            wr_addr.eq(Mux(add1, add_addr1, drain_addr1)),
-            old.eq(self._old_value(ram.r_data.as_signed(), fwd_valid, fwd_addr, fwd_data,
-                                   wr_addr)),
-            wr_en.eq(add1 | drain1),
-            wr_data.eq(Mux(add1, old + value1, 0)),  # wraps to acc_bits
+            old.eq(self._old_value(word_b, hit_c, fwd1)),
+            kept.eq(Mux(drain_c, 0, old)),
+            wr_en.eq(add_c | drain_c),
+            wr_data.eq(kept + value_c),  # wraps to acc_bits
             ram.w_en.eq(wr_en),
-            ram.w_addr.eq(wr_addr),
+            ram.w_addr.eq(addr_c),
             ram.w_data.eq(wr_data),
-            self.acc.valid.eq(drain1),
+            self.acc.valid.eq(drain_c),
             self.acc.value.eq(old),
         ]
-        m.d.sync += [fwd_valid.eq(wr_en), fwd_addr.eq(wr_addr), fwd_data.eq(wr_data)]
         return m

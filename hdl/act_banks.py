@@ -7,12 +7,13 @@ its lanes write their outputs into the other.
 
 from typing import Any
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
+from permdeal.golden.cycles import BANK_MUX_LEVELS, bank_read_latency
 from permdeal.hdl.rom import addr_bits
 
 from .act_bank import ActBank
@@ -86,13 +87,16 @@ class ActBanks(wiring.Component):
 
     Timing
     ------
-    ``latency = 1``: a request in cycle ``k`` (``rd.valid`` high at rising edge ``k + 1``) has
-    ``window.valid`` high and its word on ``window.data`` in cycle ``k + 1``, both registered (the
-    banks' synchronous read ports and a register of the bank select, then a multiplexer). The read
+    ``latency = golden.cycles.bank_read_latency(banks)``: a request in cycle ``k`` has
+    ``window.valid`` high and its word on ``window.data`` in cycle ``k + latency``, both from
+    registers. Every bank reads ``rd.row`` (the synchronous read ports), then a tree of 2:1
+    multiplexers picks bank ``rd.bank``, with a register after every ``BANK_MUX_LEVELS`` levels
+    (``latency = 2`` up to 8 banks, 3 up to 64, 4 up to 512), so that the select's depth and
+    fan-out do not grow with the lanes within a cycle. Requests may come every cycle. The read
     ports are not transparent: a read and a write of the same word in the same cycle returns the
     word as it was *before* the write (the old word); the write is seen by a read one cycle later.
-    ``window.data`` holds its word until the next request. ``rst`` (synchronous) clears
-    ``window.valid`` only; the banks keep their contents.
+    ``window.data`` means something only in the cycle of ``window.valid``. ``rst`` (synchronous)
+    clears ``window.valid`` only; the banks keep their contents.
     """
 
     def __init__(self, banks, width, act_bits, rows, *, bank_module=None, ram_module=None):
@@ -131,7 +135,7 @@ class ActBanks(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a read request to its word on ``window``."""
-        return 1
+        return bank_read_latency(self._banks)
 
     @property
     def row_bits(self) -> int:
@@ -164,17 +168,10 @@ class ActBanks(wiring.Component):
         """The read word (:func:`word_layout`)."""
         return word_layout(self._width, self._act_bits)
 
-    def _read_bank(self, bank, words):
-        """The word of bank ``bank`` among the read ports' ``words``: a tree of 2:1 multiplexers,
-        one level per bit of ``bank`` from the least significant, over the words padded to a
-        power of two with bank 0's (so a bank past the last reads bank 0). Its depth is
-        ``bank_bits``, not the number of banks (a chain of 512 overflows Python's recursion limit
-        when Amaranth walks it)."""
-        level = list(words) + [words[0]] * ((1 << len(bank)) - len(words))
-        for bit in bank:
-            level = [Mux(bit, hi, lo) for lo, hi in zip(level[0::2], level[1::2])]
-        (word,) = level
-        return word
+    def _tree_level(self, bit, level):
+        """One level of the bank-select tree: each pair of ``level`` (from the first), the
+        second of the two where ``bit`` is set."""
+        return [Mux(bit, hi, lo) for lo, hi in zip(level[0::2], level[1::2])]
 
     @property
     def blackboxes(self) -> tuple[Blackbox, ...]:
@@ -193,9 +190,30 @@ class ActBanks(wiring.Component):
                          bank.rd.row.eq(self.rd.row)]
             words.append(bank.data)
 
-        bank_sel = Signal(self.bank_bits, reset_less=True)
-        with m.If(self.rd.valid):
-            m.d.sync += bank_sel.eq(self.rd.bank)
-        m.d.sync += self.window.valid.eq(self.rd.valid)
-        m.d.comb += self.window.data.eq(self._read_bank(bank_sel, words))
+        # The bank-select tree, least significant bit first, over the words padded to a power
+        # of two with bank 0's (a bank past the last reads bank 0); the select and ``valid``
+        # travel beside it, and every BANK_MUX_LEVELS levels are followed by registers. Its
+        # depth is ``bank_bits`` levels, not the number of banks (a chain of 512 overflows
+        # Python's recursion limit when Amaranth walks it).
+        bits = Signal(self.bank_bits, name="bank_sel", reset_less=True)
+        valid = Signal(name="valid1")
+        m.d.sync += [bits.eq(self.rd.bank), valid.eq(self.rd.valid)]
+        level = words + [words[0]] * ((1 << self.bank_bits) - len(words))
+        sel = list(bits)
+        for stage in range(1, self.latency):
+            for bit in sel[:BANK_MUX_LEVELS]:
+                level = self._tree_level(bit, level)
+            sel = sel[BANK_MUX_LEVELS:]
+            regs = [Signal.like(w, name=f"tree{stage}_{k}", reset_less=True)
+                    for k, w in enumerate(level)]
+            m.d.sync += [r.eq(w) for r, w in zip(regs, level)]
+            level = regs
+            if sel:
+                nxt = Signal(len(sel), name=f"bank_sel{stage + 1}", reset_less=True)
+                m.d.sync += nxt.eq(Cat(*sel))
+                sel = list(nxt)
+            valid, prev = Signal(name=f"valid{stage + 1}"), valid
+            m.d.sync += valid.eq(prev)
+        (word,) = level
+        m.d.comb += [self.window.valid.eq(valid), self.window.data.eq(word)]
         return m

@@ -52,16 +52,17 @@ __all__ = ["Engine", "MAX_MEMORY_WORDS", "State"]
 MAX_MEMORY_WORDS = 1 << 22
 
 
-class State(enum.Enum, shape=3):
-    """The controller's states (module docstring)."""
+class State(enum.Enum, shape=7):
+    """The controller's states (module docstring), one-hot: a state is one flip-flop, so no
+    decoder lies between the state register and what the state drives."""
 
-    LOAD = 1  # (no state is 0: Yosys emits ``state == 0`` as ``!state``, WIDTHTRUNC)
-    START = 2
-    ISSUE = 3
-    DRAIN = 4
-    FLUSH = 5
-    UNLOAD_START = 6
-    UNLOAD = 7
+    LOAD = 1 << 0
+    START = 1 << 1
+    ISSUE = 1 << 2
+    DRAIN = 1 << 3
+    FLUSH = 1 << 4
+    UNLOAD_START = 1 << 5
+    UNLOAD = 1 << 6
 
 
 
@@ -313,14 +314,6 @@ class Engine(wiring.Component):
             out = Mux(layer == i, consts[i], out)
         return out
 
-    def _pick_eq(self, layer, sig, values):
-        """``sig == values[layer]`` (constants), one comparison per layer and a multiplexer chain
-        (no comparison with a constant 0, which Yosys emits as ``!sig``: WIDTHTRUNC)."""
-        out = eq_const(sig, values[0])
-        for i in range(1, len(values)):
-            out = Mux(layer == i, eq_const(sig, values[i]), out)
-        return out
-
     def _rom(self, mem, g):
         """Lane ``g``'s memory ``mem``: an ``ImageRom`` of its image file, or a ``Memory`` with
         its words baked in (at least 2 words: a 1-word memory has a 0-bit address)."""
@@ -357,35 +350,54 @@ class Engine(wiring.Component):
             m.submodules[f"pe{i}_wb"] = wb
 
         # -- the layer counter and its descriptor ------------------------------------------------
+        # The descriptor's fields are registers, loaded with the counter from constant tables
+        # indexed by its next value (so no table lookup lies on a path into the datapath).
         layer = Signal(addr_bits(n_layers))
+        layer_next = Signal.like(layer)
+        layer_load = Signal()
         src = Signal()  # the bank set the layer reads; it writes the other
         m.d.comb += src.eq(layer[0])
+
+        def descriptor(values, shape, name):
+            reg = Signal(shape, name=f"desc_{name}", init=values[0])
+            with m.If(layer_load):
+                m.d.sync += reg.eq(self._pick(layer_next, values, shape))
+            return reg
+
+        with m.If(layer_load):
+            m.d.sync += layer.eq(layer_next)
         wide = max(pe0.acc_addr_bits, pe0.w_addr_bits, pe0.k_addr_bits,
                    addr_bits(max(1, sum(p.bias_depth for p in places)))) + 2
         prev_p = [d] + [l.p for l in lay[:-1]]
-        desc_n = self._pick(layer, [l.n_in for l in lay], self._index_bits)
-        desc_s = self._pick(layer, [-(-l.p // d) for l in lay], unsigned(wide))
-        desc_bias = self._pick(layer, [pl.bias_base for pl in places], unsigned(wide))
+        desc_n = descriptor([l.n_in for l in lay], self._index_bits, "n")
+        desc_s = descriptor([-(-l.p // d) for l in lay], unsigned(wide), "s")
+        desc_bias = descriptor([pl.bias_base for pl in places], unsigned(wide), "bias")
         u_bits = wide + addr_bits(nl) + 1
-        desc_ustep = self._pick(layer, [nl * l.p - l.p + 1 for l in lay], unsigned(u_bits))
+        desc_ustep = descriptor([nl * l.p - l.p + 1 for l in lay], unsigned(u_bits), "ustep")
+        desc_r_last = descriptor([l.p - 1 for l in lay], unsigned(wide), "r_last")
+        desc_a_last = descriptor([pl.slots * l.p - 1 for l, pl in zip(lay, places)],
+                                 unsigned(wide), "a_last")
+        last_layer = descriptor([int(i == n_layers - 1) for i in range(n_layers)], 1,
+                                "last_layer")
 
         m.d.comb += [
             reader.n.eq(desc_n),
-            issuer.slots.eq(self._pick(layer, [pl.slots for pl in places], issuer.slot_bits)),
-            issuer.w_base.eq(self._pick(layer, [pl.weight_base for pl in places],
-                                        pe0.w_addr_bits)),
-            issuer.k_base.eq(self._pick(layer, [pl.k_base for pl in places], pe0.k_addr_bits)),
-            issuer.w_step.eq(self._pick(layer, [pl.weight_depth // pl.slots for pl in places],
-                                        pe0.w_addr_bits)),
-            issuer.k_step.eq(self._pick(layer, [pl.k_depth // pl.slots for pl in places],
-                                        pe0.k_addr_bits)),
+            issuer.slots.eq(descriptor([pl.slots for pl in places], issuer.slot_bits, "slots")),
+            issuer.w_base.eq(descriptor([pl.weight_base for pl in places], pe0.w_addr_bits,
+                                        "w_base")),
+            issuer.k_base.eq(descriptor([pl.k_base for pl in places], pe0.k_addr_bits,
+                                        "k_base")),
+            issuer.w_step.eq(descriptor([pl.weight_depth // pl.slots for pl in places],
+                                        pe0.w_addr_bits, "w_step")),
+            issuer.k_step.eq(descriptor([pl.k_depth // pl.slots for pl in places],
+                                        pe0.k_addr_bits, "k_step")),
         ]
         if reader.sel_bits:
-            m.d.comb += reader.sel.eq(self._pick(
-                layer, [self._p_prevs.index(p) for p in prev_p], reader.sel_bits))
+            m.d.comb += reader.sel.eq(descriptor(
+                [self._p_prevs.index(p) for p in prev_p], reader.sel_bits, "reader_sel"))
         if issuer.sel_bits:
-            m.d.comb += issuer.sel.eq(self._pick(
-                layer, [self._ps.index(l.p) for l in lay], issuer.sel_bits))
+            m.d.comb += issuer.sel.eq(descriptor(
+                [self._ps.index(l.p) for l in lay], issuer.sel_bits, "issuer_sel"))
 
         # -- the issue path: banks -> reader -> detector -> issuer -> every PE -------------------
         unloading = Signal()
@@ -450,8 +462,6 @@ class Engine(wiring.Component):
         u = Signal(u_bits)
         flush = Signal(range(WRITEBACK_LATENCY + 1))
         draining = Signal()
-        last_layer = Signal()
-        m.d.comb += last_layer.eq(eq_const(layer, n_layers - 1))
         # input loader counters: word i goes to bank (i div D) mod NL, row (i div D) div NL,
         # position i mod D
         l_i = Signal(self._index_bits)
@@ -461,8 +471,26 @@ class Engine(wiring.Component):
         loading = Signal()
 
         state = Signal(State, init=State.LOAD)
-        with m.If(state == State.LOAD):
-            m.d.comb += [loading.eq(1), self.i.ready.eq(1)]
+
+        # Whether the controller is in a state: that state's flip-flop alone.
+        state_bits = {}
+        for st in State:
+            bit = Signal(name=f"in_{st.name.lower()}")
+            m.d.comb += bit.eq(state.as_value()[st.value.bit_length() - 1])
+            state_bits[st] = bit
+        in_state = state_bits.__getitem__
+
+        # The controller's outputs that are states alone, assigned outside the state blocks (so
+        # that they are continuous assignments, valid from time 0 on every simulator).
+        m.d.comb += [
+            loading.eq(in_state(State.LOAD)),
+            self.i.ready.eq(in_state(State.LOAD)),
+            reader.start.eq(in_state(State.START)),
+            draining.eq(in_state(State.DRAIN)),
+            unloading.eq(in_state(State.UNLOAD_START) | in_state(State.UNLOAD)),
+            out_reader.start.eq(in_state(State.UNLOAD_START)),
+        ]
+        with m.If(in_state(State.LOAD)):
             with m.If(self.i.valid):
                 m.d.sync += l_i.eq(l_i + 1)
                 with m.If(eq_const(l_pos, d - 1)):
@@ -474,23 +502,21 @@ class Engine(wiring.Component):
                 with m.Else():
                     m.d.sync += l_pos.eq(l_pos + 1)
                 with m.If(eq_const(l_i, lay[0].n_in - 1)):
-                    m.d.sync += [l_i.eq(0), l_pos.eq(0), l_bank.eq(0), l_row.eq(0),
-                                 layer.eq(0)]
+                    m.d.sync += [l_i.eq(0), l_pos.eq(0), l_bank.eq(0), l_row.eq(0)]
+                    m.d.comb += [layer_load.eq(1), layer_next.eq(0)]
                     m.d.sync += state.eq(State.START)
-        with m.Elif(state == State.START):
-            m.d.comb += reader.start.eq(1)
+        with m.If(in_state(State.START)):
             m.d.sync += done_seen.eq(0)
             m.d.sync += state.eq(State.ISSUE)
-        with m.Elif(state == State.ISSUE):
+        with m.If(in_state(State.ISSUE)):
             with m.If(reader.done):
                 m.d.sync += done_seen.eq(1)
             with m.If(quiet):
                 m.d.sync += [a.eq(0), r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(0), u.eq(0)]
                 m.d.sync += state.eq(State.DRAIN)
-        with m.Elif(state == State.DRAIN):
-            m.d.comb += draining.eq(1)
+        with m.If(in_state(State.DRAIN)):
             m.d.sync += a.eq(a + 1)
-            with m.If(self._pick_eq(layer, r, [l.p - 1 for l in lay])):
+            with m.If(r == desc_r_last):
                 m.d.sync += [r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(tbase + desc_s),
                              u.eq(u + desc_ustep)]
             with m.Else():
@@ -499,26 +525,25 @@ class Engine(wiring.Component):
                     m.d.sync += [pos.eq(0), rhi.eq(rhi + 1)]
                 with m.Else():
                     m.d.sync += pos.eq(pos + 1)
-            with m.If(self._pick_eq(layer, a, [pl.slots * l.p - 1
-                                               for l, pl in zip(lay, places)])):
+            with m.If(a == desc_a_last):
                 m.d.sync += flush.eq(0)
                 m.d.sync += state.eq(State.FLUSH)
-        with m.Elif(state == State.FLUSH):
+        with m.If(in_state(State.FLUSH)):
             m.d.sync += flush.eq(flush + 1)
             with m.If(flush == WRITEBACK_LATENCY - 1):
                 with m.If(last_layer):
                     m.d.sync += state.eq(State.UNLOAD_START)
                 with m.Else():
-                    m.d.sync += layer.eq(layer + 1)
+                    m.d.comb += [layer_load.eq(1), layer_next.eq(layer + 1)]
                     m.d.sync += state.eq(State.START)
-        with m.Elif(state == State.UNLOAD_START):
-            m.d.comb += [unloading.eq(1), out_reader.start.eq(1)]
+        with m.If(in_state(State.UNLOAD_START)):
             m.d.sync += state.eq(State.UNLOAD)
-        with m.Elif(state == State.UNLOAD):
-            m.d.comb += unloading.eq(1)
+        with m.If(in_state(State.UNLOAD)):
             with m.If(self.o.valid & self.o.ready & self.o.p.last):
                 m.d.sync += state.eq(State.LOAD)
-        with m.Else():  # no other encoding is reachable; recover by loading
+        # (one state bit is set at a time, so the blocks above are exclusive; no other encoding
+        # is reachable, but one without a state recovers by loading)
+        with m.If(~state.as_value().any()):
             m.d.sync += state.eq(State.LOAD)
 
         # -- draining: the lanes' accumulators and the biases, then the write-back -------------

@@ -247,17 +247,17 @@ class Issuer(wiring.Component):
         # The slot counter: which pair the issuer is on, ``latency - 1`` cycles ahead of ``op``.
         counting = Signal()
         left = Signal(self.slot_bits)  # slots of the pair still to count after this cycle's
-        last = Signal()
+        last = Signal()  # left == 0, a register of its own
         take = Signal()
         m.d.comb += [
-            last.eq(~left.any()),
             self.i.ready.eq(~counting | last),
             take.eq(self.i.valid & self.i.ready),
         ]
         with m.If(take):
-            m.d.sync += [counting.eq(1), left.eq((self.slots - 1)[:self.slot_bits])]
+            m.d.sync += [counting.eq(1), left.eq((self.slots - 1)[:self.slot_bits]),
+                         last.eq(self.slots == 1)]
         with m.Elif(counting & ~last):
-            m.d.sync += left.eq((left - 1)[:self.slot_bits])
+            m.d.sync += [left.eq((left - 1)[:self.slot_bits]), last.eq(left == 1)]
         with m.Else():
             m.d.sync += counting.eq(0)
 

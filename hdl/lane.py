@@ -31,7 +31,7 @@ from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
 
-from .accumulator import Accumulator
+from .accumulator import DRAIN_LATENCY, Accumulator
 from .mac_widths import MacWidths
 from .multiplier import Multiplier
 from .perm_index import PermIndex
@@ -46,8 +46,6 @@ IMAGE_MEMORIES = ("weight", "k")
 LATENCY = 5
 #: Cycles from an operation to its weight and k words: the memories' read and output registers.
 ROM_LATENCY = 2
-#: Cycles from a drain request to its value on ``acc``.
-DRAIN_LATENCY = 1
 
 
 def op_layout(w_addr_bits: int, k_addr_bits: int, index_width: int, sel_bits: int, act_bits: int,
@@ -201,26 +199,26 @@ class Lane(MacWidths, wiring.Component):
     2. ``n + 2``: ``w`` and ``k`` are registered; :class:`PermIndex` (registered) computes
        ``r = (c - k) mod p``; the multiplier (two register stages) takes ``w`` and ``x``.
     3. ``n + 3``: ``a = acc_addr + r`` is registered.
-    4. ``n + 4``: the exact product ``w * x`` and ``a`` go to the accumulator memory's read port.
-    5. ``n + 5``: ``acc[a] + w * x`` is written back to ``acc[a]`` at the end of the cycle. The old
-       value comes from the read port, or, when the write of the cycle before went to the same
-       address, from a forwarding register holding that write (the read port is not
-       transparent): back-to-back ops on one accumulator (``B = 1`` across block-columns, and
+    4. ``n + 4``: the exact product ``w * x`` and ``a`` go to the accumulator memory's read port
+       (:class:`~.accumulator.Accumulator`, stage A).
+    5. ``n + 5``: the word read is registered (stage B).
+    6. ``n + 6``: ``acc[a] + w * x`` is written back to ``acc[a]`` at the end of the cycle
+       (stage C). The old value takes the writes the read port missed from two forwarding
+       registers, so back-to-back ops on one accumulator (``B = 1`` across block-columns, and
        every op when ``p = 1``) add up exactly.
 
     So ``latency = 5``: the op of cycle ``n`` is seen by a drain request in cycle ``n + 5`` or
-    later. (A request in cycle ``n + 5`` reads the memory while stage 5 writes it; the sum reaches
-    it through the forwarding register, see below.) In ``golden.cycles`` terms the first drain
-    request of a layer may come ``latency`` cycles after its last op reaches the lane.
+    later (the accumulator's forwarding carries the sums still in its stages B and C to it). In
+    ``golden.cycles`` terms the first drain request of a layer may come ``latency`` cycles after
+    its last op reaches the lane.
 
     Draining is read-and-clear: a request ``{valid, addr}`` in cycle ``d`` reads ``acc[addr]``
-    (the accumulator read port) and has ``acc = {1, value}`` in cycle ``d + 1``
-    (``drain_latency = 1``), while the write port clears ``acc[addr]`` to zero at the end of that
-    cycle. The drained value passes the forwarding register too, so it includes a sum written in
-    the request's own cycle, and a request right after a clear of the same address reads 0. The
-    accumulators are zero at initialisation (not at ``rst``), and every layer drains all its
-    ``B*p`` of them, so each layer starts from zeros without a clearing pass. Requests may come
-    every cycle, in any address order.
+    (the accumulator read port) and has ``acc = {1, value}`` in cycle ``d + 2``
+    (``drain_latency = 2``), while the write port clears ``acc[addr]`` to zero at the end of that
+    cycle. The drained value passes the forwarding registers too, and a request right after a
+    clear of the same address reads 0. The accumulators are zero at initialisation (not at
+    ``rst``), and every layer drains all its ``B*p`` of them, so each layer starts from zeros
+    without a clearing pass. Requests may come every cycle, in any address order.
 
     Draining and accumulating share the accumulator's ports, so they are never active at once: the
     controller guarantees (and simulation asserts) that no drain request comes in the cycle of an

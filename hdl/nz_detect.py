@@ -74,12 +74,14 @@ class NonZeroDetector(wiring.Component):
     a window accepted in cycle ``k`` (``i.valid & i.ready``) has its first pair valid in cycle
     ``k + 1``. The register loads a new window in any cycle in which it holds no remaining
     non-zero (after reset, or an empty window) and in the cycle in which the last pair of its
-    window is handed off (``o.valid & o.ready & o.p.last``)::
+    window is handed off (``o.valid & o.ready & o.p.last``); whether the register holds a pair
+    (``o.valid``) and whether it is the window's last (``o.p.last``) are registers of their
+    own, loaded with it::
 
         i.ready = (remaining == 0) | (o.ready & o.p.last)
 
-    so ``i.ready`` depends combinationally on ``o.ready`` (and on nothing of ``i``); no skid
-    buffer. ``o.valid`` and ``o.payload`` come from the register through the encoder alone (no
+    so ``i.ready`` is one gate from ``o.ready`` and registers (and depends on nothing of ``i``);
+    no skid buffer. ``o.valid`` and ``o.payload`` come from the register through the encoder alone (no
     path from ``i``). Hence, with ``o.ready`` high every cycle, a window with ``z >= 1`` real non-zeros
     occupies exactly ``z`` cycles and one with none exactly 1 cycle, with no bubble between
     windows: if the windows come without idle, window ``w`` is accepted in cycle ``a_0 +
@@ -141,6 +143,10 @@ class NonZeroDetector(wiring.Component):
         words = Signal(data.ArrayLayout(signed(a), d), reset_less=True)
         base = Signal(self._index_bits, reset_less=True)
         remaining = Signal(d)  # real non-zero words of the held window not yet handed off
+        # Registers beside it: ``remaining`` is not 0, and it has one set bit (its pair is the
+        # window's last), so the handshakes come from registers alone.
+        valid = Signal()
+        single = Signal()
 
         # Priority encoder: the lowest remaining set bit, one-hot, and what remains after it.
         below = Signal(d)
@@ -163,20 +169,29 @@ class NonZeroDetector(wiring.Component):
 
         handoff = Signal()
         m.d.comb += [
-            self.o.valid.eq(remaining.any()),
+            self.o.valid.eq(valid),
             self.o.p.index.eq(base + pos),
             self.o.p.value.eq(value),
-            self.o.p.last.eq(~rest.any()),  # not `rest == 0`: Yosys emits `!rest` (WIDTHTRUNC)
+            self.o.p.last.eq(single),
             handoff.eq(self.o.valid & self.o.ready),
-            self.i.ready.eq(~self.o.valid | (self.o.ready & self.o.p.last)),
+            self.i.ready.eq(~self.o.valid | (self.o.ready & single)),
         ]
 
+        live = Signal(d)
+        m.d.comb += live.eq(self._live(self.i.p))
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [
                 words.eq(self.i.p.data),
                 base.eq(self.i.p.base),
-                remaining.eq(self._live(self.i.p)),
+                remaining.eq(live),
+                valid.eq(live.any()),
+                single.eq(_at_most_one(live)),
             ]
         with m.Elif(handoff):
-            m.d.sync += remaining.eq(rest)
+            m.d.sync += [remaining.eq(rest), valid.eq(~single), single.eq(_at_most_one(rest))]
         return m
+
+
+def _at_most_one(v):
+    """Whether ``v`` has at most one set bit."""
+    return ~(v & (v - 1)[:len(v)]).any()

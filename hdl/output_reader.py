@@ -14,6 +14,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
+from permdeal.golden.cycles import bank_read_latency
 from permdeal.golden.formats import MAX_BITS
 from permdeal.hdl.rom import addr_bits
 
@@ -59,11 +60,11 @@ class OutputReader(wiring.Component):
 
     Timing
     ------
-    ``latency = 2``: with ``start`` in cycle ``k`` output 0 is valid in cycle ``k + 2`` and, with
-    ``o.ready`` high every cycle, output ``i`` in ``k + 2 + i``. The output buffer is
-    :func:`.read_ahead.read_ahead`'s, so ``bank_rd.valid`` depends combinationally on
-    ``o.ready``; under back-pressure no output is lost, repeated or reordered. ``rst``
-    (synchronous) abandons the stream.
+    ``latency = golden.cycles.bank_read_latency(banks) + 1`` (``OL``): with ``start`` in cycle
+    ``k`` output 0 is valid in cycle ``k + OL`` and, with ``o.ready`` high every cycle, output
+    ``i`` in ``k + OL + i``. The output buffer is :func:`.read_ahead.read_ahead`'s: the read
+    enables come from registers and ``start`` (not from ``o.ready``); under back-pressure no
+    output is lost, repeated or reordered. ``rst`` (synchronous) abandons the stream.
     """
 
     def __init__(self, banks, width, act_bits, rows, out_bits, m, p):
@@ -95,8 +96,9 @@ class OutputReader(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from ``start`` to the first output on ``o``."""
-        return 2
+        """Cycles from ``start`` to the first output on ``o``: the banks' read, then the output
+        buffer."""
+        return bank_read_latency(self._banks) + 1
 
     def address(self, i: int) -> tuple[int, int, int]:
         """``(bank, row, pos)`` of output ``i`` (the layout in the module docstring)."""
@@ -111,50 +113,57 @@ class OutputReader(wiring.Component):
         row_bits = addr_bits(self._rows)
         pos_bits = addr_bits(d)
 
-        # The next output to read: counters (registers) or, in the cycle of ``start``, output 0.
+        # The next output to read: counters (registers), back at output 0 whenever the reader is
+        # idle, so ``start`` reaches no address path.
         active = Signal()
         i, r, pos, rhi = Signal(addr_bits(self._m)), Signal(addr_bits(p)), Signal(pos_bits), \
             Signal(addr_bits(s_step))
         g, tbase = Signal(addr_bits(nl)), Signal(row_bits + 1)
-        c_i, c_r, c_pos, c_rhi = Signal.like(i), Signal.like(r), Signal.like(pos), \
-            Signal.like(rhi)
-        c_g, c_tbase = Signal.like(g), Signal.like(tbase)
-        for cur, reg in ((c_i, i), (c_r, r), (c_pos, pos), (c_rhi, rhi), (c_g, g),
-                         (c_tbase, tbase)):
-            m.d.comb += cur.eq(Mux(self.start, 0, reg))
         going = Signal()
         last = Signal()
-        m.d.comb += [going.eq(self.start | active), last.eq(eq_const(c_i, self._m - 1))]
+        m.d.comb += [going.eq(self.start | active), last.eq(eq_const(i, self._m - 1))]
 
-        f_pos = Signal(pos_bits)
-        f_last = Signal()
+        # the output's position and ``last`` travel beside its read
+        read_latency = bank_read_latency(nl)
+        f_pos_reg, f_last_reg = Signal(pos_bits), Signal()
+        i_pos, i_last = f_pos_reg, f_last_reg
+        for _ in range(read_latency - 1):
+            nxt_pos, nxt_last = Signal(pos_bits), Signal()
+            m.d.sync += [nxt_pos.eq(i_pos), nxt_last.eq(i_last)]
+            i_pos, i_last = nxt_pos, nxt_last
+        f_pos, f_last = i_pos, i_last
         arriving = Signal(output_layout(self._out_bits))
-        word = self.bank_window.data[0]
-        for k in range(1, d):  # a chain of multiplexers, not a shift (WIDTHTRUNC)
-            word = Mux(f_pos == k, self.bank_window.data[k], word)
+        # the word's activation at f_pos: a tree of 2:1 multiplexers, one level per bit
+        level = list(self.bank_window.data) + [self.bank_window.data[0]] * ((1 << pos_bits) - d)
+        for bit in f_pos:
+            level = [Mux(bit, hi, lo) for lo, hi in zip(level[0::2], level[1::2])]
         m.d.comb += [
-            arriving.data.eq(word[:self._out_bits]),
+            arriving.data.eq(level[0][:self._out_bits]),
             arriving.last.eq(f_last),
         ]
-        issue, _, _ = read_ahead(m, output_layout(self._out_bits), going, arriving, self.o)
+        issue, _, _ = read_ahead(m, output_layout(self._out_bits), going, arriving, self.o,
+                                 read_latency)
         m.d.comb += [
             self.bank_rd.valid.eq(issue),
-            self.bank_rd.bank.eq(c_g),
-            self.bank_rd.row.eq((c_tbase + c_rhi)[:row_bits]),
+            self.bank_rd.bank.eq(g),
+            self.bank_rd.row.eq((tbase + rhi)[:row_bits]),
         ]
         with m.If(issue):
-            m.d.sync += [f_pos.eq(c_pos), f_last.eq(last), active.eq(~last),
-                         i.eq((c_i + 1)[:len(i)])]
-            with m.If(eq_const(c_r, p - 1)):
-                m.d.sync += [r.eq(0), pos.eq(0), rhi.eq(0)]
-                with m.If(eq_const(c_g, nl - 1)):
-                    m.d.sync += [g.eq(0), tbase.eq((c_tbase + s_step)[:len(tbase)])]
+            m.d.sync += [f_pos_reg.eq(pos), f_last_reg.eq(last), active.eq(~last)]
+            with m.If(last):
+                m.d.sync += [i.eq(0), r.eq(0), pos.eq(0), rhi.eq(0), g.eq(0), tbase.eq(0)]
+            with m.Elif(eq_const(r, p - 1)):
+                m.d.sync += [i.eq((i + 1)[:len(i)]), r.eq(0), pos.eq(0), rhi.eq(0)]
+                with m.If(eq_const(g, nl - 1)):
+                    m.d.sync += [g.eq(0), tbase.eq((tbase + s_step)[:len(tbase)])]
                 with m.Else():
-                    m.d.sync += [g.eq((c_g + 1)[:len(g)]), tbase.eq(c_tbase)]
+                    m.d.sync += g.eq((g + 1)[:len(g)])
             with m.Else():
-                m.d.sync += [r.eq((c_r + 1)[:len(r)]), g.eq(c_g), tbase.eq(c_tbase)]
-                with m.If(eq_const(c_pos, d - 1)):
-                    m.d.sync += [pos.eq(0), rhi.eq((c_rhi + 1)[:len(rhi)])]
+                m.d.sync += [i.eq((i + 1)[:len(i)]), r.eq((r + 1)[:len(r)])]
+                with m.If(eq_const(pos, d - 1)):
+                    m.d.sync += [pos.eq(0), rhi.eq((rhi + 1)[:len(rhi)])]
                 with m.Else():
-                    m.d.sync += [pos.eq((c_pos + 1)[:len(pos)]), rhi.eq(c_rhi)]
+                    m.d.sync += pos.eq((pos + 1)[:len(pos)])
+        with m.Elif(self.start):
+            m.d.sync += active.eq(1)
         return m

@@ -97,7 +97,7 @@ class PE(wiring.Component):
 
     Timing
     ------
-    The PE adds no register: ``latency`` and ``drain_latency`` are the lane's (5 and 1), and
+    The PE adds no register: ``latency`` and ``drain_latency`` are the lane's (5 and 2), and
     the controller's contract is the lane's (no drain request in the cycle of an op or in the
     four cycles after one).
     """

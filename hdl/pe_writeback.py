@@ -1,10 +1,11 @@
 # amaranth: UnusedElaboratable=no
 """One PE's write-back: its lanes' bias memories and write-back units (docs/design.md 3 and 4.2).
 
-While the engine drains a layer, every lane's accumulator ``t*p + r`` leaves the lane one cycle
-after its drain request; the lane's bias memory (``golden.rom``'s ``bias`` image, address
-``bias_base + t*p + r``) is read in the same cycle, and the pair goes through a
-:class:`~.writeback.Writeback` that knows every layer's formats.
+While the engine drains a layer, every lane's accumulator ``t*p + r`` leaves the lane
+``DRAIN_LATENCY`` cycles after its drain request; the lane's bias memory (``golden.rom``'s
+``bias`` image, address ``bias_base + t*p + r``) is read in the cycle of the request and its word
+waits for the accumulator, and the pair goes through a :class:`~.writeback.Writeback` that knows
+every layer's formats.
 """
 
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from permdeal.errors import PermdealError
 
 from .lane import _words
 from .rom import ImageRom, addr_bits, check_image
+from .accumulator import DRAIN_LATENCY
 from .writeback import Writeback
 
 __all__ = ["PEWriteback"]
@@ -57,16 +59,17 @@ class PEWriteback(wiring.Component):
     bias : ``In(ArrayLayout(signed(bias_bits), lanes))`` (external memories only)
         Lane ``l``'s bias word at the ``drain.addr`` of the cycle before.
     acc : ``In(ArrayLayout(acc_layout, lanes))``
-        The PE's drain output (``PE.acc``), one cycle after the request.
+        The PE's drain output (``PE.acc``), ``DRAIN_LATENCY`` cycles after the request.
     out : ``Out(ArrayLayout({valid: 1, value: signed(out_bits)}, lanes))``
         Lane ``l``'s output activation (``golden.formats.writeback`` of its accumulator and bias
         in the layer's formats, sign-extended to ``out_bits``, the widest output format).
 
     Timing
     ------
-    ``latency = 3`` from the drain request to ``out``: the bias read and the lane's drain read in
-    the cycle after the request, then the write-back unit's two stages. One value per lane per
-    cycle; no back-pressure.
+    ``latency = 4`` from the drain request to ``out``: the lane's drain read
+    (``accumulator.DRAIN_LATENCY = 2`` cycles; the bias word, read in the cycle after the
+    request, and the layer are registered to meet it), then the write-back unit's two stages.
+    One value per lane per cycle; no back-pressure.
     """
 
     def __init__(self, lanes, layers, bias_depth, *, contents=None, images=None, rom_dir=None,
@@ -129,7 +132,7 @@ class PEWriteback(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a drain request to its value on ``out``."""
-        return 1 + self._units[0].latency
+        return DRAIN_LATENCY + self._units[0].latency
 
     @property
     def acc_layout(self) -> data.StructLayout:
@@ -163,10 +166,13 @@ class PEWriteback(wiring.Component):
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
+        # The layer and (below) the bias words wait for the lanes' drain output.
         sel1 = None
         if self.sel_bits:
-            sel1 = Signal(self.sel_bits)
-            m.d.sync += sel1.eq(self.drain.sel)
+            sel1 = self.drain.sel
+            for stage in range(DRAIN_LATENCY):
+                sel1, prev = Signal(self.sel_bits, name=f"sel{stage + 1}"), sel1
+                m.d.sync += sel1.eq(prev)
         for l, unit in enumerate(self._units):
             if self._external:
                 bias = self.bias[l]
@@ -181,6 +187,9 @@ class PEWriteback(wiring.Component):
                 rd = mem.read_port()
                 m.d.comb += rd.addr.eq(self.drain.addr)
                 bias = rd.data
+            for stage in range(2, DRAIN_LATENCY + 1):  # the read is stage 1
+                bias, prev = Signal.like(bias, name=f"bias{l}_{stage}", reset_less=True), bias
+                m.d.sync += bias.eq(prev)
             m.submodules[f"wb{l}"] = unit
             m.d.comb += [
                 unit.i.valid.eq(self.acc[l].valid),

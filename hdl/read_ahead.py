@@ -5,52 +5,60 @@ both walk addresses with counters, read one word per cycle from the activation b
 keep a stream going under back-pressure without losing, repeating or reordering an element.
 """
 
-from amaranth.hdl import Module, Mux, ShapeLike, Signal, Value, ValueLike
+from amaranth.hdl import Cat, Module, Mux, ShapeLike, Signal, Value, ValueLike
 from amaranth.lib import stream
 
 from .lint import eq_const
 
-__all__ = ["DEPTH", "read_ahead"]
+__all__ = ["depth", "read_ahead"]
 
-#: Entries of the output buffer: one more than the two a read in flight and a full pipeline
-#: need, so that whether to read depends on registers alone (not on ``o.ready``).
-DEPTH = 3
+
+def depth(read_latency: int) -> int:
+    """Entries of the output buffer for a memory of ``read_latency``: one more than the reads in
+    flight and a full pipeline need, so that whether to read depends on registers alone (not on
+    ``o.ready``)."""
+    return read_latency + 2
 
 
 def read_ahead(m: Module, layout: ShapeLike, going: ValueLike, arriving: ValueLike,
-               o: stream.Interface) -> tuple[Value, Value, Value]:
-    """Add a :data:`DEPTH`-entry output buffer in front of the stream ``o`` to module ``m``.
+               o: stream.Interface, read_latency: int = 1) -> tuple[Value, Value, Value]:
+    """Add a :func:`depth`-entry output buffer in front of the stream ``o`` to module ``m``.
 
     ``going`` says that the source has a next element to read this cycle; ``issue`` (returned)
     says that its read is issued this cycle: ``going`` and room in the buffer for every element
     held or in flight, counted from registers (``o.ready`` is not on this path: a ready chain
     from the consumer never reaches the memories' read enables). The caller advances its
-    counters on ``issue`` and, in the cycle after, presents the element read on ``arriving`` (a
-    value of ``layout``, built from the read port's data and whatever the caller registered with
-    the read). ``o.valid`` and ``o.payload`` come from registers only. With ``o.ready`` high every
-    cycle the elements come one per cycle, the first two cycles after its read; under
-    back-pressure none is lost, repeated or reordered.
+    counters on ``issue`` and, ``read_latency`` cycles after, presents the element read on
+    ``arriving`` (a value of ``layout``, built from the memory's data and whatever the caller
+    registered with the read). ``o.valid`` and ``o.payload`` come from registers only. With
+    ``o.ready`` high every cycle the elements come one per cycle, the first ``read_latency + 1``
+    cycles after its read; under back-pressure none is lost, repeated or reordered.
 
     Returns ``(issue, pop, drains)``: ``pop`` is a handoff on ``o`` this cycle, ``drains`` a
     handoff that leaves the buffer empty with no read in flight.
     """
-    entries = [Signal(layout, name=f"buf{k}") for k in range(DEPTH)]
-    count = Signal(range(DEPTH + 1), name="count")  # entries held, from entries[0] up
-    fv = Signal(name="in_flight")  # a read is in flight: ``arriving`` holds its element next
+    n = depth(read_latency)
+    entries = [Signal(layout, name=f"buf{k}") for k in range(n)]
+    count = Signal(range(n + 1), name="count")  # entries held, from entries[0] up
+    flight = [Signal(name=f"in_flight{k + 1}") for k in range(read_latency)]  # reads issued k+1
+    # cycles ago; the last one's element is on ``arriving``
+    fv = flight[-1]
     pop, issue = Signal(name="pop"), Signal(name="issue")
     m.d.comb += [
         o.valid.eq(count.any()),
         o.payload.eq(entries[0]),
         pop.eq(o.valid & o.ready),
-        issue.eq(going & (count + fv < DEPTH)),
+        issue.eq(going & (count + sum(flight) < n)),
     ]
     # After the pop, entry k holds what entry k + 1 held; the arriving element goes to the first
     # free entry.
-    free = Signal(range(DEPTH + 1), name="free")
+    free = Signal(range(n + 1), name="free")
     m.d.comb += free.eq(count - pop)
     for k, e in enumerate(entries):
-        shifted = entries[k + 1] if k + 1 < DEPTH else e
+        shifted = entries[k + 1] if k + 1 < n else e
         kept = Mux(pop, shifted, e)
         m.d.sync += e.eq(Mux(fv & eq_const(free, k), arriving, kept))
-    m.d.sync += [count.eq(free + fv), fv.eq(issue)]
-    return issue, pop, pop & eq_const(count, 1) & ~fv
+    m.d.sync += [count.eq(free + fv), flight[0].eq(issue)]
+    m.d.sync += [flight[k + 1].eq(flight[k]) for k in range(read_latency - 1)]
+    empty_after = eq_const(count, 1) & ~Cat(*flight).any()
+    return issue, pop, pop & empty_after

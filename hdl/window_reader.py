@@ -15,13 +15,13 @@ through a chain of multiplexers. No divider.
 
 from typing import Any
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
-from permdeal.golden.cycles import window_schedule
+from permdeal.golden.cycles import bank_read_latency, window_schedule
 from permdeal.golden.formats import MAX_BITS
 from permdeal.hdl.rom import addr_bits
 
@@ -80,14 +80,14 @@ class WindowReader(wiring.Component):
 
     Timing
     ------
-    ``latency = 2``: with ``start`` high in cycle ``k`` the first window is valid on ``o`` in
-    cycle ``k + 2`` (the read of window 0 is issued in cycle ``k`` itself, its word comes back in
-    ``k + 1`` and enters the output buffer). The output is the 2-entry buffer of
-    :func:`.read_ahead.read_ahead`, so ``bank_rd.valid`` depends combinationally on ``o.ready``
-    (and ``o.valid``/``o.payload`` come from registers only). With ``o.ready`` high every cycle the
-    windows come one per cycle without a bubble, window ``w`` in cycle ``k + 2 + w``; under
-    back-pressure none is lost, repeated or reordered. ``rst`` (synchronous) abandons the layer
-    and empties the buffer.
+    ``latency = golden.cycles.bank_read_latency(banks) + 1`` (``RL``): with ``start`` high in
+    cycle ``k`` the first window is valid on ``o`` in cycle ``k + RL`` (the read of window 0 is
+    issued in cycle ``k`` itself, its word comes back ``RL - 1`` cycles later and enters the
+    output buffer). The output is the buffer of :func:`.read_ahead.read_ahead`: the read enables
+    come from registers and ``start`` alone (not from ``o.ready``), and ``o.valid``/``o.payload``
+    from registers. With ``o.ready`` high every cycle the windows come one per cycle without a
+    bubble, window ``w`` in cycle ``k + RL + w``; under back-pressure none is lost, repeated or
+    reordered. ``rst`` (synchronous) abandons the layer and empties the buffer.
     """
 
     def __init__(self, banks, width, act_bits, rows, index_bits, p_prevs):
@@ -153,8 +153,9 @@ class WindowReader(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from ``start`` to the first window on ``o``."""
-        return 2
+        """Cycles from ``start`` to the first window on ``o``: the banks' read, then the output
+        buffer."""
+        return bank_read_latency(self._banks) + 1
 
     @property
     def tables(self) -> tuple[tuple[int, int], ...]:
@@ -214,23 +215,20 @@ class WindowReader(wiring.Component):
         base_bits = ((1 << nb) + max(self._ps)).bit_length()
         full = (1 << d) - 1
 
-        # Issue side: the next window to read, as registers (cur_* while a layer runs) or the
-        # layer's first window in the cycle of ``start``.
+        # Issue side: the next window to read, as registers. They are back at the layer's first
+        # window (all zero) whenever the reader is idle, so ``start`` reaches no address or mask
+        # path; ``left`` (inputs from ``base`` on) is the one that starts from the descriptor.
         active = Signal()
         bank = Signal(bank_bits)
         row_base = Signal(rb_bits)
         s = Signal(s_bits)
         base = Signal(base_bits)
-        c_bank = Signal(bank_bits)
-        c_row_base = Signal(rb_bits)
-        c_s = Signal(s_bits)
-        c_base = Signal(base_bits)
+        left_bits = base_bits + 1
+        left = Signal(signed(left_bits))
+        c_left = Signal(signed(left_bits))
         going = Signal()
         m.d.comb += [
-            c_bank.eq(Mux(self.start, 0, bank)),
-            c_row_base.eq(Mux(self.start, 0, row_base)),
-            c_s.eq(Mux(self.start, 0, s)),
-            c_base.eq(Mux(self.start, 0, base)),
+            c_left.eq(Mux(self.start, self.n, left)),
             going.eq(self.start | active),
         ]
 
@@ -239,22 +237,20 @@ class WindowReader(wiring.Component):
         last_mask = Signal(d)
         step = Signal(rb_bits)
         m.d.comb += [
-            s_last.eq(self._select([eq_const(c_s, sc - 1) for sc, _ in self._tables])),
+            s_last.eq(self._select([eq_const(s, sc - 1) for sc, _ in self._tables])),
             last_size.eq(self._select([Const(ls, range(d + 1)) for _, ls in self._tables])),
             last_mask.eq(self._select([Const((1 << ls) - 1, d) for _, ls in self._tables])),
             step.eq(self._select([Const(sc, rb_bits) for sc, _ in self._tables])),
         ]
-        n_wide = Signal(base_bits)
-        m.d.comb += n_wide.eq(self.n)
         mask = Signal(d)
         in_n = [Signal(name=f"in_n_{k}") for k in range(d)]
         for k in range(d):
-            m.d.comb += in_n[k].eq((c_base + k if k else c_base) < n_wide)
+            m.d.comb += in_n[k].eq(c_left > k)
         m.d.comb += mask.eq(Mux(s_last, last_mask, full) & Cat(*in_n))
-        next_base = Signal(base_bits)
-        m.d.comb += next_base.eq((c_base + Mux(s_last, last_size, d))[:base_bits])
+        size = Signal(range(d + 1))
+        m.d.comb += size.eq(Mux(s_last, last_size, d))
         layer_last = Signal()
-        m.d.comb += layer_last.eq(s_last & (next_base >= n_wide))
+        m.d.comb += layer_last.eq(s_last & (c_left <= size))
 
         # Output side: the read-ahead buffer; the window in flight carries its base and mask.
         f_base = Signal(nb)
@@ -265,27 +261,40 @@ class WindowReader(wiring.Component):
             new.mask.eq(f_mask),
             new.data.eq(self.bank_window.data),
         ]
-        issue, _, drains = read_ahead(m, self.window_stream_layout, going, new, self.o)
+        read_latency = bank_read_latency(nl)
+        issue, _, drains = read_ahead(m, self.window_stream_layout, going, new, self.o,
+                                      read_latency)
         m.d.comb += [
             self.bank_rd.valid.eq(issue),
-            self.bank_rd.bank.eq(c_bank),
-            self.bank_rd.row.eq((c_row_base + c_s)[:row_bits]),
+            self.bank_rd.bank.eq(bank),
+            self.bank_rd.row.eq((row_base + s)[:row_bits]),
         ]
         m.d.sync += self.done.eq(drains & ~active)
+        # the window's base and mask travel beside its read
+        i_base, i_mask = Signal(nb), Signal(d)
         with m.If(issue):
-            m.d.sync += [f_base.eq(c_base[:nb]), f_mask.eq(mask)]
+            m.d.sync += [i_base.eq(base[:nb]), i_mask.eq(mask)]
+        for _ in range(read_latency - 1):
+            nxt_base, nxt_mask = Signal(nb), Signal(d)
+            m.d.sync += [nxt_base.eq(i_base), nxt_mask.eq(i_mask)]
+            i_base, i_mask = nxt_base, nxt_mask
+        m.d.comb += [f_base.eq(i_base), f_mask.eq(i_mask)]
 
-        # Advance the issue counters.
+        # Advance the issue counters; after the layer's last window, back to the first.
         with m.If(issue):
-            m.d.sync += [active.eq(~layer_last), base.eq(next_base)]
-            with m.If(s_last):
-                m.d.sync += s.eq(0)
-                with m.If(eq_const(c_bank, nl - 1)):
-                    m.d.sync += [bank.eq(0), row_base.eq((c_row_base + step)[:rb_bits])]
-                with m.Else():
-                    m.d.sync += [bank.eq((c_bank + 1)[:bank_bits]), row_base.eq(c_row_base)]
+            m.d.sync += [active.eq(~layer_last), left.eq(c_left - size)]
+            with m.If(layer_last):
+                m.d.sync += [s.eq(0), bank.eq(0), row_base.eq(0), base.eq(0)]
             with m.Else():
-                m.d.sync += [s.eq((c_s + 1)[:s_bits]), bank.eq(c_bank), row_base.eq(c_row_base)]
+                m.d.sync += base.eq((base + size)[:base_bits])
+                with m.If(s_last):
+                    m.d.sync += s.eq(0)
+                    with m.If(eq_const(bank, nl - 1)):
+                        m.d.sync += [bank.eq(0), row_base.eq((row_base + step)[:rb_bits])]
+                    with m.Else():
+                        m.d.sync += bank.eq((bank + 1)[:bank_bits])
+                with m.Else():
+                    m.d.sync += s.eq((s + 1)[:s_bits])
         with m.Elif(self.start):
-            m.d.sync += [active.eq(1), bank.eq(0), row_base.eq(0), s.eq(0), base.eq(0)]
+            m.d.sync += [active.eq(1), left.eq(c_left)]
         return m

@@ -4,15 +4,21 @@
 from permdeal.golden import cycles
 from permdeal.golden.formats import Fixed, LayerFormats
 from permdeal.hdl import lane
+from permdeal.hdl.act_banks import ActBanks
 from permdeal.hdl.issuer import Issuer
 from permdeal.hdl.nz_detect import NonZeroDetector
+from permdeal.hdl.output_reader import OutputReader
 from permdeal.hdl.window_reader import WindowReader
 from permdeal.hdl.writeback import Writeback
 
 
 def test_latencies_match_the_rtl_blocks():
     fmts = LayerFormats(Fixed(16, 8), Fixed(16, 8), Fixed(16, 8), Fixed(16, 8), 4)
-    assert cycles.READ_LATENCY == WindowReader(1, 1, 16, 1, 4, 1).latency
+    for nl, want in ((1, 2), (8, 2), (9, 3), (64, 3), (65, 4), (512, 4)):
+        cfg = cycles.EngineConfig(nl, 1)
+        assert ActBanks(nl, 1, 16, 2).latency == cfg.bank_read_latency == want, nl
+        assert cfg.read_latency == WindowReader(nl, 1, 16, 1, 4, 1).latency, nl
+        assert cfg.output_latency == OutputReader(nl, 1, 16, 2, 16, 1, 1).latency, nl
     assert cycles.DETECT_LATENCY == NonZeroDetector(1, 16, 4).latency
     # The model's ops of a pair accepted in P come in P + ISSUE_LATENCY .. P + ISSUE_LATENCY + B - 1.
     assert cycles.ISSUE_LATENCY == Issuer(1, 4, 16, 4, 4, 4, 1).latency

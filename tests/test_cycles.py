@@ -29,7 +29,13 @@ def ref_op_to_drain(n_pe):
     return levels + 5
 
 
-def ref_drain_start(z, b, settle):
+def ref_bank_latency(total_lanes):
+    """The banks' read, then a register after every 3 levels of the bank-select tree."""
+    levels = max(1, math.ceil(math.log2(total_lanes))) if total_lanes > 1 else 1
+    return 1 + math.ceil(levels / 3)
+
+
+def ref_drain_start(z, b, settle, read_latency=3):
     """D0 by stepping the engine's handshakes cycle by cycle (golden/cycles.py's steps 1-3):
     the issuer's slot counter shows slot t of a pair taken in P in cycle P + 1 + t, its op goes
     out 2 cycles later, and draining starts ``settle`` cycles after the last op."""
@@ -42,7 +48,7 @@ def ref_drain_start(z, b, settle):
         issuer_ready = shown is None or shown
         pair = remaining > 0 and issuer_ready
         det_ready = remaining == 0 or (pair and remaining == 1)
-        offered = next_w < w_count and cyc >= 2 + next_w
+        offered = next_w < w_count and cyc >= read_latency + next_w
         ops = {c + 2 for c in slots}
         quiet = (next_w == w_count and last_accept < cyc and remaining == 0
                  and all(c not in slots and c not in ops for c in range(cyc - settle + 2, cyc + 1))
@@ -70,8 +76,8 @@ def ref_layer(x, block_rows, p, n_pe, lanes, sw, in_block=None):
         for w0 in range(blk, blk + in_block, sw):
             z.append(sum(1 for v in x[w0:min(w0 + sw, blk + in_block)] if v != 0))
     nnz = sum(z)
-    issue = ref_drain_start(z, b, ref_op_to_drain(n_pe))
-    wb = b * p + 3
+    issue = ref_drain_start(z, b, ref_op_to_drain(n_pe), ref_bank_latency(nl) + 1)
+    wb = b * p + 4  # drain read and register, the write-back's two stages, the bank write
     total = issue + wb
     return dict(nnz=nnz, slots=b, issue=issue, writeback=wb, total=total, ideal=nnz * b,
                 utilization=Fraction(nnz * block_rows, nl * total))
@@ -108,10 +114,10 @@ def test_all_zero_input_costs_one_cycle_per_window(n, sw):
     cfg = EngineConfig(2, 2, scan_width=sw)
     lc = layer_cycles(np.zeros(n, np.int64), 5, 3, cfg)
     windows = -(-n // sw)
-    # Window w is accepted in cycle 2 + w; draining starts 2 cycles after the last.
-    # B = ceil(5 / 4) = 2; write-back 2*3 + 3
-    assert (lc.nnz, lc.slots, lc.issue, lc.writeback) == (0, 2, windows + 3, 9)
-    assert lc.total == windows + 3 + 9
+    # Window w is accepted in cycle 3 + w; draining starts 2 cycles after the last.
+    # B = ceil(5 / 4) = 2; write-back 2*3 + 4
+    assert (lc.nnz, lc.slots, lc.issue, lc.writeback) == (0, 2, windows + 4, 10)
+    assert lc.total == windows + 4 + 10
     assert lc.ideal == 0 and lc.utilization == 0.0
 
 
@@ -121,24 +127,24 @@ def test_dense_input(n, sw, block_rows, nl):
     cfg = EngineConfig(nl, 1, scan_width=sw)
     lc = layer_cycles(np.arange(1, n + 1), block_rows, 4, cfg)
     b = -(-block_rows // nl)
-    # Pairs back to back from cycle 3, B cycles each, their ops 3 cycles after them: the last op
-    # in 3 + (n-1)*B + 3 + B-1 = n*B + 5, draining 6 later (one broadcast stage, 5 lane stages).
-    assert lc.ideal == n * b and lc.issue == n * b + 11
-    assert lc.total == n * b + 11 + b * 4 + 3
+    # Pairs back to back from cycle 4, B cycles each, their ops 3 cycles after them: the last op
+    # in 4 + (n-1)*B + 3 + B-1 = n*B + 6, draining 6 later (one broadcast stage, 5 lane stages).
+    assert lc.ideal == n * b and lc.issue == n * b + 12
+    assert lc.total == n * b + 12 + b * 4 + 4
 
 
 def test_hand_worked_example():
     # 2 PEs x 2 lanes, M' = 10 -> B = 3; scan width 4 over 11 inputs: windows
-    # [0 3 0 0] accepted in 2, its pair in 3 (ops 4-6); [0 0 0 0] in 3;
-    # [5 -1 0] in 4, its pairs in 6 (the issuer is busy until then) and 9; ops come 3 cycles
-    # after their pair: 6-8, 9-11, 12-14. Draining from 14 + 1 + 5 = 20.
+    # [0 3 0 0] accepted in 3, its pair in 4 (ops 7-9); [0 0 0 0] in 4;
+    # [5 -1 0] in 5, its pairs in 7 (the issuer is busy until then) and 10; ops come 3 cycles
+    # after their pair: 7-9, 10-12, 13-15. Draining from 15 + 1 + 5 = 21.
     cfg = EngineConfig(2, 2, scan_width=4)
     x = np.array([0, 3, 0, 0, 0, 0, 0, 0, 5, -1, 0])
     lc = layer_cycles(x, 10, 5, cfg)
-    assert (lc.nnz, lc.slots, lc.issue, lc.writeback) == (3, 3, 20, 3 * 5 + 3)
-    assert lc.total == 20 + 18 == 38
+    assert (lc.nnz, lc.slots, lc.issue, lc.writeback) == (3, 3, 21, 3 * 5 + 4)
+    assert lc.total == 21 + 19 == 40
     assert lc.ideal == 9
-    assert lc.utilization == pytest.approx(3 * 10 / (4 * 38))
+    assert lc.utilization == pytest.approx(3 * 10 / (4 * 40))
 
 
 def test_empty_windows_hide_behind_slots_but_not_at_one_slot():
@@ -147,14 +153,14 @@ def test_empty_windows_hide_behind_slots_but_not_at_one_slot():
     x = np.array([1, 0, 0, 0, 0] * 4)
     slow = layer_cycles(x, 1, 1, EngineConfig(1, 1, scan_width=1))
     fast = layer_cycles(x, 5, 1, EngineConfig(1, 1, scan_width=1))
-    assert slow.issue == 27  # windows accepted in 2..21, pairs 3..18, the last op 21: 21 + 6
-    assert fast.issue == 31  # pairs in 3, 8, 13, 18; the last op 18 + 3 + 4 = 25, drain 25 + 6
+    assert slow.issue == 28  # windows accepted in 3..22, pairs 4..19, the last op 22: 22 + 6
+    assert fast.issue == 32  # pairs in 4, 9, 14, 19; the last op 19 + 3 + 4 = 26, drain 26 + 6
 
 
 def test_float_activations_only_zero_matters():
     cfg = EngineConfig(1, 1, scan_width=2)
     lc = layer_cycles(np.array([0.0, 1e-300, -0.0, 2.5]), 1, 1, cfg)
-    assert (lc.nnz, lc.issue) == (2, 13)  # pairs in 3 and 4, the last op in 7, drain in 13
+    assert (lc.nnz, lc.issue) == (2, 14)  # pairs in 4 and 5, the last op in 8, drain in 14
 
 
 @pytest.mark.parametrize("x", [np.zeros((2, 3)), np.array([]), np.float64(1.0)])
@@ -175,10 +181,10 @@ def test_utilization_in_unit_interval(seed):
         x[rng.randrange(n)] = 7  # at least one non-zero
         lc = layer_cycles(x, rng.randint(1, 30), rng.randint(1, 8), cfg)
         assert 0 < lc.utilization <= 1, f"seed {seed}: {lc}"
-    # M' a multiple of NL: useful 8*8 = 64; pairs in 3, 5, .., 17, the last op 21, drain from
-    # 27, write-back 2*1 + 3: total 32 on 4 lanes
+    # M' a multiple of NL: useful 8*8 = 64; pairs in 4, 6, .., 18, the last op 22, drain from
+    # 28, write-back 2*1 + 4: total 34 on 4 lanes
     lc = layer_cycles(np.ones(8), 8, 1, EngineConfig(2, 2, scan_width=64))
-    assert lc.total == 32 and lc.utilization == pytest.approx(64 / (4 * 32))
+    assert lc.total == 34 and lc.utilization == pytest.approx(64 / (4 * 34))
 
 
 # -- EngineConfig ----------------------------------------------------------------------------------
@@ -275,14 +281,15 @@ def test_model_cycles(seed):
     acts = [x]
     for layer in model.layers:
         acts.append(ref_forward_layer(layer, acts[-1]))
-    assert ic.load == sizes[0] and ic.unload == sizes[-1] + 2, f"seed {seed}"
+    out_latency = ref_bank_latency(cfg.n_pe * cfg.lanes) + 1
+    assert ic.load == sizes[0] and ic.unload == sizes[-1] + out_latency, f"seed {seed}"
     assert len(ic.layers) == 3
     for i, (a, layer, lc) in enumerate(zip(acts, model.layers, ic.layers)):
         mb = -(-layer.shape[0] // ps[i])
         want = ref_layer(a, mb, ps[i], cfg.n_pe, cfg.lanes, 4, in_block=4 if i == 0 else ps[i - 1])
         check(lc, want, f"seed {seed}: layer {i}")
     assert ic.compute == sum(lc.total for lc in ic.layers)
-    assert ic.total == sizes[0] + ic.compute + sizes[-1] + 2
+    assert ic.total == sizes[0] + ic.compute + sizes[-1] + out_latency
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -302,9 +309,9 @@ def test_producer_blocks_by_hand():
     # block holds only x6; its second window is all padding and still passes the detector.
     x = np.array([0, 5, 0, 0, 0, 7, 1])
     lc = layer_cycles(x, 3, 1, EngineConfig(1, 1, scan_width=2), in_block=3)  # B = 3 slots
-    # windows accepted in 2, 3, 4, 5, 6, 9; pairs in 3, 6, 9: the last op in 9 + 3 + 2 = 14,
-    # drain in 14 + 6 = 20
-    assert lc.issue == 20
+    # windows accepted in 3, 4, 5, 6, 7, 10; pairs in 4, 7, 10: the last op in 10 + 3 + 2 = 15,
+    # drain in 15 + 6 = 21
+    assert lc.issue == 21
     assert lc.nnz == 3
 
 

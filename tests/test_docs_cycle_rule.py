@@ -47,6 +47,13 @@ def doc_settle(n_pe):
     return S + 5
 
 
+def doc_rl(nl):
+    """Section 9: RL = 1 (the banks' read) + one register per 3 levels of the bank-select tree
+    (ceil(log2 NL) levels, at least 1) + 1 (the buffer): 3 up to 8 lanes, 4 up to 64, 5 up to 512."""
+    levels = max(1, math.ceil(math.log2(nl)))
+    return 1 + math.ceil(levels / 3) + 1
+
+
 def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None):
     """Section 9, one layer: returns (nnz, B, D0, T)."""
     q = D if q is None else q
@@ -57,7 +64,7 @@ def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None):
     last_op = None
     taken = None         # A_w
     for w, zw in enumerate(z):
-        taken = max(2 + w, ready)
+        taken = max(doc_rl(n_pe * lanes) + w, ready)
         if zw == 0:
             ready = taken + 1
             continue
@@ -69,18 +76,18 @@ def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None):
         last_op = pair + B + 2           # ops of a pair taken in P: P+3 .. P+B+2
     d0 = taken + 2 if last_op is None else max(last_op + doc_settle(n_pe), taken + 2)
     last_drain = d0 + B * p - 1
-    next_start = last_drain + 4          # the rule README got wrong by one
+    next_start = last_drain + 5          # read, its register, two write-back stages, bank write
     return sum(z), B, d0, next_start
 
 
 def doc_inference(acts, layers, n_pe, lanes, D):
-    """Section 9, a whole inference: load n, every layer, then m outputs from 2 cycles on."""
+    """Section 9, a whole inference: load n, every layer, then m outputs from RL cycles on."""
     per_layer, q = [], None
     for x, (m_blocks, p) in zip(acts, layers):
         per_layer.append(doc_layer(x, m_blocks, p, n_pe, lanes, D, q))
         q = p
     n, m = len(acts[0]), len(acts[-1])
-    return per_layer, n + sum(t for *_, t in per_layer) + m + 2
+    return per_layer, n + sum(t for *_, t in per_layer) + m + doc_rl(n_pe * lanes)
 
 
 def doc_forward(layer, x):
@@ -144,7 +151,7 @@ def test_layer_rule_matches_golden(case):
     where = f"case {case} (seed {seed}), x = {x.tolist()}"
     assert (got.nnz, got.slots) == (nnz, B), where
     assert got.issue == d0, f"{where}: first drain request {got.issue}, the docs say {d0}"
-    assert got.writeback == B * p + 3, where
+    assert got.writeback == B * p + 4, where
     assert got.total == total, f"{where}: {got.total} cycles, the docs say {total}"
     assert got.ideal == nnz * B, where
     assert got.utilization == pytest.approx(nnz * mb / (n_pe * lanes * total)), where
@@ -153,43 +160,43 @@ def test_layer_rule_matches_golden(case):
 @pytest.mark.parametrize("n, D, q, B_rows, p", [(9, 8, None, 5, 3), (21, 8, 20, 3, 2),
                                                   (40, 3, 4, 7, 5)])
 def test_all_zero_layer_closed_form(n, D, q, B_rows, p):
-    """Section 9: an all-zero input costs W + 3 cycles to the first drain request (one window a
-    cycle from cycle 2, draining 2 cycles after the last), then B*p + 3."""
+    """Section 9: an all-zero input costs W + RL + 1 cycles to the first drain request (one
+    window a cycle from cycle RL = 3, draining 2 cycles after the last), then B*p + 4."""
     cfg = EngineConfig(1, 2, scan_width=D)
     qq = D if q is None else q
     windows = math.ceil(n / qq) * math.ceil(qq / D)
     B = math.ceil(B_rows / 2)
     got = layer_cycles(np.zeros(n, np.int64), B_rows, p, cfg, in_block=q)
-    assert got.issue == windows + 3, (n, D, q)
-    assert got.total == windows + 3 + B * p + 3, (n, D, q)
+    assert got.issue == windows + 4, (n, D, q)
+    assert got.total == windows + 4 + B * p + 4, (n, D, q)
 
 
-def test_next_layer_starts_four_cycles_after_the_last_drain_request():
+def test_next_layer_starts_five_cycles_after_the_last_drain_request():
     """The corrected README sentence, on one worked case: B = 2, p = 3, one non-zero input."""
     cfg = EngineConfig(1, 1, scan_width=4)
     got = layer_cycles(np.array([0, 7, 0, 0]), 2, 3, cfg)
-    # window 0 taken in cycle 2, its pair in 3, ops in 6 and 7, draining from 13 (7 + 6),
-    # drain requests 13 .. 18 (B*p = 6), the next START in 22 = 18 + 4
-    assert got.issue == 13
-    assert got.total == 22
+    # window 0 taken in cycle 3, its pair in 4, ops in 7 and 8, draining from 14 (8 + 6),
+    # drain requests 14 .. 19 (B*p = 6), the next START in 24 = 19 + 5
+    assert got.issue == 14
+    assert got.total == 24
 
 
 def test_worked_example_of_section_9():
     cfg = EngineConfig(2, 2, scan_width=4)
     got = layer_cycles(np.array([0, 3, 0, 0, 0, 0, 0, 0, 5, -1, 0]), 10, 5, cfg)
-    assert (got.slots, got.nnz, got.issue, got.total, got.ideal) == (3, 3, 20, 38, 9)
-    assert doc_layer([0, 3, 0, 0, 0, 0, 0, 0, 5, -1, 0], 10, 5, 2, 2, 4) == (3, 3, 20, 38)
+    assert (got.slots, got.nnz, got.issue, got.total, got.ideal) == (3, 3, 21, 40, 9)
+    assert doc_layer([0, 3, 0, 0, 0, 0, 0, 0, 5, -1, 0], 10, 5, 2, 2, 4) == (3, 3, 21, 40)
 
 
 @pytest.mark.parametrize("n, D, m_blocks, lanes, p", [(16, 4, 8, 4, 3), (7, 8, 3, 1, 2),
                                                       (24, 3, 9, 2, 4)])
 def test_no_empty_window_closed_form(n, D, m_blocks, lanes, p):
-    """Section 9: every window holds a non-zero: D0 = nnz*B + 5 + L, T = nnz*B + 8 + L + B*p
-    (L = 6 up to 8 PEs)."""
+    """Section 9: every window holds a non-zero: D0 = nnz*B + RL + 3 + L, T = nnz*B + RL + 7 +
+    L + B*p (RL = 3 up to 8 lanes, L = 6 up to 8 PEs)."""
     x = np.arange(1, n + 1)
     B = math.ceil(m_blocks / lanes)
     got = layer_cycles(x, m_blocks, p, EngineConfig(1, lanes, scan_width=D))
-    assert (got.issue, got.total) == (n * B + 11, n * B + 14 + B * p), (n, D, m_blocks, lanes, p)
+    assert (got.issue, got.total) == (n * B + 12, n * B + 16 + B * p), (n, D, m_blocks, lanes, p)
 
 
 # -- a network --------------------------------------------------------------------------------------
@@ -222,7 +229,7 @@ def test_network_rule_matches_golden(case):
         per_layer, total = doc_inference(acts, [(l.matrix.blocks[0], l.matrix.p)
                                                 for l in model.layers], n_pe, lanes, D)
         got = model_cycles(model, x, cfg)
-        assert got.load == sizes[0] and got.unload == sizes[-1] + 2, where
+        assert got.load == sizes[0] and got.unload == sizes[-1] + doc_rl(n_pe * lanes), where
         for i, (lc, (nnz, B, d0, t)) in enumerate(zip(got.layers, per_layer)):
             assert (lc.nnz, lc.slots, lc.issue, lc.total) == (nnz, B, d0, t), \
                 f"{where}, layer {i}: golden {lc}, docs (nnz, B, D0, T) = {(nnz, B, d0, t)}"

@@ -57,7 +57,7 @@ def test_act_banks_match_model_icarus(name, tmp_path):
 def test_bench_catches_an_ignored_bank_select(tmp_path, monkeypatch):
     # Read bank 0 whatever the select: the zero sweep passes, the first read of a written word of
     # another bank must not.
-    monkeypatch.setattr(ActBanks, "_read_bank", lambda self, bank, words: words[0])
+    monkeypatch.setattr(ActBanks, "_tree_level", lambda self, bit, level: level[0::2])
     with pytest.raises(runner.SimulationFailed) as e:
         _simulate("icarus", (3, 5, 12, 7), tmp_path, cycles=300, seed=7)
     assert e.value.result.failures.keys() == {"test_random"}
@@ -85,7 +85,7 @@ def test_bench_catches_a_transparent_read(tmp_path, monkeypatch):
 
 def test_act_banks_properties():
     dut = ActBanks(3, 5, 12, 7)
-    assert (dut.banks, dut.width, dut.act_bits, dut.rows, dut.latency) == (3, 5, 12, 7, 1)
+    assert (dut.banks, dut.width, dut.act_bits, dut.rows, dut.latency) == (3, 5, 12, 7, 2)
     assert (dut.bank_bits, dut.pos_bits, dut.row_bits) == (2, 3, 3)
     assert set(dut.signature.members) == {"w", "rd", "window"}
     assert dut.w.shape().size == 3 * (1 + 3 + 3 + 12)
@@ -95,7 +95,7 @@ def test_act_banks_properties():
     assert dut.rd.shape().size == 1 + 2 + 3
     assert dut.window.shape().size == 1 + 5 * 12
     small = ActBanks(1, 1, 2, 1)
-    assert (small.bank_bits, small.pos_bits, small.row_bits, small.latency) == (1, 1, 1, 1)
+    assert (small.bank_bits, small.pos_bits, small.row_bits, small.latency) == (1, 1, 1, 2)
     assert small.w.shape().size == 1 + 1 + 1 + 2
     assert (ActBanks(4, 8, 16, 6).bank_bits, ActBanks(4, 8, 16, 6).pos_bits,
             ActBanks(4, 8, 16, 6).row_bits) == (2, 3, 3)
@@ -142,29 +142,24 @@ def test_amaranth_simulation_old_word_and_parallel_writes():
         ctx.set(dut.w[0], {"valid": 1, "row": 2, "pos": 4, "value": -2048})
         ctx.set(dut.w[2], {"valid": 1, "row": 2, "pos": 0, "value": 2047})
         ctx.set(dut.w[1], {"valid": 1, "row": 2, "pos": 6, "value": 5})  # past the word
-        ctx.set(dut.rd, {"valid": 1, "bank": 0, "row": 2})
-        await ctx.tick()
-        ctx.set(dut.w.as_value(), 0)
-        seen.append((ctx.get(dut.window.valid), list(ctx.get(dut.window.data))))
-        ctx.set(dut.rd, {"valid": 1, "bank": 0, "row": 2})
-        await ctx.tick()
-        seen.append((ctx.get(dut.window.valid), list(ctx.get(dut.window.data))))
-        ctx.set(dut.rd, {"valid": 1, "bank": 2, "row": 2})
-        await ctx.tick()
-        seen.append((ctx.get(dut.window.valid), list(ctx.get(dut.window.data))))
-        ctx.set(dut.rd, {"valid": 1, "bank": 1, "row": 2})
-        await ctx.tick()
-        seen.append((ctx.get(dut.window.valid), list(ctx.get(dut.window.data))))
-        ctx.set(dut.rd, {"valid": 0, "bank": 2, "row": 5})
-        await ctx.tick()
-        seen.append((ctx.get(dut.window.valid), list(ctx.get(dut.window.data))))
+        # the first read in the cycle of the writes, then one a cycle, then none
+        for k, bank in enumerate((0, 0, 2, 1, None, None, None)):
+            ctx.set(dut.rd, {"valid": int(bank is not None), "bank": bank or 0, "row": 2})
+            await ctx.tick()
+            if k == 0:
+                ctx.set(dut.w.as_value(), 0)
+            seen.append((ctx.get(dut.window.valid), list(ctx.get(dut.window.data))))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    assert seen == [(1, [0] * 5), (1, [0, 0, 0, 0, -2048]), (1, [2047, 0, 0, 0, 0]),
-                    (1, [0] * 5), (0, [0] * 5)]
+    lat = dut.latency
+    assert lat == 2
+    valid = [v for v, _ in seen]
+    assert valid == [0] * (lat - 1) + [1, 1, 1, 1] + [0] * (len(seen) - lat - 3)
+    words = [w for v, w in seen if v]
+    assert words == [[0] * 5, [0, 0, 0, 0, -2048], [2047, 0, 0, 0, 0], [0] * 5]
 
 
 def test_a_thousand_banks_elaborate():

@@ -139,7 +139,7 @@ def test_lane_properties():
     lane = _lane()
     assert (lane.ps, lane.act_bits, lane.weight_bits, lane.acc_bits) == ((3, 5), 8, 6, 20)
     assert (lane.w_depth, lane.k_depth, lane.acc_depth) == (6, 3, 15)
-    assert (lane.latency, lane.drain_latency, lane.product_bits) == (5, 1, 14)
+    assert (lane.latency, lane.drain_latency, lane.product_bits) == (5, 2, 14)
     assert (lane.index_width, lane.sel_bits) == (3, 1)
     assert (lane.w_addr_bits, lane.k_addr_bits, lane.acc_addr_bits) == (3, 2, 4)
     assert lane.weights == (-32, 31, 0, 1, -1, 5) and lane.ks == (0, 4, 2)
@@ -166,7 +166,7 @@ def test_pe_properties():
     case = build_case(CASES["p3-5-sel-L3"])
     pe = _pe(case)
     assert pe.lanes == 3 and len(pe.lane) == 3
-    assert (pe.latency, pe.drain_latency) == (5, 1)
+    assert (pe.latency, pe.drain_latency) == (5, 2)
     assert pe.ps == (3, 5) and pe.acc_bits == case.acc_bits
     assert pe.op_layout == pe.lane[0].op_layout and pe.acc_layout == pe.lane[2].acc_layout
     assert pe.acc.shape().size == 3 * (1 + case.acc_bits)
@@ -290,12 +290,16 @@ def test_lane_asserts_the_controller_contract():
             await ctx.tick()
         ctx.set(lane.op.valid, 0)
         await ctx.tick().repeat(lane.latency - 1)
-        for _ in range(2):  # read-and-clear: the second read gives 0
-            ctx.set(lane.drain, {"valid": 1, "addr": 1})
+        # read-and-clear twice, back to back: the second read gives 0
+        seen = []
+        for cycle in range(2 + lane.drain_latency):
+            ctx.set(lane.drain, {"valid": int(cycle < 2), "addr": 1})
+            await ctx.delay(0)
+            seen.append(ctx.get(lane.acc.valid))
+            if seen[-1]:
+                drained.append(ctx.get(lane.acc.value))
             await ctx.tick()
-            ctx.set(lane.drain.valid, 0)
-            assert ctx.get(lane.acc.valid) == 1
-            drained.append(ctx.get(lane.acc.value))
+        assert seen == [0] * lane.drain_latency + [1, 1]
         ctx.set(lane.op, {"valid": 1, "w_addr": 0, "acc_addr": 0})
         await ctx.tick()
         ctx.set(lane.op.valid, 0)
@@ -313,7 +317,7 @@ def test_lane_blocks_check_their_parameters():
     assert (mul.a_bits, mul.b_bits, mul.product_bits, mul.latency) == (6, 8, 14, 2)
     acc = Accumulator(20, 14, 15)
     assert (acc.acc_bits, acc.value_bits, acc.depth, acc.addr_bits, acc.drain_latency) == \
-        (20, 14, 15, 4, 1)
+        (20, 14, 15, 4, 2)
     for make, message in (
             (lambda: Multiplier(1, 8), "multiplier a_bits must be an integer in [2, 32], not 1"),
             (lambda: Multiplier(8, 33), "multiplier b_bits must be an integer in [2, 32], not 33"),

@@ -107,7 +107,7 @@ def test_bench_catches_a_wrong_last_window(tmp_path):
 def test_window_reader_properties():
     r = WindowReader(3, 4, 8, 9, 6, (4, 3, 6, 9))
     assert (r.banks, r.width, r.act_bits, r.rows, r.index_bits, r.p_prevs, r.latency) == (
-        3, 4, 8, 9, 6, (4, 3, 6, 9), 2)
+        3, 4, 8, 9, 6, (4, 3, 6, 9), 3)
     assert r.tables == ((1, 4), (1, 3), (2, 2), (3, 1))
     assert (r.sel_bits, r.row_bits, r.bank_bits) == (2, 4, 2)
     assert set(r.signature.members) == {"start", "sel", "n", "bank_rd", "bank_window", "o",
@@ -205,7 +205,7 @@ def test_amaranth_simulation_random_backpressure():
                 assert all(gd[k] == mem[bank][row][k] for k in range(4) if mask >> k & 1)
             assert dones == [cycles[-1] + 1]
             if bp == 0:
-                assert cycles == list(range(2, 2 + len(want)))
+                assert cycles == list(range(dut.reader.latency, dut.reader.latency + len(want)))
             log.append(len(got))
 
     sim = Simulator(dut)
