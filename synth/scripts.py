@@ -12,14 +12,22 @@ black box (:func:`rom_blackbox`: its ports only; its bits are counted by :mod:`.
 apart from the logic); on ``ecp5`` it is read whole, with its image files, and Yosys maps each memory onto block RAM (DP16KD) or LUTs as it sees fit. The RAM modules (``hdl/ram.py``: the
 accumulators and activation banks) are likewise made black boxes on ``generic`` and ``asic``
 (``blackbox`` after ``hierarchy``; :mod:`.memory` prices them) and synthesized on ``ecp5``.
+
+The asic mapping (:func:`asic_mapping`, docs/design.md section 8) maps for delay at the clock
+period, then buffers high fanout and sizes gates (ABC's ``buffer``, ``upsize``, ``dnsize``, which
+need the driving cell and output load of :func:`abc_constraints`). ``synth`` runs without its own
+area-oriented ABC pass (``-noabc``) and with Booth multipliers (``-booth``); the generic design is
+saved (``design -save``) so that :func:`.sta.export_lines` can map it again, flattened, for timing.
 """
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from permdeal.errors import PermdealError
 
-__all__ = ["TARGETS", "rom_blackbox", "yosys_script"]
+__all__ = ["TARGETS", "abc_constraints", "asic_mapping", "check_liberty", "rom_blackbox",
+           "yosys_script"]
 
 #: Target -> what it reports (the CLI's help).
 TARGETS = {
@@ -40,6 +48,53 @@ def rom_blackbox(source: str) -> str:
 
 #: File names inside the work folder (the tools see nothing else).
 STAT_JSON, NETLIST_JSON, LIBERTY_FILE = "stat.json", "netlist.json", "cells.lib"
+#: ABC's timing constraints of the asic mapping (a file the Yosys script writes).
+ABC_CONSTR_FILE = "abc.constr"
+#: The name under which the asic script saves the generic design before mapping it.
+GENERIC_DESIGN = "generic"
+
+#: What ABC assumes at the edges of every netlist it maps on the asic target (a flip-flop output
+#: or a module input in, a flip-flop input or a module output out): inputs driven by BUFX2, the
+#: OSU buffer whose drive matches the DFFPOSX1 flip-flop's output (both rated for about 0.97 pF),
+#: outputs loaded by one flip-flop D pin (DFFPOSX1: 8.83 fF). Both from the OSU 0.18 um liberty.
+ABC_DRIVING_CELL, ABC_LOAD_FF = "BUFX2", 8.83
+#: ABC's script of the asic mapping (Yosys puts ``-D <period in ps>`` for ``{D}``). Yosys' own
+#: script for ``-constr`` runs ``dc2`` before mapping, an area rewriting that (like the generic
+#: ABC pass of ``synth``) turns the adders' Brent-Kung carry trees into ripple chains; this one
+#: balances (``&b``) instead, maps for delay on structural choices (``&dch``, ``&nf``), then
+#: buffers every net of high fanout or load (flip-flop outputs too: they drive the netlist's
+#: inputs) and sizes the gates (docs/design.md section 8).
+ASIC_ABC_SCRIPT = ("strash", "&get -n", "&b", "&dch -f", "&nf {D}", "&put",
+                   "buffer", "upsize {D}", "dnsize {D}")
+
+
+def abc_constraints() -> str:
+    """The text of :data:`ABC_CONSTR_FILE`: :data:`ABC_DRIVING_CELL` and :data:`ABC_LOAD_FF`."""
+    return f"set_driving_cell {ABC_DRIVING_CELL}\nset_load {ABC_LOAD_FF:g}\n"
+
+
+def check_liberty(path: Path) -> Path:
+    """``path``, a liberty file, when it has the cell :data:`ABC_DRIVING_CELL` (without it ABC
+    would skip the buffering of the netlists' inputs, silently); else :class:`PermdealError`."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError as e:
+        raise PermdealError(f"cannot read the liberty file {path}: {e}") from None
+    if not re.search(rf'\bcell\s*\(\s*"?{ABC_DRIVING_CELL}"?\s*\)', text):
+        raise PermdealError(f"the liberty file {path} has no cell {ABC_DRIVING_CELL}, the driving "
+                            "cell the asic mapping assumes (docs/design.md section 8)")
+    return Path(path)
+
+
+def asic_mapping(period_ns: float, liberty_file: str = LIBERTY_FILE) -> list[str]:
+    """The Yosys commands that map a generic design onto the cells of ``liberty_file`` for a
+    clock of ``period_ns``: flip-flops, then logic by ABC (:data:`ASIC_ABC_SCRIPT`, constraints
+    in :data:`ABC_CONSTR_FILE`, which the asic script writes first)."""
+    script = "+" + ";".join(c.replace(" ", ",") for c in ASIC_ABC_SCRIPT)
+    return [f"dfflibmap -liberty {liberty_file}",
+            f"abc -liberty {liberty_file} -constr {ABC_CONSTR_FILE} "
+            f"-D {round(period_ns * 1000)} -script {script}",
+            "opt_clean"]
 
 
 def yosys_script(target: str, top: str, engine_file: str, rom_file: str, *,
@@ -75,11 +130,11 @@ def yosys_script(target: str, top: str, engine_file: str, rom_file: str, *,
     elif target == "generic":
         lines += [f"synth -top {top}{hier}", f"tee -q -o {STAT_JSON} stat -json -tech cmos"]
     else:
-        # -D: ABC maps for delay at the clock period (nets that cross a module boundary, or
-        # that the mapping leaves with a high fanout, are not buffered: docs/design.md 8).
-        lines += [f"synth -top {top}{hier}",
-                  f"dfflibmap -liberty {LIBERTY_FILE}",
-                  f"abc -liberty {LIBERTY_FILE} -D {round(asic_period_ns * 1000)}",
-                  "opt_clean",
+        # Mapped per module for the area; .sta maps the saved design again, flattened, so that
+        # nets crossing a module boundary are buffered too (docs/design.md section 8).
+        lines += [f"write_file {ABC_CONSTR_FILE} <<EOT", *abc_constraints().splitlines(), "EOT",
+                  f"synth -top {top}{hier} -noabc -booth",
+                  f"design -save {GENERIC_DESIGN}",
+                  *asic_mapping(asic_period_ns),
                   f"tee -q -o {STAT_JSON} stat -json -liberty {LIBERTY_FILE}"]
     return "\n".join(lines) + "\n"

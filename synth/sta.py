@@ -1,11 +1,14 @@
 """Static timing of the ASIC netlist with OpenSTA (docs/design.md section 8).
 
-After the asic script has mapped the design onto the OSU 0.18 um cells, :func:`export_lines`
-adds the Yosys commands that write a flat gate-level netlist, :data:`NETLIST_FILE`, that OpenSTA
-links against the liberty alone: the black-box memories are cut out (``expose -evert``), each of
-their pins becoming a top-level port named ``<instance>__mem__<pin>`` (:data:`MEMORY_SEP`), an
-input of the netlist for a memory output and an output for a memory input. :func:`run_sta`
-writes the constraints (:func:`sta_script`), runs ``sta`` and reads its report.
+After the asic script has mapped the design onto the OSU 0.18 um cells module by module,
+:func:`export_lines` adds the Yosys commands that write a flat gate-level netlist,
+:data:`NETLIST_FILE`, that OpenSTA links against the liberty alone: the generic design the asic
+script saved is flattened and mapped again (:func:`.scripts.asic_mapping`), so that ABC buffers
+and sizes the whole netlist at once, nets that cross a module boundary included; its area goes to
+:data:`NETLIST_STAT`. The black-box memories are cut out (``expose -evert``), each of their pins
+becoming a top-level port named ``<instance>__mem__<pin>`` (:data:`MEMORY_SEP`), an input of the
+netlist for a memory output and an output for a memory input. :func:`run_sta` writes the
+constraints (:func:`sta_script`), runs ``sta`` and reads its report.
 
 Constraints: one ideal clock on port ``clk`` with the given period; the other inputs (``rst``
 too) arrive 0 ns after the clock edge and the outputs are required 0 ns before it (a register at
@@ -27,15 +30,16 @@ from pathlib import Path
 from permdeal.checks import positive
 from permdeal.errors import PermdealError
 
-from .scripts import LIBERTY_FILE
+from .scripts import GENERIC_DESIGN, LIBERTY_FILE, asic_mapping
 from .tools import find_tool, run_tool
 
-__all__ = ["DEFAULT_MEMORY", "MEMORY_SEP", "NETLIST_FILE", "MemoryTiming", "export_lines",
-           "memory_timing", "parse_report", "run_sta", "sta_script"]
+__all__ = ["DEFAULT_MEMORY", "MEMORY_SEP", "NETLIST_FILE", "NETLIST_STAT", "MemoryTiming",
+           "export_lines", "memory_timing", "parse_report", "run_sta", "sta_script"]
 
-#: File names inside the work folder: the gate-level netlist Yosys writes, the Tcl script and the
-#: log of ``sta``.
-NETLIST_FILE, STA_SCRIPT, STA_LOG = "netlist_sta.v", "sta.tcl", "sta.log"
+#: File names inside the work folder: the gate-level netlist Yosys writes and its ``stat -json``,
+#: the Tcl script and the log of ``sta``.
+NETLIST_FILE, NETLIST_STAT = "netlist_sta.v", "netlist_stat.json"
+STA_SCRIPT, STA_LOG = "sta.tcl", "sta.log"
 #: Separator of a memory-boundary port's name: ``<memory instance>__mem__<memory pin>``.
 MEMORY_SEP = "__mem__"
 #: The clock port of the design (and the name of the clock).
@@ -95,12 +99,15 @@ def _type_selection(module):
     return f"t:{module} t:$paramod\\{module}\\* t:$paramod$*\\{module}"
 
 
-def export_lines(memory_modules: Sequence[str], liberty_file: str = LIBERTY_FILE) -> list[str]:
-    """Yosys commands, run after the asic mapping, that write :data:`NETLIST_FILE`: the design
-    flattened, the instances of the black-box ``memory_modules`` replaced by top-level ports
+def export_lines(memory_modules: Sequence[str], period_ns: float, *, flat: bool = False,
+                 liberty_file: str = LIBERTY_FILE) -> list[str]:
+    """Yosys commands, run after the asic script, that write :data:`NETLIST_FILE`: the saved
+    generic design flattened and mapped for a clock of ``period_ns`` (``flat``: the design the
+    script mapped, already flat, as it is), its ``stat -json`` to :data:`NETLIST_STAT`, the
+    instances of the black-box ``memory_modules`` replaced by top-level ports
     ``<instance>__mem__<pin>``, undefined bits 0, every port one bit, flip-flops named after
     their output wire with :data:`REG_SUFFIX`, and no attributes or expressions."""
-    lines = []
+    lines = [] if flat else [f"design -load {GENERIC_DESIGN}"]
     for module in memory_modules:
         # A black box is never derived, so its ports keep the default parameters' widths;
         # derived without the attribute (the derived module is a black box again) they fit.
@@ -111,8 +118,9 @@ def export_lines(memory_modules: Sequence[str], liberty_file: str = LIBERTY_FILE
         # removed, unused after the derivation.)
         lines.append("hierarchy")
         lines += [f"setattr -mod -set blackbox 1 ={m}" for m in memory_modules]
+    lines += ["flatten", *([] if flat else asic_mapping(period_ns, liberty_file)),
+              f"tee -q -o {NETLIST_STAT} stat -json -liberty {liberty_file}"]
     lines += [
-        "flatten",
         # The liberty cells' pin directions, so that `rename -wire` knows their outputs; named
         # before the memories' ports exist, a flip-flop is named after its own wire.
         f"read_liberty -lib {liberty_file}",

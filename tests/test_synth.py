@@ -12,7 +12,7 @@ from permdeal.cli import main
 from permdeal.golden.cycles import EngineConfig
 from permdeal.golden.geometry import layer_placements
 from permdeal.hdl.rom import ROM_SOURCE
-from permdeal.synth import designs, ecp5, flow, memory, scripts, tools
+from permdeal.synth import designs, ecp5, flow, memory, scripts, sta, tools
 from permdeal.synth.stats import breakdown, read_stat
 from permdeal.synth.sweep import parse_sweep
 
@@ -147,10 +147,43 @@ def test_missing_tools_name_their_package(tmp_path, monkeypatch):
 def test_scripts_keep_hierarchy_unless_flat():
     hier = scripts.yosys_script("asic", "eng", "e.v", "r.v")
     flat = scripts.yosys_script("asic", "eng", "e.v", "r.v", flat=True)
-    assert "synth -top eng\n" in hier and "synth -top eng -flatten\n" in flat
+    assert "synth -top eng -noabc -booth\n" in hier
+    assert "synth -top eng -flatten -noabc -booth\n" in flat
+    assert "synth -top eng\n" in scripts.yosys_script("generic", "eng", "e.v", "r.v")
     assert "synth_ecp5 -top eng -noflatten" in scripts.yosys_script("ecp5", "eng", "e.v", "r.v")
     with pytest.raises(PermdealError, match="unknown target"):
         scripts.yosys_script("ice40", "eng", "e.v", "r.v")
+
+
+def test_asic_script_maps_for_delay_and_buffers():
+    script = scripts.yosys_script("asic", "eng", "e.v", "r.v", asic_period_ns=2.5)
+    lines = script.splitlines()
+    # The constraints file is written by the script itself (a here-document), before ABC runs.
+    at = lines.index(f"write_file {scripts.ABC_CONSTR_FILE} <<EOT")
+    assert lines[at + 1:at + 4] == ["set_driving_cell BUFX2", "set_load 8.83", "EOT"]
+    abc = next(ln for ln in lines if ln.startswith("abc "))
+    assert abc.startswith(f"abc -liberty cells.lib -constr {scripts.ABC_CONSTR_FILE} -D 2500 "
+                          "-script +strash;")
+    assert abc.endswith(";&nf,{D};&put;buffer;upsize,{D};dnsize,{D}") and "dc2" not in abc
+    # The generic design is kept for the flat timing netlist, which maps it the same way.
+    assert lines.index("design -save generic") < lines.index(abc)
+    export = sta.export_lines(["mem"], 2.5)
+    assert export[0] == "design -load generic" and abc in export
+    assert export.index("flatten") < export.index(abc)
+    assert f"tee -q -o {sta.NETLIST_STAT} stat -json -liberty cells.lib" in export
+    assert "design -load generic" not in sta.export_lines(["mem"], 2.5, flat=True)
+    assert abc not in sta.export_lines(["mem"], 2.5, flat=True)
+
+
+def test_liberty_without_the_driving_cell_is_refused(tmp_path):
+    lib = tmp_path / "other.lib"
+    lib.write_text("library (x) {\n  cell (INVX1) {\n    area : 16;\n  }\n}\n")
+    with pytest.raises(PermdealError, match=r"the liberty file .*other.lib has no cell BUFX2, the "
+                                            r"driving cell the asic mapping assumes \(docs/"
+                                            r"design.md section 8\)"):
+        scripts.check_liberty(lib)
+    lib.write_text(lib.read_text().replace("INVX1", "BUFX2"))
+    assert scripts.check_liberty(lib) == lib
 
 
 def test_rom_black_box_is_the_rom_module_without_its_body():
@@ -206,10 +239,14 @@ def test_generic_and_asic_hierarchical_agree_with_flat(small_design, tmp_path):
     assert a["logic_area_um2"] > 0 and 0 < a["sequential_area_um2"] < a["logic_area_um2"]
     # Flattening lets Yosys optimize across module boundaries (it trims pipeline-register bits
     # that a module boundary hides as unused or constant); the logic must agree within 8%, the
-    # hierarchical figure never below the flat one by more than 1%.
-    for figure, h, f in (("cells", g["cells_total"], flat["generic"]["cells_total"]),
-                         ("area", a["logic_area_um2"], flat["asic"]["logic_area_um2"])):
-        assert -0.01 * f <= h - f <= 0.08 * f, (figure, h, f)
+    # hierarchical figure never below the flat one by more than 1%. The asic mapping also
+    # buffers and sizes each module alone, its ports driven and loaded as by flip-flops, which
+    # costs more than in the flat netlist: within 12% (docs/design.md section 8).
+    for figure, h, f, over in (
+            ("cells", g["cells_total"], flat["generic"]["cells_total"], 0.08),
+            ("area", a["logic_area_um2"], flat["asic"]["logic_area_um2"], 0.12),
+            ("timed area", a["logic_area_um2"], a["timing"]["netlist_area_um2"], 0.12)):
+        assert -0.01 * f <= h - f <= over * f, (figure, h, f)
     # The composition adds up, and one PE splits by function.
     assert sum(r["area_um2_total"] for r in a["composition"]) == pytest.approx(
         a["logic_area_um2"], rel=1e-6)
@@ -242,6 +279,11 @@ def test_generic_and_asic_hierarchical_agree_with_flat(small_design, tmp_path):
     assert a["fmax_mhz"] == t["fmax_mhz"] == pytest.approx(1000 / t["critical_path_ns"], rel=1e-3)
     assert t["critical_path_ns"] == pytest.approx(4.0 - t["worst_slack_ns"], abs=1e-3)
     assert t["logic_levels"] >= 1 and t["startpoint"] and t["endpoint"]
+    # The timed netlist is mapped again, flat; flat synthesis maps it once, so the two agree.
+    assert t["netlist_area_um2"] > 0 and t["netlist_cells"] > 0
+    ft = flat["asic"]["timing"]
+    assert ft["netlist_area_um2"] == flat["asic"]["logic_area_um2"]
+    assert ft["netlist_cells"] == flat["asic"]["cells_total"]
     assert hier["throughput"]["asic_peak_gops"] == pytest.approx(2 * 2 * a["fmax_mhz"] / 1000,
                                                                  abs=0.01)
     assert a["paper_comparison"]["scaled"]["total_area_mm2"] == pytest.approx(
@@ -250,6 +292,7 @@ def test_generic_and_asic_hierarchical_agree_with_flat(small_design, tmp_path):
     assert report["asic"]["logic_area_um2"] == a["logic_area_um2"]
     text = (tmp_path / "hier" / "report.txt").read_text()
     assert "one PE by function" in text and "multipliers" in text
+    assert "timed netlist" in text and "mapped flat, buffered across modules" in text
     assert re.search(r"accumulator +34 +8 +2 +544 register file", text)
     assert (tmp_path / "hier" / "logs" / "asic-yosys.log").is_file()
 
