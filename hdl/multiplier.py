@@ -13,7 +13,10 @@ from amaranth.lib.wiring import In, Out
 from permdeal.checks import integer
 from permdeal.golden.formats import MAX_BITS
 
-__all__ = ["Multiplier"]
+__all__ = ["SPLIT_ABOVE", "Multiplier"]
+
+#: Widest ``b`` multiplied in one stage; a wider one is split in two halves (see Multiplier).
+SPLIT_ABOVE = 8
 
 
 class Multiplier(wiring.Component):
@@ -29,8 +32,15 @@ class Multiplier(wiring.Component):
     a : ``In(signed(a_bits))``
     b : ``In(signed(b_bits))``
     p : ``Out(signed(a_bits + b_bits))``
-        The product of the operands of two cycles before (``latency = 2``: a product register,
-        then an output register, as a DSP block's pipeline has them); no reset, no enable.
+        The product of the operands of two cycles before (``latency = 2``); no reset, no enable.
+
+    Timing
+    ------
+    With ``b_bits`` above :data:`SPLIT_ABOVE` the multiply is cut in two stages of about half its
+    depth each: the first registers ``a * b_lo`` and ``a * b_hi`` (``b``'s low :attr:`split`
+    bits, unsigned, and the rest, signed), the second adds ``a * b_lo + (a * b_hi << split)``
+    into the output register. A narrower ``b`` is multiplied whole into a product register,
+    then registered again (as a DSP block's pipeline has them).
     """
 
     def __init__(self, a_bits, b_bits):
@@ -53,14 +63,26 @@ class Multiplier(wiring.Component):
         return self._a_bits + self._b_bits
 
     @property
+    def split(self) -> int:
+        """Bits of ``b``'s low half when the multiply is cut in two, else 0."""
+        return self._b_bits // 2 if self._b_bits > SPLIT_ABOVE else 0
+
+    @property
     def latency(self) -> int:
         """Cycles from the operands to their product on ``p``."""
         return 2
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
-        prod = Signal(signed(self.product_bits), reset_less=True)
         p = Signal(signed(self.product_bits), reset_less=True)
-        m.d.sync += [prod.eq(self.a * self.b), p.eq(prod)]
+        h = self.split
+        if h:
+            lo = Signal(signed(self._a_bits + h + 1), reset_less=True)
+            hi = Signal(signed(self._a_bits + self._b_bits - h), reset_less=True)
+            m.d.sync += [lo.eq(self.a * self.b[:h]), hi.eq(self.a * self.b[h:].as_signed()),
+                         p.eq(lo + (hi << h))]
+        else:
+            prod = Signal(signed(self.product_bits), reset_less=True)
+            m.d.sync += [prod.eq(self.a * self.b), p.eq(prod)]
         m.d.comb += self.p.eq(p)
         return m

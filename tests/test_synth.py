@@ -147,8 +147,8 @@ def test_missing_tools_name_their_package(tmp_path, monkeypatch):
 def test_scripts_keep_hierarchy_unless_flat():
     hier = scripts.yosys_script("asic", "eng", "e.v", "r.v")
     flat = scripts.yosys_script("asic", "eng", "e.v", "r.v", flat=True)
-    assert "synth -top eng -noabc -booth\n" in hier
-    assert "synth -top eng -flatten -noabc -booth\n" in flat
+    assert "synth -top eng -noabc\n" in hier
+    assert "synth -top eng -flatten -noabc\n" in flat
     assert "synth -top eng\n" in scripts.yosys_script("generic", "eng", "e.v", "r.v")
     assert "synth_ecp5 -top eng -noflatten" in scripts.yosys_script("ecp5", "eng", "e.v", "r.v")
     with pytest.raises(PermdealError, match="unknown target"):
