@@ -69,8 +69,9 @@ class NonZeroDetector(wiring.Component):
     Timing
     ------
     One window register holds the words and the mask of the real non-zero words not yet handed
-    off (``remaining``); a priority encoder (isolate the lowest set bit, ``r & ~(r - 1)``) picks
-    the next pair combinationally from it, so ``o.valid = (remaining != 0)`` and ``latency = 1``:
+    off (``remaining``), with the lowest of them one-hot beside it (a priority encoder, isolate
+    the lowest set bit ``r & ~(r - 1)``, fills it with the register), which picks the pair on
+    offer; ``o.valid = (remaining != 0)`` and ``latency = 1``:
     a window accepted in cycle ``k`` (``i.valid & i.ready``) has its first pair valid in cycle
     ``k + 1``. The register loads a new window in any cycle in which it holds no remaining
     non-zero (after reset, or an empty window) and in the cycle in which the last pair of its
@@ -143,20 +144,15 @@ class NonZeroDetector(wiring.Component):
         words = Signal(data.ArrayLayout(signed(a), d), reset_less=True)
         base = Signal(self._index_bits, reset_less=True)
         remaining = Signal(d)  # real non-zero words of the held window not yet handed off
-        # Registers beside it: ``remaining`` is not 0, and it has one set bit (its pair is the
-        # window's last), so the handshakes come from registers alone.
+        # Registers beside it: ``remaining`` is not 0; it has one set bit (its pair is the
+        # window's last); and its lowest set bit, one-hot (the pair on offer). So the handshakes
+        # and the pair come from registers through a few gates, and the priority encoder
+        # (isolate the lowest set bit, ``v & ~(v - 1)``) works on the next value, off the output.
         valid = Signal()
         single = Signal()
-
-        # Priority encoder: the lowest remaining set bit, one-hot, and what remains after it.
-        below = Signal(d)
         first = Signal(d)
         rest = Signal(d)
-        m.d.comb += [
-            below.eq((remaining - 1)[:d]),
-            first.eq(remaining & ~below),
-            rest.eq(remaining & below),
-        ]
+        m.d.comb += rest.eq(remaining & ~first)
         # One-hot to binary position: bit b of k is the OR of the one-hot bits whose position has
         # bit b set (D * log2(D) gates); the value is an AND-OR select by the one-hot
         # (D * act_bits gates). Nothing here is O(D^2).
@@ -184,12 +180,19 @@ class NonZeroDetector(wiring.Component):
                 words.eq(self.i.p.data),
                 base.eq(self.i.p.base),
                 remaining.eq(live),
+                first.eq(_lowest(live)),
                 valid.eq(live.any()),
                 single.eq(_at_most_one(live)),
             ]
         with m.Elif(handoff):
-            m.d.sync += [remaining.eq(rest), valid.eq(~single), single.eq(_at_most_one(rest))]
+            m.d.sync += [remaining.eq(rest), first.eq(_lowest(rest)), valid.eq(~single),
+                         single.eq(_at_most_one(rest))]
         return m
+
+
+def _lowest(v):
+    """The lowest set bit of ``v``, one-hot (0 when ``v`` is 0)."""
+    return v & ~(v - 1)[:len(v)]
 
 
 def _at_most_one(v):

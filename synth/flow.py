@@ -36,6 +36,9 @@ __all__ = ["REPORT_KIND", "SynthOptions", "parse_targets", "synthesize_engine"]
 REPORT_KIND = "permdeal-synth"
 #: The ASIC clock OpenSTA checks when none is given (``--asic-mhz``): issue 14's target.
 ASIC_TARGET_MHZ = 250.0
+#: The clock nextpnr-ecp5 aims at when none is given (``--target-mhz``; its timing-driven
+#: placement works toward it): issue 14's ECP5 target.
+ECP5_TARGET_MHZ = 200.0
 ENGINE_FILE, ROM_FILE, YOSYS_SCRIPT = "engine.v", "rom.v", "synth.ys"
 
 
@@ -55,7 +58,7 @@ class SynthOptions:
     :data:`ASIC_TARGET_MHZ`; the throughput figures use the measured Fmax),
     ``sram`` (:func:`.memory.sram_model`), ``liberty`` (a path or None), ``flat``."""
 
-    def __init__(self, *, device=ecp5.DEFAULT_DEVICE, speed=6, target_mhz=100.0, seed=1,
+    def __init__(self, *, device=ecp5.DEFAULT_DEVICE, speed=6, target_mhz=ECP5_TARGET_MHZ, seed=1,
                  asic_mhz=None, sram_um2_per_bit=None, liberty=None, flat=False):
         self.device = ecp5.device(device)
         if speed not in ecp5.SPEED_GRADES:

@@ -320,9 +320,10 @@ def test_ecp5_places_and_routes(small_design, tmp_path, capsys):
                  "LFE5U-25F", "-o", str(out)]) == 0
     e = json.loads((out / "report.json").read_text())["ecp5"]
     assert e["device"] == "LFE5U-25F" and e["fmax_mhz"] > 10
-    assert e["resources"]["MULT18X18D"] == 2  # one 16x16 multiplier per lane
+    # two per lane: a 16-bit activation is multiplied in two halves (hdl/multiplier.py)
+    assert e["resources"]["MULT18X18D"] == 4
     assert e["resources"]["LUT4"] > 0 and e["resources"]["FF"] > 0
-    assert e["utilization"]["MULT18X18D"] == {"used": 2, "available": 28}
+    assert e["utilization"]["MULT18X18D"] == {"used": 4, "available": 28}
     assert e["luts_placed"] == e["utilization"]["TRELLIS_COMB"]["used"] >= ecp5.luts_needed(
         e["resources"])
     assert e["critical_path"]["delay_ns"] > 0 and e["critical_path"]["from"]
@@ -338,7 +339,7 @@ def test_a_design_that_does_not_fit_leaves_no_report(small_design, tmp_path, mon
     assert main(["synth", "--design", str(small_design), "--target", "ecp5", "--device",
                  "LFE5U-25F", "-o", str(tmp_path / "rep")]) == 2
     err = capsys.readouterr().err
-    assert "does not fit the LFE5U-25F: it needs 2 MULT18X18D (the LFE5U-25F has 1)" in err
+    assert "does not fit the LFE5U-25F: it needs 4 MULT18X18D (the LFE5U-25F has 1)" in err
     assert not (tmp_path / "rep").exists()
 
 
@@ -481,11 +482,12 @@ def test_smartdeal_generic_and_asic_per_layer_and_block(smartdeal, tmp_path):
     text = (tmp_path / "hier" / "report.txt").read_text()
     assert "per layer (um^2; own = the layer unit's fetcher, state and input buffer)" in text
     assert "ROMs (Ce, B, bias)" in text and "input buffers (flip-flops" in text
-    # Flat: no per-layer figures, and the logic within 5% of the hierarchical synthesis.
+    # Flat: no per-layer figures, and the logic within 8% of the hierarchical synthesis (which
+    # buffers and sizes every module on its own, so it is the larger: docs/design.md 8).
     flat = designs.run(design, ["asic"], flow.SynthOptions(flat=True), tmp_path / "flat")
     assert flat["asic"]["layers"] is None
     f = flat["asic"]["logic_area_um2"]
-    assert abs(a["logic_area_um2"] - f) <= 0.05 * f, (a["logic_area_um2"], f)
+    assert 0 <= a["logic_area_um2"] - f <= 0.08 * f, (a["logic_area_um2"], f)
 
 
 @pytest.mark.synth

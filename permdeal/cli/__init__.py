@@ -21,6 +21,7 @@ from permdeal.golden.crossbar import CrossbarConfig
 from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH
 from permdeal.golden.workloads import EIE, EIE_LAYERS
 from permdeal.synth import ecp5 as _ecp5
+from permdeal.synth import flow as _flow
 from permdeal.synth import scripts as _scripts
 from permdeal.verif.runner import SIMULATORS
 from permdeal.verif.verify import BENCHES
@@ -216,11 +217,12 @@ def build_parser():
                    + ", ".join(_ecp5.DEVICES))
     p.add_argument("--speed", type=int, help="ecp5: speed grade 6, 7 or 8 (default 6)")
     p.add_argument("--target-mhz", type=float,
-                   help="ecp5: nextpnr's clock target in MHz (default 100; Fmax is reported "
-                   "either way)")
+                   help=f"ecp5: nextpnr's clock target in MHz (default "
+                   f"{_flow.ECP5_TARGET_MHZ:g}; Fmax is reported either way)")
     p.add_argument("--seed", type=args.seed, default=1, help="nextpnr seed and placeholder-image seed")
     p.add_argument("--asic-mhz", type=float, help="asic: the clock (MHz) OpenSTA checks and the "
-                   "mapping aims at (default 250); a SmartDeal design's throughput is stated at it")
+                   f"mapping aims at (default {_flow.ASIC_TARGET_MHZ:g}); a SmartDeal design's "
+                   "throughput is stated at it")
     p.add_argument("--sram-um2-per-bit", type=float, help="asic: SRAM area model of the weight "
                    "memories (default: EIE's 45 nm figure scaled to 0.18 um, see the report)")
     p.add_argument("--liberty", help="asic: the liberty file (default: the OSU 0.18 um "
