@@ -37,6 +37,9 @@ COLUMNS = {
     "asic_pe_mm2": ("asic", ("per_pe", "area_um2")),
     "asic_weight_mem_mm2": ("asic", ("weight_memory", "total", "area_um2")),
     "asic_total_mm2": ("asic", ("total_area_um2",)),
+    "asic_memory_bits": ("asic", ("memories", "total", "bits")),
+    "asic_memory_mm2": ("asic", ("memories", "total", "area_um2")),
+    "asic_fmax_mhz": ("asic", ("fmax_mhz",)),
     "ecp5_lut4": ("ecp5", ("resources", "LUT4")),
     "ecp5_luts_placed": ("ecp5", ("luts_placed",)),
     "ecp5_ff": ("ecp5", ("resources", "FF")),
@@ -115,6 +118,10 @@ def _plot(rows, param, path):
     if ax1.lines:
         ax1.legend(fontsize=8)
     pts = [(x, r["ecp5_fmax_mhz"]) for x, r in zip(xs, rows) if r["ecp5_fmax_mhz"] is not None]
+    asic = [(x, r["asic_fmax_mhz"]) for x, r in zip(xs, rows) if r["asic_fmax_mhz"] is not None]
+    if asic:
+        ax2.plot(*zip(*asic), marker="o", color="tab:blue", label="Fmax ASIC (OpenSTA)")
+        ax2.set_ylabel("Fmax (MHz)")
     if pts:
         ax2.plot(*zip(*pts), marker="s", color="tab:red", label="Fmax (nextpnr-ecp5)")
         ax2.set_ylabel("Fmax (MHz)")
@@ -124,11 +131,13 @@ def _plot(rows, param, path):
         ax2b.set_ylabel("LUT4")
         ax2.legend(loc="upper left", fontsize=8)
         ax2b.legend(loc="upper right", fontsize=8)
+    elif asic:
+        ax2.legend(loc="upper left", fontsize=8)
     else:
-        ax2.text(0.5, 0.5, "no ECP5 figures\n(target not run or no point fit the device)",
+        ax2.text(0.5, 0.5, "no Fmax figures\n(targets not run or no point fit the device)",
                  ha="center", va="center", transform=ax2.transAxes)
     ax2.set_xlabel(param)
-    ax2.set_title("ECP5")
+    ax2.set_title("Fmax (and ECP5 LUT4)")
     if param in ("pes", "lanes"):
         ax2.set_xscale("log", base=2)
     ax2.grid(True, alpha=0.3)
