@@ -7,7 +7,7 @@ its lanes write their outputs into the other.
 
 from typing import Any
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,6 +18,7 @@ from permdeal.hdl.rom import addr_bits
 
 from .act_bank import ActBank
 from .blackbox import Blackbox
+from .pipeline import delay, mux_level
 
 __all__ = ["ActBanks", "read_layout", "word_layout"]
 
@@ -169,9 +170,8 @@ class ActBanks(wiring.Component):
         return word_layout(self._width, self._act_bits)
 
     def _tree_level(self, bit, level):
-        """One level of the bank-select tree: each pair of ``level`` (from the first), the
-        second of the two where ``bit`` is set."""
-        return [Mux(bit, hi, lo) for lo, hi in zip(level[0::2], level[1::2])]
+        """One level of the bank-select tree (:func:`.pipeline.mux_level`)."""
+        return mux_level(bit, level)
 
     @property
     def blackboxes(self) -> tuple[Blackbox, ...]:
@@ -190,14 +190,10 @@ class ActBanks(wiring.Component):
                          bank.rd.row.eq(self.rd.row)]
             words.append(bank.data)
 
-        # The bank-select tree, least significant bit first, over the words padded to a power
-        # of two with bank 0's (a bank past the last reads bank 0); the select and ``valid``
-        # travel beside it, and every BANK_MUX_LEVELS levels are followed by registers. Its
-        # depth is ``bank_bits`` levels, not the number of banks (a chain of 512 overflows
-        # Python's recursion limit when Amaranth walks it).
+        # The bank-select tree (:func:`.pipeline.mux_tree`'s, cut by registers every
+        # BANK_MUX_LEVELS levels); the select travels beside it.
         bits = Signal(self.bank_bits, name="bank_sel", reset_less=True)
-        valid = Signal(name="valid1")
-        m.d.sync += [bits.eq(self.rd.bank), valid.eq(self.rd.valid)]
+        m.d.sync += bits.eq(self.rd.bank)
         level = words + [words[0]] * ((1 << self.bank_bits) - len(words))
         sel = list(bits)
         for stage in range(1, self.latency):
@@ -212,8 +208,9 @@ class ActBanks(wiring.Component):
                 nxt = Signal(len(sel), name=f"bank_sel{stage + 1}", reset_less=True)
                 m.d.sync += nxt.eq(Cat(*sel))
                 sel = list(nxt)
-            valid, prev = Signal(name=f"valid{stage + 1}"), valid
-            m.d.sync += valid.eq(prev)
         (word,) = level
-        m.d.comb += [self.window.valid.eq(valid), self.window.data.eq(word)]
+        m.d.comb += [
+            self.window.valid.eq(delay(m, self.rd.valid, self.latency, "valid", reset_less=False)),
+            self.window.data.eq(word),
+        ]
         return m

@@ -35,6 +35,7 @@ from .accumulator import DRAIN_LATENCY, Accumulator
 from .mac_widths import MacWidths
 from .multiplier import Multiplier
 from .perm_index import PermIndex
+from .pipeline import delay
 from .rom import ImageRom, addr_bits, check_image, verilog_path
 
 __all__ = ["IMAGE_MEMORIES", "Lane", "lane_params", "op_layout"]
@@ -424,11 +425,7 @@ class Lane(MacWidths, wiring.Component):
         m.d.comb += valid[0].eq(op.valid)
         m.d.sync += [valid[i + 1].eq(valid[i]) for i in range(4)]
         fields = ["c", "x", "acc_addr"] + (["sel"] if self._sel_bits else [])
-        held = {f: getattr(op, f) for f in fields}
-        for stage in (1, 2):
-            nxt = {f: Signal.like(v, name=f"{f}{stage}", reset_less=True) for f, v in held.items()}
-            m.d.sync += [nxt[f].eq(held[f]) for f in fields]
-            held = nxt
+        held = {f: delay(m, getattr(op, f), ROM_LATENCY, f) for f in fields}
 
         # Stage 2: r = (c - k) mod p (registered in PermIndex); the product (two stages).
         m.d.comb += [index.c.eq(held["c"]), index.k.eq(k_data), mul.a.eq(w_data),

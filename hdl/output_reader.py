@@ -9,7 +9,7 @@ offers its activation on a stream.
 
 from typing import Any
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -20,6 +20,7 @@ from permdeal.hdl.rom import addr_bits
 
 from .act_banks import read_layout, word_layout
 from .lint import eq_const
+from .pipeline import delay, mux_tree
 from .read_ahead import read_ahead
 
 __all__ = ["OutputReader", "output_layout"]
@@ -126,19 +127,11 @@ class OutputReader(wiring.Component):
         # the output's position and ``last`` travel beside its read
         read_latency = bank_read_latency(nl)
         f_pos_reg, f_last_reg = Signal(pos_bits), Signal()
-        i_pos, i_last = f_pos_reg, f_last_reg
-        for _ in range(read_latency - 1):
-            nxt_pos, nxt_last = Signal(pos_bits), Signal()
-            m.d.sync += [nxt_pos.eq(i_pos), nxt_last.eq(i_last)]
-            i_pos, i_last = nxt_pos, nxt_last
-        f_pos, f_last = i_pos, i_last
+        f_pos = delay(m, f_pos_reg, read_latency - 1, "f_pos")
+        f_last = delay(m, f_last_reg, read_latency - 1, "f_last")
         arriving = Signal(output_layout(self._out_bits))
-        # the word's activation at f_pos: a tree of 2:1 multiplexers, one level per bit
-        level = list(self.bank_window.data) + [self.bank_window.data[0]] * ((1 << pos_bits) - d)
-        for bit in f_pos:
-            level = [Mux(bit, hi, lo) for lo, hi in zip(level[0::2], level[1::2])]
         m.d.comb += [
-            arriving.data.eq(level[0][:self._out_bits]),
+            arriving.data.eq(mux_tree(f_pos, list(self.bank_window.data))[:self._out_bits]),
             arriving.last.eq(f_last),
         ]
         issue, _, _ = read_ahead(m, output_layout(self._out_bits), going, arriving, self.o,

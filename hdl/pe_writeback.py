@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -23,6 +23,7 @@ from permdeal.errors import PermdealError
 from .lane import _words
 from .rom import ImageRom, addr_bits, check_image
 from .accumulator import DRAIN_LATENCY
+from .pipeline import delay
 from .writeback import Writeback
 
 __all__ = ["PEWriteback"]
@@ -167,12 +168,7 @@ class PEWriteback(wiring.Component):
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         # The layer and (below) the bias words wait for the lanes' drain output.
-        sel1 = None
-        if self.sel_bits:
-            sel1 = self.drain.sel
-            for stage in range(DRAIN_LATENCY):
-                sel1, prev = Signal(self.sel_bits, name=f"sel{stage + 1}"), sel1
-                m.d.sync += sel1.eq(prev)
+        sel1 = delay(m, self.drain.sel, DRAIN_LATENCY, "sel") if self.sel_bits else None
         for l, unit in enumerate(self._units):
             if self._external:
                 bias = self.bias[l]
@@ -187,9 +183,7 @@ class PEWriteback(wiring.Component):
                 rd = mem.read_port()
                 m.d.comb += rd.addr.eq(self.drain.addr)
                 bias = rd.data
-            for stage in range(2, DRAIN_LATENCY + 1):  # the read is stage 1
-                bias, prev = Signal.like(bias, name=f"bias{l}_{stage}", reset_less=True), bias
-                m.d.sync += bias.eq(prev)
+            bias = delay(m, bias, DRAIN_LATENCY - 1, f"bias{l}")  # the read is the first cycle
             m.submodules[f"wb{l}"] = unit
             m.d.comb += [
                 unit.i.valid.eq(self.acc[l].valid),

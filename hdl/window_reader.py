@@ -28,6 +28,7 @@ from permdeal.hdl.rom import addr_bits
 from .act_banks import read_layout, word_layout
 from .lint import eq_const
 from .nz_detect import window_layout
+from .pipeline import delay
 from .read_ahead import read_ahead
 
 __all__ = ["WindowReader"]
@@ -274,11 +275,8 @@ class WindowReader(wiring.Component):
         i_base, i_mask = Signal(nb), Signal(d)
         with m.If(issue):
             m.d.sync += [i_base.eq(base[:nb]), i_mask.eq(mask)]
-        for _ in range(read_latency - 1):
-            nxt_base, nxt_mask = Signal(nb), Signal(d)
-            m.d.sync += [nxt_base.eq(i_base), nxt_mask.eq(i_mask)]
-            i_base, i_mask = nxt_base, nxt_mask
-        m.d.comb += [f_base.eq(i_base), f_mask.eq(i_mask)]
+        m.d.comb += [f_base.eq(delay(m, i_base, read_latency - 1, "f_base")),
+                     f_mask.eq(delay(m, i_mask, read_latency - 1, "f_mask"))]
 
         # Advance the issue counters; after the layer's last window, back to the first.
         with m.If(issue):

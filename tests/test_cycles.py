@@ -31,7 +31,7 @@ def ref_op_to_drain(n_pe):
 
 def ref_bank_latency(total_lanes):
     """The banks' read, then a register after every 3 levels of the bank-select tree."""
-    levels = max(1, math.ceil(math.log2(total_lanes))) if total_lanes > 1 else 1
+    levels = max(1, math.ceil(math.log2(total_lanes)))
     return 1 + math.ceil(levels / 3)
 
 
