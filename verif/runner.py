@@ -203,12 +203,13 @@ def _results(xml):
 def run(sim: str, *, sources: Iterable[str | Path], toplevel: str, test_module: str,
         build_dir: str | Path, config: Any = None, env: dict[str, str] | None = None,
         parameters: dict[str, Any] | None = None, seed: int | None = None, waves: bool = False,
-        testcase: str | None = None) -> SimResult:
+        testcase: str | None = None, build_args: Iterable[str] = ()) -> SimResult:
     """Build ``sources`` with ``sim`` and run the cocotb tests of ``test_module`` on ``toplevel``.
 
     ``build_dir`` must be private to this configuration and simulator. ``config`` (JSON-able) is
     what the testbench's :func:`tb_config` returns; ``env`` adds environment variables and
-    ``parameters`` sets top-level Verilog parameters. ``seed`` fixes cocotb's random seed (default:
+    ``parameters`` sets top-level Verilog parameters; ``build_args`` are more arguments of the
+    build (Verilator's ``--coverage-toggle``, for example). ``seed`` fixes cocotb's random seed (default:
     ``$COCOTB_RANDOM_SEED`` or a fresh one; it is logged either way). ``waves`` records a waveform
     (Verilator: ``dump.vcd``, Icarus: ``<toplevel>.fst``). ``testcase`` selects tests by name.
 
@@ -263,7 +264,8 @@ def run(sim: str, *, sources: Iterable[str | Path], toplevel: str, test_module: 
             runner.build(
                 sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
                 parameters=parameters or {}, timescale=TIMESCALE, waves=waves,
-                build_args=[f"-Wno-{w}" for w in VERILATOR_WAIVERS] if sim == "verilator" else [],
+                build_args=[*([f"-Wno-{w}" for w in VERILATOR_WAIVERS] if sim == "verilator"
+                              else []), *build_args],
                 always=True, log_file=build_log)
         except (RuntimeError, SystemExit):
             raise PermdealError(f"{sim} build of {toplevel} failed: {first_error(build_log)} "

@@ -12,6 +12,7 @@ same results::
     result.predictions, result.cycles, result.golden_equal
     pd.cycles(model, pd.digits()[2], pes=2, lanes=2).mean      # permdeal cycles
     pd.synthesize(design, targets=("generic", "asic"))         # permdeal synth
+    pd.energy(design, pd.digits()[2][:50])["pj_per_mac"]      # permdeal power
 
 Models are the golden model's own objects: a float :class:`~permdeal.golden.train.MLP`, a
 compressed :class:`~permdeal.golden.model.QuantModel` (permuted-diagonal) or
@@ -25,7 +26,8 @@ fresh temporary folder when it is left out. Bad input raises
 The modules: :mod:`.models` (data, training, compression, folders, ROM images, accuracy),
 :mod:`.settings` (a design's typed settings), :mod:`.designs` (cycles, generation, simulation,
 synthesis of a design), :mod:`.verify`, :mod:`.synthesis`, :mod:`.bench`,
-:mod:`.engine_bench`, :mod:`.bench_smartdeal`, :mod:`.compare` and :mod:`.demo`. The
+:mod:`.engine_bench`, :mod:`.bench_smartdeal`, :mod:`.compare`, :mod:`.power` and
+:mod:`.demo`. The
 compression methods come from the registry :mod:`permdeal.methods`.
 """
 
@@ -34,9 +36,11 @@ from permdeal.errors import PermdealError
 
 from .designs import Cycles, Design, Result, cycles, generate, simulate, synthesize
 from .models import compress, digits, evaluate, load, train_digits
+from .power import energy
 
 __all__ = ["METHODS", "Cycles", "Design", "PermdealError", "Result", "compress", "cycles",
-           "digits", "evaluate", "generate", "load", "simulate", "synthesize", "train_digits"]
+           "digits", "energy", "evaluate", "generate", "load", "simulate", "synthesize",
+           "train_digits"]
 
 
 def __getattr__(name):

@@ -48,13 +48,14 @@ from permdeal.synth.memory import PAPER
 
 from permdeal.api.settings import parse_shapes
 
+from . import bench_efficiency as be
 from . import engine_bench
-from .bench_report import bench_table, eie_tables, rtl_exact, rtl_tables
+from .bench_report import bench_table, eie_tables, power_tables, rtl_exact, rtl_tables
 
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-PARTS = ("eie", "rtl", "flow", "golden")
+PARTS = ("eie", "rtl", "power", "flow", "golden")
 SIMULATORS = ("verilator", "icarus")
 #: The PermDNN paper's throughput over EIE "on different workloads" (docs/references.md [paper]).
 PAPER_SPEEDUP_VS_EIE = (3.3, 4.8)
@@ -335,9 +336,10 @@ def _options(options):
         raise PermdealError(f"--sim must be one of {', '.join(SIMULATORS)} or both, not "
                             f"{o['sim']!r}")
     parts = parse_parts(o["parts"])
-    running = [v for v in parts if not (o["no_rtl"] and v in ("rtl", "flow"))]
+    running = [v for v in parts if not (o["no_rtl"] and v in RTL_PARTS)]
     for part, keys in PART_OPTIONS.items():
-        changed = [k for k in keys if o[k] != DEFAULTS[k]]
+        changed = [k for k in keys if o[k] != DEFAULTS[k]
+                   and not any(k in PART_OPTIONS[q] for q in running)]
         if changed and part not in running:
             why = "--no-rtl skips it" if o["no_rtl"] and part in parts else \
                 f"--parts {','.join(parts)} does not run it"
@@ -349,9 +351,12 @@ def _options(options):
 #: The options each part alone reads (a changed one for a part not run is refused).
 PART_OPTIONS = {"eie": ("draws", "eie_draws"),
                 "rtl": ("scale", "rtl_pes", "rtl_lanes", "inputs"),
+                "power": ("scale", "rtl_pes", "rtl_lanes", "inputs"),
                 "flow": ("flow_pes", "flow_lanes", "flow_shape", "flow_p", "flow_density",
                          "flow_batch"),
                 "golden": ("m", "n", "p", "repeat")}
+#: The parts that generate and simulate RTL (``--no-rtl`` skips them).
+RTL_PARTS = ("rtl", "power", "flow")
 #: Flags whose names are not ``--`` and the option's.
 PART_FLAGS = {"m": "--golden-m", "n": "--golden-n", "p": "--golden-p"}
 
@@ -408,8 +413,8 @@ def run(**options: Any) -> int:
     cfg, rule = _rtl_engine(o)
     flow_shape = None
     if o["no_rtl"]:
-        parts = [v for v in parts if v not in ("rtl", "flow")]
-    if "rtl" in parts:
+        parts = [v for v in parts if v not in RTL_PARTS]
+    if "rtl" in parts or "power" in parts:
         _check_rtl(layers, o, cfg)
     if "flow" in parts:
         flow_shape = parse_shapes(o["flow_shape"])
@@ -421,14 +426,17 @@ def run(**options: Any) -> int:
 
     res = {"parts": parts, "seed": o["seed"], "layers": [l.name for l in layers]}
     if o["no_rtl"]:
-        res["skipped"] = {"rtl": "--no-rtl", "flow": "--no-rtl"}
-        print("--no-rtl: no RTL generated or simulated (rtl and flow parts skipped)")
+        res["skipped"] = {k: "--no-rtl" for k in RTL_PARTS if k in parse_parts(o["parts"])}
+        print("--no-rtl: no RTL generated or simulated (rtl, power and flow parts skipped)")
     if {"rtl", "flow"} & set(parts):
         sims = _available(sims, print)
         if not sims:
             res.setdefault("skipped", {}).update(
                 {k: "no simulator installed" for k in ("rtl", "flow") if k in parts})
             parts = [v for v in parts if v not in ("rtl", "flow")]
+    if "power" in parts and not _available(["verilator"], print):
+        res.setdefault("skipped", {})["power"] = "Verilator (the SAIF trace) is not installed"
+        parts = [v for v in parts if v != "power"]
     work = Path(o["workdir"])
     failed = False
 
@@ -452,6 +460,32 @@ def run(**options: Any) -> int:
                       "seconds": round(time.perf_counter() - t0, 1)}
         failed |= not all(rtl_exact(r, sim) for r in rows for sim in r["sims"])
         print(rtl_tables(res["rtl"]) + "\n", flush=True)
+
+    if "power" in parts:
+        t0 = time.perf_counter()
+        eie = res.get("eie") or eie_comparison(layers, o["draws"], o["seed"], 0)
+        rows = []
+        with tqdm(total=len(layers), desc="energy and area", unit="layer", disable=None,
+                  dynamic_ncols=True) as bar:
+            for layer, row in zip(layers, eie["layers"]):
+                bar.set_postfix_str(layer.name)
+                rows.append(be.layer_efficiency(layer, row, o["scale"], cfg, paper_engine(),
+                                                o["inputs"], work / "power" / layer.name,
+                                                o["seed"]))
+                bar.update(1)
+        res["power"] = {"scale": o["scale"], "engine": cfg.to_json(), "engine_rule": rule,
+                        "inputs": o["inputs"], "layers": rows, "rules": be.scaling_rules(),
+                        "eie": {"area_mm2": be.EIE_AREA_MM2, "power_w": be.EIE_POWER_W,
+                                "clock_mhz": EIE["clock_mhz"], "node_nm": 45},
+                        "paper_claims": {"area_efficiency": list(be.PAPER_AREA_EFFICIENCY),
+                                         "energy_efficiency": list(be.PAPER_ENERGY_EFFICIENCY)},
+                        "geomean_area_efficiency_vs_eie": geomean(
+                            [r["area_efficiency_vs_eie"] for r in rows]),
+                        "geomean_energy_efficiency_vs_eie": geomean(
+                            [r["energy_efficiency_vs_eie"] for r in rows]),
+                        "seconds": round(time.perf_counter() - t0, 1)}
+        failed |= not all(r["reduced_golden_match"] for r in rows)
+        print(power_tables(res["power"]) + "\n", flush=True)
 
     if "flow" in parts:
         t0 = time.perf_counter()
@@ -478,7 +512,7 @@ def run(**options: Any) -> int:
 
     res["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     print(f"wall time {res['wall_seconds']:.0f} s"
-          + (f"; designs and results in {work}/" if {"rtl", "flow"} & set(parts) else ""))
+          + (f"; designs and results in {work}/" if set(RTL_PARTS) & set(parts) else ""))
     if o["json"]:
         atomic.write_text(o["json"], json.dumps(res, indent=2) + "\n")
         print(f"wrote {o['json']}")

@@ -103,6 +103,35 @@ def rtl_tables(res: dict[str, Any]) -> str:
     return "\n".join([head, t, foot])
 
 
+# -- part 3: energy and area efficiency ----------------------------------------------------------
+
+def power_tables(res: dict[str, Any]) -> str:
+    """The ``power`` part as text: ours and EIE's efficiency per layer, the ratios beside the
+    paper's claims, and the scaling rules."""
+    c = res["engine"]
+    head = (f"area and energy efficiency against EIE: each layer measured at 1/{res['scale']} "
+            f"scale on {c['n_pe']} PE x {c['lanes']} lanes ({res['inputs']} random inputs, "
+            "permdeal power: OSU 0.18 um, activity from the RTL) and carried over to the full "
+            "layer on 32 PE x 8 lanes; EIE: 64 PEs, 45 nm, "
+            f"{res['eie']['clock_mhz']:g} MHz, {res['eie']['area_mm2']} mm^2, "
+            f"{res['eie']['power_w']} W")
+    rows = [[r["name"], f"{r['area_mm2_0p18um']:.1f}", f"{r['area_mm2_45nm']:.2f}",
+             f"{r['energy_pj_0p18um'] / 1e6:.2f}", f"{r['energy_pj_45nm'] / 1e6:.3f}",
+             f"{r['gops_per_mm2']:.1f}", f"{r['eie_gops_per_mm2']:.1f}",
+             f"{r['area_efficiency_vs_eie']:.2f}x", f"{r['gops_per_w']:,.0f}",
+             f"{r['eie_gops_per_w']:,.0f}", f"{r['energy_efficiency_vs_eie']:.2f}x",
+             "yes" if r["reduced_golden_match"] else "NO"] for r in res["layers"]]
+    t = table(["layer", "mm^2 0.18um", "mm^2 45nm", "uJ 0.18um", "uJ 45nm", "GOPS/mm^2",
+               "EIE", "area eff.", "GOPS/W", "EIE", "energy eff.", "RTL exact"], rows)
+    a, e = res["paper_claims"]["area_efficiency"], res["paper_claims"]["energy_efficiency"]
+    notes = [f"geometric mean against EIE: area efficiency "
+             f"{res['geomean_area_efficiency_vs_eie']:.2f}x (the paper claims {a[0]}-{a[1]}x), "
+             f"energy efficiency {res['geomean_energy_efficiency_vs_eie']:.2f}x (the paper "
+             f"claims {e[0]}-{e[1]}x)",
+             *[f"{k}: {v}" for k, v in res["rules"].items()]]
+    return "\n".join([head, t, *notes])
+
+
 # -- the command ----------------------------------------------------------------------------------
 
 def bench_table(results: dict[str, Any]) -> str:

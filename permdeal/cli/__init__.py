@@ -165,6 +165,20 @@ def build_parser():
     large_flag(p)
     p.set_defaults(func=commands.cmd_sim)
 
+    p = sub.add_parser("power", help="energy of a generated PermDNN engine on real inputs: "
+                       "activity from simulation, logic power by OpenSTA, memories by a model")
+    p.add_argument("--design", required=True, help="design folder (from permdeal gen)")
+    p.add_argument("--inputs", required=True, metavar="X.npy",
+                   help="inputs (batch x in): float values, or integer codes of the input format")
+    p.add_argument("--clock-mhz", type=float, metavar="MHZ",
+                   help="clock of the figures (default: the ASIC Fmax OpenSTA measures)")
+    p.add_argument("--gate-check", type=int, default=0, metavar="N",
+                   help="also simulate the gate-level netlist on the first N inputs and compare "
+                        "its logic energy with the RTL-activity figure (slow to build; default 0)")
+    p.add_argument("--seed", type=args.seed, help="cocotb random seed (default: a fresh one, logged)")
+    p.add_argument("-o", "--output", required=True, help="report folder")
+    p.set_defaults(func=commands.cmd_power)
+
     p = sub.add_parser("bench-engine", help="RTL flow benchmark: generation, simulator build and "
                        "speed, RTL against the cycle model, utilization, for several PE counts")
     p.add_argument("--pes", type=args.int_list, default=[1, 8, 32], help="PE counts (default 1,8,32)")
@@ -342,7 +356,7 @@ def bench_flags(p):
     p.add_argument("--sim", choices=[*SIMULATORS, "both"], default="verilator",
                    help="simulator(s) of the rtl and flow parts (default verilator)")
     p.add_argument("--no-rtl", action="store_true",
-                   help="generate and simulate nothing (skips the rtl and flow parts)")
+                   help="generate and simulate nothing (skips the rtl, power and flow parts)")
     p.add_argument("--workdir", default=d["workdir"],
                    help=f"designs and simulation results (default {d['workdir']})")
     p.add_argument("--flow-pes", type=args.int_list, default=d["flow_pes"],

@@ -18,6 +18,7 @@ from permdeal.api import bench_smartdeal as bs
 from permdeal.api import compare as compare_api
 from permdeal.api import demo as demo_api
 from permdeal.api import engine_bench
+from permdeal.api import power as power_api
 from permdeal.api import models as mdl
 from permdeal.api.designs import generate_design, simulate_design
 from permdeal.api.settings import GEN_SETTINGS, parse_shapes
@@ -179,6 +180,19 @@ def _print_mismatches(rep):
               f"{mm['expected']}, observed {mm['observed']}", file=sys.stderr)
     for test, why in rep["failures"].items():
         print(f"  {test}: {why}", file=sys.stderr)
+
+
+def cmd_power(args):
+    rep = power_api.run(args.design, args.inputs, args.output, clock_mhz=args.clock_mhz,
+                        gate_check=args.gate_check, seed=args.seed,
+                        what=f"--inputs {args.inputs}", progress=_say)
+    print(power_api.table(rep), end="")
+    print(f"wrote {args.output}/ (report.json, report.txt, energy.png) in {rep['seconds']:.0f} s")
+    if not rep["golden_match"] or not rep["cycles_match_model"]:
+        print("the RTL's outputs or cycles DIFFER from the golden and cycle models: the activity "
+              "is not that of a correct run", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_sim(args):

@@ -1,0 +1,138 @@
+# amaranth: UnusedElaboratable=no
+"""``permdeal bench`` part ``power``: area and energy efficiency on EIE's nine layers, next to EIE
+(docs/design.md section 13).
+
+A full layer on the paper's 32 PE x 8 lane engine is too big to simulate at gate level or to
+synthesize nine times, so every layer is measured at the reduced scale of the ``rtl`` part (both
+sides divided by ``scale``, ``p`` and the densities kept, on ``1/scale`` of the lanes so that
+``B`` is the full layer's) and carried over:
+
+- **Energy.** ``permdeal power`` on the reduced design, random activations at the layer's
+  density. Its logic energy per lane per cycle times the full engine's lanes and the full
+  layer's cycles (the ``eie`` part's cycle model) is the full logic energy. Every memory kind's
+  accesses per instance per cycle are carried over the same way, each access priced at the full
+  design's memory size (:mod:`permdeal.synth.energy`).
+- **Area.** The reduced design's logic area per lane (OSU 0.18 um, the asic mapping) times the
+  full engine's lanes, plus the full design's memories by the per-bit models of
+  :mod:`permdeal.synth.memory`.
+- **Efficiency.** Work is the layer's dense-equivalent operations, ``2 * out * in``, for both
+  designs, so a ratio of efficiencies is the ratio of times (or energies) times the inverse ratio
+  of areas. Area efficiency is taken at EIE's clock (800 MHz) on the area scaled to 45 nm by
+  ``(45/180)^2``; energy efficiency on the energy scaled to 45 nm by ``1/16``
+  (:func:`permdeal.synth.energy.node_energy_scale`). The raw 0.18 um figures are kept.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from permdeal.gen.design import write_design
+from permdeal.golden.formats import LayerFormats
+from permdeal.golden.geometry import EngineLayer
+from permdeal.golden.workloads import EIE, EieLayer
+from permdeal.hdl.engine import Engine
+from permdeal.synth import energy as energy_model
+from permdeal.synth import memory
+from permdeal.synth.tools import liberty
+
+from . import engine_bench
+from . import power as power_api
+
+__all__ = ["AREA_SCALE_180_TO_45", "PAPER_AREA_EFFICIENCY", "PAPER_ENERGY_EFFICIENCY",
+           "layer_efficiency"]
+
+#: PermDNN's claims against EIE (docs/references.md [paper]).
+PAPER_AREA_EFFICIENCY, PAPER_ENERGY_EFFICIENCY = (5.9, 8.5), (2.8, 4.0)
+#: First-order area scaling from 0.18 um to EIE's 45 nm.
+AREA_SCALE_180_TO_45 = memory.node_scale(memory.OSU_NM, 45)
+#: EIE's published design: 64 PEs, 45 nm, 800 MHz, 40.8 mm^2, 0.59 W (docs/references.md).
+EIE_AREA_MM2, EIE_POWER_W = 40.8, 0.59
+
+
+def _full_engine(layer: EieLayer, p: int, fmts: LayerFormats, cfg) -> Engine:
+    """The full layer's engine (not elaborated), for its memory shapes."""
+    full = EngineLayer(layer.name, layer.n_in, layer.n_out, p, True,
+                       LayerFormats(fmts.act, fmts.weight, fmts.bias, fmts.out,
+                                    -(-layer.n_in // p)))
+    # (its memory shapes need no images: the folder is named, never read)
+    return Engine(cfg, [full], images=Path("rom"), check_images=False)
+
+
+def layer_efficiency(layer: EieLayer, row: dict[str, Any], scale: int, cfg_small, cfg_full,
+                     inputs: int, workdir: Path, seed: int) -> dict[str, Any]:
+    """The ``power`` part's figures of one layer: ``row`` is its ``eie`` part row (full-scale
+    cycles), ``cfg_small`` the reduced engine, ``cfg_full`` the paper's."""
+    from .bench import block_size, layer_seed, scaled_shape
+    p = block_size(layer)
+    m, n = scaled_shape(layer, scale)
+    s = layer_seed(seed, layer)
+    model = engine_bench.random_layer_model(m, n, p, s)
+    x = engine_bench.random_inputs(model, inputs, layer.act_density, s)
+    workdir = Path(workdir)
+    design = workdir / "design"
+    write_design(design, cfg_small, model.layers, model=model)
+    rep = power_api.run(design, x, workdir / "power", seed=seed, what=f"{layer.name} inputs")
+    lanes_small, lanes_full = cfg_small.total_lanes, cfg_full.total_lanes
+    cycles_small = rep["simulated_cycles"]
+    per_lane_cycle_pj = (rep["energy"]["logic_pj"] * rep["inputs"]) / (cycles_small * lanes_small)
+    cycles_full = row["cycles_mean"]
+    logic_full_pj = per_lane_cycle_pj * lanes_full * cycles_full
+    full = _full_engine(layer, p, model.layers[0].fmts, cfg_full)
+    shapes = {**full.lane_memories,
+              **{r["kind"]: (r["width"], r["depth"]) for r in full.ram_memories.values()}}
+    count = {**{k: cfg_full.total_lanes for k in full.lane_memories},
+             **{r["kind"]: r["instances"] for r in full.ram_memories.values()}}
+    mem_full = {}
+    for kind, k in rep["memories"].items():
+        rate = (k["reads"] + k["writes"]) / (k["instances"] * cycles_small)
+        width, depth = shapes[kind]
+        pj = energy_model.access_pj(width, depth)
+        mem_full[kind] = rate * count[kind] * cycles_full * pj
+    energy_full_pj = logic_full_pj + sum(mem_full.values())
+    mems = memory.memories(full, memory.sram_model(),
+                           memory.register_file_model(liberty(None)))
+    logic_um2 = rep["area"]["logic_um2"] / lanes_small * lanes_full
+    area_um2 = logic_um2 + mems["total"]["area_um2"]
+    ops = 2.0 * layer.n_out * layer.n_in
+    scale_e = energy_model.node_energy_scale()
+    area45_mm2 = area_um2 * AREA_SCALE_180_TO_45 / 1e6
+    seconds_eie_clock = cycles_full / (EIE["clock_mhz"] * 1e6)
+    seconds_ours = cycles_full / (rep["clock_mhz"] * 1e6)
+    gops_eie_clock = ops / seconds_eie_clock / 1e9
+    eie_gops = ops / (layer.actual_us * 1e-6) / 1e9
+    out = {
+        "name": layer.name, "scaled_shape": [m, n], "p": p, "reduced_engine": cfg_small.to_json(),
+        "reduced_inputs": inputs, "reduced_clock_mhz": rep["clock_mhz"],
+        "reduced_golden_match": rep["golden_match"] and rep["cycles_match_model"],
+        "ops_dense_equivalent": ops, "cycles_full": cycles_full,
+        "logic_pj_per_lane_cycle": per_lane_cycle_pj,
+        "energy_pj_0p18um": energy_full_pj, "logic_pj_0p18um": logic_full_pj,
+        "memory_pj_0p18um": mem_full,
+        "energy_pj_45nm": energy_full_pj / scale_e,
+        "area_mm2_0p18um": area_um2 / 1e6, "logic_area_mm2_0p18um": logic_um2 / 1e6,
+        "area_mm2_45nm": area45_mm2,
+        "gops_at_eie_clock": gops_eie_clock,
+        "gops_at_our_fmax_0p18um": ops / seconds_ours / 1e9,
+        "gops_per_mm2": gops_eie_clock / area45_mm2,
+        "gops_per_mm2_0p18um": ops / seconds_ours / 1e9 / (area_um2 / 1e6),
+        "gops_per_w": ops / (energy_full_pj / scale_e * 1e-12) / 1e9,
+        "gops_per_w_0p18um": ops / (energy_full_pj * 1e-12) / 1e9,
+        "eie_gops": eie_gops, "eie_gops_per_mm2": eie_gops / EIE_AREA_MM2,
+        "eie_gops_per_w": eie_gops / EIE_POWER_W,
+    }
+    out["area_efficiency_vs_eie"] = out["gops_per_mm2"] / out["eie_gops_per_mm2"]
+    out["energy_efficiency_vs_eie"] = out["gops_per_w"] / out["eie_gops_per_w"]
+    return out
+
+
+def scaling_rules() -> dict[str, str]:
+    """The scaling rules, printed beside every scaled number."""
+    return {"area": f"A_45nm = A_180nm * (45/180)^2 = A_180nm * {AREA_SCALE_180_TO_45:g}",
+            "energy": energy_model.MODEL["scaling"],
+            "clock": f"area efficiency at EIE's clock, {EIE['clock_mhz']:g} MHz, for both",
+            "work": "2 * out * in dense-equivalent operations a layer, for both designs",
+            "carry_over": "energy per lane per cycle and memory accesses per instance per "
+                          "cycle of the reduced design, times the full engine's lanes and the "
+                          "full layer's cycles"}
+

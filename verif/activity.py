@@ -1,0 +1,122 @@
+"""A design run for its switching activity: the RTL, or its gate-level netlist (docs/design.md
+section 13).
+
+:func:`record` runs ``permdeal sim``'s test (``verif/tb_engine.py`` ``test_cycles``: the inputs
+back to back, outputs checked against the golden model, cycles against the cycle model) on
+Verilator with a SAIF trace (``--trace-saif``) and returns the :class:`~.saif.Activity` with the
+run's figures. With a ``netlist`` it runs the gate-level stand-in of :func:`.gates.wrapper`
+instead of the RTL: the cells' simulation models from the library's Verilog, the memories as the
+RTL has them. The same test on the same inputs drives both, so their activities compare.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from permdeal.errors import PermdealError
+from permdeal.gen.design import RTL_DIR, Design
+from permdeal.golden.cycles import model_cycles
+from permdeal.golden.model import QuantModel
+
+from . import gates, runner
+from .saif import Activity, read_saif
+from .sim import TEST_MODULE, TESTCASE
+
+__all__ = ["GATE_WAIVERS", "Recorded", "record"]
+
+#: The SAIF file Verilator writes (cocotb's Verilator main names it).
+SAIF_FILE = "dump.saif"
+#: Verilator warnings of the cells' simulation models (timing they ignore, implicit nets).
+GATE_WAIVERS = ("MINTYPMAXDLY", "SPECIFYIGN", "IMPLICIT", "TIMESCALEMOD", "PINMISSING",
+                "UNOPTFLAT", "WIDTHTRUNC", "WIDTHEXPAND", "MULTIDRIVEN", "COMBDLY")
+#: The C++ optimization of a gate-level build: it is compiled once per run, and ``-O0``
+#: compiles the many cell instances several times faster than Verilator's default ``-Os``.
+GATE_OPT = "-O0"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One recorded run: its ``activity``, the ``cycles`` the RTL took per input and the
+    model's, whether the outputs matched the golden model, the tool's ``seconds`` (build,
+    run) and the ``build`` folder."""
+
+    activity: Activity
+    cycles: list[int]
+    model_cycles: list[int]
+    golden_match: bool
+    build_seconds: float
+    run_seconds: float
+    build: Path
+
+
+def record(design: Design, model: QuantModel, rom: Path, x: np.ndarray, work: Path, *,
+           netlist: str | None = None, memory_modules: Collection[str] = (),
+           tied: Mapping[str, int] | None = None, seed: int | None = None) -> Recorded:
+    """Run ``design`` (the ROM images ``rom``, the model ``model``) on input codes ``x`` in
+    ``work`` (a fresh folder) on Verilator with a SAIF trace. ``netlist`` (Verilog text of the
+    gate-level netlist, its cells given as logic, the memories cut to ports), with the RTL's
+    ``memory_modules`` and the ``tied`` ports of :func:`.gates.wrapper`, runs the gate-level
+    stand-in instead. A run whose outputs or cycles
+    differ from the golden and cycle models is not an error here: the caller reports it."""
+    x = np.asarray(x, dtype=np.int64)
+    golden = model.forward(x)
+    expected = [model_cycles(model, xi, design.cfg).total for xi in x]
+    work.mkdir(parents=True, exist_ok=True)
+    sources: list[Path] = list(design.sources)
+    # (Verilator leaves out of a trace the names that start with "_" unless asked)
+    args = ["--trace-saif", "--trace-underscore"]
+    env_flags = ""
+    if netlist is not None:
+        rtl_file = design.folder / RTL_DIR / f"{design.top}.v"
+        rtl = rtl_file.read_text()
+        wrap, renamed = gates.wrapper(netlist, rtl, design.top, memory_modules, tied)
+        (work / "gates_top.v").write_text(wrap)
+        (work / "gates.v").write_text(renamed)
+        defined = gates.module_names(rtl)
+        (work / "memories.v").write_text("".join(gates.module_text(rtl, m)
+                                                 for m in memory_modules if m in defined))
+        sources = [work / "gates_top.v", work / "gates.v", work / "memories.v",
+                   *[s for s in design.sources if Path(s).resolve() != rtl_file.resolve()]]
+        args += [f"-Wno-{w}" for w in GATE_WAIVERS]
+        env_flags = f"OPT_FAST={GATE_OPT} OPT_SLOW={GATE_OPT}"
+    build = work / "build"
+    build.mkdir()
+    os.symlink(os.path.relpath(rom.resolve(), build.resolve()), build / design.manifest["rom_dir"])
+    config = {"in_bits": design.manifest["ports"]["in_bits"],
+              "out_bits": design.manifest["ports"]["out_bits"], "inputs": x.tolist(),
+              "expected": golden.tolist(), "cycles": expected}
+    old = os.environ.get("MAKEFLAGS")
+    if env_flags:
+        os.environ["MAKEFLAGS"] = f"{old or ''} {env_flags}".strip()
+    t0 = time.perf_counter()
+    try:
+        result = runner.run("verilator", sources=sources, toplevel=design.top,
+                            test_module=TEST_MODULE, build_dir=build, config=config, seed=seed,
+                            waves=True, testcase=TESTCASE, build_args=args)
+    except runner.SimulationFailed as e:
+        result = e.result
+    finally:
+        if env_flags:
+            if old is None:
+                os.environ.pop("MAKEFLAGS", None)
+            else:
+                os.environ["MAKEFLAGS"] = old
+    del t0
+    rep = result.report.get(TESTCASE, {})
+    observed = rep.get("observed", [])
+    match = len(observed) == golden.size and bool(
+        np.array_equal(np.array(observed, dtype=np.int64).reshape(golden.shape), golden))
+    saif = build / SAIF_FILE
+    if not saif.is_file():
+        raise PermdealError(f"the simulation wrote no activity file {saif.name} "
+                            f"(log: {result.log})")
+    return Recorded(activity=read_saif(saif, design.top), cycles=rep.get("rtl_cycles", []),
+                    model_cycles=expected, golden_match=match,
+                    build_seconds=result.build_seconds, run_seconds=result.run_seconds,
+                    build=build)
