@@ -12,9 +12,11 @@ sides divided by ``scale``, ``p`` and the densities kept, on ``1/scale`` of the 
   layer's cycles (the ``eie`` part's cycle model) is the full logic energy. Every memory kind's
   accesses per instance per cycle are carried over the same way, each access priced at the full
   design's memory size (:mod:`permdeal.synth.energy`).
-- **Area.** The reduced design's logic area per lane (OSU 0.18 um, the asic mapping) times the
-  full engine's lanes, plus the full design's memories by the per-bit models of
-  :mod:`permdeal.synth.memory`.
+- **Area.** One chip for all nine layers, as EIE's 40.8 mm^2 is one chip: the reduced design's
+  logic area per lane (OSU 0.18 um, the asic mapping) times the full engine's lanes, plus the
+  memories of the largest of the nine layers' full designs (the per-bit models of
+  :mod:`permdeal.synth.memory`, the measured layer's number formats). The area of a design
+  sized for the layer alone is kept too (``layer_sized_*``).
 - **Efficiency.** Work is the layer's dense-equivalent operations, ``2 * out * in``, for both
   designs, so a ratio of efficiencies is the ratio of times (or energies) times the inverse ratio
   of areas. Area efficiency is taken at EIE's clock (800 MHz) on the area scaled to 45 nm by
@@ -30,7 +32,7 @@ from typing import Any
 from permdeal.gen.design import write_design
 from permdeal.golden.formats import LayerFormats
 from permdeal.golden.geometry import EngineLayer
-from permdeal.golden.workloads import EIE, EieLayer
+from permdeal.golden.workloads import EIE, EIE_LAYERS, EieLayer
 from permdeal.hdl.engine import Engine
 from permdeal.synth import energy as energy_model
 from permdeal.synth import memory
@@ -63,7 +65,7 @@ def layer_efficiency(layer: EieLayer, row: dict[str, Any], scale: int, cfg_small
                      inputs: int, workdir: Path, seed: int) -> dict[str, Any]:
     """The ``power`` part's figures of one layer: ``row`` is its ``eie`` part row (full-scale
     cycles), ``cfg_small`` the reduced engine, ``cfg_full`` the paper's."""
-    from .bench import block_size, layer_seed, scaled_shape
+    from .bench import block_size, layer_seed, scaled_shape  # (bench imports this module)
     p = block_size(layer)
     m, n = scaled_shape(layer, scale)
     s = layer_seed(seed, layer)
@@ -90,13 +92,19 @@ def layer_efficiency(layer: EieLayer, row: dict[str, Any], scale: int, cfg_small
         pj = energy_model.access_pj(width, depth)
         mem_full[kind] = rate * count[kind] * cycles_full * pj
     energy_full_pj = logic_full_pj + sum(mem_full.values())
-    mems = memory.memories(full, memory.sram_model(),
-                           memory.register_file_model(liberty(None)))
+    rf = memory.register_file_model(liberty(None))
+    mems = memory.memories(full, memory.sram_model(), rf)
     logic_um2 = rep["area"]["logic_um2"] / lanes_small * lanes_full
     area_um2 = logic_um2 + mems["total"]["area_um2"]
+    # one chip for all nine layers, as EIE's 40.8 mm^2 is: its memories sized for the largest
+    chip_mem_um2 = max(memory.memories(_full_engine(other, block_size(other),
+                                                    model.layers[0].fmts, cfg_full),
+                                       memory.sram_model(), rf)["total"]["area_um2"]
+                       for other in EIE_LAYERS)
+    chip_um2 = logic_um2 + chip_mem_um2
     ops = 2.0 * layer.n_out * layer.n_in
     scale_e = energy_model.node_energy_scale()
-    area45_mm2 = area_um2 * AREA_SCALE_180_TO_45 / 1e6
+    area45_mm2 = chip_um2 * AREA_SCALE_180_TO_45 / 1e6
     seconds_eie_clock = cycles_full / (EIE["clock_mhz"] * 1e6)
     seconds_ours = cycles_full / (rep["clock_mhz"] * 1e6)
     gops_eie_clock = ops / seconds_eie_clock / 1e9
@@ -110,12 +118,14 @@ def layer_efficiency(layer: EieLayer, row: dict[str, Any], scale: int, cfg_small
         "energy_pj_0p18um": energy_full_pj, "logic_pj_0p18um": logic_full_pj,
         "memory_pj_0p18um": mem_full,
         "energy_pj_45nm": energy_full_pj / scale_e,
-        "area_mm2_0p18um": area_um2 / 1e6, "logic_area_mm2_0p18um": logic_um2 / 1e6,
+        "area_mm2_0p18um": chip_um2 / 1e6, "logic_area_mm2_0p18um": logic_um2 / 1e6,
         "area_mm2_45nm": area45_mm2,
+        "layer_sized_area_mm2_0p18um": area_um2 / 1e6,
+        "layer_sized_gops_per_mm2": gops_eie_clock / (area_um2 * AREA_SCALE_180_TO_45 / 1e6),
         "gops_at_eie_clock": gops_eie_clock,
         "gops_at_our_fmax_0p18um": ops / seconds_ours / 1e9,
         "gops_per_mm2": gops_eie_clock / area45_mm2,
-        "gops_per_mm2_0p18um": ops / seconds_ours / 1e9 / (area_um2 / 1e6),
+        "gops_per_mm2_0p18um": ops / seconds_ours / 1e9 / (chip_um2 / 1e6),
         "gops_per_w": ops / (energy_full_pj / scale_e * 1e-12) / 1e9,
         "gops_per_w_0p18um": ops / (energy_full_pj * 1e-12) / 1e9,
         "eie_gops": eie_gops, "eie_gops_per_mm2": eie_gops / EIE_AREA_MM2,
@@ -132,6 +142,8 @@ def scaling_rules() -> dict[str, str]:
             "energy": energy_model.MODEL["scaling"],
             "clock": f"area efficiency at EIE's clock, {EIE['clock_mhz']:g} MHz, for both",
             "work": "2 * out * in dense-equivalent operations a layer, for both designs",
+            "chip": "one chip for the nine layers, as EIE's: this layer's logic per lane times "
+                    "the full engine's lanes, plus the memories of the largest layer's design",
             "carry_over": "energy per lane per cycle and memory accesses per instance per "
                           "cycle of the reduced design, times the full engine's lanes and the "
                           "full layer's cycles"}
