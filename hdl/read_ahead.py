@@ -5,10 +5,8 @@ both walk addresses with counters, read one word per cycle from the activation b
 keep a stream going under back-pressure without losing, repeating or reordering an element.
 """
 
-from amaranth.hdl import Cat, Module, Mux, ShapeLike, Signal, Value, ValueLike
+from amaranth.hdl import Cat, Const, Module, Mux, ShapeLike, Signal, Value, ValueLike
 from amaranth.lib import stream
-
-from .lint import eq_const
 
 __all__ = ["depth", "read_ahead"]
 
@@ -44,25 +42,34 @@ def read_ahead(m: Module, layout: ShapeLike, going: ValueLike, arriving: ValueLi
     # ECP5: 83 against 106 MHz on the demo.)
     entries = [Signal(layout, name=f"buf{k}", reset_less=True) for k in range(n)]
     count = Signal(range(n + 1), name="count")  # entries held, from entries[0] up
+    # ``held[k]``: entry k holds an element (``count > k``), a register of its own, so that what
+    # an entry loads is chosen from registers and ``pop`` (the consumer's ready, the latest
+    # signal) is the last select before the entry.
+    held = [Signal(name=f"held{k}") for k in range(n)]
     flight = [Signal(name=f"in_flight{k + 1}") for k in range(read_latency)]  # reads issued k+1
     # cycles ago; the last one's element is on ``arriving``
     fv = flight[-1]
     pop, issue = Signal(name="pop"), Signal(name="issue")
     m.d.comb += [
-        o.valid.eq(count.any()),
+        o.valid.eq(held[0]),
         o.payload.eq(entries[0]),
         pop.eq(o.valid & o.ready),
         issue.eq(going & (count + sum(flight) < n)),
     ]
-    # After the pop, entry k holds what entry k + 1 held; the arriving element goes to the first
-    # free entry.
-    free = Signal(range(n + 1), name="free")
-    m.d.comb += free.eq(count - pop)
+    # On a pop entry k takes what entry k + 1 held, or the arriving element when entry k + 1 is
+    # free (then entry k is free after the pop, or above the first free one); without a pop a
+    # free entry takes the arriving element. An entry at or above ``count`` means nothing, so
+    # the arriving element may land in several: the one that counts is the lowest.
     for k, e in enumerate(entries):
+        above = held[k + 1] if k + 1 < n else Const(0)
         shifted = entries[k + 1] if k + 1 < n else e
-        kept = Mux(pop, shifted, e)
-        m.d.sync += e.eq(Mux(fv & eq_const(free, k), arriving, kept))
-    m.d.sync += [count.eq(free + fv), flight[0].eq(issue)]
+        with m.If(pop):
+            m.d.sync += e.eq(Mux(fv & ~above, arriving, shifted))
+        with m.Elif(fv & ~held[k]):
+            m.d.sync += e.eq(arriving)
+        below = held[k - 1] if k else Const(1)
+        m.d.sync += held[k].eq(Mux(pop & ~fv, above, Mux(fv & ~pop, below, held[k])))
+    m.d.sync += [count.eq(count - pop + fv), flight[0].eq(issue)]
     m.d.sync += [flight[k + 1].eq(flight[k]) for k in range(read_latency - 1)]
-    empty_after = eq_const(count, 1) & ~Cat(*flight).any()
+    empty_after = ~held[1] & ~Cat(*flight).any()
     return issue, pop, pop & empty_after

@@ -73,8 +73,9 @@ class WindowReader(wiring.Component):
     o : ``Out(stream.Signature(NonZeroDetector.input_layout))``
         The windows, ``{base: unsigned(index_bits), mask: unsigned(D), data: ArrayLayout(
         signed(act_bits), D)}``: window ``s`` of block ``b`` has ``base = b*p_prev + s*D``
-        (modulo ``2**index_bits``), mask bit ``k`` set iff ``s*D + k < p_prev`` and ``base + k <
-        n``, and ``data`` the wide row of the bank layout. ``ceil(n / p_prev) * S`` windows per
+        (modulo ``2**index_bits``), ``data`` the wide row of the bank layout, and mask bit ``k``
+        set iff word ``k`` is live: real (``s*D + k < p_prev`` and ``base + k < n``) and
+        ``data[k] != 0``. ``ceil(n / p_prev) * S`` windows per
         layer, empty ones (mask 0) included.
     done : ``Out(1)``
         High for one cycle, the cycle after the layer's last window was accepted.
@@ -86,9 +87,10 @@ class WindowReader(wiring.Component):
     issued in cycle ``k`` itself, its word comes back ``RL - 1`` cycles later and enters the
     output buffer). The output is the buffer of :func:`.read_ahead.read_ahead`: the read enables
     come from registers and ``start`` alone (not from ``o.ready``), and ``o.valid``/``o.payload``
-    from registers. With ``o.ready`` high every cycle the windows come one per cycle without a
-    bubble, window ``w`` in cycle ``k + RL + w``; under back-pressure none is lost, repeated or
-    reordered. ``rst`` (synchronous) abandons the layer and empties the buffer.
+    from registers. The zero test is made as a word arrives, on its way into the buffer (the
+    detector's window load then starts at a register of the live mask). With ``o.ready`` high
+    every cycle the windows come one per cycle without a bubble, window ``w`` in cycle ``k + RL +
+    w``; under back-pressure none is lost, repeated or reordered. ``rst`` (synchronous) abandons the layer and empties the buffer.
     """
 
     def __init__(self, banks, width, act_bits, rows, index_bits, p_prevs):
@@ -253,13 +255,14 @@ class WindowReader(wiring.Component):
         layer_last = Signal()
         m.d.comb += layer_last.eq(s_last & (c_left <= size))
 
-        # Output side: the read-ahead buffer; the window in flight carries its base and mask.
+        # Output side: the read-ahead buffer; the window in flight carries its base and mask,
+        # and the mask keeps the real words that are non-zero as the word arrives.
         f_base = Signal(nb)
         f_mask = Signal(d)
         new = Signal(self.window_stream_layout)
         m.d.comb += [
             new.base.eq(f_base),
-            new.mask.eq(f_mask),
+            new.mask.eq(f_mask & Cat(*(self.bank_window.data[k] != 0 for k in range(d)))),
             new.data.eq(self.bank_window.data),
         ]
         read_latency = bank_read_latency(nl)
