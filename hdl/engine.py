@@ -409,7 +409,9 @@ class Engine(wiring.Component):
             with m.Elif(src if s else ~src):
                 m.d.comb += bank.rd.eq(reader.bank_rd)
         m.d.comb += out_reader.bank_window.eq(banks[out_set].window)
-        m.d.comb += reader.bank_window.eq(Mux(src, banks[1].window, banks[0].window))
+        # (a set not read has its window at 0, and the reader reads one set at a time: an OR,
+        # not a select by ``src`` fanned out to every bit of the word)
+        m.d.comb += reader.bank_window.eq(banks[0].window.as_value() | banks[1].window.as_value())
         wiring.connect(m, reader.o, detector.i)
         wiring.connect(m, detector.o, issuer.i)
         # The broadcast tree: the op reaches every PE through cfg.broadcast_stages registers, each

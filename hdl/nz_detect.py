@@ -1,8 +1,9 @@
 """The non-zero detector: windows of activations in, non-zero (j, x_j) pairs out (docs/design.md 4.2).
 
-The zero test itself is the window reader's (``hdl.window_reader``): it marks a window's real
-non-zero words in the window's ``mask`` as the word arrives from the banks, so that the
-detector's window load starts at a register of that mask."""
+The zero test itself is made before: the activation banks (``hdl.act_banks``) test each word they
+read, and the window reader (``hdl.window_reader``) keeps the real non-zero words in the window's
+``mask`` as the word arrives, so that the detector's window load starts at a register of that
+mask."""
 
 from functools import reduce
 from typing import Any

@@ -69,7 +69,8 @@ class WindowReader(wiring.Component):
     bank_rd : ``Out(ActBanks.read_layout)``
         Read request to an ``ActBanks`` of the same ``banks``, ``width``, ``act_bits``, ``rows``.
     bank_window : ``In(ActBanks.window_layout)``
-        That ``ActBanks``' read word (``valid`` is ignored: the reader tracks its own request).
+        That ``ActBanks``' read word and its zero tests (``valid`` is ignored: the reader tracks
+        its own request).
     o : ``Out(stream.Signature(NonZeroDetector.input_layout))``
         The windows, ``{base: unsigned(index_bits), mask: unsigned(D), data: ArrayLayout(
         signed(act_bits), D)}``: window ``s`` of block ``b`` has ``base = b*p_prev + s*D``
@@ -87,8 +88,9 @@ class WindowReader(wiring.Component):
     issued in cycle ``k`` itself, its word comes back ``RL - 1`` cycles later and enters the
     output buffer). The output is the buffer of :func:`.read_ahead.read_ahead`: the read enables
     come from registers and ``start`` alone (not from ``o.ready``), and ``o.valid``/``o.payload``
-    from registers. The zero test is made as a word arrives, on its way into the buffer (the
-    detector's window load then starts at a register of the live mask). With ``o.ready`` high
+    from registers. The banks' zero tests (``bank_window.nonzero``) meet the real positions as
+    a word arrives, on its way into the buffer (the detector's window load then starts at a
+    register of the live mask). With ``o.ready`` high
     every cycle the windows come one per cycle without a bubble, window ``w`` in cycle ``k + RL +
     w``; under back-pressure none is lost, repeated or reordered. ``rst`` (synchronous) abandons the layer and empties the buffer.
     """
@@ -256,13 +258,14 @@ class WindowReader(wiring.Component):
         m.d.comb += layer_last.eq(s_last & (c_left <= size))
 
         # Output side: the read-ahead buffer; the window in flight carries its base and mask,
-        # and the mask keeps the real words that are non-zero as the word arrives.
+        # and the mask keeps the real words that are non-zero (the banks' zero tests) as the
+        # word arrives.
         f_base = Signal(nb)
         f_mask = Signal(d)
         new = Signal(self.window_stream_layout)
         m.d.comb += [
             new.base.eq(f_base),
-            new.mask.eq(f_mask & Cat(*(self.bank_window.data[k] != 0 for k in range(d)))),
+            new.mask.eq(f_mask & self.bank_window.nonzero),
             new.data.eq(self.bank_window.data),
         ]
         read_latency = bank_read_latency(nl)
