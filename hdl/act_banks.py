@@ -95,13 +95,14 @@ class ActBanks(wiring.Component):
     ------
     ``latency = golden.cycles.bank_read_latency(banks)``: a request in cycle ``k`` has
     ``window.valid`` high and its word on ``window.data`` in cycle ``k + latency``, both from
-    registers. Every bank reads ``rd.row`` (the synchronous read ports), then a tree of 2:1
+    registers. Every bank reads ``rd.row`` in every cycle (the synchronous read ports, enabled
+    always: ``rd.valid`` only travels beside the read, in registers), then a tree of 2:1
     multiplexers picks bank ``rd.bank``, with a register after every ``BANK_MUX_LEVELS`` levels
     (``latency = 2`` up to 8 banks, 3 up to 64, 4 up to 512), so that the select's depth and
     fan-out do not grow with the lanes within a cycle. The last register of the tree also holds
     the word's zero tests (``nonzero``, for the window reader's live mask, docs/design.md 4.2)
-    and is cleared when no read comes to it (its synchronous reset). Requests may come every cycle. The read
-    ports are not transparent: a read and a write of the same word in the same cycle returns the
+    and is cleared when no read comes to it (its synchronous reset). Requests may come every
+    cycle. The read ports are not transparent: a read and a write of the same word in the same cycle returns the
     word as it was *before* the write (the old word); the write is seen by a read one cycle later.
     ``rst`` (synchronous) clears ``window.valid`` (and so the window); the banks keep their
     contents.
@@ -193,8 +194,9 @@ class ActBanks(wiring.Component):
             bank = (self._bank_boxes[g] if self._bank_boxes else
                     ActBank(self._width, self._act_bits, self._rows))
             m.submodules[f"bank{g}"] = bank
-            m.d.comb += [bank.w.eq(self.w[g]), bank.rd.valid.eq(self.rd.valid),
-                         bank.rd.row.eq(self.rd.row)]
+            # every bank reads every cycle: the request's validity travels beside the read in
+            # registers of its own, so it reaches no memory's enable
+            m.d.comb += [bank.w.eq(self.w[g]), bank.rd.valid.eq(1), bank.rd.row.eq(self.rd.row)]
             words.append(bank.data)
 
         # The bank-select tree (:func:`.pipeline.mux_tree`'s, cut by registers every

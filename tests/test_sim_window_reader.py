@@ -189,6 +189,7 @@ def test_amaranth_simulation_random_backpressure():
             got, cycles, dones = [], [], []
             ctx.set(dut.sel, sel)
             ctx.set(dut.n, n)
+            await ctx.tick()  # the descriptor a cycle before start
             ctx.set(dut.start, 1)
             for t in range(3 * len(want) + 10):
                 ready = rng.random() >= bp

@@ -8,7 +8,8 @@ int, "layers": int (default 12)}``; the top level has ports ``w`` (the banks' wr
 
 For every layer the bench draws ``p_prev`` (each in turn, then at random) and ``n`` in ``[1,
 2**N - 1]`` that fits the banks (often not a multiple of ``p_prev``), fills every bank with random
-words through ``w``, then starts the layer. The expected windows come from the golden model,
+words through ``w``, then sets ``sel`` and ``n`` and starts the layer in the next cycle (the
+reader's contract: the descriptor a cycle before ``start``). The expected windows come from the golden model,
 ``golden.cycles.window_schedule`` (the layout the cycle model defines), with Python ints.
 Every window taken by a :class:`StreamSink` (random back-pressure, or none) is compared in order:
 ``base`` exactly, ``mask`` exactly against the live words (the schedule's real positions whose
@@ -158,6 +159,7 @@ class TB:
         if self.sel_bits:
             self.dut.sel.value = sel
         self.dut.n.value = n
+        await FallingEdge(self.dut.clk)  # the descriptor a cycle before start (no earlier)
         self.dut.start.value = 1
         c0 = cycle()
         await FallingEdge(self.dut.clk)
