@@ -272,8 +272,11 @@ class WindowReader(wiring.Component):
             new.data.eq(self.bank_window.data),
         ]
         read_latency = bank_read_latency(nl)
+        # (the detector stores a window's base and words when it takes the window: they wait in
+        # a circular buffer, so that its handoff moves pointers, not every word's bits; the mask,
+        # where its encoder starts, comes from a register)
         issue, _, drains = read_ahead(m, self.window_stream_layout, going, new, self.o,
-                                      read_latency)
+                                      read_latency, circular=("base", "data"))
         m.d.comb += [
             self.bank_rd.valid.eq(issue),
             self.bank_rd.bank.eq(bank),
