@@ -7,7 +7,7 @@ its lanes write their outputs into the other.
 
 from typing import Any
 
-from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -33,10 +33,12 @@ def read_layout(banks: int, rows: int) -> data.StructLayout:
 
 
 def word_layout(width: int, act_bits: int) -> data.StructLayout:
-    """A read word of :class:`ActBanks`: ``valid`` from bit 0, then ``data`` (activation 0 lowest)."""
+    """A read word of :class:`ActBanks`: ``valid`` from bit 0, then ``data`` (activation 0
+    lowest), then ``nonzero`` (bit ``k``: activation ``k`` is not 0)."""
     return data.StructLayout({
         "valid": unsigned(1),
         "data": data.ArrayLayout(signed(act_bits), width),
+        "nonzero": unsigned(width),
     })
 
 
@@ -83,21 +85,27 @@ class ActBanks(wiring.Component):
         (packed from bit 0 in that order). ``bank`` and ``row`` are ignored while ``valid`` is low;
         a ``row`` past ``rows - 1`` is not allowed, a ``bank`` past ``banks - 1`` reads bank 0.
     window : ``Out(window_layout)``
-        ``{valid: 1 bit, data: ArrayLayout(signed(act_bits), width)}``: word ``rd.row`` of bank
-        ``rd.bank``. ``data`` means nothing while ``valid`` is low.
+        ``{valid: 1 bit, data: ArrayLayout(signed(act_bits), width), nonzero: unsigned(width)}``
+        (packed from bit 0 in that order): word ``rd.row`` of bank ``rd.bank``, and bit ``k`` of
+        ``nonzero`` set iff ``data[k] != 0``. While ``valid`` is low ``data`` and ``nonzero`` are
+        0, so that the windows of two sets of banks of which at most one is read at a time
+        combine by an OR, with no select.
 
     Timing
     ------
     ``latency = golden.cycles.bank_read_latency(banks)``: a request in cycle ``k`` has
     ``window.valid`` high and its word on ``window.data`` in cycle ``k + latency``, both from
-    registers. Every bank reads ``rd.row`` (the synchronous read ports), then a tree of 2:1
+    registers. Every bank reads ``rd.row`` in every cycle (the synchronous read ports, enabled
+    always: ``rd.valid`` only travels beside the read, in registers), then a tree of 2:1
     multiplexers picks bank ``rd.bank``, with a register after every ``BANK_MUX_LEVELS`` levels
     (``latency = 2`` up to 8 banks, 3 up to 64, 4 up to 512), so that the select's depth and
-    fan-out do not grow with the lanes within a cycle. Requests may come every cycle. The read
-    ports are not transparent: a read and a write of the same word in the same cycle returns the
+    fan-out do not grow with the lanes within a cycle. The last register of the tree also holds
+    the word's zero tests (``nonzero``, for the window reader's live mask, docs/design.md 4.2)
+    and is cleared when no read comes to it (its synchronous reset). Requests may come every
+    cycle. The read ports are not transparent: a read and a write of the same word in the same cycle returns the
     word as it was *before* the write (the old word); the write is seen by a read one cycle later.
-    ``window.data`` means something only in the cycle of ``window.valid``. ``rst`` (synchronous)
-    clears ``window.valid`` only; the banks keep their contents.
+    ``rst`` (synchronous) clears ``window.valid`` (and so the window); the banks keep their
+    contents.
     """
 
     def __init__(self, banks, width, act_bits, rows, *, bank_module=None, ram_module=None):
@@ -186,8 +194,9 @@ class ActBanks(wiring.Component):
             bank = (self._bank_boxes[g] if self._bank_boxes else
                     ActBank(self._width, self._act_bits, self._rows))
             m.submodules[f"bank{g}"] = bank
-            m.d.comb += [bank.w.eq(self.w[g]), bank.rd.valid.eq(self.rd.valid),
-                         bank.rd.row.eq(self.rd.row)]
+            # every bank reads every cycle: the request's validity travels beside the read in
+            # registers of its own, so it reaches no memory's enable
+            m.d.comb += [bank.w.eq(self.w[g]), bank.rd.valid.eq(1), bank.rd.row.eq(self.rd.row)]
             words.append(bank.data)
 
         # The bank-select tree (:func:`.pipeline.mux_tree`'s, cut by registers every
@@ -196,21 +205,36 @@ class ActBanks(wiring.Component):
         m.d.sync += bits.eq(self.rd.bank)
         level = words + [words[0]] * ((1 << self.bank_bits) - len(words))
         sel = list(bits)
+        # the read's valid at the last tree register's input: that register loads 0 without it
+        pre = delay(m, self.rd.valid, self.latency - 1, "valid", reset_less=False)
+        a = self._act_bits
+        nonzero = Signal(self._width, name="nonzero", reset_less=True)
         for stage in range(1, self.latency):
             for bit in sel[:BANK_MUX_LEVELS]:
                 level = self._tree_level(bit, level)
             sel = sel[BANK_MUX_LEVELS:]
             regs = [Signal.like(w, name=f"tree{stage}_{k}", reset_less=True)
                     for k, w in enumerate(level)]
-            m.d.sync += [r.eq(w) for r, w in zip(regs, level)]
+            if stage < self.latency - 1:
+                m.d.sync += [r.eq(w) for r, w in zip(regs, level)]
+            else:
+                (w,) = level
+                m.d.sync += [
+                    regs[0].eq(Mux(pre, w, 0)),
+                    nonzero.eq(Mux(pre, Cat(*(w[k * a:(k + 1) * a].any()
+                                              for k in range(self._width))), 0)),
+                ]
             level = regs
             if sel:
                 nxt = Signal(len(sel), name=f"bank_sel{stage + 1}", reset_less=True)
                 m.d.sync += nxt.eq(Cat(*sel))
                 sel = list(nxt)
         (word,) = level
+        valid = Signal(name=f"valid_d{self.latency}")
+        m.d.sync += valid.eq(pre)
         m.d.comb += [
-            self.window.valid.eq(delay(m, self.rd.valid, self.latency, "valid", reset_less=False)),
+            self.window.valid.eq(valid),
             self.window.data.eq(word),
+            self.window.nonzero.eq(nonzero),
         ]
         return m

@@ -366,10 +366,23 @@ class Engine(wiring.Component):
 
         with m.If(layer_load):
             m.d.sync += layer.eq(layer_next)
+
+        # The window reader's descriptor is the *next* layer's from the cycle the current layer's
+        # drain starts (the reader is done by then) until that layer's reads are done (the next
+        # after the last layer is the next inference's first; ``_pick`` gives values[0] past the
+        # last): the reader takes it into its registers while idle, so ``START`` meets registers
+        # only (docs/design.md 4.2).
+        reader_load = Signal()
+
+        def reader_descriptor(values, shape, name):
+            reg = Signal(shape, name=f"desc_{name}", init=values[0])
+            with m.If(reader_load):
+                m.d.sync += reg.eq(self._pick(layer + 1, values, shape))
+            return reg
         wide = max(pe0.acc_addr_bits, pe0.w_addr_bits, pe0.k_addr_bits,
                    addr_bits(max(1, sum(p.bias_depth for p in places)))) + 2
         prev_p = [d] + [l.p for l in lay[:-1]]
-        desc_n = descriptor([l.n_in for l in lay], self._index_bits, "n")
+        desc_n = reader_descriptor([l.n_in for l in lay], self._index_bits, "n")
         desc_s = descriptor([-(-l.p // d) for l in lay], unsigned(wide), "s")
         desc_bias = descriptor([pl.bias_base for pl in places], unsigned(wide), "bias")
         u_bits = wide + addr_bits(nl) + 1
@@ -393,7 +406,7 @@ class Engine(wiring.Component):
                                         pe0.k_addr_bits, "k_step")),
         ]
         if reader.sel_bits:
-            m.d.comb += reader.sel.eq(descriptor(
+            m.d.comb += reader.sel.eq(reader_descriptor(
                 [self._p_prevs.index(p) for p in prev_p], reader.sel_bits, "reader_sel"))
         if issuer.sel_bits:
             m.d.comb += issuer.sel.eq(descriptor(
@@ -402,14 +415,26 @@ class Engine(wiring.Component):
         # -- the issue path: banks -> reader -> detector -> issuer -> every PE -------------------
         unloading = Signal()
         out_set = n_layers % 2  # the set the last layer writes
+        # (only a request's valid is gated by the set; its address goes to the set whatever)
         for s, bank in enumerate(banks):
-            with m.If(unloading):
-                if s == out_set:
-                    m.d.comb += bank.rd.eq(out_reader.bank_rd)
-            with m.Elif(src if s else ~src):
-                m.d.comb += bank.rd.eq(reader.bank_rd)
+            own = src if s else ~src
+            if s == out_set:
+                m.d.comb += [
+                    bank.rd.valid.eq(Mux(unloading, out_reader.bank_rd.valid,
+                                         own & reader.bank_rd.valid)),
+                    bank.rd.bank.eq(Mux(unloading, out_reader.bank_rd.bank, reader.bank_rd.bank)),
+                    bank.rd.row.eq(Mux(unloading, out_reader.bank_rd.row, reader.bank_rd.row)),
+                ]
+            else:
+                m.d.comb += [
+                    bank.rd.valid.eq(~unloading & own & reader.bank_rd.valid),
+                    bank.rd.bank.eq(reader.bank_rd.bank),
+                    bank.rd.row.eq(reader.bank_rd.row),
+                ]
         m.d.comb += out_reader.bank_window.eq(banks[out_set].window)
-        m.d.comb += reader.bank_window.eq(Mux(src, banks[1].window, banks[0].window))
+        # (a set not read has its window at 0, and the reader reads one set at a time: an OR,
+        # not a select by ``src`` fanned out to every bit of the word)
+        m.d.comb += reader.bank_window.eq(banks[0].window.as_value() | banks[1].window.as_value())
         wiring.connect(m, reader.o, detector.i)
         wiring.connect(m, detector.o, issuer.i)
         # The broadcast tree: the op reaches every PE through cfg.broadcast_stages registers, each
@@ -512,6 +537,7 @@ class Engine(wiring.Component):
             with m.If(reader.done):
                 m.d.sync += done_seen.eq(1)
             with m.If(quiet):
+                m.d.comb += reader_load.eq(1)
                 m.d.sync += [a.eq(0), r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(0), u.eq(0)]
                 m.d.sync += state.eq(State.DRAIN)
         with m.If(in_state(State.DRAIN)):

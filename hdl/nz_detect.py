@@ -1,9 +1,14 @@
-"""The non-zero detector: windows of activations in, non-zero (j, x_j) pairs out (docs/design.md 4.2)."""
+"""The non-zero detector: windows of activations in, non-zero (j, x_j) pairs out (docs/design.md 4.2).
+
+The zero test itself is made before: the activation banks (``hdl.act_banks``) test each word they
+read, and the window reader (``hdl.window_reader``) keeps the real non-zero words in the window's
+``mask`` as the word arrives, so that the detector's window load starts at a register of that
+mask."""
 
 from functools import reduce
 from typing import Any
 
-from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -12,11 +17,9 @@ from permdeal.golden.formats import MAX_BITS
 
 __all__ = ["NonZeroDetector", "pair_layout", "window_layout"]
 
-#: Widest activation code the detector takes.
-
-
 def window_layout(width: int, act_bits: int, index_bits: int) -> data.StructLayout:
-    """A window: ``base`` from bit 0, then ``mask``, then ``data`` (word 0 lowest)."""
+    """A window: ``base`` from bit 0, then ``mask`` (the live words), then ``data`` (word 0
+    lowest)."""
     return data.StructLayout({
         "base": unsigned(index_bits),
         "mask": unsigned(width),
@@ -37,12 +40,13 @@ class NonZeroDetector(wiring.Component):
     """Zero-skipping scan of one window of ``width`` activations per transfer, one pair per cycle.
 
     A window is ``D = width`` consecutive activation words of the input vector, word ``k`` being
-    ``x[base + k]``; ``mask`` bit ``k`` says whether word ``k`` is real (the controller masks off
-    the positions past the end of a producer block or past ``n``, see ``golden.cycles``). For each window the
-    detector emits the real non-zero words in ascending position ``k`` as pairs
-    ``(index = base + k, value = x[base + k])``; a window without a real non-zero emits nothing.
-    Masked words are ignored whatever their value. ``index`` is ``base + k`` modulo
-    ``2**index_bits``; the controller never places a real word past the index range.
+    ``x[base + k]``; ``mask`` bit ``k`` says whether word ``k`` is live: real (not past the end
+    of a producer block or past ``n``, see ``golden.cycles``) and non-zero. The producer (the
+    window reader) computes it; the detector does not look at the words' values. For each window
+    the detector emits the live words in ascending position ``k`` as pairs ``(index = base + k,
+    value = x[base + k])``; a window with mask 0 emits nothing. Words whose mask bit is clear are
+    ignored whatever their value. ``index`` is ``base + k`` modulo ``2**index_bits``; the
+    controller never places a real word past the index range.
 
     Parameters
     ----------
@@ -68,13 +72,12 @@ class NonZeroDetector(wiring.Component):
 
     Timing
     ------
-    One window register holds the words and the mask of the real non-zero words not yet handed
-    off (``remaining``), with the lowest of them one-hot beside it (a priority encoder, isolate
-    the lowest set bit ``r & ~(r - 1)``, fills it with the register), which picks the pair on
-    offer; ``o.valid = (remaining != 0)`` and ``latency = 1``:
-    a window accepted in cycle ``k`` (``i.valid & i.ready``) has its first pair valid in cycle
+    One window register holds the words and the mask of the live words not yet handed off
+    (``remaining``), with the lowest of them one-hot beside it (a priority encoder, isolate the
+    lowest set bit, fills it with the register), which picks the pair on offer;
+    ``o.valid = (remaining != 0)`` and ``latency = 1``: a window accepted in cycle ``k`` (``i.valid & i.ready``) has its first pair valid in cycle
     ``k + 1``. The register loads a new window in any cycle in which it holds no remaining
-    non-zero (after reset, or an empty window) and in the cycle in which the last pair of its
+    live word (after reset, or an empty window) and in the cycle in which the last pair of its
     window is handed off (``o.valid & o.ready & o.p.last``); whether the register holds a pair
     (``o.valid``) and whether it is the window's last (``o.p.last``) are registers of their
     own, loaded with it::
@@ -82,8 +85,10 @@ class NonZeroDetector(wiring.Component):
         i.ready = (remaining == 0) | (o.ready & o.p.last)
 
     so ``i.ready`` is one gate from ``o.ready`` and registers (and depends on nothing of ``i``);
-    no skid buffer. ``o.valid`` and ``o.payload`` come from the register through the encoder alone (no
-    path from ``i``). Hence, with ``o.ready`` high every cycle, a window with ``z >= 1`` real non-zeros
+    no skid buffer. A window's load starts at its ``mask``: the encoder, the at-most-one test and
+    the any are shallow trees of gates on it (no carry chain, nothing of the words' values).
+    ``o.valid`` and ``o.payload`` come from the register through the encoder alone (no path from
+    ``i``). Hence, with ``o.ready`` high every cycle, a window with ``z >= 1`` live words
     occupies exactly ``z`` cycles and one with none exactly 1 cycle, with no bubble between
     windows: if the windows come without idle, window ``w`` is accepted in cycle ``a_0 +
     sum_{v<w} max(1, z_v)``. A consumer that broadcasts each pair for ``B`` cycles (``o.ready``
@@ -133,8 +138,8 @@ class NonZeroDetector(wiring.Component):
         return pair_layout(self._index_bits, self._act_bits)
 
     def _live(self, window):
-        """Mask of a window's real non-zero words."""
-        return window.mask & Cat(*(window.data[k] != 0 for k in range(self._width)))
+        """Mask of a window's live words: its ``mask`` (the producer's zero test)."""
+        return window.mask
 
     def elaborate(self, platform: Any) -> Module:
         d, a = self._width, self._act_bits
@@ -143,7 +148,7 @@ class NonZeroDetector(wiring.Component):
         # The held window; its words and base mean nothing while ``remaining == 0``.
         words = Signal(data.ArrayLayout(signed(a), d), reset_less=True)
         base = Signal(self._index_bits, reset_less=True)
-        remaining = Signal(d)  # real non-zero words of the held window not yet handed off
+        remaining = Signal(d)  # live words of the held window not yet handed off
         # Registers beside it: ``remaining`` is not 0; it has one set bit (its pair is the
         # window's last); and its lowest set bit, one-hot (the pair on offer). So the handshakes
         # and the pair come from registers through a few gates, and the priority encoder
@@ -190,11 +195,23 @@ class NonZeroDetector(wiring.Component):
         return m
 
 
+def _any_tree(bits):
+    """``(any, at_most_one)`` of ``bits`` as a balanced tree of small gates: a group has at most
+    one set bit when each half has and not both halves have one (no carry chain)."""
+    if len(bits) == 1:
+        return bits[0], Const(1)
+    half = len(bits) // 2
+    any_lo, one_lo = _any_tree(bits[:half])
+    any_hi, one_hi = _any_tree(bits[half:])
+    return any_lo | any_hi, one_lo & one_hi & ~(any_lo & any_hi)
+
+
 def _lowest(v):
-    """The lowest set bit of ``v``, one-hot (0 when ``v`` is 0)."""
-    return v & ~(v - 1)[:len(v)]
+    """The lowest set bit of ``v``, one-hot (0 when ``v`` is 0): bit ``k`` is ``v[k]`` with no
+    lower bit set, each an OR tree of its own (no carry chain through the width)."""
+    return Cat(v[0], *(v[k] & ~v[:k].any() for k in range(1, len(v))))
 
 
 def _at_most_one(v):
     """Whether ``v`` has at most one set bit."""
-    return ~(v & (v - 1)[:len(v)]).any()
+    return _any_tree([v[k] for k in range(len(v))])[1]

@@ -5,10 +5,13 @@ both walk addresses with counters, read one word per cycle from the activation b
 keep a stream going under back-pressure without losing, repeating or reordering an element.
 """
 
-from amaranth.hdl import Cat, Module, Mux, ShapeLike, Signal, Value, ValueLike
-from amaranth.lib import stream
+from collections.abc import Sequence
+
+from amaranth.hdl import Cat, Const, Module, Mux, ShapeLike, Signal, Value, ValueLike
+from amaranth.lib import data, stream
 
 from .lint import eq_const
+from .pipeline import mux_tree
 
 __all__ = ["depth", "read_ahead"]
 
@@ -21,7 +24,8 @@ def depth(read_latency: int) -> int:
 
 
 def read_ahead(m: Module, layout: ShapeLike, going: ValueLike, arriving: ValueLike,
-               o: stream.Interface, read_latency: int = 1) -> tuple[Value, Value, Value]:
+               o: stream.Interface, read_latency: int = 1, *,
+               circular: Sequence[str] = ()) -> tuple[Value, Value, Value]:
     """Add a :func:`depth`-entry output buffer in front of the stream ``o`` to module ``m``.
 
     ``going`` says that the source has a next element to read this cycle; ``issue`` (returned)
@@ -34,6 +38,12 @@ def read_ahead(m: Module, layout: ShapeLike, going: ValueLike, arriving: ValueLi
     ``o.ready`` high every cycle the elements come one per cycle, the first ``read_latency + 1``
     cycles after its read; under back-pressure none is lost, repeated or reordered.
 
+    ``circular`` names fields of ``layout`` (a struct) kept in a circular buffer instead: written
+    where the arriving element goes and read where the head is, by two pointers, so that the
+    consumer's handoff reaches the pointers alone, not every bit of those fields (their
+    ``o.payload`` comes from the pointer's registers through a multiplexer tree). The other
+    fields come from a register of the head.
+
     Returns ``(issue, pop, drains)``: ``pop`` is a handoff on ``o`` this cycle, ``drains`` a
     handoff that leaves the buffer empty with no read in flight.
     """
@@ -41,28 +51,60 @@ def read_ahead(m: Module, layout: ShapeLike, going: ValueLike, arriving: ValueLi
     # A shift register: the head is always entries[0], a register, so the consumer's side (the
     # detector loading a window) starts at flip-flops. (A circular buffer, whose handoff moves
     # pointers only, put a multiplexer before the consumer instead, and measured slower on
-    # ECP5: 83 against 106 MHz on the demo.)
+    # ECP5 for the whole element: 83 against 106 MHz on the demo; ``circular`` keeps it for the
+    # fields whose consumer only stores them.)
+    if circular:
+        shifted_fields = [f for f, _ in data.Layout.cast(layout) if f not in circular]
+    else:
+        shifted_fields = [None]  # the whole element
+
+    def part(v, f):
+        return v if f is None else v[f]
+
     entries = [Signal(layout, name=f"buf{k}", reset_less=True) for k in range(n)]
     count = Signal(range(n + 1), name="count")  # entries held, from entries[0] up
+    # ``held[k]``: entry k holds an element (``count > k``), a register of its own, so that what
+    # an entry loads is chosen from registers and ``pop`` (the consumer's ready, the latest
+    # signal) is the last select before the entry.
+    held = [Signal(name=f"held{k}") for k in range(n)]
     flight = [Signal(name=f"in_flight{k + 1}") for k in range(read_latency)]  # reads issued k+1
     # cycles ago; the last one's element is on ``arriving``
     fv = flight[-1]
     pop, issue = Signal(name="pop"), Signal(name="issue")
     m.d.comb += [
-        o.valid.eq(count.any()),
-        o.payload.eq(entries[0]),
+        o.valid.eq(held[0]),
+        *[part(o.payload, f).eq(part(entries[0], f)) for f in shifted_fields],
         pop.eq(o.valid & o.ready),
         issue.eq(going & (count + sum(flight) < n)),
     ]
-    # After the pop, entry k holds what entry k + 1 held; the arriving element goes to the first
-    # free entry.
-    free = Signal(range(n + 1), name="free")
-    m.d.comb += free.eq(count - pop)
+    # On a pop entry k takes what entry k + 1 held, or the arriving element when entry k + 1 is
+    # free (then entry k is free after the pop, or above the first free one); without a pop a
+    # free entry takes the arriving element. An entry at or above ``count`` means nothing, so
+    # the arriving element may land in several: the one that counts is the lowest.
     for k, e in enumerate(entries):
+        above = held[k + 1] if k + 1 < n else Const(0)
         shifted = entries[k + 1] if k + 1 < n else e
-        kept = Mux(pop, shifted, e)
-        m.d.sync += e.eq(Mux(fv & eq_const(free, k), arriving, kept))
-    m.d.sync += [count.eq(free + fv), flight[0].eq(issue)]
+        with m.If(pop):
+            m.d.sync += [part(e, f).eq(Mux(fv & ~above, part(arriving, f), part(shifted, f)))
+                         for f in shifted_fields]
+        with m.Elif(fv & ~held[k]):
+            m.d.sync += [part(e, f).eq(part(arriving, f)) for f in shifted_fields]
+        below = held[k - 1] if k else Const(1)
+        m.d.sync += held[k].eq(Mux(pop & ~fv, above, Mux(fv & ~pop, below, held[k])))
+    m.d.sync += [count.eq(count - pop + fv), flight[0].eq(issue)]
     m.d.sync += [flight[k + 1].eq(flight[k]) for k in range(read_latency - 1)]
-    empty_after = eq_const(count, 1) & ~Cat(*flight).any()
+    if circular:
+        # written at ``wr`` (the next free entry), read at ``rd`` (the head)
+        ring = [Signal(layout, name=f"ring{k}", reset_less=True) for k in range(n)]
+        wr, rd = Signal(range(n), name="ring_wr"), Signal(range(n), name="ring_rd")
+        for k, e in enumerate(ring):
+            with m.If(fv & eq_const(wr, k)):
+                m.d.sync += [e[f].eq(arriving[f]) for f in circular]
+        for f in circular:
+            m.d.comb += o.payload[f].eq(mux_tree(rd, [e[f] for e in ring]))
+        with m.If(fv):
+            m.d.sync += wr.eq(Mux(eq_const(wr, n - 1), 0, wr + 1))
+        with m.If(pop):
+            m.d.sync += rd.eq(Mux(eq_const(rd, n - 1), 0, rd + 1))
+    empty_after = ~held[1] & ~Cat(*flight).any()
     return issue, pop, pop & empty_after

@@ -9,8 +9,10 @@ Bank layout: producer block ``b`` of ``p_prev`` words (the network input uses ``
 in bank ``b mod NL`` in the wide rows from ``(b div NL) * S``; window ``s`` of block ``b`` is wide
 row ``(b div NL) * S + s`` of that bank, its positions ``0 .. D-1`` holding block words ``s*D ..
 s*D + D - 1``. The reader keeps counters (bank, row base, ``s``, ``base``) and advances them
-incrementally; ``S`` and the size of a block's last window come from small per-``p_prev`` tables
-through a chain of multiplexers. No divider.
+incrementally, and decides a window ahead whether the next window is its block's last and whether
+that block is the layer's last (no comparison of ``n`` on the read path); ``S`` and the size of a
+block's last window come from small per-``p_prev`` tables through a chain of multiplexers. No
+divider.
 """
 
 from typing import Any
@@ -65,16 +67,20 @@ class WindowReader(wiring.Component):
         ``len(p_prevs) - 1`` is not allowed.
     n : ``In(index_bits)``
         The layer's input count, in ``[1, 2**index_bits - 1]``. ``sel`` and ``n`` must be held
-        from ``start`` until ``done``.
+        from the cycle before ``start`` until ``done``: in every idle cycle not in reset the reader
+        takes them into the registers of the layer's first window, so that ``start`` meets
+        registers only.
     bank_rd : ``Out(ActBanks.read_layout)``
         Read request to an ``ActBanks`` of the same ``banks``, ``width``, ``act_bits``, ``rows``.
     bank_window : ``In(ActBanks.window_layout)``
-        That ``ActBanks``' read word (``valid`` is ignored: the reader tracks its own request).
+        That ``ActBanks``' read word and its zero tests (``valid`` is ignored: the reader tracks
+        its own request).
     o : ``Out(stream.Signature(NonZeroDetector.input_layout))``
         The windows, ``{base: unsigned(index_bits), mask: unsigned(D), data: ArrayLayout(
         signed(act_bits), D)}``: window ``s`` of block ``b`` has ``base = b*p_prev + s*D``
-        (modulo ``2**index_bits``), mask bit ``k`` set iff ``s*D + k < p_prev`` and ``base + k <
-        n``, and ``data`` the wide row of the bank layout. ``ceil(n / p_prev) * S`` windows per
+        (modulo ``2**index_bits``), ``data`` the wide row of the bank layout, and mask bit ``k``
+        set iff word ``k`` is live: real (``s*D + k < p_prev`` and ``base + k < n``) and
+        ``data[k] != 0``. ``ceil(n / p_prev) * S`` windows per
         layer, empty ones (mask 0) included.
     done : ``Out(1)``
         High for one cycle, the cycle after the layer's last window was accepted.
@@ -86,9 +92,11 @@ class WindowReader(wiring.Component):
     issued in cycle ``k`` itself, its word comes back ``RL - 1`` cycles later and enters the
     output buffer). The output is the buffer of :func:`.read_ahead.read_ahead`: the read enables
     come from registers and ``start`` alone (not from ``o.ready``), and ``o.valid``/``o.payload``
-    from registers. With ``o.ready`` high every cycle the windows come one per cycle without a
-    bubble, window ``w`` in cycle ``k + RL + w``; under back-pressure none is lost, repeated or
-    reordered. ``rst`` (synchronous) abandons the layer and empties the buffer.
+    from registers. The banks' zero tests (``bank_window.nonzero``) meet the real positions as
+    a word arrives, on its way into the buffer (the detector's window load then starts at a
+    register of the live mask). With ``o.ready`` high
+    every cycle the windows come one per cycle without a bubble, window ``w`` in cycle ``k + RL +
+    w``; under back-pressure none is lost, repeated or reordered. ``rst`` (synchronous) abandons the layer and empties the buffer.
     """
 
     def __init__(self, banks, width, act_bits, rows, index_bits, p_prevs):
@@ -212,63 +220,67 @@ class WindowReader(wiring.Component):
         s_max = max(s for s, _ in self._tables)
         s_bits = max(1, (s_max - 1).bit_length())
         row_bits, bank_bits = self.row_bits, self.bank_bits
-        rb_bits = max(row_bits, s_bits) + 1
         base_bits = ((1 << nb) + max(self._ps)).bit_length()
+        left_bits = base_bits + 1
         full = (1 << d) - 1
 
-        # Issue side: the next window to read, as registers. They are back at the layer's first
-        # window (all zero) whenever the reader is idle, so ``start`` reaches no address or mask
-        # path; ``left`` (inputs from ``base`` on) is the one that starts from the descriptor.
+        # Issue side: the next window to read, as registers, with what the window needs decided
+        # beside them (whether it is its block's last, whether its block is the layer's last,
+        # its row), so that the read, the mask and the end of the layer start at registers
+        # (docs/design.md 4.2). While idle they hold the layer's first window, taken from ``n``
+        # and ``sel`` every cycle: hence ``n`` and ``sel`` a cycle before ``start``.
         active = Signal()
         bank = Signal(bank_bits)
-        row_base = Signal(rb_bits)
+        row_base = Signal(row_bits)  # the block's first row
+        row = Signal(row_bits)  # row_base + s
         s = Signal(s_bits)
         base = Signal(base_bits)
-        left_bits = base_bits + 1
-        left = Signal(signed(left_bits))
-        c_left = Signal(signed(left_bits))
+        left = Signal(signed(left_bits))  # n - base: inputs from the window's first on
+        bleft = Signal(signed(left_bits))  # n - the block's first input
+        s_last = Signal()  # s == S - 1
+        last_block = Signal()  # bleft <= p_prev: no real input past the block
         going = Signal()
-        m.d.comb += [
-            c_left.eq(Mux(self.start, self.n, left)),
-            going.eq(self.start | active),
-        ]
+        m.d.comb += going.eq(self.start | active)
 
-        s_last = Signal()
+        p_sel = self._select([Const(p, left_bits) for p in self._ps])
+        one_window = self._select([Const(int(sc == 1)) for sc, _ in self._tables])
         last_size = Signal(range(d + 1))
         last_mask = Signal(d)
-        step = Signal(rb_bits)
         m.d.comb += [
-            s_last.eq(self._select([eq_const(s, sc - 1) for sc, _ in self._tables])),
             last_size.eq(self._select([Const(ls, range(d + 1)) for _, ls in self._tables])),
             last_mask.eq(self._select([Const((1 << ls) - 1, d) for _, ls in self._tables])),
-            step.eq(self._select([Const(sc, rb_bits) for sc, _ in self._tables])),
         ]
         mask = Signal(d)
         in_n = [Signal(name=f"in_n_{k}") for k in range(d)]
         for k in range(d):
-            m.d.comb += in_n[k].eq(c_left > k)
+            m.d.comb += in_n[k].eq(left > k)
         m.d.comb += mask.eq(Mux(s_last, last_mask, full) & Cat(*in_n))
         size = Signal(range(d + 1))
         m.d.comb += size.eq(Mux(s_last, last_size, d))
         layer_last = Signal()
-        m.d.comb += layer_last.eq(s_last & (c_left <= size))
+        m.d.comb += layer_last.eq(s_last & last_block)
 
-        # Output side: the read-ahead buffer; the window in flight carries its base and mask.
+        # Output side: the read-ahead buffer; the window in flight carries its base and mask,
+        # and the mask keeps the real words that are non-zero (the banks' zero tests) as the
+        # word arrives.
         f_base = Signal(nb)
         f_mask = Signal(d)
         new = Signal(self.window_stream_layout)
         m.d.comb += [
             new.base.eq(f_base),
-            new.mask.eq(f_mask),
+            new.mask.eq(f_mask & self.bank_window.nonzero),
             new.data.eq(self.bank_window.data),
         ]
         read_latency = bank_read_latency(nl)
+        # (the detector stores a window's base and words when it takes the window: they wait in
+        # a circular buffer, so that its handoff moves pointers, not every word's bits; the mask,
+        # where its encoder starts, comes from a register)
         issue, _, drains = read_ahead(m, self.window_stream_layout, going, new, self.o,
-                                      read_latency)
+                                      read_latency, circular=("base", "data"))
         m.d.comb += [
             self.bank_rd.valid.eq(issue),
             self.bank_rd.bank.eq(bank),
-            self.bank_rd.row.eq((row_base + s)[:row_bits]),
+            self.bank_rd.row.eq(row),
         ]
         m.d.sync += self.done.eq(drains & ~active)
         # the window's base and mask travel beside its read
@@ -278,21 +290,32 @@ class WindowReader(wiring.Component):
         m.d.comb += [f_base.eq(delay(m, i_base, read_latency - 1, "f_base")),
                      f_mask.eq(delay(m, i_mask, read_latency - 1, "f_mask"))]
 
-        # Advance the issue counters; after the layer's last window, back to the first.
+        # Advance the issue registers; after the layer's last window, and while idle, the
+        # layer's first window.
+        first = [s.eq(0), bank.eq(0), row_base.eq(0), row.eq(0), base.eq(0), left.eq(self.n),
+                 bleft.eq(self.n), s_last.eq(one_window), last_block.eq(self.n <= p_sel)]
         with m.If(issue):
-            m.d.sync += [active.eq(~layer_last), left.eq(c_left - size)]
+            m.d.sync += active.eq(~layer_last)
             with m.If(layer_last):
-                m.d.sync += [s.eq(0), bank.eq(0), row_base.eq(0), base.eq(0)]
+                m.d.sync += first
             with m.Else():
-                m.d.sync += base.eq((base + size)[:base_bits])
+                m.d.sync += [base.eq((base + size)[:base_bits]),
+                             left.eq((left - size)[:left_bits])]
                 with m.If(s_last):
-                    m.d.sync += s.eq(0)
+                    m.d.sync += [s.eq(0), s_last.eq(one_window),
+                                 bleft.eq((bleft - p_sel)[:left_bits]),
+                                 last_block.eq(bleft <= 2 * p_sel)]
                     with m.If(eq_const(bank, nl - 1)):
-                        m.d.sync += [bank.eq(0), row_base.eq((row_base + step)[:rb_bits])]
+                        m.d.sync += [bank.eq(0), row_base.eq((row + 1)[:row_bits]),
+                                     row.eq((row + 1)[:row_bits])]
                     with m.Else():
-                        m.d.sync += bank.eq((bank + 1)[:bank_bits])
+                        m.d.sync += [bank.eq((bank + 1)[:bank_bits]), row.eq(row_base)]
                 with m.Else():
-                    m.d.sync += s.eq((s + 1)[:s_bits])
-        with m.Elif(self.start):
-            m.d.sync += [active.eq(1), left.eq(c_left)]
+                    # the next window is its block's last when this one is the last but one
+                    m.d.sync += [s.eq((s + 1)[:s_bits]), row.eq((row + 1)[:row_bits]),
+                                 s_last.eq(self._select([eq_const(s, sc - 2) if sc > 1
+                                                         else Const(0)
+                                                         for sc, _ in self._tables]))]
+        with m.Elif(~active):
+            m.d.sync += [active.eq(self.start), *first]
         return m

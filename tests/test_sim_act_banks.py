@@ -93,7 +93,7 @@ def test_act_banks_properties():
         ("valid", dut.write_layout["valid"]), ("row", dut.write_layout["row"]),
         ("pos", dut.write_layout["pos"]), ("value", dut.write_layout["value"])]
     assert dut.rd.shape().size == 1 + 2 + 3
-    assert dut.window.shape().size == 1 + 5 * 12
+    assert dut.window.shape().size == 1 + 5 * 12 + 5
     small = ActBanks(1, 1, 2, 1)
     assert (small.bank_bits, small.pos_bits, small.row_bits, small.latency) == (1, 1, 1, 2)
     assert small.w.shape().size == 1 + 1 + 1 + 2

@@ -10,8 +10,9 @@ including the most negative and the most positive, and, where the position field
 position past ``width - 1`` that must write nothing), and makes a read request of a random bank and
 row or stays idle with garbage in the request fields. A quarter of the reads aim at a word written
 in the same cycle: they must return the word as it was before that write (the old word). Every
-read's window, ``latency`` cycles later, is compared with the model value by value; ``window.valid``
-is checked in every cycle (high exactly ``latency`` cycles after a request).
+read's window, ``latency`` cycles later, is compared with the model value by value, and its
+``nonzero`` bits with the model's zero tests; ``window.valid`` is checked in every cycle (high
+exactly ``latency`` cycles after a request), and without a read the whole window must be 0.
 
 The bench drives on the falling clock edge and samples in the read-only phase after it, so what it
 compares is what the registers loaded at the rising edge, whatever the simulator's order of events.
@@ -109,6 +110,9 @@ class TB:
         if pending is None:
             if valid != "0":
                 self.error(f"window.valid = {valid} without a read request (cycle {cycle()})")
+            elif not raw.is_resolvable or int(raw) != 0:
+                self.error(f"window = {raw} without a read request, expected 0 "
+                           f"(cycle {cycle()})")
             return
         bank, row, expected = pending
         self.checked += 1
@@ -117,12 +121,16 @@ class TB:
                        f"(cycle {cycle()})")
             return
         data = int(raw) >> 1
+        nonzero = data >> (self.width * self.act_bits)
         for k in range(self.width):
             observed = to_signed(data >> (k * self.act_bits), self.act_bits)
             self.values += 1
             if observed != expected[k]:
                 self.error(f"bank {bank} row {row} position {k}: expected {expected[k]}, "
                            f"observed {observed} (cycle {cycle()})")
+            if (nonzero >> k & 1) != (expected[k] != 0):
+                self.error(f"bank {bank} row {row} position {k}: nonzero bit "
+                           f"{nonzero >> k & 1} for the word {expected[k]} (cycle {cycle()})")
 
     async def run(self, steps: Sequence[tuple[dict[int, tuple[int, int, int]],
                                               tuple[int, int] | None]]) -> None:

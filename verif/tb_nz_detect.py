@@ -6,7 +6,10 @@ Run it through :func:`permdeal.verif.runner.run` with ``config = {"width": D, "a
 
 The golden model (:func:`expected_pairs`) is written here from the spec: a window ``(base, mask,
 data)`` gives ``(base + k, data[k])`` for every position ``k`` in ascending order whose mask bit is
-set and whose word is non-zero. ``test_random`` drives windows of every density class with random
+set, whatever the word (the mask marks the live words: the window reader makes the zero test).
+The windows are mostly as the reader makes them (mask bit set iff the position is real and its
+word non-zero); some random ones also mark zero words, which must come out as pairs, and words
+whose mask bit is clear hold garbage, mostly non-zero, which must not. ``test_random`` drives windows of every density class with random
 idle cycles and random back-pressure; the timing tests drive them without idle and check every
 window's acceptance cycle and every pair's handoff cycle against a consumer that takes a pair
 only in its ``B``-th cycle: window ``w`` is accepted ``sum_{v<w} max(1, B * nnz_v)`` cycles after
@@ -39,9 +42,14 @@ from permdeal.verif.streams import PERIOD_NS, StreamSink, StreamSource, cycle, r
 
 def expected_pairs(base: int, mask: int, words: Sequence[int],
                    index_bits: int) -> list[tuple[int, int, int]]:
-    """The spec: ``[(k, (base + k) mod 2**index_bits, words[k])]`` for the real non-zero words."""
-    return [(k, (base + k) % (1 << index_bits), v)
-            for k, v in enumerate(words) if mask >> k & 1 and v != 0]
+    """The spec: ``[(k, (base + k) mod 2**index_bits, words[k])]`` for the live words (mask bit
+    set)."""
+    return [(k, (base + k) % (1 << index_bits), v) for k, v in enumerate(words) if mask >> k & 1]
+
+
+def live(mask: int, words: Sequence[int]) -> int:
+    """The window reader's mask: the real positions (``mask``) whose word is non-zero."""
+    return sum(1 << k for k, v in enumerate(words) if mask >> k & 1 and v != 0)
 
 
 class Scoreboard:
@@ -142,7 +150,9 @@ class TB:
         return self.nonzero() if self.rng.random() < density else 0
 
     def random_window(self) -> tuple[int, int, list[int]]:
-        """One window of a random density class; masked words hold garbage, mostly non-zero."""
+        """One window of a random density class; masked words hold garbage, mostly non-zero. The
+        mask is the live words as the reader makes it, or (one in five) the real positions
+        whatever their words (zeros among them are live)."""
         d, r = self.width, self.rng
         full = (1 << d) - 1
         kind = r.choice(("zero", "full", "sparse", "masked", "tail"))
@@ -160,15 +170,16 @@ class TB:
         span = mask.bit_length()  # real words lie in [base, base + span)
         top = (1 << self.index_bits) - max(span, 1)
         base = top if r.random() < 0.2 else r.randint(0, top)
-        return base, mask, words
+        return base, (mask if r.random() < 0.2 else live(mask, words)), words
 
     def layer_windows(self, n: int, in_block: int,
                       density: float) -> tuple[list[int], list[tuple[int, int, list[int]]]]:
         """The windows of an ``n``-word input vector laid out in producer blocks of ``in_block``.
 
         As ``golden.cycles`` describes: each block is cut into ``ceil(in_block / D)`` windows of
-        up to ``D`` words; positions past the block or past ``n`` are masked (and hold garbage).
-        Returns the vector and the windows.
+        up to ``D`` words; positions past the block or past ``n`` are masked (and hold garbage),
+        and so are zero words (the window reader's live mask). Returns the vector and the
+        windows.
         """
         d = self.width
         n = min(n, (1 << self.index_bits) - 1)  # a layer's n fits the index range
@@ -179,7 +190,7 @@ class TB:
                 base = (j0 + s) % (1 << self.index_bits)  # as the window reader wraps it
                 mask = sum(1 << k for k in range(d) if s + k < in_block and j0 + s + k < n)
                 words = [x[j0 + s + k] if mask >> k & 1 else self.word(0.8) for k in range(d)]
-                windows.append((base, mask, words))
+                windows.append((base, live(mask, words), words))
         return x, windows
 
     # --- checks ---------------------------------------------------------------------------------

@@ -8,10 +8,12 @@ int, "layers": int (default 12)}``; the top level has ports ``w`` (the banks' wr
 
 For every layer the bench draws ``p_prev`` (each in turn, then at random) and ``n`` in ``[1,
 2**N - 1]`` that fits the banks (often not a multiple of ``p_prev``), fills every bank with random
-words through ``w``, then starts the layer. The expected windows come from the golden model,
+words through ``w``, then sets ``sel`` and ``n`` and starts the layer in the next cycle (the
+reader's contract: the descriptor a cycle before ``start``). The expected windows come from the golden model,
 ``golden.cycles.window_schedule`` (the layout the cycle model defines), with Python ints.
 Every window taken by a :class:`StreamSink` (random back-pressure, or none) is compared in order:
-``(base, mask)`` exactly and ``data`` on the masked-in positions. Layers without back-pressure
+``base`` exactly, ``mask`` exactly against the live words (the schedule's real positions whose
+word is non-zero; a quarter of the words are 0) and ``data`` on every real position. Layers without back-pressure
 must give their windows in the consecutive cycles ``start + latency ...``; ``done`` must be high
 exactly in the cycle after each layer's last window and never otherwise.
 """
@@ -72,13 +74,14 @@ class TB:
             return
         layer, idx, (bank, row, wbase, wmask) = self.pending.pop(0)
         self.checked += 1
-        want = (wbase % (1 << nb), wmask)
+        live = sum(1 << k for k in range(d) if wmask >> k & 1 and self.mem[bank][row][k] != 0)
+        want = (wbase % (1 << nb), live)
         if (base, mask) != want:
             self.error(f"layer {layer} window {idx}: expected (base, mask) = {want}, observed "
                        f"{(base, mask)} (cycle {c})")
             return
         for k in range(d):
-            if mask >> k & 1 and words[k] != self.mem[bank][row][k]:
+            if wmask >> k & 1 and words[k] != self.mem[bank][row][k]:
                 self.error(f"layer {layer} window {idx} (bank {bank}, row {row}): word {k} "
                            f"expected {self.mem[bank][row][k]}, observed {words[k]} (cycle {c})")
 
@@ -156,6 +159,7 @@ class TB:
         if self.sel_bits:
             self.dut.sel.value = sel
         self.dut.n.value = n
+        await FallingEdge(self.dut.clk)  # the descriptor a cycle before start (no earlier)
         self.dut.start.value = 1
         c0 = cycle()
         await FallingEdge(self.dut.clk)
