@@ -21,10 +21,13 @@ from permdeal.golden.formats import MAX_ACC_BITS
 from .ram import RamUser
 from .rom import addr_bits
 
-__all__ = ["DRAIN_LATENCY", "Accumulator"]
+__all__ = ["DRAIN_LATENCY", "VALUE_DELAY", "Accumulator"]
 
 #: Cycles from a drain request to its value on ``acc``: the read, then the word registered.
 DRAIN_LATENCY = 2
+#: Cycles from an add request to its value on ``value``: the value is wanted only by the adder
+#: of stage C, so it comes then and no register carries it through stages A and B.
+VALUE_DELAY = 2
 
 
 class Accumulator(RamUser, wiring.Component):
@@ -47,9 +50,12 @@ class Accumulator(RamUser, wiring.Component):
 
     Members
     -------
-    add : ``In({valid, addr, value})``
+    add : ``In({valid, addr})``
         Add ``value`` to accumulator ``addr``: presented in cycle ``n`` (the address goes to the
         read port then), written at the end of cycle ``n + 2``.
+    value : ``In(signed(value_bits))``
+        The value of the add presented ``value_delay = 2`` cycles before (ignored after a drain
+        request or no request).
     drain : ``In({valid, addr})``
         Read-and-clear accumulator ``addr``: presented in cycle ``d``, its value is on ``acc`` in
         cycle ``d + 2`` (``drain_latency = 2``) and the accumulator is zero after that cycle.
@@ -59,14 +65,17 @@ class Accumulator(RamUser, wiring.Component):
     Timing
     ------
     A request moves through three stages, one a cycle: A reads the memory; B registers the word
-    read; C adds (or clears) and writes. The word read in A misses the writes of the two requests
-    before (the read port is not transparent, and the one before is still in C): B merges the
-    write of cycle A (from a forwarding register) into the word it registers, and C takes the
-    write of cycle B (the other forwarding register) instead when it went to the same address.
-    Both address compares are made from registers one stage ahead, so C holds one multiplexer and
-    the adder between registers and the write port. So requests may come every cycle, in any
-    address order: back-to-back adds to one accumulator sum exactly and a drain right after a
-    clear reads 0, and a request in cycle ``d`` sees every add presented up to ``d - 1``. Adds and drains share the
+    read; C adds (or clears) and writes. The add's value is wanted only in C, so it comes then
+    (``value``, ``value_delay = 2`` cycles after its request: the lane's multiplier gives its
+    product in that cycle, docs/design.md 4.2) and no register carries it through A and B. The
+    word read in A misses the writes of the two requests before (the read port is not
+    transparent, and the one before is still in C): B merges the write of cycle A (from a
+    forwarding register) into the word it registers, and C takes the write of cycle B (the other
+    forwarding register) instead when it went to the same address. Both address compares are
+    made from registers one stage ahead, so C holds one multiplexer and the adder between
+    registers and the write port. So requests may come every cycle, in any address order:
+    back-to-back adds to one accumulator sum exactly and a drain right after a clear reads 0, and
+    a request in cycle ``d`` sees every add presented up to ``d - 1``. Adds and drains share the
     read port: ``add.valid`` and ``drain.valid`` must not be high in the same cycle (the lane's
     controller guarantees it). The accumulators are zero at initialisation, not at ``rst``;
     ``rst`` (synchronous) drops a pending add and the drain output.
@@ -83,8 +92,8 @@ class Accumulator(RamUser, wiring.Component):
                                 f"not {acc_bits!r}") from None
         self._depth = integer(depth, "accumulator depth", 1)
         self._use_ram(ram_module)
-        super().__init__({"add": In(self.add_layout), "drain": In(self.drain_layout),
-                          "acc": Out(self.acc_layout)})
+        super().__init__({"add": In(self.add_layout), "value": In(signed(self._value_bits)),
+                          "drain": In(self.drain_layout), "acc": Out(self.acc_layout)})
 
     @property
     def acc_bits(self) -> int:
@@ -114,9 +123,13 @@ class Accumulator(RamUser, wiring.Component):
         return DRAIN_LATENCY
 
     @property
+    def value_delay(self) -> int:
+        """Cycles from an add request to its value on ``value``."""
+        return VALUE_DELAY
+
+    @property
     def add_layout(self) -> data.StructLayout:
-        return data.StructLayout({"valid": unsigned(1), "addr": unsigned(self.addr_bits),
-                                  "value": signed(self._value_bits)})
+        return data.StructLayout({"valid": unsigned(1), "addr": unsigned(self.addr_bits)})
 
     @property
     def drain_layout(self) -> data.StructLayout:
@@ -142,18 +155,17 @@ class Accumulator(RamUser, wiring.Component):
         m.d.comb += [addr_a.eq(Mux(self.drain.valid, self.drain.addr, self.add.addr)),
                      ram.r_addr.eq(addr_a), ram.r_en.eq(1)]
 
-        # Stage B: the word read; ``value`` is 0 unless an add (a drain adds nothing).
+        # Stage B: the word read.
         add_b, drain_b = Signal(), Signal()
         addr_b = Signal(ab, reset_less=True)
-        value_b = Signal(signed(self._value_bits), reset_less=True)
-        m.d.sync += [add_b.eq(self.add.valid), drain_b.eq(self.drain.valid), addr_b.eq(addr_a),
-                     value_b.eq(Mux(self.add.valid, self.add.value, 0))]
-        # Stage C: the old value, then the sum or, for a drain, zero, written back.
+        m.d.sync += [add_b.eq(self.add.valid), drain_b.eq(self.drain.valid), addr_b.eq(addr_a)]
+        # Stage C: the old value, then the sum or, for a drain, zero, written back; the add's
+        # value comes now (``value``), and is 0 unless an add (a drain adds nothing).
         add_c, drain_c = Signal(), Signal()
         addr_c = Signal(ab, reset_less=True)
-        value_c = Signal(signed(self._value_bits), reset_less=True)
-        m.d.sync += [add_c.eq(add_b), drain_c.eq(drain_b), addr_c.eq(addr_b),
-                     value_c.eq(value_b)]
+        m.d.sync += [add_c.eq(add_b), drain_c.eq(drain_b), addr_c.eq(addr_b)]
+        value_c = Signal(signed(self._value_bits))
+        m.d.comb += value_c.eq(Mux(add_c, self.value, 0))
         wr_en = Signal()
         wr_data = Signal(signed(self._acc_bits))
         # The writes of the last two cycles: ``fwd1`` (address ``addr_c1``) is the one of the

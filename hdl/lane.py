@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from amaranth.hdl import Assert, Cat, Module, Signal, signed, unsigned
+from amaranth.hdl import Assert, Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -31,9 +31,10 @@ from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
 
-from .accumulator import DRAIN_LATENCY, Accumulator
+from .accumulator import DRAIN_LATENCY, VALUE_DELAY, Accumulator
 from .mac_widths import MacWidths
 from .multiplier import Multiplier
+from .op_stages import ADD_STAGE, ADDR_STAGE, ROM_LATENCY, OpStages, staged_layout
 from .perm_index import PermIndex
 from .pipeline import delay
 from .rom import ImageRom, addr_bits, check_image, verilog_path
@@ -45,8 +46,6 @@ IMAGE_MEMORIES = ("weight", "k")
 
 #: Cycles from an operation to the first drain request that sees its sum (see :class:`Lane`).
 LATENCY = 5
-#: Cycles from an operation to its weight and k words: the memories' read and output registers.
-ROM_LATENCY = 2
 
 
 def op_layout(w_addr_bits: int, k_addr_bits: int, index_width: int, sel_bits: int, act_bits: int,
@@ -166,8 +165,10 @@ class Lane(MacWidths, wiring.Component):
     external : bool
         The weight and k memories live outside the lane (the engine keeps every lane's memories
         outside its PEs, so that all PEs are one Verilog module): the lane then has a ``rom``
-        port and takes no ``weights``, ``ks`` or ``images``. Amaranth's own simulator cannot run such a lane (the
-        ROM is a Verilog instance); Icarus and Verilator can.
+        port and takes no ``weights``, ``ks`` or ``images``; and, instead of ``op``, the
+        ``staged`` port (its PE keeps one :class:`~.op_stages.OpStages` for all its lanes).
+        Amaranth's own simulator cannot run such a lane (the ROM is a Verilog instance); Icarus
+        and Verilator can.
     acc_ram_module : str, optional
         Emit the accumulator memory once as the Verilog module of this name
         (:class:`~.accumulator.Accumulator`'s ``ram_module``; :attr:`blackboxes`); by default it
@@ -180,6 +181,10 @@ class Lane(MacWidths, wiring.Component):
         ``w_addr`` (``w_addr_bits``), ``k_addr`` (``k_addr_bits``), ``c`` (``index_width``),
         ``sel`` (``sel_bits``; no field with a single block size), ``x`` (``signed(act_bits)``),
         ``acc_addr`` (``acc_addr_bits``). No handshake: an op with ``valid`` is taken every cycle.
+        Not with external memories.
+    staged : ``In(staged_layout)`` (external memories only)
+        The op's fields delayed to the stages that use them, :class:`~.op_stages.OpStages`'
+        ``staged`` (the PE's, shared by its lanes; a lane with memories keeps its own).
     rom : ``In(rom_layout)`` (external memories only)
         ``{weight: signed(weight_bits), k: unsigned(index_width)}``: the words at the ``w_addr``
         and ``k_addr`` of the op of ``ROM_LATENCY = 2`` cycles before, as a memory's synchronous
@@ -195,18 +200,22 @@ class Lane(MacWidths, wiring.Component):
     An op presented in cycle ``n`` (stage 0) moves one stage per cycle, with no stalls:
 
     0. ``n``: the weight and k memories' synchronous read ports take ``w_addr`` and ``k_addr``;
-       the rest of the op is registered, and again in stage 1.
+       the rest of the op is registered (:class:`~.op_stages.OpStages`, one per PE with external
+       memories), until the stage that uses it.
     1. ``n + 1``: the words are out of the memories and go into their output registers.
     2. ``n + 2``: ``w`` and ``k`` are registered; :class:`PermIndex` (registered) computes
-       ``r = (c - k) mod p``; the multiplier (two register stages) takes ``w`` and ``x``.
+       ``r = (c - k) mod p``; ``w`` waits two cycles for the stage of the add.
     3. ``n + 3``: ``a = acc_addr + r`` is registered.
-    4. ``n + 4``: the exact product ``w * x`` and ``a`` go to the accumulator memory's read port
-       (:class:`~.accumulator.Accumulator`, stage A).
+    4. ``n + 4``: ``a`` goes to the accumulator memory's read port
+       (:class:`~.accumulator.Accumulator`, stage A); the multiplier (two register stages) takes
+       ``w`` and ``x``.
     5. ``n + 5``: the word read is registered (stage B).
-    6. ``n + 6``: ``acc[a] + w * x`` is written back to ``acc[a]`` at the end of the cycle
-       (stage C). The old value takes the writes the read port missed from two forwarding
-       registers, so back-to-back ops on one accumulator (``B = 1`` across block-columns, and
-       every op when ``p = 1``) add up exactly.
+    6. ``n + 6``: the exact product ``w * x`` comes out of the multiplier, and
+       ``acc[a] + w * x`` is written back to ``acc[a]`` at the end of the cycle (stage C). The
+       old value takes the writes the read port missed from two forwarding registers, so
+       back-to-back ops on one accumulator (``B = 1`` across block-columns, and every op when
+       ``p = 1``) add up exactly. The multiply starts as late as it can: a register holding
+       ``w`` (or ``x``, shared by the PE's lanes) is cheaper than one holding the product.
 
     So ``latency = 5``: the op of cycle ``n`` is seen by a drain request in cycle ``n + 5`` or
     later (the accumulator's forwarding carries the sums still in its stages B and C to it). In
@@ -247,13 +256,12 @@ class Lane(MacWidths, wiring.Component):
         self._images = None
         self._rom_dir = rom_dir
         self._external = bool(external)
-        ports = {"op": In(self.op_layout)}
         if self._external:
             if weights is not None or ks is not None or images is not None:
                 raise PermdealError("an external-memory lane takes no weights, ks or images (its "
                                     "memories live outside it)")
             self._weights = self._ks = None
-            ports["rom"] = In(self.rom_layout)
+            ports = {"staged": In(self.staged_layout), "rom": In(self.rom_layout)}
         elif images is not None:
             self._images = _image_paths(images)
             if weights is not None or ks is not None:
@@ -264,6 +272,7 @@ class Lane(MacWidths, wiring.Component):
             ks = check_image(self._images["k"], "k", self._index_width, self._k_depth,
                              signed=False, limit=p_max).tolist()
         if not self._external:
+            ports = {"op": In(self.op_layout)}
             self._weights = _words(weights, "lane weights", self._w_depth, -(1 << (wb - 1)),
                                    (1 << (wb - 1)) - 1, f"signed {wb}-bit")
             self._ks = _words(ks, "lane ks", self._k_depth, 0, p_max - 1,
@@ -352,6 +361,11 @@ class Lane(MacWidths, wiring.Component):
                          self._act_bits, self.acc_addr_bits)
 
     @property
+    def staged_layout(self) -> data.StructLayout:
+        """``staged`` of an external-memory lane (:func:`.op_stages.staged_layout`)."""
+        return staged_layout(self.op_layout)
+
+    @property
     def drain_layout(self) -> data.StructLayout:
         return data.StructLayout({"valid": unsigned(1), "addr": unsigned(self.acc_addr_bits)})
 
@@ -399,56 +413,55 @@ class Lane(MacWidths, wiring.Component):
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
-        op = self.op
-
         if self._external:
             w_data, k_data = self.rom.weight, self.rom.k
+            staged = self.staged
         else:
+            op = self.op
             m.submodules.weight_mem = weight = self._memory(
                 signed(self._weight_bits), self._w_depth, self._weights, self._image("weight"))
             m.submodules.k_mem = kmem = self._memory(
                 unsigned(self._index_width), self._k_depth, self._ks, self._image("k"))
             w_rd, k_rd = weight.read_port(), kmem.read_port()
             m.d.comb += [w_rd.addr.eq(op.w_addr), k_rd.addr.eq(op.k_addr)]
-            w_data, k_data = w_rd.data, k_rd.data
             # the memories' output registers: the words ROM_LATENCY cycles after the op
-            w_reg = Signal.like(w_data, name="weight_reg", reset_less=True)
-            k_reg = Signal.like(k_data, name="k_reg", reset_less=True)
-            m.d.sync += [w_reg.eq(w_data), k_reg.eq(k_data)]
+            w_reg = Signal.like(w_rd.data, name="weight_reg", reset_less=True)
+            k_reg = Signal.like(k_rd.data, name="k_reg", reset_less=True)
+            m.d.sync += [w_reg.eq(w_rd.data), k_reg.eq(k_rd.data)]
             w_data, k_data = w_reg, k_reg
+            # Stages 0 to 4: the rest of the op waits for the stages that use it.
+            m.submodules.op_stages = stages = OpStages(self.op_layout)
+            m.d.comb += stages.op.eq(op)
+            staged = stages.staged
         m.submodules.perm_index = index = PermIndex(self._ps, registered=True)
         m.submodules.multiplier = mul = Multiplier(self._weight_bits, self._act_bits)
         m.submodules.accumulator = accu = self._accumulator
+        assert mul.latency == VALUE_DELAY  # the product comes in the accumulator's stage C
 
-        # Stages 0 and 1: the words are read; the rest of the op waits for them.
-        valid = [Signal(name=f"valid{i}") for i in range(5)]
-        m.d.comb += valid[0].eq(op.valid)
-        m.d.sync += [valid[i + 1].eq(valid[i]) for i in range(4)]
-        fields = ["c", "x", "acc_addr"] + (["sel"] if self._sel_bits else [])
-        held = {f: delay(m, getattr(op, f), ROM_LATENCY, f) for f in fields}
-
-        # Stage 2: r = (c - k) mod p (registered in PermIndex); the product (two stages).
-        m.d.comb += [index.c.eq(held["c"]), index.k.eq(k_data), mul.a.eq(w_data),
-                     mul.b.eq(held["x"])]
+        # Stage 2: r = (c - k) mod p (registered in PermIndex); w waits for stage 4.
+        m.d.comb += [index.c.eq(staged.c), index.k.eq(k_data)]
         if self._sel_bits:
-            m.d.comb += index.sel.eq(held["sel"])
-        acc_addr3 = Signal(self.acc_addr_bits, reset_less=True)
-        m.d.sync += acc_addr3.eq(held["acc_addr"])
+            m.d.comb += index.sel.eq(staged.sel)
+        w4 = delay(m, w_data, ADD_STAGE - ROM_LATENCY, "weight")
 
         # Stage 3: the accumulator address a = acc_addr + r, registered.
         addr4 = Signal(self.acc_addr_bits, reset_less=True)
-        m.d.sync += addr4.eq(acc_addr3 + index.r)
+        m.d.sync += addr4.eq(staged.acc_addr + index.r)
 
-        # Stage 4: the add to accumulator a, written in stage 5; drains share the ports.
+        # Stage 4: the add to accumulator a and the multiply, whose product the accumulator
+        # adds two cycles later (its stage C); drains share the ports.
+        x4 = delay(m, staged.x, ADD_STAGE - ADDR_STAGE, "x")  # (this lane's, see OpStages)
         m.d.comb += [
-            accu.add.valid.eq(valid[4]),
+            mul.a.eq(w4),
+            mul.b.eq(x4),
+            accu.add.valid.eq(staged.valid),
             accu.add.addr.eq(addr4),
-            accu.add.value.eq(mul.p),
+            accu.value.eq(mul.p),
             accu.drain.eq(self.drain),
             self.acc.eq(accu.acc),
         ]
 
         # The controller's contract: no drain request while an op needs the read port.
-        m.d.sync += Assert(~(self.drain.valid & Cat(*valid).any()),
+        m.d.sync += Assert(~(self.drain.valid & staged.busy),
                            "lane: drain request while an op is in the pipeline\n")
         return m

@@ -16,6 +16,7 @@ from permdeal.golden.rom import image_name
 
 from .blackbox import Blackbox
 from .lane import IMAGE_MEMORIES, Lane, lane_params
+from .op_stages import OpStages
 
 __all__ = ["PE", "pe_contents", "pe_images"]
 
@@ -77,7 +78,10 @@ class PE(wiring.Component):
     external : bool
         The lanes' memories live outside the PE (``Lane``'s ``external``): the PE has a ``rom``
         port, ``ArrayLayout(rom_layout, lanes)``, lane ``l``'s words in element ``l``, and takes
-        no ``contents`` or ``images``. All such PEs of one configuration are the same module.
+        no ``contents`` or ``images``. All such PEs of one configuration are the same module. The
+        PE then holds the op's fields for its lanes (submodule ``op_stages``, one
+        :class:`~.op_stages.OpStages` whose ``staged`` goes to every lane) instead of every lane
+        holding a copy.
     lane_module : str, optional
         With ``external``: emit the lane once as the Verilog module of this name and instantiate
         it ``lanes`` times (:attr:`blackboxes`; the engine's way, so that synthesis handles one
@@ -196,12 +200,16 @@ class PE(wiring.Component):
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
+        if self.external:
+            m.submodules.op_stages = stages = OpStages(self.op_layout)
+            m.d.comb += stages.op.eq(self.op)
         for l, lane in enumerate(self._lane_boxes or self._lane_list):
             m.submodules[f"lane{l}"] = lane
-            m.d.comb += [lane.op.eq(self.op), lane.drain.eq(self.drain),
-                         self.acc[l].eq(lane.acc)]
+            m.d.comb += [lane.drain.eq(self.drain), self.acc[l].eq(lane.acc)]
             if self.external:
-                m.d.comb += lane.rom.eq(self.rom[l])
+                m.d.comb += [lane.staged.eq(stages.staged), lane.rom.eq(self.rom[l])]
+            else:
+                m.d.comb += lane.op.eq(self.op)
         return m
 
 

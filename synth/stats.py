@@ -159,7 +159,7 @@ BREAKDOWN = (
     ("multipliers", re.compile(r"lane\d*\.multiplier$")),
     ("accumulators", re.compile(r"lane\d*\.accumulator$")),
     ("index logic", re.compile(r"lane\d*\.perm_index$")),
-    ("lane pipeline", re.compile(r"[._]lane\d*$")),
+    ("lane pipeline", re.compile(r"[._]lane\d*$|\.op_stages$")),
     ("write-back", re.compile(r"_pe_wb\.wb\d+$")),
 )
 

@@ -1,0 +1,98 @@
+"""The broadcast operation's fields delayed to the lane stages that use them, once for all the
+lanes of a PE (docs/design.md 4.2).
+
+Every lane of a PE takes the same operation, so the registers that hold its fields while the
+lanes read their weight and k memories are the same in every lane: this block keeps one copy
+of them for the PE (a lane with memories of its own keeps one itself, :class:`~.lane.Lane`).
+"""
+
+from typing import Any
+
+from amaranth.hdl import Cat, Module, Signal, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from permdeal.errors import PermdealError
+
+from .pipeline import delay
+
+__all__ = ["ADD_STAGE", "ADDR_STAGE", "INDEX_STAGE", "ROM_LATENCY", "OpStages", "staged_layout"]
+
+#: Cycles from an operation to its weight and k words: the memories' read and output registers.
+ROM_LATENCY = 2
+#: The stage whose ``c`` and ``sel`` go to the permutation index, with the k word.
+INDEX_STAGE = ROM_LATENCY
+#: The stage whose ``acc_addr`` meets ``r``, registered by the permutation index.
+ADDR_STAGE = INDEX_STAGE + 1
+#: The stage whose op goes to the accumulator (its address and the multiplier's operands ``w``
+#: and ``x``): the multiplier's product (two cycles) comes when the accumulator adds it.
+ADD_STAGE = ADDR_STAGE + 1
+
+
+def staged_layout(op_layout: data.StructLayout) -> data.StructLayout:
+    """:attr:`OpStages.staged` for the broadcast op ``op_layout`` (:func:`.lane.op_layout`),
+    from bit 0: ``busy``, ``valid``, ``c``, ``sel`` (when the op has one), ``acc_addr``, ``x``."""
+    fields = {"busy": unsigned(1), "valid": unsigned(1), "c": op_layout.members["c"]}
+    if "sel" in op_layout.members:
+        fields["sel"] = op_layout.members["sel"]
+    fields["acc_addr"] = op_layout.members["acc_addr"]
+    fields["x"] = op_layout.members["x"]
+    return data.StructLayout(fields)
+
+
+class OpStages(wiring.Component):
+    """The fields of the broadcast op as the lane stages use them.
+
+    Parameters
+    ----------
+    op_layout : StructLayout
+        The broadcast op (:func:`.lane.op_layout`).
+
+    Members
+    -------
+    op : ``In(op_layout)``
+        The op of stage 0.
+    staged : ``Out(staged_layout(op_layout))``
+        ``valid``: the op of stage :data:`ADD_STAGE` (4) is valid; ``busy``: an op is in stages 0
+        to 4 (valid now or in one of the four cycles before); ``c`` and ``sel`` of stage
+        :data:`INDEX_STAGE` (2), ``acc_addr`` and ``x`` of stage :data:`ADDR_STAGE` (3). Each lane
+        registers ``x`` once more for its multiplier (stage 4): one register driving every
+        multiplier of the PE, through a buffer tree, made the multiplier's first stage too slow.
+
+    Timing
+    ------
+    Registers only (``x``, ``c``, ``sel`` and ``acc_addr`` reset-less); ``rst`` clears the
+    valid bits.
+    """
+
+    def __init__(self, op_layout):
+        if not isinstance(op_layout, data.StructLayout) or not {"valid", "c", "x", "acc_addr"} \
+                <= set(op_layout.members):
+            raise PermdealError("OpStages needs the lanes' op layout (a StructLayout with valid, "
+                                "c, x and acc_addr)")
+        self._op_layout = op_layout
+        super().__init__({"op": In(op_layout), "staged": Out(self.staged_layout)})
+
+    @property
+    def op_layout(self) -> data.StructLayout:
+        return self._op_layout
+
+    @property
+    def staged_layout(self) -> data.StructLayout:
+        return staged_layout(self._op_layout)
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
+        op, out = self.op, self.staged
+        valid = [op.valid]
+        for i in range(ADD_STAGE):
+            reg = Signal(name=f"valid{i + 1}")
+            m.d.sync += reg.eq(valid[-1])
+            valid.append(reg)
+        m.d.comb += [out.valid.eq(valid[ADD_STAGE]), out.busy.eq(Cat(*valid).any()),
+                     out.c.eq(delay(m, op.c, INDEX_STAGE, "c")),
+                     out.acc_addr.eq(delay(m, op.acc_addr, ADDR_STAGE, "acc_addr")),
+                     out.x.eq(delay(m, op.x, ADDR_STAGE, "x"))]
+        if "sel" in self._op_layout.members:
+            m.d.comb += out.sel.eq(delay(m, op.sel, INDEX_STAGE, "sel"))
+        return m
