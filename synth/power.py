@@ -109,11 +109,15 @@ def power_script(netlist: str, top: str, period_ns: float,
              "set_power_activity -input -activity 0 -duty 0"]
     found = {"inputs": 0, "inputs_annotated": 0, "pins": 0, "pins_annotated": 0}
     held = {port: const == "1'b1" for const, port in TIE_PORTS.items()}
+
+    def activity(net):  # a tie port's net is held at its value; any other is looked up
+        return PinActivity(0.0, float(held[net])) if net in held else lookup(net)
+
     for name in [*ports["inputs"], *ports["memory_outputs"]]:
         if name == sta.CLOCK:
             continue
         found["inputs"] += 1
-        a = PinActivity(0.0, float(held[name])) if name in held else lookup(name)
+        a = activity(name)
         if a is not None:
             found["inputs_annotated"] += 1
             lines.append(f"set_power_activity -input_ports [get_ports {{{_tcl(name)}}}] "
@@ -122,7 +126,7 @@ def power_script(netlist: str, top: str, period_ns: float,
         if net == sta.CLOCK:
             continue  # the clock's activity is the clock's
         found["pins"] += 1
-        a = PinActivity(0.0, float(held[net])) if net in held else lookup(net)
+        a = activity(net)
         if a is not None:
             found["pins_annotated"] += 1
             # (``set_power_activity -pins`` of this OpenSTA drops a pin that is an output)
