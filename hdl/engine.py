@@ -358,6 +358,10 @@ class Engine(wiring.Component):
         src = Signal()  # the bank set the layer reads; it writes the other
         m.d.comb += src.eq(layer[0])
 
+        def step(depth, slots):
+            # a slot's stride; a layer of one slot never steps (its whole depth may not fit)
+            return depth // slots if slots > 1 else 0
+
         def descriptor(values, shape, name):
             reg = Signal(shape, name=f"desc_{name}", init=values[0])
             with m.If(layer_load):
@@ -400,9 +404,9 @@ class Engine(wiring.Component):
                                         "w_base")),
             issuer.k_base.eq(descriptor([pl.k_base for pl in places], pe0.k_addr_bits,
                                         "k_base")),
-            issuer.w_step.eq(descriptor([pl.weight_depth // pl.slots for pl in places],
+            issuer.w_step.eq(descriptor([step(pl.weight_depth, pl.slots) for pl in places],
                                         pe0.w_addr_bits, "w_step")),
-            issuer.k_step.eq(descriptor([pl.k_depth // pl.slots for pl in places],
+            issuer.k_step.eq(descriptor([step(pl.k_depth, pl.slots) for pl in places],
                                         pe0.k_addr_bits, "k_step")),
         ]
         if reader.sel_bits:
