@@ -28,7 +28,7 @@ from permdeal.golden.geometry import MEMORIES
 from permdeal.hdl.engine import Engine
 from permdeal.hdl.rom import ROM_MODULE
 
-__all__ = ["PAPER", "RF_MAX_BITS", "SRAM_UM2_PER_BIT", "memories", "node_scale",
+__all__ = ["PAPER", "RF_MAX_BITS", "SRAM_UM2_PER_BIT", "memories", "memory_kinds", "node_scale",
            "paper_comparison", "register_file_model", "rom_part", "sram_model"]
 
 #: RAMs of at most this many bits (one instance) are priced as latch register files, larger ones
@@ -165,21 +165,28 @@ def register_file_model(liberty: str | Path) -> dict:
 KINDS = (*MEMORIES, "accumulator", "activation bank")
 
 
+def memory_kinds(engine: Engine) -> dict[str, dict]:
+    """Every memory kind of ``engine``: its module, ``width``, ``depth``, ``instances`` (and a
+    RAM's ``granularity``), in :data:`KINDS` order."""
+    out = {mem: {"module": ROM_MODULE, "width": width, "depth": depth,
+                 "instances": engine.cfg.total_lanes}
+           for mem, (width, depth) in engine.lane_memories.items()}
+    for module, r in engine.ram_memories.items():
+        out[r["kind"]] = {"module": module, "width": r["width"], "depth": r["depth"],
+                          "granularity": r["granularity"], "instances": r["instances"]}
+    return {kind: out[kind] for kind in KINDS}
+
+
 def memories(engine: Engine, sram: dict, rf: dict) -> dict:
     """The ``memories`` part of an asic report: per kind (the ``weight``, ``k`` and ``bias`` ROMs,
     the ``accumulator`` and ``activation bank`` RAMs) its module, width, depth, instances, bits,
     model, per-bit figure and area, with the storage efficiency of ``Geometry.storage`` (useful
     bits / stored bits); then the totals and both models."""
     store = engine.geometry.storage()
-    kinds = {}
-    for mem, (width, depth) in engine.lane_memories.items():
-        kinds[mem] = {"module": ROM_MODULE, "width": width, "depth": depth,
-                      "instances": engine.cfg.total_lanes, "model": "sram"}
-    for module, r in engine.ram_memories.items():
-        kinds[r["kind"]] = {"module": module, "width": r["width"], "depth": r["depth"],
-                            "granularity": r["granularity"], "instances": r["instances"],
-                            "model": "sram" if r["width"] * r["depth"] > RF_MAX_BITS
-                            else "register file"}
+    kinds = memory_kinds(engine)
+    for k in kinds.values():
+        k["model"] = ("sram" if k["module"] == ROM_MODULE or k["width"] * k["depth"] > RF_MAX_BITS
+                      else "register file")
     models = {"sram": sram, "register file": rf}
     total_bits = total_area = 0
     for kind, k in kinds.items():

@@ -113,23 +113,20 @@ def power_script(netlist: str, top: str, period_ns: float,
     def activity(net):  # a tie port's net is held at its value; any other is looked up
         return PinActivity(0.0, float(held[net])) if net in held else lookup(net)
 
+    def annotated(kind, net):  # the activity of a source or pin, counted
+        found[kind] += 1
+        a = activity(net)
+        found[f"{kind}_annotated"] += a is not None
+        return a
+
     for name in [*ports["inputs"], *ports["memory_outputs"]]:
-        if name == sta.CLOCK:
-            continue
-        found["inputs"] += 1
-        a = activity(name)
-        if a is not None:
-            found["inputs_annotated"] += 1
+        if name != sta.CLOCK and (a := annotated("inputs", name)) is not None:
             lines.append(f"set_power_activity -input_ports [get_ports {{{_tcl(name)}}}] "
                          f"-activity {a.activity:.6g} -duty {a.duty:.6g}")
     for inst, _cell, pin, net in cell_pins(netlist):
-        if net == sta.CLOCK:
-            continue  # the clock's activity is the clock's
-        found["pins"] += 1
-        a = activity(net)
-        if a is not None:
-            found["pins_annotated"] += 1
-            # (``set_power_activity -pins`` of this OpenSTA drops a pin that is an output)
+        # (the clock's activity is the clock's; ``set_power_activity -pins`` of this OpenSTA
+        # drops a pin that is an output)
+        if net != sta.CLOCK and (a := annotated("pins", net)) is not None:
             lines.append(f"sta::set_power_pin_activity [get_pins {{{_tcl(inst)}/{pin}}}] "
                          f"{a.activity:.6g} {a.duty:.6g}")
     lines += ["report_power -digits 6", "report_power -instances [get_cells *] -digits 6",

@@ -12,7 +12,6 @@ RTL has them. The same test on the same inputs drives both, so their activities 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +70,7 @@ def record(design: Design, model: QuantModel, rom: Path, x: np.ndarray, work: Pa
     sources: list[Path] = list(design.sources)
     # (Verilator leaves out of a trace the names that start with "_" unless asked)
     args = ["--trace-saif", "--trace-underscore"]
-    env_flags = ""
+    make_vars = ""
     if netlist is not None:
         rtl_file = design.folder / RTL_DIR / f"{design.top}.v"
         rtl = rtl_file.read_text()
@@ -84,30 +83,21 @@ def record(design: Design, model: QuantModel, rom: Path, x: np.ndarray, work: Pa
         sources = [work / "gates_top.v", work / "gates.v", work / "memories.v",
                    *[s for s in design.sources if Path(s).resolve() != rtl_file.resolve()]]
         args += [f"-Wno-{w}" for w in GATE_WAIVERS]
-        env_flags = f"OPT_FAST={GATE_OPT} OPT_SLOW={GATE_OPT}"
+        make_vars = f"OPT_FAST={GATE_OPT} OPT_SLOW={GATE_OPT}"
     build = work / "build"
     build.mkdir()
     os.symlink(os.path.relpath(rom.resolve(), build.resolve()), build / design.manifest["rom_dir"])
     config = {"in_bits": design.manifest["ports"]["in_bits"],
               "out_bits": design.manifest["ports"]["out_bits"], "inputs": x.tolist(),
               "expected": golden.tolist(), "cycles": expected}
-    old = os.environ.get("MAKEFLAGS")
-    if env_flags:
-        os.environ["MAKEFLAGS"] = f"{old or ''} {env_flags}".strip()
-    t0 = time.perf_counter()
+    env = ({"MAKEFLAGS": f"{os.environ.get('MAKEFLAGS', '')} {make_vars}".strip()}
+           if make_vars else None)
     try:
         result = runner.run("verilator", sources=sources, toplevel=design.top,
                             test_module=TEST_MODULE, build_dir=build, config=config, seed=seed,
-                            waves=True, testcase=TESTCASE, build_args=args)
+                            waves=True, testcase=TESTCASE, build_args=args, env=env)
     except runner.SimulationFailed as e:
         result = e.result
-    finally:
-        if env_flags:
-            if old is None:
-                os.environ.pop("MAKEFLAGS", None)
-            else:
-                os.environ["MAKEFLAGS"] = old
-    del t0
     rep = result.report.get(TESTCASE, {})
     observed = rep.get("observed", [])
     match = len(observed) == golden.size and bool(

@@ -256,7 +256,7 @@ def run(sim: str, *, sources: Iterable[str | Path], toplevel: str, test_module: 
         # so a design large enough to be split into several C++ files fails to compile
         # ("Vtop__pch.h.fast: linker input file not found"); GNU make takes the definition
         # from MAKEFLAGS as if from its command line.
-        flags = os.environ.get("MAKEFLAGS", "")
+        flags = (env or {}).get("MAKEFLAGS", os.environ.get("MAKEFLAGS", ""))
         environ["MAKEFLAGS"] = f"{flags} {PCH_INCLUDE_FLAG}".strip()
     with _environ(environ):
         t0 = time.perf_counter()

@@ -48,9 +48,18 @@ class Activity:
         """``(T1, TC)`` of net bit ``name`` in the instance at ``path``, or None."""
         return self.nets.get(tuple(path), {}).get(name)
 
-    def cycles(self, period_ps: float) -> float:
-        """Clock cycles in the simulated time, for a clock of ``period_ps``."""
-        return self.duration_ps / period_ps
+    def clock_cycles(self, clock: str = "clk") -> float:
+        """Clock cycles simulated: half the transitions of the top's port ``clock``."""
+        hit = self.net((), clock)
+        if hit is None or hit[1] < 2:
+            raise PermdealError(f"the activity trace has no toggling clock {clock!r}")
+        return hit[1] / 2
+
+    def high_cycles(self, path: tuple[str, ...], name: str, clock: str = "clk") -> float:
+        """Clock cycles net bit ``name`` of the instance at ``path`` spent at 1 (0 when the
+        trace lacks it): for a register's output or an enable, the cycles it was on."""
+        hit = self.net(path, name)
+        return 0.0 if hit is None else hit[0] * self.clock_cycles(clock) / self.duration_ps
 
     def find(self, dotted: str, top: tuple[str, ...] = ()) -> tuple[int, int] | None:
         """The net bit of a flattened name ``a.b.sig[3]`` (instance names joined by dots, as

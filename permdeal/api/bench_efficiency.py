@@ -26,6 +26,7 @@ sides divided by ``scale``, ``p`` and the densities kept, on ``1/scale`` of the 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,20 @@ def _full_engine(layer: EieLayer, p: int, fmts: LayerFormats, cfg) -> Engine:
     return Engine(cfg, [full], images=Path("rom"), check_images=False)
 
 
+def _memories(engine: Engine) -> dict:
+    """The asic report's memories of ``engine`` (the default per-bit models)."""
+    return memory.memories(engine, memory.sram_model(), memory.register_file_model(liberty(None)))
+
+
+@functools.lru_cache(maxsize=None)
+def chip_memory_um2(fmts: LayerFormats, cfg) -> float:
+    """Memory area of one chip for the nine layers, as EIE's 40.8 mm^2 is one chip: the largest
+    of the nine layers' full designs on ``cfg`` in formats ``fmts`` (computed once a run)."""
+    from .bench import block_size  # (bench imports this module)
+    return max(_memories(_full_engine(layer, block_size(layer), fmts, cfg))["total"]["area_um2"]
+               for layer in EIE_LAYERS)
+
+
 def layer_efficiency(layer: EieLayer, row: dict[str, Any], scale: int, cfg_small, cfg_full,
                      inputs: int, workdir: Path, seed: int) -> dict[str, Any]:
     """The ``power`` part's figures of one layer: ``row`` is its ``eie`` part row (full-scale
@@ -81,27 +96,17 @@ def layer_efficiency(layer: EieLayer, row: dict[str, Any], scale: int, cfg_small
     cycles_full = row["cycles_mean"]
     logic_full_pj = per_lane_cycle_pj * lanes_full * cycles_full
     full = _full_engine(layer, p, model.layers[0].fmts, cfg_full)
-    shapes = {**full.lane_memories,
-              **{r["kind"]: (r["width"], r["depth"]) for r in full.ram_memories.values()}}
-    count = {**{k: cfg_full.total_lanes for k in full.lane_memories},
-             **{r["kind"]: r["instances"] for r in full.ram_memories.values()}}
+    mems = _memories(full)
     mem_full = {}
     for kind, k in rep["memories"].items():
         rate = (k["reads"] + k["writes"]) / (k["instances"] * cycles_small)
-        width, depth = shapes[kind]
-        pj = energy_model.access_pj(width, depth)
-        mem_full[kind] = rate * count[kind] * cycles_full * pj
+        f = mems["kinds"][kind]
+        mem_full[kind] = (rate * f["instances"] * cycles_full
+                          * energy_model.access_pj(f["width"], f["depth"]))
     energy_full_pj = logic_full_pj + sum(mem_full.values())
-    rf = memory.register_file_model(liberty(None))
-    mems = memory.memories(full, memory.sram_model(), rf)
     logic_um2 = rep["area"]["logic_um2"] / lanes_small * lanes_full
     area_um2 = logic_um2 + mems["total"]["area_um2"]
-    # one chip for all nine layers, as EIE's 40.8 mm^2 is: its memories sized for the largest
-    chip_mem_um2 = max(memory.memories(_full_engine(other, block_size(other),
-                                                    model.layers[0].fmts, cfg_full),
-                                       memory.sram_model(), rf)["total"]["area_um2"]
-                       for other in EIE_LAYERS)
-    chip_um2 = logic_um2 + chip_mem_um2
+    chip_um2 = logic_um2 + chip_memory_um2(model.layers[0].fmts, cfg_full)
     ops = 2.0 * layer.n_out * layer.n_in
     scale_e = energy_model.node_energy_scale()
     area45_mm2 = chip_um2 * AREA_SCALE_180_TO_45 / 1e6

@@ -33,7 +33,7 @@ from permdeal.gen.design import Design
 from permdeal.golden.cycles import model_cycles
 from permdeal.hdl.rom import ROM_MODULE
 from permdeal.synth import energy as energy_model
-from permdeal.synth import flow, power, sta
+from permdeal.synth import flow, memory, power, sta
 from permdeal.synth.flow import SynthOptions
 from permdeal.verif import activity, gates
 from permdeal.verif.saif import Activity
@@ -58,10 +58,7 @@ def _lookup(act: Activity, scope: tuple[str, ...] = ()) -> Callable[[str], Any]:
     """The activity of a netlist net (or memory port ``inst__mem__pin``) in the trace ``act``:
     the RTL's trace below the top (``scope`` empty, names found through the hierarchy), or the
     gate-level trace, whose netlist nets are all in the instance ``scope``."""
-    clk = act.net(("gates",) if scope else (), gates.CLOCK) or act.net((), gates.CLOCK)
-    if clk is None or clk[1] < 2:
-        raise PermdealError("the activity trace has no toggling clock")
-    cycles = clk[1] / 2
+    cycles = act.clock_cycles(gates.CLOCK)
 
     def lookup(net: str):
         if scope:
@@ -77,22 +74,16 @@ def _lookup(act: Activity, scope: tuple[str, ...] = ()) -> Callable[[str], Any]:
     return lookup
 
 
-def _high_cycles(act: Activity, path: tuple[str, ...], name: str, period_ps: float) -> float:
-    hit = act.net(path, name)
-    return 0.0 if hit is None else hit[0] / period_ps
-
-
 def memory_energy(act: Activity, instances: dict[str, tuple[str, str]], engine: Any,
-                  scope_of: Callable[[str], tuple[str, ...]], period_ps: float,
-                  cycles: float) -> dict:
-    """Accesses and energy (pJ, at 0.18 um) of every memory kind: the ROMs read every cycle
-    (they have no read enable), a RAM once per cycle its read enable is high and, per write
-    enable bit, its share of a word per cycle that bit is high."""
+                  scope_of: Callable[[str], tuple[str, ...]]) -> dict:
+    """Accesses and energy (pJ, at 0.18 um) of every memory kind in the trace ``act`` (a memory
+    instance's nets under ``scope_of(instance)``): the ROMs read every cycle (they have no read
+    enable), a RAM once per cycle its read enable is high and, per write enable bit, its share
+    of a word per cycle that bit is high."""
+    shapes = memory.memory_kinds(engine)
+    ram_kind = {k["module"]: kind for kind, k in shapes.items() if k["module"] != ROM_MODULE}
+    cycles = act.clock_cycles(gates.CLOCK)
     kinds: dict[str, dict] = {}
-    shapes = {**{k: (w, d) for k, (w, d) in engine.lane_memories.items()},
-              **{r["kind"]: (r["width"], r["depth"]) for r in engine.ram_memories.values()}}
-    ram_kind = {m: r["kind"] for m, r in engine.ram_memories.items()}
-    gran = {r["kind"]: r["granularity"] for r in engine.ram_memories.values()}
     for inst, (module, _params) in sorted(instances.items()):
         if module == ROM_MODULE:
             kind = next((k for k in ROM_KINDS if inst.endswith(f"_{k}")), None)
@@ -102,12 +93,11 @@ def memory_energy(act: Activity, instances: dict[str, tuple[str, str]], engine: 
         else:
             kind = ram_kind[module]
             path = scope_of(inst)
-            reads = _high_cycles(act, path, "r_en", period_ps)
-            width, _ = shapes[kind]
-            en_bits = max(1, width // gran[kind])
-            writes = sum(_high_cycles(act, path, f"w_en[{b}]" if en_bits > 1 else "w_en",
-                                      period_ps) for b in range(en_bits)) / en_bits
-        width, depth = shapes[kind]
+            reads = act.high_cycles(path, "r_en", gates.CLOCK)
+            en_bits = max(1, shapes[kind]["width"] // shapes[kind]["granularity"])
+            writes = sum(act.high_cycles(path, f"w_en[{b}]" if en_bits > 1 else "w_en",
+                                         gates.CLOCK) for b in range(en_bits)) / en_bits
+        width, depth = shapes[kind]["width"], shapes[kind]["depth"]
         pj = round(energy_model.access_pj(width, depth), 4)
         k = kinds.setdefault(kind, {"width": width, "depth": depth, "instances": 0,
                                     "reads": 0.0, "writes": 0.0, "pj_per_access": pj})
@@ -119,9 +109,16 @@ def memory_energy(act: Activity, instances: dict[str, tuple[str, str]], engine: 
     return kinds
 
 
-def _logic(work, top, period_ns, lookup, progress, what):
-    _say(progress, f"OpenSTA report_power ({what})")
-    return power.run_power(work, top, period_ns, lookup)
+def _path(work: Path, top: str, period_ns: float, act: Activity, gate_level: bool,
+          instances: dict, engine: Any, n: int, macs: float,
+          progress: Progress) -> tuple[dict, dict, dict]:
+    """One path's figures from the trace ``act`` of ``n`` inputs, the RTL's or (``gate_level``)
+    the netlist's: ``(logic power, memories, energies)``."""
+    _say(progress, f"OpenSTA report_power ({'gate level' if gate_level else 'RTL activity'})")
+    logic = power.run_power(work, top, period_ns, _lookup(act, ("gates",) if gate_level else ()))
+    mems = memory_energy(act, instances, engine,
+                         (lambda i: (i,)) if gate_level else (lambda i: tuple(i.split("."))))
+    return logic, mems, _energies(logic, mems, act.clock_cycles(gates.CLOCK), period_ns, n, macs)
 
 
 def _energies(logic: dict, mems: dict, cycles: float, period_ns: float, n: int,
@@ -272,13 +269,9 @@ def _measure(design, model, rom, codes, engine, opts, instances, mem_modules, ma
 
     _say(progress, f"Verilator: the RTL on {len(codes)} input(s), recording activity")
     rtl = activity.record(design, model, rom, codes, work / "rtl", seed=seed)
-    act = rtl.activity
-    sim_period_ps = act.duration_ps / (act.net((), gates.CLOCK)[1] / 2)
-    cycles = act.duration_ps / sim_period_ps
-    logic = _logic(work, design.top, period_ns, _lookup(act), progress, "RTL activity")
-    mems = memory_energy(act, instances, engine, lambda i: tuple(i.split(".")),
-                         sim_period_ps, cycles)
-    e = _energies(logic, mems, cycles, period_ns, len(codes), macs)
+    logic, mems, e = _path(work, design.top, period_ns, rtl.activity, False, instances, engine,
+                           len(codes), macs, progress)
+    cycles = rtl.activity.clock_cycles(gates.CLOCK)
     scale = energy_model.node_energy_scale()
     rep = {
         "kind": REPORT_KIND, "design": {"folder": str(design.folder), "top": design.top,
@@ -320,16 +313,10 @@ def _measure(design, model, rom, codes, engine, opts, instances, mem_modules, ma
                              seed=seed)
         rtl_n = activity.record(design, model, rom, codes[:n], work / "rtl_check", seed=seed)
         res = {}
-        for name, rec, scope, scope_of in (
-                ("rtl", rtl_n, (), lambda i: tuple(i.split("."))),
-                ("gates", gl, ("gates",), lambda i: (i,))):
-            a = rec.activity
-            per = a.duration_ps / (a.net((), gates.CLOCK)[1] / 2)
-            cyc = a.duration_ps / per
-            lg = _logic(work, design.top, period_ns, _lookup(a, scope), progress, name)
-            mm = memory_energy(a, instances, engine, scope_of, per, cyc)
-            res[name] = {**_energies(lg, mm, cyc, period_ns, n, macs),
-                         "annotated": lg["annotated"]}
+        for name, rec in (("rtl", rtl_n), ("gates", gl)):
+            lg, _, en = _path(work, design.top, period_ns, rec.activity, name == "gates",
+                              instances, engine, n, macs, progress)
+            res[name] = {**en, "annotated": lg["annotated"]}
         rep["gate_check"] = {
             "inputs": n, "rtl": res["rtl"], "gates": res["gates"],
             "gates_golden_match": gl.golden_match,
