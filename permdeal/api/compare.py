@@ -30,6 +30,8 @@ methods compared are those of the registry, in its order.
 import dataclasses
 import json
 import math
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from permdeal import atomic, checks, limits, methods
+from permdeal.methods import figures
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden import cycles as pd_cycles
@@ -50,6 +53,7 @@ from permdeal.golden.permdiag import check_block_fit
 from permdeal.golden.train import MLP, init_mlp, load_digits_split, train
 from permdeal.golden.train import _forward as forward
 from permdeal.golden.workloads import EIE, EIE_LAYERS, eie_layer
+from permdeal.methods.energy import PARTS, WEIGHT_MEMORIES
 from permdeal.methods.figures import dense_mlp
 
 from .compare_report import plot, text
@@ -61,6 +65,24 @@ OUTPUT_FILES = {"json": "compare.json", "text": "compare.txt", "plot": "compare.
 #: Engine budgets when ``--pes``/``--lanes`` are not given: the demo's engine for a model, the
 #: PermDNN paper's 32 x 8 design point for EIE's layers.
 DEFAULT_BUDGET = {"model": (4, 2), "eie": (32, 8)}
+
+#: The energy claims of the source papers (docs/references.md) that ``compare`` sets beside its
+#: own figures: the energy of ``over`` over that of ``format`` (per inference), claimed range.
+ENERGY_CLAIMS = (
+    {"paper": "PermDNN", "format": "permdiag", "over": "circulant", "claim": (3.89, 3.89),
+     "text": "3.89x the energy efficiency of CirCNN (block-circulant)"},
+    {"paper": "PermDNN", "format": "permdiag", "over": "eie", "claim": (2.8, 4.0),
+     "text": "2.8-4.0x the energy efficiency of EIE"},
+    {"paper": "SmartDeal", "format": "smartdeal", "over": "dense", "claim": (1.0, 2.44),
+     "text": "up to 2.44x the energy efficiency of the uncompressed network"},
+)
+#: How the energy column is counted, stored in the JSON and printed under the table.
+ENERGY_MODEL = ("counted model (permdeal/methods/energy.py, docs/design.md 13.4): every format's "
+                "multiplies, adds and memory accesses per inference priced by Horowitz's 45 nm "
+                "table (16-bit multiply 0.79 pJ, 32-bit add 0.1 pJ; SRAM by size, 8 KB 10 pJ "
+                "per 64 bits; DRAM 1.3 nJ per 64 bits), stored weights and accumulators in one "
+                "bank per multiplier of the budget; each method's own docstring (its count) "
+                "says what it counts; at 45 nm")
 
 #: Note on the crossbar columns, printed with the rules.
 CROSSBAR_RULE = ("crossbars: inputs on rows, outputs on columns, signed weights in positive and "
@@ -108,6 +130,8 @@ class CompareOptions:
     adc_bits: int = _XB.adc_bits
     xbar_weight_bits: int = _XB.weight_bits
     input_bits: int = _XB.input_bits
+    weight_memory: str = WEIGHT_MEMORIES[0]
+    measure_energy: int = 0
     json: str | None = None
     plot: str | None = None
     output: str | None = None
@@ -136,6 +160,8 @@ class Settings:
     epochs: int
     finetune_epochs: int
     seed: int
+    weight_memory: str = WEIGHT_MEMORIES[0]
+    measure_energy: int = 0
 
     @property
     def multipliers(self) -> int:
@@ -194,7 +220,16 @@ def settings(opts: CompareOptions, kind: str) -> Settings:
     for name, flag in xbar.items():
         _, lo, hi = LIMITS[name]
         integer(getattr(opts, dest.get(name, name)), flag, lo, hi)
+    if opts.weight_memory not in WEIGHT_MEMORIES:
+        raise PermdealError(f"--weight-memory must be one of {', '.join(WEIGHT_MEMORIES)}, not "
+                            f"{opts.weight_memory!r}")
+    measure = integer(opts.measure_energy, "--measure-energy", 0)
+    if measure and kind == "eie":
+        raise PermdealError("--measure-energy simulates whole designs, and EIE's layers are too "
+                            "big for that: `permdeal bench --parts power` measures them at "
+                            "reduced scale")
     return Settings(
+        weight_memory=opts.weight_memory, measure_energy=measure,
         p=integer(opts.p, "--p", 1), k=integer(opts.k, "--k", 1), density=density,
         S=integer(opts.S, "--S", 1, sd.MAX_S), E=integer(opts.E, "--E", *sd.E_RANGE),
         b_bits=integer(opts.b_bits, "--b-bits", *sd.B_BITS_RANGE), sme_cap=cap,
@@ -331,7 +366,7 @@ def check_fit(wl: Workload, st: Settings) -> None:
 
 
 SUM_KEYS = ("storage_bits", "index_bits", "multiplies", "cycles", "crossbars", "crossbar_reads",
-            "used_cells", "total_cells")
+            "used_cells", "total_cells", "energy_pj")
 
 
 def _total(layers):
@@ -343,6 +378,8 @@ def _total(layers):
         tot[key] = None if any(v is None for v in vals) else sum(vals)
     tot["crossbar_utilization"] = (tot["used_cells"] / tot["total_cells"]
                                    if tot["total_cells"] else None)
+    tot["energy"] = (None if tot["energy_pj"] is None else
+                     {k: round(sum(l["energy"][k] for l in layers), 3) for k in PARTS})
     return tot
 
 
@@ -367,18 +404,79 @@ def compare(wl: Workload, st: Settings,
                                "input_density": float(np.count_nonzero(X) / X.size), **fig})
                 in_block = m.out_block(obj)
             accs.append(b.accuracy)
+            if st.measure_energy and m.power_options(st) is not None:
+                measured = measure_energy(m, b, net, wl.data, st, log)
         entry = {"format": m.name, "label": m.label, "setting": m.setting(st),
                  "rule": m.rule, "layers": layers, "total": _total(layers),
                  "accuracy": accs[0] if len(accs) == 1 else None,
                  "seconds": round(time.perf_counter() - t, 2)}
+        if st.measure_energy and m.power_options(st) is not None:
+            entry["measured_energy"] = measured
         out.append(entry)
         if log:
             log(f"{m.label}: {entry['seconds']:.1f} s")
     return {"workload": {"kind": wl.kind, "title": wl.title,
                          "layers": [{"name": nm, "shape": list(w.shape)} for net in wl.nets
                                     for nm, w in zip(net.names, net.model.weights)]},
-            "settings": st.to_json(), "crossbar_rule": CROSSBAR_RULE, "formats": out,
+            "settings": st.to_json(), "crossbar_rule": CROSSBAR_RULE,
+            "energy_model": ENERGY_MODEL, "formats": out, "claims": claims(out),
             "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def measure_energy(m: methods.Method, built: Any, net: Net, data: tuple | None, st: Settings,
+                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """``permdeal power`` on the hardware of method ``m`` for one net: the ``built`` float
+    model compressed to 16-bit fixed point (activation formats fitted to the training images,
+    or to the net's inputs), its design generated at the budget, its energy measured on the
+    first ``st.measure_energy`` inputs; beside it the counted model on the same inputs."""
+    from permdeal.golden.compress import QuantSpec
+    from permdeal.golden.model import FloatLayer
+
+    from . import power
+    x = net.X[:st.measure_energy]
+    layers = [FloatLayer(nm, np.asarray(W, np.float64), np.asarray(bias, np.float64))
+              for nm, W, bias in zip(net.names, built.weights, built.biases)]
+    spec = QuantSpec(act=figures.WEIGHT_BITS, weight=figures.WEIGHT_BITS,
+                     bias=figures.WEIGHT_BITS)
+    model = m.compress(layers, spec, calibration=data[0] if data else net.X,
+                       **m.power_options(st))
+    work = Path(tempfile.mkdtemp(prefix="permdeal-compare-"))
+    try:
+        e = st.engine
+        if log:
+            log(f"{m.label}: generating the {e.n_pe} PE x {e.lanes} lane design and measuring "
+                f"its energy on {len(x)} input(s) (permdeal power)")
+        m.generate(model, work / "design", pes=e.n_pe, lanes=e.lanes, scan_width=e.scan_width)
+        rep = power.run(work / "design", x, work / "power")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    counted = sum(m.figures(obj, X, st, blk)["energy_pj"] for obj, X, blk in
+                  zip(built.layers, forward(built.weights, built.biases, x),
+                      [None] + [m.out_block(o) for o in built.layers[:-1]]))
+    s45 = rep["scaled_45nm"]
+    return {"inputs": int(len(x)), "clock_mhz": rep["clock_mhz"],
+            "energy_per_inference_pj_180nm": rep["energy_per_inference_pj"],
+            "energy_pj": s45["energy_per_inference_pj"], "scale": s45["factor"],
+            "blocks_pj_180nm": rep["energy"]["blocks_pj"], "golden_match": rep["golden_match"],
+            "counted_same_inputs_pj": round(counted, 3),
+            "measured_over_counted": round(s45["energy_per_inference_pj"] / counted, 3)
+            if counted else None}
+
+
+def claims(fmts: list[dict]) -> list[dict[str, Any]]:
+    """The papers' energy-efficiency claims (:data:`ENERGY_CLAIMS`) beside the counted
+    model's ratio of the same two formats (energy of ``over`` / energy of ``format``)."""
+    tot = {f["format"]: f["total"]["energy_pj"] for f in fmts}
+    out = []
+    for c in ENERGY_CLAIMS:
+        a, b = tot.get(c["format"]), tot.get(c["over"])
+        ratio = round(b / a, 3) if a and b else None
+        verdict = None
+        if ratio is not None:
+            lo, hi = c["claim"]
+            verdict = "within" if lo <= ratio <= hi else ("below" if ratio < lo else "above")
+        out.append({**c, "ours": ratio, "verdict": verdict})
+    return out
 
 
 # -- the command ----------------------------------------------------------------------------------

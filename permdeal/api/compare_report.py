@@ -57,10 +57,47 @@ def text(res: dict[str, Any]) -> str:
               table(head, rows, "ll" + "r" * (len(head) - 2))]
     if has_acc:
         lines.append(_accuracy_note(fmts, res["settings"]["finetune_epochs"] > 0))
+    lines += _energy(res)
     lines += ["", "how each figure is counted:"]
     lines += [f"- {f['label']}: {f['rule']}" for f in fmts]
     lines += [f"- {res['crossbar_rule']}", "", f"({res['seconds']:.1f} s)"]
     return "\n".join(lines) + "\n"
+
+
+def _energy(res: dict[str, Any]) -> list[str]:
+    """The energy table (counted model, by part), the measured hardware beside it, and the
+    papers' claims beside our ratios."""
+    fmts = [f for f in res["formats"] if f["total"].get("energy_pj") is not None]
+    if not fmts:
+        return []
+    where = res["settings"]["weight_memory"]
+    ref = next((f["total"]["energy_pj"] for f in fmts if f["format"] == "permdiag"), None)
+    parts = list(fmts[0]["total"]["energy"])
+    rows = [[f["label"], f"{f['total']['energy_pj'] / 1e3:.3f}",
+             *[f"{f['total']['energy'][k] / 1e3:.3f}" for k in parts],
+             f"{f['total']['energy_pj'] / ref:.2f}x" if ref else "-"] for f in fmts]
+    lines = ["", f"energy per inference, counted model (nJ at 45 nm, stored weights in "
+                 f"{where.upper()})",
+             table(["format", "total", *parts, "vs PD"], rows, "l" + "r" * (len(parts) + 2))]
+    for f in res["formats"]:
+        me = f.get("measured_energy")
+        if me:
+            lines.append(
+                f"measured, {f['label']} hardware (permdeal power, first {me['inputs']} "
+                f"input(s), {me['clock_mhz']:g} MHz): {me['energy_per_inference_pj_180nm'] / 1e3:.3f}"
+                f" nJ at 0.18 um = {me['energy_pj'] / 1e3:.3f} nJ at 45 nm (/ {me['scale']:g}); "
+                f"counted model on the same inputs {me['counted_same_inputs_pj'] / 1e3:.3f} nJ "
+                f"(measured / counted {me['measured_over_counted']:.2f}); outputs equal to the "
+                f"golden model: {me['golden_match']}")
+    for c in res.get("claims", []):
+        if c["ours"] is None:
+            continue
+        lo, hi = c["claim"]
+        claim = f"{hi:g}x" if lo == hi else (f"up to {hi:g}x" if lo <= 1 else f"{lo:g}-{hi:g}x")
+        lines.append(f"claim ({c['paper']}): {c['text']}; ours (counted): {c['ours']:.2f}x, "
+                     f"{c['verdict']} the claimed {claim}")
+    lines.append(f"energy: {res['energy_model']}")
+    return lines
 
 
 def _accuracy_note(fmts, finetuned):

@@ -20,6 +20,7 @@ from permdeal.errors import PermdealError, Terminated
 from permdeal.golden.crossbar import CrossbarConfig
 from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH
 from permdeal.golden.workloads import EIE, EIE_LAYERS
+from permdeal.methods.energy import WEIGHT_MEMORIES
 from permdeal.synth import ecp5 as _ecp5
 from permdeal.synth import flow as _flow
 from permdeal.synth import scripts as _scripts
@@ -430,6 +431,14 @@ def compare_flags(p):
                    f"{DEFAULT_SCAN_WIDTH})")
     g.add_argument("--fifo-depth", type=int, default=EIE["fifo_depth"],
                    help=f"EIE activation FIFO depth (default {EIE['fifo_depth']})")
+    g = p.add_argument_group("energy (docs/design.md section 13.4)")
+    g.add_argument("--weight-memory", choices=WEIGHT_MEMORIES, default=WEIGHT_MEMORIES[0],
+                   help="where the counted model keeps the stored weights: on-chip SRAM banks, "
+                   "or DRAM streamed once an inference (default sram)")
+    g.add_argument("--measure-energy", type=int, default=0, metavar="N",
+                   help="also measure the energy of the formats with hardware (permdeal power "
+                   "on a generated design at the budget) on the first N inputs (default 0: "
+                   "counted model only)")
     g = p.add_argument_group("crossbars")
     g.add_argument("--xbar-rows", type=int, default=xb.rows,
                    help=f"crossbar rows (default {xb.rows})")

@@ -19,7 +19,8 @@ Hooks, by command:
   flows of that kind);
 - ``compare``: :attr:`Method.label`, :attr:`Method.rule`, :meth:`Method.setting`,
   :meth:`Method.build`, :meth:`Method.figures`, :meth:`Method.out_block`,
-  :meth:`Method.accuracy_note`.
+  :meth:`Method.accuracy_note`, :meth:`Method.power_options` (hardware whose energy it
+  measures).
 """
 
 from __future__ import annotations
@@ -177,6 +178,12 @@ class Method:
         """The block size in which a layer writes its outputs (the next PD-engine layer's input
         layout)."""
         return 1
+
+    def power_options(self, st: Any) -> dict | None:
+        """The :meth:`compress` options with which ``compare --measure-energy`` builds this
+        method's hardware for the comparison settings ``st``, or None where ``permdeal power``
+        has no flow for its designs."""
+        return None
 
     def accuracy_note(self, acc: dict, setting: str) -> str | None:
         """What this method's accuracy in ``compare`` is (one phrase), or None."""

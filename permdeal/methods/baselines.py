@@ -18,6 +18,7 @@ from permdeal.golden.workloads import EIE
 
 from . import figures
 from .base import Built, Method, flag_context
+from .energy import ACC_BITS, ACT_BITS
 
 
 def _acc(weights, biases, data) -> float:
@@ -56,7 +57,14 @@ class DenseMethod(Method):
         m, n = obj.shape
         nnz = np.count_nonzero(X, axis=1)
         cyc = [pd_cycles.layer_cycles(x, m, 1, st.engine, in_block).total for x in X]
+        B, macs = st.multipliers, figures.mean(m * nnz)
+        c = figures.Count()
+        c.layer_io(n, m, figures.mean(nnz))
+        c.macs(macs, m, B)
+        c.access("weights", figures.WEIGHT_BITS, m * n * figures.WEIGHT_BITS, macs, banks=B,
+                 stored=True)
         return {"storage_bits": m * n * figures.WEIGHT_BITS, "index_bits": 0,
+                **figures.energy(c, st),
                 "multiplies": figures.mean(m * nnz), "multiplies_no_skip": m * n,
                 "cycles": figures.mean(cyc),
                 **figures.mapping(dense_mapping((m, n), st.xbar), st.xbar)}
@@ -115,13 +123,33 @@ class EieMethod(Method):
         nz = X != 0
         runs = [eie_cycles.layer_cycles(c, x, st.fifo_depth) for x in X]
         s = obj.storage()
-        return {"storage_bits": s["total_bits"], "index_bits": s["index_overhead_bits"],
+        return {**figures.energy(self.count(obj, X, st), st),"storage_bits": s["total_bits"], "index_bits": s["index_overhead_bits"],
                 "multiplies": figures.mean(nz @ per_col),
                 "padding_multiplies": figures.mean(nz @ pad_col),
                 "cycles": figures.mean([r.actual for r in runs]),
                 "ideal_cycles": figures.mean([r.ideal for r in runs]),
                 "imbalance": figures.mean([r.imbalance for r in runs]), "n_pe": c.n_pe,
                 "nonzero_weights": int(c.entries - c.padding), "storage": s}
+
+    @staticmethod
+    def count(obj, X, st) -> figures.Count:
+        """EIE's events: per non-zero input, each PE reads its two column pointers and pushes
+        the value through its FIFO (a write and a read); per CSC entry of that column (padding
+        included), an entry read (codebook index and row index), a codebook read and a MAC."""
+        csc, s = obj.csc, obj.storage()
+        (m, n), pes = csc.shape, csc.n_pe
+        nnz = figures.mean(np.count_nonzero(X, axis=1))
+        entries = figures.mean((X != 0) @ csc.slice_entries.sum(axis=0))
+        c = figures.Count()
+        c.layer_io(n, m, nnz)
+        c.access("activations", ACT_BITS, st.fifo_depth * ACT_BITS, 2 * pes * nnz, banks=1)
+        c.access("index", s["pointer_width"], s["pointer_bits"], 2 * pes * nnz, banks=pes,
+                 stored=True)
+        c.access("weights", s["entry_bits"], s["entry_storage_bits"], entries, banks=pes,
+                 stored=True)
+        c.access("weights", figures.WEIGHT_BITS, s["codebook_storage_bits"], entries)
+        c.macs(entries, m, pes)
+        return c
 
     def accuracy_note(self, acc, setting):
         return (figures.tuned_note(self.label, "pruned_shared", acc)
@@ -156,11 +184,36 @@ class CirculantMethod(Method):
         live = xb.any(axis=2).sum(axis=1)  # input blocks with a non-zero
         mults = live * (fft_mults(k) + mb * pointwise_mults(k)) + (live > 0) * mb * fft_mults(k)
         return {"storage_bits": obj.storage_bits(figures.WEIGHT_BITS), "index_bits": 0,
+                **figures.energy(self.count(obj, live, st), st),
                 "multiplies": figures.mean(mults),
                 "cycles": figures.mean(-(-mults // st.multipliers)),
                 "live_input_blocks": figures.mean(live), "fft_mults": fft_mults(k),
                 "pointwise_mults": pointwise_mults(k),
                 **figures.mapping(circulant_mapping((m, n), k, st.xbar), st.xbar)}
+
+    @staticmethod
+    def count(obj, live, st) -> figures.Count:
+        """Block-circulant events (``live``: non-zero input blocks per input vector): per live
+        block its k inputs read, an FFT (``2 k ceil(log2 k)`` multiplies, ``3 k ceil(log2 k)``
+        adds: each butterfly's complex twiddle product and two complex adds), its k spectrum
+        values written; per live block and block-row, the k stored weight-spectrum values and
+        the k input-spectrum values read, the pointwise product (its multiplies, and as many
+        adds with the accumulation) into k spectrum accumulators (read and written); per
+        block-row an inverse FFT when any block is live. The FFTs' intermediate values stay in
+        registers (not charged)."""
+        (m, n), (mb, nb), k = obj.shape, obj.blocks, obj.k
+        B, lg = st.multipliers, (k - 1).bit_length()
+        blocks = figures.mean(live)
+        pairs, iffts = blocks * mb, figures.mean((live > 0) * mb)
+        c = figures.Count()
+        c.layer_io(n, m, blocks * k)
+        c.op("mult", ACT_BITS, (blocks + iffts) * fft_mults(k) + pairs * pointwise_mults(k))
+        c.op("add", ACC_BITS, (blocks + iffts) * 3 * k * lg + pairs * pointwise_mults(k))
+        c.access("activations", ACT_BITS, nb * k * ACT_BITS, blocks * k + pairs * k)
+        c.access("weights", figures.WEIGHT_BITS, obj.storage_bits(figures.WEIGHT_BITS),
+                 pairs * k, banks=B, stored=True)
+        c.access("accumulators", ACC_BITS, mb * k * ACC_BITS, 2 * pairs * k, banks=B)
+        return c
 
     def accuracy_note(self, acc, setting):
         return figures.tuned_note(self.label, "projected", acc)

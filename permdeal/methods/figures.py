@@ -8,11 +8,13 @@ from permdeal.golden.permdiag import PermDiag
 from permdeal.golden.smartdeal_train import DENSE_BITS
 from permdeal.golden.train import MLP
 
-from .base import Built, flag_context
 from permdeal.tables import pct
 
-__all__ = ["WEIGHT_BITS", "dense_mlp", "mapping", "mean", "pct", "projected_build",
-           "tuned_note"]
+from .base import Built, flag_context
+from .energy import Count
+
+__all__ = ["WEIGHT_BITS", "Count", "dense_mlp", "energy", "mapping", "mean", "pct",
+           "projected_build", "tuned_note"]
 
 #: Weight width of the digital formats (dense, PD, block-circulant, EIE's codebook entries).
 WEIGHT_BITS = DENSE_BITS
@@ -20,6 +22,13 @@ WEIGHT_BITS = DENSE_BITS
 
 def mean(values) -> float:
     return float(np.mean(values))
+
+
+def energy(count: Count, st) -> dict:
+    """The counted-energy figures of a layer's events ``count`` with the weights where the
+    comparison settings ``st`` put them (:mod:`.energy`)."""
+    e = count.energy(st.weight_memory)
+    return {"energy_pj": e["total"], "energy": e, "energy_events": count.to_json()}
 
 
 def mapping(mp, cfg) -> dict:

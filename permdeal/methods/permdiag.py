@@ -171,14 +171,36 @@ class PermDiagMethod(Method):
         nnz = np.count_nonzero(X, axis=1)
         cyc = [pd_cycles.layer_cycles(x, mb, pd.p, st.engine, in_block).total for x in X]
         return {"storage_bits": pd.n_weights * figures.WEIGHT_BITS + pd.index_bits_total,
+                **figures.energy(self.count(pd, X, st), st),
                 "index_bits": pd.index_bits_total, "multiplies": figures.mean(mb * nnz),
                 "cycles": figures.mean(cyc), "block_rows": mb, "slots": st.engine.slots(mb),
                 "crossbars_dense_mode": permdiag_mapping(pd.shape, pd.p, st.xbar,
                                                          "dense").crossbars,
                 **figures.mapping(permdiag_mapping(pd.shape, pd.p, st.xbar), st.xbar)}
 
+    @staticmethod
+    def count(pd, X, st) -> figures.Count:
+        """PD's events: per non-zero input, one MAC in each of the M' block-rows, each reading
+        its stored weight and its block's ``ceil(log2 p)``-bit index (the row comes from the
+        index, no other address)."""
+        (m, n), mb = pd.shape, pd.blocks[0]
+        B, nnz = st.multipliers, figures.mean(np.count_nonzero(X, axis=1))
+        macs = mb * nnz
+        c = figures.Count()
+        c.layer_io(n, m, nnz)
+        c.macs(macs, m, B)
+        c.access("weights", figures.WEIGHT_BITS, pd.n_weights * figures.WEIGHT_BITS, macs,
+                 banks=B, stored=True)
+        if pd.index_bits_total:
+            c.access("index", pd.index_bits_total // (pd.blocks[0] * pd.blocks[1]),
+                     pd.index_bits_total, macs, banks=B, stored=True)
+        return c
+
     def out_block(self, obj):
         return obj.p
+
+    def power_options(self, st):
+        return {"p": st.p}
 
     def accuracy_note(self, acc, setting):
         return figures.tuned_note(self.label, "projected", acc)

@@ -277,9 +277,25 @@ class SmartDealMethod(Method):
         units = max(1, st.multipliers // S)
         nz_ce = int(np.count_nonzero(dec.ce))
         bits = sd.storage_bits(dec, st.b_bits, dense_bits=figures.WEIGHT_BITS)
+        macs = figures.mean(xs @ active.sum(axis=0))
+        c = figures.Count()
+        c.layer_io(n, m, figures.mean(xs.sum(axis=1)))
+        # Rebuild: every Ce code and B element read once (B into the rebuild engine's
+        # registers, where it stays for its block), one shifted B term per non-zero Ce entry
+        # and rebuilt weight (a shift and an add, both priced as 16-bit adds), every weight
+        # inside the matrix of an active chunk written to the lanes' double-buffered weight
+        # registers and read by the MACs that meet a non-zero input.
+        rebuilt = int((active * width).sum())
+        c.access("weights", dec.E + 2, dec.ce.size * (dec.E + 2), dec.ce.size,
+                 banks=units, stored=True)
+        c.access("weights", st.b_bits, dec.b.size * st.b_bits, dec.b.size, banks=units,
+                 stored=True)
+        c.op("add", figures.WEIGHT_BITS, 2 * S * nz_ce)
+        c.access("weights", figures.WEIGHT_BITS, 2 * st.multipliers * figures.WEIGHT_BITS,
+                 rebuilt + macs, banks=st.multipliers)
+        c.macs(macs, m, st.multipliers)
         return {"storage_bits": bits["smartdeal_fixed"], "index_bits": int(dec.ce.size),
-                "multiplies": int((active * width).sum()),
-                "multiplies_zero_skip": figures.mean(xs @ active.sum(axis=0)),
+                **figures.energy(c, st), "multiplies": rebuilt, "multiplies_zero_skip": macs,
                 "shift_add_terms": S * nz_ce, "ce_nonzeros": nz_ce,
                 "ce_density": nz_ce / dec.ce.size,
                 "cycles": float(-(-lc.compute // units)), "units": units,
