@@ -29,7 +29,7 @@ from . import sta
 from .scripts import LIBERTY_FILE
 from .tools import run_tool
 
-__all__ = ["BLOCKS", "NETLIST_FILE", "NETLIST_STAT", "PinActivity", "block_of", "blocks",
+__all__ = ["BLOCKS", "SMARTDEAL_BLOCKS", "NETLIST_FILE", "NETLIST_STAT", "PinActivity", "block_of", "blocks",
            "cell_pins", "export_lines", "parse_instances", "power_script", "prepare", "run_power",
            "sim_netlist"]
 
@@ -52,6 +52,15 @@ BLOCKS = (
     ("activation path", ("banks", "reader", "detector", "out_reader")),
     ("lane operands", ("lane", "pe")),
     ("control and broadcast", ()),
+)
+#: The blocks of a SmartDeal design (``hdl.smartdeal_net``): each layer unit's blocks, and its
+#: own logic (Ce/B fetcher, state, input buffer) with the chain's.
+SMARTDEAL_BLOCKS = (
+    ("shift-add rebuild", ("shift_add",)),
+    ("MAC", ("mac",)),
+    ("queue", ("queue",)),
+    ("write-back", ("writeback",)),
+    ("fetch, control and input buffer", ()),
 )
 
 
@@ -170,25 +179,25 @@ def _instance_path(instance: str) -> list[str]:
     return instance.split(".")[:-1]
 
 
-def block_of(instance: str) -> str:
-    """The block of :data:`BLOCKS` a cell instance belongs to: the first block one of whose
-    names is one of the instance names in its path (trailing digits and any ``pe0_`` prefix
-    dropped: ``banks1``, ``pe0_wb``)."""
+def block_of(instance: str, rules: Sequence[tuple] = BLOCKS) -> str:
+    """The block of ``rules`` (:data:`BLOCKS` style) a cell instance belongs to: the first
+    block one of whose names is one of the instance names in its path (trailing digits and any
+    ``pe0_`` prefix dropped: ``banks1``, ``pe0_wb``); the last block when none is."""
     names = set()
     for part in _instance_path(instance):
         names |= {part, re.sub(r"\d+$", "", part), re.sub(r"\d+$", "", part.split("_")[-1])}
-    for block, keys in BLOCKS:
+    for block, keys in rules:
         if names.intersection(keys):
             return block
-    return BLOCKS[-1][0]
+    return rules[-1][0]
 
 
-def blocks(instances: Mapping[str, tuple]) -> dict[str, float]:
-    """Total power (W) of each block of :data:`BLOCKS` over ``instances`` (name -> row of
+def blocks(instances: Mapping[str, tuple], rules: Sequence[tuple] = BLOCKS) -> dict[str, float]:
+    """Total power (W) of each block of ``rules`` over ``instances`` (name -> row of
     :func:`parse_instances`)."""
-    out = {name: 0.0 for name, _ in BLOCKS}
+    out = {name: 0.0 for name, _ in rules}
     for name, row in instances.items():
-        out[block_of(name)] += row[3]
+        out[block_of(name, rules)] += row[3]
     return out
 
 
@@ -270,10 +279,10 @@ def sim_netlist(work: Path, top: str, liberty_file: str = LIBERTY_FILE) -> str:
 
 def run_power(work: Path, top: str, period_ns: float,
               lookup: Callable[[str], PinActivity | None],
-              liberty_file: str = LIBERTY_FILE) -> dict:
+              liberty_file: str = LIBERTY_FILE, rules: Sequence[tuple] = BLOCKS) -> dict:
     """OpenSTA's power of the :func:`prepare`-d :data:`NETLIST_FILE` in ``work`` at a clock of
     ``period_ns`` with the activity ``lookup`` gives (:func:`power_script`): ``totals`` (W:
-    internal, switching, leakage, total), ``blocks`` (W per block of :data:`BLOCKS`),
+    internal, switching, leakage, total), ``blocks`` (W per block of ``rules``),
     ``annotated`` (counts) and the run's ``seconds``."""
     work = Path(work)
     text = (work / NETLIST_FILE).read_text()
@@ -282,5 +291,5 @@ def run_power(work: Path, top: str, period_ns: float,
     log = work / POWER_LOG
     took = run_tool("sta", ["-no_splash", "-exit", POWER_SCRIPT], work, log, "OpenSTA (power)")
     totals, rows = parse_instances(log.read_text(errors="replace"), log.name)
-    return {"totals": totals, "blocks": blocks(rows), "annotated": found,
+    return {"totals": totals, "blocks": blocks(rows, rules), "annotated": found,
             "cells": len(rows), "seconds": round(took, 2)}

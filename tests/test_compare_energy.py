@@ -1,4 +1,4 @@
-"""The energy column of ``permdeal compare`` (permdeal/methods/energy.py, docs/design.md 13.4)
+"""The energy column of ``permdeal compare`` (permdeal/methods/energy.py, docs/design.md 13.1)
 against arithmetic written here.
 
 The prices are checked against Horowitz's table as the docs quote it; each format's counted
@@ -8,8 +8,6 @@ verdicts; then one measured run (``--measure-energy``) of the PD engine on two i
 bad-input messages. Random cases use fixed seeds.
 """
 
-import argparse
-import dataclasses
 import json
 import math
 import re
@@ -17,9 +15,10 @@ import re
 import numpy as np
 import pytest
 
+from test_compare import run, sparse_inputs, st_of, tiny_model  # the same helpers
+
 from permdeal import methods
 from permdeal.api import compare as cmp
-from permdeal.cli import compare_flags
 from permdeal.errors import PermdealError
 from permdeal.golden import smartdeal as sd
 from permdeal.golden.permdiag import PermDiag
@@ -36,23 +35,6 @@ def sram(width, bank_bits):
     size = max(1, math.ceil(bank_bits / width)) * width / 8
     slope = math.log(2) / math.log(4)
     return 10.0 * (size / 8192) ** slope * width / 64
-
-
-def parse(*argv):
-    p = argparse.ArgumentParser()
-    compare_flags(p)
-    return cmp.CompareOptions(**vars(p.parse_args(list(argv))))
-
-
-def st_of(*argv, kind="model"):
-    return cmp.settings(parse(*argv), kind)
-
-
-def sparse_inputs(n, count, seed):
-    rng = np.random.default_rng(seed)
-    X = rng.random((count, n))
-    X[rng.random((count, n)) < 0.5] = 0.0
-    return X
 
 
 def test_prices_are_the_table():
@@ -178,18 +160,6 @@ def test_claims_verdicts():
     assert cmp.claims([fmt("dense", 30.0)])[0]["ours"] is None
 
 
-def run(*argv):
-    return cmp.run(**dataclasses.asdict(parse(*argv)))
-
-
-def tiny_model(path, sizes=(12, 9, 5), seed=17):
-    rng = np.random.default_rng(seed)
-    np.savez(path, **{k: v for i, (n, m) in enumerate(zip(sizes, sizes[1:]))
-                      for k, v in ((f"l{i}.weight", rng.standard_normal((m, n))),
-                                   (f"l{i}.bias", rng.standard_normal(m) * 0.1))})
-    return path
-
-
 def test_dram_favours_the_smaller_store(tmp_path):
     """In DRAM the weights' traffic dominates, so the format that stores fewer bits gains: each
     format's DRAM/SRAM energy grows, and SmartDeal (fewer bits than dense) closes on dense."""
@@ -209,23 +179,28 @@ def test_dram_favours_the_smaller_store(tmp_path):
     assert res["sram"]["sme"]["energy_pj"] is None  # analog: not counted
 
 
-def test_measure_energy_of_the_pd_engine(tmp_path, capsys):
+def test_measure_energy_of_the_hardware(tmp_path, capsys):
     model = str(tiny_model(tmp_path / "m.npz"))
     out = tmp_path / "c.json"
     assert run("--model", model, "--p", "3", "--k", "3", "--vectors", "2",
                "--measure-energy", "2", "--json", str(out)) == 0
     res = json.loads(out.read_text())
-    measured = {f["format"]: f.get("measured_energy") for f in res["formats"]}
-    assert [k for k, v in measured.items() if v] == ["permdiag"]
-    me = measured["permdiag"]
-    pd = next(f for f in res["formats"] if f["format"] == "permdiag")
-    assert me["inputs"] == 2 and me["golden_match"] is True
-    # the same two inputs: the counted model's figure is the table's
-    assert me["counted_same_inputs_pj"] == pytest.approx(pd["total"]["energy_pj"], abs=1e-2)
-    assert me["energy_pj"] == pytest.approx(me["energy_per_inference_pj_180nm"] / 16, rel=1e-3)
-    assert me["energy_pj"] > 0
+    fmts = {f["format"]: f for f in res["formats"]}
+    assert [k for k, f in fmts.items() if f.get("measured_energy")] == ["permdiag", "smartdeal"]
     printed = capsys.readouterr().out
-    assert "measured, PD hardware (permdeal power, first 2 input(s)" in printed
+    for name, design in (("permdiag", "4 PE x 2 lanes"),
+                         ("smartdeal", "SmartDeal, 2 layer unit(s) of 3 shift-add lanes")):
+        me = fmts[name]["measured_energy"]
+        assert me["design"] == design
+        assert me["inputs"] == 2 and me["golden_match"] is True
+        # the same two inputs: the counted model's figure on them is the table's
+        assert me["counted_same_inputs_pj"] == pytest.approx(fmts[name]["total"]["energy_pj"],
+                                                             abs=1e-2)
+        assert me["energy_pj"] == pytest.approx(me["energy_per_inference_pj_180nm"] / 16,
+                                                rel=1e-3)
+        assert me["energy_pj"] > 0
+        assert (f"measured, {fmts[name]['label']} hardware ({design}; permdeal power, first 2 "
+                "input(s)") in printed
 
 
 @pytest.mark.parametrize("argv, msg", [

@@ -285,3 +285,46 @@ def test_gate_level_check_runs_the_netlist_and_compares(small, capsys):
     assert check["gates"]["blocks_pj"]["memory: weight"] == pytest.approx(
         check["rtl"]["blocks_pj"]["memory: weight"], rel=0.05)
     assert "gate-level" in out
+
+
+def test_power_of_a_smartdeal_design(tmp_path, capsys):
+    """The SmartDeal design through the same flow: its own bench, blocks and ROMs. Its Ce, B
+    and bias ROMs (one of each per layer unit, the shapes of the images) are read every
+    cycle; its MACs are its rebuilt weights, counted here from the Ce codes."""
+    rng = np.random.default_rng(9)
+    sizes = [10, 7, 4]
+    np.savez(tmp_path / "m.npz", **{k: v for i in range(2) for k, v in (
+        (f"l{i}.weight", rng.normal(0, 0.5, (sizes[i + 1], sizes[i]))),
+        (f"l{i}.bias", rng.normal(0, 0.1, sizes[i + 1])))})
+    np.save(tmp_path / "x.npy", rng.random((2, sizes[0])))
+    assert main(["compress", str(tmp_path / "m.npz"), "--method", "smartdeal",
+                 "-o", str(tmp_path / "sd")]) == 0
+    assert main(["gen", "--model", str(tmp_path / "sd"), "-o", str(tmp_path / "d")]) == 0
+    capsys.readouterr()
+    assert main(["power", "--design", str(tmp_path / "d"), "--inputs", str(tmp_path / "x.npy"),
+                 "--clock-mhz", "100", "-o", str(tmp_path / "p")]) == 0
+    rep = json.loads((tmp_path / "p" / "report.json").read_text())
+    assert rep["golden_match"] and rep["cycles_match_model"]
+    assert rep["design"]["title"] == "SmartDeal, 2 layer unit(s) of 3 shift-add lanes"
+    blocks = list(rep["energy"]["blocks_pj"])
+    names = [b for b, _ in power.SMARTDEAL_BLOCKS]
+    assert blocks[:len(names)] == names
+    assert all(rep["energy"]["blocks_pj"][b] > 0 for b in names)
+    rom = np.load(tmp_path / "sd" / "model.npz")  # (the compressed model: Ce, B, bias)
+    macs = 0
+    for i, name in enumerate(["l0", "l1"]):
+        assert sorted(k for k in rep["memories"] if k.startswith(name + " ")) == [
+            f"{name} b", f"{name} bias", f"{name} ce"]
+        for part in ("b", "bias", "ce"):
+            k = rep["memories"][f"{name} {part}"]
+            assert k["instances"] == 1 and k["writes"] == 0
+            assert k["reads"] == pytest.approx(rep["simulated_cycles"], abs=2)
+        # a chunk of S = 3 weights is rebuilt when its Ce row has a non-zero code, and the last
+        # chunk of every output row always (docs/design.md 5.3)
+        m, n = sizes[i + 1], sizes[i]
+        r = -(-n // 3)
+        ce = rom[f"{name}.ce"].reshape(m, r, 3)  # the model's Ce, one block per output row
+        macs += 3 * sum(1 for row in range(m) for c in range(r)
+                        if np.any(ce[row, c] != 0) or c == r - 1)
+    assert rep["macs_per_inference"] == macs
+    assert "SmartDeal, 2 layer unit(s)" in capsys.readouterr().out

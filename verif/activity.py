@@ -15,6 +15,7 @@ import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from . import gates, runner
 from .saif import Activity, read_saif
 from .sim import TEST_MODULE, TESTCASE
 
-__all__ = ["GATE_WAIVERS", "Recorded", "record"]
+__all__ = ["GATE_WAIVERS", "Bench", "Recorded", "engine_bench", "record"]
 
 #: The SAIF file Verilator writes (cocotb's Verilator main names it).
 SAIF_FILE = "dump.saif"
@@ -37,6 +38,31 @@ GATE_WAIVERS = ("MINTYPMAXDLY", "SPECIFYIGN", "IMPLICIT", "TIMESCALEMOD", "PINMI
 #: The C++ optimization of a gate-level build: it is compiled once per run, and ``-O0``
 #: compiles the many cell instances several times faster than Verilator's default ``-Os``.
 GATE_OPT = "-O0"
+
+
+@dataclass(frozen=True)
+class Bench:
+    """The cocotb test a recorded run drives: ``test_module`` and ``testcase``, the ``config``
+    it reads (inputs, golden outputs, expected cycles), the ``golden`` outputs (one row per
+    input) and the cycle model's ``cycles`` per input."""
+
+    test_module: str
+    testcase: str
+    config: dict
+    golden: np.ndarray
+    cycles: list
+
+
+def engine_bench(design: Design, model: QuantModel, x: np.ndarray) -> Bench:
+    """``permdeal sim``'s test of a PermDNN engine design on input codes ``x``: the inputs
+    back to back, outputs against the golden model, cycles against the cycle model."""
+    x = np.asarray(x, dtype=np.int64)
+    golden = model.forward(x)
+    cycles = [model_cycles(model, xi, design.cfg).total for xi in x]
+    config = {"in_bits": design.manifest["ports"]["in_bits"],
+              "out_bits": design.manifest["ports"]["out_bits"], "inputs": x.tolist(),
+              "expected": golden.tolist(), "cycles": cycles}
+    return Bench(TEST_MODULE, TESTCASE, config, golden, cycles)
 
 
 @dataclass(frozen=True)
@@ -54,18 +80,17 @@ class Recorded:
     build: Path
 
 
-def record(design: Design, model: QuantModel, rom: Path, x: np.ndarray, work: Path, *,
+def record(design: Any, bench: Bench, rom: Path, work: Path, *,
            netlist: str | None = None, memory_modules: Collection[str] = (),
            tied: Mapping[str, int] | None = None, seed: int | None = None) -> Recorded:
-    """Run ``design`` (the ROM images ``rom``, the model ``model``) on input codes ``x`` in
-    ``work`` (a fresh folder) on Verilator with a SAIF trace. ``netlist`` (Verilog text of the
-    gate-level netlist, its cells given as logic, the memories cut to ports), with the RTL's
-    ``memory_modules`` and the ``tied`` ports of :func:`.gates.wrapper`, runs the gate-level
-    stand-in instead. A run whose outputs or cycles
-    differ from the golden and cycle models is not an error here: the caller reports it."""
-    x = np.asarray(x, dtype=np.int64)
-    golden = model.forward(x)
-    expected = [model_cycles(model, xi, design.cfg).total for xi in x]
+    """Run ``design`` (a design folder's object: ``folder``, ``top``, ``sources``,
+    ``manifest``; the ROM images ``rom``) under the test ``bench`` in ``work`` (a fresh folder)
+    on Verilator with a SAIF trace. ``netlist`` (Verilog text of the gate-level netlist, its
+    cells given as logic, the memories cut to ports), with the RTL's ``memory_modules`` and the
+    ``tied`` ports of :func:`.gates.wrapper`, runs the gate-level stand-in instead. A run whose
+    outputs or cycles differ from the golden and cycle models is not an error here: the caller
+    reports it."""
+    golden, expected = bench.golden, bench.cycles
     work.mkdir(parents=True, exist_ok=True)
     sources: list[Path] = list(design.sources)
     # (Verilator leaves out of a trace the names that start with "_" unless asked)
@@ -87,18 +112,16 @@ def record(design: Design, model: QuantModel, rom: Path, x: np.ndarray, work: Pa
     build = work / "build"
     build.mkdir()
     os.symlink(os.path.relpath(rom.resolve(), build.resolve()), build / design.manifest["rom_dir"])
-    config = {"in_bits": design.manifest["ports"]["in_bits"],
-              "out_bits": design.manifest["ports"]["out_bits"], "inputs": x.tolist(),
-              "expected": golden.tolist(), "cycles": expected}
     env = ({"MAKEFLAGS": f"{os.environ.get('MAKEFLAGS', '')} {make_vars}".strip()}
            if make_vars else None)
     try:
         result = runner.run("verilator", sources=sources, toplevel=design.top,
-                            test_module=TEST_MODULE, build_dir=build, config=config, seed=seed,
-                            waves=True, testcase=TESTCASE, build_args=args, env=env)
+                            test_module=bench.test_module, build_dir=build, config=bench.config,
+                            seed=seed, waves=True, testcase=bench.testcase, build_args=args,
+                            env=env)
     except runner.SimulationFailed as e:
         result = e.result
-    rep = result.report.get(TESTCASE, {})
+    rep = result.report.get(bench.testcase, {})
     observed = rep.get("observed", [])
     match = len(observed) == golden.size and bool(
         np.array_equal(np.array(observed, dtype=np.int64).reshape(golden.shape), golden))

@@ -23,11 +23,21 @@ from permdeal.errors import PermdealError
 from permdeal.golden.smartdeal_cycles import model_cycles
 from permdeal.verif.tb_smartdeal_layer import bench_config
 
-from .sim import _kept, first_mismatches, run_design, tool_timings
 from permdeal.gen.smartdeal_design import SmartDealDesign
+
+from .activity import Bench
+from .sim import _kept, first_mismatches, run_design, tool_timings
 
 #: The cocotb test ``permdeal sim`` runs.
 TEST_MODULE, TESTCASE = "permdeal.verif.tb_smartdeal_layer", "test_cycles"
+
+
+def bench(design: SmartDealDesign, model, x_codes: npt.ArrayLike) -> Bench:
+    """The test ``permdeal sim`` runs on the SmartDeal design ``design`` (its images'
+    ``model``) with input codes ``x_codes``, as :mod:`.activity` records it."""
+    config = bench_config(model, np.asarray(x_codes, dtype=np.int64), design.lanes)
+    return Bench(TEST_MODULE, TESTCASE, config, np.asarray(config["expected"], dtype=np.int64),
+                 [config["cycles"]] * len(config["inputs"]))
 
 
 def simulate(design_dir: str | Path, x_codes: npt.ArrayLike, sim: str, out: str | Path, *,
@@ -38,8 +48,8 @@ def simulate(design_dir: str | Path, x_codes: npt.ArrayLike, sim: str, out: str 
     design = SmartDealDesign(design_dir)
     model, rom = design.load_model(images)
     x = np.asarray(x_codes, dtype=np.int64)
-    config = bench_config(model, x, design.lanes)
-    golden = np.asarray(config["expected"], dtype=np.int64)
+    b = bench(design, model, x)
+    config, golden = b.config, b.golden
     cyc = model_cycles(model, design.lanes)
     with atomic.output_dir(out, inputs=[design_dir, rom, *inputs]) as tmp:
         result, build, wall = run_design(tmp, sim, design, rom, config, test_module=TEST_MODULE,

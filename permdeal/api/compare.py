@@ -77,7 +77,7 @@ ENERGY_CLAIMS = (
      "text": "up to 2.44x the energy efficiency of the uncompressed network"},
 )
 #: How the energy column is counted, stored in the JSON and printed under the table.
-ENERGY_MODEL = ("counted model (permdeal/methods/energy.py, docs/design.md 13.4): every format's "
+ENERGY_MODEL = ("counted model (permdeal/methods/energy.py, docs/design.md 13.1): every format's "
                 "multiplies, adds and memory accesses per inference priced by Horowitz's 45 nm "
                 "table (16-bit multiply 0.79 pJ, 32-bit add 0.1 pJ; SRAM by size, 8 KB 10 pJ "
                 "per 64 bits; DRAM 1.3 nJ per 64 bits), stored weights and accumulators in one "
@@ -427,7 +427,8 @@ def measure_energy(m: methods.Method, built: Any, net: Net, data: tuple | None, 
                    log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """``permdeal power`` on the hardware of method ``m`` for one net: the ``built`` float
     model compressed to 16-bit fixed point (activation formats fitted to the training images,
-    or to the net's inputs), its design generated at the budget, its energy measured on the
+    or to the net's inputs), its design generated (:meth:`Method.power_options`: the PD engine
+    at the budget; SmartDeal's design of one layer unit per layer), its energy measured on the
     first ``st.measure_energy`` inputs; beside it the counted model on the same inputs."""
     from permdeal.golden.compress import QuantSpec
     from permdeal.golden.model import FloatLayer
@@ -438,15 +439,14 @@ def measure_energy(m: methods.Method, built: Any, net: Net, data: tuple | None, 
               for nm, W, bias in zip(net.names, built.weights, built.biases)]
     spec = QuantSpec(act=figures.WEIGHT_BITS, weight=figures.WEIGHT_BITS,
                      bias=figures.WEIGHT_BITS)
-    model = m.compress(layers, spec, calibration=data[0] if data else net.X,
-                       **m.power_options(st))
+    compress, generate = m.power_options(st)
+    model = m.compress(layers, spec, calibration=data[0] if data else net.X, **compress)
     work = Path(tempfile.mkdtemp(prefix="permdeal-compare-"))
     try:
-        e = st.engine
         if log:
-            log(f"{m.label}: generating the {e.n_pe} PE x {e.lanes} lane design and measuring "
-                f"its energy on {len(x)} input(s) (permdeal power)")
-        m.generate(model, work / "design", pes=e.n_pe, lanes=e.lanes, scan_width=e.scan_width)
+            log(f"{m.label}: generating its design and measuring its energy on {len(x)} "
+                "input(s) (permdeal power)")
+        m.generate(model, work / "design", **generate)
         rep = power.run(work / "design", x, work / "power")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -454,7 +454,8 @@ def measure_energy(m: methods.Method, built: Any, net: Net, data: tuple | None, 
                   zip(built.layers, forward(built.weights, built.biases, x),
                       [None] + [m.out_block(o) for o in built.layers[:-1]]))
     s45 = rep["scaled_45nm"]
-    return {"inputs": int(len(x)), "clock_mhz": rep["clock_mhz"],
+    return {"inputs": int(len(x)), "design": rep["design"]["title"], "clock_mhz": rep["clock_mhz"],
+            "cycles_per_inference": rep["cycles_per_inference"],
             "energy_per_inference_pj_180nm": rep["energy_per_inference_pj"],
             "energy_pj": s45["energy_per_inference_pj"], "scale": s45["factor"],
             "blocks_pj_180nm": rep["energy"]["blocks_pj"], "golden_match": rep["golden_match"],

@@ -83,8 +83,9 @@ def _energy(res: dict[str, Any]) -> list[str]:
         me = f.get("measured_energy")
         if me:
             lines.append(
-                f"measured, {f['label']} hardware (permdeal power, first {me['inputs']} "
-                f"input(s), {me['clock_mhz']:g} MHz): {me['energy_per_inference_pj_180nm'] / 1e3:.3f}"
+                f"measured, {f['label']} hardware ({me['design']}; permdeal power, first "
+                f"{me['inputs']} input(s), {me['cycles_per_inference']:,.0f} cycles each at "
+                f"{me['clock_mhz']:g} MHz): {me['energy_per_inference_pj_180nm'] / 1e3:.3f}"
                 f" nJ at 0.18 um = {me['energy_pj'] / 1e3:.3f} nJ at 45 nm (/ {me['scale']:g}); "
                 f"counted model on the same inputs {me['counted_same_inputs_pj'] / 1e3:.3f} nJ "
                 f"(measured / counted {me['measured_over_counted']:.2f}); outputs equal to the "

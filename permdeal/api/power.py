@@ -1,5 +1,6 @@
-"""``permdeal power``: the energy a PermDNN engine design spends on real inputs (docs/design.md
-section 13).
+"""``permdeal power``: the energy a generated design (a PermDNN engine or a SmartDeal design)
+spends on real inputs (docs/design.md section 13). What differs between the two, the method's
+:meth:`~permdeal.methods.Method.power_subject` says: its test bench, memories, blocks and MACs.
 
 1. Yosys maps the design onto the OSU 0.18 um cells (the asic flow) and writes the power netlist;
    OpenSTA measures its Fmax, the clock of the figures unless ``clock_mhz`` is given.
@@ -29,24 +30,22 @@ import numpy as np
 
 from permdeal import atomic, checks
 from permdeal.errors import PermdealError
-from permdeal.gen.design import Design
-from permdeal.golden.cycles import model_cycles
+from permdeal.gen.design import RTL_DIR
 from permdeal.hdl.rom import ROM_MODULE
+from permdeal.methods import PowerSubject
 from permdeal.synth import energy as energy_model
-from permdeal.synth import flow, memory, power, sta
+from permdeal.synth import flow, power, sta
 from permdeal.synth.flow import SynthOptions
 from permdeal.verif import activity, gates
 from permdeal.verif.saif import Activity
-from permdeal.verif.sim import load_model
 
+from .designs import design_method
 from .models import fresh, input_codes
 
 __all__ = ["REPORT_KIND", "energy", "run"]
 
 REPORT_KIND = "permdeal-power"
 Progress = Callable[[str], None] | None
-#: Report names of the memory kinds, by the module and the ROM instance's name ending.
-ROM_KINDS = ("weight", "k", "bias")
 
 
 def _say(progress, text):
@@ -74,33 +73,36 @@ def _lookup(act: Activity, scope: tuple[str, ...] = ()) -> Callable[[str], Any]:
     return lookup
 
 
-def memory_energy(act: Activity, instances: dict[str, tuple[str, str]], engine: Any,
+def memory_energy(act: Activity, instances: dict[str, tuple[str, str]], subject: PowerSubject,
                   scope_of: Callable[[str], tuple[str, ...]]) -> dict:
     """Accesses and energy (pJ, at 0.18 um) of every memory kind in the trace ``act`` (a memory
-    instance's nets under ``scope_of(instance)``): the ROMs read every cycle (they have no read
-    enable), a RAM once per cycle its read enable is high and, per write enable bit, its share
-    of a word per cycle that bit is high."""
-    shapes = memory.memory_kinds(engine)
-    ram_kind = {k["module"]: kind for kind, k in shapes.items() if k["module"] != ROM_MODULE}
+    instance's nets under ``scope_of(instance)``; its kind and shape from ``subject``): the ROMs
+    read every cycle (they have no read enable), a RAM once per cycle its read enable is high
+    and, per write enable bit, its share of a word per cycle that bit is high."""
     cycles = act.clock_cycles(gates.CLOCK)
     kinds: dict[str, dict] = {}
-    for inst, (module, _params) in sorted(instances.items()):
+    for inst, (module, params) in sorted(instances.items()):
         if module == ROM_MODULE:
-            kind = next((k for k in ROM_KINDS if inst.endswith(f"_{k}")), None)
-            if kind is None:
-                raise PermdealError(f"ROM instance {inst}: not a weight, k or bias ROM")
+            kind = subject.rom_kind(inst)
+            p = gates.instance_params(params)
+            width, depth = p.get("WIDTH"), p.get("DEPTH")
+            if not width or not depth:
+                raise PermdealError(f"ROM instance {inst}: no WIDTH and DEPTH parameters")
             reads, writes = cycles, 0.0
         else:
-            kind = ram_kind[module]
+            r = subject.ram_modules[module]
+            kind, width, depth = r["kind"], r["width"], r["depth"]
             path = scope_of(inst)
             reads = act.high_cycles(path, "r_en", gates.CLOCK)
-            en_bits = max(1, shapes[kind]["width"] // shapes[kind]["granularity"])
+            en_bits = max(1, width // r["granularity"])
             writes = sum(act.high_cycles(path, f"w_en[{b}]" if en_bits > 1 else "w_en",
                                          gates.CLOCK) for b in range(en_bits)) / en_bits
-        width, depth = shapes[kind]["width"], shapes[kind]["depth"]
         pj = round(energy_model.access_pj(width, depth), 4)
         k = kinds.setdefault(kind, {"width": width, "depth": depth, "instances": 0,
                                     "reads": 0.0, "writes": 0.0, "pj_per_access": pj})
+        if (k["width"], k["depth"]) != (width, depth):
+            raise PermdealError(f"memory kind {kind!r}: instances of {k['width']} x "
+                                f"{k['depth']} and {width} x {depth} bits")
         k["instances"] += 1
         k["reads"] += reads
         k["writes"] += writes
@@ -110,13 +112,14 @@ def memory_energy(act: Activity, instances: dict[str, tuple[str, str]], engine: 
 
 
 def _path(work: Path, top: str, period_ns: float, act: Activity, gate_level: bool,
-          instances: dict, engine: Any, n: int, macs: float,
+          instances: dict, subject: PowerSubject, n: int, macs: float,
           progress: Progress) -> tuple[dict, dict, dict]:
     """One path's figures from the trace ``act`` of ``n`` inputs, the RTL's or (``gate_level``)
     the netlist's: ``(logic power, memories, energies)``."""
     _say(progress, f"OpenSTA report_power ({'gate level' if gate_level else 'RTL activity'})")
-    logic = power.run_power(work, top, period_ns, _lookup(act, ("gates",) if gate_level else ()))
-    mems = memory_energy(act, instances, engine,
+    logic = power.run_power(work, top, period_ns, _lookup(act, ("gates",) if gate_level else ()),
+                            rules=subject.blocks)
+    mems = memory_energy(act, instances, subject,
                          (lambda i: (i,)) if gate_level else (lambda i: tuple(i.split("."))))
     return logic, mems, _energies(logic, mems, act.clock_cycles(gates.CLOCK), period_ns, n, macs)
 
@@ -160,8 +163,8 @@ def plot(rep: dict) -> bytes:
             bottom += vals
         ax.set_xticks(range(len(bars)), [b[0] for b in bars], rotation=10)
         ax.set_ylabel("energy per inference (nJ, 0.18 um)")
-        ax.set_title(f"{rep['design']['top']}: {rep['design']['n_pe']} PE x "
-                     f"{rep['design']['lanes']} lanes at {rep['clock_mhz']:g} MHz")
+        ax.set_title(f"{rep['design']['top']}: {rep['design']['title']} at "
+                     f"{rep['clock_mhz']:g} MHz")
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         fig.tight_layout()
         buf = io.BytesIO()
@@ -173,18 +176,19 @@ def plot(rep: dict) -> bytes:
 def table(rep: dict) -> str:
     """The report as text."""
     e = rep["energy"]
-    lines = [f"permdeal power: {rep['design']['folder']} ({rep['design']['n_pe']} PE x "
-             f"{rep['design']['lanes']} lanes), {rep['inputs']} input(s), clock "
+    w = max(len(name) for name in e["blocks_pj"]) + 2
+    lines = [f"permdeal power: {rep['design']['folder']} ({rep['design']['title']}), "
+             f"{rep['inputs']} input(s), clock "
              f"{rep['clock_mhz']:g} MHz ({rep['clock_source']})",
              f"energy per inference {e['energy_per_inference_pj'] / 1e3:.3f} nJ "
              f"(logic {e['logic_pj'] / 1e3:.3f}, memories {e['memory_pj'] / 1e3:.3f}); "
              f"{e['pj_per_mac']} pJ per MAC; average power {e['average_power_mw']:.2f} mW",
              f"  ({rep['macs_per_inference']:.1f} MACs and {rep['cycles_per_inference']:.1f} "
              "cycles per inference)", "",
-             f"{'block':<28}{'pJ/inference':>14}{'share':>8}"]
+             f"{'block':<{w}}{'pJ/inference':>14}{'share':>8}"]
     for name, v in e["blocks_pj"].items():
         share = v / e["energy_per_inference_pj"] if e["energy_per_inference_pj"] else 0
-        lines.append(f"{name:<28}{v:>14.1f}{100 * share:>7.1f}%")
+        lines.append(f"{name:<{w}}{v:>14.1f}{100 * share:>7.1f}%")
     lines += ["", f"logic: {rep['logic']['method']}",
               f"memories: {rep['memory_model']['source']}; {rep['memory_model']['rule']}",
               f"scaling: {rep['memory_model']['scaling']}",
@@ -206,32 +210,31 @@ def table(rep: dict) -> str:
 def run(design_dir: str | Path, x: Any, output: str | Path, *, clock_mhz: float | None = None,
         gate_check: int = 0, seed: int | None = None, what: str = "--inputs",
         progress: Progress = None) -> dict:
-    """``permdeal power``: measure the energy of the PermDNN engine design ``design_dir`` on
-    inputs ``x`` (floats, codes or a ``.npy`` path) into the new folder ``output``
-    (``report.json``, ``report.txt``, ``energy.png``); returns the report."""
+    """``permdeal power``: measure the energy of the design ``design_dir`` (a PermDNN engine or
+    a SmartDeal design: its method's :meth:`~permdeal.methods.Method.power_subject`) on inputs
+    ``x`` (floats, codes or a ``.npy`` path) into the new folder ``output`` (``report.json``,
+    ``report.txt``, ``energy.png``); returns the report."""
     t_start = time.perf_counter()
-    design = Design(design_dir)
+    subject = design_method(design_dir).power_subject(design_dir)
+    design = subject.design
     if clock_mhz is not None:
         clock_mhz = checks.positive(clock_mhz, "--clock-mhz")
     gate_check = checks.integer(gate_check, "--gate-check", 0, None)
     if seed is not None:
         checks.seed(seed, "--seed")
-    model, rom = load_model(design)
-    codes = input_codes(model, x, what).codes
-    engine = flow._engine(design)
+    codes = input_codes(subject.model, x, what).codes
     opts = SynthOptions()
     flow.check_tools(["asic"], opts)
-    rtl_text = (design.folder / "rtl" / f"{design.top}.v").read_text()
-    mem_modules = (ROM_MODULE, *engine.ram_memories)
+    rtl_text = (design.folder / RTL_DIR / f"{design.top}.v").read_text()
+    mem_modules = (ROM_MODULE, *subject.ram_modules)
     instances = gates.rtl_instances(rtl_text, design.top, mem_modules)
-    runs = [model_cycles(model, xi, design.cfg) for xi in codes]
-    macs = float(np.mean([sum(l.useful_lane_cycles for l in r.layers) for r in runs]))
-    inputs = [design_dir, rom] + ([x] if isinstance(x, (str, Path)) else [])
+    macs = subject.macs(codes)
+    inputs = [design_dir, subject.rom] + ([x] if isinstance(x, (str, Path)) else [])
     with atomic.output_dir(output, inputs=inputs) as tmp:
         work = Path(tempfile.mkdtemp(prefix="permdeal-power-"))
         try:
-            rep = _measure(design, model, rom, codes, engine, opts, instances, mem_modules,
-                           macs, work, clock_mhz, gate_check, seed, progress)
+            rep = _measure(subject, codes, opts, instances, mem_modules, macs, work, clock_mhz,
+                           gate_check, seed, progress)
         except PermdealError as e:
             e.work = work
             raise flow.keep_work(e, output) from None
@@ -249,13 +252,17 @@ def run(design_dir: str | Path, x: Any, output: str | Path, *, clock_mhz: float 
     return rep
 
 
-def _measure(design, model, rom, codes, engine, opts, instances, mem_modules, macs, work,
-             clock_mhz, gate_check, seed, progress) -> dict:
+def _measure(subject, codes, opts, instances, mem_modules, macs, work, clock_mhz, gate_check,
+             seed, progress) -> dict:
     """The measurement of :func:`run` in the work folder ``work``: the report without its
     timings."""
+    design, rom = subject.design, subject.rom
     _say(progress, "Yosys: the asic mapping and the power netlist")
-    hier, _, _ = flow.design_yosys("asic", design, work, opts, None,
-                                   ram_modules=tuple(engine.ram_memories), timing=True,
+
+    def images(w):  # (asic: the ROMs are black boxes, their images unused)
+        return None
+    hier, _, _ = flow.design_yosys("asic", design, work, opts, images,
+                                   ram_modules=tuple(subject.ram_modules), timing=True,
                                    power_netlist=True)
     _say(progress, f"OpenSTA: timing at {opts.sta_mhz:g} MHz")
     timing = sta.run_sta(work, design.top, 1000 / opts.sta_mhz, opts.memory_timing)
@@ -268,14 +275,14 @@ def _measure(design, model, rom, codes, engine, opts, instances, mem_modules, ma
     period_ns = 1000 / clock_mhz
 
     _say(progress, f"Verilator: the RTL on {len(codes)} input(s), recording activity")
-    rtl = activity.record(design, model, rom, codes, work / "rtl", seed=seed)
-    logic, mems, e = _path(work, design.top, period_ns, rtl.activity, False, instances, engine,
+    rtl = activity.record(design, subject.bench(codes), rom, work / "rtl", seed=seed)
+    logic, mems, e = _path(work, design.top, period_ns, rtl.activity, False, instances, subject,
                            len(codes), macs, progress)
     cycles = rtl.activity.clock_cycles(gates.CLOCK)
     scale = energy_model.node_energy_scale()
     rep = {
         "kind": REPORT_KIND, "design": {"folder": str(design.folder), "top": design.top,
-                                        **design.cfg.to_json()},
+                                        "title": subject.title, **subject.describe},
         "inputs": int(len(codes)), "clock_mhz": clock_mhz, "clock_source": source,
         "timing": {k: timing[k] for k in ("fmax_mhz", "worst_slack_ns", "startpoint",
                                           "endpoint")},
@@ -297,10 +304,7 @@ def _measure(design, model, rom, codes, engine, opts, instances, mem_modules, ma
                                                          / scale, 2),
                         "pj_per_mac": round(e["pj_per_mac"] / scale, 4)
                         if e["pj_per_mac"] else None},
-        "notes": ["the weight, k and bias ROMs have no read enable: they are read (and "
-                  "charged) every cycle, busy or idle",
-                  "every flip-flop is clocked every cycle (no clock gating): their clock "
-                  "pins' internal power is in the logic figure"],
+        "notes": list(subject.notes),
     }
     if gate_check:
         n = min(gate_check, len(codes))
@@ -308,14 +312,14 @@ def _measure(design, model, rom, codes, engine, opts, instances, mem_modules, ma
                        "netlist (slow to build)")
         sim_text = power.sim_netlist(work, design.top)
         tied = {p: int(c == "1'b1") for c, p in power.TIE_PORTS.items()}
-        gl = activity.record(design, model, rom, codes[:n], work / "gates",
-                             netlist=sim_text, memory_modules=mem_modules, tied=tied,
-                             seed=seed)
-        rtl_n = activity.record(design, model, rom, codes[:n], work / "rtl_check", seed=seed)
+        bench_n = subject.bench(codes[:n])
+        gl = activity.record(design, bench_n, rom, work / "gates", netlist=sim_text,
+                             memory_modules=mem_modules, tied=tied, seed=seed)
+        rtl_n = activity.record(design, bench_n, rom, work / "rtl_check", seed=seed)
         res = {}
         for name, rec in (("rtl", rtl_n), ("gates", gl)):
             lg, _, en = _path(work, design.top, period_ns, rec.activity, name == "gates",
-                              instances, engine, n, macs, progress)
+                              instances, subject, n, macs, progress)
             res[name] = {**en, "annotated": lg["annotated"]}
         rep["gate_check"] = {
             "inputs": n, "rtl": res["rtl"], "gates": res["gates"],
@@ -328,8 +332,8 @@ def _measure(design, model, rom, codes, engine, opts, instances, mem_modules, ma
 
 def energy(design: Any, x: Any, output: Any = None, *, clock_mhz: float | None = None,
            gate_check: int = 0, seed: int | None = None) -> dict:
-    """The energy of a PermDNN engine design (a :class:`~permdeal.api.designs.Design` from
-    ``generate``, or a design folder) on inputs ``x`` (``permdeal power``); returns the report
+    """The energy of a design (a :class:`~permdeal.api.designs.Design` from ``generate``, or a
+    design folder: a PermDNN engine or a SmartDeal design) on inputs ``x`` (``permdeal power``); returns the report
     dict, also written to ``output`` (default a fresh temporary folder)::
 
         rep = energy(design, pd.digits()[2][:50])

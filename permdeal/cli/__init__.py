@@ -431,7 +431,7 @@ def compare_flags(p):
                    f"{DEFAULT_SCAN_WIDTH})")
     g.add_argument("--fifo-depth", type=int, default=EIE["fifo_depth"],
                    help=f"EIE activation FIFO depth (default {EIE['fifo_depth']})")
-    g = p.add_argument_group("energy (docs/design.md section 13.4)")
+    g = p.add_argument_group("energy (docs/design.md section 13.1)")
     g.add_argument("--weight-memory", choices=WEIGHT_MEMORIES, default=WEIGHT_MEMORIES[0],
                    help="where the counted model keeps the stored weights: on-chip SRAM banks, "
                    "or DRAM streamed once an inference (default sram)")

@@ -16,7 +16,7 @@ Hooks, by command:
 - ``rom``, ``cycles``, ``gen``, ``sim``, ``synth`` (methods with hardware):
   :meth:`Method.write_rom`, :meth:`Method.cycles`, :meth:`Method.generate`,
   :attr:`Method.design_kind` (the design folders it writes, simulated and synthesized by the
-  flows of that kind);
+  flows of that kind); ``power``: :meth:`Method.power_subject`;
 - ``compare``: :attr:`Method.label`, :attr:`Method.rule`, :meth:`Method.setting`,
   :meth:`Method.build`, :meth:`Method.figures`, :meth:`Method.out_block`,
   :meth:`Method.accuracy_note`, :meth:`Method.power_options` (hardware whose energy it
@@ -25,7 +25,8 @@ Hooks, by command:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from permdeal.errors import PermdealError
@@ -49,6 +50,33 @@ class Option:
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class PowerSubject:
+    """What ``permdeal power`` measures of a design folder (:meth:`Method.power_subject`).
+
+    ``design`` (``folder``, ``top``, ``sources``, ``manifest``), the ``model`` of its ROM images
+    ``rom``; ``ram_modules``: the RAM modules the synthesis keeps as black boxes, each
+    ``{kind, width, depth, granularity}``; ``rom_kind(instance)``: the memory kind of a ROM
+    instance (its dotted path); ``blocks``: the power report's blocks
+    (:data:`permdeal.synth.power.BLOCKS` style); ``bench(codes)``: the
+    :class:`permdeal.verif.activity.Bench` that runs it on input codes; ``macs(codes)``: the
+    multiply-accumulates of one inference (mean over ``codes``); ``describe``: the design's
+    settings for the report, ``title`` a few words for tables and plots, ``notes`` what the
+    figures leave out."""
+
+    design: Any
+    model: Any
+    rom: Any
+    ram_modules: Mapping[str, dict]
+    rom_kind: Callable[[str], str]
+    blocks: tuple
+    bench: Callable[[Any], Any]
+    macs: Callable[[Any], float]
+    describe: dict
+    title: str
+    notes: tuple = field(default_factory=tuple)
 
 
 class Method:
@@ -156,6 +184,10 @@ class Method:
         estimate of its time (:func:`permdeal.limits.check_simulation`)."""
         raise self._unsupported("hardware designs")
 
+    def power_subject(self, design_dir: Any) -> PowerSubject:
+        """What ``permdeal power`` needs to measure a design folder of this method."""
+        raise self._unsupported("power flow")
+
     def sim_lines(self, report: dict) -> list[str]:
         """The method's own lines of ``permdeal sim``'s summary of ``report``."""
         return []
@@ -179,10 +211,10 @@ class Method:
         layout)."""
         return 1
 
-    def power_options(self, st: Any) -> dict | None:
-        """The :meth:`compress` options with which ``compare --measure-energy`` builds this
-        method's hardware for the comparison settings ``st``, or None where ``permdeal power``
-        has no flow for its designs."""
+    def power_options(self, st: Any) -> tuple[dict, dict] | None:
+        """``(compress options, generate options)`` with which ``compare --measure-energy``
+        builds this method's hardware for the comparison settings ``st``, or None where it has
+        no hardware whose energy ``permdeal power`` measures."""
         return None
 
     def accuracy_note(self, acc: dict, setting: str) -> str | None:

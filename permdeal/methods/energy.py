@@ -1,4 +1,4 @@
-"""The counted energy model of ``permdeal compare`` (docs/design.md section 13.4).
+"""The counted energy model of ``permdeal compare`` (docs/design.md section 13.1).
 
 Where a format has no hardware here (EIE's CSC engine, block-circulant FFTs), or to set every
 format on one axis, ``compare`` counts what an inference does and prices each event by one

@@ -21,7 +21,7 @@ from permdeal.golden.model import MODEL_KIND, METHOD, QuantModel
 from permdeal.golden.train import accuracy, project, train
 
 from . import figures
-from .base import Method, Option
+from .base import Method, Option, PowerSubject
 
 
 def parse_block_sizes(text: str) -> int | list[int]:
@@ -147,6 +147,34 @@ class PermDiagMethod(Method):
         cfg = Design(design_dir).cfg
         return sum(model_cycles(model, x, cfg).total for x in codes), cfg.total_lanes
 
+    def power_subject(self, design_dir):
+        from permdeal.gen.design import Design
+        from permdeal.synth import flow, power
+        from permdeal.verif import activity
+        from permdeal.verif.sim import load_model
+        design = Design(design_dir)
+        model, images = load_model(design)
+        engine = flow._engine(design)
+        c = design.cfg
+
+        def rom_kind(instance):
+            kind = next((k for k in rom.MEMORIES if instance.endswith(f"_{k}")), None)
+            if kind is None:
+                raise PermdealError(f"ROM instance {instance}: not a weight, k or bias ROM")
+            return kind
+
+        def macs(codes):
+            return float(np.mean([sum(l.useful_lane_cycles for l in
+                                      model_cycles(model, x, c).layers) for x in codes]))
+        return PowerSubject(
+            design, model, images, dict(engine.ram_memories), rom_kind, power.BLOCKS,
+            lambda codes: activity.engine_bench(design, model, codes), macs,
+            c.to_json(), f"{c.n_pe} PE x {c.lanes} lanes",
+            ("the weight, k and bias ROMs have no read enable: they are read (and charged) "
+             "every cycle, busy or idle",
+             "every flip-flop is clocked every cycle (no clock gating): their clock pins' "
+             "internal power is in the logic figure"))
+
     def sim_lines(self, report):
         cyc = report["cycles"]
         if not cyc:
@@ -200,7 +228,8 @@ class PermDiagMethod(Method):
         return obj.p
 
     def power_options(self, st):
-        return {"p": st.p}
+        e = st.engine
+        return {"p": st.p}, {"pes": e.n_pe, "lanes": e.lanes, "scan_width": e.scan_width}
 
     def accuracy_note(self, acc, setting):
         return figures.tuned_note(self.label, "projected", acc)

@@ -10,18 +10,19 @@ import numpy as np
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
-from permdeal.gen.smartdeal_design import (DESIGN_KIND, DEFAULT_NAME, check_rom, cycles_table,
-                                           model_table, write_design)
+from permdeal.gen.smartdeal_design import (DESIGN_KIND, DEFAULT_NAME, SmartDealDesign,
+                                           check_rom, cycles_table, model_table, write_design)
 from permdeal.golden import smartdeal as sd
 from permdeal.golden import smartdeal_cycles as sd_cycles
 from permdeal.golden import smartdeal_model as sdm
 from permdeal.golden.compress import compress_smartdeal
 from permdeal.golden.smartdeal_train import finetune, quantized_mlp, smartdeal_mlp
 from permdeal.golden.train import accuracy
+from permdeal.hdl.smartdeal_layer import layer_spec
 from permdeal.tables import table
 
 from . import figures
-from .base import Built, Method, Option, flag_context
+from .base import Built, Method, Option, PowerSubject, flag_context
 
 
 def _int(text):
@@ -115,7 +116,6 @@ class SmartDealMethod(Method):
         return sdm.SmartDealModel.read(folder)
 
     def check(self, folder, manifest):
-        from permdeal.gen.smartdeal_design import SmartDealDesign
         if manifest["kind"] == DESIGN_KIND:
             design = SmartDealDesign(folder)
             model, _ = design.load_model()
@@ -218,7 +218,6 @@ class SmartDealMethod(Method):
                 f"bits; {manifest['cycles']['per_input']} cycles per input vector"]
 
     def design_model(self, design_dir, images=None):
-        from permdeal.gen.smartdeal_design import SmartDealDesign
         return SmartDealDesign(design_dir).load_model(images)[0]
 
     def simulate(self, design_dir, codes, sim, output, *, images=None, seed=None, waves=False,
@@ -228,9 +227,40 @@ class SmartDealMethod(Method):
                         inputs=inputs)
 
     def sim_cycles(self, design_dir, model, codes):
-        from permdeal.gen.smartdeal_design import SmartDealDesign
         lanes = SmartDealDesign(design_dir).lanes
         return sd_cycles.model_cycles(model, lanes).total * len(codes), 1
+
+    def power_subject(self, design_dir):
+        from permdeal.synth import power
+        from permdeal.verif import smartdeal_sim
+        design = SmartDealDesign(design_dir)
+        model, images = design.load_model()
+        cyc = sd_cycles.model_cycles(model, design.lanes)
+
+        def rom_kind(instance):  # layer<i>.<part>_rom (hdl.smartdeal_net, hdl.smartdeal_layer)
+            parts = instance.split(".")
+            unit, rom = (parts[-2], parts[-1]) if len(parts) >= 2 else ("", parts[-1])
+            i = unit.removeprefix("layer")
+            part = rom.removesuffix("_rom")
+            if not (i.isdigit() and int(i) < len(model.layers) and rom.endswith("_rom")
+                    and part in layer_spec(model.layers[int(i)]).memories()):
+                raise PermdealError(f"ROM instance {instance}: not a layer unit's Ce, B or bias "
+                                    "ROM")
+            return f"{model.layers[int(i)].name} {part}"
+
+        return PowerSubject(
+            design, model, images, {}, rom_kind, power.SMARTDEAL_BLOCKS,
+            lambda codes: smartdeal_sim.bench(design, model, codes),
+            lambda codes: float(sum(l.rebuilt_weights for l in cyc.layers)),
+            {"method": self.name, "lanes": design.lanes,
+             "layers": [f"{l.shape[0]}x{l.shape[1]} S={l.codes.S}" for l in model.layers]},
+            f"SmartDeal, {len(model.layers)} layer unit(s) of {design.lanes} shift-add lanes",
+            ("the Ce, B and bias ROMs have no read enable: they are read (and charged) every "
+             "cycle, busy or idle",
+             "every flip-flop is clocked every cycle (no clock gating); the input buffers are "
+             "flip-flops, in the logic figure",
+             "MACs per inference: every rebuilt weight meets its input once (zero inputs are "
+             "not skipped)"))
 
     def sim_lines(self, report):
         out = [table(["layer", "rows", "skipped", "cycles", "cyc/weight", "cyc/output"],
@@ -300,6 +330,10 @@ class SmartDealMethod(Method):
                 "ce_density": nz_ce / dec.ce.size,
                 "cycles": float(-(-lc.compute // units)), "units": units,
                 "unit_cycles": lc.compute, "storage": bits}
+
+    def power_options(self, st):
+        # the design of the design card: one unit per layer, S shift-add lanes
+        return {"S": st.S, "E": st.E, "b_bits": st.b_bits}, {}
 
     def accuracy_note(self, acc, setting):
         return (figures.tuned_note(self.label, "decomposed", acc)
