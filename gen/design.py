@@ -23,7 +23,7 @@ from pathlib import Path
 
 from permdeal import __version__, atomic, limits
 from permdeal.errors import PermdealError
-from permdeal.golden.cycles import EngineConfig
+from permdeal.golden.cycles import MULTIPLIERS, EngineConfig
 from permdeal.golden.geometry import Geometry
 from permdeal.golden.manifest import inside, json_diff, json_field, read_manifest
 from permdeal.golden.model import (LayerSpec, QuantLayer, QuantModel, layer_spec_from_json,
@@ -169,9 +169,12 @@ class Design:
         path, man = read_design_manifest(folder, DESIGN_KIND, DESIGN_FORMAT_VERSION)
         c = json_field(man, "config", dict, path)
         try:
+            # (a design written before the multiplier styles has the native one)
+            mul = json_field(c, "multiplier", str, f"{path}: config") if "multiplier" in c \
+                else MULTIPLIERS[0]
             self.cfg = EngineConfig(json_field(c, "n_pe", int, f"{path}: config"),
                                     json_field(c, "lanes", int, f"{path}: config"),
-                                    json_field(c, "scan_width", int, f"{path}: config"))
+                                    json_field(c, "scan_width", int, f"{path}: config"), mul)
         except PermdealError as e:
             raise PermdealError(f"{path}: config: {e}") from None
         layers = json_field(man, "layers", list, path)

@@ -90,20 +90,29 @@ WRITEBACK_LATENCY = 4
 #: Activations the non-zero detector scans per cycle when none is given (the one default of
 #: ``--scan-width``, the API's ``scan_width`` and the configuration files).
 DEFAULT_SCAN_WIDTH = 8
+#: The lanes' multiplier styles (``--multiplier``, ``hdl.multiplier``), the default first:
+#: ``native`` (the Verilog ``*``, an FPGA's DSP block) and ``booth`` (gates: standard cells).
+#: The same latency and products, so the cycle model does not depend on it.
+MULTIPLIERS = ("native", "booth")
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """A PermDNN engine's size: ``n_pe`` PEs of ``lanes`` lanes, a detector ``scan_width`` wide."""
+    """A PermDNN engine's size: ``n_pe`` PEs of ``lanes`` lanes, a detector ``scan_width`` wide,
+    the lanes' ``multiplier`` style (:data:`MULTIPLIERS`; the hardware's only, not its cycles)."""
 
     n_pe: int
     lanes: int
     scan_width: int = DEFAULT_SCAN_WIDTH
+    multiplier: str = MULTIPLIERS[0]
 
     def __post_init__(self):
         integer(self.n_pe, "PE count (--pes)", 1)
         integer(self.lanes, "lanes per PE (--lanes)", 1)
         integer(self.scan_width, "scan width (--scan-width)", 1)
+        if self.multiplier not in MULTIPLIERS:
+            raise PermdealError(f"multiplier (--multiplier) must be one of "
+                                f"{', '.join(MULTIPLIERS)}, not {self.multiplier!r}")
 
     @property
     def broadcast_stages(self) -> int:
@@ -153,7 +162,8 @@ class EngineConfig:
         return g // self.lanes, g % self.lanes, t
 
     def to_json(self) -> dict[str, int]:
-        return {"n_pe": self.n_pe, "lanes": self.lanes, "scan_width": self.scan_width}
+        return {"n_pe": self.n_pe, "lanes": self.lanes, "scan_width": self.scan_width,
+                "multiplier": self.multiplier}
 
 
 @dataclass(frozen=True)

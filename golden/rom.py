@@ -20,7 +20,6 @@ of every width, depth and base; the writer (:func:`lane_contents`), the placemen
 (:func:`placements`) and the reader (:func:`model_from_images`) all derive from them.
 """
 
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -180,7 +179,8 @@ def rom_manifest(model: QuantModel, cfg: EngineConfig, images: list[dict]) -> di
         layers.append(d)
     return {
         "kind": ROM_KIND, "format_version": ROM_FORMAT_VERSION,
-        "generator": f"permdeal {__version__}", "config": cfg.to_json(), "method": model.method,
+        "generator": f"permdeal {__version__}",
+        "config": {k: cfg.to_json()[k] for k in CONFIG_FIELDS}, "method": model.method,
         "input_format": model.input_format.to_json(), "output_format": model.output_format.to_json(),
         "memories": Geometry.of(cfg, model.layers).memories(),
         "layers": layers, "images": images,
@@ -218,11 +218,17 @@ def build_images(folder: str | Path, model: QuantModel, cfg: EngineConfig) -> di
 
 # -- reading ----------------------------------------------------------------------------------------
 
+#: The engine settings a ROM manifest records: those the images' layout depends on (not the
+#: multiplier style, which is the hardware's alone).
+CONFIG_FIELDS = ("n_pe", "lanes", "scan_width")
+
+
 def _config(man, path):
-    """The manifest's ``config`` as an :class:`EngineConfig`; every field must be present."""
+    """The manifest's ``config`` as an :class:`EngineConfig` (:data:`CONFIG_FIELDS`; every one
+    must be present)."""
     where = f"{path}: config"
     c = json_field(man, "config", dict, path)
-    names = [f.name for f in dataclasses.fields(EngineConfig)]
+    names = CONFIG_FIELDS
     for key in c:
         if key not in names:
             raise PermdealError(f"{where}: unexpected field {key!r}")

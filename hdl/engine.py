@@ -156,7 +156,7 @@ class Engine(wiring.Component):
         self._pe_proto = PE(cfg.lanes, self._ps, self._act_bits, weight_bits, acc_bits,
                             depth["weight"], depth["k"], acc_depth, external=True,
                             lane_module=f"{self._name}_lane",
-                            acc_ram_module=f"{self._name}_acc_ram")
+                            acc_ram_module=f"{self._name}_acc_ram", multiplier=cfg.multiplier)
         self._wb_proto = PEWriteback(cfg.lanes, [(l.fmts, l.relu) for l in lay],
                                      depth["bias"], external=True)
         self._banks_proto = ActBanks(nl, d, self._act_bits, self._rows,

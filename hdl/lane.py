@@ -33,7 +33,7 @@ from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
 
 from .accumulator import DRAIN_LATENCY, VALUE_DELAY, Accumulator
 from .mac_widths import MacWidths
-from .multiplier import Multiplier
+from .multiplier import MULTIPLIERS, Multiplier
 from .op_stages import ADD_STAGE, ADDR_STAGE, ROM_LATENCY, OpStages, staged_layout
 from .perm_index import PermIndex
 from .pipeline import delay
@@ -173,6 +173,9 @@ class Lane(MacWidths, wiring.Component):
         Emit the accumulator memory once as the Verilog module of this name
         (:class:`~.accumulator.Accumulator`'s ``ram_module``; :attr:`blackboxes`); by default it
         is elaborated in place.
+    multiplier : str
+        The :class:`~.multiplier.Multiplier`'s style, ``"native"`` (default) or ``"booth"``: the
+        same products at the same time.
 
     Members
     -------
@@ -245,7 +248,11 @@ class Lane(MacWidths, wiring.Component):
 
     def __init__(self, ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth, *,
                  weights=None, ks=None, images=None, rom_dir=None, external=False,
-                 acc_ram_module=None):
+                 acc_ram_module=None, multiplier=MULTIPLIERS[0]):
+        if multiplier not in MULTIPLIERS:
+            raise PermdealError(f"lane multiplier must be one of {', '.join(MULTIPLIERS)}, not "
+                                f"{multiplier!r}")
+        self._multiplier = multiplier
         (index, self._act_bits, self._weight_bits, self._acc_bits, self._w_depth,
          self._k_depth, self._acc_depth) = lane_params(ps, act_bits, weight_bits, acc_bits,
                                                        w_depth, k_depth, acc_depth)
@@ -434,7 +441,8 @@ class Lane(MacWidths, wiring.Component):
             m.d.comb += stages.op.eq(op)
             staged = stages.staged
         m.submodules.perm_index = index = PermIndex(self._ps, registered=True)
-        m.submodules.multiplier = mul = Multiplier(self._weight_bits, self._act_bits)
+        m.submodules.multiplier = mul = Multiplier(self._weight_bits, self._act_bits,
+                                                   style=self._multiplier)
         m.submodules.accumulator = accu = self._accumulator
         assert mul.latency == VALUE_DELAY  # the product comes in the accumulator's stage C
 

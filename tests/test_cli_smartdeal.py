@@ -193,6 +193,8 @@ def test_check_refuses_an_edited_design(folders, design, tmp_path, capsys):
     (["--pes", "2"], "--pes does not apply to a SmartDeal model (the design has one layer unit "
                      "per layer; --lanes sets its shift-add unit's lanes)"),
     (["--scan-width", "4"], "--scan-width does not apply to a SmartDeal model"),
+    (["--multiplier", "booth"], "--multiplier does not apply to a SmartDeal model (its MAC is "
+                                "the layer unit's own)"),
     (["--shape", "4x4"], "--shape describes the layers, which come from --model; leave it out"),
     (["--lanes", "4"], "--lanes (the shift-add unit's lanes, 1 to S = 3): lanes must be an "
                        "integer in [1, 3], not 4"),

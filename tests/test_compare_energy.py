@@ -15,12 +15,14 @@ import re
 import numpy as np
 import pytest
 
-from test_compare import run, sparse_inputs, st_of, tiny_model  # the same helpers
+from test_compare import (eie_entries_by_walking, radix2_fft, run, sparse_inputs, st_of,
+                          tiny_model)  # the same helpers
 
 from permdeal import methods
 from permdeal.api import compare as cmp
 from permdeal.errors import PermdealError
-from permdeal.golden import smartdeal as sd
+from permdeal.golden import eie, smartdeal as sd
+from permdeal.golden.circulant import BlockCirculant
 from permdeal.golden.permdiag import PermDiag
 from permdeal.synth import energy as prices
 
@@ -94,24 +96,93 @@ def test_dense_dram_streams_each_stored_bit_at_most_once():
     assert full["energy"]["weights"] == pytest.approx(m * n * 16 * 1300 / 64, abs=2e-3)
 
 
+def test_pd_dram_caps_the_index_at_its_memory():
+    """Every input non-zero: each stored weight is read once, each block's index p times; from
+    DRAM an inference streams each stored bit once, so the index costs its memory, not p times
+    it."""
+    m, n, p = 8, 12, 4
+    pd = PermDiag.from_dense(np.random.default_rng(2).standard_normal((m, n)), p)
+    got = methods.get("permdiag").figures(pd, np.ones((1, n)), st_of("--weight-memory", "dram"),
+                                          None)
+    blocks = (m // p) * (n // p)
+    assert got["energy"]["weights"] == pytest.approx(blocks * p * 16 * 1300 / 64, abs=2e-3)
+    assert got["energy"]["index"] == pytest.approx(blocks * 2 * 1300 / 64, abs=2e-3)
+
+
+class Ops:
+    """A complex number that counts real multiplies and adds: a complex product is 4 multiplies
+    and 2 adds, a complex sum 2 adds."""
+
+    mults = adds = 0
+
+    def __init__(self, v):
+        self.v = complex(v)
+
+    def __add__(self, o):
+        Ops.adds += 2
+        return Ops(self.v + o.v)
+
+    def __sub__(self, o):
+        Ops.adds += 2
+        return Ops(self.v - o.v)
+
+    def times(self, w):
+        Ops.mults += 4
+        Ops.adds += 2
+        return Ops(self.v * w)
+
+
+@pytest.mark.parametrize("k", [2, 4, 8, 16])
+def test_fft_adds_count_a_radix2_fft(k):
+    Ops.mults = Ops.adds = 0
+    radix2_fft([Ops(v) for v in range(k)])
+    lg = (k - 1).bit_length()
+    assert (Ops.mults, Ops.adds) == (2 * k * lg, 3 * k * lg)
+
+
+def test_circulant_energy_by_hand():
+    m, n, k = 8, 12, 4
+    rng = np.random.default_rng(12)
+    bc = BlockCirculant((m, n), k, rng.standard_normal((m // k, n // k, k)))
+    X = sparse_inputs(n, 4, 13)
+    X[1, :8] = 0.0  # two whole zero blocks
+    st = st_of()
+    B, mb, nb, lg = 8, m // k, n // k, 2
+    pointwise = 4 * 1 + 2   # k = 4: bins 0 and 2 real, bin 1 complex
+    want = dict.fromkeys(("arithmetic", "weights", "activations", "accumulators"), 0.0)
+    for x in X:
+        live = sum(1 for J in range(nb) if np.any(x[J * k:(J + 1) * k] != 0))
+        pairs, iffts = live * mb, mb if live else 0
+        mults = (live + iffts) * 2 * k * lg + pairs * pointwise
+        adds = (live + iffts) * 3 * k * lg + pairs * pointwise
+        want["arithmetic"] += mults * MULT16 + adds * ADD32
+        want["weights"] += pairs * k * sram(16, mb * nb * k * 16 / B)
+        want["activations"] += (live * k * sram(16, n * 16) + m * sram(16, m * 16)
+                                + (live * k + pairs * k) * sram(16, nb * k * 16))
+        want["accumulators"] += 2 * pairs * k * sram(32, mb * k * 32 / B)
+    got = methods.get("circulant").figures(bc, X, st, None)
+    for part, v in want.items():
+        assert got["energy"][part] == pytest.approx(v / len(X), abs=2e-3), part
+
+
 def test_smartdeal_energy_by_hand():
-    m, n, S = 5, 12, 3
+    m, n, S = 5, 11, 3
     W = np.random.default_rng(10).standard_normal((m, n))
     dec = sd.decompose(W, S=S, E=3)
     enc = sd.quantize(dec, 8)
     X = sparse_inputs(n, 3, 11)
     st = st_of()                       # 4 x 2 = 8 multipliers, 2 rebuild units of S
     units, B = 8 // S, 8
-    r = n // S
+    r = -(-n // S)
     ce = dec.ce.reshape(m, r, S)
     nz = sum(1 for v in dec.ce.ravel() if v != 0)
     macs, rebuilt = 0.0, 0
     for i in range(m):
         for c in range(r):
             if np.any(ce[i, c] != 0) or c == r - 1:
-                rebuilt += S
-                macs += np.mean([sum(1 for j in range(c * S, c * S + S) if x[j] != 0)
-                                 for x in X])
+                cols = range(c * S, min(n, c * S + S))   # the last chunk ends at the matrix
+                rebuilt += len(cols)
+                macs += np.mean([sum(1 for j in cols if x[j] != 0) for x in X])
     nnz = np.mean([sum(1 for v in x if v != 0) for x in X])
     want = {
         "arithmetic": macs * (MULT16 + ADD32) + 2 * S * nz * ADD16,
@@ -137,7 +208,8 @@ def test_eie_energy_counts_pointers_fifos_and_entries():
     fig = eie_m.figures(obj, X, st, None)
     s, pes = obj.storage(), 4
     nnz = np.mean([sum(1 for v in x if v != 0) for x in X])
-    entries = fig["multiplies"]  # checked by walking every PE's slices in test_compare
+    entries = np.mean([eie_entries_by_walking(eie.prune(W, 0.25), x, pes)[0] for x in X])
+    assert fig["multiplies"] == entries
     want_index = 2 * pes * nnz * sram(s["pointer_width"], s["pointer_bits"] / pes)
     want_weights = entries * (sram(8, s["entry_storage_bits"] / pes)
                               + sram(16, s["codebook_storage_bits"]))
@@ -146,6 +218,11 @@ def test_eie_energy_counts_pointers_fifos_and_entries():
     assert fig["energy"]["activations"] == pytest.approx(
         nnz * sram(16, n * 16) + m * sram(16, m * 16)
         + 2 * pes * nnz * sram(16, st.fifo_depth * 16), abs=2e-3)
+    assert fig["energy"]["arithmetic"] == pytest.approx(entries * (MULT16 + ADD32), abs=2e-3)
+    assert fig["energy"]["accumulators"] == pytest.approx(
+        2 * entries * sram(32, m * 32 / pes), abs=2e-3)
+    assert fig["energy_pj"] == pytest.approx(sum(fig["energy"][k] for k in (
+        "arithmetic", "weights", "index", "activations", "accumulators")), abs=1e-2)
 
 
 def test_claims_verdicts():

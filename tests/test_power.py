@@ -13,6 +13,8 @@ from permdeal.errors import PermdealError
 from permdeal.golden.compress import QuantSpec, compress_permdiag
 from permdeal.golden.formats import Fixed
 from permdeal.golden.model import FloatLayer
+from permdeal.api.models import load
+from permdeal.hdl.smartdeal_layer import layer_spec
 from permdeal.synth import energy, power
 from permdeal.verif import gates
 from permdeal.verif.saif import demangle, read_saif
@@ -315,8 +317,10 @@ def test_power_of_a_smartdeal_design(tmp_path, capsys):
     for i, name in enumerate(["l0", "l1"]):
         assert sorted(k for k in rep["memories"] if k.startswith(name + " ")) == [
             f"{name} b", f"{name} bias", f"{name} ce"]
+        mems = layer_spec(load(tmp_path / "sd").layers[i]).memories()
         for part in ("b", "bias", "ce"):
             k = rep["memories"][f"{name} {part}"]
+            assert (k["width"], k["depth"]) == mems[part][:2]
             assert k["instances"] == 1 and k["writes"] == 0
             assert k["reads"] == pytest.approx(rep["simulated_cycles"], abs=2)
         # a chunk of S = 3 weights is rebuilt when its Ce row has a non-zero code, and the last

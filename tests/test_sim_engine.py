@@ -68,6 +68,9 @@ CASES = {
     # M' < NL in the last layer
     "sat-p5": (4, [13, 11, 6], [5, 3], 3, 2, 3,
                {"outs": [Fixed(6, 2), Fixed(8, 1)], "act_bits": (10, 4)}),
+    # the lanes' multipliers in gates (radix-4 Booth rows, a Dadda tree): the same products at
+    # the same time, so the same outputs and cycles
+    "booth-2x2": (10, [20, 17, 9], [3, 2], 2, 2, 4, {"multiplier": "booth"}),
 }
 #: Cases on Icarus only (a Verilator build of an engine costs ~10 s).
 ICARUS_CASES = {
@@ -88,9 +91,11 @@ ICARUS_CASES = {
 
 def run_case(sim, name, case, tmp_path, images=False):
     seed, sizes, ps, n_pe, lanes, sw, opts = case
+    opts = dict(opts)
+    multiplier = opts.pop("multiplier", "native")
     rng = np.random.default_rng(seed)
     model = random_model(rng, sizes, ps, **opts)
-    cfg = EngineConfig(n_pe, lanes, scan_width=sw)
+    cfg = EngineConfig(n_pe, lanes, scan_width=sw, multiplier=multiplier)
     if images:
         folder = tmp_path / "images"
         folder.mkdir()

@@ -312,20 +312,30 @@ def test_lane_asserts_the_controller_contract():
     assert drained == [31 * 3 - 2 + 5 * 7, 0]
 
 
-@pytest.mark.parametrize("a_bits, b_bits", [(6, 8), (16, 16), (8, 9), (5, 17), (32, 32)])
-def test_multiplier_is_exact_one_product_a_cycle(a_bits, b_bits):
-    # Amaranth's simulator: the extremes of both operands and random pairs, one a cycle, each
-    # product exactly two cycles later (split in two halves when b is wider than 8 bits).
+@pytest.mark.parametrize("a_bits, b_bits, style", [
+    *[(a, b, "native") for a, b in [(6, 8), (16, 16), (8, 9), (5, 17), (32, 32)]],
+    # (booth in gates: not 32 x 32, which Amaranth's simulator takes minutes over)
+    *[(a, b, "booth") for a, b in [(6, 8), (16, 16), (8, 9), (5, 17), (2, 2), (3, 4), (4, 3),
+                                   (5, 5), (2, 7)]]])
+def test_multiplier_is_exact_one_product_a_cycle(a_bits, b_bits, style):
+    # Amaranth's simulator: every pair when both operands are small, else the extremes of both
+    # and random pairs; one a cycle, each product exactly two cycles later (split in two halves
+    # when b is wider than 8 bits; booth: Booth rows and a Dadda tree in gates, its two rows
+    # registered, then added: the same products at the same time).
     import random
 
-    mul = Multiplier(a_bits, b_bits)
-    assert mul.split == (b_bits // 2 if b_bits > 8 else 0)
-    ends = [lambda w: -(1 << (w - 1)), lambda w: (1 << (w - 1)) - 1, lambda w: -1,
-            lambda w: 0, lambda w: 1]
-    pairs = [(f(a_bits), g(b_bits)) for f in ends for g in ends]
-    rng = random.Random(a_bits * 100 + b_bits)
-    pairs += [(rng.randrange(-(1 << (a_bits - 1)), 1 << (a_bits - 1)),
-               rng.randrange(-(1 << (b_bits - 1)), 1 << (b_bits - 1))) for _ in range(200)]
+    mul = Multiplier(a_bits, b_bits, style=style)
+    assert mul.style == style
+    assert mul.split == (b_bits // 2 if b_bits > 8 and style == "native" else 0)
+    lo_a, lo_b = -(1 << (a_bits - 1)), -(1 << (b_bits - 1))
+    if a_bits + b_bits <= 10:
+        pairs = [(a, b) for a in range(lo_a, -lo_a) for b in range(lo_b, -lo_b)]
+    else:
+        ends = [lambda w: -(1 << (w - 1)), lambda w: (1 << (w - 1)) - 1, lambda w: -1,
+                lambda w: 0, lambda w: 1]
+        pairs = [(f(a_bits), g(b_bits)) for f in ends for g in ends]
+        rng = random.Random(a_bits * 100 + b_bits)
+        pairs += [(rng.randrange(lo_a, -lo_a), rng.randrange(lo_b, -lo_b)) for _ in range(200)]
     got = []
 
     async def bench(ctx):
@@ -353,6 +363,8 @@ def test_lane_blocks_check_their_parameters():
     for make, message in (
             (lambda: Multiplier(1, 8), "multiplier a_bits must be an integer in [2, 32], not 1"),
             (lambda: Multiplier(8, 33), "multiplier b_bits must be an integer in [2, 32], not 33"),
+            (lambda: Multiplier(8, 8, style="wallace"), "multiplier style must be one of native, "
+                                                        "booth, not 'wallace'"),
             (lambda: Accumulator(20, 1, 4), "accumulator value_bits must be an integer >= 2"),
             (lambda: Accumulator(13, 14, 4), "accumulator acc_bits must be an integer in [14, 63] "
                                              "(at least value_bits), not 13"),

@@ -78,15 +78,6 @@ def rtl_instances(verilog: str, top: str,
     return out
 
 
-_PARAM = re.compile(r"\.(\w+)\(\s*(?:\d+'[sS]?[dD])?(\d+)\s*\)")
-
-
-def instance_params(text: str) -> dict[str, int]:
-    """The integer parameters of an instance's parameter text (as :func:`rtl_instances` gives
-    it): ``.WIDTH(32'd8), .DEPTH(54)`` -> ``{"WIDTH": 8, "DEPTH": 54}``; others left out."""
-    return {m[1]: int(m[2]) for m in _PARAM.finditer(text)}
-
-
 def rtl_ports(verilog: str, top: str) -> list[tuple[str, str, int, int]]:
     """``(direction, name, msb, lsb)`` of the ports of module ``top`` of ``verilog``, in its
     port-list order (``msb = lsb = -1`` for a one-bit port)."""

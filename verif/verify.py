@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from permdeal.errors import PermdealError
-from permdeal.golden.cycles import EngineConfig, model_cycles
+from permdeal.golden.cycles import MULTIPLIERS, EngineConfig, model_cycles
 from permdeal.golden.model import LayerSpec, QuantModel
 from permdeal.golden.rom import lane_contents
 
@@ -454,4 +454,5 @@ def random_settings(rng: random.Random) -> dict[str, str]:
         "act_format": act, "weight_format": weight,
         "bias_format": f"{bias_bits}:{rng.randint(0, int(act.split(':')[1]))}",
         "out_format": fmt(4, 16), "relu": rng.random() < 0.3,
+        "multiplier": rng.choice(MULTIPLIERS),  # (drawn last: the earlier draws keep their seeds)
     }

@@ -54,6 +54,7 @@ from permdeal.golden.train import MLP, init_mlp, load_digits_split, train
 from permdeal.golden.train import _forward as forward
 from permdeal.golden.workloads import EIE, EIE_LAYERS, eie_layer
 from permdeal.methods.energy import PARTS, WEIGHT_MEMORIES
+from permdeal.synth import energy as prices
 from permdeal.methods.figures import dense_mlp
 
 from .compare_report import plot, text
@@ -74,15 +75,19 @@ ENERGY_CLAIMS = (
     {"paper": "PermDNN", "format": "permdiag", "over": "eie", "claim": (2.8, 4.0),
      "text": "2.8-4.0x the energy efficiency of EIE"},
     {"paper": "SmartDeal", "format": "smartdeal", "over": "dense", "claim": (1.0, 2.44),
-     "text": "up to 2.44x the energy efficiency of the uncompressed network"},
+     "text": "up to 2.44x the energy efficiency (its abstract names no baseline; set here "
+             "against the uncompressed network)"},
 )
 #: How the energy column is counted, stored in the JSON and printed under the table.
-ENERGY_MODEL = ("counted model (permdeal/methods/energy.py, docs/design.md 13.1): every format's "
-                "multiplies, adds and memory accesses per inference priced by Horowitz's 45 nm "
-                "table (16-bit multiply 0.79 pJ, 32-bit add 0.1 pJ; SRAM by size, 8 KB 10 pJ "
-                "per 64 bits; DRAM 1.3 nJ per 64 bits), stored weights and accumulators in one "
-                "bank per multiplier of the budget; each method's own docstring (its count) "
-                "says what it counts; at 45 nm")
+ENERGY_MODEL = (
+    "counted model (permdeal/methods/energy.py, docs/design.md 13.1): every format's multiplies, "
+    "adds and memory accesses per inference priced by Horowitz's 45 nm table (16-bit multiply "
+    f"{prices.op_pj('mult', 16, prices.NODE_45NM):.2f} pJ, 32-bit add "
+    f"{prices.op_pj('add', 32, prices.NODE_45NM):.2g} pJ; SRAM by size, 8 KB "
+    f"{prices.access_pj(64, 1024, prices.NODE_45NM):g} pJ per 64 bits; DRAM "
+    f"{prices.dram_pj(64) / 1e3:g} nJ per 64 bits), stored weights and accumulators in one bank "
+    "per multiplier of the budget; each method's own docstring (its count) says what it counts; "
+    "at 45 nm")
 
 #: Note on the crossbar columns, printed with the rules.
 CROSSBAR_RULE = ("crossbars: inputs on rows, outputs on columns, signed weights in positive and "
@@ -228,6 +233,9 @@ def settings(opts: CompareOptions, kind: str) -> Settings:
         raise PermdealError("--measure-energy simulates whole designs, and EIE's layers are too "
                             "big for that: `permdeal bench --parts power` measures them at "
                             "reduced scale")
+    if measure:  # (before anything is trained: the tools of permdeal power are there)
+        from permdeal.synth import flow
+        flow.check_tools(["asic"], flow.SynthOptions())
     return Settings(
         weight_memory=opts.weight_memory, measure_energy=measure,
         p=integer(opts.p, "--p", 1), k=integer(opts.k, "--k", 1), density=density,
@@ -434,6 +442,9 @@ def measure_energy(m: methods.Method, built: Any, net: Net, data: tuple | None, 
     from permdeal.golden.model import FloatLayer
 
     from . import power
+    if st.measure_energy > len(net.X):
+        raise PermdealError(f"--measure-energy {st.measure_energy}: the workload has only "
+                            f"{len(net.X)} input(s)")
     x = net.X[:st.measure_energy]
     layers = [FloatLayer(nm, np.asarray(W, np.float64), np.asarray(bias, np.float64))
               for nm, W, bias in zip(net.names, built.weights, built.biases)]
@@ -442,15 +453,15 @@ def measure_energy(m: methods.Method, built: Any, net: Net, data: tuple | None, 
     compress, generate = m.power_options(st)
     model = m.compress(layers, spec, calibration=data[0] if data else net.X, **compress)
     work = Path(tempfile.mkdtemp(prefix="permdeal-compare-"))
-    try:
-        if log:
-            log(f"{m.label}: generating its design and measuring its energy on {len(x)} "
-                "input(s) (permdeal power)")
-        m.generate(model, work / "design", **generate)
-        rep = power.run(work / "design", x, work / "power")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    counted = sum(m.figures(obj, X, st, blk)["energy_pj"] for obj, X, blk in
+    if log:
+        log(f"{m.label}: generating its design and measuring its energy on {len(x)} input(s) "
+            f"(permdeal power; work folder {work})")
+    m.generate(model, work / "design", **generate)
+    # (a failed run keeps the work folder, whose logs its error names)
+    rep = power.run(work / "design", x, work / "power", what="--measure-energy inputs")
+    shutil.rmtree(work, ignore_errors=True)
+    on_chip = dataclasses.replace(st, weight_memory="sram")  # as the hardware keeps them
+    counted = sum(m.figures(obj, X, on_chip, blk)["energy_pj"] for obj, X, blk in
                   zip(built.layers, forward(built.weights, built.biases, x),
                       [None] + [m.out_block(o) for o in built.layers[:-1]]))
     s45 = rep["scaled_45nm"]
@@ -482,9 +493,9 @@ def claims(fmts: list[dict]) -> list[dict[str, Any]]:
 
 # -- the command ----------------------------------------------------------------------------------
 
-def run(**options: Any) -> int:
+def run(progress: Callable[[str], None] | None = None, **options: Any) -> int:
     """``permdeal compare`` with the options of :class:`CompareOptions`: compute, print, write
-    the outputs; returns the exit code."""
+    the outputs; returns the exit code. ``progress`` hears of each format's progress."""
     try:
         opts = CompareOptions(**options)
     except TypeError as e:
@@ -503,7 +514,7 @@ def run(**options: Any) -> int:
     def compute():
         t0 = time.perf_counter()
         wl = workload(opts)
-        res = compare(wl, st)
+        res = compare(wl, st, progress)
         res["seconds"] = round(time.perf_counter() - t0, 1)  # training the digits MLP included
         return res, text(res)
 

@@ -19,7 +19,7 @@ from permdeal.gen import report as _report
 from permdeal.gen.design import Design as _Design
 from permdeal.gen.design import write_design
 from permdeal.golden import rom as _rom
-from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, EngineConfig, model_cycles
+from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, MULTIPLIERS, EngineConfig, model_cycles
 from permdeal.golden.manifest import read_manifest
 from permdeal.golden.model import QuantModel
 
@@ -124,7 +124,7 @@ def design_maker(given: dict, config: Any = None, defaults: dict | None = None,
         model = load(st.model)
         m = method_of(model)
         chosen = {k: getattr(st, k) if k in merged else None
-                  for k in ("pes", "lanes", "scan_width", "name")}
+                  for k in ("pes", "lanes", "scan_width", "multiplier", "name")}
 
         def make(folder, inputs=()):
             return m.generate(model, folder, inputs=inputs, **chosen)
@@ -188,7 +188,8 @@ class Design:
 
 
 def generate(model: Any, pes: int, lanes: int, scan_width: int = DEFAULT_SCAN_WIDTH,
-             output: Any = None, name: str = "permdeal_engine") -> Design:
+             output: Any = None, name: str = "permdeal_engine",
+             multiplier: str = MULTIPLIERS[0]) -> Design:
     """Generate the engine's Verilog, ROM images and manifest for a permuted-diagonal model
     (``permdeal gen --model``); returns the :class:`Design`::
 
@@ -197,7 +198,7 @@ def generate(model: Any, pes: int, lanes: int, scan_width: int = DEFAULT_SCAN_WI
     model = _permdiag(model, "generate")
     out = Path(output) if output is not None else fresh("design")
     method_of(model).generate(model, out, pes=pes, lanes=lanes, scan_width=scan_width,
-                              name=name)
+                              multiplier=multiplier, name=name)
     return Design(out)
 
 

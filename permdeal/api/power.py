@@ -81,13 +81,9 @@ def memory_energy(act: Activity, instances: dict[str, tuple[str, str]], subject:
     and, per write enable bit, its share of a word per cycle that bit is high."""
     cycles = act.clock_cycles(gates.CLOCK)
     kinds: dict[str, dict] = {}
-    for inst, (module, params) in sorted(instances.items()):
+    for inst, (module, _params) in sorted(instances.items()):
         if module == ROM_MODULE:
-            kind = subject.rom_kind(inst)
-            p = gates.instance_params(params)
-            width, depth = p.get("WIDTH"), p.get("DEPTH")
-            if not width or not depth:
-                raise PermdealError(f"ROM instance {inst}: no WIDTH and DEPTH parameters")
+            kind, width, depth = subject.rom_kind(inst)
             reads, writes = cycles, 0.0
         else:
             r = subject.ram_modules[module]
@@ -258,10 +254,8 @@ def _measure(subject, codes, opts, instances, mem_modules, macs, work, clock_mhz
     timings."""
     design, rom = subject.design, subject.rom
     _say(progress, "Yosys: the asic mapping and the power netlist")
-
-    def images(w):  # (asic: the ROMs are black boxes, their images unused)
-        return None
-    hier, _, _ = flow.design_yosys("asic", design, work, opts, images,
+    # (asic: the ROMs are black boxes, no images needed)
+    hier, _, _ = flow.design_yosys("asic", design, work, opts, None,
                                    ram_modules=tuple(subject.ram_modules), timing=True,
                                    power_netlist=True)
     _say(progress, f"OpenSTA: timing at {opts.sta_mhz:g} MHz")

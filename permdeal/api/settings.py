@@ -16,7 +16,7 @@ from typing import Any, Callable
 from permdeal import atomic, limits
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
-from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, EngineConfig
+from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, MULTIPLIERS, EngineConfig
 from permdeal.golden.formats import Fixed, LayerFormats
 from permdeal.golden.manifest import read_manifest
 from permdeal.golden.model import MODEL_KIND, LayerSpec
@@ -63,6 +63,12 @@ def _count(v: Any) -> int:
     return parse_int(v, 1)
 
 
+def _multiplier(v: Any) -> str:
+    if str(v) not in MULTIPLIERS:
+        raise PermdealError(f"expected one of {', '.join(MULTIPLIERS)}, got {v!r}")
+    return str(v)
+
+
 def _block_sizes(v: Any) -> list[int]:
     return [parse_int(x, 1) for x in str(v).split(",")]
 
@@ -73,6 +79,7 @@ GEN_SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "pes": (_count, None),
     "lanes": (_count, None),
     "scan_width": (_count, DEFAULT_SCAN_WIDTH),
+    "multiplier": (_multiplier, MULTIPLIERS[0]),
     "model": (str, None),
     "shape": (parse_shapes, "1024x1024"),
     "p": (_block_sizes, "8"),
@@ -137,6 +144,7 @@ class DesignSettings:
     pes: int | None
     lanes: int | None
     scan_width: int
+    multiplier: str
     model: str | None
     shape: list
     p: list
@@ -155,7 +163,8 @@ class DesignSettings:
             if getattr(self, name) is None:
                 raise PermdealError(f"{flag(name)} is required (a flag or a setting of "
                                     "--config)")
-        cfg = EngineConfig(self.pes, self.lanes, scan_width=self.scan_width)
+        cfg = EngineConfig(self.pes, self.lanes, scan_width=self.scan_width,
+                           multiplier=self.multiplier)
         limits.check_engine(cfg.n_pe, cfg.lanes, cfg.scan_width)
         return cfg
 

@@ -18,7 +18,7 @@ from permdeal.api import compare as compare_api
 from permdeal.api.settings import GEN_SETTINGS, VERIFY_SHAPE
 from permdeal.errors import PermdealError, Terminated
 from permdeal.golden.crossbar import CrossbarConfig
-from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH
+from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, MULTIPLIERS
 from permdeal.golden.workloads import EIE, EIE_LAYERS
 from permdeal.methods.energy import WEIGHT_MEMORIES
 from permdeal.synth import ecp5 as _ecp5
@@ -72,6 +72,10 @@ def design_flags(p, shape_default="1024x1024",
     p.add_argument("--lanes", type=args.positive, help="multiplier lanes per PE")
     p.add_argument("--scan-width", type=args.positive, help="activations the detector scans per "
                    f"cycle (default {DEFAULT_SCAN_WIDTH})")
+    p.add_argument("--multiplier", choices=MULTIPLIERS,
+                   help="the lanes' multipliers: native (the Verilog '*', an FPGA's DSP blocks; "
+                   "default) or booth (radix-4 Booth rows and a Dadda tree in gates: smaller and "
+                   "faster as standard cells)")
     p.add_argument("--model", help=model_help)
     p.add_argument("--shape", help="without --model: layer shape(s) OUTxIN[,OUTxIN...] "
                    f"(default {shape_default})")
@@ -166,7 +170,8 @@ def build_parser():
     large_flag(p)
     p.set_defaults(func=commands.cmd_sim)
 
-    p = sub.add_parser("power", help="energy of a generated PermDNN engine on real inputs: "
+    p = sub.add_parser("power", help="energy of a generated design (PermDNN engine or SmartDeal "
+                       "design) on real inputs: "
                        "activity from simulation, logic power by OpenSTA, memories by a model")
     p.add_argument("--design", required=True, help="design folder (from permdeal gen)")
     p.add_argument("--inputs", required=True, metavar="X.npy",

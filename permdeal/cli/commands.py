@@ -375,4 +375,5 @@ def cmd_bench(args):
 
 
 def cmd_compare(args):
-    return compare_api.run(**{k: getattr(args, k) for k in compare_api.OPTIONS})
+    return compare_api.run(progress=lambda msg: _say(f"... {msg}"),
+                           **{k: getattr(args, k) for k in compare_api.OPTIONS})

@@ -58,8 +58,8 @@ class PowerSubject:
 
     ``design`` (``folder``, ``top``, ``sources``, ``manifest``), the ``model`` of its ROM images
     ``rom``; ``ram_modules``: the RAM modules the synthesis keeps as black boxes, each
-    ``{kind, width, depth, granularity}``; ``rom_kind(instance)``: the memory kind of a ROM
-    instance (its dotted path); ``blocks``: the power report's blocks
+    ``{kind, width, depth, granularity}``; ``rom_kind(instance)``: the memory kind, width and
+    depth of a ROM instance (its dotted path), ``(kind, width, depth)``; ``blocks``: the power report's blocks
     (:data:`permdeal.synth.power.BLOCKS` style); ``bench(codes)``: the
     :class:`permdeal.verif.activity.Bench` that runs it on input codes; ``macs(codes)``: the
     multiply-accumulates of one inference (mean over ``codes``); ``describe``: the design's
@@ -70,7 +70,7 @@ class PowerSubject:
     model: Any
     rom: Any
     ram_modules: Mapping[str, dict]
-    rom_kind: Callable[[str], str]
+    rom_kind: Callable[[str], tuple[str, int, int]]
     blocks: tuple
     bench: Callable[[Any], Any]
     macs: Callable[[Any], float]
@@ -158,6 +158,7 @@ class Method:
 
     def generate(self, model: Any, output: Any, *, pes: int | None = None,
                  lanes: int | None = None, scan_width: int | None = None,
+                 multiplier: str | None = None,
                  name: str | None = None, inputs: tuple = ()) -> dict:
         """Generate the design folder ``output`` (atomically, never over ``inputs``) for
         ``model``; returns its manifest. A setting the design does not take is refused when

@@ -41,13 +41,14 @@ NODE = prices.NODE_45NM
 @dataclass(frozen=True)
 class Access:
     """``count`` accesses (per inference) of ``width`` bits to a memory of ``bank_bits`` bits
-    that holds ``part``; ``stored``: the memory holds the format's stored weights or indices
-    (``banks`` of them), which ``--weight-memory dram`` streams from DRAM."""
+    (one of ``banks``, ``total_bits`` in all) that holds ``part``; ``stored``: the memory holds
+    the format's stored weights or indices, which ``--weight-memory dram`` streams from DRAM."""
 
     part: str
     width: int
     bank_bits: float
     count: float
+    total_bits: float
     banks: int = 1
     stored: bool = False
 
@@ -55,7 +56,7 @@ class Access:
         if self.count <= 0:
             return 0.0
         if self.stored and weight_memory == "dram":
-            return prices.dram_pj(min(self.count * self.width, self.bank_bits * self.banks))
+            return prices.dram_pj(min(self.count * self.width, self.total_bits))
         depth = max(1, math.ceil(self.bank_bits / self.width))
         return self.count * prices.access_pj(self.width, depth, NODE)
 
@@ -77,7 +78,8 @@ class Count:
         if part not in PARTS[1:]:
             raise ValueError(f"memory part must be one of {PARTS[1:]}, not {part!r}")
         bank = max(width, math.ceil(memory_bits / banks))
-        self.accesses.append(Access(part, int(width), bank, float(count), banks, stored))
+        self.accesses.append(Access(part, int(width), bank, float(count), float(memory_bits),
+                                    banks, stored))
 
     # -- the pieces every format shares ---------------------------------------------------------
 
@@ -112,5 +114,6 @@ class Count:
         return {"ops": [{"op": op, "bits": bits, "count": round(n, 3)}
                         for (op, bits), n in sorted(self.ops.items())],
                 "accesses": [{"part": a.part, "width": a.width, "bank_bits": a.bank_bits,
-                              "banks": a.banks, "count": round(a.count, 3),
+                              "banks": a.banks, "total_bits": a.total_bits,
+                              "count": round(a.count, 3),
                               "stored": a.stored} for a in self.accesses]}

@@ -16,7 +16,7 @@ from permdeal.golden import cycles as pd_cycles
 from permdeal.golden import rom
 from permdeal.golden.compress import compress_permdiag
 from permdeal.golden.crossbar import permdiag_mapping
-from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, EngineConfig, model_cycles
+from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, MULTIPLIERS, EngineConfig, model_cycles
 from permdeal.golden.model import MODEL_KIND, METHOD, QuantModel
 from permdeal.golden.train import accuracy, project, train
 
@@ -35,14 +35,17 @@ def parse_block_sizes(text: str) -> int | list[int]:
     return values[0] if len(values) == 1 else values
 
 
-def engine_config(pes: int | None, lanes: int | None, scan_width: int | None) -> EngineConfig:
+def engine_config(pes: int | None, lanes: int | None, scan_width: int | None,
+                  multiplier: str | None = None) -> EngineConfig:
     """The engine of ``pes`` x ``lanes`` (both required for this method), scan width default
-    :data:`~permdeal.golden.cycles.DEFAULT_SCAN_WIDTH`."""
+    :data:`~permdeal.golden.cycles.DEFAULT_SCAN_WIDTH`, multiplier style default the first of
+    :data:`~permdeal.golden.cycles.MULTIPLIERS`."""
     for flag, value in (("--pes", pes), ("--lanes", lanes)):
         if value is None:
             raise PermdealError(f"{flag} is required for a permuted-diagonal model (the engine "
                                 "is laid out per PE and lane)")
-    cfg = EngineConfig(pes, lanes, DEFAULT_SCAN_WIDTH if scan_width is None else scan_width)
+    cfg = EngineConfig(pes, lanes, DEFAULT_SCAN_WIDTH if scan_width is None else scan_width,
+                       MULTIPLIERS[0] if multiplier is None else multiplier)
     limits.check_engine(cfg.n_pe, cfg.lanes, cfg.scan_width)
     return cfg
 
@@ -118,9 +121,9 @@ class PermDiagMethod(Method):
         cfg = engine_config(pes, lanes, scan_width)
         return report.cycles_table(model, cfg, [model_cycles(model, x, cfg) for x in codes])
 
-    def generate(self, model, output, *, pes=None, lanes=None, scan_width=None, name=None,
-                 inputs=()):
-        cfg = engine_config(pes, lanes, scan_width)
+    def generate(self, model, output, *, pes=None, lanes=None, scan_width=None,
+                 multiplier=None, name=None, inputs=()):
+        cfg = engine_config(pes, lanes, scan_width, multiplier)
         return write_design(output, cfg, model.layers, model=model,
                             name=name or "permdeal_engine", inputs=inputs)
 
@@ -128,7 +131,7 @@ class PermDiagMethod(Method):
         c, ports = manifest["config"], manifest["ports"]
         return [self.describe(model),
                 f"engine {manifest['top']}: {c['n_pe']} PE x {c['lanes']} lanes, scan width "
-                f"{c['scan_width']}; {ports['n_inputs']} inputs of {ports['in_bits']} bits, "
+                f"{c['scan_width']}, {c.get('multiplier', MULTIPLIERS[0])} multipliers; {ports['n_inputs']} inputs of {ports['in_bits']} bits, "
                 f"{ports['n_outputs']} outputs of {ports['out_bits']} bits"]
 
     def design_model(self, design_dir, images=None):
@@ -149,7 +152,7 @@ class PermDiagMethod(Method):
 
     def power_subject(self, design_dir):
         from permdeal.gen.design import Design
-        from permdeal.synth import flow, power
+        from permdeal.synth import flow, memory, power
         from permdeal.verif import activity
         from permdeal.verif.sim import load_model
         design = Design(design_dir)
@@ -157,11 +160,13 @@ class PermDiagMethod(Method):
         engine = flow._engine(design)
         c = design.cfg
 
+        shapes = memory.memory_kinds(engine)
+
         def rom_kind(instance):
             kind = next((k for k in rom.MEMORIES if instance.endswith(f"_{k}")), None)
             if kind is None:
                 raise PermdealError(f"ROM instance {instance}: not a weight, k or bias ROM")
-            return kind
+            return kind, shapes[kind]["width"], shapes[kind]["depth"]
 
         def macs(codes):
             return float(np.mean([sum(l.useful_lane_cycles for l in
@@ -169,11 +174,7 @@ class PermDiagMethod(Method):
         return PowerSubject(
             design, model, images, dict(engine.ram_memories), rom_kind, power.BLOCKS,
             lambda codes: activity.engine_bench(design, model, codes), macs,
-            c.to_json(), f"{c.n_pe} PE x {c.lanes} lanes",
-            ("the weight, k and bias ROMs have no read enable: they are read (and charged) "
-             "every cycle, busy or idle",
-             "every flip-flop is clocked every cycle (no clock gating): their clock pins' "
-             "internal power is in the logic figure"))
+            c.to_json(), f"{c.n_pe} PE x {c.lanes} lanes", power.notes("the weight, k and bias"))
 
     def sim_lines(self, report):
         cyc = report["cycles"]

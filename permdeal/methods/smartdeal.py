@@ -44,6 +44,7 @@ def _float(text):
 REFUSED = {
     "pes": "the design has one layer unit per layer; --lanes sets its shift-add unit's lanes",
     "scan_width": "the layer units read their inputs from a buffer, there is no detector",
+    "multiplier": "its MAC is the layer unit's own",
 }
 
 
@@ -203,9 +204,9 @@ class SmartDealMethod(Method):
         return cycles_table(model, shift_add_lanes(lanes, model),
                             None if codes is None else len(codes))
 
-    def generate(self, model, output, *, pes=None, lanes=None, scan_width=None, name=None,
-                 inputs=()):
-        refuse(pes=pes, scan_width=scan_width)
+    def generate(self, model, output, *, pes=None, lanes=None, scan_width=None,
+                 multiplier=None, name=None, inputs=()):
+        refuse(pes=pes, scan_width=scan_width, multiplier=multiplier)
         return write_design(output, model, lanes=shift_add_lanes(lanes, model),
                             name=DEFAULT_NAME if name is None else str(name), inputs=inputs)
 
@@ -242,11 +243,13 @@ class SmartDealMethod(Method):
             unit, rom = (parts[-2], parts[-1]) if len(parts) >= 2 else ("", parts[-1])
             i = unit.removeprefix("layer")
             part = rom.removesuffix("_rom")
-            if not (i.isdigit() and int(i) < len(model.layers) and rom.endswith("_rom")
-                    and part in layer_spec(model.layers[int(i)]).memories()):
+            mems = layer_spec(model.layers[int(i)]).memories() \
+                if i.isdigit() and int(i) < len(model.layers) else {}
+            if not rom.endswith("_rom") or part not in mems:
                 raise PermdealError(f"ROM instance {instance}: not a layer unit's Ce, B or bias "
                                     "ROM")
-            return f"{model.layers[int(i)].name} {part}"
+            width, depth, _signed = mems[part]
+            return f"{model.layers[int(i)].name} {part}", width, depth
 
         return PowerSubject(
             design, model, images, {}, rom_kind, power.SMARTDEAL_BLOCKS,
@@ -255,12 +258,10 @@ class SmartDealMethod(Method):
             {"method": self.name, "lanes": design.lanes,
              "layers": [f"{l.shape[0]}x{l.shape[1]} S={l.codes.S}" for l in model.layers]},
             f"SmartDeal, {len(model.layers)} layer unit(s) of {design.lanes} shift-add lanes",
-            ("the Ce, B and bias ROMs have no read enable: they are read (and charged) every "
-             "cycle, busy or idle",
-             "every flip-flop is clocked every cycle (no clock gating); the input buffers are "
-             "flip-flops, in the logic figure",
-             "MACs per inference: every rebuilt weight meets its input once (zero inputs are "
-             "not skipped)"))
+            (*power.notes("the Ce, B and bias"),
+             "the input buffers are flip-flops, in the logic figure",
+             "MACs per inference: every rebuilt weight (S a chunk, the last chunk's padding "
+             "included) meets its input once, zero inputs not skipped"))
 
     def sim_lines(self, report):
         out = [table(["layer", "rows", "skipped", "cycles", "cyc/weight", "cyc/output"],
