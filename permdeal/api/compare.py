@@ -249,6 +249,7 @@ def random_inputs(n: int, density: float, count: int, rng: np.random.Generator) 
 def workload(opts: CompareOptions) -> Workload:
     """The :class:`Workload` the options ``opts`` (:class:`CompareOptions`) ask for (the digits
     MLP trained here by default)."""
+    from permdeal.golden.float_model import fc_only
     from permdeal.golden.model import load_float_model
     if opts.model is not None and opts.eie_layers is not None:
         raise PermdealError("give --model or --eie-layers, not both")
@@ -301,6 +302,7 @@ def workload(opts: CompareOptions) -> Workload:
         names = [f"fc{i + 1}" for i in range(len(sizes) - 1)]
         return Workload("model", title, [Net(model, names, data[2])], data, [])
     layers = load_float_model(opts.model)
+    fc_only(layers, "compare")
     model = dense_mlp([(l.weight, l.bias) for l in layers])
     names = [l.name for l in layers]
     sizes = "-".join(map(str, model.sizes))
