@@ -198,7 +198,7 @@ class Imported:
             pool = f"{l.pool.kind}pool {'x'.join(map(str, l.pool.size))}" if l.pool else ""
             rows.append([l.name, kind, "x".join(map(str, l.weight.shape)), geo, pool,
                          "x".join(map(str, l.out_shape))])
-        return table(["layer", "kind", "weights", "geometry", "pooling", "output"], rows)
+        return table(["layer", "kind", "weights", "geometry", "pooling", "output"], rows, "llrllr")
 
 
 def import_onnx(model: str | Path, output: str | Path, force: bool = False) -> Imported:
