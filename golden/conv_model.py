@@ -97,7 +97,8 @@ class QuantConvLayer:
         (``fmts.acc_frac`` fraction bits, no bias)."""
         x = np.asarray(x)
         if not np.issubdtype(x.dtype, np.integer):
-            raise PermdealError(f"layer {self.name}: integer activation codes needed, not {x.dtype}")
+            raise PermdealError(f"layer {self.name}: integer activation codes needed, not "
+                                f"{x.dtype}")
         patches = self.conv.patches(x.astype(np.int64).reshape(len(x), -1))
         if isinstance(self.weights, ConvPermDiag):
             return self.weights.apply(patches, integer=True)
@@ -210,7 +211,8 @@ def compress_network(layers: Sequence[FloatLayer], method: str = "permdiag", p: 
     if not layers:
         raise PermdealError("a model needs at least one layer")
     ps = expand_p(p, [l.name for l in layers])
-    S, E, b_bits = integer(S, "chunk width S", 1, sd.MAX_S), sd._check_E(E), sd._check_b_bits(b_bits)
+    S = integer(S, "chunk width S", 1, sd.MAX_S)
+    E, b_bits = sd._check_E(E), sd._check_b_bits(b_bits)
     relus = [True] * (len(layers) - 1) + [relu_last]
     forms = [_structure(l, method, pi, S, E, b_bits, rows_per_block) for l, pi in zip(layers, ps)]
     if isinstance(spec.act, Fixed):
@@ -222,7 +224,8 @@ def compress_network(layers: Sequence[FloatLayer], method: str = "permdiag", p: 
         if x.ndim < 2 or x[0].size != layers[0].n_in or len(x) == 0:
             raise PermdealError(f"calibration inputs must be (batch, {layers[0].n_in}), not "
                                 f"{x.shape}")
-        approx = [FloatLayer(l.name, wf, l.bias, l.conv, l.pool) for l, (_, wf) in zip(layers, forms)]
+        approx = [FloatLayer(l.name, wf, l.bias, l.conv, l.pool)
+                  for l, (_, wf) in zip(layers, forms)]
         with np.errstate(over="ignore", invalid="ignore"):
             bounds = _boundaries(approx, x.reshape(len(x), -1), relus)
         try:

@@ -112,8 +112,9 @@ def fc_only(layers: Sequence[FloatLayer], what: str) -> None:
     """Refuse a model with a convolution: ``what`` (a command) handles FC layers only so far."""
     for l in layers:
         if l.is_conv:
-            raise PermdealError(f"layer {l.name} is a convolution ({'x'.join(map(str, l.weight.shape))}"
-                                f" weights); {what} takes fully connected layers only so far")
+            shape = "x".join(map(str, l.weight.shape))
+            raise PermdealError(f"layer {l.name} is a convolution ({shape} weights); {what} "
+                                "takes fully connected layers only so far")
 
 
 # -- the .npz format --------------------------------------------------------------------------

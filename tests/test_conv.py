@@ -116,8 +116,8 @@ def test_pooling_against_loops(kind, size, stride):
     np.testing.assert_allclose(pool(x), naive_pool(x, kind, size, stride).astype(np.float64),
                                rtol=1e-12)
     codes = r.integers(-9, 10, size=(2, 3, 7, 6))  # small codes: many exact halves (ties)
-    np.testing.assert_array_equal(pool.codes(codes),
-                                  naive_pool(codes, kind, size, stride, codes=True).astype(np.int64))
+    want = naive_pool(codes, kind, size, stride, codes=True).astype(np.int64)
+    np.testing.assert_array_equal(pool.codes(codes), want)
 
 
 def test_avg_pool_codes_round_half_up():
@@ -266,7 +266,8 @@ def test_npz_round_trip(tmp_path):
     ({"input_shape": np.array([1, 5, 5]), "c.weight": np.ones((2, 1, 3, 3)),
       "c.maxpool": np.array([4, 4, 1, 1])}, "layer c: max pool 4x4 does not fit a 3x3 input"),
     ({"input_shape": np.array([1, 5, 5]), "c.weight": np.ones((2, 1, 3, 3)),
-      "fc.weight": np.ones((3, 19))}, "c gives 18 outputs (2x3x3 flattened) but fc.weight takes 19"),
+      "fc.weight": np.ones((3, 19))},
+     "c gives 18 outputs (2x3x3 flattened) but fc.weight takes 19"),
     ({"fc.weight": np.ones((4, 3)), "c.weight": np.ones((2, 1, 1, 1))},
      "c is a convolution after the fully connected layer fc"),
 ])

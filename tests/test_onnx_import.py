@@ -225,7 +225,8 @@ def test_truncated_and_missing_files(tmp_path, capsys):
     assert "is one of the inputs" in err
     (tmp_path / "m.npz").write_bytes(b"mine")
     err = cli_error(capsys, "import", path, "-o", tmp_path / "m.npz")
-    assert "exists; pass --force to overwrite it" in err and (tmp_path / "m.npz").read_bytes() == b"mine"
+    assert "exists; pass --force to overwrite it" in err
+    assert (tmp_path / "m.npz").read_bytes() == b"mine"
 
 
 def test_conv_models_refused_where_not_handled_yet(tmp_path, capsys):
