@@ -162,8 +162,9 @@ def _counts(l) -> dict:
 
 # -- compression ------------------------------------------------------------------------------
 
-def _structure(l, method, p, S, E, b_bits, rows_per_block):
-    """``(compressed form, float weights it stands for)`` of one float layer."""
+def _structure(l, method, p, S, E, b_bits, rows_per_block, dec=None):
+    """``(compressed form, float weights it stands for)`` of one float layer (SmartDeal: of its
+    decomposition ``dec`` when given)."""
     try:
         if method == "permdiag":
             w = ConvPermDiag.from_dense(l.weight, p) if l.is_conv else \
@@ -173,7 +174,12 @@ def _structure(l, method, p, S, E, b_bits, rows_per_block):
             raise PermdealError(f"SmartDeal splits kernel rows into chunks of S = {S}; the "
                                 f"{l.weight.shape[2]}x{l.weight.shape[3]} kernel's rows are "
                                 f"{l.weight.shape[3]} wide")
-        dec = sd.decompose(matrix_view(l.weight), S=S, E=E, rows_per_block=rows_per_block)
+        if dec is None:
+            dec = sd.decompose(matrix_view(l.weight), S=S, E=E, rows_per_block=rows_per_block)
+        elif dec.shape != matrix_view(l.weight).shape:
+            raise PermdealError(f"the decomposition is of a {dec.shape[0]} x {dec.shape[1]} "
+                                f"matrix, the weights' matrix view is "
+                                f"{' x '.join(map(str, matrix_view(l.weight).shape))}")
         enc = sd.quantize(dec, b_bits)
         return enc, sd.rebuild_float(enc).reshape(l.weight.shape)
     except PermdealError as e:
@@ -196,13 +202,15 @@ def _boundaries(layers, x, relus):
 def compress_network(layers: Sequence[FloatLayer], method: str = "permdiag", p: int = 4,
                      spec: QuantSpec | None = None, calibration: npt.ArrayLike | None = None,
                      relu_last: bool = False, S: int = 3, E: int = 3, b_bits: int = 8,
-                     rows_per_block: int | None = None) -> ConvNet:
+                     rows_per_block: int | None = None,
+                     decompositions: Sequence[sd.Decomposition | None] | None = None) -> ConvNet:
     """Compress float layers (conv and FC, :mod:`.float_model`) to a :class:`ConvNet`.
 
     ``method`` ``"permdiag"``: every layer projected with block size ``p`` (one, or one per
     layer), a conv layer per kernel position. ``"smartdeal"``: every layer's matrix view
     decomposed (``S``, ``E``, ``rows_per_block``; a conv kernel's rows must be ``S`` wide) and B
-    quantized to ``b_bits``. Formats as :func:`~.compress.compress_permdiag` fits them
+    quantized to ``b_bits``; ``decompositions`` (one per layer, or None) gives a layer's
+    decomposition instead, e.g. a fine-tuned one (:mod:`.conv_train`). Formats as :func:`~.compress.compress_permdiag` fits them
     (``calibration``: ``(batch, n_in)`` float inputs, needed when ``spec.act`` is a width).
     """
     spec = QuantSpec() if spec is None else spec
@@ -214,7 +222,11 @@ def compress_network(layers: Sequence[FloatLayer], method: str = "permdiag", p: 
     S = integer(S, "chunk width S", 1, sd.MAX_S)
     E, b_bits = sd._check_E(E), sd._check_b_bits(b_bits)
     relus = [True] * (len(layers) - 1) + [relu_last]
-    forms = [_structure(l, method, pi, S, E, b_bits, rows_per_block) for l, pi in zip(layers, ps)]
+    decs = list(decompositions) if decompositions is not None else [None] * len(layers)
+    if len(decs) != len(layers):
+        raise PermdealError(f"got {len(decs)} decompositions for {len(layers)} layers")
+    forms = [_structure(l, method, pi, S, E, b_bits, rows_per_block, dec)
+             for l, pi, dec in zip(layers, ps, decs)]
     if isinstance(spec.act, Fixed):
         acts = [spec.act] * (len(layers) + 1)
     else:
