@@ -116,6 +116,7 @@ class _Importer:
         if not self.graph.node:
             self.fail("the graph has no nodes")
         self.cur, self.shape = self._input()
+        self.produced = {self.cur}
         for i, node in enumerate(self.graph.node):
             self.node(node, i)
         outs = [o.name for o in self.graph.output]
@@ -159,6 +160,7 @@ class _Importer:
         params = self._params(node, op)
         getattr(self, f"op_{op}")(node, params)
         self.cur = node.output[0]
+        self.produced.update(node.output)
 
     def _attrs(self, node):
         from onnx import helper
@@ -184,6 +186,9 @@ class _Importer:
             field = names[k] if k < len(names) else f"input {k}"
             if op == "Add":
                 field = "B" if node.input[0] == self.cur else "A"
+            if x in self.produced:
+                self.fail(f"{self.label}: input {field} ({x!r}) is computed in the graph, not a "
+                          "weight; permdeal imports a chain of layers, without branches")
             if x not in self.inits:
                 self.fail(f"{self.label}: input {field} ({x!r}) is neither an initializer nor a "
                           "Constant; its weights are missing")

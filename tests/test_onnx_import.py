@@ -196,6 +196,24 @@ def bad_models():
         "missing-init": ([conv_node()], [], [1, 2, 6, 6],
                          "node '/0/Conv' (Conv): input W ('w') is neither an initializer nor a "
                          "Constant; its weights are missing"),
+        "relu-last": ([helper.make_node("Conv", ["input", "w"], ["c"], name="/0/Conv"),
+                       helper.make_node("Relu", ["c"], ["output"], name="/1/Relu")],
+                      [w], [1, 2, 6, 6], "node '/1/Relu' (Relu) ends the graph; the model format "
+                      "has no ReLU after the last layer"),
+        "avg-before-relu": ([helper.make_node("Conv", ["input", "w"], ["c"], name="/0/Conv"),
+                             helper.make_node("AveragePool", ["c"], ["p"], name="/1/Avg",
+                                              kernel_shape=[2, 2], strides=[2, 2]),
+                             helper.make_node("Relu", ["p"], ["output"], name="/2/Relu")],
+                            [w], [1, 2, 6, 6], "node '/2/Relu' (Relu) follows AveragePool "
+                            "'/1/Avg'; the model format pools after the ReLU"),
+        "branch": ([helper.make_node("Conv", ["input", "w"], ["c"], name="/0/Conv"),
+                    helper.make_node("Relu", ["c"], ["r"], name="/1/Relu"),
+                    helper.make_node("Add", ["r", "c"], ["output"], name="/2/Add")],
+                   [w], [1, 2, 6, 6], "node '/2/Add' (Add): input B ('c') is computed in the "
+                   "graph, not a weight; permdeal imports a chain of layers, without branches"),
+        "no-flatten": ([helper.make_node("Gemm", ["input", "g"], ["output"], name="/0/Gemm")],
+                       [init("g", np.ones((4, 3)))], [1, 2, 6, 6],
+                       "node '/0/Gemm' (Gemm) takes a 2x6x6 input; flatten it first"),
         "no-relu": ([helper.make_node("Conv", ["input", "w"], ["c"], name="/0/Conv"),
                      helper.make_node("Conv", ["c", "w2"], ["output"], name="/1/Conv")],
                     [w, init("w2", np.ones((3, 4, 1, 1)))], [1, 2, 6, 6],
@@ -219,6 +237,11 @@ def test_truncated_and_missing_files(tmp_path, capsys):
     (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])
     err = cli_error(capsys, "import", tmp_path / "cut.onnx", "-o", tmp_path / "m.npz")
     assert f"{tmp_path / 'cut.onnx'}: not a readable ONNX file" in err
+    onnx.save_model(onnx.load(str(path)), str(tmp_path / "ext.onnx"), save_as_external_data=True,
+                    location="ext.data", size_threshold=0)
+    (tmp_path / "ext.data").unlink()
+    err = cli_error(capsys, "import", tmp_path / "ext.onnx", "-o", tmp_path / "m.npz")
+    assert f"{tmp_path / 'ext.onnx'}: not a readable ONNX file (" in err and "0.weight" in err
     err = cli_error(capsys, "import", tmp_path / "absent.onnx", "-o", tmp_path / "m.npz")
     assert f"{tmp_path / 'absent.onnx'}: no such file" in err
     err = cli_error(capsys, "import", path, "-o", path)
@@ -237,5 +260,6 @@ def test_conv_models_refused_where_not_handled_yet(tmp_path, capsys):
         err = cli_error(capsys, "compress", src, "--p", "2", "-o", tmp_path / "c")
         assert err == ("permdeal compress: error: layer 0 is a convolution (4x1x3x3 weights); "
                        "compress takes fully connected layers only so far\n")
-    err = cli_error(capsys, "compare", "--model", tmp_path / "net.npz")
-    assert "layer 0 is a convolution (4x1x3x3 weights); compare takes fully connected" in err
+    for src in (path, tmp_path / "net.npz"):
+        err = cli_error(capsys, "compare", "--model", src)
+        assert "layer 0 is a convolution (4x1x3x3 weights); compare takes fully connected" in err

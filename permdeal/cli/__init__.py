@@ -397,8 +397,8 @@ def compare_flags(p):
     xb = CrossbarConfig()
     g = p.add_argument_group("workload")
     g.add_argument("--model", metavar="FILE.npz",
-                   help="float model: NAME.weight (out x in) and NAME.bias arrays, in layer order "
-                   "(default: train the digits MLP here)")
+                   help="float model: NAME.weight (out x in) and NAME.bias arrays, in layer order, "
+                   "or an ONNX file (.onnx) (default: train the digits MLP here)")
     g.add_argument("--eie-layers", metavar="LIST",
                    help="EIE's benchmark layers instead of a model: 'all' or names separated by "
                    f"commas ({', '.join(l.name for l in EIE_LAYERS)})")
