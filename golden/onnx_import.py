@@ -28,7 +28,7 @@ import numpy as np
 from permdeal.errors import PermdealError
 
 from .conv import ConvShape, Pool
-from .float_model import FloatLayer
+from .float_model import FloatLayer, layers_from_arrays, to_arrays
 
 #: The ops the importer knows, in the order its messages list them.
 SUPPORTED = ("Conv", "Gemm", "MatMul", "Add", "BatchNormalization", "Relu", "MaxPool",
@@ -56,8 +56,9 @@ def load(path: str | Path) -> Any:
 
 
 def import_model(path: str | Path) -> list[FloatLayer]:
-    """Read an ONNX file and return its float layers (module docstring for what it may hold)."""
-    return _Importer(load(path), str(path)).run()
+    """Read an ONNX file and return its float layers (module docstring for what it may hold),
+    checked as the float-model reader checks an ``.npz`` (finiteness, shapes, chaining)."""
+    return layers_from_arrays(to_arrays(_Importer(load(path), str(path)).run()), path)
 
 
 class _Importer:
@@ -196,11 +197,23 @@ class _Importer:
         return out
 
     def _ints(self, key, default, n=None):
+        """Attribute ``key`` (or ``default``): one integer, or with ``n`` a list of ``n``."""
         v = self.attrs.get(key, default)
-        v = [int(a) for a in v] if isinstance(v, (list, tuple)) else int(v)
-        if n is not None and isinstance(v, list) and len(v) != n:
-            self.fail(f"{self.label}: {key} {v} must have {n} values")
+        try:
+            v = [int(a) for a in v] if isinstance(v, (list, tuple)) else int(v)
+        except (TypeError, ValueError):
+            self.fail(f"{self.label}: attribute {key} {v!r} is not made of integers")
+        if n is not None and (not isinstance(v, list) or len(v) != n):
+            self.fail(f"{self.label}: attribute {key} {v} must be a list of {n} integers")
+        if n is None and isinstance(v, list):
+            self.fail(f"{self.label}: attribute {key} {v} must be one integer")
         return v
+
+    def _float(self, key, default):
+        v = self.attrs.get(key, default)
+        if not isinstance(v, (int, float)) or not np.isfinite(v):
+            self.fail(f"{self.label}: attribute {key} {v!r} must be a finite number")
+        return float(v)
 
     def _new_layer(self, node, weight, bias, conv=None):
         base = node.input[1] if len(node.input) > 1 else ""
@@ -240,13 +253,13 @@ class _Importer:
         if w.ndim != 2:
             self.fail(f"{self.label}: weights B have shape {list(w.shape)}, expected 2-D")
         w = w if self._ints("transB", 0) else w.T
-        w = w * float(self.attrs.get("alpha", 1.0))
+        w = w * self._float("alpha", 1.0)
         n = self._fc_input()
         if w.shape[1] != n:
             self.fail(f"{self.label}: weights take {w.shape[1]} inputs, the layer before gives {n}")
         bias = np.zeros(w.shape[0])
         if "C" in p:
-            bias = self._fc_bias(p["C"], w.shape[0], "input C") * float(self.attrs.get("beta", 1.0))
+            bias = self._fc_bias(p["C"], w.shape[0], "input C") * self._float("beta", 1.0)
         self._close()
         self._new_layer(node, w, bias)
         self.shape = (w.shape[0],)
@@ -295,7 +308,8 @@ class _Importer:
                           f"expected ({m},)")
         scale, shift, mean, var = (np.asarray(p[k], np.float64) for k in
                                    ("scale", "B", "input_mean", "input_var"))
-        s = scale / np.sqrt(var + float(self.attrs.get("epsilon", 1e-5)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = scale / np.sqrt(var + self._float("epsilon", 1e-5))
         if not np.all(np.isfinite(s)):
             self.fail(f"{self.label}: input_var + epsilon is not positive for every channel")
         layer["weight"] = layer["weight"] * s.reshape((m,) + (1,) * (layer["weight"].ndim - 1))
@@ -360,9 +374,9 @@ class _Importer:
         if any(self._pads()):
             self.fail(f"{self.label}: pads {self._pads()} are not supported; pooling takes no "
                       "padding")
+        if "kernel_shape" not in self.attrs:
+            self.fail(f"{self.label}: attribute kernel_shape is missing")
         size = self._ints("kernel_shape", None, 2)
-        if size is None:
-            self.fail(f"{self.label}: kernel_shape is missing")
         try:
             pool = Pool(kind, size, self._ints("strides", [1, 1], 2))
             h, w = pool.out_hw(*self.shape[1:])

@@ -42,6 +42,7 @@ def test_gradients_against_finite_differences():
 
 
 def test_structures_are_kept():
+    print(f"seed {SEED + 1}")
     r = np.random.default_rng(SEED + 1)
     layers = tiny(r)
     X, y = r.normal(size=(16, 60)), r.integers(0, 5, size=16)
