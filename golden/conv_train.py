@@ -39,7 +39,7 @@ from .conv_model import compress_network
 from .float_model import FloatLayer
 from .float_model import forward as float_forward
 from .permdiag import PermDiag
-from .train import adam_loop, load_digits_split
+from .train import adam_loop, load_digits_split, softmax_xent
 
 
 # -- parametrizations -------------------------------------------------------------------------
@@ -159,14 +159,7 @@ def loss_and_grads(layers: Sequence[FloatLayer], X: np.ndarray, y: np.ndarray):
         cache.append((patches, z, h))
         out = l.pool(h) if l.pool is not None else h
         acts.append(out.reshape(len(X), -1))
-    logits = acts[-1]
-    zc = logits - logits.max(axis=1, keepdims=True)
-    logp = zc - np.log(np.exp(zc).sum(axis=1, keepdims=True))
-    rows = np.arange(len(y))
-    loss = -logp[rows, y].mean()
-    d = np.exp(logp)
-    d[rows, y] -= 1.0
-    d /= len(y)
+    loss, d = softmax_xent(acts[-1], y)
     dws, dbs = [None] * len(layers), [None] * len(layers)
     for i in reversed(range(len(layers))):
         l = layers[i]
