@@ -2,7 +2,8 @@
 
 A *float model* is an ``.npz`` holding ``NAME.weight`` (out x in) and ``NAME.bias`` arrays in file
 order, as ``numpy.savez(f, **torch_model.state_dict())`` writes them; layers chain (each one's
-input count is the previous one's output count) with ReLU between them.
+input count is the previous one's output count) with ReLU between them. Convolution layers and
+pooling extend it (:mod:`.float_model`, the format's one statement).
 
 A *compressed model* is a folder with ``model.npz`` (integer arrays ``NAME.k``, ``NAME.q``,
 ``NAME.bias``) and ``manifest.json`` (shapes, block sizes, number formats, checksums): enough for a
@@ -21,7 +22,6 @@ import contextlib
 import hashlib
 import io
 import json
-import re
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +35,7 @@ import numpy.typing as npt
 from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
 
+from .float_model import FloatLayer, layers_from_arrays
 from .formats import Fixed, LayerFormats, writeback
 from .manifest import json_diff, json_field, json_same, read_manifest, show_json
 from .permdiag import PermDiag
@@ -45,7 +46,6 @@ MODEL_ARRAYS = "model.npz"
 #: The only compression method this reader knows.
 METHOD = "permdiag"
 
-_KEY = re.compile(r"(?P<name>.+)\.(?P<kind>weight|bias)")
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
@@ -107,56 +107,13 @@ def _load_npz(path, holds="NAME.weight/NAME.bias arrays"):
 
 # -- float models ---------------------------------------------------------------------------------
 
-@dataclass
-class FloatLayer:
-    """One fully connected layer of a float model: ``y = weight @ x + bias``."""
-
-    name: str
-    weight: np.ndarray
-    bias: np.ndarray
-
-
 def load_float_model(path: str | Path) -> list[FloatLayer]:
-    """Read a float model ``.npz`` and check it: names, shapes, chaining, finiteness.
+    """Read a float model ``.npz`` and check it: names, shapes, chaining, finiteness, and for
+    convolutions their geometry (:mod:`.float_model` holds the format).
 
     A layer without ``NAME.bias`` gets a zero bias (``torch.nn.Linear(bias=False)``).
     """
-    arrays = _load_npz(path)
-    layers = {}
-    for key, value in arrays.items():
-        m = _KEY.fullmatch(key)
-        if not m:
-            raise PermdealError(f"{path}: unexpected array {key!r}; a model holds only "
-                                "NAME.weight (out x in) and NAME.bias arrays")
-        layer = layers.setdefault(m["name"], {})
-        layer[m["kind"]] = value
-    if not layers:
-        raise PermdealError(f"{path}: holds no layers")
-    out = []
-    for name, parts in layers.items():
-        if "weight" not in parts:
-            raise PermdealError(f"{path}: layer {name!r} has a bias but no {name}.weight")
-        w = parts["weight"]
-        if w.ndim != 2 or 0 in w.shape:
-            raise PermdealError(f"{path}: {name}.weight must be a non-empty 2-D (out x in) array, "
-                                f"not shape {w.shape}")
-        if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)):
-            raise PermdealError(f"{path}: {name}.weight has non-numeric dtype {w.dtype}")
-        b = parts.get("bias", np.zeros(w.shape[0]))
-        if b.shape != (w.shape[0],):
-            raise PermdealError(f"{path}: {name}.bias has shape {b.shape}, expected ({w.shape[0]},) "
-                                f"to match {name}.weight {w.shape}")
-        for what, a in (("weight", w), ("bias", b)):
-            bad = np.count_nonzero(~np.isfinite(a.astype(np.float64)))
-            if bad:
-                raise PermdealError(f"{path}: {name}.{what} holds {bad} NaN or infinite value(s)")
-        if out and out[-1].weight.shape[0] != w.shape[1]:
-            prev = out[-1]
-            raise PermdealError(
-                f"{path}: layers do not chain: {prev.name} gives {prev.weight.shape[0]} outputs but "
-                f"{name}.weight takes {w.shape[1]} inputs")
-        out.append(FloatLayer(name, w.astype(np.float64), b.astype(np.float64)))
-    return out
+    return layers_from_arrays(_load_npz(path), path)
 
 
 # -- quantized models -----------------------------------------------------------------------------

@@ -223,17 +223,22 @@ def _stored(dW, w):
     return dW[np.arange(mb)[:, None, None] * p + np.arange(p), np.arange(nb)[:, None] * p + w.cols]
 
 
+def softmax_xent(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean softmax cross-entropy of ``logits`` (batch, classes) against labels ``y`` and its
+    gradient with respect to the logits."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    rows = np.arange(len(y))
+    dz = np.exp(logp)
+    dz[rows, y] -= 1.0
+    return -logp[rows, y].mean(), dz / len(y)
+
+
 def _loss_and_grads(weights, biases, X, y):
     """:func:`loss_and_grads` of unchecked arrays."""
     Ws = [w.to_dense() for w in weights]
     hs = _forward(Ws, biases, X)
-    z = hs[-1] - hs[-1].max(axis=1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    rows = np.arange(len(y))
-    loss = -logp[rows, y].mean()
-    dz = np.exp(logp)
-    dz[rows, y] -= 1.0
-    dz /= len(y)
+    loss, dz = softmax_xent(hs[-1], y)
     dqs, dbs = [None] * len(Ws), [None] * len(Ws)
     for l in reversed(range(len(Ws))):
         dqs[l], dbs[l] = _stored(dz.T @ hs[l], weights[l]), dz.sum(axis=0)

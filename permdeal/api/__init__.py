@@ -13,6 +13,7 @@ same results::
     pd.cycles(model, pd.digits()[2], pes=2, lanes=2).mean      # permdeal cycles
     pd.synthesize(design, targets=("generic", "asic"))         # permdeal synth
     pd.energy(design, pd.digits()[2][:50])["pj_per_mac"]      # permdeal power
+    pd.import_onnx("net.onnx", "net.npz").layers              # permdeal import
 
 Models are the golden model's own objects: a float :class:`~permdeal.golden.train.MLP`, a
 compressed :class:`~permdeal.golden.model.QuantModel` (permuted-diagonal) or
@@ -35,12 +36,12 @@ from permdeal import methods
 from permdeal.errors import PermdealError
 
 from .designs import Cycles, Design, Result, cycles, generate, simulate, synthesize
-from .models import compress, digits, evaluate, load, train_digits
+from .models import compress, digits, evaluate, import_onnx, load, train_digits
 from .power import energy
 
 __all__ = ["METHODS", "Cycles", "Design", "PermdealError", "Result", "compress", "cycles",
-           "digits", "energy", "evaluate", "generate", "load", "simulate", "synthesize",
-           "train_digits"]
+           "digits", "energy", "evaluate", "generate", "import_onnx", "load", "simulate",
+           "synthesize", "train_digits"]
 
 
 def __getattr__(name):

@@ -292,7 +292,8 @@ def random_inputs(n: int, density: float, count: int, rng: np.random.Generator) 
 def workload(opts: CompareOptions) -> Workload:
     """The :class:`Workload` the options ``opts`` (:class:`CompareOptions`) ask for (the digits
     MLP trained here by default)."""
-    from permdeal.golden.model import load_float_model
+    from permdeal.api.models import read_float_model
+    from permdeal.golden.float_model import fc_only
     if opts.model is not None and opts.eie_layers is not None:
         raise PermdealError("give --model or --eie-layers, not both")
     seed = checks.seed(opts.seed, "--seed")
@@ -343,7 +344,8 @@ def workload(opts: CompareOptions) -> Workload:
                  f"{seed}); counts are means over the {len(data[2])} test images")
         names = [f"fc{i + 1}" for i in range(len(sizes) - 1)]
         return Workload("model", title, [Net(model, names, data[2])], data, [])
-    layers = load_float_model(opts.model)
+    layers = read_float_model(opts.model)
+    fc_only(layers, "compare")
     model = dense_mlp([(l.weight, l.bias) for l in layers])
     names = [l.name for l in layers]
     sizes = "-".join(map(str, model.sizes))

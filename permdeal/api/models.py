@@ -19,9 +19,12 @@ from permdeal import atomic, methods
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden import train as _train
+from permdeal.golden import float_model as _float_model
+from permdeal.golden import onnx_import as _onnx
 from permdeal.golden.compress import QuantSpec
 from permdeal.golden.formats import MAX_BITS, Fixed
 from permdeal.golden.manifest import read_manifest
+from permdeal.tables import table
 from permdeal.api.settings import user_format
 from permdeal.golden.model import (MODEL_KIND, FloatLayer, QuantModel, check_labels,
                                    load_float_model, sha256_file)
@@ -168,10 +171,54 @@ def accuracy_study(ps=(2, 4, 8), hidden=(128, 64), seed=0, dense_last=False) -> 
 
 # -- compression -----------------------------------------------------------------------------
 
+def is_onnx(path: Any) -> bool:
+    """Whether ``path`` names an ONNX file (by its ``.onnx`` suffix)."""
+    return isinstance(path, (str, Path)) and Path(path).suffix.lower() == ".onnx"
+
+
+def read_float_model(path: str | Path) -> list:
+    """The float layers of a float-model ``.npz`` or an ONNX file (by the suffix)."""
+    return _onnx.import_model(path) if is_onnx(path) else load_float_model(path)
+
+
+@dataclass(frozen=True)
+class Imported:
+    """:func:`import_onnx`'s result: the float ``layers`` and the file written (``output``)."""
+
+    layers: list
+    output: Path
+
+    def table(self) -> str:
+        """One line per layer: name, kind, weight shape, geometry, pooling, output shape."""
+        rows = []
+        for l in self.layers:
+            kind = "conv" if l.is_conv else "fc"
+            geo = (f"stride {'x'.join(map(str, l.conv.stride))} pad "
+                   f"{','.join(map(str, l.conv.padding))}") if l.is_conv else ""
+            pool = f"{l.pool.kind}pool {'x'.join(map(str, l.pool.size))}" if l.pool else ""
+            rows.append([l.name, kind, "x".join(map(str, l.weight.shape)), geo, pool,
+                         "x".join(map(str, l.out_shape))])
+        return table(["layer", "kind", "weights", "geometry", "pooling", "output"], rows, "llrllr")
+
+
+def import_onnx(model: str | Path, output: str | Path, force: bool = False) -> Imported:
+    """Import an ONNX file as a float-model ``.npz`` (``permdeal import``): the layers of
+    :func:`permdeal.golden.onnx_import.import_model`, written atomically to ``output`` (an
+    existing file only with ``force``, never the input)::
+
+        import_onnx("net.onnx", "build/net.npz")
+    """
+    atomic.check_new_file(output, force, inputs=[model])
+    layers = _onnx.import_model(model)
+    _float_model.save(layers, output)
+    return Imported(layers, Path(output))
+
+
 def float_layers(model: Any) -> tuple[list, dict | None]:
-    """Float layers and the source record of a path, an MLP, FloatLayers or (W, b) pairs."""
+    """Float layers and the source record of a path (``.npz`` or ``.onnx``), an MLP,
+    FloatLayers or (W, b) pairs."""
     if isinstance(model, (str, Path)):
-        return load_float_model(model), {"file": Path(model).name, "sha256": sha256_file(model)}
+        return read_float_model(model), {"file": Path(model).name, "sha256": sha256_file(model)}
     if isinstance(model, _train.MLP):
         return [FloatLayer(n, W, b) for n, W, b in model.dense_weights()], None
     if isinstance(model, (list, tuple)) and model:
@@ -273,6 +320,7 @@ def compress_run(model: Any, method: str = "permdiag", p: Any = None, *, calibra
                                 f"method {method!r}; it applies only to method "
                                 + " or ".join(map(repr, owners)))
     layers, source = float_layers(model)
+    _float_model.fc_only(layers, "compress")
     inputs = [model] if isinstance(model, (str, Path)) else []
     cal = None
     if calibration is not None:

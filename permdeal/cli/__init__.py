@@ -92,9 +92,18 @@ def build_parser():
     ap.add_argument("--version", action="version", version=f"permdeal {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
-    p = sub.add_parser("compress", help="compress a float model (.npz) with a registered "
-                       "method (permuted-diagonal, SmartDeal, ...)")
-    p.add_argument("model", help="float model .npz: NAME.weight (out x in) and NAME.bias arrays")
+    p = sub.add_parser("import", help="import an ONNX model as a float model (.npz): Conv, Gemm, "
+                       "MatMul + Add, Relu, pooling, Flatten, BatchNormalization folded")
+    p.add_argument("model", help="the ONNX file")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.npz",
+                   help="the float model to write")
+    p.add_argument("--force", action="store_true", help="overwrite MODEL.npz if it exists")
+    p.set_defaults(func=commands.cmd_import)
+
+    p = sub.add_parser("compress", help="compress a float model (.npz or .onnx) with a "
+                       "registered method (permuted-diagonal, SmartDeal, ...)")
+    p.add_argument("model", help="float model .npz (NAME.weight (out x in) and NAME.bias "
+                   "arrays), or an ONNX file (.onnx, imported as permdeal import does)")
     names = methods.names(compressing=True)
     p.add_argument("--method", choices=names, default="permdiag",
                    help=f"compression method, one of {', '.join(names)} (default permdiag); "
@@ -394,8 +403,8 @@ def compare_flags(p):
     xb = CrossbarConfig()
     g = p.add_argument_group("workload")
     g.add_argument("--model", metavar="FILE.npz",
-                   help="float model: NAME.weight (out x in) and NAME.bias arrays, in layer order "
-                   "(default: train the digits MLP here)")
+                   help="float model: NAME.weight (out x in) and NAME.bias arrays, in layer order, "
+                   "or an ONNX file (.onnx) (default: train the digits MLP here)")
     g.add_argument("--eie-layers", metavar="LIST",
                    help="EIE's benchmark layers instead of a model: 'all' or names separated by "
                    f"commas ({', '.join(l.name for l in EIE_LAYERS)})")

@@ -45,6 +45,13 @@ def _note_saturated(n: int, model) -> None:
 
 # -- models ---------------------------------------------------------------------------------
 
+def cmd_import(args):
+    res = mdl.import_onnx(args.model, args.output, force=args.force)
+    print(res.table())
+    print(f"wrote {res.output}")
+    return 0
+
+
 def cmd_compress(args):
     options = {o.name: getattr(args, o.name) for x in methods.methods() for o in x.options}
     if args.act_format is not None and args.act_bits is not None:

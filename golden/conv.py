@@ -1,0 +1,247 @@
+"""Convolution and pooling in the golden model (docs/design.md section 14).
+
+Activations are ``(batch, C, H, W)`` (NCHW, as ONNX and torch lay them out), weights
+``(O, C, KH, KW)`` (OIHW). A convolution is a matrix product on patches::
+
+    y[b, o, i, j] = bias[o] + sum_{c, u, v} W[o, c, u, v] * xp[b, c, i*sh + u, j*sw + v]
+
+with ``xp`` the input zero-padded by ``(top, left, bottom, right)``. :func:`patches` cuts ``xp``
+into the ``(batch, OH, OW, C, KH, KW)`` windows (a strided view, no copy but the padding), so the
+float convolution, the permuted-diagonal one and the integer one all share one gather.
+
+Compressed weights:
+
+- permuted-diagonal (:class:`ConvPermDiag`): one ``O x C`` :class:`~.permdiag.PermDiag` per kernel
+  position ``(u, v)``, each with its own permutation values, as PermDNN does for convolutions;
+- SmartDeal: the ``O x (C*KH*KW)`` matrix view of the weights (:func:`matrix_view`), whose chunks
+  of ``S = KW`` consecutive inputs are the kernel rows, decomposed by :mod:`.smartdeal` as it is
+  (one block ``Ce (C*KH x 3) @ B (3 x 3)`` per output channel by default, the authors' layout).
+
+Pooling (:class:`Pool`): 2-D max or average over ``kh x kw`` windows, no padding, floor mode. On
+integer codes the average rounds half up: ``floor((2*sum + n) / (2*n))`` for ``n`` values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+
+from permdeal.errors import PermdealError
+
+from .formats import Fixed
+from .permdiag import PermDiag, index_bits
+
+POOL_KINDS = ("max", "avg")
+
+
+def _pair(v, what, lo):
+    try:
+        out = tuple(int(a) for a in v)
+    except (TypeError, ValueError):
+        raise PermdealError(f"{what} must be a pair of integers, not {v!r}") from None
+    if len(out) != 2 or min(out) < lo:
+        raise PermdealError(f"{what} must be two integers >= {lo}, not {list(out)}")
+    return out
+
+
+@dataclass(frozen=True)
+class Pool:
+    """2-D pooling: ``kind`` ``"max"`` or ``"avg"``, window ``size`` and ``stride`` (rows, cols)."""
+
+    kind: str
+    size: tuple
+    stride: tuple
+
+    def __post_init__(self):
+        if self.kind not in POOL_KINDS:
+            raise PermdealError(f"pool kind must be one of {', '.join(POOL_KINDS)}, not "
+                                f"{self.kind!r}")
+        object.__setattr__(self, "size", _pair(self.size, "pool size", 1))
+        object.__setattr__(self, "stride", _pair(self.stride, "pool stride", 1))
+
+    def out_hw(self, h: int, w: int) -> tuple[int, int]:
+        """Output rows and columns for an ``h x w`` input (floor mode)."""
+        (kh, kw), (sh, sw) = self.size, self.stride
+        if kh > h or kw > w:
+            raise PermdealError(f"{self.kind} pool {kh}x{kw} does not fit a {h}x{w} input")
+        return (h - kh) // sh + 1, (w - kw) // sw + 1
+
+    def _windows(self, x):
+        (kh, kw), (sh, sw) = self.size, self.stride
+        return sliding_window_view(x, (kh, kw), axis=(-2, -1))[..., ::sh, ::sw, :, :]
+
+    def __call__(self, x: npt.ArrayLike) -> np.ndarray:
+        """Pool float activations ``(..., H, W)``."""
+        win = self._windows(np.asarray(x, dtype=np.float64))
+        return win.max(axis=(-2, -1)) if self.kind == "max" else win.mean(axis=(-2, -1))
+
+    def codes(self, x: npt.ArrayLike) -> np.ndarray:
+        """Pool integer codes ``(..., H, W)`` exactly: max, or the average rounded half up."""
+        win = self._windows(np.asarray(x, dtype=np.int64))
+        if self.kind == "max":
+            return win.max(axis=(-2, -1))
+        n = self.size[0] * self.size[1]
+        return (2 * win.sum(axis=(-2, -1)) + n) // (2 * n)
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """The geometry of one convolution: input ``(C, H, W)``, ``out_channels``, kernel
+    ``(KH, KW)``, ``stride`` ``(sh, sw)``, ``padding`` ``(top, left, bottom, right)``."""
+
+    in_shape: tuple
+    out_channels: int
+    kernel: tuple
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0, 0, 0)
+
+    def __post_init__(self):
+        shape = tuple(int(v) for v in self.in_shape)
+        if len(shape) != 3 or min(shape) < 1:
+            raise PermdealError(f"conv input shape must be (C, H, W) >= 1, not {list(shape)}")
+        object.__setattr__(self, "in_shape", shape)
+        object.__setattr__(self, "kernel", _pair(self.kernel, "kernel", 1))
+        object.__setattr__(self, "stride", _pair(self.stride, "stride", 1))
+        pad = tuple(int(v) for v in self.padding)
+        if len(pad) != 4 or min(pad) < 0:
+            raise PermdealError(f"padding must be (top, left, bottom, right) >= 0, not {list(pad)}")
+        object.__setattr__(self, "padding", pad)
+        _, h, w = shape
+        (kh, kw), (t, l, b, r) = self.kernel, pad
+        if kh > h + t + b or kw > w + l + r:
+            raise PermdealError(f"kernel {kh}x{kw} does not fit the padded {h + t + b}x"
+                                f"{w + l + r} input")
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        _, h, w = self.in_shape
+        (kh, kw), (sh, sw), (t, l, b, r) = self.kernel, self.stride, self.padding
+        return (h + t + b - kh) // sh + 1, (w + l + r - kw) // sw + 1
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        return (self.out_channels, *self.out_hw)
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return (self.out_channels, self.in_shape[0], *self.kernel)
+
+    @property
+    def positions(self) -> int:
+        """Output pixels ``OH * OW``: how often every weight is used."""
+        oh, ow = self.out_hw
+        return oh * ow
+
+    def patches(self, x: npt.ArrayLike) -> np.ndarray:
+        """The ``(batch, OH, OW, C, KH, KW)`` input windows of ``x`` ``(batch, C, H, W)`` (or
+        ``(batch, C*H*W)``), zero-padded, in ``x``'s dtype."""
+        x = np.asarray(x)
+        x = x.reshape(x.shape[0], *self.in_shape)
+        t, l, b, r = self.padding
+        if any(self.padding):
+            x = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)))
+        (sh, sw) = self.stride
+        win = sliding_window_view(x, self.kernel, axis=(2, 3))[:, :, ::sh, ::sw]
+        return win.transpose(0, 2, 3, 1, 4, 5)  # (batch, OH, OW, C, KH, KW)
+
+
+def conv2d(x: npt.ArrayLike, weight: npt.ArrayLike, bias: npt.ArrayLike,
+           shape: ConvShape) -> np.ndarray:
+    """Float convolution: ``(batch, C, H, W)`` in, ``(batch, O, OH, OW)`` out."""
+    w = np.asarray(weight, dtype=np.float64)
+    y = np.einsum("bijcuv,ocuv->boij", shape.patches(np.asarray(x, dtype=np.float64)), w,
+                  optimize=True)
+    return y + np.asarray(bias, dtype=np.float64)[:, None, None]
+
+
+def matrix_view(weight: npt.ArrayLike) -> np.ndarray:
+    """The ``O x (C*KH*KW)`` matrix of ``(O, C, KH, KW)`` weights: row ``o`` is output channel
+    ``o``'s kernel, kernel rows of ``KW`` values one after another (SmartDeal's chunks)."""
+    w = np.asarray(weight)
+    return w.reshape(w.shape[0], -1)
+
+
+class ConvPermDiag:
+    """Permuted-diagonal conv weights: one ``O x C`` :class:`PermDiag` per kernel position.
+
+    ``mats[u * KW + v]`` holds the weights ``W[:, :, u, v]``; all share the block size ``p``.
+    """
+
+    def __init__(self, kernel: tuple, mats: list[PermDiag]):
+        self.kernel = _pair(kernel, "kernel", 1)
+        if len(mats) != self.kernel[0] * self.kernel[1]:
+            raise PermdealError(f"a {self.kernel[0]}x{self.kernel[1]} kernel needs "
+                                f"{self.kernel[0] * self.kernel[1]} matrices, not {len(mats)}")
+        if len({(m.shape, m.p) for m in mats}) != 1:
+            raise PermdealError("every kernel position's matrix must have one shape and p")
+        self.mats = list(mats)
+
+    @property
+    def p(self) -> int:
+        return self.mats[0].p
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(O, C, KH, KW)``."""
+        return (*self.mats[0].shape, *self.kernel)
+
+    @classmethod
+    def from_dense(cls, weight: npt.ArrayLike, p: int) -> ConvPermDiag:
+        """Project ``(O, C, KH, KW)`` weights position by position (max-energy diagonals)."""
+        w = np.asarray(weight)
+        if w.ndim != 4 or 0 in w.shape:
+            raise PermdealError(f"conv weights must be a non-empty (O, C, KH, KW) array, not "
+                                f"shape {w.shape}")
+        kh, kw = w.shape[2:]
+        return cls((kh, kw), [PermDiag.from_dense(w[:, :, u, v], p)
+                              for u in range(kh) for v in range(kw)])
+
+    def to_dense(self) -> np.ndarray:
+        """The ``(O, C, KH, KW)`` weights."""
+        dense = np.stack([m.to_dense() for m in self.mats], axis=-1)
+        return dense.reshape(self.shape)
+
+    def quantize(self, fmt: Fixed) -> tuple[ConvPermDiag, int]:
+        """Every position's weights to codes of ``fmt``: ``(ConvPermDiag, n_saturated)``."""
+        out = [m.quantize(fmt) for m in self.mats]
+        return ConvPermDiag(self.kernel, [m for m, _ in out]), sum(n for _, n in out)
+
+    def with_q(self, qs: list) -> ConvPermDiag:
+        return ConvPermDiag(self.kernel, [m.with_q(q) for m, q in zip(self.mats, qs)])
+
+    @property
+    def n_weights(self) -> int:
+        """Stored weights inside the matrices (padding excluded)."""
+        return sum(m.n_weights for m in self.mats)
+
+    @property
+    def max_terms(self) -> int:
+        """Most stored weights feeding one output channel: the longest dot product."""
+        rows = sum(m.stored_mask.sum(axis=1).reshape(-1)[:m.shape[0]] for m in self.mats)
+        return int(rows.max())
+
+    @property
+    def index_bits_total(self) -> int:
+        return sum(m.index_bits_total for m in self.mats)
+
+    def stored_bits(self, weight_bits: int) -> int:
+        """Weight storage: ``p`` weights of ``weight_bits`` and ``ceil(log2 p)`` index bits per
+        block, padding blocks' weights included (as the ROMs hold them)."""
+        mb, nb = self.mats[0].blocks
+        return len(self.mats) * mb * nb * (self.p * weight_bits + index_bits(self.p))
+
+    def apply(self, patches: np.ndarray, integer: bool = False) -> np.ndarray:
+        """``sum_(u,v) W[:, :, u, v] @ patches[..., :, u, v]``: ``(..., O)`` from ``(..., C, KH,
+        KW)`` patches; exact ``int64`` with ``integer`` (codes in, accumulator out)."""
+        kh, kw = self.kernel
+        out = None
+        for u in range(kh):
+            for v in range(kw):
+                m = self.mats[u * kw + v]
+                x = patches[..., u, v]
+                y = m.int_matvec(x) if integer else m.matvec(x)
+                out = y if out is None else out + y
+        return out
