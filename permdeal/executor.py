@@ -70,20 +70,23 @@ def _relocate(value: Any, old: str, new: str) -> Any:
     return value
 
 
-def run_remote(task: Task) -> tuple[Any, str, bytes | None]:
-    """On a worker: ``task`` in a scratch folder of its own; returns ``(result, the scratch
-    folder's path, its files as a gzipped tar or None)``. The scratch folder is removed."""
+def run_remote(fn: Callable[..., Any], *args: Any, folder: str | None = None,
+               keep: Callable[[Any], bool] | None = None) -> tuple[Any, str, bytes | None]:
+    """On a worker: the task ``fn(*args)`` (with its ``folder`` and ``keep``, as
+    :class:`Task`'s) in a scratch folder of its own; returns ``(result, the folder's path, its
+    files as a gzipped tar or None)``. The scratch folder is removed."""
+    task = Task(fn, args, folder, keep=keep)
     scratch = Path(tempfile.mkdtemp(prefix="permdeal-task-"))
     try:
         result = _call(task, scratch)
         data = None
-        folder = scratch / task.folder if task.folder is not None else None
-        if folder is not None and folder.is_dir() and (task.keep is None or task.keep(result)):
+        where = scratch / folder if folder is not None else scratch
+        if folder is not None and where.is_dir() and (keep is None or keep(result)):
             buf = io.BytesIO()
             with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
-                tar.add(folder, arcname=".")
+                tar.add(where, arcname=".")
             data = buf.getvalue()
-        return result, str(folder if folder is not None else scratch), data
+        return result, str(where), data
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -218,8 +221,11 @@ class Dask(Executor):
         from distributed.scheduler import KilledWorker
         futures = {}
         try:
+            shared = self._scatter(tasks)
             for i, task in enumerate(tasks):
-                futures[self.client.submit(run_remote, task, pure=False)] = i
+                args = [shared.get(id(a), a) for a in task.args]
+                futures[self.client.submit(run_remote, task.fn, *args, folder=task.folder,
+                                           keep=task.keep, pure=False)] = i
             for f in as_completed(list(futures), loop=self.client.loop):
                 i = futures[f]
                 try:
@@ -232,6 +238,17 @@ class Dask(Executor):
             with contextlib.suppress(Exception):
                 self.client.cancel(list(futures), force=True)
             raise
+
+    def _scatter(self, tasks: Sequence[Task]) -> dict[int, Any]:
+        """The arguments that several tasks share (a model, a workload), sent to the cluster
+        once: ``{id(argument): its future}``."""
+        seen: dict[int, list] = {}
+        for task in tasks:
+            for a in task.args:
+                if not isinstance(a, int | float | str | bool | type(None)):
+                    seen.setdefault(id(a), [a, 0])[1] += 1
+        return {key: self.client.scatter([a], hash=False)[0] for key, (a, n) in seen.items()
+                if n > 1}
 
     def close(self) -> None:
         if self._own:

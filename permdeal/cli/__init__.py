@@ -467,6 +467,7 @@ def compare_flags(p):
                    help="instead: write compare.json, compare.txt and compare.png into DIR")
     g.add_argument("--force", action="store_true",
                    help="overwrite the --json / --plot files if they exist")
+    executor_flags(p.add_argument_group("where"), "formats (one task each)")
 
 
 def _on_signal(signum, frame):
