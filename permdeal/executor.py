@@ -231,8 +231,9 @@ class Dask(Executor):
                 try:
                     remote = f.result()
                 except KilledWorker as e:
-                    raise PermdealError(f"--dask: task {tasks[i].name or i} was running on "
-                                        f"every worker that died ({_one_line(e)})") from None
+                    raise PermdealError(f"Dask: task {tasks[i].name or i} killed every worker "
+                                        "that ran it, up to the scheduler's "
+                                        f"allowed-failures ({_one_line(e)})") from None
                 yield i, _unpack(tasks[i], root, remote)
         except BaseException:
             with contextlib.suppress(Exception):
