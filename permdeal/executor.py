@@ -1,7 +1,7 @@
 """Where a sweep's independent tasks run: this machine (``-j N`` processes) or a Dask cluster.
 
 Every sweep-like command (``synth --sweep``, ``verify`` and ``verify --random-configs``,
-``bench``'s RTL part, ``bench-engine``) describes its work as :class:`Task` s and hands them to
+``bench``'s rtl and flow parts, ``bench-engine``, ``compare``) describes its work as :class:`Task` s and hands them to
 an :class:`Executor`: :class:`Local` (in this process, or a pool of ``jobs`` processes) or
 :class:`Dask` (``--dask tcp://HOST:PORT``, or the variable :data:`ENV`).
 
@@ -12,7 +12,8 @@ folder's files as data (a tar archive) with its result; the client unpacks them,
 folder is written by the command alone, atomically as always. Paths to the scratch folder in the
 result are rewritten to the output folder's, so results are the same whichever executor ran
 them. A worker that dies mid-task has the task rerun elsewhere by the scheduler (at most its
-``distributed.scheduler.allowed-failures`` times); an exception the task raises (a real failure)
+``distributed.scheduler.allowed-failures`` times; the dead worker's scratch folder stays in its
+temporary folder); an exception the task raises (a real failure)
 is raised here as it would be locally; Ctrl-C cancels what has not finished.
 """
 
@@ -26,6 +27,7 @@ import re
 import shutil
 import tarfile
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,13 +124,17 @@ class Executor:
         from tqdm import tqdm
         root = None if root is None else Path(root)
         results: list = [None] * len(tasks)
-        with tqdm(total=len(tasks), desc=desc, unit="task", dynamic_ncols=True,
-                  disable=None) as bar:  # no bar when stderr is not a terminal
-            for i, result in self._completed(tasks, root):
-                results[i] = result
-                bar.update(1)
-                if each is not None:
-                    each(i, result)
+        done = self._completed(tasks, root)
+        try:
+            with tqdm(total=len(tasks), desc=desc, unit="task", dynamic_ncols=True,
+                      disable=None) as bar:  # no bar when stderr is not a terminal
+                for i, result in done:
+                    results[i] = result
+                    bar.update(1)
+                    if each is not None:
+                        each(i, result)
+        finally:
+            done.close()  # on Ctrl-C or an error: the tasks not finished are cancelled now
         return results
 
     def close(self) -> None:
@@ -234,6 +240,10 @@ class Dask(Executor):
                     raise PermdealError(f"Dask: task {tasks[i].name or i} killed every worker "
                                         "that ran it, up to the scheduler's "
                                         f"allowed-failures ({_one_line(e)})") from None
+                except concurrent.futures.CancelledError as e:  # the scheduler went away
+                    raise PermdealError(f"Dask: task {tasks[i].name or i} was cancelled by "
+                                        f"the cluster at {self.address} "
+                                        f"({_one_line(e)})") from None
                 yield i, _unpack(tasks[i], root, remote)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -242,19 +252,27 @@ class Dask(Executor):
 
     def _scatter(self, tasks: Sequence[Task]) -> dict[int, Any]:
         """The arguments that several tasks share (a model, a workload), sent to the cluster
-        once: ``{id(argument): its future}``."""
+        once: ``{id(argument): its future}``. Each is the result of a task of its own rather
+        than scattered data, so that the scheduler can make it again when the worker that held
+        it dies."""
         seen: dict[int, list] = {}
         for task in tasks:
             for a in task.args:
                 if not isinstance(a, int | float | str | bool | type(None)):
                     seen.setdefault(id(a), [a, 0])[1] += 1
-        return {key: self.client.scatter([a], hash=False)[0] for key, (a, n) in seen.items()
-                if n > 1}
+        with warnings.catch_warnings():  # sent once, so a large one is no waste
+            warnings.filterwarnings("ignore", "Sending large graph")
+            return {key: self.client.submit(_same, a, pure=False)
+                    for key, (a, n) in seen.items() if n > 1}
 
     def close(self) -> None:
         if self._own:
             with contextlib.suppress(Exception):
                 self.client.close()
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _one_line(e: BaseException) -> str:

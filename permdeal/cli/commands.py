@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 from permdeal import atomic, methods
-from permdeal.executor import Executor, executor
+from permdeal.executor import Dask, Executor, executor
 from permdeal.api import bench as bench_api
 from permdeal.api import bench_smartdeal as bs
 from permdeal.api import compare as compare_api
@@ -42,7 +42,10 @@ def _say(text: str) -> None:
 def _tasks_on(args: argparse.Namespace) -> Executor:
     """Where the command's tasks run: ``--dask`` (or its variable) or ``-j`` local processes;
     a bad or unreachable scheduler address is refused here, before anything is built."""
-    return executor(getattr(args, "jobs", 1), args.dask)
+    ex = executor(getattr(args, "jobs", 1), args.dask)
+    if isinstance(ex, Dask):
+        _say(f"tasks on {ex.label}")
+    return ex
 
 
 def _note_saturated(n: int, model) -> None:
