@@ -288,10 +288,14 @@ def using(given: Executor | None, jobs: int = 1) -> contextlib.AbstractContextMa
 def executor(jobs: int = 1, dask: str | None = None) -> Executor:
     """The executor of ``-j jobs`` and ``--dask ADDRESS`` (or :data:`ENV` when ``dask`` is
     None): Dask when an address is given, else :class:`Local`."""
-    if dask is not None:
-        return Dask(dask)
-    address = os.environ.get(ENV) or None
-    return Local(jobs) if address is None else Dask(address, flag=f"${ENV}")
+    flag, address = ("--dask", dask) if dask is not None else \
+        (f"${ENV}", os.environ.get(ENV) or None)
+    if address is None:
+        return Local(jobs)
+    if jobs != 1:
+        raise PermdealError(f"-j {jobs} runs the tasks on this machine and {flag} on a Dask "
+                            "cluster; give one of them")
+    return Dask(address, flag=flag)
 
 
 __all__ = ["ENV", "Dask", "Executor", "Local", "Task", "check_address", "executor",

@@ -154,7 +154,10 @@ def test_ctrl_c_cancels_the_rest_and_leaves_nothing(client, tmp_path):
     (["--dask", "localhost:8786"], None,
      "--dask 'localhost:8786': not a scheduler address; give tcp://HOST:PORT"),
     (["--dask", "tcp://127.0.0.1:99999"], None, "not a scheduler address"),
+    (["--dask", ""], None, "--dask '': not a scheduler address"),
     ([], "tcp//x", "$PERMDEAL_DASK_SCHEDULER 'tcp//x': not a scheduler address"),
+    (["--dask", "tcp://127.0.0.1:9", "-j", "2"], None,
+     "-j 2 runs the tasks on this machine and --dask on a Dask cluster; give one of them"),
     (["--dask", "tcp://127.0.0.1:9"], None,
      "--dask tcp://127.0.0.1:9: no Dask scheduler answers there"),
 ])
