@@ -26,7 +26,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml | sysdeps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
 	  echo "make: cannot create $(VENV); on Debian install python3-venv"; exit 1; }
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dask]'
 	@touch $@
 
 sysdeps:
@@ -49,8 +49,9 @@ LINTED   := permdeal golden hdl gen verif synth tests
 lint: venv
 	$(BIN)/ruff check $(LINTED)
 
+# --dist loadgroup: the tests marked xdist_group("dask") share one xdist worker (and one cluster).
 test: lint
-	$(BIN)/python -m pytest -n $(JOBS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup
 
 demo: venv
 	$(BIN)/permdeal demo

@@ -18,12 +18,13 @@ from typing import Any
 
 from permdeal import atomic
 from permdeal.errors import PermdealError
+from permdeal.executor import Executor, Task, using
 
 from .designs import synthesize
 from .flow import SynthOptions
 from .tools import DoesNotFit
 
-__all__ = ["COLUMNS", "PARAMS", "parse_sweep", "run_sweep"]
+__all__ = ["COLUMNS", "PARAMS", "parse_sweep", "run_sweep", "sweep_point"]
 
 #: Sweepable parameters (``permdeal gen`` settings).
 PARAMS = ("pes", "lanes", "p")
@@ -170,55 +171,65 @@ def table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def sweep_point(folder: Path, param: str, value: int, settings: dict,
+                make_design: Callable[[dict, Path], Any], targets: Sequence[str],
+                opts: SynthOptions) -> dict:
+    """One point of a sweep (a task of the executor): the design of ``settings`` with ``param``
+    set to ``value`` generated into ``folder/design`` and synthesized (``folder/logs``);
+    returns ``(its row, its report)``, the report for the caller to write."""
+    st = dict(settings)
+    st[param] = [value] if param == "p" else value
+    point = {"pes": st["pes"], "lanes": st["lanes"],
+             "p": "(model)" if st.get("model") else ",".join(map(str, st["p"]))}
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    t0 = time.perf_counter()
+    make_design(st, folder / "design")
+    gen_s = time.perf_counter() - t0
+    report, failures = {"seconds": {}}, {}
+    for target in targets:
+        try:
+            rep = synthesize(folder / "design", [target], opts, folder / "logs")
+        except DoesNotFit as e:
+            failures[target] = str(e).splitlines()[0]
+            report[target] = e.partial  # the resource counts, without Fmax
+            continue
+        except PermdealError as e:
+            failures[target] = str(e).splitlines()[0]
+            work = getattr(e, "work", None)
+            if work is not None:  # the tools' files, inside the point's own folder
+                shutil.move(str(work), folder / f"{target}-failed")
+                failures[target] += f" (files in points/{folder.name}/{target}-failed/)"
+            continue
+        report.setdefault("throughput", {}).update(rep["throughput"])
+        report["seconds"].update(rep["seconds"])
+        report[target] = rep[target]
+        report.setdefault("design", rep["design"])
+    report["failures"] = failures
+    return _row(point, report, gen_s, failures), report
+
+
 def run_sweep(param: str, values: Sequence[int], settings: dict,
               make_design: Callable[[dict, Path], Any], targets: Sequence[str], opts: SynthOptions,
-              out: str | Path, inputs: Iterable[str | Path] = ()) -> tuple[list[dict], float]:
+              out: str | Path, inputs: Iterable[str | Path] = (),
+              executor: Executor | None = None) -> tuple[list[dict], float]:
     """Sweep ``param`` over ``values``; returns the rows.
 
     ``settings`` are the ``permdeal gen`` settings of every point; ``make_design(settings,
-    folder)`` writes a design. Writes ``out`` atomically (``sweep.csv``, ``sweep.json``,
-    ``sweep.png``, ``sweep.txt`` and ``points/``).
+    folder)`` (a module-level function, for the executor's workers) writes a design. Each
+    point is a task of ``executor`` (default: one at a time here). Writes ``out`` atomically
+    (``sweep.csv``, ``sweep.json``, ``sweep.png``, ``sweep.txt`` and ``points/``).
     """
-    from tqdm import tqdm
-    rows, t_start = [], time.perf_counter()
+    t_start = time.perf_counter()
     with atomic.output_dir(out, inputs=inputs) as tmp:
-        bar = tqdm(values, desc=f"sweep {param}", unit="point", dynamic_ncols=True,
-                   disable=None)  # no bar when stderr is not a terminal
-        for value in bar:
-            st = dict(settings)
-            st[param] = [value] if param == "p" else value
-            point = {"pes": st["pes"], "lanes": st["lanes"],
-                     "p": "(model)" if st.get("model") else ",".join(map(str, st["p"]))}
-            folder = tmp / "points" / f"{param}-{value}"
-            folder.mkdir(parents=True)
-            bar.set_postfix_str(f"{param}={value}: generating")
-            t0 = time.perf_counter()
-            make_design(st, folder / "design")
-            gen_s = time.perf_counter() - t0
-            report, failures = {"seconds": {}}, {}
-            for target in targets:
-                bar.set_postfix_str(f"{param}={value}: {target}")
-                try:
-                    rep = synthesize(folder / "design", [target], opts, folder / "logs")
-                except DoesNotFit as e:
-                    failures[target] = str(e).splitlines()[0]
-                    report[target] = e.partial  # the resource counts, without Fmax
-                    continue
-                except PermdealError as e:
-                    failures[target] = str(e).splitlines()[0]
-                    work = getattr(e, "work", None)
-                    if work is not None:  # the tools' files, inside the point's own folder
-                        shutil.move(str(work), folder / f"{target}-failed")
-                        failures[target] += f" (files in points/{folder.name}/{target}-failed/)"
-                    continue
-                report.setdefault("throughput", {}).update(rep["throughput"])
-                report["seconds"].update(rep["seconds"])
-                report[target] = rep[target]
-                report.setdefault("design", rep["design"])
-            report["failures"] = failures
-            atomic.write_text(folder / "report.json", json.dumps(report, indent=2) + "\n")
-            rows.append(_row(point, report, gen_s, failures))
-        bar.close()
+        tasks = [Task(sweep_point, (param, v, settings, make_design, list(targets), opts),
+                      f"points/{param}-{v}", f"{param}={v}") for v in values]
+        with using(executor) as ex:
+            done = ex.run(tasks, tmp, desc=f"sweep {param}")
+        rows = [row for row, _ in done]
+        for task, (_, report) in zip(tasks, done):
+            atomic.write_text(tmp / task.folder / "report.json",
+                              json.dumps(report, indent=2) + "\n")
         wall = round(time.perf_counter() - t_start, 1)
         summary = {"param": param, "values": values, "targets": targets,
                    "settings": {k: str(v) for k, v in settings.items()},

@@ -16,7 +16,7 @@ FOLDERS = {"permdeal": "permdeal", "golden": "permdeal.golden", "hdl": "permdeal
 #: own package) and lower layers. verif and synth share a layer and do not import each other.
 LAYERS = [
     ("core", ("permdeal.errors", "permdeal.checks", "permdeal.atomic", "permdeal.tables",
-              "permdeal.limits")),
+              "permdeal.limits", "permdeal.executor")),
     ("golden", ("permdeal.golden",)),
     ("hdl", ("permdeal.hdl",)),
     ("gen", ("permdeal.gen",)),

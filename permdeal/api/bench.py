@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from permdeal import atomic, checks, limits
+from permdeal.executor import Executor, Task, executor, using
 from permdeal.checks import integer
 from permdeal.errors import PermdealError, ToolMissing
 from permdeal.golden.bench import DEFAULT_LAYER
@@ -69,7 +70,7 @@ DEFAULTS = {"parts": ",".join(PARTS), "layers": None, "draws": 10, "eie_draws": 
             "no_rtl": False, "workdir": "build/bench", "flow_pes": [8], "flow_lanes": 8,
             "flow_shape": "1024x1024", "flow_p": 8, "flow_density": 0.35, "flow_batch": 4,
             "m": DEFAULT_LAYER.n_out, "n": DEFAULT_LAYER.n_in, "p": [1, 2, 4, 8, 16],
-            "repeat": 3, "json": None, "force": False}
+            "repeat": 3, "json": None, "force": False, "jobs": 1, "dask": None}
 
 
 # -- the design points ----------------------------------------------------------------------------
@@ -248,33 +249,35 @@ def eie_comparison(layers: Sequence[EieLayer], draws: int, seed: int, eie_draws:
     }
 
 
+def rtl_layer(workdir: Path, layer: EieLayer, scale: int, cfg: EngineConfig,
+              sims: Sequence[str], inputs: int, seed: int) -> dict[str, Any]:
+    """One layer of part ``rtl`` (a task of the executor), designs and results in
+    ``workdir``."""
+    p = block_size(layer)
+    m, n = scaled_shape(layer, scale)
+    s = layer_seed(seed, layer)
+    model = engine_bench.random_layer_model(m, n, p, s)
+    x = engine_bench.random_inputs(model, inputs, layer.act_density, s)
+    fig = engine_bench.figures_task(workdir, model, x, cfg, sims, seed, label=layer.name)
+    mb = -(-m // p)
+    return {"name": layer.name, "out": m, "in": n, "p": p, "seed": s,
+            "inputs": inputs, "nnz": [int(v) for v in np.count_nonzero(x, axis=1)],
+            "slots_full": paper_engine().slots(-(-layer.n_out // p)), "slots": cfg.slots(mb),
+            "layer_cycles": [layer_cycles(xi, mb, p, cfg).total for xi in x], **fig}
+
+
 def rtl_validation(layers: Sequence[EieLayer], scale: int, cfg: EngineConfig,
                    sims: Sequence[str], inputs: int, workdir: str | Path, seed: int,
-                   bar: tqdm | None = None) -> list[dict[str, Any]]:
+                   executor: Executor | None = None) -> list[dict[str, Any]]:
     """Part ``rtl``: every layer scaled by ``scale`` (:func:`scaled_shape`, same ``p`` and
     densities), compressed from a random float layer, generated for ``cfg`` and simulated on
-    ``inputs`` random inputs on each of ``sims`` (:func:`.engine_bench.engine_figures`).
-    Returns one row per layer with the RTL's and the cycle model's cycles per input; ``bar``
-    (a tqdm bar) shows the progress."""
-    full = paper_engine()
-    rows = []
-    for layer in layers:
-        p = block_size(layer)
-        m, n = scaled_shape(layer, scale)
-        s = layer_seed(seed, layer)
-        model = engine_bench.random_layer_model(m, n, p, s)
-        x = engine_bench.random_inputs(model, inputs, layer.act_density, s)
-        fig = engine_bench.engine_figures(
-            model, x, cfg, sims, Path(workdir) / layer.name, seed, label=layer.name,
-            progress=(lambda msg: None) if bar is None else bar.set_postfix_str)
-        mb = -(-m // p)
-        rows.append({"name": layer.name, "out": m, "in": n, "p": p, "seed": s,
-                     "inputs": inputs, "nnz": [int(v) for v in np.count_nonzero(x, axis=1)],
-                     "slots_full": full.slots(-(-layer.n_out // p)), "slots": cfg.slots(mb),
-                     "layer_cycles": [layer_cycles(xi, mb, p, cfg).total for xi in x], **fig})
-        if bar is not None:
-            bar.update(1)
-    return rows
+    ``inputs`` random inputs on each of ``sims`` (:func:`.engine_bench.engine_figures`), one
+    layer a task of ``executor``. Returns one row per layer with the RTL's and the cycle model's
+    cycles per input."""
+    tasks = [Task(rtl_layer, (layer, scale, cfg, list(sims), inputs, seed), layer.name,
+                  layer.name) for layer in layers]
+    with using(executor) as ex:
+        return ex.run(tasks, workdir, desc="RTL validation")
 
 
 def parse_parts(text: str) -> list[str]:
@@ -401,8 +404,15 @@ def _available(sims, say):
 def run(**options: Any) -> int:
     """``permdeal bench`` with the settings ``options`` (:data:`DEFAULTS`' keys): compute the
     parts, print their tables, write ``--json`` (atomically, not over an existing
-    file without ``--force``). Returns the exit code: 1 when an RTL run differs from the golden
-    or cycle model, else 0."""
+    file without ``--force``); the RTL and flow parts' layers and engines are tasks of ``-j``
+    local processes or of the ``--dask`` cluster. Returns the exit code: 1 when an RTL run
+    differs from the golden or cycle model, else 0."""
+    o = {**DEFAULTS, **options}
+    with executor(o["jobs"], o["dask"]) as ex:
+        return _run(ex, **options)
+
+
+def _run(ex: Executor, **options: Any) -> int:
     from tqdm import tqdm
 
     t_start = time.perf_counter()
@@ -451,10 +461,8 @@ def run(**options: Any) -> int:
 
     if "rtl" in parts:
         t0 = time.perf_counter()
-        with tqdm(total=len(layers), desc="RTL validation", unit="layer", disable=None,
-                  dynamic_ncols=True) as bar:
-            rows = rtl_validation(layers, o["scale"], cfg, sims, o["inputs"], work / "rtl",
-                                  o["seed"], bar)
+        rows = rtl_validation(layers, o["scale"], cfg, sims, o["inputs"], work / "rtl",
+                              o["seed"], ex)
         res["rtl"] = {"scale": o["scale"], "engine": cfg.to_json(), "engine_rule": rule,
                       "inputs": o["inputs"], "sims": sims, "layers": rows,
                       "seconds": round(time.perf_counter() - t0, 1)}
@@ -492,7 +500,8 @@ def run(**options: Any) -> int:
         flow = engine_bench.run(o["flow_pes"], o["flow_lanes"], flow_shape, o["flow_p"],
                                 o["flow_density"], o["flow_batch"], sims, work / "flow",
                                 seed=o["seed"],
-                                progress=lambda msg: tqdm.write(f"... flow: {msg}"))
+                                progress=lambda msg: tqdm.write(f"... flow: {msg}"),
+                                executor=ex)
         flow["seconds"] = round(time.perf_counter() - t0, 1)
         res["flow"] = flow
         failed |= not all(s["golden_match"] and s["cycles_match_model"]

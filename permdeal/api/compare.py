@@ -44,6 +44,7 @@ from permdeal import atomic, checks, limits, methods
 from permdeal.methods import figures
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
+from permdeal.executor import Executor, Task, executor, using
 from permdeal.golden import cycles as pd_cycles
 from permdeal.golden import eie
 from permdeal.golden import smartdeal as sd
@@ -141,6 +142,8 @@ class CompareOptions:
     plot: str | None = None
     output: str | None = None
     force: bool = False
+    jobs: int = 1
+    dask: str | None = None
 
 
 #: The option names of :class:`CompareOptions` (the command line's flags).
@@ -393,38 +396,48 @@ def _total(layers):
     return tot
 
 
+def method_entry(m: Any, wl: Workload, st: Settings) -> dict[str, Any]:
+    """One format (method ``m``) on every net of ``wl``: its entry of the results (a task of
+    the executor)."""
+    t = time.perf_counter()
+    layers, accs = [], []
+    for net in wl.nets:
+        b = m.build(net, wl.data, st)
+        acts = forward(b.weights, b.biases, net.X)
+        in_block = None
+        for name, w, obj, X in zip(net.names, net.model.weights, b.layers, acts):
+            fig = m.figures(obj, X, st, in_block)
+            rows, cols = w.shape
+            layers.append({"layer": name, "shape": [int(rows), int(cols)],
+                           "input_density": float(np.count_nonzero(X) / X.size), **fig})
+            in_block = m.out_block(obj)
+        accs.append(b.accuracy)
+        if st.measure_energy and m.power_options(st) is not None:
+            measured = measure_energy(m, b, net, wl.data, st)
+    entry = {"format": m.name, "label": m.label, "setting": m.setting(st),
+             "rule": m.rule, "layers": layers, "total": _total(layers),
+             "accuracy": accs[0] if len(accs) == 1 else None,
+             "seconds": round(time.perf_counter() - t, 2)}
+    if st.measure_energy and m.power_options(st) is not None:
+        entry["measured_energy"] = measured  # (one net: EIE's layers are refused)
+    return entry
+
+
 def compare(wl: Workload, st: Settings,
-            log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Every format on every net of the :class:`Workload` ``wl``: the results as a dict (the
-    JSON). ``log(text)`` hears of each format's progress."""
+            log: Callable[[str], None] | None = None,
+            executor: Executor | None = None) -> dict[str, Any]:
+    """Every format on every net of the :class:`Workload` ``wl``, one format a task of
+    ``executor``: the results as a dict (the JSON). ``log(text)`` hears of each format as it
+    finishes."""
     t0 = time.perf_counter()
     check_fit(wl, st)
-    out = []
-    for m in methods.methods():
-        t = time.perf_counter()
-        layers, accs = [], []
-        for net in wl.nets:
-            b = m.build(net, wl.data, st)
-            acts = forward(b.weights, b.biases, net.X)
-            in_block = None
-            for name, w, obj, X in zip(net.names, net.model.weights, b.layers, acts):
-                fig = m.figures(obj, X, st, in_block)
-                rows, cols = w.shape
-                layers.append({"layer": name, "shape": [int(rows), int(cols)],
-                               "input_density": float(np.count_nonzero(X) / X.size), **fig})
-                in_block = m.out_block(obj)
-            accs.append(b.accuracy)
-            if st.measure_energy and m.power_options(st) is not None:
-                measured = measure_energy(m, b, net, wl.data, st, log)
-        entry = {"format": m.name, "label": m.label, "setting": m.setting(st),
-                 "rule": m.rule, "layers": layers, "total": _total(layers),
-                 "accuracy": accs[0] if len(accs) == 1 else None,
-                 "seconds": round(time.perf_counter() - t, 2)}
-        if st.measure_energy and m.power_options(st) is not None:
-            entry["measured_energy"] = measured
-        out.append(entry)
+    tasks = [Task(method_entry, (m, wl, st), name=m.label) for m in methods.methods()]
+
+    def each(i: int, entry: dict) -> None:
         if log:
-            log(f"{m.label}: {entry['seconds']:.1f} s")
+            log(f"{entry['label']}: {entry['seconds']:.1f} s")
+    with using(executor) as ex:
+        out = ex.run(tasks, desc="formats", each=each)
     return {"workload": {"kind": wl.kind, "title": wl.title,
                          "layers": [{"name": nm, "shape": list(w.shape)} for net in wl.nets
                                     for nm, w in zip(net.names, net.model.weights)]},
@@ -515,8 +528,9 @@ def run(progress: Callable[[str], None] | None = None, **options: Any) -> int:
 
     def compute():
         t0 = time.perf_counter()
-        wl = workload(opts)
-        res = compare(wl, st, progress)
+        with executor(opts.jobs, opts.dask) as ex:  # a bad scheduler is refused first
+            wl = workload(opts)
+            res = compare(wl, st, progress, executor=ex)
         res["seconds"] = round(time.perf_counter() - t0, 1)  # training the digits MLP included
         return res, text(res)
 

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from permdeal import atomic
 from permdeal.errors import PermdealError
+from permdeal.executor import Executor, Task, using
 from permdeal.golden.compress import QuantSpec, compress_permdiag
 from permdeal.golden.cycles import EngineConfig, layer_cycles
 from permdeal.golden.formats import Fixed
@@ -127,17 +128,30 @@ def engine_figures(model: QuantModel, x: npt.ArrayLike, cfg: EngineConfig, sims:
     return row
 
 
+def _quiet(msg: str) -> None:
+    pass
+
+
+def figures_task(workdir: Path, model: QuantModel, x: np.ndarray, cfg: EngineConfig,
+                 sims: Sequence[str], seed: int, label: str | None = None) -> dict[str, Any]:
+    """:func:`engine_figures` as a task of the executor (quiet: a worker has no terminal)."""
+    return engine_figures(model, x, cfg, sims, workdir, seed, progress=_quiet, label=label)
+
+
 def run(pes_list: Sequence[int], lanes: int, shape: tuple[int, int], p: int, density: float,
         batch: int, sims: Sequence[str], workdir: str | Path, seed: int = 0,
-        progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """The benchmark; returns ``{"engines": [...], "utilization": [...]}``."""
+        progress: Callable[[str], None] = print,
+        executor: Executor | None = None) -> dict[str, Any]:
+    """The benchmark, one engine (PE count) a task of ``executor``; returns ``{"engines":
+    [...], "utilization": [...]}``."""
     m, n = shape
     model = random_layer_model(m, n, p, seed)
     x = random_inputs(model, batch, density, seed)
-    workdir = Path(workdir)
-    engines = [engine_figures(model, x, EngineConfig(pes, lanes), sims,
-                              workdir / f"{pes}x{lanes}", seed, progress)
-               for pes in pes_list]
+    tasks = [Task(figures_task, (model, x, EngineConfig(pes, lanes), sims, seed),
+                  f"{pes}x{lanes}", f"{pes} PE x {lanes} lanes") for pes in pes_list]
+    with using(executor) as ex:
+        engines = ex.run(tasks, workdir, desc="engines",
+                         each=lambda i, _: progress(f"{tasks[i].name}: done"))
     return {"layer": {"m": m, "n": n, "p": p, "density": density, "batch": batch},
             "engines": engines,
             "utilization": [{"case": name, **fig} for name, fig in utilization_cases(seed)]}

@@ -5,10 +5,12 @@ of PermDNN engines over one parameter."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any, Callable
 
 from permdeal.errors import PermdealError
+from permdeal.executor import Executor
 from permdeal.gen.design import write_design
 from permdeal.synth import block, designs, flow
 from permdeal.synth import sweep as sw
@@ -47,11 +49,22 @@ def synth_design(design: str | None, given: dict, targets: list, opts: Any, outp
                        make_design=make), st.output
 
 
+def _make_point(values: dict, folder: Path, model: Any = None) -> None:
+    """The design of one sweep point's settings ``values`` (and ``--model``'s loaded ``model``,
+    carried by the task: a worker need not see the file) into ``folder``."""
+    s = DesignSettings(**values)
+    if model is not None:
+        method_of(model).generate(model, folder, pes=s.pes, lanes=s.lanes,
+                                  scan_width=s.scan_width, name=s.name)
+    else:
+        write_design(folder, s.engine, s.layers(), model=None, name=s.name)
+
+
 def synth_sweep(sweep: str, given: dict, targets: list, opts: Any, *, config: str | None = None,
-                ) -> tuple[list, float, DesignSettings, str, list]:
+                executor: Executor | None = None) -> tuple[list, float, DesignSettings, str, list]:
     """``--sweep PARAM=V1,V2,...``: one PermDNN engine per value of ``pes``, ``lanes`` or ``p``
-    (``sweep.csv``, ``sweep.json``, ``sweep.png``): ``(rows, wall seconds, settings, param,
-    values)``."""
+    (``sweep.csv``, ``sweep.json``, ``sweep.png``), each point a task of ``executor``:
+    ``(rows, wall seconds, settings, param, values)``."""
     flow.check_tools(targets, opts)
     param, values = sw.parse_sweep(sweep)
     if given.get(param) is not None:
@@ -70,17 +83,9 @@ def synth_sweep(sweep: str, given: dict, targets: list, opts: Any, *, config: st
     if st.model is not None:
         inputs.append(st.model)
     point = {f.name: getattr(st, f.name) for f in dataclasses.fields(st)}
-
-    def make(values: dict, folder: Path) -> None:
-        s = DesignSettings(**values)
-        if s.model is not None:
-            model = load(s.model)
-            method_of(model).generate(model, folder, pes=s.pes, lanes=s.lanes,
-                                      scan_width=s.scan_width, name=s.name)
-        else:
-            write_design(folder, s.engine, s.layers(), model=None, name=s.name)
+    make = functools.partial(_make_point, model=None if st.model is None else load(st.model))
     rows, wall = sw.run_sweep(param, values, point, make, targets, opts, st.output,
-                              inputs=inputs)
+                              inputs=inputs, executor=executor)
     return rows, wall, st, param, values
 
 

@@ -4,20 +4,19 @@ configurations, with JUnit XML and a JSON summary in the results folder."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import os
 import json
 import random
 import shlex
 import shutil
 import time
 from dataclasses import dataclass
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Callable
 
 from permdeal import atomic, checks, limits
 from permdeal.errors import PermdealError
+from permdeal.executor import Executor, Task, using
 from permdeal.golden import rom
 from permdeal.golden.cycles import model_cycles
 from .models import load, method_of
@@ -63,22 +62,13 @@ class Verified:
         return [r for r in self.records if not r["passed"]]
 
 
-@contextlib.contextmanager
-def process_pool(jobs: int) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
-    """A pool of ``jobs`` worker processes that, when the block is left by an exception (Ctrl-C,
-    SIGTERM, an error), cancels what has not started and stops the workers at once instead of
-    waiting for their runs; their simulators die with them."""
-    jobs = max(1, min(jobs, os.cpu_count() or 1))  # more workers than cores only thrash
-    pool = concurrent.futures.ProcessPoolExecutor(jobs)
-    try:
-        yield pool
-    except BaseException:
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            with contextlib.suppress(Exception):
-                proc.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+def _bench(build: Path, job: vf.Job, target: vf.Target, seed: int, waves: bool) -> dict:
+    """One bench run in ``build`` (a task of the executor)."""
+    return vf.run_job(job, target, build, seed, waves)
+
+
+def _failed(record: dict) -> bool:
+    return not record["passed"]
 
 
 def sims_of(sim: str) -> list[str]:
@@ -101,7 +91,8 @@ def estimate(target: vf.Target, benches: list[str], sims: list[str], seed: int) 
 def verify_config(given: dict, output: str | None, *, config: str | None = None,
                   sim: str = "both",
                   tests: str | None = None, seed: int | None = None, waves: bool = False,
-                  jobs: int = 1, progress: Callable[[str], None] | None = None) -> Verified:
+                  jobs: int = 1, progress: Callable[[str], None] | None = None,
+                  executor: Executor | None = None) -> Verified:
     """The regression of one configuration: the settings ``given`` (flag values) over the
     ``config`` file, each bench of ``tests`` (comma-separated; default all) on each simulator."""
     st = design_settings({**given, "output": output}, config, {"shape": VERIFY_SHAPE},
@@ -139,22 +130,14 @@ def verify_config(given: dict, output: str | None, *, config: str | None = None,
                  + f"; {len(jobs_list)} run(s), seed {seed}")
     t0 = time.perf_counter()
     with atomic.output_dir(output, inputs=inputs) as tmp:
-        builds = tmp / "builds"
-        work = [(job, target, builds / f"{job.bench}-{job.sim}", seed, waves)
-                for job in jobs_list]
-        records = []
-        if jobs > 1:
-            with process_pool(jobs) as pool:
-                futures = [pool.submit(vf.run_job, *w) for w in work]
-                for f, (job, *_) in zip(futures, work):
-                    records.append(f.result())
-                    if progress:
-                        progress(f"... {job.name}: {'pass' if records[-1]['passed'] else 'FAIL'}")
-        else:
-            for w in work:
-                records.append(vf.run_job(*w))
-                if progress:
-                    progress(f"... {w[0].name}: {'pass' if records[-1]['passed'] else 'FAIL'}")
+        tasks = [Task(_bench, (job, target, seed, waves), f"builds/{job.bench}-{job.sim}",
+                      job.name) for job in jobs_list]
+
+        def each(i: int, record: dict) -> None:
+            if progress:
+                progress(f"... {jobs_list[i].name}: {'pass' if record['passed'] else 'FAIL'}")
+        with using(executor, jobs) as ex:
+            records = ex.run(tasks, tmp, desc="verify", each=each)
         wall = time.perf_counter() - t0
         failed = [r for r in records if not r["passed"]]
         summary = {"config": {**cfg.to_json(), "layers": [
@@ -168,7 +151,8 @@ def verify_config(given: dict, output: str | None, *, config: str | None = None,
 
 
 def verify_random(n: int, output: str | None, *, sim: str = "icarus", seed: int | None = None,
-                  jobs: int = 1, progress: Callable[[str], None] | None = None) -> Verified:
+                  jobs: int = 1, progress: Callable[[str], None] | None = None,
+                  executor: Executor | None = None) -> Verified:
     """``verify --random-configs N``: ``n`` legal configurations drawn from the seed, each run
     bit-exact against the golden model (the engine on the whole network)."""
     if output is None:
@@ -193,28 +177,33 @@ def verify_random(n: int, output: str | None, *, sim: str = "icarus", seed: int 
         progress(f"verify: {len(drawn)} random configurations from seed {seed} on "
                  f"{', '.join(sims)}")
     t0 = time.perf_counter()
-    records = []
     with atomic.output_dir(output) as tmp:
-        work = [(vf.Job("engine_network", s), target, tmp / "builds" / f"config{i}-{s}",
-                 cseed, False) for i, (_, target, cseed) in enumerate(drawn) for s in sims]
-        with process_pool(jobs) as pool:
-            for i, rec in enumerate(pool.map(vf.run_job, *zip(*work))):
-                st_text = drawn[i // len(sims)][0]
-                rec["config"] = st_text
-                rec["command"] = rerun_command(st_text, rec["seed"], "engine_network",
-                                               rec["sim"], f"{output}-config{i}")
-                records.append(rec)
-                if progress and ((i + 1) % 10 == 0 or i + 1 == len(work)):
-                    bad = sum(not r["passed"] for r in records)
-                    progress(f"... {i + 1} of {len(work)} runs, {bad} failed")
+        tasks = [Task(_bench, (vf.Job("engine_network", s), target, cseed, False),
+                      f"builds/config{i}-{s}", f"config{i} on {s}", keep=_failed)
+                 for i, (_, target, cseed) in enumerate(drawn) for s in sims]
+        done = []
+
+        def each(i: int, rec: dict) -> None:
+            done.append(rec["passed"])
+            if progress and (len(done) % 10 == 0 or len(done) == len(tasks)):
+                progress(f"... {len(done)} of {len(tasks)} runs, {done.count(False)} failed")
+        with using(executor, jobs) as ex:
+            records = ex.run(tasks, tmp, desc="random configurations", each=each)
+        for i, (rec, task) in enumerate(zip(records, tasks)):
+            st_text = drawn[i // len(sims)][0]
+            rec["config"] = st_text
+            rec["command"] = rerun_command(st_text, rec["seed"], "engine_network",
+                                           rec["sim"], f"{output}-config{i}")
+            if rec["passed"]:  # thousands of passing builds are not worth keeping
+                shutil.rmtree(tmp / task.folder, ignore_errors=True)
         wall = time.perf_counter() - t0
         failed = [r for r in records if not r["passed"]]
         summary = {"seed": seed, "configs": len(drawn), "sims": sims, "passed": not failed,
                    "failures": len(failed), "wall_seconds": round(wall, 1), "runs": records}
         atomic.write_text(tmp / "summary.json", json.dumps(summary, indent=2) + "\n")
         atomic.write_bytes(tmp / "junit.xml", vf.junit(records))
-        if not failed:
-            shutil.rmtree(tmp / "builds")  # thousands of passing builds are not worth keeping
+        with contextlib.suppress(OSError):
+            (tmp / "builds").rmdir()  # when every run passed
     return Verified(records, seed, wall, configs=len(drawn))
 
 

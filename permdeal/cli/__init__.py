@@ -13,6 +13,7 @@ import threading
 import warnings
 
 from permdeal import __version__, limits, methods
+from permdeal import executor as _executor
 from permdeal.api import bench as bench_api
 from permdeal.api import compare as compare_api
 from permdeal.api.settings import GEN_SETTINGS, VERIFY_SHAPE
@@ -48,6 +49,16 @@ def large_flag(p):
                    f"{limits.MAX_LANES} lanes, a scan width of {limits.MAX_SCAN_WIDTH}, arrays "
                    f"of {limits.MAX_ARRAY_BYTES >> 30} GiB, simulations of an estimated "
                    f"{limits.MAX_SIM_SECONDS // 3600} h)")
+
+
+def executor_flags(p, what, jobs=True):
+    """``-j N`` (local processes) and ``--dask ADDRESS`` (a Dask cluster instead) of a command
+    whose ``what`` run as independent tasks (:mod:`permdeal.executor`)."""
+    if jobs:
+        p.add_argument("-j", "--jobs", type=args.positive, default=1,
+                       help=f"{what} run in parallel on this machine (default 1)")
+    p.add_argument("--dask", metavar="tcp://HOST:PORT", help=f"run the {what} on the Dask "
+                   f"cluster of this scheduler instead (default: ${_executor.ENV} when set)")
 
 
 def method_flags(p):
@@ -207,6 +218,7 @@ def build_parser():
     p.add_argument("--seed", type=args.seed, default=0)
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--force", action="store_true", help="overwrite the --json file if it exists")
+    executor_flags(p, "engines (one per PE count)")
     p.set_defaults(func=commands.cmd_bench_engine)
 
     p = sub.add_parser("verify", help="run the cocotb regression for one configuration "
@@ -219,7 +231,7 @@ def build_parser():
                    + " (default all)")
     p.add_argument("--seed", type=args.seed, help="random seed (default: a fresh one, printed)")
     p.add_argument("--waves", action="store_true", help="record waveforms in the build folders")
-    p.add_argument("-j", "--jobs", type=args.positive, default=1, help="benches run in parallel")
+    executor_flags(p, "benches (or random configurations)")
     p.add_argument("--random-configs", type=args.positive, metavar="N",
                    help="instead: N legal configurations drawn from the seed, each run on the "
                    "engine bench (default simulator there: icarus)")
@@ -237,6 +249,7 @@ def build_parser():
                    + " (a comma-separated list runs several; default generic)")
     p.add_argument("--sweep", metavar="PARAM=V1,V2,...", help="one design per value of pes, "
                    "lanes or p (sweep.csv, sweep.json, sweep.png)")
+    executor_flags(p, "--sweep's points")
     p.add_argument("--block", choices=["shift_add"], help="synthesize one generated block on "
                    "its own instead of a design: shift_add, the SmartDeal shift-add unit")
     p.add_argument("--block-params", metavar="KEY=V,...", help="the block's parameters (for "
@@ -396,6 +409,7 @@ def bench_flags(p):
                    help="golden part: timed repetitions, the best is kept (default 3)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--force", action="store_true", help="overwrite the --json file if it exists")
+    executor_flags(p, "RTL and flow parts' layers and engines")
 
 
 def compare_flags(p):
@@ -476,6 +490,7 @@ def compare_flags(p):
                    help="instead: write compare.json, compare.txt and compare.png into DIR")
     g.add_argument("--force", action="store_true",
                    help="overwrite the --json / --plot files if they exist")
+    executor_flags(p.add_argument_group("where"), "formats (one task each)")
 
 
 def _on_signal(signum, frame):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 
 from permdeal import atomic, methods
+from permdeal.executor import Dask, Executor, executor
 from permdeal.api import bench as bench_api
 from permdeal.api import bench_smartdeal as bs
 from permdeal.api import compare as compare_api
@@ -36,6 +37,15 @@ def _given(args: argparse.Namespace, names) -> dict:
 
 def _say(text: str) -> None:
     print(text, flush=True)
+
+
+def _tasks_on(args: argparse.Namespace) -> Executor:
+    """Where the command's tasks run: ``--dask`` (or its variable) or ``-j`` local processes;
+    a bad or unreachable scheduler address is refused here, before anything is built."""
+    ex = executor(getattr(args, "jobs", 1), args.dask)
+    if isinstance(ex, Dask):
+        _say(f"tasks on {ex.label}")
+    return ex
 
 
 def _note_saturated(n: int, model) -> None:
@@ -242,8 +252,10 @@ def cmd_bench_engine(args):
     sims = ["verilator", "icarus"] if args.sim == "both" else [args.sim]
     work = Path(args.workdir)
     t0 = time.perf_counter()
-    res = engine_bench.run(args.pes, args.lanes, shape[0], args.p, args.density, args.batch,
-                           sims, work, seed=args.seed, progress=lambda msg: _say(f"... {msg}"))
+    with _tasks_on(args) as ex:
+        res = engine_bench.run(args.pes, args.lanes, shape[0], args.p, args.density, args.batch,
+                               sims, work, seed=args.seed, progress=lambda msg: _say(f"... {msg}"),
+                               executor=ex)
     res["wall_seconds"] = round(time.perf_counter() - t0, 1)
     print(engine_bench.tables(res))
     print(f"wall time {res['wall_seconds']:.0f} s; designs and results in {work}/")
@@ -271,8 +283,9 @@ def cmd_verify(args):
             raise PermdealError(f"{given[0]} does not apply to --random-configs (every "
                                 "configuration is drawn from the seed, each run on the "
                                 "engine_network bench)")
-        res = verify_random(args.random_configs, args.output, sim=sim, seed=args.seed,
-                            jobs=args.jobs, progress=_say)
+        with _tasks_on(args) as ex:
+            res = verify_random(args.random_configs, args.output, sim=sim, seed=args.seed,
+                                progress=_say, executor=ex)
         failed = res.failed
         print(f"{len(res.records) - len(failed)} of {len(res.records)} runs passed in "
               f"{res.wall:.0f} s; wrote {args.output}/ (junit.xml, summary.json)")
@@ -281,9 +294,10 @@ def cmd_verify(args):
             print(f"first failing configuration: {'; '.join(r['problems'])[:300]}\n"
                   f"  reproduce: {r['command']}", file=sys.stderr)
         return 1 if failed else 0
-    res = verify_config(_given(args, GEN_SETTINGS), args.output, config=args.config, sim=sim,
-                        tests=args.tests, seed=args.seed, waves=args.waves, jobs=args.jobs,
-                        progress=_say)
+    with _tasks_on(args) as ex:
+        res = verify_config(_given(args, GEN_SETTINGS), args.output, config=args.config, sim=sim,
+                            tests=args.tests, seed=args.seed, waves=args.waves, progress=_say,
+                            executor=ex)
     out = res.settings.output
     cov = coverage_rows(res.records)
     if cov:
@@ -343,10 +357,14 @@ def cmd_synth(args):
                             f"{(given_flags or ['--config' if args.config else '--sweep'])[0]} "
                             "(or leave out --design to generate one from the settings)")
     given = _given(args, GEN_SETTINGS)
+    if not args.sweep and (args.dask is not None or args.jobs != 1):
+        raise PermdealError(f"{'--dask' if args.dask is not None else '-j'} applies to --sweep "
+                            "(one design is one task)")
     if args.sweep:
         from permdeal.synth import sweep as sw
-        rows, wall, st, param, values = synth_sweep(args.sweep, given, targets, opts,
-                                                    config=args.config)
+        with _tasks_on(args) as ex:
+            rows, wall, st, param, values = synth_sweep(args.sweep, given, targets, opts,
+                                                        config=args.config, executor=ex)
         print(sw.table(rows))
         print(f"wall time {wall:.0f} s; wrote {st.output}/ (sweep.csv, sweep.json, "
               "sweep.png, points/)")
