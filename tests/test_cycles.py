@@ -192,8 +192,10 @@ def test_utilization_in_unit_interval(seed):
 def test_engine_defaults_and_json():
     cfg = EngineConfig(3, 2)
     assert cfg.total_lanes == 6
-    assert cfg.to_json() == {"n_pe": 3, "lanes": 2, "scan_width": 8}
+    assert cfg.to_json() == {"n_pe": 3, "lanes": 2, "scan_width": 8, "multiplier": "native"}
     assert EngineConfig(**cfg.to_json()) == cfg
+    booth = EngineConfig(3, 2, multiplier="booth")
+    assert EngineConfig(**booth.to_json()) == booth != cfg
 
 
 @pytest.mark.parametrize("kwargs, word", [
@@ -202,6 +204,8 @@ def test_engine_defaults_and_json():
     (dict(n_pe=True, lanes=1), "PE count"), (dict(n_pe=None, lanes=1), "PE count"),
     (dict(n_pe=1, lanes=0), "lanes per PE"), (dict(n_pe=1, lanes=2.5), "lanes per PE"),
     (dict(n_pe=1, lanes=1, scan_width=0), "scan width"),
+    (dict(n_pe=1, lanes=1, multiplier="wallace"), "multiplier (--multiplier) must be one of "
+                                                  "native, booth"),
     (dict(n_pe=1, lanes=1, scan_width=False), "scan width"),
 ])
 def test_engine_config_validation(kwargs, word):
