@@ -180,7 +180,8 @@ def rom_manifest(model: QuantModel, cfg: EngineConfig, images: list[dict]) -> di
     return {
         "kind": ROM_KIND, "format_version": ROM_FORMAT_VERSION,
         "generator": f"permdeal {__version__}",
-        "config": {k: cfg.to_json()[k] for k in CONFIG_FIELDS}, "method": model.method,
+        "config": {k: v for k, v in cfg.to_json().items() if k in CONFIG_FIELDS},
+        "method": model.method,
         "input_format": model.input_format.to_json(), "output_format": model.output_format.to_json(),
         "memories": Geometry.of(cfg, model.layers).memories(),
         "layers": layers, "images": images,

@@ -446,8 +446,8 @@ def compare(wl: Workload, st: Settings,
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def measure_energy(m: methods.Method, built: Any, net: Net, data: tuple | None, st: Settings,
-                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def measure_energy(m: methods.Method, built: Any, net: Net, data: tuple | None,
+                   st: Settings) -> dict[str, Any]:
     """``permdeal power`` on the hardware of method ``m`` for one net: the ``built`` float
     model compressed to 16-bit fixed point (activation formats fitted to the training images,
     or to the net's inputs), its design generated (:meth:`Method.power_options`: the PD engine
@@ -468,9 +468,6 @@ def measure_energy(m: methods.Method, built: Any, net: Net, data: tuple | None, 
     compress, generate = m.power_options(st)
     model = m.compress(layers, spec, calibration=data[0] if data else net.X, **compress)
     work = Path(tempfile.mkdtemp(prefix="permdeal-compare-"))
-    if log:
-        log(f"{m.label}: generating its design and measuring its energy on {len(x)} input(s) "
-            f"(permdeal power; work folder {work})")
     m.generate(model, work / "design", **generate)
     # (a failed run keeps the work folder, whose logs its error names)
     rep = power.run(work / "design", x, work / "power", what="--measure-energy inputs")

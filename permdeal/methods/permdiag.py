@@ -18,6 +18,7 @@ from permdeal.golden.compress import compress_permdiag
 from permdeal.golden.crossbar import permdiag_mapping
 from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, MULTIPLIERS, EngineConfig, model_cycles
 from permdeal.golden.model import MODEL_KIND, METHOD, QuantModel
+from permdeal.golden.permdiag import index_bits
 from permdeal.golden.train import accuracy, project, train
 
 from . import figures
@@ -221,8 +222,8 @@ class PermDiagMethod(Method):
         c.access("weights", figures.WEIGHT_BITS, pd.n_weights * figures.WEIGHT_BITS, macs,
                  banks=B, stored=True)
         if pd.index_bits_total:
-            c.access("index", pd.index_bits_total // (pd.blocks[0] * pd.blocks[1]),
-                     pd.index_bits_total, macs, banks=B, stored=True)
+            c.access("index", index_bits(pd.p), pd.index_bits_total, macs, banks=B,
+                     stored=True)
         return c
 
     def out_block(self, obj):
