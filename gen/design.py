@@ -172,9 +172,12 @@ class Design:
             # (a design written before the multiplier styles has the native one)
             mul = json_field(c, "multiplier", str, f"{path}: config") if "multiplier" in c \
                 else MULTIPLIERS[0]
+            # (one lane group unless the manifest names more)
+            groups = json_field(c, "groups", int, f"{path}: config") if "groups" in c else 1
             self.cfg = EngineConfig(json_field(c, "n_pe", int, f"{path}: config"),
                                     json_field(c, "lanes", int, f"{path}: config"),
-                                    json_field(c, "scan_width", int, f"{path}: config"), mul)
+                                    json_field(c, "scan_width", int, f"{path}: config"), mul,
+                                    groups)
         except PermdealError as e:
             raise PermdealError(f"{path}: config: {e}") from None
         layers = json_field(man, "layers", list, path)
@@ -216,6 +219,9 @@ class Design:
             raise PermdealError(f"{images}: images for {rom_cfg.n_pe} PE x {rom_cfg.lanes} lanes, "
                                 f"the design {self.folder} has {self.cfg.n_pe} x "
                                 f"{self.cfg.lanes}")
+        if rom_cfg.groups != self.cfg.groups:
+            raise PermdealError(f"{images}: images for {rom_cfg.groups} lane group(s), the design "
+                                f"{self.folder} has {self.cfg.groups}")
         if len(model.layers) != len(self.specs):
             raise PermdealError(f"{images}: a model of {len(model.layers)} layer(s), the design "
                                 f"was generated for {len(self.specs)}")

@@ -99,12 +99,16 @@ MULTIPLIERS = ("native", "booth")
 @dataclass(frozen=True)
 class EngineConfig:
     """A PermDNN engine's size: ``n_pe`` PEs of ``lanes`` lanes, a detector ``scan_width`` wide,
-    the lanes' ``multiplier`` style (:data:`MULTIPLIERS`; the hardware's only, not its cycles)."""
+    the lanes' ``multiplier`` style (:data:`MULTIPLIERS`; the hardware's only, not its cycles),
+    and ``groups`` lane groups (``K``, docs/design.md 4.2: a power of two dividing ``n_pe``; each
+    group is ``n_pe / K`` consecutive PEs with an issue path of its own and takes every layer's
+    input blocks ``J`` with ``J mod K`` its number)."""
 
     n_pe: int
     lanes: int
     scan_width: int = DEFAULT_SCAN_WIDTH
     multiplier: str = MULTIPLIERS[0]
+    groups: int = 1
 
     def __post_init__(self):
         integer(self.n_pe, "PE count (--pes)", 1)
@@ -113,13 +117,33 @@ class EngineConfig:
         if self.multiplier not in MULTIPLIERS:
             raise PermdealError(f"multiplier (--multiplier) must be one of "
                                 f"{', '.join(MULTIPLIERS)}, not {self.multiplier!r}")
+        integer(self.groups, "lane groups (--groups)", 1)
+        if self.groups & (self.groups - 1) or self.n_pe % self.groups:
+            raise PermdealError(f"lane groups (--groups) must be a power of two that divides the "
+                                f"PE count {self.n_pe}, not {self.groups}")
+
+    @property
+    def group_pes(self) -> int:
+        """PEs of a lane group, ``n_pe / K``."""
+        return self.n_pe // self.groups
+
+    @property
+    def group_lanes(self) -> int:
+        """``G = NL / K``: the lanes of one group, which hold every block-row of a layer."""
+        return self.total_lanes // self.groups
+
+    @property
+    def reduce_stages(self) -> int:
+        """``R = log2 K``: the registered adder stages that sum the groups' partial sums while
+        draining (none with one group)."""
+        return self.groups.bit_length() - 1
 
     @property
     def broadcast_stages(self) -> int:
-        """Register stages from the issuer's operation to the PEs: a tree in which one register
-        drives at most :data:`BROADCAST_FANOUT` others, one per PE at its last level."""
+        """Register stages from a group's issuer to its PEs: a tree in which one register drives
+        at most :data:`BROADCAST_FANOUT` others, one per PE at its last level."""
         stages, reach = 1, BROADCAST_FANOUT
-        while reach < self.n_pe:
+        while reach < self.group_pes:
             stages, reach = stages + 1, reach * BROADCAST_FANOUT
         return stages
 
@@ -132,8 +156,8 @@ class EngineConfig:
     @property
     def bank_read_latency(self) -> int:
         """Cycles from a read request to the activation banks to their word
-        (:func:`bank_read_latency` of the ``NL`` banks)."""
-        return bank_read_latency(self.total_lanes)
+        (:func:`bank_read_latency` of the ``G`` banks a group reads)."""
+        return bank_read_latency(self.group_lanes)
 
     @property
     def read_latency(self) -> int:
@@ -152,18 +176,42 @@ class EngineConfig:
         """``NL = n_pe * lanes``."""
         return self.n_pe * self.lanes
 
-    def slots(self, block_rows: int) -> int:
-        """``B = ceil(M' / NL)``: block-rows per lane, i.e. cycles per non-zero input."""
-        return -(-block_rows // self.total_lanes)
+    @property
+    def writeback_latency(self) -> int:
+        """The last drain request to the next ``START``, less one: :data:`WRITEBACK_LATENCY`
+        and the groups' adder stages (:attr:`reduce_stages`)."""
+        return WRITEBACK_LATENCY + self.reduce_stages
 
-    def lane_of(self, block_row: int) -> tuple[int, int, int]:
-        """``(pe, lane, slot)`` that holds block-row ``I``: lane ``g = I mod NL``, slot ``I div NL``."""
-        g, t = block_row % self.total_lanes, block_row // self.total_lanes
+    def slots(self, block_rows: int) -> int:
+        """``B = ceil(M' / G)``: block-rows per lane, i.e. cycles per non-zero input."""
+        return -(-block_rows // self.group_lanes)
+
+    def lane_of(self, block_row: int, group: int = 0) -> tuple[int, int, int]:
+        """``(pe, lane, slot)`` of group ``group`` that holds block-row ``I``: the group's lane
+        ``h = I mod G``, slot ``I div G`` (lane ``g = group*G + h`` of the engine)."""
+        h, t = block_row % self.group_lanes, block_row // self.group_lanes
+        g = group * self.group_lanes + h
         return g // self.lanes, g % self.lanes, t
 
+    def in_block(self, p: int, producer: int | None) -> int:
+        """The block size ``q`` in which a layer of block size ``p`` finds its inputs in the banks:
+        its producer's ``p`` (``producer``), or for the network input (``None``) ``D`` with one
+        group and ``p`` with more. With more than one group ``q`` must be ``p`` (each group reads
+        whole input blocks ``J`` of its own)."""
+        if producer is None:
+            return self.scan_width if self.groups == 1 else p
+        if self.groups > 1 and producer != p:
+            raise PermdealError(f"lane groups (--groups {self.groups}) need every layer's block "
+                                f"size p equal to its input's producer's, not p = {p} after "
+                                f"p = {producer}; use --groups 1")
+        return producer
+
     def to_json(self) -> dict[str, int]:
-        return {"n_pe": self.n_pe, "lanes": self.lanes, "scan_width": self.scan_width,
-                "multiplier": self.multiplier}
+        out = {"n_pe": self.n_pe, "lanes": self.lanes, "scan_width": self.scan_width,
+               "multiplier": self.multiplier}
+        if self.groups > 1:
+            out["groups"] = self.groups
+        return out
 
 
 @dataclass(frozen=True)
@@ -180,6 +228,7 @@ class LayerCycles:
     writeback: int
     useful_lane_cycles: int
     total_lanes: int
+    groups: int = 1
 
     @property
     def total(self) -> int:
@@ -187,8 +236,9 @@ class LayerCycles:
 
     @property
     def ideal(self) -> int:
-        """``nnz * B``: the operation cycles, what a detector that never idles needs."""
-        return self.nnz * self.slots
+        """``ceil(nnz * B / K)``: the operation cycles, what detectors that never idle need with
+        the non-zero inputs spread evenly over the ``K`` lane groups."""
+        return -(-self.nnz * self.slots // self.groups)
 
     @property
     def utilization(self) -> float:
@@ -249,24 +299,56 @@ def drain_start(z: np.ndarray, b: int, cfg: EngineConfig) -> int:
     return done if last_op is None else max(last_op + op_to_drain, done)
 
 
+def group_inputs(x: np.ndarray, block: int, groups: int) -> list[np.ndarray]:
+    """Each lane group's share of a layer's input vector ``x`` held in blocks of ``block`` words:
+    group ``k`` takes blocks ``J = k, k + K, k + 2K, ...``, in order, as one vector (its local
+    index ``i*block + c`` for block ``J = k + i*K``); the last block of the layer may be short."""
+    if groups == 1:
+        return [x]
+    nb = -(-x.size // block)
+    padded = np.zeros(nb * block, x.dtype)
+    padded[:x.size] = x
+    rows = padded.reshape(nb, block)
+    out = []
+    for k in range(groups):
+        share = rows[k::groups].reshape(-1)
+        if (nb - 1) % groups == k:   # this group holds the short last block
+            share = share[:share.size - (nb * block - x.size)]
+        out.append(share)
+    return out
+
+
+def group_n(n: int, block: int, groups: int) -> list[int]:
+    """Each group's input count (the sizes of :func:`group_inputs`): ``n_k``."""
+    return [a.size for a in group_inputs(np.zeros(n, np.int8), block, groups)]
+
+
 def layer_cycles(x: npt.ArrayLike, block_rows: int, p: int, cfg: EngineConfig,
                  in_block: int | None = None) -> LayerCycles:
     """Cycles of one layer with ``block_rows`` (``M'``) and block size ``p`` on activations ``x``.
 
     ``x`` is the layer's input activation vector (any numeric codes; only zero/non-zero matters).
-    ``in_block`` is the block size of the layer that produced ``x`` (default ``scan_width``, the
-    layout of the network's input).
+    ``in_block`` is the block size of the layer that produced ``x`` (``None`` for the network
+    input: :meth:`EngineConfig.in_block`). With lane groups every group runs steps 1 to 3 on its
+    own input blocks (:func:`group_inputs`) and draining starts when the last group is done.
     """
     x = np.asarray(x)
     if x.ndim != 1 or x.size == 0:
         raise PermdealError(f"cycle model needs one non-empty activation vector, not shape {x.shape}")
-    in_block = cfg.scan_width if in_block is None else integer(in_block, "producer block size", 1)
+    if in_block is not None:
+        in_block = integer(in_block, "producer block size", 1)
+    in_block = cfg.in_block(p, in_block)
     b = cfg.slots(block_rows)
-    z = window_nnz(x, in_block, cfg.scan_width)
-    nnz = int(z.sum())
-    return LayerCycles(nnz=nnz, slots=b, issue=drain_start(z, b, cfg),
-                       writeback=b * p + WRITEBACK_LATENCY, useful_lane_cycles=nnz * block_rows,
-                       total_lanes=cfg.total_lanes)
+    shares = group_inputs(x, in_block, cfg.groups)
+    if any(s.size == 0 for s in shares):
+        raise PermdealError(f"a layer of {x.size} inputs in blocks of {in_block} leaves lane "
+                            f"groups without input (--groups {cfg.groups}); use fewer groups")
+    zs = [window_nnz(s, in_block, cfg.scan_width) for s in shares]
+    nnz = int(sum(z.sum() for z in zs))
+    return LayerCycles(nnz=nnz, slots=b, issue=max(drain_start(z, b, cfg) for z in zs),
+                       writeback=b * p + cfg.writeback_latency,
+                       useful_lane_cycles=nnz * block_rows, total_lanes=cfg.total_lanes,
+                       groups=cfg.groups)
 
 
 @dataclass(frozen=True)
@@ -302,3 +384,41 @@ def model_cycles(model: QuantModel, x_codes: npt.ArrayLike, cfg: EngineConfig) -
                    for a, l, in_block in zip(acts, model.layers, producers))
     return InferenceCycles(load=model.n_inputs, layers=layers,
                            unload=model.layers[-1].shape[0] + cfg.output_latency)
+
+
+#: ``--groups auto``: the density of the stand-in inputs when no activations are given.
+AUTO_DENSITY = 0.5
+
+
+def group_choices(cfg: EngineConfig) -> list[int]:
+    """The lane-group counts an engine of ``cfg``'s size can have: the powers of two that divide
+    its PE count."""
+    return [k for k in (1 << e for e in range(cfg.n_pe.bit_length())) if cfg.n_pe % k == 0]
+
+
+def auto_groups(layers, cfg: EngineConfig, acts=None, producer: int | None = None) -> int:
+    """``--groups auto``: the lane-group count (:func:`group_choices` that the layers allow) with
+    the fewest cycles of the cycle model, fewest groups on a tie.
+
+    ``layers``: ``(n_in, M', p)`` of every layer in order. ``acts``: per input, every layer's input
+    activation vector (a model's forward pass with ``trace=True``); without, each layer's input
+    is a stand-in with every other word non-zero (density :data:`AUTO_DENSITY`, evenly spread:
+    the choice then weighs slots and draining, not imbalance). ``producer``: the block size in
+    which the first layer's input lies (None: the network input's layout).
+    """
+    layers = list(layers)
+    if acts is None:
+        acts = [[np.resize(np.array([1, 0], np.int8), n) for n, _, _ in layers]]
+    best = None
+    for k in group_choices(cfg):
+        trial = EngineConfig(cfg.n_pe, cfg.lanes, cfg.scan_width, cfg.multiplier, k)
+        try:
+            total = sum(layer_cycles(x, mb, p, trial, prev).total
+                        for trace in acts
+                        for x, (_, mb, p), prev in zip(trace, layers,
+                                                       [producer] + [p for _, _, p in layers[:-1]]))
+        except PermdealError:   # the layers do not allow this many groups
+            continue
+        if best is None or total < best[0]:
+            best = (total, k)
+    return best[1]

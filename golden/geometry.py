@@ -6,11 +6,16 @@ the reports all take these figures from :class:`Geometry`; none derives them aga
 
 Memory addressing of one layer in every lane (:func:`layout` is the one statement of it):
 
-``weight``  address ``base + t*N'*p + j``: the weight that input ``j`` meets in the lane's slot ``t``;
-``k``       address ``base + t*N' + J``: the permutation value ``k[I, J]``;
+``weight``  address ``base + t*N_k*p + i*p + c``: the weight that input ``j = J*p + c`` of block
+            ``J = k + i*K`` meets in the lane's slot ``t``;
+``k``       address ``base + t*N_k + i``: the permutation value ``k[I, J]``;
 ``bias``    address ``base + t*p + r``: the bias of output row ``I*p + r``;
 
-with block-row ``I = t*NL + g`` in lane ``g`` (``NL`` lanes in all) and ``B`` slots per lane.
+with ``K`` lane groups of ``G = NL / K`` lanes: lane ``g = k*G + h`` (group ``k``, its lane ``h``)
+holds block-row ``I = t*G + h`` in slot ``t`` for the input blocks ``J`` of its group (``J mod K =
+k``), ``N_k = ceil(N' / K)`` of them (the last groups' list padded with zero blocks), and ``B =
+ceil(M' / G)`` slots. Every group has the same bias words; only group 0's are read (its
+write-back adds the groups' sums). One group (``K = 1``): ``I = t*NL + g``, ``i = J``.
 """
 
 from __future__ import annotations
@@ -61,23 +66,33 @@ class EngineLayer:
                    layer.fmts)
 
 
-def layout(mem: str, b: int, nl: int, nb: int,
-           p: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+def layout(mem: str, b: int, nl: int, nb: int, p: int,
+           groups: int = 1) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """The addressing of one layer's words in ``mem`` (module docstring), for writer and reader.
 
     Returns ``(axes, order, shape)``: the layer's padded array of ``shape`` (``weight``: the column
-    view ``[I, J, c]``; ``k``: ``[I, J]``; ``bias``: ``[i]``) splits into ``axes`` by
-    ``I = t*NL + g`` (and ``i = I*p + r``); ``order`` puts the lane ``g`` first and then the
-    address digits, most significant first. Slot-major: a slot's words are one run, so the
-    engine reaches slot ``t + 1`` of an input by adding a layer constant (no multiplier).
+    view ``[I, J, c]`` with ``B*G`` block-rows and ``N_k*K`` block-columns; ``k``: ``[I, J]``;
+    ``bias``: ``[i]``, ``B*G*p`` rows) splits into ``axes`` by ``I = t*G + h``, ``J = i*K + k``
+    (and ``i = I*p + r``); ``order`` puts the lane ``g = k*G + h`` first and then the address
+    digits, most significant first. ``bias`` covers the ``G`` lanes of one group (the writer
+    repeats them in every group). Slot-major: a slot's words are one run, so the engine reaches
+    slot ``t + 1`` of an input by adding a layer constant (no multiplier).
     """
-    if mem == "weight":   # [t, g, J, c] -> lane g, address t*N'*p + J*p + c = t*N'*p + j
-        return (b, nl, nb, p), (1, 0, 2, 3), (b * nl, nb, p)
-    if mem == "k":        # [t, g, J] -> lane g, address t*N' + J
-        return (b, nl, nb), (1, 0, 2), (b * nl, nb)
-    if mem == "bias":     # [t, g, r] -> lane g, address t*p + r
-        return (b, nl, p), (1, 0, 2), (b * nl * p,)
+    g = nl // groups
+    nk = -(-nb // groups)
+    if mem == "weight":   # [t, h, i, k, c] -> lane k*G + h, address t*N_k*p + i*p + c
+        return (b, g, nk, groups, p), (3, 1, 0, 2, 4), (b * g, nk * groups, p)
+    if mem == "k":        # [t, h, i, k] -> lane k*G + h, address t*N_k + i
+        return (b, g, nk, groups), (3, 1, 0, 2), (b * g, nk * groups)
+    if mem == "bias":     # [t, h, r] -> lane h of a group, address t*p + r
+        return (b, g, p), (1, 0, 2), (b * g * p,)
     raise ValueError(mem)
+
+
+def layout_depth(mem: str, b: int, nb: int, p: int, groups: int = 1) -> int:
+    """Words of one layer in each lane's ``mem`` (:func:`layout`)."""
+    nk = -(-nb // groups)
+    return {"weight": b * nk * p, "k": b * nk, "bias": b * p}[mem]
 
 
 @dataclass(frozen=True)
@@ -100,11 +115,10 @@ class LayerPlacement:
 def layer_placements(shapes: Iterable[tuple[tuple[int, int], int]],
                      cfg: EngineConfig) -> list[LayerPlacement]:
     """The placements of layers given as ``((M', N'), p)`` pairs, in order."""
-    nl = cfg.total_lanes
     out, bases = [], dict.fromkeys(MEMORIES, 0)
     for (mb, nb), p in shapes:
         b = cfg.slots(mb)
-        depth = {mem: math.prod(layout(mem, b, nl, nb, p)[0]) // nl for mem in MEMORIES}
+        depth = {mem: layout_depth(mem, b, nb, p, cfg.groups) for mem in MEMORIES}
         out.append(LayerPlacement(b, bases["weight"], bases["k"], bases["bias"],
                                   depth["weight"], depth["k"], depth["bias"]))
         for mem in MEMORIES:
@@ -164,6 +178,12 @@ class Geometry:
                     raise PermdealError(f"engine layers do not chain: {prev.name} writes "
                                         f"{prev.fmts.out}, {e.name} reads {e.fmts.act}")
             out.append(e)
+        for i, e in enumerate(out):
+            cfg.in_block(e.p, out[i - 1].p if i else None)   # lane groups need equal p
+            if e.blocks[1] < cfg.groups:
+                raise PermdealError(f"{e.name}: {e.n_in} inputs make {e.blocks[1]} blocks of "
+                                    f"p = {e.p}, fewer than the {cfg.groups} lane groups "
+                                    "(--groups); use fewer groups")
         return cls(cfg, tuple(out))
 
     @functools.cached_property
@@ -193,9 +213,9 @@ class Geometry:
 
     @property
     def p_prevs(self) -> tuple[int, ...]:
-        """The distinct block sizes in which the layers read their inputs: the scan width for the
-        network input (blocks of ``D``), then each earlier layer's ``p``."""
-        return _distinct([self.cfg.scan_width] + [l.p for l in self.layers[:-1]])
+        """The distinct block sizes in which the layers read their inputs: :attr:`in_block` for
+        the network input, then each earlier layer's ``p``."""
+        return _distinct([self.in_block] + [l.p for l in self.layers[:-1]])
 
     @property
     def in_bits(self) -> int:
@@ -217,13 +237,21 @@ class Geometry:
 
     @property
     def bank_rows(self) -> int:
-        """Rows of every activation bank: the network input (blocks of ``D``) and every layer's
-        outputs (``B * ceil(p / D)`` rows), whichever is the most."""
+        """Rows of every activation bank: the network input (blocks of :attr:`in_block`) and every
+        layer's outputs (``ceil(M' / NL) * ceil(p / D)`` rows), whichever is the most."""
         nl, d = self.cfg.total_lanes, self.cfg.scan_width
-        in_blocks = -(-self.layers[0].n_in // d)
-        rows = [-(-in_blocks // nl)]
-        rows += [pl.slots * -(-l.p // d) for l, pl in zip(self.layers, self.places)]
+        q = self.in_block
+        in_blocks = -(-self.layers[0].n_in // q)
+        rows = [-(-in_blocks // nl) * -(-q // d)]
+        rows += [-(-l.blocks[0] // nl) * -(-l.p // d) for l in self.layers]
         return max(rows)
+
+    @property
+    def in_block(self) -> int:
+        """The block size in which the network input is loaded into the banks
+        (:meth:`~.cycles.EngineConfig.in_block`: ``D`` with one lane group, else the first
+        layer's ``p``)."""
+        return self.cfg.in_block(self.layers[0].p, None)
 
     @property
     def acc_bits(self) -> int:
@@ -263,8 +291,10 @@ class Geometry:
         useful = {"weight": sum(math.prod(l.blocks) * l.p for l in self.layers),
                   "k": sum(math.prod(l.blocks) for l in self.layers),
                   "bias": sum(l.n_out for l in self.layers)}
+        # (the bias words are read in group 0 only: docs/design.md 4.2)
+        lanes = {mem: self.cfg.group_lanes if mem == "bias" else nl for mem in MEMORIES}
         out = {mem: {"useful_bits": useful[mem] * w[mem],
-                     "stored_bits": max(1, self.depths[mem]) * nl * w[mem],
+                     "stored_bits": max(1, self.depths[mem]) * lanes[mem] * w[mem],
                      "what": f"{mem} words of the layers / words stored"} for mem in MEMORIES}
         depth = self.ram_depths
         out["accumulator"] = {

@@ -4,10 +4,13 @@ Every lane ``(pe, lane)`` of the engine (see :mod:`.cycles` for which block-rows
 three memories, each initialised from one ``$readmemh`` text file (one word per line, fixed-width
 lower-case hex, two's complement):
 
-``weight``  address ``base + t*N'*p + j``: the weight that input ``j`` meets in the lane's slot ``t``,
-            i.e. ``q[I, J, r]`` with ``I = t*NL + g``, ``j = J*p + c``, ``r = (c - k[I, J]) mod p``;
-``k``       address ``base + t*N' + J``: the permutation value ``k[I, J]``;
-``bias``    address ``base + t*p + r``: the bias of output row ``I*p + r``.
+``weight``  address ``base + t*N_k*p + i*p + c``: the weight that input ``j = J*p + c`` meets in
+            the lane's slot ``t``, i.e. ``q[I, J, r]`` with ``r = (c - k[I, J]) mod p``;
+``k``       address ``base + t*N_k + i``: the permutation value ``k[I, J]``;
+``bias``    address ``base + t*p + r``: the bias of output row ``I*p + r``;
+
+for lane ``g = k*G + h`` of lane group ``k`` (``K`` groups of ``G`` lanes): block-row ``I = t*G +
+h``, input block ``J = i*K + k`` (:mod:`.geometry`; with one group ``I = t*NL + g``, ``i = J``).
 
 Slots beyond ``M'`` and rows beyond ``m`` hold zeros. The layers of a network follow one another
 in each memory; each layer's bases are in the manifest. Files are named
@@ -124,15 +127,20 @@ def decode_hex(data: bytes, width: int, depth: int, signed: bool, name: str | Pa
 
 # -- the layout -------------------------------------------------------------------------------------
 
-def _to_lanes(a, mem, b, nl, nb, p):
-    """A layer's padded array to its words in every lane, ``(NL, depth)``."""
-    axes, order, _ = layout(mem, b, nl, nb, p)
-    return a.reshape(axes).transpose(order).reshape(nl, -1)
+def _to_lanes(a, mem, b, nl, nb, p, groups=1):
+    """A layer's padded array to its words in every lane, ``(NL, depth)`` (the bias words of one
+    group repeated in every group)."""
+    axes, order, _ = layout(mem, b, nl, nb, p, groups)
+    words = a.reshape(axes).transpose(order)
+    return np.tile(words.reshape(nl // groups, -1), (groups, 1)) if mem == "bias" \
+        else words.reshape(nl, -1)
 
 
-def _from_lanes(words, mem, b, nl, nb, p):
-    """Inverse of :func:`_to_lanes`."""
-    axes, order, shape = layout(mem, b, nl, nb, p)
+def _from_lanes(words, mem, b, nl, nb, p, groups=1):
+    """Inverse of :func:`_to_lanes` (``bias``: group 0's words)."""
+    axes, order, shape = layout(mem, b, nl, nb, p, groups)
+    if mem == "bias":
+        words = words[:nl // groups]
     return words.reshape([axes[i] for i in order]).transpose(np.argsort(order)).reshape(shape)
 
 
@@ -148,24 +156,24 @@ def memory_widths(model: QuantModel) -> dict[str, int]:
 
 def lane_contents(model: QuantModel, cfg: EngineConfig) -> dict[str, np.ndarray]:
     """The words of every memory of every lane: ``{memory: array (NL, depth)}``, lane ``g``."""
-    nl = cfg.total_lanes
+    nl, groups = cfg.total_lanes, cfg.groups
     parts = {mem: [] for mem in MEMORIES}
     for layer in model.layers:
         mat = layer.matrix
         (mb, nb), p = mat.blocks, mat.p
         b = cfg.slots(mb)
-        rows = b * nl
-        k = np.zeros((rows, nb), np.int64)
-        k[:mb] = mat.k
-        q = np.zeros((rows, nb, p), np.int64)
-        q[:mb] = mat.q
+        rows, cols = b * cfg.group_lanes, -(-nb // groups) * groups
+        k = np.zeros((rows, cols), np.int64)
+        k[:mb, :nb] = mat.k
+        q = np.zeros((rows, cols, p), np.int64)
+        q[:mb, :nb] = mat.q
         # Column view: the weight that column c of block (I, J) meets sits in row (c - k) mod p.
         r = diag_row(np.arange(p), k[..., None], p)
         colq = np.take_along_axis(q, r, axis=-1)                      # (I, J, c)
         bias = np.zeros(rows * p, np.int64)
         bias[:mat.shape[0]] = layer.bias
         for mem, a in (("weight", colq), ("k", k), ("bias", bias)):
-            parts[mem].append(_to_lanes(a, mem, b, nl, nb, p))
+            parts[mem].append(_to_lanes(a, mem, b, nl, nb, p, groups))
     return {mem: np.concatenate(parts[mem], axis=1) for mem in MEMORIES}
 
 
@@ -221,12 +229,14 @@ def build_images(folder: str | Path, model: QuantModel, cfg: EngineConfig) -> di
 
 #: The engine settings a ROM manifest records: those the images' layout depends on (not the
 #: multiplier style, which is the hardware's alone).
-CONFIG_FIELDS = ("n_pe", "lanes", "scan_width")
+CONFIG_FIELDS = ("n_pe", "lanes", "scan_width", "groups")
+#: Of :data:`CONFIG_FIELDS`, those a manifest may leave out (written only when not 1).
+OPTIONAL_FIELDS = ("groups",)
 
 
 def _config(man, path):
     """The manifest's ``config`` as an :class:`EngineConfig` (:data:`CONFIG_FIELDS`; every one
-    must be present)."""
+    must be present but :data:`OPTIONAL_FIELDS`)."""
     where = f"{path}: config"
     c = json_field(man, "config", dict, path)
     names = CONFIG_FIELDS
@@ -234,7 +244,7 @@ def _config(man, path):
         if key not in names:
             raise PermdealError(f"{where}: unexpected field {key!r}")
     values = {key: json_field(c, key, int, where, minimum=1)
-              for key in names}
+              for key in names if key in c or key not in OPTIONAL_FIELDS}
     try:
         return EngineConfig(**values)
     except PermdealError as e:
@@ -355,7 +365,7 @@ def model_from_images(folder: str | Path) -> QuantModel:
     """Rebuild the :class:`QuantModel` that a ROM folder encodes (the inverse of the writer)."""
     folder = Path(folder)
     rom = _read(folder)
-    nl = rom.cfg.total_lanes
+    nl, groups = rom.cfg.total_lanes, rom.cfg.groups
     layers = []
     for i, (spec, place) in enumerate(zip(rom.specs, rom.places)):
         (mb, nb), p, b = spec.blocks, spec.p, place.slots
@@ -363,10 +373,18 @@ def model_from_images(folder: str | Path) -> QuantModel:
         part = {}
         for mem in MEMORIES:
             base, depth = getattr(place, f"{mem}_base"), getattr(place, f"{mem}_depth")
-            part[mem] = _from_lanes(rom.contents[mem][:, base:base + depth], mem, b, nl, nb, p)
+            part[mem] = _from_lanes(rom.contents[mem][:, base:base + depth], mem, b, nl, nb, p,
+                                    groups)
         k, colq, bias = part["k"], part["weight"], part["bias"]
+        if groups > 1:
+            lanes = rom.contents["bias"][:, place.bias_base:place.bias_base + place.bias_depth]
+            if np.any(lanes != np.tile(lanes[:nl // groups], (groups, 1))):
+                raise PermdealError(f"{where}: the bias memories of the lane groups differ (every "
+                                    "group holds group 0's words)")
         for mem, pad, what in (("k", k[mb:], f"slots past block-row {mb}"),
                                ("weight", colq[mb:], f"slots past block-row {mb}"),
+                               ("k", k[:, nb:], f"block-columns past {nb}"),
+                               ("weight", colq[:, nb:], f"block-columns past {nb}"),
                                ("bias", bias[spec.n_out:], f"rows past output {spec.n_out}")):
             if np.any(pad):
                 raise PermdealError(f"{where}: the {mem} memory holds non-zero words in the {what}, "
@@ -374,5 +392,5 @@ def model_from_images(folder: str | Path) -> QuantModel:
         # Row view again: row r of block (I, J) holds the weight of column (r + k) mod p.
         c = diag_col(np.arange(p), k[..., None], p)
         q = np.take_along_axis(colq, c, axis=-1)
-        layers.append(build_layer(spec, k[:mb], q[:mb], bias[:spec.n_out], where))
+        layers.append(build_layer(spec, k[:mb, :nb], q[:mb, :nb], bias[:spec.n_out], where))
     return model_from_specs(layers, rom.man_path)

@@ -62,6 +62,11 @@ class ActBanks(wiring.Component):
         Width of an activation code (signed two's complement), 2 to 32.
     rows : int
         Wide words per bank, at least 1.
+    groups : int
+        ``K``, the read ports (default 1): port ``k`` reads the banks ``g`` with ``g mod K = k``
+        (the lane groups of ``golden.cycles.EngineConfig``; ``K`` must divide ``banks``). With
+        more than one, ``rd`` and ``window`` are arrays of ``K`` of the layouts below, and port
+        ``k``'s ``bank`` is the index ``g div K`` among its own ``banks / K`` banks.
     bank_module : str, optional
         Emit the bank (:class:`~.act_bank.ActBank`) once as the Verilog module of this name and
         instantiate it ``banks`` times (:attr:`blackboxes`; the engine's way, so that synthesis
@@ -93,7 +98,7 @@ class ActBanks(wiring.Component):
 
     Timing
     ------
-    ``latency = golden.cycles.bank_read_latency(banks)``: a request in cycle ``k`` has
+    ``latency = golden.cycles.bank_read_latency(banks / groups)``: a request in cycle ``k`` has
     ``window.valid`` high and its word on ``window.data`` in cycle ``k + latency``, both from
     registers. Every bank reads ``rd.row`` in every cycle (the synchronous read ports, enabled
     always: ``rd.valid`` only travels beside the read, in registers), then a tree of 2:1
@@ -108,8 +113,13 @@ class ActBanks(wiring.Component):
     contents.
     """
 
-    def __init__(self, banks, width, act_bits, rows, *, bank_module=None, ram_module=None):
+    def __init__(self, banks, width, act_bits, rows, *, groups=1, bank_module=None,
+                 ram_module=None):
         self._banks = integer(banks, "activation banks", 1)
+        self._groups = integer(groups, "activation bank read ports (groups)", 1)
+        if self._banks % self._groups:
+            raise PermdealError(f"activation bank read ports (groups) must divide the "
+                                f"{self._banks} banks, not {self._groups}")
         if ram_module is not None and bank_module is None:
             raise PermdealError("activation banks' ram_module needs bank_module (banks elaborated "
                                 "in place keep their memories in place)")
@@ -119,10 +129,13 @@ class ActBanks(wiring.Component):
         self._bank_boxes = []
         if bank_module is not None:
             self._bank_boxes = [Blackbox(self._proto, bank_module) for _ in range(self._banks)]
+        rd, window = self.read_layout, self.window_layout
+        if self._groups > 1:
+            rd, window = data.ArrayLayout(rd, self._groups), data.ArrayLayout(window, self._groups)
         super().__init__({
             "w": In(data.ArrayLayout(self.write_layout, self._banks)),
-            "rd": In(self.read_layout),
-            "window": Out(self.window_layout),
+            "rd": In(rd),
+            "window": Out(window),
         })
 
     @property
@@ -142,9 +155,19 @@ class ActBanks(wiring.Component):
         return self._rows
 
     @property
+    def groups(self) -> int:
+        """``K``, the read ports."""
+        return self._groups
+
+    @property
+    def port_banks(self) -> int:
+        """Banks that one read port reads, ``banks / groups``."""
+        return self._banks // self._groups
+
+    @property
     def latency(self) -> int:
         """Cycles from a read request to its word on ``window``."""
-        return bank_read_latency(self._banks)
+        return bank_read_latency(self.port_banks)
 
     @property
     def row_bits(self) -> int:
@@ -158,8 +181,8 @@ class ActBanks(wiring.Component):
 
     @property
     def bank_bits(self) -> int:
-        """Width of a bank select (at least 1)."""
-        return addr_bits(self._banks)
+        """Width of a read port's bank select (at least 1)."""
+        return addr_bits(self.port_banks)
 
     @property
     def write_layout(self) -> data.StructLayout:
@@ -169,8 +192,8 @@ class ActBanks(wiring.Component):
 
     @property
     def read_layout(self) -> data.StructLayout:
-        """The read request (:func:`read_layout`)."""
-        return read_layout(self._banks, self._rows)
+        """One port's read request (:func:`read_layout`)."""
+        return read_layout(self.port_banks, self._rows)
 
     @property
     def window_layout(self) -> data.StructLayout:
@@ -189,6 +212,7 @@ class ActBanks(wiring.Component):
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
+        k_count = self._groups
         words = []
         for g in range(self._banks):
             bank = (self._bank_boxes[g] if self._bank_boxes else
@@ -196,24 +220,31 @@ class ActBanks(wiring.Component):
             m.submodules[f"bank{g}"] = bank
             # every bank reads every cycle: the request's validity travels beside the read in
             # registers of its own, so it reaches no memory's enable
-            m.d.comb += [bank.w.eq(self.w[g]), bank.rd.valid.eq(1), bank.rd.row.eq(self.rd.row)]
+            m.d.comb += [bank.w.eq(self.w[g]), bank.rd.valid.eq(1),
+                         bank.rd.row.eq((self.rd if k_count == 1 else self.rd[g % k_count]).row)]
             words.append(bank.data)
+        for k in range(k_count):
+            suffix = "" if k_count == 1 else f"_p{k}"
+            ports = (self.rd, self.window) if k_count == 1 else (self.rd[k], self.window[k])
+            self._read_tree(m, words[k::k_count], *ports, suffix)
+        return m
 
-        # The bank-select tree (:func:`.pipeline.mux_tree`'s, cut by registers every
-        # BANK_MUX_LEVELS levels); the select travels beside it.
-        bits = Signal(self.bank_bits, name="bank_sel", reset_less=True)
-        m.d.sync += bits.eq(self.rd.bank)
+    def _read_tree(self, m, words, rd, window, suffix):
+        """One read port: the bank-select tree over ``words`` (:func:`.pipeline.mux_tree`'s, cut
+        by registers every BANK_MUX_LEVELS levels); the select travels beside it."""
+        bits = Signal(self.bank_bits, name=f"bank_sel{suffix}", reset_less=True)
+        m.d.sync += bits.eq(rd.bank)
         level = words + [words[0]] * ((1 << self.bank_bits) - len(words))
         sel = list(bits)
         # the read's valid at the last tree register's input: that register loads 0 without it
-        pre = delay(m, self.rd.valid, self.latency - 1, "valid", reset_less=False)
+        pre = delay(m, rd.valid, self.latency - 1, f"valid{suffix}", reset_less=False)
         a = self._act_bits
-        nonzero = Signal(self._width, name="nonzero", reset_less=True)
+        nonzero = Signal(self._width, name=f"nonzero{suffix}", reset_less=True)
         for stage in range(1, self.latency):
             for bit in sel[:BANK_MUX_LEVELS]:
                 level = self._tree_level(bit, level)
             sel = sel[BANK_MUX_LEVELS:]
-            regs = [Signal.like(w, name=f"tree{stage}_{k}", reset_less=True)
+            regs = [Signal.like(w, name=f"tree{stage}_{k}{suffix}", reset_less=True)
                     for k, w in enumerate(level)]
             if stage < self.latency - 1:
                 m.d.sync += [r.eq(w) for r, w in zip(regs, level)]
@@ -226,15 +257,14 @@ class ActBanks(wiring.Component):
                 ]
             level = regs
             if sel:
-                nxt = Signal(len(sel), name=f"bank_sel{stage + 1}", reset_less=True)
+                nxt = Signal(len(sel), name=f"bank_sel{stage + 1}{suffix}", reset_less=True)
                 m.d.sync += nxt.eq(Cat(*sel))
                 sel = list(nxt)
         (word,) = level
-        valid = Signal(name=f"valid_d{self.latency}")
+        valid = Signal(name=f"valid_d{self.latency}{suffix}")
         m.d.sync += valid.eq(pre)
         m.d.comb += [
-            self.window.valid.eq(valid),
-            self.window.data.eq(word),
-            self.window.nonzero.eq(nonzero),
+            window.valid.eq(valid),
+            window.data.eq(word),
+            window.nonzero.eq(nonzero),
         ]
-        return m

@@ -30,7 +30,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from permdeal.errors import PermdealError
-from permdeal.golden.cycles import BROADCAST_FANOUT, WRITEBACK_LATENCY, EngineConfig
+from permdeal.golden.cycles import BROADCAST_FANOUT, EngineConfig, group_n
 from permdeal.golden.formats import MAX_BITS
 from permdeal.golden.geometry import Geometry, LayerPlacement
 from permdeal.golden.rom import image_name
@@ -41,6 +41,7 @@ from .issuer import Issuer
 from .lint import eq_const
 from .nz_detect import NonZeroDetector
 from .output_reader import OutputReader, output_layout
+from .pipeline import delay
 from .pe import PE
 from .pe_writeback import PEWriteback
 from .rom import ROM_MODULE, ImageRom, addr_bits, check_image, verilog_path
@@ -159,11 +160,13 @@ class Engine(wiring.Component):
                             acc_ram_module=f"{self._name}_acc_ram", multiplier=cfg.multiplier)
         self._wb_proto = PEWriteback(cfg.lanes, [(l.fmts, l.relu) for l in lay],
                                      depth["bias"], external=True)
-        self._banks_proto = ActBanks(nl, d, self._act_bits, self._rows,
+        self._banks_proto = ActBanks(nl, d, self._act_bits, self._rows, groups=cfg.groups,
                                      bank_module=f"{self._name}_act_bank",
                                      ram_module=f"{self._name}_act_ram")
         self._pes = [Blackbox(self._pe_proto, f"{self._name}_pe") for _ in range(cfg.n_pe)]
-        self._wbs = [Blackbox(self._wb_proto, f"{self._name}_pe_wb") for _ in range(cfg.n_pe)]
+        # the write-back of group 0's PEs takes the groups' sums (docs/design.md 4.2)
+        self._wbs = [Blackbox(self._wb_proto, f"{self._name}_pe_wb")
+                     for _ in range(cfg.group_pes)]
         self._banks = [Blackbox(self._banks_proto, f"{self._name}_act_banks") for _ in range(2)]
         super().__init__({
             "i": In(stream.Signature(signed(self._in_bits))),
@@ -234,6 +237,14 @@ class Engine(wiring.Component):
         """Each lane's ROMs: ``{memory: (width, depth)}`` for ``weight``, ``k`` and ``bias``
         (every lane has the same; the design has ``cfg.total_lanes`` of each)."""
         return {mem: (self._widths[mem], self._depth[mem]) for mem in ("weight", "k", "bias")}
+
+    @property
+    def rom_instances(self) -> dict[str, int]:
+        """How many of each lane ROM the Verilog holds: ``weight`` and ``k`` one a lane, ``bias``
+        one a lane of lane group 0 (whose write-back adds the groups' sums; the other groups'
+        bias images are copies, not loaded)."""
+        cfg = self._cfg
+        return {"weight": cfg.total_lanes, "k": cfg.total_lanes, "bias": cfg.group_lanes}
 
     @property
     def ram_memories(self) -> dict[str, dict]:
@@ -329,24 +340,35 @@ class Engine(wiring.Component):
 
         banks = self._banks
         m.submodules.banks0, m.submodules.banks1 = banks
-        reader = WindowReader(nl, d, self._act_bits, self._rows, self._index_bits, self._p_prevs)
-        detector = NonZeroDetector(d, self._act_bits, self._index_bits)
+        k_count, g_lanes, g_pes = cfg.groups, cfg.group_lanes, cfg.group_pes
         pe0 = self._pe_proto
         # The issuer wants room for (max B - 1) * max p, which may exceed what the lanes need
         # when those come from different layers; the op's acc_addr never does.
         acc_addr_bits = max(pe0.acc_addr_bits,
                             ((self._max_slots - 1) * max(self._ps)).bit_length())
-        issuer = Issuer(self._ps, self._index_bits, self._act_bits, pe0.w_addr_bits,
-                        pe0.k_addr_bits, acc_addr_bits, self._max_slots)
+        # One issue path per lane group (reader, detector, issuer: ``reader``, ``detector``,
+        # ``issuer`` for group 0, ``reader1`` ... for the others), reading the group's banks.
+        readers, detectors, issuers = [], [], []
+        for k in range(k_count):
+            suffix = str(k) if k else ""
+            reader = WindowReader(g_lanes, d, self._act_bits, self._rows, self._index_bits,
+                                  self._p_prevs)
+            detector = NonZeroDetector(d, self._act_bits, self._index_bits)
+            issuer = Issuer(self._ps, self._index_bits, self._act_bits, pe0.w_addr_bits,
+                            pe0.k_addr_bits, acc_addr_bits, self._max_slots)
+            m.submodules[f"reader{suffix}"] = reader
+            m.submodules[f"detector{suffix}"] = detector
+            m.submodules[f"issuer{suffix}"] = issuer
+            readers.append(reader)
+            detectors.append(detector)
+            issuers.append(issuer)
         last = lay[-1]
         out_reader = OutputReader(nl, d, self._act_bits, self._rows, self._out_bits,
-                                  last.n_out, last.p)
-        m.submodules.reader = reader
-        m.submodules.detector = detector
-        m.submodules.issuer = issuer
+                                  last.n_out, last.p, groups=k_count)
         m.submodules.out_reader = out_reader
-        for i, (pe, wb) in enumerate(zip(self._pes, self._wbs)):
+        for i, pe in enumerate(self._pes):
             m.submodules[f"pe{i}"] = pe
+        for i, wb in enumerate(self._wbs):
             m.submodules[f"pe{i}_wb"] = wb
 
         # -- the layer counter and its descriptor ------------------------------------------------
@@ -385,75 +407,105 @@ class Engine(wiring.Component):
             return reg
         wide = max(pe0.acc_addr_bits, pe0.w_addr_bits, pe0.k_addr_bits,
                    addr_bits(max(1, sum(p.bias_depth for p in places)))) + 2
-        prev_p = [d] + [l.p for l in lay[:-1]]
-        desc_n = reader_descriptor([l.n_in for l in lay], self._index_bits, "n")
+        prev_p = [self._geom.in_block] + [l.p for l in lay[:-1]]
+        q_in = [self._geom.in_block] + [l.p for l in lay[:-1]]
+        n_of = [group_n(l.n_in, q, k_count) for l, q in zip(lay, q_in)]
+        desc_ns = [reader_descriptor([n[k] for n in n_of], self._index_bits,
+                                     "n" if k_count == 1 else f"n{k}") for k in range(k_count)]
         desc_s = descriptor([-(-l.p // d) for l in lay], unsigned(wide), "s")
         desc_bias = descriptor([pl.bias_base for pl in places], unsigned(wide), "bias")
         u_bits = wide + addr_bits(nl) + 1
-        desc_ustep = descriptor([nl * l.p - l.p + 1 for l in lay], unsigned(u_bits), "ustep")
+        desc_ustep = descriptor([g_lanes * l.p - l.p + 1 for l in lay], unsigned(u_bits),
+                                "ustep")
         desc_r_last = descriptor([l.p - 1 for l in lay], unsigned(wide), "r_last")
         desc_a_last = descriptor([pl.slots * l.p - 1 for l, pl in zip(lay, places)],
                                  unsigned(wide), "a_last")
         last_layer = descriptor([int(i == n_layers - 1) for i in range(n_layers)], 1,
                                 "last_layer")
 
-        m.d.comb += [
-            reader.n.eq(desc_n),
-            issuer.slots.eq(descriptor([pl.slots for pl in places], issuer.slot_bits, "slots")),
-            issuer.w_base.eq(descriptor([pl.weight_base for pl in places], pe0.w_addr_bits,
-                                        "w_base")),
-            issuer.k_base.eq(descriptor([pl.k_base for pl in places], pe0.k_addr_bits,
-                                        "k_base")),
-            issuer.w_step.eq(descriptor([step(pl.weight_depth, pl.slots) for pl in places],
-                                        pe0.w_addr_bits, "w_step")),
-            issuer.k_step.eq(descriptor([step(pl.k_depth, pl.slots) for pl in places],
-                                        pe0.k_addr_bits, "k_step")),
-        ]
-        if reader.sel_bits:
-            m.d.comb += reader.sel.eq(reader_descriptor(
-                [self._p_prevs.index(p) for p in prev_p], reader.sel_bits, "reader_sel"))
-        if issuer.sel_bits:
-            m.d.comb += issuer.sel.eq(descriptor(
-                [self._ps.index(l.p) for l in lay], issuer.sel_bits, "issuer_sel"))
+        iss0 = issuers[0]
+        desc_slots = descriptor([pl.slots for pl in places], iss0.slot_bits, "slots")
+        desc_w_base = descriptor([pl.weight_base for pl in places], pe0.w_addr_bits, "w_base")
+        desc_k_base = descriptor([pl.k_base for pl in places], pe0.k_addr_bits, "k_base")
+        desc_w_step = descriptor([step(pl.weight_depth, pl.slots) for pl in places],
+                                 pe0.w_addr_bits, "w_step")
+        desc_k_step = descriptor([step(pl.k_depth, pl.slots) for pl in places],
+                                 pe0.k_addr_bits, "k_step")
+        for reader, issuer, desc_n in zip(readers, issuers, desc_ns):
+            m.d.comb += [
+                reader.n.eq(desc_n),
+                issuer.slots.eq(desc_slots),
+                issuer.w_base.eq(desc_w_base),
+                issuer.k_base.eq(desc_k_base),
+                issuer.w_step.eq(desc_w_step),
+                issuer.k_step.eq(desc_k_step),
+            ]
+        if readers[0].sel_bits:
+            reader_sel = reader_descriptor([self._p_prevs.index(p) for p in prev_p],
+                                           readers[0].sel_bits, "reader_sel")
+            m.d.comb += [reader.sel.eq(reader_sel) for reader in readers]
+        if iss0.sel_bits:
+            issuer_sel = descriptor([self._ps.index(l.p) for l in lay], iss0.sel_bits,
+                                    "issuer_sel")
+            m.d.comb += [issuer.sel.eq(issuer_sel) for issuer in issuers]
 
         # -- the issue path: banks -> reader -> detector -> issuer -> every PE -------------------
         unloading = Signal()
         out_set = n_layers % 2  # the set the last layer writes
         # (only a request's valid is gated by the set; its address goes to the set whatever)
+        # The output reader names a bank of all NL; read port ``bank mod K`` serves it.
+        lo = (k_count - 1).bit_length()
+        out_bank = out_reader.bank_rd.bank
         for s, bank in enumerate(banks):
             own = src if s else ~src
-            if s == out_set:
-                m.d.comb += [
-                    bank.rd.valid.eq(Mux(unloading, out_reader.bank_rd.valid,
-                                         own & reader.bank_rd.valid)),
-                    bank.rd.bank.eq(Mux(unloading, out_reader.bank_rd.bank, reader.bank_rd.bank)),
-                    bank.rd.row.eq(Mux(unloading, out_reader.bank_rd.row, reader.bank_rd.row)),
-                ]
-            else:
-                m.d.comb += [
-                    bank.rd.valid.eq(~unloading & own & reader.bank_rd.valid),
-                    bank.rd.bank.eq(reader.bank_rd.bank),
-                    bank.rd.row.eq(reader.bank_rd.row),
-                ]
-        m.d.comb += out_reader.bank_window.eq(banks[out_set].window)
+            for k, reader in enumerate(readers):
+                port = bank.rd if k_count == 1 else bank.rd[k]
+                if s == out_set:
+                    hit = out_reader.bank_rd.valid
+                    if k_count > 1:
+                        hit = hit & eq_const(out_bank[:lo], k)
+                    m.d.comb += [
+                        port.valid.eq(Mux(unloading, hit, own & reader.bank_rd.valid)),
+                        port.bank.eq(Mux(unloading, out_bank[lo:], reader.bank_rd.bank)),
+                        port.row.eq(Mux(unloading, out_reader.bank_rd.row, reader.bank_rd.row)),
+                    ]
+                else:
+                    m.d.comb += [
+                        port.valid.eq(~unloading & own & reader.bank_rd.valid),
+                        port.bank.eq(reader.bank_rd.bank),
+                        port.row.eq(reader.bank_rd.row),
+                    ]
+        # (a port not read has its window at 0: the ports' words meet by an OR, not a select)
+        def window(bank, k):
+            return (bank.window if k_count == 1 else bank.window[k]).as_value()
+        out_words = [window(banks[out_set], k) for k in range(k_count)]
+        word = out_words[0]
+        for w in out_words[1:]:
+            word = word | w
+        m.d.comb += out_reader.bank_window.eq(word)
         # (a set not read has its window at 0, and the reader reads one set at a time: an OR,
         # not a select by ``src`` fanned out to every bit of the word)
-        m.d.comb += reader.bank_window.eq(banks[0].window.as_value() | banks[1].window.as_value())
-        wiring.connect(m, reader.o, detector.i)
-        wiring.connect(m, detector.o, issuer.i)
-        # The broadcast tree: the op reaches every PE through cfg.broadcast_stages registers, each
-        # driving at most BROADCAST_FANOUT of the next level (field by field: acc_addr may be
-        # narrower in the lanes).
-        level = [issuer.op]
-        for stage in range(cfg.broadcast_stages):
-            width = -(-cfg.n_pe // BROADCAST_FANOUT ** (cfg.broadcast_stages - stage - 1))
-            nxt = []
-            for i in range(width):
-                reg = Signal(pe0.op_layout, name=f"bcast{stage}_{i}")
-                m.d.sync += [getattr(reg, f).eq(getattr(level[i // BROADCAST_FANOUT], f))
-                             for f in pe0.op_layout.members]
-                nxt.append(reg)
-            level = nxt
+        for k, (reader, detector, issuer) in enumerate(zip(readers, detectors, issuers)):
+            m.d.comb += reader.bank_window.eq(window(banks[0], k) | window(banks[1], k))
+            wiring.connect(m, reader.o, detector.i)
+            wiring.connect(m, detector.o, issuer.i)
+        # The broadcast trees: a group's op reaches each of its PEs through
+        # cfg.broadcast_stages registers, each driving at most BROADCAST_FANOUT of the next level
+        # (field by field: acc_addr may be narrower in the lanes).
+        level = []
+        for k, issuer in enumerate(issuers):
+            tree = [issuer.op]
+            for stage in range(cfg.broadcast_stages):
+                width = -(-g_pes // BROADCAST_FANOUT ** (cfg.broadcast_stages - stage - 1))
+                nxt = []
+                for i in range(width):
+                    name = f"bcast{stage}_{i}" if k_count == 1 else f"bcast{k}_{stage}_{i}"
+                    reg = Signal(pe0.op_layout, name=name)
+                    m.d.sync += [getattr(reg, f).eq(getattr(tree[i // BROADCAST_FANOUT], f))
+                                 for f in pe0.op_layout.members]
+                    nxt.append(reg)
+                tree = nxt
+            level += tree
         for pe, op in zip(self._pes, level):
             m.d.comb += pe.op.eq(op)
         # The lanes' weight and k memories, read at their PE's copy of the op (the same
@@ -475,12 +527,18 @@ class Engine(wiring.Component):
         # Draining waits until the last op has reached every accumulator: cfg.op_to_drain
         # cycles after it left the issuer (the history covers the cycles the check and the
         # state change do not).
-        done_seen = Signal()
         history = Signal(cfg.op_to_drain - 2)
-        m.d.sync += history.eq(Cat(issuer.op.valid, history[:-1]))
+        any_op = issuers[0].op.valid
+        for issuer in issuers[1:]:
+            any_op = any_op | issuer.op.valid
+        m.d.sync += history.eq(Cat(any_op, history[:-1]))
+        dones, group_quiet = [], []
+        for k, (reader, detector, issuer) in enumerate(zip(readers, detectors, issuers)):
+            done_seen = Signal(name="done_seen" if k_count == 1 else f"done_seen{k}")
+            dones.append(done_seen)
+            group_quiet.append((done_seen | reader.done) & ~detector.o.valid & ~issuer.busy)
         quiet = Signal()
-        m.d.comb += quiet.eq((done_seen | reader.done) & ~detector.o.valid & ~issuer.busy
-                             & ~history.any())
+        m.d.comb += quiet.eq(Cat(*group_quiet).all() & ~history.any())
         # drain counters: a = t*p + r, the bank position (row t*S + r div D, pos r mod D) and
         # u = t*NL*p + r, so that lane g's output row is u + g*p.
         a = Signal(wide)
@@ -489,14 +547,21 @@ class Engine(wiring.Component):
         rhi = Signal(wide)
         tbase = Signal(wide)
         u = Signal(u_bits)
-        flush = Signal(range(WRITEBACK_LATENCY + 1))
+        # the group whose banks take slot t's outputs, t mod K (docs/design.md 4.2)
+        wgroup = Signal(addr_bits(k_count))
+        flush = Signal(range(cfg.writeback_latency + 1))
         draining = Signal()
-        # input loader counters: word i goes to bank (i div D) mod NL, row (i div D) div NL,
-        # position i mod D
+        # input loader counters: word i of block J = i div q (q = geometry.in_block) goes to
+        # bank J mod NL, row (J div NL)*S_q + o div D, position o mod D (o = i mod q); with
+        # q = D simply bank (i div D) mod NL, row (i div D) div NL, position i mod D
+        q0 = self._geom.in_block
+        s_q = -(-q0 // d)
         l_i = Signal(self._index_bits)
         l_pos = Signal(addr_bits(d))
         l_bank = Signal(addr_bits(nl))
         l_row = Signal(addr_bits(self._rows))
+        l_off = Signal(addr_bits(q0))          # o (q != D only)
+        l_rowbase = Signal(addr_bits(self._rows))
         loading = Signal()
 
         state = Signal(State, init=State.LOAD)
@@ -514,7 +579,7 @@ class Engine(wiring.Component):
         m.d.comb += [
             loading.eq(in_state(State.LOAD)),
             self.i.ready.eq(in_state(State.LOAD)),
-            reader.start.eq(in_state(State.START)),
+            *[reader.start.eq(in_state(State.START)) for reader in readers],
             draining.eq(in_state(State.DRAIN)),
             unloading.eq(in_state(State.UNLOAD_START) | in_state(State.UNLOAD)),
             out_reader.start.eq(in_state(State.UNLOAD_START)),
@@ -522,33 +587,57 @@ class Engine(wiring.Component):
         with m.If(in_state(State.LOAD)):
             with m.If(self.i.valid):
                 m.d.sync += l_i.eq(l_i + 1)
-                with m.If(eq_const(l_pos, d - 1)):
-                    m.d.sync += l_pos.eq(0)
-                    with m.If(eq_const(l_bank, nl - 1)):
-                        m.d.sync += [l_bank.eq(0), l_row.eq(l_row + 1)]
+                if q0 == d:
+                    with m.If(eq_const(l_pos, d - 1)):
+                        m.d.sync += l_pos.eq(0)
+                        with m.If(eq_const(l_bank, nl - 1)):
+                            m.d.sync += [l_bank.eq(0), l_row.eq(l_row + 1)]
+                        with m.Else():
+                            m.d.sync += l_bank.eq(l_bank + 1)
                     with m.Else():
-                        m.d.sync += l_bank.eq(l_bank + 1)
-                with m.Else():
-                    m.d.sync += l_pos.eq(l_pos + 1)
+                        m.d.sync += l_pos.eq(l_pos + 1)
+                else:
+                    with m.If(eq_const(l_off, q0 - 1)):   # the block's last word
+                        m.d.sync += [l_off.eq(0), l_pos.eq(0)]
+                        with m.If(eq_const(l_bank, nl - 1)):
+                            m.d.sync += [l_bank.eq(0), l_rowbase.eq(l_rowbase + s_q),
+                                         l_row.eq(l_rowbase + s_q)]
+                        with m.Else():
+                            m.d.sync += [l_bank.eq(l_bank + 1), l_row.eq(l_rowbase)]
+                    with m.Else():
+                        m.d.sync += l_off.eq(l_off + 1)
+                        with m.If(eq_const(l_pos, d - 1)):
+                            m.d.sync += [l_pos.eq(0), l_row.eq(l_row + 1)]
+                        with m.Else():
+                            m.d.sync += l_pos.eq(l_pos + 1)
                 with m.If(eq_const(l_i, lay[0].n_in - 1)):
-                    m.d.sync += [l_i.eq(0), l_pos.eq(0), l_bank.eq(0), l_row.eq(0)]
+                    m.d.sync += [l_i.eq(0), l_pos.eq(0), l_bank.eq(0), l_row.eq(0), l_off.eq(0),
+                                 l_rowbase.eq(0)]
                     m.d.comb += [layer_load.eq(1), layer_next.eq(0)]
                     m.d.sync += state.eq(State.START)
         with m.If(in_state(State.START)):
-            m.d.sync += done_seen.eq(0)
+            m.d.sync += [done_seen.eq(0) for done_seen in dones]
             m.d.sync += state.eq(State.ISSUE)
         with m.If(in_state(State.ISSUE)):
-            with m.If(reader.done):
-                m.d.sync += done_seen.eq(1)
+            for reader, done_seen in zip(readers, dones):
+                with m.If(reader.done):
+                    m.d.sync += done_seen.eq(1)
             with m.If(quiet):
                 m.d.comb += reader_load.eq(1)
-                m.d.sync += [a.eq(0), r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(0), u.eq(0)]
+                m.d.sync += [a.eq(0), r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(0), u.eq(0),
+                             wgroup.eq(0)]
                 m.d.sync += state.eq(State.DRAIN)
         with m.If(in_state(State.DRAIN)):
             m.d.sync += a.eq(a + 1)
             with m.If(r == desc_r_last):
-                m.d.sync += [r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(tbase + desc_s),
-                             u.eq(u + desc_ustep)]
+                m.d.sync += [r.eq(0), pos.eq(0), rhi.eq(0), u.eq(u + desc_ustep)]
+                # slot t + 1: the next group's banks, the next row block after the last group
+                if k_count == 1:
+                    m.d.sync += tbase.eq(tbase + desc_s)
+                else:
+                    m.d.sync += wgroup.eq((wgroup + 1)[:len(wgroup)])
+                    with m.If(eq_const(wgroup, k_count - 1)):
+                        m.d.sync += tbase.eq(tbase + desc_s)
             with m.Else():
                 m.d.sync += [r.eq(r + 1), u.eq(u + 1)]
                 with m.If(eq_const(pos, d - 1)):
@@ -560,7 +649,7 @@ class Engine(wiring.Component):
                 m.d.sync += state.eq(State.FLUSH)
         with m.If(in_state(State.FLUSH)):
             m.d.sync += flush.eq(flush + 1)
-            with m.If(flush == WRITEBACK_LATENCY - 1):
+            with m.If(flush == cfg.writeback_latency - 1):
                 with m.If(last_layer):
                     m.d.sync += state.eq(State.UNLOAD_START)
                 with m.Else():
@@ -576,24 +665,43 @@ class Engine(wiring.Component):
         with m.If(~state.as_value().any()):
             m.d.sync += state.eq(State.LOAD)
 
-        # -- draining: the lanes' accumulators and the biases, then the write-back -------------
+        # -- draining: the lanes' accumulators, the groups' sum, the biases, the write-back -----
+        # Every lane drains; with lane groups the R = log2 K adder stages add lane h of every
+        # group (a binary tree, a register after each adder) into group 0's write-back, whose
+        # bias reads and drain requests wait for them (docs/design.md 4.2).
+        red = cfg.reduce_stages
         bias_addr = Signal(len(self._wbs[0].drain.addr))
         m.d.comb += bias_addr.eq((desc_bias + a)[:len(bias_addr)])
-        for pe_i, (pe, wb) in enumerate(zip(self._pes, self._wbs)):
+        wb_draining = delay(m, draining, red, "wb_draining", reset_less=False)
+        wb_bias_addr = delay(m, bias_addr, red, "wb_bias_addr")
+        sums = []
+        for pe_i, pe in enumerate(self._pes):
             m.d.comb += [
                 pe.drain.valid.eq(draining),
                 pe.drain.addr.eq(a[:len(pe.drain.addr)]),
-                wb.drain.valid.eq(draining),
-                wb.drain.addr.eq(bias_addr),
             ]
             # lane by lane: the PE's accumulators may be wider than the write-back's (the lanes
-            # are sized for every product, the write-back for the layers' sums, which fit)
-            accs = []
+            # are sized for every product, the write-back for the layers' sums, which fit; the
+            # groups' partial sums add modulo the width to the layer's sum)
             for l in range(cfg.lanes):
                 acc = Signal(self._wb_proto.acc_layout, name=f"pe{pe_i}_acc{l}")
                 m.d.comb += [acc.valid.eq(pe.acc[l].valid), acc.value.eq(pe.acc[l].value)]
-                accs.append(acc)
-            m.d.comb += wb.acc.eq(Cat(*accs))
+                sums.append(acc)
+        for stage in range(red):
+            half = len(sums) // 2
+            nxt = []
+            for h in range(half):
+                acc = Signal(self._wb_proto.acc_layout, name=f"group_sum{stage + 1}_{h}")
+                m.d.sync += [acc.valid.eq(sums[h].valid),
+                             acc.value.eq(sums[h].value + sums[h + half].value)]
+                nxt.append(acc)
+            sums = nxt
+        for pe_i, wb in enumerate(self._wbs):
+            m.d.comb += [
+                wb.drain.valid.eq(wb_draining),
+                wb.drain.addr.eq(wb_bias_addr),
+                wb.acc.eq(Cat(*sums[pe_i * cfg.lanes:(pe_i + 1) * cfg.lanes])),
+            ]
             if self._wb_proto.sel_bits:
                 m.d.comb += wb.drain.sel.eq(layer)
         for pe_i, wb in enumerate(self._wbs):
@@ -602,35 +710,37 @@ class Engine(wiring.Component):
                 rom = self._rom("bias", pe_i * cfg.lanes + lane_i)
                 m.submodules[f"pe{pe_i}_lane{lane_i}_bias"] = rom
                 port = rom.read_port()
-                m.d.comb += port.addr.eq(bias_addr)
+                m.d.comb += port.addr.eq(wb_bias_addr)
                 words.append(port.data)
             m.d.comb += wb.bias.eq(Cat(*words))
-        # Lane g keeps output row u + g*p when it is below the layer's n_out (padded rows are
-        # never written back).
+        # Group 0's lane h keeps output row u + h*p when it is below the layer's n_out (padded
+        # rows are never written back).
         keep = []
-        for g in range(nl):
-            limits = [l.n_out - g * l.p for l in lay]
+        for h in range(g_lanes):
+            limits = [l.n_out - h * l.p for l in lay]
             terms = [Const(0, 1) if lim <= 0 else (u < lim) for lim in limits]
             k = terms[0]
             for i in range(1, n_layers):
                 k = Mux(layer == i, terms[i], k)
             keep.append(k)
-        # Delay the bank address and the keeps to the write-back's output (latency 3).
-        lat = self._wb_proto.latency
+        # Delay the bank address, the group and the keeps to the write-back's output (the adder
+        # stages and the write-back's latency).
+        lat = red + self._wb_proto.latency
         row_d = Signal(addr_bits(self._rows))
         m.d.comb += row_d.eq((tbase + rhi)[:len(row_d)])
-        keep_vec = Signal(nl)
-        for g in range(nl):
-            m.d.comb += keep_vec[g].eq(keep[g])
-        stages = [(row_d, pos, keep_vec)]
+        keep_vec = Signal(g_lanes)
+        for h in range(g_lanes):
+            m.d.comb += keep_vec[h].eq(keep[h])
+        stages = [(row_d, pos, keep_vec, wgroup)]
         for i in range(lat):
             prev = stages[-1]
             nxt = (Signal.like(prev[0], name=f"wb_row_{i + 1}"),
                    Signal.like(prev[1], name=f"wb_pos_{i + 1}"),
-                   Signal.like(prev[2], name=f"wb_keep_{i + 1}"))
-            m.d.sync += [nxt[0].eq(prev[0]), nxt[1].eq(prev[1]), nxt[2].eq(prev[2])]
+                   Signal.like(prev[2], name=f"wb_keep_{i + 1}"),
+                   Signal.like(prev[3], name=f"wb_group_{i + 1}"))
+            m.d.sync += [nxt[j].eq(prev[j]) for j in range(4)]
             stages.append(nxt)
-        w_row, w_pos, w_keep = stages[-1]
+        w_row, w_pos, w_keep, w_group = stages[-1]
         dst = Signal()
         m.d.comb += dst.eq(~src)
 
@@ -640,13 +750,18 @@ class Engine(wiring.Component):
         for s, bank in enumerate(banks):
             lanes_w = []
             for g in range(nl):
-                pe_i, lane_i = divmod(g, cfg.lanes)
+                # bank g = k*G + h takes group 0's lane h when slot t mod K is k
+                k, h = divmod(g, g_lanes)
+                pe_i, lane_i = divmod(h, cfg.lanes)
                 out = self._wbs[pe_i].out[lane_i]
                 load = Const(0) if s else loading
                 w = Signal(wl, name=f"banks{s}_w{g}")
+                mine = w_keep[h] & (dst if s else ~dst)
+                if k_count > 1:
+                    mine = mine & eq_const(w_group, k)
                 m.d.comb += [
                     w.valid.eq(Mux(load, self.i.valid & eq_const(l_bank, g),
-                                   ~loading & out.valid & w_keep[g] & (dst if s else ~dst))),
+                                   ~loading & out.valid & mine)),
                     w.row.eq(Mux(load, l_row, w_row)),
                     w.pos.eq(Mux(load, l_pos, w_pos)),
                     w.value.eq(Mux(load, self.i.payload, out.value)),

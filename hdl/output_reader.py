@@ -42,6 +42,10 @@ class OutputReader(wiring.Component):
     out_bits : int
         Width of an output code, 2 to ``act_bits``: the bank word, which holds a code of the
         layer's output format sign-extended, is cut to it.
+    groups : int
+        The read ports of the ``ActBanks`` (default 1): its latency is that of ``banks / groups``
+        banks. ``bank_rd.bank`` is the bank of all ``banks``; the engine sends the request to
+        port ``bank mod groups``.
     m : int
         Outputs per inference, at least 1; the banks must hold them
         (``ceil(ceil(m / p) / NL) * S <= rows``).
@@ -61,15 +65,16 @@ class OutputReader(wiring.Component):
 
     Timing
     ------
-    ``latency = golden.cycles.bank_read_latency(banks) + 1`` (``OL``): with ``start`` in cycle
+    ``latency = golden.cycles.bank_read_latency(banks / groups) + 1`` (``OL``): with ``start`` in cycle
     ``k`` output 0 is valid in cycle ``k + OL`` and, with ``o.ready`` high every cycle, output
     ``i`` in ``k + OL + i``. The output buffer is :func:`.read_ahead.read_ahead`'s: the read
     enables come from registers and ``start`` (not from ``o.ready``); under back-pressure no
     output is lost, repeated or reordered. ``rst`` (synchronous) abandons the stream.
     """
 
-    def __init__(self, banks, width, act_bits, rows, out_bits, m, p):
+    def __init__(self, banks, width, act_bits, rows, out_bits, m, p, groups=1):
         self._banks = integer(banks, "output reader banks", 1)
+        self._groups = integer(groups, "output reader groups", 1)
         self._width = integer(width, "output reader width", 1)
         self._act_bits = integer(act_bits, "output reader act_bits", 2, MAX_BITS)
         self._rows = integer(rows, "output reader rows", 1)
@@ -99,7 +104,7 @@ class OutputReader(wiring.Component):
     def latency(self) -> int:
         """Cycles from ``start`` to the first output on ``o``: the banks' read, then the output
         buffer."""
-        return bank_read_latency(self._banks) + 1
+        return bank_read_latency(self._banks // self._groups) + 1
 
     def address(self, i: int) -> tuple[int, int, int]:
         """``(bank, row, pos)`` of output ``i`` (the layout in the module docstring)."""
@@ -125,7 +130,7 @@ class OutputReader(wiring.Component):
         m.d.comb += [going.eq(self.start | active), last.eq(eq_const(i, self._m - 1))]
 
         # the output's position and ``last`` travel beside its read
-        read_latency = bank_read_latency(nl)
+        read_latency = self.latency - 1
         f_pos_reg, f_last_reg = Signal(pos_bits), Signal()
         f_pos = delay(m, f_pos_reg, read_latency - 1, "f_pos")
         f_last = delay(m, f_last_reg, read_latency - 1, "f_last")

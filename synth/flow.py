@@ -12,6 +12,7 @@ removed after success and kept, named in the error, after a failure.
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 
@@ -22,7 +23,6 @@ from permdeal.checks import positive
 from permdeal.errors import PermdealError
 from permdeal.gen.design import RTL_DIR, Design
 from permdeal.gen.smartdeal_design import SmartDealDesign
-from permdeal.golden.geometry import MEMORIES
 from permdeal.golden.rom import encode_hex, image_name
 from permdeal.hdl.engine import Engine
 from permdeal.hdl.rom import ROM_MODULE, ROM_SOURCE
@@ -203,11 +203,13 @@ def _asic(hier, design, engine, opts, work):
     logic = hier.composed("area")
     allmem = memory.memories(engine, opts.sram, memory.register_file_model(liberty(opts.liberty)))
     boxes = hier.blackboxes()
-    for kind in allmem["kinds"].values():  # the netlist holds what the engine says it does
-        want = kind["instances"] * (len(MEMORIES) if kind["module"] == ROM_MODULE else 1)
-        if boxes[kind["module"]] != want:
-            raise PermdealError(f"the netlist has {boxes[kind['module']]} instances of "
-                                f"{kind['module']}, the engine {want}")
+    want = Counter()  # the netlist holds what the engine says it does
+    for kind in allmem["kinds"].values():
+        want[kind["module"]] += kind["instances"]
+    for module, count in want.items():
+        if boxes[module] != count:
+            raise PermdealError(f"the netlist has {boxes[module]} instances of {module}, the "
+                                f"engine {count}")
     rep = {
         **asic_logic(hier, opts),
         "per_pe": None, "pes_area_um2": None, "shared_area_um2": None,
@@ -234,17 +236,19 @@ def _asic(hier, design, engine, opts, work):
     rep["paper_comparison"] = memory.paper_comparison(design.cfg.n_pe, design.cfg.lanes, logic,
                                                       rep["total_area_um2"], timing["fmax_mhz"])
     if pe in hier.modules and wb in hier.modules:  # (a flat synthesis has no PE to show)
-        n_pe = hier.instances()[pe]
-        if n_pe != design.cfg.n_pe or hier.instances()[wb] != n_pe:
-            raise PermdealError(f"the netlist has {n_pe} instances of {pe} and "
-                                f"{hier.instances()[wb]} of {wb}, the design {design.cfg.n_pe} "
-                                "PEs")
-        per_pe = hier.composed("area", pe) + hier.composed("area", wb)
-        rep.update(per_pe={"modules": [pe, wb], "area_um2": round(per_pe, 1),
-                           "breakdown_um2": {k: round(v, 1) for k, v in
-                                             breakdown(hier, pe, wb, "area").items()}},
-                   pes_area_um2=round(per_pe * n_pe, 1),
-                   shared_area_um2=round(logic - per_pe * n_pe, 1))
+        # (with lane groups only group 0's PEs have a write-back: docs/design.md 4.2)
+        n_pe, n_wb = hier.instances()[pe], hier.instances()[wb]
+        if n_pe != design.cfg.n_pe or n_wb != design.cfg.group_pes:
+            raise PermdealError(f"the netlist has {n_pe} instances of {pe} and {n_wb} of {wb}, "
+                                f"the design {design.cfg.n_pe} PEs and {design.cfg.group_pes} "
+                                "write-backs")
+        pes = hier.composed("area", pe) * n_pe + hier.composed("area", wb) * n_wb
+        per_pe = breakdown(hier, pe, wb, "area", n_wb / n_pe)
+        rep.update(per_pe={"modules": [pe, wb], "area_um2": round(pes / n_pe, 1),
+                           "write_backs": n_wb,
+                           "breakdown_um2": {k: round(v, 1) for k, v in per_pe.items()}},
+                   pes_area_um2=round(pes, 1),
+                   shared_area_um2=round(logic - pes, 1))
     return rep
 
 

@@ -169,7 +169,7 @@ def memory_kinds(engine: Engine) -> dict[str, dict]:
     """Every memory kind of ``engine``: its module, ``width``, ``depth``, ``instances`` (and a
     RAM's ``granularity``), in :data:`KINDS` order."""
     out = {mem: {"module": ROM_MODULE, "width": width, "depth": depth,
-                 "instances": engine.cfg.total_lanes}
+                 "instances": engine.rom_instances[mem]}
            for mem, (width, depth) in engine.lane_memories.items()}
     for module, r in engine.ram_memories.items():
         out[r["kind"]] = {"module": module, "width": r["width"], "depth": r["depth"],

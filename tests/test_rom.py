@@ -216,6 +216,45 @@ def test_hand_worked_images(tmp_path):
     assert (folder1 / "pe0_lane0_bias.hex").read_text().split() == ["ffe", "7ff", "800", "000"]
     assert_same_model(model, model_from_images(folder1), "one lane")
     assert_same_model(model, model_from_images(folder), "two lanes")
+    # two lane groups of one PE x 1 lane: G = 1, B = 2; group k holds the input blocks J with
+    # J mod 2 = k (N_k = 1), weight address t*N_k*p + i*p + c = t*2 + c, k address t
+    folder2, man2 = write(tmp_path, model, EngineConfig(2, 1, groups=2), name="groups")
+    words = lambda name: (folder2 / name).read_text().split()
+    assert words("pe0_lane0_weight.hex") == ["0005", "ffff", "0000", "7fff"]   # J = 0
+    assert words("pe1_lane0_weight.hex") == ["8000", "0007", "0000", "0002"]   # J = 1
+    assert words("pe0_lane0_k.hex") == ["1", "1"]
+    assert words("pe1_lane0_k.hex") == ["0", "1"]
+    # every group holds group 0's bias words (only group 0's are read)
+    assert words("pe0_lane0_bias.hex") == words("pe1_lane0_bias.hex") == ["ffe", "7ff", "800",
+                                                                          "000"]
+    assert man2["config"]["groups"] == 2
+    assert_same_model(model, model_from_images(folder2), "two groups")
+
+
+@pytest.mark.parametrize("seed, sizes, ps, n_pe, lanes, groups", [
+    (20, [24, 17, 9], [3, 3], 4, 2, 2),
+    (21, [40, 30], [4], 4, 1, 4),      # N' = 10 over 4 groups: lists of 3, 3, 2, 2 blocks
+    (22, [9, 20, 5], [2, 2], 2, 3, 2),
+])
+def test_round_trip_lane_groups(tmp_path, seed, sizes, ps, n_pe, lanes, groups):
+    model = random_model(seed, sizes, ps)
+    folder, man = write(tmp_path, model, EngineConfig(n_pe, lanes, groups=groups))
+    assert man["config"]["groups"] == groups
+    assert_same_model(model, model_from_images(folder), f"seed {seed}")
+
+
+def test_lane_groups_refuse_differing_bias_copies(tmp_path):
+    model = random_model(20, [24, 17, 9], [3, 3])
+    folder, man = write(tmp_path, model, EngineConfig(4, 2, groups=2))
+    path = folder / "pe2_lane0_bias.hex"       # group 1's copy of lane 0's biases
+    words = path.read_text().split("\n")
+    words[0] = "0" * len(words[0]) if words[0].strip("0") else "1".rjust(len(words[0]), "0")
+    path.write_text("\n".join(words))
+    entry = next(e for e in man["images"] if e["file"] == path.name)
+    entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(PermdealError, match="bias memories of the lane groups differ"):
+        model_from_images(folder)
 
 
 def test_mixed_widths_round_trip(tmp_path):

@@ -71,6 +71,13 @@ CASES = {
     # the lanes' multipliers in gates (radix-4 Booth rows, a Dadda tree): the same products at
     # the same time, so the same outputs and cycles
     "booth-2x2": (10, [20, 17, 9], [3, 2], 2, 2, 4, {"multiplier": "booth"}),
+    # two lane groups of 2 PEs x 2 lanes: every layer's input blocks split between two issue
+    # paths, the groups' sums added while draining; the network input in blocks of p = 4
+    # (windows of 3: S = 2), M' = 8 and 5 over G = 4 lanes, the last input block short
+    "groups2-4x2": (11, [30, 29, 18], [4, 4], 4, 2, 3, {"groups": 2}),
+    # four groups of one single-lane PE (G = 1: a bank per read port, two adder stages),
+    # three layers of p = 3, M' = 1 in the last
+    "groups4-4x1": (12, [26, 13, 10, 3], [3, 3, 3], 4, 1, 2, {"groups": 4}),
 }
 #: Cases on Icarus only (a Verilator build of an engine costs ~10 s).
 ICARUS_CASES = {
@@ -93,9 +100,10 @@ def run_case(sim, name, case, tmp_path, images=False):
     seed, sizes, ps, n_pe, lanes, sw, opts = case
     opts = dict(opts)
     multiplier = opts.pop("multiplier", "native")
+    groups = opts.pop("groups", 1)
     rng = np.random.default_rng(seed)
     model = random_model(rng, sizes, ps, **opts)
-    cfg = EngineConfig(n_pe, lanes, scan_width=sw, multiplier=multiplier)
+    cfg = EngineConfig(n_pe, lanes, scan_width=sw, multiplier=multiplier, groups=groups)
     if images:
         folder = tmp_path / "images"
         folder.mkdir()

@@ -446,13 +446,29 @@ def random_settings(rng: random.Random) -> dict[str, str]:
     act = fmt(4, 16)
     weight = fmt(4, 16, 6)
     bias_bits = rng.randint(4, 16)
-    return {
-        "pes": str(rng.randint(1, 4)), "lanes": str(rng.randint(1, 4)),
-        "scan_width": str(rng.randint(1, 8)),
+    # (the draws in the order of the dict this function returned before lane groups, so that
+    # a seed keeps its configuration; groups come last)
+    pes, lanes = rng.randint(1, 4), rng.randint(1, 4)
+    scan_width = rng.randint(1, 8)
+    ps = [rng.randint(1, 9) for _ in range(n_layers)]
+    settings = {
+        "pes": str(pes), "lanes": str(lanes), "scan_width": str(scan_width),
         "shape": ",".join(f"{sizes[i + 1]}x{sizes[i]}" for i in range(n_layers)),
-        "p": ",".join(str(rng.randint(1, 9)) for _ in range(n_layers)),
+        "p": ",".join(map(str, ps)),
         "act_format": act, "weight_format": weight,
         "bias_format": f"{bias_bits}:{rng.randint(0, int(act.split(':')[1]))}",
         "out_format": fmt(4, 16), "relu": rng.random() < 0.3,
-        "multiplier": rng.choice(MULTIPLIERS),  # (drawn last: the earlier draws keep their seeds)
+        "multiplier": rng.choice(MULTIPLIERS),
     }
+    return settings | _draw_groups(rng, pes, sizes, ps)
+
+
+def _draw_groups(rng: random.Random, pes: int, sizes: list, ps: list) -> dict[str, str]:
+    """Lane groups for :func:`random_settings` (drawn after everything else): a power of two
+    that divides ``pes``; with more than one, every layer takes the first layer's block size,
+    and the draw falls back to one group when a layer has fewer input blocks than groups."""
+    groups = rng.choice([k for k in (1, 2, 4) if pes % k == 0])
+    p = ps[0]
+    if groups == 1 or any(-(-n // p) < groups for n in sizes[:-1]):
+        return {}
+    return {"groups": str(groups), "p": ",".join([str(p)] * len(ps))}

@@ -32,6 +32,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,12 +43,12 @@ from permdeal.executor import Executor, Task, executor, using
 from permdeal.checks import integer
 from permdeal.errors import PermdealError, ToolMissing
 from permdeal.golden.bench import DEFAULT_LAYER
-from permdeal.golden.cycles import EngineConfig, layer_cycles
+from permdeal.golden.cycles import EngineConfig, auto_groups, layer_cycles
 from permdeal.golden.permdiag import PermDiag, check_block_fit
 from permdeal.golden.workloads import EIE, EIE_LAYERS, EieLayer, eie_layer
 from permdeal.synth.memory import PAPER
 
-from permdeal.api.settings import parse_shapes
+from permdeal.api.settings import GEN_SETTINGS, parse_shapes
 
 from . import bench_efficiency as be
 from . import engine_bench
@@ -70,7 +71,8 @@ DEFAULTS = {"parts": ",".join(PARTS), "layers": None, "draws": 10, "eie_draws": 
             "no_rtl": False, "workdir": "build/bench", "flow_pes": [8], "flow_lanes": 8,
             "flow_shape": "1024x1024", "flow_p": 8, "flow_density": 0.35, "flow_batch": 4,
             "m": DEFAULT_LAYER.n_out, "n": DEFAULT_LAYER.n_in, "p": [1, 2, 4, 8, 16],
-            "repeat": 3, "json": None, "force": False, "jobs": 1, "dask": None}
+            "repeat": 3, "json": None, "force": False, "jobs": 1, "dask": None,
+            "groups": "auto"}
 
 
 # -- the design points ----------------------------------------------------------------------------
@@ -115,9 +117,10 @@ def activation_draws(layer: EieLayer, draws: int, seed: int) -> np.ndarray:
 
 def producer_block(layer: EieLayer, cfg: EngineConfig) -> int:
     """The block size of the layer whose outputs are ``layer``'s inputs (:data:`PRODUCERS`), or
-    ``cfg.scan_width`` for inputs laid out as the network input."""
+    for inputs laid out as the network input ``cfg``'s (``D``, or ``p`` with lane groups)."""
     prev = PRODUCERS.get(layer.name)
-    return cfg.scan_width if prev is None else block_size(eie_layer(prev))
+    return (cfg.in_block(block_size(layer), None) if prev is None
+            else block_size(eie_layer(prev)))
 
 
 # -- weight storage -------------------------------------------------------------------------------
@@ -170,10 +173,30 @@ def eie_model(layer: EieLayer, seed: int) -> dict[str, Any] | None:
 
 # -- part 1: the EIE comparison -------------------------------------------------------------------
 
+def layer_groups(layer: EieLayer, cfg: EngineConfig, x: np.ndarray,
+                 groups: int | str = "auto", shape: tuple[int, int] | None = None) -> EngineConfig:
+    """``cfg`` with the lane groups of ``layer`` (``groups``; ``auto``:
+    :func:`golden.cycles.auto_groups` on the first :data:`AUTO_DRAWS` activation draws ``x``,
+    as ``permdeal gen --groups auto`` chooses on inputs of the layer's density), at its own
+    shape or ``shape`` (``(m, n)``, the RTL part's scaled one)."""
+    if groups == "auto":
+        p = block_size(layer)
+        m, n = layer.shape if shape is None else shape
+        prev = PRODUCERS.get(layer.name)
+        groups = auto_groups([(n, -(-m // p), p)], cfg, [[xi] for xi in x[:AUTO_DRAWS]],
+                             producer=None if prev is None else block_size(eie_layer(prev)))
+    return replace(cfg, groups=groups)
+
+
+#: Activation draws of a layer that ``--groups auto`` weighs.
+AUTO_DRAWS = 3
+
+
 def eie_layer_figures(layer: EieLayer, cfg: EngineConfig, x: np.ndarray,
                       clock_mhz: float = PAPER["clock_mhz"]) -> dict[str, Any]:
-    """Our figures for one EIE layer on engine ``cfg`` at ``clock_mhz`` from the activation
-    draws ``x`` (``draws x n_in``), beside EIE's published ones.
+    """Our figures for one EIE layer on engine ``cfg`` (its lane groups included, see
+    :func:`layer_groups`) at ``clock_mhz`` from the activation draws ``x`` (``draws x n_in``),
+    beside EIE's published ones.
 
     Cycles are :func:`golden.cycles.layer_cycles` of the layer at :func:`block_size` with its
     inputs laid out by :func:`producer_block`: the layer's own compute, from its start to the
@@ -192,8 +215,8 @@ def eie_layer_figures(layer: EieLayer, cfg: EngineConfig, x: np.ndarray,
         "eie_weight_density": layer.weight_density, "act_density": layer.act_density,
         "input_block": in_block, "input_from": PRODUCERS.get(layer.name, "network input"),
         "draws": len(runs), "nnz_mean": float(np.mean([r.nnz for r in runs])),
-        "block_rows": mb, "slots": runs[0].slots,
-        "static_bound": mb / (cfg.total_lanes * runs[0].slots),
+        "block_rows": mb, "slots": runs[0].slots, "groups": cfg.groups,
+        "static_bound": mb / (cfg.group_lanes * runs[0].slots),
         "cycles": [int(c) for c in cyc], "cycles_mean": mean, "cycles_std": float(cyc.std()),
         "cycles_min": int(cyc.min()), "cycles_max": int(cyc.max()),
         "ideal_mean": float(np.mean([r.ideal for r in runs])),
@@ -213,16 +236,18 @@ def geomean(values: Sequence[float]) -> float:
 
 
 def eie_comparison(layers: Sequence[EieLayer], draws: int, seed: int, eie_draws: int = 1,
-                   bar: tqdm | None = None) -> dict[str, Any]:
+                   bar: tqdm | None = None, groups: int | str = "auto") -> dict[str, Any]:
     """Part ``eie``: :func:`eie_layer_figures` for every layer on the paper's engine, with the
     storage of both and EIE's own cycle model (``eie_draws`` random layers each, 0 for none);
-    returns the part's dict. ``bar`` (a tqdm bar) shows the progress."""
+    returns the part's dict. ``bar`` (a tqdm bar) shows the progress; ``groups``: the lane groups
+    of every layer's engine (:func:`layer_groups`)."""
     cfg = paper_engine()
     rows = []
     for layer in layers:
         if bar is not None:
             bar.set_postfix_str(layer.name)
-        row = eie_layer_figures(layer, cfg, activation_draws(layer, draws, seed))
+        x = activation_draws(layer, draws, seed)
+        row = eie_layer_figures(layer, layer_groups(layer, cfg, x, groups), x)
         row["storage_bits"] = pd_storage(row["out"], row["in"], row["p"],
                                          engine_bench.SPEC.weight.bits)
         s = layer_seed(seed, layer)
@@ -240,7 +265,8 @@ def eie_comparison(layers: Sequence[EieLayer], draws: int, seed: int, eie_draws:
         if bar is not None:
             bar.update(1)
     return {
-        "design": {**cfg.to_json(), "clock_mhz": PAPER["clock_mhz"], "source": PAPER["source"]},
+        "design": {**cfg.to_json(), "groups": groups, "clock_mhz": PAPER["clock_mhz"],
+                   "source": PAPER["source"]},
         "eie": EIE, "block_size_rule": "p = round(1 / EIE weight density); PD density 1/p",
         "draws": draws, "seed": seed, "layers": rows,
         "geomean_speedup": geomean([r["speedup"] for r in rows]),
@@ -250,31 +276,40 @@ def eie_comparison(layers: Sequence[EieLayer], draws: int, seed: int, eie_draws:
 
 
 def rtl_layer(workdir: Path, layer: EieLayer, scale: int, cfg: EngineConfig,
-              sims: Sequence[str], inputs: int, seed: int) -> dict[str, Any]:
+              sims: Sequence[str], inputs: int, seed: int,
+              groups: int | str = "auto") -> dict[str, Any]:
     """One layer of part ``rtl`` (a task of the executor), designs and results in
-    ``workdir``."""
+    ``workdir``; the engine ``cfg`` with the layer's lane groups (:func:`layer_groups` at the
+    scaled shape)."""
     p = block_size(layer)
     m, n = scaled_shape(layer, scale)
     s = layer_seed(seed, layer)
     model = engine_bench.random_layer_model(m, n, p, s)
     x = engine_bench.random_inputs(model, inputs, layer.act_density, s)
+    cfg = layer_groups(layer, cfg, x, groups, shape=(m, n))
     fig = engine_bench.figures_task(workdir, model, x, cfg, sims, seed, label=layer.name)
     mb = -(-m // p)
     return {"name": layer.name, "out": m, "in": n, "p": p, "seed": s,
             "inputs": inputs, "nnz": [int(v) for v in np.count_nonzero(x, axis=1)],
-            "slots_full": paper_engine().slots(-(-layer.n_out // p)), "slots": cfg.slots(mb),
+            # (the full layer's B on the paper's engine with its own lane groups, as part eie)
+            "slots_full": layer_groups(layer, paper_engine(),
+                                       activation_draws(layer, AUTO_DRAWS, seed),
+                                       groups).slots(-(-layer.n_out // p)),
+            "slots": cfg.slots(mb),
+            "groups": cfg.groups,
             "layer_cycles": [layer_cycles(xi, mb, p, cfg).total for xi in x], **fig}
 
 
 def rtl_validation(layers: Sequence[EieLayer], scale: int, cfg: EngineConfig,
                    sims: Sequence[str], inputs: int, workdir: str | Path, seed: int,
-                   executor: Executor | None = None) -> list[dict[str, Any]]:
+                   executor: Executor | None = None,
+                   groups: int | str = "auto") -> list[dict[str, Any]]:
     """Part ``rtl``: every layer scaled by ``scale`` (:func:`scaled_shape`, same ``p`` and
     densities), compressed from a random float layer, generated for ``cfg`` and simulated on
     ``inputs`` random inputs on each of ``sims`` (:func:`.engine_bench.engine_figures`), one
     layer a task of ``executor``. Returns one row per layer with the RTL's and the cycle model's
     cycles per input."""
-    tasks = [Task(rtl_layer, (layer, scale, cfg, list(sims), inputs, seed), layer.name,
+    tasks = [Task(rtl_layer, (layer, scale, cfg, list(sims), inputs, seed, groups), layer.name,
                   layer.name) for layer in layers]
     with using(executor) as ex:
         return ex.run(tasks, workdir, desc="RTL validation")
@@ -329,6 +364,10 @@ def _options(options):
     for key in ("rtl_pes", "rtl_lanes"):
         if o[key] is not None:
             integer(o[key], f"--{key.replace('_', '-')}", 1)
+    try:
+        o["groups"] = GEN_SETTINGS["groups"][0](o["groups"])
+    except PermdealError as e:
+        raise PermdealError(f"--groups: {e}") from None
     for key in ("flow_pes", "p"):
         o[key] = [integer(v, f"--{'flow-pes' if key == 'flow_pes' else 'p'}", 1)
                   for v in o[key]]
@@ -454,7 +493,8 @@ def _run(ex: Executor, **options: Any) -> int:
         t0 = time.perf_counter()
         with tqdm(total=len(layers), desc="EIE layers", unit="layer", dynamic_ncols=True,
                   disable=None) as bar:  # no bar when stderr is not a terminal
-            eie = eie_comparison(layers, o["draws"], o["seed"], o["eie_draws"], bar)
+            eie = eie_comparison(layers, o["draws"], o["seed"], o["eie_draws"], bar,
+                                 groups=o["groups"])
         eie["seconds"] = round(time.perf_counter() - t0, 1)
         res["eie"] = eie
         print(eie_tables(eie) + "\n", flush=True)
@@ -462,7 +502,7 @@ def _run(ex: Executor, **options: Any) -> int:
     if "rtl" in parts:
         t0 = time.perf_counter()
         rows = rtl_validation(layers, o["scale"], cfg, sims, o["inputs"], work / "rtl",
-                              o["seed"], ex)
+                              o["seed"], ex, groups=o["groups"])
         res["rtl"] = {"scale": o["scale"], "engine": cfg.to_json(), "engine_rule": rule,
                       "inputs": o["inputs"], "sims": sims, "layers": rows,
                       "seconds": round(time.perf_counter() - t0, 1)}
@@ -471,15 +511,17 @@ def _run(ex: Executor, **options: Any) -> int:
 
     if "power" in parts:
         t0 = time.perf_counter()
-        eie = res.get("eie") or eie_comparison(layers, o["draws"], o["seed"], 0)
+        eie = res.get("eie") or eie_comparison(layers, o["draws"], o["seed"], 0,
+                                               groups=o["groups"])
         rows = []
         with tqdm(total=len(layers), desc="energy and area", unit="layer", disable=None,
                   dynamic_ncols=True) as bar:
             for layer, row in zip(layers, eie["layers"]):
                 bar.set_postfix_str(layer.name)
-                rows.append(be.layer_efficiency(layer, row, o["scale"], cfg, paper_engine(),
+                rows.append(be.layer_efficiency(layer, row, o["scale"], cfg,
+                                                replace(paper_engine(), groups=row["groups"]),
                                                 o["inputs"], work / "power" / layer.name,
-                                                o["seed"]))
+                                                o["seed"], o["groups"]))
                 bar.update(1)
         res["power"] = {"scale": o["scale"], "engine": cfg.to_json(), "engine_rule": rule,
                         "inputs": o["inputs"], "layers": rows, "rules": be.scaling_rules(),

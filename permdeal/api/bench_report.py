@@ -36,14 +36,14 @@ def eie_tables(res: dict[str, Any]) -> str:
     rows = []
     for r in res["layers"]:
         em, es, ours = r["eie_model"], r["eie_storage_bits"], r["storage_bits"]["total_bits"]
-        rows.append([r["name"], r["input_from"], r["block_rows"], r["slots"],
+        rows.append([r["name"], r["input_from"], r["block_rows"], r.get("groups", 1), r["slots"],
                      f"{100 * r['static_bound']:.1f}%", f"{100 * r['utilization']:.1f}%",
                      f"{100 * r['ideal_over_actual']:.1f}%",
                      f"{100 * r['eie_ideal_over_actual']:.1f}%",
                      "-" if em is None else f"{100 * em['ideal_over_actual']:.1f}%",
                      _kb(ours), "-" if es is None else _kb(es["total_bits"]),
                      "-" if es is None else f"{ours / es['total_bits']:.2f}"])
-    t2 = table(["layer", "input from", "M'", "B", "M'/(NL*B)", "util", "ideal/actual",
+    t2 = table(["layer", "input from", "M'", "K", "B", "M'/(G*B)", "util", "ideal/actual",
                 "EIE ideal/actual", "EIE model ideal/actual", "PD KB", "EIE KB", "PD/EIE"],
                rows)
     lo, hi = res["paper_claim"]
@@ -61,7 +61,10 @@ def eie_tables(res: dict[str, Any]) -> str:
         "non-zero input costs B cycles whatever the weights), so no weights are drawn.",
         f"{d['n_pe'] * d['lanes']} multipliers here against EIE's {EIE['n_pe']}: the speed-up "
         "at equal clock is what the structure buys, at the paper's clock what the design does.",
-        "util: multiplies on real block-rows over lane-cycles; ideal/actual: nnz*B over cycles; "
+        f"K: lane groups ({d.get('groups', 1)}: docs/design.md 4.2), each of G = NL/K lanes "
+        "holding every block-row for every K-th input block, B = ceil(M'/G) slots; K non-zero "
+        "inputs issued per cycle, the groups' sums added while draining.",
+        "util: multiplies on real block-rows over lane-cycles; ideal/actual: nnz*B/K over cycles; "
         "EIE ideal/actual: its published times; EIE model: golden/eie_cycles.py on a random "
         "layer of the same shape and densities.",
         "PD KB: M'N'p 16-bit weights (padding included) + ceil(log2 p) bits per block; EIE KB: "
@@ -85,7 +88,7 @@ def rtl_tables(res: dict[str, Any]) -> str:
     rows = []
     for r in res["layers"]:
         for sim, s in r["sims"].items():
-            rows.append([r["name"], f"{r['in']} x {r['out']}", r["p"],
+            rows.append([r["name"], f"{r['in']} x {r['out']}", r["p"], r.get("groups", 1),
                          f"{r['slots_full']} / {r['slots']}", sim,
                          " ".join(map(str, s["cycles"])), " ".join(map(str, s["model_cycles"])),
                          " ".join(map(str, r["layer_cycles"])),
@@ -93,7 +96,7 @@ def rtl_tables(res: dict[str, Any]) -> str:
                          f"{sum(s['images_equal'])} of {len(s['images_equal'])}",
                          f"{r['gen_seconds']:.1f}", f"{s['build_seconds']:.1f}",
                          f"{s['simulated_cycles_per_second'] or 0:,.0f}"])
-    t = table(["layer", "in x out", "p", "B full / here", "sim", "RTL cycles", "model cycles",
+    t = table(["layer", "in x out", "p", "K", "B full / here", "sim", "RTL cycles", "model cycles",
                "of which layer", "cycles", "outputs = golden", "gen s", "build s", "cycles/s"],
               rows)
     n_ok = sum(rtl_exact(r, sim) for r in res["layers"] for sim in r["sims"])

@@ -124,7 +124,7 @@ def design_maker(given: dict, config: Any = None, defaults: dict | None = None,
         model = load(st.model)
         m = method_of(model)
         chosen = {k: getattr(st, k) if k in merged else None
-                  for k in ("pes", "lanes", "scan_width", "multiplier", "name")}
+                  for k in ("pes", "lanes", "scan_width", "multiplier", "groups", "name")}
 
         def make(folder, inputs=()):
             return m.generate(model, folder, inputs=inputs, **chosen)
@@ -189,7 +189,7 @@ class Design:
 
 def generate(model: Any, pes: int, lanes: int, scan_width: int = DEFAULT_SCAN_WIDTH,
              output: Any = None, name: str = "permdeal_engine",
-             multiplier: str = MULTIPLIERS[0]) -> Design:
+             multiplier: str = MULTIPLIERS[0], groups: int | str = 1) -> Design:
     """Generate the engine's Verilog, ROM images and manifest for a permuted-diagonal model
     (``permdeal gen --model``); returns the :class:`Design`::
 
@@ -198,7 +198,7 @@ def generate(model: Any, pes: int, lanes: int, scan_width: int = DEFAULT_SCAN_WI
     model = _permdiag(model, "generate")
     out = Path(output) if output is not None else fresh("design")
     method_of(model).generate(model, out, pes=pes, lanes=lanes, scan_width=scan_width,
-                              multiplier=multiplier, name=name)
+                              multiplier=multiplier, groups=groups, name=name)
     return Design(out)
 
 

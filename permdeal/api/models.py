@@ -397,7 +397,8 @@ def compressed(model: Any, what: str = "compressed") -> Any:
 
 
 def write_rom(model: Any, output: str | Path, *, pes: int | None = None,
-              lanes: int | None = None, scan_width: int | None = None) -> tuple[dict, str]:
+              lanes: int | None = None, scan_width: int | None = None,
+              groups: int | str | None = None) -> tuple[dict, str]:
     """Write the ROM images of a compressed model (``permdeal rom``) into the new folder
     ``output``: ``(ROM manifest, summary)``. The method decides the layout (per PE and lane
     for permuted-diagonal, per layer for SmartDeal) and which of ``pes``, ``lanes`` and
@@ -406,17 +407,18 @@ def write_rom(model: Any, output: str | Path, *, pes: int | None = None,
     model = compressed(model)
     with atomic.output_dir(output, inputs=inputs) as tmp:
         return method_of(model).write_rom(model, tmp, pes=pes, lanes=lanes,
-                                          scan_width=scan_width)
+                                          scan_width=scan_width, groups=groups)
 
 
 def cycles_table(model: Any, x: Any = None, *, pes: int | None = None, lanes: int | None = None,
-                 scan_width: int | None = None, what: str = "--inputs") -> tuple[str, int]:
+                 scan_width: int | None = None, groups: int | str | None = None,
+                 what: str = "--inputs") -> tuple[str, int]:
     """The cycle model's table of a compressed model on inputs ``x`` (``permdeal cycles``) and
     how many inputs saturated."""
     model = compressed(model)
     codes = None if x is None else input_codes(model, x, what)
     text = method_of(model).cycles(model, None if codes is None else codes.codes, pes=pes,
-                                   lanes=lanes, scan_width=scan_width)
+                                   lanes=lanes, scan_width=scan_width, groups=groups)
     return text, 0 if codes is None else codes.saturated
 
 

@@ -9,14 +9,14 @@ files (:meth:`DesignSettings.to_json`, :func:`load_config`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from permdeal import atomic, limits
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
-from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, MULTIPLIERS, EngineConfig
+from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, MULTIPLIERS, EngineConfig, auto_groups
 from permdeal.golden.formats import Fixed, LayerFormats
 from permdeal.golden.manifest import read_manifest
 from permdeal.golden.model import MODEL_KIND, LayerSpec
@@ -69,6 +69,16 @@ def _multiplier(v: Any) -> str:
     return str(v)
 
 
+def _groups(v: Any) -> int | str:
+    if str(v) == "auto":
+        return "auto"
+    try:
+        return parse_int(v, 1)
+    except PermdealError:
+        raise PermdealError(f"expected 'auto' or a whole number of at least 1, got {v!r}") \
+            from None
+
+
 def _block_sizes(v: Any) -> list[int]:
     return [parse_int(x, 1) for x in str(v).split(",")]
 
@@ -80,6 +90,7 @@ GEN_SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "lanes": (_count, None),
     "scan_width": (_count, DEFAULT_SCAN_WIDTH),
     "multiplier": (_multiplier, MULTIPLIERS[0]),
+    "groups": (_groups, 1),
     "model": (str, None),
     "shape": (parse_shapes, "1024x1024"),
     "p": (_block_sizes, "8"),
@@ -145,6 +156,7 @@ class DesignSettings:
     lanes: int | None
     scan_width: int
     multiplier: str
+    groups: int | str
     model: str | None
     shape: list
     p: list
@@ -166,7 +178,10 @@ class DesignSettings:
         cfg = EngineConfig(self.pes, self.lanes, scan_width=self.scan_width,
                            multiplier=self.multiplier)
         limits.check_engine(cfg.n_pe, cfg.lanes, cfg.scan_width)
-        return cfg
+        groups = self.groups
+        if groups == "auto":
+            groups = auto_groups([(l.n_in, -(-l.n_out // l.p), l.p) for l in self.layers()], cfg)
+        return replace(cfg, groups=groups)
 
     def to_json(self) -> dict:
         """The settings as a config file holds them (every value a number, string or bool)."""

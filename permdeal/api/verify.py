@@ -27,7 +27,7 @@ from permdeal.verif import verify as vf
 from .settings import GEN_SETTINGS, VERIFY_SHAPE, DesignSettings, design_settings, flag
 
 #: The settings a ``permdeal verify`` rerun command repeats, in order.
-RERUN_SETTINGS = ("pes", "lanes", "scan_width", "multiplier", "model", "shape", "p", "act_format",
+RERUN_SETTINGS = ("pes", "lanes", "scan_width", "multiplier", "groups", "model", "shape", "p", "act_format",
                   "weight_format", "bias_format", "out_format")
 
 

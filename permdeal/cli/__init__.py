@@ -87,6 +87,11 @@ def design_flags(p, shape_default="1024x1024",
                    help="the lanes' multipliers: native (the Verilog '*', an FPGA's DSP blocks; "
                    "default) or booth (radix-4 Booth rows and a Dadda tree in gates: smaller and "
                    "faster as standard cells)")
+    p.add_argument("--groups", type=args.groups, help="lane groups K: 1 (default), a power of two that divides "
+                   "--pes, or auto (the count with the fewest cycles of the cycle model). Each "
+                   "group of pes/K PEs takes every K-th input block of a layer with an issue path "
+                   "of its own, K non-zero inputs issued per cycle (docs/design.md 4.2); needs "
+                   "one block size p in every layer")
     p.add_argument("--model", help=model_help)
     p.add_argument("--shape", help="without --model: layer shape(s) OUTxIN[,OUTxIN...] "
                    f"(default {shape_default})")
@@ -149,6 +154,9 @@ def build_parser():
     p.add_argument("--scan-width", type=args.positive,
                    help=f"permdiag: activations the detector scans per cycle (default "
                    f"{DEFAULT_SCAN_WIDTH})")
+    p.add_argument("--groups", type=args.groups,
+                   help="permdiag: lane groups, a power of two that divides --pes, or auto (as "
+                   "gen; default 1)")
     p.add_argument("-o", "--output", required=True, help="output folder")
     large_flag(p)
     p.set_defaults(func=commands.cmd_rom)
@@ -161,6 +169,9 @@ def build_parser():
                    "there); smartdeal: the shift-add unit's lanes, 1 to S (default S, as gen)")
     p.add_argument("--scan-width", type=args.positive, help="permdiag: activations the detector "
                    f"scans per cycle (default {DEFAULT_SCAN_WIDTH})")
+    p.add_argument("--groups", type=args.groups,
+                   help="permdiag: lane groups, a power of two that divides --pes, or auto (as "
+                   "gen; default 1)")
     p.add_argument("--inputs", metavar="X.npy", help="inputs (batch x in): float values, or "
                    "integer codes of the input format (required for permdiag; smartdeal: "
                    "optional, the count does not depend on them)")
@@ -379,6 +390,10 @@ def bench_flags(p):
     p.add_argument("--rtl-pes", type=args.positive, help="RTL part: PEs (default: the paper's "
                    "engine with 1/scale of its lanes, 2 PE x 8 lanes for 16)")
     p.add_argument("--rtl-lanes", type=args.positive, help="RTL part: lanes per PE (see --rtl-pes)")
+    p.add_argument("--groups", type=args.groups, default=d["groups"],
+                   help="eie, rtl and power parts: every layer's lane groups, a number or auto "
+                   "(default: the count with the fewest cycles of the cycle model on the "
+                   "layer's first 3 activation draws, as gen --groups auto)")
     p.add_argument("--inputs", type=args.positive, default=d["inputs"],
                    help=f"RTL part: random inputs per layer (default {d['inputs']})")
     p.add_argument("--sim", choices=[*SIMULATORS, "both"], default="verilator",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from permdeal.api.settings import parse_int, user_format
+from permdeal.api.settings import GEN_SETTINGS, parse_int, user_format
 from permdeal import checks
 from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_BITS, Fixed
@@ -26,6 +26,12 @@ def arg(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 @arg
 def positive(text: str) -> int:
     return parse_int(text, 1)
+
+
+@arg
+def groups(text: str) -> int | str:
+    """``auto`` or a whole number of at least 1 (``--groups``)."""
+    return GEN_SETTINGS["groups"][0](text)
 
 
 @arg

@@ -82,7 +82,7 @@ def cmd_compress(args):
 
 def cmd_rom(args):
     _, summary = mdl.write_rom(args.model, args.output, pes=args.pes, lanes=args.lanes,
-                               scan_width=args.scan_width)
+                               scan_width=args.scan_width, groups=args.groups)
     print(summary)
     print(f"wrote {args.output}/")
     return 0
@@ -91,7 +91,7 @@ def cmd_rom(args):
 def cmd_cycles(args):
     x = None if args.inputs is None else mdl.load_array(args.inputs, "--inputs")
     text, saturated = mdl.cycles_table(args.model, x, pes=args.pes, lanes=args.lanes,
-                                       scan_width=args.scan_width,
+                                       scan_width=args.scan_width, groups=args.groups,
                                        what=f"--inputs {args.inputs}")
     if saturated:
         print(f"note: {saturated} input value(s) saturated")

@@ -146,19 +146,20 @@ class Method:
     # -- hardware ------------------------------------------------------------------------------
 
     def write_rom(self, model: Any, folder: Any, *, pes: int | None = None,
-                  lanes: int | None = None, scan_width: int | None = None) -> tuple[dict, str]:
+                  lanes: int | None = None, scan_width: int | None = None,
+                  groups: int | str | None = None) -> tuple[dict, str]:
         """Write the model's ROM images into ``folder``: ``(ROM manifest, summary line)``."""
         raise self._unsupported("ROM images")
 
     def cycles(self, model: Any, codes: Any, *, pes: int | None = None, lanes: int | None = None,
-               scan_width: int | None = None) -> str:
+               scan_width: int | None = None, groups: int | str | None = None) -> str:
         """The cycle model's table for the input codes ``codes`` (or None where they do not
         matter)."""
         raise self._unsupported("cycle model")
 
     def generate(self, model: Any, output: Any, *, pes: int | None = None,
                  lanes: int | None = None, scan_width: int | None = None,
-                 multiplier: str | None = None,
+                 multiplier: str | None = None, groups: int | str | None = None,
                  name: str | None = None, inputs: tuple = ()) -> dict:
         """Generate the design folder ``output`` (atomically, never over ``inputs``) for
         ``model``; returns its manifest. A setting the design does not take is refused when

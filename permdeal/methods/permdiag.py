@@ -4,6 +4,7 @@ generator, and its figures in ``compare``."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 
 import numpy as np
 
@@ -16,7 +17,8 @@ from permdeal.golden import cycles as pd_cycles
 from permdeal.golden import rom
 from permdeal.golden.compress import compress_permdiag
 from permdeal.golden.crossbar import permdiag_mapping
-from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, MULTIPLIERS, EngineConfig, model_cycles
+from permdeal.golden.cycles import (AUTO_DENSITY, DEFAULT_SCAN_WIDTH, MULTIPLIERS, EngineConfig,
+                                    auto_groups, model_cycles)
 from permdeal.golden.model import MODEL_KIND, METHOD, QuantModel
 from permdeal.golden.permdiag import index_bits
 from permdeal.golden.train import accuracy, project, train
@@ -49,6 +51,25 @@ def engine_config(pes: int | None, lanes: int | None, scan_width: int | None,
                        MULTIPLIERS[0] if multiplier is None else multiplier)
     limits.check_engine(cfg.n_pe, cfg.lanes, cfg.scan_width)
     return cfg
+
+
+#: Random inputs of the model's input format that ``--groups auto`` runs the cycle model on.
+AUTO_INPUTS = 8
+
+
+def with_groups(cfg: EngineConfig, groups: int | str | None, model) -> EngineConfig:
+    """``cfg`` with ``groups`` lane groups (None: 1); ``auto``: :func:`golden.cycles.auto_groups`
+    on the activations of :data:`AUTO_INPUTS` random inputs of density
+    :data:`golden.cycles.AUTO_DENSITY` (seed 0) through ``model``."""
+    if groups == "auto":
+        rng = np.random.default_rng(0)
+        fmt = model.input_format
+        x = rng.integers(fmt.min, fmt.max + 1, size=(AUTO_INPUTS, model.n_inputs))
+        x[rng.random(x.shape) >= AUTO_DENSITY] = 0
+        acts = [model.forward(xi, trace=True) for xi in x]
+        layers = [(l.shape[1], l.matrix.blocks[0], l.matrix.p) for l in model.layers]
+        groups = auto_groups(layers, cfg, [a[:len(layers)] for a in acts])
+    return replace(cfg, groups=1 if groups is None else groups)
 
 
 class PermDiagMethod(Method):
@@ -108,23 +129,24 @@ class PermDiagMethod(Method):
 
     # -- hardware ------------------------------------------------------------------------------
 
-    def write_rom(self, model, folder, *, pes=None, lanes=None, scan_width=None):
-        cfg = engine_config(pes, lanes, scan_width)
+    def write_rom(self, model, folder, *, pes=None, lanes=None, scan_width=None, groups=None):
+        cfg = with_groups(engine_config(pes, lanes, scan_width), groups, model)
         man = rom.write_images(folder, model, cfg)
         mems = man["memories"]
-        return man, (f"{len(man['images'])} images for {cfg.n_pe} PE x {cfg.lanes} lanes: "
+        return man, (f"{len(man['images'])} images for {cfg.n_pe} PE x {cfg.lanes} lanes"
+                     f"{f' in {cfg.groups} lane groups' if cfg.groups > 1 else ''}: "
                      + ", ".join(f"{m} {mems[m]['depth']} x {mems[m]['width']} bit"
                                  for m in rom.MEMORIES))
 
-    def cycles(self, model, codes, *, pes=None, lanes=None, scan_width=None):
+    def cycles(self, model, codes, *, pes=None, lanes=None, scan_width=None, groups=None):
         if codes is None:
             raise PermdealError("--inputs is required for a permuted-diagonal model")
-        cfg = engine_config(pes, lanes, scan_width)
+        cfg = with_groups(engine_config(pes, lanes, scan_width), groups, model)
         return report.cycles_table(model, cfg, [model_cycles(model, x, cfg) for x in codes])
 
     def generate(self, model, output, *, pes=None, lanes=None, scan_width=None,
-                 multiplier=None, name=None, inputs=()):
-        cfg = engine_config(pes, lanes, scan_width, multiplier)
+                 multiplier=None, groups=None, name=None, inputs=()):
+        cfg = with_groups(engine_config(pes, lanes, scan_width, multiplier), groups, model)
         return write_design(output, cfg, model.layers, model=model,
                             name=name or "permdeal_engine", inputs=inputs)
 
@@ -132,7 +154,9 @@ class PermDiagMethod(Method):
         c, ports = manifest["config"], manifest["ports"]
         return [self.describe(model),
                 f"engine {manifest['top']}: {c['n_pe']} PE x {c['lanes']} lanes, scan width "
-                f"{c['scan_width']}, {c.get('multiplier', MULTIPLIERS[0])} multipliers; {ports['n_inputs']} inputs of {ports['in_bits']} bits, "
+                f"{c['scan_width']}, {c.get('multiplier', MULTIPLIERS[0])} multipliers"
+                f"{f', {groups} lane groups' if (groups := c.get('groups', 1)) > 1 else ''}; "
+                f"{ports['n_inputs']} inputs of {ports['in_bits']} bits, "
                 f"{ports['n_outputs']} outputs of {ports['out_bits']} bits"]
 
     def design_model(self, design_dir, images=None):

@@ -45,6 +45,7 @@ REFUSED = {
     "pes": "the design has one layer unit per layer; --lanes sets its shift-add unit's lanes",
     "scan_width": "the layer units read their inputs from a buffer, there is no detector",
     "multiplier": "its MAC is the layer unit's own",
+    "groups": "its layer units have no lane groups",
 }
 
 
@@ -186,9 +187,10 @@ class SmartDealMethod(Method):
 
     # -- hardware ------------------------------------------------------------------------------
 
-    def write_rom(self, model, folder, *, pes=None, lanes=None, scan_width=None):
+    def write_rom(self, model, folder, *, pes=None, lanes=None, scan_width=None, groups=None):
         given = [f"--{k.replace('_', '-')}" for k, v in (("pes", pes), ("lanes", lanes),
-                                                           ("scan_width", scan_width))
+                                                           ("scan_width", scan_width),
+                                                           ("groups", groups))
                  if v is not None]
         if given:
             raise PermdealError(f"{given[0]} does not apply to a SmartDeal model: its images are "
@@ -199,14 +201,15 @@ class SmartDealMethod(Method):
                      + ", ".join(f"{img['file']} {img['depth']} x {img['width']} bit"
                                  for img in man["images"]))
 
-    def cycles(self, model, codes, *, pes=None, lanes=None, scan_width=None):
-        refuse(pes=pes, scan_width=scan_width)
+    def cycles(self, model, codes, *, pes=None, lanes=None, scan_width=None, groups=None):
+        refuse(pes=pes, scan_width=scan_width, groups=groups)
         return cycles_table(model, shift_add_lanes(lanes, model),
                             None if codes is None else len(codes))
 
     def generate(self, model, output, *, pes=None, lanes=None, scan_width=None,
-                 multiplier=None, name=None, inputs=()):
-        refuse(pes=pes, scan_width=scan_width, multiplier=multiplier)
+                 multiplier=None, groups=None, name=None, inputs=()):
+        refuse(pes=pes, scan_width=scan_width, multiplier=multiplier,
+               groups=None if groups in (None, 1) else groups)
         return write_design(output, model, lanes=shift_add_lanes(lanes, model),
                             name=DEFAULT_NAME if name is None else str(name), inputs=inputs)
 
