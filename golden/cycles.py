@@ -7,6 +7,12 @@ activation bank. The next layer's inputs therefore lie in banks by the *producin
 block-rows of ``p_prev`` words; the network's input is laid out the same way in blocks of
 ``scan_width`` words (``D``).
 
+With ``K`` lane groups (:attr:`EngineConfig.groups`) every group of ``G = NL / K`` lanes holds
+every block-row (``I = t*G + h`` in its lane ``h``, ``B = ceil(M' / G)``) for every ``K``-th
+input block, inputs and network input in blocks of ``p``; each group runs the steps below on its
+own blocks (:func:`group_inputs`), draining waits for the last, and the groups' sums take
+:attr:`EngineConfig.reduce_stages` more cycles (docs/design.md 9, "Lane groups").
+
 The windows of a layer: each producer block of ``p_prev`` input words (``ceil(n / p_prev)``
 blocks, positions past ``n`` masked) is cut into ``ceil(p_prev / D)`` windows of up to ``D``
 words (:func:`window_schedule`); ``z_w`` is the number of non-zero words of window ``w``.

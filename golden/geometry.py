@@ -279,7 +279,8 @@ class Geometry:
         ``accumulator`` and ``activation bank``.
 
         Useful: ``weight`` the layers' ``M'*N'*p`` permuted-diagonal weights, ``k`` their
-        ``M'*N'`` permutation values, ``bias`` their ``n_out`` biases, stored in ``NL`` lanes of
+        ``M'*N'`` permutation values, ``bias`` their ``n_out`` biases, stored in ``NL`` lanes (the
+        bias in the ``G`` lanes of lane group 0, the only ones built) of
         ``depth`` words (padded block-rows ``B*NL - M'`` and the widest layer's word width
         included); ``accumulator`` the largest layer's ``n_out`` sums in ``NL`` memories of
         ``max(B*p)`` words; ``activation bank`` per bank set the most activations it holds at once

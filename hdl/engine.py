@@ -235,7 +235,8 @@ class Engine(wiring.Component):
     @property
     def lane_memories(self) -> dict[str, tuple[int, int]]:
         """Each lane's ROMs: ``{memory: (width, depth)}`` for ``weight``, ``k`` and ``bias``
-        (every lane has the same; the design has ``cfg.total_lanes`` of each)."""
+        (every lane has the same shapes; :attr:`rom_instances` says how many of each the
+        design holds)."""
         return {mem: (self._widths[mem], self._depth[mem]) for mem in ("weight", "k", "bias")}
 
     @property

@@ -2,10 +2,11 @@
 """The issuer: non-zero pairs in, the lanes' broadcast operations out (docs/design.md 4.2).
 
 For each pair ``(j, x_j)`` of the non-zero detector the issuer broadcasts ``B`` operations, one per
-slot ``t = 0 .. B-1`` of the layer (``hdl.lane``; ``N'`` block-columns)::
+slot ``t = 0 .. B-1`` of the layer (``hdl.lane``; ``N'`` block-columns, or ``N_k = ceil(N'/K)``
+with ``K`` lane groups, whose issuers see their group's own input index ``j``)::
 
-    w_addr   = w_base + j + t*w_step      w_step = N'*p
-    k_addr   = k_base + J + t*k_step      k_step = N',  J = j div p
+    w_addr   = w_base + j + t*w_step      w_step = N'*p (N_k*p)
+    k_addr   = k_base + J + t*k_step      k_step = N' (N_k),  J = j div p
     c        = j mod p
     sel, x   = the layer's sel, x_j
     acc_addr = t*p

@@ -8,6 +8,8 @@ For a non-zero input ``x_j`` (``j = J*p + c``) and slot ``t`` of a layer whose m
 ``w_base`` and ``k_base`` the operation is::
 
     w_addr   = w_base + t*N'*p + j  weight q[I][J][(c - k) mod p] of block-row I = t*NL + g
+                                    (with K lane groups: t*N_k*p + j, j the group's own index,
+                                    I = t*G + h; golden.geometry)
     k_addr   = k_base + t*N' + J    permutation value k[I][J]
     c        = j mod p              column of x_j within its block
     sel      = index of p in ps     (no field when the design has a single block size)

@@ -90,6 +90,9 @@ ICARUS_CASES = {
     "wide-out": (8, [8, 4], [2], 1, 2, 4, {"outs": [Fixed(16, 8)], "act_bits": (8, 4)}),
     # p = 1 with M' > NL: the padded-row test of the drain counter at t = 1
     "p1-pad": (9, [1, 9], [1], 2, 4, 2, {}),
+    # two groups with the scan width past p (one 3-word window a block) and slots past K (B = 3
+    # and 2 on G = 2 lanes: slots 2 and 3 write the banks of groups 0 and 1 again)
+    "groups2-d8": (13, [24, 16, 11], [3, 3], 2, 2, 8, {"groups": 2}),
     "wide-formats": (7, [12, 10], [2], 1, 2, 4,
                      {"act_bits": (16, 8), "weight": Fixed(16, 14), "bias": Fixed(24, 16),
                       "outs": [Fixed(16, 4)]}),

@@ -447,7 +447,8 @@ def random_settings(rng: random.Random) -> dict[str, str]:
     weight = fmt(4, 16, 6)
     bias_bits = rng.randint(4, 16)
     # (the draws in the order of the dict this function returned before lane groups, so that
-    # a seed keeps its configuration; groups come last)
+    # a seed keeps its configuration when it draws one group; the group count comes last, and
+    # more than one makes every layer take the first's block size)
     pes, lanes = rng.randint(1, 4), rng.randint(1, 4)
     scan_width = rng.randint(1, 8)
     ps = [rng.randint(1, 9) for _ in range(n_layers)]

@@ -43,7 +43,7 @@ from permdeal.executor import Executor, Task, executor, using
 from permdeal.checks import integer
 from permdeal.errors import PermdealError, ToolMissing
 from permdeal.golden.bench import DEFAULT_LAYER
-from permdeal.golden.cycles import EngineConfig, auto_groups, layer_cycles
+from permdeal.golden.cycles import EngineConfig, auto_groups, group_choices, layer_cycles
 from permdeal.golden.permdiag import PermDiag, check_block_fit
 from permdeal.golden.workloads import EIE, EIE_LAYERS, EieLayer, eie_layer
 from permdeal.synth.memory import PAPER
@@ -177,14 +177,26 @@ def layer_groups(layer: EieLayer, cfg: EngineConfig, x: np.ndarray,
                  groups: int | str = "auto", shape: tuple[int, int] | None = None) -> EngineConfig:
     """``cfg`` with the lane groups of ``layer`` (``groups``; ``auto``:
     :func:`golden.cycles.auto_groups` on the first :data:`AUTO_DRAWS` activation draws ``x``,
-    as ``permdeal gen --groups auto`` chooses on inputs of the layer's density), at its own
-    shape or ``shape`` (``(m, n)``, the RTL part's scaled one)."""
+    as ``permdeal gen --groups auto`` chooses on inputs of the layer's density; a number: the
+    most it takes), at its own shape or ``shape`` (``(m, n)``, the RTL part's scaled one)."""
+    p = block_size(layer)
+    m, n = layer.shape if shape is None else shape
+    prev = PRODUCERS.get(layer.name)
+    producer = None if prev is None else block_size(eie_layer(prev))
     if groups == "auto":
-        p = block_size(layer)
-        m, n = layer.shape if shape is None else shape
-        prev = PRODUCERS.get(layer.name)
         groups = auto_groups([(n, -(-m // p), p)], cfg, [[xi] for xi in x[:AUTO_DRAWS]],
-                             producer=None if prev is None else block_size(eie_layer(prev)))
+                             producer=producer)
+    else:
+        # a number is the most the layer takes: the largest count up to it that the engine's
+        # PEs and the layer's blocks allow (a layer fed in other blocks than its p takes 1)
+        for k in sorted((k for k in group_choices(cfg) if k <= groups), reverse=True):
+            try:
+                replace(cfg, groups=k).in_block(p, producer)
+            except PermdealError:
+                continue
+            if -(-n // p) >= k:
+                groups = k
+                break
     return replace(cfg, groups=groups)
 
 
@@ -511,17 +523,19 @@ def _run(ex: Executor, **options: Any) -> int:
 
     if "power" in parts:
         t0 = time.perf_counter()
-        eie = res.get("eie") or eie_comparison(layers, o["draws"], o["seed"], 0,
-                                               groups=o["groups"])
+        # (the power part measures engines of one lane group, full size and reduced alike: the
+        # per-lane figures it carries over would not hold between different group counts)
+        eie = res.get("eie")
+        if eie is None or eie["design"].get("groups") != 1:
+            eie = eie_comparison(layers, o["draws"], o["seed"], 0, groups=1)
         rows = []
         with tqdm(total=len(layers), desc="energy and area", unit="layer", disable=None,
                   dynamic_ncols=True) as bar:
             for layer, row in zip(layers, eie["layers"]):
                 bar.set_postfix_str(layer.name)
-                rows.append(be.layer_efficiency(layer, row, o["scale"], cfg,
-                                                replace(paper_engine(), groups=row["groups"]),
+                rows.append(be.layer_efficiency(layer, row, o["scale"], cfg, paper_engine(),
                                                 o["inputs"], work / "power" / layer.name,
-                                                o["seed"], o["groups"]))
+                                                o["seed"]))
                 bar.update(1)
         res["power"] = {"scale": o["scale"], "engine": cfg.to_json(), "engine_rule": rule,
                         "inputs": o["inputs"], "layers": rows, "rules": be.scaling_rules(),

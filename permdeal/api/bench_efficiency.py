@@ -77,19 +77,16 @@ def chip_memory_um2(fmts: LayerFormats, cfg) -> float:
 
 
 def layer_efficiency(layer: EieLayer, row: dict[str, Any], scale: int, cfg_small, cfg_full,
-                     inputs: int, workdir: Path, seed: int,
-                     groups: int | str = "auto") -> dict[str, Any]:
+                     inputs: int, workdir: Path, seed: int) -> dict[str, Any]:
     """The ``power`` part's figures of one layer: ``row`` is its ``eie`` part row (full-scale
-    cycles), ``cfg_small`` the reduced engine (with the layer's lane groups at the reduced
-    shape, ``groups`` as the rtl part), ``cfg_full`` the paper's (with the row's)."""
-    # (bench imports this module)
-    from .bench import block_size, layer_groups, layer_seed, scaled_shape
+    cycles), ``cfg_small`` the reduced engine, ``cfg_full`` the paper's (both of one lane
+    group, as the row's)."""
+    from .bench import block_size, layer_seed, scaled_shape  # (bench imports this module)
     p = block_size(layer)
     m, n = scaled_shape(layer, scale)
     s = layer_seed(seed, layer)
     model = engine_bench.random_layer_model(m, n, p, s)
     x = engine_bench.random_inputs(model, inputs, layer.act_density, s)
-    cfg_small = layer_groups(layer, cfg_small, x, groups, shape=(m, n))
     workdir = Path(workdir)
     design = workdir / "design"
     write_design(design, cfg_small, model.layers, model=model)
@@ -155,5 +152,8 @@ def scaling_rules() -> dict[str, str]:
                     "the full engine's lanes, plus the memories of the largest layer's design",
             "carry_over": "energy per lane per cycle and memory accesses per instance per "
                           "cycle of the reduced design, times the full engine's lanes and the "
-                          "full layer's cycles"}
+                          "full layer's cycles",
+            "groups": "both engines of one lane group (the cycles too): per-lane figures do not "
+                      "carry over between different group counts (lane groups' energy is not "
+                      "measured here yet)"}
 

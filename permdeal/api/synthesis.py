@@ -55,7 +55,8 @@ def _make_point(values: dict, folder: Path, model: Any = None) -> None:
     s = DesignSettings(**values)
     if model is not None:
         method_of(model).generate(model, folder, pes=s.pes, lanes=s.lanes,
-                                  scan_width=s.scan_width, name=s.name)
+                                  scan_width=s.scan_width, multiplier=s.multiplier,
+                                  groups=s.groups, name=s.name)
     else:
         write_design(folder, s.engine, s.layers(), model=None, name=s.name)
 

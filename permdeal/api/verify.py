@@ -10,7 +10,7 @@ import random
 import shlex
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +19,7 @@ from permdeal.errors import PermdealError
 from permdeal.executor import Executor, Task, using
 from permdeal.golden import rom
 from permdeal.golden.cycles import model_cycles
+from permdeal.methods.permdiag import with_groups
 from .models import load, method_of
 from permdeal.hdl.engine import Engine
 from permdeal.verif import runner
@@ -98,7 +99,8 @@ def verify_config(given: dict, output: str | None, *, config: str | None = None,
     st = design_settings({**given, "output": output}, config, {"shape": VERIFY_SHAPE},
                          required=("pes", "lanes", "output"))
     output = st.output
-    cfg = st.engine
+    # (with --model, --groups auto weighs the model's layers: gen's choice)
+    cfg = replace(st, groups=1).engine if st.model is not None else st.engine
     sims = sims_of(sim)
     benches = list(vf.BENCHES) if tests is None else tests.split(",")
     jobs_list = vf.plan(benches, sims)
@@ -114,6 +116,7 @@ def verify_config(given: dict, output: str | None, *, config: str | None = None,
                                 f"{method_of(model).label} model (simulate its design with "
                                 "permdeal sim)")
         inputs.append(st.model)
+        cfg = with_groups(cfg, st.groups, model)
     else:
         for layer in st.layers():
             limits.check_random_weights(layer.n_out, layer.n_in, f"--shape {layer.name}")

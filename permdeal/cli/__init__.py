@@ -391,9 +391,11 @@ def bench_flags(p):
                    "engine with 1/scale of its lanes, 2 PE x 8 lanes for 16)")
     p.add_argument("--rtl-lanes", type=args.positive, help="RTL part: lanes per PE (see --rtl-pes)")
     p.add_argument("--groups", type=args.groups, default=d["groups"],
-                   help="eie, rtl and power parts: every layer's lane groups, a number or auto "
-                   "(default: the count with the fewest cycles of the cycle model on the "
-                   "layer's first 3 activation draws, as gen --groups auto)")
+                   help="eie and rtl parts: every layer's lane groups, auto (default: the count "
+                   "with the fewest cycles of the cycle model on the layer's first 3 activation "
+                   "draws, as gen --groups auto) or the most a layer takes (a layer gets the "
+                   "largest count up to it that its engine and blocks allow); the power part "
+                   "measures one-group engines")
     p.add_argument("--inputs", type=args.positive, default=d["inputs"],
                    help=f"RTL part: random inputs per layer (default {d['inputs']})")
     p.add_argument("--sim", choices=[*SIMULATORS, "both"], default="verilator",

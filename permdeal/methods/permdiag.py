@@ -199,7 +199,9 @@ class PermDiagMethod(Method):
         return PowerSubject(
             design, model, images, dict(engine.ram_memories), rom_kind, power.BLOCKS,
             lambda codes: activity.engine_bench(design, model, codes), macs,
-            c.to_json(), f"{c.n_pe} PE x {c.lanes} lanes", power.notes("the weight, k and bias"))
+            c.to_json(), f"{c.n_pe} PE x {c.lanes} lanes"
+            + (f", {c.groups} lane groups" if c.groups > 1 else ""),
+            power.notes("the weight, k and bias"))
 
     def sim_lines(self, report):
         cyc = report["cycles"]
