@@ -1,0 +1,106 @@
+"""The SmartDeal engine's cycle rule (docs/design.md 11.1), written again from the text, against
+``golden.smartdeal_engine_cycles``; ``permdeal bench-smartdeal --parts engine`` against it and
+against the PermDNN cycle model. None of the model's helpers is used to compute the expectation."""
+
+import math
+
+import numpy as np
+import pytest
+
+from permdeal.api import bench_smartdeal as bs
+from permdeal.cli import main
+from permdeal.golden import smartdeal_engine_cycles as ec
+from permdeal.golden.compress import QuantSpec, compress_smartdeal
+from permdeal.golden.model import FloatLayer
+
+
+def doc_total(model, x, L):
+    """Section 11.1 from the text: per layer T = ceil(m/L) tiles, q = m - (T-1)*L, P = max(nnz,
+    L), T_layer = T*P + q + 7; total = n_first + sum T_layer + m_last. nnz from a forward pass of
+    plain integer arithmetic."""
+    total = len(x) + model.layers[-1].shape[0]
+    macs = lane_cycles = 0
+    a = np.asarray(x, dtype=np.int64)
+    for layer in model.layers:
+        m = layer.shape[0]
+        nnz = sum(1 for v in a if v != 0)
+        T = math.ceil(m / L)
+        t_layer = T * max(nnz, L) + (m - (T - 1) * L) + 7
+        total += t_layer
+        macs += nnz * m
+        lane_cycles += L * t_layer
+        a = layer.forward(a[None, :])[0]
+    return total, macs / lane_cycles
+
+
+def model(seed, sizes, relu_last=False):
+    rng = np.random.default_rng(seed)
+    layers = [FloatLayer(f"fc{i}", rng.standard_normal((o, n)) * 0.5, rng.standard_normal(o) * 0.2)
+              for i, (n, o) in enumerate(zip(sizes, sizes[1:]))]
+    return compress_smartdeal(layers, QuantSpec(act=10, weight=10, bias=10),
+                              calibration=rng.standard_normal((32, sizes[0])), relu_last=relu_last)
+
+
+@pytest.mark.parametrize("seed, sizes, lanes", [(0, (12, 9, 5), 4), (1, (7, 16, 3), 1),
+                                                (2, (20, 30, 8, 2), 8), (3, (5, 3), 16)])
+def test_model_is_the_documented_rule(seed, sizes, lanes):
+    md = model(seed, sizes)
+    rng = np.random.default_rng(seed + 100)
+    x = rng.integers(-200, 200, (12, sizes[0]))
+    x[rng.random(x.shape) < 0.4] = 0
+    x[0] = 0                                    # no non-zero input at all
+    x[1] = 0
+    x[1, -1] = 5                                # one
+    runs = ec.model_cycles(md, x, lanes)
+    for v, run in enumerate(runs):
+        total, util = doc_total(md, x[v], lanes)
+        assert run.total == total, (seed, v)
+        assert run.utilization == pytest.approx(util)
+        assert 0 <= run.total_utilization <= run.utilization <= 1
+
+
+def test_bad_lanes():
+    from permdeal.errors import PermdealError
+    with pytest.raises(PermdealError, match=r"SmartDeal engine lanes must be an integer in "
+                                            r"\[1, 256\], not 257"):
+        ec.layer_cycles(4, 2, 257)
+    with pytest.raises(PermdealError, match=r"layer outputs m must be an integer >= 1, not 0"):
+        ec.layer_cycles(0, 2, 4)
+
+
+def test_engine_part_figures():
+    """A small digits MLP (few epochs): the SmartDeal figures are the documented rule's means, the
+    PermDNN figures the PermDNN cycle model's, the ratio and targets follow from them."""
+    from permdeal.golden import train as tr
+    from permdeal.golden.compress import compress_permdiag
+    from permdeal.golden.cycles import EngineConfig, model_cycles
+    e = bs.engine_figures(3, 3, 8, seed=1, hidden=(24,), epochs=3, finetune_epochs=2)
+    # rebuild the same models independently of engine_figures
+    X_tr, y_tr, X_te, y_te = tr.load_digits_split(1)
+    dense = tr.train(tr.init_mlp([64, 24, 10], seed=1), X_tr, y_tr, epochs=3, seed=1)
+    sdm = compress_smartdeal([FloatLayer(n, W, b) for n, W, b in dense.dense_weights()],
+                             QuantSpec(act=16, weight=16, bias=16), calibration=X_tr)
+    codes, _ = sdm.quantize_input(X_te)
+    want = [doc_total(sdm, x, bs.ENGINE_LANES) for x in codes]
+    assert e["smartdeal"]["cycles"] == pytest.approx(np.mean([t for t, _ in want]))
+    assert e["smartdeal"]["utilization"] == pytest.approx(np.mean([u for _, u in want]))
+    assert e["images"] == len(X_te) == 450
+    pd = tr.train(tr.project(dense, [4, 4]), X_tr, y_tr, epochs=2, seed=1)
+    pdm = compress_permdiag([FloatLayer(n, W, b) for n, W, b in pd.dense_weights()], [4, 4],
+                            QuantSpec(act=16, weight=16, bias=16), calibration=X_tr)
+    pcodes, _ = pdm.quantize_input(X_te)
+    pd_mean = np.mean([model_cycles(pdm, x, EngineConfig(n_pe=4, lanes=2)).total for x in pcodes])
+    assert e["permdiag"]["cycles"] == pytest.approx(pd_mean)
+    assert e["ratio"] == pytest.approx(e["smartdeal"]["cycles"] / pd_mean)
+    assert e["targets"]["ratio_met"] == (e["ratio"] <= 1.5)
+    assert e["targets"]["utilization_met"] == (e["smartdeal"]["utilization"] >= 0.85)
+
+
+def test_cli_engine_part(capsys, monkeypatch):
+    real = bs.engine_figures
+    monkeypatch.setattr(bs, "engine_figures", lambda S, E, b, seed: real(
+        S, E, b, seed, hidden=(16,), epochs=2, finetune_epochs=1))
+    assert main(["bench-smartdeal", "--parts", "engine"]) == 0
+    text = capsys.readouterr().out
+    assert "SmartDeal engine (8 lanes, one rebuild engine each)" in text
+    assert "PermDNN engine (4 PE x 2 lanes, p=4)" in text and "cycles SmartDeal / PermDNN" in text
