@@ -17,12 +17,19 @@ rebuilt-weight register between the rebuild engine and the multiplier is the dou
 depth of one weight). After the tile's last input the ``L`` sums are captured and written back
 (bias, rounding, saturation, ReLU; one output a cycle) while the next tile computes.
 
-The rule (cycle 0 is a layer's first issue cycle; ``nnz`` is the number of non-zero inputs of the
-layer, the golden forward pass's activations):
+Structured pruning: a chunk whose Ce codes are zero in every real row of a tile is *dead* for the
+tile, and the tile skips its inputs. :func:`tile_runs` gives every tile's *runs* of consecutive
+live chunks (one empty run when none is live; one run ``0 .. r-1`` when nothing is dead anywhere);
+the list is in input order, so a run is a stretch of consecutive entries, and the engine jumps
+from run to run at no cost (it records where every chunk starts as it writes the list).
 
-1. A tile takes ``P = max(nnz, L)`` issue cycles: its ``nnz`` inputs in the first ``nnz`` of them
-   (lanes idle on the rest when ``nnz < L``: the write-back of the previous tile's ``L`` sums must
-   finish before the next capture). Tile ``t`` issues in cycles ``t*P .. t*P + P - 1``.
+The rule (cycle 0 is a layer's first issue cycle; ``z`` of a run is the number of non-zero inputs in
+its chunks, from the golden forward pass's activations):
+
+1. Tile ``t`` walks its runs, a run taking ``max(z, 1)`` cycles; ``U_t`` is their sum
+   (``max(nnz, 1)`` without pruning). The tile takes ``P_t = max(U_t, L)`` issue cycles (lanes idle
+   on the rest: the write-back of the previous tile's ``L`` sums must finish before the next
+   capture); the tiles follow one another with no gap.
 2. A slot issued in cycle ``c`` reaches the lanes' accumulators in cycle ``c + 5``
    (:data:`ISSUE_TO_ACC`: the non-zero list's read, the lane ROMs' read, the rebuild's two stages,
    the product register); the tile's sums are captured at the end of its last slot's accumulate
@@ -30,7 +37,7 @@ layer, the golden forward pass's activations):
    written :data:`WRITEBACK_LATENCY` ``= 2`` cycles later.
 3. The next layer's first issue cycle follows the last write:
 
-   ``T_layer = T*P + q + 7``  (:data:`LAYER_OVERHEAD` ``= 7``).
+   ``T_layer = sum of P_t + q + 7``  (:data:`LAYER_OVERHEAD` ``= 7``).
 
 A whole inference, counted from the first input accepted through the last output accepted, both
 included, with no idle on the input and the output always ready::
@@ -42,16 +49,11 @@ after its last write). The engine takes the next inference's first input in the 
 last output, as the PermDNN engine does; idle on ``i`` and back-pressure on ``o`` add their own
 cycles only.
 
-Multiplies: a layer does ``nnz * m`` useful multiplies (one per non-zero input and output row) in
-``T_layer * L`` lane-cycles; :attr:`InferenceCycles.utilization` is the sum of the useful multiplies
-over ``L`` times the sum of ``T_layer`` (loading and output streaming not counted, as for the
-PermDNN engine, docs/design.md 9); :attr:`InferenceCycles.total_utilization` counts them.
-
-Rebuild work: one weight per multiply issued, ``T * nnz * L`` per layer (lanes past ``m`` in the
-last tile rebuild zeros). Structured pruning: the all-zero Ce rows of a tile are not skipped by this
-engine (their weights rebuild to zero and cost their cycle); :func:`pruned_skip_bound` is the count
-an engine that skipped them (chunks zero for every row of a tile) could at best reach, a projection,
-not a built design.
+Multiplies: a tile does its issued inputs times its real rows of useful multiplies (``nnz * m`` in a
+layer without pruning); :attr:`InferenceCycles.utilization` is the sum of the useful multiplies over
+``L`` times the sum of ``T_layer`` (loading and output streaming not counted, as for the PermDNN
+engine, docs/design.md 9); :attr:`InferenceCycles.total_utilization` counts them. Rebuild work: one
+weight per lane and issued input (lanes past ``m`` in the last tile rebuild zeros).
 """
 
 from __future__ import annotations
@@ -70,8 +72,9 @@ from .smartdeal import block_layout
 if TYPE_CHECKING:
     from .smartdeal_model import SmartDealModel
 
-__all__ = ["ISSUE_TO_ACC", "LAYER_OVERHEAD", "MAX_LANES", "WRITEBACK_LATENCY", "InferenceCycles",
-           "LayerCycles", "check_lanes", "layer_cycles", "model_cycles", "pruned_skip_bound"]
+__all__ = ["ISSUE_TO_ACC", "LAYER_OVERHEAD", "MAX_LANES", "WRITEBACK_LATENCY",
+           "InferenceCycles", "LayerCycles", "check_lanes", "layer_cycles", "model_cycles",
+           "tile_runs"]
 
 #: Most MAC lanes an engine may have.
 MAX_LANES = 256
@@ -89,13 +92,47 @@ def check_lanes(lanes: int) -> int:
     return integer(lanes, "SmartDeal engine lanes", 1, MAX_LANES)
 
 
+def tile_runs(layer, lanes: int, skip: bool = True) -> list[list[tuple[int, int]]]:
+    """The runs every tile of a ``SmartDealLayer`` walks on ``lanes`` lanes: the runs ``(a, b)`` of
+    consecutive chunks ``a .. b-1`` that are live for the tile (some Ce row of one of its real rows
+    is non-zero in the chunk), in order; a tile with no live chunk gets the empty run ``(0, 0)``.
+    When every chunk is live for every tile (or with ``skip=False``) every tile walks the one run
+    ``(0, r)``."""
+    lanes = check_lanes(lanes)
+    c = layer.codes
+    m, n = c.shape
+    r, h, bpr = block_layout(c.shape, c.S, c.rows_per_block)
+    nz = ((np.asarray(c.codes) >> (c.E + 1)) & 1).any(axis=-1)   # (blocks, h)
+    live = nz.reshape(m, bpr * h)[:, :r]                          # (m, r)
+    T = -(-m // lanes)
+    plan = []
+    for t in range(T):
+        tl = live[t * lanes:(t + 1) * lanes].any(axis=0)
+        runs, a = [], None
+        for ch in range(r + 1):
+            if ch < r and tl[ch]:
+                a = ch if a is None else a
+            elif a is not None:
+                runs.append((a, ch))
+                a = None
+        plan.append(runs or [(0, 0)])
+    if not skip or all(runs == [(0, r)] for runs in plan):
+        return [[(0, r)] for _ in range(T)]
+    return plan
+
+
 @dataclass(frozen=True)
 class LayerCycles:
-    """One layer on the engine: ``m`` outputs, ``nnz`` non-zero inputs, ``lanes`` lanes."""
+    """One layer on the engine: ``m`` outputs, ``nnz`` non-zero inputs, ``lanes`` lanes; per tile
+    the inputs it issues (``tile_ops``) and its issue cycles before the padding to ``L``
+    (``tile_slots``: a run with no non-zero input costs a cycle). Without them every tile walks the
+    whole list: ``nnz`` inputs in ``max(nnz, 1)`` cycles."""
 
     m: int
     nnz: int
     lanes: int
+    tile_ops: tuple[int, ...] | None = None
+    tile_slots: tuple[int, ...] | None = None
 
     @property
     def tiles(self) -> int:
@@ -108,31 +145,44 @@ class LayerCycles:
         return self.m - (self.tiles - 1) * self.lanes
 
     @property
-    def period(self) -> int:
-        """``P = max(nnz, L)``: issue cycles per tile."""
-        return max(self.nnz, self.lanes)
+    def ops(self) -> tuple[int, ...]:
+        """Inputs issued per tile."""
+        return (self.nnz,) * self.tiles if self.tile_ops is None else tuple(self.tile_ops)
+
+    @property
+    def slots(self) -> tuple[int, ...]:
+        """``U_t``: issue cycles per tile before the padding to ``L``."""
+        return ((max(self.nnz, 1),) * self.tiles if self.tile_slots is None
+                else tuple(self.tile_slots))
+
+    @property
+    def periods(self) -> tuple[int, ...]:
+        """``P_t = max(U_t, L)``: issue cycles of every tile."""
+        return tuple(max(u, self.lanes) for u in self.slots)
 
     @property
     def compute(self) -> int:
-        """``T_layer = T*P + q + LAYER_OVERHEAD``."""
-        return self.tiles * self.period + self.last_tile_rows + LAYER_OVERHEAD
+        """``T_layer = sum P_t + q + LAYER_OVERHEAD``."""
+        return sum(self.periods) + self.last_tile_rows + LAYER_OVERHEAD
 
     @property
     def macs(self) -> int:
-        """Useful multiplies: ``nnz * m``."""
-        return self.nnz * self.m
+        """Useful multiplies: every input issued to every real row of its tile (``nnz * m``
+        without pruning skip)."""
+        rows = [self.lanes] * (self.tiles - 1) + [self.last_tile_rows]
+        return sum(o * q for o, q in zip(self.ops, rows))
 
     @property
     def rebuilt_weights(self) -> int:
-        """Weights rebuilt: one per lane and issued input, ``T * nnz * L``."""
-        return self.tiles * self.nnz * self.lanes
+        """Weights rebuilt: one per lane and issued input."""
+        return sum(self.ops) * self.lanes
 
     @property
     def utilization(self) -> float:
         return self.macs / (self.lanes * self.compute)
 
     def to_json(self) -> dict[str, int | float]:
-        return {"m": self.m, "nnz": self.nnz, "tiles": self.tiles, "period": self.period,
+        return {"m": self.m, "nnz": self.nnz, "tiles": self.tiles, "issued": sum(self.ops),
                 "compute": self.compute, "macs": self.macs,
                 "utilization": round(self.utilization, 4)}
 
@@ -180,10 +230,19 @@ class InferenceCycles:
                 "layers": [l.to_json() for l in self.layers]}
 
 
-def layer_cycles(m: int, nnz: int, lanes: int) -> LayerCycles:
-    """Cycles of a layer of ``m`` outputs whose input has ``nnz`` non-zero entries."""
-    return LayerCycles(integer(m, "layer outputs m", 1), integer(nnz, "non-zero inputs", 0),
-                       check_lanes(lanes))
+def layer_cycles(m: int, nnz: int, lanes: int, tile_ops=None, tile_slots=None) -> LayerCycles:
+    """Cycles of a layer of ``m`` outputs whose input has ``nnz`` non-zero entries (with pruning
+    skip, per tile the inputs issued and the issue cycles, :class:`LayerCycles`)."""
+    m, lanes = integer(m, "layer outputs m", 1), check_lanes(lanes)
+    T = -(-m // lanes)
+    if (tile_ops is None) != (tile_slots is None):
+        raise PermdealError("tile_ops and tile_slots go together")
+    if tile_ops is not None:
+        tile_ops = tuple(integer(o, "tile inputs", 0) for o in tile_ops)
+        tile_slots = tuple(integer(o, "tile slots", 1) for o in tile_slots)
+        if len(tile_ops) != T or len(tile_slots) != T:
+            raise PermdealError(f"{len(tile_ops)} and {len(tile_slots)} tile counts for {T} tiles")
+    return LayerCycles(m, integer(nnz, "non-zero inputs", 0), lanes, tile_ops, tile_slots)
 
 
 def _activations(model, x):
@@ -198,40 +257,23 @@ def _activations(model, x):
     return acts
 
 
-def model_cycles(model: SmartDealModel, x: npt.ArrayLike, lanes: int) -> list[InferenceCycles]:
-    """The engine's cycles for every input vector of ``x`` (codes, vectors x n) on ``lanes``."""
+def model_cycles(model: SmartDealModel, x: npt.ArrayLike, lanes: int,
+                 skip: bool = True) -> list[InferenceCycles]:
+    """The engine's cycles for every input vector of ``x`` (codes, vectors x n) on ``lanes``;
+    ``skip=False``: an engine without the pruning skip (every tile walks the whole list)."""
     lanes = check_lanes(lanes)
     acts = _activations(model, x)
+    plans = [tile_runs(l, lanes, skip) for l in model.layers]
     out = []
     for v in range(acts[0].shape[0]):
-        layers = tuple(layer_cycles(l.shape[0], int(np.count_nonzero(a[v])), lanes)
-                       for l, a in zip(model.layers, acts))
-        out.append(InferenceCycles(model.n_inputs, layers, model.layers[-1].shape[0]))
-    return out
-
-
-def pruned_skip_bound(model: SmartDealModel, x: npt.ArrayLike, lanes: int) -> list[int]:
-    """A projection, not a built design: per vector, the layers' ``sum T * P`` issue cycles if a
-    tile skipped the non-zero inputs of the chunks whose Ce rows are zero in every row of the tile
-    (``P`` then the tile's own count of the remaining inputs, at least ``L``), plus the same
-    overheads. The engine built does not skip them (module docstring)."""
-    lanes = check_lanes(lanes)
-    acts = _activations(model, x)
-    out = []
-    for v in range(acts[0].shape[0]):
-        total = model.n_inputs + model.layers[-1].shape[0]
-        for layer, a in zip(model.layers, acts):
-            c = layer.codes
-            m, n = c.shape
-            r, h, bpr = block_layout(c.shape, c.S, c.rows_per_block)
-            nz = ((np.asarray(c.codes) >> (c.E + 1)) & 1).any(axis=-1)   # (blocks, h)
-            live = nz.reshape(m, bpr * h)[:, :r]                          # (m, r)
-            chunk_nnz = np.zeros(r, dtype=np.int64)
-            np.add.at(chunk_nnz, np.arange(n) // c.S, a[v] != 0)
-            T = -(-m // lanes)
-            for t in range(T):
-                tile_live = live[t * lanes:(t + 1) * lanes].any(axis=0)
-                total += max(int(chunk_nnz[tile_live].sum()), lanes)
-            total += m - (T - 1) * lanes + LAYER_OVERHEAD
-        out.append(total)
+        layers = []
+        for layer, a, plan in zip(model.layers, acts, plans):
+            S, n = layer.codes.S, layer.shape[1]
+            chunk_nnz = np.zeros(-(-n // S), dtype=np.int64)
+            np.add.at(chunk_nnz, np.arange(n) // S, a[v] != 0)
+            z = [[int(chunk_nnz[ra:rb].sum()) for ra, rb in runs] for runs in plan]
+            layers.append(layer_cycles(layer.shape[0], int(np.count_nonzero(a[v])), lanes,
+                                       [sum(zs) for zs in z],
+                                       [sum(max(v, 1) for v in zs) for zs in z]))
+        out.append(InferenceCycles(model.n_inputs, tuple(layers), model.layers[-1].shape[0]))
     return out

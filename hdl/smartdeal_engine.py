@@ -9,8 +9,11 @@
 
 The engine loads the network's ``n`` inputs, keeping only the non-zero ones, each with its
 position (column ``jj`` in its chunk of ``S``, chunk ``c``, block ``k`` of its row), in a list
-(``nz``, two banks, ping and pong). Then for every layer and every tile of ``L`` output rows the
-issuer broadcasts the list's entries, one a cycle, to every lane; lane ``l`` rebuilds the weight of
+(``nz``, two banks, ping and pong), and where every chunk of ``S`` inputs starts in it
+(``cstart``). Then for every layer and every tile of ``L`` output rows the issuer walks the tile's
+runs of live chunks (``run_rom``: the chunks that structural pruning zeroes in every row of the
+tile are skipped, ``golden.smartdeal_engine_cycles.tile_runs``) and broadcasts their entries,
+one a cycle, to every lane; lane ``l`` rebuilds the weight of
 its row for the entry's column (``hdl.smartdeal_engine_lane``, ``hdl.smartdeal_rebuild``),
 multiplies and accumulates. At the tile's end the lanes' sums are captured and drained, one a
 cycle, through the section-3 write-back (``hdl.writeback``, one unit for all layers); a hidden
@@ -29,7 +32,7 @@ import re
 from typing import Any
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -284,9 +287,40 @@ class SmartDealEngine(wiring.Component):
             with m.Else():
                 m.d.sync += w_jj.eq(w_jj + 1)
 
+        # -- the chunk starts: cstart[c] = entries of the list before chunk c ----------------------
+        c_bits = _bits(max_r)
+        cstart = Memory(shape=unsigned(idx_bits + 1), depth=2 << c_bits, init=[])
+        m.submodules.cstart = cstart
+        cs_wr = cstart.write_port()
+        cs_a, cs_b = cstart.read_port(domain="comb"), cstart.read_port(domain="comb")
+        m.d.comb += [cs_wr.addr.eq(Cat(w_c[:c_bits], w_bank)), cs_wr.data.eq(w_cnt),
+                     cs_wr.en.eq(w_pos & eq_const(w_jj, 0))]
+
+        # -- the runs: every tile's live chunks (golden.smartdeal_engine_cycles.tile_runs) -------
+        run_layout = data.StructLayout({"a": range(max(2, max_r)), "b": range(max(2, max_r + 1)),
+                                        "end": 1, "last": 1})
+        runs, run_base = [], []
+        for l, g in zip(lay, geo):
+            run_base.append(len(runs))
+            for tile_runs in ec.tile_runs(l, L):
+                for n_run, (a, b) in enumerate(tile_runs):
+                    runs.append(run_layout.const({"a": a, "b": b, "end": int(b == g["r"]),
+                                                  "last": int(n_run == len(tile_runs) - 1)}))
+        run_rom = Memory(shape=run_layout, depth=len(runs), init=runs)
+        m.submodules.run_rom = run_rom
+        run_rd = run_rom.read_port(domain="comb")
+        ri = Signal(range(max(2, len(runs))))
+        m.d.comb += [run_rd.addr.eq(ri), cs_a.addr.eq(Cat(run_rd.data.a[:c_bits], layer[0])),
+                     cs_b.addr.eq(Cat(run_rd.data.b[:c_bits], layer[0]))]
+
         # -- the issuer -------------------------------------------------------------------------
         nnz = Signal(idx_bits + 1)                     # entries of the list being read
-        cyc = Signal(max(idx_bits + 1, _bits(L) + 1))  # issue cycle within the tile
+        cyc = Signal(_bits(max_n + max_r + L) + 1)     # issue cycle within the tile
+        k = Signal(idx_bits + 1)                       # the next entry of the run
+        fresh = Signal(init=1)                         # the run's first cycle: k is its start
+        tdone = Signal()                               # the tile's runs are done (padding to L)
+        cur, end = Signal(idx_bits + 1), Signal(idx_bits + 1)
+        valid, run_done, runs_over = Signal(), Signal(), Signal()
         tile = Signal(range(max(2, max(g["T"] for g in geo))))
         ce_words = max(1, len(self._lane_units[0]._ce_words))
         b_words = max(1, len(self._lane_units[0]._b_words))
@@ -297,10 +331,23 @@ class SmartDealEngine(wiring.Component):
         op_valid, tile_end = Signal(), Signal()
         m.d.comb += [
             issuing.eq(state == State.ISSUE),
-            op_valid.eq(issuing & (cyc < nnz)),
-            tile_end.eq(issuing & (cyc + 1 >= nnz) & (cyc + 1 >= L)),
-            nz_rd.addr.eq(Cat(cyc[:idx_bits], layer[0])),
+            cur.eq(Mux(fresh, cs_a.data, k)),
+            end.eq(Mux(run_rd.data.end, nnz, cs_b.data)),
+            valid.eq(cur < end),
+            run_done.eq(issuing & ~tdone & (~valid | (cur + 1 == end))),
+            runs_over.eq(tdone | (run_done & run_rd.data.last)),
+            op_valid.eq(issuing & ~tdone & valid),
+            tile_end.eq(issuing & runs_over & (cyc + 1 >= L)),
+            nz_rd.addr.eq(Cat(cur[:idx_bits], layer[0])),
         ]
+        with m.If(run_done):
+            m.d.sync += [ri.eq(ri + 1), fresh.eq(1)]
+        with m.Elif(op_valid):
+            m.d.sync += [k.eq(cur + 1), fresh.eq(0)]
+        with m.If(tile_end):
+            m.d.sync += tdone.eq(0)
+        with m.Elif(run_done & run_rd.data.last):
+            m.d.sync += tdone.eq(1)
         # Cycle c + 1: the entry is out of the list; the lanes' addresses.
         v1, close1, last1 = Signal(), Signal(), Signal()
         ce_tb1, b_tb1 = Signal.like(ce_tb), Signal.like(b_tb)
@@ -367,7 +414,7 @@ class SmartDealEngine(wiring.Component):
         def start_layer():
             """Sync statements that start a layer on the list just written."""
             return [state.eq(State.ISSUE), cyc.eq(0), tile.eq(0), nnz.eq(w_cnt_next),
-                    o_idx.eq(0), wo.eq(0)]
+                    o_idx.eq(0), wo.eq(0), fresh.eq(1), tdone.eq(0)]
 
         with m.If(state == State.LOAD):
             m.d.comb += [self.i.ready.eq(1), w_h.eq(geo[0]["h"]), w_bank.eq(0),
@@ -376,7 +423,7 @@ class SmartDealEngine(wiring.Component):
                 m.d.sync += l_cnt.eq(l_cnt + 1)
                 with m.If(eq_const(l_cnt, geo[0]["n"] - 1)):
                     m.d.comb += reset_w.eq(1)
-                    m.d.sync += [*start_layer(), l_cnt.eq(0), layer.eq(0),
+                    m.d.sync += [*start_layer(), l_cnt.eq(0), layer.eq(0), ri.eq(run_base[0]),
                                  ce_tb.eq(self._ce_base[0]), b_tb.eq(self._b_base[0])]
         with m.Else():
             m.d.comb += [w_h.eq(per_layer("h", offset=1)), w_bank.eq(~layer[0]),
@@ -398,6 +445,7 @@ class SmartDealEngine(wiring.Component):
                 with m.Else():
                     m.d.comb += reset_w.eq(1)
                     m.d.sync += [*start_layer(), layer.eq(layer + 1),
+                                 ri.eq(per_layer(run_base, offset=1)),
                                  ce_tb.eq(per_layer(self._ce_base, offset=1)),
                                  b_tb.eq(per_layer(self._b_base, offset=1))]
         with m.Elif(state == State.UNLOAD):

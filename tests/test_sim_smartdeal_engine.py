@@ -25,15 +25,15 @@ from permdeal.verif.tb_smartdeal_engine import bench_config
 TB = "permdeal.verif.tb_smartdeal_engine"
 
 
-def decomposed(seed=3, sizes=(14, 11, 6), prune=0.3, bits=12, **kw):
+def decomposed(seed=3, sizes=(14, 11, 6), prune=0.3, bits=12, prune_group=2, **kw):
     """Layers decomposed from random float weights (``golden.smartdeal.decompose``), Ce rows pruned
-    in groups of 2, formats fitted to calibration data; ReLU on the hidden layers."""
+    in groups of ``prune_group``, formats fitted to calibration data; ReLU on the hidden layers."""
     rng = np.random.default_rng(seed)
     layers = [FloatLayer(f"fc{i}", rng.standard_normal((o, n)) * 0.4, rng.standard_normal(o) * 0.1)
               for i, (n, o) in enumerate(zip(sizes, sizes[1:]))]
     return compress_smartdeal(layers, spec=QuantSpec(act=bits, weight=bits, bias=bits),
                               calibration=rng.standard_normal((64, sizes[0])), prune=prune,
-                              prune_group=2, **kw)
+                              prune_group=prune_group, **kw)
 
 
 def handmade(seed=0, m=6, n=10, S=4, E=2, b_bits=6, h=2, relu=False, weight=Fixed(8, -2)):
@@ -97,12 +97,18 @@ def check(result, config):
 @pytest.mark.sim
 @pytest.mark.parametrize("sim", runner.SIMULATORS)
 def test_engine_matches_golden(sim, tmp_path):
-    """Two decomposed layers with ReLU and pruning on 4 lanes (11 and 6 outputs: a short last
-    tile; nnz below and above the lanes)."""
-    model = decomposed()
+    """Two decomposed layers with ReLU on 4 lanes (11 and 6 outputs: a short last tile; nnz below
+    and above the lanes), Ce rows pruned in groups of 4 outputs, so that tiles skip chunks."""
+    model = decomposed(prune=0.4, prune_group=4)
     result, config = simulate(sim, model, 4, tmp_path)
     check(result, config)
     assert len(set(config["vector_cycles"])) > 2      # the count follows the non-zero inputs
+    plans = [ec.tile_runs(l, 4) for l in model.layers]
+    assert all(any(runs != [(0, -(-l.shape[1] // 3))] for runs in plan)
+               for l, plan in zip(model.layers, plans))  # every layer skips some chunks
+    noskip = [c.total for c in ec.model_cycles(model, inputs(model.input_format, 14), 4, False)]
+    assert all(a <= b for a, b in zip(config["vector_cycles"], noskip))
+    assert sum(config["vector_cycles"]) < sum(noskip)
 
 
 @pytest.mark.sim
@@ -138,12 +144,42 @@ def test_bench_catches_a_wrong_basis(tmp_path, monkeypatch):
 
 
 @pytest.mark.sim
+def test_bench_catches_a_lost_skip(tmp_path, monkeypatch):
+    """An engine generated without the pruning skip computes the same outputs in more cycles than
+    the model says: the bench's cycle test fails, naming the vector and both counts."""
+    layer = handmade()
+    x = inputs(layer.fmts.act, 10)
+    config = bench_config(SmartDealModel([layer]), x, 1)     # the model, with the skip
+    real = ec.tile_runs
+    monkeypatch.setattr(ec, "tile_runs", lambda layer, lanes, skip=True: real(layer, lanes, False))
+    emit(SmartDealEngine([layer], 1), "dut", tmp_path / "dut.v")
+    with pytest.raises(runner.SimulationFailed) as e:
+        runner.run("icarus", sources=[tmp_path / "dut.v"], toplevel="dut", test_module=TB,
+                   build_dir=tmp_path, config=config, seed=3, testcase="test_cycles")
+    rep = e.value.result.report["test_cycles"]
+    assert rep["observed"] == [v for y in config["expected"] for v in y]   # same outputs
+    differ = [a != b for a, b in zip(rep["rtl_cycles"], rep["model_cycles"])]
+    assert rep["mismatches"] == sum(differ) == len(x), rep
+    # the skip saves cycles on inputs with non-zeros in dead chunks; on the all-zero input its
+    # empty runs cost a cycle each (docs/design.md 11.1)
+    assert rep["rtl_cycles"][0] > rep["model_cycles"][0]
+    assert rep["rtl_cycles"][-1] < rep["model_cycles"][-1]
+    assert re.fullmatch(r"layer hand, input vector 0: \d+ cycles in RTL, the cycle model says "
+                        r"\d+ \(first input in cycle \d+, last output in cycle \d+\)",
+                        rep["errors"][0]), rep
+
+
+@pytest.mark.sim
 @pytest.mark.parametrize("lanes", [1, 3, 8])
 def test_engine_handmade_layer_icarus(lanes, tmp_path):
     """The saturating hand-made layer (S = 4, E = 2, h = 2: two blocks per row, align 2) on 1, 3
     and 8 lanes (more lanes than outputs)."""
-    result, config = simulate("icarus", SmartDealModel([handmade()]), lanes, tmp_path)
+    layer = handmade()
+    result, config = simulate("icarus", SmartDealModel([layer]), lanes, tmp_path)
     check(result, config)
+    plan = ec.tile_runs(layer, lanes)
+    if lanes == 1:   # output 2 has no live chunk (an empty run), output 0 a dead chunk between two
+        assert plan[2] == [(0, 0)] and plan[0] == [(0, 1), (2, 3)], plan
 
 
 def test_rebuild_alignment_corners():

@@ -14,20 +14,48 @@ from permdeal.golden.compress import QuantSpec, compress_smartdeal
 from permdeal.golden.model import FloatLayer
 
 
+def doc_live(layer, i, c):
+    """Section 11.1: whether chunk ``c`` of output row ``i`` has a non-zero Ce code (row ``c mod
+    h`` of block ``i * bpr + c div h``; a code is non-zero when its top bit nz is set)."""
+    codes = layer.codes
+    r = math.ceil(layer.shape[1] / codes.S)
+    h = codes.rows_per_block
+    bpr = math.ceil(r / h)
+    row = codes.codes[i * bpr + c // h, c % h]
+    return any((int(code) >> (codes.E + 1)) & 1 for code in row)
+
+
 def doc_total(model, x, L):
-    """Section 11.1 from the text: per layer T = ceil(m/L) tiles, q = m - (T-1)*L, P = max(nnz,
-    L), T_layer = T*P + q + 7; total = n_first + sum T_layer + m_last. nnz from a forward pass of
-    plain integer arithmetic."""
+    """Section 11.1 from the text: per layer T = ceil(m/L) tiles, q = m - (T-1)*L; tile t walks
+    the runs of consecutive chunks live for it (some row of the tile non-zero there; a tile with no
+    live chunk walks one empty run); a run costs max(z, 1) cycles, z its non-zero inputs; U_t the
+    sum, P_t = max(U_t, L), T_layer = sum P_t + q + 7; total = n_first + sum T_layer + m_last.
+    nnz from a forward pass of plain integer arithmetic. Returns (total, utilization)."""
     total = len(x) + model.layers[-1].shape[0]
     macs = lane_cycles = 0
     a = np.asarray(x, dtype=np.int64)
     for layer in model.layers:
-        m = layer.shape[0]
-        nnz = sum(1 for v in a if v != 0)
+        m, n = layer.shape
+        S = layer.codes.S
+        r = math.ceil(n / S)
         T = math.ceil(m / L)
-        t_layer = T * max(nnz, L) + (m - (T - 1) * L) + 7
+        t_layer = (m - (T - 1) * L) + 7
+        for t in range(T):
+            rows = range(t * L, min(m, (t + 1) * L))
+            live = [any(doc_live(layer, i, c) for i in rows) for c in range(r)]
+            runs, run = [], None
+            for c in range(r):
+                if live[c]:
+                    run = [c, c + 1] if run is None else [run[0], c + 1]
+                elif run is not None:
+                    runs.append(run)
+                    run = None
+            runs += [run] if run is not None else []
+            z = [sum(1 for j in range(ra * S, min(n, rb * S)) if a[j] != 0) for ra, rb in runs]
+            u = sum(max(v, 1) for v in z) if runs else 1
+            t_layer += max(u, L)
+            macs += sum(z) * len(rows)
         total += t_layer
-        macs += nnz * m
         lane_cycles += L * t_layer
         a = layer.forward(a[None, :])[0]
     return total, macs / lane_cycles
