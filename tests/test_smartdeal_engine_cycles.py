@@ -102,7 +102,8 @@ def test_engine_part_figures():
     from permdeal.golden import train as tr
     from permdeal.golden.compress import compress_permdiag
     from permdeal.golden.cycles import EngineConfig, model_cycles
-    e = bs.engine_figures(3, 3, 8, seed=1, hidden=(24,), epochs=3, finetune_epochs=2)
+    e = bs.engine_figures(3, 3, 8, seed=1, hidden=(24,), epochs=3, finetune_epochs=2,
+                          prunes=(0.5,))
     # rebuild the same models independently of engine_figures
     X_tr, y_tr, X_te, y_te = tr.load_digits_split(1)
     dense = tr.train(tr.init_mlp([64, 24, 10], seed=1), X_tr, y_tr, epochs=3, seed=1)
@@ -121,14 +122,30 @@ def test_engine_part_figures():
     assert e["permdiag"]["cycles"] == pytest.approx(pd_mean)
     assert e["ratio"] == pytest.approx(e["smartdeal"]["cycles"] / pd_mean)
     assert e["targets"]["ratio_met"] == (e["ratio"] <= 1.5)
+    # the pruned variant: pruned in groups of 8 outputs, fine-tuned, compressed; its chunks are
+    # dead for whole tiles, so it takes fewer cycles than the dense-row model
+    from permdeal.golden import smartdeal_train as st
+    tuned = st.finetune(st.smartdeal_mlp(dense, 3, 3, prune=0.5, prune_group=8), X_tr, y_tr,
+                        epochs=2, seed=1)
+    pm = compress_smartdeal([FloatLayer(n, W, b) for n, W, b in tuned.to_mlp().dense_weights()],
+                            QuantSpec(act=16, weight=16, bias=16), calibration=X_tr, prune=0.5,
+                            prune_group=8)
+    pcodes_sd, _ = pm.quantize_input(X_te)
+    want = [doc_total(pm, x, 8) for x in pcodes_sd]
+    (v,) = e["pruned"]
+    assert v["cycles"] == pytest.approx(np.mean([t for t, _ in want]))
+    assert v["utilization"] == pytest.approx(np.mean([u for _, u in want]))
+    assert v["ratio"] == pytest.approx(v["cycles"] / pd_mean)
+    assert v["cycles"] < e["smartdeal"]["cycles"]
     assert e["targets"]["utilization_met"] == (e["smartdeal"]["utilization"] >= 0.85)
 
 
 def test_cli_engine_part(capsys, monkeypatch):
     real = bs.engine_figures
     monkeypatch.setattr(bs, "engine_figures", lambda S, E, b, seed: real(
-        S, E, b, seed, hidden=(16,), epochs=2, finetune_epochs=1))
+        S, E, b, seed, hidden=(16,), epochs=2, finetune_epochs=1, prunes=(0.6,)))
     assert main(["bench-smartdeal", "--parts", "engine"]) == 0
     text = capsys.readouterr().out
     assert "SmartDeal engine (8 lanes, one rebuild engine each)" in text
     assert "PermDNN engine (4 PE x 2 lanes, p=4)" in text and "cycles SmartDeal / PermDNN" in text
+    assert "SmartDeal engine, 60% of Ce rows pruned in groups of 8, fine-tuned" in text

@@ -44,6 +44,9 @@ PD_ENGINE = (4, 2, 4)
 #: Issue 17's targets at batch 1 on ENGINE_LANES lanes: cycles at most this many times the PermDNN
 #: engine's, MAC-lane utilization at least this.
 TARGET_RATIO, TARGET_UTILIZATION = 1.5, 0.85
+#: Fractions of Ce rows pruned (in groups of ENGINE_LANES outputs) of the engine part's pruned
+#: and fine-tuned variants.
+PRUNES = (0.5, 0.6)
 
 
 def layer_figures(m: int, n: int, S: int, E: int, b_bits: int, p: int,
@@ -96,11 +99,34 @@ def unit_figures(S: int, E: int, b_bits: int, lanes: int | None,
     return out
 
 
-def engine_figures(S: int, E: int, b_bits: int, seed: int, hidden: tuple = (128, 64),
-                   epochs: int = 40, finetune_epochs: int = 30) -> dict[str, Any]:
-    """The ``engine`` part (module docstring): per-image mean cycles and utilization of both
-    engines over the digits test split, per layer for SmartDeal, and the targets."""
+def _sd_engine_run(model, codes, y_te):
+    """Mean figures of a SmartDeal model on the engine over ``codes`` (``ENGINE_LANES`` lanes)."""
     from permdeal.golden import smartdeal_engine_cycles as ec
+    runs = ec.model_cycles(model, codes, ENGINE_LANES)
+    mean = lambda xs: float(np.mean(xs))
+    return {"accuracy": float(np.mean(np.argmax(model.forward(codes), 1) == y_te)),
+            "cycles": mean([r.total for r in runs]), "cycles_min": min(r.total for r in runs),
+            "cycles_max": max(r.total for r in runs),
+            "compute_cycles": mean([r.compute for r in runs]),
+            "utilization": mean([r.utilization for r in runs]),
+            "total_utilization": mean([r.total_utilization for r in runs]),
+            "macs": mean([r.macs for r in runs]),
+            "layers": [{"name": l.name, "m": l.shape[0], "n": l.shape[1],
+                        "nnz": mean([r.layers[i].nnz for r in runs]),
+                        "cycles": mean([r.layers[i].compute for r in runs]),
+                        "utilization": mean([r.layers[i].utilization for r in runs])}
+                       for i, l in enumerate(model.layers)]}
+
+
+def engine_figures(S: int, E: int, b_bits: int, seed: int, hidden: tuple = (128, 64),
+                   epochs: int = 40, finetune_epochs: int = 30,
+                   prunes: tuple = PRUNES) -> dict[str, Any]:
+    """The ``engine`` part (module docstring): per-image mean cycles and utilization of both
+    engines over the digits test split, per layer for SmartDeal, and the targets; for every
+    fraction of ``prunes`` also the dense model decomposed with that fraction of Ce rows pruned in
+    groups of ``ENGINE_LANES`` outputs (one tile: the engine skips them), fine-tuned with the
+    structure kept (``golden.smartdeal_train.finetune``, ``finetune_epochs``) and compressed."""
+    from permdeal.golden import smartdeal_train as st
     from permdeal.golden import train as tr
     from permdeal.golden.compress import QuantSpec, compress_permdiag, compress_smartdeal
     from permdeal.golden.cycles import EngineConfig
@@ -121,33 +147,33 @@ def engine_figures(S: int, E: int, b_bits: int, seed: int, hidden: tuple = (128,
                             calibration=X_tr)
     sd_codes, _ = sdm.quantize_input(X_te)
     pd_codes, _ = pdm.quantize_input(X_te)
-    sd_runs = ec.model_cycles(sdm, sd_codes, ENGINE_LANES)
     cfg = EngineConfig(n_pe=pes, lanes=pd_lanes)
     pd_runs = [pd_cycles(pdm, x, cfg) for x in pd_codes]
-    mean = lambda xs: float(np.mean(xs))
-    sd_total, pd_total = mean([r.total for r in sd_runs]), mean([r.total for r in pd_runs])
-    util = mean([r.utilization for r in sd_runs])
+    pd_total = float(np.mean([r.total for r in pd_runs]))
+    sdr = _sd_engine_run(sdm, sd_codes, y_te)
+    pruned = []
+    for frac in prunes:
+        tuned = st.finetune(st.smartdeal_mlp(dense, S, E, prune=frac, prune_group=ENGINE_LANES),
+                            X_tr, y_tr, epochs=finetune_epochs, seed=seed)
+        pm = compress_smartdeal([FloatLayer(n, W, b) for n, W, b in
+                                 tuned.to_mlp().dense_weights()], spec, calibration=X_tr, S=S,
+                                E=E, b_bits=b_bits, prune=frac, prune_group=ENGINE_LANES)
+        codes, _ = pm.quantize_input(X_te)
+        run = _sd_engine_run(pm, codes, y_te)
+        pruned.append({"prune": frac, "prune_group": ENGINE_LANES, **run,
+                       "ratio": run["cycles"] / pd_total})
     return {
         "seed": seed, "images": int(len(X_te)), "sizes": sizes, "lanes": ENGINE_LANES,
-        "smartdeal": {"accuracy": float(np.mean(np.argmax(sdm.forward(sd_codes), 1) == y_te)),
-                      "cycles": sd_total, "cycles_min": min(r.total for r in sd_runs),
-                      "cycles_max": max(r.total for r in sd_runs),
-                      "compute_cycles": mean([r.compute for r in sd_runs]),
-                      "utilization": util,
-                      "total_utilization": mean([r.total_utilization for r in sd_runs]),
-                      "macs": mean([r.macs for r in sd_runs]),
-                      "layers": [{"name": l.name, "m": l.shape[0], "n": l.shape[1],
-                                  "nnz": mean([r.layers[i].nnz for r in sd_runs]),
-                                  "cycles": mean([r.layers[i].compute for r in sd_runs]),
-                                  "utilization": mean([r.layers[i].utilization for r in sd_runs])}
-                                 for i, l in enumerate(sdm.layers)]},
+        "smartdeal": sdr,
         "permdiag": {"pes": pes, "lanes_per_pe": pd_lanes, "p": p,
                      "accuracy": float(np.mean(np.argmax(pdm.forward(pd_codes), 1) == y_te)),
-                     "cycles": pd_total, "utilization": mean([r.utilization for r in pd_runs])},
-        "ratio": sd_total / pd_total,
+                     "cycles": pd_total,
+                     "utilization": float(np.mean([r.utilization for r in pd_runs]))},
+        "ratio": sdr["cycles"] / pd_total,
+        "pruned": pruned,
         "targets": {"ratio": TARGET_RATIO, "utilization": TARGET_UTILIZATION,
-                    "ratio_met": sd_total / pd_total <= TARGET_RATIO,
-                    "utilization_met": util >= TARGET_UTILIZATION},
+                    "ratio_met": sdr["cycles"] / pd_total <= TARGET_RATIO,
+                    "utilization_met": sdr["utilization"] >= TARGET_UTILIZATION},
         "seconds": round(time.perf_counter() - t0, 1),
     }
 
@@ -219,6 +245,10 @@ def tables(res: dict[str, Any]) -> str:
             [f"SmartDeal engine ({e['lanes']} lanes, one rebuild engine each)", e["lanes"],
              pct(s["accuracy"]), f"{s['cycles']:.1f} ({s['cycles_min']}..{s['cycles_max']})",
              pct(s["utilization"])],
+            *[[f"SmartDeal engine, {100 * v['prune']:.0f}% of Ce rows pruned in groups of "
+               f"{v['prune_group']}, fine-tuned", e["lanes"], pct(v["accuracy"]),
+               f"{v['cycles']:.1f} ({v['cycles_min']}..{v['cycles_max']})",
+               pct(v["utilization"])] for v in e["pruned"]],
             [f"PermDNN engine ({d['pes']} PE x {d['lanes_per_pe']} lanes, p={d['p']})",
              d["pes"] * d["lanes_per_pe"], pct(d["accuracy"]), f"{d['cycles']:.1f}",
              pct(d["utilization"])]], "lrrrr"))
@@ -232,6 +262,12 @@ def tables(res: dict[str, Any]) -> str:
                    f"(target >= {pct(t['utilization'])}: {yes(t['utilization_met'])}); "
                    f"{s['macs']:.0f} multiplies per image against the PermDNN engine's p-fold "
                    "fewer: the dense rebuilt rows bound SmartDeal at batch 1")
+        for v in e["pruned"]:
+            out.append(f"pruned {100 * v['prune']:.0f}% in groups of {v['prune_group']}: "
+                       f"{v['ratio']:.2f}x the PermDNN engine's cycles (target "
+                       f"{yes(v['ratio'] <= t['ratio'])}), utilization {pct(v['utilization'])} "
+                       f"(target {yes(v['utilization'] >= t['utilization'])}), accuracy "
+                       f"{pct(v['accuracy'])}")
     return "\n".join(out)
 
 
