@@ -269,3 +269,25 @@ def test_bad_parameters():
         Rebuild(3, 3, 8, [(70, 8)])
     with pytest.raises(PermdealError, match=r"input codes must be \(vectors, 14\)"):
         ec.model_cycles(model, np.zeros((2, 3)), 4)
+
+
+@pytest.mark.sim
+def test_engine_sim_helper(tmp_path):
+    """``verif.smartdeal_engine_sim.simulate``: the RTL's outputs are the golden model's, its
+    cycles the model's, for every vector; the report says so."""
+    from permdeal.verif.smartdeal_engine_sim import simulate as run_model
+    model = decomposed(seed=4, prune=0.5, prune_group=2)
+    x = inputs(model.input_format, model.n_inputs, seed=8)
+    rep = run_model(model, x, 2, "icarus", tmp_path, seed=2, streams=True)
+    np.testing.assert_array_equal(rep["outputs"], model.forward(x))
+    assert rep["golden_match"] and rep["cycles_match_model"] and rep["vectors"] == len(x)
+    assert rep["rtl_cycles"] == [c.total for c in ec.model_cycles(model, x, 2)]
+    assert rep["tests"] == ["test_streams", "test_cycles"] and not rep["failures"]
+    assert rep["streams"]["checked"] == model.forward(x).size
+
+
+def test_latency_properties_are_the_model_terms():
+    engine = SmartDealEngine(decomposed().layers, 4)
+    assert (engine.issue_to_acc, engine.layer_overhead) == (ec.ISSUE_TO_ACC, ec.LAYER_OVERHEAD)
+    assert (engine.lanes, engine.n_inputs, engine.n_outputs) == (4, 14, 6)
+    assert Rebuild(3, 3, 8, [(1, 8)]).latency == 2
