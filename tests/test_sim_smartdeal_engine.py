@@ -82,7 +82,8 @@ def simulate(sim, model, lanes, build, x=None, seed=5, **extra):
 
 
 def check(result, config):
-    assert result.passed and set(result.tests) == {"test_streams", "test_cycles"}, result
+    assert result.passed and set(result.tests) == {"test_streams", "test_cycles", "test_reset"}, \
+        result
     n_out = sum(map(len, config["expected"]))
     for test in result.tests:
         rep = result.report[test]
@@ -90,6 +91,7 @@ def check(result, config):
     rep = result.report["test_cycles"]
     assert rep["rtl_cycles"] == config["vector_cycles"], rep
     assert rep["observed"] == [v for y in config["expected"] for v in y]
+    assert result.report["test_reset"]["rtl_cycles"] == config["vector_cycles"]
     rep = result.report["test_streams"]
     assert rep["input_stalls"] > 0 and rep["output_stalls"] > 0, rep
 
@@ -136,7 +138,8 @@ def test_bench_catches_a_wrong_basis(tmp_path, monkeypatch):
     monkeypatch.setattr(se, "lane_words", first_basis)
     with pytest.raises(runner.SimulationFailed) as e:
         simulate("icarus", SmartDealModel([handmade()]), 3, tmp_path)
-    assert e.value.result.failures.keys() == {"test_streams", "test_cycles"}, str(e.value)
+    assert e.value.result.failures.keys() == {"test_streams", "test_cycles", "test_reset"}, \
+        str(e.value)
     rep = e.value.result.report["test_cycles"]
     assert rep["mismatches"] > 0 and rep["rtl_cycles"] == rep["model_cycles"], rep
     assert re.fullmatch(r"layer hand, input vector \d+, output \d+: expected -?\d+, observed "
@@ -282,7 +285,7 @@ def test_engine_sim_helper(tmp_path):
     np.testing.assert_array_equal(rep["outputs"], model.forward(x))
     assert rep["golden_match"] and rep["cycles_match_model"] and rep["vectors"] == len(x)
     assert rep["rtl_cycles"] == [c.total for c in ec.model_cycles(model, x, 2)]
-    assert rep["tests"] == ["test_streams", "test_cycles"] and not rep["failures"]
+    assert rep["tests"] == ["test_streams", "test_cycles", "test_reset"] and not rep["failures"]
     assert rep["streams"]["checked"] == model.forward(x).size
 
 

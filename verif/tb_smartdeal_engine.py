@@ -12,7 +12,9 @@ every vector has its own.
 back-pressure on the output (``verif/tb_smartdeal_layer.py``'s drivers); every output is compared
 in order and ``last`` must be on each vector's final output. ``test_cycles`` sends the vectors one
 at a time with no idle and the output always ready: vector ``v`` must take exactly
-``vector_cycles[v]``. The seed (``cocotb.RANDOM_SEED``) is logged by the TB.
+``vector_cycles[v]``. ``test_reset`` resets the engine halfway through loading, then halfway
+through computing, and then runs ``test_cycles``' check. The seed (``cocotb.RANDOM_SEED``) is
+logged by the TB.
 """
 
 from __future__ import annotations
@@ -107,6 +109,27 @@ async def test_cycles(dut: Any) -> None:
               mismatches=len(tb.errors), errors=tb.errors[:10], vectors=len(tb.inputs),
               observed=tb.observed, rtl_cycles=measured, model_cycles=tb.vector_cycles,
               seed=cocotb.RANDOM_SEED)
+    assert not tb.errors, f"{len(tb.errors)} errors; the first: {tb.errors[0]}"
+    assert tb.checked == sum(map(len, tb.expected)) > 0, "not every output was checked"
+    assert measured == tb.vector_cycles, (measured, tb.vector_cycles)
+
+
+@cocotb.test()
+async def test_reset(dut: Any) -> None:
+    """A reset while loading and one while computing abandon the inference and leave nothing
+    behind: afterwards every vector gives its outputs and exactly its cycles."""
+    tb = TB(dut, 0.0, 0.0)
+    await reset(dut)
+    x = tb.inputs[0]
+    limit = 4 * tb.cycles + 400
+    await tb.send(x[:max(1, len(x) // 2)], limit)            # half an inference loaded
+    await reset(dut)
+    await tb.send(x, limit)                                  # loaded, then computing ...
+    await ClockCycles(dut.clk, max(1, tb.vector_cycles[0] // 2))
+    measured = await tb.run_cycles()                         # ... reset (its first step)
+    tb_report("test_reset", checked=tb.checked, outputs=sum(map(len, tb.expected)),
+              mismatches=len(tb.errors), errors=tb.errors[:10], rtl_cycles=measured,
+              model_cycles=tb.vector_cycles)
     assert not tb.errors, f"{len(tb.errors)} errors; the first: {tb.errors[0]}"
     assert tb.checked == sum(map(len, tb.expected)) > 0, "not every output was checked"
     assert measured == tb.vector_cycles, (measured, tb.vector_cycles)
