@@ -161,6 +161,7 @@ class SmartDealEngine(wiring.Component):
         self._in_bits, self._out_bits = lay[0].fmts.act.bits, lay[-1].fmts.out.bits
         self._aligns = [(l.align_shift, l.fmts.weight.bits) for l in lay]
         ce, bw, self._ce_base, self._b_base = lane_words(lay, self._lanes)
+        self._writeback = Writeback([l.fmts for l in lay], relu=[l.relu for l in lay])
         self._lane_units = [EngineLane(self._S, self._E, self._b_bits, self._aligns,
                                        self._act_bits, self._acc_bits, ce[i], bw[i])
                             for i in range(self._lanes)]
@@ -202,7 +203,7 @@ class SmartDealEngine(wiring.Component):
     @property
     def layer_overhead(self) -> int:
         """``T_layer - T*P - q``: the last slot's pipeline and the write-back."""
-        return self.issue_to_acc + Writeback(self._layers[0].fmts, relu=False).latency
+        return self.issue_to_acc + self._writeback.latency
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
@@ -223,7 +224,7 @@ class SmartDealEngine(wiring.Component):
 
         for i, lane in enumerate(self._lane_units):
             m.submodules[f"lane{i}"] = lane
-        wb = Writeback([l.fmts for l in lay], relu=[l.relu for l in lay])
+        wb = self._writeback
         m.submodules.writeback = wb
 
         # -- the non-zero lists: two banks of (x, jj, c, k) -------------------------------------
@@ -244,7 +245,7 @@ class SmartDealEngine(wiring.Component):
         state = Signal(State, init=State.LOAD)
         layer = Signal(sel_range)
 
-        def per_layer(key, sig=None, offset=0):
+        def per_layer(key, offset=0):
             """Mux of a per-layer constant by ``layer`` (``offset``: of layer ``layer + offset``,
             clipped at the last)."""
             vals = [geo[min(i + offset, nl - 1)][key] if isinstance(key, str) else
@@ -322,8 +323,7 @@ class SmartDealEngine(wiring.Component):
         cur, end = Signal(idx_bits + 1), Signal(idx_bits + 1)
         valid, run_done, runs_over = Signal(), Signal(), Signal()
         tile = Signal(range(max(2, max(g["T"] for g in geo))))
-        ce_words = max(1, len(self._lane_units[0]._ce_words))
-        b_words = max(1, len(self._lane_units[0]._b_words))
+        ce_words, b_words = self._lane_units[0].ce_depth, self._lane_units[0].b_depth
         ce_tb = Signal(range(max(2, ce_words)))        # Ce address of the tile's rows
         b_tb = Signal(range(max(2, b_words)))
         wcnt = Signal(range(max(2, L + ec.LAYER_OVERHEAD)))

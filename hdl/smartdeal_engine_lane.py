@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """One MAC lane of the SmartDeal engine: its ROMs, its rebuild engine, a multiplier, an accumulator.
 
 ::
@@ -105,6 +106,16 @@ class EngineLane(wiring.Component):
             "sel": In(self._rebuild.sel.shape()),
             "result": Out(signed(self._acc_bits)),
         })
+
+    @property
+    def ce_depth(self) -> int:
+        """Words of the Ce ROM."""
+        return len(self._ce_words)
+
+    @property
+    def b_depth(self) -> int:
+        """Words of the basis ROM."""
+        return len(self._b_words)
 
     @property
     def latency(self) -> int:
