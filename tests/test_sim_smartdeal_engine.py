@@ -4,6 +4,7 @@ and its cycle model (``golden.smartdeal_engine_cycles``); the cycle model agains
 event count of the documented schedule; the rebuild engine against ``golden.smartdeal``; parameter
 checks."""
 
+import os
 import re
 
 import numpy as np
@@ -353,4 +354,27 @@ def test_engine_edge_shapes_icarus(name, tmp_path):
     kw.setdefault("prune", 0.0)
     model = decomposed(seed=21, bits=10, prune_group=1, **kw)
     result, config = simulate("icarus", model, lanes, tmp_path, seed=4)
+    check(result, config)
+
+
+#: Seeds of the random configurations (more with $PERMDEAL_SD_ENGINE_SEEDS=N).
+SEEDS = list(range(101, 101 + int(os.environ.get("PERMDEAL_SD_ENGINE_SEEDS", "3"))))
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("seed", SEEDS)
+def test_engine_random_configurations_icarus(seed, tmp_path):
+    """Random networks (depth, sizes, S, E, b_B, rows per block, pruning, widths) on random lane
+    counts; the seed names the configuration."""
+    rng = np.random.default_rng(seed)
+    depth = int(rng.integers(1, 4))
+    sizes = tuple(int(v) for v in rng.integers(1, 19, depth + 1))
+    S = int(rng.integers(1, 6))
+    r = -(-sizes[0] // S)
+    kw = dict(S=S, E=int(rng.integers(1, 5)), b_bits=int(rng.integers(3, 10)),
+              rows_per_block=int(rng.integers(1, r + 1)),
+              prune=float(rng.choice([0.0, 0.3, 0.6])), prune_group=int(rng.integers(1, 5)))
+    lanes = int(rng.integers(1, 10))
+    model = decomposed(seed=seed, sizes=sizes, bits=int(rng.integers(6, 17)), **kw)
+    result, config = simulate("icarus", model, lanes, tmp_path, seed=seed)
     check(result, config)
