@@ -47,7 +47,10 @@ from .output_reader import output_layout
 from .smartdeal_engine_lane import EngineLane, pack_b, pack_ce
 from .writeback import Writeback
 
-__all__ = ["SmartDealEngine", "State", "lane_words"]
+__all__ = ["MAX_LANE_WORDS", "SmartDealEngine", "State", "lane_words"]
+
+#: The most Ce words one lane's ROM may hold (its codes are baked into the Verilog).
+MAX_LANE_WORDS = 1 << 18
 
 
 class State(enum.Enum, shape=3):
@@ -160,6 +163,11 @@ class SmartDealEngine(wiring.Component):
         self._acc_bits = max(l.fmts.acc_bits for l in lay)
         self._in_bits, self._out_bits = lay[0].fmts.act.bits, lay[-1].fmts.out.bits
         self._aligns = [(l.align_shift, l.fmts.weight.bits) for l in lay]
+        words = sum(-(-l.shape[0] // self._lanes) * -(-l.shape[1] // self._S) for l in lay)
+        if words > MAX_LANE_WORDS:
+            raise PermdealError(
+                f"every lane's Ce ROM would hold {words} words (more than {MAX_LANE_WORDS}) for "
+                f"these layers on {self._lanes} lanes; use more lanes")
         ce, bw, self._ce_base, self._b_base = lane_words(lay, self._lanes)
         self._writeback = Writeback([l.fmts for l in lay], relu=[l.relu for l in lay])
         self._lane_units = [EngineLane(self._S, self._E, self._b_bits, self._aligns,

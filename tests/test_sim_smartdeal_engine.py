@@ -271,6 +271,14 @@ def test_bad_parameters():
     with pytest.raises(PermdealError, match=r"rebuild aligns\[0\] align_shift must be an integer "
                                             r"in \[-62, 62\], not 70"):
         Rebuild(3, 3, 8, [(70, 8)])
+    import permdeal.hdl.smartdeal_engine as se
+    # 11 outputs x 5 chunks + 6 x 4 = 79 Ce rows on one lane
+    with pytest.raises(PermdealError, match=r"every lane's Ce ROM would hold 79 words \(more "
+                                            r"than 40\) for these layers on 1 lanes; use more "
+                                            r"lanes"):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(se, "MAX_LANE_WORDS", 40)
+            SmartDealEngine(model.layers, 1)
     with pytest.raises(PermdealError, match=r"input codes must be \(vectors, 14\)"):
         ec.model_cycles(model, np.zeros((2, 3)), 4)
 
