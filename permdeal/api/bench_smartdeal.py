@@ -11,6 +11,11 @@ Three parts, each optional:
 - ``unit``: the bit-serial shift-add unit's timing (:class:`golden.shift_add.ShiftAddTiming`),
   cycles per row and per rebuilt weight, and with ``--synth`` its size from Yosys (generic cells
   and OSU 0.18 um logic area, ``permdeal synth --block shift_add``).
+- ``engine``: :func:`engine_figures`: the digits MLP (the demo's: dense 64-128-64-10, and its PD
+  form at ``p = 4`` fine-tuned) compressed to 16 bits both ways, over the 450 test images at batch
+  1: the SmartDeal engine's cycles and MAC-lane utilization on :data:`ENGINE_LANES` lanes
+  (``golden.smartdeal_engine_cycles``, equal to the RTL's on every bench) against the PermDNN
+  engine's on as many lanes (:data:`PD_ENGINE`, ``golden.cycles``), and the issue-17 targets.
 """
 
 import json
@@ -31,7 +36,17 @@ from permdeal.golden.shift_add import ShiftAddTiming
 
 from permdeal.tables import table
 
-PARTS = ("layer", "digits", "unit")
+PARTS = ("layer", "digits", "unit", "engine")
+#: The SmartDeal engine's MAC lanes in the ``engine`` part, and the PermDNN engine beside it
+#: (``(PEs, lanes per PE, p)``, the demo's: as many lanes in all).
+ENGINE_LANES = 8
+PD_ENGINE = (4, 2, 4)
+#: Issue 17's targets at batch 1 on ENGINE_LANES lanes: cycles at most this many times the PermDNN
+#: engine's, MAC-lane utilization at least this.
+TARGET_RATIO, TARGET_UTILIZATION = 1.5, 0.85
+#: Fractions of Ce rows pruned (in groups of ENGINE_LANES outputs) of the engine part's pruned
+#: and fine-tuned variants.
+PRUNES = (0.5, 0.6)
 
 
 def layer_figures(m: int, n: int, S: int, E: int, b_bits: int, p: int,
@@ -82,6 +97,85 @@ def unit_figures(S: int, E: int, b_bits: int, lanes: int | None,
         out["asic_logic_um2"] = rep["asic"]["logic_area_um2"]
         out["asic_cells"] = rep["asic"]["cells_total"]
     return out
+
+
+def _sd_engine_run(model, codes, y_te):
+    """Mean figures of a SmartDeal model on the engine over ``codes`` (``ENGINE_LANES`` lanes)."""
+    from permdeal.golden import smartdeal_engine_cycles as ec
+    runs = ec.model_cycles(model, codes, ENGINE_LANES)
+    mean = lambda xs: float(np.mean(xs))
+    return {"accuracy": float(np.mean(np.argmax(model.forward(codes), 1) == y_te)),
+            "cycles": mean([r.total for r in runs]), "cycles_min": min(r.total for r in runs),
+            "cycles_max": max(r.total for r in runs),
+            "compute_cycles": mean([r.compute for r in runs]),
+            "utilization": mean([r.utilization for r in runs]),
+            "total_utilization": mean([r.total_utilization for r in runs]),
+            "macs": mean([r.macs for r in runs]),
+            "layers": [{"name": l.name, "m": l.shape[0], "n": l.shape[1],
+                        "nnz": mean([r.layers[i].nnz for r in runs]),
+                        "cycles": mean([r.layers[i].compute for r in runs]),
+                        "utilization": mean([r.layers[i].utilization for r in runs])}
+                       for i, l in enumerate(model.layers)]}
+
+
+def engine_figures(S: int, E: int, b_bits: int, seed: int, hidden: tuple = (128, 64),
+                   epochs: int = 40, finetune_epochs: int = 30,
+                   prunes: tuple = PRUNES) -> dict[str, Any]:
+    """The ``engine`` part (module docstring): per-image mean cycles and utilization of both
+    engines over the digits test split, per layer for SmartDeal, and the targets; for every
+    fraction of ``prunes`` also the dense model decomposed with that fraction of Ce rows pruned in
+    groups of ``ENGINE_LANES`` outputs (one tile: the engine skips them), fine-tuned with the
+    structure kept (``golden.smartdeal_train.finetune``, ``finetune_epochs``) and compressed."""
+    from permdeal.golden import smartdeal_train as st
+    from permdeal.golden import train as tr
+    from permdeal.golden.compress import QuantSpec, compress_permdiag, compress_smartdeal
+    from permdeal.golden.cycles import EngineConfig
+    from permdeal.golden.cycles import model_cycles as pd_cycles
+    from permdeal.golden.model import FloatLayer
+
+    t0 = time.perf_counter()
+    X_tr, y_tr, X_te, y_te = tr.load_digits_split(seed)
+    sizes = [X_tr.shape[1], *hidden, 10]
+    pes, pd_lanes, p = PD_ENGINE
+    ps = [p] * (len(sizes) - 1)
+    dense = tr.train(tr.init_mlp(sizes, seed=seed), X_tr, y_tr, epochs=epochs, seed=seed)
+    pd = tr.train(tr.project(dense, ps), X_tr, y_tr, epochs=finetune_epochs, seed=seed)
+    spec = QuantSpec(act=16, weight=16, bias=16)
+    sdm = compress_smartdeal([FloatLayer(n, W, b) for n, W, b in dense.dense_weights()], spec,
+                             calibration=X_tr, S=S, E=E, b_bits=b_bits)
+    pdm = compress_permdiag([FloatLayer(n, W, b) for n, W, b in pd.dense_weights()], ps, spec,
+                            calibration=X_tr)
+    sd_codes, _ = sdm.quantize_input(X_te)
+    pd_codes, _ = pdm.quantize_input(X_te)
+    cfg = EngineConfig(n_pe=pes, lanes=pd_lanes)
+    pd_runs = [pd_cycles(pdm, x, cfg) for x in pd_codes]
+    pd_total = float(np.mean([r.total for r in pd_runs]))
+    sdr = _sd_engine_run(sdm, sd_codes, y_te)
+    pruned = []
+    for frac in prunes:
+        tuned = st.finetune(st.smartdeal_mlp(dense, S, E, prune=frac, prune_group=ENGINE_LANES),
+                            X_tr, y_tr, epochs=finetune_epochs, seed=seed)
+        pm = compress_smartdeal([FloatLayer(n, W, b) for n, W, b in
+                                 tuned.to_mlp().dense_weights()], spec, calibration=X_tr, S=S,
+                                E=E, b_bits=b_bits, prune=frac, prune_group=ENGINE_LANES)
+        codes, _ = pm.quantize_input(X_te)
+        run = _sd_engine_run(pm, codes, y_te)
+        pruned.append({"prune": frac, "prune_group": ENGINE_LANES, **run,
+                       "ratio": run["cycles"] / pd_total})
+    return {
+        "seed": seed, "images": int(len(X_te)), "sizes": sizes, "lanes": ENGINE_LANES,
+        "smartdeal": sdr,
+        "permdiag": {"pes": pes, "lanes_per_pe": pd_lanes, "p": p,
+                     "accuracy": float(np.mean(np.argmax(pdm.forward(pd_codes), 1) == y_te)),
+                     "cycles": pd_total,
+                     "utilization": float(np.mean([r.utilization for r in pd_runs]))},
+        "ratio": sdr["cycles"] / pd_total,
+        "pruned": pruned,
+        "targets": {"ratio": TARGET_RATIO, "utilization": TARGET_UTILIZATION,
+                    "ratio_met": sdr["cycles"] / pd_total <= TARGET_RATIO,
+                    "utilization_met": sdr["utilization"] >= TARGET_UTILIZATION},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def tables(res: dict[str, Any]) -> str:
@@ -139,6 +233,41 @@ def tables(res: dict[str, Any]) -> str:
         out.append(f"\nshift-add unit S={u['S']} E={u['E']} b_B={u['b_bits']} "
                    f"lanes={u['lanes']}")
         out.append(table(["figure", "value"], rows, "ll"))
+    if "engine" in res:
+        e = res["engine"]
+        s, d, t = e["smartdeal"], e["permdiag"], e["targets"]
+        pct = lambda v: f"{100 * v:.1f}%"
+        yes = lambda ok: "met" if ok else "NOT met"
+        out.append(f"\nSmartDeal engine, digits MLP {'-'.join(map(str, e['sizes']))}, batch 1, "
+                   f"{e['images']} test images (cycle models; seed {e['seed']}, "
+                   f"{e['seconds']:.0f} s)")
+        out.append(table(["engine", "lanes", "accuracy", "cycles per image", "MAC utilization"], [
+            [f"SmartDeal engine ({e['lanes']} lanes, one rebuild engine each)", e["lanes"],
+             pct(s["accuracy"]), f"{s['cycles']:.1f} ({s['cycles_min']}..{s['cycles_max']})",
+             pct(s["utilization"])],
+            *[[f"SmartDeal engine, {100 * v['prune']:.0f}% of Ce rows pruned in groups of "
+               f"{v['prune_group']}, fine-tuned", e["lanes"], pct(v["accuracy"]),
+               f"{v['cycles']:.1f} ({v['cycles_min']}..{v['cycles_max']})",
+               pct(v["utilization"])] for v in e["pruned"]],
+            [f"PermDNN engine ({d['pes']} PE x {d['lanes_per_pe']} lanes, p={d['p']})",
+             d["pes"] * d["lanes_per_pe"], pct(d["accuracy"]), f"{d['cycles']:.1f}",
+             pct(d["utilization"])]], "lrrrr"))
+        out.append(table(["SmartDeal layer", "n -> m", "non-zero inputs", "cycles",
+                          "utilization"],
+                         [[l["name"], f"{l['n']} -> {l['m']}", f"{l['nnz']:.1f}",
+                           f"{l['cycles']:.1f}", pct(l["utilization"])] for l in s["layers"]],
+                         "lrrrr"))
+        out.append(f"cycles SmartDeal / PermDNN: {e['ratio']:.2f}x (target <= {t['ratio']}x: "
+                   f"{yes(t['ratio_met'])}); MAC-lane utilization {pct(s['utilization'])} "
+                   f"(target >= {pct(t['utilization'])}: {yes(t['utilization_met'])}); "
+                   f"{s['macs']:.0f} multiplies per image against the PermDNN engine's p-fold "
+                   "fewer: the dense rebuilt rows bound SmartDeal at batch 1")
+        for v in e["pruned"]:
+            out.append(f"pruned {100 * v['prune']:.0f}% in groups of {v['prune_group']}: "
+                       f"{v['ratio']:.2f}x the PermDNN engine's cycles (target "
+                       f"{yes(v['ratio'] <= t['ratio'])}), utilization {pct(v['utilization'])} "
+                       f"(target {yes(v['utilization'] >= t['utilization'])}), accuracy "
+                       f"{pct(v['accuracy'])}")
     return "\n".join(out)
 
 
@@ -180,6 +309,8 @@ def run(parts: Collection[str], *, m: int = 4096, n: int = 4096, S: int = 3, E: 
         res["layer"] = layer_figures(m, n, S, E, b_bits, p, seed)
     if "digits" in parts:
         res["digits"] = digits_figures(S, E, b_bits, seed)
+    if "engine" in parts:
+        res["engine"] = engine_figures(S, E, b_bits, seed)
     print(tables(res))
     if json_path:
         atomic.write_text(json_path, json.dumps(res, indent=2) + "\n")

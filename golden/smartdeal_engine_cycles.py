@@ -1,0 +1,279 @@
+"""Cycle model of the SmartDeal engine (``hdl.smartdeal_engine``): the exact count the RTL meets.
+
+The engine (docs/design.md 11.1) runs a whole SmartDeal network on ``L`` MAC lanes, one input
+vector at a time (batch 1). Dataflow: output-stationary tiles. The ``m`` outputs of a layer go to
+the lanes in *tiles* of ``L`` consecutive rows: tile ``t`` gives lane ``l`` output row ``t*L + l``
+(the last tile holds ``q = m - (T-1)*L`` real rows, ``T = ceil(m/L)`` tiles). The layer's input is
+kept as a list of its non-zero entries only (zero-activation skipping: the list is built as the
+inputs arrive, or as the previous layer writes its outputs, so a zero input costs nothing, not
+even a scan cycle). For every tile, the non-zero inputs ``x_j`` are broadcast to all lanes, one a
+cycle; lane ``l`` rebuilds the one weight ``W[t*L + l, j]`` it needs from its row's Ce codes of
+chunk ``j div S`` and column ``j mod S`` of the block's basis ``B`` (its rebuild engine: a
+bit-parallel shift-add, ``hdl.smartdeal_rebuild``, one weight a cycle, bit-exact to
+``golden.smartdeal.rebuild_int``), multiplies it by ``x_j`` and accumulates. Every lane holds its
+own rows' Ce codes and bases in its ROMs (B resident, read a basis word at a time); the rebuild is
+pipelined, so the weight for the next input is rebuilt while the MAC works on the current one (the
+rebuilt-weight register between the rebuild engine and the multiplier is the double buffer, at a
+depth of one weight). After the tile's last input the ``L`` sums are captured and written back
+(bias, rounding, saturation, ReLU; one output a cycle) while the next tile computes.
+
+Structured pruning: a chunk whose Ce codes are zero in every real row of a tile is *dead* for the
+tile, and the tile skips its inputs. :func:`tile_runs` gives every tile's *runs* of consecutive
+live chunks (one empty run when none is live; one run ``0 .. r-1`` when nothing is dead anywhere);
+the list is in input order, so a run is a stretch of consecutive entries, and the engine jumps
+from run to run at no cost (it records where every chunk starts as it writes the list).
+
+The rule (cycle 0 is a layer's first issue cycle; ``z`` of a run is the number of non-zero inputs in
+its chunks, from the golden forward pass's activations):
+
+1. Tile ``t`` walks its runs, a run taking ``max(z, 1)`` cycles; ``U_t`` is their sum
+   (``max(nnz, 1)`` without pruning). The tile takes ``P_t = max(U_t, L)`` issue cycles (lanes idle
+   on the rest: the write-back of the previous tile's ``L`` sums must finish before the next
+   capture); the tiles follow one another with no gap.
+2. A slot issued in cycle ``c`` reaches the lanes' accumulators in cycle ``c + 5``
+   (:data:`ISSUE_TO_ACC`: the non-zero list's read, the lane ROMs' read, the rebuild's two stages,
+   the product register); the tile's sums are captured at the end of its last slot's accumulate
+   cycle, and output ``d`` of the tile enters the write-back in cycle ``c_last + 6 + d``, is
+   written :data:`WRITEBACK_LATENCY` ``= 2`` cycles later.
+3. The next layer's first issue cycle follows the last write:
+
+   ``T_layer = sum of P_t + q + 7``  (:data:`LAYER_OVERHEAD` ``= 7``).
+
+A whole inference, counted from the first input accepted through the last output accepted, both
+included, with no idle on the input and the output always ready::
+
+    total = n_first + sum over layers of T_layer + m_last
+
+(the inputs load one a cycle; after the last layer the outputs stream one a cycle from the cycle
+after its last write). The engine takes the next inference's first input in the cycle after the
+last output, as the PermDNN engine does; idle on ``i`` and back-pressure on ``o`` add their own
+cycles only.
+
+Multiplies: a tile does its issued inputs times its real rows of useful multiplies (``nnz * m`` in a
+layer without pruning); :attr:`InferenceCycles.utilization` is the sum of the useful multiplies over
+``L`` times the sum of ``T_layer`` (loading and output streaming not counted, as for the PermDNN
+engine, docs/design.md 9); :attr:`InferenceCycles.total_utilization` counts them. Rebuild work: one
+weight per lane and issued input (lanes past ``m`` in the last tile rebuild zeros).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from permdeal.checks import integer
+from permdeal.errors import PermdealError
+
+from .smartdeal import block_layout
+
+if TYPE_CHECKING:
+    from .smartdeal_model import SmartDealModel
+
+__all__ = ["ISSUE_TO_ACC", "LAYER_OVERHEAD", "MAX_LANES", "WRITEBACK_LATENCY",
+           "InferenceCycles", "LayerCycles", "check_lanes", "layer_cycles", "model_cycles",
+           "tile_runs"]
+
+#: Most MAC lanes an engine may have.
+MAX_LANES = 256
+#: Cycles from a slot's issue to its accumulate stage: the non-zero list's read, the lane ROMs'
+#: read, the rebuild's two register stages and the product register.
+ISSUE_TO_ACC = 5
+#: The write-back unit's register stages (``hdl.writeback.Writeback.latency``).
+WRITEBACK_LATENCY = 2
+#: ``T_layer - T*P - q``: the last slot's pipeline (``ISSUE_TO_ACC``), the capture, the write-back.
+LAYER_OVERHEAD = ISSUE_TO_ACC + WRITEBACK_LATENCY
+
+
+def check_lanes(lanes: int) -> int:
+    """``lanes`` checked: an integer in ``[1, MAX_LANES]``."""
+    return integer(lanes, "SmartDeal engine lanes", 1, MAX_LANES)
+
+
+def tile_runs(layer, lanes: int, skip: bool = True) -> list[list[tuple[int, int]]]:
+    """The runs every tile of a ``SmartDealLayer`` walks on ``lanes`` lanes: the runs ``(a, b)`` of
+    consecutive chunks ``a .. b-1`` that are live for the tile (some Ce row of one of its real rows
+    is non-zero in the chunk), in order; a tile with no live chunk gets the empty run ``(0, 0)``.
+    When every chunk is live for every tile (or with ``skip=False``) every tile walks the one run
+    ``(0, r)``."""
+    lanes = check_lanes(lanes)
+    c = layer.codes
+    m, n = c.shape
+    r, h, bpr = block_layout(c.shape, c.S, c.rows_per_block)
+    nz = ((np.asarray(c.codes) >> (c.E + 1)) & 1).any(axis=-1)   # (blocks, h)
+    live = nz.reshape(m, bpr * h)[:, :r]                          # (m, r)
+    T = -(-m // lanes)
+    plan = []
+    for t in range(T):
+        tl = live[t * lanes:(t + 1) * lanes].any(axis=0)
+        runs, a = [], None
+        for ch in range(r + 1):
+            if ch < r and tl[ch]:
+                a = ch if a is None else a
+            elif a is not None:
+                runs.append((a, ch))
+                a = None
+        plan.append(runs or [(0, 0)])
+    if not skip or all(runs == [(0, r)] for runs in plan):
+        return [[(0, r)] for _ in range(T)]
+    return plan
+
+
+@dataclass(frozen=True)
+class LayerCycles:
+    """One layer on the engine: ``m`` outputs, ``nnz`` non-zero inputs, ``lanes`` lanes; per tile
+    the inputs it issues (``tile_ops``) and its issue cycles before the padding to ``L``
+    (``tile_slots``: a run with no non-zero input costs a cycle). Without them every tile walks the
+    whole list: ``nnz`` inputs in ``max(nnz, 1)`` cycles."""
+
+    m: int
+    nnz: int
+    lanes: int
+    tile_ops: tuple[int, ...] | None = None
+    tile_slots: tuple[int, ...] | None = None
+
+    @property
+    def tiles(self) -> int:
+        """``T = ceil(m / L)``."""
+        return -(-self.m // self.lanes)
+
+    @property
+    def last_tile_rows(self) -> int:
+        """``q = m - (T-1)*L``: the real rows of the last tile."""
+        return self.m - (self.tiles - 1) * self.lanes
+
+    @property
+    def ops(self) -> tuple[int, ...]:
+        """Inputs issued per tile."""
+        return (self.nnz,) * self.tiles if self.tile_ops is None else tuple(self.tile_ops)
+
+    @property
+    def slots(self) -> tuple[int, ...]:
+        """``U_t``: issue cycles per tile before the padding to ``L``."""
+        return ((max(self.nnz, 1),) * self.tiles if self.tile_slots is None
+                else tuple(self.tile_slots))
+
+    @property
+    def periods(self) -> tuple[int, ...]:
+        """``P_t = max(U_t, L)``: issue cycles of every tile."""
+        return tuple(max(u, self.lanes) for u in self.slots)
+
+    @property
+    def compute(self) -> int:
+        """``T_layer = sum P_t + q + LAYER_OVERHEAD``."""
+        return sum(self.periods) + self.last_tile_rows + LAYER_OVERHEAD
+
+    @property
+    def macs(self) -> int:
+        """Useful multiplies: every input issued to every real row of its tile (``nnz * m``
+        without pruning skip)."""
+        rows = [self.lanes] * (self.tiles - 1) + [self.last_tile_rows]
+        return sum(o * q for o, q in zip(self.ops, rows))
+
+    @property
+    def rebuilt_weights(self) -> int:
+        """Weights rebuilt: one per lane and issued input."""
+        return sum(self.ops) * self.lanes
+
+    @property
+    def utilization(self) -> float:
+        return self.macs / (self.lanes * self.compute)
+
+    def to_json(self) -> dict[str, int | float]:
+        return {"m": self.m, "nnz": self.nnz, "tiles": self.tiles, "issued": sum(self.ops),
+                "compute": self.compute, "macs": self.macs,
+                "utilization": round(self.utilization, 4)}
+
+
+@dataclass(frozen=True)
+class InferenceCycles:
+    """One input vector through the engine: ``load`` inputs, every layer, ``unload`` outputs."""
+
+    load: int
+    layers: tuple[LayerCycles, ...]
+    unload: int
+
+    @property
+    def lanes(self) -> int:
+        return self.layers[0].lanes
+
+    @property
+    def compute(self) -> int:
+        return sum(l.compute for l in self.layers)
+
+    @property
+    def total(self) -> int:
+        """First input accepted through last output accepted, both included."""
+        return self.load + self.compute + self.unload
+
+    @property
+    def macs(self) -> int:
+        return sum(l.macs for l in self.layers)
+
+    @property
+    def utilization(self) -> float:
+        """Useful multiplies over the lane-cycles of the layers (load and unload not counted)."""
+        return self.macs / (self.lanes * self.compute)
+
+    @property
+    def total_utilization(self) -> float:
+        """Useful multiplies over the lane-cycles of the whole inference."""
+        return self.macs / (self.lanes * self.total)
+
+    def to_json(self) -> dict:
+        return {"lanes": self.lanes, "total": self.total, "load": self.load,
+                "unload": self.unload, "macs": self.macs,
+                "utilization": round(self.utilization, 4),
+                "total_utilization": round(self.total_utilization, 4),
+                "layers": [l.to_json() for l in self.layers]}
+
+
+def layer_cycles(m: int, nnz: int, lanes: int, tile_ops=None, tile_slots=None) -> LayerCycles:
+    """Cycles of a layer of ``m`` outputs whose input has ``nnz`` non-zero entries (with pruning
+    skip, per tile the inputs issued and the issue cycles, :class:`LayerCycles`)."""
+    m, lanes = integer(m, "layer outputs m", 1), check_lanes(lanes)
+    T = -(-m // lanes)
+    if (tile_ops is None) != (tile_slots is None):
+        raise PermdealError("tile_ops and tile_slots go together")
+    if tile_ops is not None:
+        tile_ops = tuple(integer(o, "tile inputs", 0) for o in tile_ops)
+        tile_slots = tuple(integer(o, "tile slots", 1) for o in tile_slots)
+        if len(tile_ops) != T or len(tile_slots) != T:
+            raise PermdealError(f"{len(tile_ops)} and {len(tile_slots)} tile counts for {T} tiles")
+    return LayerCycles(m, integer(nnz, "non-zero inputs", 0), lanes, tile_ops, tile_slots)
+
+
+def _activations(model, x):
+    """Each layer's input codes for the vectors ``x`` (the golden forward pass)."""
+    x = np.asarray(x, dtype=np.int64)
+    if x.ndim != 2 or x.shape[1] != model.n_inputs:
+        raise PermdealError(f"input codes must be (vectors, {model.n_inputs}), not {x.shape}")
+    acts = []
+    for layer in model.layers:
+        acts.append(x)
+        x = layer.forward(x)
+    return acts
+
+
+def model_cycles(model: SmartDealModel, x: npt.ArrayLike, lanes: int,
+                 skip: bool = True) -> list[InferenceCycles]:
+    """The engine's cycles for every input vector of ``x`` (codes, vectors x n) on ``lanes``;
+    ``skip=False``: an engine without the pruning skip (every tile walks the whole list)."""
+    lanes = check_lanes(lanes)
+    acts = _activations(model, x)
+    plans = [tile_runs(l, lanes, skip) for l in model.layers]
+    out = []
+    for v in range(acts[0].shape[0]):
+        layers = []
+        for layer, a, plan in zip(model.layers, acts, plans):
+            S, n = layer.codes.S, layer.shape[1]
+            chunk_nnz = np.zeros(-(-n // S), dtype=np.int64)
+            np.add.at(chunk_nnz, np.arange(n) // S, a[v] != 0)
+            z = [[int(chunk_nnz[ra:rb].sum()) for ra, rb in runs] for runs in plan]
+            layers.append(layer_cycles(layer.shape[0], int(np.count_nonzero(a[v])), lanes,
+                                       [sum(zs) for zs in z],
+                                       [sum(max(v, 1) for v in zs) for zs in z]))
+        out.append(InferenceCycles(model.n_inputs, tuple(layers), model.layers[-1].shape[0]))
+    return out

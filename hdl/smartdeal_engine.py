@@ -1,0 +1,467 @@
+# amaranth: UnusedElaboratable=no
+"""The SmartDeal engine: a whole SmartDeal network on ``L`` MAC lanes with rebuild engines.
+
+::
+
+    i --> nz list (bank 0) --+                                   +--> out_mem --> o
+                             +--> issuer --> lane0 .. lane{L-1} --> drain --> writeback
+    nz list (bank l+1 mod 2) <-----------------------------------------------+
+
+The engine loads the network's ``n`` inputs, keeping only the non-zero ones, each with its
+position (column ``jj`` in its chunk of ``S``, chunk ``c``, block ``k`` of its row), in a list
+(``nz``, two banks, ping and pong), and where every chunk of ``S`` inputs starts in it
+(``cstart``). Then for every layer and every tile of ``L`` output rows the issuer walks the tile's
+runs of live chunks (``run_rom``: the chunks that structural pruning zeroes in every row of the
+tile are skipped, ``golden.smartdeal_engine_cycles.tile_runs``) and broadcasts their entries,
+one a cycle, to every lane; lane ``l`` rebuilds the weight of
+its row for the entry's column (``hdl.smartdeal_engine_lane``, ``hdl.smartdeal_rebuild``),
+multiplies and accumulates. At the tile's end the lanes' sums are captured and drained, one a
+cycle, through the section-3 write-back (``hdl.writeback``, one unit for all layers); a hidden
+layer's non-zero outputs are appended to the other bank's list (so the next layer skips its zero
+inputs for free), the last layer's outputs go to ``out_mem`` and stream out. The rule that
+predicts every cycle is ``golden.smartdeal_engine_cycles`` (docs/design.md 11.1); the outputs are
+``golden.smartdeal_model.SmartDealModel.forward``'s, bit for bit.
+
+Ports and ready/valid rules are the PermDNN engine's (docs/design.md 10): ``i__ready`` is high only
+while loading, from reset until the ``n``-th input has moved and again from the cycle after the
+previous inference's ``last`` output moved; one inference at a time, so a reset after the last
+output loses nothing.
+"""
+
+import re
+from typing import Any
+
+import numpy as np
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from permdeal.errors import PermdealError
+from permdeal.golden import smartdeal_engine_cycles as ec
+from permdeal.golden.formats import MAX_BITS
+from permdeal.golden.smartdeal_model import SmartDealLayer
+
+from .lint import eq_const
+from .output_reader import output_layout
+from .smartdeal_engine_lane import EngineLane, pack_b, pack_ce
+from .writeback import Writeback
+
+__all__ = ["MAX_LANE_WORDS", "SmartDealEngine", "State", "lane_words"]
+
+#: The most Ce words one lane's ROM may hold (its codes are baked into the Verilog).
+MAX_LANE_WORDS = 1 << 18
+
+
+class State(enum.Enum, shape=3):
+    """The controller's states; no state is 0 (Yosys writes ``!state``)."""
+
+    LOAD = 1
+    ISSUE = 2
+    WAIT = 3
+    UNLOAD = 4
+
+
+def _bits(n):
+    """Bits of a counter of ``0 .. n-1`` (at least 1)."""
+    return max(1, (max(n, 1) - 1).bit_length())
+
+
+def lane_words(layers, lanes):
+    """Every lane's ROM words and the per-layer bases: ``(ce[lane], b[lane], ce_base, b_base)``.
+
+    Lane ``l`` holds, per layer, the rows ``t*L + l`` of the tiles ``t = 0 .. T-1`` (zeros past
+    ``m``): Ce word ``ce_base + t*r + c`` is chunk ``c`` of the row (``S`` codes), basis word
+    ``b_base + t*bpr + k`` the basis of the row's block ``k``."""
+    ce = [[] for _ in range(lanes)]
+    bw = [[] for _ in range(lanes)]
+    ce_base, b_base = [], []
+    for layer in layers:
+        c = layer.codes
+        m, n = c.shape
+        S, E, h = c.S, c.E, c.rows_per_block
+        r = -(-n // S)
+        bpr = -(-r // h)
+        T = -(-m // lanes)
+        ce_base.append(len(ce[0]))
+        b_base.append(len(bw[0]))
+        codes = np.asarray(c.codes, dtype=np.int64)
+        b_int = np.asarray(c.b_int, dtype=np.int64)
+        zero_b = [[0] * S for _ in range(S)]
+        for lane in range(lanes):
+            for t in range(T):
+                i = t * lanes + lane
+                for ch in range(r):
+                    ce[lane].append(pack_ce(codes[i * bpr + ch // h, ch % h], E) if i < m else 0)
+                for k in range(bpr):
+                    bw[lane].append(pack_b(b_int[i * bpr + k] if i < m else zero_b, c.b_bits))
+    return ce, bw, ce_base, b_base
+
+
+def _check_layers(layers):
+    layers = list(layers)
+    if not layers:
+        raise PermdealError("a SmartDeal engine needs at least one layer")
+    for l in layers:
+        if not isinstance(l, SmartDealLayer):
+            raise PermdealError(f"SmartDeal engine layers must be SmartDealLayer, not "
+                                f"{type(l).__name__}")
+        f = l.fmts
+        if max(f.act.bits, f.out.bits, f.weight.bits) > MAX_BITS:
+            raise PermdealError(f"layer {l.name}: formats wider than {MAX_BITS} bits")
+    c0 = layers[0].codes
+    for l in layers[1:]:
+        c = l.codes
+        if (c.S, c.E, c.b_bits) != (c0.S, c0.E, c0.b_bits):
+            raise PermdealError(f"layer {l.name}: S, E, b_B = {c.S}, {c.E}, {c.b_bits}; the engine "
+                                f"needs every layer's equal to the first's ({c0.S}, {c0.E}, "
+                                f"{c0.b_bits})")
+    for a, b in zip(layers, layers[1:]):
+        if a.shape[0] != b.shape[1] or a.fmts.out != b.fmts.act:
+            raise PermdealError(f"layers do not chain: {a.name} gives {a.shape[0]} outputs of "
+                                f"{a.fmts.out}, {b.name} takes {b.shape[1]} of {b.fmts.act}")
+    return layers
+
+
+class SmartDealEngine(wiring.Component):
+    """A SmartDeal engine for one network (module docstring), its codes baked into its ROMs.
+
+    Parameters
+    ----------
+    layers : sequence of golden.smartdeal_model.SmartDealLayer
+        The network's layers in order (every layer the same ``S``, ``E`` and ``b_B``).
+    lanes : int
+        MAC lanes ``L`` (1 to ``golden.smartdeal_engine_cycles.MAX_LANES``), each with its own
+        rebuild engine.
+
+    Members
+    -------
+    i : ``In(stream.Signature(signed(in_bits)))``
+        The first layer's ``n`` input codes per inference, in index order; taken while loading.
+    o : ``Out(stream.Signature(output_layout(out_bits)))``
+        ``{data, last}``: the last layer's ``m`` outputs in index order, ``last`` on the final one.
+
+    Timing
+    ------
+    ``golden.smartdeal_engine_cycles.model_cycles`` is the exact count from the first input
+    accepted through the last output accepted with no idle and no back-pressure; stalls only add
+    their own cycles. :attr:`issue_to_acc` and :attr:`layer_overhead` are that model's terms.
+    ``rst`` (synchronous) abandons the inference and returns to loading; nothing of it survives
+    (the lists' counts, the accumulators and every counter are registers).
+    """
+
+    def __init__(self, layers, lanes, *, name="smartdeal_engine"):
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise PermdealError(f"engine module name must be a Verilog identifier, not {name!r}")
+        self._layers = _check_layers(layers)
+        self._lanes = ec.check_lanes(lanes)
+        self._name = name
+        lay = self._layers
+        c0 = lay[0].codes
+        self._S, self._E, self._b_bits = c0.S, c0.E, c0.b_bits
+        self._act_bits = max(l.fmts.act.bits for l in lay)
+        self._acc_bits = max(l.fmts.acc_bits for l in lay)
+        self._in_bits, self._out_bits = lay[0].fmts.act.bits, lay[-1].fmts.out.bits
+        self._aligns = [(l.align_shift, l.fmts.weight.bits) for l in lay]
+        words = sum(-(-l.shape[0] // self._lanes) * -(-l.shape[1] // self._S) for l in lay)
+        if words > MAX_LANE_WORDS:
+            raise PermdealError(
+                f"every lane's Ce ROM would hold {words} words (more than {MAX_LANE_WORDS}) for "
+                f"these layers on {self._lanes} lanes; use more lanes")
+        ce, bw, self._ce_base, self._b_base = lane_words(lay, self._lanes)
+        self._writeback = Writeback([l.fmts for l in lay], relu=[l.relu for l in lay])
+        self._lane_units = [EngineLane(self._S, self._E, self._b_bits, self._aligns,
+                                       self._act_bits, self._acc_bits, ce[i], bw[i])
+                            for i in range(self._lanes)]
+        super().__init__({
+            "i": In(stream.Signature(signed(self._in_bits))),
+            "o": Out(stream.Signature(output_layout(self._out_bits))),
+        })
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def in_bits(self) -> int:
+        return self._in_bits
+
+    @property
+    def out_bits(self) -> int:
+        return self._out_bits
+
+    @property
+    def n_inputs(self) -> int:
+        return self._layers[0].shape[1]
+
+    @property
+    def n_outputs(self) -> int:
+        return self._layers[-1].shape[0]
+
+    @property
+    def issue_to_acc(self) -> int:
+        """Cycles from a slot's issue to the lanes' accumulate stage (the non-zero list's read,
+        then the lane)."""
+        return 1 + self._lane_units[0].latency
+
+    @property
+    def layer_overhead(self) -> int:
+        """``T_layer - T*P - q``: the last slot's pipeline and the write-back."""
+        return self.issue_to_acc + self._writeback.latency
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
+        lay, L, S = self._layers, self._lanes, self._S
+        nl = len(lay)
+        geo = []
+        for l in lay:
+            mo, n = l.shape
+            r = -(-n // S)
+            h = l.codes.rows_per_block
+            geo.append({"m": mo, "n": n, "r": r, "h": h, "bpr": -(-r // h), "T": -(-mo // L),
+                        "q": mo - (-(-mo // L) - 1) * L})
+        max_n = max(g["n"] for g in geo)
+        max_r = max(g["r"] for g in geo)
+        max_bpr = max(g["bpr"] for g in geo)
+        idx_bits = _bits(max_n)
+        sel_range = range(max(2, nl))
+
+        for i, lane in enumerate(self._lane_units):
+            m.submodules[f"lane{i}"] = lane
+        wb = self._writeback
+        m.submodules.writeback = wb
+
+        # -- the non-zero lists: two banks of (x, jj, c, k) -------------------------------------
+        entry = data.StructLayout({"x": signed(self._act_bits), "jj": range(max(2, S)),
+                                   "c": range(max(2, max_r)), "k": range(max(2, max_bpr))})
+        nz = Memory(shape=entry, depth=2 << idx_bits, init=[])
+        m.submodules.nz = nz
+        nz_wr, nz_rd = nz.write_port(), nz.read_port()
+        biases = [int(v) for l in lay for v in l.bias]
+        bias_base = np.concatenate([[0], np.cumsum([g["m"] for g in geo])]).astype(int).tolist()
+        bias_bits = max(l.fmts.bias.bits for l in lay)
+        bias_mem = Memory(shape=signed(bias_bits), depth=len(biases), init=biases)
+        out_mem = Memory(shape=signed(self._out_bits), depth=max(2, geo[-1]["m"]), init=[])
+        m.submodules.bias_mem, m.submodules.out_mem = bias_mem, out_mem
+        bias_rd = bias_mem.read_port(domain="comb")
+        out_wr, out_rd = out_mem.write_port(), out_mem.read_port(domain="comb")
+
+        state = Signal(State, init=State.LOAD)
+        layer = Signal(sel_range)
+
+        def per_layer(key, offset=0):
+            """Mux of a per-layer constant by ``layer`` (``offset``: of layer ``layer + offset``,
+            clipped at the last)."""
+            vals = [geo[min(i + offset, nl - 1)][key] if isinstance(key, str) else
+                    key[min(i + offset, nl - 1)] for i in range(nl)]
+            out = vals[-1]
+            for i in range(nl - 2, -1, -1):
+                out = Mux(eq_const(layer, i), vals[i], out)
+            return out
+
+        # -- writing a list (loading, or the write-back of a hidden layer) ----------------------
+        w_en = Signal()
+        w_x = Signal(signed(self._act_bits))
+        w_bank = Signal()
+        w_cnt = Signal(idx_bits + 1)                   # entries written to the bank
+        w_cnt_next = Signal(idx_bits + 1)
+        w_jj, w_c, w_hb, w_k = (Signal(range(max(2, S))), Signal(range(max(2, max_r))),
+                                Signal(range(max(2, max(g["h"] for g in geo)))),
+                                Signal(range(max(2, max_bpr))))
+        w_pos = Signal()                               # a position was written (zero or not)
+        w_h = Signal(range(max(g["h"] for g in geo) + 1))  # h of the layer the list feeds
+        m.d.comb += [
+            nz_wr.addr.eq(Cat(w_cnt[:idx_bits], w_bank)),
+            nz_wr.data.x.eq(w_x), nz_wr.data.jj.eq(w_jj), nz_wr.data.c.eq(w_c),
+            nz_wr.data.k.eq(w_k),
+            nz_wr.en.eq(w_en & w_x.any()),
+            w_cnt_next.eq(w_cnt + (w_en & w_x.any())),
+            w_pos.eq(w_en),
+        ]
+        reset_w = Signal()
+        with m.If(reset_w):
+            m.d.sync += [w_cnt.eq(0), w_jj.eq(0), w_c.eq(0), w_hb.eq(0), w_k.eq(0)]
+        with m.Elif(w_pos):
+            m.d.sync += w_cnt.eq(w_cnt_next)
+            with m.If(eq_const(w_jj, S - 1)):
+                m.d.sync += [w_jj.eq(0), w_c.eq(w_c + 1)]
+                with m.If(w_hb == w_h - 1):
+                    m.d.sync += [w_hb.eq(0), w_k.eq(w_k + 1)]
+                with m.Else():
+                    m.d.sync += w_hb.eq(w_hb + 1)
+            with m.Else():
+                m.d.sync += w_jj.eq(w_jj + 1)
+
+        # -- the chunk starts: cstart[c] = entries of the list before chunk c ----------------------
+        c_bits = _bits(max_r)
+        cstart = Memory(shape=unsigned(idx_bits + 1), depth=2 << c_bits, init=[])
+        m.submodules.cstart = cstart
+        cs_wr = cstart.write_port()
+        cs_a, cs_b = cstart.read_port(domain="comb"), cstart.read_port(domain="comb")
+        m.d.comb += [cs_wr.addr.eq(Cat(w_c[:c_bits], w_bank)), cs_wr.data.eq(w_cnt),
+                     cs_wr.en.eq(w_pos & eq_const(w_jj, 0))]
+
+        # -- the runs: every tile's live chunks (golden.smartdeal_engine_cycles.tile_runs) -------
+        run_layout = data.StructLayout({"a": range(max(2, max_r)), "b": range(max(2, max_r + 1)),
+                                        "end": 1, "last": 1})
+        runs, run_base = [], []
+        for l, g in zip(lay, geo):
+            run_base.append(len(runs))
+            for tile_runs in ec.tile_runs(l, L):
+                for n_run, (a, b) in enumerate(tile_runs):
+                    runs.append(run_layout.const({"a": a, "b": b, "end": int(b == g["r"]),
+                                                  "last": int(n_run == len(tile_runs) - 1)}))
+        run_rom = Memory(shape=run_layout, depth=len(runs), init=runs)
+        m.submodules.run_rom = run_rom
+        run_rd = run_rom.read_port(domain="comb")
+        ri = Signal(range(max(2, len(runs))))
+        m.d.comb += [run_rd.addr.eq(ri), cs_a.addr.eq(Cat(run_rd.data.a[:c_bits], layer[0])),
+                     cs_b.addr.eq(Cat(run_rd.data.b[:c_bits], layer[0]))]
+
+        # -- the issuer -------------------------------------------------------------------------
+        nnz = Signal(idx_bits + 1)                     # entries of the list being read
+        cyc = Signal(_bits(max_n + max_r + L) + 1)     # issue cycle within the tile
+        k = Signal(idx_bits + 1)                       # the next entry of the run
+        fresh = Signal(init=1)                         # the run's first cycle: k is its start
+        tdone = Signal()                               # the tile's runs are done (padding to L)
+        cur, end = Signal(idx_bits + 1), Signal(idx_bits + 1)
+        valid, run_done, runs_over = Signal(), Signal(), Signal()
+        tile = Signal(range(max(2, max(g["T"] for g in geo))))
+        ce_words, b_words = self._lane_units[0].ce_depth, self._lane_units[0].b_depth
+        ce_tb = Signal(range(max(2, ce_words)))        # Ce address of the tile's rows
+        b_tb = Signal(range(max(2, b_words)))
+        wcnt = Signal(range(max(2, L + ec.LAYER_OVERHEAD)))
+        issuing = Signal()
+        op_valid, tile_end = Signal(), Signal()
+        m.d.comb += [
+            issuing.eq(state == State.ISSUE),
+            cur.eq(Mux(fresh, cs_a.data, k)),
+            end.eq(Mux(run_rd.data.end, nnz, cs_b.data)),
+            valid.eq(cur < end),
+            run_done.eq(issuing & ~tdone & (~valid | (cur + 1 == end))),
+            runs_over.eq(tdone | (run_done & run_rd.data.last)),
+            op_valid.eq(issuing & ~tdone & valid),
+            tile_end.eq(issuing & runs_over & (cyc + 1 >= L)),
+            nz_rd.addr.eq(Cat(cur[:idx_bits], layer[0])),
+        ]
+        with m.If(run_done):
+            m.d.sync += [ri.eq(ri + 1), fresh.eq(1)]
+        with m.Elif(op_valid):
+            m.d.sync += [k.eq(cur + 1), fresh.eq(0)]
+        with m.If(tile_end):
+            m.d.sync += tdone.eq(0)
+        with m.Elif(run_done & run_rd.data.last):
+            m.d.sync += tdone.eq(1)
+        # Cycle c + 1: the entry is out of the list; the lanes' addresses.
+        v1, close1, last1 = Signal(), Signal(), Signal()
+        ce_tb1, b_tb1 = Signal.like(ce_tb), Signal.like(b_tb)
+        sel1 = Signal(sel_range)
+        m.d.sync += [v1.eq(op_valid), close1.eq(tile_end),
+                     last1.eq(tile_end & (tile == per_layer("T") - 1)),
+                     ce_tb1.eq(ce_tb), b_tb1.eq(b_tb), sel1.eq(layer)]
+        for lane in self._lane_units:
+            m.d.comb += [
+                lane.ce_addr.eq(ce_tb1 + nz_rd.data.c),
+                lane.b_addr.eq(b_tb1 + nz_rd.data.k),
+                lane.jj.eq(nz_rd.data.jj),
+                lane.x.eq(nz_rd.data.x),
+                lane.valid.eq(v1), lane.close.eq(close1), lane.sel.eq(sel1),
+            ]
+        # The close travels beside the lanes to their accumulate stage (cycle c + 5).
+        close_at, last_at = close1, last1
+        for i in range(self._lane_units[0].latency):
+            c_r, l_r = Signal(name=f"close_{i + 2}"), Signal(name=f"last_{i + 2}")
+            m.d.sync += [c_r.eq(close_at), l_r.eq(last_at)]
+            close_at, last_at = c_r, l_r
+
+        # -- the drain: the captured sums, one a cycle, into the write-back ---------------------
+        d_act = Signal()
+        d_idx = Signal(range(max(2, L)))
+        d_cnt = Signal(range(max(2, L + 1)))
+        o_idx = Signal(range(max(2, max(g["m"] for g in geo))))   # the layer's output drained
+        results = [lane.result for lane in self._lane_units]
+        res = results[-1]
+        for i in range(L - 2, -1, -1):
+            res = Mux(eq_const(d_idx, i), results[i], res)
+        m.d.comb += [
+            bias_rd.addr.eq(per_layer(bias_base) + o_idx),
+            wb.i.valid.eq(d_act),
+            wb.i.p.acc.eq(res),
+            wb.i.p.bias.eq(bias_rd.data),
+            wb.o.ready.eq(1),
+        ]
+        if nl > 1:
+            m.d.comb += wb.i.p.sel.eq(layer)
+        with m.If(d_act):
+            m.d.sync += [d_idx.eq(d_idx + 1), o_idx.eq(o_idx + 1)]
+            with m.If(d_idx + 1 == d_cnt):
+                m.d.sync += d_act.eq(0)
+        with m.If(close_at):   # (a tile's last drain cycle may be the next tile's capture)
+            m.d.sync += [d_act.eq(1), d_idx.eq(0), d_cnt.eq(Mux(last_at, per_layer("q"), L))]
+        # The write-back's output: the next layer's list, or the output memory.
+        last_layer = Signal()
+        wo = Signal.like(o_idx)
+        m.d.comb += [last_layer.eq(eq_const(layer, nl - 1)),
+                     out_wr.addr.eq(wo), out_wr.data.eq(wb.o.payload),
+                     out_wr.en.eq(wb.o.valid & last_layer)]
+        with m.If(wb.o.valid):
+            m.d.sync += wo.eq(wo + 1)
+
+        # -- the controller ---------------------------------------------------------------------
+        l_cnt = Signal(range(max(2, geo[0]["n"])))
+        u = Signal(range(max(2, geo[-1]["m"])))
+        last_out = Signal()
+        m.d.comb += [last_out.eq(eq_const(u, geo[-1]["m"] - 1)),
+                     out_rd.addr.eq(u),
+                     self.o.p.data.eq(out_rd.data), self.o.p.last.eq(last_out)]
+
+        def start_layer():
+            """Sync statements that start a layer on the list just written."""
+            return [state.eq(State.ISSUE), cyc.eq(0), tile.eq(0), nnz.eq(w_cnt_next),
+                    o_idx.eq(0), wo.eq(0), fresh.eq(1), tdone.eq(0)]
+
+        with m.If(state == State.LOAD):
+            m.d.comb += [self.i.ready.eq(1), w_h.eq(geo[0]["h"]), w_bank.eq(0),
+                         w_en.eq(self.i.valid), w_x.eq(self.i.payload)]
+            with m.If(self.i.valid):
+                m.d.sync += l_cnt.eq(l_cnt + 1)
+                with m.If(eq_const(l_cnt, geo[0]["n"] - 1)):
+                    m.d.comb += reset_w.eq(1)
+                    m.d.sync += [*start_layer(), l_cnt.eq(0), layer.eq(0), ri.eq(run_base[0]),
+                                 ce_tb.eq(self._ce_base[0]), b_tb.eq(self._b_base[0])]
+        with m.Else():
+            m.d.comb += [w_h.eq(per_layer("h", offset=1)), w_bank.eq(~layer[0]),
+                         w_en.eq(wb.o.valid & ~last_layer), w_x.eq(wb.o.payload)]
+        with m.If(state == State.ISSUE):
+            with m.If(tile_end):
+                m.d.sync += [cyc.eq(0), tile.eq(tile + 1), ce_tb.eq(ce_tb + per_layer("r")),
+                             b_tb.eq(b_tb + per_layer("bpr"))]
+                with m.If(tile == per_layer("T") - 1):
+                    m.d.sync += [state.eq(State.WAIT),
+                                 wcnt.eq(per_layer("q") + ec.LAYER_OVERHEAD - 1)]
+            with m.Else():
+                m.d.sync += cyc.eq(cyc + 1)
+        with m.Elif(state == State.WAIT):
+            m.d.sync += wcnt.eq(wcnt - 1)
+            with m.If(eq_const(wcnt, 0)):
+                with m.If(last_layer):
+                    m.d.sync += [state.eq(State.UNLOAD), u.eq(0)]
+                with m.Else():
+                    m.d.comb += reset_w.eq(1)
+                    m.d.sync += [*start_layer(), layer.eq(layer + 1),
+                                 ri.eq(per_layer(run_base, offset=1)),
+                                 ce_tb.eq(per_layer(self._ce_base, offset=1)),
+                                 b_tb.eq(per_layer(self._b_base, offset=1))]
+        with m.Elif(state == State.UNLOAD):
+            m.d.comb += self.o.valid.eq(1)
+            with m.If(self.o.ready):
+                m.d.sync += u.eq(u + 1)
+                with m.If(last_out):
+                    m.d.sync += [state.eq(State.LOAD), u.eq(0)]
+        with m.Elif(state != State.LOAD):   # no other encoding is reachable; recover by loading
+            m.d.sync += state.eq(State.LOAD)
+        return m

@@ -1,0 +1,170 @@
+# amaranth: UnusedElaboratable=no
+"""One MAC lane of the SmartDeal engine: its ROMs, its rebuild engine, a multiplier, an accumulator.
+
+::
+
+    ce_addr --> ce_rom (a Ce row a word) -----------------+
+    b_addr  --> b_rom (a basis a word) --> column jj ------+--> rebuild --> w * x --> acc --> result
+    jj, x, valid, close, sel ---------------(delayed to match)-----------------^
+
+The lane owns output rows of every layer (``hdl.smartdeal_engine``: row ``t*L + l`` of tile ``t``);
+its ROMs hold those rows' Ce codes (``S`` codes a word) and the bases of their blocks (``S*S``
+codes a word), the basis resident: a weight reads one basis word and picks column ``jj``. Every
+cycle it may take one non-zero input ``x`` with the address of its Ce row and basis: it rebuilds
+the weight (``hdl.smartdeal_rebuild``), multiplies and accumulates. ``close`` ends the output: the
+sum (with this cycle's product, if ``valid``) goes to ``result`` and the accumulator restarts.
+"""
+
+from typing import Any
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from permdeal.checks import integer
+from permdeal.errors import PermdealError
+from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
+
+from .smartdeal_rebuild import Rebuild
+
+__all__ = ["EngineLane", "pack_b", "pack_ce"]
+
+
+def pack_ce(codes, E: int) -> int:
+    """A Ce ROM word: code ``k`` of the row in bits ``[k*(E+2), (k+1)*(E+2))``."""
+    word = 0
+    for k, code in enumerate(codes):
+        word |= (int(code) & ((1 << (E + 2)) - 1)) << (k * (E + 2))
+    return word
+
+
+def pack_b(b, b_bits: int) -> int:
+    """A basis ROM word: ``B_int[k][j]`` (two's complement) in bits from ``(k*S + j)*b_bits``."""
+    word = 0
+    S = len(b)
+    for k in range(S):
+        for j in range(S):
+            word |= (int(b[k][j]) & ((1 << b_bits) - 1)) << ((k * S + j) * b_bits)
+    return word
+
+
+class EngineLane(wiring.Component):
+    """A MAC lane with its own rebuild engine and ROMs.
+
+    Parameters
+    ----------
+    S, E, b_bits, aligns
+        As for :class:`~.smartdeal_rebuild.Rebuild`.
+    act_bits : int
+        Width of the signed activations (2 to 32).
+    acc_bits : int
+        Width of the signed accumulator; no output's sum may overflow it (the engine passes the
+        widest ``LayerFormats.acc_bits``).
+    ce_words, b_words : sequence of int
+        The ROM contents (:func:`pack_ce`, :func:`pack_b`), at least one word each.
+
+    Members
+    -------
+    ce_addr, b_addr : ``In``
+        The Ce row's and the basis's ROM addresses.
+    jj : ``In(range(S))``
+        The input's column in its chunk (the basis column).
+    x : ``In(signed(act_bits))``
+        The input.
+    valid, close : ``In(1)``
+        ``x`` is an input to accumulate; the output ends with this cycle.
+    sel : ``In``
+        The layer (its alignment, :class:`~.smartdeal_rebuild.Rebuild`).
+    result : ``Out(signed(acc_bits))``
+        The last closed output's sum.
+
+    Timing
+    ------
+    Inputs in cycle ``a``: the ROMs are read (``a + 1``), the weight rebuilt (``a + 3``), the
+    product registered (``a + 4``), and accumulated in cycle ``a + 4`` (:attr:`latency` ``= 4`` to
+    the accumulate stage); a closing input's sum is on ``result`` from ``a + 5`` until the next
+    close. One input a cycle, no stalls.
+    """
+
+    def __init__(self, S, E, b_bits, aligns, act_bits, acc_bits, ce_words, b_words):
+        self._rebuild = Rebuild(S, E, b_bits, aligns)
+        self._S, self._E, self._b_bits = int(S), int(E), int(b_bits)
+        self._act_bits = integer(act_bits, "lane act_bits", 2, MAX_BITS)
+        self._acc_bits = integer(acc_bits, "lane acc_bits", 2, MAX_ACC_BITS)
+        self._ce_words = [int(w) for w in ce_words]
+        self._b_words = [int(w) for w in b_words]
+        if not self._ce_words or not self._b_words:
+            raise PermdealError("lane ROMs need at least one word each")
+        super().__init__({
+            "ce_addr": In(range(max(2, len(self._ce_words)))),
+            "b_addr": In(range(max(2, len(self._b_words)))),
+            "jj": In(range(max(2, self._S))),
+            "x": In(signed(self._act_bits)),
+            "valid": In(1),
+            "close": In(1),
+            "sel": In(self._rebuild.sel.shape()),
+            "result": Out(signed(self._acc_bits)),
+        })
+
+    @property
+    def ce_depth(self) -> int:
+        """Words of the Ce ROM."""
+        return len(self._ce_words)
+
+    @property
+    def b_depth(self) -> int:
+        """Words of the basis ROM."""
+        return len(self._b_words)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the inputs to the accumulate stage."""
+        return 1 + self._rebuild.latency + 1
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
+        S, E, bb = self._S, self._E, self._b_bits
+        rb = self._rebuild
+        m.submodules.rebuild = rb
+        ce_rom = Memory(shape=unsigned(S * (E + 2)), depth=len(self._ce_words),
+                        init=self._ce_words)
+        b_rom = Memory(shape=unsigned(S * S * bb), depth=len(self._b_words), init=self._b_words)
+        m.submodules.ce_rom, m.submodules.b_rom = ce_rom, b_rom
+        ce_rd, b_rd = ce_rom.read_port(), b_rom.read_port()
+        m.d.comb += [ce_rd.addr.eq(self.ce_addr), b_rd.addr.eq(self.b_addr)]
+
+        def delay(sig, n, name):
+            regs = [sig]
+            for i in range(n):
+                r = Signal.like(sig, name=f"{name}_{i + 1}")
+                m.d.sync += r.eq(regs[-1])
+                regs.append(r)
+            return regs
+
+        jj = delay(self.jj, 1, "jj")
+        sel = delay(self.sel, 1, "sel")
+        x = delay(self.x, 3, "x")
+        valid = delay(self.valid, 4, "valid")
+        close = delay(self.close, 4, "close")
+        # Cycle a + 1: the words are out; pick column jj of the basis.
+        codes = data.View(data.ArrayLayout(unsigned(E + 2), S), ce_rd.data)
+        for k in range(S):
+            m.d.comb += rb.codes[k].eq(codes[k])
+            col = b_rd.data.word_select(k * S, bb)
+            for j in range(1, S):
+                col = Mux(jj[1] == j, b_rd.data.word_select(k * S + j, bb), col)
+            m.d.comb += rb.b[k].eq(col.as_signed())
+        m.d.comb += rb.sel.eq(sel[1])
+        # Cycle a + 3: the weight; the product.
+        prod = Signal(signed(rb.weight_bits + self._act_bits))
+        m.d.sync += prod.eq(rb.w * x[3])
+        # Cycle a + 4: accumulate; close.
+        acc = Signal(signed(self._acc_bits))
+        total = Signal(signed(self._acc_bits))
+        m.d.comb += total.eq(Mux(valid[4], acc + prod, acc))
+        with m.If(close[4]):
+            m.d.sync += [self.result.eq(total), acc.eq(0)]
+        with m.Else():
+            m.d.sync += acc.eq(total)
+        return m

@@ -1,0 +1,66 @@
+"""A SmartDeal model on the SmartDeal engine (``hdl.smartdeal_engine``) in RTL, against golden.
+
+:func:`simulate` emits the engine for a model and a lane count into a build folder, runs
+``verif/tb_smartdeal_engine.py``'s ``test_cycles`` (one input vector at a time, no idle, the output
+always ready: every output against ``SmartDealModel.forward``, every vector's cycles against
+``golden.smartdeal_engine_cycles.model_cycles``) and, with ``streams``, also ``test_streams``
+(random idle and back-pressure). It returns a report: the RTL's outputs, the mismatches, the RTL's
+and the model's cycles and the model's utilization.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from permdeal.errors import PermdealError
+from permdeal.golden.smartdeal_engine_cycles import model_cycles
+
+from . import runner
+from .tb_smartdeal_engine import bench_config
+
+#: The cocotb test module.
+TEST_MODULE = "permdeal.verif.tb_smartdeal_engine"
+
+
+def simulate(model, x_codes: npt.ArrayLike, lanes: int, sim: str, build: str | Path, *,
+             seed: int | None = None, streams: bool = False) -> dict:
+    """Run ``model`` (a ``SmartDealModel``) on ``lanes`` lanes over input codes ``x_codes``
+    (vectors x n) on ``sim`` in the folder ``build``; returns the report (module docstring)."""
+    from permdeal.gen.verilog import emit
+    from permdeal.hdl.smartdeal_engine import SmartDealEngine
+
+    build = Path(build)
+    build.mkdir(parents=True, exist_ok=True)
+    x = np.asarray(x_codes, dtype=np.int64)
+    top = SmartDealEngine(model.layers, lanes)
+    emit(top, "smartdeal_engine", build / "smartdeal_engine.v")
+    config = bench_config(model, x, lanes)
+    golden = np.asarray(config["expected"], dtype=np.int64)
+    cyc = model_cycles(model, x, lanes)
+    try:
+        result = runner.run(sim, sources=[build / "smartdeal_engine.v"],
+                            toplevel="smartdeal_engine", test_module=TEST_MODULE,
+                            build_dir=build, config=config, seed=seed,
+                            testcase=None if streams else "test_cycles")
+        failed = None
+    except runner.SimulationFailed as e:
+        result, failed = e.result, str(e)
+    rep = result.report.get("test_cycles", {})
+    observed = rep.get("observed", [])
+    if len(observed) != golden.size:
+        raise PermdealError(f"{sim}: the RTL gave {len(observed)} of {golden.size} outputs "
+                            f"({failed or 'no failure reported'}); logs in {build}")
+    y = np.array(observed, dtype=np.int64).reshape(golden.shape)
+    rtl_cycles = rep.get("rtl_cycles", [])
+    return {
+        "sim": sim, "seed": result.seed, "lanes": lanes, "vectors": int(x.shape[0]),
+        "tests": list(result.tests), "failures": result.failures,
+        "outputs": y, "golden_match": bool(np.array_equal(y, golden)),
+        "vectors_matching": int(np.all(y == golden, axis=1).sum()),
+        "rtl_cycles": rtl_cycles, "model_cycles": [c.total for c in cyc],
+        "cycles_match_model": rtl_cycles == [c.total for c in cyc],
+        "utilization": [c.utilization for c in cyc],
+        "streams": result.report.get("test_streams"),
+        "build_seconds": result.build_seconds, "run_seconds": result.run_seconds,
+    }

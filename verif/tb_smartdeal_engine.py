@@ -1,0 +1,135 @@
+"""cocotb testbench: the SmartDeal engine (``hdl.smartdeal_engine``) against the golden model, output
+by output, and against its cycle model (``golden.smartdeal_engine_cycles``), vector by vector.
+
+Run it through :func:`permdeal.verif.runner.run` with ``config = {"layer": str (the last layer's
+name, for the messages), "in_bits", "out_bits", "inputs": [[code, ...], ...], "expected": [[code,
+...], ...], "vector_cycles": [int, ...] (the model's count of every vector), "cycles" (the largest:
+the drivers' time limits), "idle", "backpressure"}``
+(:func:`bench_config`). The engine's count depends on the input (zero-activation skipping), so
+every vector has its own.
+
+``test_streams`` sends every vector back to back with random idle on the input and random
+back-pressure on the output (``verif/tb_smartdeal_layer.py``'s drivers); every output is compared
+in order and ``last`` must be on each vector's final output. ``test_cycles`` sends the vectors one
+at a time with no idle and the output always ready: vector ``v`` must take exactly
+``vector_cycles[v]``. ``test_reset`` resets the engine halfway through loading, then halfway
+through computing, and then runs ``test_cycles``' check. The seed (``cocotb.RANDOM_SEED``) is
+logged by the TB.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+import cocotb
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+
+from permdeal.verif.runner import tb_config, tb_report
+from permdeal.verif.streams import cycle, reset
+from permdeal.verif.tb_smartdeal_layer import TB as LayerTB
+
+if TYPE_CHECKING:
+    from permdeal.golden.smartdeal_model import SmartDealModel
+
+
+def bench_config(model: SmartDealModel, x: npt.ArrayLike, lanes: int, **extra: Any) -> dict:
+    """The bench's ``config`` for ``model`` on ``lanes`` lanes and input codes ``x``: the golden
+    outputs and the cycle model's count of every vector. ``extra`` adds ``idle`` or
+    ``backpressure``."""
+    from permdeal.golden.smartdeal_engine_cycles import model_cycles
+    x = np.asarray(x, dtype=np.int64)
+    cycles = [c.total for c in model_cycles(model, x, lanes)]
+    return {"layer": model.layers[-1].name, "in_bits": model.input_format.bits,
+            "out_bits": model.output_format.bits, "inputs": x.tolist(),
+            "expected": model.forward(x).tolist(),
+            "vector_cycles": cycles, "cycles": max(cycles), **extra}
+
+
+class TB(LayerTB):
+    """The layer bench's TB with one cycle count per vector."""
+
+    def __init__(self, dut, idle, backpressure):
+        self.vector_cycles = [int(c) for c in tb_config()["vector_cycles"]]
+        super().__init__(dut, idle, backpressure)
+
+    async def run_cycles(self) -> list[int]:
+        """Each vector alone: its cycles against its model count; returns the measured counts."""
+        await reset(self.dut)
+        self.dut.o__ready.value = 1
+        measured = []
+        m = len(self.expected[0])
+        limit = 4 * self.cycles + 400
+        for v, x in enumerate(self.inputs):
+            self.expect(v)
+            receiver = cocotb.start_soon(self.receive(m, limit))
+            first = await self.send(x, limit)
+            if first is None:
+                break
+            last = await receiver
+            if last is None:
+                self.missing(limit)
+                break
+            measured.append(last - first + 1)
+            if measured[-1] != self.vector_cycles[v]:
+                self.error(f"layer {self.layer}, input vector {v}: {measured[-1]} cycles in RTL, "
+                           f"the cycle model says {self.vector_cycles[v]} (first input in cycle "
+                           f"{first}, last output in cycle {last})")
+            if len(self.errors) >= 50:
+                break
+            await FallingEdge(self.dut.clk)
+        await ClockCycles(self.dut.clk, 10)
+        await ReadOnly()
+        if self.dut.o__valid.value:
+            self.error(f"layer {self.layer}: an output beyond the expected ones (cycle {cycle()})")
+        return measured
+
+
+@cocotb.test()
+async def test_streams(dut: Any) -> None:
+    """Every vector with random idle on the input and back-pressure on the output."""
+    cfg = tb_config()
+    tb = TB(dut, float(cfg.get("idle", 0.3)), float(cfg.get("backpressure", 0.3)))
+    source, sink = await tb.run_streams()
+    tb_report("test_streams", checked=tb.checked, outputs=sum(map(len, tb.expected)),
+              mismatches=len(tb.errors), errors=tb.errors[:10], vectors=len(tb.inputs),
+              input_stalls=source.stalls, output_stalls=sink.stalls, seed=cocotb.RANDOM_SEED)
+    assert not tb.errors, f"{len(tb.errors)} errors; the first: {tb.errors[0]}"
+    assert tb.checked == sum(map(len, tb.expected)) > 0, "not every output was checked"
+
+
+@cocotb.test()
+async def test_cycles(dut: Any) -> None:
+    """One vector at a time, no idle, no back-pressure: the cycle model's count, exactly."""
+    tb = TB(dut, 0.0, 0.0)
+    measured = await tb.run_cycles()
+    tb_report("test_cycles", checked=tb.checked, outputs=sum(map(len, tb.expected)),
+              mismatches=len(tb.errors), errors=tb.errors[:10], vectors=len(tb.inputs),
+              observed=tb.observed, rtl_cycles=measured, model_cycles=tb.vector_cycles,
+              seed=cocotb.RANDOM_SEED)
+    assert not tb.errors, f"{len(tb.errors)} errors; the first: {tb.errors[0]}"
+    assert tb.checked == sum(map(len, tb.expected)) > 0, "not every output was checked"
+    assert measured == tb.vector_cycles, (measured, tb.vector_cycles)
+
+
+@cocotb.test()
+async def test_reset(dut: Any) -> None:
+    """A reset while loading and one while computing abandon the inference and leave nothing
+    behind: afterwards every vector gives its outputs and exactly its cycles."""
+    tb = TB(dut, 0.0, 0.0)
+    await reset(dut)
+    x = tb.inputs[0]
+    limit = 4 * tb.cycles + 400
+    await tb.send(x[:max(1, len(x) // 2)], limit)            # half an inference loaded
+    await reset(dut)
+    await tb.send(x, limit)                                  # loaded, then computing ...
+    await ClockCycles(dut.clk, max(1, tb.vector_cycles[0] // 2))
+    measured = await tb.run_cycles()                         # ... reset (its first step)
+    tb_report("test_reset", checked=tb.checked, outputs=sum(map(len, tb.expected)),
+              mismatches=len(tb.errors), errors=tb.errors[:10], rtl_cycles=measured,
+              model_cycles=tb.vector_cycles)
+    assert not tb.errors, f"{len(tb.errors)} errors; the first: {tb.errors[0]}"
+    assert tb.checked == sum(map(len, tb.expected)) > 0, "not every output was checked"
+    assert measured == tb.vector_cycles, (measured, tb.vector_cycles)
