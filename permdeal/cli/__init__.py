@@ -349,9 +349,10 @@ def build_parser():
     p.set_defaults(func=commands.cmd_compare)
 
     p = sub.add_parser("bench-smartdeal", help="SmartDeal figures: a random layer's decomposition, "
-                       "digits accuracy, the shift-add unit's cycles and size")
-    p.add_argument("--parts", default="layer,digits,unit",
-                   help="comma-separated parts: layer, digits, unit (default all)")
+                       "digits accuracy, the shift-add unit's cycles and size, the SmartDeal "
+                       "engine's cycles against the PermDNN engine's")
+    p.add_argument("--parts", default="layer,digits,unit,engine",
+                   help="comma-separated parts: layer, digits, unit, engine (default all)")
     p.add_argument("--m", type=args.positive, default=4096, help="random layer outputs (default 4096)")
     p.add_argument("--n", type=args.positive, default=4096, help="random layer inputs (default 4096)")
     p.add_argument("--S", type=args.positive, default=3, help="chunk width S (default 3)")
