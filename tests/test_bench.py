@@ -56,6 +56,8 @@ def test_layer_figures_are_the_cycle_model_on_the_same_draws():
     assert r["us"] == pytest.approx(mean / PAPER_MHZ)
     assert r["speedup"] == pytest.approx(12.2 / (mean / PAPER_MHZ))       # EIE's actual 12.2 us
     assert r["speedup_at_eie_clock"] == pytest.approx(12.2 / (mean / EIE_MHZ))
+    # at equal multipliers too: EIE's 64 PEs of one multiplier against our 32 x 8 lanes
+    assert r["speedup_per_multiplier"] == pytest.approx(12.2 / (mean / EIE_MHZ) * 64 / 256)
     assert r["eie_ideal_over_actual"] == pytest.approx(11.7 / 12.2)
     assert r["nnz_mean"] == pytest.approx(x.astype(bool).sum(axis=1).mean())
 
