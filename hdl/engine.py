@@ -37,6 +37,7 @@ from permdeal.golden.rom import image_name
 
 from .act_banks import ActBanks
 from .blackbox import Blackbox
+from .group_sum import GroupSum
 from .issuer import Issuer
 from .lint import eq_const
 from .nz_detect import NonZeroDetector
@@ -675,6 +676,9 @@ class Engine(wiring.Component):
         m.d.comb += bias_addr.eq((desc_bias + a)[:len(bias_addr)])
         wb_draining = delay(m, draining, red, "wb_draining", reset_less=False)
         wb_bias_addr = delay(m, bias_addr, red, "wb_bias_addr")
+        group_sum = GroupSum(nl, k_count, self._wb_proto.acc_layout)
+        if red:
+            m.submodules.group_sum = group_sum
         sums = []
         for pe_i, pe in enumerate(self._pes):
             m.d.comb += [
@@ -688,15 +692,9 @@ class Engine(wiring.Component):
                 acc = Signal(self._wb_proto.acc_layout, name=f"pe{pe_i}_acc{l}")
                 m.d.comb += [acc.valid.eq(pe.acc[l].valid), acc.value.eq(pe.acc[l].value)]
                 sums.append(acc)
-        for stage in range(red):
-            half = len(sums) // 2
-            nxt = []
-            for h in range(half):
-                acc = Signal(self._wb_proto.acc_layout, name=f"group_sum{stage + 1}_{h}")
-                m.d.sync += [acc.valid.eq(sums[h].valid),
-                             acc.value.eq(sums[h].value + sums[h + half].value)]
-                nxt.append(acc)
-            sums = nxt
+        if red:
+            m.d.comb += [group_sum.i[g].eq(acc) for g, acc in enumerate(sums)]
+            sums = [group_sum.o[h] for h in range(g_lanes)]
         for pe_i, wb in enumerate(self._wbs):
             m.d.comb += [
                 wb.drain.valid.eq(wb_draining),

@@ -56,7 +56,7 @@ def notes(roms: str) -> tuple[str, ...]:
 BLOCKS = (
     ("multipliers", ("multiplier",)),
     ("accumulators", ("accumulator",)),
-    ("write-back", ("wb",)),
+    ("write-back", ("wb", "group_sum")),
     ("index logic", ("perm_index", "issuer")),
     ("activation path", ("banks", "reader", "detector", "out_reader")),
     ("lane operands", ("lane", "pe")),

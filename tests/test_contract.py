@@ -26,3 +26,19 @@ def test_latencies_match_the_rtl_blocks():
     # The last drain request: its read (and clear), the write-back unit, the bank write; the next
     # layer's first bank read comes in the cycle after the write.
     assert cycles.WRITEBACK_LATENCY == lane.DRAIN_LATENCY + Writeback(fmts, relu=True).latency
+
+
+def test_lane_group_latencies_match_the_rtl_blocks():
+    """With K groups the banks' ports read G = NL/K banks each, and the groups' adder tree adds
+    log2 K stages to the write-back."""
+    from permdeal.hdl.group_sum import GroupSum
+    from permdeal.hdl.pe_writeback import PEWriteback
+    fmts = LayerFormats(Fixed(16, 8), Fixed(16, 8), Fixed(16, 8), Fixed(16, 8), 4)
+    acc = PEWriteback(1, [(fmts, True)], 1, external=True).acc_layout
+    for n_pe, k in ((8, 1), (8, 2), (16, 4), (32, 32)):
+        cfg = cycles.EngineConfig(n_pe, 4, groups=k)
+        banks = ActBanks(n_pe * 4, 1, 16, 2, groups=k)
+        assert banks.latency == cfg.bank_read_latency, (n_pe, k)
+        assert cfg.output_latency == OutputReader(n_pe * 4, 1, 16, 2, 16, 1, 1, groups=k).latency
+        assert cfg.writeback_latency == cycles.WRITEBACK_LATENCY + GroupSum(n_pe * 4, k,
+                                                                            acc).latency
