@@ -228,3 +228,16 @@ def test_rtl_validation_of_a_tiny_layer(tmp_path, capsys):
     assert np.array_equal(y, model.forward(x)) and s["images_equal"] == [True, True]
     (eng,) = res["flow"]["engines"]
     assert eng["sims"]["icarus"]["cycles"] == eng["sims"]["icarus"]["model_cycles"]
+
+
+def test_scan_width_reaches_the_engine():
+    """--scan-width: the eie part's cycles are the cycle model's at that width (VGG-8 reads
+    VGG-7's blocks of 25: four windows of 8 or two of 16)."""
+    layer = eie_layer("VGG-8")
+    res = bench.eie_comparison([layer], draws=2, seed=3, eie_draws=0, groups=1, scan_width=16)
+    (r,) = res["layers"]
+    cfg = EngineConfig(32, 8, scan_width=16)
+    x = bench.activation_draws(layer, 2, 3)
+    assert r["cycles"] == [layer_cycles(xi, 250, 4, cfg, in_block=25).total for xi in x]
+    narrow = bench.eie_comparison([layer], draws=2, seed=3, eie_draws=0, groups=1)
+    assert narrow["layers"][0]["cycles_mean"] > r["cycles_mean"]

@@ -43,7 +43,8 @@ from permdeal.executor import Executor, Task, executor, using
 from permdeal.checks import integer
 from permdeal.errors import PermdealError, ToolMissing
 from permdeal.golden.bench import DEFAULT_LAYER
-from permdeal.golden.cycles import EngineConfig, auto_groups, group_choices, layer_cycles
+from permdeal.golden.cycles import (DEFAULT_SCAN_WIDTH, EngineConfig, auto_groups, group_choices,
+                                    layer_cycles)
 from permdeal.golden.permdiag import PermDiag, check_block_fit
 from permdeal.golden.workloads import EIE, EIE_LAYERS, EieLayer, eie_layer
 from permdeal.synth.memory import PAPER
@@ -72,7 +73,7 @@ DEFAULTS = {"parts": ",".join(PARTS), "layers": None, "draws": 10, "eie_draws": 
             "flow_shape": "1024x1024", "flow_p": 8, "flow_density": 0.35, "flow_batch": 4,
             "m": DEFAULT_LAYER.n_out, "n": DEFAULT_LAYER.n_in, "p": [1, 2, 4, 8, 16],
             "repeat": 3, "json": None, "force": False, "jobs": 1, "dask": None,
-            "groups": "auto"}
+            "groups": "auto", "scan_width": DEFAULT_SCAN_WIDTH}
 
 
 # -- the design points ----------------------------------------------------------------------------
@@ -251,12 +252,13 @@ def geomean(values: Sequence[float]) -> float:
 
 
 def eie_comparison(layers: Sequence[EieLayer], draws: int, seed: int, eie_draws: int = 1,
-                   bar: tqdm | None = None, groups: int | str = "auto") -> dict[str, Any]:
+                   bar: tqdm | None = None, groups: int | str = "auto",
+                   scan_width: int = DEFAULT_SCAN_WIDTH) -> dict[str, Any]:
     """Part ``eie``: :func:`eie_layer_figures` for every layer on the paper's engine, with the
     storage of both and EIE's own cycle model (``eie_draws`` random layers each, 0 for none);
     returns the part's dict. ``bar`` (a tqdm bar) shows the progress; ``groups``: the lane groups
-    of every layer's engine (:func:`layer_groups`)."""
-    cfg = paper_engine()
+    of every layer's engine (:func:`layer_groups`), ``scan_width`` its detectors' width."""
+    cfg = replace(paper_engine(), scan_width=scan_width)
     rows = []
     for layer in layers:
         if bar is not None:
@@ -373,7 +375,7 @@ def _options(options):
     limits.check_array(o["m"], o["n"], f"--golden-m {o['m']} x --golden-n {o['n']}")
     limits.check_array(o["draws"], max(layer.n_in for layer in EIE_LAYERS),
                        f"--draws {o['draws']} activation vectors")
-    for key, lo in (("draws", 1), ("eie_draws", 0), ("scale", 1), ("inputs", 1),
+    for key, lo in (("draws", 1), ("eie_draws", 0), ("scale", 1), ("inputs", 1), ("scan_width", 1),
                     ("flow_lanes", 1), ("flow_p", 1), ("flow_batch", 1), ("m", 1), ("n", 1),
                     ("repeat", 1)):
         integer(o[key], f"--{key.replace('_', '-')}", lo)
@@ -407,8 +409,8 @@ def _options(options):
 
 
 #: The options each part alone reads (a changed one for a part not run is refused).
-PART_OPTIONS = {"eie": ("draws", "eie_draws"),
-                "rtl": ("scale", "rtl_pes", "rtl_lanes", "inputs"),
+PART_OPTIONS = {"eie": ("draws", "eie_draws", "scan_width"),
+                "rtl": ("scale", "rtl_pes", "rtl_lanes", "inputs", "scan_width"),
                 "power": ("scale", "rtl_pes", "rtl_lanes", "inputs"),
                 "flow": ("flow_pes", "flow_lanes", "flow_shape", "flow_p", "flow_density",
                          "flow_batch"),
@@ -421,11 +423,12 @@ PART_FLAGS = {"m": "--golden-m", "n": "--golden-n", "p": "--golden-p"}
 
 def _rtl_engine(o):
     """The RTL part's engine and the rule it follows."""
-    auto = scaled_engine(o["scale"])
+    auto = replace(scaled_engine(o["scale"]), scan_width=o["scan_width"])
     if o["rtl_pes"] is None and o["rtl_lanes"] is None:
         return auto, (f"the paper's {PAPER['n_pe']} x {PAPER['lanes']} with 1/{o['scale']} of "
                       "its lanes, so that B is the full layer's")
-    cfg = EngineConfig(o["rtl_pes"] or auto.n_pe, o["rtl_lanes"] or auto.lanes)
+    cfg = EngineConfig(o["rtl_pes"] or auto.n_pe, o["rtl_lanes"] or auto.lanes,
+                       scan_width=o["scan_width"])
     return cfg, "given by --rtl-pes / --rtl-lanes"
 
 
@@ -510,7 +513,7 @@ def _run(ex: Executor, **options: Any) -> int:
         with tqdm(total=len(layers), desc="EIE layers", unit="layer", dynamic_ncols=True,
                   disable=None) as bar:  # no bar when stderr is not a terminal
             eie = eie_comparison(layers, o["draws"], o["seed"], o["eie_draws"], bar,
-                                 groups=o["groups"])
+                                 groups=o["groups"], scan_width=o["scan_width"])
         eie["seconds"] = round(time.perf_counter() - t0, 1)
         res["eie"] = eie
         print(eie_tables(eie) + "\n", flush=True)

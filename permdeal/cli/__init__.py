@@ -391,6 +391,10 @@ def bench_flags(p):
     p.add_argument("--rtl-pes", type=args.positive, help="RTL part: PEs (default: the paper's "
                    "engine with 1/scale of its lanes, 2 PE x 8 lanes for 16)")
     p.add_argument("--rtl-lanes", type=args.positive, help="RTL part: lanes per PE (see --rtl-pes)")
+    p.add_argument("--scan-width", type=args.positive, default=d["scan_width"],
+                   help="eie and rtl parts: activations each detector scans per cycle (default "
+                   f"{d['scan_width']}; 16 halves the windows of AlexNet's and VGG's fc8, whose "
+                   "inputs come in blocks of 11 and 25)")
     p.add_argument("--groups", type=args.groups, default=d["groups"],
                    help="eie and rtl parts: every layer's lane groups, auto (default: the count "
                    "with the fewest cycles of the cycle model on the layer's first 3 activation "
