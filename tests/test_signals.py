@@ -91,3 +91,28 @@ def test_signal_mid_run_leaves_nothing(inputs, tmp_path, command, sig):
                         text=True).stdout
     running = [ln for ln in ps.splitlines() if ln.strip() and not ln.strip().startswith("Z")]
     assert running == [], f"processes left running: {running}"
+
+
+def test_a_signal_raised_inside_a_finalizer_is_not_lost(monkeypatch, capsys):
+    """Python drops an exception raised in a ``__del__``: a Ctrl-C that lands there (an unused
+    Amaranth component's finalizer, say) is delivered again and still interrupts the command."""
+    import time
+
+    from permdeal import cli
+    from permdeal.cli import commands
+
+    class Finalized:
+        def __del__(self):
+            raise KeyboardInterrupt    # as the signal handler raises it there
+
+    def command(args):
+        Finalized()                    # dropped at once: its __del__ runs here
+        for _ in range(500):           # the re-delivered signal lands in this loop
+            time.sleep(0.01)
+        return 0
+
+    monkeypatch.setattr(commands, "cmd_rom", command)
+    t0 = time.monotonic()
+    assert cli.main(["rom", "model", "-o", "out"]) == 130
+    assert time.monotonic() - t0 < 4
+    assert "permdeal rom: interrupted" in capsys.readouterr().err

@@ -528,6 +528,20 @@ def _on_signal(signum, frame):
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
+def _redeliver(hook):
+    """A ``sys.unraisablehook`` around ``hook``: a signal's exception raised inside a finalizer
+    (a ``__del__``, where Python prints and drops it) is delivered again, from another thread,
+    so that it reaches the program instead of being lost; any other goes to ``hook``."""
+    def handle(unraisable):
+        exc = unraisable.exc_value
+        if isinstance(exc, KeyboardInterrupt):
+            signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+            threading.Thread(target=signal.raise_signal, args=(signum,), daemon=True).start()
+            return
+        hook(unraisable)
+    return handle
+
+
 def _one_line(text: str) -> str:
     """A message as one line: a tool's multi-line detail joined by `` | ``."""
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
@@ -542,6 +556,9 @@ def main(argv=None):
     main_thread = threading.current_thread() is threading.main_thread()
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)} \
         if main_thread else {}
+    unraisable = sys.unraisablehook
+    if main_thread:
+        sys.unraisablehook = _redeliver(unraisable)
     try:
         with limits.lifted(getattr(ns, "allow_large", False)):
             return ns.func(ns)
@@ -563,3 +580,4 @@ def main(argv=None):
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        sys.unraisablehook = unraisable
