@@ -5,11 +5,13 @@ this package."""
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import os
 import signal
 import sys
 import threading
+import time
 import warnings
 
 from permdeal import __version__, limits, methods
@@ -536,10 +538,22 @@ def _redeliver(hook):
         exc = unraisable.exc_value
         if isinstance(exc, KeyboardInterrupt):
             signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
-            threading.Thread(target=signal.raise_signal, args=(signum,), daemon=True).start()
+            # (a bare thread that waits a little: the signal must not land in this hook, where
+            # Python would drop it again, as it may while ``Thread.start`` waits for the thread)
+            _thread.start_new_thread(_raise_later, (signum,))
             return
         hook(unraisable)
     return handle
+
+
+def _raise_later(signum):
+    """Raise ``signum`` in this process after :data:`REDELIVER_DELAY` seconds."""
+    time.sleep(REDELIVER_DELAY)
+    signal.raise_signal(signum)
+
+
+#: Seconds a signal dropped in a finalizer waits before it is delivered again.
+REDELIVER_DELAY = 0.02
 
 
 def _one_line(text: str) -> str:
