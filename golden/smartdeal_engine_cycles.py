@@ -1,7 +1,8 @@
 """Cycle model of the SmartDeal engine (``hdl.smartdeal_engine``): the exact count the RTL meets.
 
-The engine (docs/design.md 11.1) runs a whole SmartDeal network on ``L`` MAC lanes, one input
-vector at a time (batch 1). Dataflow: output-stationary tiles. The ``m`` outputs of a layer go to
+The engine (docs/design.md 11.1) runs a whole SmartDeal network on ``L`` MAC lanes, ``V`` input
+vectors at a time (``batch``; the stream carries a batch interleaved, element ``j`` of every
+vector, then element ``j + 1``; at ``V = 1`` the plain order). Dataflow: output-stationary tiles. The ``m`` outputs of a layer go to
 the lanes in *tiles* of ``L`` consecutive rows: tile ``t`` gives lane ``l`` output row ``t*L + l``
 (the last tile holds ``q = m - (T-1)*L`` real rows, ``T = ceil(m/L)`` tiles). The layer's input is
 kept as a list of its non-zero entries only (zero-activation skipping: the list is built as the
@@ -23,26 +24,30 @@ live chunks (one empty run when none is live; one run ``0 .. r-1`` when nothing 
 the list is in input order, so a run is a stretch of consecutive entries, and the engine jumps
 from run to run at no cost (it records where every chunk starts as it writes the list).
 
+With a batch the list holds the non-zero entries of every vector, a column's consecutive (each
+with its vector ``v``); a lane keeps ``V`` sums and rebuilds a weight once per column (the other
+vectors' entries reuse it).
+
 The rule (cycle 0 is a layer's first issue cycle; ``z`` of a run is the number of non-zero inputs in
-its chunks, from the golden forward pass's activations):
+its chunks over the batch, from the golden forward pass's activations):
 
 1. Tile ``t`` walks its runs, a run taking ``max(z, 1)`` cycles; ``U_t`` is their sum
-   (``max(nnz, 1)`` without pruning). The tile takes ``P_t = max(U_t, L)`` issue cycles (lanes idle
-   on the rest: the write-back of the previous tile's ``L`` sums must finish before the next
+   (``max(nnz, 1)`` without pruning). The tile takes ``P_t = max(U_t, L*V)`` issue cycles (lanes
+   idle on the rest: the write-back of the previous tile's ``L*V`` sums must finish before the next
    capture); the tiles follow one another with no gap.
 2. A slot issued in cycle ``c`` reaches the lanes' accumulators in cycle ``c + 5``
    (:data:`ISSUE_TO_ACC`: the non-zero list's read, the lane ROMs' read, the rebuild's two stages,
    the product register); the tile's sums are captured at the end of its last slot's accumulate
-   cycle, and output ``d`` of the tile enters the write-back in cycle ``c_last + 6 + d``, is
-   written :data:`WRITEBACK_LATENCY` ``= 2`` cycles later.
+   cycle, and output ``d = l*V + v`` of the tile enters the write-back in cycle
+   ``c_last + 6 + d``, is written :data:`WRITEBACK_LATENCY` ``= 2`` cycles later.
 3. The next layer's first issue cycle follows the last write:
 
-   ``T_layer = sum of P_t + q + 7``  (:data:`LAYER_OVERHEAD` ``= 7``).
+   ``T_layer = sum of P_t + q*V + 7``  (:data:`LAYER_OVERHEAD` ``= 7``).
 
-A whole inference, counted from the first input accepted through the last output accepted, both
+A whole batch, counted from the first input accepted through the last output accepted, both
 included, with no idle on the input and the output always ready::
 
-    total = n_first + sum over layers of T_layer + m_last
+    total = n_first*V + sum over layers of T_layer + m_last*V
 
 (the inputs load one a cycle; after the last layer the outputs stream one a cycle from the cycle
 after its last write). The engine takes the next inference's first input in the cycle after the
@@ -72,12 +77,14 @@ from .smartdeal import block_layout
 if TYPE_CHECKING:
     from .smartdeal_model import SmartDealModel
 
-__all__ = ["ISSUE_TO_ACC", "LAYER_OVERHEAD", "MAX_LANES", "WRITEBACK_LATENCY",
-           "InferenceCycles", "LayerCycles", "check_lanes", "layer_cycles", "model_cycles",
-           "tile_runs"]
+__all__ = ["ISSUE_TO_ACC", "LAYER_OVERHEAD", "MAX_BATCH", "MAX_LANES", "WRITEBACK_LATENCY",
+           "InferenceCycles", "LayerCycles", "check_batch", "check_lanes", "layer_cycles",
+           "model_cycles", "tile_runs"]
 
 #: Most MAC lanes an engine may have.
 MAX_LANES = 256
+#: Most input vectors an engine may hold in flight (every lane keeps one sum per vector).
+MAX_BATCH = 64
 #: Cycles from a slot's issue to its accumulate stage: the non-zero list's read, the lane ROMs'
 #: read, the rebuild's two register stages and the product register.
 ISSUE_TO_ACC = 5
@@ -90,6 +97,11 @@ LAYER_OVERHEAD = ISSUE_TO_ACC + WRITEBACK_LATENCY
 def check_lanes(lanes: int) -> int:
     """``lanes`` checked: an integer in ``[1, MAX_LANES]``."""
     return integer(lanes, "SmartDeal engine lanes", 1, MAX_LANES)
+
+
+def check_batch(batch: int) -> int:
+    """``batch`` checked: an integer in ``[1, MAX_BATCH]``."""
+    return integer(batch, "SmartDeal engine batch", 1, MAX_BATCH)
 
 
 def tile_runs(layer, lanes: int, skip: bool = True) -> list[list[tuple[int, int]]]:
@@ -123,16 +135,19 @@ def tile_runs(layer, lanes: int, skip: bool = True) -> list[list[tuple[int, int]
 
 @dataclass(frozen=True)
 class LayerCycles:
-    """One layer on the engine: ``m`` outputs, ``nnz`` non-zero inputs, ``lanes`` lanes; per tile
-    the inputs it issues (``tile_ops``) and its issue cycles before the padding to ``L``
-    (``tile_slots``: a run with no non-zero input costs a cycle). Without them every tile walks the
-    whole list: ``nnz`` inputs in ``max(nnz, 1)`` cycles."""
+    """One layer on the engine: ``m`` outputs, ``nnz`` non-zero inputs (over the ``batch``
+    vectors), ``lanes`` lanes; per tile the inputs it issues (``tile_ops``), its issue cycles before
+    the padding to ``L*V`` (``tile_slots``: a run with no non-zero input costs a cycle) and the
+    distinct columns it issues (``tile_columns``: one rebuilt weight per lane each). Without them
+    every tile walks the whole list: ``nnz`` inputs in ``max(nnz, 1)`` cycles."""
 
     m: int
     nnz: int
     lanes: int
     tile_ops: tuple[int, ...] | None = None
     tile_slots: tuple[int, ...] | None = None
+    batch: int = 1
+    tile_columns: tuple[int, ...] | None = None
 
     @property
     def tiles(self) -> int:
@@ -157,13 +172,13 @@ class LayerCycles:
 
     @property
     def periods(self) -> tuple[int, ...]:
-        """``P_t = max(U_t, L)``: issue cycles of every tile."""
-        return tuple(max(u, self.lanes) for u in self.slots)
+        """``P_t = max(U_t, L*V)``: issue cycles of every tile."""
+        return tuple(max(u, self.lanes * self.batch) for u in self.slots)
 
     @property
     def compute(self) -> int:
-        """``T_layer = sum P_t + q + LAYER_OVERHEAD``."""
-        return sum(self.periods) + self.last_tile_rows + LAYER_OVERHEAD
+        """``T_layer = sum P_t + q*V + LAYER_OVERHEAD``."""
+        return sum(self.periods) + self.last_tile_rows * self.batch + LAYER_OVERHEAD
 
     @property
     def macs(self) -> int:
@@ -174,8 +189,10 @@ class LayerCycles:
 
     @property
     def rebuilt_weights(self) -> int:
-        """Weights rebuilt: one per lane and issued input."""
-        return sum(self.ops) * self.lanes
+        """Weights rebuilt: one per lane and issued column (an input of the batch that meets the
+        weight of the column before it reuses it)."""
+        cols = self.ops if self.tile_columns is None else self.tile_columns
+        return sum(cols) * self.lanes
 
     @property
     def utilization(self) -> float:
@@ -184,12 +201,14 @@ class LayerCycles:
     def to_json(self) -> dict[str, int | float]:
         return {"m": self.m, "nnz": self.nnz, "tiles": self.tiles, "issued": sum(self.ops),
                 "compute": self.compute, "macs": self.macs,
+                "rebuilt_weights": self.rebuilt_weights,
                 "utilization": round(self.utilization, 4)}
 
 
 @dataclass(frozen=True)
 class InferenceCycles:
-    """One input vector through the engine: ``load`` inputs, every layer, ``unload`` outputs."""
+    """One batch of input vectors (``batch``, one at batch 1) through the engine: ``load`` inputs,
+    every layer, ``unload`` outputs."""
 
     load: int
     layers: tuple[LayerCycles, ...]
@@ -198,6 +217,15 @@ class InferenceCycles:
     @property
     def lanes(self) -> int:
         return self.layers[0].lanes
+
+    @property
+    def batch(self) -> int:
+        return self.layers[0].batch
+
+    @property
+    def per_vector(self) -> float:
+        """``total / batch``: the cycles of one input vector."""
+        return self.total / self.batch
 
     @property
     def compute(self) -> int:
@@ -223,17 +251,20 @@ class InferenceCycles:
         return self.macs / (self.lanes * self.total)
 
     def to_json(self) -> dict:
-        return {"lanes": self.lanes, "total": self.total, "load": self.load,
+        return {"lanes": self.lanes, "batch": self.batch, "total": self.total,
+                "per_vector": self.per_vector, "load": self.load,
                 "unload": self.unload, "macs": self.macs,
                 "utilization": round(self.utilization, 4),
                 "total_utilization": round(self.total_utilization, 4),
                 "layers": [l.to_json() for l in self.layers]}
 
 
-def layer_cycles(m: int, nnz: int, lanes: int, tile_ops=None, tile_slots=None) -> LayerCycles:
-    """Cycles of a layer of ``m`` outputs whose input has ``nnz`` non-zero entries (with pruning
-    skip, per tile the inputs issued and the issue cycles, :class:`LayerCycles`)."""
-    m, lanes = integer(m, "layer outputs m", 1), check_lanes(lanes)
+def layer_cycles(m: int, nnz: int, lanes: int, tile_ops=None, tile_slots=None, *,
+                 batch: int = 1, tile_columns=None) -> LayerCycles:
+    """Cycles of a layer of ``m`` outputs whose input (``batch`` vectors) has ``nnz`` non-zero
+    entries (with pruning skip, per tile the inputs issued and the issue cycles; the columns
+    issued, :class:`LayerCycles`)."""
+    m, lanes, batch = integer(m, "layer outputs m", 1), check_lanes(lanes), check_batch(batch)
     T = -(-m // lanes)
     if (tile_ops is None) != (tile_slots is None):
         raise PermdealError("tile_ops and tile_slots go together")
@@ -242,7 +273,12 @@ def layer_cycles(m: int, nnz: int, lanes: int, tile_ops=None, tile_slots=None) -
         tile_slots = tuple(integer(o, "tile slots", 1) for o in tile_slots)
         if len(tile_ops) != T or len(tile_slots) != T:
             raise PermdealError(f"{len(tile_ops)} and {len(tile_slots)} tile counts for {T} tiles")
-    return LayerCycles(m, integer(nnz, "non-zero inputs", 0), lanes, tile_ops, tile_slots)
+    if tile_columns is not None:
+        tile_columns = tuple(integer(o, "tile columns", 0) for o in tile_columns)
+        if len(tile_columns) != T:
+            raise PermdealError(f"{len(tile_columns)} tile column counts for {T} tiles")
+    return LayerCycles(m, integer(nnz, "non-zero inputs", 0), lanes, tile_ops, tile_slots, batch,
+                       tile_columns)
 
 
 def _activations(model, x):
@@ -257,23 +293,36 @@ def _activations(model, x):
     return acts
 
 
-def model_cycles(model: SmartDealModel, x: npt.ArrayLike, lanes: int,
-                 skip: bool = True) -> list[InferenceCycles]:
-    """The engine's cycles for every input vector of ``x`` (codes, vectors x n) on ``lanes``;
-    ``skip=False``: an engine without the pruning skip (every tile walks the whole list)."""
-    lanes = check_lanes(lanes)
+def model_cycles(model: SmartDealModel, x: npt.ArrayLike, lanes: int, skip: bool = True,
+                 batch: int = 1) -> list[InferenceCycles]:
+    """The engine's cycles on ``lanes`` lanes for the input vectors ``x`` (codes, vectors x n),
+    one :class:`InferenceCycles` per batch of ``batch`` consecutive vectors (the vectors must fill
+    whole batches); ``skip=False``: an engine without the pruning skip (every tile walks the whole
+    list)."""
+    lanes, batch = check_lanes(lanes), check_batch(batch)
     acts = _activations(model, x)
+    vectors = acts[0].shape[0]
+    if vectors % batch:
+        raise PermdealError(f"{vectors} input vectors do not fill batches of {batch}; pad them "
+                            f"(the engine takes {batch} vectors at a time)")
     plans = [tile_runs(l, lanes, skip) for l in model.layers]
     out = []
-    for v in range(acts[0].shape[0]):
+    for b in range(0, vectors, batch):
         layers = []
         for layer, a, plan in zip(model.layers, acts, plans):
             S, n = layer.codes.S, layer.shape[1]
-            chunk_nnz = np.zeros(-(-n // S), dtype=np.int64)
-            np.add.at(chunk_nnz, np.arange(n) // S, a[v] != 0)
+            nz = a[b:b + batch] != 0                                  # (batch, n)
+            chunks = np.arange(n) // S
+            chunk_nnz = np.zeros(-(-n // S), dtype=np.int64)          # non-zero (j, v) per chunk
+            np.add.at(chunk_nnz, chunks, nz.sum(axis=0))
+            chunk_cols = np.zeros_like(chunk_nnz)                     # columns with one or more
+            np.add.at(chunk_cols, chunks, nz.any(axis=0))
             z = [[int(chunk_nnz[ra:rb].sum()) for ra, rb in runs] for runs in plan]
-            layers.append(layer_cycles(layer.shape[0], int(np.count_nonzero(a[v])), lanes,
-                                       [sum(zs) for zs in z],
-                                       [sum(max(v, 1) for v in zs) for zs in z]))
-        out.append(InferenceCycles(model.n_inputs, tuple(layers), model.layers[-1].shape[0]))
+            layers.append(layer_cycles(
+                layer.shape[0], int(nz.sum()), lanes, [sum(zs) for zs in z],
+                [sum(max(v, 1) for v in zs) for zs in z], batch=batch,
+                tile_columns=[sum(int(chunk_cols[ra:rb].sum()) for ra, rb in runs)
+                              for runs in plan]))
+        out.append(InferenceCycles(model.n_inputs * batch, tuple(layers),
+                                   model.layers[-1].shape[0] * batch))
     return out

@@ -22,10 +22,15 @@ inputs for free), the last layer's outputs go to ``out_mem`` and stream out. The
 predicts every cycle is ``golden.smartdeal_engine_cycles`` (docs/design.md 11.1); the outputs are
 ``golden.smartdeal_model.SmartDealModel.forward``'s, bit for bit.
 
+With a batch of ``V`` vectors (``batch``) the list holds the non-zero entries of every vector, the
+entries of one column consecutive (each with its vector and whether it is its column's first), the
+lanes keep ``V`` sums each and rebuild a weight once per column, and a tile drains ``L*V`` sums;
+the streams carry a batch interleaved (element ``j`` of every vector, then ``j + 1``).
+
 Ports and ready/valid rules are the PermDNN engine's (docs/design.md 10): ``i__ready`` is high only
-while loading, from reset until the ``n``-th input has moved and again from the cycle after the
-previous inference's ``last`` output moved; one inference at a time, so a reset after the last
-output loses nothing.
+while loading, from reset until the ``n*V``-th input has moved and again from the cycle after the
+previous batch's ``last`` output moved; one batch at a time, so a reset after the last output
+loses nothing.
 """
 
 import re
@@ -42,7 +47,7 @@ from permdeal.golden import smartdeal_engine_cycles as ec
 from permdeal.golden.formats import MAX_BITS
 from permdeal.golden.smartdeal_model import SmartDealLayer
 
-from .lint import eq_const
+from .lint import eq_const, select
 from .output_reader import output_layout
 from .smartdeal_engine_lane import EngineLane, pack_b, pack_ce
 from .writeback import Writeback
@@ -133,13 +138,16 @@ class SmartDealEngine(wiring.Component):
     lanes : int
         MAC lanes ``L`` (1 to ``golden.smartdeal_engine_cycles.MAX_LANES``), each with its own
         rebuild engine.
+    batch : int
+        Input vectors ``V`` in flight (1 to ``golden.smartdeal_engine_cycles.MAX_BATCH``).
 
     Members
     -------
     i : ``In(stream.Signature(signed(in_bits)))``
-        The first layer's ``n`` input codes per inference, in index order; taken while loading.
+        The first layer's ``n*V`` input codes per batch, interleaved (index order at ``V = 1``);
+        taken while loading.
     o : ``Out(stream.Signature(output_layout(out_bits)))``
-        ``{data, last}``: the last layer's ``m`` outputs in index order, ``last`` on the final one.
+        ``{data, last}``: the last layer's ``m*V`` outputs, interleaved, ``last`` on the final one.
 
     Timing
     ------
@@ -150,11 +158,12 @@ class SmartDealEngine(wiring.Component):
     (the lists' counts, the accumulators and every counter are registers).
     """
 
-    def __init__(self, layers, lanes, *, name="smartdeal_engine"):
+    def __init__(self, layers, lanes, *, batch=1, name="smartdeal_engine"):
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise PermdealError(f"engine module name must be a Verilog identifier, not {name!r}")
         self._layers = _check_layers(layers)
         self._lanes = ec.check_lanes(lanes)
+        self._batch = ec.check_batch(batch)
         self._name = name
         lay = self._layers
         c0 = lay[0].codes
@@ -171,7 +180,8 @@ class SmartDealEngine(wiring.Component):
         ce, bw, self._ce_base, self._b_base = lane_words(lay, self._lanes)
         self._writeback = Writeback([l.fmts for l in lay], relu=[l.relu for l in lay])
         self._lane_units = [EngineLane(self._S, self._E, self._b_bits, self._aligns,
-                                       self._act_bits, self._acc_bits, ce[i], bw[i])
+                                       self._act_bits, self._acc_bits, ce[i], bw[i],
+                                       self._batch)
                             for i in range(self._lanes)]
         super().__init__({
             "i": In(stream.Signature(signed(self._in_bits))),
@@ -185,6 +195,10 @@ class SmartDealEngine(wiring.Component):
     @property
     def lanes(self) -> int:
         return self._lanes
+
+    @property
+    def batch(self) -> int:
+        return self._batch
 
     @property
     def in_bits(self) -> int:
@@ -215,7 +229,7 @@ class SmartDealEngine(wiring.Component):
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
-        lay, L, S = self._layers, self._lanes, self._S
+        lay, L, S, V = self._layers, self._lanes, self._S, self._batch
         nl = len(lay)
         geo = []
         for l in lay:
@@ -227,7 +241,7 @@ class SmartDealEngine(wiring.Component):
         max_n = max(g["n"] for g in geo)
         max_r = max(g["r"] for g in geo)
         max_bpr = max(g["bpr"] for g in geo)
-        idx_bits = _bits(max_n)
+        idx_bits = _bits(max_n * V)
         sel_range = range(max(2, nl))
 
         for i, lane in enumerate(self._lane_units):
@@ -235,9 +249,10 @@ class SmartDealEngine(wiring.Component):
         wb = self._writeback
         m.submodules.writeback = wb
 
-        # -- the non-zero lists: two banks of (x, jj, c, k) -------------------------------------
+        # -- the non-zero lists: two banks of (x, jj, c, k, v, first) ---------------------------
         entry = data.StructLayout({"x": signed(self._act_bits), "jj": range(max(2, S)),
-                                   "c": range(max(2, max_r)), "k": range(max(2, max_bpr))})
+                                   "c": range(max(2, max_r)), "k": range(max(2, max_bpr)),
+                                   "v": range(max(2, V)), "first": 1})
         nz = Memory(shape=entry, depth=2 << idx_bits, init=[])
         m.submodules.nz = nz
         nz_wr, nz_rd = nz.write_port(), nz.read_port()
@@ -245,7 +260,7 @@ class SmartDealEngine(wiring.Component):
         bias_base = np.concatenate([[0], np.cumsum([g["m"] for g in geo])]).astype(int).tolist()
         bias_bits = max(l.fmts.bias.bits for l in lay)
         bias_mem = Memory(shape=signed(bias_bits), depth=len(biases), init=biases)
-        out_mem = Memory(shape=signed(self._out_bits), depth=max(2, geo[-1]["m"]), init=[])
+        out_mem = Memory(shape=signed(self._out_bits), depth=max(2, geo[-1]["m"] * V), init=[])
         m.submodules.bias_mem, m.submodules.out_mem = bias_mem, out_mem
         bias_rd = bias_mem.read_port(domain="comb")
         out_wr, out_rd = out_mem.write_port(), out_mem.read_port(domain="comb")
@@ -258,10 +273,7 @@ class SmartDealEngine(wiring.Component):
             clipped at the last)."""
             vals = [geo[min(i + offset, nl - 1)][key] if isinstance(key, str) else
                     key[min(i + offset, nl - 1)] for i in range(nl)]
-            out = vals[-1]
-            for i in range(nl - 2, -1, -1):
-                out = Mux(eq_const(layer, i), vals[i], out)
-            return out
+            return select(layer, vals)
 
         # -- writing a list (loading, or the write-back of a hidden layer) ----------------------
         w_en = Signal()
@@ -274,19 +286,26 @@ class SmartDealEngine(wiring.Component):
                                 Signal(range(max(2, max_bpr))))
         w_pos = Signal()                               # a position was written (zero or not)
         w_h = Signal(range(max(g["h"] for g in geo) + 1))  # h of the layer the list feeds
+        w_v = Signal(range(max(2, V)))                 # the position's vector
+        w_seen = Signal()                              # the column has an entry already
+        w_col_end = Signal()                           # the position is its column's last
         m.d.comb += [
             nz_wr.addr.eq(Cat(w_cnt[:idx_bits], w_bank)),
             nz_wr.data.x.eq(w_x), nz_wr.data.jj.eq(w_jj), nz_wr.data.c.eq(w_c),
-            nz_wr.data.k.eq(w_k),
+            nz_wr.data.k.eq(w_k), nz_wr.data.v.eq(w_v), nz_wr.data.first.eq(~w_seen),
             nz_wr.en.eq(w_en & w_x.any()),
             w_cnt_next.eq(w_cnt + (w_en & w_x.any())),
             w_pos.eq(w_en),
+            w_col_end.eq(eq_const(w_v, V - 1) if V > 1 else 1),
         ]
         reset_w = Signal()
         with m.If(reset_w):
-            m.d.sync += [w_cnt.eq(0), w_jj.eq(0), w_c.eq(0), w_hb.eq(0), w_k.eq(0)]
+            m.d.sync += [w_cnt.eq(0), w_jj.eq(0), w_c.eq(0), w_hb.eq(0), w_k.eq(0), w_v.eq(0),
+                         w_seen.eq(0)]
+        with m.Elif(w_pos & ~w_col_end):
+            m.d.sync += [w_cnt.eq(w_cnt_next), w_v.eq(w_v + 1), w_seen.eq(w_seen | w_x.any())]
         with m.Elif(w_pos):
-            m.d.sync += w_cnt.eq(w_cnt_next)
+            m.d.sync += [w_cnt.eq(w_cnt_next), w_v.eq(0), w_seen.eq(0)]
             with m.If(eq_const(w_jj, S - 1)):
                 m.d.sync += [w_jj.eq(0), w_c.eq(w_c + 1)]
                 with m.If(w_hb == w_h - 1):
@@ -303,7 +322,7 @@ class SmartDealEngine(wiring.Component):
         cs_wr = cstart.write_port()
         cs_a, cs_b = cstart.read_port(domain="comb"), cstart.read_port(domain="comb")
         m.d.comb += [cs_wr.addr.eq(Cat(w_c[:c_bits], w_bank)), cs_wr.data.eq(w_cnt),
-                     cs_wr.en.eq(w_pos & eq_const(w_jj, 0))]
+                     cs_wr.en.eq(w_pos & eq_const(w_jj, 0) & eq_const(w_v, 0))]
 
         # -- the runs: every tile's live chunks (golden.smartdeal_engine_cycles.tile_runs) -------
         run_layout = data.StructLayout({"a": range(max(2, max_r)), "b": range(max(2, max_r + 1)),
@@ -324,7 +343,7 @@ class SmartDealEngine(wiring.Component):
 
         # -- the issuer -------------------------------------------------------------------------
         nnz = Signal(idx_bits + 1)                     # entries of the list being read
-        cyc = Signal(_bits(max_n + max_r + L) + 1)     # issue cycle within the tile
+        cyc = Signal(_bits(max_n * V + max_r + L * V) + 1)     # issue cycle within the tile
         k = Signal(idx_bits + 1)                       # the next entry of the run
         fresh = Signal(init=1)                         # the run's first cycle: k is its start
         tdone = Signal()                               # the tile's runs are done (padding to L)
@@ -334,7 +353,7 @@ class SmartDealEngine(wiring.Component):
         ce_words, b_words = self._lane_units[0].ce_depth, self._lane_units[0].b_depth
         ce_tb = Signal(range(max(2, ce_words)))        # Ce address of the tile's rows
         b_tb = Signal(range(max(2, b_words)))
-        wcnt = Signal(range(max(2, L + ec.LAYER_OVERHEAD)))
+        wcnt = Signal(range(max(2, L * V + ec.LAYER_OVERHEAD)))
         issuing = Signal()
         op_valid, tile_end = Signal(), Signal()
         m.d.comb += [
@@ -345,7 +364,7 @@ class SmartDealEngine(wiring.Component):
             run_done.eq(issuing & ~tdone & (~valid | (cur + 1 == end))),
             runs_over.eq(tdone | (run_done & run_rd.data.last)),
             op_valid.eq(issuing & ~tdone & valid),
-            tile_end.eq(issuing & runs_over & (cyc + 1 >= L)),
+            tile_end.eq(issuing & runs_over & (cyc + 1 >= L * V)),
             nz_rd.addr.eq(Cat(cur[:idx_bits], layer[0])),
         ]
         with m.If(run_done):
@@ -368,7 +387,8 @@ class SmartDealEngine(wiring.Component):
                 lane.ce_addr.eq(ce_tb1 + nz_rd.data.c),
                 lane.b_addr.eq(b_tb1 + nz_rd.data.k),
                 lane.jj.eq(nz_rd.data.jj),
-                lane.x.eq(nz_rd.data.x),
+                lane.x.eq(nz_rd.data.x), lane.v.eq(nz_rd.data.v),
+                lane.first.eq(nz_rd.data.first),
                 lane.valid.eq(v1), lane.close.eq(close1), lane.sel.eq(sel1),
             ]
         # The close travels beside the lanes to their accumulate stage (cycle c + 5).
@@ -380,13 +400,14 @@ class SmartDealEngine(wiring.Component):
 
         # -- the drain: the captured sums, one a cycle, into the write-back ---------------------
         d_act = Signal()
-        d_idx = Signal(range(max(2, L)))
-        d_cnt = Signal(range(max(2, L + 1)))
+        d_idx = Signal(range(max(2, L)))               # the lane drained
+        d_v = Signal(range(max(2, V)))                 # its vector
+        d_cnt = Signal(range(max(2, L + 1)))           # lanes to drain
         o_idx = Signal(range(max(2, max(g["m"] for g in geo))))   # the layer's output drained
-        results = [lane.result for lane in self._lane_units]
-        res = results[-1]
-        for i in range(L - 2, -1, -1):
-            res = Mux(eq_const(d_idx, i), results[i], res)
+        d_lane_end = Signal()
+        m.d.comb += d_lane_end.eq(eq_const(d_v, V - 1) if V > 1 else 1)
+        res = select(d_idx, [select(d_v, [lane.result[v] for v in range(V)])
+                             for lane in self._lane_units])
         m.d.comb += [
             bias_rd.addr.eq(per_layer(bias_base) + o_idx),
             wb.i.valid.eq(d_act),
@@ -396,15 +417,18 @@ class SmartDealEngine(wiring.Component):
         ]
         if nl > 1:
             m.d.comb += wb.i.p.sel.eq(layer)
-        with m.If(d_act):
-            m.d.sync += [d_idx.eq(d_idx + 1), o_idx.eq(o_idx + 1)]
+        with m.If(d_act & ~d_lane_end):
+            m.d.sync += d_v.eq(d_v + 1)
+        with m.Elif(d_act):
+            m.d.sync += [d_v.eq(0), d_idx.eq(d_idx + 1), o_idx.eq(o_idx + 1)]
             with m.If(d_idx + 1 == d_cnt):
                 m.d.sync += d_act.eq(0)
         with m.If(close_at):   # (a tile's last drain cycle may be the next tile's capture)
-            m.d.sync += [d_act.eq(1), d_idx.eq(0), d_cnt.eq(Mux(last_at, per_layer("q"), L))]
+            m.d.sync += [d_act.eq(1), d_idx.eq(0), d_v.eq(0),
+                         d_cnt.eq(Mux(last_at, per_layer("q"), L))]
         # The write-back's output: the next layer's list, or the output memory.
         last_layer = Signal()
-        wo = Signal.like(o_idx)
+        wo = Signal(range(max(2, geo[-1]["m"] * V)))    # the output memory's next word
         m.d.comb += [last_layer.eq(eq_const(layer, nl - 1)),
                      out_wr.addr.eq(wo), out_wr.data.eq(wb.o.payload),
                      out_wr.en.eq(wb.o.valid & last_layer)]
@@ -412,10 +436,10 @@ class SmartDealEngine(wiring.Component):
             m.d.sync += wo.eq(wo + 1)
 
         # -- the controller ---------------------------------------------------------------------
-        l_cnt = Signal(range(max(2, geo[0]["n"])))
-        u = Signal(range(max(2, geo[-1]["m"])))
+        l_cnt = Signal(range(max(2, geo[0]["n"] * V)))
+        u = Signal(range(max(2, geo[-1]["m"] * V)))
         last_out = Signal()
-        m.d.comb += [last_out.eq(eq_const(u, geo[-1]["m"] - 1)),
+        m.d.comb += [last_out.eq(eq_const(u, geo[-1]["m"] * V - 1)),
                      out_rd.addr.eq(u),
                      self.o.p.data.eq(out_rd.data), self.o.p.last.eq(last_out)]
 
@@ -429,7 +453,7 @@ class SmartDealEngine(wiring.Component):
                          w_en.eq(self.i.valid), w_x.eq(self.i.payload)]
             with m.If(self.i.valid):
                 m.d.sync += l_cnt.eq(l_cnt + 1)
-                with m.If(eq_const(l_cnt, geo[0]["n"] - 1)):
+                with m.If(eq_const(l_cnt, geo[0]["n"] * V - 1)):
                     m.d.comb += reset_w.eq(1)
                     m.d.sync += [*start_layer(), l_cnt.eq(0), layer.eq(0), ri.eq(run_base[0]),
                                  ce_tb.eq(self._ce_base[0]), b_tb.eq(self._b_base[0])]
@@ -442,7 +466,7 @@ class SmartDealEngine(wiring.Component):
                              b_tb.eq(b_tb + per_layer("bpr"))]
                 with m.If(tile == per_layer("T") - 1):
                     m.d.sync += [state.eq(State.WAIT),
-                                 wcnt.eq(per_layer("q") + ec.LAYER_OVERHEAD - 1)]
+                                 wcnt.eq(per_layer("q") * V + ec.LAYER_OVERHEAD - 1)]
             with m.Else():
                 m.d.sync += cyc.eq(cyc + 1)
         with m.Elif(state == State.WAIT):

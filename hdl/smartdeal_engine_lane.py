@@ -4,15 +4,18 @@
 ::
 
     ce_addr --> ce_rom (a Ce row a word) -----------------+
-    b_addr  --> b_rom (a basis a word) --> column jj ------+--> rebuild --> w * x --> acc --> result
-    jj, x, valid, close, sel ---------------(delayed to match)-----------------^
+    b_addr  --> b_rom (a basis a word) --> column jj ------+--> rebuild --> w * x --> acc[v] --> result
+    jj, x, v, first, valid, close, sel -----(delayed to match)------------------^
 
 The lane owns output rows of every layer (``hdl.smartdeal_engine``: row ``t*L + l`` of tile ``t``);
 its ROMs hold those rows' Ce codes (``S`` codes a word) and the bases of their blocks (``S*S``
 codes a word), the basis resident: a weight reads one basis word and picks column ``jj``. Every
 cycle it may take one non-zero input ``x`` with the address of its Ce row and basis: it rebuilds
-the weight (``hdl.smartdeal_rebuild``), multiplies and accumulates. ``close`` ends the output: the
-sum (with this cycle's product, if ``valid``) goes to ``result`` and the accumulator restarts.
+the weight (``hdl.smartdeal_rebuild``), multiplies and accumulates into the sum of the input's
+vector ``v`` (one sum per vector of the batch). ``close`` ends the outputs: the sums (with this
+cycle's product, if ``valid``) go to ``result`` and the sums restart. The ROMs are read only for an
+input marked ``first`` (the first of its column): the inputs of the column's other vectors meet the
+weight already rebuilt, the ROMs' words held, so the rebuild's registers do not toggle.
 """
 
 from typing import Any
@@ -25,7 +28,9 @@ from amaranth.lib.wiring import In, Out
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
+from permdeal.golden.smartdeal_engine_cycles import check_batch
 
+from .lint import eq_const, select
 from .smartdeal_rebuild import Rebuild
 
 __all__ = ["EngineLane", "pack_b", "pack_ce"]
@@ -58,6 +63,9 @@ class EngineLane(wiring.Component):
         As for :class:`~.smartdeal_rebuild.Rebuild`.
     act_bits : int
         Width of the signed activations (2 to 32).
+    batch : int
+        Vectors ``V`` in flight: the sums the lane keeps (1 to
+        ``golden.smartdeal_engine_cycles.MAX_BATCH``).
     acc_bits : int
         Width of the signed accumulator; no output's sum may overflow it (the engine passes the
         widest ``LayerFormats.acc_bits``).
@@ -72,26 +80,31 @@ class EngineLane(wiring.Component):
         The input's column in its chunk (the basis column).
     x : ``In(signed(act_bits))``
         The input.
+    v : ``In(range(V))``
+        The input's vector.
+    first : ``In(1)``
+        The input is the first of its column (the ROMs are read); else the last read words stay.
     valid, close : ``In(1)``
-        ``x`` is an input to accumulate; the output ends with this cycle.
+        ``x`` is an input to accumulate; the outputs end with this cycle.
     sel : ``In``
         The layer (its alignment, :class:`~.smartdeal_rebuild.Rebuild`).
-    result : ``Out(signed(acc_bits))``
-        The last closed output's sum.
+    result : ``Out(ArrayLayout(signed(acc_bits), V))``
+        The last closed outputs' sums, one per vector.
 
     Timing
     ------
     Inputs in cycle ``a``: the ROMs are read (``a + 1``), the weight rebuilt (``a + 3``), the
     product registered (``a + 4``), and accumulated in cycle ``a + 4`` (:attr:`latency` ``= 4`` to
-    the accumulate stage); a closing input's sum is on ``result`` from ``a + 5`` until the next
+    the accumulate stage); a closing input's sums are on ``result`` from ``a + 5`` until the next
     close. One input a cycle, no stalls.
     """
 
-    def __init__(self, S, E, b_bits, aligns, act_bits, acc_bits, ce_words, b_words):
+    def __init__(self, S, E, b_bits, aligns, act_bits, acc_bits, ce_words, b_words, batch=1):
         self._rebuild = Rebuild(S, E, b_bits, aligns)
         self._S, self._E, self._b_bits = int(S), int(E), int(b_bits)
         self._act_bits = integer(act_bits, "lane act_bits", 2, MAX_BITS)
         self._acc_bits = integer(acc_bits, "lane acc_bits", 2, MAX_ACC_BITS)
+        self._batch = check_batch(batch)
         self._ce_words = [int(w) for w in ce_words]
         self._b_words = [int(w) for w in b_words]
         if not self._ce_words or not self._b_words:
@@ -101,10 +114,12 @@ class EngineLane(wiring.Component):
             "b_addr": In(range(max(2, len(self._b_words)))),
             "jj": In(range(max(2, self._S))),
             "x": In(signed(self._act_bits)),
+            "v": In(range(max(2, self._batch))),
+            "first": In(1),
             "valid": In(1),
             "close": In(1),
             "sel": In(self._rebuild.sel.shape()),
-            "result": Out(signed(self._acc_bits)),
+            "result": Out(data.ArrayLayout(signed(self._acc_bits), self._batch)),
         })
 
     @property
@@ -116,6 +131,11 @@ class EngineLane(wiring.Component):
     def b_depth(self) -> int:
         """Words of the basis ROM."""
         return len(self._b_words)
+
+    @property
+    def batch(self) -> int:
+        """Vectors in flight: sums kept."""
+        return self._batch
 
     @property
     def latency(self) -> int:
@@ -132,7 +152,10 @@ class EngineLane(wiring.Component):
         b_rom = Memory(shape=unsigned(S * S * bb), depth=len(self._b_words), init=self._b_words)
         m.submodules.ce_rom, m.submodules.b_rom = ce_rom, b_rom
         ce_rd, b_rd = ce_rom.read_port(), b_rom.read_port()
-        m.d.comb += [ce_rd.addr.eq(self.ce_addr), b_rd.addr.eq(self.b_addr)]
+        fetch = Signal()                     # a new column: read its words (else they are held)
+        m.d.comb += [fetch.eq(self.valid & self.first),
+                     ce_rd.addr.eq(self.ce_addr), b_rd.addr.eq(self.b_addr),
+                     ce_rd.en.eq(fetch), b_rd.en.eq(fetch)]
 
         def delay(sig, n, name):
             regs = [sig]
@@ -142,8 +165,12 @@ class EngineLane(wiring.Component):
                 regs.append(r)
             return regs
 
-        jj = delay(self.jj, 1, "jj")
+        jj_1 = Signal.like(self.jj, name="jj_1")
+        with m.If(fetch):
+            m.d.sync += jj_1.eq(self.jj)
+        jj = [self.jj, jj_1]
         sel = delay(self.sel, 1, "sel")
+        vec = delay(self.v, 4, "v")
         x = delay(self.x, 3, "x")
         valid = delay(self.valid, 4, "valid")
         close = delay(self.close, 4, "close")
@@ -159,12 +186,16 @@ class EngineLane(wiring.Component):
         # Cycle a + 3: the weight; the product.
         prod = Signal(signed(rb.weight_bits + self._act_bits))
         m.d.sync += prod.eq(rb.w * x[3])
-        # Cycle a + 4: accumulate; close.
-        acc = Signal(signed(self._acc_bits))
+        # Cycle a + 4: accumulate into the vector's sum (one adder); close.
+        V = self._batch
+        acc = Signal(data.ArrayLayout(signed(self._acc_bits), V))
         total = Signal(signed(self._acc_bits))
-        m.d.comb += total.eq(Mux(valid[4], acc + prod, acc))
-        with m.If(close[4]):
-            m.d.sync += [self.result.eq(total), acc.eq(0)]
-        with m.Else():
-            m.d.sync += acc.eq(total)
+        m.d.comb += total.eq(select(vec[4], [acc[i] for i in range(V)]) + prod)
+        for i in range(V):
+            mine = valid[4] & eq_const(vec[4], i) if V > 1 else valid[4]
+            new = Mux(mine, total, acc[i])
+            with m.If(close[4]):
+                m.d.sync += [self.result[i].eq(new), acc[i].eq(0)]
+            with m.Else():
+                m.d.sync += acc[i].eq(new)
         return m

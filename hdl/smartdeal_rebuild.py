@@ -24,7 +24,7 @@ from permdeal.golden.formats import MAX_BITS
 from permdeal.golden.shift_add import acc_bits
 from permdeal.golden.smartdeal import B_BITS_RANGE, E_RANGE, MAX_ALIGN, MAX_S
 
-from .lint import eq_const
+from .lint import select
 
 __all__ = ["Rebuild"]
 
@@ -128,8 +128,5 @@ class Rebuild(wiring.Component):
                 v = acc << -s
             lo, hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
             choices.append(Mux(v > hi, hi, Mux(v < lo, lo, v)))
-        out = choices[-1]
-        for n in range(len(choices) - 2, -1, -1):
-            out = Mux(eq_const(sel1, n), choices[n], out)
-        m.d.sync += self.w.eq(out)
+        m.d.sync += self.w.eq(select(sel1, choices))
         return m

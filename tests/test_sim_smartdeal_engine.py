@@ -72,11 +72,11 @@ def inputs(fmt, n, seed=1, count=4):
                            np.zeros((1, n), np.int64)])
 
 
-def simulate(sim, model, lanes, build, x=None, seed=5, **extra):
-    top = SmartDealEngine(model.layers, lanes)
+def simulate(sim, model, lanes, build, x=None, seed=5, batch=1, **extra):
+    top = SmartDealEngine(model.layers, lanes, batch=batch)
     emit(top, "dut", build / "dut.v")
     x = inputs(model.input_format, model.n_inputs) if x is None else x
-    config = bench_config(model, x, lanes, **extra)
+    config = bench_config(model, x, lanes, batch, **extra)
     result = runner.run(sim, sources=[build / "dut.v"], toplevel="dut", test_module=TB,
                         build_dir=build, config=config, seed=seed)
     return result, config
@@ -171,6 +171,35 @@ def test_bench_catches_a_lost_skip(tmp_path, monkeypatch):
     assert re.fullmatch(r"layer hand, input vector 0: \d+ cycles in RTL, the cycle model says "
                         r"\d+ \(first input in cycle \d+, last output in cycle \d+\)",
                         rep["errors"][0]), rep
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("sim", runner.SIMULATORS)
+def test_engine_batch(sim, tmp_path):
+    """Batches of 3 vectors on 4 lanes through two pruned layers: interleaved streams, three sums a
+    lane, one rebuilt weight per column (the inputs of a batch: the random ones, the extreme ones,
+    one non-zero input and all zero, so a batch has columns with one, two and three entries)."""
+    model = decomposed(prune=0.4, prune_group=4)
+    x = inputs(model.input_format, 14, seed=7, count=5)    # 9 vectors: 3 batches of 3
+    result, config = simulate(sim, model, 4, tmp_path, x=x, seed=23, batch=3)
+    check(result, config)
+    assert len(config["inputs"]) == 3 and len(config["inputs"][0]) == 3 * 14
+    runs = ec.model_cycles(model, x, 4, batch=3)
+    assert config["vector_cycles"] == [r.total for r in runs]
+    # the batch's cycles are fewer than its vectors' one at a time (the layers' ends shared)
+    single = [r.total for r in ec.model_cycles(model, x, 4)]
+    assert all(r.total < sum(single[3 * b:3 * b + 3]) for b, r in enumerate(runs))
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("lanes, batch", [(1, 2), (3, 4), (8, 2)])
+def test_engine_batch_handmade_icarus(lanes, batch, tmp_path):
+    """The saturating hand-made layer with batches of 2 and 4 on 1, 3 and 8 lanes."""
+    layer = handmade()
+    x = inputs(layer.fmts.act, 10, seed=lanes, count=4 * batch - 4)
+    result, config = simulate("icarus", SmartDealModel([layer]), lanes, tmp_path, x=x,
+                              batch=batch)
+    check(result, config)
 
 
 @pytest.mark.sim

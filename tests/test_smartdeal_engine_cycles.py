@@ -25,21 +25,22 @@ def doc_live(layer, i, c):
     return any((int(code) >> (codes.E + 1)) & 1 for code in row)
 
 
-def doc_total(model, x, L):
+def doc_total(model, x, L, V=1):
     """Section 11.1 from the text: per layer T = ceil(m/L) tiles, q = m - (T-1)*L; tile t walks
     the runs of consecutive chunks live for it (some row of the tile non-zero there; a tile with no
-    live chunk walks one empty run); a run costs max(z, 1) cycles, z its non-zero inputs; U_t the
-    sum, P_t = max(U_t, L), T_layer = sum P_t + q + 7; total = n_first + sum T_layer + m_last.
-    nnz from a forward pass of plain integer arithmetic. Returns (total, utilization)."""
-    total = len(x) + model.layers[-1].shape[0]
+    live chunk walks one empty run); a run costs max(z, 1) cycles, z its non-zero inputs over the
+    batch; U_t the sum, P_t = max(U_t, L*V), T_layer = sum P_t + q*V + 7; total = n_first*V + sum
+    T_layer + m_last*V. ``x``: one vector, or V vectors. nnz from a forward pass of plain integer
+    arithmetic. Returns (total, utilization)."""
+    a = np.asarray(x, dtype=np.int64).reshape(V, -1)
+    total = V * (a.shape[1] + model.layers[-1].shape[0])
     macs = lane_cycles = 0
-    a = np.asarray(x, dtype=np.int64)
     for layer in model.layers:
         m, n = layer.shape
         S = layer.codes.S
         r = math.ceil(n / S)
         T = math.ceil(m / L)
-        t_layer = (m - (T - 1) * L) + 7
+        t_layer = (m - (T - 1) * L) * V + 7
         for t in range(T):
             rows = range(t * L, min(m, (t + 1) * L))
             live = [any(doc_live(layer, i, c) for i in rows) for c in range(r)]
@@ -51,13 +52,14 @@ def doc_total(model, x, L):
                     runs.append(run)
                     run = None
             runs += [run] if run is not None else []
-            z = [sum(1 for j in range(ra * S, min(n, rb * S)) if a[j] != 0) for ra, rb in runs]
+            z = [sum(1 for v in range(V) for j in range(ra * S, min(n, rb * S)) if a[v, j] != 0)
+                 for ra, rb in runs]
             u = sum(max(v, 1) for v in z) if runs else 1
-            t_layer += max(u, L)
+            t_layer += max(u, L * V)
             macs += sum(z) * len(rows)
         total += t_layer
         lane_cycles += L * t_layer
-        a = layer.forward(a[None, :])[0]
+        a = layer.forward(a)
     return total, macs / lane_cycles
 
 
@@ -87,6 +89,34 @@ def test_model_is_the_documented_rule(seed, sizes, lanes):
         assert 0 <= run.total_utilization <= run.utilization <= 1
 
 
+@pytest.mark.parametrize("seed, sizes, lanes, V", [(4, (12, 9, 5), 4, 2), (5, (7, 16, 3), 1, 3),
+                                                   (6, (20, 30, 8, 2), 8, 4)])
+def test_batch_is_the_documented_rule(seed, sizes, lanes, V):
+    """Batches of V vectors: the rule's count per batch, and one rebuilt weight per lane and
+    column with a non-zero input in some vector of the batch (no pruning here: every tile walks
+    every column)."""
+    md = model(seed, sizes)
+    rng = np.random.default_rng(seed + 100)
+    x = rng.integers(-200, 200, (4 * V, sizes[0]))
+    x[rng.random(x.shape) < 0.5] = 0
+    x[:V] = 0                                   # a batch with no non-zero input
+    runs = ec.model_cycles(md, x, lanes, batch=V)
+    assert len(runs) == 4
+    for b, run in enumerate(runs):
+        total, util = doc_total(md, x[b * V:(b + 1) * V], lanes, V)
+        assert run.total == total and run.batch == V and run.per_vector == total / V, (seed, b)
+        assert run.utilization == pytest.approx(util)
+        a = x[b * V:(b + 1) * V]
+        for layer, lc in zip(md.layers, run.layers):
+            if not any(len(t) > 1 or t[0] != (0, math.ceil(layer.shape[1] / layer.codes.S))
+                       for t in ec.tile_runs(layer, lanes)):
+                cols = int((a != 0).any(axis=0).sum())
+                assert lc.rebuilt_weights == cols * lc.tiles * lanes
+            a = layer.forward(a)
+    with pytest.raises(Exception, match=rf"{4 * V + 1} input vectors do not fill batches of {V}"):
+        ec.model_cycles(md, np.zeros((4 * V + 1, sizes[0]), dtype=np.int64), lanes, batch=V)
+
+
 def test_bad_lanes():
     from permdeal.errors import PermdealError
     with pytest.raises(PermdealError, match=r"SmartDeal engine lanes must be an integer in "
@@ -94,6 +124,9 @@ def test_bad_lanes():
         ec.layer_cycles(4, 2, 257)
     with pytest.raises(PermdealError, match=r"layer outputs m must be an integer >= 1, not 0"):
         ec.layer_cycles(0, 2, 4)
+    with pytest.raises(PermdealError, match=r"SmartDeal engine batch must be an integer in "
+                                            r"\[1, 64\], not 65"):
+        ec.layer_cycles(4, 2, 4, batch=65)
 
 
 def test_engine_part_figures():

@@ -17,27 +17,28 @@ from permdeal.errors import PermdealError
 from permdeal.golden.smartdeal_engine_cycles import model_cycles
 
 from . import runner
-from .tb_smartdeal_engine import bench_config
+from .tb_smartdeal_engine import bench_config, deinterleave
 
 #: The cocotb test module.
 TEST_MODULE = "permdeal.verif.tb_smartdeal_engine"
 
 
 def simulate(model, x_codes: npt.ArrayLike, lanes: int, sim: str, build: str | Path, *,
-             seed: int | None = None, streams: bool = False) -> dict:
-    """Run ``model`` (a ``SmartDealModel``) on ``lanes`` lanes over input codes ``x_codes``
-    (vectors x n) on ``sim`` in the folder ``build``; returns the report (module docstring)."""
+             batch: int = 1, seed: int | None = None, streams: bool = False) -> dict:
+    """Run ``model`` (a ``SmartDealModel``) on ``lanes`` lanes, ``batch`` vectors at a time, over
+    input codes ``x_codes`` (vectors x n, whole batches) on ``sim`` in the folder ``build``;
+    returns the report (module docstring; cycles and utilization per batch)."""
     from permdeal.gen.verilog import emit
     from permdeal.hdl.smartdeal_engine import SmartDealEngine
 
     build = Path(build)
     build.mkdir(parents=True, exist_ok=True)
     x = np.asarray(x_codes, dtype=np.int64)
-    top = SmartDealEngine(model.layers, lanes)
+    top = SmartDealEngine(model.layers, lanes, batch=batch)
     emit(top, "smartdeal_engine", build / "smartdeal_engine.v")
-    config = bench_config(model, x, lanes)
+    config = bench_config(model, x, lanes, batch)
     golden = np.asarray(config["expected"], dtype=np.int64)
-    cyc = model_cycles(model, x, lanes)
+    cyc = model_cycles(model, x, lanes, batch=batch)
     try:
         result = runner.run(sim, sources=[build / "smartdeal_engine.v"],
                             toplevel="smartdeal_engine", test_module=TEST_MODULE,
@@ -52,9 +53,11 @@ def simulate(model, x_codes: npt.ArrayLike, lanes: int, sim: str, build: str | P
         raise PermdealError(f"{sim}: the RTL gave {len(observed)} of {golden.size} outputs "
                             f"({failed or 'no failure reported'}); logs in {build}")
     y = np.array(observed, dtype=np.int64).reshape(golden.shape)
+    golden, y = deinterleave(golden, batch), deinterleave(y, batch)
     rtl_cycles = rep.get("rtl_cycles", [])
     return {
-        "sim": sim, "seed": result.seed, "lanes": lanes, "vectors": int(x.shape[0]),
+        "sim": sim, "seed": result.seed, "lanes": lanes, "batch": batch,
+        "vectors": int(x.shape[0]),
         "tests": list(result.tests), "failures": result.failures,
         "outputs": y, "golden_match": bool(np.array_equal(y, golden)),
         "vectors_matching": int(np.all(y == golden, axis=1).sum()),

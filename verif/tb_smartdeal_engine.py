@@ -6,7 +6,9 @@ name, for the messages), "in_bits", "out_bits", "inputs": [[code, ...], ...], "e
 ...], ...], "vector_cycles": [int, ...] (the model's count of every vector), "cycles" (the largest:
 the drivers' time limits), "idle", "backpressure"}``
 (:func:`bench_config`). The engine's count depends on the input (zero-activation skipping), so
-every vector has its own.
+every vector has its own. With a batch (``batch`` vectors in flight) a "vector" of the bench is a
+batch's interleaved stream (:func:`interleave`): the engine takes and gives a batch as one
+packet, ``last`` on its final output.
 
 ``test_streams`` sends every vector back to back with random idle on the input and random
 back-pressure on the output (``verif/tb_smartdeal_layer.py``'s drivers); every output is compared
@@ -36,16 +38,31 @@ if TYPE_CHECKING:
     from permdeal.golden.smartdeal_model import SmartDealModel
 
 
-def bench_config(model: SmartDealModel, x: npt.ArrayLike, lanes: int, **extra: Any) -> dict:
-    """The bench's ``config`` for ``model`` on ``lanes`` lanes and input codes ``x``: the golden
-    outputs and the cycle model's count of every vector. ``extra`` adds ``idle`` or
-    ``backpressure``."""
+def interleave(a: npt.ArrayLike, batch: int) -> np.ndarray:
+    """Vectors ``a`` (vectors x k, whole batches) as the engine's streams carry them: per batch of
+    ``batch`` vectors, element ``j`` of each, then element ``j + 1`` (docs/design.md 11.1); one
+    row per batch."""
+    a = np.asarray(a, dtype=np.int64)
+    return a.reshape(-1, batch, a.shape[1]).transpose(0, 2, 1).reshape(-1, batch * a.shape[1])
+
+
+def deinterleave(a: npt.ArrayLike, batch: int) -> np.ndarray:
+    """The inverse of :func:`interleave`: batches' streams back to vectors x k."""
+    a = np.asarray(a, dtype=np.int64)
+    return a.reshape(a.shape[0], -1, batch).transpose(0, 2, 1).reshape(-1, a.shape[1] // batch)
+
+
+def bench_config(model: SmartDealModel, x: npt.ArrayLike, lanes: int, batch: int = 1,
+                 **extra: Any) -> dict:
+    """The bench's ``config`` for ``model`` on ``lanes`` lanes, ``batch`` vectors at a time, and
+    input codes ``x`` (whole batches): per batch its interleaved inputs, the golden outputs in the
+    same order and the cycle model's count. ``extra`` adds ``idle`` or ``backpressure``."""
     from permdeal.golden.smartdeal_engine_cycles import model_cycles
     x = np.asarray(x, dtype=np.int64)
-    cycles = [c.total for c in model_cycles(model, x, lanes)]
+    cycles = [c.total for c in model_cycles(model, x, lanes, batch=batch)]
     return {"layer": model.layers[-1].name, "in_bits": model.input_format.bits,
-            "out_bits": model.output_format.bits, "inputs": x.tolist(),
-            "expected": model.forward(x).tolist(),
+            "out_bits": model.output_format.bits, "inputs": interleave(x, batch).tolist(),
+            "expected": interleave(model.forward(x), batch).tolist(),
             "vector_cycles": cycles, "cycles": max(cycles), **extra}
 
 
