@@ -5,12 +5,12 @@ The engine has a design folder; a block that is not (yet) part of one, such as t
 shift-add unit, is generated from its parameters (``--block-params KEY=V,...``), emitted as Verilog
 and run through the same Yosys and nextpnr flows (:mod:`.flow`, :mod:`.scripts`), so its figures
 are comparable with the engine's. The report adds the block's parameters and timing, and for the
-shift-add unit the throughput in rebuilt weights per cycle.
+shift-add unit and the SmartDeal engine's bit-parallel rebuild engine (``rebuild``) the throughput
+in rebuilt weights per cycle.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 from collections.abc import Callable, Sequence
@@ -31,31 +31,38 @@ REPORT_KIND = "permdeal-synth-block"
 BLOCK_FILE = "block.v"
 
 
-def _shift_add(params):
+def _shift_add(S=3, E=3, b_bits=8, weight_bits=16, shift=0, lanes=None):
+    """The bit-serial shift-add unit (``hdl.shift_add``): ``S`` weights every ``P*T`` cycles."""
     from permdeal.hdl.shift_add import ShiftAdd
-    dut = ShiftAdd(**params)
+    dut = ShiftAdd(S, E, b_bits, weight_bits, shift, lanes)
     t = dut.timing
     return dut, {"cycles_per_row": t.cycles_per_row, "latency": t.latency,
                  "interval": t.interval, "acc_bits": t.acc_bits, "passes": t.passes,
-                 "weights_per_cycle": round(dut.S / t.interval, 4)}
+                 "weights_per_cycle": round(dut.S / t.interval, 4)}, {
+        "S": S, "E": E, "b_bits": b_bits, "weight_bits": weight_bits, "shift": shift,
+        "lanes": dut.lanes}
 
 
-#: Block name -> (its class's import path, the builder). The builder takes the checked keyword
-#: parameters and returns ``(component, timing dict)``.
-BLOCKS = {"shift_add": ("permdeal.hdl.shift_add.ShiftAdd", _shift_add)}
+def _rebuild(S=3, E=3, b_bits=8, weight_bits=16, shift=0):
+    """The bit-parallel rebuild engine of the SmartDeal engine's lanes (``hdl.smartdeal_rebuild``)
+    for one layer alignment: one weight a cycle."""
+    from permdeal.hdl.smartdeal_rebuild import Rebuild
+    dut = Rebuild(S, E, b_bits, [(shift, weight_bits)])
+    return dut, {"latency": dut.latency, "interval": 1, "weights_per_cycle": 1.0}, {
+        "S": S, "E": E, "b_bits": b_bits, "weight_bits": weight_bits, "shift": shift}
 
 
-def _cls(name):
-    module, _, attr = BLOCKS[name][0].rpartition(".")
-    return getattr(importlib.import_module(module), attr)
+#: Block name -> its builder: keyword parameters (its signature: ``--block-params`` keys) to
+#: ``(component, timing dict, the parameters in full)``.
+BLOCKS = {"shift_add": _shift_add, "rebuild": _rebuild}
 
 
 def parse_params(name: str, text: str | None) -> dict[str, int]:
     """``KEY=V,KEY=V`` (integers) -> the block's keyword parameters; every key must be one of its
-    constructor's."""
+    builder's."""
     if name not in BLOCKS:
         raise PermdealError(f"unknown block {name!r}: choose from {', '.join(BLOCKS)}")
-    known = [p for p in inspect.signature(_cls(name)).parameters]
+    known = list(inspect.signature(BLOCKS[name]).parameters)
     out = {}
     for item in filter(None, (t.strip() for t in (text or "").split(","))):
         key, eq, value = item.partition("=")
@@ -73,9 +80,7 @@ def parse_params(name: str, text: str | None) -> dict[str, int]:
 
 def make_block(name: str, params: dict[str, int]) -> tuple[wiring.Component, dict, dict]:
     """``(component, timing dict, the parameters in full)`` of block ``name``."""
-    dut, timing = BLOCKS[name][1](params)
-    full = {k: getattr(dut, k) for k in inspect.signature(_cls(name)).parameters}
-    return dut, timing, full
+    return BLOCKS[name](**params)
 
 
 def synthesize(name: str, params: dict[str, int], targets: Sequence[str], opts: flow.SynthOptions,

@@ -171,6 +171,14 @@ def test_engine_part_figures():
     assert v["ratio"] == pytest.approx(v["cycles"] / pd_mean)
     assert v["cycles"] < e["smartdeal"]["cycles"]
     assert e["targets"]["utilization_met"] == (e["smartdeal"]["utilization"] >= 0.85)
+    # batch 8 over the first 448 images (whole batches): the rule per batch, over 8 images each
+    b = e["smartdeal_batch"]
+    assert b["batch"] == 8 and b["images"] == 448
+    want = [doc_total(sdm, codes[i:i + 8], 8, 8) for i in range(0, 448, 8)]
+    assert b["cycles"] == pytest.approx(np.mean([t for t, _ in want]) / 8)
+    assert b["utilization"] == pytest.approx(np.mean([u for _, u in want]))
+    assert e["targets"]["batch_utilization_met"] == (b["utilization"] >= 0.95)
+    assert b["rebuilt_weights"] < e["smartdeal"]["rebuilt_weights"]
 
 
 def test_cli_engine_part(capsys, monkeypatch):

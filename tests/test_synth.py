@@ -407,6 +407,27 @@ def test_shift_add_block_is_multiplier_free(tmp_path, capsys):
     assert "asic (OSU 0.18 um): logic area" in capsys.readouterr().out
 
 
+@pytest.mark.synth
+def test_rebuild_block(tmp_path, capsys):
+    """The SmartDeal engine's bit-parallel rebuild engine alone: shifts and adds (no multiplier on
+    ECP5), one weight a cycle, the parameters the builder gives it."""
+    from permdeal.hdl.smartdeal_rebuild import Rebuild
+    out = tmp_path / "rb"
+    assert main(["synth", "--block", "rebuild", "--block-params", "S=3,E=2,b_bits=6,shift=2",
+                 "--target", "generic,asic,ecp5", "-o", str(out)]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["block"]["params"] == {"S": 3, "E": 2, "b_bits": 6, "weight_bits": 16, "shift": 2}
+    assert rep["block"]["timing"] == {"latency": Rebuild(3, 2, 6, [(2, 16)]).latency,
+                                      "interval": 1, "weights_per_cycle": 1.0}
+    assert rep["generic"]["cells_total"] > 0 and rep["asic"]["logic_area_um2"] > 0
+    assert rep["ecp5"]["resources"]["MULT18X18D"] == 0 and rep["ecp5"]["resources"]["LUT4"] > 0
+    assert "block rebuild: S=3" in capsys.readouterr().out
+    with pytest.raises(PermdealError, match="'lanes=2' is not KEY=VALUE with KEY one of S, E, "
+                                            "b_bits, weight_bits, shift"):
+        from permdeal.synth import block
+        block.parse_params("rebuild", "lanes=2")
+
+
 # -- a SmartDeal design ------------------------------------------------------------------------------
 
 # Two chained layers, 7 -> 5 -> 3, S = 3 (default), 8-bit activations, weights and biases.

@@ -44,6 +44,8 @@ PD_ENGINE = (4, 2, 4)
 #: Issue 17's targets at batch 1 on ENGINE_LANES lanes: cycles at most this many times the PermDNN
 #: engine's, MAC-lane utilization at least this.
 TARGET_RATIO, TARGET_UTILIZATION = 1.5, 0.85
+#: The batch of the engine part's batched run, and issue 17's utilization target there.
+ENGINE_BATCH, TARGET_BATCH_UTILIZATION = 8, 0.95
 #: Fractions of Ce rows pruned (in groups of ENGINE_LANES outputs) of the engine part's pruned
 #: and fine-tuned variants.
 PRUNES = (0.5, 0.6)
@@ -92,28 +94,41 @@ def unit_figures(S: int, E: int, b_bits: int, lanes: int | None,
             rep = block.synthesize("shift_add", {"S": S, "E": E, "b_bits": b_bits,
                                                  "lanes": t.lanes},
                                    ["generic", "asic"], opts, Path(tmp) / "logs")
+            par = block.synthesize("rebuild", {"S": S, "E": E, "b_bits": b_bits},
+                                   ["asic"], opts, Path(tmp) / "logs-rebuild")
         out["generic_cells"] = rep["generic"]["cells_total"]
         out["transistors"] = rep["generic"]["transistors"]
         out["asic_logic_um2"] = rep["asic"]["logic_area_um2"]
         out["asic_cells"] = rep["asic"]["cells_total"]
+        # the SmartDeal engine's bit-parallel rebuild engine beside it: area per weight a cycle
+        out["parallel_asic_logic_um2"] = par["asic"]["logic_area_um2"]
+        out["serial_um2_per_weight_per_cycle"] = out["asic_logic_um2"] / out["weights_per_cycle"]
+        out["parallel_um2_per_weight_per_cycle"] = out["parallel_asic_logic_um2"]
     return out
 
 
-def _sd_engine_run(model, codes, y_te):
-    """Mean figures of a SmartDeal model on the engine over ``codes`` (``ENGINE_LANES`` lanes)."""
+def _sd_engine_run(model, codes, y_te, batch=1):
+    """Mean figures of a SmartDeal model on the engine over ``codes`` (``ENGINE_LANES`` lanes,
+    ``batch`` vectors at a time, whole batches): per image the cycles, multiplies and rebuilt
+    weights, and the rebuild rate the lanes need (rebuilt weights per lane and compute cycle)."""
     from permdeal.golden import smartdeal_engine_cycles as ec
-    runs = ec.model_cycles(model, codes, ENGINE_LANES)
+    runs = ec.model_cycles(model, codes, ENGINE_LANES, batch=batch)
     mean = lambda xs: float(np.mean(xs))
+    rebuilt = [sum(l.rebuilt_weights for l in r.layers) for r in runs]
     return {"accuracy": float(np.mean(np.argmax(model.forward(codes), 1) == y_te)),
-            "cycles": mean([r.total for r in runs]), "cycles_min": min(r.total for r in runs),
-            "cycles_max": max(r.total for r in runs),
-            "compute_cycles": mean([r.compute for r in runs]),
+            "images": int(len(codes)), "batch": batch,
+            "cycles": mean([r.per_vector for r in runs]),
+            "cycles_min": min(r.per_vector for r in runs),
+            "cycles_max": max(r.per_vector for r in runs),
+            "compute_cycles": mean([r.compute / batch for r in runs]),
             "utilization": mean([r.utilization for r in runs]),
             "total_utilization": mean([r.total_utilization for r in runs]),
-            "macs": mean([r.macs for r in runs]),
+            "macs": mean([r.macs / batch for r in runs]),
+            "rebuilt_weights": mean(rebuilt) / batch,
+            "rebuild_rate": mean([w / (ENGINE_LANES * r.compute) for w, r in zip(rebuilt, runs)]),
             "layers": [{"name": l.name, "m": l.shape[0], "n": l.shape[1],
-                        "nnz": mean([r.layers[i].nnz for r in runs]),
-                        "cycles": mean([r.layers[i].compute for r in runs]),
+                        "nnz": mean([r.layers[i].nnz / batch for r in runs]),
+                        "cycles": mean([r.layers[i].compute / batch for r in runs]),
                         "utilization": mean([r.layers[i].utilization for r in runs])}
                        for i, l in enumerate(model.layers)]}
 
@@ -151,6 +166,8 @@ def engine_figures(S: int, E: int, b_bits: int, seed: int, hidden: tuple = (128,
     pd_runs = [pd_cycles(pdm, x, cfg) for x in pd_codes]
     pd_total = float(np.mean([r.total for r in pd_runs]))
     sdr = _sd_engine_run(sdm, sd_codes, y_te)
+    whole = len(sd_codes) - len(sd_codes) % ENGINE_BATCH     # whole batches of the test images
+    sdb = _sd_engine_run(sdm, sd_codes[:whole], y_te[:whole], ENGINE_BATCH)
     pruned = []
     for frac in prunes:
         tuned = st.finetune(st.smartdeal_mlp(dense, S, E, prune=frac, prune_group=ENGINE_LANES),
@@ -164,7 +181,8 @@ def engine_figures(S: int, E: int, b_bits: int, seed: int, hidden: tuple = (128,
                        "ratio": run["cycles"] / pd_total})
     return {
         "seed": seed, "images": int(len(X_te)), "sizes": sizes, "lanes": ENGINE_LANES,
-        "smartdeal": sdr,
+        "smartdeal": sdr, "smartdeal_batch": sdb,
+        "serial_rate": S / ShiftAddTiming(S=S, E=E, b_bits=b_bits, lanes=S).cycles_per_row,
         "permdiag": {"pes": pes, "lanes_per_pe": pd_lanes, "p": p,
                      "accuracy": float(np.mean(np.argmax(pdm.forward(pd_codes), 1) == y_te)),
                      "cycles": pd_total,
@@ -173,7 +191,9 @@ def engine_figures(S: int, E: int, b_bits: int, seed: int, hidden: tuple = (128,
         "pruned": pruned,
         "targets": {"ratio": TARGET_RATIO, "utilization": TARGET_UTILIZATION,
                     "ratio_met": sdr["cycles"] / pd_total <= TARGET_RATIO,
-                    "utilization_met": sdr["utilization"] >= TARGET_UTILIZATION},
+                    "utilization_met": sdr["utilization"] >= TARGET_UTILIZATION,
+                    "batch": ENGINE_BATCH, "batch_utilization": TARGET_BATCH_UTILIZATION,
+                    "batch_utilization_met": sdb["utilization"] >= TARGET_BATCH_UTILIZATION},
         "seconds": round(time.perf_counter() - t0, 1),
     }
 
@@ -229,7 +249,13 @@ def tables(res: dict[str, Any]) -> str:
         if "generic_cells" in u:
             rows += [["Yosys generic cells", f"{u['generic_cells']:,}"],
                      ["transistors (stat -tech cmos)", f"{u['transistors']:,}"],
-                     ["OSU 0.18 um logic area", f"{u['asic_logic_um2']:,.0f} um^2"]]
+                     ["OSU 0.18 um logic area", f"{u['asic_logic_um2']:,.0f} um^2"],
+                     ["OSU 0.18 um logic per rebuilt weight a cycle",
+                      f"{u['serial_um2_per_weight_per_cycle']:,.0f} um^2"],
+                     ["the engine's bit-parallel rebuild engine (one weight a cycle): logic",
+                      f"{u['parallel_asic_logic_um2']:,.0f} um^2 "
+                      f"({u['serial_um2_per_weight_per_cycle'] / u['parallel_um2_per_weight_per_cycle']:.1f}x "
+                      "less per weight a cycle)"]]
         out.append(f"\nshift-add unit S={u['S']} E={u['E']} b_B={u['b_bits']} "
                    f"lanes={u['lanes']}")
         out.append(table(["figure", "value"], rows, "ll"))
@@ -252,6 +278,16 @@ def tables(res: dict[str, Any]) -> str:
             [f"PermDNN engine ({d['pes']} PE x {d['lanes_per_pe']} lanes, p={d['p']})",
              d["pes"] * d["lanes_per_pe"], pct(d["accuracy"]), f"{d['cycles']:.1f}",
              pct(d["utilization"])]], "lrrrr"))
+        b = e["smartdeal_batch"]
+        out.append(f"batch {b['batch']} ({b['images']} images, whole batches): "
+                   f"{b['cycles']:.1f} cycles per image, MAC-lane utilization "
+                   f"{pct(b['utilization'])} (target >= {pct(t['batch_utilization'])}: "
+                   f"{yes(t['batch_utilization_met'])}); rebuilt weights per image "
+                   f"{s['rebuilt_weights']:.0f} at batch 1, {b['rebuilt_weights']:.0f} at batch "
+                   f"{b['batch']} ({s['rebuilt_weights'] / b['rebuilt_weights']:.1f}x fewer: "
+                   f"reused across the batch); rebuild rate a lane needs "
+                   f"{s['rebuild_rate']:.2f} and {b['rebuild_rate']:.2f} weights a cycle "
+                   f"(a bit-serial unit of the design card gives {e['serial_rate']:.3f})")
         out.append(table(["SmartDeal layer", "n -> m", "non-zero inputs", "cycles",
                           "utilization"],
                          [[l["name"], f"{l['n']} -> {l['m']}", f"{l['nnz']:.1f}",

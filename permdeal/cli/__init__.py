@@ -24,6 +24,7 @@ from permdeal.golden.crossbar import CrossbarConfig
 from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, MULTIPLIERS
 from permdeal.golden.workloads import EIE, EIE_LAYERS
 from permdeal.methods.energy import WEIGHT_MEMORIES
+from permdeal.synth import block as _block
 from permdeal.synth import ecp5 as _ecp5
 from permdeal.synth import flow as _flow
 from permdeal.synth import scripts as _scripts
@@ -263,11 +264,13 @@ def build_parser():
     p.add_argument("--sweep", metavar="PARAM=V1,V2,...", help="one design per value of pes, "
                    "lanes or p (sweep.csv, sweep.json, sweep.png)")
     executor_flags(p, "--sweep's points")
-    p.add_argument("--block", choices=["shift_add"], help="synthesize one generated block on "
-                   "its own instead of a design: shift_add, the SmartDeal shift-add unit")
+    p.add_argument("--block", choices=list(_block.BLOCKS), help="synthesize one generated "
+                   "block on its own instead of a design: shift_add, the SmartDeal shift-add "
+                   "unit (bit-serial); rebuild, the SmartDeal engine's bit-parallel rebuild "
+                   "engine")
     p.add_argument("--block-params", metavar="KEY=V,...", help="the block's parameters (for "
                    "shift_add: S, E, b_bits, weight_bits, shift, lanes; defaults 3, 3, 8, 16, 0, "
-                   "S)")
+                   "S; for rebuild the same but lanes)")
     p.add_argument("--device", help=f"ecp5: the device (default {_ecp5.DEFAULT_DEVICE}): "
                    + ", ".join(_ecp5.DEVICES))
     p.add_argument("--speed", type=int, help="ecp5: speed grade 6, 7 or 8 (default 6)")
