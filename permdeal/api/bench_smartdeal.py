@@ -48,7 +48,7 @@ TARGET_RATIO, TARGET_UTILIZATION = 1.5, 0.85
 ENGINE_BATCH, TARGET_BATCH_UTILIZATION = 8, 0.95
 #: Fractions of Ce rows pruned (in groups of ENGINE_LANES outputs) of the engine part's pruned
 #: and fine-tuned variants.
-PRUNES = (0.5, 0.6)
+PRUNES = (0.5, 0.55, 0.6)
 
 
 def layer_figures(m: int, n: int, S: int, E: int, b_bits: int, p: int,
@@ -134,7 +134,7 @@ def _sd_engine_run(model, codes, y_te, batch=1):
 
 
 def engine_figures(S: int, E: int, b_bits: int, seed: int, hidden: tuple = (128, 64),
-                   epochs: int = 40, finetune_epochs: int = 30,
+                   epochs: int = 40, finetune_epochs: int = 60,
                    prunes: tuple = PRUNES) -> dict[str, Any]:
     """The ``engine`` part (module docstring): per-image mean cycles and utilization of both
     engines over the digits test split, per layer for SmartDeal, and the targets; for every
