@@ -4,7 +4,7 @@
 ::
 
     ce_addr --> ce_rom (a Ce row a word) -----------------+
-    b_addr  --> b_rom (a basis a word) --> column jj ------+--> rebuild --> w * x --> acc --> result
+    b_addr  --> b_rom (a basis a word) --> column jj ------+--> rebuild --> mult --> acc --> result
     jj, x, valid, close, sel ---------------(delayed to match)-----------------^
 
 The lane owns output rows of every layer (``hdl.smartdeal_engine``: row ``t*L + l`` of tile ``t``);
@@ -13,22 +13,28 @@ codes a word), the basis resident: a weight reads one basis word and picks colum
 cycle it may take one non-zero input ``x`` with the address of its Ce row and basis: it rebuilds
 the weight (``hdl.smartdeal_rebuild``), multiplies and accumulates. ``close`` ends the output: the
 sum (with this cycle's product, if ``valid``) goes to ``result`` and the accumulator restarts.
+
+Its blocks are submodules (``rebuild``, ``mult``, ``acc``; the lane's own logic is the ROM
+addressing, the basis column's selection and the delays), its ROMs instances of the Verilog
+modules it is given (:class:`~.smartdeal_memories.BakedRom` behind a
+:class:`~.blackbox.Blackbox`, :attr:`EngineLane.blackboxes`), which synthesis prices as memories.
 """
 
 from typing import Any
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
 
+from .blackbox import Blackbox
+from .smartdeal_memories import BakedRom
 from .smartdeal_rebuild import Rebuild
 
-__all__ = ["EngineLane", "pack_b", "pack_ce"]
+__all__ = ["EngineLane", "LaneAccumulator", "LaneMultiplier", "pack_b", "pack_ce"]
 
 
 def pack_ce(codes, E: int) -> int:
@@ -63,6 +69,8 @@ class EngineLane(wiring.Component):
         widest ``LayerFormats.acc_bits``).
     ce_words, b_words : sequence of int
         The ROM contents (:func:`pack_ce`, :func:`pack_b`), at least one word each.
+    rom_modules : (str, str)
+        The Verilog module names of the Ce and the basis ROM.
 
     Members
     -------
@@ -87,18 +95,22 @@ class EngineLane(wiring.Component):
     close. One input a cycle, no stalls.
     """
 
-    def __init__(self, S, E, b_bits, aligns, act_bits, acc_bits, ce_words, b_words):
+    def __init__(self, S, E, b_bits, aligns, act_bits, acc_bits, ce_words, b_words,
+                 rom_modules):
         self._rebuild = Rebuild(S, E, b_bits, aligns)
         self._S, self._E, self._b_bits = int(S), int(E), int(b_bits)
         self._act_bits = integer(act_bits, "lane act_bits", 2, MAX_BITS)
         self._acc_bits = integer(acc_bits, "lane acc_bits", 2, MAX_ACC_BITS)
-        self._ce_words = [int(w) for w in ce_words]
-        self._b_words = [int(w) for w in b_words]
-        if not self._ce_words or not self._b_words:
+        if not list(ce_words) or not list(b_words):
             raise PermdealError("lane ROMs need at least one word each")
+        ce_module, b_module = rom_modules
+        self._ce_rom = Blackbox(BakedRom(self._S * (self._E + 2), ce_words), ce_module)
+        self._b_rom = Blackbox(BakedRom(self._S * self._S * self._b_bits, b_words), b_module)
+        self._mult = LaneMultiplier(self._rebuild.weight_bits, self._act_bits)
+        self._acc = LaneAccumulator(self._mult.prod_bits, self._acc_bits)
         super().__init__({
-            "ce_addr": In(range(max(2, len(self._ce_words)))),
-            "b_addr": In(range(max(2, len(self._b_words)))),
+            "ce_addr": In(range(self.ce_depth)),
+            "b_addr": In(range(self.b_depth)),
             "jj": In(range(max(2, self._S))),
             "x": In(signed(self._act_bits)),
             "valid": In(1),
@@ -110,12 +122,17 @@ class EngineLane(wiring.Component):
     @property
     def ce_depth(self) -> int:
         """Words of the Ce ROM."""
-        return len(self._ce_words)
+        return self._ce_rom.inner.depth
 
     @property
     def b_depth(self) -> int:
         """Words of the basis ROM."""
-        return len(self._b_words)
+        return self._b_rom.inner.depth
+
+    @property
+    def blackboxes(self) -> tuple[Blackbox, Blackbox]:
+        """The Ce and the basis ROM (:class:`~.smartdeal_memories.BakedRom` modules)."""
+        return self._ce_rom, self._b_rom
 
     @property
     def latency(self) -> int:
@@ -127,12 +144,11 @@ class EngineLane(wiring.Component):
         S, E, bb = self._S, self._E, self._b_bits
         rb = self._rebuild
         m.submodules.rebuild = rb
-        ce_rom = Memory(shape=unsigned(S * (E + 2)), depth=len(self._ce_words),
-                        init=self._ce_words)
-        b_rom = Memory(shape=unsigned(S * S * bb), depth=len(self._b_words), init=self._b_words)
-        m.submodules.ce_rom, m.submodules.b_rom = ce_rom, b_rom
-        ce_rd, b_rd = ce_rom.read_port(), b_rom.read_port()
-        m.d.comb += [ce_rd.addr.eq(self.ce_addr), b_rd.addr.eq(self.b_addr)]
+        m.submodules.ce_rom, m.submodules.b_rom = ce_rom, b_rom = self._ce_rom, self._b_rom
+        m.submodules.mult, m.submodules.acc = mult, acc = self._mult, self._acc
+        # (a ROM is read only for an input: its word is used only then)
+        m.d.comb += [ce_rom.r_addr.eq(self.ce_addr), ce_rom.r_en.eq(self.valid),
+                     b_rom.r_addr.eq(self.b_addr), b_rom.r_en.eq(self.valid)]
 
         def delay(sig, n, name):
             regs = [sig]
@@ -148,22 +164,54 @@ class EngineLane(wiring.Component):
         valid = delay(self.valid, 4, "valid")
         close = delay(self.close, 4, "close")
         # Cycle a + 1: the words are out; pick column jj of the basis.
-        codes = data.View(data.ArrayLayout(unsigned(E + 2), S), ce_rd.data)
+        codes = data.View(data.ArrayLayout(unsigned(E + 2), S), ce_rom.r_data)
         for k in range(S):
             m.d.comb += rb.codes[k].eq(codes[k])
-            col = b_rd.data.word_select(k * S, bb)
+            col = b_rom.r_data.word_select(k * S, bb)
             for j in range(1, S):
-                col = Mux(jj[1] == j, b_rd.data.word_select(k * S + j, bb), col)
+                col = Mux(jj[1] == j, b_rom.r_data.word_select(k * S + j, bb), col)
             m.d.comb += rb.b[k].eq(col.as_signed())
         m.d.comb += rb.sel.eq(sel[1])
-        # Cycle a + 3: the weight; the product.
-        prod = Signal(signed(rb.weight_bits + self._act_bits))
-        m.d.sync += prod.eq(rb.w * x[3])
-        # Cycle a + 4: accumulate; close.
+        # Cycle a + 3: the weight; the product (a + 4). Cycle a + 4: accumulate; close.
+        m.d.comb += [mult.w.eq(rb.w), mult.x.eq(x[3]),
+                     acc.prod.eq(mult.p), acc.valid.eq(valid[4]), acc.close.eq(close[4]),
+                     self.result.eq(acc.result)]
+        return m
+
+
+class LaneMultiplier(wiring.Component):
+    """A lane's multiplier: ``p`` is ``w * x`` of the cycle before (one register stage)."""
+
+    def __init__(self, weight_bits, act_bits):
+        self._w_bits, self._x_bits = int(weight_bits), int(act_bits)
+        super().__init__({"w": In(signed(self._w_bits)), "x": In(signed(self._x_bits)),
+                          "p": Out(signed(self.prod_bits))})
+
+    @property
+    def prod_bits(self) -> int:
+        return self._w_bits + self._x_bits
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
+        m.d.sync += self.p.eq(self.w * self.x)
+        return m
+
+
+class LaneAccumulator(wiring.Component):
+    """A lane's accumulator: adds ``prod`` when ``valid``; with ``close`` the sum (this cycle's
+    product included) goes to ``result`` (from the next cycle) and the accumulator restarts."""
+
+    def __init__(self, prod_bits, acc_bits):
+        self._acc_bits = int(acc_bits)
+        super().__init__({"prod": In(signed(int(prod_bits))), "valid": In(1), "close": In(1),
+                          "result": Out(signed(self._acc_bits))})
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
         acc = Signal(signed(self._acc_bits))
         total = Signal(signed(self._acc_bits))
-        m.d.comb += total.eq(Mux(valid[4], acc + prod, acc))
-        with m.If(close[4]):
+        m.d.comb += total.eq(Mux(self.valid, acc + self.prod, acc))
+        with m.If(self.close):
             m.d.sync += [self.result.eq(total), acc.eq(0)]
         with m.Else():
             m.d.sync += acc.eq(total)
