@@ -20,7 +20,28 @@ from permdeal.errors import PermdealError
 from .blackbox import Blackbox
 from .rom import addr_bits
 
-__all__ = ["Ram", "RamUser"]
+__all__ = ["MemoryShape", "Ram", "RamUser"]
+
+
+class MemoryShape:
+    """``width``, ``depth`` and ``bits`` of a memory component that sets ``_width`` and
+    ``_depth``."""
+
+    _width: int
+    _depth: int
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    @property
+    def bits(self) -> int:
+        """Stored bits: ``width * depth``."""
+        return self._width * self._depth
 
 
 class RamUser:
@@ -44,7 +65,7 @@ class RamUser:
         return Ram(*self.ram_shape) if self._ram_box is None else self._ram_box
 
 
-class Ram(wiring.Component):
+class Ram(MemoryShape, wiring.Component):
     """``depth`` words of ``width`` bits, all zero at first, written ``granularity`` bits at a
     time.
 
@@ -90,14 +111,6 @@ class Ram(wiring.Component):
         })
 
     @property
-    def width(self) -> int:
-        return self._width
-
-    @property
-    def depth(self) -> int:
-        return self._depth
-
-    @property
     def granularity(self) -> int:
         return self._granularity
 
@@ -110,11 +123,6 @@ class Ram(wiring.Component):
     def en_bits(self) -> int:
         """Write enables: ``width / granularity``."""
         return self._width // self._granularity
-
-    @property
-    def bits(self) -> int:
-        """Stored bits: ``width * depth``."""
-        return self._width * self._depth
 
     @property
     def blackbox_key(self) -> tuple:

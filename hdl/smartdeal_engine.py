@@ -27,6 +27,13 @@ entries of one column consecutive (each with its vector and whether it is its co
 lanes keep ``V`` sums each and rebuild a weight once per column, and a tile drains ``L*V`` sums;
 the streams carry a batch interleaved (element ``j`` of every vector, then ``j + 1``).
 
+Every memory is a module of its own (``hdl.smartdeal_memories``, docs/design.md 8): the lists
+``nz`` (a :class:`~.ram.Ram`) and the lanes' ROMs are instances of the Verilog modules
+``<name>_nz``, ``<name>_lane<l>_ce`` and ``<name>_lane<l>_b`` (:attr:`SmartDealEngine.blackboxes`,
+:attr:`SmartDealEngine.memories`); the few words read in the cycle of their address, ``cstart``,
+``out_mem``, ``run_rom`` and ``bias_mem``, are register-file submodules
+(:attr:`SmartDealEngine.register_files`).
+
 Ports and ready/valid rules are the PermDNN engine's (docs/design.md 10): ``i__ready`` is high only
 while loading, from reset until the ``n*V``-th input has moved and again from the cycle after the
 previous batch's ``last`` output moved; one batch at a time, so a reset after the last output
@@ -37,9 +44,8 @@ import re
 from typing import Any
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from permdeal.errors import PermdealError
@@ -47,9 +53,12 @@ from permdeal.golden import smartdeal_engine_cycles as ec
 from permdeal.golden.formats import MAX_BITS
 from permdeal.golden.smartdeal_model import SmartDealLayer
 
+from .blackbox import Blackbox
 from .lint import eq_const, select
 from .output_reader import output_layout
+from .ram import Ram
 from .smartdeal_engine_lane import EngineLane, pack_b, pack_ce
+from .smartdeal_memories import BakedRom, RegFile
 from .writeback import Writeback
 
 __all__ = ["MAX_LANE_WORDS", "SmartDealEngine", "State", "lane_words"]
@@ -181,8 +190,10 @@ class SmartDealEngine(wiring.Component):
         self._writeback = Writeback([l.fmts for l in lay], relu=[l.relu for l in lay])
         self._lane_units = [EngineLane(self._S, self._E, self._b_bits, self._aligns,
                                        self._act_bits, self._acc_bits, ce[i], bw[i],
+                                       (f"{name}_lane{i}_ce", f"{name}_lane{i}_b"),
                                        self._batch)
                             for i in range(self._lanes)]
+        self._plan()
         super().__init__({
             "i": In(stream.Signature(signed(self._in_bits))),
             "o": Out(stream.Signature(output_layout(self._out_bits))),
@@ -227,10 +238,9 @@ class SmartDealEngine(wiring.Component):
         """``T_layer - T*P - q``: the last slot's pipeline and the write-back."""
         return self.issue_to_acc + self._writeback.latency
 
-    def elaborate(self, platform: Any) -> Module:
-        m = Module()
+    def _plan(self):
+        """The layers' geometry and the engine's memories (constructed, not elaborated)."""
         lay, L, S, V = self._layers, self._lanes, self._S, self._batch
-        nl = len(lay)
         geo = []
         for l in lay:
             mo, n = l.shape
@@ -238,6 +248,65 @@ class SmartDealEngine(wiring.Component):
             h = l.codes.rows_per_block
             geo.append({"m": mo, "n": n, "r": r, "h": h, "bpr": -(-r // h), "T": -(-mo // L),
                         "q": mo - (-(-mo // L) - 1) * L})
+        self._geo = geo
+        max_r = max(g["r"] for g in geo)
+        idx_bits = _bits(max(g["n"] for g in geo) * V)
+        # the non-zero lists: two banks of (x, jj, c, k, v, first)
+        self._entry = data.StructLayout({
+            "x": signed(self._act_bits), "jj": range(max(2, S)), "c": range(max(2, max_r)),
+            "k": range(max(2, max(g["bpr"] for g in geo))), "v": range(max(2, V)), "first": 1})
+        self._nz = Blackbox(Ram(self._entry.size, 2 << idx_bits, self._entry.size),
+                            f"{self._name}_nz")
+        # the chunk starts: cstart[c] = entries of the list before chunk c (two banks)
+        self._cstart = RegFile(idx_bits + 1, 2 << _bits(max_r), reads=2)
+        bias_bits = max(l.fmts.bias.bits for l in lay)
+        self._bias_rom = BakedRom(bias_bits, [int(v) & ((1 << bias_bits) - 1)
+                                              for l in lay for v in l.bias], comb=True)
+        self._out_mem = RegFile(self._out_bits, max(2, geo[-1]["m"] * V))
+        # the runs: every tile's live chunks (golden.smartdeal_engine_cycles.tile_runs)
+        self._run_layout = data.StructLayout({"a": range(max(2, max_r)),
+                                              "b": range(max(2, max_r + 1)), "end": 1, "last": 1})
+        runs, self._run_base = [], []
+        for l, g in zip(lay, geo):
+            self._run_base.append(len(runs))
+            for tile_runs in ec.tile_runs(l, L):
+                for n_run, (a, b) in enumerate(tile_runs):
+                    runs.append(Const.cast(self._run_layout.const(
+                        {"a": a, "b": b, "end": int(b == g["r"]),
+                         "last": int(n_run == len(tile_runs) - 1)})).value)
+        self._run_rom = BakedRom(self._run_layout.size, runs, comb=True)
+
+    @property
+    def blackboxes(self) -> tuple[Blackbox, ...]:
+        """The memories emitted as Verilog modules of their own: the lists ``nz``, then every
+        lane's Ce and basis ROM."""
+        return (self._nz, *(b for lane in self._lane_units for b in lane.blackboxes))
+
+    @property
+    def memories(self) -> dict[str, dict]:
+        """The :attr:`blackboxes` as synthesis prices them: ``{module: {kind, width, depth,
+        rom}}``, kind ``"nz list"``, ``"Ce ROM"`` or ``"basis ROM"`` (``rom``: read-only, its
+        reads enabled by ``r_en``, as the RAM's)."""
+        out = {}
+        for box, kind in zip(self.blackboxes,
+                             ["nz list", *["Ce ROM", "basis ROM"] * self._lanes]):
+            out[box.module] = {"kind": kind, "width": box.inner.width,
+                               "depth": box.inner.depth, "rom": isinstance(box.inner, BakedRom)}
+        return out
+
+    @property
+    def register_files(self) -> dict[str, dict]:
+        """The memories read in the cycle of their address, synthesized as logic (register
+        files): ``{submodule: {width, depth, rom}}``."""
+        return {name: {"width": mem.width, "depth": mem.depth,
+                       "rom": isinstance(mem, BakedRom)}
+                for name, mem in (("cstart", self._cstart), ("out_mem", self._out_mem),
+                                  ("run_rom", self._run_rom), ("bias_mem", self._bias_rom))}
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
+        lay, L, S, V, geo = self._layers, self._lanes, self._S, self._batch, self._geo
+        nl = len(lay)
         max_n = max(g["n"] for g in geo)
         max_r = max(g["r"] for g in geo)
         max_bpr = max(g["bpr"] for g in geo)
@@ -250,20 +319,13 @@ class SmartDealEngine(wiring.Component):
         m.submodules.writeback = wb
 
         # -- the non-zero lists: two banks of (x, jj, c, k, v, first) ---------------------------
-        entry = data.StructLayout({"x": signed(self._act_bits), "jj": range(max(2, S)),
-                                   "c": range(max(2, max_r)), "k": range(max(2, max_bpr)),
-                                   "v": range(max(2, V)), "first": 1})
-        nz = Memory(shape=entry, depth=2 << idx_bits, init=[])
-        m.submodules.nz = nz
-        nz_wr, nz_rd = nz.write_port(), nz.read_port()
-        biases = [int(v) for l in lay for v in l.bias]
+        m.submodules.nz = nz = self._nz
+        nz_data = data.View(self._entry, nz.r_data)
+        w_data = Signal(self._entry)
+        m.d.comb += nz.w_data.eq(w_data)
         bias_base = np.concatenate([[0], np.cumsum([g["m"] for g in geo])]).astype(int).tolist()
-        bias_bits = max(l.fmts.bias.bits for l in lay)
-        bias_mem = Memory(shape=signed(bias_bits), depth=len(biases), init=biases)
-        out_mem = Memory(shape=signed(self._out_bits), depth=max(2, geo[-1]["m"] * V), init=[])
-        m.submodules.bias_mem, m.submodules.out_mem = bias_mem, out_mem
-        bias_rd = bias_mem.read_port(domain="comb")
-        out_wr, out_rd = out_mem.write_port(), out_mem.read_port(domain="comb")
+        m.submodules.bias_mem = bias_rom = self._bias_rom
+        m.submodules.out_mem = out_mem = self._out_mem
 
         state = Signal(State, init=State.LOAD)
         layer = Signal(sel_range)
@@ -290,10 +352,10 @@ class SmartDealEngine(wiring.Component):
         w_seen = Signal()                              # the column has an entry already
         w_col_end = Signal()                           # the position is its column's last
         m.d.comb += [
-            nz_wr.addr.eq(Cat(w_cnt[:idx_bits], w_bank)),
-            nz_wr.data.x.eq(w_x), nz_wr.data.jj.eq(w_jj), nz_wr.data.c.eq(w_c),
-            nz_wr.data.k.eq(w_k), nz_wr.data.v.eq(w_v), nz_wr.data.first.eq(~w_seen),
-            nz_wr.en.eq(w_en & w_x.any()),
+            nz.w_addr.eq(Cat(w_cnt[:idx_bits], w_bank)),
+            w_data.x.eq(w_x), w_data.jj.eq(w_jj), w_data.c.eq(w_c), w_data.k.eq(w_k),
+            w_data.v.eq(w_v), w_data.first.eq(~w_seen),
+            nz.w_en.eq(w_en & w_x.any()),
             w_cnt_next.eq(w_cnt + (w_en & w_x.any())),
             w_pos.eq(w_en),
             w_col_end.eq(eq_const(w_v, V - 1) if V > 1 else 1),
@@ -317,29 +379,17 @@ class SmartDealEngine(wiring.Component):
 
         # -- the chunk starts: cstart[c] = entries of the list before chunk c ----------------------
         c_bits = _bits(max_r)
-        cstart = Memory(shape=unsigned(idx_bits + 1), depth=2 << c_bits, init=[])
-        m.submodules.cstart = cstart
-        cs_wr = cstart.write_port()
-        cs_a, cs_b = cstart.read_port(domain="comb"), cstart.read_port(domain="comb")
-        m.d.comb += [cs_wr.addr.eq(Cat(w_c[:c_bits], w_bank)), cs_wr.data.eq(w_cnt),
-                     cs_wr.en.eq(w_pos & eq_const(w_jj, 0) & eq_const(w_v, 0))]
+        m.submodules.cstart = cstart = self._cstart
+        m.d.comb += [cstart.w_addr.eq(Cat(w_c[:c_bits], w_bank)), cstart.w_data.eq(w_cnt),
+                     cstart.w_en.eq(w_pos & eq_const(w_jj, 0) & eq_const(w_v, 0))]
 
         # -- the runs: every tile's live chunks (golden.smartdeal_engine_cycles.tile_runs) -------
-        run_layout = data.StructLayout({"a": range(max(2, max_r)), "b": range(max(2, max_r + 1)),
-                                        "end": 1, "last": 1})
-        runs, run_base = [], []
-        for l, g in zip(lay, geo):
-            run_base.append(len(runs))
-            for tile_runs in ec.tile_runs(l, L):
-                for n_run, (a, b) in enumerate(tile_runs):
-                    runs.append(run_layout.const({"a": a, "b": b, "end": int(b == g["r"]),
-                                                  "last": int(n_run == len(tile_runs) - 1)}))
-        run_rom = Memory(shape=run_layout, depth=len(runs), init=runs)
-        m.submodules.run_rom = run_rom
-        run_rd = run_rom.read_port(domain="comb")
-        ri = Signal(range(max(2, len(runs))))
-        m.d.comb += [run_rd.addr.eq(ri), cs_a.addr.eq(Cat(run_rd.data.a[:c_bits], layer[0])),
-                     cs_b.addr.eq(Cat(run_rd.data.b[:c_bits], layer[0]))]
+        m.submodules.run_rom = run_rom = self._run_rom
+        run_base = self._run_base
+        run = data.View(self._run_layout, run_rom.r_data)
+        ri = Signal(range(run_rom.depth))
+        m.d.comb += [run_rom.r_addr.eq(ri), cstart.r0_addr.eq(Cat(run.a[:c_bits], layer[0])),
+                     cstart.r1_addr.eq(Cat(run.b[:c_bits], layer[0]))]
 
         # -- the issuer -------------------------------------------------------------------------
         nnz = Signal(idx_bits + 1)                     # entries of the list being read
@@ -358,14 +408,15 @@ class SmartDealEngine(wiring.Component):
         op_valid, tile_end = Signal(), Signal()
         m.d.comb += [
             issuing.eq(state == State.ISSUE),
-            cur.eq(Mux(fresh, cs_a.data, k)),
-            end.eq(Mux(run_rd.data.end, nnz, cs_b.data)),
+            cur.eq(Mux(fresh, cstart.r0_data, k)),
+            end.eq(Mux(run.end, nnz, cstart.r1_data)),
             valid.eq(cur < end),
             run_done.eq(issuing & ~tdone & (~valid | (cur + 1 == end))),
-            runs_over.eq(tdone | (run_done & run_rd.data.last)),
+            runs_over.eq(tdone | (run_done & run.last)),
             op_valid.eq(issuing & ~tdone & valid),
             tile_end.eq(issuing & runs_over & (cyc + 1 >= L * V)),
-            nz_rd.addr.eq(Cat(cur[:idx_bits], layer[0])),
+            nz.r_addr.eq(Cat(cur[:idx_bits], layer[0])),
+            nz.r_en.eq(op_valid),                      # (read only for an entry issued)
         ]
         with m.If(run_done):
             m.d.sync += [ri.eq(ri + 1), fresh.eq(1)]
@@ -373,7 +424,7 @@ class SmartDealEngine(wiring.Component):
             m.d.sync += [k.eq(cur + 1), fresh.eq(0)]
         with m.If(tile_end):
             m.d.sync += tdone.eq(0)
-        with m.Elif(run_done & run_rd.data.last):
+        with m.Elif(run_done & run.last):
             m.d.sync += tdone.eq(1)
         # Cycle c + 1: the entry is out of the list; the lanes' addresses.
         v1, close1, last1 = Signal(), Signal(), Signal()
@@ -384,11 +435,10 @@ class SmartDealEngine(wiring.Component):
                      ce_tb1.eq(ce_tb), b_tb1.eq(b_tb), sel1.eq(layer)]
         for lane in self._lane_units:
             m.d.comb += [
-                lane.ce_addr.eq(ce_tb1 + nz_rd.data.c),
-                lane.b_addr.eq(b_tb1 + nz_rd.data.k),
-                lane.jj.eq(nz_rd.data.jj),
-                lane.x.eq(nz_rd.data.x), lane.v.eq(nz_rd.data.v),
-                lane.first.eq(nz_rd.data.first),
+                lane.ce_addr.eq(ce_tb1 + nz_data.c),
+                lane.b_addr.eq(b_tb1 + nz_data.k),
+                lane.jj.eq(nz_data.jj),
+                lane.x.eq(nz_data.x), lane.v.eq(nz_data.v), lane.first.eq(nz_data.first),
                 lane.valid.eq(v1), lane.close.eq(close1), lane.sel.eq(sel1),
             ]
         # The close travels beside the lanes to their accumulate stage (cycle c + 5).
@@ -409,10 +459,10 @@ class SmartDealEngine(wiring.Component):
         res = select(d_idx, [select(d_v, [lane.result[v] for v in range(V)])
                              for lane in self._lane_units])
         m.d.comb += [
-            bias_rd.addr.eq(per_layer(bias_base) + o_idx),
+            bias_rom.r_addr.eq(per_layer(bias_base) + o_idx),
             wb.i.valid.eq(d_act),
             wb.i.p.acc.eq(res),
-            wb.i.p.bias.eq(bias_rd.data),
+            wb.i.p.bias.eq(bias_rom.r_data.as_signed()),
             wb.o.ready.eq(1),
         ]
         if nl > 1:
@@ -430,8 +480,8 @@ class SmartDealEngine(wiring.Component):
         last_layer = Signal()
         wo = Signal(range(max(2, geo[-1]["m"] * V)))    # the output memory's next word
         m.d.comb += [last_layer.eq(eq_const(layer, nl - 1)),
-                     out_wr.addr.eq(wo), out_wr.data.eq(wb.o.payload),
-                     out_wr.en.eq(wb.o.valid & last_layer)]
+                     out_mem.w_addr.eq(wo), out_mem.w_data.eq(wb.o.payload),
+                     out_mem.w_en.eq(wb.o.valid & last_layer)]
         with m.If(wb.o.valid):
             m.d.sync += wo.eq(wo + 1)
 
@@ -440,8 +490,8 @@ class SmartDealEngine(wiring.Component):
         u = Signal(range(max(2, geo[-1]["m"] * V)))
         last_out = Signal()
         m.d.comb += [last_out.eq(eq_const(u, geo[-1]["m"] * V - 1)),
-                     out_rd.addr.eq(u),
-                     self.o.p.data.eq(out_rd.data), self.o.p.last.eq(last_out)]
+                     out_mem.r0_addr.eq(u),
+                     self.o.p.data.eq(out_mem.r0_data), self.o.p.last.eq(last_out)]
 
         def start_layer():
             """Sync statements that start a layer on the list just written."""

@@ -4,7 +4,7 @@
 ::
 
     ce_addr --> ce_rom (a Ce row a word) -----------------+
-    b_addr  --> b_rom (a basis a word) --> column jj ------+--> rebuild --> w * x --> acc[v] --> result
+    b_addr  --> b_rom (a basis a word) --> column jj ------+--> rebuild --> mult --> acc[v] --> result
     jj, x, v, first, valid, close, sel -----(delayed to match)------------------^
 
 The lane owns output rows of every layer (``hdl.smartdeal_engine``: row ``t*L + l`` of tile ``t``);
@@ -16,13 +16,17 @@ vector ``v`` (one sum per vector of the batch). ``close`` ends the outputs: the 
 cycle's product, if ``valid``) go to ``result`` and the sums restart. The ROMs are read only for an
 input marked ``first`` (the first of its column): the inputs of the column's other vectors meet the
 weight already rebuilt, the ROMs' words held, so the rebuild's registers do not toggle.
+
+Its blocks are submodules (``rebuild``, ``mult``, ``acc``; the lane's own logic is the ROM
+addressing, the basis column's selection and the delays), its ROMs instances of the Verilog
+modules it is given (:class:`~.smartdeal_memories.BakedRom` behind a
+:class:`~.blackbox.Blackbox`, :attr:`EngineLane.blackboxes`), which synthesis prices as memories.
 """
 
 from typing import Any
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
@@ -30,10 +34,12 @@ from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
 from permdeal.golden.smartdeal_engine_cycles import check_batch
 
+from .blackbox import Blackbox
 from .lint import eq_const, select
+from .smartdeal_memories import BakedRom
 from .smartdeal_rebuild import Rebuild
 
-__all__ = ["EngineLane", "pack_b", "pack_ce"]
+__all__ = ["EngineLane", "LaneAccumulator", "LaneMultiplier", "pack_b", "pack_ce"]
 
 
 def pack_ce(codes, E: int) -> int:
@@ -71,6 +77,8 @@ class EngineLane(wiring.Component):
         widest ``LayerFormats.acc_bits``).
     ce_words, b_words : sequence of int
         The ROM contents (:func:`pack_ce`, :func:`pack_b`), at least one word each.
+    rom_modules : (str, str)
+        The Verilog module names of the Ce and the basis ROM.
 
     Members
     -------
@@ -99,19 +107,23 @@ class EngineLane(wiring.Component):
     close. One input a cycle, no stalls.
     """
 
-    def __init__(self, S, E, b_bits, aligns, act_bits, acc_bits, ce_words, b_words, batch=1):
+    def __init__(self, S, E, b_bits, aligns, act_bits, acc_bits, ce_words, b_words,
+                 rom_modules, batch=1):
         self._rebuild = Rebuild(S, E, b_bits, aligns)
         self._S, self._E, self._b_bits = int(S), int(E), int(b_bits)
         self._act_bits = integer(act_bits, "lane act_bits", 2, MAX_BITS)
         self._acc_bits = integer(acc_bits, "lane acc_bits", 2, MAX_ACC_BITS)
         self._batch = check_batch(batch)
-        self._ce_words = [int(w) for w in ce_words]
-        self._b_words = [int(w) for w in b_words]
-        if not self._ce_words or not self._b_words:
+        if not list(ce_words) or not list(b_words):
             raise PermdealError("lane ROMs need at least one word each")
+        ce_module, b_module = rom_modules
+        self._ce_rom = Blackbox(BakedRom(self._S * (self._E + 2), ce_words), ce_module)
+        self._b_rom = Blackbox(BakedRom(self._S * self._S * self._b_bits, b_words), b_module)
+        self._mult = LaneMultiplier(self._rebuild.weight_bits, self._act_bits)
+        self._acc = LaneAccumulator(self._mult.prod_bits, self._acc_bits, self._batch)
         super().__init__({
-            "ce_addr": In(range(max(2, len(self._ce_words)))),
-            "b_addr": In(range(max(2, len(self._b_words)))),
+            "ce_addr": In(range(self.ce_depth)),
+            "b_addr": In(range(self.b_depth)),
             "jj": In(range(max(2, self._S))),
             "x": In(signed(self._act_bits)),
             "v": In(range(max(2, self._batch))),
@@ -125,12 +137,17 @@ class EngineLane(wiring.Component):
     @property
     def ce_depth(self) -> int:
         """Words of the Ce ROM."""
-        return len(self._ce_words)
+        return self._ce_rom.inner.depth
 
     @property
     def b_depth(self) -> int:
         """Words of the basis ROM."""
-        return len(self._b_words)
+        return self._b_rom.inner.depth
+
+    @property
+    def blackboxes(self) -> tuple[Blackbox, Blackbox]:
+        """The Ce and the basis ROM (:class:`~.smartdeal_memories.BakedRom` modules)."""
+        return self._ce_rom, self._b_rom
 
     @property
     def batch(self) -> int:
@@ -147,15 +164,12 @@ class EngineLane(wiring.Component):
         S, E, bb = self._S, self._E, self._b_bits
         rb = self._rebuild
         m.submodules.rebuild = rb
-        ce_rom = Memory(shape=unsigned(S * (E + 2)), depth=len(self._ce_words),
-                        init=self._ce_words)
-        b_rom = Memory(shape=unsigned(S * S * bb), depth=len(self._b_words), init=self._b_words)
-        m.submodules.ce_rom, m.submodules.b_rom = ce_rom, b_rom
-        ce_rd, b_rd = ce_rom.read_port(), b_rom.read_port()
+        m.submodules.ce_rom, m.submodules.b_rom = ce_rom, b_rom = self._ce_rom, self._b_rom
+        m.submodules.mult, m.submodules.acc = mult, acc = self._mult, self._acc
         fetch = Signal()                     # a new column: read its words (else they are held)
         m.d.comb += [fetch.eq(self.valid & self.first),
-                     ce_rd.addr.eq(self.ce_addr), b_rd.addr.eq(self.b_addr),
-                     ce_rd.en.eq(fetch), b_rd.en.eq(fetch)]
+                     ce_rom.r_addr.eq(self.ce_addr), ce_rom.r_en.eq(fetch),
+                     b_rom.r_addr.eq(self.b_addr), b_rom.r_en.eq(fetch)]
 
         def delay(sig, n, name):
             regs = [sig]
@@ -175,26 +189,61 @@ class EngineLane(wiring.Component):
         valid = delay(self.valid, 4, "valid")
         close = delay(self.close, 4, "close")
         # Cycle a + 1: the words are out; pick column jj of the basis.
-        codes = data.View(data.ArrayLayout(unsigned(E + 2), S), ce_rd.data)
+        codes = data.View(data.ArrayLayout(unsigned(E + 2), S), ce_rom.r_data)
         for k in range(S):
             m.d.comb += rb.codes[k].eq(codes[k])
-            col = b_rd.data.word_select(k * S, bb)
+            col = b_rom.r_data.word_select(k * S, bb)
             for j in range(1, S):
-                col = Mux(jj[1] == j, b_rd.data.word_select(k * S + j, bb), col)
+                col = Mux(jj[1] == j, b_rom.r_data.word_select(k * S + j, bb), col)
             m.d.comb += rb.b[k].eq(col.as_signed())
         m.d.comb += rb.sel.eq(sel[1])
-        # Cycle a + 3: the weight; the product.
-        prod = Signal(signed(rb.weight_bits + self._act_bits))
-        m.d.sync += prod.eq(rb.w * x[3])
-        # Cycle a + 4: accumulate into the vector's sum (one adder); close.
+        # Cycle a + 3: the weight; the product (a + 4). Cycle a + 4: accumulate; close.
+        m.d.comb += [mult.w.eq(rb.w), mult.x.eq(x[3]),
+                     acc.prod.eq(mult.p), acc.valid.eq(valid[4]), acc.v.eq(vec[4]),
+                     acc.close.eq(close[4]), self.result.eq(acc.result)]
+        return m
+
+
+class LaneMultiplier(wiring.Component):
+    """A lane's multiplier: ``p`` is ``w * x`` of the cycle before (one register stage)."""
+
+    def __init__(self, weight_bits, act_bits):
+        self._w_bits, self._x_bits = int(weight_bits), int(act_bits)
+        super().__init__({"w": In(signed(self._w_bits)), "x": In(signed(self._x_bits)),
+                          "p": Out(signed(self.prod_bits))})
+
+    @property
+    def prod_bits(self) -> int:
+        return self._w_bits + self._x_bits
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
+        m.d.sync += self.p.eq(self.w * self.x)
+        return m
+
+
+class LaneAccumulator(wiring.Component):
+    """A lane's ``V`` sums (one per vector of the batch): adds ``prod`` to sum ``v`` when
+    ``valid`` (one adder, its operand picked by ``v``); with ``close`` the sums (this cycle's
+    product included) go to ``result`` (from the next cycle) and restart."""
+
+    def __init__(self, prod_bits, acc_bits, batch=1):
+        self._acc_bits = int(acc_bits)
+        self._batch = check_batch(batch)
+        super().__init__({"prod": In(signed(int(prod_bits))), "valid": In(1),
+                          "v": In(range(max(2, self._batch))), "close": In(1),
+                          "result": Out(data.ArrayLayout(signed(self._acc_bits), self._batch))})
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
         V = self._batch
         acc = Signal(data.ArrayLayout(signed(self._acc_bits), V))
         total = Signal(signed(self._acc_bits))
-        m.d.comb += total.eq(select(vec[4], [acc[i] for i in range(V)]) + prod)
+        m.d.comb += total.eq(select(self.v, [acc[i] for i in range(V)]) + self.prod)
         for i in range(V):
-            mine = valid[4] & eq_const(vec[4], i) if V > 1 else valid[4]
+            mine = self.valid & eq_const(self.v, i) if V > 1 else self.valid
             new = Mux(mine, total, acc[i])
-            with m.If(close[4]):
+            with m.If(self.close):
                 m.d.sync += [self.result[i].eq(new), acc[i].eq(0)]
             with m.Else():
                 m.d.sync += acc[i].eq(new)
