@@ -1,6 +1,6 @@
 """``permdeal bench-smartdeal``: SmartDeal's figures of record (issue 4), printed and as JSON.
 
-Three parts, each optional:
+Five parts, each optional:
 
 - ``layer``: a random ``m x n`` layer (default 4096 x 4096, N(0, 1/n) weights) decomposed with the
   given S, E and b_B: wall time of :func:`golden.smartdeal.decompose`, relative error before and
@@ -11,6 +11,8 @@ Three parts, each optional:
 - ``unit``: the bit-serial shift-add unit's timing (:class:`golden.shift_add.ShiftAddTiming`),
   cycles per row and per rebuilt weight, and with ``--synth`` its size from Yosys (generic cells
   and OSU 0.18 um logic area, ``permdeal synth --block shift_add``).
+- ``hardware`` (only when asked: minutes): ``bench_hardware.hardware_figures``, the PermDNN and
+  the SmartDeal engine of one multiplier budget side by side, synthesized and power-measured.
 - ``engine``: :func:`engine_figures`: the digits MLP (the demo's: dense 64-128-64-10, and its PD
   form at ``p = 4`` fine-tuned) compressed to 16 bits both ways, over the 450 test images at batch
   1: the SmartDeal engine's cycles and MAC-lane utilization on :data:`ENGINE_LANES` lanes
@@ -36,7 +38,7 @@ from permdeal.golden.shift_add import ShiftAddTiming
 
 from permdeal.tables import table
 
-PARTS = ("layer", "digits", "unit", "engine")
+PARTS = ("layer", "digits", "unit", "engine", "hardware")
 #: The SmartDeal engine's MAC lanes in the ``engine`` part, and the PermDNN engine beside it
 #: (``(PEs, lanes per PE, p)``, the demo's: as many lanes in all).
 ENGINE_LANES = 8
@@ -133,33 +135,53 @@ def _sd_engine_run(model, codes, y_te, batch=1):
                        for i, l in enumerate(model.layers)]}
 
 
+def digits_models(S: int, E: int, b_bits: int, seed: int, hidden: tuple = (128, 64),
+                  epochs: int = 40, finetune_epochs: int = 60) -> dict[str, Any]:
+    """The digits MLP both ways, in 16-bit formats: the dense net (``epochs``), its PD form at
+    :data:`PD_ENGINE`'s ``p`` fine-tuned ``finetune_epochs`` (``pd``), its SmartDeal form
+    (``smartdeal``), the data split, and ``pruned(frac)``: the dense net decomposed with ``frac`` of
+    its Ce rows pruned in groups of :data:`ENGINE_LANES` outputs (one tile: the engine skips them),
+    fine-tuned with the structure kept (``golden.smartdeal_train.finetune``) and compressed."""
+    from permdeal.golden import smartdeal_train as st
+    from permdeal.golden import train as tr
+    from permdeal.golden.compress import QuantSpec, compress_permdiag, compress_smartdeal
+    from permdeal.golden.model import FloatLayer
+
+    X_tr, y_tr, X_te, y_te = tr.load_digits_split(seed)
+    sizes = [X_tr.shape[1], *hidden, 10]
+    ps = [PD_ENGINE[2]] * (len(sizes) - 1)
+    dense = tr.train(tr.init_mlp(sizes, seed=seed), X_tr, y_tr, epochs=epochs, seed=seed)
+    pd = tr.train(tr.project(dense, ps), X_tr, y_tr, epochs=finetune_epochs, seed=seed)
+    spec = QuantSpec(act=16, weight=16, bias=16)
+    layers = lambda net: [FloatLayer(n, W, b) for n, W, b in net.dense_weights()]
+
+    def pruned(frac):
+        tuned = st.finetune(st.smartdeal_mlp(dense, S, E, prune=frac, prune_group=ENGINE_LANES),
+                            X_tr, y_tr, epochs=finetune_epochs, seed=seed)
+        return compress_smartdeal(layers(tuned.to_mlp()), spec, calibration=X_tr, S=S, E=E,
+                                  b_bits=b_bits, prune=frac, prune_group=ENGINE_LANES)
+
+    return {"split": (X_tr, y_tr, X_te, y_te), "sizes": sizes, "dense": dense,
+            "pd": compress_permdiag(layers(pd), ps, spec, calibration=X_tr),
+            "smartdeal": compress_smartdeal(layers(dense), spec, calibration=X_tr, S=S, E=E,
+                                            b_bits=b_bits),
+            "pruned": pruned}
+
+
 def engine_figures(S: int, E: int, b_bits: int, seed: int, hidden: tuple = (128, 64),
                    epochs: int = 40, finetune_epochs: int = 60,
                    prunes: tuple = PRUNES) -> dict[str, Any]:
     """The ``engine`` part (module docstring): per-image mean cycles and utilization of both
-    engines over the digits test split, per layer for SmartDeal, and the targets; for every
-    fraction of ``prunes`` also the dense model decomposed with that fraction of Ce rows pruned in
-    groups of ``ENGINE_LANES`` outputs (one tile: the engine skips them), fine-tuned with the
-    structure kept (``golden.smartdeal_train.finetune``, ``finetune_epochs``) and compressed."""
-    from permdeal.golden import smartdeal_train as st
-    from permdeal.golden import train as tr
-    from permdeal.golden.compress import QuantSpec, compress_permdiag, compress_smartdeal
+    engines over the digits test split (:func:`digits_models`), per layer for SmartDeal, and the
+    targets; for every fraction of ``prunes`` also the pruned and fine-tuned SmartDeal model."""
     from permdeal.golden.cycles import EngineConfig
     from permdeal.golden.cycles import model_cycles as pd_cycles
-    from permdeal.golden.model import FloatLayer
 
     t0 = time.perf_counter()
-    X_tr, y_tr, X_te, y_te = tr.load_digits_split(seed)
-    sizes = [X_tr.shape[1], *hidden, 10]
+    dm = digits_models(S, E, b_bits, seed, hidden, epochs, finetune_epochs)
+    X_tr, y_tr, X_te, y_te = dm["split"]
+    sizes, sdm, pdm = dm["sizes"], dm["smartdeal"], dm["pd"]
     pes, pd_lanes, p = PD_ENGINE
-    ps = [p] * (len(sizes) - 1)
-    dense = tr.train(tr.init_mlp(sizes, seed=seed), X_tr, y_tr, epochs=epochs, seed=seed)
-    pd = tr.train(tr.project(dense, ps), X_tr, y_tr, epochs=finetune_epochs, seed=seed)
-    spec = QuantSpec(act=16, weight=16, bias=16)
-    sdm = compress_smartdeal([FloatLayer(n, W, b) for n, W, b in dense.dense_weights()], spec,
-                             calibration=X_tr, S=S, E=E, b_bits=b_bits)
-    pdm = compress_permdiag([FloatLayer(n, W, b) for n, W, b in pd.dense_weights()], ps, spec,
-                            calibration=X_tr)
     sd_codes, _ = sdm.quantize_input(X_te)
     pd_codes, _ = pdm.quantize_input(X_te)
     cfg = EngineConfig(n_pe=pes, lanes=pd_lanes)
@@ -170,11 +192,7 @@ def engine_figures(S: int, E: int, b_bits: int, seed: int, hidden: tuple = (128,
     sdb = _sd_engine_run(sdm, sd_codes[:whole], y_te[:whole], ENGINE_BATCH)
     pruned = []
     for frac in prunes:
-        tuned = st.finetune(st.smartdeal_mlp(dense, S, E, prune=frac, prune_group=ENGINE_LANES),
-                            X_tr, y_tr, epochs=finetune_epochs, seed=seed)
-        pm = compress_smartdeal([FloatLayer(n, W, b) for n, W, b in
-                                 tuned.to_mlp().dense_weights()], spec, calibration=X_tr, S=S,
-                                E=E, b_bits=b_bits, prune=frac, prune_group=ENGINE_LANES)
+        pm = dm["pruned"](frac)
         codes, _ = pm.quantize_input(X_te)
         run = _sd_engine_run(pm, codes, y_te)
         pruned.append({"prune": frac, "prune_group": ENGINE_LANES, **run,
@@ -304,6 +322,9 @@ def tables(res: dict[str, Any]) -> str:
                        f"{yes(v['ratio'] <= t['ratio'])}), utilization {pct(v['utilization'])} "
                        f"(target {yes(v['utilization'] >= t['utilization'])}), accuracy "
                        f"{pct(v['accuracy'])}")
+    if "hardware" in res:
+        from .bench_hardware import hardware_table
+        out.append(hardware_table(res["hardware"]))
     return "\n".join(out)
 
 
@@ -347,6 +368,10 @@ def run(parts: Collection[str], *, m: int = 4096, n: int = 4096, S: int = 3, E: 
         res["digits"] = digits_figures(S, E, b_bits, seed)
     if "engine" in parts:
         res["engine"] = engine_figures(S, E, b_bits, seed)
+    if "hardware" in parts:
+        from .bench_hardware import hardware_figures
+        res["hardware"] = hardware_figures(S, E, b_bits, seed,
+                                           progress=lambda text: print(f"... {text}", flush=True))
     print(tables(res))
     if json_path:
         atomic.write_text(json_path, json.dumps(res, indent=2) + "\n")

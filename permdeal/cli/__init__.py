@@ -357,7 +357,9 @@ def build_parser():
                        "digits accuracy, the shift-add unit's cycles and size, the SmartDeal "
                        "engine's cycles against the PermDNN engine's")
     p.add_argument("--parts", default="layer,digits,unit,engine",
-                   help="comma-separated parts: layer, digits, unit, engine (default all)")
+                   help="comma-separated parts: layer, digits, unit, engine, hardware (default "
+                   "all but hardware: the PermDNN and SmartDeal engines synthesized and "
+                   "power-measured side by side, several minutes)")
     p.add_argument("--m", type=args.positive, default=4096, help="random layer outputs (default 4096)")
     p.add_argument("--n", type=args.positive, default=4096, help="random layer inputs (default 4096)")
     p.add_argument("--S", type=args.positive, default=3, help="chunk width S (default 3)")
