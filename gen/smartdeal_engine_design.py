@@ -148,8 +148,15 @@ class SmartDealEngineDesign:
             raise PermdealError(f"{man_path}: sha256 does not match {self.path} (the images "
                                 "are not the codes the Verilog was generated with)")
         _, model = check_rom(self.rom_dir)
-        diff = json_diff({k: self.manifest.get(k) for k in ("ports", "layers", "cycles")},
-                         _derived(model, self.lanes), "manifest")
+        want = _derived(model, self.lanes)
+        layers = self.manifest.get("layers")
+        diff = json_diff({k: self.manifest.get(k) for k in ("ports", "cycles")},
+                         {k: want[k] for k in ("ports", "cycles")}, "manifest")
+        if diff is None and isinstance(layers, list) and len(layers) == len(want["layers"]):
+            diff = next(filter(None, (json_diff(got, w, f"manifest.layers[{i}]") for i, (got, w)
+                                      in enumerate(zip(layers, want["layers"])))), None)
+        elif diff is None:
+            diff = json_diff(layers, want["layers"], "manifest.layers")
         if diff:
             raise PermdealError(f"{self.path}: {diff} (from the model of {self.rom_dir}; the "
                                 "manifest was edited)")
