@@ -23,18 +23,27 @@ def run(argv, capsys):
     return code, out.out, out.err
 
 
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    """A float model, its SmartDeal compression (pruned) and a permdiag one, via the CLI."""
-    tmp = tmp_path_factory.mktemp("sd")
-    rng = np.random.default_rng(4)
+def pruned_model(tmp, seed, bits, prune, group):
+    """A random two-layer float model, 13 -> 9 -> 5 (``tmp/m.npz``), and its SmartDeal
+    compression at ``bits`` (activations ``bits:bits/2``, weights, biases) with ``prune`` of the
+    Ce rows pruned in groups of ``group`` outputs (``tmp/sd``), via the CLI; returns the random
+    generator for more."""
+    rng = np.random.default_rng(seed)
     np.savez(tmp / "m.npz", **{"fc1.weight": rng.standard_normal((9, 13)) * 0.4,
                                "fc1.bias": rng.standard_normal(9) * 0.1,
                                "fc2.weight": rng.standard_normal((5, 9)) * 0.4,
                                "fc2.bias": rng.standard_normal(5) * 0.1})
-    assert main(["compress", str(tmp / "m.npz"), "--method", "smartdeal", "--act-format", "12:6",
-                 "--weight-bits", "12", "--bias-bits", "12", "--prune", "0.3", "--prune-group",
-                 "2", "-o", str(tmp / "sd")]) == 0
+    assert main(["compress", str(tmp / "m.npz"), "--method", "smartdeal", "--act-format",
+                 f"{bits}:{bits // 2}", "--weight-bits", str(bits), "--bias-bits", str(bits),
+                 "--prune", str(prune), "--prune-group", str(group), "-o", str(tmp / "sd")]) == 0
+    return rng
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """A float model, its SmartDeal compression (pruned) and a permdiag one, via the CLI."""
+    tmp = tmp_path_factory.mktemp("sd")
+    rng = pruned_model(tmp, 4, 12, 0.3, 2)
     assert main(["compress", str(tmp / "m.npz"), "--method", "smartdeal", "--E", "2",
                  "--act-format", "12:6", "-o", str(tmp / "sd_e2")]) == 0
     assert main(["compress", str(tmp / "m.npz"), "--p", "3", "--act-format", "12:6", "-o",

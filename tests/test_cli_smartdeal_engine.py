@@ -15,6 +15,7 @@ from permdeal.cli import main
 from permdeal.golden import smartdeal_engine_cycles as ec
 from permdeal.golden.smartdeal_model import SmartDealModel
 
+from test_cli_smartdeal import pruned_model
 from test_smartdeal_model import reference_forward  # an independent reference
 
 
@@ -30,14 +31,7 @@ def folders(tmp_path_factory):
     the tiles of a 2 PE x 2 lanes engine skip chunks), inputs and an engine design, via the
     CLI."""
     tmp = tmp_path_factory.mktemp("sde")
-    rng = np.random.default_rng(7)
-    np.savez(tmp / "m.npz", **{"fc1.weight": rng.standard_normal((9, 13)) * 0.4,
-                               "fc1.bias": rng.standard_normal(9) * 0.1,
-                               "fc2.weight": rng.standard_normal((5, 9)) * 0.4,
-                               "fc2.bias": rng.standard_normal(5) * 0.1})
-    assert main(["compress", str(tmp / "m.npz"), "--method", "smartdeal", "--act-format", "10:5",
-                 "--weight-bits", "10", "--bias-bits", "10", "--prune", "0.5", "--prune-group",
-                 "4", "-o", str(tmp / "sd")]) == 0
+    rng = pruned_model(tmp, 7, 10, 0.5, 4)
     x = rng.integers(-512, 512, (6, 13))
     x[rng.random(x.shape) < 0.4] = 0
     x[-1] = 0                                           # an empty vector

@@ -29,7 +29,7 @@ from permdeal.golden.smartdeal_engine_cycles import model_cycles
 
 from . import runner
 from .activity import Bench
-from .sim import _kept, first_mismatches, run_design, tool_timings
+from .sim import run_checked
 from .tb_smartdeal_engine import bench_config
 
 #: The cocotb test module, and the test ``permdeal sim`` runs.
@@ -99,36 +99,17 @@ def simulate_design(design_dir: str | Path, x_codes: npt.ArrayLike, sim: str, ou
     b = bench(design, model, x)
     golden = b.golden
     cyc = model_cycles(model, x, design.lanes, **batch_kw(design.batch))
+    expected = [c.total for c in cyc]
     with atomic.output_dir(out, inputs=[design_dir, *inputs]) as tmp:
-        result, build, wall = run_design(tmp, sim, design, rom, b.config,
-                                         test_module=TEST_MODULE, testcase=TESTCASE, seed=seed,
-                                         waves=waves, out=out)
-        rep = result.report.get(TESTCASE, {})
-        observed = rep.get("observed", [])
-        if len(observed) != golden.size:
-            raise PermdealError(f"{sim}: the RTL gave {len(observed)} of {golden.size} outputs "
-                                f"({'; '.join(rep.get('errors', [])[:2])}); "
-                                f"{_kept(build, out)}")
-        y = np.array(observed, dtype=np.int64).reshape(golden.shape)
-        np.save(tmp / "outputs.npy", y)
-        bad, mismatches = first_mismatches(golden, y, model.layers[-1].name)
-        rtl_cycles = rep.get("rtl_cycles", [])
-        expected = [c.total for c in cyc]
-        report = {
-            "arch": "engine", "sim": sim, "sim_version": result.sim_version,
-            "seed": result.seed, "design": str(Path(design_dir)), "images": str(rom),
-            "pes": design.pes, "lanes_per_pe": design.lanes_per_pe, "lanes": design.lanes,
-            "batch": design.batch,
-            "inputs": int(x.shape[0]), "outputs_per_input": int(golden.shape[1]),
-            "golden_match": bool(bad.size == 0),
-            "inputs_matching": int(np.all(y == golden, axis=1).sum()),
-            "mismatches": int(len(bad)), "first_mismatches": mismatches,
-            "cycles": rtl_cycles, "model_cycles": expected,
-            "cycles_match_model": rtl_cycles == expected,
+        report = run_checked(tmp, sim, design, rom, b.config, golden, model.layers[-1].name,
+                             test_module=TEST_MODULE, testcase=TESTCASE, seed=seed, waves=waves,
+                             out=out, design_dir=design_dir)
+        report.update({
+            "arch": "engine", "pes": design.pes, "lanes_per_pe": design.lanes_per_pe,
+            "lanes": design.lanes, "batch": design.batch, "model_cycles": expected,
+            "cycles_match_model": report["cycles"] == expected,
             "lane_utilization": float(np.mean([c.utilization for c in cyc])),
             "lane_utilization_per_input": [c.utilization for c in cyc],
-            "layers": layer_figures(model, cyc),
-            **tool_timings(result, wall, TESTCASE),
-        }
+            "layers": layer_figures(model, cyc)})
         atomic.write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
     return report
