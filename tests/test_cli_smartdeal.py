@@ -1,5 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""`permdeal gen`, `check`, `rom` and `sim` on SmartDeal folders, and their bad input."""
+"""`permdeal gen`, `check`, `rom` and `sim` on SmartDeal folders with the layer-unit chain
+(``--arch units``), and their bad input (the engine: tests/test_cli_smartdeal_engine.py)."""
 
 import hashlib
 import json
@@ -22,18 +23,27 @@ def run(argv, capsys):
     return code, out.out, out.err
 
 
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    """A float model, its SmartDeal compression (pruned) and a permdiag one, via the CLI."""
-    tmp = tmp_path_factory.mktemp("sd")
-    rng = np.random.default_rng(4)
+def pruned_model(tmp, seed, bits, prune, group):
+    """A random two-layer float model, 13 -> 9 -> 5 (``tmp/m.npz``), and its SmartDeal
+    compression at ``bits`` (activations ``bits:bits/2``, weights, biases) with ``prune`` of the
+    Ce rows pruned in groups of ``group`` outputs (``tmp/sd``), via the CLI; returns the random
+    generator for more."""
+    rng = np.random.default_rng(seed)
     np.savez(tmp / "m.npz", **{"fc1.weight": rng.standard_normal((9, 13)) * 0.4,
                                "fc1.bias": rng.standard_normal(9) * 0.1,
                                "fc2.weight": rng.standard_normal((5, 9)) * 0.4,
                                "fc2.bias": rng.standard_normal(5) * 0.1})
-    assert main(["compress", str(tmp / "m.npz"), "--method", "smartdeal", "--act-format", "12:6",
-                 "--weight-bits", "12", "--bias-bits", "12", "--prune", "0.3", "--prune-group",
-                 "2", "-o", str(tmp / "sd")]) == 0
+    assert main(["compress", str(tmp / "m.npz"), "--method", "smartdeal", "--act-format",
+                 f"{bits}:{bits // 2}", "--weight-bits", str(bits), "--bias-bits", str(bits),
+                 "--prune", str(prune), "--prune-group", str(group), "-o", str(tmp / "sd")]) == 0
+    return rng
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """A float model, its SmartDeal compression (pruned) and a permdiag one, via the CLI."""
+    tmp = tmp_path_factory.mktemp("sd")
+    rng = pruned_model(tmp, 4, 12, 0.3, 2)
     assert main(["compress", str(tmp / "m.npz"), "--method", "smartdeal", "--E", "2",
                  "--act-format", "12:6", "-o", str(tmp / "sd_e2")]) == 0
     assert main(["compress", str(tmp / "m.npz"), "--p", "3", "--act-format", "12:6", "-o",
@@ -46,7 +56,7 @@ def folders(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def design(folders):
-    assert main(["gen", "--model", str(folders / "sd"), "--lanes", "2", "-o",
+    assert main(["gen", "--model", str(folders / "sd"), "--arch", "units", "--lanes", "2", "-o",
                  str(folders / "d")]) == 0
     return folders / "d"
 
@@ -72,14 +82,14 @@ def test_gen_writes_a_design(folders, design, capsys):
     code, out, err = run(["check", design], capsys)
     assert code == 0 and "SmartDeal design smartdeal_net" in out and " OK " in out, err
     # the same settings give the same files
-    assert main(["gen", "--model", str(folders / "sd"), "--lanes", "2", "-o",
+    assert main(["gen", "--model", str(folders / "sd"), "--arch", "units", "--lanes", "2", "-o",
                  str(folders / "d_again")]) == 0
     assert (folders / "d_again" / "rtl" / "smartdeal_net.v").read_text() == text
 
 
 def test_gen_from_a_config_file(folders, capsys):
     cfg = folders / "g.toml"
-    cfg.write_text(f'model = "{folders / "sd"}"\nname = "net3"\n')
+    cfg.write_text(f'model = "{folders / "sd"}"\nname = "net3"\narch = "units"\n')
     code, out, err = run(["gen", "--config", cfg, "-o", folders / "dc"], capsys)
     assert code == 0, err
     man = json.loads((folders / "dc" / "manifest.json").read_text())
@@ -106,7 +116,8 @@ def test_sim_matches_golden_and_the_reference(folders, design, capsys):
 def test_sim_reports_a_wrong_design(folders, capsys, monkeypatch):
     # Negative terms without their carry-in: rebuilt weights one LSB (shifted) short.
     monkeypatch.setattr(ShiftAdd, "_carry_in", lambda self, nz, sign: Const(0, 1))
-    assert main(["gen", "--model", str(folders / "sd"), "-o", str(folders / "bad")]) == 0
+    assert main(["gen", "--model", str(folders / "sd"), "--arch", "units", "-o",
+                 str(folders / "bad")]) == 0
     code, out, err = run(["sim", "--design", folders / "bad", "--inputs", folders / "x.npy",
                           "--sim", "icarus", "--seed", "1", "-o", folders / "sb"], capsys)
     assert code == 1 and "MISMATCH" in err, out + err
@@ -171,7 +182,7 @@ def test_check_refuses_codes_outside_the_range(folders, tmp_path, capsys):
     _rewrite(d / "rom", "L1_ce.hex", bad)
     code, _, err = run(["check", d], capsys)
     assert code == 2 and f"{d / 'rom' / 'L1_ce.hex'}: line 5: Ce code 11" in err
-    code, _, err = run(["gen", "--model", d, "-o", tmp_path / "dd"], capsys)
+    code, _, err = run(["gen", "--model", d, "--arch", "units", "-o", tmp_path / "dd"], capsys)
     assert code == 0, err                  # gen writes its own images from model.npz
     _rewrite(tmp_path / "dd" / "rom", "L1_ce.hex", bad)
     code, _, err = run(["check", tmp_path / "dd"], capsys)
@@ -190,18 +201,20 @@ def test_check_refuses_an_edited_design(folders, design, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--pes", "2"], "--pes does not apply to a SmartDeal model (the design has one layer unit "
-                     "per layer; --lanes sets its shift-add unit's lanes)"),
+    (["--pes", "2"], "--pes does not apply to a SmartDeal model with --arch units (the design "
+                     "has one layer unit per layer; --lanes sets its shift-add unit's lanes)"),
     (["--scan-width", "4"], "--scan-width does not apply to a SmartDeal model"),
-    (["--multiplier", "booth"], "--multiplier does not apply to a SmartDeal model (its MAC is "
-                                "the layer unit's own)"),
+    (["--multiplier", "booth"], "--multiplier does not apply to a SmartDeal model with --arch "
+                                "units (its MAC is the layer unit's own)"),
+    (["--batch", "1"], "--batch does not apply to a SmartDeal model with --arch units"),
     (["--shape", "4x4"], "--shape describes the layers, which come from --model; leave it out"),
     (["--lanes", "4"], "--lanes (the shift-add unit's lanes, 1 to S = 3): lanes must be an "
                        "integer in [1, 3], not 4"),
     (["--name", "9net"], "network module name must be a Verilog identifier, not '9net'"),
 ])
 def test_gen_bad_input(folders, tmp_path, capsys, argv, message):
-    code, _, err = run(["gen", "--model", folders / "sd", *argv, "-o", tmp_path / "d"], capsys)
+    code, _, err = run(["gen", "--model", folders / "sd", "--arch", "units", *argv, "-o",
+                        tmp_path / "d"], capsys)
     assert code == 2 and message in err, err
     assert not (tmp_path / "d").exists()
 
@@ -272,7 +285,7 @@ def pruned(folders):
 
 @pytest.mark.parametrize("lanes", [None, 1, 2])
 def test_cycles_of_a_smartdeal_model(folders, pruned, capsys, lanes):
-    argv = ["cycles", pruned, "--inputs", folders / "x.npy"]
+    argv = ["cycles", pruned, "--arch", "units", "--inputs", folders / "x.npy"]
     code, out, err = run(argv + (["--lanes", lanes] if lanes else []), capsys)
     assert code == 0, err
     model = SmartDealModel.read(pruned)
@@ -303,7 +316,7 @@ def test_cycles_bad_input(folders, tmp_path, capsys):
             (["--scan-width", "4"], "--scan-width does not apply to a SmartDeal model"),
             (["--lanes", "4"], "--lanes (the shift-add unit's lanes, 1 to S = 3): lanes must be "
                                "an integer in [1, 3], not 4")):
-        code, _, err = run(["cycles", folders / "sd", *argv], capsys)
+        code, _, err = run(["cycles", folders / "sd", "--arch", "units", *argv], capsys)
         assert code == 2 and message in err, err
     np.save(tmp_path / "wide.npy", np.zeros((2, 12), np.int64))
     code, _, err = run(["cycles", folders / "sd", "--inputs", tmp_path / "wide.npy"], capsys)

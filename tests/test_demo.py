@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from permdeal.cli import main
+from permdeal.golden import smartdeal_engine_cycles as ec
 from permdeal.golden import train as tr
 from permdeal.golden.model import QuantModel
 from permdeal.golden.smartdeal_model import SmartDealModel
@@ -27,15 +28,26 @@ def test_demo_rtl_equals_golden_image_by_image(tmp_path, capsys):
     assert rtl.shape == (len(X_te), 10)
     np.testing.assert_array_equal(rtl, pd.forward(codes))
 
+    # the SmartDeal engine at the PD engine's 4 x 2 multipliers, on every test image
     sd = SmartDealModel.read(out / "smartdeal")
     codes, _ = sd.quantize_input(X_te)
     rtl = np.load(out / "smartdeal_rtl" / "outputs.npy")
-    np.testing.assert_array_equal(rtl, sd.forward(codes[:len(rtl)]))
+    assert rtl.shape == (len(X_te), 10)
+    np.testing.assert_array_equal(rtl, sd.forward(codes))
+    assert "SmartDeal engine RTL on verilator: 450 of 450 images equal to the golden model" in text
+    runs = ec.model_cycles(sd, codes, 8)
+    rep = json.loads((out / "smartdeal_rtl" / "report.json").read_text())
+    assert rep["cycles"] == [r.total for r in runs] and rep["lanes"] == 8
 
     f = json.loads((out / "figures.json").read_text())
     acc = float(np.mean(np.argmax(pd.forward(pd.quantize_input(X_te)[0]), axis=1) == y_te))
     assert f["rtl"]["accuracy"] == pytest.approx(acc)
     assert f["rtl"]["cycles_match_model"] and f["smartdeal"]["rtl"]["cycles_match_model"]
+    e = f["smartdeal"]["engine"]
+    assert e["cycles_per_image"] == pytest.approx(np.mean([r.total for r in runs]))
+    assert e["vs_pd"] == pytest.approx(e["cycles_per_image"] / f["cycles_per_image"])
+    assert f["smartdeal"]["rtl"]["accuracy"] == pytest.approx(
+        np.mean(np.argmax(sd.forward(codes), axis=1) == y_te))
     report = (out / "REPORT.md").read_text()
     for png in ("accuracy_vs_p.png", "cycles_vs_pes.png", "lane_utilization.png"):
         assert f"]({png})" in report and (out / png).read_bytes()[:4] == b"\x89PNG"

@@ -70,7 +70,8 @@ def folders(tmp_path_factory):
                  ["compress", d / "m.npz", "--method", "smartdeal", "-o", d / "sd"],
                  ["rom", d / "pd", "--pes", "1", "--lanes", "2", "-o", d / "rom"],
                  ["gen", "--model", d / "pd", "--pes", "1", "--lanes", "2", "-o", d / "gpd"],
-                 ["gen", "--model", d / "sd", "-o", d / "gsd"]):
+                 ["gen", "--model", d / "sd", "--arch", "units", "-o", d / "gsd"],
+                 ["gen", "--model", d / "sd", "--pes", "2", "--lanes", "2", "-o", d / "gsde"]):
         assert main([str(a) for a in argv]) == 0, argv
     return d
 
@@ -110,7 +111,9 @@ WRITERS = [
     ("rom", lambda d: ["rom", d / "pd", "--pes", "1", "--lanes", "2", "-o", "OUT"]),
     ("gen-model", lambda d: ["gen", "--model", d / "pd", "--pes", "1", "--lanes", "2",
                              "-o", "OUT"]),
-    ("gen-smartdeal", lambda d: ["gen", "--model", d / "sd", "-o", "OUT"]),
+    ("gen-smartdeal", lambda d: ["gen", "--model", d / "sd", "--arch", "units", "-o", "OUT"]),
+    ("gen-smartdeal-engine", lambda d: ["gen", "--model", d / "sd", "--lanes", "2", "-o",
+                                        "OUT"]),
     ("gen-shapes", lambda d: ["gen", "--pes", "1", "--lanes", "2", "--shape", "8x12",
                               "--p", "4", "-o", "OUT"]),
     ("sim", lambda d: ["sim", "--design", d / "gpd", "--inputs", d / "x.npy", "--sim",
@@ -232,10 +235,26 @@ SD_DESIGN_EDITS = [
 ]
 
 
-@pytest.mark.parametrize("name, change, culprit", SD_DESIGN_EDITS,
-                         ids=[e[0] for e in SD_DESIGN_EDITS])
-def test_a_smartdeal_design_manifest_is_checked(folders, tmp_path, capsys, name, change, culprit):
-    design = edit_manifest(copy(folders, "gsd", tmp_path), change)
+#: Edits of a SmartDeal engine design's manifest.
+SDE_DESIGN_EDITS = [
+    *SD_DESIGN_EDITS[:-1],                 # the chain's, but its cycle count
+    ("lanes-not-the-product", _set("config", "lanes", value=3), "lanes is 3, not pes x "
+     "lanes_per_pe = 4"),
+    ("tile-runs-edited", _set("layers", 0, "tile_runs", value=[[[0, 1]]]),
+     "manifest.layers[0].tile_runs"),
+    ("batch-edited", _set("config", "batch", value=2), "edited since permdeal wrote it"),
+    ("rom-sha-edited", _set("rom_manifest_sha256", value="0" * 64), "sha256 does not match"),
+]
+
+
+@pytest.mark.parametrize("folder, name, change, culprit",
+                         [("gsd", *e) for e in SD_DESIGN_EDITS]
+                         + [("gsde", *e) for e in SDE_DESIGN_EDITS],
+                         ids=[f"units-{e[0]}" for e in SD_DESIGN_EDITS]
+                         + [f"engine-{e[0]}" for e in SDE_DESIGN_EDITS])
+def test_a_smartdeal_design_manifest_is_checked(folders, tmp_path, capsys, folder, name, change,
+                                                culprit):
+    design = edit_manifest(copy(folders, folder, tmp_path), change)
     refused(capsys, ["sim", "--design", design, "--inputs", folders / "x.npy", "--sim", "icarus",
                      "-o", tmp_path / "r"], culprit, watch=[design])
 
@@ -443,7 +462,10 @@ NOT_APPLYING = [
      "--m applies to the layer part"),
     ("rom-smartdeal-scan-width", ["rom", "SD", "--scan-width", "4", "-o", "OUT"],
      "--scan-width does not apply to a SmartDeal model"),
-    ("cycles-smartdeal-pes", ["cycles", "SD", "--pes", "2"], "--pes does not apply"),
+    ("cycles-smartdeal-pes", ["cycles", "SD", "--arch", "units", "--pes", "2"],
+     "--pes does not apply"),
+    ("cycles-smartdeal-engine-scan-width", ["cycles", "SD", "--lanes", "2", "--scan-width", "4"],
+     "--scan-width does not apply to a SmartDeal model (the engine"),
     ("gen-smartdeal-relu", ["gen", "--model", "SD", "--relu", "-o", "OUT"],
      "--relu describes the layers"),
     ("compress-smartdeal-p", ["compress", "M", "--method", "smartdeal", "--p", "2", "-o", "OUT"],

@@ -301,7 +301,8 @@ def test_power_of_a_smartdeal_design(tmp_path, capsys):
     np.save(tmp_path / "x.npy", rng.random((2, sizes[0])))
     assert main(["compress", str(tmp_path / "m.npz"), "--method", "smartdeal",
                  "-o", str(tmp_path / "sd")]) == 0
-    assert main(["gen", "--model", str(tmp_path / "sd"), "-o", str(tmp_path / "d")]) == 0
+    assert main(["gen", "--model", str(tmp_path / "sd"), "--arch", "units", "-o",
+                 str(tmp_path / "d")]) == 0
     capsys.readouterr()
     assert main(["power", "--design", str(tmp_path / "d"), "--inputs", str(tmp_path / "x.npy"),
                  "--clock-mhz", "100", "-o", str(tmp_path / "p")]) == 0

@@ -448,7 +448,7 @@ def smartdeal(tmp_path_factory):
     np.savez(tmp / "m.npz", **arrays)
     assert main(["compress", str(tmp / "m.npz"), "--method", "smartdeal", "--act-format", "8:4",
                  "--weight-bits", "8", "--bias-bits", "8", "-o", str(tmp / "sd")]) == 0
-    assert main(["gen", "--model", str(tmp / "sd"), "--lanes", "2", "-o",
+    assert main(["gen", "--model", str(tmp / "sd"), "--arch", "units", "--lanes", "2", "-o",
                  str(tmp / "design")]) == 0
     return tmp, tmp / "sd", tmp / "design"
 
@@ -515,7 +515,8 @@ def test_smartdeal_generic_and_asic_per_layer_and_block(smartdeal, tmp_path):
 def test_smartdeal_synth_from_the_model(smartdeal, capsys):
     tmp, model_dir, _ = smartdeal
     out = tmp / "from-model"
-    assert main(["synth", "--model", str(model_dir), "--lanes", "1", "--name", "sdn", "--target",
+    assert main(["synth", "--model", str(model_dir), "--arch", "units", "--lanes", "1", "--name",
+                 "sdn", "--target",
                  "generic", "-o", str(out)]) == 0
     man = json.loads((out / "design" / "manifest.json").read_text())
     assert man["kind"] == "permdeal-smartdeal-design" and man["config"]["lanes"] == 1
@@ -544,9 +545,11 @@ def test_smartdeal_synth_refuses_bad_input(smartdeal, capsys):
     tmp, model_dir, design = smartdeal
     r = str(tmp / "r")
     for args, message in (
-            (["--model", model_dir, "--pes", "2"], "--pes does not apply to a SmartDeal model"),
-            (["--model", model_dir, "--lanes", "4"], "--lanes (the shift-add unit's lanes, 1 to "
-                                                     "S = 3): lanes must be an integer in [1, 3]"),
+            (["--model", model_dir, "--arch", "units", "--pes", "2"],
+             "--pes does not apply to a SmartDeal model"),
+            (["--model", model_dir, "--arch", "units", "--lanes", "4"],
+             "--lanes (the shift-add unit's lanes, 1 to S = 3): lanes must be an integer in "
+             "[1, 3]"),
             (["--model", model_dir, "--sweep", "lanes=1,2"], "--sweep varies a PermDNN engine"),
             (["--design", design, "--lanes", "2"], "--design takes a generated design as it is; "
                                                    "leave out --lanes")):

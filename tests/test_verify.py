@@ -27,10 +27,10 @@ def test_verify_passes_and_writes_results(tmp_path, capsys):
     assert [(r["test"], r["sim"]) for r in summary["runs"]] == [
         ("perm_index", "icarus"), ("nz_detect", "icarus"), ("pe", "icarus"),
         ("engine_layer", "icarus"), ("engine_network", "icarus"), ("shift_add", "icarus"),
-        ("smartdeal_layer", "icarus")]
+        ("smartdeal_layer", "icarus"), ("smartdeal_engine", "icarus")]
     assert all(r["passed"] and r["simulated_cycles"] > 0 for r in summary["runs"])
     suites = ET.parse(tmp_path / "r" / "junit.xml").getroot().findall("testsuite")
-    assert len(suites) == 7 and all(s.get("failures") == "0" for s in suites)
+    assert len(suites) == 8 and all(s.get("failures") == "0" for s in suites)
     assert {c.get("name") for c in suites[4].iter("testcase")} == {
         "test_streams[icarus]", "test_cycles[icarus]"}
     assert {c.get("name") for c in suites[5].iter("testcase")} == {
@@ -45,7 +45,15 @@ def test_verify_passes_and_writes_results(tmp_path, capsys):
     assert {c.get("name") for c in suites[6].iter("testcase")} == {
         "test_streams[icarus]", "test_cycles[icarus]"}
     assert not sl["coverage"]["missing"] and sl["coverage"]["bins"]["smartdeal skipped Ce rows"] > 0
-    assert "7 of 7 passed" in out and "seed 7" in out
+    # The SmartDeal engine bench: a random network on lanes drawn from the seed, every test on
+    # every output, chunks skipped for whole tiles, back-pressure on both streams.
+    se = summary["runs"][7]
+    assert {c.get("name") for c in suites[7].iter("testcase")} == {
+        "test_streams[icarus]", "test_cycles[icarus]", "test_reset[icarus]"}
+    bins = se["coverage"]["bins"]
+    assert not se["coverage"]["missing"] and bins["smartdeal engine chunks skipped for a tile"] > 0
+    assert sum(v for k, v in bins.items() if k.endswith(" lane(s)")) == 1
+    assert "8 of 8 passed" in out and "seed 7" in out
 
 
 @pytest.mark.sim

@@ -97,6 +97,33 @@ def run_design(tmp: Path, sim: str, design: Design | SmartDealDesign, rom: Path,
     return result, build, time.perf_counter() - t0
 
 
+def run_checked(tmp: Path, sim: str, design: Design | SmartDealDesign, rom: Path, config: dict,
+                golden: np.ndarray, layer: str, *, test_module: str, testcase: str,
+                seed: int | None, waves: bool, out: str | Path, design_dir: str | Path) -> dict:
+    """:func:`run_design`, then the test's outputs against ``golden`` (inputs x outputs), saved
+    as ``tmp/outputs.npy``: the report's fields common to every design (the simulator, the seed,
+    the mismatches, named in the last ``layer``, the RTL's ``cycles`` per input, the timings).
+    Too few outputs raise a
+    one-line error naming where the logs are kept."""
+    result, build, wall = run_design(tmp, sim, design, rom, config, test_module=test_module,
+                                     testcase=testcase, seed=seed, waves=waves, out=out)
+    rep = result.report.get(testcase, {})
+    observed = rep.get("observed", [])
+    if len(observed) != golden.size:
+        raise PermdealError(f"{sim}: the RTL gave {len(observed)} of {golden.size} outputs "
+                            f"({'; '.join(rep.get('errors', [])[:2])}); {_kept(build, out)}")
+    y = np.array(observed, dtype=np.int64).reshape(golden.shape)
+    np.save(tmp / "outputs.npy", y)
+    bad, mismatches = first_mismatches(golden, y, layer)
+    return {"sim": sim, "sim_version": result.sim_version, "seed": result.seed,
+            "design": str(Path(design_dir)), "images": str(rom),
+            "inputs": int(golden.shape[0]), "outputs_per_input": int(golden.shape[1]),
+            "golden_match": bool(bad.size == 0),
+            "inputs_matching": int(np.all(y == golden, axis=1).sum()),
+            "mismatches": int(len(bad)), "first_mismatches": mismatches,
+            "cycles": rep.get("rtl_cycles", []), **tool_timings(result, wall, testcase)}
+
+
 def first_mismatches(golden: np.ndarray, y: np.ndarray, layer: str,
                      most: int = 20) -> tuple[np.ndarray, list[dict]]:
     """``(positions, records)``: every ``(input, output)`` where the RTL's outputs ``y`` differ

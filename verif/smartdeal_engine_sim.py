@@ -6,21 +6,34 @@ always ready: every output against ``SmartDealModel.forward``, every vector's cy
 ``golden.smartdeal_engine_cycles.model_cycles``) and, with ``streams``, also ``test_streams``
 (random idle and back-pressure). It returns a report: the RTL's outputs, the mismatches, the RTL's
 and the model's cycles and the model's utilization.
+
+:func:`simulate_design` is ``permdeal sim`` of an engine design folder
+(``gen.smartdeal_engine_design``): its own Verilog under the same ``test_cycles``, the golden
+outputs from the model its ``rom/`` holds, and a results folder as ``verif.sim`` writes one
+(``outputs.npy``, ``report.json``: per vector whether every output matched, the mismatches, the
+RTL's and the model's cycles, the model's utilization per vector and per layer, the tool's
+timings). A failed build leaves no results folder; its logs are kept in ``<out>.failed``.
 """
 
+import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from permdeal import atomic
 from permdeal.errors import PermdealError
+from permdeal.gen.smartdeal_engine_design import SmartDealEngineDesign, batch_kw, layer_figures
 from permdeal.golden.smartdeal_engine_cycles import model_cycles
 
 from . import runner
+from .activity import Bench
+from .sim import run_checked
 from .tb_smartdeal_engine import bench_config, deinterleave
 
-#: The cocotb test module.
-TEST_MODULE = "permdeal.verif.tb_smartdeal_engine"
+#: The cocotb test module, and the test ``permdeal sim`` runs.
+TEST_MODULE, TESTCASE = "permdeal.verif.tb_smartdeal_engine", "test_cycles"
 
 
 def simulate(model, x_codes: npt.ArrayLike, lanes: int, sim: str, build: str | Path, *,
@@ -67,3 +80,39 @@ def simulate(model, x_codes: npt.ArrayLike, lanes: int, sim: str, build: str | P
         "streams": result.report.get("test_streams"),
         "build_seconds": result.build_seconds, "run_seconds": result.run_seconds,
     }
+
+
+def bench(design: SmartDealEngineDesign, model, x_codes: npt.ArrayLike) -> Bench:
+    """The test ``permdeal sim`` runs on the engine design ``design`` (its images' ``model``)
+    with input codes ``x_codes``, as :mod:`.activity` records it."""
+    config = bench_config(model, np.asarray(x_codes, dtype=np.int64), design.lanes)
+    return Bench(TEST_MODULE, TESTCASE, config, np.asarray(config["expected"], dtype=np.int64),
+                 list(config["vector_cycles"]))
+
+
+def simulate_design(design_dir: str | Path, x_codes: npt.ArrayLike, sim: str, out: str | Path, *,
+                    images: str | Path | None = None, seed: int | None = None,
+                    waves: bool = False, inputs: Iterable[str | Path] = ()) -> dict:
+    """Run the engine design folder ``design_dir`` on input codes ``x_codes`` (vectors x n) and
+    write the results folder ``out``; returns the report dict (module docstring). ``images`` is
+    refused (the engine's codes are in its Verilog)."""
+    design = SmartDealEngineDesign(design_dir)
+    model, rom = design.load_model(images)
+    x = np.asarray(x_codes, dtype=np.int64)
+    b = bench(design, model, x)
+    golden = b.golden
+    cyc = model_cycles(model, x, design.lanes, **batch_kw(design.batch))
+    expected = [c.total for c in cyc]
+    with atomic.output_dir(out, inputs=[design_dir, *inputs]) as tmp:
+        report = run_checked(tmp, sim, design, rom, b.config, golden, model.layers[-1].name,
+                             test_module=TEST_MODULE, testcase=TESTCASE, seed=seed, waves=waves,
+                             out=out, design_dir=design_dir)
+        report.update({
+            "arch": "engine", "pes": design.pes, "lanes_per_pe": design.lanes_per_pe,
+            "lanes": design.lanes, "batch": design.batch, "model_cycles": expected,
+            "cycles_match_model": report["cycles"] == expected,
+            "lane_utilization": float(np.mean([c.utilization for c in cyc])),
+            "lane_utilization_per_input": [c.utilization for c in cyc],
+            "layers": layer_figures(model, cyc)})
+        atomic.write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
+    return report

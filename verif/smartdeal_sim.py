@@ -19,14 +19,13 @@ import numpy as np
 import numpy.typing as npt
 
 from permdeal import atomic
-from permdeal.errors import PermdealError
 from permdeal.golden.smartdeal_cycles import model_cycles
 from permdeal.verif.tb_smartdeal_layer import bench_config
 
 from permdeal.gen.smartdeal_design import SmartDealDesign
 
 from .activity import Bench
-from .sim import _kept, first_mismatches, run_design, tool_timings
+from .sim import run_checked
 
 #: The cocotb test ``permdeal sim`` runs.
 TEST_MODULE, TESTCASE = "permdeal.verif.tb_smartdeal_layer", "test_cycles"
@@ -52,30 +51,13 @@ def simulate(design_dir: str | Path, x_codes: npt.ArrayLike, sim: str, out: str 
     config, golden = b.config, b.golden
     cyc = model_cycles(model, design.lanes)
     with atomic.output_dir(out, inputs=[design_dir, rom, *inputs]) as tmp:
-        result, build, wall = run_design(tmp, sim, design, rom, config, test_module=TEST_MODULE,
-                                         testcase=TESTCASE, seed=seed, waves=waves, out=out)
-        rep = result.report.get(TESTCASE, {})
-        observed = rep.get("observed", [])
-        if len(observed) != golden.size:
-            raise PermdealError(f"{sim}: the RTL gave {len(observed)} of {golden.size} outputs "
-                                f"({'; '.join(rep.get('errors', [])[:2])}); logs kept in "
-                                f"{_kept(build, out)}")
-        y = np.array(observed, dtype=np.int64).reshape(golden.shape)
-        np.save(tmp / "outputs.npy", y)
-        bad, mismatches = first_mismatches(golden, y, model.layers[-1].name)
-        rtl_cycles = rep.get("rtl_cycles", [])
-        report = {
-            "sim": sim, "sim_version": result.sim_version, "seed": result.seed,
-            "design": str(Path(design_dir)), "images": str(rom),
-            "inputs": int(x.shape[0]), "outputs_per_input": int(golden.shape[1]),
-            "golden_match": bool(bad.size == 0),
-            "inputs_matching": int(np.all(y == golden, axis=1).sum()),
-            "mismatches": int(len(bad)), "first_mismatches": mismatches,
-            "cycles": rtl_cycles, "model_cycles": cyc.total,
-            "cycles_match_model": rtl_cycles == [cyc.total] * len(x),
+        report = run_checked(tmp, sim, design, rom, config, golden, model.layers[-1].name,
+                             test_module=TEST_MODULE, testcase=TESTCASE, seed=seed, waves=waves,
+                             out=out, design_dir=design_dir)
+        report.update({
+            "model_cycles": cyc.total,
+            "cycles_match_model": report["cycles"] == [cyc.total] * len(x),
             "layers": [{"name": l.name, **lc.to_json()} for l, lc in zip(model.layers,
-                                                                         cyc.layers)],
-            **tool_timings(result, wall, TESTCASE),
-        }
+                                                                         cyc.layers)]})
         atomic.write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
     return report

@@ -41,9 +41,17 @@ BENCHES = {
                        "layer's first outputs, decomposed (S = 3, E = 3, 8-bit B, a quarter of "
                        "the Ce rows pruned) at the layer's formats, against the golden layer and "
                        "its cycle model",
+    "smartdeal_engine": "the SmartDeal engine (rebuild engines, MAC lanes, zero-input and "
+                        "dead-chunk skipping) on a random two-layer SmartDeal network (S = 3, "
+                        "half the Ce rows pruned in groups of the lanes) on 1 to 4 lanes drawn "
+                        "from the seed, against the golden model and its cycle model",
 }
 #: Most outputs of the first layer the SmartDeal layer bench computes, and its pruning.
 SMARTDEAL_ROWS, SMARTDEAL_PRUNE, SMARTDEAL_PRUNE_GROUP = 16, 0.25, 2
+#: The SmartDeal engine bench: most lanes, the network's sizes (inputs, hidden, outputs: drawn
+#: from the seed in these ranges) and the fraction of Ce rows pruned in groups of the lanes (at
+#: least one chunk of every tile: every layer has 2 or more chunks).
+SDE_MAX_LANES, SDE_SIZES, SDE_PRUNE = 4, ((4, 16), (4, 12), (2, 7)), 0.5
 #: Most rows of the first layer the shift-add bench rebuilds (besides its own stimulus).
 SHIFT_ADD_ROWS = 192
 #: Input densities of the engine benches' vectors: empty, full and in between.
@@ -312,7 +320,70 @@ def _smartdeal_layer(target, build, seed):
             check, cover)
 
 
+def _smartdeal_engine(target, build, seed):
+    from permdeal.gen.verilog import emit
+    from permdeal.golden import smartdeal_engine_cycles as ec
+    from permdeal.golden.compress import QuantSpec, compress_smartdeal
+    from permdeal.golden.model import FloatLayer
+    from permdeal.hdl.smartdeal_engine import SmartDealEngine
+    from permdeal.verif.tb_smartdeal_engine import bench_config
+    rng = np.random.default_rng(seed)
+    lanes = int(rng.integers(1, SDE_MAX_LANES + 1))
+    sizes = [int(rng.integers(lo, hi + 1)) for lo, hi in SDE_SIZES]
+    f = target.model.layers[0].fmts           # the widths of the configuration's first layer
+    layers = [FloatLayer(f"sd{i}", rng.standard_normal((o, n)) * 0.4, rng.standard_normal(o) * 0.1)
+              for i, (n, o) in enumerate(zip(sizes, sizes[1:]))]
+    model = compress_smartdeal(layers, QuantSpec(act=f.act.bits, weight=f.weight.bits,
+                                                 bias=f.bias.bits),
+                               calibration=rng.standard_normal((64, sizes[0])), S=SHIFT_ADD_S,
+                               prune=SDE_PRUNE, prune_group=lanes)
+    dut = SmartDealEngine(model.layers, lanes)
+    source = build / "smartdeal_engine.v"
+    emit(dut, "smartdeal_engine", source)
+    x = engine_inputs(model, seed)
+    config = bench_config(model, x, lanes)
+    n_out = sum(map(len, config["expected"]))
+    runs = ec.model_cycles(model, x, lanes)
+
+    def check(report):
+        out = []
+        for test in ("test_streams", "test_cycles", "test_reset"):
+            rep = report.get(test, {})
+            if rep.get("checked") != n_out or rep.get("mismatches"):
+                out.append(f"{test}: {rep.get('checked')} of {n_out} outputs checked, "
+                           f"{rep.get('mismatches')} mismatched")
+        rtl = report.get("test_cycles", {}).get("rtl_cycles")
+        if rtl != config["vector_cycles"]:
+            out.append(f"test_cycles: RTL cycles {rtl}, the cycle model says "
+                       f"{config['vector_cycles']} ({lanes} lanes)")
+        return out
+
+    def cover(report):
+        streams = report.get("test_streams", {})
+        plans = [ec.tile_runs(l, lanes) for l in model.layers]
+        lcs = [lc for r in runs for lc in r.layers]
+        bins = {f"on {lanes} lane(s)": 1,
+                "input empty": sum(not xi.any() for xi in x),
+                "input full": sum(xi.all() for xi in x),
+                "chunks skipped for a tile": sum(-(-l.shape[1] // SHIFT_ADD_S) - sum(b - a for a, b in t)
+                                                 for l, p in zip(model.layers, plans) for t in p),
+                "tile shorter than the lanes": sum(u < lanes for lc in lcs for u in lc.slots),
+                "short last tile": sum(lc.last_tile_rows < lanes for lc in lcs),
+                "weight saturation": sum(l.weight_saturated for l in model.layers),
+                "layer boundary": len(x) * (len(model.layers) - 1),
+                "input back-pressure": int(streams.get("input_stalls") or 0),
+                "output back-pressure": int(streams.get("output_stalls") or 0)}
+        required = ["input empty", "input full", "chunks skipped for a tile", "layer boundary",
+                    "input back-pressure", "output back-pressure"]
+        return ({f"smartdeal engine {k}": int(v) for k, v in bins.items()},
+                [f"smartdeal engine {k}" for k in required])
+    return ([source], "smartdeal_engine", "permdeal.verif.tb_smartdeal_engine", config, check,
+            cover)
+
+
 def _build(job, target, build, seed):
+    if job.bench == "smartdeal_engine":
+        return _smartdeal_engine(target, build, seed)
     if job.bench == "smartdeal_layer":
         return _smartdeal_layer(target, build, seed)
     if job.bench == "shift_add":

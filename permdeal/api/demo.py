@@ -6,8 +6,9 @@ the images back to prove they encode the model, runs the test set through the go
 the cycle model, generates the engine's Verilog and runs the test set through it on Verilator,
 output for output against the golden model, then synthesizes the engine (OSU 0.18 um area, ECP5
 resources and Fmax; ``synth=False`` skips it). Beside it: the accuracy of other block sizes
-(:data:`P_SWEEP`), the same dense model compressed with SmartDeal (golden model and storage), and
-the cycle model for other PE counts (:data:`PE_SWEEP`). Everything lands in one output folder,
+(:data:`P_SWEEP`), the same dense model compressed with SmartDeal (golden model, storage, and the
+SmartDeal engine at the PD engine's multiplier budget running the test set in RTL), and the
+cycle model for other PE counts (:data:`PE_SWEEP`). Everything lands in one output folder,
 with a report (``REPORT.md``, ``report.html`` and plots, ``permdeal/api/demo_report.py``).
 """
 
@@ -41,8 +42,6 @@ P_SWEEP = (2, 4, 8, 16)
 PE_SWEEP = (1, 2, 4, 8, 16, 32)
 #: Epochs of fine-tuning after the projection to permuted-diagonal form.
 FINETUNE_EPOCHS = 30
-#: Test images the SmartDeal design runs in RTL (the first ones of the test split).
-SMARTDEAL_RTL_IMAGES = 30
 #: The activation, weight and bias width of every compressed model of the demo.
 BITS = 16
 
@@ -53,7 +52,7 @@ def _step(text):
 
 def _run_rtl(what, simulate_fn, design, out, sim, codes, golden, labels):
     """Simulate input ``codes`` on ``design`` with ``simulate_fn`` (``verif.sim`` or
-    ``verif.smartdeal_sim``'s ``simulate``) into ``out`` and compare the RTL's outputs with the
+    ``verif.smartdeal_engine_sim``'s ``simulate_design``) into ``out`` and compare the RTL's outputs with the
     golden model's ``golden`` image by image; prints a line, returns the figures. A missing
     simulator is reported, not fatal (the rest of the demo stands without it); a mismatch is
     kept in the figures, not raised, so that the demo still writes its folder to look at."""
@@ -123,25 +122,40 @@ def _accuracy_vs_p(dense, pd, p, X_tr, y_tr, X_te, y_te, seed, figures):
     return rows
 
 
-def _smartdeal_rtl(tmp, model, codes, golden, labels, sim):
-    """Generate the SmartDeal design (one shift-add layer unit per layer, ``gen.smartdeal_design``)
-    into ``tmp/smartdeal_design`` and run the first :data:`SMARTDEAL_RTL_IMAGES` test images
-    through it on ``sim`` (``tmp/smartdeal_rtl``): outputs against the golden model's ``golden``
-    image by image, cycles against ``golden.smartdeal_cycles``. The bit-serial unit rebuilds every
-    weight for every image (about 100k cycles per digits image), hence the subset. A missing
-    simulator is reported, not fatal."""
-    from permdeal.gen.smartdeal_design import write_design as write_sd_design
-    from permdeal.verif.smartdeal_sim import simulate as simulate_sd
-    n = min(SMARTDEAL_RTL_IMAGES, len(codes))
-    write_sd_design(tmp / "smartdeal_design", model)
-    return _run_rtl("SmartDeal RTL", simulate_sd, tmp / "smartdeal_design", tmp / "smartdeal_rtl",
-                    sim, codes[:n], golden[:n], labels[:n])
+def _smartdeal_rtl(tmp, model, codes, golden, labels, sim, cfg, pd_cycles):
+    """Generate the SmartDeal engine (``gen.smartdeal_engine_design``) at the PD engine's
+    multiplier budget (``cfg``: its PEs x lanes MAC lanes) into ``tmp/smartdeal_design`` and run
+    every test image through it on ``sim`` (``tmp/smartdeal_rtl``): outputs against the golden
+    model's ``golden`` image by image, cycles against ``golden.smartdeal_engine_cycles``. Beside
+    it the cycle model's figures, against the PD engine's ``pd_cycles`` per image, and the
+    layer-unit chain's count (its cycle model only: about 100k cycles per image, too slow to
+    simulate the test set). A missing simulator is reported, not fatal."""
+    from permdeal.gen.smartdeal_engine_design import write_engine_design
+    from permdeal.golden import smartdeal_cycles
+    from permdeal.golden.smartdeal_engine_cycles import model_cycles as engine_cycles
+    from permdeal.verif.smartdeal_engine_sim import simulate_design
+    lanes = cfg.n_pe * cfg.lanes
+    runs = engine_cycles(model, codes, lanes)
+    cycles = float(np.mean([r.total for r in runs]))
+    engine = {"pes": cfg.n_pe, "lanes_per_pe": cfg.lanes, "lanes": lanes,
+              "cycles_per_image": cycles,
+              "utilization": float(np.mean([r.utilization for r in runs])),
+              "pd_cycles_per_image": pd_cycles, "vs_pd": cycles / pd_cycles}
+    print(f"SmartDeal engine ({cfg.n_pe} PE x {cfg.lanes} lanes = {lanes} MAC lanes), cycle "
+          f"model: {cycles:.1f} cycles per image ({engine['vs_pd']:.2f}x the PD engine's "
+          f"{pd_cycles:.1f}), MAC-lane utilization {100 * engine['utilization']:.1f}%")
+    write_engine_design(tmp / "smartdeal_design", model, lanes, pes=cfg.n_pe)
+    rtl = _run_rtl("SmartDeal engine RTL", simulate_design, tmp / "smartdeal_design",
+                   tmp / "smartdeal_rtl", sim, codes, golden, labels)
+    return {"engine": engine, "rtl": rtl,
+            "units_cycles_per_image": smartdeal_cycles.model_cycles(model).total}
 
 
-def _smartdeal(dense, X_tr, X_te, y_te, pd_bits, tmp, sim):
+def _smartdeal(dense, X_tr, X_te, y_te, pd_bits, tmp, sim, cfg, pd_cycles):
     """The same dense model compressed with SmartDeal (default S, E, b_bits) at the demo's
-    widths: golden fixed-point accuracy, weight storage, per-layer error; the model and its ROM
-    images are written to ``tmp/smartdeal``."""
+    widths: golden fixed-point accuracy, weight storage, per-layer error, and the SmartDeal
+    engine at the PD engine's multiplier budget in RTL (:func:`_smartdeal_rtl`); the model and
+    its ROM images are written to ``tmp/smartdeal``."""
     layers = [FloatLayer(n, W, b) for n, W, b in dense.dense_weights()]
     try:
         model = compress_smartdeal(layers, QuantSpec(act=BITS, weight=BITS, bias=BITS),
@@ -160,7 +174,7 @@ def _smartdeal(dense, X_tr, X_te, y_te, pd_bits, tmp, sim):
                              "dense_16bit": sum(b["dense"] for b in bits), "permdiag": pd_bits},
             "layers": [{"layer": l.name, "rel_error_quantized": l.report["rel_error_quantized"],
                         "ce_density": l.report["ce_density"]} for l in model.layers],
-            "rtl": _smartdeal_rtl(tmp, model, codes, out, y_te, sim)}
+            **_smartdeal_rtl(tmp, model, codes, out, y_te, sim, cfg, pd_cycles)}
 
 
 def _cycles_vs_pes(model, codes, lanes, pes, runs):
@@ -248,9 +262,11 @@ def run(output: str | Path, seed: int = 0, p: int = 4, pes: int = 4, lanes: int 
         figures["layer_utilization"] = _layer_utilization(model, runs)
         figures["cycles_vs_pes"] = _cycles_vs_pes(model, codes, lanes, pes, runs)
 
-        _step("SmartDeal: the dense model as Ce @ B (power-of-two Ce, quantized B), golden model "
-              "on the test images")
-        figures["smartdeal"] = _smartdeal(dense, X_tr, X_te, y_te, bits_pd, tmp, sim)
+        _step(f"SmartDeal: the dense model as Ce @ B (power-of-two Ce, quantized B), golden model "
+              f"on the test images, and the SmartDeal engine at the same multiplier budget "
+              f"({pes * lanes} MAC lanes) running the {len(y_te)} test images on {sim}")
+        figures["smartdeal"] = _smartdeal(dense, X_tr, X_te, y_te, bits_pd, tmp, sim, cfg,
+                                          figures["cycles_per_image"])
 
         _step(f"generating the engine's Verilog ({pes} PE x {lanes} lanes) and running the "
               f"{len(y_te)} test images through it on {sim}")
@@ -280,7 +296,7 @@ def run(output: str | Path, seed: int = 0, p: int = 4, pes: int = 4, lanes: int 
           "with plots beside it)")
     status = 0
     for what, rtl, folder in [("PD engine", figures["rtl"], "rtl"),
-                              ("SmartDeal design", figures["smartdeal"].get("rtl", {}),
+                              ("SmartDeal engine", figures["smartdeal"].get("rtl", {}),
                                "smartdeal_rtl")]:
         if "golden_match" in rtl and not (rtl["golden_match"] and rtl["cycles_match_model"]):
             print(f"permdeal demo: error: the {what}'s RTL differs from the golden model (first "

@@ -61,21 +61,33 @@ def _synth_rows(syn):
              f"{syn['ecp5_peak_gops']:.2f} GOPS"]]
 
 
+def _engine_cycles(sd):
+    """The SmartDeal engine's cycles per image beside the PD engine's (the cycle model's)."""
+    e = sd["engine"]
+    return (f"{e['cycles_per_image']:.1f} ({e['vs_pd']:.2f}x the PD engine's "
+            f"{e['pd_cycles_per_image']:.1f}); MAC-lane utilization {_pct(e['utilization'])}")
+
+
 def _smartdeal_rows(sd):
     if sd is None:
         return []
     if "skipped" in sd:
         return [["SmartDeal", f"skipped: {sd['skipped']}"]]
-    bits = sd["storage_bits"]
-    return [["golden fixed-point accuracy, SmartDeal", _pct(sd["golden_fixed_accuracy"])],
+    bits, rtl = sd["storage_bits"], sd["rtl"]
+    rows = [["golden fixed-point accuracy, SmartDeal", _pct(sd["golden_fixed_accuracy"])],
             ["weight storage, SmartDeal (Ce + B codes)",
              f"{bits['smartdeal']} bits ({bits['dense_16bit'] / bits['smartdeal']:.2f}x "
              f"smaller than dense)"],
-            ["SmartDeal RTL" + (f" ({sd['rtl']['sim']}, first {sd['rtl']['images']} test images)"
-                                if "images" in sd["rtl"] else ""),
-             sd["rtl"].get("not_run", "") or _rtl_value(sd["rtl"])]] \
-        + ([["SmartDeal cycles per image (one shift-add unit per layer)",
-             f"{sd['rtl']['mean_cycles']:.0f}"]] if "mean_cycles" in sd["rtl"] else [])
+            ["SmartDeal engine RTL" + (f" ({rtl['sim']}, {rtl['images']} test images)"
+                                       if "images" in rtl else ""), _rtl_value(rtl)]]
+    if "engine" in sd:
+        e = sd["engine"]
+        rows.append([f"SmartDeal engine cycles per image ({e['pes']} PE x {e['lanes_per_pe']} "
+                     f"lanes = {e['lanes']} MAC lanes)", _engine_cycles(sd)])
+    if "units_cycles_per_image" in sd:
+        rows.append(["SmartDeal layer-unit chain, cycles per image (cycle model)",
+                     str(sd["units_cycles_per_image"])])
+    return rows
 
 
 def summary_rows(figures: dict[str, Any]) -> list[list[str]]:
@@ -249,10 +261,16 @@ def _blocks(f, plots):
                 ("table", ["layer", "rel. error (quantized)", "Ce density"],
                  [[r["layer"], f"{r['rel_error_quantized']:.4f}", _pct(r["ce_density"])]
                   for r in sd["layers"]]),
-                ("p", "SmartDeal RTL" + (f" (the first {sd['rtl']['images']} test images; the "
-                                         "bit-serial unit rebuilds every weight for every image)"
-                                         if "images" in sd["rtl"] else "") + ": "
-                 + (sd["rtl"].get("not_run") or _rtl_value(sd["rtl"])))]
+                ("p", "The SmartDeal engine (docs/design.md 11.1: MAC lanes with a rebuild "
+                      "engine each, zero inputs and pruned chunks skipped) at the PD engine's "
+                      "multiplier budget, in RTL" + (f" on all {sd['rtl']['images']} test images"
+                                                     if "images" in sd["rtl"] else "") + ": "
+                 + _rtl_value(sd["rtl"])
+                 + (f". Cycles per image (cycle model, equal to the RTL's): {_engine_cycles(sd)}"
+                    if "engine" in sd else "")
+                 + (f". The layer-unit chain (one bit-serial shift-add unit per layer) would take "
+                    f"{sd['units_cycles_per_image']} cycles per image"
+                    if "units_cycles_per_image" in sd else "") + ".")]
     if "cycles_vs_pes" in f:
         out += [("h2", PLOTS["cycles_vs_pes"][1]),
                 ("p", f"The cycle model (exact for the RTL, checked by the simulation above) over "

@@ -24,7 +24,7 @@ from permdeal.golden.manifest import read_manifest
 from permdeal.golden.model import QuantModel
 
 from .models import compressed, fresh, input_codes, load, method_of
-from .settings import GEN_SETTINGS, DesignSettings, design_settings, load_config
+from .settings import GEN_SETTINGS, DesignSettings, design_settings, flag, load_config
 
 # -- the cycle model -------------------------------------------------------------------------
 
@@ -124,12 +124,17 @@ def design_maker(given: dict, config: Any = None, defaults: dict | None = None,
         model = load(st.model)
         m = method_of(model)
         chosen = {k: getattr(st, k) if k in merged else None
-                  for k in ("pes", "lanes", "scan_width", "multiplier", "groups", "name")}
+                  for k in ("pes", "lanes", "scan_width", "multiplier", "groups", "name",
+                            "arch", "batch")}
 
         def make(folder, inputs=()):
             return m.generate(model, folder, inputs=inputs, **chosen)
         return st, model, make
     st = design_settings(given, config, defaults, required=("pes", "lanes", *required))
+    for key in ("arch", "batch"):
+        if getattr(st, key) is not None:
+            raise PermdealError(f"{flag(key)} applies to a SmartDeal --model (the PermDNN engine "
+                                "of layer shapes has one architecture and batch 1)")
     cfg, layers = st.engine, st.layers()
 
     def make(folder, inputs=()):
@@ -229,7 +234,7 @@ class Result:
 
 def design_method(design_dir: str | Path) -> methods.Method:
     """The method whose hardware a design folder holds (its manifest's kind)."""
-    kinds = {m.design_kind: m for m in methods.methods() if m.design_kind}
+    kinds = {k: m for m in methods.methods() for k in m.kinds_of_designs()}
     man = read_manifest(Path(design_dir) / atomic.MANIFEST_NAME, tuple(kinds))
     return kinds[man["kind"]]
 

@@ -412,13 +412,15 @@ def write_rom(model: Any, output: str | Path, *, pes: int | None = None,
 
 def cycles_table(model: Any, x: Any = None, *, pes: int | None = None, lanes: int | None = None,
                  scan_width: int | None = None, groups: int | str | None = None,
+                 arch: str | None = None, batch: int | None = None,
                  what: str = "--inputs") -> tuple[str, int]:
     """The cycle model's table of a compressed model on inputs ``x`` (``permdeal cycles``) and
-    how many inputs saturated."""
+    how many inputs saturated; ``arch`` and ``batch`` choose a SmartDeal model's hardware."""
     model = compressed(model)
     codes = None if x is None else input_codes(model, x, what)
     text = method_of(model).cycles(model, None if codes is None else codes.codes, pes=pes,
-                                   lanes=lanes, scan_width=scan_width, groups=groups)
+                                   lanes=lanes, scan_width=scan_width, groups=groups,
+                                   arch=arch, batch=batch)
     return text, 0 if codes is None else codes.saturated
 
 

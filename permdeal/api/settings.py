@@ -20,6 +20,7 @@ from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, MULTIPLIERS, EngineConfig
 from permdeal.golden.formats import Fixed, LayerFormats
 from permdeal.golden.manifest import read_manifest
 from permdeal.golden.model import MODEL_KIND, LayerSpec
+from permdeal.methods.smartdeal import ARCHS
 
 
 def parse_int(text: Any, lo: int) -> int:
@@ -79,6 +80,12 @@ def _groups(v: Any) -> int | str:
             from None
 
 
+def _arch(v: Any) -> str:
+    if str(v) not in ARCHS:
+        raise PermdealError(f"expected one of {', '.join(ARCHS)}, got {v!r}")
+    return str(v)
+
+
 def _block_sizes(v: Any) -> list[int]:
     return [parse_int(x, 1) for x in str(v).split(",")]
 
@@ -101,6 +108,9 @@ GEN_SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "relu": (bool, False),
     "name": (str, "permdeal_engine"),
     "output": (str, None),
+    # SmartDeal models: the architecture and the input vectors in flight (None: not given)
+    "arch": (_arch, None),
+    "batch": (_count, None),
 }
 #: Settings that describe the layers when there is no model.
 SHAPE_SETTINGS = ("shape", "p", "act_format", "weight_format", "bias_format", "out_format", "relu")
@@ -167,6 +177,8 @@ class DesignSettings:
     relu: bool
     name: str
     output: str | None
+    arch: str | None = None
+    batch: int | None = None
 
     @property
     def engine(self) -> EngineConfig:

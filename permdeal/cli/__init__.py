@@ -18,7 +18,7 @@ from permdeal import __version__, limits, methods
 from permdeal import executor as _executor
 from permdeal.api import bench as bench_api
 from permdeal.api import compare as compare_api
-from permdeal.api.settings import GEN_SETTINGS, VERIFY_SHAPE
+from permdeal.api.settings import ARCHS, GEN_SETTINGS, VERIFY_SHAPE
 from permdeal.errors import PermdealError, Terminated
 from permdeal.golden.crossbar import CrossbarConfig
 from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, MULTIPLIERS
@@ -104,6 +104,17 @@ def design_flags(p, shape_default="1024x1024",
                        f"(default {GEN_SETTINGS[fmt + '_format'][1]})")
     p.add_argument("--relu", action="store_true", default=None,
                    help="without --model: ReLU after the last layer too")
+    smartdeal_flags(p)
+
+
+def smartdeal_flags(p):
+    """``--arch`` and ``--batch``: a SmartDeal model's hardware (gen, synth, cycles)."""
+    p.add_argument("--arch", choices=ARCHS, help="a SmartDeal --model's hardware: engine "
+                   "(default: the SmartDeal engine, --pes x --lanes MAC lanes, the multipliers "
+                   "of a PermDNN engine of that size) or units (the chain of layer units, one "
+                   "per layer; --lanes then each shift-add unit's lanes, default S)")
+    p.add_argument("--batch", type=args.positive, help="SmartDeal engine: input vectors in "
+                   "flight (default 1; only 1 so far)")
 
 
 def build_parser():
@@ -165,26 +176,32 @@ def build_parser():
     p.set_defaults(func=commands.cmd_rom)
 
     p = sub.add_parser("cycles", help="cycle model: exact engine cycles for given inputs (a "
-                       "SmartDeal model: its layer units' cycles per layer and per input)")
+                       "SmartDeal model: the SmartDeal engine's, or with --arch units its layer "
+                       "units' cycles per layer and per input)")
     p.add_argument("model", help="compressed-model folder")
-    p.add_argument("--pes", type=args.positive, help="permdiag: number of PEs (required there)")
+    p.add_argument("--pes", type=args.positive, help="permdiag: number of PEs (required there); "
+                   "smartdeal engine: PEs (default 1)")
     p.add_argument("--lanes", type=args.positive, help="permdiag: multiplier lanes per PE (required "
-                   "there); smartdeal: the shift-add unit's lanes, 1 to S (default S, as gen)")
+                   "there); smartdeal engine: MAC lanes per PE (required); smartdeal --arch "
+                   "units: the shift-add unit's lanes, 1 to S (default S, as gen)")
     p.add_argument("--scan-width", type=args.positive, help="permdiag: activations the detector "
                    f"scans per cycle (default {DEFAULT_SCAN_WIDTH})")
     p.add_argument("--groups", type=args.groups,
                    help="permdiag: lane groups, a power of two that divides --pes, or auto (as "
                    "gen; default 1)")
     p.add_argument("--inputs", metavar="X.npy", help="inputs (batch x in): float values, or "
-                   "integer codes of the input format (required for permdiag; smartdeal: "
-                   "optional, the count does not depend on them)")
+                   "integer codes of the input format (required for permdiag and the SmartDeal "
+                   "engine; smartdeal --arch units: optional, the count does not depend on them)")
+    smartdeal_flags(p)
     large_flag(p)
     p.set_defaults(func=commands.cmd_cycles)
 
     p = sub.add_parser("gen", help="generate the engine's Verilog, ROM images and manifest (for "
-                       "a SmartDeal --model: its chain of layer units)")
+                       "a SmartDeal --model: the SmartDeal engine, or its chain of layer units "
+                       "with --arch units)")
     design_flags(p, model_help="compressed-model folder: its layers, and ROM images in rom/; a "
-                 "SmartDeal model gives its chain of layer units (then --lanes is each shift-add "
+                 "SmartDeal model gives the SmartDeal engine of --pes x --lanes MAC lanes, or "
+                 "with --arch units its chain of layer units (then --lanes is each shift-add "
                  "unit's lanes, default S, and --pes does not apply)")
     p.add_argument("--name", help="Verilog module name of the engine (default permdeal_engine)")
     p.add_argument("-o", "--output", help="output folder")
@@ -197,7 +214,8 @@ def build_parser():
     p.add_argument("--inputs", required=True, metavar="X.npy",
                    help="inputs (batch x in): float values, or integer codes of the input format")
     p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator")
-    p.add_argument("--images", metavar="DIR", help="ROM images (default: the design's rom/)")
+    p.add_argument("--images", metavar="DIR", help="ROM images (default: the design's rom/; a "
+                   "SmartDeal engine design takes none, its codes are in its Verilog)")
     p.add_argument("--seed", type=args.seed, help="cocotb random seed (default: a fresh one, logged)")
     p.add_argument("--waves", action="store_true", help="record a waveform in the build folder")
     p.add_argument("-o", "--output", required=True, help="results folder")
@@ -287,8 +305,9 @@ def build_parser():
                    "library of Debian's qflow-tech-osu018)")
     p.add_argument("--flat", action="store_true", help="flatten before synthesis (the check on "
                    "hierarchical synthesis; slower)")
-    design_flags(p, model_help="compressed-model folder (as gen): a SmartDeal model gives its "
-                 "chain of layer units, --lanes then each shift-add unit's lanes (default S)")
+    design_flags(p, model_help="compressed-model folder (as gen): a SmartDeal model gives the "
+                 "SmartDeal engine, or with --arch units its chain of layer units, --lanes then "
+                 "each shift-add unit's lanes (default S)")
     p.add_argument("--name", help="engine module name (as gen)")
     p.add_argument("-o", "--output", help="report folder")
     large_flag(p)

@@ -92,6 +92,7 @@ def cmd_cycles(args):
     x = None if args.inputs is None else mdl.load_array(args.inputs, "--inputs")
     text, saturated = mdl.cycles_table(args.model, x, pes=args.pes, lanes=args.lanes,
                                        scan_width=args.scan_width, groups=args.groups,
+                                       arch=args.arch, batch=args.batch,
                                        what=f"--inputs {args.inputs}")
     if saturated:
         print(f"note: {saturated} input value(s) saturated")

@@ -95,6 +95,8 @@ class Method:
     design_kind: str | None = None
     #: Manifest kinds of the folders it writes besides its model folders (ROM images, designs).
     folder_kinds: tuple[str, ...] = ()
+    #: Manifest kinds of every design folder it generates (default: :attr:`design_kind`'s).
+    design_kinds: tuple[str, ...] | None = None
     #: Whether ``synth --sweep`` may vary its engine's PEs and lanes.
     sweeps: bool = False
 
@@ -151,16 +153,25 @@ class Method:
         """Write the model's ROM images into ``folder``: ``(ROM manifest, summary line)``."""
         raise self._unsupported("ROM images")
 
+    def kinds_of_designs(self) -> tuple[str, ...]:
+        """The manifest kinds of the design folders it generates (simulates, synthesizes)."""
+        if self.design_kinds is not None:
+            return self.design_kinds
+        return () if self.design_kind is None else (self.design_kind,)
+
     def cycles(self, model: Any, codes: Any, *, pes: int | None = None, lanes: int | None = None,
-               scan_width: int | None = None, groups: int | str | None = None) -> str:
+               scan_width: int | None = None, groups: int | str | None = None,
+               arch: str | None = None, batch: int | None = None) -> str:
         """The cycle model's table for the input codes ``codes`` (or None where they do not
-        matter)."""
+        matter); ``arch`` and ``batch`` (None where not given) choose among a method's
+        architectures and the input vectors in flight."""
         raise self._unsupported("cycle model")
 
     def generate(self, model: Any, output: Any, *, pes: int | None = None,
                  lanes: int | None = None, scan_width: int | None = None,
                  multiplier: str | None = None, groups: int | str | None = None,
-                 name: str | None = None, inputs: tuple = ()) -> dict:
+                 name: str | None = None, inputs: tuple = (), arch: str | None = None,
+                 batch: int | None = None) -> dict:
         """Generate the design folder ``output`` (atomically, never over ``inputs``) for
         ``model``; returns its manifest. A setting the design does not take is refused when
         given (not None)."""

@@ -72,6 +72,14 @@ def with_groups(cfg: EngineConfig, groups: int | str | None, model) -> EngineCon
     return replace(cfg, groups=1 if groups is None else groups)
 
 
+def _refuse_smartdeal_flags(**given):
+    """Refuse the SmartDeal settings (``--arch``, ``--batch``) given for a PD model."""
+    for key, value in given.items():
+        if value is not None:
+            raise PermdealError(f"--{key} applies to a SmartDeal model (the PermDNN engine has "
+                                "one architecture and takes one input vector at a time)")
+
+
 class PermDiagMethod(Method):
     name = METHOD
     label = "PD"
@@ -138,14 +146,17 @@ class PermDiagMethod(Method):
                      + ", ".join(f"{m} {mems[m]['depth']} x {mems[m]['width']} bit"
                                  for m in rom.MEMORIES))
 
-    def cycles(self, model, codes, *, pes=None, lanes=None, scan_width=None, groups=None):
+    def cycles(self, model, codes, *, pes=None, lanes=None, scan_width=None, groups=None,
+               arch=None, batch=None):
+        _refuse_smartdeal_flags(arch=arch, batch=batch)
         if codes is None:
             raise PermdealError("--inputs is required for a permuted-diagonal model")
         cfg = with_groups(engine_config(pes, lanes, scan_width), groups, model)
         return report.cycles_table(model, cfg, [model_cycles(model, x, cfg) for x in codes])
 
     def generate(self, model, output, *, pes=None, lanes=None, scan_width=None,
-                 multiplier=None, groups=None, name=None, inputs=()):
+                 multiplier=None, groups=None, name=None, inputs=(), arch=None, batch=None):
+        _refuse_smartdeal_flags(arch=arch, batch=batch)
         cfg = with_groups(engine_config(pes, lanes, scan_width, multiplier), groups, model)
         return write_design(output, cfg, model.layers, model=model,
                             name=name or "permdeal_engine", inputs=inputs)

@@ -1,17 +1,25 @@
 """SmartDeal compression (docs/design.md section 5) as a registered method: model folders with
-their per-layer ROM images, the layer units' cycle model, the chain-of-layer-units generator,
-and its figures in ``compare``."""
+their per-layer ROM images, its two hardware architectures (``--arch engine``, the default: the
+SmartDeal engine of docs/design.md 11.1, ``gen.smartdeal_engine_design``; ``--arch units``: the
+chain of layer units, ``gen.smartdeal_design``) with their cycle models, generators and design
+folders (every design hook dispatches on the folder's manifest kind), and its figures in
+``compare``."""
 
 from __future__ import annotations
 
 import types
+from pathlib import Path
 
 import numpy as np
 
+from permdeal import atomic
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
+from permdeal.gen import smartdeal_engine_design as sde
 from permdeal.gen.smartdeal_design import (DESIGN_KIND, DEFAULT_NAME, SmartDealDesign,
                                            check_rom, cycles_table, model_table, write_design)
+from permdeal.golden import smartdeal_engine_cycles as ec
+from permdeal.golden.manifest import read_manifest
 from permdeal.golden import smartdeal as sd
 from permdeal.golden import smartdeal_cycles as sd_cycles
 from permdeal.golden import smartdeal_model as sdm
@@ -40,22 +48,79 @@ def _float(text):
         raise PermdealError(f"expected a number, got {text!r}") from None
 
 
-#: Why a PermDNN engine setting does not apply to a SmartDeal design (``gen``, ``cycles``).
+#: The SmartDeal hardware architectures (``--arch``), the default first.
+ARCHS = ("engine", "units")
+#: Why a PermDNN engine setting does not apply to a SmartDeal design (``gen``, ``cycles``), per
+#: architecture.
 REFUSED = {
-    "pes": "the design has one layer unit per layer; --lanes sets its shift-add unit's lanes",
-    "scan_width": "the layer units read their inputs from a buffer, there is no detector",
-    "multiplier": "its MAC is the layer unit's own",
-    "groups": "its layer units have no lane groups",
+    "units": {
+        "pes": "the design has one layer unit per layer; --lanes sets its shift-add unit's lanes",
+        "scan_width": "the layer units read their inputs from a buffer, there is no detector",
+        "multiplier": "its MAC is the layer unit's own",
+        "groups": "its layer units have no lane groups",
+        "batch": "the layer-unit chain takes one input vector at a time",
+    },
+    "engine": {
+        "scan_width": "the engine keeps a list of the non-zero inputs, there is no detector",
+        "multiplier": "its lanes' multipliers are the engine's own",
+        "groups": "the engine has no lane groups",
+    },
 }
 
 
-def refuse(**given):
-    """Refuse the engine settings of ``given`` that are not None, naming the flag and why."""
+def refuse(arch="units", **given):
+    """Refuse the settings of ``given`` that are not None and that the architecture ``arch``
+    does not take, naming the flag and why."""
     for key, value in given.items():
         if value is not None:
-            why = REFUSED.get(key, "the layers come from --model")
-            raise PermdealError(f"--{key.replace('_', '-')} does not apply to a SmartDeal model "
-                                f"({why})")
+            why = REFUSED[arch].get(key, "the layers come from --model")
+            what = "a SmartDeal model" + (" with --arch units" if arch == "units" else "")
+            raise PermdealError(f"--{key.replace('_', '-')} does not apply to {what} ({why})")
+
+
+def architecture(value):
+    """The ``--arch`` of a SmartDeal design: ``engine`` (None, the default) or ``units``."""
+    if value is None:
+        return ARCHS[0]
+    if value not in ARCHS:
+        raise PermdealError(f"--arch must be one of {', '.join(ARCHS)}, not {value!r}")
+    return value
+
+
+def engine_batch(value):
+    """The ``--batch`` of a SmartDeal engine (None: 1), checked. The one place that refuses a
+    batch the engine does not take yet."""
+    if value is None:
+        return 1
+    batch = integer(_int(str(value)), "--batch", 1)
+    if batch != 1:
+        raise PermdealError(f"--batch {batch}: the SmartDeal engine takes one input vector at a "
+                            "time so far (batch 1)")
+    return batch
+
+
+def engine_lanes(pes, lanes):
+    """``(pes, lanes per PE)`` of a SmartDeal engine: ``pes`` (default 1) x ``lanes`` (required)
+    MAC lanes, at most ``golden.smartdeal_engine_cycles.MAX_LANES``."""
+    if lanes is None:
+        raise PermdealError("--lanes is required for the SmartDeal engine (MAC lanes per PE; "
+                            "--pes PEs, default 1; or --arch units for the layer-unit chain)")
+    pes = 1 if pes is None else integer(_int(str(pes)), "--pes", 1)
+    lanes = integer(_int(str(lanes)), "--lanes", 1)
+    if pes * lanes > ec.MAX_LANES:
+        raise PermdealError(f"--pes {pes} x --lanes {lanes} = {pes * lanes} MAC lanes; the "
+                            f"SmartDeal engine has 1 to {ec.MAX_LANES}")
+    return pes, lanes
+
+
+def design_kind_of(design_dir):
+    """The manifest kind of a SmartDeal design folder (the chain's or the engine's)."""
+    path = Path(design_dir) / atomic.MANIFEST_NAME
+    return read_manifest(path, (DESIGN_KIND, sde.DESIGN_KIND))["kind"]
+
+
+def _is_engine(design_dir):
+    return design_kind_of(design_dir) == sde.DESIGN_KIND
 
 
 def shift_add_lanes(value, model):
@@ -73,7 +138,8 @@ class SmartDealMethod(Method):
     name = sdm.METHOD
     label = "SmartDeal"
     design_kind = DESIGN_KIND
-    folder_kinds = (sdm.ROM_KIND, DESIGN_KIND)
+    design_kinds = (DESIGN_KIND, sde.DESIGN_KIND)
+    folder_kinds = (sdm.ROM_KIND, DESIGN_KIND, sde.DESIGN_KIND)
     options = (
         Option("S", _int, "smartdeal: chunk width S (default 3)"),
         Option("E", _int, "smartdeal: exponent bits E, 2**E levels (default 3)"),
@@ -118,6 +184,12 @@ class SmartDealMethod(Method):
         return sdm.SmartDealModel.read(folder)
 
     def check(self, folder, manifest):
+        if manifest["kind"] == sde.DESIGN_KIND:
+            design = sde.SmartDealEngineDesign(folder)
+            model, _ = design.load_model()
+            return model, (f"SmartDeal engine design {design.top} ({len(design.sources)} Verilog "
+                           f"file(s), {design.pes} PE x {design.lanes_per_pe} lanes = "
+                           f"{design.lanes} MAC lanes, batch {design.batch}) and its ROM images")
         if manifest["kind"] == DESIGN_KIND:
             design = SmartDealDesign(folder)
             model, _ = design.load_model()
@@ -201,20 +273,44 @@ class SmartDealMethod(Method):
                      + ", ".join(f"{img['file']} {img['depth']} x {img['width']} bit"
                                  for img in man["images"]))
 
-    def cycles(self, model, codes, *, pes=None, lanes=None, scan_width=None, groups=None):
-        refuse(pes=pes, scan_width=scan_width, groups=groups)
+    def cycles(self, model, codes, *, pes=None, lanes=None, scan_width=None, groups=None,
+               arch=None, batch=None):
+        if architecture(arch) == "engine":
+            refuse("engine", scan_width=scan_width, groups=groups)
+            pes, lanes = engine_lanes(pes, lanes)
+            batch = engine_batch(batch)
+            if codes is None:
+                raise PermdealError("--inputs is required for the SmartDeal engine (its cycles "
+                                    "depend on the inputs; --arch units for the layer units)")
+            return sde.cycles_table(model, codes, pes, lanes, batch)
+        refuse(pes=pes, scan_width=scan_width, groups=groups, batch=batch)
         return cycles_table(model, shift_add_lanes(lanes, model),
                             None if codes is None else len(codes))
 
     def generate(self, model, output, *, pes=None, lanes=None, scan_width=None,
-                 multiplier=None, groups=None, name=None, inputs=()):
-        refuse(pes=pes, scan_width=scan_width, multiplier=multiplier,
-               groups=None if groups in (None, 1) else groups)
+                 multiplier=None, groups=None, name=None, inputs=(), arch=None, batch=None):
+        groups = None if groups in (None, 1) else groups
+        if architecture(arch) == "engine":
+            refuse("engine", scan_width=scan_width, multiplier=multiplier, groups=groups)
+            pes, lanes = engine_lanes(pes, lanes)
+            return sde.write_engine_design(
+                output, model, pes * lanes, pes=pes, batch=engine_batch(batch),
+                name=sde.DEFAULT_NAME if name is None else str(name), inputs=inputs)
+        refuse(pes=pes, scan_width=scan_width, multiplier=multiplier, groups=groups, batch=batch)
         return write_design(output, model, lanes=shift_add_lanes(lanes, model),
                             name=DEFAULT_NAME if name is None else str(name), inputs=inputs)
 
     def design_lines(self, model, manifest):
-        lanes, ports = manifest["config"]["lanes"], manifest["ports"]
+        ports = manifest["ports"]
+        if manifest["kind"] == sde.DESIGN_KIND:
+            c = manifest["config"]
+            return [sde.model_table(model, c["lanes"]),
+                    f"SmartDeal engine {manifest['top']}: {c['pes']} PE x {c['lanes_per_pe']} "
+                    f"lanes = {c['lanes']} MAC lanes (one rebuild engine each), batch "
+                    f"{c['batch']}; {ports['n_inputs']} inputs of {ports['in_bits']} bits, "
+                    f"{ports['n_outputs']} outputs of {ports['out_bits']} bits; cycles depend "
+                    "on the inputs (permdeal cycles MODEL --pes --lanes --inputs X.npy)"]
+        lanes = manifest["config"]["lanes"]
         return [model_table(model, lanes),
                 f"SmartDeal design {manifest['top']}: {len(model.layers)} layer unit(s) in a "
                 f"chain, {lanes} shift-add lanes each; {ports['n_inputs']} inputs of "
@@ -222,19 +318,38 @@ class SmartDealMethod(Method):
                 f"bits; {manifest['cycles']['per_input']} cycles per input vector"]
 
     def design_model(self, design_dir, images=None):
-        return SmartDealDesign(design_dir).load_model(images)[0]
+        design = (sde.SmartDealEngineDesign if _is_engine(design_dir)
+                  else SmartDealDesign)(design_dir)
+        return design.load_model(images)[0]
 
     def simulate(self, design_dir, codes, sim, output, *, images=None, seed=None, waves=False,
                  inputs=()):
-        from permdeal.verif.smartdeal_sim import simulate
+        if _is_engine(design_dir):
+            from permdeal.verif.smartdeal_engine_sim import simulate_design as simulate
+        else:
+            from permdeal.verif.smartdeal_sim import simulate
         return simulate(design_dir, codes, sim, output, images=images, seed=seed, waves=waves,
                         inputs=inputs)
 
     def sim_cycles(self, design_dir, model, codes):
+        if _is_engine(design_dir):
+            d = sde.SmartDealEngineDesign(design_dir)
+            runs = ec.model_cycles(model, codes, d.lanes, **sde.batch_kw(d.batch))
+            return sum(r.total for r in runs), d.lanes
         lanes = SmartDealDesign(design_dir).lanes
         return sd_cycles.model_cycles(model, lanes).total * len(codes), 1
 
     def power_subject(self, design_dir):
+        if _is_engine(design_dir):
+            try:
+                from permdeal.methods.smartdeal_engine import power_subject
+            except ModuleNotFoundError as e:
+                if e.name != "permdeal.methods.smartdeal_engine":
+                    raise
+                raise PermdealError(f"{design_dir}: the power flow of a SmartDeal engine design "
+                                    "is not in this version (permdeal.methods.smartdeal_engine "
+                                    "is missing)") from None
+            return power_subject(design_dir)
         from permdeal.synth import power
         from permdeal.verif import smartdeal_sim
         design = SmartDealDesign(design_dir)
@@ -267,6 +382,16 @@ class SmartDealMethod(Method):
              "included) meets its input once, zero inputs not skipped"))
 
     def sim_lines(self, report):
+        if report.get("arch") == "engine":
+            out = [sde.layer_rows(report["layers"])]
+            cyc = report["cycles"]
+            if cyc:
+                same = "equal" if report["cycles_match_model"] else "DIFFERENT"
+                out.append(f"cycles per input ({report['pes']} PE x {report['lanes_per_pe']} "
+                           f"lanes = {report['lanes']} MAC lanes): RTL {np.mean(cyc):.1f}, "
+                           f"cycle model {np.mean(report['model_cycles']):.1f} ({same}); "
+                           f"MAC-lane utilization {100 * report['lane_utilization']:.1f}%")
+            return out
         out = [table(["layer", "rows", "skipped", "cycles", "cyc/weight", "cyc/output"],
                      [[l["name"], l["active"], l["skipped"], l["compute"],
                        f"{l['cycles_per_weight']:.2f}", f"{l['cycles_per_output']:.1f}"]
