@@ -186,6 +186,11 @@ def test_engine_batch(sim, tmp_path):
     assert len(config["inputs"]) == 3 and len(config["inputs"][0]) == 3 * 14
     runs = ec.model_cycles(model, x, 4, batch=3)
     assert config["vector_cycles"] == [r.total for r in runs]
+    # lane 0 reads its ROMs once per column with an entry in some vector of the batch, per tile
+    # (the model's rebuilt weights are per lane), fewer times than the entries it multiplies
+    fetches = result.report["test_cycles"]["lane0_fetches"]
+    assert fetches == sum(l.rebuilt_weights for r in runs for l in r.layers) // 4
+    assert fetches < sum(sum(l.ops) for r in runs for l in r.layers)
     # the batch's cycles are fewer than its vectors' one at a time (the layers' ends shared)
     single = [r.total for r in ec.model_cycles(model, x, 4)]
     assert all(r.total < sum(single[3 * b:3 * b + 3]) for b, r in enumerate(runs))
