@@ -35,14 +35,14 @@ its chunks over the batch, from the golden forward pass's activations):
    (``max(nnz, 1)`` without pruning). The tile takes ``P_t = max(U_t, L*V)`` issue cycles (lanes
    idle on the rest: the write-back of the previous tile's ``L*V`` sums must finish before the next
    capture); the tiles follow one another with no gap.
-2. A slot issued in cycle ``c`` reaches the lanes' accumulators in cycle ``c + 5``
-   (:data:`ISSUE_TO_ACC`: the non-zero list's read, the lane ROMs' read, the rebuild's two stages,
-   the product register); the tile's sums are captured at the end of its last slot's accumulate
-   cycle, and output ``d = l*V + v`` of the tile enters the write-back in cycle
-   ``c_last + 6 + d``, is written :data:`WRITEBACK_LATENCY` ``= 2`` cycles later.
+2. A slot issued in cycle ``c`` reaches the lanes' accumulators in cycle ``c + 6``
+   (:data:`ISSUE_TO_ACC`: the non-zero list's read, the lane ROMs' read, the operand registers,
+   the rebuild's two stages, the product register); the tile's sums are captured at the end of its
+   last slot's accumulate cycle, and output ``d = l*V + v`` of the tile enters the write-back in
+   cycle ``c_last + 7 + d``, is written :data:`WRITEBACK_LATENCY` ``= 2`` cycles later.
 3. The next layer's first issue cycle follows the last write:
 
-   ``T_layer = sum of P_t + q*V + 7``  (:data:`LAYER_OVERHEAD` ``= 7``).
+   ``T_layer = sum of P_t + q*V + 8``  (:data:`LAYER_OVERHEAD` ``= 8``).
 
 A whole batch, counted from the first input accepted through the last output accepted, both
 included, with no idle on the input and the output always ready::
@@ -86,8 +86,8 @@ MAX_LANES = 256
 #: Most input vectors an engine may hold in flight (every lane keeps one sum per vector).
 MAX_BATCH = 64
 #: Cycles from a slot's issue to its accumulate stage: the non-zero list's read, the lane ROMs'
-#: read, the rebuild's two register stages and the product register.
-ISSUE_TO_ACC = 5
+#: read, the operand registers, the rebuild's two register stages and the product register.
+ISSUE_TO_ACC = 6
 #: The write-back unit's register stages (``hdl.writeback.Writeback.latency``).
 WRITEBACK_LATENCY = 2
 #: ``T_layer - T*P - q``: the last slot's pipeline (``ISSUE_TO_ACC``), the capture, the write-back.

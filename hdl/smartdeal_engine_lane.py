@@ -101,10 +101,11 @@ class EngineLane(wiring.Component):
 
     Timing
     ------
-    Inputs in cycle ``a``: the ROMs are read (``a + 1``), the weight rebuilt (``a + 3``), the
-    product registered (``a + 4``), and accumulated in cycle ``a + 4`` (:attr:`latency` ``= 4`` to
-    the accumulate stage); a closing input's sums are on ``result`` from ``a + 5`` until the next
-    close. One input a cycle, no stalls.
+    Inputs in cycle ``a``: the ROMs are read (``a + 1``), the Ce row and the basis column
+    registered (``a + 2``), the weight rebuilt (``a + 4``), the product registered (``a + 5``),
+    and accumulated in cycle ``a + 5`` (:attr:`latency` ``= 5`` to the accumulate stage); a
+    closing input's sums are on ``result`` from ``a + 6`` until the next close. One input a
+    cycle, no stalls.
     """
 
     def __init__(self, S, E, b_bits, aligns, act_bits, acc_bits, ce_words, b_words,
@@ -157,7 +158,7 @@ class EngineLane(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from the inputs to the accumulate stage."""
-        return 1 + self._rebuild.latency + 1
+        return 2 + self._rebuild.latency + 1
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
@@ -183,24 +184,24 @@ class EngineLane(wiring.Component):
         with m.If(fetch):
             m.d.sync += jj_1.eq(self.jj)
         jj = [self.jj, jj_1]
-        sel = delay(self.sel, 1, "sel")
-        vec = delay(self.v, 4, "v")
-        x = delay(self.x, 3, "x")
-        valid = delay(self.valid, 4, "valid")
-        close = delay(self.close, 4, "close")
-        # Cycle a + 1: the words are out; pick column jj of the basis.
+        sel = delay(self.sel, 2, "sel")
+        vec = delay(self.v, 5, "v")
+        x = delay(self.x, 4, "x")
+        valid = delay(self.valid, 5, "valid")
+        close = delay(self.close, 5, "close")
+        # Cycle a + 1: the words are out; pick column jj of the basis into the operand registers
+        # (the ROMs' access time and the rebuild's adder tree in different cycles).
         codes = data.View(data.ArrayLayout(unsigned(E + 2), S), ce_rom.r_data)
         for k in range(S):
-            m.d.comb += rb.codes[k].eq(codes[k])
             col = b_rom.r_data.word_select(k * S, bb)
             for j in range(1, S):
                 col = Mux(jj[1] == j, b_rom.r_data.word_select(k * S + j, bb), col)
-            m.d.comb += rb.b[k].eq(col.as_signed())
-        m.d.comb += rb.sel.eq(sel[1])
-        # Cycle a + 3: the weight; the product (a + 4). Cycle a + 4: accumulate; close.
-        m.d.comb += [mult.w.eq(rb.w), mult.x.eq(x[3]),
-                     acc.prod.eq(mult.p), acc.valid.eq(valid[4]), acc.v.eq(vec[4]),
-                     acc.close.eq(close[4]), self.result.eq(acc.result)]
+            m.d.sync += [rb.codes[k].eq(codes[k]), rb.b[k].eq(col.as_signed())]
+        m.d.comb += rb.sel.eq(sel[2])
+        # Cycle a + 4: the weight; the product (a + 5). Cycle a + 5: accumulate; close.
+        m.d.comb += [mult.w.eq(rb.w), mult.x.eq(x[4]),
+                     acc.prod.eq(mult.p), acc.valid.eq(valid[5]), acc.v.eq(vec[5]),
+                     acc.close.eq(close[5]), self.result.eq(acc.result)]
         return m
 
 

@@ -271,8 +271,8 @@ def test_rebuild_alignment_corners():
 
 
 def test_cycle_rule_against_event_count():
-    """``T_layer = T*P + q + 7`` against a count of the schedule's events written apart: issue
-    slots, the capture 5 cycles after a tile's last slot, the drain one output a cycle, the
+    """``T_layer = T*P + q + 8`` against a count of the schedule's events written apart: issue
+    slots, the capture 6 cycles after a tile's last slot, the drain one output a cycle, the
     write 2 cycles after, the next layer after the last write."""
     for m in (1, 5, 8, 9, 128):
         for nnz in (0, 1, 7, 8, 33):
@@ -283,7 +283,7 @@ def test_cycle_rule_against_event_count():
                     slots = max(nnz, lanes)
                     c_last = c + slots - 1
                     rows = min(lanes, m - t * lanes)
-                    last_write = c_last + 5 + 1 + rows - 1 + 2
+                    last_write = c_last + 6 + 1 + rows - 1 + 2
                     c += slots
                 assert ec.layer_cycles(m, nnz, lanes).compute == last_write + 1, (m, nnz, lanes)
 

@@ -29,7 +29,7 @@ def doc_total(model, x, L, V=1):
     """Section 11.1 from the text: per layer T = ceil(m/L) tiles, q = m - (T-1)*L; tile t walks
     the runs of consecutive chunks live for it (some row of the tile non-zero there; a tile with no
     live chunk walks one empty run); a run costs max(z, 1) cycles, z its non-zero inputs over the
-    batch; U_t the sum, P_t = max(U_t, L*V), T_layer = sum P_t + q*V + 7; total = n_first*V + sum
+    batch; U_t the sum, P_t = max(U_t, L*V), T_layer = sum P_t + q*V + 8; total = n_first*V + sum
     T_layer + m_last*V. ``x``: one vector, or V vectors. nnz from a forward pass of plain integer
     arithmetic. Returns (total, utilization)."""
     a = np.asarray(x, dtype=np.int64).reshape(V, -1)
@@ -40,7 +40,7 @@ def doc_total(model, x, L, V=1):
         S = layer.codes.S
         r = math.ceil(n / S)
         T = math.ceil(m / L)
-        t_layer = (m - (T - 1) * L) * V + 7
+        t_layer = (m - (T - 1) * L) * V + 8
         for t in range(T):
             rows = range(t * L, min(m, (t + 1) * L))
             live = [any(doc_live(layer, i, c) for i in rows) for c in range(r)]
