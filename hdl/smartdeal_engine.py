@@ -30,9 +30,9 @@ the streams carry a batch interleaved (element ``j`` of every vector, then ``j +
 Every memory is a module of its own (``hdl.smartdeal_memories``, docs/design.md 8): the lists
 ``nz`` (a :class:`~.ram.Ram`) and the lanes' ROMs are instances of the Verilog modules
 ``<name>_nz``, ``<name>_lane<l>_ce`` and ``<name>_lane<l>_b`` (:attr:`SmartDealEngine.blackboxes`,
-:attr:`SmartDealEngine.memories`); the few words read in the cycle of their address, ``cstart``,
-``out_mem``, ``run_rom`` and ``bias_mem``, are register-file submodules
-(:attr:`SmartDealEngine.register_files`).
+:attr:`SmartDealEngine.memories`); the few words read in the cycle of their address, ``cstart``
+(only in an engine whose tiles skip chunks), ``out_mem``, ``run_rom`` and ``bias_mem``, are
+register-file submodules (:attr:`SmartDealEngine.register_files`).
 
 Ports and ready/valid rules are the PermDNN engine's (docs/design.md 10): ``i__ready`` is high only
 while loading, from reset until the ``n*V``-th input has moved and again from the cycle after the
@@ -257,8 +257,12 @@ class SmartDealEngine(wiring.Component):
             "k": range(max(2, max(g["bpr"] for g in geo))), "v": range(max(2, V)), "first": 1})
         self._nz = Blackbox(Ram(self._entry.size, 2 << idx_bits, self._entry.size),
                             f"{self._name}_nz")
-        # the chunk starts: cstart[c] = entries of the list before chunk c (two banks)
-        self._cstart = RegFile(idx_bits + 1, 2 << _bits(max_r), reads=2)
+        # the chunk starts: cstart[c] = entries of the list before chunk c (two banks, word
+        # 2c + bank); only an engine whose tiles skip chunks needs them (else every run starts at
+        # the list's first entry and ends at its last)
+        self._skips = any(runs != [(0, g["r"])] for l, g in zip(lay, geo)
+                          for runs in ec.tile_runs(l, L))
+        self._cstart = RegFile(idx_bits + 1, 2 * max_r, reads=2) if self._skips else None
         bias_bits = max(l.fmts.bias.bits for l in lay)
         self._bias_rom = BakedRom(bias_bits, [int(v) & ((1 << bias_bits) - 1)
                                               for l in lay for v in l.bias], comb=True)
@@ -301,7 +305,8 @@ class SmartDealEngine(wiring.Component):
         return {name: {"width": mem.width, "depth": mem.depth,
                        "rom": isinstance(mem, BakedRom)}
                 for name, mem in (("cstart", self._cstart), ("out_mem", self._out_mem),
-                                  ("run_rom", self._run_rom), ("bias_mem", self._bias_rom))}
+                                  ("run_rom", self._run_rom), ("bias_mem", self._bias_rom))
+                if mem is not None}
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
@@ -377,19 +382,23 @@ class SmartDealEngine(wiring.Component):
             with m.Else():
                 m.d.sync += w_jj.eq(w_jj + 1)
 
-        # -- the chunk starts: cstart[c] = entries of the list before chunk c ----------------------
-        c_bits = _bits(max_r)
-        m.submodules.cstart = cstart = self._cstart
-        m.d.comb += [cstart.w_addr.eq(Cat(w_c[:c_bits], w_bank)), cstart.w_data.eq(w_cnt),
-                     cstart.w_en.eq(w_pos & eq_const(w_jj, 0) & eq_const(w_v, 0))]
-
         # -- the runs: every tile's live chunks (golden.smartdeal_engine_cycles.tile_runs) -------
         m.submodules.run_rom = run_rom = self._run_rom
         run_base = self._run_base
         run = data.View(self._run_layout, run_rom.r_data)
         ri = Signal(range(run_rom.depth))
-        m.d.comb += [run_rom.r_addr.eq(ri), cstart.r0_addr.eq(Cat(run.a[:c_bits], layer[0])),
-                     cstart.r1_addr.eq(Cat(run.b[:c_bits], layer[0]))]
+        m.d.comb += run_rom.r_addr.eq(ri)
+
+        # -- the chunk starts: cstart[c] = entries of the list before chunk c ----------------------
+        run_start, run_end = Signal(idx_bits + 1), Signal(idx_bits + 1)   # of the run ri
+        if self._skips:
+            c_bits = _bits(max_r)
+            m.submodules.cstart = cstart = self._cstart
+            m.d.comb += [cstart.w_addr.eq(Cat(w_bank, w_c[:c_bits])), cstart.w_data.eq(w_cnt),
+                         cstart.w_en.eq(w_pos & eq_const(w_jj, 0) & eq_const(w_v, 0)),
+                         cstart.r0_addr.eq(Cat(layer[0], run.a[:c_bits])),
+                         cstart.r1_addr.eq(Cat(layer[0], run.b[:c_bits])),
+                         run_start.eq(cstart.r0_data), run_end.eq(cstart.r1_data)]
 
         # -- the issuer -------------------------------------------------------------------------
         nnz = Signal(idx_bits + 1)                     # entries of the list being read
@@ -408,8 +417,8 @@ class SmartDealEngine(wiring.Component):
         op_valid, tile_end = Signal(), Signal()
         m.d.comb += [
             issuing.eq(state == State.ISSUE),
-            cur.eq(Mux(fresh, cstart.r0_data, k)),
-            end.eq(Mux(run.end, nnz, cstart.r1_data)),
+            cur.eq(Mux(fresh, run_start, k)),
+            end.eq(Mux(run.end, nnz, run_end)),
             valid.eq(cur < end),
             run_done.eq(issuing & ~tdone & (~valid | (cur + 1 == end))),
             runs_over.eq(tdone | (run_done & run.last)),
