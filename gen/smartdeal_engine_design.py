@@ -10,6 +10,8 @@ Layout (as ``gen.design``'s and ``gen.smartdeal_design``'s)::
                           sha256, and the fingerprint
     OUT/rtl/<name>.v      the engine (top module <name>, ``hdl.smartdeal_engine``), its codes
                           baked into its memories' initial values (no ROM images to load)
+    OUT/rom/              the model's ROM images (``golden.smartdeal_model.write_rom``): not read
+                          by the Verilog; the model that synthesis and power rebuild it from
 
 The engine's cycles depend on the input (docs/design.md 11.1), so the manifest gives the rule's
 terms, not a count. Not yet reached from ``permdeal gen`` (the SmartDeal method generates the
@@ -25,7 +27,7 @@ from permdeal.golden import smartdeal_engine_cycles as ec
 from permdeal.golden import smartdeal_model as sdm
 from permdeal.hdl.smartdeal_engine import SmartDealEngine
 
-from .design import RTL_DIR, source_list, stamp
+from .design import ROM_DIR, RTL_DIR, source_list, stamp
 from .verilog import emit
 
 __all__ = ["DEFAULT_NAME", "DESIGN_KIND", "write_engine_design"]
@@ -45,6 +47,8 @@ def write_engine_design(out: str | Path, model: sdm.SmartDealModel, lanes: int, 
         rtl = tmp / RTL_DIR
         rtl.mkdir()
         emit(engine, engine.name, rtl / f"{engine.name}.v")
+        (tmp / ROM_DIR).mkdir()
+        sdm.write_rom(tmp / ROM_DIR, model)
         man = {
             "kind": DESIGN_KIND, "format_version": DESIGN_FORMAT_VERSION,
             "generator": f"permdeal {__version__}", "method": sdm.METHOD,
@@ -60,6 +64,7 @@ def write_engine_design(out: str | Path, model: sdm.SmartDealModel, lanes: int, 
                        for l in model.layers],
             "cycles": {"rule": "docs/design.md 11.1", "issue_to_acc": engine.issue_to_acc,
                        "layer_overhead": engine.layer_overhead},
+            "rom_dir": ROM_DIR,
             "sources": source_list(rtl),
         }
         man = stamp(man)
