@@ -1,9 +1,11 @@
 # amaranth: UnusedElaboratable=no
-"""The SmartDeal engine's memories as modules and its synthesis (``synth.smartdeal_engine``)."""
+"""The SmartDeal engine's memories as modules, its synthesis (``synth.smartdeal_engine``) and its
+power subject (``permdeal.methods.smartdeal_engine``)."""
 
 import json
 import re
 import shutil
+import types
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from permdeal.errors import PermdealError
 from permdeal.gen.smartdeal_engine_design import write_engine_design
 from permdeal.gen.verilog import emit
+from permdeal.golden import smartdeal_engine_cycles as ec
 from permdeal.golden.compress import QuantSpec, compress_smartdeal
 from permdeal.golden.model import FloatLayer
 from permdeal.hdl.smartdeal_engine import SmartDealEngine
@@ -137,3 +140,44 @@ def test_synth_generic_and_asic_split_by_block(design, tmp_path):
     assert rep["throughput"]["asic_peak_gops"] == round(2 * LANES * a["fmax_mhz"] / 1000, 2)
     text = (tmp_path / "s" / "report.txt").read_text()
     assert "rebuild engines:" in text and "Ce ROM" in text and "register files" in text
+
+
+@pytest.mark.synth
+@pytest.mark.sim
+def test_power_subject_runs_the_engine(design, tmp_path):
+    """``permdeal power``'s path with the engine's subject: outputs and cycles as the models
+    say, every block of :data:`BLOCKS` spends energy, the memories are charged from their
+    enables (the ROMs never written, read only for issued inputs)."""
+    import permdeal.api.power as ap
+    from permdeal.methods.smartdeal_engine import power_subject
+    model, folder = design
+    rng = np.random.default_rng(2)
+    x = rng.integers(-60, 60, (2, 7))
+    x[0, :3] = 0
+    sub = power_subject(folder)
+    assert sub.blocks == se.BLOCKS and set(sub.ram_modules) == set(
+        SmartDealEngine(model.layers, LANES, name="sde").memories)
+    macs = float(np.mean([c.macs for c in ec.model_cycles(model, x, LANES)]))
+    assert sub.macs(x) == macs > 0
+    real = ap.design_method
+    try:
+        ap.design_method = lambda d: types.SimpleNamespace(power_subject=power_subject)
+        rep = ap.run(folder, x, tmp_path / "p", clock_mhz=100)
+    finally:
+        ap.design_method = real
+    assert rep["golden_match"] and rep["cycles_match_model"]
+    names = [b for b, _ in se.BLOCKS]
+    assert list(rep["energy"]["blocks_pj"])[:len(names)] == names
+    assert all(rep["energy"]["blocks_pj"][b] > 0 for b in names), rep["energy"]["blocks_pj"]
+    m = rep["memories"]
+    assert set(m) == {"nz list", "Ce ROM", "basis ROM"}
+    assert m["Ce ROM"]["instances"] == m["basis ROM"]["instances"] == LANES
+    runs = ec.model_cycles(model, x, LANES)
+    issued = sum(sum(l.ops) for c in runs for l in c.layers)
+    for kind in ("Ce ROM", "basis ROM"):
+        assert m[kind]["writes"] == 0
+        assert m[kind]["reads"] == pytest.approx(LANES * issued, abs=LANES)
+    assert m["nz list"]["reads"] == pytest.approx(issued, abs=1)
+    # every layer's non-zero inputs are written to a list once
+    assert m["nz list"]["writes"] == pytest.approx(sum(l.nnz for c in runs for l in c.layers),
+                                                   abs=1)
