@@ -147,7 +147,8 @@ def test_synth_generic_and_asic_split_by_block(design, tmp_path):
 def test_power_subject_runs_the_engine(design, tmp_path):
     """``permdeal power``'s path with the engine's subject: outputs and cycles as the models
     say, every block of :data:`BLOCKS` spends energy, the memories are charged from their
-    enables (the ROMs never written, read only for issued inputs)."""
+    enables (the ROMs never written, read only for issued inputs); the gate-level netlist, its
+    memories put back, gives the golden outputs too (about 50 s)."""
     import permdeal.api.power as ap
     from permdeal.methods.smartdeal_engine import power_subject
     model, folder = design
@@ -162,10 +163,14 @@ def test_power_subject_runs_the_engine(design, tmp_path):
     real = ap.design_method
     try:
         ap.design_method = lambda d: types.SimpleNamespace(power_subject=power_subject)
-        rep = ap.run(folder, x, tmp_path / "p", clock_mhz=100)
+        rep = ap.run(folder, x, tmp_path / "p", clock_mhz=100, gate_check=1)
     finally:
         ap.design_method = real
     assert rep["golden_match"] and rep["cycles_match_model"]
+    check = rep["gate_check"]
+    assert check["gates_golden_match"] and 0.5 < check["logic_ratio"] < 2, check
+    assert check["gates"]["blocks_pj"]["memory: Ce ROM"] == pytest.approx(
+        check["rtl"]["blocks_pj"]["memory: Ce ROM"], rel=0.05)
     names = [b for b, _ in se.BLOCKS]
     assert list(rep["energy"]["blocks_pj"])[:len(names)] == names
     assert all(rep["energy"]["blocks_pj"][b] > 0 for b in names), rep["energy"]["blocks_pj"]
