@@ -11,15 +11,17 @@ from permdeal import atomic
 from permdeal.errors import PermdealError
 from permdeal.gen.design import DESIGN_KIND
 from permdeal.gen.smartdeal_design import DESIGN_KIND as SD_DESIGN_KIND
+from permdeal.gen.smartdeal_engine_design import DESIGN_KIND as SDE_DESIGN_KIND
 from permdeal.golden.manifest import read_manifest
 
-from . import flow, smartdeal
+from . import flow, smartdeal, smartdeal_engine
 from .report import text
 
 __all__ = ["FLOWS", "run", "synthesize"]
 
 #: The synthesis flow of each kind of design folder.
-FLOWS = {DESIGN_KIND: flow.synthesize_engine, SD_DESIGN_KIND: smartdeal.synthesize}
+FLOWS = {DESIGN_KIND: flow.synthesize_engine, SD_DESIGN_KIND: smartdeal.synthesize,
+         SDE_DESIGN_KIND: smartdeal_engine.synthesize}
 
 
 def synthesize(design_dir: str | Path, targets: Sequence[str], opts: flow.SynthOptions,

@@ -126,13 +126,15 @@ def design_yosys(target: str, design: Design | SmartDealDesign, work: Path, opts
     ``power_netlist`` (asic) also writes the netlist of :mod:`.power`, prepared.
     Returns ``(Hierarchy, seconds, rom note)``."""
     rtl = design.folder / RTL_DIR
-    rom = (rtl / ROM_SOURCE.name).read_text()
+    # (a design without ROM module, the SmartDeal engine's, has no such file)
+    rom = (rtl / ROM_SOURCE.name).read_text() if (rtl / ROM_SOURCE.name).is_file() else ""
     note = None
     if target == "ecp5":
         (work / ROM_FILE).write_text(rom)
         note = rom_images(work)
     hier, took = _run_yosys(target, rtl / f"{design.top}.v", design.top, work, opts,
-                            rom_blackbox=scripts.rom_blackbox(rom) if target != "ecp5" else None,
+                            rom_blackbox=scripts.rom_blackbox(rom) if target != "ecp5" and rom
+                            else None,
                             what=f"{target} synthesis of {design.folder}",
                             ram_modules=ram_modules, timing=timing, power_netlist=power_netlist)
     return hier, took, note
@@ -221,20 +223,9 @@ def _asic(hier, design, engine, opts, work):
                   "accumulator and activation-bank RAMs are black boxes, counted in bits and "
                   f"priced per bit (memories: {allmem['rule']}); total = logic + memories"],
     }
-    timing = sta.run_sta(work, top, 1000 / opts.sta_mhz, opts.memory_timing)
-    timed = read_stat(work / sta.NETLIST_STAT, (ROM_MODULE, *engine.ram_memories))
-    timing.update(netlist_area_um2=round(timed.composed("area"), 1),
-                  netlist_cells=sum(timed.cells().values()))
-    rep["timing"] = timing
-    rep["fmax_mhz"] = timing["fmax_mhz"]
-    rep["notes"] = [*rep.get("notes", []),
-                    f"fmax_mhz from OpenSTA on the flat netlist (ideal clock, memories cut to "
-                    f"ports with {opts.memory_timing.access_ns:g} ns access and "
-                    f"{opts.memory_timing.setup_ns:g} ns setup, a model), mapped flat so that "
-                    "it is buffered across module boundaries; its logic area is "
-                    "timing.netlist_area_um2, logic_area_um2 that of the per-module mapping"]
+    asic_timing(rep, work, top, opts, engine.ram_memories)
     rep["paper_comparison"] = memory.paper_comparison(design.cfg.n_pe, design.cfg.lanes, logic,
-                                                      rep["total_area_um2"], timing["fmax_mhz"])
+                                                      rep["total_area_um2"], rep["fmax_mhz"])
     if pe in hier.modules and wb in hier.modules:  # (a flat synthesis has no PE to show)
         # (with lane groups only group 0's PEs have a write-back: docs/design.md 4.2)
         n_pe, n_wb = hier.instances()[pe], hier.instances()[wb]
@@ -250,6 +241,25 @@ def _asic(hier, design, engine, opts, work):
                    pes_area_um2=round(pes, 1),
                    shared_area_um2=round(logic - pes, 1))
     return rep
+
+
+def asic_timing(rep: dict, work: Path, top: str, opts: SynthOptions,
+                memory_modules: Iterable[str]) -> None:
+    """Time the asic netlist in ``work`` with OpenSTA (:func:`.sta.run_sta`; the ROM module and
+    ``memory_modules`` cut to ports) and add ``timing``, ``fmax_mhz`` and a note to the asic
+    report ``rep``."""
+    timing = sta.run_sta(work, top, 1000 / opts.sta_mhz, opts.memory_timing)
+    timed = read_stat(work / sta.NETLIST_STAT, (ROM_MODULE, *memory_modules))
+    timing.update(netlist_area_um2=round(timed.composed("area"), 1),
+                  netlist_cells=sum(timed.cells().values()))
+    rep["timing"] = timing
+    rep["fmax_mhz"] = timing["fmax_mhz"]
+    rep["notes"] = [*rep.get("notes", []),
+                    f"fmax_mhz from OpenSTA on the flat netlist (ideal clock, memories cut to "
+                    f"ports with {opts.memory_timing.access_ns:g} ns access and "
+                    f"{opts.memory_timing.setup_ns:g} ns setup, a model), mapped flat so that "
+                    "it is buffered across module boundaries; its logic area is "
+                    "timing.netlist_area_um2, logic_area_um2 that of the per-module mapping"]
 
 
 def _ecp5(hier, work, opts):
@@ -284,6 +294,25 @@ def _throughput(cfg, report, opts):
         out["asic_clock_mhz"] = f
         out["asic_peak_gops"] = round(2 * macs * f / 1000, 2)
     return out
+
+
+def target_part(target: str, hier: Hierarchy, work: Path, opts: SynthOptions,
+                progress: Callable[[str], None] | None, asic: Callable[[], dict],
+                **extra: Callable[[], dict]) -> dict:
+    """An engine's part of the report for ``target`` after its Yosys run (``hier``, in
+    ``work``): ``generic``'s figures, ``asic()`` once OpenSTA is announced, or ``ecp5``'s place
+    and route; ``extra[target]()`` adds its figures to the generic or ecp5 part."""
+    if target == "asic":
+        if progress:
+            progress(f"{target}: OpenSTA at {opts.sta_mhz:g} MHz")
+        return asic()
+    if target == "generic":
+        rep = _generic(hier)
+    else:
+        if progress:
+            progress(f"{target}: nextpnr on {opts.device.name}")
+        rep = _ecp5(hier, work, opts)
+    return {**rep, **(extra[target]() if target in extra else {})}
 
 
 def run_targets(targets: Iterable[str], report: dict, log_dir: Path, prefix: str,
@@ -336,6 +365,16 @@ def keep_work(error: PermdealError, out: str | Path) -> PermdealError:
     return type(error)(f"{error}; its files are kept in {kept}/")
 
 
+def check_modules(folder: Path, top: str, modules: Iterable[str], since: str) -> None:
+    """Refuse a design folder whose Verilog (``rtl/<top>.v``) lacks one of the memory
+    ``modules`` (a design generated before they were modules: ``since`` says when)."""
+    verilog = (Path(folder) / RTL_DIR / f"{top}.v").read_text()
+    missing = [m for m in modules if f"module {m}(" not in verilog]
+    if missing:
+        raise PermdealError(f"{folder}: its Verilog has no module {missing[0]} ({since}); "
+                            "generate the design again with permdeal gen")
+
+
 def synthesize_engine(design_dir: str | Path, targets: Sequence[str], opts: SynthOptions,
                       log_dir: Path, progress: Callable[[str], None] | None = None) -> dict:
     """Synthesize the PermDNN engine design in ``design_dir`` for ``targets``; returns the
@@ -353,27 +392,16 @@ def synthesize_engine(design_dir: str | Path, targets: Sequence[str], opts: Synt
                          "layers": [f"{s.n_out}x{s.n_in} p={s.p}" for s in design.specs]},
               "hierarchical": not opts.flat, "targets": targets, "seconds": {}}
 
-    verilog = (design.folder / RTL_DIR / f"{design.top}.v").read_text()
-    missing = [m for m in engine.ram_memories if f"module {m}(" not in verilog]
-    if missing:
-        raise PermdealError(f"{design.folder}: its Verilog has no module {missing[0]} (the "
-                            "engine's RAMs are modules of their own since permdeal 0.1.0's "
-                            "issue 14); generate the design again with permdeal gen")
+    check_modules(design.folder, design.top, engine.ram_memories,
+                  "the engine's RAMs are modules of their own since permdeal 0.1.0's issue 14")
 
     def one(target, work):
         hier, took, note = design_yosys(target, design, work, opts,
                                         lambda w: _rom_images(design, engine, w, opts.seed),
                                         ram_modules=tuple(engine.ram_memories), timing=True)
-        if target == "generic":
-            rep = _generic(hier)
-        elif target == "asic":
-            if progress:
-                progress(f"{target}: OpenSTA at {opts.sta_mhz:g} MHz")
-            rep = _asic(hier, design, engine, opts, work)
-        else:
-            if progress:
-                progress(f"{target}: nextpnr on {opts.device.name}")
-            rep = {**_ecp5(hier, work, opts), "rom_contents": note}
+        rep = target_part(target, hier, work, opts, progress,
+                          lambda: _asic(hier, design, engine, opts, work),
+                          ecp5=lambda: {"rom_contents": note})
         return {**rep, "yosys_seconds": round(took, 1)}
     run_targets(targets, report, log_dir, "permdeal-synth", one, progress)
     report["throughput"] = _throughput(design.cfg, report, opts)

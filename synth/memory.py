@@ -28,14 +28,38 @@ from permdeal.golden.geometry import MEMORIES
 from permdeal.hdl.engine import Engine
 from permdeal.hdl.rom import ROM_MODULE
 
-__all__ = ["PAPER", "RF_MAX_BITS", "SRAM_UM2_PER_BIT", "memories", "memory_kinds", "node_scale",
-           "paper_comparison", "register_file_model", "rom_part", "sram_model"]
+__all__ = ["PAPER", "RF_MAX_BITS", "RULE", "SRAM_UM2_PER_BIT", "area_model", "memories",
+           "memory_kinds", "node_scale", "paper_comparison", "price", "register_file_model",
+           "rom_part", "sram_model"]
 
 #: RAMs of at most this many bits (one instance) are priced as latch register files, larger ones
 #: as SRAM. A choice of this project (docs/design.md 8), not a measured crossover: below a few
 #: kilobits an SRAM macro's fixed periphery (decoders, sense amplifiers, timing) is a large part of
 #: its area, which the per-bit SRAM figure (taken from large arrays) leaves out.
 RF_MAX_BITS = 4096
+#: The pricing rule of :func:`area_model`, as the reports state it.
+RULE = (f"ROMs, and RAMs of more than {RF_MAX_BITS} bits an instance: SRAM; smaller RAMs: latch "
+        "register file")
+
+
+def area_model(rom: bool, width: int, depth: int) -> str:
+    """The area model of one memory instance of ``width`` x ``depth`` bits (:data:`RULE`):
+    ``"sram"`` or ``"register file"``."""
+    return "sram" if rom or width * depth > RF_MAX_BITS else "register file"
+
+
+def price(kinds: dict, models: dict) -> dict:
+    """Price every memory kind of ``kinds`` (``{kind: {width, depth, instances, model}}``, the
+    model a key of ``models``) in place: its ``bits``, ``um2_per_bit`` and ``area_um2``; returns
+    the totals ``{bits, area_um2}``."""
+    total_bits = total_area = 0
+    for k in kinds.values():
+        k["bits"] = k["width"] * k["depth"] * k["instances"]
+        k["um2_per_bit"] = models[k["model"]]["um2_per_bit"]
+        k["area_um2"] = round(k["bits"] * k["um2_per_bit"], 1)
+        total_bits += k["bits"]
+        total_area += k["area_um2"]
+    return {"bits": total_bits, "area_um2": round(total_area, 1)}
 
 #: EIE's SRAM area per bit in 45 nm (docs/references.md), and the scaling to 0.18 um.
 EIE_UM2_PER_BIT_45NM = 0.93 * 0.638e6 / (162 * 1024 * 8)
@@ -185,14 +209,10 @@ def memories(engine: Engine, sram: dict, rf: dict) -> dict:
     store = engine.geometry.storage()
     kinds = memory_kinds(engine)
     for k in kinds.values():
-        k["model"] = ("sram" if k["module"] == ROM_MODULE or k["width"] * k["depth"] > RF_MAX_BITS
-                      else "register file")
+        k["model"] = area_model(k["module"] == ROM_MODULE, k["width"], k["depth"])
     models = {"sram": sram, "register file": rf}
-    total_bits = total_area = 0
+    total = price(kinds, models)
     for kind, k in kinds.items():
-        k["bits"] = k["width"] * k["depth"] * k["instances"]
-        k["um2_per_bit"] = models[k["model"]]["um2_per_bit"]
-        k["area_um2"] = round(k["bits"] * k["um2_per_bit"], 1)
         s = store[kind]
         if s["stored_bits"] != k["bits"]:  # one geometry, one count: never two answers
             raise PermdealError(f"{kind}: the geometry stores {s['stored_bits']} bits, the "
@@ -200,11 +220,5 @@ def memories(engine: Engine, sram: dict, rf: dict) -> dict:
         k["useful_bits"] = s["useful_bits"]
         k["efficiency"] = round(s["useful_bits"] / k["bits"], 4)
         k["useful"] = s["what"]
-        total_bits += k["bits"]
-        total_area += k["area_um2"]
-    return {"kinds": {kind: kinds[kind] for kind in KINDS},
-            "total": {"bits": total_bits, "area_um2": round(total_area, 1)},
-            "rf_max_bits": RF_MAX_BITS,
-            "rule": f"ROMs, and RAMs of more than {RF_MAX_BITS} bits an instance: SRAM; smaller "
-                    "RAMs: latch register file",
-            "models": models}
+    return {"kinds": {kind: kinds[kind] for kind in KINDS}, "total": total,
+            "rf_max_bits": RF_MAX_BITS, "rule": RULE, "models": models}

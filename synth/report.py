@@ -21,7 +21,11 @@ def _composition(rows, unit, each_key, total_key, fmt=lambda v: _num(v)):
 
 
 def text(report: dict) -> str:
-    """The report as a few aligned tables (a SmartDeal design's: :func:`smartdeal_text`)."""
+    """The report as a few aligned tables (a SmartDeal design's: :func:`smartdeal_text`; a
+    SmartDeal engine's: :func:`.smartdeal_engine.text`)."""
+    from . import smartdeal_engine
+    if report.get("kind") == smartdeal_engine.REPORT_KIND:
+        return smartdeal_engine.text(report)
     if report.get("design", {}).get("method") == "smartdeal":
         return smartdeal_text(report)
     d = report["design"]
@@ -97,6 +101,15 @@ def text(report: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def generic_lines(report: dict, key: str, table) -> list[str]:
+    """The generic target's lines of ``report`` (none without it), with ``table(figures)`` of
+    its ``key`` figures when the report has them (a hierarchical synthesis)."""
+    if "generic" not in report:
+        return []
+    g = report["generic"]
+    return [*_generic(g), *(table(g[key]) if g[key] else []), ""]
+
+
 def _header(report, what):
     d = report["design"]
     how = ("hierarchical: every module synthesized once, totals = sum of instances x module"
@@ -160,12 +173,7 @@ def smartdeal_text(report: dict) -> str:
     d = report["design"]
     out = _header(report, f"SmartDeal, {len(d['layers'])} layer unit(s), {d['lanes']} "
                           "shift-add lanes each")
-    if "generic" in report:
-        g = report["generic"]
-        out += _generic(g)
-        if g["layers"]:
-            out += _layers_table(g["layers"], "transistors", _num)
-        out.append("")
+    out += generic_lines(report, "layers", lambda v: _layers_table(v, "transistors", _num))
     if "asic" in report:
         a = report["asic"]
         rm = a["rom_memory"]

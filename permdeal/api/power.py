@@ -78,7 +78,9 @@ def memory_energy(act: Activity, instances: dict[str, tuple[str, str]], subject:
     """Accesses and energy (pJ, at 0.18 um) of every memory kind in the trace ``act`` (a memory
     instance's nets under ``scope_of(instance)``; its kind and shape from ``subject``): the ROMs
     read every cycle (they have no read enable), a RAM once per cycle its read enable is high
-    and, per write enable bit, its share of a word per cycle that bit is high."""
+    and, per write enable bit, its share of a word per cycle that bit is high; a memory module
+    whose ``ram_modules`` entry says ``rom`` (a ROM with a read enable) is read as a RAM and
+    never written."""
     cycles = act.clock_cycles(gates.CLOCK)
     kinds: dict[str, dict] = {}
     for inst, (module, _params) in sorted(instances.items()):
@@ -90,9 +92,9 @@ def memory_energy(act: Activity, instances: dict[str, tuple[str, str]], subject:
             kind, width, depth = r["kind"], r["width"], r["depth"]
             path = scope_of(inst)
             reads = act.high_cycles(path, "r_en", gates.CLOCK)
-            en_bits = max(1, width // r["granularity"])
+            en_bits = max(1, width // r["granularity"]) if not r.get("rom") else 0
             writes = sum(act.high_cycles(path, f"w_en[{b}]" if en_bits > 1 else "w_en",
-                                         gates.CLOCK) for b in range(en_bits)) / en_bits
+                                         gates.CLOCK) for b in range(en_bits)) / max(1, en_bits)
         pj = round(energy_model.access_pj(width, depth), 4)
         k = kinds.setdefault(kind, {"width": width, "depth": depth, "instances": 0,
                                     "reads": 0.0, "writes": 0.0, "pj_per_access": pj})
