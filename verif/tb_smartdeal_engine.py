@@ -84,11 +84,15 @@ async def test_streams(dut: Any) -> None:
     await check_streams(dut, TB)
 
 
-async def count_fetches(dut: Any, box: list[int]) -> None:
+async def count_fetches(dut: Any, box: list[int | None]) -> None:
     """Count the cycles in which lane 0 reads its ROMs for a new column (its ``fetch``): the
     weights it rebuilds (docs/design.md 11.1: one per column with an entry, reused across the
-    batch)."""
-    fetch = dut.lane0.fetch
+    batch). A netlist without that signal (a gate-level run) leaves the count ``None``."""
+    try:
+        fetch = dut.lane0.fetch
+    except AttributeError:
+        box[0] = None
+        return
     while True:
         await RisingEdge(dut.clk)
         box[0] += int(fetch.value)
@@ -99,7 +103,7 @@ async def test_cycles(dut: Any) -> None:
     """One vector (or batch) at a time, no idle, no back-pressure: the cycle model's count,
     exactly; and lane 0's rebuilt weights counted."""
     tb = TB(dut, 0.0, 0.0)
-    fetches = [0]
+    fetches: list[int | None] = [0]
     counter = cocotb.start_soon(count_fetches(dut, fetches))
     measured = await tb.run_cycles()
     counter.cancel()
