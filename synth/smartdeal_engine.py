@@ -61,7 +61,7 @@ LANE_BLOCKS = ("rebuild", "multipliers", "accumulators", "lane ROM addressing")
 
 class EngineDesign:
     """A checked SmartDeal engine design folder: ``folder``, ``path``, ``manifest``, ``top``,
-    ``lanes``, ``sources``, ``rom_dir`` (its model's ROM images)."""
+    ``lanes``, ``batch``, ``sources``, ``rom_dir`` (its model's ROM images)."""
 
     def __init__(self, folder):
         folder = Path(folder)
@@ -70,6 +70,7 @@ class EngineDesign:
         self.top = checked_top(folder, man, path, self.sources)
         cfg = json_field(man, "config", dict, path)
         self.lanes = ec.check_lanes(json_field(cfg, "lanes", int, f"{path}: config"))
+        self.batch = ec.check_batch(cfg.get("batch", 1))
         self.layers = json_field(man, "layers", list, path)
         if "rom_dir" not in man:
             raise PermdealError(f"{path}: no rom_dir (the model's images, which synthesis and "
@@ -93,7 +94,7 @@ class EngineDesign:
         """The design's engine, rebuilt (no elaboration) for its memories' shapes; refused
         when the Verilog lacks one of its memory modules (a design generated before they were
         modules)."""
-        engine = SmartDealEngine(model.layers, self.lanes, name=self.top)
+        engine = SmartDealEngine(model.layers, self.lanes, batch=self.batch, name=self.top)
         flow.check_modules(self.folder, self.top, engine.memories,
                            "the engine's memories are modules of their own since issue 17")
         return engine

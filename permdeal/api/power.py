@@ -285,8 +285,9 @@ def _measure(subject, codes, opts, instances, mem_modules, macs, work, clock_mhz
         "area": {"logic_um2": round(hier.composed("area"), 1),
                  "what": "OSU 0.18 um logic of the asic mapping, every memory apart"},
         "golden_match": rtl.golden_match, "cycles_match_model": rtl.cycles == rtl.model_cycles,
-        "simulated_cycles": round(cycles), "cycles_per_inference": float(np.mean(rtl.cycles))
-        if rtl.cycles else None,
+        "simulated_cycles": round(cycles),
+        "cycles_per_inference": (float(np.mean(rtl.cycles)) / subject.batch if rtl.cycles
+                                 else None),
         "macs_per_inference": macs,
         "energy": e, **{k: e[k] for k in ("energy_per_inference_pj", "pj_per_mac",
                                            "average_power_mw")},

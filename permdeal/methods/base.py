@@ -64,7 +64,8 @@ class PowerSubject:
     :class:`permdeal.verif.activity.Bench` that runs it on input codes; ``macs(codes)``: the
     multiply-accumulates of one inference (mean over ``codes``); ``describe``: the design's
     settings for the report, ``title`` a few words for tables and plots, ``notes`` what the
-    figures leave out."""
+    figures leave out; ``batch``: the inferences one run of the bench's takes (its cycles count
+    them together)."""
 
     design: Any
     model: Any
@@ -77,6 +78,7 @@ class PowerSubject:
     describe: dict
     title: str
     notes: tuple = field(default_factory=tuple)
+    batch: int = 1
 
 
 class Method:

@@ -34,7 +34,7 @@ def power_subject(design_dir: str | Path) -> PowerSubject:
     design = EngineDesign(design_dir)
     model = design.load_model()
     engine = design.engine(model)
-    lanes = design.lanes
+    lanes, batch = design.lanes, design.batch
     rams = {module: {"kind": m["kind"], "width": m["width"], "depth": m["depth"],
                      "granularity": m["width"], "rom": m["rom"]}
             for module, m in engine.memories.items()}
@@ -44,21 +44,23 @@ def power_subject(design_dir: str | Path) -> PowerSubject:
                             "permdeal_rom (its ROMs are modules of their own)")
 
     def bench(codes: Any) -> Bench:
-        config = bench_config(model, codes, lanes)
+        # (a batch is one bench vector: its interleaved streams, verif.tb_smartdeal_engine)
+        config = bench_config(model, codes, lanes, batch)
         return Bench("permdeal.verif.tb_smartdeal_engine", "test_cycles", config,
                      np.asarray(config["expected"], dtype=np.int64), config["vector_cycles"])
 
     def macs(codes: Any) -> float:
-        return float(np.mean([c.macs for c in ec.model_cycles(model, codes, lanes)]))
+        return float(np.mean([c.macs for c in ec.model_cycles(model, codes, lanes, batch=batch)])
+                     / batch)
 
     return PowerSubject(
         design, model, design.rom_dir, rams, rom_kind, BLOCKS, bench, macs,
-        {"method": "smartdeal engine", "lanes": lanes,
+        {"method": "smartdeal engine", "lanes": lanes, "batch": batch,
          "layers": [f"{l.shape[0]}x{l.shape[1]} S={l.codes.S}" for l in model.layers]},
-        f"SmartDeal engine, {lanes} lanes",
+        f"SmartDeal engine, {lanes} lanes" + (f", batch {batch}" if batch > 1 else ""),
         ("the lists and every lane's Ce and basis ROMs are charged per access (their read "
          "enables: a lane's ROMs are read only for an issued input); the register files "
          "(cstart, out_mem, run_rom, bias_mem) are logic, in OpenSTA's figure",
          power.notes("")[1],
          "MACs per inference: every non-zero input issued to every real row of its tile "
-         "(golden.smartdeal_engine_cycles macs)"))
+         "(golden.smartdeal_engine_cycles macs)"), batch)
