@@ -16,7 +16,8 @@ Hooks, by command:
 - ``rom``, ``cycles``, ``gen``, ``sim``, ``synth`` (methods with hardware):
   :meth:`Method.write_rom`, :meth:`Method.cycles`, :meth:`Method.generate`,
   :attr:`Method.design_kind` (the design folders it writes, simulated and synthesized by the
-  flows of that kind); ``power``: :meth:`Method.power_subject`;
+  flows of that kind; :attr:`Method.design_kinds` when it writes several, each design hook then
+  dispatching on the folder's manifest kind); ``power``: :meth:`Method.power_subject`;
 - ``compare``: :attr:`Method.label`, :attr:`Method.rule`, :meth:`Method.setting`,
   :meth:`Method.build`, :meth:`Method.figures`, :meth:`Method.out_block`,
   :meth:`Method.accuracy_note`, :meth:`Method.power_options` (hardware whose energy it
