@@ -461,8 +461,9 @@ class SmartDealMethod(Method):
                 "unit_cycles": lc.compute, "storage": bits}
 
     def power_options(self, st):
-        # the design of the design card: one unit per layer, S shift-add lanes
-        return {"S": st.S, "E": st.E, "b_bits": st.b_bits}, {}
+        # the design of the design card: one unit per layer, S shift-add lanes (the engine's
+        # power flow is permdeal.methods.smartdeal_engine's, not measured here yet)
+        return {"S": st.S, "E": st.E, "b_bits": st.b_bits}, {"arch": "units"}
 
     def accuracy_note(self, acc, setting):
         return (figures.tuned_note(self.label, "decomposed", acc)
