@@ -158,6 +158,15 @@ def test_engine_flags_without_a_smartdeal_model(folders, tmp_path, capsys):
                                 tmp_path / "g"], capsys)
             assert code == 2 and f"{flag} applies to a SmartDeal" in err, err
     assert not (tmp_path / "g").exists()
+    for argv, message in ((["--pes", "1", "--lanes", "1", "--arch", "units"],
+                           "--arch applies to a SmartDeal --model"),
+                          (["--pes", "1", "--lanes", "1", "--model", folders / "pd", "--batch",
+                            "1"], "--batch does not apply to verify"),
+                          (["--random-configs", "2", "--arch", "engine"],
+                           "--arch does not apply to --random-configs")):
+        code, _, err = run(["verify", *argv, "-o", tmp_path / "v"], capsys)
+        assert code == 2 and message in err, err
+    assert not (tmp_path / "v").exists()
 
 
 def test_cycles_and_sim_bad_input(folders, tmp_path, capsys):
