@@ -64,6 +64,7 @@ def test_gen_writes_an_engine_design(folders, capsys):
     assert code == 0, err
     assert "SmartDeal engine design sde (1 Verilog file(s), 2 PE x 2 lanes = 4 MAC lanes, " \
            "batch 1)" in out and " OK " in out
+    assert "chunks walked" in out and "shift-add" not in out      # the engine's table
     # the same settings give the same bytes; --batch 1 is the default
     code, out, err = run(["gen", "--model", folders / "sd", "--pes", "2", "--lanes", "2",
                           "--batch", "1", "--name", "sde", "-o", folders / "d2"], capsys)

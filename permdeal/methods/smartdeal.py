@@ -215,6 +215,11 @@ class SmartDealMethod(Method):
         return model, (f"SmartDeal compressed model and its {len(rom_man['images'])} ROM "
                        f"images in {sdm.ROM_FOLDER}/")
 
+    def check_table(self, folder, manifest, model):
+        if manifest.get("kind") == sde.DESIGN_KIND:
+            return sde.model_table(model, manifest["config"]["lanes"])
+        return self.describe(model)
+
     def describe(self, model):
         rows, tot = [], {"sd": 0, "dense": 0, "pd": 0}
         for l in model.layers:
