@@ -64,6 +64,7 @@ def test_gen_writes_an_engine_design(folders, capsys):
     assert code == 0, err
     assert "SmartDeal engine design sde (1 Verilog file(s), 2 PE x 2 lanes = 4 MAC lanes, " \
            "batch 1)" in out and " OK " in out
+    assert "chunks walked" in out and "shift-add" not in out      # the engine's table
     # the same settings give the same bytes; --batch 1 is the default
     code, out, err = run(["gen", "--model", folders / "sd", "--pes", "2", "--lanes", "2",
                           "--batch", "1", "--name", "sde", "-o", folders / "d2"], capsys)
@@ -158,6 +159,15 @@ def test_engine_flags_without_a_smartdeal_model(folders, tmp_path, capsys):
                                 tmp_path / "g"], capsys)
             assert code == 2 and f"{flag} applies to a SmartDeal" in err, err
     assert not (tmp_path / "g").exists()
+    for argv, message in ((["--pes", "1", "--lanes", "1", "--arch", "units"],
+                           "--arch applies to a SmartDeal --model"),
+                          (["--pes", "1", "--lanes", "1", "--model", folders / "pd", "--batch",
+                            "1"], "--batch does not apply to verify"),
+                          (["--random-configs", "2", "--arch", "engine"],
+                           "--arch does not apply to --random-configs")):
+        code, _, err = run(["verify", *argv, "-o", tmp_path / "v"], capsys)
+        assert code == 2 and message in err, err
+    assert not (tmp_path / "v").exists()
 
 
 def test_cycles_and_sim_bad_input(folders, tmp_path, capsys):

@@ -127,3 +127,19 @@ def test_index_bins_cover_every_case():
                     "p=1 r=0": 1, "p=1 k=0": 1, "p=1 k=p-1": 1}
     assert missing(bins, required) == []
     assert missing({"a": 0, "b": 2}, ["a", "b", "c"]) == ["a", "c"]
+
+
+@pytest.mark.sim
+def test_verify_smartdeal_engine_bench_catches_a_wrong_count(tmp_path, capsys, monkeypatch):
+    # A cycle model one cycle longer per layer than the RTL: the bench must fail, naming it.
+    from permdeal.golden import smartdeal_engine_cycles as ec
+    longer = ec.LayerCycles.compute.fget
+    monkeypatch.setattr(ec.LayerCycles, "compute", property(lambda self: longer(self) + 1))
+    code, out, err = run(["verify", "--pes", "1", "--lanes", "1", "--shape", "6x5", "--p", "2",
+                          "--sim", "icarus", "--tests", "smartdeal_engine", "--seed", "2",
+                          "-o", str(tmp_path / "r")], capsys)
+    assert code == 1, out + err
+    problems = json.loads((tmp_path / "r" / "summary.json").read_text())["runs"][0]["problems"]
+    assert any(p.startswith("test_cycles: RTL cycles") for p in problems), problems
+    assert "reproduce: permdeal verify --pes 1 --lanes 1 --shape 6x5 --p 2 --seed 2 --tests " \
+           "smartdeal_engine --sim icarus" in err

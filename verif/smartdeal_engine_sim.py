@@ -85,7 +85,8 @@ def simulate(model, x_codes: npt.ArrayLike, lanes: int, sim: str, build: str | P
 def bench(design: SmartDealEngineDesign, model, x_codes: npt.ArrayLike) -> Bench:
     """The test ``permdeal sim`` runs on the engine design ``design`` (its images' ``model``)
     with input codes ``x_codes``, as :mod:`.activity` records it."""
-    config = bench_config(model, np.asarray(x_codes, dtype=np.int64), design.lanes)
+    config = bench_config(model, np.asarray(x_codes, dtype=np.int64), design.lanes,
+                          **batch_kw(design.batch))
     return Bench(TEST_MODULE, TESTCASE, config, np.asarray(config["expected"], dtype=np.int64),
                  list(config["vector_cycles"]))
 

@@ -24,7 +24,7 @@ from permdeal.golden.manifest import read_manifest
 from permdeal.golden.model import QuantModel
 
 from .models import compressed, fresh, input_codes, load, method_of
-from .settings import GEN_SETTINGS, DesignSettings, design_settings, flag, load_config
+from .settings import GEN_SETTINGS, DesignSettings, design_settings, load_config
 
 # -- the cycle model -------------------------------------------------------------------------
 
@@ -131,10 +131,6 @@ def design_maker(given: dict, config: Any = None, defaults: dict | None = None,
             return m.generate(model, folder, inputs=inputs, **chosen)
         return st, model, make
     st = design_settings(given, config, defaults, required=("pes", "lanes", *required))
-    for key in ("arch", "batch"):
-        if getattr(st, key) is not None:
-            raise PermdealError(f"{flag(key)} applies to a SmartDeal --model (the PermDNN engine "
-                                "of layer shapes has one architecture and batch 1)")
     cfg, layers = st.engine, st.layers()
 
     def make(folder, inputs=()):

@@ -371,9 +371,11 @@ class Checked:
     model: Any
     method: methods.Method
     what: str
+    folder: Path | None = None
+    manifest: dict | None = None
 
     def table(self) -> str:
-        return self.method.describe(self.model)
+        return self.method.check_table(self.folder, self.manifest or {}, self.model)
 
 
 def check(folder: str | Path) -> Checked:
@@ -383,7 +385,7 @@ def check(folder: str | Path) -> Checked:
     man = read_folder_manifest(folder)
     m = methods.owner(man, str(folder / atomic.MANIFEST_NAME))
     model, what = m.check(folder, man)
-    return Checked(model, m, what)
+    return Checked(model, m, what, folder, man)
 
 
 def compressed(model: Any, what: str = "compressed") -> Any:

@@ -251,6 +251,10 @@ def design_settings(given: dict, config: str | Path | None = None, defaults: dic
             out[name] = value if name == "relu" else parse(str(value))
         except PermdealError as e:
             raise PermdealError(f"{flag(name)}: {e}") from None
+    for name in ("arch", "batch"):
+        if out[name] is not None and out["model"] is None:
+            raise PermdealError(f"{flag(name)} applies to a SmartDeal --model (the PermDNN engine "
+                                "of layer shapes has one architecture and batch 1)")
     if out["model"] is not None:  # a folder that is no compressed model: say so, not "--pes"
         try:
             read_manifest(Path(out["model"]) / atomic.MANIFEST_NAME, MODEL_KIND)

@@ -98,6 +98,11 @@ def verify_config(given: dict, output: str | None, *, config: str | None = None,
     ``config`` file, each bench of ``tests`` (comma-separated; default all) on each simulator."""
     st = design_settings({**given, "output": output}, config, {"shape": VERIFY_SHAPE},
                          required=("pes", "lanes", "output"))
+    for name in ("arch", "batch"):
+        if getattr(st, name) is not None:
+            raise PermdealError(f"{flag(name)} does not apply to verify (its benches run the "
+                                "PermDNN engine of the settings; the smartdeal_engine bench "
+                                "draws its own network and lanes)")
     output = st.output
     # (with --model, --groups auto weighs the model's layers: gen's choice)
     cfg = replace(st, groups=1).engine if st.model is not None else st.engine

@@ -269,7 +269,7 @@ def cmd_bench_engine(args):
 
 
 #: The settings of ``permdeal verify``'s rerun commands, taken from the flags as given.
-_VERIFY_FLAGS = (*RERUN_SETTINGS, "relu")
+_VERIFY_FLAGS = (*RERUN_SETTINGS, "relu", "arch", "batch")
 
 
 def cmd_verify(args):

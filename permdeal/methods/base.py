@@ -12,11 +12,13 @@ Hooks, by command:
 
 - ``compress``: :attr:`Method.options` (its own settings), :meth:`Method.compress`,
   :meth:`Method.write_model`, :meth:`Method.describe`, :meth:`Method.warnings`;
-- ``check``, ``eval``, ``load``: :meth:`Method.owns`, :meth:`Method.load`, :meth:`Method.check`;
+- ``check``, ``eval``, ``load``: :meth:`Method.owns`, :meth:`Method.load`, :meth:`Method.check`,
+  :meth:`Method.check_table`;
 - ``rom``, ``cycles``, ``gen``, ``sim``, ``synth`` (methods with hardware):
   :meth:`Method.write_rom`, :meth:`Method.cycles`, :meth:`Method.generate`,
   :attr:`Method.design_kind` (the design folders it writes, simulated and synthesized by the
-  flows of that kind); ``power``: :meth:`Method.power_subject`;
+  flows of that kind; :attr:`Method.design_kinds` when it writes several, each design hook then
+  dispatching on the folder's manifest kind); ``power``: :meth:`Method.power_subject`;
 - ``compare``: :attr:`Method.label`, :attr:`Method.rule`, :meth:`Method.setting`,
   :meth:`Method.build`, :meth:`Method.figures`, :meth:`Method.out_block`,
   :meth:`Method.accuracy_note`, :meth:`Method.power_options` (hardware whose energy it
@@ -142,6 +144,10 @@ class Method:
     def describe(self, model: Any) -> str:
         """The table of a model's layers that ``compress`` and ``check`` print."""
         raise self._unsupported("model table")
+
+    def check_table(self, folder: Any, manifest: dict, model: Any) -> str:
+        """The table ``check`` prints of a folder it checked (default: :meth:`describe`)."""
+        return self.describe(model)
 
     def warnings(self, model: Any) -> list[str]:
         """Warnings on a fresh compressed model (saturation, lost blocks, ...)."""

@@ -215,6 +215,11 @@ class SmartDealMethod(Method):
         return model, (f"SmartDeal compressed model and its {len(rom_man['images'])} ROM "
                        f"images in {sdm.ROM_FOLDER}/")
 
+    def check_table(self, folder, manifest, model):
+        if manifest.get("kind") == sde.DESIGN_KIND:
+            return sde.model_table(model, manifest["config"]["lanes"])
+        return self.describe(model)
+
     def describe(self, model):
         rows, tot = [], {"sd": 0, "dense": 0, "pd": 0}
         for l in model.layers:
@@ -461,8 +466,9 @@ class SmartDealMethod(Method):
                 "unit_cycles": lc.compute, "storage": bits}
 
     def power_options(self, st):
-        # the design of the design card: one unit per layer, S shift-add lanes
-        return {"S": st.S, "E": st.E, "b_bits": st.b_bits}, {}
+        # the design of the design card: one unit per layer, S shift-add lanes (the engine's
+        # power flow is permdeal.methods.smartdeal_engine's, not measured here yet)
+        return {"S": st.S, "E": st.E, "b_bits": st.b_bits}, {"arch": "units"}
 
     def accuracy_note(self, acc, setting):
         return (figures.tuned_note(self.label, "decomposed", acc)
