@@ -45,8 +45,8 @@ from permdeal.tables import table
 from .smartdeal_design import check_rom
 from .verilog import emit
 
-__all__ = ["DEFAULT_NAME", "DESIGN_KIND", "SmartDealEngineDesign", "batch_kw", "cycles_table",
-           "layer_figures", "layer_rows", "model_table", "write_engine_design"]
+__all__ = ["DEFAULT_NAME", "DESIGN_KIND", "SmartDealEngineDesign", "cycles_table",
+           "layer_figures", "layer_rows", "model_table", "pad_batches", "write_engine_design"]
 
 DESIGN_KIND = "permdeal-smartdeal-engine-design"
 DESIGN_FORMAT_VERSION = 2
@@ -54,10 +54,12 @@ DESIGN_FORMAT_VERSION = 2
 DEFAULT_NAME = "smartdeal_engine"
 
 
-def batch_kw(batch: int) -> dict:
-    """The ``batch`` keyword for the engine's generator, cycle model and benches: given only when
-    it is not 1 (the engine's default, one input vector in flight)."""
-    return {} if batch == 1 else {"batch": batch}
+def pad_batches(x: npt.ArrayLike, batch: int) -> tuple[np.ndarray, int]:
+    """Input codes ``x`` (vectors x n) padded with zero vectors to whole batches of ``batch``
+    (the engine takes ``batch`` vectors at a time), and the number of padding vectors."""
+    x = np.asarray(x, dtype=np.int64)
+    pad = -len(x) % batch
+    return np.concatenate([x, np.zeros((pad, x.shape[1]), np.int64)]) if pad else x, pad
 
 
 def _derived(model: sdm.SmartDealModel, lanes: int) -> dict:
@@ -85,7 +87,7 @@ def write_engine_design(out: str | Path, model: sdm.SmartDealModel, lanes: int, 
     dict."""
     if pes < 1 or lanes % pes:
         raise PermdealError(f"{lanes} MAC lanes are not {pes} PE(s) of equal lanes")
-    engine = SmartDealEngine(model.layers, lanes, name=name, **batch_kw(batch))
+    engine = SmartDealEngine(model.layers, lanes, name=name, batch=batch)
     with atomic.output_dir(out, inputs=inputs) as tmp:
         rom = tmp / ROM_DIR
         rom.mkdir()
@@ -206,17 +208,24 @@ def layer_rows(layers: list[dict]) -> str:
 def cycles_table(model: sdm.SmartDealModel, codes: npt.ArrayLike, pes: int, lanes_per_pe: int,
                  batch: int = 1) -> str:
     """``permdeal cycles`` of the SmartDeal engine of ``pes`` x ``lanes_per_pe`` MAC lanes on the
-    input codes ``codes`` (vectors x n): per layer and per input vector (docs/design.md 11.1)."""
+    input codes ``codes`` (vectors x n; with a batch, padded with zero vectors to whole
+    batches): per layer and per input vector (docs/design.md 11.1)."""
     lanes = pes * lanes_per_pe
-    runs = ec.model_cycles(model, codes, lanes, **batch_kw(batch))
-    totals = np.array([r.total for r in runs])
+    n = len(codes)
+    codes, pad = pad_batches(codes, batch)
+    runs = ec.model_cycles(model, codes, lanes, batch=batch)
+    totals = np.array([r.per_vector for r in runs])
     return "\n".join([
         f"SmartDeal engine, {pes} PE x {lanes_per_pe} lanes = {lanes} MAC lanes, batch {batch}; "
         "the count depends on the inputs (zero inputs and dead chunks are skipped)",
         layer_rows(layer_figures(model, runs)),
         "(tiles: of L output rows; nnz(x): non-zero inputs; issued: inputs broadcast over the "
         "tiles; cycles: T_layer; utilization: useful multiplies over L x T_layer)",
-        f"per input vector: {totals.mean():.1f} cycles ({totals.min()} to {totals.max()}), "
+        f"per input vector: {totals.mean():.1f} cycles ({totals.min():g} to {totals.max():g}), "
         f"MAC-lane utilization {100 * np.mean([r.utilization for r in runs]):.1f}% (layers) "
         f"and {100 * np.mean([r.total_utilization for r in runs]):.1f}% (whole inference)",
-        f"{len(runs)} input vector(s), one at a time: {int(totals.sum())} cycles"])
+        (f"{n} input vector(s), one at a time: {int(sum(r.total for r in runs))} cycles"
+         if batch == 1 else
+         f"{n} input vectors in {len(runs)} batch(es) of {batch}"
+         + (f" ({pad} zero vector(s) padding the last)" if pad else "")
+         + f": {int(sum(r.total for r in runs))} cycles")])

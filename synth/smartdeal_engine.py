@@ -25,12 +25,7 @@ from pathlib import Path
 
 from permdeal import __version__
 from permdeal.errors import PermdealError
-from permdeal.gen.design import (check_fingerprint, checked_rom_dir, checked_sources,
-                                 checked_top, read_design_manifest)
-from permdeal.gen.smartdeal_design import check_rom
-from permdeal.gen.smartdeal_engine_design import DESIGN_FORMAT_VERSION, DESIGN_KIND
-from permdeal.golden import smartdeal_engine_cycles as ec
-from permdeal.golden.manifest import json_field
+from permdeal.gen.smartdeal_engine_design import SmartDealEngineDesign
 from permdeal.golden.smartdeal_model import SmartDealModel
 from permdeal.hdl.smartdeal_engine import SmartDealEngine
 
@@ -59,36 +54,9 @@ BLOCKS = (
 LANE_BLOCKS = ("rebuild", "multipliers", "accumulators", "lane ROM addressing")
 
 
-class EngineDesign:
-    """A checked SmartDeal engine design folder: ``folder``, ``path``, ``manifest``, ``top``,
-    ``lanes``, ``batch``, ``sources``, ``rom_dir`` (its model's ROM images)."""
-
-    def __init__(self, folder):
-        folder = Path(folder)
-        path, man = read_design_manifest(folder, DESIGN_KIND, DESIGN_FORMAT_VERSION)
-        self.sources = checked_sources(folder, man, path)
-        self.top = checked_top(folder, man, path, self.sources)
-        cfg = json_field(man, "config", dict, path)
-        self.lanes = ec.check_lanes(json_field(cfg, "lanes", int, f"{path}: config"))
-        self.batch = ec.check_batch(cfg.get("batch", 1))
-        self.layers = json_field(man, "layers", list, path)
-        if "rom_dir" not in man:
-            raise PermdealError(f"{path}: no rom_dir (the model's images, which synthesis and "
-                                "power need); generate the design again")
-        self.rom_dir = checked_rom_dir(folder, man, path)
-        check_fingerprint(man, path)
-        self.folder, self.path, self.manifest = folder, path, man
-
-    def load_model(self) -> SmartDealModel:
-        """The model of the design's images, checked (``gen.smartdeal_design.check_rom``) and
-        refused unless its layers are the design's (headers, formats, runs)."""
-        _, model = check_rom(self.rom_dir)
-        want = [(l.get("smartdeal"), l.get("formats"), l.get("relu")) for l in self.layers]
-        got = [(l.header, l.fmts.to_json(), l.relu) for l in model.layers]
-        if want != got:
-            raise PermdealError(f"{self.rom_dir}: the images' layers are not those the design "
-                                f"{self.folder} was generated for")
-        return model
+class EngineDesign(SmartDealEngineDesign):
+    """A checked SmartDeal engine design folder (``gen.smartdeal_engine_design``'s reader) and
+    its engine rebuilt for its memories' shapes."""
 
     def engine(self, model: SmartDealModel) -> SmartDealEngine:
         """The design's engine, rebuilt (no elaboration) for its memories' shapes; refused
@@ -210,7 +178,7 @@ def synthesize(design_dir: str | Path, targets: Sequence[str], opts: flow.SynthO
     """Synthesize the SmartDeal engine design in ``design_dir`` for ``targets``; returns the
     report dict (as :func:`.flow.synthesize_engine` does for the PermDNN engine)."""
     design = EngineDesign(design_dir)
-    model = design.load_model()
+    model, _ = design.load_model()
     engine = design.engine(model)
     flow.check_tools(targets, opts)
     top = design.top

@@ -3,7 +3,6 @@
 default for a SmartDeal model), and their bad input."""
 
 import hashlib
-import importlib.util
 import json
 import shutil
 
@@ -96,6 +95,39 @@ def test_sim_matches_golden_and_the_cycle_model(folders, capsys):
     assert f"RTL {np.mean(want):.1f}, cycle model {np.mean(want):.1f} (equal)" in out
 
 
+@pytest.mark.sim
+def test_batch_gen_sim_cycles(folders, capsys):
+    """--batch 4 on Verilator: 6 inputs are one batch of 4 and one padded with 2 zero vectors;
+    the outputs are the 6 vectors' (the padding dropped), the cycles per batch the model's, and
+    `cycles` prints the same per-input figure."""
+    d = folders / "db"
+    code, out, err = run(["gen", "--model", folders / "sd", "--pes", "2", "--lanes", "2",
+                          "--batch", "4", "-o", d], capsys)
+    assert code == 0, err
+    assert json.loads((d / "manifest.json").read_text())["config"]["batch"] == 4
+    x = np.load(folders / "x.npy")
+    code, out, err = run(["sim", "--design", d, "--inputs", folders / "x.npy", "--sim",
+                          "verilator", "--seed", "4", "-o", folders / "sb"], capsys)
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(folders / "sb" / "outputs.npy"),
+                                  reference_forward(folders / "sd", x))
+    rep = json.loads((folders / "sb" / "report.json").read_text())
+    model = SmartDealModel.read(folders / "sd")
+    padded = np.concatenate([x, np.zeros((2, x.shape[1]), np.int64)])
+    want = [c.total for c in ec.model_cycles(model, padded, 4, batch=4)]
+    assert rep["cycles"] == rep["model_cycles"] == want and rep["cycles_match_model"]
+    assert rep["golden_match"] and rep["inputs_matching"] == rep["inputs"] == 6
+    assert rep["batch"] == 4 and rep["padding"] == 2
+    assert f"cycles per batch of 4 (2 PE x 2 lanes = 4 MAC lanes): RTL {np.mean(want):.1f}" in out
+    assert "2 zero vector(s) padded the last batch" in out
+    code, out, err = run(["cycles", folders / "sd", "--pes", "2", "--lanes", "2", "--batch",
+                          "4", "--inputs", folders / "x.npy"], capsys)
+    assert code == 0, err
+    assert (f"6 input vectors in 2 batch(es) of 4 (2 zero vector(s) padding the last): "
+            f"{sum(want)} cycles") in out
+    assert f"per input vector: {np.mean(want) / 4:.1f} cycles" in out
+
+
 def test_cycles_of_the_engine(folders, capsys):
     code, out, err = run(["cycles", folders / "sd", "--pes", "2", "--lanes", "2", "--inputs",
                           folders / "x.npy"], capsys)
@@ -121,8 +153,7 @@ def test_cycles_of_the_engine(folders, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     ([], "--lanes is required for the SmartDeal engine"),
-    (["--lanes", "2", "--batch", "2"], "--batch 2: the SmartDeal engine takes one input vector "
-                                       "at a time so far (batch 1)"),
+    (["--lanes", "2", "--batch", "65"], "--batch must be an integer in [1, 64], not 65"),
     (["--pes", "16", "--lanes", "17"], "--pes 16 x --lanes 17 = 272 MAC lanes; the SmartDeal "
                                        "engine has 1 to 256"),
     (["--lanes", "2", "--scan-width", "4"], "--scan-width does not apply to a SmartDeal model "
@@ -173,7 +204,8 @@ def test_engine_flags_without_a_smartdeal_model(folders, tmp_path, capsys):
 def test_cycles_and_sim_bad_input(folders, tmp_path, capsys):
     for argv, message in (
             (["--lanes", "2"], "--inputs is required for the SmartDeal engine"),
-            (["--lanes", "2", "--inputs", folders / "x.npy", "--batch", "3"], "--batch 3: "),
+            (["--lanes", "2", "--inputs", folders / "x.npy", "--batch", "65"],
+             "--batch must be an integer in [1, 64], not 65"),
             (["--inputs", folders / "x.npy"], "--lanes is required for the SmartDeal engine")):
         code, _, err = run(["cycles", folders / "sd", *argv], capsys)
         assert code == 2 and message in err, err
@@ -200,15 +232,30 @@ def test_check_refuses_other_images(folders, tmp_path, capsys):
     assert code == 2 and f"{d / 'rom' / 'manifest.json'}: sha256 does not match" in err, err
 
 
-def test_power_of_an_engine_design(folders, tmp_path, capsys):
-    """``power`` on an engine design goes to ``permdeal.methods.smartdeal_engine``; without it,
-    a one-line error says so."""
-    if importlib.util.find_spec("permdeal.methods.smartdeal_engine") is not None:
-        pytest.skip("the engine's power flow is there (its own tests cover it)")
-    code, _, err = run(["power", "--design", folders / "d", "--inputs", folders / "x.npy", "-o",
-                        tmp_path / "p"], capsys)
-    assert code == 2 and "the power flow of a SmartDeal engine design is not in this version" \
-        in err, err
+@pytest.mark.synth
+@pytest.mark.sim
+def test_power_of_an_engine_design_with_a_batch(folders, tmp_path, capsys):
+    """``permdeal power`` on an engine design of batch 2 (``permdeal.methods.smartdeal_engine``):
+    the RTL's outputs and cycles as the models say, cycles and MACs per inference those of a
+    batch over 2; 5 inputs do not fill batches and are refused."""
+    d = tmp_path / "d"
+    assert run(["gen", "--model", folders / "sd", "--lanes", "3", "--batch", "2", "-o", d],
+               capsys)[0] == 0
+    x = np.load(folders / "x.npy")
+    code, out, err = run(["power", "--design", d, "--inputs", folders / "x.npy", "--clock-mhz",
+                          "100", "-o", tmp_path / "p"], capsys)
+    assert code == 0, err
+    rep = json.loads((tmp_path / "p" / "report.json").read_text())
+    runs = ec.model_cycles(SmartDealModel.read(folders / "sd"), x, 3, batch=2)
+    assert rep["golden_match"] and rep["cycles_match_model"]
+    assert rep["cycles_per_inference"] == pytest.approx(np.mean([r.total for r in runs]) / 2)
+    assert rep["macs_per_inference"] == pytest.approx(np.mean([r.macs for r in runs]) / 2)
+    assert rep["energy_per_inference_pj"] > 0 and rep["design"]["batch"] == 2
+    np.save(tmp_path / "x5.npy", x[:5])
+    code, _, err = run(["power", "--design", d, "--inputs", tmp_path / "x5.npy", "-o",
+                        tmp_path / "p5"], capsys)
+    assert code == 2 and "5 input vectors do not fill batches of 2" in err, err
+    assert not (tmp_path / "p5").exists()
 
 
 def test_api_generate_design_with_arch_and_batch(folders, tmp_path):

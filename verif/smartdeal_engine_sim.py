@@ -24,12 +24,13 @@ import numpy.typing as npt
 
 from permdeal import atomic
 from permdeal.errors import PermdealError
-from permdeal.gen.smartdeal_engine_design import SmartDealEngineDesign, batch_kw, layer_figures
+from permdeal.gen.smartdeal_engine_design import (SmartDealEngineDesign, layer_figures,
+                                                  pad_batches)
 from permdeal.golden.smartdeal_engine_cycles import model_cycles
 
 from . import runner
 from .activity import Bench
-from .sim import run_checked
+from .sim import first_mismatches, run_checked
 from .tb_smartdeal_engine import bench_config, deinterleave
 
 #: The cocotb test module, and the test ``permdeal sim`` runs.
@@ -86,7 +87,7 @@ def bench(design: SmartDealEngineDesign, model, x_codes: npt.ArrayLike) -> Bench
     """The test ``permdeal sim`` runs on the engine design ``design`` (its images' ``model``)
     with input codes ``x_codes``, as :mod:`.activity` records it."""
     config = bench_config(model, np.asarray(x_codes, dtype=np.int64), design.lanes,
-                          **batch_kw(design.batch))
+                          design.batch)
     return Bench(TEST_MODULE, TESTCASE, config, np.asarray(config["expected"], dtype=np.int64),
                  list(config["vector_cycles"]))
 
@@ -96,19 +97,31 @@ def simulate_design(design_dir: str | Path, x_codes: npt.ArrayLike, sim: str, ou
                     waves: bool = False, inputs: Iterable[str | Path] = ()) -> dict:
     """Run the engine design folder ``design_dir`` on input codes ``x_codes`` (vectors x n) and
     write the results folder ``out``; returns the report dict (module docstring). ``images`` is
-    refused (the engine's codes are in its Verilog)."""
+    refused (the engine's codes are in its Verilog). With a batch the inputs are padded with zero
+    vectors to whole batches; the outputs and the comparison are of the real vectors, the cycles
+    per batch."""
     design = SmartDealEngineDesign(design_dir)
     model, rom = design.load_model(images)
-    x = np.asarray(x_codes, dtype=np.int64)
+    V = design.batch
+    x, pad = pad_batches(x_codes, V)
     b = bench(design, model, x)
-    golden = b.golden
-    cyc = model_cycles(model, x, design.lanes, **batch_kw(design.batch))
+    cyc = model_cycles(model, x, design.lanes, batch=V)
     expected = [c.total for c in cyc]
     with atomic.output_dir(out, inputs=[design_dir, *inputs]) as tmp:
-        report = run_checked(tmp, sim, design, rom, b.config, golden, model.layers[-1].name,
+        report = run_checked(tmp, sim, design, rom, b.config, b.golden, model.layers[-1].name,
                              test_module=TEST_MODULE, testcase=TESTCASE, seed=seed, waves=waves,
                              out=out, design_dir=design_dir)
-        report.update({
+        if V > 1:   # the batches' interleaved streams back to vectors, the padding dropped
+            n = len(x) - pad
+            y = deinterleave(np.load(tmp / "outputs.npy"), V)[:n]
+            golden = deinterleave(b.golden, V)[:n]
+            np.save(tmp / "outputs.npy", y)
+            bad, mismatches = first_mismatches(golden, y, model.layers[-1].name)
+            report.update({"inputs": n, "outputs_per_input": int(golden.shape[1]),
+                           "golden_match": bool(bad.size == 0),
+                           "inputs_matching": int(np.all(y == golden, axis=1).sum()),
+                           "mismatches": int(len(bad)), "first_mismatches": mismatches})
+        report.update({"padding": pad,
             "arch": "engine", "pes": design.pes, "lanes_per_pe": design.lanes_per_pe,
             "lanes": design.lanes, "batch": design.batch, "model_cycles": expected,
             "cycles_match_model": report["cycles"] == expected,

@@ -88,15 +88,11 @@ def architecture(value):
 
 
 def engine_batch(value):
-    """The ``--batch`` of a SmartDeal engine (None: 1), checked. The one place that refuses a
-    batch the engine does not take yet."""
+    """The ``--batch`` of a SmartDeal engine (None: 1), checked: 1 to
+    ``golden.smartdeal_engine_cycles.MAX_BATCH`` input vectors in flight."""
     if value is None:
         return 1
-    batch = integer(_int(str(value)), "--batch", 1)
-    if batch != 1:
-        raise PermdealError(f"--batch {batch}: the SmartDeal engine takes one input vector at a "
-                            "time so far (batch 1)")
-    return batch
+    return integer(_int(str(value)), "--batch", 1, ec.MAX_BATCH)
 
 
 def engine_lanes(pes, lanes):
@@ -339,21 +335,15 @@ class SmartDealMethod(Method):
     def sim_cycles(self, design_dir, model, codes):
         if _is_engine(design_dir):
             d = sde.SmartDealEngineDesign(design_dir)
-            runs = ec.model_cycles(model, codes, d.lanes, **sde.batch_kw(d.batch))
+            runs = ec.model_cycles(model, sde.pad_batches(codes, d.batch)[0], d.lanes,
+                                   batch=d.batch)
             return sum(r.total for r in runs), d.lanes
         lanes = SmartDealDesign(design_dir).lanes
         return sd_cycles.model_cycles(model, lanes).total * len(codes), 1
 
     def power_subject(self, design_dir):
         if _is_engine(design_dir):
-            try:
-                from permdeal.methods.smartdeal_engine import power_subject
-            except ModuleNotFoundError as e:
-                if e.name != "permdeal.methods.smartdeal_engine":
-                    raise
-                raise PermdealError(f"{design_dir}: the power flow of a SmartDeal engine design "
-                                    "is not in this version (permdeal.methods.smartdeal_engine "
-                                    "is missing)") from None
+            from permdeal.methods.smartdeal_engine import power_subject
             return power_subject(design_dir)
         from permdeal.synth import power
         from permdeal.verif import smartdeal_sim
@@ -392,10 +382,16 @@ class SmartDealMethod(Method):
             cyc = report["cycles"]
             if cyc:
                 same = "equal" if report["cycles_match_model"] else "DIFFERENT"
-                out.append(f"cycles per input ({report['pes']} PE x {report['lanes_per_pe']} "
+                b = report["batch"]
+                per = "input" if b == 1 else f"batch of {b}"
+                out.append(f"cycles per {per} ({report['pes']} PE x {report['lanes_per_pe']} "
                            f"lanes = {report['lanes']} MAC lanes): RTL {np.mean(cyc):.1f}, "
                            f"cycle model {np.mean(report['model_cycles']):.1f} ({same}); "
                            f"MAC-lane utilization {100 * report['lane_utilization']:.1f}%")
+                if b > 1:
+                    out.append(f"per input: {np.mean(cyc) / b:.1f} cycles"
+                               + (f" ({report['padding']} zero vector(s) padded the last batch; "
+                                  "their outputs are not reported)" if report["padding"] else ""))
             return out
         out = [table(["layer", "rows", "skipped", "cycles", "cyc/weight", "cyc/output"],
                      [[l["name"], l["active"], l["skipped"], l["compute"],

@@ -32,7 +32,7 @@ def power_subject(design_dir: str | Path) -> PowerSubject:
     from permdeal.verif.tb_smartdeal_engine import bench_config
 
     design = EngineDesign(design_dir)
-    model = design.load_model()
+    model, _ = design.load_model()
     engine = design.engine(model)
     lanes, batch = design.lanes, design.batch
     rams = {module: {"kind": m["kind"], "width": m["width"], "depth": m["depth"],
