@@ -48,6 +48,16 @@ def test_demo_rtl_equals_golden_image_by_image(tmp_path, capsys):
     assert e["vs_pd"] == pytest.approx(e["cycles_per_image"] / f["cycles_per_image"])
     assert f["smartdeal"]["rtl"]["accuracy"] == pytest.approx(
         np.mean(np.argmax(sd.forward(codes), axis=1) == y_te))
+    # the SmartDeal model is pruned in whole tiles of the engine (which skips them), and the
+    # batch figures are the cycle model's at batch 8 over the whole batches of the test set
+    assert f["smartdeal"]["prune"] == 0.55 and f["smartdeal"]["prune_group"] == 8
+    assert any(runs != [(0, -(-l.shape[1] // 3))] for l in sd.layers
+               for runs in ec.tile_runs(l, 8))
+    b = e["batch"]
+    batched = ec.model_cycles(sd, codes[:448], 8, batch=8)
+    assert b["images"] == 448 and b["cycles_per_image"] == pytest.approx(
+        np.mean([r.total for r in batched]) / 8)
+    assert b["utilization"] == pytest.approx(np.mean([r.utilization for r in batched]))
     report = (out / "REPORT.md").read_text()
     for png in ("accuracy_vs_p.png", "cycles_vs_pes.png", "lane_utilization.png"):
         assert f"]({png})" in report and (out / png).read_bytes()[:4] == b"\x89PNG"

@@ -6,8 +6,9 @@ the images back to prove they encode the model, runs the test set through the go
 the cycle model, generates the engine's Verilog and runs the test set through it on Verilator,
 output for output against the golden model, then synthesizes the engine (OSU 0.18 um area, ECP5
 resources and Fmax; ``synth=False`` skips it). Beside it: the accuracy of other block sizes
-(:data:`P_SWEEP`), the same dense model compressed with SmartDeal (golden model, storage, and the
-SmartDeal engine at the PD engine's multiplier budget running the test set in RTL), and the
+(:data:`P_SWEEP`), the same dense model compressed with SmartDeal (:data:`SD_PRUNE` of its Ce rows
+pruned in groups of the engine's lanes and fine-tuned; golden model, storage, and the SmartDeal
+engine at the PD engine's multiplier budget running the test set in RTL), and the
 cycle model for other PE counts (:data:`PE_SWEEP`). Everything lands in one output folder,
 with a report (``REPORT.md``, ``report.html`` and plots, ``permdeal/api/demo_report.py``).
 """
@@ -44,6 +45,11 @@ PE_SWEEP = (1, 2, 4, 8, 16, 32)
 FINETUNE_EPOCHS = 30
 #: The activation, weight and bias width of every compressed model of the demo.
 BITS = 16
+#: The SmartDeal model: this fraction of its Ce rows pruned in groups of the engine's MAC lanes
+#: (whole tiles, which the engine skips), fine-tuned so many epochs with the structure kept.
+SD_PRUNE, SD_FINETUNE_EPOCHS = 0.55, 60
+#: The SmartDeal engine's batch whose cycle-model figures the demo adds (its RTL runs batch 1).
+SD_BATCH = 8
 
 
 def _step(text):
@@ -137,13 +143,21 @@ def _smartdeal_rtl(tmp, model, codes, golden, labels, sim, cfg, pd_cycles):
     lanes = cfg.n_pe * cfg.lanes
     runs = engine_cycles(model, codes, lanes)
     cycles = float(np.mean([r.total for r in runs]))
+    whole = len(codes) - len(codes) % SD_BATCH
+    batched = engine_cycles(model, codes[:whole], lanes, batch=SD_BATCH)
     engine = {"pes": cfg.n_pe, "lanes_per_pe": cfg.lanes, "lanes": lanes,
               "cycles_per_image": cycles,
               "utilization": float(np.mean([r.utilization for r in runs])),
-              "pd_cycles_per_image": pd_cycles, "vs_pd": cycles / pd_cycles}
+              "pd_cycles_per_image": pd_cycles, "vs_pd": cycles / pd_cycles,
+              "batch": {"batch": SD_BATCH, "images": whole,
+                        "cycles_per_image": float(np.mean([r.per_vector for r in batched])),
+                        "utilization": float(np.mean([r.utilization for r in batched]))}}
+    b = engine["batch"]
     print(f"SmartDeal engine ({cfg.n_pe} PE x {cfg.lanes} lanes = {lanes} MAC lanes), cycle "
           f"model: {cycles:.1f} cycles per image ({engine['vs_pd']:.2f}x the PD engine's "
-          f"{pd_cycles:.1f}), MAC-lane utilization {100 * engine['utilization']:.1f}%")
+          f"{pd_cycles:.1f}), MAC-lane utilization {100 * engine['utilization']:.1f}%; at batch "
+          f"{SD_BATCH} ({whole} images): {b['cycles_per_image']:.1f} cycles per image, "
+          f"{100 * b['utilization']:.1f}%")
     write_engine_design(tmp / "smartdeal_design", model, lanes, pes=cfg.n_pe)
     rtl = _run_rtl("SmartDeal engine RTL", simulate_design, tmp / "smartdeal_design",
                    tmp / "smartdeal_rtl", sim, codes, golden, labels)
@@ -151,15 +165,21 @@ def _smartdeal_rtl(tmp, model, codes, golden, labels, sim, cfg, pd_cycles):
             "units_cycles_per_image": smartdeal_cycles.model_cycles(model).total}
 
 
-def _smartdeal(dense, X_tr, X_te, y_te, pd_bits, tmp, sim, cfg, pd_cycles):
+def _smartdeal(dense, X_tr, y_tr, X_te, y_te, pd_bits, tmp, sim, cfg, pd_cycles, seed):
     """The same dense model compressed with SmartDeal (default S, E, b_bits) at the demo's
-    widths: golden fixed-point accuracy, weight storage, per-layer error, and the SmartDeal
-    engine at the PD engine's multiplier budget in RTL (:func:`_smartdeal_rtl`); the model and
-    its ROM images are written to ``tmp/smartdeal``."""
-    layers = [FloatLayer(n, W, b) for n, W, b in dense.dense_weights()]
+    widths, :data:`SD_PRUNE` of its Ce rows pruned in groups of the engine's MAC lanes and
+    fine-tuned :data:`SD_FINETUNE_EPOCHS` epochs with the structure kept
+    (``golden.smartdeal_train``): golden fixed-point accuracy, weight storage, per-layer error,
+    and the SmartDeal engine at the PD engine's multiplier budget in RTL
+    (:func:`_smartdeal_rtl`); the model and its ROM images are written to ``tmp/smartdeal``."""
+    from permdeal.golden import smartdeal_train as st
+    group = cfg.n_pe * cfg.lanes
     try:
+        tuned = st.finetune(st.smartdeal_mlp(dense, 3, 3, prune=SD_PRUNE, prune_group=group),
+                            X_tr, y_tr, epochs=SD_FINETUNE_EPOCHS, seed=seed)
+        layers = [FloatLayer(n, W, b) for n, W, b in tuned.to_mlp().dense_weights()]
         model = compress_smartdeal(layers, QuantSpec(act=BITS, weight=BITS, bias=BITS),
-                                   calibration=X_tr)
+                                   calibration=X_tr, prune=SD_PRUNE, prune_group=group)
     except PermdealError as e:
         print(f"skipped SmartDeal: {e}")
         return {"skipped": str(e)}
@@ -168,7 +188,8 @@ def _smartdeal(dense, X_tr, X_te, y_te, pd_bits, tmp, sim, cfg, pd_cycles):
     codes, _ = model.quantize_input(X_te)
     out = model.forward(codes)
     bits = [l.report["storage_bits"] for l in model.layers]
-    return {"config": model.config,
+    return {"config": model.config, "prune": SD_PRUNE, "prune_group": group,
+            "finetune_epochs": SD_FINETUNE_EPOCHS,
             "golden_fixed_accuracy": float(np.mean(np.argmax(out, axis=1) == y_te)),
             "storage_bits": {"smartdeal": sum(b["smartdeal_fixed"] for b in bits),
                              "dense_16bit": sum(b["dense"] for b in bits), "permdiag": pd_bits},
@@ -265,8 +286,8 @@ def run(output: str | Path, seed: int = 0, p: int = 4, pes: int = 4, lanes: int 
         _step(f"SmartDeal: the dense model as Ce @ B (power-of-two Ce, quantized B), golden model "
               f"on the test images, and the SmartDeal engine at the same multiplier budget "
               f"({pes * lanes} MAC lanes) running the {len(y_te)} test images on {sim}")
-        figures["smartdeal"] = _smartdeal(dense, X_tr, X_te, y_te, bits_pd, tmp, sim, cfg,
-                                          figures["cycles_per_image"])
+        figures["smartdeal"] = _smartdeal(dense, X_tr, y_tr, X_te, y_te, bits_pd, tmp, sim, cfg,
+                                          figures["cycles_per_image"], seed)
 
         _step(f"generating the engine's Verilog ({pes} PE x {lanes} lanes) and running the "
               f"{len(y_te)} test images through it on {sim}")

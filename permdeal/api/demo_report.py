@@ -64,8 +64,21 @@ def _synth_rows(syn):
 def _engine_cycles(sd):
     """The SmartDeal engine's cycles per image beside the PD engine's (the cycle model's)."""
     e = sd["engine"]
-    return (f"{e['cycles_per_image']:.1f} ({e['vs_pd']:.2f}x the PD engine's "
-            f"{e['pd_cycles_per_image']:.1f}); MAC-lane utilization {_pct(e['utilization'])}")
+    out = (f"{e['cycles_per_image']:.1f} ({e['vs_pd']:.2f}x the PD engine's "
+           f"{e['pd_cycles_per_image']:.1f}); MAC-lane utilization {_pct(e['utilization'])}")
+    if "batch" in e:
+        b = e["batch"]
+        out += (f"; at batch {b['batch']}: {b['cycles_per_image']:.1f}, "
+                f"{_pct(b['utilization'])}")
+    return out
+
+
+def _sd_label(sd):
+    """``SmartDeal`` with its pruning, when it has one."""
+    if sd.get("prune"):
+        return (f"SmartDeal ({100 * sd['prune']:.0f}% of Ce rows pruned in groups of "
+                f"{sd['prune_group']}, fine-tuned)")
+    return "SmartDeal"
 
 
 def _smartdeal_rows(sd):
@@ -74,7 +87,7 @@ def _smartdeal_rows(sd):
     if "skipped" in sd:
         return [["SmartDeal", f"skipped: {sd['skipped']}"]]
     bits, rtl = sd["storage_bits"], sd["rtl"]
-    rows = [["golden fixed-point accuracy, SmartDeal", _pct(sd["golden_fixed_accuracy"])],
+    rows = [[f"golden fixed-point accuracy, {_sd_label(sd)}", _pct(sd["golden_fixed_accuracy"])],
             ["weight storage, SmartDeal (Ce + B codes)",
              f"{bits['smartdeal']} bits ({bits['dense_16bit'] / bits['smartdeal']:.2f}x "
              f"smaller than dense)"],
@@ -247,9 +260,13 @@ def _blocks(f, plots):
         bits = sd["storage_bits"]
         out += [("h2", "SmartDeal beside permuted-diagonal"),
                 ("p", f"The same dense model compressed with SmartDeal (W ~ Ce @ B, S = {c['S']}, "
-                      f"E = {c['E']} exponent bits, {c['b_bits']}-bit B): its golden fixed-point "
-                      f"accuracy and weight storage ({c['E'] + 2}-bit Ce codes and B codes) "
-                      "against PD's."),
+                      f"E = {c['E']} exponent bits, {c['b_bits']}-bit B"
+                      + (f"; {100 * sd['prune']:.0f}% of the Ce rows pruned in groups of "
+                         f"{sd['prune_group']} outputs, whole tiles of the engine, and "
+                         f"fine-tuned {sd['finetune_epochs']} epochs with the structure kept"
+                         if sd.get("prune") else "")
+                      + f"): its golden fixed-point accuracy and weight storage ({c['E'] + 2}-bit "
+                      "Ce codes and B codes) against PD's."),
                 ("table", ["model", "golden fixed accuracy", "weight storage (bits)",
                            "vs dense"],
                  [["dense 16-bit", _pct(f["accuracy_vs_p"][0]["fixed"])
