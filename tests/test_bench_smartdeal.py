@@ -60,7 +60,7 @@ def test_cli_rejects_an_unknown_part(capsys):
                                    "unit has at most S = 5 lanes)"),
     (["--m", "40", "--n", "64", "--p", "65"], "--p 65 does not fit the 40 x 64 layer: a block "
                                               "may not exceed its longer side, 64"),
-    (["--parts", ","], "--parts names no part (choose from layer, digits, unit, engine)"),
+    (["--parts", ","], "--parts names no part (choose from layer, digits, unit, engine, hardware)"),
 ])
 def test_cli_names_the_bad_flag_before_any_part_runs(capsys, monkeypatch, argv, message):
     def never(*args, **kwargs):
