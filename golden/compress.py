@@ -220,3 +220,19 @@ def compress_smartdeal(layers: Sequence[FloatLayer], spec: QuantSpec = QuantSpec
               "threshold": None if threshold is None else float(threshold),
               "prune": float(prune), "prune_group": int(prune_group)}
     return SmartDealModel(out, config=config)
+
+
+def finetuned_smartdeal(dense, X: npt.ArrayLike, y: npt.ArrayLike, spec: QuantSpec, *,
+                        prune: float, prune_group: int, epochs: int, seed: int, S: int = 3,
+                        E: int = 3, b_bits: int = 8) -> SmartDealModel:
+    """A trained MLP (``golden.train``) decomposed with ``prune`` of its Ce rows pruned in groups
+    of ``prune_group`` outputs, fine-tuned ``epochs`` on ``X``, ``y`` with the structure kept
+    (``golden.smartdeal_train.finetune``) and compressed to ``spec`` (calibrated on ``X``): the
+    SmartDeal model whose pruned chunks the engine skips when ``prune_group`` is a multiple of its
+    lanes."""
+    from . import smartdeal_train as st
+    tuned = st.finetune(st.smartdeal_mlp(dense, S, E, prune=prune, prune_group=prune_group),
+                        X, y, epochs=epochs, seed=seed)
+    layers = [FloatLayer(n, W, b) for n, W, b in tuned.to_mlp().dense_weights()]
+    return compress_smartdeal(layers, spec, calibration=X, S=S, E=E, b_bits=b_bits, prune=prune,
+                              prune_group=prune_group)

@@ -260,8 +260,8 @@ class SmartDealEngine(wiring.Component):
         # the chunk starts: cstart[c] = entries of the list before chunk c (two banks, word
         # 2c + bank); only an engine whose tiles skip chunks needs them (else every run starts at
         # the list's first entry and ends at its last)
-        self._skips = any(runs != [(0, g["r"])] for l, g in zip(lay, geo)
-                          for runs in ec.tile_runs(l, L))
+        plans = [ec.tile_runs(l, L) for l in lay]       # every layer's tiles' runs
+        self._skips = any(runs != [(0, g["r"])] for plan, g in zip(plans, geo) for runs in plan)
         self._cstart = RegFile(idx_bits + 1, 2 * max_r, reads=2) if self._skips else None
         bias_bits = max(l.fmts.bias.bits for l in lay)
         self._bias_rom = BakedRom(bias_bits, [int(v) & ((1 << bias_bits) - 1)
@@ -271,9 +271,9 @@ class SmartDealEngine(wiring.Component):
         self._run_layout = data.StructLayout({"a": range(max(2, max_r)),
                                               "b": range(max(2, max_r + 1)), "end": 1, "last": 1})
         runs, self._run_base = [], []
-        for l, g in zip(lay, geo):
+        for plan, g in zip(plans, geo):
             self._run_base.append(len(runs))
-            for tile_runs in ec.tile_runs(l, L):
+            for tile_runs in plan:
                 for n_run, (a, b) in enumerate(tile_runs):
                     runs.append(Const.cast(self._run_layout.const(
                         {"a": a, "b": b, "end": int(b == g["r"]),

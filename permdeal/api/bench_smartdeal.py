@@ -142,9 +142,9 @@ def digits_models(S: int, E: int, b_bits: int, seed: int, hidden: tuple = (128, 
     (``smartdeal``), the data split, and ``pruned(frac)``: the dense net decomposed with ``frac`` of
     its Ce rows pruned in groups of :data:`ENGINE_LANES` outputs (one tile: the engine skips them),
     fine-tuned with the structure kept (``golden.smartdeal_train.finetune``) and compressed."""
-    from permdeal.golden import smartdeal_train as st
     from permdeal.golden import train as tr
-    from permdeal.golden.compress import QuantSpec, compress_permdiag, compress_smartdeal
+    from permdeal.golden.compress import (QuantSpec, compress_permdiag, compress_smartdeal,
+                                          finetuned_smartdeal)
     from permdeal.golden.model import FloatLayer
 
     X_tr, y_tr, X_te, y_te = tr.load_digits_split(seed)
@@ -156,10 +156,8 @@ def digits_models(S: int, E: int, b_bits: int, seed: int, hidden: tuple = (128, 
     layers = lambda net: [FloatLayer(n, W, b) for n, W, b in net.dense_weights()]
 
     def pruned(frac):
-        tuned = st.finetune(st.smartdeal_mlp(dense, S, E, prune=frac, prune_group=ENGINE_LANES),
-                            X_tr, y_tr, epochs=finetune_epochs, seed=seed)
-        return compress_smartdeal(layers(tuned.to_mlp()), spec, calibration=X_tr, S=S, E=E,
-                                  b_bits=b_bits, prune=frac, prune_group=ENGINE_LANES)
+        return finetuned_smartdeal(dense, X_tr, y_tr, spec, prune=frac, prune_group=ENGINE_LANES,
+                                   epochs=finetune_epochs, seed=seed, S=S, E=E, b_bits=b_bits)
 
     return {"split": (X_tr, y_tr, X_te, y_te), "sizes": sizes, "dense": dense,
             "pd": compress_permdiag(layers(pd), ps, spec, calibration=X_tr),

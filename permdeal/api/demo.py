@@ -23,7 +23,7 @@ import numpy as np
 from permdeal import __version__, atomic
 from permdeal.golden import rom
 from permdeal.golden import train as tr
-from permdeal.golden.compress import QuantSpec, compress_permdiag, compress_smartdeal
+from permdeal.golden.compress import QuantSpec, compress_permdiag, finetuned_smartdeal
 from permdeal.golden.cycles import EngineConfig, model_cycles
 from permdeal.errors import PermdealError
 from permdeal.golden.model import FloatLayer, sha256_file
@@ -172,14 +172,11 @@ def _smartdeal(dense, X_tr, y_tr, X_te, y_te, pd_bits, tmp, sim, cfg, pd_cycles,
     (``golden.smartdeal_train``): golden fixed-point accuracy, weight storage, per-layer error,
     and the SmartDeal engine at the PD engine's multiplier budget in RTL
     (:func:`_smartdeal_rtl`); the model and its ROM images are written to ``tmp/smartdeal``."""
-    from permdeal.golden import smartdeal_train as st
     group = cfg.n_pe * cfg.lanes
     try:
-        tuned = st.finetune(st.smartdeal_mlp(dense, 3, 3, prune=SD_PRUNE, prune_group=group),
-                            X_tr, y_tr, epochs=SD_FINETUNE_EPOCHS, seed=seed)
-        layers = [FloatLayer(n, W, b) for n, W, b in tuned.to_mlp().dense_weights()]
-        model = compress_smartdeal(layers, QuantSpec(act=BITS, weight=BITS, bias=BITS),
-                                   calibration=X_tr, prune=SD_PRUNE, prune_group=group)
+        model = finetuned_smartdeal(dense, X_tr, y_tr, QuantSpec(act=BITS, weight=BITS, bias=BITS),
+                                    prune=SD_PRUNE, prune_group=group,
+                                    epochs=SD_FINETUNE_EPOCHS, seed=seed)
     except PermdealError as e:
         print(f"skipped SmartDeal: {e}")
         return {"skipped": str(e)}
