@@ -120,9 +120,9 @@ class Issuer(wiring.Component):
 
         i.ready = ~counting | (t == B - 1)
 
-    so ``i.ready`` comes from registers alone, and pairs that come without idle give exactly ``B``
-    ops each, back to back, with no bubble (the consumer of the detector's pairs in
-    ``golden.cycles``). The accepted pair is registered (stage 1), where the reciprocal
+    so ``i.ready`` is a register (loaded with the counter), and pairs that come without idle
+    give exactly ``B`` ops each, back to back, with no bubble (the consumer of the detector's
+    pairs in ``golden.cycles``). The accepted pair is registered (stage 1), where the reciprocal
     multiplications ``j * M`` run; stage 2 registers ``J`` and forms ``c = j - J*p`` and the first
     addresses ``w_base + j`` and ``k_base + J``; ``op`` registers them. The later ops of the pair
     add ``w_step``, ``k_step`` and ``p`` to the op's fields. ``rst`` (synchronous) clears
@@ -249,18 +249,23 @@ class Issuer(wiring.Component):
         counting = Signal()
         left = Signal(self.slot_bits)  # slots of the pair still to count after this cycle's
         last = Signal()  # left == 0, a register of its own
+        # ``~counting | last`` as a register of its own, loaded with them, so that ``i.ready``
+        # is a flip-flop: the ready chain back through the detector to the window reader's
+        # buffer starts there, with no gate of the issuer's before it.
+        ready = Signal(init=1)
         take = Signal()
         m.d.comb += [
-            self.i.ready.eq(~counting | last),
+            self.i.ready.eq(ready),
             take.eq(self.i.valid & self.i.ready),
         ]
         with m.If(take):
             m.d.sync += [counting.eq(1), left.eq((self.slots - 1)[:self.slot_bits]),
-                         last.eq(self.slots == 1)]
+                         last.eq(self.slots == 1), ready.eq(self.slots == 1)]
         with m.Elif(counting & ~last):
-            m.d.sync += [left.eq((left - 1)[:self.slot_bits]), last.eq(left == 1)]
+            m.d.sync += [left.eq((left - 1)[:self.slot_bits]), last.eq(left == 1),
+                         ready.eq(left == 1)]
         with m.Else():
-            m.d.sync += counting.eq(0)
+            m.d.sync += [counting.eq(0), ready.eq(1)]
 
         # Stage 1: the accepted pair; the reciprocal products j * M, one per block size.
         v1 = Signal()

@@ -62,25 +62,32 @@ def read_ahead(m: Module, layout: ShapeLike, going: ValueLike, arriving: ValueLi
         return v if f is None else v[f]
 
     entries = [Signal(layout, name=f"buf{k}", reset_less=True) for k in range(n)]
-    count = Signal(range(n + 1), name="count")  # entries held, from entries[0] up
-    # ``held[k]``: entry k holds an element (``count > k``), a register of its own, so that what
-    # an entry loads is chosen from registers and ``pop`` (the consumer's ready, the latest
-    # signal) is the last select before the entry.
+    # ``held[k]``: entry k holds an element (the entries held fill entries[0] up), a register of
+    # its own, so that what an entry loads is chosen from registers and ``pop`` (the consumer's
+    # ready, the latest signal) is the last select before the entry.
     held = [Signal(name=f"held{k}") for k in range(n)]
     flight = [Signal(name=f"in_flight{k + 1}") for k in range(read_latency)]  # reads issued k+1
     # cycles ago; the last one's element is on ``arriving``
     fv = flight[-1]
     pop, issue = Signal(name="pop"), Signal(name="issue")
+    # ``room``: the entries held plus the reads in flight are fewer than ``n``, a register of its
+    # own (kept from the occupancy, entries held + reads in flight, as it changes), so that whether to read
+    # is one gate from registers: no adder or compare lies before the read and its counters.
+    occupancy = Signal(range(n + 1), name="occupancy")
+    room = Signal(name="room", init=1)
     m.d.comb += [
         o.valid.eq(held[0]),
         *[part(o.payload, f).eq(part(entries[0], f)) for f in shifted_fields],
         pop.eq(o.valid & o.ready),
-        issue.eq(going & (count + sum(flight) < n)),
+        issue.eq(going & room),
     ]
+    occupied = Signal.like(occupancy, name="occupied")
+    m.d.comb += occupied.eq(occupancy + issue - pop)
+    m.d.sync += [occupancy.eq(occupied), room.eq(occupied < n)]
     # On a pop entry k takes what entry k + 1 held, or the arriving element when entry k + 1 is
     # free (then entry k is free after the pop, or above the first free one); without a pop a
-    # free entry takes the arriving element. An entry at or above ``count`` means nothing, so
-    # the arriving element may land in several: the one that counts is the lowest.
+    # free entry takes the arriving element. An entry not held means nothing, so the arriving
+    # element may land in several: the one that counts is the lowest.
     for k, e in enumerate(entries):
         above = held[k + 1] if k + 1 < n else Const(0)
         shifted = entries[k + 1] if k + 1 < n else e
@@ -91,7 +98,7 @@ def read_ahead(m: Module, layout: ShapeLike, going: ValueLike, arriving: ValueLi
             m.d.sync += [part(e, f).eq(part(arriving, f)) for f in shifted_fields]
         below = held[k - 1] if k else Const(1)
         m.d.sync += held[k].eq(Mux(pop & ~fv, above, Mux(fv & ~pop, below, held[k])))
-    m.d.sync += [count.eq(count - pop + fv), flight[0].eq(issue)]
+    m.d.sync += flight[0].eq(issue)
     m.d.sync += [flight[k + 1].eq(flight[k]) for k in range(read_latency - 1)]
     if circular:
         # written at ``wr`` (the next free entry), read at ``rd`` (the head)

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -237,8 +237,21 @@ class Writeback(wiring.Component):
             shift, lo, hi, bits = key
             exact = total if width[key] == len(total) else total[:width[key]].as_signed()
             shifted = exact.shift_right(shift)  # arithmetic; a negative amount shifts left
-            value = Mux(shifted > hi, hi, Mux(shifted < lo, lo, shifted))
-            return value[:bits].as_signed() if multi else value
+            # Saturation without a comparator (no carry chain): the shifted sum fits ``bits``
+            # bits when its bits from ``bits - 1`` up are all equal (all copies of its sign);
+            # otherwise its sign picks ``lo`` or ``hi``. ReLU (``lo == 0``) takes every negative
+            # sum to 0.
+            assert lo in (0, -(1 << (bits - 1))) and hi == (1 << (bits - 1)) - 1
+            sign = shifted[-1]
+            low = shifted[:bits]
+            if len(shifted) > bits:
+                top = shifted[bits - 1:]
+                fits = top.all() | ~top.any()
+                mask = (1 << bits) - 1  # the codes as unsigned words, so the result stays ``bits`` wide
+                low = Mux(fits, low, Mux(sign, Const(lo & mask, bits), Const(hi, bits)))
+            if lo == 0:
+                low = Mux(sign, 0, low)
+            return low.as_signed()
 
         result = self._by_sel(sel1 if multi else None, keys, saturate)
         with m.If(ready2):
