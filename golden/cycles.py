@@ -97,9 +97,11 @@ WRITEBACK_LATENCY = 4
 #: ``--scan-width``, the API's ``scan_width`` and the configuration files).
 DEFAULT_SCAN_WIDTH = 8
 #: The lanes' multiplier styles (``--multiplier``, ``hdl.multiplier``), the default first:
-#: ``native`` (the Verilog ``*``, an FPGA's DSP block) and ``booth`` (gates: standard cells).
-#: The same latency and products, so the cycle model does not depend on it.
-MULTIPLIERS = ("native", "booth")
+#: ``native`` (the Verilog ``*`` cut in two half products), ``booth`` (gates: standard cells) and
+#: ``dsp`` (registered operands, then the whole ``*`` into a registered product: an FPGA's DSP
+#: block with its own input and output registers). The same latency and products, so the cycle
+#: model does not depend on it.
+MULTIPLIERS = ("native", "booth", "dsp")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """The signed multiplier of a lane: the exact product, in two register stages (docs/design.md 4.2).
 
 A block of its own so that synthesis reports its area apart (``permdeal synth``'s per-PE
-breakdown). Two styles (``permdeal gen --multiplier``, :data:`MULTIPLIERS`): ``native``, the
-Verilog ``*`` that an FPGA flow maps onto one DSP block when both operands fit, and ``booth``,
-the same product built from gates (radix-4 Booth rows and a Dadda tree), smaller and faster as
-standard cells (docs/design.md 4.2).
+breakdown). Three styles (``permdeal gen --multiplier``, :data:`MULTIPLIERS`): ``native``, the
+Verilog ``*`` cut in two half products; ``booth``, the same product built from gates (radix-4
+Booth rows and a Dadda tree), smaller and faster as standard cells; and ``dsp``, registered
+operands and the whole ``*`` into a registered product, the shape of an FPGA's DSP block with its
+input and output registers in use (docs/design.md 4.2).
 """
 
 from typing import Any
@@ -115,9 +116,9 @@ class Multiplier(wiring.Component):
     a_bits, b_bits : int
         Widths of the signed operands, 2 to 32.
     style : str
-        One of :data:`MULTIPLIERS`: ``"native"`` (default), the Verilog ``*``, for an FPGA's DSP
-        blocks; ``"booth"``, the product built from gates (see Timing): the same ports, latency
-        and products, a different inside, for standard cells.
+        One of :data:`MULTIPLIERS`: ``"native"`` (default), the Verilog ``*`` in two halves;
+        ``"booth"``, the product built from gates, for standard cells; ``"dsp"``, for an FPGA's
+        DSP blocks (see Timing): the same ports, latency and products, a different inside.
 
     Members
     -------
@@ -133,6 +134,11 @@ class Multiplier(wiring.Component):
     bits, unsigned, and the rest, signed), the second adds ``a * b_lo + (a * b_hi << split)``
     into the output register. A narrower ``b`` is multiplied whole into a product register,
     then registered again (as a DSP block's pipeline has them).
+
+    With ``style="dsp"`` the first stage registers the operands and the second the whole
+    product: no logic before the multiply and none after it, so that an FPGA flow puts both
+    registers inside one DSP block (``permdeal synth --target ecp5`` moves them into the
+    MULT18X18D, docs/design.md 8) and the block's multiplier is the whole of its stage.
 
     With ``style="booth"`` the whole multiply is in the first stage but for its carries: the radix-4
     Booth partial products (``b`` recoded, half as many rows; no sign extension) go through a
@@ -161,8 +167,8 @@ class Multiplier(wiring.Component):
 
     @property
     def style(self) -> str:
-        """``"native"`` (``*``) or ``"booth"`` (gates, the carries saved for the second
-        stage)."""
+        """``"native"`` (``*`` in two halves), ``"booth"`` (gates, the carries saved for the
+        second stage) or ``"dsp"`` (registered operands, then the whole ``*``)."""
         return self._style
 
     @property
@@ -173,7 +179,7 @@ class Multiplier(wiring.Component):
     @property
     def split(self) -> int:
         """Bits of ``b``'s low half when the multiply is cut in two, else 0 (always 0 in the
-        ``booth`` style)."""
+        ``booth`` and ``dsp`` styles)."""
         native = self._style == "native"
         return self._b_bits // 2 if self._b_bits > SPLIT_ABOVE and native else 0
 
@@ -186,7 +192,11 @@ class Multiplier(wiring.Component):
         m = Module()
         p = Signal(signed(self.product_bits), reset_less=True)
         h = self.split
-        if self._style == "booth":
+        if self._style == "dsp":
+            a = Signal.like(self.a, name="a_reg", reset_less=True)
+            b = Signal.like(self.b, name="b_reg", reset_less=True)
+            m.d.sync += [a.eq(self.a), b.eq(self.b), p.eq(a * b)]
+        elif self._style == "booth":
             rows = carry_save_rows(m, self.a, self.b, self.product_bits)
             s = Signal(unsigned(self.product_bits), reset_less=True)
             c = Signal(unsigned(self.product_bits), reset_less=True)

@@ -98,11 +98,11 @@ def test_gen_unknown_multiplier(tmp_path, capsys):
               "-o", str(tmp_path / "d")])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1
-    assert "argument --multiplier: invalid choice: 'wallace' (choose from 'native', 'booth')" in err
+    assert "argument --multiplier: invalid choice: 'wallace' (choose from 'native', 'booth', 'dsp')" in err
     cfg = tmp_path / "c.toml"
     cfg.write_text('pes = 1\nlanes = 1\nmultiplier = "wallace"\n')
     code, _, err = run(["gen", "--config", str(cfg), "-o", str(tmp_path / "d")], capsys)
-    assert code == 2 and "multiplier" in err and "expected one of native, booth, got 'wallace'" \
+    assert code == 2 and "multiplier" in err and "expected one of native, booth, dsp, got 'wallace'" \
         in err, err
     assert not (tmp_path / "d").exists()
 

@@ -205,7 +205,7 @@ def test_engine_defaults_and_json():
     (dict(n_pe=1, lanes=0), "lanes per PE"), (dict(n_pe=1, lanes=2.5), "lanes per PE"),
     (dict(n_pe=1, lanes=1, scan_width=0), "scan width"),
     (dict(n_pe=1, lanes=1, multiplier="wallace"), "multiplier (--multiplier) must be one of "
-                                                  "native, booth"),
+                                                  "native, booth, dsp"),
     (dict(n_pe=1, lanes=1, scan_width=False), "scan width"),
 ])
 def test_engine_config_validation(kwargs, word):

@@ -71,6 +71,9 @@ CASES = {
     # the lanes' multipliers in gates (radix-4 Booth rows, a Dadda tree): the same products at
     # the same time, so the same outputs and cycles
     "booth-2x2": (10, [20, 17, 9], [3, 2], 2, 2, 4, {"multiplier": "booth"}),
+    # the FPGA multipliers (operands registered, then the whole product: a DSP block with its
+    # input and output registers): the same products at the same time
+    "dsp-2x2": (14, [20, 17, 9], [3, 2], 2, 2, 4, {"multiplier": "dsp"}),
     # two lane groups of 2 PEs x 2 lanes: every layer's input blocks split between two issue
     # paths, the groups' sums added while draining; the network input in blocks of p = 4
     # (windows of 3: S = 2), M' = 8 and 5 over G = 4 lanes, the last input block short

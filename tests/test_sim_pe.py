@@ -316,12 +316,14 @@ def test_lane_asserts_the_controller_contract():
     *[(a, b, "native") for a, b in [(6, 8), (16, 16), (8, 9), (5, 17), (32, 32)]],
     # (booth in gates: not 32 x 32, which Amaranth's simulator takes minutes over)
     *[(a, b, "booth") for a, b in [(6, 8), (16, 16), (8, 9), (5, 17), (2, 2), (3, 4), (4, 3),
-                                   (5, 5), (2, 7)]]])
+                                   (5, 5), (2, 7)]],
+    *[(a, b, "dsp") for a, b in [(6, 8), (16, 16), (5, 17), (2, 2), (32, 32)]]])
 def test_multiplier_is_exact_one_product_a_cycle(a_bits, b_bits, style):
     # Amaranth's simulator: every pair when both operands are small, else the extremes of both
     # and random pairs; one a cycle, each product exactly two cycles later (split in two halves
     # when b is wider than 8 bits; booth: Booth rows and a Dadda tree in gates, its two rows
-    # registered, then added: the same products at the same time).
+    # registered, then added; dsp: the operands registered, then the whole product: the same
+    # products at the same time).
     import random
 
     mul = Multiplier(a_bits, b_bits, style=style)
@@ -364,7 +366,7 @@ def test_lane_blocks_check_their_parameters():
             (lambda: Multiplier(1, 8), "multiplier a_bits must be an integer in [2, 32], not 1"),
             (lambda: Multiplier(8, 33), "multiplier b_bits must be an integer in [2, 32], not 33"),
             (lambda: Multiplier(8, 8, style="wallace"), "multiplier style must be one of native, "
-                                                        "booth, not 'wallace'"),
+                                                        "booth, dsp, not 'wallace'"),
             (lambda: Accumulator(20, 1, 4), "accumulator value_bits must be an integer >= 2"),
             (lambda: Accumulator(13, 14, 4), "accumulator acc_bits must be an integer in [14, 63] "
                                              "(at least value_bits), not 13"),

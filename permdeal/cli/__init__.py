@@ -87,9 +87,11 @@ def design_flags(p, shape_default="1024x1024",
     p.add_argument("--scan-width", type=args.positive, help="activations the detector scans per "
                    f"cycle (default {DEFAULT_SCAN_WIDTH})")
     p.add_argument("--multiplier", choices=MULTIPLIERS,
-                   help="the lanes' multipliers: native (the Verilog '*', an FPGA's DSP blocks; "
-                   "default) or booth (radix-4 Booth rows and a Dadda tree in gates: smaller and "
-                   "faster as standard cells)")
+                   help="the lanes' multipliers: native (the Verilog '*' in two half products; "
+                   "default), booth (radix-4 Booth rows and a Dadda tree in gates: smaller and "
+                   "faster as standard cells) or dsp (registered operands and the whole '*' into "
+                   "a registered product: an FPGA's DSP block with its own registers, for "
+                   "--target ecp5)")
     p.add_argument("--groups", type=args.groups, help="lane groups K: 1 (default), a power of two that divides "
                    "--pes, or auto (the count with the fewest cycles of the cycle model). Each "
                    "group of pes/K PEs takes every K-th input block of a layer with an issue path "
