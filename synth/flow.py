@@ -27,7 +27,7 @@ from permdeal.golden.rom import encode_hex, image_name
 from permdeal.hdl.engine import Engine
 from permdeal.hdl.rom import ROM_MODULE, ROM_SOURCE
 
-from . import ecp5, memory, power, scripts, sta
+from . import ecp5, ecp5_registers, memory, power, scripts, sta
 from .stats import Hierarchy, breakdown, read_stat
 from .tools import DoesNotFit, find_tool, liberty, run_tool
 
@@ -270,11 +270,13 @@ def _ecp5(hier, work, opts):
         raise DoesNotFit(f"the design does not fit the {dev.name}: it {why}; choose a larger "
                          f"--device or fewer PEs or lanes",
                          partial={"device": dev.name, "resources": res, "fits": False})
+    absorbed = ecp5_registers.absorb_file(work / scripts.NETLIST_JSON)
     pnr, took = ecp5.place_and_route(scripts.NETLIST_JSON, work, dev, opts.speed,
                                      opts.target_mhz, opts.seed, work / "nextpnr.log")
     comb = pnr["utilization"].get("TRELLIS_COMB", {}).get("used")
     return {"device": dev.name, "package": ecp5.PACKAGE, "speed": opts.speed,
-            "resources": res, "luts_placed": comb, **pnr, "nextpnr_seconds": round(took, 1),
+            "resources": res, "luts_placed": comb, "registers_absorbed": absorbed, **pnr,
+            "nextpnr_seconds": round(took, 1),
             "composition": [{"module": m, "instances": k,
                              "resources_each": ecp5.resources(hier.modules[m].cells)}
                             for m, k, _, _ in hier.rows("area")
@@ -333,7 +335,7 @@ def run_targets(targets: Iterable[str], report: dict, log_dir: Path, prefix: str
             report["seconds"][target] = round(time.perf_counter() - t0, 1)
             report[target] = rep
             log_dir.mkdir(parents=True, exist_ok=True)
-            for name in ("yosys.log", "nextpnr.log"):
+            for name in ("yosys.log", "nextpnr.log", "pnr-report.json"):
                 if (work / name).is_file():
                     shutil.copyfile(work / name, log_dir / f"{target}-{name}")
         except DoesNotFit:
