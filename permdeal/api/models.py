@@ -320,7 +320,8 @@ def compress_run(model: Any, method: str = "permdiag", p: Any = None, *, calibra
                                 f"method {method!r}; it applies only to method "
                                 + " or ".join(map(repr, owners)))
     layers, source = float_layers(model)
-    _float_model.fc_only(layers, "compress")
+    if not m.takes_conv:
+        _float_model.fc_only(layers, f"compress --method {method}")
     inputs = [model] if isinstance(model, (str, Path)) else []
     cal = None
     if calibration is not None:
