@@ -20,7 +20,7 @@ Compressed weights:
 Pooling (:class:`Pool`): 2-D max or average over ``kh x kw`` windows, no padding, floor mode. On
 integer codes the average rounds half up: ``floor((2*sum + n) / (2*n))`` for ``n`` values.
 
-The patch order (docs/design.md 14.6; :func:`patch_index` is its one statement): the hardware runs
+The patch order (docs/design.md 14.6; :func:`patch_order` is its one statement): the hardware runs
 a conv layer as one matrix-vector product per output pixel, over the pixel's patch laid out
 kernel position by kernel position, ``C' = patch_channels(C, p)`` channels each (``C`` padded with
 zeros up to a multiple of ``p``): patch entry ``(u*KW + v)*C' + c`` is channel ``c`` at kernel
@@ -162,22 +162,24 @@ def patch_channels(c: int, p: int) -> int:
     return -(-int(c) // int(p)) * int(p)
 
 
-def patch_index(u: int, v: int, c: int, kw: int, channels: int) -> int:
-    """The patch entry (matrix column) of channel ``c`` at kernel position ``(u, v)``, for a
-    kernel ``kw`` wide and ``channels`` (``C'``) per position: the one statement of the order."""
-    return (u * kw + v) * channels + c
+def patch_order(kernel: tuple, c: int, p: int = 1) -> np.ndarray:
+    """The patch order, the one statement of it: entry ``j = (u*KW + v)*C' + c`` of a patch is
+    entry ``patch_order[j] = (c*KH + u)*KW + v`` of the ``(C, KH, KW)`` window flattened (the
+    order of :meth:`ConvShape.patches` and :func:`matrix_view`), or ``-1`` in the channel padding
+    ``c >= C`` (``C' = patch_channels(C, p)``)."""
+    kh, kw = _pair(kernel, "kernel", 1)
+    u, v, ch = np.meshgrid(np.arange(kh), np.arange(kw), np.arange(patch_channels(c, p)),
+                           indexing="ij")
+    return np.where(ch < c, (ch * kh + u) * kw + v, -1).ravel()
 
 
 def im2col(shape: ConvShape, x: npt.ArrayLike, p: int = 1) -> np.ndarray:
-    """The patches of ``x`` ``(batch, C*H*W)`` in the patch order: ``(batch, OH*OW,
-    KH*KW*C')``, ``C' = patch_channels(C, p)``, zeros in the channel padding."""
-    win = shape.patches(x)                                   # (batch, OH, OW, C, KH, KW)
-    c = shape.in_shape[0]
-    win = win.transpose(0, 1, 2, 4, 5, 3)                   # (batch, OH, OW, KH, KW, C)
-    cp = patch_channels(c, p)
-    if cp != c:
-        win = np.pad(win, [(0, 0)] * 5 + [(0, cp - c)])
-    return win.reshape(len(win), shape.positions, -1)
+    """The patches of ``x`` ``(batch, C*H*W)`` in the patch order (:func:`patch_order`):
+    ``(batch, OH*OW, KH*KW*C')``, zeros in the channel padding, output pixels row by row."""
+    win = shape.patches(x)
+    win = win.reshape(len(win), shape.positions, -1)         # (batch, OH*OW, C*KH*KW)
+    order = patch_order(shape.kernel, shape.in_shape[0], p)
+    return np.where(order >= 0, win[..., np.maximum(order, 0)], 0)
 
 
 def conv2d(x: npt.ArrayLike, weight: npt.ArrayLike, bias: npt.ArrayLike,
@@ -261,7 +263,8 @@ class ConvPermDiag:
         return patch_channels(self.mats[0].shape[1], self.p)
 
     def to_matrix(self) -> PermDiag:
-        """The ``O x KH*KW*C'`` permuted-diagonal matrix of the patch order: kernel position
+        """The ``O x KH*KW*C'`` permuted-diagonal matrix of the patch order (:func:`patch_order`:
+        column ``j`` holds the weights of window entry ``patch_order[j]``): kernel position
         ``u*KW + v`` holds block-columns ``(u*KW + v)*N_c .. + N_c - 1``, ``N_c = C'/p``."""
         o, c = self.mats[0].shape
         n = len(self.mats) * self.channels

@@ -14,7 +14,7 @@ from permdeal.cli import main
 from permdeal.errors import PermdealError
 from permdeal.golden import float_model, rom
 from permdeal.golden.compress import QuantSpec
-from permdeal.golden.conv import ConvPermDiag, ConvShape, Pool, im2col
+from permdeal.golden.conv import ConvPermDiag, ConvShape, Pool, im2col, matrix_view, patch_order
 from permdeal.golden.conv_model import ConvNet, QuantConvLayer, compress_network
 from permdeal.golden.cycles import EngineConfig
 from permdeal.golden.float_model import FloatLayer
@@ -85,6 +85,8 @@ def test_patch_order_matrix_holds_the_patterns():
                 for c in range(4):
                     want = W[o, c, u, v] if c < 3 else 0.0
                     assert dense[o, (u * 3 + v) * 4 + c] == want
+    order = patch_order((2, 3), 3, 2)
+    np.testing.assert_array_equal(dense, np.where(order >= 0, matrix_view(W)[:, order], 0.0))
     back = ConvPermDiag.from_matrix(mat, (2, 3), 3)
     for a, b in zip(back.mats, cpd.mats):
         np.testing.assert_array_equal(a.k, b.k)
