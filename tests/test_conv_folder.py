@@ -151,9 +151,10 @@ def write_cnn(tmp_path, method="permdiag", **kw):
     return res.model, x, tmp_path / method
 
 
-@pytest.mark.parametrize("method", ["permdiag", "smartdeal"])
-def test_folder_round_trip(tmp_path, method):
-    net, x, folder = write_cnn(tmp_path, method)
+@pytest.mark.parametrize("method, kw", [("permdiag", {}), ("smartdeal", {}),
+                                        ("smartdeal", {"rows_per_block": 2})])
+def test_folder_round_trip(tmp_path, method, kw):
+    net, x, folder = write_cnn(tmp_path, method, **kw)
     assert isinstance(net, ConvNet)
     back = mdl.load(folder)
     same_layers(net, back)
@@ -162,6 +163,8 @@ def test_folder_round_trip(tmp_path, method):
     man = json.loads((folder / "manifest.json").read_text())
     assert man["format_version"] == 2 and man["method"] == method
     c1 = man["layers"][0]
+    if kw:  # c1's matrix view has 3 chunks: blocks of 2 and 1 per output channel
+        assert c1["smartdeal"]["rows_per_block"] == 2 and c1["smartdeal"]["blocks"] == 8
     assert c1["conv"] == {"input": [1, 8, 8], "kernel": [3, 3], "stride": [1, 1],
                           "padding": [1, 1, 1, 1],
                           "pool": {"kind": "max", "size": [2, 2], "stride": [2, 2]},

@@ -309,8 +309,11 @@ def compress(model: Any, method: str = "permdiag", p: Any = None, *, calibration
              relu_last: bool = False, output: Any = None, **options: Any) -> Any:
     """Compress a float model (``permdeal compress``) with a registered method.
 
-    ``model``: a float-model ``.npz`` path, an :class:`~permdeal.golden.train.MLP`, a list of
-    :class:`~permdeal.golden.model.FloatLayer` or of ``(weight, bias)`` pairs. ``method``: a
+    ``model``: a float-model ``.npz`` or ``.onnx`` path, an
+    :class:`~permdeal.golden.train.MLP`, a list of :class:`~permdeal.golden.model.FloatLayer` or
+    of ``(weight, bias)`` pairs; a network with convolutions (methods ``permdiag`` and
+    ``smartdeal``) gives a :class:`~permdeal.golden.conv_model.ConvNet`, written as
+    docs/design.md 14.6 says. ``method``: a
     name of :func:`permdeal.methods.names` that compresses (``"permdiag"`` needs ``p``, one block
     size or one per layer; ``"smartdeal"`` takes ``S``, ``E``, ``b_bits``, ``rows_per_block``,
     ``threshold``, ``prune``, ``prune_group``). ``calibration``: float inputs (array or ``.npy``)

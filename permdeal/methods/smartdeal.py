@@ -167,7 +167,7 @@ class SmartDealMethod(Method):
     def compress(self, layers, spec, *, calibration=None, relu_last=False, **options):
         rpb, S = options.get("rows_per_block"), options.get("S", 3)
         if rpb is not None and isinstance(S, int) and S >= 1:
-            chunks = max(-(-l.weight.shape[1] // S) for l in layers)
+            chunks = max(-(-l.weight[0].size // S) for l in layers)  # a conv's matrix view
             if isinstance(rpb, int) and rpb > chunks:
                 raise PermdealError(f"--rows-per-block {rpb}: a block holds at most the "
                                     f"{chunks} chunks of S = {S} inputs of the longest row")
