@@ -19,6 +19,15 @@ Compressed weights:
 
 Pooling (:class:`Pool`): 2-D max or average over ``kh x kw`` windows, no padding, floor mode. On
 integer codes the average rounds half up: ``floor((2*sum + n) / (2*n))`` for ``n`` values.
+
+The patch order (docs/design.md 14.6; :func:`patch_order` is its one statement): the hardware runs
+a conv layer as one matrix-vector product per output pixel, over the pixel's patch laid out
+kernel position by kernel position, ``C' = patch_channels(C, p)`` channels each (``C`` padded with
+zeros up to a multiple of ``p``): patch entry ``(u*KW + v)*C' + c`` is channel ``c`` at kernel
+position ``(u, v)``. The weights are then one ``O x KH*KW*C'`` matrix (:meth:`ConvPermDiag.
+to_matrix`), whose block-columns of ``p`` each lie within one kernel position, so that it is a
+permuted-diagonal matrix holding exactly the per-position patterns. Output pixels go in row-major
+order ``i*OW + j`` (:func:`im2col`).
 """
 
 from __future__ import annotations
@@ -148,6 +157,31 @@ class ConvShape:
         return win.transpose(0, 2, 3, 1, 4, 5)  # (batch, OH, OW, C, KH, KW)
 
 
+def patch_channels(c: int, p: int) -> int:
+    """Channels per kernel position in the patch order: ``c`` padded up to a multiple of ``p``."""
+    return -(-int(c) // int(p)) * int(p)
+
+
+def patch_order(kernel: tuple, c: int, p: int = 1) -> np.ndarray:
+    """The patch order, the one statement of it: entry ``j = (u*KW + v)*C' + c`` of a patch is
+    entry ``patch_order[j] = (c*KH + u)*KW + v`` of the ``(C, KH, KW)`` window flattened (the
+    order of :meth:`ConvShape.patches` and :func:`matrix_view`), or ``-1`` in the channel padding
+    ``c >= C`` (``C' = patch_channels(C, p)``)."""
+    kh, kw = _pair(kernel, "kernel", 1)
+    u, v, ch = np.meshgrid(np.arange(kh), np.arange(kw), np.arange(patch_channels(c, p)),
+                           indexing="ij")
+    return np.where(ch < c, (ch * kh + u) * kw + v, -1).ravel()
+
+
+def im2col(shape: ConvShape, x: npt.ArrayLike, p: int = 1) -> np.ndarray:
+    """The patches of ``x`` ``(batch, C*H*W)`` in the patch order (:func:`patch_order`):
+    ``(batch, OH*OW, KH*KW*C')``, zeros in the channel padding, output pixels row by row."""
+    win = shape.patches(x)
+    win = win.reshape(len(win), shape.positions, -1)         # (batch, OH*OW, C*KH*KW)
+    order = patch_order(shape.kernel, shape.in_shape[0], p)
+    return np.where(order >= 0, win[..., np.maximum(order, 0)], 0)
+
+
 def conv2d(x: npt.ArrayLike, weight: npt.ArrayLike, bias: npt.ArrayLike,
            shape: ConvShape) -> np.ndarray:
     """Float convolution: ``(batch, C, H, W)`` in, ``(batch, O, OH, OW)`` out."""
@@ -219,9 +253,43 @@ class ConvPermDiag:
 
     @property
     def max_terms(self) -> int:
-        """Most stored weights feeding one output channel: the longest dot product."""
-        rows = sum(m.stored_mask.sum(axis=1).reshape(-1)[:m.shape[0]] for m in self.mats)
-        return int(rows.max())
+        """The longest dot product: the most stored weights in one row of :meth:`to_matrix`
+        (a kernel position's channel padding included, whose inputs are zeros)."""
+        return self.to_matrix().max_terms
+
+    @property
+    def channels(self) -> int:
+        """``C'``: channels per kernel position in the patch order."""
+        return patch_channels(self.mats[0].shape[1], self.p)
+
+    def to_matrix(self) -> PermDiag:
+        """The ``O x KH*KW*C'`` permuted-diagonal matrix of the patch order (:func:`patch_order`:
+        column ``j`` holds the weights of window entry ``patch_order[j]``): kernel position
+        ``u*KW + v`` holds block-columns ``(u*KW + v)*N_c .. + N_c - 1``, ``N_c = C'/p``."""
+        o, c = self.mats[0].shape
+        n = len(self.mats) * self.channels
+        return PermDiag((o, n), self.p, np.concatenate([m.k for m in self.mats], axis=1),
+                        np.concatenate([m.q for m in self.mats], axis=1))
+
+    @classmethod
+    def from_matrix(cls, mat: PermDiag, kernel: tuple, c: int) -> ConvPermDiag:
+        """Inverse of :meth:`to_matrix` for ``c`` input channels; refuses a matrix of another
+        width or with weights in the channel padding."""
+        kh, kw = _pair(kernel, "kernel", 1)
+        nc = patch_channels(c, mat.p) // mat.p
+        o, n = mat.shape
+        if n != kh * kw * nc * mat.p:
+            raise PermdealError(f"a {kh}x{kw} kernel over {c} channels at p = {mat.p} makes "
+                                f"{kh * kw * nc * mat.p} patch entries, the matrix has {n} columns")
+        mats = []
+        for pos in range(kh * kw):
+            cols = slice(pos * nc, (pos + 1) * nc)
+            try:
+                mats.append(PermDiag((o, c), mat.p, mat.k[:, cols], mat.q[:, cols]))
+            except PermdealError as e:
+                raise PermdealError(f"kernel position {divmod(pos, kw)}: {e} (the channel "
+                                    "padding of the patch order)") from None
+        return cls((kh, kw), mats)
 
     @property
     def index_bits_total(self) -> int:

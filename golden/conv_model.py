@@ -11,8 +11,11 @@ weights of one output channel for permuted-diagonal ones).
 
 FC layers of the network are the FC models' own (:class:`~.model.QuantLayer`,
 :class:`~.smartdeal_model.SmartDealLayer`), so a conv network's FC part computes exactly what an
-FC-only model does. :class:`ConvNet` chains them; compressed-model folders do not hold conv
-layers yet (the ROM images and the hardware wait for issue 18's later parts).
+FC-only model does. :class:`ConvNet` chains them. Each conv layer is also its *matrix layer*
+(:meth:`QuantConvLayer.matrix_layer`): the FC layer of the same codes that one output pixel's
+patch meets (permuted-diagonal: the patch-order matrix of :mod:`.conv`; SmartDeal: the codes of
+the ``O x C*KH*KW`` matrix view), which is what compressed-model folders and ROM images hold
+(:mod:`.conv_folder`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from permdeal.errors import PermdealError
 
 from . import smartdeal as sd
 from .compress import QuantSpec, _fit_or_fixed, _layer_formats, expand_p
-from .conv import ConvPermDiag, ConvShape, Pool, matrix_view
+from .conv import ConvPermDiag, ConvShape, Pool, im2col, matrix_view
 from .float_model import FloatLayer
 from .formats import Fixed, LayerFormats, writeback
 from .model import QuantLayer, QuantModel
@@ -92,6 +95,54 @@ class QuantConvLayer:
         """``(outputs, inputs)``, both flattened: the layer as the linear map it is."""
         return int(np.prod(self.out_shape)), int(np.prod(self.conv.in_shape))
 
+    @property
+    def is_permdiag(self) -> bool:
+        return isinstance(self.weights, ConvPermDiag)
+
+    def matrix_layer(self) -> QuantLayer | SmartDealLayer:
+        """The FC layer one output pixel computes: permuted-diagonal weights as the patch-order
+        matrix (:meth:`ConvPermDiag.to_matrix`), SmartDeal codes of the matrix view; the same
+        bias, formats, ReLU and saturation counts."""
+        if self.is_permdiag:
+            return QuantLayer(self.name, self.weights.to_matrix(), self.bias, self.fmts,
+                              self.relu, dict(self.saturated))
+        return SmartDealLayer(self.name, self.codes, self.bias, self.fmts, self.relu,
+                              dict(self.saturated))
+
+    @classmethod
+    def from_matrix_layer(cls, ml: QuantLayer | SmartDealLayer, conv: ConvShape,
+                          pool: Pool | None) -> QuantConvLayer:
+        """Inverse of :meth:`matrix_layer` for the geometry ``conv`` and pooling ``pool``."""
+        try:
+            if isinstance(ml, QuantLayer):
+                w = ConvPermDiag.from_matrix(ml.matrix, conv.kernel, conv.in_shape[0])
+                if w.shape != conv.weight_shape:
+                    raise PermdealError(f"weights {list(w.shape)} do not fit the conv geometry "
+                                        f"{list(conv.weight_shape)}")
+                return cls(ml.name, conv, w, ml.bias, ml.fmts, ml.relu, pool,
+                           dict(ml.saturated))
+            if ml.shape != matrix_view(np.zeros(conv.weight_shape)).shape:
+                raise PermdealError(f"codes of a {ml.shape[0]} x {ml.shape[1]} matrix, the conv "
+                                    f"geometry's matrix view is {conv.out_channels} x "
+                                    f"{int(np.prod(conv.weight_shape[1:]))}")
+            return cls(ml.name, conv, ml.weights.reshape(conv.weight_shape), ml.bias, ml.fmts,
+                       ml.relu, pool, dict(ml.saturated), codes=ml.codes)
+        except PermdealError as e:
+            msg = str(e).removeprefix(f"layer {ml.name}: ")
+            raise PermdealError(f"layer {ml.name}: {msg}") from None
+
+    def im2col_accumulate(self, x: npt.ArrayLike) -> np.ndarray:
+        """:meth:`accumulate` as the hardware will compute it: the matrix layer's integer
+        product with every output pixel's patch in the patch order (``(batch, OH, OW, O)``)."""
+        ml = self.matrix_layer()
+        x = np.asarray(x, np.int64).reshape(len(x), -1)
+        if self.is_permdiag:
+            y = ml.matrix.int_matvec(im2col(self.conv, x, ml.matrix.p))
+        else:
+            cols = self.conv.patches(x).reshape(len(x), self.conv.positions, -1)
+            y = cols @ ml.weights.T
+        return y.reshape(len(x), *self.conv.out_hw, -1)
+
     def accumulate(self, x: npt.ArrayLike) -> np.ndarray:
         """Exact ``int64`` accumulators ``(batch, OH, OW, O)`` of input codes ``(batch, C*H*W)``
         (``fmts.acc_frac`` fraction bits, no bias)."""
@@ -120,14 +171,57 @@ class QuantConvLayer:
 
 class ConvNet(QuantModel):
     """A chain of quantized conv and FC layers (:class:`QuantModel`'s inference, on flattened
-    ``C*H*W`` inputs). Not yet written to compressed-model folders."""
+    ``C*H*W`` inputs); ``config`` holds a SmartDeal network's compression settings (as
+    :class:`~.smartdeal_model.SmartDealModel`'s). Compressed-model folders: :mod:`.conv_folder`."""
 
-    def write(self, folder, source=None):
-        raise PermdealError("compressed-model folders hold fully connected layers only so far; "
-                            "a conv network stays in memory")
+    def __init__(self, layers, method="permdiag", config=None):
+        super().__init__(layers, method)
+        self.config = config
 
-    def manifest(self, arrays_sha256, source=None):
-        return self.write(None)
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """``(C, H, W)`` of a network that starts with a convolution, else ``(n,)``."""
+        l = self.layers[0]
+        return l.conv.in_shape if isinstance(l, QuantConvLayer) else (l.shape[1],)
+
+    def matrix_layers(self) -> list:
+        """Every layer as the FC layer its ROM words and folder arrays hold."""
+        return [l.matrix_layer() if isinstance(l, QuantConvLayer) else l for l in self.layers]
+
+    def write(self, folder, source=None) -> dict:
+        """Write ``model.npz`` and ``manifest.json`` into ``folder`` (:mod:`.conv_folder`)."""
+        from .conv_folder import write_net
+        return write_net(self, folder, source)
+
+    def write_folder(self, folder, source=None) -> tuple[dict, None]:
+        """The compressed-model folder (no ROM images: a SmartDeal conv layer has none yet)."""
+        return self.write(folder, source), None
+
+    def manifest(self, arrays_sha256, source=None) -> dict:
+        from .conv_folder import net_manifest
+        return net_manifest(self, arrays_sha256, source)
+
+    def table(self) -> str:
+        """One line per layer: kind, geometry, pooling, shapes, block size or SmartDeal, weights
+        stored, MACs per inference, formats, ReLU, saturations."""
+        from permdeal.tables import table
+        rows = []
+        for l, c in zip(self.layers, self.report()):
+            if isinstance(l, QuantConvLayer):
+                g = l.conv
+                geo = (f"{'x'.join(map(str, g.kernel))} s{'x'.join(map(str, g.stride))} "
+                       f"p{','.join(map(str, g.padding))}")
+                pool = f"{l.pool.kind} {'x'.join(map(str, l.pool.size))}" if l.pool else ""
+                shape = f"{'x'.join(map(str, g.in_shape))} -> {'x'.join(map(str, l.out_shape))}"
+            else:
+                geo, pool, shape = "", "", f"{l.shape[1]} -> {l.shape[0]}"
+            f = l.fmts
+            rows.append([l.name, c["kind"], shape, geo, pool, c["method"], c["weights_stored"],
+                         c["macs"], f.act, f.weight, f.out, f"{f.acc_bits}:{f.acc_frac}",
+                         "yes" if l.relu else "no", sum(l.saturated.values())])
+        return table(["layer", "kind", "in -> out", "kernel", "pool", "weights as", "stored",
+                      "MACs", "act", "weight", "out", "acc", "relu", "saturated"], rows,
+                     "llllll" + "r" * 8)
 
     def report(self) -> list[dict]:
         """Per layer: weights and MACs per inference, dense and as stored, and storage in bits
@@ -161,6 +255,14 @@ def _counts(l) -> dict:
 
 
 # -- compression ------------------------------------------------------------------------------
+
+def block_sizes(layers: Sequence[FloatLayer], p: int) -> list[int]:
+    """PD block size ``p`` for every layer but those with fewer inputs per kernel position (a
+    convolution's channels, an FC layer's inputs) than ``p``, which stay dense (``p = 1``): a
+    permuted-diagonal ``O x C`` pattern with ``C < p`` would leave most outputs without a weight
+    (the digits CNN's 1-channel first layer)."""
+    return [1 if (l.conv.in_shape[0] if l.is_conv else l.n_in) < p else p for l in layers]
+
 
 def _structure(l, method, p, S, E, b_bits, rows_per_block, dec=None):
     """``(compressed form, float weights it stands for)`` of one float layer (SmartDeal: of its
@@ -247,7 +349,10 @@ def compress_network(layers: Sequence[FloatLayer], method: str = "permdiag", p: 
     out = []
     for i, (l, (form, wf), relu) in enumerate(zip(layers, forms, relus)):
         out.append(_quant_layer(l, form, wf, relu, acts[i], acts[i + 1], spec))
-    return ConvNet(out, method=method)
+    config = None if method == "permdiag" else {
+        "S": S, "E": E, "b_bits": b_bits, "rows_per_block": rows_per_block, "threshold": None,
+        "prune": 0.0, "prune_group": 1}
+    return ConvNet(out, method=method, config=config)
 
 
 def _quant_layer(l, form, wf, relu, act_in, act_out, spec):

@@ -232,38 +232,68 @@ def accuracy(layers: Sequence[FloatLayer], X: npt.ArrayLike, y: npt.ArrayLike) -
     return float(np.mean(np.argmax(float_forward(layers, X), axis=1) == np.asarray(y)))
 
 
+def compare_formats(dense: Sequence[FloatLayer], calibration: npt.ArrayLike,
+                    p: Sequence[int], spec: QuantSpec | None = None, data: tuple | None = None,
+                    finetune_epochs: int = 20, seed: int = 0, S: int = 3, E: int = 3,
+                    b_bits: int = 8) -> dict:
+    """The float CNN ``dense`` dense, permuted-diagonal (block size per layer ``p``) and SmartDeal
+    (``S``, ``E``, ``b_bits``): per format (``"dense"``, ``"permdiag"``, ``"smartdeal"``) its
+    bit-exact :class:`~.conv_model.ConvNet` (``"net"``, formats of ``spec``, default 16-bit
+    activations fitted to ``calibration`` and 16-bit weights and biases) and its float layers
+    (``"layers"``). With ``data`` ``(X_train, y_train, X_test, y_test)`` PD and SmartDeal are
+    fine-tuned ``finetune_epochs`` on the training split with the structure kept, and each format
+    has its test accuracies: ``"projected"`` (PD, SmartDeal: before fine-tuning), ``"float"`` and
+    ``"fixed"`` (None without data)."""
+    spec = spec or QuantSpec(act=16, weight=16, bias=16)
+    tune = data is not None and finetune_epochs > 0
+
+    def acc(layers):
+        return None if data is None else accuracy(layers, data[2], data[3])
+
+    def entry(layers, method, projected=None, **kw):
+        net = compress_network(layers, method, spec=spec, calibration=calibration, **kw)
+        fixed = None
+        if data is not None:
+            codes, _ = net.quantize_input(data[2])
+            fixed = float(np.mean(np.argmax(net.forward(codes), axis=1) == data[3]))
+        return {"layers": list(layers), "net": net, "projected": projected,
+                "float": acc(layers), "fixed": fixed}
+
+    def structured(params):
+        projected = [dataclasses.replace(l, weight=q.weight()) for l, q in zip(dense, params)]
+        tuned = train(dense, params, data[0], data[1], epochs=finetune_epochs, lr=1e-3,
+                      seed=seed) if tune else projected
+        return acc(projected), tuned
+
+    out = {"dense": entry(dense, "permdiag", p=1)}
+    pd = [pd_params(l.weight, pi) for l, pi in zip(dense, p)]
+    projected, tuned = structured(pd)
+    out["permdiag"] = entry(tuned, "permdiag", projected, p=list(p))
+    sdp = [sd_params(l.weight, S, E) for l in dense]
+    projected, tuned = structured(sdp)
+    out["smartdeal"] = entry(tuned, "smartdeal", projected, S=S, E=E, b_bits=b_bits,
+                             decompositions=[q.decomposition() for q in sdp])
+    return out
+
+
+def train_cnn(seed: int = 0, epochs: int = 15) -> list[FloatLayer]:
+    """:func:`init_cnn` trained dense on the digits training split of ``seed``."""
+    X_tr, y_tr, _, _ = load_digits_split(seed)
+    layers = init_cnn(seed)
+    return train(layers, [dense_params(l.weight) for l in layers], X_tr, y_tr, epochs=epochs,
+                 seed=seed)
+
+
 def digits_cnn_study(p: Sequence[int] = (1, 4, 4), seed: int = 0, epochs: int = 15,
                      finetune_epochs: int = 20, spec: QuantSpec | None = None) -> dict:
     """Dense, permuted-diagonal (block size per layer ``p``; projected, then fine-tuned) and
-    SmartDeal (decomposed, then fine-tuned) accuracy of :func:`init_cnn` on the digits test
-    split, float and bit-exact fixed point (:func:`~.conv_model.compress_network`, formats of
-    ``spec``, default 16-bit activations fitted to the training images, 16-bit weights and
-    biases)."""
-    X_tr, y_tr, X_te, y_te = load_digits_split(seed)
-    spec = spec or QuantSpec(act=16, weight=16, bias=16)
-    dense = train(init_cnn(seed), [dense_params(l.weight) for l in init_cnn(seed)], X_tr, y_tr,
-                  epochs=epochs, seed=seed)
-    out = {"dense": accuracy(dense, X_te, y_te)}
-
-    def fixed(layers, method, **kw):
-        net = compress_network(layers, method, spec=spec, calibration=X_tr, **kw)
-        codes, _ = net.quantize_input(X_te)
-        return float(np.mean(np.argmax(net.forward(codes), axis=1) == y_te)), net
-
-    out["dense_fixed"], _ = fixed(dense, "permdiag", p=1)
-    pd = [pd_params(l.weight, pi) for l, pi in zip(dense, p)]
-    projected = [dataclasses.replace(l, weight=q.weight()) for l, q in zip(dense, pd)]
-    out["pd_projected"] = accuracy(projected, X_te, y_te)
-    pd_net = train(dense, pd, X_tr, y_tr, epochs=finetune_epochs, lr=1e-3, seed=seed)
-    out["pd"] = accuracy(pd_net, X_te, y_te)
-    out["pd_fixed"], net = fixed(pd_net, "permdiag", p=list(p))
-    out["pd_report"] = net.report()
-    sdp = [sd_params(l.weight) for l in dense]
-    out["sd_projected"] = accuracy([dataclasses.replace(l, weight=q.weight())
-                                    for l, q in zip(dense, sdp)], X_te, y_te)
-    sd_net = train(dense, sdp, X_tr, y_tr, epochs=finetune_epochs, lr=1e-3, seed=seed)
-    out["sd"] = accuracy(sd_net, X_te, y_te)
-    out["sd_fixed"], net = fixed(sd_net, "smartdeal",
-                                 decompositions=[q.decomposition() for q in sdp])
-    out["sd_report"] = net.report()
-    return out
+    SmartDeal (decomposed, then fine-tuned) accuracy of :func:`init_cnn` trained on the digits
+    (:func:`train_cnn`), on the test split, float and bit-exact fixed point
+    (:func:`compare_formats`)."""
+    data = load_digits_split(seed)
+    res = compare_formats(train_cnn(seed, epochs), data[0], p, spec, data, finetune_epochs, seed)
+    d, pd, sdr = res["dense"], res["permdiag"], res["smartdeal"]
+    return {"dense": d["float"], "dense_fixed": d["fixed"], "pd_projected": pd["projected"],
+            "pd": pd["float"], "pd_fixed": pd["fixed"], "pd_report": pd["net"].report(),
+            "sd_projected": sdr["projected"], "sd": sdr["float"], "sd_fixed": sdr["fixed"],
+            "sd_report": sdr["net"].report()}

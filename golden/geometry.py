@@ -154,9 +154,11 @@ class Geometry:
 
     @classmethod
     def of(cls, cfg: EngineConfig,
-           layers: Iterable[QuantLayer | LayerSpec | EngineLayer]) -> Geometry:
+           layers: Iterable[QuantLayer | LayerSpec | EngineLayer],
+           chained: bool = True) -> Geometry:
         """The geometry of ``layers`` (``QuantLayer`` s, ``LayerSpec`` s or :class:`EngineLayer`
-        s) on ``cfg``; checks that the layers chain (shapes and formats)."""
+        s) on ``cfg``; checks that the layers chain (shapes and formats; formats only without
+        ``chained``: a conv network's matrix layers, whose activations chain through patches)."""
         if not isinstance(cfg, EngineConfig):
             raise PermdealError(f"engine configuration must be an EngineConfig, not {cfg!r}")
         try:
@@ -171,7 +173,7 @@ class Geometry:
             e = layer if isinstance(layer, EngineLayer) else EngineLayer.of(layer, i)
             if out:
                 prev = out[-1]
-                if e.n_in != prev.n_out:
+                if chained and e.n_in != prev.n_out:
                     raise PermdealError(f"engine layers do not chain: {prev.name} gives "
                                         f"{prev.n_out} outputs, {e.name} takes {e.n_in} inputs")
                 if e.fmts.act != prev.fmts.out:

@@ -42,6 +42,9 @@ from .permdiag import PermDiag
 
 MODEL_KIND = "permdeal-model"
 MODEL_FORMAT_VERSION = 1
+#: Conv networks' folders (FC layers described as before, conv layers with a ``conv`` field:
+#: :mod:`.conv_folder`); FC-only models stay format 1.
+CONV_FORMAT_VERSION = 2
 MODEL_ARRAYS = "model.npz"
 #: The only compression method this reader knows.
 METHOD = "permdiag"
@@ -274,6 +277,10 @@ class QuantModel:
         folder = Path(folder)
         man_path = folder / atomic.MANIFEST_NAME
         man = read_manifest(man_path, MODEL_KIND)
+        from . import conv_folder
+        if man.get("format_version") == CONV_FORMAT_VERSION:
+            return conv_folder.read_net(folder, man, man_path, METHOD)
+        conv_folder.refuse_conv_fields(man, man_path)
         specs = check_model_json(man, man_path, MODEL_FORMAT_VERSION)
         arr_path, arrays = model_arrays(folder, man, man_path, "NAME.k/NAME.q/NAME.bias arrays")
         layers = []
@@ -431,11 +438,13 @@ def layer_spec_from_json(d: Any, where: str, arrays: bool = True) -> LayerSpec:
 
 
 def check_model_json(man: dict, path: str | Path, version: int,
-                     arrays: bool = True) -> list[LayerSpec]:
+                     arrays: bool = True, wrap: Callable | None = None) -> list[LayerSpec]:
     """Check the model part of a manifest: header, layer descriptions, their chaining and the
-    model's input and output formats. Returns the :class:`LayerSpec` of every layer."""
+    model's input and output formats. Returns the :class:`LayerSpec` of every layer; ``wrap``
+    (of the layer checker) reads conv layers too (:func:`.conv_folder.conv_aware`)."""
     check_header(man, path, version)
-    return check_layers(man, path, lambda d, where: layer_spec_from_json(d, where, arrays=arrays))
+    spec = lambda d, where: layer_spec_from_json(d, where, arrays=arrays)
+    return check_layers(man, path, wrap(spec) if wrap else spec)
 
 
 def check_layers(man: dict, path: str | Path, layer_spec: Callable[[Any, str], Any]) -> list:

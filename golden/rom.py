@@ -21,6 +21,12 @@ sizes or file names differ from what its layer descriptions and engine configura
 :func:`.geometry.layout` is the one statement of this addressing, and :class:`.geometry.Geometry`
 of every width, depth and base; the writer (:func:`lane_contents`), the placements
 (:func:`placements`) and the reader (:func:`model_from_images`) all derive from them.
+
+A conv network (:class:`~.conv_model.ConvNet`) is laid out as the FC layers its layers' matrix
+layers are (a conv layer's: the patch-order matrix of :mod:`.conv`, docs/design.md 14.6), so the
+engine reads a conv layer's words as an FC layer's; its manifest has format
+:data:`CONV_ROM_FORMAT_VERSION` and the conv layers' ``conv`` fields (:mod:`.conv_folder`), and
+:func:`model_from_images` rebuilds the conv network.
 """
 
 import hashlib
@@ -39,12 +45,14 @@ from .cycles import EngineConfig
 from .geometry import MEMORIES, SIGNED, Geometry, LayerPlacement, layer_placements, layout
 from .geometry import memory_widths as layer_widths
 from .manifest import SHA256, inside, json_diff, json_field, read_manifest
-from .model import QuantModel, build_layer, check_model_json, layer_to_json, model_from_specs
+from .model import QuantModel, build_layer, check_model_json, model_from_specs
 from .permdiag import diag_col, diag_row
 
 ROM_KIND = "permdeal-rom"
 #: 2: slot-major words (weight address ``t*N'*p + j``); images of format 1 are refused.
 ROM_FORMAT_VERSION = 2
+#: The images of a conv network: format 2's words, layers described with their ``conv`` fields.
+CONV_ROM_FORMAT_VERSION = 3
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _UNHEX = np.full(256, 255, dtype=np.uint8)
@@ -144,21 +152,30 @@ def _from_lanes(words, mem, b, nl, nb, p, groups=1):
     return words.reshape([axes[i] for i in order]).transpose(np.argsort(order)).reshape(shape)
 
 
+def _is_conv(model) -> bool:
+    return hasattr(model, "matrix_layers")
+
+
+def matrix_layers(model: QuantModel) -> list:
+    """The FC layers whose words the memories hold: a conv network's matrix layers."""
+    return model.matrix_layers() if _is_conv(model) else list(model.layers)
+
+
 def placements(model: QuantModel, cfg: EngineConfig) -> list[LayerPlacement]:
     """Base addresses and depths of every layer in the lane memories, in order."""
-    return layer_placements([(l.matrix.blocks, l.matrix.p) for l in model.layers], cfg)
+    return layer_placements([(l.matrix.blocks, l.matrix.p) for l in matrix_layers(model)], cfg)
 
 
 def memory_widths(model: QuantModel) -> dict[str, int]:
     """Word width of each memory of ``model``'s layers (:func:`.geometry.memory_widths`)."""
-    return layer_widths((l.fmts, l.matrix.p) for l in model.layers)
+    return layer_widths((l.fmts, l.matrix.p) for l in matrix_layers(model))
 
 
 def lane_contents(model: QuantModel, cfg: EngineConfig) -> dict[str, np.ndarray]:
     """The words of every memory of every lane: ``{memory: array (NL, depth)}``, lane ``g``."""
     nl, groups = cfg.total_lanes, cfg.groups
     parts = {mem: [] for mem in MEMORIES}
-    for layer in model.layers:
+    for layer in matrix_layers(model):
         mat = layer.matrix
         (mb, nb), p = mat.blocks, mat.p
         b = cfg.slots(mb)
@@ -178,20 +195,21 @@ def lane_contents(model: QuantModel, cfg: EngineConfig) -> dict[str, np.ndarray]
 
 
 def rom_manifest(model: QuantModel, cfg: EngineConfig, images: list[dict]) -> dict:
+    from .conv_folder import layer_json
     places = placements(model, cfg)
     layers = []
     for layer, place in zip(model.layers, places):
-        d = layer_to_json(layer)
-        d.pop("arrays")
+        d = layer_json(layer, "permdiag", arrays=False)
         d["placement"] = place.to_json()
         layers.append(d)
+    conv = _is_conv(model)
     return {
-        "kind": ROM_KIND, "format_version": ROM_FORMAT_VERSION,
+        "kind": ROM_KIND, "format_version": CONV_ROM_FORMAT_VERSION if conv else ROM_FORMAT_VERSION,
         "generator": f"permdeal {__version__}",
         "config": {k: v for k, v in cfg.to_json().items() if k in CONFIG_FIELDS},
         "method": model.method,
         "input_format": model.input_format.to_json(), "output_format": model.output_format.to_json(),
-        "memories": Geometry.of(cfg, model.layers).memories(),
+        "memories": Geometry.of(cfg, matrix_layers(model), chained=not conv).memories(),
         "layers": layers, "images": images,
     }
 
@@ -309,6 +327,7 @@ class _Rom:
     specs: list
     places: list
     contents: dict
+    conv: list | None = None   # a conv network's layer specs (conv_folder.ConvLayerSpec s)
 
 
 def _read(folder, manifest=None):
@@ -322,7 +341,15 @@ def _read(folder, manifest=None):
         man = manifest
     else:
         raise PermdealError(f"{man_path}: a manifest must be an object")
-    specs = check_model_json(man, man_path, ROM_FORMAT_VERSION, arrays=False)
+    from . import conv_folder
+    conv = man.get("format_version") == CONV_ROM_FORMAT_VERSION
+    if conv:
+        _, nets = conv_folder.check_net_json(man, man_path, "permdiag", CONV_ROM_FORMAT_VERSION,
+                                             arrays=False)
+    else:
+        conv_folder.refuse_conv_fields(man, man_path)
+        nets = check_model_json(man, man_path, ROM_FORMAT_VERSION, arrays=False)
+    specs = [getattr(s, "matrix", s) for s in nets]
     cfg = _config(man, man_path)
     places = layer_placements([(s.blocks, s.p) for s in specs], cfg)
     for i, (d, spec, place) in enumerate(zip(man["layers"], specs, places)):
@@ -333,7 +360,7 @@ def _read(folder, manifest=None):
             raise PermdealError(f"{where}: {diff} (from the sizes of this and the earlier layers "
                                 f"on {cfg.n_pe} PE x {cfg.lanes} lanes)")
     mems = json_field(man, "memories", dict, man_path)
-    diff = json_diff(mems, Geometry.of(cfg, specs).memories(), "memories")
+    diff = json_diff(mems, Geometry.of(cfg, specs, chained=not conv).memories(), "memories")
     if diff:
         raise PermdealError(f"{man_path}: {diff} (from the layers' formats, block sizes and "
                             "placements)")
@@ -346,7 +373,7 @@ def _read(folder, manifest=None):
         if hashlib.sha256(data).hexdigest() != sha:
             raise PermdealError(f"{path}: sha256 does not match {man_path}; the image was changed")
     contents = {mem: np.stack([values[mem, g] for g in range(cfg.total_lanes)]) for mem in MEMORIES}
-    return _Rom(man, man_path, cfg, specs, places, contents)
+    return _Rom(man, man_path, cfg, specs, places, contents, nets if conv else None)
 
 
 def read_images(folder: str | Path,
@@ -393,4 +420,9 @@ def model_from_images(folder: str | Path) -> QuantModel:
         c = diag_col(np.arange(p), k[..., None], p)
         q = np.take_along_axis(colq, c, axis=-1)
         layers.append(build_layer(spec, k[:mb, :nb], q[:mb, :nb], bias[:spec.n_out], where))
+    if rom.conv is not None:
+        from . import conv_folder
+        layers = [conv_folder.build(s, ml, f"{folder}: the images of layer {i} ({ml.name})")
+                  for i, (s, ml) in enumerate(zip(rom.conv, layers))]
+        return conv_folder.make_net(layers, "permdiag", None, rom.man_path)
     return model_from_specs(layers, rom.man_path)

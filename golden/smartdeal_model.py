@@ -186,6 +186,9 @@ class SmartDealModel(QuantModel):
         folder = Path(folder)
         man_path = folder / atomic.MANIFEST_NAME
         man = read_manifest(man_path, MODEL_KIND)
+        from . import conv_folder
+        if man.get("format_version") == conv_folder.CONV_FORMAT_VERSION:
+            return conv_folder.read_net(folder, man, man_path, METHOD)
         config, specs = _check_model_json(man, man_path, MODEL_FORMAT_VERSION, arrays=True)
         arr_path, arrays = model_arrays(folder, man, man_path, "NAME.ce/NAME.b/NAME.bias arrays")
         layers = []
@@ -368,8 +371,9 @@ def _check_method(man, path, version):
                             + (" (QuantModel.read reads 'permdiag')" if method == "permdiag" else ""))
 
 
-def _check_model_json(man, path, version, arrays):
-    """Header, config, layer descriptions, their chaining and the model's I/O formats."""
+def _check_model_json(man, path, version, arrays, wrap=None):
+    """Header, config, layer descriptions, their chaining and the model's I/O formats (``wrap``
+    of the layer checker: conv layers too, :func:`.conv_folder.conv_aware`)."""
     _check_method(man, path, version)
     json_field(man, "generator", str, path)
     if man.get("source") is not None:
@@ -377,7 +381,8 @@ def _check_model_json(man, path, version, arrays):
         for key in src:
             json_field(src, key, str, f"{path}: source")
     config = _check_config(man, path)
-    specs = check_layers(man, path, lambda d, where: _layer_spec(d, where, config, arrays))
+    spec = lambda d, where: _layer_spec(d, where, config, arrays)
+    specs = check_layers(man, path, wrap(spec) if wrap else spec)
     return config, specs
 
 

@@ -223,8 +223,6 @@ def test_counts_and_storage():
     sdn = compress_network(layers, "smartdeal", spec=QuantSpec(act=Fixed(16, 8)))
     c2 = sdn.report()[1]
     assert c2["bits"] == 6 * 12 * 3 * 5 + 6 * 9 * 8  # Ce codes of 5 bits, B codes of 8
-    with pytest.raises(PermdealError, match="conv network stays in memory"):
-        pd.write("anywhere")
 
 
 def test_smartdeal_needs_kernel_rows_of_S():

@@ -256,14 +256,22 @@ def test_truncated_and_missing_files(tmp_path, capsys):
     assert (tmp_path / "m.npz").read_bytes() == b"mine"
 
 
-def test_conv_models_refused_where_not_handled_yet(tmp_path, capsys):
+def test_conv_models_compress_and_are_refused_by_the_engine(tmp_path, capsys):
     path = torch_like(tmp_path / "net.onnx", rng(5))
     assert main(["import", str(path), "-o", str(tmp_path / "net.npz")]) == 0
     capsys.readouterr()
-    for src in (path, tmp_path / "net.npz"):
-        err = cli_error(capsys, "compress", src, "--p", "2", "-o", tmp_path / "c")
-        assert err == ("permdeal compress: error: layer 0 is a convolution (4x1x3x3 weights); "
-                       "compress takes fully connected layers only so far\n")
-    for src in (path, tmp_path / "net.npz"):
-        err = cli_error(capsys, "compare", "--model", src)
-        assert "layer 0 is a convolution (4x1x3x3 weights); compare takes fully connected" in err
+    for i, src in enumerate((path, tmp_path / "net.npz")):
+        out = tmp_path / f"c{i}"
+        assert main(["compress", str(src), "--p", "2", "-o", str(out)]) == 0
+        man = json.loads((out / "manifest.json").read_text())
+        assert man["format_version"] == 2 and man["source"]["file"] == src.name
+        assert man["layers"][0]["conv"]["output"] == [4, 4, 4]
+    capsys.readouterr()
+    np.save(tmp_path / "x.npy", np.zeros((1, 64)))
+    err = cli_error(capsys, "cycles", tmp_path / "c0", "--pes", "2", "--lanes", "2", "--inputs",
+                    tmp_path / "x.npy")
+    assert err == ("permdeal cycles: error: layer 0 is a convolution; the cycle model takes "
+                   "fully connected layers only so far (the engine's conv dataflow is not built "
+                   "yet)\n")
+    assert main(["compare", "--model", str(path)]) == 0
+    assert "p=1,4" in capsys.readouterr().out  # 1 channel < p = 4: layer 0 stays dense

@@ -514,6 +514,12 @@ def run(progress: Callable[[str], None] | None = None, **options: Any) -> int:
         raise PermdealError(f"compare: {e} (options: {', '.join(OPTIONS)})") from None
     if opts.output is not None and (opts.json or opts.plot):
         raise PermdealError("give -o DIR or --json/--plot, not both")
+    if opts.model is not None and opts.eie_layers is None:
+        from permdeal.api import compare_conv
+        from permdeal.api.models import read_float_model
+        layers = read_float_model(opts.model)
+        if compare_conv.is_conv_network(layers):
+            return compare_conv.run(opts, layers, CompareOptions())
     kind = "eie" if opts.eie_layers is not None else "model"
     st = settings(opts, kind)
     inputs = [opts.model] if opts.model else []

@@ -163,6 +163,35 @@ def train_digits(hidden=(128, 64), p=1, *, epochs=40, finetune_epochs=30, seed=0
                             output=output, force=force).model
 
 
+@dataclass(frozen=True)
+class TrainedCNN:
+    """:func:`train_cnn_run`'s result: the float ``layers``, their ``dense`` test accuracy and
+    one phrase per layer (``describe``)."""
+
+    layers: list
+    dense: float
+
+    @property
+    def describe(self) -> list[str]:
+        return [f"{l.name} {'x'.join(map(str, l.weight.shape))}"
+                + (f" + {l.pool.kind} pool" if l.pool else "") for l in self.layers]
+
+
+def train_cnn_run(*, epochs: int | None = None, seed: int = 0, output=None,
+                  force: bool = False) -> TrainedCNN:
+    """Train the digits CNN dense (``permdeal train --cnn``; :func:`permdeal.golden.conv_train.
+    train_cnn`, ``epochs`` default 15) and write it to ``output``: an ONNX file in the shape
+    ``torch.onnx.export`` writes (by the ``.onnx`` suffix) or a float-model ``.npz``."""
+    from permdeal.golden import conv_train, onnx_export
+    if output is not None:
+        atomic.check_new_file(output, force)
+    layers = conv_train.train_cnn(seed, 15 if epochs is None else integer(epochs, "--epochs", 1))
+    _, _, X_te, y_te = _train.load_digits_split(seed)
+    if output is not None:
+        (onnx_export.export if is_onnx(output) else _float_model.save)(layers, output)
+    return TrainedCNN(layers, conv_train.accuracy(layers, X_te, y_te))
+
+
 def accuracy_study(ps=(2, 4, 8), hidden=(128, 64), seed=0, dense_last=False) -> list[dict]:
     """``permdeal accuracy``: digits accuracy, dense against permuted-diagonal, per ``p``."""
     return _train.digits_study(ps=list(ps), hidden=list(hidden), seed=seed,
@@ -280,8 +309,11 @@ def compress(model: Any, method: str = "permdiag", p: Any = None, *, calibration
              relu_last: bool = False, output: Any = None, **options: Any) -> Any:
     """Compress a float model (``permdeal compress``) with a registered method.
 
-    ``model``: a float-model ``.npz`` path, an :class:`~permdeal.golden.train.MLP`, a list of
-    :class:`~permdeal.golden.model.FloatLayer` or of ``(weight, bias)`` pairs. ``method``: a
+    ``model``: a float-model ``.npz`` or ``.onnx`` path, an
+    :class:`~permdeal.golden.train.MLP`, a list of :class:`~permdeal.golden.model.FloatLayer` or
+    of ``(weight, bias)`` pairs; a network with convolutions (methods ``permdiag`` and
+    ``smartdeal``) gives a :class:`~permdeal.golden.conv_model.ConvNet`, written as
+    docs/design.md 14.6 says. ``method``: a
     name of :func:`permdeal.methods.names` that compresses (``"permdiag"`` needs ``p``, one block
     size or one per layer; ``"smartdeal"`` takes ``S``, ``E``, ``b_bits``, ``rows_per_block``,
     ``threshold``, ``prune``, ``prune_group``). ``calibration``: float inputs (array or ``.npy``)
@@ -320,7 +352,8 @@ def compress_run(model: Any, method: str = "permdiag", p: Any = None, *, calibra
                                 f"method {method!r}; it applies only to method "
                                 + " or ".join(map(repr, owners)))
     layers, source = float_layers(model)
-    _float_model.fc_only(layers, "compress")
+    if not m.takes_conv:
+        _float_model.fc_only(layers, f"compress --method {method}")
     inputs = [model] if isinstance(model, (str, Path)) else []
     cal = None
     if calibration is not None:

@@ -315,12 +315,18 @@ def build_parser():
     large_flag(p)
     p.set_defaults(func=commands.cmd_synth)
 
-    p = sub.add_parser("train", help="train an MLP on scikit-learn's handwritten digits (.npz out)")
+    p = sub.add_parser("train", help="train an MLP (or with --cnn the digits CNN) on "
+                       "scikit-learn's handwritten digits (.npz out, or .onnx with --cnn)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.npz")
-    p.add_argument("--hidden", type=args.int_list, default=[128, 64], help="hidden sizes (default 128,64)")
-    p.add_argument("--p", type=args.block_sizes, default=1,
+    p.add_argument("--cnn", action="store_true",
+                   help="the digits CNN (conv3x3 1->8, conv3x3 8->16, max pool 2x2, FC 256->10), "
+                   "trained dense; MODEL.onnx writes it as torch.onnx.export would")
+    p.add_argument("--hidden", type=args.int_list, default=None,
+                   help="hidden sizes (default 128,64)")
+    p.add_argument("--p", type=args.block_sizes, default=None,
                    help="block size(s); > 1 projects the dense model and fine-tunes it")
-    p.add_argument("--epochs", type=args.positive, default=40)
+    p.add_argument("--epochs", type=args.positive, default=None,
+                   help="training epochs (default 40, with --cnn 15)")
     p.add_argument("--finetune-epochs", type=args.positive, default=30)
     p.add_argument("--seed", type=args.seed, default=0)
     p.add_argument("--force", action="store_true", help="overwrite MODEL.npz if it exists")

@@ -137,7 +137,19 @@ def cmd_eval(args):
 
 
 def cmd_train(args):
-    t = mdl.train_digits_run(args.hidden, args.p, epochs=args.epochs,
+    if args.cnn:
+        for flag, value in (("--hidden", args.hidden), ("--p", args.p)):
+            if value is not None:
+                raise PermdealError(f"{flag} does not apply to --cnn (its layers are fixed; "
+                                    "compress or compare it with --p)")
+        t = mdl.train_cnn_run(epochs=args.epochs, seed=args.seed, output=args.output,
+                              force=args.force)
+        print(f"dense digits CNN ({', '.join(t.describe)}): test accuracy {pct(t.dense)}")
+        print(f"wrote {args.output}")
+        return 0
+    t = mdl.train_digits_run([128, 64] if args.hidden is None else args.hidden,
+                             1 if args.p is None else args.p,
+                             epochs=40 if args.epochs is None else args.epochs,
                              finetune_epochs=args.finetune_epochs, seed=args.seed,
                              output=args.output, force=args.force)
     print(f"dense {'-'.join(map(str, t.sizes))} MLP: test accuracy {pct(t.dense)}")

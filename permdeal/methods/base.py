@@ -39,6 +39,15 @@ class Unsupported(PermdealError):
     """A method was asked for something it does not have (hardware, a model folder, ...)."""
 
 
+def fc_hardware(model: Any, what: str) -> None:
+    """Refuse a conv network where ``what`` (a command) needs the engine, whose conv dataflow
+    is issue 18's hardware part, naming the first conv layer."""
+    for l in getattr(model, "layers", ()):
+        if getattr(l, "conv", None) is not None:
+            raise Unsupported(f"layer {l.name} is a convolution; {what} takes fully connected "
+                              "layers only so far (the engine's conv dataflow is not built yet)")
+
+
 @dataclass(frozen=True)
 class Option:
     """One method-specific compression setting: ``name`` (the API keyword; the flag is
@@ -103,6 +112,8 @@ class Method:
     design_kinds: tuple[str, ...] | None = None
     #: Whether ``synth --sweep`` may vary its engine's PEs and lanes.
     sweeps: bool = False
+    #: Whether :meth:`compress` takes float models with convolutions (``golden.conv_model``).
+    takes_conv: bool = False
 
     def _unsupported(self, what: str) -> Unsupported:
         return Unsupported(f"method {self.name!r} ({self.label}) has no {what}")

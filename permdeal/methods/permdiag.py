@@ -16,6 +16,7 @@ from permdeal.gen.design import DESIGN_KIND, write_design
 from permdeal.golden import cycles as pd_cycles
 from permdeal.golden import rom
 from permdeal.golden.compress import compress_permdiag
+from permdeal.golden.conv_model import ConvNet, compress_network
 from permdeal.golden.crossbar import permdiag_mapping
 from permdeal.golden.cycles import (AUTO_DENSITY, DEFAULT_SCAN_WIDTH, MULTIPLIERS, EngineConfig,
                                     auto_groups, model_cycles)
@@ -24,7 +25,7 @@ from permdeal.golden.permdiag import index_bits
 from permdeal.golden.train import accuracy, project, train
 
 from . import figures
-from .base import Method, Option, PowerSubject
+from .base import Method, Option, PowerSubject, fc_hardware
 
 
 def parse_block_sizes(text: str) -> int | list[int]:
@@ -62,6 +63,7 @@ def with_groups(cfg: EngineConfig, groups: int | str | None, model) -> EngineCon
     on the activations of :data:`AUTO_INPUTS` random inputs of density
     :data:`golden.cycles.AUTO_DENSITY` (seed 0) through ``model``."""
     if groups == "auto":
+        fc_hardware(model, "--groups auto (the cycle model)")
         rng = np.random.default_rng(0)
         fmt = model.input_format
         x = rng.integers(fmt.min, fmt.max + 1, size=(AUTO_INPUTS, model.n_inputs))
@@ -86,6 +88,7 @@ class PermDiagMethod(Method):
     design_kind = DESIGN_KIND
     folder_kinds = (rom.ROM_KIND, DESIGN_KIND)
     sweeps = True
+    takes_conv = True
     options = (Option("p", parse_block_sizes, "permdiag: block size, or one per layer separated "
                       "by commas (1 = dense); required"),)
     rule = ("storage: 16 bits per stored weight inside the matrix plus ceil(log2 p) index bits "
@@ -103,6 +106,8 @@ class PermDiagMethod(Method):
                                 "layer separated by commas; 1 = dense)")
         if isinstance(p, (str, bytes)):
             raise PermdealError(f"block size p must be an integer or one per layer, not {p!r}")
+        if any(l.is_conv for l in layers):
+            return compress_network(layers, "permdiag", p, spec, calibration, relu_last)
         return compress_permdiag(layers, p, spec, calibration=calibration, relu_last=relu_last)
 
     def write_model(self, model, folder, source):
@@ -129,7 +134,7 @@ class PermDiagMethod(Method):
                 "lanes")
 
     def describe(self, model):
-        return report.model_table(model)
+        return model.table() if isinstance(model, ConvNet) else report.model_table(model)
 
     def warnings(self, model):
         sat = sum(sum(l.saturated.values()) for l in model.layers)
@@ -149,6 +154,7 @@ class PermDiagMethod(Method):
     def cycles(self, model, codes, *, pes=None, lanes=None, scan_width=None, groups=None,
                arch=None, batch=None):
         _refuse_smartdeal_flags(arch=arch, batch=batch)
+        fc_hardware(model, "the cycle model")
         if codes is None:
             raise PermdealError("--inputs is required for a permuted-diagonal model")
         cfg = with_groups(engine_config(pes, lanes, scan_width), groups, model)
@@ -157,6 +163,7 @@ class PermDiagMethod(Method):
     def generate(self, model, output, *, pes=None, lanes=None, scan_width=None,
                  multiplier=None, groups=None, name=None, inputs=(), arch=None, batch=None):
         _refuse_smartdeal_flags(arch=arch, batch=batch)
+        fc_hardware(model, "gen")
         cfg = with_groups(engine_config(pes, lanes, scan_width, multiplier), groups, model)
         return write_design(output, cfg, model.layers, model=model,
                             name=name or "permdeal_engine", inputs=inputs)

@@ -24,13 +24,14 @@ from permdeal.golden import smartdeal as sd
 from permdeal.golden import smartdeal_cycles as sd_cycles
 from permdeal.golden import smartdeal_model as sdm
 from permdeal.golden.compress import compress_smartdeal
+from permdeal.golden.conv_model import ConvNet, compress_network
 from permdeal.golden.smartdeal_train import finetune, quantized_mlp, smartdeal_mlp
 from permdeal.golden.train import accuracy
 from permdeal.hdl.smartdeal_layer import layer_spec
 from permdeal.tables import table
 
 from . import figures
-from .base import Built, Method, Option, PowerSubject, flag_context
+from .base import Built, Method, Option, PowerSubject, fc_hardware, flag_context
 
 
 def _int(text):
@@ -136,6 +137,7 @@ class SmartDealMethod(Method):
     design_kind = DESIGN_KIND
     design_kinds = (DESIGN_KIND, sde.DESIGN_KIND)
     folder_kinds = (sdm.ROM_KIND, DESIGN_KIND, sde.DESIGN_KIND)
+    takes_conv = True
     options = (
         Option("S", _int, "smartdeal: chunk width S (default 3)"),
         Option("E", _int, "smartdeal: exponent bits E, 2**E levels (default 3)"),
@@ -165,14 +167,24 @@ class SmartDealMethod(Method):
     def compress(self, layers, spec, *, calibration=None, relu_last=False, **options):
         rpb, S = options.get("rows_per_block"), options.get("S", 3)
         if rpb is not None and isinstance(S, int) and S >= 1:
-            chunks = max(-(-l.weight.shape[1] // S) for l in layers)
+            chunks = max(-(-l.weight[0].size // S) for l in layers)  # a conv's matrix view
             if isinstance(rpb, int) and rpb > chunks:
                 raise PermdealError(f"--rows-per-block {rpb}: a block holds at most the "
                                     f"{chunks} chunks of S = {S} inputs of the longest row")
+        if any(l.is_conv for l in layers):
+            for key in ("threshold", "prune", "prune_group"):
+                if options.get(key) is not None:
+                    raise PermdealError(f"--{key.replace('_', '-')} does not apply to a network "
+                                        "with convolutions (its Ce codes are decomposed whole)")
+            return compress_network(layers, "smartdeal", spec=spec, calibration=calibration,
+                                    relu_last=relu_last, **options)
         return compress_smartdeal(layers, spec, calibration=calibration, relu_last=relu_last,
                                   **options)
 
     def write_model(self, model, folder, source):
+        if isinstance(model, ConvNet):
+            model.write(folder, source=source)
+            return "model.npz, manifest.json; no rom/: SmartDeal conv layers have no images yet"
         _, rom_man = model.write_folder(folder, source=source)
         return f"model.npz, manifest.json, rom/ with {len(rom_man['images'])} images"
 
@@ -217,6 +229,8 @@ class SmartDealMethod(Method):
         return self.describe(model)
 
     def describe(self, model):
+        if isinstance(model, ConvNet):
+            return model.table()
         rows, tot = [], {"sd": 0, "dense": 0, "pd": 0}
         for l in model.layers:
             r, h = l.report, l.header
@@ -249,7 +263,8 @@ class SmartDealMethod(Method):
 
     def warnings(self, model):
         out = []
-        lost = sum(l.report["lost_blocks"] for l in model.layers if l.report is not None)
+        lost = sum(l.report["lost_blocks"] for l in model.layers
+                   if getattr(l, "report", None) is not None)
         if lost:
             out.append(f"{lost} block(s) with non-zero weights rebuild to zero (threshold or "
                        "exponent range)")
@@ -269,6 +284,7 @@ class SmartDealMethod(Method):
             raise PermdealError(f"{given[0]} does not apply to a SmartDeal model: its images are "
                                 "one set per layer (Ce codes, B codes, biases) whatever the "
                                 "design")
+        fc_hardware(model, "rom (SmartDeal ROM images)")
         man = sdm.write_rom(folder, model)
         return man, (f"{len(man['images'])} images for {len(model.layers)} SmartDeal layer(s): "
                      + ", ".join(f"{img['file']} {img['depth']} x {img['width']} bit"
@@ -276,6 +292,7 @@ class SmartDealMethod(Method):
 
     def cycles(self, model, codes, *, pes=None, lanes=None, scan_width=None, groups=None,
                arch=None, batch=None):
+        fc_hardware(model, "the cycle model")
         if architecture(arch) == "engine":
             refuse("engine", scan_width=scan_width, groups=groups)
             pes, lanes = engine_lanes(pes, lanes)
@@ -290,6 +307,7 @@ class SmartDealMethod(Method):
 
     def generate(self, model, output, *, pes=None, lanes=None, scan_width=None,
                  multiplier=None, groups=None, name=None, inputs=(), arch=None, batch=None):
+        fc_hardware(model, "gen")
         groups = None if groups in (None, 1) else groups
         if architecture(arch) == "engine":
             refuse("engine", scan_width=scan_width, multiplier=multiplier, groups=groups)
