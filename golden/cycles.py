@@ -77,11 +77,18 @@ BANK_MUX_LEVELS = 3
 
 
 def bank_read_latency(banks: int) -> int:
-    """Cycles from a read request to the activation banks to their word: the read, then one
-    register per :data:`BANK_MUX_LEVELS` levels of the bank-select tree (``ceil(log2 banks)``
-    levels, at least 1)."""
+    """Cycles from a read request to the activation banks to their word: the request's register
+    (the one address that fans out to every bank), the read, then one register per
+    :data:`BANK_MUX_LEVELS` levels of the bank-select tree (``ceil(log2 banks)`` levels, at
+    least 1)."""
+    return 2 + bank_tree_stages(banks)
+
+
+def bank_tree_stages(banks: int) -> int:
+    """Register stages of the bank-select tree over ``banks`` banks: one per
+    :data:`BANK_MUX_LEVELS` of its ``ceil(log2 banks)`` levels (at least 1)."""
     levels = max(1, (banks - 1).bit_length())
-    return 1 + -(-levels // BANK_MUX_LEVELS)
+    return -(-levels // BANK_MUX_LEVELS)
 
 
 #: The last window accepted to the first drain request: the reader's ``done`` register and the

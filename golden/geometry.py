@@ -36,6 +36,9 @@ from .permdiag import index_bits
 MEMORIES = ("weight", "k", "bias")
 #: The memories holding two's-complement words (``k`` is unsigned).
 SIGNED = frozenset({"weight", "bias"})
+#: Bits stored beside every activation in the activation banks: its non-zero flag, written with
+#: it, so that the next layer's read needs no zero test (``hdl.act_bank``).
+ACT_FLAG_BITS = 1
 
 
 @dataclass(frozen=True)
@@ -309,8 +312,9 @@ class Geometry:
             held[(i + 1) % 2] = max(held[(i + 1) % 2], l.n_out)
         out["activation bank"] = {
             "useful_bits": sum(held) * self.act_bits,
-            "stored_bits": 2 * nl * depth["activation bank"] * d * self.act_bits,
-            "what": "the most activations each bank set holds / activations stored"}
+            "stored_bits": 2 * nl * depth["activation bank"] * d * (self.act_bits + ACT_FLAG_BITS),
+            "what": "the most activations each bank set holds / activations stored, each with "
+                    "its non-zero flag"}
         return out
 
     def to_json(self) -> dict:

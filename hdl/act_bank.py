@@ -16,6 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
 from permdeal.golden.formats import MAX_BITS
+from permdeal.golden.geometry import ACT_FLAG_BITS
 from permdeal.hdl.rom import addr_bits
 
 from .lint import eq_const
@@ -48,6 +49,10 @@ class ActBank(RamUser, wiring.Component):
         The word of the last read (activation ``k`` at bits ``[k * act_bits, (k + 1) *
         act_bits)``), one cycle after the request, held until the next; the read port is not
         transparent (a write in the request's cycle is not seen).
+    nonzero : ``Out(unsigned(width))``
+        Beside ``data``: bit ``k`` set iff activation ``k`` is not 0. The flag is stored with the
+        activation when it is written (a granule of the memory is the activation and its flag),
+        so that no zero test follows a read.
     """
 
     def __init__(self, width, act_bits, rows, *, ram_module=None):
@@ -59,13 +64,16 @@ class ActBank(RamUser, wiring.Component):
             "w": In(self.write_layout),
             "rd": In(data.StructLayout({"valid": unsigned(1), "row": unsigned(self.row_bits)})),
             "data": Out(unsigned(self._width * self._act_bits)),
+            "nonzero": Out(unsigned(self._width)),
         })
 
     @property
     def ram_shape(self) -> tuple[int, int, int]:
         """``(width, depth, granularity)`` of the memory (:class:`~.ram.Ram`; at least 2 words:
-        a 1-word memory gets a 0-bit address, which Verilator refuses)."""
-        return self._width * self._act_bits, max(2, self._rows), self._act_bits
+        a 1-word memory gets a 0-bit address, which Verilator refuses): a granule is an
+        activation and its non-zero flag."""
+        g = self._act_bits + ACT_FLAG_BITS
+        return self._width * g, max(2, self._rows), g
 
     @property
     def row_bits(self) -> int:
@@ -89,12 +97,16 @@ class ActBank(RamUser, wiring.Component):
         # One-hot enable of activation ``pos``; not `pos == 0`, which Yosys emits as `!pos`
         # (WIDTHTRUNC).
         hit = [eq_const(self.w.pos, k) for k in range(d)]
+        a = self._act_bits
+        g = a + ACT_FLAG_BITS
+        granules = [ram.r_data[k * g:(k + 1) * g] for k in range(d)]
         m.d.comb += [
             ram.w_addr.eq(self.w.row),
-            ram.w_data.eq(self.w.value.as_unsigned().replicate(d)),
+            ram.w_data.eq(Cat(self.w.value, self.w.value.any()).replicate(d)),
             ram.w_en.eq(self.w.valid.replicate(d) & Cat(*hit)),
             ram.r_addr.eq(self.rd.row),
             ram.r_en.eq(self.rd.valid),
-            self.data.eq(ram.r_data),
+            self.data.eq(Cat(*(g[:a] for g in granules))),
+            self.nonzero.eq(Cat(*(g[a] for g in granules))),
         ]
         return m

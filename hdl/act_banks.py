@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
-from permdeal.golden.cycles import BANK_MUX_LEVELS, bank_read_latency
+from permdeal.golden.cycles import BANK_MUX_LEVELS, bank_read_latency, bank_tree_stages
 from permdeal.hdl.rom import addr_bits
 
 from .act_bank import ActBank
@@ -48,9 +48,8 @@ class ActBanks(wiring.Component):
     Bank ``g`` belongs to lane ``g`` (``NL = banks``): the lane writes the outputs of its
     block-rows into it, one activation per write, and the next layer reads them back one wide word
     (``D = width`` activations, a window of ``golden.cycles``) per cycle. Every bank is an
-    ``amaranth.lib.memory.Memory`` of ``rows`` words of ``unsigned(width * act_bits)`` with one
-    write port of granularity ``act_bits`` (one activation) and one read port; all start at zero.
-    Activation ``k`` of a word sits at bits ``[k * act_bits, (k + 1) * act_bits)``.
+    :class:`~.act_bank.ActBank`: ``rows`` words of ``width`` granules, each an activation and
+    its non-zero flag, with one write port of one granule and one read port; all start at zero.
 
     Parameters
     ----------
@@ -100,15 +99,19 @@ class ActBanks(wiring.Component):
     ------
     ``latency = golden.cycles.bank_read_latency(banks / groups)``: a request in cycle ``k`` has
     ``window.valid`` high and its word on ``window.data`` in cycle ``k + latency``, both from
-    registers. Every bank reads ``rd.row`` in every cycle (the synchronous read ports, enabled
-    always: ``rd.valid`` only travels beside the read, in registers), then a tree of 2:1
-    multiplexers picks bank ``rd.bank``, with a register after every ``BANK_MUX_LEVELS`` levels
-    (``latency = 2`` up to 8 banks, 3 up to 64, 4 up to 512), so that the select's depth and
-    fan-out do not grow with the lanes within a cycle. The last register of the tree also holds
-    the word's zero tests (``nonzero``, for the window reader's live mask, docs/design.md 4.2)
-    and is cleared when no read comes to it (its synchronous reset). Requests may come every
-    cycle. The read ports are not transparent: a read and a write of the same word in the same cycle returns the
-    word as it was *before* the write (the old word); the write is seen by a read one cycle later.
+    registers. The request's row is registered first, once per port (the one address that fans
+    out to every bank starts at a flip-flop); every bank reads that row in every cycle (the
+    synchronous read ports, enabled always: ``rd.valid`` only travels beside the read, in
+    registers), then a tree of 2:1 multiplexers picks bank ``rd.bank``, with a register after
+    every ``BANK_MUX_LEVELS`` levels (``latency = 3`` up to 8 banks, 4 up to 64, 5 up to 512), so
+    that the select's depth and fan-out do not grow with the lanes within a cycle. The tree
+    carries each word's non-zero flags (``nonzero``, for the window reader's live mask,
+    docs/design.md 4.2), stored beside the activations as they are written, so that no zero
+    test follows the read; its last register is cleared when no read comes to it. Requests may
+    come every cycle. Writes are registered on their way in too, so a read and a write both reach
+    the banks a cycle after their request: a read request and a write request of the same word
+    in the same cycle return the word as it was *before* the write (the old word); a read
+    requested in any later cycle sees it.
     ``rst`` (synchronous) clears ``window.valid`` (and so the window); the banks keep their
     contents.
     """
@@ -214,15 +217,26 @@ class ActBanks(wiring.Component):
         m = Module()
         k_count = self._groups
         words = []
+        # the request's row, registered once per port: the address that fans out to every
+        # bank of the port starts at a flip-flop (no select of the requester's lies before it)
+        rows = []
+        for k in range(k_count):
+            rd = self.rd if k_count == 1 else self.rd[k]
+            row = Signal(self.row_bits, name="row" if k_count == 1 else f"row_p{k}",
+                         reset_less=True)
+            m.d.sync += row.eq(rd.row)
+            rows.append(row)
         for g in range(self._banks):
             bank = (self._bank_boxes[g] if self._bank_boxes else
                     ActBank(self._width, self._act_bits, self._rows))
             m.submodules[f"bank{g}"] = bank
-            # every bank reads every cycle: the request's validity travels beside the read in
-            # registers of its own, so it reaches no memory's enable
-            m.d.comb += [bank.w.eq(self.w[g]), bank.rd.valid.eq(1),
-                         bank.rd.row.eq((self.rd if k_count == 1 else self.rd[g % k_count]).row)]
-            words.append(bank.data)
+            # the write, registered on its way in (the bank's enables and data start at
+            # flip-flops); every bank reads every cycle: the request's validity travels beside
+            # the read in registers of its own, so it reaches no memory's enable
+            w = Signal(self.write_layout, name=f"w{g}")
+            m.d.sync += w.eq(self.w[g])
+            m.d.comb += [bank.w.eq(w), bank.rd.valid.eq(1), bank.rd.row.eq(rows[g % k_count])]
+            words.append(Cat(bank.data, bank.nonzero))
         for k in range(k_count):
             suffix = "" if k_count == 1 else f"_p{k}"
             ports = (self.rd, self.window) if k_count == 1 else (self.rd[k], self.window[k])
@@ -232,29 +246,24 @@ class ActBanks(wiring.Component):
     def _read_tree(self, m, words, rd, window, suffix):
         """One read port: the bank-select tree over ``words`` (:func:`.pipeline.mux_tree`'s, cut
         by registers every BANK_MUX_LEVELS levels); the select travels beside it."""
-        bits = Signal(self.bank_bits, name=f"bank_sel{suffix}", reset_less=True)
-        m.d.sync += bits.eq(rd.bank)
+        # the select waits out the request's register and the read
+        bits = delay(m, rd.bank, 2, f"bank_sel{suffix}")
         level = words + [words[0]] * ((1 << self.bank_bits) - len(words))
         sel = list(bits)
+        stages = bank_tree_stages(self.port_banks)
         # the read's valid at the last tree register's input: that register loads 0 without it
         pre = delay(m, rd.valid, self.latency - 1, f"valid{suffix}", reset_less=False)
-        a = self._act_bits
-        nonzero = Signal(self._width, name=f"nonzero{suffix}", reset_less=True)
-        for stage in range(1, self.latency):
+        for stage in range(1, stages + 1):
             for bit in sel[:BANK_MUX_LEVELS]:
                 level = self._tree_level(bit, level)
             sel = sel[BANK_MUX_LEVELS:]
             regs = [Signal.like(w, name=f"tree{stage}_{k}{suffix}", reset_less=True)
                     for k, w in enumerate(level)]
-            if stage < self.latency - 1:
+            if stage < stages:
                 m.d.sync += [r.eq(w) for r, w in zip(regs, level)]
             else:
                 (w,) = level
-                m.d.sync += [
-                    regs[0].eq(Mux(pre, w, 0)),
-                    nonzero.eq(Mux(pre, Cat(*(w[k * a:(k + 1) * a].any()
-                                              for k in range(self._width))), 0)),
-                ]
+                m.d.sync += regs[0].eq(Mux(pre, w, 0))
             level = regs
             if sel:
                 nxt = Signal(len(sel), name=f"bank_sel{stage + 1}{suffix}", reset_less=True)
@@ -263,8 +272,9 @@ class ActBanks(wiring.Component):
         (word,) = level
         valid = Signal(name=f"valid_d{self.latency}{suffix}")
         m.d.sync += valid.eq(pre)
+        split = self._width * self._act_bits
         m.d.comb += [
             window.valid.eq(valid),
-            window.data.eq(word),
-            window.nonzero.eq(nonzero),
+            window.data.eq(word[:split]),
+            window.nonzero.eq(word[split:]),
         ]

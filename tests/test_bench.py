@@ -63,17 +63,17 @@ def test_layer_figures_are_the_cycle_model_on_the_same_draws():
 
 
 def test_dense_layers_follow_the_documented_timing():
-    # Every input non-zero: pairs go back to back, B cycles apart, from cycle 6 (reader 5: the
-    # 256 banks' read and three registers of their select tree, then its buffer; detector 1),
-    # their ops 3 cycles after them; draining starts L = 2 + 5 cycles after the last operation
-    # (32 PEs: two broadcast stages) and takes B*p + 4 more.
+    # Every input non-zero: pairs go back to back, B cycles apart, from cycle 7 (reader 6: the
+    # request's register, the 256 banks' read and three registers of their select tree, then its
+    # buffer; detector 1), their ops 3 cycles after them; draining starts L = 2 + 5 cycles after
+    # the last operation (32 PEs: two broadcast stages) and takes B*p + 4 more.
     cfg = EngineConfig(PAPER_PES, PAPER_LANES)
     for name in ("NT-We", "NT-Wd", "NT-LSTM"):
         layer = eie_layer(name)
         p = bench.block_size(layer)
         b = math.ceil(math.ceil(layer.n_out / p) / 256)
         r = bench.eie_layer_figures(layer, cfg, np.ones((2, layer.n_in), np.int8))
-        assert r["cycles"] == [layer.n_in * b + 8 + 7 + b * p + 4] * 2, name
+        assert r["cycles"] == [layer.n_in * b + 9 + 7 + b * p + 4] * 2, name
 
 
 def test_comparison_storage_and_geomean(capsys):
@@ -216,10 +216,10 @@ def test_rtl_validation_of_a_tiny_layer(tmp_path, capsys):
     assert (row["in"], row["out"], row["p"]) == (19, 38, 10)
     assert res["rtl"]["engine"]["n_pe"] == 1 and res["rtl"]["engine"]["lanes"] == 4
     s = row["sims"]["icarus"]
-    # the whole inference: load 19 inputs, the layer, stream 38 outputs (2 + 38 cycles)
-    # load 19 inputs, the layer, then the output phase: the banks' read (2 cycles at 4 lanes) and
-    # the output buffer before the first of 38 outputs
-    assert s["cycles"] == [19 + c + 3 + 38 for c in row["layer_cycles"]] == s["model_cycles"]
+    # load 19 inputs, the layer, then the output phase: the banks' read (3 cycles at 4 lanes: the
+    # request's register, the read, the select tree) and the output buffer before the first of
+    # 38 outputs
+    assert s["cycles"] == [19 + c + 4 + 38 for c in row["layer_cycles"]] == s["model_cycles"]
     # outputs image by image against the golden model of the same random layer and inputs
     from permdeal.api import engine_bench
     model = engine_bench.random_layer_model(38, 19, 10, row["seed"])

@@ -30,9 +30,10 @@ def ref_op_to_drain(n_pe):
 
 
 def ref_bank_latency(total_lanes):
-    """The banks' read, then a register after every 3 levels of the bank-select tree."""
+    """The request's register, the banks' read, then a register after every 3 levels of the
+    bank-select tree."""
     levels = max(1, math.ceil(math.log2(total_lanes)))
-    return 1 + math.ceil(levels / 3)
+    return 2 + math.ceil(levels / 3)
 
 
 def ref_drain_start(z, b, settle, read_latency=3):
@@ -114,10 +115,10 @@ def test_all_zero_input_costs_one_cycle_per_window(n, sw):
     cfg = EngineConfig(2, 2, scan_width=sw)
     lc = layer_cycles(np.zeros(n, np.int64), 5, 3, cfg)
     windows = -(-n // sw)
-    # Window w is accepted in cycle 3 + w; draining starts 2 cycles after the last.
+    # Window w is accepted in cycle 4 + w; draining starts 2 cycles after the last.
     # B = ceil(5 / 4) = 2; write-back 2*3 + 4
-    assert (lc.nnz, lc.slots, lc.issue, lc.writeback) == (0, 2, windows + 4, 10)
-    assert lc.total == windows + 4 + 10
+    assert (lc.nnz, lc.slots, lc.issue, lc.writeback) == (0, 2, windows + 5, 10)
+    assert lc.total == windows + 5 + 10
     assert lc.ideal == 0 and lc.utilization == 0.0
 
 
@@ -127,24 +128,24 @@ def test_dense_input(n, sw, block_rows, nl):
     cfg = EngineConfig(nl, 1, scan_width=sw)
     lc = layer_cycles(np.arange(1, n + 1), block_rows, 4, cfg)
     b = -(-block_rows // nl)
-    # Pairs back to back from cycle 4, B cycles each, their ops 3 cycles after them: the last op
-    # in 4 + (n-1)*B + 3 + B-1 = n*B + 6, draining 6 later (one broadcast stage, 5 lane stages).
-    assert lc.ideal == n * b and lc.issue == n * b + 12
-    assert lc.total == n * b + 12 + b * 4 + 4
+    # Pairs back to back from cycle 5, B cycles each, their ops 3 cycles after them: the last op
+    # in 5 + (n-1)*B + 3 + B-1 = n*B + 7, draining 6 later (one broadcast stage, 5 lane stages).
+    assert lc.ideal == n * b and lc.issue == n * b + 13
+    assert lc.total == n * b + 13 + b * 4 + 4
 
 
 def test_hand_worked_example():
     # 2 PEs x 2 lanes, M' = 10 -> B = 3; scan width 4 over 11 inputs: windows
-    # [0 3 0 0] accepted in 3, its pair in 4 (ops 7-9); [0 0 0 0] in 4;
-    # [5 -1 0] in 5, its pairs in 7 (the issuer is busy until then) and 10; ops come 3 cycles
-    # after their pair: 7-9, 10-12, 13-15. Draining from 15 + 1 + 5 = 21.
+    # [0 3 0 0] accepted in 4, its pair in 5 (ops 8-10); [0 0 0 0] in 5;
+    # [5 -1 0] in 6, its pairs in 8 (the issuer is busy until then) and 11; ops come 3 cycles
+    # after their pair: 8-10, 11-13, 14-16. Draining from 16 + 1 + 5 = 22.
     cfg = EngineConfig(2, 2, scan_width=4)
     x = np.array([0, 3, 0, 0, 0, 0, 0, 0, 5, -1, 0])
     lc = layer_cycles(x, 10, 5, cfg)
-    assert (lc.nnz, lc.slots, lc.issue, lc.writeback) == (3, 3, 21, 3 * 5 + 4)
-    assert lc.total == 21 + 19 == 40
+    assert (lc.nnz, lc.slots, lc.issue, lc.writeback) == (3, 3, 22, 3 * 5 + 4)
+    assert lc.total == 22 + 19 == 41
     assert lc.ideal == 9
-    assert lc.utilization == pytest.approx(3 * 10 / (4 * 40))
+    assert lc.utilization == pytest.approx(3 * 10 / (4 * 41))
 
 
 def test_empty_windows_hide_behind_slots_but_not_at_one_slot():
@@ -153,14 +154,14 @@ def test_empty_windows_hide_behind_slots_but_not_at_one_slot():
     x = np.array([1, 0, 0, 0, 0] * 4)
     slow = layer_cycles(x, 1, 1, EngineConfig(1, 1, scan_width=1))
     fast = layer_cycles(x, 5, 1, EngineConfig(1, 1, scan_width=1))
-    assert slow.issue == 28  # windows accepted in 3..22, pairs 4..19, the last op 22: 22 + 6
-    assert fast.issue == 32  # pairs in 4, 9, 14, 19; the last op 19 + 3 + 4 = 26, drain 26 + 6
+    assert slow.issue == 29  # windows accepted in 4..23, pairs 5..20, the last op 23: 23 + 6
+    assert fast.issue == 33  # pairs in 5, 10, 15, 20; the last op 20 + 3 + 4 = 27, drain 27 + 6
 
 
 def test_float_activations_only_zero_matters():
     cfg = EngineConfig(1, 1, scan_width=2)
     lc = layer_cycles(np.array([0.0, 1e-300, -0.0, 2.5]), 1, 1, cfg)
-    assert (lc.nnz, lc.issue) == (2, 14)  # pairs in 4 and 5, the last op in 8, drain in 14
+    assert (lc.nnz, lc.issue) == (2, 15)  # pairs in 5 and 6, the last op in 9, drain in 15
 
 
 @pytest.mark.parametrize("x", [np.zeros((2, 3)), np.array([]), np.float64(1.0)])
@@ -181,10 +182,10 @@ def test_utilization_in_unit_interval(seed):
         x[rng.randrange(n)] = 7  # at least one non-zero
         lc = layer_cycles(x, rng.randint(1, 30), rng.randint(1, 8), cfg)
         assert 0 < lc.utilization <= 1, f"seed {seed}: {lc}"
-    # M' a multiple of NL: useful 8*8 = 64; pairs in 4, 6, .., 18, the last op 22, drain from
-    # 28, write-back 2*1 + 4: total 34 on 4 lanes
+    # M' a multiple of NL: useful 8*8 = 64; pairs in 5, 7, .., 19, the last op 23, drain from
+    # 29, write-back 2*1 + 4: total 35 on 4 lanes
     lc = layer_cycles(np.ones(8), 8, 1, EngineConfig(2, 2, scan_width=64))
-    assert lc.total == 34 and lc.utilization == pytest.approx(64 / (4 * 34))
+    assert lc.total == 35 and lc.utilization == pytest.approx(64 / (4 * 35))
 
 
 # -- EngineConfig ----------------------------------------------------------------------------------
@@ -313,9 +314,9 @@ def test_producer_blocks_by_hand():
     # block holds only x6; its second window is all padding and still passes the detector.
     x = np.array([0, 5, 0, 0, 0, 7, 1])
     lc = layer_cycles(x, 3, 1, EngineConfig(1, 1, scan_width=2), in_block=3)  # B = 3 slots
-    # windows accepted in 3, 4, 5, 6, 7, 10; pairs in 4, 7, 10: the last op in 10 + 3 + 2 = 15,
-    # drain in 15 + 6 = 21
-    assert lc.issue == 21
+    # windows accepted in 4, 5, 6, 7, 8, 11; pairs in 5, 8, 11: the last op in 11 + 3 + 2 = 16,
+    # drain in 16 + 6 = 22
+    assert lc.issue == 22
     assert lc.nnz == 3
 
 
@@ -370,17 +371,17 @@ def test_group_inputs_split_by_block():
 def test_lane_groups_hand_worked():
     # 2 PEs x 1 lane in two groups (G = 1, B = M' = 2), p = 2, D = 4, n = 7: the input in blocks
     # of p, group 0 takes blocks 0 and 2 (words 0 1 4 5), group 1 blocks 1 and 3 (words 2 3 6).
-    # One bank a group: RL = 3; one PE a group: L = 6.
-    # group 0: windows [5 0] (taken 3, pair 4, ops 7-8) and [3 7] (taken 4, pairs 6 and 8:
-    #   the issuer is busy until 6), last op 8 + 2 + 2 = 12, D0 = 18;
-    # group 1: [0 0] (3) and [1] (4, pair 5), last op 9, D0 = 15. Draining waits for both: 18;
+    # One bank a group: RL = 4; one PE a group: L = 6.
+    # group 0: windows [5 0] (taken 4, pair 5, ops 8-9) and [3 7] (taken 5, pairs 7 and 9:
+    #   the issuer is busy until 7), last op 9 + 2 + 2 = 13, D0 = 19;
+    # group 1: [0 0] (4) and [1] (5, pair 6), last op 10, D0 = 16. Draining waits for both: 19;
     # write-back B*p + 4 + 1 adder stage = 9.
     cfg = EngineConfig(2, 1, scan_width=4, groups=2)
     lc = layer_cycles(np.array([5, 0, 0, 0, 3, 7, 1]), 2, 2, cfg)
-    assert (lc.nnz, lc.slots, lc.issue, lc.writeback, lc.total) == (4, 2, 18, 9, 27)
-    assert lc.utilization == pytest.approx(4 * 2 / (2 * 27))
-    # all zero: two windows a group, D0 = W + RL + 1 = 6
-    assert layer_cycles(np.zeros(7), 2, 2, cfg).total == 6 + 9
+    assert (lc.nnz, lc.slots, lc.issue, lc.writeback, lc.total) == (4, 2, 19, 9, 28)
+    assert lc.utilization == pytest.approx(4 * 2 / (2 * 28))
+    # all zero: two windows a group, D0 = W + RL + 1 = 7
+    assert layer_cycles(np.zeros(7), 2, 2, cfg).total == 7 + 9
 
 
 def test_lane_groups_fill_lanes_that_one_group_leaves_idle():

@@ -48,10 +48,11 @@ def doc_settle(n_pe):
 
 
 def doc_rl(nl):
-    """Section 9: RL = 1 (the banks' read) + one register per 3 levels of the bank-select tree
-    (ceil(log2 NL) levels, at least 1) + 1 (the buffer): 3 up to 8 lanes, 4 up to 64, 5 up to 512."""
+    """Section 9: RL = 1 (the request's register) + 1 (the banks' read) + one register per 3
+    levels of the bank-select tree (ceil(log2 NL) levels, at least 1) + 1 (the buffer): 4 up to 8
+    lanes, 5 up to 64, 6 up to 512."""
     levels = max(1, math.ceil(math.log2(nl)))
-    return 1 + math.ceil(levels / 3) + 1
+    return 1 + 1 + math.ceil(levels / 3) + 1
 
 
 def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None):
@@ -197,49 +198,49 @@ def test_lane_group_rule_matches_golden(case):
 
 
 def test_lane_group_example_of_section_9():
-    assert doc_grouped_layer([5, 0, 0, 0, 3, 7, 1], 2, 2, 2, 1, 4, 2) == (4, 2, 18, 27)
+    assert doc_grouped_layer([5, 0, 0, 0, 3, 7, 1], 2, 2, 2, 1, 4, 2) == (4, 2, 19, 28)
 
 
 @pytest.mark.parametrize("n, D, q, B_rows, p", [(9, 8, None, 5, 3), (21, 8, 20, 3, 2),
                                                   (40, 3, 4, 7, 5)])
 def test_all_zero_layer_closed_form(n, D, q, B_rows, p):
     """Section 9: an all-zero input costs W + RL + 1 cycles to the first drain request (one
-    window a cycle from cycle RL = 3, draining 2 cycles after the last), then B*p + 4."""
+    window a cycle from cycle RL = 4, draining 2 cycles after the last), then B*p + 4."""
     cfg = EngineConfig(1, 2, scan_width=D)
     qq = D if q is None else q
     windows = math.ceil(n / qq) * math.ceil(qq / D)
     B = math.ceil(B_rows / 2)
     got = layer_cycles(np.zeros(n, np.int64), B_rows, p, cfg, in_block=q)
-    assert got.issue == windows + 4, (n, D, q)
-    assert got.total == windows + 4 + B * p + 4, (n, D, q)
+    assert got.issue == windows + 5, (n, D, q)
+    assert got.total == windows + 5 + B * p + 4, (n, D, q)
 
 
 def test_next_layer_starts_five_cycles_after_the_last_drain_request():
     """The corrected README sentence, on one worked case: B = 2, p = 3, one non-zero input."""
     cfg = EngineConfig(1, 1, scan_width=4)
     got = layer_cycles(np.array([0, 7, 0, 0]), 2, 3, cfg)
-    # window 0 taken in cycle 3, its pair in 4, ops in 7 and 8, draining from 14 (8 + 6),
-    # drain requests 14 .. 19 (B*p = 6), the next START in 24 = 19 + 5
-    assert got.issue == 14
-    assert got.total == 24
+    # window 0 taken in cycle 4, its pair in 5, ops in 8 and 9, draining from 15 (9 + 6),
+    # drain requests 15 .. 20 (B*p = 6), the next START in 25 = 20 + 5
+    assert got.issue == 15
+    assert got.total == 25
 
 
 def test_worked_example_of_section_9():
     cfg = EngineConfig(2, 2, scan_width=4)
     got = layer_cycles(np.array([0, 3, 0, 0, 0, 0, 0, 0, 5, -1, 0]), 10, 5, cfg)
-    assert (got.slots, got.nnz, got.issue, got.total, got.ideal) == (3, 3, 21, 40, 9)
-    assert doc_layer([0, 3, 0, 0, 0, 0, 0, 0, 5, -1, 0], 10, 5, 2, 2, 4) == (3, 3, 21, 40)
+    assert (got.slots, got.nnz, got.issue, got.total, got.ideal) == (3, 3, 22, 41, 9)
+    assert doc_layer([0, 3, 0, 0, 0, 0, 0, 0, 5, -1, 0], 10, 5, 2, 2, 4) == (3, 3, 22, 41)
 
 
 @pytest.mark.parametrize("n, D, m_blocks, lanes, p", [(16, 4, 8, 4, 3), (7, 8, 3, 1, 2),
                                                       (24, 3, 9, 2, 4)])
 def test_no_empty_window_closed_form(n, D, m_blocks, lanes, p):
     """Section 9: every window holds a non-zero: D0 = nnz*B + RL + 3 + L, T = nnz*B + RL + 7 +
-    L + B*p (RL = 3 up to 8 lanes, L = 6 up to 8 PEs)."""
+    L + B*p (RL = 4 up to 8 lanes, L = 6 up to 8 PEs)."""
     x = np.arange(1, n + 1)
     B = math.ceil(m_blocks / lanes)
     got = layer_cycles(x, m_blocks, p, EngineConfig(1, lanes, scan_width=D))
-    assert (got.issue, got.total) == (n * B + 12, n * B + 16 + B * p), (n, D, m_blocks, lanes, p)
+    assert (got.issue, got.total) == (n * B + 13, n * B + 17 + B * p), (n, D, m_blocks, lanes, p)
 
 
 # -- a network --------------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def test_bench_catches_a_transparent_read(tmp_path, monkeypatch):
 
 def test_act_banks_properties():
     dut = ActBanks(3, 5, 12, 7)
-    assert (dut.banks, dut.width, dut.act_bits, dut.rows, dut.latency) == (3, 5, 12, 7, 2)
+    assert (dut.banks, dut.width, dut.act_bits, dut.rows, dut.latency) == (3, 5, 12, 7, 3)
     assert (dut.bank_bits, dut.pos_bits, dut.row_bits) == (2, 3, 3)
     assert set(dut.signature.members) == {"w", "rd", "window"}
     assert dut.w.shape().size == 3 * (1 + 3 + 3 + 12)
@@ -95,7 +95,7 @@ def test_act_banks_properties():
     assert dut.rd.shape().size == 1 + 2 + 3
     assert dut.window.shape().size == 1 + 5 * 12 + 5
     small = ActBanks(1, 1, 2, 1)
-    assert (small.bank_bits, small.pos_bits, small.row_bits, small.latency) == (1, 1, 1, 2)
+    assert (small.bank_bits, small.pos_bits, small.row_bits, small.latency) == (1, 1, 1, 3)
     assert small.w.shape().size == 1 + 1 + 1 + 2
     assert (ActBanks(4, 8, 16, 6).bank_bits, ActBanks(4, 8, 16, 6).pos_bits,
             ActBanks(4, 8, 16, 6).row_bits) == (2, 3, 3)
@@ -143,7 +143,7 @@ def test_amaranth_simulation_old_word_and_parallel_writes():
         ctx.set(dut.w[2], {"valid": 1, "row": 2, "pos": 0, "value": 2047})
         ctx.set(dut.w[1], {"valid": 1, "row": 2, "pos": 6, "value": 5})  # past the word
         # the first read in the cycle of the writes, then one a cycle, then none
-        for k, bank in enumerate((0, 0, 2, 1, None, None, None)):
+        for k, bank in enumerate((0, 0, 2, 1, None, None, None, None)):
             ctx.set(dut.rd, {"valid": int(bank is not None), "bank": bank or 0, "row": 2})
             await ctx.tick()
             if k == 0:
@@ -155,7 +155,7 @@ def test_amaranth_simulation_old_word_and_parallel_writes():
     sim.add_testbench(bench)
     sim.run()
     lat = dut.latency
-    assert lat == 2
+    assert lat == 3
     valid = [v for v, _ in seen]
     assert valid == [0] * (lat - 1) + [1, 1, 1, 1] + [0] * (len(seen) - lat - 3)
     words = [w for v, w in seen if v]

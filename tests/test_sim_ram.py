@@ -76,7 +76,8 @@ def test_accumulator_and_bank_as_modules():
     assert box.module == "a_ram" and acc.ram_shape == (20, 2, 20) == box.inner.blackbox_key[1:]
     assert Accumulator(20, 10, 5).blackboxes == ()
     bank = ActBank(4, 12, 3, ram_module="b_ram")
-    assert bank.ram_shape == (48, 3, 12) and bank.blackboxes[0].module == "b_ram"
+    # (each activation stored with its non-zero flag: granules of 12 + 1 bits)
+    assert bank.ram_shape == (52, 3, 13) and bank.blackboxes[0].module == "b_ram"
     # the same shape may share a name; a different one may not
     leaf_modules(type("T", (), {"blackboxes": (Blackbox(Ram(8, 4, 8), "r"),
                                                Blackbox(Ram(8, 4, 8), "r"))})())
@@ -100,8 +101,8 @@ def test_engine_emits_each_ram_shape_once():
         "eng_acc_ram": {"kind": "accumulator", "width": geom.acc_bits,
                         "depth": max(2, geom.acc_depth), "granularity": geom.acc_bits,
                         "instances": n_pe * lanes},
-        "eng_act_ram": {"kind": "activation bank", "width": sw * geom.act_bits,
-                        "depth": max(2, geom.bank_rows), "granularity": geom.act_bits,
+        "eng_act_ram": {"kind": "activation bank", "width": sw * (geom.act_bits + 1),
+                        "depth": max(2, geom.bank_rows), "granularity": geom.act_bits + 1,
                         "instances": 2 * n_pe * lanes}}
     modules = re.findall(r"^module \\?([\w.]+) ?\(", text, re.M)
     assert modules.count("eng_acc_ram") == 1 and modules.count("eng_act_ram") == 1
@@ -141,7 +142,9 @@ def test_geometry_storage_counts_every_bit():
     rows = max([-(-in_blocks // nl)] + [b * -(-p // sw) for b, p in zip(slots, ps)])
     # set 0 holds the input (20) and layer 2's outputs (12), set 1 layers 1 and 3's (17, 9)
     assert store["activation bank"]["useful_bits"] == (20 + 17) * geom.act_bits
-    assert store["activation bank"]["stored_bits"] == 2 * nl * max(2, rows) * sw * geom.act_bits
+    # (each activation stored with its non-zero flag)
+    assert store["activation bank"]["stored_bits"] == (2 * nl * max(2, rows) * sw
+                                                       * (geom.act_bits + 1))
     for kind, r in dut.ram_memories.items():
         assert store[r["kind"]]["stored_bits"] == r["width"] * r["depth"] * r["instances"], kind
 

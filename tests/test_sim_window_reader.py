@@ -107,7 +107,7 @@ def test_bench_catches_a_wrong_last_window(tmp_path):
 def test_window_reader_properties():
     r = WindowReader(3, 4, 8, 9, 6, (4, 3, 6, 9))
     assert (r.banks, r.width, r.act_bits, r.rows, r.index_bits, r.p_prevs, r.latency) == (
-        3, 4, 8, 9, 6, (4, 3, 6, 9), 3)
+        3, 4, 8, 9, 6, (4, 3, 6, 9), 4)
     assert r.tables == ((1, 4), (1, 3), (2, 2), (3, 1))
     assert (r.sel_bits, r.row_bits, r.bank_bits) == (2, 4, 2)
     assert set(r.signature.members) == {"start", "sel", "n", "bank_rd", "bank_window", "o",

@@ -239,11 +239,13 @@ def test_generic_and_asic_hierarchical_agree_with_flat(small_design, tmp_path):
     assert a["logic_area_um2"] > 0 and 0 < a["sequential_area_um2"] < a["logic_area_um2"]
     # Flattening lets Yosys optimize across module boundaries (it trims pipeline-register bits
     # that a module boundary hides as unused or constant); the logic must agree within 8%, the
-    # hierarchical figure never below the flat one by more than 1%. The asic mapping also
-    # buffers and sizes each module alone, its ports driven and loaded as by flip-flops, which
-    # costs more than in the flat netlist: within 12% (docs/design.md section 8).
+    # hierarchical figure never below the flat one by more than 1%. Generic logic is compared by
+    # its transistor estimate, not its cell count: ABC may write the same logic as fewer
+    # multiplexer cells and more NAND gates (more cells, fewer transistors). The asic mapping
+    # also buffers and sizes each module alone, its ports driven and loaded as by flip-flops,
+    # which costs more than in the flat netlist: within 12% (docs/design.md section 8).
     for figure, h, f, over in (
-            ("cells", g["cells_total"], flat["generic"]["cells_total"], 0.08),
+            ("transistors", g["transistors"], flat["generic"]["transistors"], 0.08),
             ("area", a["logic_area_um2"], flat["asic"]["logic_area_um2"], 0.12),
             ("timed area", a["logic_area_um2"], a["timing"]["netlist_area_um2"], 0.12)):
         assert -0.01 * f <= h - f <= over * f, (figure, h, f)
