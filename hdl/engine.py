@@ -510,13 +510,14 @@ class Engine(wiring.Component):
             level += tree
         for pe, op in zip(self._pes, level):
             m.d.comb += pe.op.eq(op)
-        # The lanes' weight and k memories, read at their PE's copy of the op (the same
-        # addresses in every lane), their words registered on the way to the lane's stage 2.
-        for pe_i, (pe, op) in enumerate(zip(self._pes, level)):
+        # The lanes' weight and k memories, read where their PE says (the same addresses in
+        # every lane; the weight two stages after the op, hdl/op_stages.py), their words
+        # registered on the way to the lanes.
+        for pe_i, pe in enumerate(self._pes):
             words = []
             for lane_i in range(cfg.lanes):
                 word = Signal(pe0.rom_layout, name=f"pe{pe_i}_lane{lane_i}_rom", reset_less=True)
-                for mem, addr in (("weight", op.w_addr), ("k", op.k_addr)):
+                for mem, addr in (("weight", pe.rom_addr.w_addr), ("k", pe.rom_addr.k_addr)):
                     rom = self._rom(mem, pe_i * cfg.lanes + lane_i)
                     m.submodules[f"pe{pe_i}_lane{lane_i}_{mem}"] = rom
                     port = rom.read_port()

@@ -36,7 +36,7 @@ from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
 from .accumulator import DRAIN_LATENCY, VALUE_DELAY, Accumulator
 from .mac_widths import MacWidths
 from .multiplier import MULTIPLIERS, Multiplier
-from .op_stages import ADD_STAGE, ADDR_STAGE, ROM_LATENCY, OpStages, staged_layout
+from .op_stages import ADD_STAGE, ADDR_STAGE, OpStages, staged_layout
 from .perm_index import PermIndex
 from .pipeline import delay
 from .rom import ImageRom, addr_bits, check_image, verilog_path
@@ -191,9 +191,11 @@ class Lane(MacWidths, wiring.Component):
         The op's fields delayed to the stages that use them, :class:`~.op_stages.OpStages`'
         ``staged`` (the PE's, shared by its lanes; a lane with memories keeps its own).
     rom : ``In(rom_layout)`` (external memories only)
-        ``{weight: signed(weight_bits), k: unsigned(index_width)}``: the words at the ``w_addr``
-        and ``k_addr`` of the op of ``ROM_LATENCY = 2`` cycles before, as a memory's synchronous
-        read port and an output register give them.
+        ``{weight: signed(weight_bits), k: unsigned(index_width)}``: the words at the addresses
+        of the PE's :attr:`.op_stages.OpStages.rom_addr` of ``ROM_LATENCY = 2`` cycles before, as
+        a memory's synchronous read port and an output register give them: ``k`` at the
+        ``k_addr`` of the op of stage 2 (read in its stage 0), ``weight`` at the ``w_addr`` of the
+        op of stage 4 (read in its stage 2).
     drain : ``In(drain_layout)``
         Drain request ``{valid: 1 bit, addr: acc_addr_bits}`` (from bit 0 in that order).
     acc : ``Out(acc_layout)``
@@ -204,16 +206,18 @@ class Lane(MacWidths, wiring.Component):
     --------
     An op presented in cycle ``n`` (stage 0) moves one stage per cycle, with no stalls:
 
-    0. ``n``: the weight and k memories' synchronous read ports take ``w_addr`` and ``k_addr``;
-       the rest of the op is registered (:class:`~.op_stages.OpStages`, one per PE with external
-       memories), until the stage that uses it.
-    1. ``n + 1``: the words are out of the memories and go into their output registers.
-    2. ``n + 2``: ``w`` and ``k`` are registered; :class:`PermIndex` (registered) computes
-       ``r = (c - k) mod p``; ``w`` waits two cycles for the stage of the add.
-    3. ``n + 3``: ``a = acc_addr + r`` is registered.
+    0. ``n``: the k memory's synchronous read port takes ``k_addr``; the rest of the op is
+       registered (:class:`~.op_stages.OpStages`, one per PE with external memories), until the
+       stage that uses it.
+    1. ``n + 1``: the k word is out of the memory and goes into its output register.
+    2. ``n + 2``: ``k`` is registered; :class:`PermIndex` (registered) computes
+       ``r = (c - k) mod p``. The weight memory's read port takes ``w_addr`` (read now, not in
+       stage 0, so that no register of the lane holds ``w`` until the multiply).
+    3. ``n + 3``: ``a = acc_addr + r`` is registered; the weight word goes into its output
+       register.
     4. ``n + 4``: ``a`` goes to the accumulator memory's read port
        (:class:`~.accumulator.Accumulator`, stage A); the multiplier (two register stages) takes
-       ``w`` and ``x``.
+       ``w`` (the weight memory's output register) and ``x``.
     5. ``n + 5``: the word read is registered (stage B).
     6. ``n + 6``: the exact product ``w * x`` comes out of the multiplier, and
        ``acc[a] + w * x`` is written back to ``acc[a]`` at the end of the cycle (stage C). The
@@ -431,28 +435,29 @@ class Lane(MacWidths, wiring.Component):
                 signed(self._weight_bits), self._w_depth, self._weights, self._image("weight"))
             m.submodules.k_mem = kmem = self._memory(
                 unsigned(self._index_width), self._k_depth, self._ks, self._image("k"))
+            # Stages 0 to 4: the op's fields (and the weight address) wait for the stages that
+            # use them.
+            m.submodules.op_stages = stages = OpStages(self.op_layout)
+            m.d.comb += stages.op.eq(op)
+            staged = stages.staged
             w_rd, k_rd = weight.read_port(), kmem.read_port()
-            m.d.comb += [w_rd.addr.eq(op.w_addr), k_rd.addr.eq(op.k_addr)]
-            # the memories' output registers: the words ROM_LATENCY cycles after the op
+            m.d.comb += [w_rd.addr.eq(stages.rom_addr.w_addr),
+                         k_rd.addr.eq(stages.rom_addr.k_addr)]
+            # the memories' output registers: the words ROM_LATENCY cycles after their reads
             w_reg = Signal.like(w_rd.data, name="weight_reg", reset_less=True)
             k_reg = Signal.like(k_rd.data, name="k_reg", reset_less=True)
             m.d.sync += [w_reg.eq(w_rd.data), k_reg.eq(k_rd.data)]
             w_data, k_data = w_reg, k_reg
-            # Stages 0 to 4: the rest of the op waits for the stages that use it.
-            m.submodules.op_stages = stages = OpStages(self.op_layout)
-            m.d.comb += stages.op.eq(op)
-            staged = stages.staged
         m.submodules.perm_index = index = PermIndex(self._ps, registered=True)
         m.submodules.multiplier = mul = Multiplier(self._weight_bits, self._act_bits,
                                                    style=self._multiplier)
         m.submodules.accumulator = accu = self._accumulator
         assert mul.latency == VALUE_DELAY  # the product comes in the accumulator's stage C
 
-        # Stage 2: r = (c - k) mod p (registered in PermIndex); w waits for stage 4.
+        # Stage 2: r = (c - k) mod p (registered in PermIndex).
         m.d.comb += [index.c.eq(staged.c), index.k.eq(k_data)]
         if self._sel_bits:
             m.d.comb += index.sel.eq(staged.sel)
-        w4 = delay(m, w_data, ADD_STAGE - ROM_LATENCY, "weight")
 
         # Stage 3: the accumulator address a = acc_addr + r, registered.
         addr4 = Signal(self.acc_addr_bits, reset_less=True)
@@ -462,7 +467,7 @@ class Lane(MacWidths, wiring.Component):
         # adds two cycles later (its stage C); drains share the ports.
         x4 = delay(m, staged.x, ADD_STAGE - ADDR_STAGE, "x")  # (this lane's, see OpStages)
         m.d.comb += [
-            mul.a.eq(w4),
+            mul.a.eq(w_data),  # read in stage 2 (WEIGHT_STAGE), so it is stage 4's
             mul.b.eq(x4),
             accu.add.valid.eq(staged.valid),
             accu.add.addr.eq(addr4),

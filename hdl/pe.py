@@ -16,7 +16,7 @@ from permdeal.golden.rom import image_name
 
 from .blackbox import Blackbox
 from .lane import IMAGE_MEMORIES, Lane, lane_params
-from .op_stages import OpStages
+from .op_stages import OpStages, rom_addr_layout
 
 __all__ = ["PE", "pe_contents", "pe_images"]
 
@@ -81,7 +81,7 @@ class PE(wiring.Component):
         no ``contents`` or ``images``. All such PEs of one configuration are the same module. The
         PE then holds the op's fields for its lanes (submodule ``op_stages``, one
         :class:`~.op_stages.OpStages` whose ``staged`` goes to every lane) instead of every lane
-        holding a copy.
+        holding a copy, and tells the memories' owner where to read them (``rom_addr``).
     lane_module : str, optional
         With ``external``: emit the lane once as the Verilog module of this name and instantiate
         it ``lanes`` times (:attr:`blackboxes`; the engine's way, so that synthesis handles one
@@ -96,6 +96,10 @@ class PE(wiring.Component):
     -------
     op : ``In(op_layout)``
         The broadcast operation (:attr:`Lane.op_layout`), wired to every lane.
+    rom_addr : ``Out({w_addr, k_addr})`` (external memories only)
+        Where every lane's weight and k memories are read this cycle
+        (:attr:`.op_stages.OpStages.rom_addr`: the ``w_addr`` of the op of two cycles before, the
+        ``k_addr`` of this cycle's); their words go to ``rom`` ``ROM_LATENCY = 2`` cycles later.
     drain : ``In(drain_layout)``
         The drain request (:attr:`Lane.drain_layout`), wired to every lane: all lanes drain the
         same accumulator address in the same cycle.
@@ -159,6 +163,7 @@ class PE(wiring.Component):
         first = self._lane_list[0]
         ports = {"op": In(first.op_layout)}
         if external:
+            ports["rom_addr"] = Out(rom_addr_layout(first.op_layout))
             ports["rom"] = In(data.ArrayLayout(first.rom_layout, self._lanes))
         ports.update({
             "drain": In(first.drain_layout),
@@ -212,7 +217,7 @@ class PE(wiring.Component):
         m = Module()
         if self.external:
             m.submodules.op_stages = stages = OpStages(self.op_layout)
-            m.d.comb += stages.op.eq(self.op)
+            m.d.comb += [stages.op.eq(self.op), self.rom_addr.eq(stages.rom_addr)]
         for l, lane in enumerate(self._lane_boxes or self._lane_list):
             m.submodules[f"lane{l}"] = lane
             m.d.comb += [lane.drain.eq(self.drain), self.acc[l].eq(lane.acc)]
