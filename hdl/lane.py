@@ -36,9 +36,8 @@ from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
 from .accumulator import DRAIN_LATENCY, VALUE_DELAY, Accumulator
 from .mac_widths import MacWidths
 from .multiplier import MULTIPLIERS, Multiplier
-from .op_stages import ADD_STAGE, ADDR_STAGE, OpStages, staged_layout
+from .op_stages import OpStages, staged_layout
 from .perm_index import PermIndex
-from .pipeline import delay
 from .rom import ImageRom, addr_bits, check_image, verilog_path
 
 __all__ = ["IMAGE_MEMORIES", "Lane", "lane_params", "op_layout"]
@@ -217,7 +216,8 @@ class Lane(MacWidths, wiring.Component):
        register.
     4. ``n + 4``: ``a`` goes to the accumulator memory's read port
        (:class:`~.accumulator.Accumulator`, stage A); the multiplier (two register stages) takes
-       ``w`` (the weight memory's output register) and ``x``.
+       ``w`` (the weight memory's output register) and ``x`` (the PE's register, shared by its
+       lanes: :class:`~.op_stages.OpStages`).
     5. ``n + 5``: the word read is registered (stage B).
     6. ``n + 6``: the exact product ``w * x`` comes out of the multiplier, and
        ``acc[a] + w * x`` is written back to ``acc[a]`` at the end of the cycle (stage C). The
@@ -465,10 +465,9 @@ class Lane(MacWidths, wiring.Component):
 
         # Stage 4: the add to accumulator a and the multiply, whose product the accumulator
         # adds two cycles later (its stage C); drains share the ports.
-        x4 = delay(m, staged.x, ADD_STAGE - ADDR_STAGE, "x")  # (this lane's, see OpStages)
         m.d.comb += [
             mul.a.eq(w_data),  # read in stage 2 (WEIGHT_STAGE), so it is stage 4's
-            mul.b.eq(x4),
+            mul.b.eq(staged.x),  # the PE's stage-4 register (OpStages)
             accu.add.valid.eq(staged.valid),
             accu.add.addr.eq(addr4),
             accu.value.eq(mul.p),

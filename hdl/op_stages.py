@@ -75,9 +75,10 @@ class OpStages(wiring.Component):
     staged : ``Out(staged_layout(op_layout))``
         ``valid``: the op of stage :data:`ADD_STAGE` (4) is valid; ``busy``: an op is in stages 0
         to 4 (valid now or in one of the four cycles before); ``c`` and ``sel`` of stage
-        :data:`INDEX_STAGE` (2), ``acc_addr`` and ``x`` of stage :data:`ADDR_STAGE` (3). Each lane
-        registers ``x`` once more for its multiplier (stage 4): one register driving every
-        multiplier of the PE, through a buffer tree, made the multiplier's first stage too slow.
+        :data:`INDEX_STAGE` (2), ``acc_addr`` of stage :data:`ADDR_STAGE` (3), and ``x`` of stage
+        :data:`ADD_STAGE` (4), the operand of every lane's multiplier: one register a PE (a
+        buffer tree drives the lanes; the timed netlist keeps the booth multiplier's first stage
+        over 1 ns inside a 250 MHz clock at 8 lanes), not one a lane.
 
     Timing
     ------
@@ -117,7 +118,7 @@ class OpStages(wiring.Component):
         m.d.comb += [out.valid.eq(valid[ADD_STAGE]), out.busy.eq(Cat(*valid).any()),
                      out.c.eq(delay(m, op.c, INDEX_STAGE, "c")),
                      out.acc_addr.eq(delay(m, op.acc_addr, ADDR_STAGE, "acc_addr")),
-                     out.x.eq(delay(m, op.x, ADDR_STAGE, "x"))]
+                     out.x.eq(delay(m, op.x, ADD_STAGE, "x"))]
         m.d.comb += [self.rom_addr.w_addr.eq(delay(m, op.w_addr, WEIGHT_STAGE, "w_addr")),
                      self.rom_addr.k_addr.eq(delay(m, op.k_addr, K_STAGE, "k_addr"))]
         if "sel" in self._op_layout.members:
