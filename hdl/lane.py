@@ -167,7 +167,8 @@ class Lane(MacWidths, wiring.Component):
         The weight and k memories live outside the lane (the engine keeps every lane's memories
         outside its PEs, so that all PEs are one Verilog module): the lane then has a ``rom``
         port and takes no ``weights``, ``ks`` or ``images``; and, instead of ``op``, the
-        ``staged`` port (its PE keeps one :class:`~.op_stages.OpStages` for all its lanes).
+        ``staged`` port (one :class:`~.op_stages.OpStages` serves many lanes: the engine keeps
+        one an issue path, at the root of its broadcast tree).
         Amaranth's own simulator cannot run such a lane (the ROM is a Verilog instance); Icarus
         and Verilator can.
     acc_ram_module : str, optional
@@ -188,10 +189,11 @@ class Lane(MacWidths, wiring.Component):
         Not with external memories.
     staged : ``In(staged_layout)`` (external memories only)
         The op's fields delayed to the stages that use them, :class:`~.op_stages.OpStages`'
-        ``staged`` (the PE's, shared by its lanes; a lane with memories keeps its own).
+        ``staged`` (shared by many lanes; a lane with memories keeps its own OpStages).
     rom : ``In(rom_layout)`` (external memories only)
         ``{weight: signed(weight_bits), k: unsigned(index_width)}``: the words at the addresses
-        of the PE's :attr:`.op_stages.OpStages.rom_addr` of ``ROM_LATENCY = 2`` cycles before, as
+        of the :attr:`.op_stages.OpStages.rom_addr` of ``ROM_LATENCY = 2`` cycles before (the
+        OpStages whose ``staged`` the lane takes), as
         a memory's synchronous read port and an output register give them: ``k`` at the
         ``k_addr`` of the op of stage 2 (read in its stage 0), ``weight`` at the ``w_addr`` of the
         op of stage 4 (read in its stage 2).
@@ -206,8 +208,8 @@ class Lane(MacWidths, wiring.Component):
     An op presented in cycle ``n`` (stage 0) moves one stage per cycle, with no stalls:
 
     0. ``n``: the k memory's synchronous read port takes ``k_addr``; the rest of the op is
-       registered (:class:`~.op_stages.OpStages`, one per PE with external memories), until the
-       stage that uses it.
+       registered (:class:`~.op_stages.OpStages`, with external memories the engine's, one an
+       issue path), until the stage that uses it.
     1. ``n + 1``: the k word is out of the memory and goes into its output register.
     2. ``n + 2``: ``k`` is registered; :class:`PermIndex` (registered) computes
        ``r = (c - k) mod p``. The weight memory's read port takes ``w_addr`` (read now, not in
@@ -216,15 +218,15 @@ class Lane(MacWidths, wiring.Component):
        register.
     4. ``n + 4``: ``a`` goes to the accumulator memory's read port
        (:class:`~.accumulator.Accumulator`, stage A); the multiplier (two register stages) takes
-       ``w`` (the weight memory's output register) and ``x`` (the PE's register, shared by its
-       lanes: :class:`~.op_stages.OpStages`).
+       ``w`` (the weight memory's output register) and ``x`` (a register shared by many lanes:
+       :class:`~.op_stages.OpStages`).
     5. ``n + 5``: the word read is registered (stage B).
     6. ``n + 6``: the exact product ``w * x`` comes out of the multiplier, and
        ``acc[a] + w * x`` is written back to ``acc[a]`` at the end of the cycle (stage C). The
        old value takes the writes the read port missed from two forwarding registers, so
        back-to-back ops on one accumulator (``B = 1`` across block-columns, and every op when
        ``p = 1``) add up exactly. The multiply starts as late as it can: a register holding
-       ``w`` (or ``x``, shared by the PE's lanes) is cheaper than one holding the product.
+       ``w`` (or ``x``, shared by many lanes) is cheaper than one holding the product.
 
     So ``latency = 5``: the op of cycle ``n`` is seen by a drain request in cycle ``n + 5`` or
     later (the accumulator's forwarding carries the sums still in its stages B and C to it). In
@@ -467,7 +469,7 @@ class Lane(MacWidths, wiring.Component):
         # adds two cycles later (its stage C); drains share the ports.
         m.d.comb += [
             mul.a.eq(w_data),  # read in stage 2 (WEIGHT_STAGE), so it is stage 4's
-            mul.b.eq(staged.x),  # the PE's stage-4 register (OpStages)
+            mul.b.eq(staged.x),  # OpStages' stage-4 register, shared
             accu.add.valid.eq(staged.valid),
             accu.add.addr.eq(addr4),
             accu.value.eq(mul.p),

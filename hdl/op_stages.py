@@ -1,12 +1,14 @@
-"""The broadcast operation's fields delayed to the lane stages that use them, once for all the
-lanes of a PE (docs/design.md 4.2).
+"""The broadcast operation's fields delayed to the lane stages that use them, once for many
+lanes (docs/design.md 4.2).
 
-Every lane of a PE takes the same operation, so the registers that hold its fields while the
-lanes read their weight and k memories are the same in every lane: this block keeps one copy
-of them for the PE (a lane with memories of its own keeps one itself, :class:`~.lane.Lane`).
-The weight memories are read late, at the op's ``w_addr`` of stage :data:`WEIGHT_STAGE`, so that
-the word comes out of the memory's output register in the stage that multiplies it: one
-address register of the PE, not a weight register of every lane, carries the op meanwhile.
+Every lane takes the same operation, so the registers that hold its fields while the lanes
+read their weight and k memories are the same in every lane: the engine keeps one copy of them
+for each issue path, at the root of its broadcast tree, and broadcasts the fields already
+delayed (:func:`broadcast_layout`) to its external-memory PEs; a lane with memories of its own
+keeps one itself (:class:`~.lane.Lane`). The weight memories are read late, at the op's
+``w_addr`` of stage :data:`WEIGHT_STAGE`, so that the word comes out of the memory's output
+register in the stage that multiplies it: an address register, not a weight register of every
+lane, carries the op meanwhile.
 """
 
 from typing import Any
@@ -20,7 +22,7 @@ from permdeal.errors import PermdealError
 from .pipeline import delay
 
 __all__ = ["ADD_STAGE", "ADDR_STAGE", "INDEX_STAGE", "K_STAGE", "ROM_LATENCY", "WEIGHT_STAGE",
-           "OpStages", "rom_addr_layout", "staged_layout"]
+           "OpStages", "broadcast_layout", "rom_addr_layout", "staged_layout"]
 
 #: Cycles from an operation to its weight and k words: the memories' read and output registers.
 ROM_LATENCY = 2
@@ -56,6 +58,15 @@ def rom_addr_layout(op_layout: data.StructLayout) -> data.StructLayout:
                               "k_addr": op_layout.members["k_addr"]})
 
 
+def broadcast_layout(op_layout: data.StructLayout) -> data.StructLayout:
+    """What the engine broadcasts to its external-memory PEs for the op ``op_layout``: both
+    outputs of :class:`OpStages`, ``{rom_addr, staged}`` from bit 0. Every register of the
+    broadcast tree delays all of it alike, so a PE at its end takes the fields at the stages
+    they are for."""
+    return data.StructLayout({"rom_addr": rom_addr_layout(op_layout),
+                              "staged": staged_layout(op_layout)})
+
+
 class OpStages(wiring.Component):
     """The fields of the broadcast op as the lane stages use them.
 
@@ -76,9 +87,10 @@ class OpStages(wiring.Component):
         ``valid``: the op of stage :data:`ADD_STAGE` (4) is valid; ``busy``: an op is in stages 0
         to 4 (valid now or in one of the four cycles before); ``c`` and ``sel`` of stage
         :data:`INDEX_STAGE` (2), ``acc_addr`` of stage :data:`ADDR_STAGE` (3), and ``x`` of stage
-        :data:`ADD_STAGE` (4), the operand of every lane's multiplier: one register a PE (a
-        buffer tree drives the lanes; the timed netlist keeps the booth multiplier's first stage
-        over 1 ns inside a 250 MHz clock at 8 lanes), not one a lane.
+        :data:`ADD_STAGE` (4), the operand of every lane's multiplier, which no lane registers
+        again (with the engine's broadcast, one register drives a PE's lanes through a buffer
+        tree; the timed netlist keeps the booth multiplier's first stage over 1 ns inside a
+        250 MHz clock at 8 lanes).
 
     Timing
     ------
