@@ -159,13 +159,12 @@ class Accumulator(RamUser, wiring.Component):
         add_b, drain_b = Signal(), Signal()
         addr_b = Signal(ab, reset_less=True)
         m.d.sync += [add_b.eq(self.add.valid), drain_b.eq(self.drain.valid), addr_b.eq(addr_a)]
-        # Stage C: the old value, then the sum or, for a drain, zero, written back; the add's
-        # value comes now (``value``), and is 0 unless an add (a drain adds nothing).
+        # Stage C: the old value plus the add's value, which comes now (``value``), or for a
+        # drain zero, written back. The sum is masked after the adder (one gate a bit), not the
+        # value before it: without a request nothing is written, so only a drain needs a mask.
         add_c, drain_c = Signal(), Signal()
         addr_c = Signal(ab, reset_less=True)
         m.d.sync += [add_c.eq(add_b), drain_c.eq(drain_b), addr_c.eq(addr_b)]
-        value_c = Signal(signed(self._value_bits))
-        m.d.comb += value_c.eq(Mux(add_c, self.value, 0))
         wr_en = Signal()
         wr_data = Signal(signed(self._acc_bits))
         # The writes of the last two cycles: ``fwd1`` (address ``addr_c1``) is the one of the
@@ -185,12 +184,10 @@ class Accumulator(RamUser, wiring.Component):
             hit_c.eq(wr_en & (addr_c == addr_b)),
         ]
         old = Signal(signed(self._acc_bits))
-        kept = Signal(signed(self._acc_bits))
         m.d.comb += [
             old.eq(self._old_value(word_b, hit_c, fwd1)),
-            kept.eq(Mux(drain_c, 0, old)),
             wr_en.eq(add_c | drain_c),
-            wr_data.eq(kept + value_c),  # wraps to acc_bits
+            wr_data.eq(Mux(drain_c, 0, old + self.value)),  # wraps to acc_bits
             ram.w_en.eq(wr_en),
             ram.w_addr.eq(addr_c),
             ram.w_data.eq(wr_data),

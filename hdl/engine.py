@@ -41,6 +41,7 @@ from .group_sum import GroupSum
 from .issuer import Issuer
 from .lint import eq_const
 from .nz_detect import NonZeroDetector
+from .op_stages import OpStages, broadcast_layout
 from .output_reader import OutputReader, output_layout
 from .pipeline import delay
 from .pe import PE
@@ -491,32 +492,38 @@ class Engine(wiring.Component):
             m.d.comb += reader.bank_window.eq(window(banks[0], k) | window(banks[1], k))
             wiring.connect(m, reader.o, detector.i)
             wiring.connect(m, detector.o, issuer.i)
-        # The broadcast trees: a group's op reaches each of its PEs through
-        # cfg.broadcast_stages registers, each driving at most BROADCAST_FANOUT of the next level
-        # (field by field: acc_addr may be narrower in the lanes).
+        # The broadcast trees: a group's op, its fields delayed to the lanes' stages once at the
+        # root (op_stages, op_stages1, ...: hdl/op_stages.py; field by field: acc_addr may be
+        # narrower in the lanes), reaches each of its PEs through cfg.broadcast_stages
+        # registers, each driving at most BROADCAST_FANOUT of the next level.
         level = []
         for k, issuer in enumerate(issuers):
-            tree = [issuer.op]
+            stages = OpStages(pe0.op_layout)
+            m.submodules[f"op_stages{k or ''}"] = stages
+            m.d.comb += [getattr(stages.op, f).eq(getattr(issuer.op, f))
+                         for f in pe0.op_layout.members]
+            tree = [stages]
             for stage in range(cfg.broadcast_stages):
                 width = -(-g_pes // BROADCAST_FANOUT ** (cfg.broadcast_stages - stage - 1))
                 nxt = []
                 for i in range(width):
                     name = f"bcast{stage}_{i}" if k_count == 1 else f"bcast{k}_{stage}_{i}"
-                    reg = Signal(pe0.op_layout, name=name)
-                    m.d.sync += [getattr(reg, f).eq(getattr(tree[i // BROADCAST_FANOUT], f))
-                                 for f in pe0.op_layout.members]
+                    reg = Signal(broadcast_layout(pe0.op_layout), name=name)
+                    parent = tree[i // BROADCAST_FANOUT]
+                    m.d.sync += [reg.rom_addr.eq(parent.rom_addr), reg.staged.eq(parent.staged)]
                     nxt.append(reg)
                 tree = nxt
             level += tree
         for pe, op in zip(self._pes, level):
-            m.d.comb += pe.op.eq(op)
-        # The lanes' weight and k memories, read at their PE's copy of the op (the same
-        # addresses in every lane), their words registered on the way to the lane's stage 2.
+            m.d.comb += pe.staged.eq(op.staged)
+        # The lanes' weight and k memories, read at the broadcast's rom_addr (the same addresses
+        # in every lane; the weight two stages after the op), their words registered on the way
+        # to the lanes.
         for pe_i, (pe, op) in enumerate(zip(self._pes, level)):
             words = []
             for lane_i in range(cfg.lanes):
                 word = Signal(pe0.rom_layout, name=f"pe{pe_i}_lane{lane_i}_rom", reset_less=True)
-                for mem, addr in (("weight", op.w_addr), ("k", op.k_addr)):
+                for mem, addr in (("weight", op.rom_addr.w_addr), ("k", op.rom_addr.k_addr)):
                     rom = self._rom(mem, pe_i * cfg.lanes + lane_i)
                     m.submodules[f"pe{pe_i}_lane{lane_i}_{mem}"] = rom
                     port = rom.read_port()

@@ -36,9 +36,8 @@ from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
 from .accumulator import DRAIN_LATENCY, VALUE_DELAY, Accumulator
 from .mac_widths import MacWidths
 from .multiplier import MULTIPLIERS, Multiplier
-from .op_stages import ADD_STAGE, ADDR_STAGE, ROM_LATENCY, OpStages, staged_layout
+from .op_stages import OpStages, staged_layout
 from .perm_index import PermIndex
-from .pipeline import delay
 from .rom import ImageRom, addr_bits, check_image, verilog_path
 
 __all__ = ["IMAGE_MEMORIES", "Lane", "lane_params", "op_layout"]
@@ -168,7 +167,8 @@ class Lane(MacWidths, wiring.Component):
         The weight and k memories live outside the lane (the engine keeps every lane's memories
         outside its PEs, so that all PEs are one Verilog module): the lane then has a ``rom``
         port and takes no ``weights``, ``ks`` or ``images``; and, instead of ``op``, the
-        ``staged`` port (its PE keeps one :class:`~.op_stages.OpStages` for all its lanes).
+        ``staged`` port (one :class:`~.op_stages.OpStages` serves many lanes: the engine keeps
+        one an issue path, at the root of its broadcast tree).
         Amaranth's own simulator cannot run such a lane (the ROM is a Verilog instance); Icarus
         and Verilator can.
     acc_ram_module : str, optional
@@ -189,11 +189,14 @@ class Lane(MacWidths, wiring.Component):
         Not with external memories.
     staged : ``In(staged_layout)`` (external memories only)
         The op's fields delayed to the stages that use them, :class:`~.op_stages.OpStages`'
-        ``staged`` (the PE's, shared by its lanes; a lane with memories keeps its own).
+        ``staged`` (shared by many lanes; a lane with memories keeps its own OpStages).
     rom : ``In(rom_layout)`` (external memories only)
-        ``{weight: signed(weight_bits), k: unsigned(index_width)}``: the words at the ``w_addr``
-        and ``k_addr`` of the op of ``ROM_LATENCY = 2`` cycles before, as a memory's synchronous
-        read port and an output register give them.
+        ``{weight: signed(weight_bits), k: unsigned(index_width)}``: the words at the addresses
+        of the :attr:`.op_stages.OpStages.rom_addr` of ``ROM_LATENCY = 2`` cycles before (the
+        OpStages whose ``staged`` the lane takes), as
+        a memory's synchronous read port and an output register give them: ``k`` at the
+        ``k_addr`` of the op of stage 2 (read in its stage 0), ``weight`` at the ``w_addr`` of the
+        op of stage 4 (read in its stage 2).
     drain : ``In(drain_layout)``
         Drain request ``{valid: 1 bit, addr: acc_addr_bits}`` (from bit 0 in that order).
     acc : ``Out(acc_layout)``
@@ -204,23 +207,26 @@ class Lane(MacWidths, wiring.Component):
     --------
     An op presented in cycle ``n`` (stage 0) moves one stage per cycle, with no stalls:
 
-    0. ``n``: the weight and k memories' synchronous read ports take ``w_addr`` and ``k_addr``;
-       the rest of the op is registered (:class:`~.op_stages.OpStages`, one per PE with external
-       memories), until the stage that uses it.
-    1. ``n + 1``: the words are out of the memories and go into their output registers.
-    2. ``n + 2``: ``w`` and ``k`` are registered; :class:`PermIndex` (registered) computes
-       ``r = (c - k) mod p``; ``w`` waits two cycles for the stage of the add.
-    3. ``n + 3``: ``a = acc_addr + r`` is registered.
+    0. ``n``: the k memory's synchronous read port takes ``k_addr``; the rest of the op is
+       registered (:class:`~.op_stages.OpStages`, with external memories the engine's, one an
+       issue path), until the stage that uses it.
+    1. ``n + 1``: the k word is out of the memory and goes into its output register.
+    2. ``n + 2``: ``k`` is registered; :class:`PermIndex` (registered) computes
+       ``r = (c - k) mod p``. The weight memory's read port takes ``w_addr`` (read now, not in
+       stage 0, so that no register of the lane holds ``w`` until the multiply).
+    3. ``n + 3``: ``a = acc_addr + r`` is registered; the weight word goes into its output
+       register.
     4. ``n + 4``: ``a`` goes to the accumulator memory's read port
        (:class:`~.accumulator.Accumulator`, stage A); the multiplier (two register stages) takes
-       ``w`` and ``x``.
+       ``w`` (the weight memory's output register) and ``x`` (a register shared by many lanes:
+       :class:`~.op_stages.OpStages`).
     5. ``n + 5``: the word read is registered (stage B).
     6. ``n + 6``: the exact product ``w * x`` comes out of the multiplier, and
        ``acc[a] + w * x`` is written back to ``acc[a]`` at the end of the cycle (stage C). The
        old value takes the writes the read port missed from two forwarding registers, so
        back-to-back ops on one accumulator (``B = 1`` across block-columns, and every op when
        ``p = 1``) add up exactly. The multiply starts as late as it can: a register holding
-       ``w`` (or ``x``, shared by the PE's lanes) is cheaper than one holding the product.
+       ``w`` (or ``x``, shared by many lanes) is cheaper than one holding the product.
 
     So ``latency = 5``: the op of cycle ``n`` is seen by a drain request in cycle ``n + 5`` or
     later (the accumulator's forwarding carries the sums still in its stages B and C to it). In
@@ -431,28 +437,29 @@ class Lane(MacWidths, wiring.Component):
                 signed(self._weight_bits), self._w_depth, self._weights, self._image("weight"))
             m.submodules.k_mem = kmem = self._memory(
                 unsigned(self._index_width), self._k_depth, self._ks, self._image("k"))
+            # Stages 0 to 4: the op's fields (and the weight address) wait for the stages that
+            # use them.
+            m.submodules.op_stages = stages = OpStages(self.op_layout)
+            m.d.comb += stages.op.eq(op)
+            staged = stages.staged
             w_rd, k_rd = weight.read_port(), kmem.read_port()
-            m.d.comb += [w_rd.addr.eq(op.w_addr), k_rd.addr.eq(op.k_addr)]
-            # the memories' output registers: the words ROM_LATENCY cycles after the op
+            m.d.comb += [w_rd.addr.eq(stages.rom_addr.w_addr),
+                         k_rd.addr.eq(stages.rom_addr.k_addr)]
+            # the memories' output registers: the words ROM_LATENCY cycles after their reads
             w_reg = Signal.like(w_rd.data, name="weight_reg", reset_less=True)
             k_reg = Signal.like(k_rd.data, name="k_reg", reset_less=True)
             m.d.sync += [w_reg.eq(w_rd.data), k_reg.eq(k_rd.data)]
             w_data, k_data = w_reg, k_reg
-            # Stages 0 to 4: the rest of the op waits for the stages that use it.
-            m.submodules.op_stages = stages = OpStages(self.op_layout)
-            m.d.comb += stages.op.eq(op)
-            staged = stages.staged
         m.submodules.perm_index = index = PermIndex(self._ps, registered=True)
         m.submodules.multiplier = mul = Multiplier(self._weight_bits, self._act_bits,
                                                    style=self._multiplier)
         m.submodules.accumulator = accu = self._accumulator
         assert mul.latency == VALUE_DELAY  # the product comes in the accumulator's stage C
 
-        # Stage 2: r = (c - k) mod p (registered in PermIndex); w waits for stage 4.
+        # Stage 2: r = (c - k) mod p (registered in PermIndex).
         m.d.comb += [index.c.eq(staged.c), index.k.eq(k_data)]
         if self._sel_bits:
             m.d.comb += index.sel.eq(staged.sel)
-        w4 = delay(m, w_data, ADD_STAGE - ROM_LATENCY, "weight")
 
         # Stage 3: the accumulator address a = acc_addr + r, registered.
         addr4 = Signal(self.acc_addr_bits, reset_less=True)
@@ -460,10 +467,9 @@ class Lane(MacWidths, wiring.Component):
 
         # Stage 4: the add to accumulator a and the multiply, whose product the accumulator
         # adds two cycles later (its stage C); drains share the ports.
-        x4 = delay(m, staged.x, ADD_STAGE - ADDR_STAGE, "x")  # (this lane's, see OpStages)
         m.d.comb += [
-            mul.a.eq(w4),
-            mul.b.eq(x4),
+            mul.a.eq(w_data),  # read in stage 2 (WEIGHT_STAGE), so it is stage 4's
+            mul.b.eq(staged.x),  # OpStages' stage-4 register, shared
             accu.add.valid.eq(staged.valid),
             accu.add.addr.eq(addr4),
             accu.value.eq(mul.p),

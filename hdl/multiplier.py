@@ -140,11 +140,14 @@ class Multiplier(wiring.Component):
     registers inside one DSP block (``permdeal synth --target ecp5`` moves them into the
     MULT18X18D, docs/design.md 8) and the block's multiplier is the whole of its stage.
 
-    With ``style="booth"`` the whole multiply is in the first stage but for its carries: the radix-4
-    Booth partial products (``b`` recoded, half as many rows; no sign extension) go through a
-    Dadda tree of full and half adders, and its two rows are registered; the second stage adds
-    them into the output register. Less logic than two half products each with its own adder,
-    and faster.
+    With ``style="booth"`` the whole multiply is in the first stage but for most of its carries:
+    the radix-4 Booth partial products (``b`` recoded, half as many rows; no sign extension) go
+    through a Dadda tree of full and half adders. Its :attr:`low_bits` lowest columns are short
+    (column ``k`` holds about ``k/2 + 1`` bits, the middle ones twice as many), so they leave the
+    tree early and are added in the first stage too: their sum and its carry are registered, with
+    the tree's two rows above them; the second stage adds the rows and the carry into the output
+    register. Less logic than two half products each with its own adder, and faster; the low
+    sum saves a register a bit and shortens the second stage's adder.
     """
 
     def __init__(self, a_bits, b_bits, *, style="native"):
@@ -184,6 +187,13 @@ class Multiplier(wiring.Component):
         return self._b_bits // 2 if self._b_bits > SPLIT_ABOVE and native else 0
 
     @property
+    def low_bits(self) -> int:
+        """Product bits the ``booth`` style adds in its first stage: as many as ``b`` has Booth
+        digits (rows), the columns that hold at most about half as many bits as the tallest;
+        0 in the ``native`` and ``dsp`` styles."""
+        return min((self._b_bits + 1) // 2, self.product_bits) if self._style == "booth" else 0
+
+    @property
     def latency(self) -> int:
         """Cycles from the operands to their product on ``p``."""
         return 2
@@ -198,9 +208,13 @@ class Multiplier(wiring.Component):
             m.d.sync += [a.eq(self.a), b.eq(self.b), p.eq(a * b)]
         elif self._style == "booth":
             rows = carry_save_rows(m, self.a, self.b, self.product_bits)
-            s = Signal(unsigned(self.product_bits), reset_less=True)
-            c = Signal(unsigned(self.product_bits), reset_less=True)
-            m.d.sync += [s.eq(rows[0]), c.eq(rows[1]), p.eq(s + c)]  # wraps to the product
+            lo = self.low_bits
+            low = Signal(lo + 1, reset_less=True)  # the low columns' sum, its carry on top
+            s = Signal(unsigned(self.product_bits - lo), reset_less=True)
+            c = Signal(unsigned(self.product_bits - lo), reset_less=True)
+            m.d.sync += [low.eq(rows[0][:lo] + rows[1][:lo]), s.eq(rows[0][lo:]),
+                         c.eq(rows[1][lo:]),
+                         p.eq(Cat(low[:lo], s + c + low[lo]))]  # wraps to the product
         elif h:
             lo = Signal(signed(self._a_bits + h + 1), reset_less=True)
             hi = Signal(signed(self._a_bits + self._b_bits - h), reset_less=True)

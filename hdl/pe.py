@@ -16,7 +16,7 @@ from permdeal.golden.rom import image_name
 
 from .blackbox import Blackbox
 from .lane import IMAGE_MEMORIES, Lane, lane_params
-from .op_stages import OpStages
+from .op_stages import staged_layout
 
 __all__ = ["PE", "pe_contents", "pe_images"]
 
@@ -79,9 +79,10 @@ class PE(wiring.Component):
         The lanes' memories live outside the PE (``Lane``'s ``external``): the PE has a ``rom``
         port, ``ArrayLayout(rom_layout, lanes)``, lane ``l``'s words in element ``l``, and takes
         no ``contents`` or ``images``. All such PEs of one configuration are the same module. The
-        PE then holds the op's fields for its lanes (submodule ``op_stages``, one
-        :class:`~.op_stages.OpStages` whose ``staged`` goes to every lane) instead of every lane
-        holding a copy.
+        PE then takes the op's fields already delayed to the lanes' stages (``staged`` instead of
+        ``op``: the output of an :class:`~.op_stages.OpStages` that the engine keeps once for all
+        the PEs of an issue path, at the root of its broadcast tree) and wires them to every
+        lane; the memories' owner reads them at that OpStages' ``rom_addr``.
     lane_module : str, optional
         With ``external``: emit the lane once as the Verilog module of this name and instantiate
         it ``lanes`` times (:attr:`blackboxes`; the engine's way, so that synthesis handles one
@@ -94,8 +95,15 @@ class PE(wiring.Component):
 
     Members
     -------
-    op : ``In(op_layout)``
+    op : ``In(op_layout)`` (not with external memories)
         The broadcast operation (:attr:`Lane.op_layout`), wired to every lane.
+    staged : ``In(staged_layout)`` (external memories only)
+        The op's fields at the lanes' stages (:attr:`.op_stages.OpStages.staged`), wired to every
+        lane.
+    rom : ``In(ArrayLayout(rom_layout, lanes))`` (external memories only)
+        Lane ``l``'s weight and k words (:attr:`Lane.rom_layout`), read at the ``rom_addr`` of the
+        same OpStages ``ROM_LATENCY = 2`` cycles before (the weight at the ``w_addr`` of the op of
+        stage 2, the k word at the ``k_addr`` of the op of stage 0).
     drain : ``In(drain_layout)``
         The drain request (:attr:`Lane.drain_layout`), wired to every lane: all lanes drain the
         same accumulator address in the same cycle.
@@ -157,9 +165,11 @@ class PE(wiring.Component):
             raise PermdealError("lane_module needs an external-memory PE (lanes with their own "
                                 "memory contents differ, so they cannot share one module)")
         first = self._lane_list[0]
-        ports = {"op": In(first.op_layout)}
         if external:
-            ports["rom"] = In(data.ArrayLayout(first.rom_layout, self._lanes))
+            ports = {"staged": In(staged_layout(first.op_layout)),
+                     "rom": In(data.ArrayLayout(first.rom_layout, self._lanes))}
+        else:
+            ports = {"op": In(first.op_layout)}
         ports.update({
             "drain": In(first.drain_layout),
             "acc": Out(data.ArrayLayout(first.acc_layout, self._lanes)),
@@ -210,14 +220,11 @@ class PE(wiring.Component):
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
-        if self.external:
-            m.submodules.op_stages = stages = OpStages(self.op_layout)
-            m.d.comb += stages.op.eq(self.op)
         for l, lane in enumerate(self._lane_boxes or self._lane_list):
             m.submodules[f"lane{l}"] = lane
             m.d.comb += [lane.drain.eq(self.drain), self.acc[l].eq(lane.acc)]
             if self.external:
-                m.d.comb += [lane.staged.eq(stages.staged), lane.rom.eq(self.rom[l])]
+                m.d.comb += [lane.staged.eq(self.staged), lane.rom.eq(self.rom[l])]
             else:
                 m.d.comb += lane.op.eq(self.op)
         return m

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,13 +18,27 @@ def _round_const(fmts):
     return 1 << (s - 1) if s > 0 else 0
 
 
+def _rounded_bias(bias, shift, rnd):
+    """``(bias << shift) + rnd`` as one addend: a rounding constant below the bias's lowest bit
+    fills the zeros of the shift, and one at or above it is added to the bias, a short
+    increment of its high bits, before the shift (the write-back then adds two values, not
+    three)."""
+    if not rnd:
+        return bias.shift_left(shift)
+    if rnd < 1 << shift:
+        return Cat(Const(rnd, shift), bias).as_signed()
+    assert rnd % (1 << shift) == 0
+    return (bias + (rnd >> shift)).shift_left(shift)
+
+
 class Writeback(wiring.Component):
     """Write-back of one layer output per transfer, bit-exact with ``golden.formats.writeback``.
 
     Adds the bias aligned to the accumulator's binary point (``bias << bias_shift``) and the
-    rounding constant ``2**(s-1)``, shifts right arithmetically by ``s = out_shift`` (``s <= 0``:
-    exact left shift), saturates to ``out.bits`` and, with ``relu``, clips negatives to zero. Every
-    intermediate is wide enough for its exact range, so nothing wraps.
+    rounding constant ``2**(s-1)`` (folded into the aligned bias: one adder of two values),
+    shifts right arithmetically by ``s = out_shift`` (``s <= 0``: exact left shift), saturates to
+    ``out.bits`` and, with ``relu``, clips negatives to zero. Every intermediate is wide enough
+    for its exact range, so nothing wraps.
 
     One unit can serve several layers (those of a multi-layer network, drained through the same
     write-back): each beat then carries ``sel``, the index of its layer, which travels with the
@@ -213,15 +227,16 @@ class Writeback(wiring.Component):
             self.i.ready.eq(ready1),
         ]
 
-        # Stage 1: one adder; the aligned bias and the rounding constant are chosen per layer.
+        # Stage 1: one adder; the aligned bias with the rounding constant is chosen per layer.
         sel = self.i.p.sel if multi else None
         bias = self.i.p.bias
-        aligned = self._by_sel(sel, [f.bias_shift for f, _ in layers], bias.shift_left)
-        rnd = self._by_sel(sel, self._rounds(), lambda r: r)
+        aligned = self._by_sel(sel, [(f.bias_shift, r) for (f, _), r in
+                                     zip(layers, self._rounds())],
+                               lambda key: _rounded_bias(bias, *key))
         with m.If(ready1):
             m.d.sync += [
                 stage1_valid.eq(self.i.valid),
-                total.eq(self.i.p.acc + aligned + rnd),
+                total.eq(self.i.p.acc + aligned),
             ]
             if multi:
                 m.d.sync += sel1.eq(sel)

@@ -322,13 +322,14 @@ def test_multiplier_is_exact_one_product_a_cycle(a_bits, b_bits, style):
     # Amaranth's simulator: every pair when both operands are small, else the extremes of both
     # and random pairs; one a cycle, each product exactly two cycles later (split in two halves
     # when b is wider than 8 bits; booth: Booth rows and a Dadda tree in gates, its two rows
-    # registered, then added; dsp: the operands registered, then the whole product: the same
-    # products at the same time).
+    # registered but for the low columns, added in the first stage; then the rest added; dsp: the
+    # operands registered, then the whole product: the same products at the same time).
     import random
 
     mul = Multiplier(a_bits, b_bits, style=style)
     assert mul.style == style
     assert mul.split == (b_bits // 2 if b_bits > 8 and style == "native" else 0)
+    assert mul.low_bits == ((b_bits + 1) // 2 if style == "booth" else 0)
     lo_a, lo_b = -(1 << (a_bits - 1)), -(1 << (b_bits - 1))
     if a_bits + b_bits <= 10:
         pairs = [(a, b) for a in range(lo_a, -lo_a) for b in range(lo_b, -lo_b)]

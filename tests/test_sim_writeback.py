@@ -29,6 +29,10 @@ EXTREME_CONFIGS = {
                    False),
     # output at the accumulator's binary point: no shift, no rounding
     "no-shift": (LayerFormats(Fixed(16, 8), Fixed(16, 8), Fixed(16, 16), Fixed(16, 16), 8), True),
+    # the rounding constant (2^3) below the aligned bias's lowest bit (bias << 12): it fills the
+    # shift's zeros instead of being added to the bias
+    "round-below-bias": (LayerFormats(Fixed(16, 8), Fixed(16, 8), Fixed(16, 4), Fixed(16, 12),
+                                      16), False),
 }
 #: Several layers through one unit (a beat's layer chosen by ``sel``): name -> (formats, relus).
 Q16, Q8OUT, SHL = (CONFIGS[n][0] for n in ("q16-relu", "q8out-linear", "shift-left"))
@@ -76,7 +80,8 @@ def test_writeback_matches_golden(sim, name, tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", EXTREME_CONFIGS)
 def test_writeback_extremes_icarus(name, tmp_path):
     fmts, relu = EXTREME_CONFIGS[name]
-    assert (fmts.acc_bits, fmts.out_shift) == {"acc62-out2": (62, 30), "no-shift": (35, 0)}[name]
+    assert (fmts.acc_bits, fmts.out_shift) == {"acc62-out2": (62, 30), "no-shift": (35, 0),
+                                               "round-below-bias": (36, 4)}[name]
     dut = Writeback(fmts, relu=relu)
     emit(dut, "writeback", tmp_path / "writeback.v")
     result = runner.run(
