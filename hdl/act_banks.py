@@ -108,10 +108,8 @@ class ActBanks(wiring.Component):
     carries each word's non-zero flags (``nonzero``, for the window reader's live mask,
     docs/design.md 4.2), stored beside the activations as they are written, so that no zero
     test follows the read; its last register is cleared when no read comes to it. Requests may
-    come every cycle. Writes are registered on their way in too, so a read and a write both reach
-    the banks a cycle after their request: a read request and a write request of the same word
-    in the same cycle return the word as it was *before* the write (the old word); a read
-    requested in any later cycle sees it.
+    come every cycle. A read request sees every write of its own cycle and before (the banks read
+    a cycle after the request), and none of a later cycle (the read ports are not transparent).
     ``rst`` (synchronous) clears ``window.valid`` (and so the window); the banks keep their
     contents.
     """
@@ -230,12 +228,10 @@ class ActBanks(wiring.Component):
             bank = (self._bank_boxes[g] if self._bank_boxes else
                     ActBank(self._width, self._act_bits, self._rows))
             m.submodules[f"bank{g}"] = bank
-            # the write, registered on its way in (the bank's enables and data start at
-            # flip-flops); every bank reads every cycle: the request's validity travels beside
-            # the read in registers of its own, so it reaches no memory's enable
-            w = Signal(self.write_layout, name=f"w{g}")
-            m.d.sync += w.eq(self.w[g])
-            m.d.comb += [bank.w.eq(w), bank.rd.valid.eq(1), bank.rd.row.eq(rows[g % k_count])]
+            # every bank reads every cycle: the request's validity travels beside the read in
+            # registers of its own, so it reaches no memory's enable
+            m.d.comb += [bank.w.eq(self.w[g]), bank.rd.valid.eq(1),
+                         bank.rd.row.eq(rows[g % k_count])]
             words.append(Cat(bank.data, bank.nonzero))
         for k in range(k_count):
             suffix = "" if k_count == 1 else f"_p{k}"

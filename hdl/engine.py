@@ -753,6 +753,17 @@ class Engine(wiring.Component):
         # -- bank writes: the loader (set 0) or the write-back (set dst) -------------------------
         # (one statement per port: Amaranth checks every bit of a port per assignment)
         wl = self._banks_proto.write_layout
+        # The loader's write is registered once on its way to the banks (its bank, row, position
+        # and word), so that the banks' write enables start at flip-flops; it lands a cycle after
+        # the input, as the banks read a cycle after their request (hdl.act_banks), so the first
+        # layer's reads still see every input. (The write-back's writes come from its registers.)
+        ld_valid = Signal(name="load_w_valid")
+        ld_bank, ld_row, ld_pos = (Signal.like(l_bank, name="load_w_bank"),
+                                   Signal.like(l_row, name="load_w_row"),
+                                   Signal.like(l_pos, name="load_w_pos"))
+        ld_value = Signal.like(self.i.payload, name="load_w_value", reset_less=True)
+        m.d.sync += [ld_valid.eq(loading & self.i.valid), ld_bank.eq(l_bank), ld_row.eq(l_row),
+                     ld_pos.eq(l_pos), ld_value.eq(self.i.payload)]
         for s, bank in enumerate(banks):
             lanes_w = []
             for g in range(nl):
@@ -760,17 +771,16 @@ class Engine(wiring.Component):
                 k, h = divmod(g, g_lanes)
                 pe_i, lane_i = divmod(h, cfg.lanes)
                 out = self._wbs[pe_i].out[lane_i]
-                load = Const(0) if s else loading
+                load = Const(0) if s else ld_valid
                 w = Signal(wl, name=f"banks{s}_w{g}")
                 mine = w_keep[h] & (dst if s else ~dst)
                 if k_count > 1:
                     mine = mine & eq_const(w_group, k)
                 m.d.comb += [
-                    w.valid.eq(Mux(load, self.i.valid & eq_const(l_bank, g),
-                                   ~loading & out.valid & mine)),
-                    w.row.eq(Mux(load, l_row, w_row)),
-                    w.pos.eq(Mux(load, l_pos, w_pos)),
-                    w.value.eq(Mux(load, self.i.payload, out.value)),
+                    w.valid.eq(Mux(load, eq_const(ld_bank, g), ~loading & out.valid & mine)),
+                    w.row.eq(Mux(load, ld_row, w_row)),
+                    w.pos.eq(Mux(load, ld_pos, w_pos)),
+                    w.value.eq(Mux(load, ld_value, out.value)),
                 ]
                 lanes_w.append(w)
             m.d.comb += bank.w.eq(Cat(*lanes_w))

@@ -130,9 +130,9 @@ def test_emit_is_deterministic(tmp_path):
     assert emit(ActBanks(4, 5, 12, 7), "act_banks") != first
 
 
-def test_amaranth_simulation_old_word_and_parallel_writes():
-    """Amaranth's own simulator, no build: parallel writes, a same-cycle read sees the old word,
-    the next read the new one, a position past the word writes nothing."""
+def test_amaranth_simulation_reads_and_parallel_writes():
+    """Amaranth's own simulator, no build: parallel writes; a read sees the writes of its own
+    cycle but not those of the cycle after it; a position past the word writes nothing."""
     from amaranth.sim import Simulator
 
     dut = ActBanks(3, 5, 12, 7)
@@ -142,11 +142,15 @@ def test_amaranth_simulation_old_word_and_parallel_writes():
         ctx.set(dut.w[0], {"valid": 1, "row": 2, "pos": 4, "value": -2048})
         ctx.set(dut.w[2], {"valid": 1, "row": 2, "pos": 0, "value": 2047})
         ctx.set(dut.w[1], {"valid": 1, "row": 2, "pos": 6, "value": 5})  # past the word
-        # the first read in the cycle of the writes, then one a cycle, then none
-        for k, bank in enumerate((0, 0, 2, 1, None, None, None, None)):
+        # the first read in the cycle of the writes, then one a cycle, then none; bank 0's word
+        # is written again in the cycle after the first read
+        for k, bank in enumerate((0, 2, 0, 1, None, None, None, None)):
             ctx.set(dut.rd, {"valid": int(bank is not None), "bank": bank or 0, "row": 2})
             await ctx.tick()
             if k == 0:
+                ctx.set(dut.w.as_value(), 0)
+                ctx.set(dut.w[0], {"valid": 1, "row": 2, "pos": 4, "value": 9})
+            elif k == 1:
                 ctx.set(dut.w.as_value(), 0)
             seen.append((ctx.get(dut.window.valid), list(ctx.get(dut.window.data))))
 
@@ -159,7 +163,7 @@ def test_amaranth_simulation_old_word_and_parallel_writes():
     valid = [v for v, _ in seen]
     assert valid == [0] * (lat - 1) + [1, 1, 1, 1] + [0] * (len(seen) - lat - 3)
     words = [w for v, w in seen if v]
-    assert words == [[0] * 5, [0, 0, 0, 0, -2048], [2047, 0, 0, 0, 0], [0] * 5]
+    assert words == [[0, 0, 0, 0, -2048], [2047, 0, 0, 0, 0], [0, 0, 0, 0, 9], [0] * 5]
 
 
 def test_a_thousand_banks_elaborate():

@@ -9,7 +9,8 @@ cycle lets a random subset of the banks write one activation each at its own ``(
 including the most negative and the most positive, and, where the position field can hold one, a
 position past ``width - 1`` that must write nothing), and makes a read request of a random bank and
 row or stays idle with garbage in the request fields. A quarter of the reads aim at a word written
-in the same cycle: they must return the word as it was before that write (the old word). Every
+in the same cycle: they must return the new word (the request is registered and the banks read a
+cycle later); a write in the cycle after a request must not be seen. Every
 read's window, ``latency`` cycles later, is compared with the model value by value, and its
 ``nonzero`` bits with the model's zero tests; ``window.valid`` is checked in every cycle (high
 exactly ``latency`` cycles after a request), and without a read the whole window must be 0.
@@ -139,12 +140,12 @@ class TB:
         for writes, read in [*steps, *[({}, None)] * self.latency]:
             await FallingEdge(self.dut.clk)
             self.drive(writes, read)
+            self.apply(writes)  # before the read's expectation: a same-cycle read sees the write
             if read is not None:
                 self.reads += 1
                 expect = (read[0], read[1], [int(v) for v in self.model[read[0], read[1]]])
             else:
                 expect = None
-            self.apply(writes)  # after the read's expectation: a same-cycle read sees the old word
             await ReadOnly()
             self.check(pending.pop(0), self.dut.window.value)
             pending.append(expect)
