@@ -260,16 +260,18 @@ def test_generic_and_asic_hierarchical_agree_with_flat(small_design, tmp_path):
     assert a["weight_memory"]["total"]["bits"] == bits
     # Every memory apart from logic: ROMs as SRAM; the accumulators (2 lanes x 8 x 34 bits: a
     # 16 x 16 layer at p = 4 has 4 block-rows, B = 2, 8 accumulators of 16+16+2 bits) and the
-    # banks (2 sets x 2 lanes x 2 rows (1 used) x 8 x 16 bits) as latch register files.
+    # banks (2 sets x 2 lanes x 2 rows (1 used) x 8 x (16 + 1) bits: each activation with its
+    # non-zero flag) as latch register files.
     mem = a["memories"]["kinds"]
     assert {k: (m["width"], m["depth"], m["instances"], m["model"]) for k, m in mem.items()} == {
         "weight": (16, 32, 2, "sram"), "k": (2, 8, 2, "sram"), "bias": (16, 8, 2, "sram"),
-        "accumulator": (34, 8, 2, "register file"), "activation bank": (128, 2, 4, "register file")}
+        "accumulator": (34, 8, 2, "register file"), "activation bank": (136, 2, 4, "register file")}
     assert sum(m["bits"] for k, m in mem.items() if k in ("weight", "k", "bias")) == bits
-    assert mem["activation bank"]["efficiency"] == 0.5 and mem["accumulator"]["efficiency"] == 1
+    assert mem["activation bank"]["efficiency"] == round(0.5 * 16 / 17, 4)
+    assert mem["accumulator"]["efficiency"] == 1
     rf = a["memories"]["models"]["register file"]
     assert rf["um2_per_bit"] == 56 + 48 and rf["latch_cell"] == "LATCH"  # OSU LEF + MUX2X1
-    ram_bits = 34 * 8 * 2 + 128 * 2 * 4
+    ram_bits = 34 * 8 * 2 + 136 * 2 * 4
     assert a["memories"]["total"]["bits"] == bits + ram_bits
     assert a["total_area_um2"] == pytest.approx(
         a["logic_area_um2"] + bits * memory.SRAM_UM2_PER_BIT + ram_bits * 104, abs=0.5)
