@@ -116,9 +116,13 @@ def _output_register(net: _Netlist, cell: dict, pins: list[str], clock) -> list[
 
 def _take_outputs(net: _Netlist, cell: dict, pins: list[str], ffs: list[str]) -> None:
     """Each pin drives its flip-flop's output net; the flip-flops go."""
+    me = net.names[id(cell)]
     for pin, ff in zip(pins, ffs):
         (q,) = _bits(net.cells[ff], "Q")
+        (old,) = _bits(cell, pin)
         cell["connections"][pin] = [q]
+        net.driver[q] = (me, pin)
+        net.loads.pop(old, None)
         del net.cells[ff]
 
 
@@ -152,7 +156,7 @@ def _dsp_clock(net: _Netlist, cell: dict):
         elif not (pin[0] in "AB" and pin[1:].isdigit()):
             continue
         for end in ends:
-            if end is not None and net.cells[end]["type"] == FF:
+            if end is not None and net.cells.get(end, {}).get("type") == FF:
                 clocks.update(b for b in _bits(net.cells[end], "CLK") if not isinstance(b, str))
     return clocks.pop() if len(clocks) == 1 else None
 

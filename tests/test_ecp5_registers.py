@@ -115,6 +115,21 @@ def test_block_ram_takes_its_output_register_only_when_every_output_has_one():
         assert net["modules"]["top"]["cells"]["r"]["parameters"]["REGMODE_A"] == "NOREG"
 
 
+def test_block_ram_into_a_multiplier_registers_once():
+    # block RAM -> flip-flop -> multiplier operand -> product -> flip-flop: the flip-flop after
+    # the block RAM becomes its output register, so the operand now comes from the block RAM
+    # (not a flip-flop) and keeps no input register; the product still takes its own
+    net = _module({"r": _bram([70]), "f": _ff(70, 10), "m": _dsp([10], [], [30]),
+                   "fp": _ff(30, 40), "u": _lut(40, 50)}, outputs=(50,))
+    assert absorb(net, "top") == {"bram_output": 1, "dsp": 1, "flip_flops_removed": 2}
+    cells = net["modules"]["top"]["cells"]
+    assert sorted(cells) == ["m", "r", "u"]
+    assert cells["r"]["connections"]["DOA0"] == [10] == cells["m"]["connections"]["A0"]
+    assert cells["m"]["parameters"]["REG_INPUTA_CLK"] == "NONE"
+    assert cells["m"]["parameters"]["REG_OUTPUT_CLK"] == "CLK0"
+    assert cells["m"]["connections"]["P0"] == [40]
+
+
 def test_dsp_multiplier_lands_whole_in_one_mult18x18d(tmp_path):
     # the real thing: the lanes' dsp-style multiplier through Yosys' synth_ecp5, then the pass:
     # one MULT18X18D with its three registers and no flip-flop left in the fabric
