@@ -88,17 +88,19 @@ class _Netlist:
             return loads[0][0]
         return None
 
-    def drop_unloaded(self, names) -> int:
+    def drop_unloaded(self, names) -> None:
         """Remove those flip-flops of ``names`` whose output no longer has a load."""
-        gone = 0
         for name in sorted(set(names)):
             (q,) = _bits(self.cells[name], "Q")
             if not self.loads.get(q):
                 for bit in _bits(self.cells[name], "DI"):
                     self.loads[bit] = [ld for ld in self.loads[bit] if ld[0] != name]
                 del self.cells[name]
-                gone += 1
-        return gone
+
+    def used_outputs(self, cell: dict, prefix: str, count: int) -> list[str]:
+        """The output pins ``prefix0 .. prefix{count-1}`` of ``cell`` whose net has a load."""
+        return [pin for pin in _pins(cell, prefix, count)
+                if not isinstance(_bits(cell, pin)[0], str) and self.loads.get(_bits(cell, pin)[0])]
 
 
 def _output_register(net: _Netlist, cell: dict, pins: list[str], clock) -> list[str] | None:
@@ -136,8 +138,7 @@ def _absorb_bram(net: _Netlist, cell: dict) -> int:
         clock = _bits(cell, f"CLK{port}")
         if len(clock) != 1 or isinstance(clock[0], str):
             continue
-        pins = [p for p in _pins(cell, f"DO{port}", 18)
-                if not isinstance(_bits(cell, p)[0], str) and net.loads.get(_bits(cell, p)[0])]
+        pins = net.used_outputs(cell, f"DO{port}", 18)
         ffs = _output_register(net, cell, pins, clock[0])
         if ffs:
             _take_outputs(net, cell, pins, ffs)
@@ -150,11 +151,13 @@ def _dsp_clock(net: _Netlist, cell: dict):
     """The one clock of the flip-flops around a multiplier (None if there is none or several)."""
     clocks = set()
     for pin, bits in cell["connections"].items():
-        ends = [net.driver.get(bit, (None, None))[0] for bit in bits if not isinstance(bit, str)]
-        if pin[0] == "P" and pin[1:].isdigit():
-            ends = [ld[0] for bit in bits if not isinstance(bit, str) for ld in net.loads[bit]]
-        elif not (pin[0] in "AB" and pin[1:].isdigit()):
+        if not (pin[0] in "ABP" and pin[1:].isdigit()):
             continue
+        nets = [bit for bit in bits if not isinstance(bit, str)]
+        if pin[0] == "P":  # the product's loads
+            ends = [load[0] for bit in nets for load in net.loads[bit]]
+        else:  # the operands' drivers
+            ends = [net.driver.get(bit, (None, None))[0] for bit in nets]
         for end in ends:
             if end is not None and net.cells.get(end, {}).get("type") == FF:
                 clocks.update(b for b in _bits(net.cells[end], "CLK") if not isinstance(b, str))
@@ -174,6 +177,7 @@ def _absorb_dsp(net: _Netlist, cell: dict) -> tuple[int, list[str]]:
     clock = _dsp_clock(net, cell)
     if clock is None:
         return 0, []
+    me = net.names[id(cell)]
     moved, touched, used = 0, [], False
     for operand in "AB":
         pins = list(_pins(cell, operand, 18))
@@ -189,7 +193,6 @@ def _absorb_dsp(net: _Netlist, cell: dict) -> tuple[int, list[str]]:
             srcs[pin] = drv
         if not srcs:
             continue
-        me = net.names[id(cell)]
         for pin, ff in srcs.items():
             (q,) = _bits(cell, pin)
             (d,) = _bits(net.cells[ff], "DI")
@@ -201,8 +204,7 @@ def _absorb_dsp(net: _Netlist, cell: dict) -> tuple[int, list[str]]:
         p[f"REG_INPUT{operand}_CLK"] = "CLK0"
         moved += len(set(srcs.values()))
         used = True
-    outs = [pin for pin in _pins(cell, "P", 36)
-            if not isinstance(_bits(cell, pin)[0], str) and net.loads.get(_bits(cell, pin)[0])]
+    outs = net.used_outputs(cell, "P", 36)
     ffs = _output_register(net, cell, outs, clock)
     if ffs:
         _take_outputs(net, cell, outs, ffs)
