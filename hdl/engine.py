@@ -420,9 +420,16 @@ class Engine(wiring.Component):
         u_bits = wide + addr_bits(nl) + 1
         desc_ustep = descriptor([g_lanes * l.p - l.p + 1 for l in lay], unsigned(u_bits),
                                 "ustep")
-        desc_r_last = descriptor([l.p - 1 for l in lay], unsigned(wide), "r_last")
-        desc_a_last = descriptor([pl.slots * l.p - 1 for l, pl in zip(lay, places)],
-                                 unsigned(wide), "a_last")
+        # the drain counters' last values less one (p - 1 for r, slots*p - 1 for a; 0 for a last
+        # value of 0) and whether the last value is 0: the counters' "at the last value" flags
+        # are registers loaded a cycle ahead from these (no wide compare lies before the drain's
+        # state change)
+        desc_r_last1 = descriptor([max(l.p - 2, 0) for l in lay], unsigned(wide), "r_last1")
+        desc_r_first = descriptor([int(l.p == 1) for l in lay], 1, "r_first")
+        desc_a_last1 = descriptor([max(pl.slots * l.p - 2, 0) for l, pl in zip(lay, places)],
+                                  unsigned(wide), "a_last1")
+        desc_a_first = descriptor([int(pl.slots * l.p == 1) for l, pl in zip(lay, places)], 1,
+                                  "a_first")
         last_layer = descriptor([int(i == n_layers - 1) for i in range(n_layers)], 1,
                                 "last_layer")
 
@@ -541,13 +548,16 @@ class Engine(wiring.Component):
         for issuer in issuers[1:]:
             any_op = any_op | issuer.op.valid
         m.d.sync += history.eq(Cat(any_op, history[:-1]))
+        # ``~history.any()`` as a register of its own, loaded with its next value
+        hist_clear = Signal(init=1)
+        m.d.sync += hist_clear.eq(~any_op & ~history[:-1].any())
         dones, group_quiet = [], []
         for k, (reader, detector, issuer) in enumerate(zip(readers, detectors, issuers)):
             done_seen = Signal(name="done_seen" if k_count == 1 else f"done_seen{k}")
             dones.append(done_seen)
             group_quiet.append((done_seen | reader.done) & ~detector.o.valid & ~issuer.busy)
         quiet = Signal()
-        m.d.comb += quiet.eq(Cat(*group_quiet).all() & ~history.any())
+        m.d.comb += quiet.eq(Cat(*group_quiet).all() & hist_clear)
         # drain counters: a = t*p + r, the bank position (row t*S + r div D, pos r mod D) and
         # u = t*NL*p + r, so that lane g's output row is u + g*p.
         a = Signal(wide)
@@ -559,6 +569,9 @@ class Engine(wiring.Component):
         # the group whose banks take slot t's outputs, t mod K (docs/design.md 4.2)
         wgroup = Signal(addr_bits(k_count))
         flush = Signal(range(cfg.writeback_latency + 1))
+        flush_end = Signal()   # flush == writeback_latency - 1 in FLUSH, a register
+        r_end = Signal()       # r == p - 1, a register
+        a_end = Signal()       # a == slots*p - 1, a register
         draining = Signal()
         # input loader counters: word i of block J = i div q (q = geometry.in_block) goes to
         # bank J mod NL, row (J div NL)*S_q + o div D, position o mod D (o = i mod q); with
@@ -566,6 +579,7 @@ class Engine(wiring.Component):
         q0 = self._geom.in_block
         s_q = -(-q0 // d)
         l_i = Signal(self._index_bits)
+        l_end = Signal(init=int(lay[0].n_in == 1))   # l_i == n - 1, a register
         l_pos = Signal(addr_bits(d))
         l_bank = Signal(addr_bits(nl))
         l_row = Signal(addr_bits(self._rows))
@@ -595,7 +609,8 @@ class Engine(wiring.Component):
         ]
         with m.If(in_state(State.LOAD)):
             with m.If(self.i.valid):
-                m.d.sync += l_i.eq(l_i + 1)
+                m.d.sync += [l_i.eq(l_i + 1),
+                             l_end.eq(eq_const(l_i, lay[0].n_in - 2) if lay[0].n_in > 1 else 1)]
                 if q0 == d:
                     with m.If(eq_const(l_pos, d - 1)):
                         m.d.sync += l_pos.eq(0)
@@ -619,7 +634,7 @@ class Engine(wiring.Component):
                             m.d.sync += [l_pos.eq(0), l_row.eq(l_row + 1)]
                         with m.Else():
                             m.d.sync += l_pos.eq(l_pos + 1)
-                with m.If(eq_const(l_i, lay[0].n_in - 1)):
+                with m.If(l_end):
                     m.d.sync += [l_i.eq(0), l_pos.eq(0), l_bank.eq(0), l_row.eq(0), l_off.eq(0),
                                  l_rowbase.eq(0)]
                     m.d.comb += [layer_load.eq(1), layer_next.eq(0)]
@@ -631,14 +646,18 @@ class Engine(wiring.Component):
             for reader, done_seen in zip(readers, dones):
                 with m.If(reader.done):
                     m.d.sync += done_seen.eq(1)
+            # the drain's counters are idle until it starts: cleared in every cycle of ISSUE,
+            # so that the drain condition meets only the state and the readers' descriptors
+            m.d.sync += [a.eq(0), r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(0), u.eq(0),
+                         wgroup.eq(0), r_end.eq(desc_r_first), a_end.eq(desc_a_first)]
             with m.If(quiet):
                 m.d.comb += reader_load.eq(1)
-                m.d.sync += [a.eq(0), r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(0), u.eq(0),
-                             wgroup.eq(0)]
                 m.d.sync += state.eq(State.DRAIN)
         with m.If(in_state(State.DRAIN)):
             m.d.sync += a.eq(a + 1)
-            with m.If(r == desc_r_last):
+            m.d.sync += [a_end.eq(a == desc_a_last1), r_end.eq(r == desc_r_last1)]
+            with m.If(r_end):
+                m.d.sync += r_end.eq(desc_r_first)
                 m.d.sync += [r.eq(0), pos.eq(0), rhi.eq(0), u.eq(u + desc_ustep)]
                 # slot t + 1: the next group's banks, the next row block after the last group
                 if k_count == 1:
@@ -653,12 +672,12 @@ class Engine(wiring.Component):
                     m.d.sync += [pos.eq(0), rhi.eq(rhi + 1)]
                 with m.Else():
                     m.d.sync += pos.eq(pos + 1)
-            with m.If(a == desc_a_last):
+            with m.If(a_end):
                 m.d.sync += flush.eq(0)
                 m.d.sync += state.eq(State.FLUSH)
         with m.If(in_state(State.FLUSH)):
-            m.d.sync += flush.eq(flush + 1)
-            with m.If(flush == cfg.writeback_latency - 1):
+            m.d.sync += [flush.eq(flush + 1), flush_end.eq(flush == cfg.writeback_latency - 2)]
+            with m.If(flush_end):
                 with m.If(last_layer):
                     m.d.sync += state.eq(State.UNLOAD_START)
                 with m.Else():
@@ -732,13 +751,16 @@ class Engine(wiring.Component):
         # Delay the bank address, the group and the keeps to the write-back's output (the adder
         # stages and the write-back's latency).
         lat = red + self._wb_proto.latency
+        assert lat >= 1, "the write-back has at least one stage"
         row_d = Signal(addr_bits(self._rows))
         m.d.comb += row_d.eq((tbase + rhi)[:len(row_d)])
         keep_vec = Signal(g_lanes)
         for h in range(g_lanes):
             m.d.comb += keep_vec[h].eq(keep[h])
+        # The chain's last register is the banks' write register (below): it is shared with the
+        # loader, so the chain stops a stage short of it (lat >= 1: the write-back has a stage).
         stages = [(row_d, pos, keep_vec, wgroup)]
-        for i in range(lat):
+        for i in range(lat - 1):
             prev = stages[-1]
             nxt = (Signal.like(prev[0], name=f"wb_row_{i + 1}"),
                    Signal.like(prev[1], name=f"wb_pos_{i + 1}"),
@@ -746,24 +768,44 @@ class Engine(wiring.Component):
                    Signal.like(prev[3], name=f"wb_group_{i + 1}"))
             m.d.sync += [nxt[j].eq(prev[j]) for j in range(4)]
             stages.append(nxt)
-        w_row, w_pos, w_keep, w_group = stages[-1]
+        n_row, n_pos, n_keep, n_group = stages[-1]
         dst = Signal()
         m.d.comb += dst.eq(~src)
 
         # -- bank writes: the loader (set 0) or the write-back (set dst) -------------------------
-        # (one statement per port: Amaranth checks every bit of a port per assignment)
+        # The banks' write starts at flip-flops loaded a cycle before it: the row and position
+        # (one register, the loader's or the write-back's), the loader's bank as a one-hot word,
+        # the write-back's keeps already joined with the set it writes, and its group as a
+        # one-hot word. So a bank's write enable is one gate of registers (a lane's output valid,
+        # its keep and set, the group; or the loader's bit), and the activation's enable one more
+        # (the position, inside the bank). The loader's write lands a cycle after the input, as
+        # the banks read a cycle after their request (hdl.act_banks), so the first layer's reads
+        # still see every input. The loader and the write-back never write in the same cycle:
+        # the loader writes in LOAD and the cycle after, the write-back after a layer's drain
+        # starts (docs/design.md 4.2).
         wl = self._banks_proto.write_layout
-        # The loader's write is registered once on its way to the banks (its bank, row, position
-        # and word), so that the banks' write enables start at flip-flops; it lands a cycle after
-        # the input, as the banks read a cycle after their request (hdl.act_banks), so the first
-        # layer's reads still see every input. (The write-back's writes come from its registers.)
+        ld_next = Signal()
+        m.d.comb += ld_next.eq(loading & self.i.valid)
         ld_valid = Signal(name="load_w_valid")
-        ld_bank, ld_row, ld_pos = (Signal.like(l_bank, name="load_w_bank"),
-                                   Signal.like(l_row, name="load_w_row"),
-                                   Signal.like(l_pos, name="load_w_pos"))
+        ld_hit = Signal(nl, name="load_w_hit")
         ld_value = Signal.like(self.i.payload, name="load_w_value", reset_less=True)
-        m.d.sync += [ld_valid.eq(loading & self.i.valid), ld_bank.eq(l_bank), ld_row.eq(l_row),
-                     ld_pos.eq(l_pos), ld_value.eq(self.i.payload)]
+        wr_row = Signal.like(n_row, name="bank_w_row", reset_less=True)
+        wr_pos = Signal.like(n_pos, name="bank_w_pos", reset_less=True)
+        keep_set = [Signal(g_lanes, name=f"bank_w_keep{s}") for s in range(2)]
+        m.d.sync += [
+            ld_valid.eq(ld_next),
+            ld_hit.eq(Cat(*(ld_next & eq_const(l_bank, g) for g in range(nl)))),
+            ld_value.eq(self.i.payload),
+            wr_row.eq(Mux(ld_next, l_row, n_row)),
+            wr_pos.eq(Mux(ld_next, l_pos, n_pos)),
+            keep_set[0].eq(n_keep & src.replicate(g_lanes)),
+            keep_set[1].eq(n_keep & dst.replicate(g_lanes)),
+        ]
+        group_hit = [Const(1)]
+        if k_count > 1:
+            w_group = Signal(k_count, name="bank_w_group")
+            m.d.sync += w_group.eq(Cat(*(eq_const(n_group, k) for k in range(k_count))))
+            group_hit = list(w_group)
         for s, bank in enumerate(banks):
             lanes_w = []
             for g in range(nl):
@@ -771,16 +813,13 @@ class Engine(wiring.Component):
                 k, h = divmod(g, g_lanes)
                 pe_i, lane_i = divmod(h, cfg.lanes)
                 out = self._wbs[pe_i].out[lane_i]
-                load = Const(0) if s else ld_valid
                 w = Signal(wl, name=f"banks{s}_w{g}")
-                mine = w_keep[h] & (dst if s else ~dst)
-                if k_count > 1:
-                    mine = mine & eq_const(w_group, k)
+                wb_valid = out.valid & keep_set[s][h] & group_hit[k % len(group_hit)]
                 m.d.comb += [
-                    w.valid.eq(Mux(load, eq_const(ld_bank, g), ~loading & out.valid & mine)),
-                    w.row.eq(Mux(load, ld_row, w_row)),
-                    w.pos.eq(Mux(load, ld_pos, w_pos)),
-                    w.value.eq(Mux(load, ld_value, out.value)),
+                    w.valid.eq(wb_valid | ld_hit[g] if s == 0 else wb_valid),
+                    w.row.eq(wr_row),
+                    w.pos.eq(wr_pos),
+                    w.value.eq(Mux(ld_valid, ld_value, out.value) if s == 0 else out.value),
                 ]
                 lanes_w.append(w)
             m.d.comb += bank.w.eq(Cat(*lanes_w))

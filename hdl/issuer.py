@@ -110,7 +110,7 @@ class Issuer(wiring.Component):
         single block size), ``x`` (``signed(act_bits)``), ``acc_addr``, packed from bit 0 in that
         order. No back-pressure. The fields mean nothing while ``valid`` is low.
     busy : ``Out(1)``
-        A pair is in the issuer (accepted, its ops not all shown): registers only.
+        A pair is in the issuer (accepted, its ops not all shown): a register.
 
     Timing
     ------
@@ -328,5 +328,7 @@ class Issuer(wiring.Component):
             ]
         with m.Else():
             m.d.sync += self.op.valid.eq(0)
-        m.d.comb += self.busy.eq(counting | v1 | v2 | self.op.valid)
+        # ``busy`` is ``counting | v1 | v2 | op.valid`` as a register of its own, loaded with
+        # their next values, so that the controller's drain condition meets one flip-flop
+        m.d.sync += self.busy.eq(take | (counting & ~last) | v1 | v2 | (self.op.valid & ~op_last))
         return m

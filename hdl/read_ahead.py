@@ -70,20 +70,27 @@ def read_ahead(m: Module, layout: ShapeLike, going: ValueLike, arriving: ValueLi
     # cycles ago; the last one's element is on ``arriving``
     fv = flight[-1]
     pop, issue = Signal(name="pop"), Signal(name="issue")
-    # ``room``: the entries held plus the reads in flight are fewer than ``n``, a register of its
-    # own (kept from the occupancy, entries held + reads in flight, as it changes), so that whether to read
-    # is one gate from registers: no adder or compare lies before the read and its counters.
-    occupancy = Signal(range(n + 1), name="occupancy")
-    room = Signal(name="room", init=1)
+    # ``room``: the entries held plus the reads in flight (the occupancy) are fewer than ``n``.
+    # The occupancy is kept as a thermometer code, ``occ[j] = occupancy > j``, shifted up by a
+    # read without a pop and down by a pop without a read, so that every bit's next value is a
+    # gate or two of its neighbours, ``issue`` and ``pop`` (no adder, no compare), and ``room``
+    # is a flip-flop (``~occ[n - 1]``): whether to read is one gate from registers.
+    occ = Signal(n, name="occupancy")
+    room = Signal(name="room")
+    up, down = Signal(name="occ_up"), Signal(name="occ_down")
     m.d.comb += [
         o.valid.eq(held[0]),
         *[part(o.payload, f).eq(part(entries[0], f)) for f in shifted_fields],
         pop.eq(o.valid & o.ready),
         issue.eq(going & room),
+        up.eq(issue & ~pop),
+        down.eq(pop & ~issue),
+        room.eq(~occ[n - 1]),
     ]
-    occupied = Signal.like(occupancy, name="occupied")
-    m.d.comb += occupied.eq(occupancy + issue - pop)
-    m.d.sync += [occupancy.eq(occupied), room.eq(occupied < n)]
+    for j in range(n):
+        below_j = occ[j - 1] if j else Const(1)
+        above_j = occ[j + 1] if j + 1 < n else Const(0)
+        m.d.sync += occ[j].eq(Mux(up, below_j, Mux(down, above_j, occ[j])))
     # On a pop entry k takes what entry k + 1 held, or the arriving element when entry k + 1 is
     # free (then entry k is free after the pop, or above the first free one); without a pop a
     # free entry takes the arriving element. An entry not held means nothing, so the arriving

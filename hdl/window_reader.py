@@ -242,11 +242,19 @@ class WindowReader(wiring.Component):
         going = Signal()
         m.d.comb += going.eq(self.start | active)
 
+        # The layer's constants of its block size, selected by ``sel``: as registers, loaded in
+        # every cycle (``sel`` is held from the cycle before ``start``, so they hold the layer's
+        # from ``start`` on), for the active window's updates; the first window, taken while
+        # idle, selects them directly.
         p_sel = self._select([Const(p, left_bits) for p in self._ps])
         one_window = self._select([Const(int(sc == 1)) for sc, _ in self._tables])
-        last_size = Signal(range(d + 1))
-        last_mask = Signal(d)
-        m.d.comb += [
+        p_r = Signal(left_bits, name="p_r", reset_less=True)
+        p2_r = Signal(left_bits + 1, name="p2_r", reset_less=True)
+        one_r = Signal(name="one_window_r", reset_less=True)
+        last_size = Signal(range(d + 1), reset_less=True)
+        last_mask = Signal(d, reset_less=True)
+        m.d.sync += [
+            p_r.eq(p_sel), p2_r.eq(2 * p_sel), one_r.eq(one_window),
             last_size.eq(self._select([Const(ls, range(d + 1)) for _, ls in self._tables])),
             last_mask.eq(self._select([Const((1 << ls) - 1, d) for _, ls in self._tables])),
         ]
@@ -302,9 +310,9 @@ class WindowReader(wiring.Component):
                 m.d.sync += [base.eq((base + size)[:base_bits]),
                              left.eq((left - size)[:left_bits])]
                 with m.If(s_last):
-                    m.d.sync += [s.eq(0), s_last.eq(one_window),
-                                 bleft.eq((bleft - p_sel)[:left_bits]),
-                                 last_block.eq(bleft <= 2 * p_sel)]
+                    m.d.sync += [s.eq(0), s_last.eq(one_r),
+                                 bleft.eq((bleft - p_r)[:left_bits]),
+                                 last_block.eq(bleft <= p2_r)]
                     with m.If(eq_const(bank, nl - 1)):
                         m.d.sync += [bank.eq(0), row_base.eq((row + 1)[:row_bits]),
                                      row.eq((row + 1)[:row_bits])]
