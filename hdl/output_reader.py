@@ -134,7 +134,9 @@ class OutputReader(wiring.Component):
         f_pos_reg, f_last_reg = Signal(pos_bits), Signal()
         f_pos = delay(m, f_pos_reg, read_latency - 1, "f_pos")
         f_last = delay(m, f_last_reg, read_latency - 1, "f_last")
-        arriving = Signal(output_layout(self._out_bits))
+        # (kept: synthesis forms the arriving output from registers, and the buffer's select by
+        # the handoff comes after it, not inside the 8-way pick)
+        arriving = Signal(output_layout(self._out_bits), attrs={"keep": 1})
         m.d.comb += [
             arriving.data.eq(mux_tree(f_pos, list(self.bank_window.data))[:self._out_bits]),
             arriving.last.eq(f_last),
