@@ -16,6 +16,13 @@ holds block-row ``I = t*G + h`` in slot ``t`` for the input blocks ``J`` of its 
 k``), ``N_k = ceil(N' / K)`` of them (the last groups' list padded with zero blocks), and ``B =
 ceil(M' / G)`` slots. Every group has the same bias words; only group 0's are read (its
 write-back adds the groups' sums). One group (``K = 1``): ``I = t*NL + g``, ``i = J``.
+
+A layer of ``K_l < K`` groups (``EngineConfig.layer_groups``; ``m = K / K_l``) has groups of
+``m*G`` lanes: the words above for ``K_l`` groups of ``m*G`` lanes, lane ``h'`` of group ``j`` in
+the engine's lane :meth:`~.cycles.EngineConfig.hardware_lane` (:func:`lane_order`), ``B =
+ceil(M' / (m*G))``; its bias words are those of ``K`` groups (``m*B`` slots: address ``base +
+v*p + r`` of lane ``h`` holds the bias of block-row ``v*G + h``), as group 0's write-back takes
+the ``m`` hardware groups' sums one after another.
 """
 
 from __future__ import annotations
@@ -92,10 +99,23 @@ def layout(mem: str, b: int, nl: int, nb: int, p: int,
     raise ValueError(mem)
 
 
-def layout_depth(mem: str, b: int, nb: int, p: int, groups: int = 1) -> int:
-    """Words of one layer in each lane's ``mem`` (:func:`layout`)."""
+def layout_depth(mem: str, b: int, nb: int, p: int, groups: int = 1, span: int = 1) -> int:
+    """Words of one layer in each lane's ``mem`` (:func:`layout`; ``span``: ``m = K / K_l``,
+    the bias's slots ``m*B``)."""
     nk = -(-nb // groups)
-    return {"weight": b * nk * p, "k": b * nk, "bias": b * p}[mem]
+    return {"weight": b * nk * p, "k": b * nk, "bias": span * b * p}[mem]
+
+
+def lane_order(cfg: EngineConfig, groups: int) -> list[int]:
+    """For a layer of ``groups`` (``K_l``) lane groups: element ``g`` is the lane of
+    :func:`layout`'s order (``j*m*G + h'``, lane ``h'`` of group ``j``) that engine lane ``g``
+    holds (the inverse of :meth:`~.cycles.EngineConfig.hardware_lane`)."""
+    width = cfg.total_lanes // groups
+    out = [0] * cfg.total_lanes
+    for j in range(groups):
+        for h in range(width):
+            out[cfg.hardware_lane(j, h, groups)] = j * width + h
+    return out
 
 
 @dataclass(frozen=True)
@@ -117,11 +137,15 @@ class LayerPlacement:
 
 def layer_placements(shapes: Iterable[tuple[tuple[int, int], int]],
                      cfg: EngineConfig) -> list[LayerPlacement]:
-    """The placements of layers given as ``((M', N'), p)`` pairs, in order."""
+    """The placements of layers given as ``((M', N'), p)`` pairs, in order (layer ``l`` in
+    ``cfg.groups_of(l)`` lane groups)."""
     out, bases = [], dict.fromkeys(MEMORIES, 0)
-    for (mb, nb), p in shapes:
-        b = cfg.slots(mb)
-        depth = {mem: layout_depth(mem, b, nb, p, cfg.groups) for mem in MEMORIES}
+    shapes = list(shapes)
+    cfg.check_layers(len(shapes))
+    for i, ((mb, nb), p) in enumerate(shapes):
+        k = cfg.groups_of(i)
+        b = cfg.slots(mb, k)
+        depth = {mem: layout_depth(mem, b, nb, p, k, cfg.span(k)) for mem in MEMORIES}
         out.append(LayerPlacement(b, bases["weight"], bases["k"], bases["bias"],
                                   depth["weight"], depth["k"], depth["bias"]))
         for mem in MEMORIES:
@@ -183,11 +207,16 @@ class Geometry:
                     raise PermdealError(f"engine layers do not chain: {prev.name} writes "
                                         f"{prev.fmts.out}, {e.name} reads {e.fmts.act}")
             out.append(e)
+        cfg.check_layers(len(out))
         for i, e in enumerate(out):
-            cfg.in_block(e.p, out[i - 1].p if i else None)   # lane groups need equal p
-            if e.blocks[1] < cfg.groups:
+            k = cfg.groups_of(i)
+            try:
+                cfg.in_block(e.p, out[i - 1].p if i else None, k)   # lane groups need equal p
+            except PermdealError as err:
+                raise PermdealError(f"{e.name}: {err}") from None
+            if e.blocks[1] < k:
                 raise PermdealError(f"{e.name}: {e.n_in} inputs make {e.blocks[1]} blocks of "
-                                    f"p = {e.p}, fewer than the {cfg.groups} lane groups "
+                                    f"p = {e.p}, fewer than its {k} lane groups "
                                     "(--groups); use fewer groups")
         return cls(cfg, tuple(out))
 
@@ -254,9 +283,9 @@ class Geometry:
     @property
     def in_block(self) -> int:
         """The block size in which the network input is loaded into the banks
-        (:meth:`~.cycles.EngineConfig.in_block`: ``D`` with one lane group, else the first
-        layer's ``p``)."""
-        return self.cfg.in_block(self.layers[0].p, None)
+        (:meth:`~.cycles.EngineConfig.in_block`: ``D`` when the first layer has one lane group,
+        else its ``p``)."""
+        return self.cfg.in_block(self.layers[0].p, None, self.cfg.groups_of(0))
 
     @property
     def acc_bits(self) -> int:

@@ -397,7 +397,7 @@ def test_lane_groups_fill_lanes_that_one_group_leaves_idle():
 def test_lane_groups_need_equal_block_sizes_and_enough_blocks():
     from permdeal.golden.cycles import auto_groups
     cfg = EngineConfig(4, 1, groups=2)
-    with pytest.raises(PermdealError, match=r"p = 3 after p = 2; use --groups 1"):
+    with pytest.raises(PermdealError, match=r"p = 3 after p = 2; use 1 group for this layer"):
         layer_cycles(np.ones(8), 2, 3, cfg, in_block=2)
     with pytest.raises(PermdealError, match="leaves lane groups without input"):
         layer_cycles(np.ones(3), 2, 3, cfg)       # one block of 3 for two groups
