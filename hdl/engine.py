@@ -75,7 +75,9 @@ class Engine(wiring.Component):
     Parameters
     ----------
     cfg : golden.cycles.EngineConfig
-        ``n_pe`` PEs of ``lanes`` lanes, the detector's ``scan_width``.
+        ``n_pe`` PEs of ``lanes`` lanes, the detector's ``scan_width``, ``groups`` lane groups
+        (``layer_groups``: one count a layer, docs/design.md 4.2; an engine whose layers have
+        one count is built without the per-layer plumbing).
     layers : sequence of golden.model.LayerSpec (or QuantLayer)
         The network's layers in order: their shapes, block sizes, formats and ReLU; each layer's
         ``n_in`` is the previous layer's ``n_out`` and its input format the previous output format.
@@ -344,6 +346,12 @@ class Engine(wiring.Component):
         banks = self._banks
         m.submodules.banks0, m.submodules.banks1 = banks
         k_count, g_lanes, g_pes = cfg.groups, cfg.group_lanes, cfg.group_pes
+        # Per-layer group counts (docs/design.md 4.2): layer l's K_l groups, group j spanning
+        # the hardware groups j, j + K_l, ... (m = K / K_l of them). ``kls``: the distinct counts.
+        lks = [cfg.groups_of(i) for i in range(n_layers)]
+        kls = sorted(set(lks))
+        mixed = len(kls) > 1
+        spans = tuple(sorted({k_count // kl for kl in kls}))
         pe0 = self._pe_proto
         # The issuer wants room for (max B - 1) * max p, which may exceed what the lanes need
         # when those come from different layers; the op's acc_addr never does.
@@ -355,7 +363,7 @@ class Engine(wiring.Component):
         for k in range(k_count):
             suffix = str(k) if k else ""
             reader = WindowReader(g_lanes, d, self._act_bits, self._rows, self._index_bits,
-                                  self._p_prevs)
+                                  self._p_prevs, spans if mixed else 1)
             detector = NonZeroDetector(d, self._act_bits, self._index_bits)
             issuer = Issuer(self._ps, self._index_bits, self._act_bits, pe0.w_addr_bits,
                             pe0.k_addr_bits, acc_addr_bits, self._max_slots)
@@ -412,17 +420,25 @@ class Engine(wiring.Component):
                    addr_bits(max(1, sum(p.bias_depth for p in places)))) + 2
         prev_p = [self._geom.in_block] + [l.p for l in lay[:-1]]
         q_in = [self._geom.in_block] + [l.p for l in lay[:-1]]
-        n_of = [group_n(l.n_in, q, k_count) for l, q in zip(lay, q_in)]
+        n_of = [group_n(l.n_in, q, kl) + [1] * (k_count - kl) for l, q, kl in zip(lay, q_in, lks)]
         desc_ns = [reader_descriptor([n[k] for n in n_of], self._index_bits,
                                      "n" if k_count == 1 else f"n{k}") for k in range(k_count)]
+        # With per-layer counts: which count the reader's layer has (one-hot over ``kls``), the
+        # readers it uses and the span of its groups; the issue path's routing follows them
+        # (the issuers finish a layer before the readers take the next one's).
+        rd_kl = {kl: reader_descriptor([int(k == kl) for k in lks], 1, f"kl{kl}")
+                 for kl in kls} if mixed else {}
+        rd_used = [reader_descriptor([int(k < kl) for kl in lks], 1, f"used{k}")
+                   if k >= kls[0] else None for k in range(k_count)] if mixed else \
+            [None] * k_count   # (None: the reader takes every layer)
         desc_s = descriptor([-(-l.p // d) for l in lay], unsigned(wide), "s")
         desc_bias = descriptor([pl.bias_base for pl in places], unsigned(wide), "bias")
         u_bits = wide + addr_bits(nl) + 1
         desc_ustep = descriptor([g_lanes * l.p - l.p + 1 for l in lay], unsigned(u_bits),
                                 "ustep")
         desc_r_last = descriptor([l.p - 1 for l in lay], unsigned(wide), "r_last")
-        desc_a_last = descriptor([pl.slots * l.p - 1 for l, pl in zip(lay, places)],
-                                 unsigned(wide), "a_last")
+        desc_a_last = descriptor([cfg.drain_cycles(l.blocks[0], l.p, kl) - 1
+                                  for l, kl in zip(lay, lks)], unsigned(wide), "a_last")
         last_layer = descriptor([int(i == n_layers - 1) for i in range(n_layers)], 1,
                                 "last_layer")
 
@@ -447,6 +463,10 @@ class Engine(wiring.Component):
             reader_sel = reader_descriptor([self._p_prevs.index(p) for p in prev_p],
                                            readers[0].sel_bits, "reader_sel")
             m.d.comb += [reader.sel.eq(reader_sel) for reader in readers]
+        if readers[0].span_sel_bits:
+            span_sel = reader_descriptor([spans.index(k_count // kl) for kl in lks],
+                                         readers[0].span_sel_bits, "span_sel")
+            m.d.comb += [reader.span_sel.eq(span_sel) for reader in readers]
         if iss0.sel_bits:
             issuer_sel = descriptor([self._ps.index(l.p) for l in lay], iss0.sel_bits,
                                     "issuer_sel")
@@ -459,24 +479,42 @@ class Engine(wiring.Component):
         # The output reader names a bank of all NL; read port ``bank mod K`` serves it.
         lo = (k_count - 1).bit_length()
         out_bank = out_reader.bank_rd.bank
+        # Read port k serves reader k, or with per-layer counts reader k mod K_l when that
+        # reader's block is behind port k div K_l of its span (the layer's one-hot K_l selects).
+        requests = []
+        for k in range(k_count):
+            if not mixed:
+                requests.append(readers[k].bank_rd)
+                continue
+            req = Signal.like(readers[k].bank_rd, name=f"port{k}_rd")
+            valid, bank_no, row_no = Const(0), None, None
+            for kl in kls:
+                rd = readers[k % kl]
+                valid = valid | (rd_kl[kl] & rd.bank_rd.valid & eq_const(rd.port, k // kl))
+                bank_no = rd.bank_rd.bank if bank_no is None else \
+                    Mux(rd_kl[kl], rd.bank_rd.bank, bank_no)
+                row_no = rd.bank_rd.row if row_no is None else \
+                    Mux(rd_kl[kl], rd.bank_rd.row, row_no)
+            m.d.comb += [req.valid.eq(valid), req.bank.eq(bank_no), req.row.eq(row_no)]
+            requests.append(req)
         for s, bank in enumerate(banks):
             own = src if s else ~src
-            for k, reader in enumerate(readers):
+            for k, reader in enumerate(requests):
                 port = bank.rd if k_count == 1 else bank.rd[k]
                 if s == out_set:
                     hit = out_reader.bank_rd.valid
                     if k_count > 1:
                         hit = hit & eq_const(out_bank[:lo], k)
                     m.d.comb += [
-                        port.valid.eq(Mux(unloading, hit, own & reader.bank_rd.valid)),
-                        port.bank.eq(Mux(unloading, out_bank[lo:], reader.bank_rd.bank)),
-                        port.row.eq(Mux(unloading, out_reader.bank_rd.row, reader.bank_rd.row)),
+                        port.valid.eq(Mux(unloading, hit, own & reader.valid)),
+                        port.bank.eq(Mux(unloading, out_bank[lo:], reader.bank)),
+                        port.row.eq(Mux(unloading, out_reader.bank_rd.row, reader.row)),
                     ]
                 else:
                     m.d.comb += [
-                        port.valid.eq(~unloading & own & reader.bank_rd.valid),
-                        port.bank.eq(reader.bank_rd.bank),
-                        port.row.eq(reader.bank_rd.row),
+                        port.valid.eq(~unloading & own & reader.valid),
+                        port.bank.eq(reader.bank),
+                        port.row.eq(reader.row),
                     ]
         # (a port not read has its window at 0: the ports' words meet by an OR, not a select)
         def window(bank, k):
@@ -488,8 +526,21 @@ class Engine(wiring.Component):
         m.d.comb += out_reader.bank_window.eq(word)
         # (a set not read has its window at 0, and the reader reads one set at a time: an OR,
         # not a select by ``src`` fanned out to every bit of the word)
+        # With per-layer counts reader j also takes the words of the other ports it may read
+        # (k = j mod K_l for a count K_l > j), each gated by the reader's layer's count: a port
+        # not read has its word at 0, and port j is read by reader j whenever it is busy.
+        port_words = [window(banks[0], k) | window(banks[1], k) for k in range(k_count)]
         for k, (reader, detector, issuer) in enumerate(zip(readers, detectors, issuers)):
-            m.d.comb += reader.bank_window.eq(window(banks[0], k) | window(banks[1], k))
+            word = port_words[k]
+            for other in range(k_count) if mixed else ():
+                sel = [rd_kl[kl] for kl in kls if kl > k and other % kl == k]
+                if other == k or not sel:
+                    continue
+                on = sel[0]
+                for bit in sel[1:]:
+                    on = on | bit
+                word = word | (port_words[other] & on.replicate(len(word)))
+            m.d.comb += reader.bank_window.eq(word)
             wiring.connect(m, reader.o, detector.i)
             wiring.connect(m, detector.o, issuer.i)
         # The broadcast trees: a group's op, its fields delayed to the lanes' stages once at the
@@ -500,7 +551,16 @@ class Engine(wiring.Component):
         for k, issuer in enumerate(issuers):
             stages = OpStages(pe0.op_layout)
             m.submodules[f"op_stages{k or ''}"] = stages
-            m.d.comb += [getattr(stages.op, f).eq(getattr(issuer.op, f))
+            # (with per-layer counts hardware group k takes the op of issuer k mod K_l)
+            op = issuer.op
+            if mixed:
+                word = issuer.op.as_value()
+                for kl in kls:
+                    if k % kl != k:
+                        word = Mux(rd_kl[kl], issuers[k % kl].op.as_value(), word)
+                op = Signal(iss0.op_layout, name=f"op{k}")
+                m.d.comb += op.eq(word)
+            m.d.comb += [getattr(stages.op, f).eq(getattr(op, f))
                          for f in pe0.op_layout.members]
             tree = [stages]
             for stage in range(cfg.broadcast_stages):
@@ -545,7 +605,10 @@ class Engine(wiring.Component):
         for k, (reader, detector, issuer) in enumerate(zip(readers, detectors, issuers)):
             done_seen = Signal(name="done_seen" if k_count == 1 else f"done_seen{k}")
             dones.append(done_seen)
-            group_quiet.append((done_seen | reader.done) & ~detector.o.valid & ~issuer.busy)
+            finished = done_seen | reader.done
+            if rd_used[k] is not None:
+                finished = finished | ~rd_used[k]
+            group_quiet.append(finished & ~detector.o.valid & ~issuer.busy)
         quiet = Signal()
         m.d.comb += quiet.eq(Cat(*group_quiet).all() & ~history.any())
         # drain counters: a = t*p + r, the bank position (row t*S + r div D, pos r mod D) and
@@ -558,6 +621,24 @@ class Engine(wiring.Component):
         u = Signal(u_bits)
         # the group whose banks take slot t's outputs, t mod K (docs/design.md 4.2)
         wgroup = Signal(addr_bits(k_count))
+        # With per-layer counts the drain takes each accumulator address m = K / K_l times, once
+        # for each hardware group of a layer's groups (the K_l hardware groups of turn i: bits
+        # i*K_l .. of ``dmask``), so ``a`` counts the drain requests (the bias address, v*p + r
+        # with v = t*m + i, the write-back's slot) and ``acc_a`` the accumulator address t*p + r.
+        if mixed:
+            acc_a, acc_base = Signal(wide, name="acc_a"), Signal(wide, name="acc_base")
+            turn = Signal(range(max(spans)), name="drain_turn")
+            dmask = Signal(k_count, name="drain_mask")
+            desc_turn_last = descriptor([k_count // kl - 1 for kl in lks], turn.shape(),
+                                        "turn_last")
+            desc_dmask = descriptor([(1 << kl) - 1 for kl in lks], k_count, "dmask")
+            dr_kl = {kl: descriptor([int(k == kl) for k in lks], 1, f"drain_kl{kl}")
+                     for kl in kls}
+            rotated = dmask
+            for kl in kls:
+                rotated = Mux(dr_kl[kl], dmask.rotate_left(kl), rotated)
+        else:
+            acc_a, dmask = a, Const((1 << k_count) - 1, k_count)
         flush = Signal(range(cfg.writeback_latency + 1))
         draining = Signal()
         # input loader counters: word i of block J = i div q (q = geometry.in_block) goes to
@@ -588,7 +669,9 @@ class Engine(wiring.Component):
         m.d.comb += [
             loading.eq(in_state(State.LOAD)),
             self.i.ready.eq(in_state(State.LOAD)),
-            *[reader.start.eq(in_state(State.START)) for reader in readers],
+            *[reader.start.eq(in_state(State.START) if used is None
+                              else in_state(State.START) & used)
+              for reader, used in zip(readers, rd_used)],
             draining.eq(in_state(State.DRAIN)),
             unloading.eq(in_state(State.UNLOAD_START) | in_state(State.UNLOAD)),
             out_reader.start.eq(in_state(State.UNLOAD_START)),
@@ -635,11 +718,20 @@ class Engine(wiring.Component):
                 m.d.comb += reader_load.eq(1)
                 m.d.sync += [a.eq(0), r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(0), u.eq(0),
                              wgroup.eq(0)]
+                if mixed:
+                    m.d.sync += [acc_a.eq(0), acc_base.eq(0), turn.eq(0), dmask.eq(desc_dmask)]
                 m.d.sync += state.eq(State.DRAIN)
         with m.If(in_state(State.DRAIN)):
             m.d.sync += a.eq(a + 1)
             with m.If(r == desc_r_last):
                 m.d.sync += [r.eq(0), pos.eq(0), rhi.eq(0), u.eq(u + desc_ustep)]
+                if mixed:
+                    # the next turn's groups take the same addresses; after the last, slot t + 1
+                    m.d.sync += dmask.eq(rotated)
+                    with m.If(turn == desc_turn_last):
+                        m.d.sync += [turn.eq(0), acc_a.eq(acc_a + 1), acc_base.eq(acc_a + 1)]
+                    with m.Else():
+                        m.d.sync += [turn.eq(turn + 1), acc_a.eq(acc_base)]
                 # slot t + 1: the next group's banks, the next row block after the last group
                 if k_count == 1:
                     m.d.sync += tbase.eq(tbase + desc_s)
@@ -649,6 +741,8 @@ class Engine(wiring.Component):
                         m.d.sync += tbase.eq(tbase + desc_s)
             with m.Else():
                 m.d.sync += [r.eq(r + 1), u.eq(u + 1)]
+                if mixed:
+                    m.d.sync += acc_a.eq(acc_a + 1)
                 with m.If(eq_const(pos, d - 1)):
                     m.d.sync += [pos.eq(0), rhi.eq(rhi + 1)]
                 with m.Else():
@@ -683,14 +777,14 @@ class Engine(wiring.Component):
         m.d.comb += bias_addr.eq((desc_bias + a)[:len(bias_addr)])
         wb_draining = delay(m, draining, red, "wb_draining", reset_less=False)
         wb_bias_addr = delay(m, bias_addr, red, "wb_bias_addr")
-        group_sum = GroupSum(nl, k_count, self._wb_proto.acc_layout)
+        group_sum = GroupSum(nl, k_count, self._wb_proto.acc_layout, masked=mixed)
         if red:
             m.submodules.group_sum = group_sum
         sums = []
         for pe_i, pe in enumerate(self._pes):
             m.d.comb += [
-                pe.drain.valid.eq(draining),
-                pe.drain.addr.eq(a[:len(pe.drain.addr)]),
+                pe.drain.valid.eq(draining & dmask[pe_i // g_pes] if mixed else draining),
+                pe.drain.addr.eq(acc_a[:len(pe.drain.addr)]),
             ]
             # lane by lane: the PE's accumulators may be wider than the write-back's (the lanes
             # are sized for every product, the write-back for the layers' sums, which fit; the
