@@ -136,16 +136,20 @@ class EngineConfig:
         if self.multiplier not in MULTIPLIERS:
             raise PermdealError(f"multiplier (--multiplier) must be one of "
                                 f"{', '.join(MULTIPLIERS)}, not {self.multiplier!r}")
-        integer(self.groups, "lane groups (--groups)", 1)
-        if self.groups & (self.groups - 1) or self.n_pe % self.groups:
-            raise PermdealError(f"lane groups (--groups) must be a power of two that divides the "
-                                f"PE count {self.n_pe}, not {self.groups}")
         if not isinstance(self.layer_groups, tuple):
             raise PermdealError(f"per-layer lane groups must be a tuple, not "
                                 f"{type(self.layer_groups).__name__}")
         for i, k in enumerate(self.layer_groups):
             integer(k, f"lane groups of layer {i} (--groups)", 1)
-            if k & (k - 1) or self.groups % k:
+            if k & (k - 1) or self.n_pe % k:
+                raise PermdealError(f"lane groups (--groups) of layer {i} must be a power of two "
+                                    f"that divides the PE count {self.n_pe}, not {k}")
+        integer(self.groups, "lane groups (--groups)", 1)
+        if self.groups & (self.groups - 1) or self.n_pe % self.groups:
+            raise PermdealError(f"lane groups (--groups) must be a power of two that divides the "
+                                f"PE count {self.n_pe}, not {self.groups}")
+        for i, k in enumerate(self.layer_groups):
+            if self.groups % k:
                 raise PermdealError(f"lane groups (--groups) of layer {i} must be a power of two "
                                     f"that divides the engine's {self.groups} groups, not {k}")
         if self.layer_groups and max(self.layer_groups) != self.groups:
@@ -164,6 +168,16 @@ class EngineConfig:
         if not counts:
             raise PermdealError("lane groups (--groups) need a count for every layer, not none")
         return replace(cfg, groups=max(counts), layer_groups=counts)
+
+    @property
+    def groups_text(self) -> str:
+        """The lane groups in words for reports: ``""`` with one, ``"4 lane groups"``, or
+        ``"4 lane groups (per layer 1, 2, 4)"``."""
+        if self.groups == 1:
+            return ""
+        per = f" (per layer {', '.join(map(str, self.layer_groups))})" if self.layer_groups \
+            else ""
+        return f"{self.groups} lane groups{per}"
 
     def groups_of(self, index: int) -> int:
         """``K_l``, the lane groups layer ``index`` uses (:attr:`groups` unless
