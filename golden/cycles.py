@@ -269,9 +269,23 @@ class EngineConfig:
         return -(-block_rows // (self.group_lanes * self.span(groups)))
 
     def drain_cycles(self, block_rows: int, p: int, groups: int | None = None) -> int:
-        """Drain requests of a layer: ``m * B * p`` (every lane's ``B*p`` accumulators, the
-        ``m`` hardware groups of a layer's group one after another)."""
-        return self.span(groups) * self.slots(block_rows, groups) * p
+        """Drain requests of a layer: ``B * p`` (every lane's ``B*p`` accumulators, all lanes at
+        once: the ``m`` hardware groups of a layer's group each through a write-back of its
+        own, :attr:`writeback_groups`)."""
+        return self.slots(block_rows, groups) * p
+
+    @property
+    def writeback_groups(self) -> int:
+        """``W = K / min K_l``: the hardware groups with a write-back (and bias memories), groups
+        ``0, K_min, 2K_min, ...``: those that head a turn ``i`` (hardware groups ``i*K_l ..
+        i*K_l + K_l - 1``, whose sums the adder tree adds into group ``i*K_l``) in some layer.
+        One with a single count: group 0's."""
+        return self.groups // min(self.layer_groups or (self.groups,))
+
+    @property
+    def writeback_pes(self) -> int:
+        """PEs with a write-back: those of the :attr:`writeback_groups`."""
+        return self.group_pes * self.writeback_groups
 
     def lane_of(self, block_row: int, group: int = 0,
                 groups: int | None = None) -> tuple[int, int, int]:

@@ -20,9 +20,9 @@ write-back adds the groups' sums). One group (``K = 1``): ``I = t*NL + g``, ``i 
 A layer of ``K_l < K`` groups (``EngineConfig.layer_groups``; ``m = K / K_l``) has groups of
 ``m*G`` lanes: the words above for ``K_l`` groups of ``m*G`` lanes, lane ``h'`` of group ``j`` in
 the engine's lane :meth:`~.cycles.EngineConfig.hardware_lane` (:func:`lane_order`), ``B =
-ceil(M' / (m*G))``; its bias words are those of ``K`` groups (``m*B`` slots: address ``base +
-v*p + r`` of lane ``h`` holds the bias of block-row ``v*G + h``), as group 0's write-back takes
-the ``m`` hardware groups' sums one after another.
+ceil(M' / (m*G))``, the bias words too (every group the same: lane ``h'`` of every group holds
+the bias of its block-rows ``t*m*G + h'``; the write-backs of the turns' first hardware groups
+read them, :attr:`~.cycles.EngineConfig.writeback_groups`).
 """
 
 from __future__ import annotations
@@ -99,11 +99,10 @@ def layout(mem: str, b: int, nl: int, nb: int, p: int,
     raise ValueError(mem)
 
 
-def layout_depth(mem: str, b: int, nb: int, p: int, groups: int = 1, span: int = 1) -> int:
-    """Words of one layer in each lane's ``mem`` (:func:`layout`; ``span``: ``m = K / K_l``,
-    the bias's slots ``m*B``)."""
+def layout_depth(mem: str, b: int, nb: int, p: int, groups: int = 1) -> int:
+    """Words of one layer in each lane's ``mem`` (:func:`layout`)."""
     nk = -(-nb // groups)
-    return {"weight": b * nk * p, "k": b * nk, "bias": span * b * p}[mem]
+    return {"weight": b * nk * p, "k": b * nk, "bias": b * p}[mem]
 
 
 def lane_order(cfg: EngineConfig, groups: int) -> list[int]:
@@ -145,7 +144,7 @@ def layer_placements(shapes: Iterable[tuple[tuple[int, int], int]],
     for i, ((mb, nb), p) in enumerate(shapes):
         k = cfg.groups_of(i)
         b = cfg.slots(mb, k)
-        depth = {mem: layout_depth(mem, b, nb, p, k, cfg.span(k)) for mem in MEMORIES}
+        depth = {mem: layout_depth(mem, b, nb, p, k) for mem in MEMORIES}
         out.append(LayerPlacement(b, bases["weight"], bases["k"], bases["bias"],
                                   depth["weight"], depth["k"], depth["bias"]))
         for mem in MEMORIES:
@@ -314,7 +313,7 @@ class Geometry:
 
         Useful: ``weight`` the layers' ``M'*N'*p`` permuted-diagonal weights, ``k`` their
         ``M'*N'`` permutation values, ``bias`` their ``n_out`` biases, stored in ``NL`` lanes (the
-        bias in the ``G`` lanes of lane group 0, the only ones built) of
+        bias in the ``G`` lanes of each write-back group, the only ones built) of
         ``depth`` words (padded block-rows ``B*NL - M'`` and the widest layer's word width
         included); ``accumulator`` the largest layer's ``n_out`` sums in ``NL`` memories of
         ``max(B*p)`` words; ``activation bank`` per bank set the most activations it holds at once
@@ -326,8 +325,9 @@ class Geometry:
         useful = {"weight": sum(math.prod(l.blocks) * l.p for l in self.layers),
                   "k": sum(math.prod(l.blocks) for l in self.layers),
                   "bias": sum(l.n_out for l in self.layers)}
-        # (the bias words are read in group 0 only: docs/design.md 4.2)
-        lanes = {mem: self.cfg.group_lanes if mem == "bias" else nl for mem in MEMORIES}
+        # (the bias words are read in the write-back groups only: docs/design.md 4.2)
+        lanes = {mem: self.cfg.group_lanes * self.cfg.writeback_groups if mem == "bias" else nl
+                 for mem in MEMORIES}
         out = {mem: {"useful_bits": useful[mem] * w[mem],
                      "stored_bits": max(1, self.depths[mem]) * lanes[mem] * w[mem],
                      "what": f"{mem} words of the layers / words stored"} for mem in MEMORIES}

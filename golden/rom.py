@@ -136,33 +136,25 @@ def decode_hex(data: bytes, width: int, depth: int, signed: bool, name: str | Pa
 
 # -- the layout -------------------------------------------------------------------------------------
 
-def _mem_layout(mem, b, cfg, nb, p, k):
-    """:func:`.geometry.layout` of a layer of ``k`` (``K_l``) lane groups and ``B = b``: the
-    weights and ``k`` in ``K_l`` groups; the bias in the engine's ``K`` groups, ``m*B`` slots."""
-    if mem == "bias":
-        return layout(mem, cfg.span(k) * b, cfg.total_lanes, nb, p, cfg.groups)
-    return layout(mem, b, cfg.total_lanes, nb, p, k)
-
-
 def _to_lanes(a, mem, b, cfg, nb, p, k):
-    """A layer's padded array to its words in every engine lane, ``(NL, depth)`` (the bias words
-    of one group repeated in every group; the others in :func:`.geometry.lane_order`)."""
-    nl, groups = cfg.total_lanes, cfg.groups
-    axes, order, _ = _mem_layout(mem, b, cfg, nb, p, k)
+    """A layer of ``k`` (``K_l``) groups: its padded array to its words in every engine lane,
+    ``(NL, depth)``, lanes in :func:`.geometry.lane_order` (the bias words of one group repeated
+    in every group)."""
+    nl = cfg.total_lanes
+    axes, order, _ = layout(mem, b, nl, nb, p, k)
     words = a.reshape(axes).transpose(order)
-    if mem == "bias":
-        return np.tile(words.reshape(nl // groups, -1), (groups, 1))
-    return words.reshape(nl, -1)[lane_order(cfg, k)]
+    words = np.tile(words.reshape(nl // k, -1), (k, 1)) if mem == "bias" \
+        else words.reshape(nl, -1)
+    return words[lane_order(cfg, k)]
 
 
 def _from_lanes(words, mem, b, cfg, nb, p, k):
     """Inverse of :func:`_to_lanes` (``bias``: group 0's words)."""
-    nl, groups = cfg.total_lanes, cfg.groups
-    axes, order, shape = _mem_layout(mem, b, cfg, nb, p, k)
+    nl = cfg.total_lanes
+    axes, order, shape = layout(mem, b, nl, nb, p, k)
+    words = words[np.argsort(lane_order(cfg, k))]
     if mem == "bias":
-        words = words[:nl // groups]
-    else:
-        words = words[np.argsort(lane_order(cfg, k))]
+        words = words[:nl // k]
     return words.reshape([axes[i] for i in order]).transpose(np.argsort(order)).reshape(shape)
 
 
@@ -434,9 +426,11 @@ def model_from_images(folder: str | Path) -> QuantModel:
             part[mem] = _from_lanes(rom.contents[mem][:, base:base + depth], mem, b, rom.cfg,
                                     nb, p, rom.cfg.groups_of(i))
         k, colq, bias = part["k"], part["weight"], part["bias"]
-        if groups > 1:
+        kl = rom.cfg.groups_of(i)
+        if kl > 1:
             lanes = rom.contents["bias"][:, place.bias_base:place.bias_base + place.bias_depth]
-            if np.any(lanes != np.tile(lanes[:nl // groups], (groups, 1))):
+            lanes = lanes[np.argsort(lane_order(rom.cfg, kl))]
+            if np.any(lanes != np.tile(lanes[:nl // kl], (kl, 1))):
                 raise PermdealError(f"{where}: the bias memories of the lane groups differ (every "
                                     "group holds group 0's words)")
         for mem, pad, what in (("k", k[mb:], f"slots past block-row {mb}"),

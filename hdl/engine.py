@@ -168,9 +168,12 @@ class Engine(wiring.Component):
                                      bank_module=f"{self._name}_act_bank",
                                      ram_module=f"{self._name}_act_ram")
         self._pes = [Blackbox(self._pe_proto, f"{self._name}_pe") for _ in range(cfg.n_pe)]
-        # the write-back of group 0's PEs takes the groups' sums (docs/design.md 4.2)
-        self._wbs = [Blackbox(self._wb_proto, f"{self._name}_pe_wb")
-                     for _ in range(cfg.group_pes)]
+        # the write-backs of the groups that head a turn (group 0 with one count) take the
+        # groups' sums (docs/design.md 4.2): PE ``i`` of ``self._wb_pes`` has ``self._wbs[i]``
+        heads = [w * (cfg.groups // cfg.writeback_groups) for w in range(cfg.writeback_groups)]
+        self._wb_pes = [k * cfg.group_pes + i for k in heads for i in range(cfg.group_pes)]
+        assert len(self._wb_pes) == cfg.writeback_pes
+        self._wbs = [Blackbox(self._wb_proto, f"{self._name}_pe_wb") for _ in self._wb_pes]
         self._banks = [Blackbox(self._banks_proto, f"{self._name}_act_banks") for _ in range(2)]
         super().__init__({
             "i": In(stream.Signature(signed(self._in_bits))),
@@ -246,10 +249,11 @@ class Engine(wiring.Component):
     @property
     def rom_instances(self) -> dict[str, int]:
         """How many of each lane ROM the Verilog holds: ``weight`` and ``k`` one a lane, ``bias``
-        one a lane of lane group 0 (whose write-back adds the groups' sums; the other groups'
-        bias images are copies, not loaded)."""
+        one a lane of the write-back groups (group 0 with one count: its write-back adds the
+        groups' sums; the other groups' bias images are copies, not loaded)."""
         cfg = self._cfg
-        return {"weight": cfg.total_lanes, "k": cfg.total_lanes, "bias": cfg.group_lanes}
+        return {"weight": cfg.total_lanes, "k": cfg.total_lanes,
+                "bias": cfg.group_lanes * cfg.writeback_groups}
 
     @property
     def ram_memories(self) -> dict[str, dict]:
@@ -434,8 +438,8 @@ class Engine(wiring.Component):
         desc_s = descriptor([-(-l.p // d) for l in lay], unsigned(wide), "s")
         desc_bias = descriptor([pl.bias_base for pl in places], unsigned(wide), "bias")
         u_bits = wide + addr_bits(nl) + 1
-        desc_ustep = descriptor([g_lanes * l.p - l.p + 1 for l in lay], unsigned(u_bits),
-                                "ustep")
+        desc_ustep = descriptor([cfg.span(kl) * g_lanes * l.p - l.p + 1
+                                 for l, kl in zip(lay, lks)], unsigned(u_bits), "ustep")
         desc_r_last = descriptor([l.p - 1 for l in lay], unsigned(wide), "r_last")
         desc_a_last = descriptor([cfg.drain_cycles(l.blocks[0], l.p, kl) - 1
                                   for l, kl in zip(lay, lks)], unsigned(wide), "a_last")
@@ -612,7 +616,7 @@ class Engine(wiring.Component):
         quiet = Signal()
         m.d.comb += quiet.eq(Cat(*group_quiet).all() & ~history.any())
         # drain counters: a = t*p + r, the bank position (row t*S + r div D, pos r mod D) and
-        # u = t*NL*p + r, so that lane g's output row is u + g*p.
+        # u = t*m*G*p + r, so that write-back lane h of turn i writes output row u + (i*G+h)*p.
         a = Signal(wide)
         r = Signal(wide)
         pos = Signal(addr_bits(d))
@@ -621,24 +625,13 @@ class Engine(wiring.Component):
         u = Signal(u_bits)
         # the group whose banks take slot t's outputs, t mod K (docs/design.md 4.2)
         wgroup = Signal(addr_bits(k_count))
-        # With per-layer counts the drain takes each accumulator address m = K / K_l times, once
-        # for each hardware group of a layer's groups (the K_l hardware groups of turn i: bits
-        # i*K_l .. of ``dmask``), so ``a`` counts the drain requests (the bias address, v*p + r
-        # with v = t*m + i, the write-back's slot) and ``acc_a`` the accumulator address t*p + r.
+        # With per-layer counts every turn's write-back writes at once (docs/design.md 4.2):
+        # slot t's outputs of turn i go to the banks of group (t*m + i) mod K, so group k's banks
+        # take turn k mod m's when t mod K_l = k div m: ``wgroup`` counts t mod K_l.
         if mixed:
-            acc_a, acc_base = Signal(wide, name="acc_a"), Signal(wide, name="acc_base")
-            turn = Signal(range(max(spans)), name="drain_turn")
-            dmask = Signal(k_count, name="drain_mask")
-            desc_turn_last = descriptor([k_count // kl - 1 for kl in lks], turn.shape(),
-                                        "turn_last")
-            desc_dmask = descriptor([(1 << kl) - 1 for kl in lks], k_count, "dmask")
             dr_kl = {kl: descriptor([int(k == kl) for k in lks], 1, f"drain_kl{kl}")
                      for kl in kls}
-            rotated = dmask
-            for kl in kls:
-                rotated = Mux(dr_kl[kl], dmask.rotate_left(kl), rotated)
-        else:
-            acc_a, dmask = a, Const((1 << k_count) - 1, k_count)
+            desc_wg_last = descriptor([kl - 1 for kl in lks], len(wgroup), "wgroup_last")
         flush = Signal(range(cfg.writeback_latency + 1))
         draining = Signal()
         # input loader counters: word i of block J = i div q (q = geometry.in_block) goes to
@@ -718,31 +711,25 @@ class Engine(wiring.Component):
                 m.d.comb += reader_load.eq(1)
                 m.d.sync += [a.eq(0), r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(0), u.eq(0),
                              wgroup.eq(0)]
-                if mixed:
-                    m.d.sync += [acc_a.eq(0), acc_base.eq(0), turn.eq(0), dmask.eq(desc_dmask)]
                 m.d.sync += state.eq(State.DRAIN)
         with m.If(in_state(State.DRAIN)):
             m.d.sync += a.eq(a + 1)
             with m.If(r == desc_r_last):
                 m.d.sync += [r.eq(0), pos.eq(0), rhi.eq(0), u.eq(u + desc_ustep)]
-                if mixed:
-                    # the next turn's groups take the same addresses; after the last, slot t + 1
-                    m.d.sync += dmask.eq(rotated)
-                    with m.If(turn == desc_turn_last):
-                        m.d.sync += [turn.eq(0), acc_a.eq(acc_a + 1), acc_base.eq(acc_a + 1)]
-                    with m.Else():
-                        m.d.sync += [turn.eq(turn + 1), acc_a.eq(acc_base)]
                 # slot t + 1: the next group's banks, the next row block after the last group
                 if k_count == 1:
                     m.d.sync += tbase.eq(tbase + desc_s)
+                elif mixed:
+                    with m.If(wgroup == desc_wg_last):
+                        m.d.sync += [wgroup.eq(0), tbase.eq(tbase + desc_s)]
+                    with m.Else():
+                        m.d.sync += wgroup.eq((wgroup + 1)[:len(wgroup)])
                 else:
                     m.d.sync += wgroup.eq((wgroup + 1)[:len(wgroup)])
                     with m.If(eq_const(wgroup, k_count - 1)):
                         m.d.sync += tbase.eq(tbase + desc_s)
             with m.Else():
                 m.d.sync += [r.eq(r + 1), u.eq(u + 1)]
-                if mixed:
-                    m.d.sync += acc_a.eq(acc_a + 1)
                 with m.If(eq_const(pos, d - 1)):
                     m.d.sync += [pos.eq(0), rhi.eq(rhi + 1)]
                 with m.Else():
@@ -771,20 +758,31 @@ class Engine(wiring.Component):
         # -- draining: the lanes' accumulators, the groups' sum, the biases, the write-back -----
         # Every lane drains; with lane groups the R = log2 K adder stages add lane h of every
         # group (a binary tree, a register after each adder) into group 0's write-back, whose
-        # bias reads and drain requests wait for them (docs/design.md 4.2).
+        # bias reads and drain requests wait for them (docs/design.md 4.2). With per-layer
+        # counts the tree adds the K_l groups of each turn into the turn's first, whose
+        # write-back (one in every group of ``self._wb_pes``) writes the turn's outputs.
         red = cfg.reduce_stages
+        heads = cfg.writeback_groups
+        k_min = k_count // heads
         bias_addr = Signal(len(self._wbs[0].drain.addr))
         m.d.comb += bias_addr.eq((desc_bias + a)[:len(bias_addr)])
         wb_draining = delay(m, draining, red, "wb_draining", reset_less=False)
         wb_bias_addr = delay(m, bias_addr, red, "wb_bias_addr")
-        group_sum = GroupSum(nl, k_count, self._wb_proto.acc_layout, masked=mixed)
+        group_sum = GroupSum(nl, k_count, self._wb_proto.acc_layout,
+                             min_groups=k_min if mixed else None)
         if red:
             m.submodules.group_sum = group_sum
+        if group_sum.en_bits:
+            # the stages a layer's count adds (a layer's constant; the sums of the last drain
+            # request leave the tree before the next layer's descriptor)
+            sum_en = descriptor([sum(1 << e for e in range(group_sum.en_bits) if kl > k_min << e)
+                                 for kl in lks], group_sum.en_bits, "sum_en")
+            m.d.comb += group_sum.en.eq(sum_en)
         sums = []
         for pe_i, pe in enumerate(self._pes):
             m.d.comb += [
-                pe.drain.valid.eq(draining & dmask[pe_i // g_pes] if mixed else draining),
-                pe.drain.addr.eq(acc_a[:len(pe.drain.addr)]),
+                pe.drain.valid.eq(draining),
+                pe.drain.addr.eq(a[:len(pe.drain.addr)]),
             ]
             # lane by lane: the PE's accumulators may be wider than the write-back's (the lanes
             # are sized for every product, the write-back for the layers' sums, which fit; the
@@ -795,16 +793,16 @@ class Engine(wiring.Component):
                 sums.append(acc)
         if red:
             m.d.comb += [group_sum.i[g].eq(acc) for g, acc in enumerate(sums)]
-            sums = [group_sum.o[h] for h in range(g_lanes)]
-        for pe_i, wb in enumerate(self._wbs):
+            sums = [group_sum.o[y] for y in range(heads * g_lanes)]
+        for x, wb in enumerate(self._wbs):
             m.d.comb += [
                 wb.drain.valid.eq(wb_draining),
                 wb.drain.addr.eq(wb_bias_addr),
-                wb.acc.eq(Cat(*sums[pe_i * cfg.lanes:(pe_i + 1) * cfg.lanes])),
+                wb.acc.eq(Cat(*sums[x * cfg.lanes:(x + 1) * cfg.lanes])),
             ]
             if self._wb_proto.sel_bits:
                 m.d.comb += wb.drain.sel.eq(layer)
-        for pe_i, wb in enumerate(self._wbs):
+        for wb, pe_i in zip(self._wbs, self._wb_pes):
             words = []
             for lane_i in range(cfg.lanes):
                 rom = self._rom("bias", pe_i * cfg.lanes + lane_i)
@@ -813,11 +811,14 @@ class Engine(wiring.Component):
                 m.d.comb += port.addr.eq(wb_bias_addr)
                 words.append(port.data)
             m.d.comb += wb.bias.eq(Cat(*words))
-        # Group 0's lane h keeps output row u + h*p when it is below the layer's n_out (padded
-        # rows are never written back).
+        # Write-back lane y = w*G + h (group w*K_min's lane h) keeps output row u + (i*G + h)*p
+        # of its turn i = w*K_min / K_l (u = t*m*G*p + r) when it is below the layer's n_out
+        # (padded rows are never written back); a group that heads no turn keeps none.
         keep = []
-        for h in range(g_lanes):
-            limits = [l.n_out - h * l.p for l in lay]
+        for y in range(heads * g_lanes):
+            w, h = divmod(y, g_lanes)
+            limits = [l.n_out - ((w * k_min // kl) * g_lanes + h) * l.p
+                      if (w * k_min) % kl == 0 else 0 for l, kl in zip(lay, lks)]
             terms = [Const(0, 1) if lim <= 0 else (u < lim) for lim in limits]
             k = terms[0]
             for i in range(1, n_layers):
@@ -828,9 +829,9 @@ class Engine(wiring.Component):
         lat = red + self._wb_proto.latency
         row_d = Signal(addr_bits(self._rows))
         m.d.comb += row_d.eq((tbase + rhi)[:len(row_d)])
-        keep_vec = Signal(g_lanes)
-        for h in range(g_lanes):
-            m.d.comb += keep_vec[h].eq(keep[h])
+        keep_vec = Signal(heads * g_lanes)
+        for y in range(heads * g_lanes):
+            m.d.comb += keep_vec[y].eq(keep[y])
         stages = [(row_d, pos, keep_vec, wgroup)]
         for i in range(lat):
             prev = stages[-1]
@@ -861,20 +862,29 @@ class Engine(wiring.Component):
         for s, bank in enumerate(banks):
             lanes_w = []
             for g in range(nl):
-                # bank g = k*G + h takes group 0's lane h when slot t mod K is k
+                # bank g = k*G + h takes group 0's lane h when slot t mod K is k; with per-layer
+                # counts (m = K / K_l) turn k mod m's lane h when t mod K_l is k div m
                 k, h = divmod(g, g_lanes)
-                pe_i, lane_i = divmod(h, cfg.lanes)
-                out = self._wbs[pe_i].out[lane_i]
                 load = Const(0) if s else ld_valid
                 w = Signal(wl, name=f"banks{s}_w{g}")
-                mine = w_keep[h] & (dst if s else ~dst)
-                if k_count > 1:
-                    mine = mine & eq_const(w_group, k)
+                side = dst if s else ~dst
+                valid = value = None
+                for kl in (kls if mixed else [k_count]):
+                    span = k_count // kl
+                    y = ((k % span) * kl // k_min) * g_lanes + h
+                    pe_i, lane_i = divmod(y, cfg.lanes)
+                    out = self._wbs[pe_i].out[lane_i]
+                    mine = w_keep[y] & side
+                    if k_count > 1:
+                        mine = mine & eq_const(w_group, k // span)
+                    this = ~loading & out.valid & mine
+                    valid = this if valid is None else Mux(dr_kl[kl], this, valid)
+                    value = out.value if value is None else Mux(dr_kl[kl], out.value, value)
                 m.d.comb += [
-                    w.valid.eq(Mux(load, eq_const(ld_bank, g), ~loading & out.valid & mine)),
+                    w.valid.eq(Mux(load, eq_const(ld_bank, g), valid)),
                     w.row.eq(Mux(load, ld_row, w_row)),
                     w.pos.eq(Mux(load, ld_pos, w_pos)),
-                    w.value.eq(Mux(load, ld_value, out.value)),
+                    w.value.eq(Mux(load, ld_value, value)),
                 ]
                 lanes_w.append(w)
             m.d.comb += bank.w.eq(Cat(*lanes_w))

@@ -409,15 +409,18 @@ def test_lane_groups_need_equal_block_sizes_and_enough_blocks():
 
 def test_per_layer_group_counts():
     """Per-layer counts (docs/design.md 4.2): the engine has the largest; equal counts are stored
-    as none; a layer of K_l groups spans m = K / K_l hardware groups (B over m*G lanes, m*B*p
-    drain requests), its group j's lane h' in hardware group j + (h' div G) * K_l."""
+    as none; a layer of K_l groups spans m = K / K_l hardware groups (B over m*G lanes, B*p
+    drain requests, W = K / min K_l write-back groups), its group j's lane h' in hardware group
+    j + (h' div G) * K_l."""
     cfg = EngineConfig.with_layer_groups(EngineConfig(8, 2), (1, 4, 2))
     assert (cfg.groups, cfg.layer_groups, cfg.group_lanes) == (4, (1, 4, 2), 4)
     assert [cfg.groups_of(i) for i in range(3)] == [1, 4, 2]
     assert EngineConfig.with_layer_groups(EngineConfig(8, 2), (4, 4)).layer_groups == ()
-    assert (cfg.span(1), cfg.slots(13, 1), cfg.drain_cycles(13, 3, 1)) == (4, 1, 12)
-    assert (cfg.span(2), cfg.slots(13, 2), cfg.drain_cycles(13, 3, 2)) == (2, 2, 12)
+    assert (cfg.span(1), cfg.slots(13, 1), cfg.drain_cycles(13, 3, 1)) == (4, 1, 3)
+    assert (cfg.span(2), cfg.slots(13, 2), cfg.drain_cycles(13, 3, 2)) == (2, 2, 6)
     assert (cfg.slots(13), cfg.drain_cycles(13, 3)) == (4, 12)
+    assert cfg.writeback_groups == 4 and EngineConfig(8, 2, groups=4).writeback_groups == 1
+    assert EngineConfig.with_layer_groups(EngineConfig(8, 2), (2, 8)).writeback_groups == 4
     # K_l = 2: group 1's lane h' = 5 is lane 1 of hardware group 1 + 1*2 = 3: engine lane 13
     assert cfg.hardware_lane(1, 5, 2) == 13 and cfg.lane_of(5 + 8, 1, 2) == (6, 1, 1)
     # K_l = 1 on the network input: blocks of D, any producer's p after it

@@ -103,7 +103,7 @@ def doc_layer_groups(x, m_blocks, p, n_pe, lanes, D, K, K_l, q=None):
     """Section 9, "Per-layer group counts": returns (nnz, B, D0, T) of a layer of K_l groups on
     an engine of K. Group j takes blocks j, j + K_l, ... of q (= p when K_l > 1) and runs the
     one-layer rule with B = ceil(M'/(m*G)), RL of G banks and S of the n_pe/K PEs; the drain
-    takes m*B*p requests and the next START comes 5 + log2 K cycles after the last."""
+    takes B*p requests and the next START comes 5 + log2 K cycles after the last."""
     m, G = K // K_l, n_pe * lanes // K
     B = math.ceil(m_blocks / (m * G))
     q = p if K_l > 1 else (D if q is None else q)
@@ -118,7 +118,7 @@ def doc_layer_groups(x, m_blocks, p, n_pe, lanes, D, K, K_l, q=None):
         nnz += z
         d0s.append(d0)
     d0 = max(d0s)
-    return nnz, B, d0, d0 + m * B * p - 1 + 5 + int(math.log2(K))
+    return nnz, B, d0, d0 + B * p - 1 + 5 + int(math.log2(K))
 
 
 def doc_inference(acts, layers, n_pe, lanes, D):
@@ -243,10 +243,10 @@ def test_per_layer_group_rule_matches_golden(case):
 
 
 def test_per_layer_group_example_of_section_9():
-    assert doc_layer_groups([5, 0, 0, 0, 3, 7, 1], 3, 2, 4, 1, 4, 4, 2) == (4, 2, 19, 33)
+    assert doc_layer_groups([5, 0, 0, 0, 3, 7, 1], 3, 2, 4, 1, 4, 4, 2) == (4, 2, 19, 29)
     cfg = EngineConfig(4, 1, scan_width=4, groups=4)
     got = layer_cycles(np.array([5, 0, 0, 0, 3, 7, 1]), 3, 2, cfg, groups=2)
-    assert (got.nnz, got.slots, got.issue, got.total) == (4, 2, 19, 33)
+    assert (got.nnz, got.slots, got.issue, got.total) == (4, 2, 19, 29)
 
 
 def test_lane_group_example_of_section_9():

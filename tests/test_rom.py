@@ -282,7 +282,7 @@ def test_per_layer_groups_layout_and_round_trip(tmp_path, seed, sizes, ps, n_pe,
         (mb, nb), span = mat.blocks, K // kl
         B = ceil_div(mb, span * G)
         nk = ceil_div(nb, kl)
-        assert pl["slots"] == B and pl["bias_depth"] == span * B * p
+        assert pl["slots"] == B and pl["bias_depth"] == B * p
         for I in range(mb):
             hp, t = I % (span * G), I // (span * G)
             for J in range(nb):
@@ -295,9 +295,10 @@ def test_per_layer_groups_layout_and_round_trip(tmp_path, seed, sizes, ps, n_pe,
                         mat.q[I, J, r], (I, J, c)
         for row in range(layer.shape[0]):
             I, r = divmod(row, p)
-            v, h = divmod(I, G)
-            for k in range(K):          # every group holds group 0's words
-                assert files[k * G + h, "bias"][pl["bias_base"] + v * p + r] == layer.bias[row]
+            t, hp = divmod(I, span * G)
+            for j in range(kl):         # every group holds the same words, in its lane h'
+                g = (j + (hp // G) * kl) * G + hp % G
+                assert files[g, "bias"][pl["bias_base"] + t * p + r] == layer.bias[row]
     assert_same_model(model, model_from_images(folder), f"seed {seed}")
 
 
