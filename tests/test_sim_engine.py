@@ -83,7 +83,8 @@ CASES = {
     "groups4-4x1": (12, [26, 13, 10, 3], [3, 3, 3], 4, 1, 2, {"groups": 4}),
     # per-layer group counts on a 4-group engine of single-lane PEs (docs/design.md 4.2): K_l =
     # 1, 2, 4; a layer's group spans 4, 2, 1 hardware groups (its reader reads that many
-    # ports, its issuer feeds them all, the drain takes them in turns)
+    # ports, its issuer feeds them all; the adder tree sums each turn's groups into the turn's
+    # write-back: four write-backs, all writing at once)
     "layer-groups-124": (15, [26, 25, 20, 13], [3, 3, 3], 4, 1, 2, {"groups": (1, 2, 4)}),
     # K_l = 4, 1, 2 on 4 PEs x 2 lanes (G = 2): the one-group layer may change p (4 to 2)
     "layer-groups-412": (16, [30, 29, 18, 11], [4, 2, 2], 4, 2, 3, {"groups": (4, 1, 2)}),
