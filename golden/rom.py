@@ -415,7 +415,7 @@ def model_from_images(folder: str | Path) -> QuantModel:
     """Rebuild the :class:`QuantModel` that a ROM folder encodes (the inverse of the writer)."""
     folder = Path(folder)
     rom = _read(folder)
-    nl, groups = rom.cfg.total_lanes, rom.cfg.groups
+    nl = rom.cfg.total_lanes
     layers = []
     for i, (spec, place) in enumerate(zip(rom.specs, rom.places)):
         (mb, nb), p, b = spec.blocks, spec.p, place.slots

@@ -73,23 +73,30 @@ def test_per_layer_group_sum_adds_each_turns_groups(lanes, groups, k_min):
         want = [[wrap(int(v.reshape(groups, g)[w * k_min:w * k_min + kl, h].sum()))
                  for w in range(heads) for h in range(g)] for v in vectors]
         heads_of_layer = [w * g + h for w in range(heads) for h in range(g) if (w * k_min) % kl == 0]
-        seen = []
-
-        async def bench(ctx):
-            ctx.set(dut.en, en)
-            for step in range(len(vectors) + dut.latency):
-                if step < len(vectors):
-                    for lane in range(lanes):
-                        ctx.set(dut.i[lane].value, int(vectors[step][lane]))
-                        ctx.set(dut.i[lane].valid, 1)
-                if step >= dut.latency:
-                    seen.append([ctx.get(dut.o[x].value) for x in range(heads * g)])
-                    assert all(ctx.get(dut.o[x].valid) for x in range(heads * g))
-                await ctx.tick()
-
-        sim = Simulator(dut)
-        sim.add_clock(1e-6)
-        sim.add_testbench(bench)
-        sim.run()
+        seen = _run_per_layer(dut, en, vectors, heads * g)
         assert [[row[x] for x in heads_of_layer] for row in seen] == \
             [[row[x] for x in heads_of_layer] for row in want], f"seed {seed}, K_l {kl}"
+
+
+def _run_per_layer(dut, en, vectors, outputs):
+    """Every output's value, cycle by cycle from the tree's latency on, for ``vectors`` given one
+    a cycle with ``en`` held (every lane valid; every output's valid checked)."""
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.en, en)
+        for step in range(len(vectors) + dut.latency):
+            if step < len(vectors):
+                for lane, v in enumerate(vectors[step]):
+                    ctx.set(dut.i[lane].value, int(v))
+                    ctx.set(dut.i[lane].valid, 1)
+            if step >= dut.latency:
+                seen.append([ctx.get(dut.o[x].value) for x in range(outputs)])
+                assert all(ctx.get(dut.o[x].valid) for x in range(outputs))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return seen

@@ -9,7 +9,7 @@ files (:meth:`DesignSettings.to_json`, :func:`load_config`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 

@@ -4,8 +4,6 @@ generator, and its figures in ``compare``."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from permdeal import limits
