@@ -174,10 +174,13 @@ class Design:
                 else MULTIPLIERS[0]
             # (one lane group unless the manifest names more)
             groups = json_field(c, "groups", int, f"{path}: config") if "groups" in c else 1
+            # (per-layer counts only when they differ: docs/design.md 4.2)
+            counts = json_field(c, "layer_groups", list, f"{path}: config") \
+                if "layer_groups" in c else []
             self.cfg = EngineConfig(json_field(c, "n_pe", int, f"{path}: config"),
                                     json_field(c, "lanes", int, f"{path}: config"),
                                     json_field(c, "scan_width", int, f"{path}: config"), mul,
-                                    groups)
+                                    groups, tuple(counts))
         except PermdealError as e:
             raise PermdealError(f"{path}: config: {e}") from None
         layers = json_field(man, "layers", list, path)
@@ -219,9 +222,10 @@ class Design:
             raise PermdealError(f"{images}: images for {rom_cfg.n_pe} PE x {rom_cfg.lanes} lanes, "
                                 f"the design {self.folder} has {self.cfg.n_pe} x "
                                 f"{self.cfg.lanes}")
-        if rom_cfg.groups != self.cfg.groups:
-            raise PermdealError(f"{images}: images for {rom_cfg.groups} lane group(s), the design "
-                                f"{self.folder} has {self.cfg.groups}")
+        if (rom_cfg.groups, rom_cfg.layer_groups) != (self.cfg.groups, self.cfg.layer_groups):
+            raise PermdealError(f"{images}: images for {rom_cfg.groups_text or '1 lane group'}, "
+                                f"the design {self.folder} has "
+                                f"{self.cfg.groups_text or '1 lane group'}")
         if len(model.layers) != len(self.specs):
             raise PermdealError(f"{images}: a model of {len(model.layers)} layer(s), the design "
                                 f"was generated for {len(self.specs)}")

@@ -33,7 +33,7 @@ def cycles_table(model: QuantModel, cfg: EngineConfig, runs: Sequence[InferenceC
                      f"{mean(lambda c: c.ideal):.1f}", f"{mean(lambda c: c.issue):.1f}",
                      f"{mean(lambda c: c.total):.1f}", f"{100 * mean(lambda c: c.utilization):.1f}%"])
     total = float(np.mean([r.total for r in runs]))
-    groups = f", {cfg.groups} lane groups" if cfg.groups > 1 else ""
+    groups = f", {cfg.groups_text}" if cfg.groups > 1 else ""
     head = (f"engine: {cfg.n_pe} PE x {cfg.lanes} lanes = {cfg.total_lanes} lanes{groups}, "
             f"scan width {cfg.scan_width}; {len(runs)} input(s), means per input")
     foot = (f"whole inference: {total:.1f} cycles (load {runs[0].load} + compute "

@@ -52,7 +52,7 @@ and the period of back-to-back inferences.
 The latencies are the RTL blocks' (``tests/test_contract.py`` ties them together).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -124,6 +124,10 @@ class EngineConfig:
     scan_width: int = DEFAULT_SCAN_WIDTH
     multiplier: str = MULTIPLIERS[0]
     groups: int = 1
+    #: Per-layer group counts ``K_l`` (docs/design.md 4.2, "Per-layer group counts"): each a
+    #: power of two dividing :attr:`groups`, the largest equal to it; empty when every layer
+    #: uses :attr:`groups` (a tuple of equal counts is stored empty: one statement of a fact).
+    layer_groups: tuple = ()
 
     def __post_init__(self):
         integer(self.n_pe, "PE count (--pes)", 1)
@@ -132,10 +136,72 @@ class EngineConfig:
         if self.multiplier not in MULTIPLIERS:
             raise PermdealError(f"multiplier (--multiplier) must be one of "
                                 f"{', '.join(MULTIPLIERS)}, not {self.multiplier!r}")
+        if not isinstance(self.layer_groups, tuple):
+            raise PermdealError(f"per-layer lane groups must be a tuple, not "
+                                f"{type(self.layer_groups).__name__}")
+        for i, k in enumerate(self.layer_groups):
+            integer(k, f"lane groups of layer {i} (--groups)", 1)
+            if k & (k - 1) or self.n_pe % k:
+                raise PermdealError(f"lane groups (--groups) of layer {i} must be a power of two "
+                                    f"that divides the PE count {self.n_pe}, not {k}")
         integer(self.groups, "lane groups (--groups)", 1)
         if self.groups & (self.groups - 1) or self.n_pe % self.groups:
             raise PermdealError(f"lane groups (--groups) must be a power of two that divides the "
                                 f"PE count {self.n_pe}, not {self.groups}")
+        for i, k in enumerate(self.layer_groups):
+            if self.groups % k:
+                raise PermdealError(f"lane groups (--groups) of layer {i} must be a power of two "
+                                    f"that divides the engine's {self.groups} groups, not {k}")
+        if self.layer_groups and max(self.layer_groups) != self.groups:
+            raise PermdealError(f"lane groups (--groups): the engine's count {self.groups} must be "
+                                f"the largest layer's, not {max(self.layer_groups)}")
+        if all(k == self.groups for k in self.layer_groups):
+            object.__setattr__(self, "layer_groups", ())
+
+    @classmethod
+    def with_layer_groups(cls, cfg: "EngineConfig", counts) -> "EngineConfig":
+        """``cfg`` with lane groups ``counts``: one count for every layer, or one per layer (the
+        engine's :attr:`groups` their largest)."""
+        if isinstance(counts, int):
+            return replace(cfg, groups=counts, layer_groups=())
+        counts = tuple(counts)
+        if not counts:
+            raise PermdealError("lane groups (--groups) need a count for every layer, not none")
+        return replace(cfg, groups=max(counts), layer_groups=counts)
+
+    @property
+    def groups_text(self) -> str:
+        """The lane groups in words for reports: ``""`` with one, ``"4 lane groups"``, or
+        ``"4 lane groups (per layer 1, 2, 4)"``."""
+        if self.groups == 1:
+            return ""
+        per = f" (per layer {', '.join(map(str, self.layer_groups))})" if self.layer_groups \
+            else ""
+        return f"{self.groups} lane groups{per}"
+
+    def groups_of(self, index: int) -> int:
+        """``K_l``, the lane groups layer ``index`` uses (:attr:`groups` unless
+        :attr:`layer_groups` says)."""
+        return self.layer_groups[index] if self.layer_groups else self.groups
+
+    def check_layers(self, count: int) -> None:
+        """Refuse per-layer group counts for another number of layers than ``count``."""
+        if self.layer_groups and len(self.layer_groups) != count:
+            raise PermdealError(f"lane groups (--groups) name {len(self.layer_groups)} layers' "
+                                f"counts for a network of {count} layers")
+
+    def span(self, groups: int | None = None) -> int:
+        """``m = K / K_l``: the hardware groups one of a layer's ``K_l`` groups spans (each holds
+        ``G`` of its lanes; its drain takes ``m`` turns through group 0's write-back)."""
+        return self.groups // self._layer_k(groups)
+
+    def _layer_k(self, groups: int | None) -> int:
+        if groups is None:
+            return self.groups
+        if groups < 1 or groups & (groups - 1) or self.groups % groups:
+            raise PermdealError(f"lane groups (--groups) of a layer must be a power of two that "
+                                f"divides the engine's {self.groups} groups, not {groups}")
+        return groups
 
     @property
     def group_pes(self) -> int:
@@ -197,28 +263,61 @@ class EngineConfig:
         and the groups' adder stages (:attr:`reduce_stages`)."""
         return WRITEBACK_LATENCY + self.reduce_stages
 
-    def slots(self, block_rows: int) -> int:
-        """``B = ceil(M' / G)``: block-rows per lane, i.e. cycles per non-zero input."""
-        return -(-block_rows // self.group_lanes)
+    def slots(self, block_rows: int, groups: int | None = None) -> int:
+        """``B = ceil(M' / (m*G))``: block-rows per lane, i.e. cycles per non-zero input, for a
+        layer of ``groups`` (``K_l``, default :attr:`groups`) lane groups of ``m*G`` lanes."""
+        return -(-block_rows // (self.group_lanes * self.span(groups)))
 
-    def lane_of(self, block_row: int, group: int = 0) -> tuple[int, int, int]:
-        """``(pe, lane, slot)`` of group ``group`` that holds block-row ``I``: the group's lane
-        ``h = I mod G``, slot ``I div G`` (lane ``g = group*G + h`` of the engine)."""
-        h, t = block_row % self.group_lanes, block_row // self.group_lanes
-        g = group * self.group_lanes + h
+    def drain_cycles(self, block_rows: int, p: int, groups: int | None = None) -> int:
+        """Drain requests of a layer: ``B * p`` (every lane's ``B*p`` accumulators, all lanes at
+        once: the ``m`` hardware groups of a layer's group each through a write-back of its
+        own, :attr:`writeback_groups`)."""
+        return self.slots(block_rows, groups) * p
+
+    @property
+    def writeback_groups(self) -> int:
+        """``W = K / min K_l``: the hardware groups with a write-back (and bias memories), groups
+        ``0, K_min, 2K_min, ...``: those that head a turn ``i`` (hardware groups ``i*K_l ..
+        i*K_l + K_l - 1``, whose sums the adder tree adds into group ``i*K_l``) in some layer.
+        One with a single count: group 0's."""
+        return self.groups // min(self.layer_groups or (self.groups,))
+
+    @property
+    def writeback_pes(self) -> int:
+        """PEs with a write-back: those of the :attr:`writeback_groups`."""
+        return self.group_pes * self.writeback_groups
+
+    def lane_of(self, block_row: int, group: int = 0,
+                groups: int | None = None) -> tuple[int, int, int]:
+        """``(pe, lane, slot)`` of group ``group`` (of a layer's ``groups``, ``K_l``, default
+        :attr:`groups`) that holds block-row ``I``: the group's lane ``h' = I mod (m*G)``, slot
+        ``I div (m*G)``, engine lane :meth:`hardware_lane`."""
+        width = self.group_lanes * self.span(groups)
+        h, t = block_row % width, block_row // width
+        g = self.hardware_lane(group, h, groups)
         return g // self.lanes, g % self.lanes, t
 
-    def in_block(self, p: int, producer: int | None) -> int:
-        """The block size ``q`` in which a layer of block size ``p`` finds its inputs in the banks:
-        its producer's ``p`` (``producer``), or for the network input (``None``) ``D`` with one
-        group and ``p`` with more. With more than one group ``q`` must be ``p`` (each group reads
-        whole input blocks ``J`` of its own)."""
+    def hardware_lane(self, group: int, lane: int, groups: int | None = None) -> int:
+        """The engine lane ``g`` of lane ``h'`` of group ``j`` of a layer of ``groups`` (``K_l``)
+        groups: hardware group ``k = j + (h' div G) * K_l``, its lane ``h' mod G``, so ``g =
+        k*G + h' mod G`` (docs/design.md 4.2: group ``j`` spans the hardware groups ``j, j +
+        K_l, j + 2K_l, ...``; with ``K_l = K`` simply ``g = j*G + h'``)."""
+        k_l, g = self._layer_k(groups), self.group_lanes
+        return (group + (lane // g) * k_l) * g + lane % g
+
+    def in_block(self, p: int, producer: int | None, groups: int | None = None) -> int:
+        """The block size ``q`` in which a layer of block size ``p`` and ``groups`` lane groups
+        (``K_l``, default :attr:`groups`) finds its inputs in the banks: its producer's ``p``
+        (``producer``), or for the network input (``None``) ``D`` with one group and ``p`` with
+        more. With more than one group ``q`` must be ``p`` (each group reads whole input blocks
+        ``J`` of its own)."""
+        k = self._layer_k(groups)
         if producer is None:
-            return self.scan_width if self.groups == 1 else p
-        if self.groups > 1 and producer != p:
-            raise PermdealError(f"lane groups (--groups {self.groups}) need every layer's block "
-                                f"size p equal to its input's producer's, not p = {p} after "
-                                f"p = {producer}; use --groups 1")
+            return self.scan_width if k == 1 else p
+        if k > 1 and producer != p:
+            raise PermdealError(f"lane groups (--groups {k}) need the layer's block size p equal "
+                                f"to its input's producer's, not p = {p} after p = {producer}; "
+                                f"use 1 group for this layer")
         return producer
 
     def to_json(self) -> dict[str, int]:
@@ -226,6 +325,8 @@ class EngineConfig:
                "multiplier": self.multiplier}
         if self.groups > 1:
             out["groups"] = self.groups
+        if self.layer_groups:
+            out["layer_groups"] = list(self.layer_groups)
         return out
 
 
@@ -339,31 +440,34 @@ def group_n(n: int, block: int, groups: int) -> list[int]:
 
 
 def layer_cycles(x: npt.ArrayLike, block_rows: int, p: int, cfg: EngineConfig,
-                 in_block: int | None = None) -> LayerCycles:
+                 in_block: int | None = None, groups: int | None = None) -> LayerCycles:
     """Cycles of one layer with ``block_rows`` (``M'``) and block size ``p`` on activations ``x``.
 
     ``x`` is the layer's input activation vector (any numeric codes; only zero/non-zero matters).
     ``in_block`` is the block size of the layer that produced ``x`` (``None`` for the network
-    input: :meth:`EngineConfig.in_block`). With lane groups every group runs steps 1 to 3 on its
-    own input blocks (:func:`group_inputs`) and draining starts when the last group is done.
+    input: :meth:`EngineConfig.in_block`). ``groups``: the layer's lane groups ``K_l`` (default
+    ``cfg.groups``). With lane groups every group runs steps 1 to 3 on its own input blocks
+    (:func:`group_inputs`) and draining starts when the last group is done; it takes
+    :meth:`EngineConfig.drain_cycles` requests.
     """
     x = np.asarray(x)
     if x.ndim != 1 or x.size == 0:
         raise PermdealError(f"cycle model needs one non-empty activation vector, not shape {x.shape}")
     if in_block is not None:
         in_block = integer(in_block, "producer block size", 1)
-    in_block = cfg.in_block(p, in_block)
-    b = cfg.slots(block_rows)
-    shares = group_inputs(x, in_block, cfg.groups)
+    k = cfg.groups if groups is None else groups
+    in_block = cfg.in_block(p, in_block, k)
+    b = cfg.slots(block_rows, k)
+    shares = group_inputs(x, in_block, k)
     if any(s.size == 0 for s in shares):
         raise PermdealError(f"a layer of {x.size} inputs in blocks of {in_block} leaves lane "
-                            f"groups without input (--groups {cfg.groups}); use fewer groups")
+                            f"groups without input (--groups {k}); use fewer groups")
     zs = [window_nnz(s, in_block, cfg.scan_width) for s in shares]
     nnz = int(sum(z.sum() for z in zs))
     return LayerCycles(nnz=nnz, slots=b, issue=max(drain_start(z, b, cfg) for z in zs),
-                       writeback=b * p + cfg.writeback_latency,
+                       writeback=cfg.drain_cycles(block_rows, p, k) + cfg.writeback_latency,
                        useful_lane_cycles=nnz * block_rows, total_lanes=cfg.total_lanes,
-                       groups=cfg.groups)
+                       groups=k)
 
 
 @dataclass(frozen=True)
@@ -390,13 +494,15 @@ class InferenceCycles:
 
 
 def model_cycles(model: QuantModel, x_codes: npt.ArrayLike, cfg: EngineConfig) -> InferenceCycles:
-    """Cycles of one inference of a :class:`~permdeal.golden.model.QuantModel` on one input."""
+    """Cycles of one inference of a :class:`~permdeal.golden.model.QuantModel` on one input
+    (layer ``l`` with ``cfg.groups_of(l)`` lane groups)."""
     acts = model.forward(np.asarray(x_codes), trace=True)
     if acts[0].ndim != 1:
         raise PermdealError("model_cycles takes one input vector; loop over a batch")
+    cfg.check_layers(len(model.layers))
     producers = [None] + [l.matrix.p for l in model.layers[:-1]]
-    layers = tuple(layer_cycles(a, l.matrix.blocks[0], l.matrix.p, cfg, in_block)
-                   for a, l, in_block in zip(acts, model.layers, producers))
+    layers = tuple(layer_cycles(a, l.matrix.blocks[0], l.matrix.p, cfg, in_block, cfg.groups_of(i))
+                   for i, (a, l, in_block) in enumerate(zip(acts, model.layers, producers)))
     return InferenceCycles(load=model.n_inputs, layers=layers,
                            unload=model.layers[-1].shape[0] + cfg.output_latency)
 
@@ -436,4 +542,44 @@ def auto_groups(layers, cfg: EngineConfig, acts=None, producer: int | None = Non
             continue
         if best is None or total < best[0]:
             best = (total, k)
+    return best[1]
+
+
+
+def auto_layer_groups(layers, cfg: EngineConfig, acts=None,
+                      producer: int | None = None) -> tuple[int, ...]:
+    """``--groups auto``, per layer: the lane-group counts ``K_l`` (one per layer) with the fewest
+    cycles of the cycle model, fewest groups on a tie (the engine's ``K`` first, then each
+    layer's).
+
+    For every engine count ``K`` (:func:`group_choices`) each layer takes the count ``K_l <= K``
+    (a power of two) that the layer allows with its fewest cycles; the engine then has ``K =
+    max K_l`` groups, and the counts with the fewest cycles in all win. ``layers``, ``acts`` and
+    ``producer`` as :func:`auto_groups`.
+    """
+    layers = list(layers)
+    if acts is None:
+        acts = [[np.resize(np.array([1, 0], np.int8), n) for n, _, _ in layers]]
+    producers = [producer] + [p for _, _, p in layers[:-1]]
+
+    def cost(trial, i, k):
+        _, mb, p = layers[i]
+        return sum(layer_cycles(trace[i], mb, p, trial, producers[i], k).total for trace in acts)
+
+    best = None
+    for top in group_choices(cfg):
+        trial = EngineConfig(cfg.n_pe, cfg.lanes, cfg.scan_width, cfg.multiplier, top)
+        counts = []
+        for i in range(len(layers)):
+            options = []
+            for k in (c for c in group_choices(trial) if top % c == 0):
+                try:
+                    options.append((cost(trial, i, k), k))
+                except PermdealError:   # the layer does not allow this many groups
+                    continue
+            counts.append(min(options)[1])
+        chosen = EngineConfig.with_layer_groups(trial, counts)
+        total = sum(cost(chosen, i, k) for i, k in enumerate(counts))
+        if best is None or total < best[0]:
+            best = (total, tuple(counts))
     return best[1]

@@ -16,6 +16,13 @@ holds block-row ``I = t*G + h`` in slot ``t`` for the input blocks ``J`` of its 
 k``), ``N_k = ceil(N' / K)`` of them (the last groups' list padded with zero blocks), and ``B =
 ceil(M' / G)`` slots. Every group has the same bias words; only group 0's are read (its
 write-back adds the groups' sums). One group (``K = 1``): ``I = t*NL + g``, ``i = J``.
+
+A layer of ``K_l < K`` groups (``EngineConfig.layer_groups``; ``m = K / K_l``) has groups of
+``m*G`` lanes: the words above for ``K_l`` groups of ``m*G`` lanes, lane ``h'`` of group ``j`` in
+the engine's lane :meth:`~.cycles.EngineConfig.hardware_lane` (:func:`lane_order`), ``B =
+ceil(M' / (m*G))``, the bias words too (every group the same: lane ``h'`` of every group holds
+the bias of its block-rows ``t*m*G + h'``; the write-backs of the turns' first hardware groups
+read them, :attr:`~.cycles.EngineConfig.writeback_groups`).
 """
 
 from __future__ import annotations
@@ -98,6 +105,18 @@ def layout_depth(mem: str, b: int, nb: int, p: int, groups: int = 1) -> int:
     return {"weight": b * nk * p, "k": b * nk, "bias": b * p}[mem]
 
 
+def lane_order(cfg: EngineConfig, groups: int) -> list[int]:
+    """For a layer of ``groups`` (``K_l``) lane groups: element ``g`` is the lane of
+    :func:`layout`'s order (``j*m*G + h'``, lane ``h'`` of group ``j``) that engine lane ``g``
+    holds (the inverse of :meth:`~.cycles.EngineConfig.hardware_lane`)."""
+    width = cfg.total_lanes // groups
+    out = [0] * cfg.total_lanes
+    for j in range(groups):
+        for h in range(width):
+            out[cfg.hardware_lane(j, h, groups)] = j * width + h
+    return out
+
+
 @dataclass(frozen=True)
 class LayerPlacement:
     """Where one layer lives in the lanes' memories: ``slots`` (``B``), and per memory its base
@@ -117,11 +136,15 @@ class LayerPlacement:
 
 def layer_placements(shapes: Iterable[tuple[tuple[int, int], int]],
                      cfg: EngineConfig) -> list[LayerPlacement]:
-    """The placements of layers given as ``((M', N'), p)`` pairs, in order."""
+    """The placements of layers given as ``((M', N'), p)`` pairs, in order (layer ``l`` in
+    ``cfg.groups_of(l)`` lane groups)."""
     out, bases = [], dict.fromkeys(MEMORIES, 0)
-    for (mb, nb), p in shapes:
-        b = cfg.slots(mb)
-        depth = {mem: layout_depth(mem, b, nb, p, cfg.groups) for mem in MEMORIES}
+    shapes = list(shapes)
+    cfg.check_layers(len(shapes))
+    for i, ((mb, nb), p) in enumerate(shapes):
+        k = cfg.groups_of(i)
+        b = cfg.slots(mb, k)
+        depth = {mem: layout_depth(mem, b, nb, p, k) for mem in MEMORIES}
         out.append(LayerPlacement(b, bases["weight"], bases["k"], bases["bias"],
                                   depth["weight"], depth["k"], depth["bias"]))
         for mem in MEMORIES:
@@ -183,11 +206,16 @@ class Geometry:
                     raise PermdealError(f"engine layers do not chain: {prev.name} writes "
                                         f"{prev.fmts.out}, {e.name} reads {e.fmts.act}")
             out.append(e)
+        cfg.check_layers(len(out))
         for i, e in enumerate(out):
-            cfg.in_block(e.p, out[i - 1].p if i else None)   # lane groups need equal p
-            if e.blocks[1] < cfg.groups:
+            k = cfg.groups_of(i)
+            try:
+                cfg.in_block(e.p, out[i - 1].p if i else None, k)   # lane groups need equal p
+            except PermdealError as err:
+                raise PermdealError(f"{e.name}: {err}") from None
+            if e.blocks[1] < k:
                 raise PermdealError(f"{e.name}: {e.n_in} inputs make {e.blocks[1]} blocks of "
-                                    f"p = {e.p}, fewer than the {cfg.groups} lane groups "
+                                    f"p = {e.p}, fewer than its {k} lane groups "
                                     "(--groups); use fewer groups")
         return cls(cfg, tuple(out))
 
@@ -254,9 +282,9 @@ class Geometry:
     @property
     def in_block(self) -> int:
         """The block size in which the network input is loaded into the banks
-        (:meth:`~.cycles.EngineConfig.in_block`: ``D`` with one lane group, else the first
-        layer's ``p``)."""
-        return self.cfg.in_block(self.layers[0].p, None)
+        (:meth:`~.cycles.EngineConfig.in_block`: ``D`` when the first layer has one lane group,
+        else its ``p``)."""
+        return self.cfg.in_block(self.layers[0].p, None, self.cfg.groups_of(0))
 
     @property
     def acc_bits(self) -> int:
@@ -285,7 +313,7 @@ class Geometry:
 
         Useful: ``weight`` the layers' ``M'*N'*p`` permuted-diagonal weights, ``k`` their
         ``M'*N'`` permutation values, ``bias`` their ``n_out`` biases, stored in ``NL`` lanes (the
-        bias in the ``G`` lanes of lane group 0, the only ones built) of
+        bias in the ``G`` lanes of each write-back group, the only ones built) of
         ``depth`` words (padded block-rows ``B*NL - M'`` and the widest layer's word width
         included); ``accumulator`` the largest layer's ``n_out`` sums in ``NL`` memories of
         ``max(B*p)`` words; ``activation bank`` per bank set the most activations it holds at once
@@ -297,8 +325,9 @@ class Geometry:
         useful = {"weight": sum(math.prod(l.blocks) * l.p for l in self.layers),
                   "k": sum(math.prod(l.blocks) for l in self.layers),
                   "bias": sum(l.n_out for l in self.layers)}
-        # (the bias words are read in group 0 only: docs/design.md 4.2)
-        lanes = {mem: self.cfg.group_lanes if mem == "bias" else nl for mem in MEMORIES}
+        # (the bias words are read in the write-back groups only: docs/design.md 4.2)
+        lanes = {mem: self.cfg.group_lanes * self.cfg.writeback_groups if mem == "bias" else nl
+                 for mem in MEMORIES}
         out = {mem: {"useful_bits": useful[mem] * w[mem],
                      "stored_bits": max(1, self.depths[mem]) * lanes[mem] * w[mem],
                      "what": f"{mem} words of the layers / words stored"} for mem in MEMORIES}

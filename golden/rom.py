@@ -42,7 +42,8 @@ from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
 
 from .cycles import EngineConfig
-from .geometry import MEMORIES, SIGNED, Geometry, LayerPlacement, layer_placements, layout
+from .geometry import (MEMORIES, SIGNED, Geometry, LayerPlacement, lane_order, layer_placements,
+                       layout)
 from .geometry import memory_widths as layer_widths
 from .manifest import SHA256, inside, json_diff, json_field, read_manifest
 from .model import QuantModel, build_layer, check_model_json, model_from_specs
@@ -135,20 +136,25 @@ def decode_hex(data: bytes, width: int, depth: int, signed: bool, name: str | Pa
 
 # -- the layout -------------------------------------------------------------------------------------
 
-def _to_lanes(a, mem, b, nl, nb, p, groups=1):
-    """A layer's padded array to its words in every lane, ``(NL, depth)`` (the bias words of one
-    group repeated in every group)."""
-    axes, order, _ = layout(mem, b, nl, nb, p, groups)
+def _to_lanes(a, mem, b, cfg, nb, p, k):
+    """A layer of ``k`` (``K_l``) groups: its padded array to its words in every engine lane,
+    ``(NL, depth)``, lanes in :func:`.geometry.lane_order` (the bias words of one group repeated
+    in every group)."""
+    nl = cfg.total_lanes
+    axes, order, _ = layout(mem, b, nl, nb, p, k)
     words = a.reshape(axes).transpose(order)
-    return np.tile(words.reshape(nl // groups, -1), (groups, 1)) if mem == "bias" \
+    words = np.tile(words.reshape(nl // k, -1), (k, 1)) if mem == "bias" \
         else words.reshape(nl, -1)
+    return words[lane_order(cfg, k)]
 
 
-def _from_lanes(words, mem, b, nl, nb, p, groups=1):
+def _from_lanes(words, mem, b, cfg, nb, p, k):
     """Inverse of :func:`_to_lanes` (``bias``: group 0's words)."""
-    axes, order, shape = layout(mem, b, nl, nb, p, groups)
+    nl = cfg.total_lanes
+    axes, order, shape = layout(mem, b, nl, nb, p, k)
+    words = words[np.argsort(lane_order(cfg, k))]
     if mem == "bias":
-        words = words[:nl // groups]
+        words = words[:nl // k]
     return words.reshape([axes[i] for i in order]).transpose(np.argsort(order)).reshape(shape)
 
 
@@ -173,13 +179,15 @@ def memory_widths(model: QuantModel) -> dict[str, int]:
 
 def lane_contents(model: QuantModel, cfg: EngineConfig) -> dict[str, np.ndarray]:
     """The words of every memory of every lane: ``{memory: array (NL, depth)}``, lane ``g``."""
-    nl, groups = cfg.total_lanes, cfg.groups
     parts = {mem: [] for mem in MEMORIES}
-    for layer in matrix_layers(model):
+    layers = matrix_layers(model)
+    cfg.check_layers(len(layers))
+    for i, layer in enumerate(layers):
         mat = layer.matrix
         (mb, nb), p = mat.blocks, mat.p
-        b = cfg.slots(mb)
-        rows, cols = b * cfg.group_lanes, -(-nb // groups) * groups
+        groups = cfg.groups_of(i)
+        b = cfg.slots(mb, groups)
+        rows, cols = b * cfg.total_lanes // groups, -(-nb // groups) * groups
         k = np.zeros((rows, cols), np.int64)
         k[:mb, :nb] = mat.k
         q = np.zeros((rows, cols, p), np.int64)
@@ -190,7 +198,7 @@ def lane_contents(model: QuantModel, cfg: EngineConfig) -> dict[str, np.ndarray]
         bias = np.zeros(rows * p, np.int64)
         bias[:mat.shape[0]] = layer.bias
         for mem, a in (("weight", colq), ("k", k), ("bias", bias)):
-            parts[mem].append(_to_lanes(a, mem, b, nl, nb, p, groups))
+            parts[mem].append(_to_lanes(a, mem, b, cfg, nb, p, groups))
     return {mem: np.concatenate(parts[mem], axis=1) for mem in MEMORIES}
 
 
@@ -246,10 +254,12 @@ def build_images(folder: str | Path, model: QuantModel, cfg: EngineConfig) -> di
 # -- reading ----------------------------------------------------------------------------------------
 
 #: The engine settings a ROM manifest records: those the images' layout depends on (not the
-#: multiplier style, which is the hardware's alone).
-CONFIG_FIELDS = ("n_pe", "lanes", "scan_width", "groups")
-#: Of :data:`CONFIG_FIELDS`, those a manifest may leave out (written only when not 1).
-OPTIONAL_FIELDS = ("groups",)
+#: multiplier style, which is the hardware's alone). ``layer_groups`` (a list, one count a
+#: layer) only when the layers' lane-group counts differ.
+CONFIG_FIELDS = ("n_pe", "lanes", "scan_width", "groups", "layer_groups")
+#: Of :data:`CONFIG_FIELDS`, those a manifest may leave out (written only when not 1, or for
+#: ``layer_groups`` when every layer has ``groups``).
+OPTIONAL_FIELDS = ("groups", "layer_groups")
 
 
 def _config(man, path):
@@ -262,7 +272,17 @@ def _config(man, path):
         if key not in names:
             raise PermdealError(f"{where}: unexpected field {key!r}")
     values = {key: json_field(c, key, int, where, minimum=1)
-              for key in names if key in c or key not in OPTIONAL_FIELDS}
+              for key in names if (key in c or key not in OPTIONAL_FIELDS) and key != "layer_groups"}
+    if "layer_groups" in c:
+        counts = json_field(c, "layer_groups", list, where)
+        for i, k in enumerate(counts):
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+                raise PermdealError(f"{where}: layer_groups[{i}] must be a whole number of at "
+                                    f"least 1, not {json.dumps(k)}")
+        if len(set(counts)) < 2:
+            raise PermdealError(f"{where}: layer_groups must name differing counts (equal counts "
+                                f"are written as groups alone), not {counts}")
+        values["layer_groups"] = tuple(counts)
     try:
         return EngineConfig(**values)
     except PermdealError as e:
@@ -351,7 +371,10 @@ def _read(folder, manifest=None):
         nets = check_model_json(man, man_path, ROM_FORMAT_VERSION, arrays=False)
     specs = [getattr(s, "matrix", s) for s in nets]
     cfg = _config(man, man_path)
-    places = layer_placements([(s.blocks, s.p) for s in specs], cfg)
+    try:
+        places = layer_placements([(s.blocks, s.p) for s in specs], cfg)
+    except PermdealError as e:
+        raise PermdealError(f"{man_path}: config: {e}") from None
     for i, (d, spec, place) in enumerate(zip(man["layers"], specs, places)):
         where = f"{man_path}: layer {i} ({spec.name})"
         got = json_field(d, "placement", dict, where)
@@ -392,7 +415,7 @@ def model_from_images(folder: str | Path) -> QuantModel:
     """Rebuild the :class:`QuantModel` that a ROM folder encodes (the inverse of the writer)."""
     folder = Path(folder)
     rom = _read(folder)
-    nl, groups = rom.cfg.total_lanes, rom.cfg.groups
+    nl = rom.cfg.total_lanes
     layers = []
     for i, (spec, place) in enumerate(zip(rom.specs, rom.places)):
         (mb, nb), p, b = spec.blocks, spec.p, place.slots
@@ -400,12 +423,14 @@ def model_from_images(folder: str | Path) -> QuantModel:
         part = {}
         for mem in MEMORIES:
             base, depth = getattr(place, f"{mem}_base"), getattr(place, f"{mem}_depth")
-            part[mem] = _from_lanes(rom.contents[mem][:, base:base + depth], mem, b, nl, nb, p,
-                                    groups)
+            part[mem] = _from_lanes(rom.contents[mem][:, base:base + depth], mem, b, rom.cfg,
+                                    nb, p, rom.cfg.groups_of(i))
         k, colq, bias = part["k"], part["weight"], part["bias"]
-        if groups > 1:
+        kl = rom.cfg.groups_of(i)
+        if kl > 1:
             lanes = rom.contents["bias"][:, place.bias_base:place.bias_base + place.bias_depth]
-            if np.any(lanes != np.tile(lanes[:nl // groups], (groups, 1))):
+            lanes = lanes[np.argsort(lane_order(rom.cfg, kl))]
+            if np.any(lanes != np.tile(lanes[:nl // kl], (kl, 1))):
                 raise PermdealError(f"{where}: the bias memories of the lane groups differ (every "
                                     "group holds group 0's words)")
         for mem, pad, what in (("k", k[mb:], f"slots past block-row {mb}"),

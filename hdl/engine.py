@@ -75,7 +75,9 @@ class Engine(wiring.Component):
     Parameters
     ----------
     cfg : golden.cycles.EngineConfig
-        ``n_pe`` PEs of ``lanes`` lanes, the detector's ``scan_width``.
+        ``n_pe`` PEs of ``lanes`` lanes, the detector's ``scan_width``, ``groups`` lane groups
+        (``layer_groups``: one count a layer, docs/design.md 4.2; an engine whose layers have
+        one count is built without the per-layer plumbing).
     layers : sequence of golden.model.LayerSpec (or QuantLayer)
         The network's layers in order: their shapes, block sizes, formats and ReLU; each layer's
         ``n_in`` is the previous layer's ``n_out`` and its input format the previous output format.
@@ -166,9 +168,12 @@ class Engine(wiring.Component):
                                      bank_module=f"{self._name}_act_bank",
                                      ram_module=f"{self._name}_act_ram")
         self._pes = [Blackbox(self._pe_proto, f"{self._name}_pe") for _ in range(cfg.n_pe)]
-        # the write-back of group 0's PEs takes the groups' sums (docs/design.md 4.2)
-        self._wbs = [Blackbox(self._wb_proto, f"{self._name}_pe_wb")
-                     for _ in range(cfg.group_pes)]
+        # the write-backs of the groups that head a turn (group 0 with one count) take the
+        # groups' sums (docs/design.md 4.2): PE ``i`` of ``self._wb_pes`` has ``self._wbs[i]``
+        heads = [w * (cfg.groups // cfg.writeback_groups) for w in range(cfg.writeback_groups)]
+        self._wb_pes = [k * cfg.group_pes + i for k in heads for i in range(cfg.group_pes)]
+        assert len(self._wb_pes) == cfg.writeback_pes
+        self._wbs = [Blackbox(self._wb_proto, f"{self._name}_pe_wb") for _ in self._wb_pes]
         self._banks = [Blackbox(self._banks_proto, f"{self._name}_act_banks") for _ in range(2)]
         super().__init__({
             "i": In(stream.Signature(signed(self._in_bits))),
@@ -244,10 +249,11 @@ class Engine(wiring.Component):
     @property
     def rom_instances(self) -> dict[str, int]:
         """How many of each lane ROM the Verilog holds: ``weight`` and ``k`` one a lane, ``bias``
-        one a lane of lane group 0 (whose write-back adds the groups' sums; the other groups'
-        bias images are copies, not loaded)."""
+        one a lane of the write-back groups (group 0 with one count: its write-back adds the
+        groups' sums; the other groups' bias images are copies, not loaded)."""
         cfg = self._cfg
-        return {"weight": cfg.total_lanes, "k": cfg.total_lanes, "bias": cfg.group_lanes}
+        return {"weight": cfg.total_lanes, "k": cfg.total_lanes,
+                "bias": cfg.group_lanes * cfg.writeback_groups}
 
     @property
     def ram_memories(self) -> dict[str, dict]:
@@ -344,6 +350,12 @@ class Engine(wiring.Component):
         banks = self._banks
         m.submodules.banks0, m.submodules.banks1 = banks
         k_count, g_lanes, g_pes = cfg.groups, cfg.group_lanes, cfg.group_pes
+        # Per-layer group counts (docs/design.md 4.2): layer l's K_l groups, group j spanning
+        # the hardware groups j, j + K_l, ... (m = K / K_l of them). ``kls``: the distinct counts.
+        lks = [cfg.groups_of(i) for i in range(n_layers)]
+        kls = sorted(set(lks))
+        mixed = len(kls) > 1
+        spans = tuple(sorted({k_count // kl for kl in kls}))
         pe0 = self._pe_proto
         # The issuer wants room for (max B - 1) * max p, which may exceed what the lanes need
         # when those come from different layers; the op's acc_addr never does.
@@ -355,7 +367,7 @@ class Engine(wiring.Component):
         for k in range(k_count):
             suffix = str(k) if k else ""
             reader = WindowReader(g_lanes, d, self._act_bits, self._rows, self._index_bits,
-                                  self._p_prevs)
+                                  self._p_prevs, spans if mixed else 1)
             detector = NonZeroDetector(d, self._act_bits, self._index_bits)
             issuer = Issuer(self._ps, self._index_bits, self._act_bits, pe0.w_addr_bits,
                             pe0.k_addr_bits, acc_addr_bits, self._max_slots)
@@ -412,24 +424,31 @@ class Engine(wiring.Component):
                    addr_bits(max(1, sum(p.bias_depth for p in places)))) + 2
         prev_p = [self._geom.in_block] + [l.p for l in lay[:-1]]
         q_in = [self._geom.in_block] + [l.p for l in lay[:-1]]
-        n_of = [group_n(l.n_in, q, k_count) for l, q in zip(lay, q_in)]
+        n_of = [group_n(l.n_in, q, kl) + [1] * (k_count - kl) for l, q, kl in zip(lay, q_in, lks)]
         desc_ns = [reader_descriptor([n[k] for n in n_of], self._index_bits,
                                      "n" if k_count == 1 else f"n{k}") for k in range(k_count)]
+        # With per-layer counts: which count the reader's layer has (one-hot over ``kls``), the
+        # readers it uses and the span of its groups; the issue path's routing follows them
+        # (the issuers finish a layer before the readers take the next one's).
+        rd_kl = {kl: reader_descriptor([int(k == kl) for k in lks], 1, f"kl{kl}")
+                 for kl in kls} if mixed else {}
+        rd_used = [reader_descriptor([int(k < kl) for kl in lks], 1, f"used{k}")
+                   if k >= kls[0] else None for k in range(k_count)] if mixed else \
+            [None] * k_count   # (None: the reader takes every layer)
         desc_s = descriptor([-(-l.p // d) for l in lay], unsigned(wide), "s")
         desc_bias = descriptor([pl.bias_base for pl in places], unsigned(wide), "bias")
         u_bits = wide + addr_bits(nl) + 1
-        desc_ustep = descriptor([g_lanes * l.p - l.p + 1 for l in lay], unsigned(u_bits),
-                                "ustep")
-        # the drain counters' last values less one (p - 1 for r, slots*p - 1 for a; 0 for a last
-        # value of 0) and whether the last value is 0: the counters' "at the last value" flags
-        # are registers loaded a cycle ahead from these (no wide compare lies before the drain's
-        # state change)
+        desc_ustep = descriptor([cfg.span(kl) * g_lanes * l.p - l.p + 1
+                                 for l, kl in zip(lay, lks)], unsigned(u_bits), "ustep")
+        # the drain counters' last values less one (p - 1 for r, the layer's drain cycles less
+        # one for a; 0 for a last value of 0) and whether the last value is 0: the counters'
+        # "at the last value" flags are registers loaded a cycle ahead from these (no wide
+        # compare lies before the drain's state change)
+        a_lasts = [cfg.drain_cycles(l.blocks[0], l.p, kl) - 1 for l, kl in zip(lay, lks)]
         desc_r_last1 = descriptor([max(l.p - 2, 0) for l in lay], unsigned(wide), "r_last1")
         desc_r_first = descriptor([int(l.p == 1) for l in lay], 1, "r_first")
-        desc_a_last1 = descriptor([max(pl.slots * l.p - 2, 0) for l, pl in zip(lay, places)],
-                                  unsigned(wide), "a_last1")
-        desc_a_first = descriptor([int(pl.slots * l.p == 1) for l, pl in zip(lay, places)], 1,
-                                  "a_first")
+        desc_a_last1 = descriptor([max(v - 1, 0) for v in a_lasts], unsigned(wide), "a_last1")
+        desc_a_first = descriptor([int(v == 0) for v in a_lasts], 1, "a_first")
         last_layer = descriptor([int(i == n_layers - 1) for i in range(n_layers)], 1,
                                 "last_layer")
 
@@ -454,6 +473,10 @@ class Engine(wiring.Component):
             reader_sel = reader_descriptor([self._p_prevs.index(p) for p in prev_p],
                                            readers[0].sel_bits, "reader_sel")
             m.d.comb += [reader.sel.eq(reader_sel) for reader in readers]
+        if readers[0].span_sel_bits:
+            span_sel = reader_descriptor([spans.index(k_count // kl) for kl in lks],
+                                         readers[0].span_sel_bits, "span_sel")
+            m.d.comb += [reader.span_sel.eq(span_sel) for reader in readers]
         if iss0.sel_bits:
             issuer_sel = descriptor([self._ps.index(l.p) for l in lay], iss0.sel_bits,
                                     "issuer_sel")
@@ -466,24 +489,42 @@ class Engine(wiring.Component):
         # The output reader names a bank of all NL; read port ``bank mod K`` serves it.
         lo = (k_count - 1).bit_length()
         out_bank = out_reader.bank_rd.bank
+        # Read port k serves reader k, or with per-layer counts reader k mod K_l when that
+        # reader's block is behind port k div K_l of its span (the layer's one-hot K_l selects).
+        requests = []
+        for k in range(k_count):
+            if not mixed:
+                requests.append(readers[k].bank_rd)
+                continue
+            req = Signal.like(readers[k].bank_rd, name=f"port{k}_rd")
+            valid, bank_no, row_no = Const(0), None, None
+            for kl in kls:
+                rd = readers[k % kl]
+                valid = valid | (rd_kl[kl] & rd.bank_rd.valid & eq_const(rd.port, k // kl))
+                bank_no = rd.bank_rd.bank if bank_no is None else \
+                    Mux(rd_kl[kl], rd.bank_rd.bank, bank_no)
+                row_no = rd.bank_rd.row if row_no is None else \
+                    Mux(rd_kl[kl], rd.bank_rd.row, row_no)
+            m.d.comb += [req.valid.eq(valid), req.bank.eq(bank_no), req.row.eq(row_no)]
+            requests.append(req)
         for s, bank in enumerate(banks):
             own = src if s else ~src
-            for k, reader in enumerate(readers):
+            for k, reader in enumerate(requests):
                 port = bank.rd if k_count == 1 else bank.rd[k]
                 if s == out_set:
                     hit = out_reader.bank_rd.valid
                     if k_count > 1:
                         hit = hit & eq_const(out_bank[:lo], k)
                     m.d.comb += [
-                        port.valid.eq(Mux(unloading, hit, own & reader.bank_rd.valid)),
-                        port.bank.eq(Mux(unloading, out_bank[lo:], reader.bank_rd.bank)),
-                        port.row.eq(Mux(unloading, out_reader.bank_rd.row, reader.bank_rd.row)),
+                        port.valid.eq(Mux(unloading, hit, own & reader.valid)),
+                        port.bank.eq(Mux(unloading, out_bank[lo:], reader.bank)),
+                        port.row.eq(Mux(unloading, out_reader.bank_rd.row, reader.row)),
                     ]
                 else:
                     m.d.comb += [
-                        port.valid.eq(~unloading & own & reader.bank_rd.valid),
-                        port.bank.eq(reader.bank_rd.bank),
-                        port.row.eq(reader.bank_rd.row),
+                        port.valid.eq(~unloading & own & reader.valid),
+                        port.bank.eq(reader.bank),
+                        port.row.eq(reader.row),
                     ]
         # (a port not read has its window at 0: the ports' words meet by an OR, not a select)
         def window(bank, k):
@@ -495,8 +536,21 @@ class Engine(wiring.Component):
         m.d.comb += out_reader.bank_window.eq(word)
         # (a set not read has its window at 0, and the reader reads one set at a time: an OR,
         # not a select by ``src`` fanned out to every bit of the word)
+        # With per-layer counts reader j also takes the words of the other ports it may read
+        # (k = j mod K_l for a count K_l > j), each gated by the reader's layer's count: a port
+        # not read has its word at 0, and port j is read by reader j whenever it is busy.
+        port_words = [window(banks[0], k) | window(banks[1], k) for k in range(k_count)]
         for k, (reader, detector, issuer) in enumerate(zip(readers, detectors, issuers)):
-            m.d.comb += reader.bank_window.eq(window(banks[0], k) | window(banks[1], k))
+            word = port_words[k]
+            for other in range(k_count) if mixed else ():
+                sel = [rd_kl[kl] for kl in kls if kl > k and other % kl == k]
+                if other == k or not sel:
+                    continue
+                on = sel[0]
+                for bit in sel[1:]:
+                    on = on | bit
+                word = word | (port_words[other] & on.replicate(len(word)))
+            m.d.comb += reader.bank_window.eq(word)
             wiring.connect(m, reader.o, detector.i)
             wiring.connect(m, detector.o, issuer.i)
         # The broadcast trees: a group's op, its fields delayed to the lanes' stages once at the
@@ -507,7 +561,16 @@ class Engine(wiring.Component):
         for k, issuer in enumerate(issuers):
             stages = OpStages(pe0.op_layout)
             m.submodules[f"op_stages{k or ''}"] = stages
-            m.d.comb += [getattr(stages.op, f).eq(getattr(issuer.op, f))
+            # (with per-layer counts hardware group k takes the op of issuer k mod K_l)
+            op = issuer.op
+            if mixed:
+                word = issuer.op.as_value()
+                for kl in kls:
+                    if k % kl != k:
+                        word = Mux(rd_kl[kl], issuers[k % kl].op.as_value(), word)
+                op = Signal(iss0.op_layout, name=f"op{k}")
+                m.d.comb += op.eq(word)
+            m.d.comb += [getattr(stages.op, f).eq(getattr(op, f))
                          for f in pe0.op_layout.members]
             tree = [stages]
             for stage in range(cfg.broadcast_stages):
@@ -555,11 +618,14 @@ class Engine(wiring.Component):
         for k, (reader, detector, issuer) in enumerate(zip(readers, detectors, issuers)):
             done_seen = Signal(name="done_seen" if k_count == 1 else f"done_seen{k}")
             dones.append(done_seen)
-            group_quiet.append((done_seen | reader.done) & ~detector.o.valid & ~issuer.busy)
+            finished = done_seen | reader.done
+            if rd_used[k] is not None:
+                finished = finished | ~rd_used[k]
+            group_quiet.append(finished & ~detector.o.valid & ~issuer.busy)
         quiet = Signal()
         m.d.comb += quiet.eq(Cat(*group_quiet).all() & hist_clear)
         # drain counters: a = t*p + r, the bank position (row t*S + r div D, pos r mod D) and
-        # u = t*NL*p + r, so that lane g's output row is u + g*p.
+        # u = t*m*G*p + r, so that write-back lane h of turn i writes output row u + (i*G+h)*p.
         a = Signal(wide)
         r = Signal(wide)
         pos = Signal(addr_bits(d))
@@ -568,6 +634,13 @@ class Engine(wiring.Component):
         u = Signal(u_bits)
         # the group whose banks take slot t's outputs, t mod K (docs/design.md 4.2)
         wgroup = Signal(addr_bits(k_count))
+        # With per-layer counts every turn's write-back writes at once (docs/design.md 4.2):
+        # slot t's outputs of turn i go to the banks of group (t*m + i) mod K, so group k's banks
+        # take turn k mod m's when t mod K_l = k div m: ``wgroup`` counts t mod K_l.
+        if mixed:
+            dr_kl = {kl: descriptor([int(k == kl) for k in lks], 1, f"drain_kl{kl}")
+                     for kl in kls}
+            desc_wg_last = descriptor([kl - 1 for kl in lks], len(wgroup), "wgroup_last")
         flush = Signal(range(cfg.writeback_latency + 1))
         flush_end = Signal()   # flush == writeback_latency - 1 in FLUSH, a register
         r_end = Signal()       # r == p - 1, a register
@@ -602,7 +675,9 @@ class Engine(wiring.Component):
         m.d.comb += [
             loading.eq(in_state(State.LOAD)),
             self.i.ready.eq(in_state(State.LOAD)),
-            *[reader.start.eq(in_state(State.START)) for reader in readers],
+            *[reader.start.eq(in_state(State.START) if used is None
+                              else in_state(State.START) & used)
+              for reader, used in zip(readers, rd_used)],
             draining.eq(in_state(State.DRAIN)),
             unloading.eq(in_state(State.UNLOAD_START) | in_state(State.UNLOAD)),
             out_reader.start.eq(in_state(State.UNLOAD_START)),
@@ -662,6 +737,11 @@ class Engine(wiring.Component):
                 # slot t + 1: the next group's banks, the next row block after the last group
                 if k_count == 1:
                     m.d.sync += tbase.eq(tbase + desc_s)
+                elif mixed:
+                    with m.If(wgroup == desc_wg_last):
+                        m.d.sync += [wgroup.eq(0), tbase.eq(tbase + desc_s)]
+                    with m.Else():
+                        m.d.sync += wgroup.eq((wgroup + 1)[:len(wgroup)])
                 else:
                     m.d.sync += wgroup.eq((wgroup + 1)[:len(wgroup)])
                     with m.If(eq_const(wgroup, k_count - 1)):
@@ -696,15 +776,26 @@ class Engine(wiring.Component):
         # -- draining: the lanes' accumulators, the groups' sum, the biases, the write-back -----
         # Every lane drains; with lane groups the R = log2 K adder stages add lane h of every
         # group (a binary tree, a register after each adder) into group 0's write-back, whose
-        # bias reads and drain requests wait for them (docs/design.md 4.2).
+        # bias reads and drain requests wait for them (docs/design.md 4.2). With per-layer
+        # counts the tree adds the K_l groups of each turn into the turn's first, whose
+        # write-back (one in every group of ``self._wb_pes``) writes the turn's outputs.
         red = cfg.reduce_stages
+        heads = cfg.writeback_groups
+        k_min = k_count // heads
         bias_addr = Signal(len(self._wbs[0].drain.addr))
         m.d.comb += bias_addr.eq((desc_bias + a)[:len(bias_addr)])
         wb_draining = delay(m, draining, red, "wb_draining", reset_less=False)
         wb_bias_addr = delay(m, bias_addr, red, "wb_bias_addr")
-        group_sum = GroupSum(nl, k_count, self._wb_proto.acc_layout)
+        group_sum = GroupSum(nl, k_count, self._wb_proto.acc_layout,
+                             min_groups=k_min if mixed else None)
         if red:
             m.submodules.group_sum = group_sum
+        if group_sum.en_bits:
+            # the stages a layer's count adds (a layer's constant; the sums of the last drain
+            # request leave the tree before the next layer's descriptor)
+            sum_en = descriptor([sum(1 << e for e in range(group_sum.en_bits) if kl > k_min << e)
+                                 for kl in lks], group_sum.en_bits, "sum_en")
+            m.d.comb += group_sum.en.eq(sum_en)
         sums = []
         for pe_i, pe in enumerate(self._pes):
             m.d.comb += [
@@ -720,16 +811,16 @@ class Engine(wiring.Component):
                 sums.append(acc)
         if red:
             m.d.comb += [group_sum.i[g].eq(acc) for g, acc in enumerate(sums)]
-            sums = [group_sum.o[h] for h in range(g_lanes)]
-        for pe_i, wb in enumerate(self._wbs):
+            sums = [group_sum.o[y] for y in range(heads * g_lanes)]
+        for x, wb in enumerate(self._wbs):
             m.d.comb += [
                 wb.drain.valid.eq(wb_draining),
                 wb.drain.addr.eq(wb_bias_addr),
-                wb.acc.eq(Cat(*sums[pe_i * cfg.lanes:(pe_i + 1) * cfg.lanes])),
+                wb.acc.eq(Cat(*sums[x * cfg.lanes:(x + 1) * cfg.lanes])),
             ]
             if self._wb_proto.sel_bits:
                 m.d.comb += wb.drain.sel.eq(layer)
-        for pe_i, wb in enumerate(self._wbs):
+        for wb, pe_i in zip(self._wbs, self._wb_pes):
             words = []
             for lane_i in range(cfg.lanes):
                 rom = self._rom("bias", pe_i * cfg.lanes + lane_i)
@@ -738,11 +829,14 @@ class Engine(wiring.Component):
                 m.d.comb += port.addr.eq(wb_bias_addr)
                 words.append(port.data)
             m.d.comb += wb.bias.eq(Cat(*words))
-        # Group 0's lane h keeps output row u + h*p when it is below the layer's n_out (padded
-        # rows are never written back).
+        # Write-back lane y = w*G + h (group w*K_min's lane h) keeps output row u + (i*G + h)*p
+        # of its turn i = w*K_min / K_l (u = t*m*G*p + r) when it is below the layer's n_out
+        # (padded rows are never written back); a group that heads no turn keeps none.
         keep = []
-        for h in range(g_lanes):
-            limits = [l.n_out - h * l.p for l in lay]
+        for y in range(heads * g_lanes):
+            w, h = divmod(y, g_lanes)
+            limits = [l.n_out - ((w * k_min // kl) * g_lanes + h) * l.p
+                      if (w * k_min) % kl == 0 else 0 for l, kl in zip(lay, lks)]
             terms = [Const(0, 1) if lim <= 0 else (u < lim) for lim in limits]
             k = terms[0]
             for i in range(1, n_layers):
@@ -754,9 +848,9 @@ class Engine(wiring.Component):
         assert lat >= 1, "the write-back has at least one stage"
         row_d = Signal(addr_bits(self._rows))
         m.d.comb += row_d.eq((tbase + rhi)[:len(row_d)])
-        keep_vec = Signal(g_lanes)
-        for h in range(g_lanes):
-            m.d.comb += keep_vec[h].eq(keep[h])
+        keep_vec = Signal(heads * g_lanes)
+        for y in range(heads * g_lanes):
+            m.d.comb += keep_vec[y].eq(keep[y])
         # The chain's last register is the banks' write register (below): it is shared with the
         # loader, so the chain stops a stage short of it (lat >= 1: the write-back has a stage).
         stages = [(row_d, pos, keep_vec, wgroup)]
@@ -791,15 +885,15 @@ class Engine(wiring.Component):
         ld_value = Signal.like(self.i.payload, name="load_w_value", reset_less=True)
         wr_row = Signal.like(n_row, name="bank_w_row", reset_less=True)
         wr_pos = Signal.like(n_pos, name="bank_w_pos", reset_less=True)
-        keep_set = [Signal(g_lanes, name=f"bank_w_keep{s}") for s in range(2)]
+        keep_set = [Signal(heads * g_lanes, name=f"bank_w_keep{s}") for s in range(2)]
         m.d.sync += [
             ld_valid.eq(ld_next),
             ld_hit.eq(Cat(*(ld_next & eq_const(l_bank, g) for g in range(nl)))),
             ld_value.eq(self.i.payload),
             wr_row.eq(Mux(ld_next, l_row, n_row)),
             wr_pos.eq(Mux(ld_next, l_pos, n_pos)),
-            keep_set[0].eq(n_keep & src.replicate(g_lanes)),
-            keep_set[1].eq(n_keep & dst.replicate(g_lanes)),
+            keep_set[0].eq(n_keep & src.replicate(heads * g_lanes)),
+            keep_set[1].eq(n_keep & dst.replicate(heads * g_lanes)),
         ]
         group_hit = [Const(1)]
         if k_count > 1:
@@ -809,17 +903,26 @@ class Engine(wiring.Component):
         for s, bank in enumerate(banks):
             lanes_w = []
             for g in range(nl):
-                # bank g = k*G + h takes group 0's lane h when slot t mod K is k
+                # bank g = k*G + h takes group 0's lane h when slot t mod K is k; with per-layer
+                # counts (m = K / K_l) turn k mod m's lane h when t mod K_l is k div m
                 k, h = divmod(g, g_lanes)
-                pe_i, lane_i = divmod(h, cfg.lanes)
-                out = self._wbs[pe_i].out[lane_i]
                 w = Signal(wl, name=f"banks{s}_w{g}")
-                wb_valid = out.valid & keep_set[s][h] & group_hit[k % len(group_hit)]
+                valid = value = None
+                for kl in (kls if mixed else [k_count]):
+                    span = k_count // kl
+                    y = ((k % span) * kl // k_min) * g_lanes + h
+                    pe_i, lane_i = divmod(y, cfg.lanes)
+                    out = self._wbs[pe_i].out[lane_i]
+                    this = out.valid & keep_set[s][y]
+                    if k_count > 1:
+                        this = this & group_hit[k // span]
+                    valid = this if valid is None else Mux(dr_kl[kl], this, valid)
+                    value = out.value if value is None else Mux(dr_kl[kl], out.value, value)
                 m.d.comb += [
-                    w.valid.eq(wb_valid | ld_hit[g] if s == 0 else wb_valid),
+                    w.valid.eq(valid | ld_hit[g] if s == 0 else valid),
                     w.row.eq(wr_row),
                     w.pos.eq(wr_pos),
-                    w.value.eq(Mux(ld_valid, ld_value, out.value) if s == 0 else out.value),
+                    w.value.eq(Mux(ld_valid, ld_value, value) if s == 0 else value),
                 ]
                 lanes_w.append(w)
             m.d.comb += bank.w.eq(Cat(*lanes_w))

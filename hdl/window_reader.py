@@ -56,6 +56,12 @@ class WindowReader(wiring.Component):
     p_prevs : int or sequence of int
         The producer block sizes the reader supports, distinct, each at least 1 (``sel = i``
         selects ``p_prevs[i]``). Include ``D`` for the network input, laid out in blocks of ``D``.
+    spans : int or sequence of int
+        The read ports a layer's blocks may be spread over (default 1), distinct powers of two
+        (``span_sel = i`` selects ``m = spans[i]``): with ``m`` ports the reader's block ``b``
+        lies behind port ``b mod m`` (:attr:`port`), in that port's bank ``(b div m) mod NL``
+        from row ``(b div (m*NL)) * S`` (a lane group of a layer with fewer groups than the
+        engine, docs/design.md 4.2).
 
     Members
     -------
@@ -65,6 +71,11 @@ class WindowReader(wiring.Component):
     sel : ``In(sel_bits)``
         The layer's ``p_prev = p_prevs[sel]`` (no port with a single block size). A ``sel`` past
         ``len(p_prevs) - 1`` is not allowed.
+    span_sel : ``In(span_sel_bits)``
+        The layer's ``m = spans[span_sel]`` (no port with a single span); held as ``sel``.
+    port : ``Out(port_bits)``
+        With ``bank_rd``: the read port of the request, ``b mod m`` (no port when every span
+        is 1).
     n : ``In(index_bits)``
         The layer's input count, in ``[1, 2**index_bits - 1]``. ``sel`` and ``n`` must be held
         from the cycle before ``start`` until ``done``: in every idle cycle not in reset the reader
@@ -99,7 +110,7 @@ class WindowReader(wiring.Component):
     w``; under back-pressure none is lost, repeated or reordered. ``rst`` (synchronous) abandons the layer and empties the buffer.
     """
 
-    def __init__(self, banks, width, act_bits, rows, index_bits, p_prevs):
+    def __init__(self, banks, width, act_bits, rows, index_bits, p_prevs, spans=1):
         self._banks = integer(banks, "window reader banks", 1)
         self._width = integer(width, "window reader width", 1)
         self._act_bits = integer(act_bits, "window reader act_bits", 2, MAX_BITS)
@@ -117,12 +128,22 @@ class WindowReader(wiring.Component):
             raise PermdealError(f"window reader block sizes must be distinct, not {ps} "
                                 f"(repeated: {', '.join(map(str, repeated))})")
         self._ps = ps
+        spans = tuple(spans) if isinstance(spans, (list, tuple)) else (spans,)
+        for m in spans:
+            integer(m, "window reader span", 1)
+            if m & (m - 1):
+                raise PermdealError(f"window reader spans must be powers of two, not {m}")
+        if not spans or len(set(spans)) != len(spans):
+            raise PermdealError(f"window reader spans must be distinct, at least one, not {spans}")
+        self._spans = spans
         d = self._width
         # Per p_prev: S = ceil(p / D) windows per block, and the last window's size L in [1, D].
         self._tables = tuple((-(-p // d), p - (-(-p // d) - 1) * d) for p in ps)
         ports = {"start": In(1)}
         if self.sel_bits:
             ports["sel"] = In(self.sel_bits)
+        if self.span_sel_bits:
+            ports["span_sel"] = In(self.span_sel_bits)
         ports.update({
             "n": In(self._index_bits),
             "bank_rd": Out(self.read_layout),
@@ -130,6 +151,8 @@ class WindowReader(wiring.Component):
             "o": Out(stream.Signature(self.window_stream_layout)),
             "done": Out(1),
         })
+        if self.port_bits:
+            ports["port"] = Out(self.port_bits)
         super().__init__(ports)
 
     # -- parameters --------------------------------------------------------------------------
@@ -177,6 +200,20 @@ class WindowReader(wiring.Component):
         return (len(self._ps) - 1).bit_length()
 
     @property
+    def spans(self) -> tuple[int, ...]:
+        return self._spans
+
+    @property
+    def span_sel_bits(self) -> int:
+        """Width of ``span_sel`` (0: a single span, no ``span_sel`` port)."""
+        return (len(self._spans) - 1).bit_length()
+
+    @property
+    def port_bits(self) -> int:
+        """Width of ``port`` (0 when every span is 1: no ``port``)."""
+        return (max(self._spans) - 1).bit_length()
+
+    @property
     def row_bits(self) -> int:
         return addr_bits(self._rows)
 
@@ -213,6 +250,14 @@ class WindowReader(wiring.Component):
         for i in range(1, len(values)):
             out = Mux(self.sel == i, values[i], out)
         return out
+
+    def _next_bank(self, m, bank, row_base, row):
+        """The next block's bank, and row base after the last bank."""
+        with m.If(eq_const(bank, self._banks - 1)):
+            m.d.sync += [bank.eq(0), row_base.eq((row + 1)[:len(row)]),
+                         row.eq((row + 1)[:len(row)])]
+        with m.Else():
+            m.d.sync += [bank.eq((bank + 1)[:len(bank)]), row.eq(row_base)]
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
@@ -300,8 +345,21 @@ class WindowReader(wiring.Component):
 
         # Advance the issue registers; after the layer's last window, and while idle, the
         # layer's first window.
+        # the read port of a layer spread over m ports: the block's b mod m, advanced before the
+        # bank (port_last: it is m - 1)
+        port = Signal(max(1, self.port_bits), name="port")
+        if self.port_bits:
+            m.d.comb += self.port.eq(port)
+            spans = [Const(sp - 1, len(port)) for sp in self._spans]
+            span_last = spans[0]
+            for i in range(1, len(spans)):
+                span_last = Mux(self.span_sel == i, spans[i], span_last)
+            port_last = Signal()
+            m.d.comb += port_last.eq(port == span_last)
         first = [s.eq(0), bank.eq(0), row_base.eq(0), row.eq(0), base.eq(0), left.eq(self.n),
                  bleft.eq(self.n), s_last.eq(one_window), last_block.eq(self.n <= p_sel)]
+        if self.port_bits:
+            first.append(port.eq(0))
         with m.If(issue):
             m.d.sync += active.eq(~layer_last)
             with m.If(layer_last):
@@ -313,11 +371,14 @@ class WindowReader(wiring.Component):
                     m.d.sync += [s.eq(0), s_last.eq(one_r),
                                  bleft.eq((bleft - p_r)[:left_bits]),
                                  last_block.eq(bleft <= p2_r)]
-                    with m.If(eq_const(bank, nl - 1)):
-                        m.d.sync += [bank.eq(0), row_base.eq((row + 1)[:row_bits]),
-                                     row.eq((row + 1)[:row_bits])]
-                    with m.Else():
-                        m.d.sync += [bank.eq((bank + 1)[:bank_bits]), row.eq(row_base)]
+                    if self.port_bits:
+                        with m.If(~port_last):
+                            m.d.sync += [port.eq(port + 1), row.eq(row_base)]
+                        with m.Else():
+                            m.d.sync += port.eq(0)
+                            self._next_bank(m, bank, row_base, row)
+                    else:
+                        self._next_bank(m, bank, row_base, row)
                 with m.Else():
                     # the next window is its block's last when this one is the last but one
                     m.d.sync += [s.eq((s + 1)[:s_bits]), row.eq((row + 1)[:row_bits]),

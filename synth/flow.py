@@ -229,10 +229,10 @@ def _asic(hier, design, engine, opts, work):
     if pe in hier.modules and wb in hier.modules:  # (a flat synthesis has no PE to show)
         # (with lane groups only group 0's PEs have a write-back: docs/design.md 4.2)
         n_pe, n_wb = hier.instances()[pe], hier.instances()[wb]
-        if n_pe != design.cfg.n_pe or n_wb != design.cfg.group_pes:
+        if n_pe != design.cfg.n_pe or n_wb != design.cfg.writeback_pes:
             raise PermdealError(f"the netlist has {n_pe} instances of {pe} and {n_wb} of {wb}, "
-                                f"the design {design.cfg.n_pe} PEs and {design.cfg.group_pes} "
-                                "write-backs")
+                                f"the design {design.cfg.n_pe} PEs and "
+                                f"{design.cfg.writeback_pes} write-backs")
         pes = hier.composed("area", pe) * n_pe + hier.composed("area", wb) * n_wb
         per_pe = breakdown(hier, pe, wb, "area", n_wb / n_pe)
         rep.update(per_pe={"modules": [pe, wb], "area_um2": round(pes / n_pe, 1),

@@ -127,18 +127,47 @@ def test_gen_lane_groups(tmp_path, capsys, compressed):
     comp, _ = compressed
     code, _, err = run(["gen", "--pes", "2", "--lanes", "1", "--groups", "2", "--model",
                         str(comp), "-o", str(tmp_path / "m")], capsys)
-    assert code == 2 and "p = 2 after p = 3; use --groups 1" in err and err.count("\n") == 1
+    assert code == 2 and "p = 2 after p = 3; use 1 group for this layer" in err and \
+        err.count("\n") == 1
+    # auto, per layer: the second layer (p = 2 after p = 3) can only take one group
     code, out, err = run(["gen", "--pes", "2", "--lanes", "1", "--groups", "auto", "--model",
                           str(comp), "-o", str(tmp_path / "m")], capsys)
     assert code == 0, err
-    assert "groups" not in json.loads((tmp_path / "m" / "manifest.json").read_text())["config"]
+    config = json.loads((tmp_path / "m" / "manifest.json").read_text())["config"]
+    assert "groups" not in config or config["layer_groups"][1] == 1, config
     code, _, err = run(["gen", "--pes", "4", *shape, "--groups", "3", "-o", str(tmp_path / "b")],
                        capsys)
     assert code == 2 and "power of two that divides the PE count 4, not 3" in err, err
     with pytest.raises(SystemExit):
         main(["gen", "--pes", "4", *shape, "--groups", "x", "-o", str(tmp_path / "b")])
-    assert "expected 'auto' or a whole number of at least 1, got 'x'" in capsys.readouterr().err
+    assert "expected 'auto', a whole number of at least 1 or one per layer separated by " \
+        "commas, got 'x'" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_gen_per_layer_groups(tmp_path, capsys):
+    """--groups 1,4 (one count a layer, docs/design.md 4.2): the engine has the largest; the
+    design and ROM manifests record the counts; bad counts are refused naming the layer."""
+    shape = ["--shape", "40x30,12x40", "--p", "4", "--lanes", "1"]
+    code, out, err = run(["gen", "--pes", "4", *shape, "--groups", "1,4",
+                          "-o", str(tmp_path / "d")], capsys)
+    assert code == 0, err
+    man = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert man["config"]["groups"] == 4 and man["config"]["layer_groups"] == [1, 4]
+    # M' = 10 over 4 x 1 lanes in one group, M' = 3 over 1 lane in each of 4 groups
+    assert [pl["slots"] for pl in man["geometry"]["placements"]] == [3, 3]
+    for groups, message in (("1,3", "of layer 1 must be a power of two that divides the PE "
+                                    "count 4, not 3"),
+                            ("1,2,4", "name 3 layers' counts for a network of 2 layers")):
+        code, _, err = run(["gen", "--pes", "4", *shape, "--groups", groups,
+                            "-o", str(tmp_path / "b")], capsys)
+        assert code == 2 and message in err and err.count("\n") == 1, (groups, err)
+        assert not (tmp_path / "b").exists()
+    with pytest.raises(SystemExit):
+        main(["gen", "--pes", "4", *shape, "--groups", "1,,4", "-o", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert "argument --groups: layer 1: expected 'auto', a whole number" in err and \
+        err.count("\n") == 1, err
 
 
 def test_gen_bad_config(tmp_path, capsys):

@@ -397,7 +397,7 @@ def test_lane_groups_fill_lanes_that_one_group_leaves_idle():
 def test_lane_groups_need_equal_block_sizes_and_enough_blocks():
     from permdeal.golden.cycles import auto_groups
     cfg = EngineConfig(4, 1, groups=2)
-    with pytest.raises(PermdealError, match=r"p = 3 after p = 2; use --groups 1"):
+    with pytest.raises(PermdealError, match=r"p = 3 after p = 2; use 1 group for this layer"):
         layer_cycles(np.ones(8), 2, 3, cfg, in_block=2)
     with pytest.raises(PermdealError, match="leaves lane groups without input"):
         layer_cycles(np.ones(3), 2, 3, cfg)       # one block of 3 for two groups
@@ -405,3 +405,55 @@ def test_lane_groups_need_equal_block_sizes_and_enough_blocks():
     assert auto_groups([(64, 1, 4)], EngineConfig(4, 1)) == 4
     assert auto_groups([(64, 1, 4), (4, 1, 2)], EngineConfig(4, 1)) == 1   # p differs
     assert auto_groups([(64, 16, 4)], EngineConfig(4, 1)) == 1              # M' fills 4 lanes
+
+
+def test_per_layer_group_counts():
+    """Per-layer counts (docs/design.md 4.2): the engine has the largest; equal counts are stored
+    as none; a layer of K_l groups spans m = K / K_l hardware groups (B over m*G lanes, B*p
+    drain requests, W = K / min K_l write-back groups), its group j's lane h' in hardware group
+    j + (h' div G) * K_l."""
+    cfg = EngineConfig.with_layer_groups(EngineConfig(8, 2), (1, 4, 2))
+    assert (cfg.groups, cfg.layer_groups, cfg.group_lanes) == (4, (1, 4, 2), 4)
+    assert [cfg.groups_of(i) for i in range(3)] == [1, 4, 2]
+    assert EngineConfig.with_layer_groups(EngineConfig(8, 2), (4, 4)).layer_groups == ()
+    assert (cfg.span(1), cfg.slots(13, 1), cfg.drain_cycles(13, 3, 1)) == (4, 1, 3)
+    assert (cfg.span(2), cfg.slots(13, 2), cfg.drain_cycles(13, 3, 2)) == (2, 2, 6)
+    assert (cfg.slots(13), cfg.drain_cycles(13, 3)) == (4, 12)
+    assert cfg.writeback_groups == 4 and EngineConfig(8, 2, groups=4).writeback_groups == 1
+    assert EngineConfig.with_layer_groups(EngineConfig(8, 2), (2, 8)).writeback_groups == 4
+    # K_l = 2: group 1's lane h' = 5 is lane 1 of hardware group 1 + 1*2 = 3: engine lane 13
+    assert cfg.hardware_lane(1, 5, 2) == 13 and cfg.lane_of(5 + 8, 1, 2) == (6, 1, 1)
+    # K_l = 1 on the network input: blocks of D, any producer's p after it
+    assert cfg.in_block(4, None, 1) == 8 and cfg.in_block(4, 3, 1) == 3
+    for counts, message in (((1, 3), "of layer 1 must be a power of two that divides the PE"),
+                            ((1, 16), "of layer 1 must be a power of two that divides the PE"),
+                            ((0, 2), "lane groups of layer 0")):
+        with pytest.raises(PermdealError, match=message):
+            EngineConfig.with_layer_groups(EngineConfig(8, 2), counts)
+    with pytest.raises(PermdealError, match="engine's count 4 must be the largest layer's, not 2"):
+        EngineConfig(8, 2, groups=4, layer_groups=(1, 2))
+    with pytest.raises(PermdealError, match="name 3 layers' counts for a network of 2"):
+        cfg.check_layers(2)
+
+
+def test_auto_layer_groups_picks_each_layers_fastest():
+    from permdeal.golden.cycles import auto_layer_groups
+    # one layer: the single-count choice
+    assert auto_layer_groups([(64, 1, 4)], EngineConfig(4, 1)) == (4,)
+    # a layer whose p differs from its producer's keeps one group, the first may take more
+    got = auto_layer_groups([(64, 1, 4), (4, 1, 2)], EngineConfig(4, 1))
+    assert got[1] == 1
+    # no other counts are faster (on the stand-in inputs), checked by brute force
+    from itertools import product
+    layers = [(64, 1, 4), (4, 4, 4), (16, 1, 4)]
+    x = [np.resize(np.array([1, 0], np.int8), n) for n, _, _ in layers]
+
+    def total(counts):
+        cfg = EngineConfig.with_layer_groups(EngineConfig(4, 1), counts)
+        try:
+            return sum(layer_cycles(xi, mb, p, cfg, None if i == 0 else 4, counts[i]).total
+                       for i, (xi, (_, mb, p)) in enumerate(zip(x, layers)))
+        except PermdealError:   # counts the layers do not allow
+            return float("inf")
+    best = min(total(c) for c in product((1, 2, 4), repeat=3))
+    assert total(auto_layer_groups(layers, EngineConfig(4, 1))) == best

@@ -99,6 +99,28 @@ def doc_grouped_layer(x, m_blocks, p, n_pe, lanes, D, K):
     return nnz, B, d0, d0 + B * p - 1 + 5 + int(math.log2(K))
 
 
+def doc_layer_groups(x, m_blocks, p, n_pe, lanes, D, K, K_l, q=None):
+    """Section 9, "Per-layer group counts": returns (nnz, B, D0, T) of a layer of K_l groups on
+    an engine of K. Group j takes blocks j, j + K_l, ... of q (= p when K_l > 1) and runs the
+    one-layer rule with B = ceil(M'/(m*G)), RL of G banks and S of the n_pe/K PEs; the drain
+    takes B*p requests and the next START comes 5 + log2 K cycles after the last."""
+    m, G = K // K_l, n_pe * lanes // K
+    B = math.ceil(m_blocks / (m * G))
+    q = p if K_l > 1 else (D if q is None else q)
+    blocks = [list(x[j:j + q]) for j in range(0, len(x), q)]
+    d0s, nnz = [], 0
+    for j in range(K_l):
+        share = [v for blk in blocks[j::K_l] for v in blk]
+        # the one-layer rule on n_pe/K PEs (G lanes: RL and S) for B slots: ceil(M'/m) block-rows
+        # over G lanes make ceil(M'/(m*G)) slots
+        z, b, d0, _ = doc_layer(share, math.ceil(m_blocks / m), p, n_pe // K, lanes, D, q=q)
+        assert b == B
+        nnz += z
+        d0s.append(d0)
+    d0 = max(d0s)
+    return nnz, B, d0, d0 + B * p - 1 + 5 + int(math.log2(K))
+
+
 def doc_inference(acts, layers, n_pe, lanes, D):
     """Section 9, a whole inference: load n, every layer, then m outputs from RL cycles on."""
     per_layer, q = [], None
@@ -195,6 +217,36 @@ def test_lane_group_rule_matches_golden(case):
     where = f"case {case}, x = {x.tolist()}"
     assert (got.nnz, got.slots, got.issue, got.total) == (nnz, B, d0, total), where
     assert got.ideal == math.ceil(nnz * B / K), where
+
+
+LAYER_GROUP_CASES = [
+    # (seed, n, M', p, PEs, lanes, D, K, K_l, producer block q, density)
+    (30, 7, 3, 2, 4, 1, 4, 4, 2, None, 0.6),
+    (31, 64, 40, 8, 8, 4, 8, 4, 1, None, 0.35),    # K_l = 1: windows of D on the network input
+    (32, 93, 11, 5, 8, 2, 3, 8, 2, 5, 0.5),        # m = 4, p = 5 in windows of 3
+    (33, 120, 21, 6, 8, 1, 8, 8, 4, 6, 1.0),       # R = 3, m = 2
+    (34, 50, 9, 5, 4, 1, 2, 4, 1, 3, 0.4),         # K_l = 1 reads its producer's blocks of 3
+    (35, 50, 9, 5, 4, 2, 2, 2, 1, 7, 0.0),         # all-zero input
+]
+
+
+@pytest.mark.parametrize("case", LAYER_GROUP_CASES, ids=[f"seed{c[0]}" for c in LAYER_GROUP_CASES])
+def test_per_layer_group_rule_matches_golden(case):
+    seed, n, mb, p, n_pe, lanes, D, K, K_l, q, density = case
+    x = _vector(np.random.default_rng(seed), n, density)
+    nnz, B, d0, total = doc_layer_groups(x.tolist(), mb, p, n_pe, lanes, D, K, K_l, q)
+    cfg = EngineConfig(n_pe, lanes, scan_width=D, groups=K)
+    got = layer_cycles(x, mb, p, cfg, in_block=q, groups=K_l)
+    where = f"case {case}, x = {x.tolist()}"
+    assert (got.nnz, got.slots, got.issue, got.total) == (nnz, B, d0, total), where
+    assert got.ideal == math.ceil(nnz * B / K_l), where
+
+
+def test_per_layer_group_example_of_section_9():
+    assert doc_layer_groups([5, 0, 0, 0, 3, 7, 1], 3, 2, 4, 1, 4, 4, 2) == (4, 2, 19, 29)
+    cfg = EngineConfig(4, 1, scan_width=4, groups=4)
+    got = layer_cycles(np.array([5, 0, 0, 0, 3, 7, 1]), 3, 2, cfg, groups=2)
+    assert (got.nnz, got.slots, got.issue, got.total) == (4, 2, 19, 29)
 
 
 def test_lane_group_example_of_section_9():

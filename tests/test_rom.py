@@ -257,6 +257,71 @@ def test_lane_groups_refuse_differing_bias_copies(tmp_path):
         model_from_images(folder)
 
 
+@pytest.mark.parametrize("seed, sizes, ps, n_pe, lanes, counts", [
+    (30, [40, 36, 24, 20], [4, 4, 4], 4, 2, (1, 2, 4)),   # K = 4: m = 4, 2, 1
+    (31, [33, 50, 17], [3, 3], 4, 1, (4, 1)),
+    (32, [20, 12, 30], [5, 3], 2, 3, (2, 1)),             # K_l = 1 may follow another p
+])
+def test_per_layer_groups_layout_and_round_trip(tmp_path, seed, sizes, ps, n_pe, lanes, counts):
+    """Per-layer lane groups (docs/design.md 4.2): layer l's group j spans the hardware groups
+    j, j + K_l, ...; every weight and k word and group 0's bias words where an independent
+    statement of the layout puts them, and the images read back to the model."""
+    model = random_model(seed, sizes, ps)
+    cfg = EngineConfig.with_layer_groups(EngineConfig(n_pe, lanes), counts)
+    folder, man = write(tmp_path, model, cfg)
+    assert man["config"]["groups"] == max(counts) and man["config"]["layer_groups"] == list(counts)
+    nl, K = n_pe * lanes, max(counts)
+    G = nl // K
+    files = {}
+    for g in range(nl):
+        for mem in MEMS:
+            e = entry(man, g // lanes, g % lanes, mem)
+            files[g, mem] = read_words(folder / e["file"], e["width"], mem != "k")
+    for layer, d, kl in zip(model.layers, man["layers"], counts):
+        pl, mat, p = d["placement"], layer.matrix, layer.matrix.p
+        (mb, nb), span = mat.blocks, K // kl
+        B = ceil_div(mb, span * G)
+        nk = ceil_div(nb, kl)
+        assert pl["slots"] == B and pl["bias_depth"] == B * p
+        for I in range(mb):
+            hp, t = I % (span * G), I // (span * G)
+            for J in range(nb):
+                j, i = J % kl, J // kl
+                g = (j + (hp // G) * kl) * G + hp % G
+                assert files[g, "k"][pl["k_base"] + t * nk + i] == mat.k[I, J]
+                for c in range(p):
+                    r = (c - int(mat.k[I, J])) % p
+                    assert files[g, "weight"][pl["weight_base"] + t * nk * p + i * p + c] == \
+                        mat.q[I, J, r], (I, J, c)
+        for row in range(layer.shape[0]):
+            I, r = divmod(row, p)
+            t, hp = divmod(I, span * G)
+            for j in range(kl):         # every group holds the same words, in its lane h'
+                g = (j + (hp // G) * kl) * G + hp % G
+                assert files[g, "bias"][pl["bias_base"] + t * p + r] == layer.bias[row]
+    assert_same_model(model, model_from_images(folder), f"seed {seed}")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c.update(layer_groups=[1, 2, 4, 4]), "name 4 layers' counts for a network of 3"),
+    (lambda c: c.update(layer_groups=[1, 3, 4]), "layer 1 must be a power of two"),
+    (lambda c: c.update(groups=2), "layer 2 must be a power of two that divides the engine's 2"),
+    (lambda c: c.update(layer_groups=[1, 2, 2]), "engine's count 4 must be the largest layer's, not 2"),
+    (lambda c: c.update(layer_groups=[4, 4, 4]), "layer_groups must name differing counts"),
+    (lambda c: c.update(layer_groups=[1, "2", 4]), r"layer_groups\[1\] must be a whole number"),
+    (lambda c: c.update(layer_groups=[2, 1, 4]), "placement"),   # the images' placements differ
+])
+def test_per_layer_groups_refuse_inconsistent_manifests(tmp_path, change, message):
+    model = random_model(30, [40, 36, 24, 20], [4, 4, 4])
+    cfg = EngineConfig.with_layer_groups(EngineConfig(4, 2), (1, 2, 4))
+    folder, man = write(tmp_path, model, cfg)
+    change(man["config"])
+    (folder / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(PermdealError, match=message) as e:
+        model_from_images(folder)
+    assert "\n" not in str(e.value)
+
+
 def test_mixed_widths_round_trip(tmp_path):
     """Layers with different weight and bias widths share one memory word width."""
     rng = np.random.default_rng(42)

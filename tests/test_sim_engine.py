@@ -81,6 +81,13 @@ CASES = {
     # four groups of one single-lane PE (G = 1: a bank per read port, two adder stages),
     # three layers of p = 3, M' = 1 in the last
     "groups4-4x1": (12, [26, 13, 10, 3], [3, 3, 3], 4, 1, 2, {"groups": 4}),
+    # per-layer group counts on a 4-group engine of single-lane PEs (docs/design.md 4.2): K_l =
+    # 1, 2, 4; a layer's group spans 4, 2, 1 hardware groups (its reader reads that many
+    # ports, its issuer feeds them all; the adder tree sums each turn's groups into the turn's
+    # write-back: four write-backs, all writing at once)
+    "layer-groups-124": (15, [26, 25, 20, 13], [3, 3, 3], 4, 1, 2, {"groups": (1, 2, 4)}),
+    # K_l = 4, 1, 2 on 4 PEs x 2 lanes (G = 2): the one-group layer may change p (4 to 2)
+    "layer-groups-412": (16, [30, 29, 18, 11], [4, 2, 2], 4, 2, 3, {"groups": (4, 1, 2)}),
 }
 #: Cases on Icarus only (a Verilator build of an engine costs ~10 s).
 ICARUS_CASES = {
@@ -96,6 +103,8 @@ ICARUS_CASES = {
     # two groups with the scan width past p (one 3-word window a block) and slots past K (B = 3
     # and 2 on G = 2 lanes: slots 2 and 3 write the banks of groups 0 and 1 again)
     "groups2-d8": (13, [24, 16, 11], [3, 3], 2, 2, 8, {"groups": 2}),
+    # per-layer counts 2, 1 with the scan width past p (B = 3, then 2 slots in two turns)
+    "layer-groups-21-d8": (17, [24, 16, 11], [3, 3], 2, 2, 8, {"groups": (2, 1)}),
     "wide-formats": (7, [12, 10], [2], 1, 2, 4,
                      {"act_bits": (16, 8), "weight": Fixed(16, 14), "bias": Fixed(24, 16),
                       "outs": [Fixed(16, 4)]}),
@@ -109,7 +118,8 @@ def run_case(sim, name, case, tmp_path, images=False):
     groups = opts.pop("groups", 1)
     rng = np.random.default_rng(seed)
     model = random_model(rng, sizes, ps, **opts)
-    cfg = EngineConfig(n_pe, lanes, scan_width=sw, multiplier=multiplier, groups=groups)
+    cfg = EngineConfig.with_layer_groups(
+        EngineConfig(n_pe, lanes, scan_width=sw, multiplier=multiplier), groups)
     if images:
         folder = tmp_path / "images"
         folder.mkdir()

@@ -163,7 +163,8 @@ def _nz_detect(target, build, seed):
     layers = target.model.layers
     act_bits = max([layers[0].fmts.act.bits] + [l.fmts.out.bits for l in layers])
     index_bits = max(1, max(l.shape[1] for l in layers).bit_length())
-    hold = max(target.cfg.slots(l.matrix.blocks[0]) for l in layers)
+    hold = max(target.cfg.slots(l.matrix.blocks[0], target.cfg.groups_of(i))
+               for i, l in enumerate(layers))
     dut = NonZeroDetector(target.cfg.scan_width, act_bits, index_bits)
     source = build / "nz_detect.v"
     emit(dut, "nz_detect", source)

@@ -386,6 +386,10 @@ def _options(options):
         o["groups"] = GEN_SETTINGS["groups"][0](o["groups"])
     except PermdealError as e:
         raise PermdealError(f"--groups: {e}") from None
+    if isinstance(o["groups"], tuple):
+        raise PermdealError(f"--groups: the bench runs every EIE layer on an engine of its own, "
+                            f"so it takes auto or one count, not one per layer "
+                            f"({','.join(map(str, o['groups']))})")
     for key in ("flow_pes", "p"):
         o[key] = [integer(v, f"--{'flow-pes' if key == 'flow_pes' else 'p'}", 1)
                   for v in o[key]]

@@ -9,14 +9,14 @@ files (:meth:`DesignSettings.to_json`, :func:`load_config`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
 from permdeal import atomic, limits
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
-from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, MULTIPLIERS, EngineConfig, auto_groups
+from permdeal.golden.cycles import DEFAULT_SCAN_WIDTH, MULTIPLIERS, EngineConfig, auto_layer_groups
 from permdeal.golden.formats import Fixed, LayerFormats
 from permdeal.golden.manifest import read_manifest
 from permdeal.golden.model import MODEL_KIND, LayerSpec
@@ -70,14 +70,24 @@ def _multiplier(v: Any) -> str:
     return str(v)
 
 
-def _groups(v: Any) -> int | str:
-    if str(v) == "auto":
+def _groups(v: Any) -> int | str | tuple[int, ...]:
+    """``auto`` (per layer, by the cycle model), one count for every layer, or one per layer
+    separated by commas (docs/design.md 4.2)."""
+    if isinstance(v, (list, tuple)):
+        parts = list(v)
+    elif str(v) == "auto":
         return "auto"
-    try:
-        return parse_int(v, 1)
-    except PermdealError:
-        raise PermdealError(f"expected 'auto' or a whole number of at least 1, got {v!r}") \
-            from None
+    else:
+        parts = str(v).split(",")
+    counts = []
+    for i, part in enumerate(parts):
+        try:
+            counts.append(parse_int(part.strip() if isinstance(part, str) else part, 1))
+        except PermdealError:
+            where = f"layer {i}: " if len(parts) > 1 else ""
+            raise PermdealError(f"{where}expected 'auto', a whole number of at least 1 or one "
+                                f"per layer separated by commas, got {part!r}") from None
+    return counts[0] if len(counts) == 1 else tuple(counts)
 
 
 def _arch(v: Any) -> str:
@@ -192,8 +202,9 @@ class DesignSettings:
         limits.check_engine(cfg.n_pe, cfg.lanes, cfg.scan_width)
         groups = self.groups
         if groups == "auto":
-            groups = auto_groups([(l.n_in, -(-l.n_out // l.p), l.p) for l in self.layers()], cfg)
-        return replace(cfg, groups=groups)
+            groups = auto_layer_groups([(l.n_in, -(-l.n_out // l.p), l.p)
+                                        for l in self.layers()], cfg)
+        return EngineConfig.with_layer_groups(cfg, groups)
 
     def to_json(self) -> dict:
         """The settings as a config file holds them (every value a number, string or bool)."""
@@ -204,7 +215,7 @@ class DesignSettings:
                 continue
             if f.name == "shape":
                 v = ",".join(f"{m}x{n}" for m, n in v)
-            elif f.name == "p":
+            elif f.name == "p" or (f.name == "groups" and isinstance(v, tuple)):
                 v = ",".join(map(str, v))
             elif isinstance(v, Fixed):
                 v = str(v)
@@ -248,6 +259,8 @@ def design_settings(given: dict, config: str | Path | None = None, defaults: dic
             out[name] = None
             continue
         try:
+            if isinstance(value, (list, tuple)):   # (a list of --config, or parsed counts)
+                value = ",".join(map(str, value))
             out[name] = value if name == "relu" else parse(str(value))
         except PermdealError as e:
             raise PermdealError(f"{flag(name)}: {e}") from None

@@ -93,10 +93,12 @@ def design_flags(p, shape_default="1024x1024",
                    "a registered product: an FPGA's DSP block with its own registers, for "
                    "--target ecp5)")
     p.add_argument("--groups", type=args.groups, help="lane groups K: 1 (default), a power of two that divides "
-                   "--pes, or auto (the count with the fewest cycles of the cycle model). Each "
-                   "group of pes/K PEs takes every K-th input block of a layer with an issue path "
-                   "of its own, K non-zero inputs issued per cycle (docs/design.md 4.2); needs "
-                   "one block size p in every layer")
+                   "--pes, one per layer separated by commas (e.g. 2,4,16: the engine has the "
+                   "largest, a layer with fewer merges groups), or auto (per layer, the counts "
+                   "with the fewest cycles of the cycle model). Each group of pes/K PEs takes "
+                   "every K-th input block of a layer with an issue path of its own, K non-zero "
+                   "inputs issued per cycle (docs/design.md 4.2); a layer with more than one "
+                   "group needs the block size p of the layer before it")
     p.add_argument("--model", help=model_help)
     p.add_argument("--shape", help="without --model: layer shape(s) OUTxIN[,OUTxIN...] "
                    f"(default {shape_default})")
@@ -171,8 +173,8 @@ def build_parser():
                    help=f"permdiag: activations the detector scans per cycle (default "
                    f"{DEFAULT_SCAN_WIDTH})")
     p.add_argument("--groups", type=args.groups,
-                   help="permdiag: lane groups, a power of two that divides --pes, or auto (as "
-                   "gen; default 1)")
+                   help="permdiag: lane groups, a power of two that divides --pes, one per "
+                   "layer separated by commas, or auto (per layer; as gen; default 1)")
     p.add_argument("-o", "--output", required=True, help="output folder")
     large_flag(p)
     p.set_defaults(func=commands.cmd_rom)
@@ -189,8 +191,8 @@ def build_parser():
     p.add_argument("--scan-width", type=args.positive, help="permdiag: activations the detector "
                    f"scans per cycle (default {DEFAULT_SCAN_WIDTH})")
     p.add_argument("--groups", type=args.groups,
-                   help="permdiag: lane groups, a power of two that divides --pes, or auto (as "
-                   "gen; default 1)")
+                   help="permdiag: lane groups, a power of two that divides --pes, one per "
+                   "layer separated by commas, or auto (per layer; as gen; default 1)")
     p.add_argument("--inputs", metavar="X.npy", help="inputs (batch x in): float values, or "
                    "integer codes of the input format (required for permdiag and the SmartDeal "
                    "engine; smartdeal --arch units: optional, the count does not depend on them)")

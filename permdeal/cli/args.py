@@ -29,8 +29,9 @@ def positive(text: str) -> int:
 
 
 @arg
-def groups(text: str) -> int | str:
-    """``auto`` or a whole number of at least 1 (``--groups``)."""
+def groups(text: str) -> int | str | tuple[int, ...]:
+    """``auto``, a whole number of at least 1, or one per layer separated by commas
+    (``--groups``)."""
     return GEN_SETTINGS["groups"][0](text)
 
 

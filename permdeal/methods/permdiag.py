@@ -4,8 +4,6 @@ generator, and its figures in ``compare``."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from permdeal import limits
@@ -19,7 +17,7 @@ from permdeal.golden.compress import compress_permdiag
 from permdeal.golden.conv_model import ConvNet, compress_network
 from permdeal.golden.crossbar import permdiag_mapping
 from permdeal.golden.cycles import (AUTO_DENSITY, DEFAULT_SCAN_WIDTH, MULTIPLIERS, EngineConfig,
-                                    auto_groups, model_cycles)
+                                    auto_layer_groups, model_cycles)
 from permdeal.golden.model import MODEL_KIND, METHOD, QuantModel
 from permdeal.golden.permdiag import index_bits
 from permdeal.golden.train import accuracy, project, train
@@ -58,10 +56,11 @@ def engine_config(pes: int | None, lanes: int | None, scan_width: int | None,
 AUTO_INPUTS = 8
 
 
-def with_groups(cfg: EngineConfig, groups: int | str | None, model) -> EngineConfig:
-    """``cfg`` with ``groups`` lane groups (None: 1); ``auto``: :func:`golden.cycles.auto_groups`
-    on the activations of :data:`AUTO_INPUTS` random inputs of density
-    :data:`golden.cycles.AUTO_DENSITY` (seed 0) through ``model``."""
+def with_groups(cfg: EngineConfig, groups: int | str | tuple | None, model) -> EngineConfig:
+    """``cfg`` with ``groups`` lane groups (None: 1; a tuple: one count per layer); ``auto``:
+    per layer, :func:`golden.cycles.auto_layer_groups` on the activations of
+    :data:`AUTO_INPUTS` random inputs of density :data:`golden.cycles.AUTO_DENSITY` (seed 0)
+    through ``model``."""
     if groups == "auto":
         fc_hardware(model, "--groups auto (the cycle model)")
         rng = np.random.default_rng(0)
@@ -70,8 +69,10 @@ def with_groups(cfg: EngineConfig, groups: int | str | None, model) -> EngineCon
         x[rng.random(x.shape) >= AUTO_DENSITY] = 0
         acts = [model.forward(xi, trace=True) for xi in x]
         layers = [(l.shape[1], l.matrix.blocks[0], l.matrix.p) for l in model.layers]
-        groups = auto_groups(layers, cfg, [a[:len(layers)] for a in acts])
-    return replace(cfg, groups=1 if groups is None else groups)
+        groups = auto_layer_groups(layers, cfg, [a[:len(layers)] for a in acts])
+    out = EngineConfig.with_layer_groups(cfg, 1 if groups is None else groups)
+    out.check_layers(len(rom.matrix_layers(model)))
+    return out
 
 
 def _refuse_smartdeal_flags(**given):
@@ -147,7 +148,7 @@ class PermDiagMethod(Method):
         man = rom.write_images(folder, model, cfg)
         mems = man["memories"]
         return man, (f"{len(man['images'])} images for {cfg.n_pe} PE x {cfg.lanes} lanes"
-                     f"{f' in {cfg.groups} lane groups' if cfg.groups > 1 else ''}: "
+                     f"{f' in {cfg.groups_text}' if cfg.groups > 1 else ''}: "
                      + ", ".join(f"{m} {mems[m]['depth']} x {mems[m]['width']} bit"
                                  for m in rom.MEMORIES))
 
@@ -173,7 +174,8 @@ class PermDiagMethod(Method):
         return [self.describe(model),
                 f"engine {manifest['top']}: {c['n_pe']} PE x {c['lanes']} lanes, scan width "
                 f"{c['scan_width']}, {c.get('multiplier', MULTIPLIERS[0])} multipliers"
-                f"{f', {groups} lane groups' if (groups := c.get('groups', 1)) > 1 else ''}; "
+                f"{f', {groups} lane groups' if (groups := c.get('groups', 1)) > 1 else ''}"
+                f"{f' (per layer {per})' if (per := ', '.join(map(str, c.get('layer_groups', [])))) else ''}; "
                 f"{ports['n_inputs']} inputs of {ports['in_bits']} bits, "
                 f"{ports['n_outputs']} outputs of {ports['out_bits']} bits"]
 
@@ -218,7 +220,7 @@ class PermDiagMethod(Method):
             design, model, images, dict(engine.ram_memories), rom_kind, power.BLOCKS,
             lambda codes: activity.engine_bench(design, model, codes), macs,
             c.to_json(), f"{c.n_pe} PE x {c.lanes} lanes"
-            + (f", {c.groups} lane groups" if c.groups > 1 else ""),
+            + (f", {c.groups_text}" if c.groups > 1 else ""),
             power.notes("the weight, k and bias"))
 
     def sim_lines(self, report):
