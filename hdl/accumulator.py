@@ -10,7 +10,7 @@ memory, docs/design.md 8).
 
 from typing import Any
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Assert, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -54,8 +54,9 @@ class Accumulator(RamUser, wiring.Component):
         Add ``value`` to accumulator ``addr``: presented in cycle ``n`` (the address goes to the
         read port then), written at the end of cycle ``n + 2``.
     value : ``In(signed(value_bits))``
-        The value of the add presented ``value_delay = 2`` cycles before (ignored after a drain
-        request or no request).
+        The value of the add presented ``value_delay = 2`` cycles before; zero ``value_delay``
+        cycles after a drain request (the clear adds it: the lane's multiplier gives a zero
+        product without an op; simulation asserts it), ignored after no request.
     drain : ``In({valid, addr})``
         Read-and-clear accumulator ``addr``: presented in cycle ``d``, its value is on ``acc`` in
         cycle ``d + 2`` (``drain_latency = 2``) and the accumulator is zero after that cycle.
@@ -70,10 +71,12 @@ class Accumulator(RamUser, wiring.Component):
     product in that cycle, docs/design.md 4.2) and no register carries it through A and B. The
     word read in A misses the writes of the two requests before (the read port is not
     transparent, and the one before is still in C): B merges the write of cycle A (from a
-    forwarding register) into the word it registers, and C takes the write of cycle B (the other
-    forwarding register) instead when it went to the same address. Both address compares are
-    made from registers one stage ahead, so C holds one multiplexer and the adder between
-    registers and the write port. So requests may come every cycle, in any address order:
+    forwarding register) into the word it registers, and C takes the write of cycle B (the same
+    register a cycle later) instead when it went to the same address. Both address compares are
+    made a stage ahead, into a flag each, so B and C each hold one multiplexer after a register.
+    C clears for a drain in that multiplexer (one gate a bit: the old value or zero), not after
+    the adder, since a drain's ``value`` is zero: the adder is the last thing before the write
+    port and the forwarding register. So requests may come every cycle, in any address order:
     back-to-back adds to one accumulator sum exactly and a drain right after a clear reads 0, and
     a request in cycle ``d`` sees every add presented up to ``d - 1``. Adds and drains share the
     read port: ``add.valid`` and ``drain.valid`` must not be high in the same cycle (the lane's
@@ -140,9 +143,8 @@ class Accumulator(RamUser, wiring.Component):
         return data.StructLayout({"valid": unsigned(1), "value": signed(self._acc_bits)})
 
     def _old_value(self, read, hit, fwd_data):
-        """The word of a request's address as it is after the write of forwarding register
-        ``fwd_data`` (the one of the cycle before): that write's data when it went to the same
-        address (``hit``), else ``read``."""
+        """The word of a request's address as it is after write ``fwd_data`` (one the read port
+        missed): that write's data when it went to the same address (``hit``), else ``read``."""
         return Mux(hit, fwd_data, read)
 
     def elaborate(self, platform: Any) -> Module:
@@ -155,43 +157,43 @@ class Accumulator(RamUser, wiring.Component):
         m.d.comb += [addr_a.eq(Mux(self.drain.valid, self.drain.addr, self.add.addr)),
                      ram.r_addr.eq(addr_a), ram.r_en.eq(1)]
 
-        # Stage B: the word read.
+        # Stage B: the word read, merged with the write of cycle A, which it missed.
         add_b, drain_b = Signal(), Signal()
         addr_b = Signal(ab, reset_less=True)
         m.d.sync += [add_b.eq(self.add.valid), drain_b.eq(self.drain.valid), addr_b.eq(addr_a)]
         # Stage C: the old value plus the add's value, which comes now (``value``), or for a
-        # drain zero, written back. The sum is masked after the adder (one gate a bit), not the
-        # value before it: without a request nothing is written, so only a drain needs a mask.
+        # drain zero, written back. The drain's zero is made before the adder, in the gate that
+        # picks the old value (the add's value is zero then: see ``value``), so nothing but
+        # the adder lies between that gate and the write port and ``fwd``.
         add_c, drain_c = Signal(), Signal()
         addr_c = Signal(ab, reset_less=True)
         m.d.sync += [add_c.eq(add_b), drain_c.eq(drain_b), addr_c.eq(addr_b)]
         wr_en = Signal()
         wr_data = Signal(signed(self._acc_bits))
-        # The writes of the last two cycles: ``fwd1`` (address ``addr_c1``) is the one of the
-        # cycle before, ``fwd2`` the one before it.
-        wr_en1 = Signal()
-        addr_c1 = Signal(ab, reset_less=True)
-        fwd1 = Signal(signed(self._acc_bits), reset_less=True)
-        m.d.sync += [wr_en1.eq(wr_en), addr_c1.eq(addr_c), fwd1.eq(wr_data)]
+        # ``fwd`` is the write of the cycle before.
+        fwd = Signal(signed(self._acc_bits), name="fwd1", reset_less=True)
+        m.d.sync += fwd.eq(wr_data)
 
-        # In B, the word read in A misses the write of cycle A, which is ``fwd1`` now; and C
-        # will need the write of this cycle (``addr_c``) instead when it goes to ``addr_b``.
-        word_b = Signal(signed(self._acc_bits), reset_less=True)
+        # Both address compares are made a stage ahead, into a flag each: in A, whether the
+        # write C makes now (``fwd`` in B) goes to the address read (``hit_b``); in B, whether
+        # the one it makes now (``fwd`` in C) goes to B's (``hit_c``).
+        hit_b = Signal(reset_less=True)
         hit_c = Signal(reset_less=True)
-        m.d.sync += [
-            word_b.eq(self._old_value(ram.r_data.as_signed(), wr_en1 & (addr_c1 == addr_b),
-                                      fwd1)),
-            hit_c.eq(wr_en & (addr_c == addr_b)),
-        ]
+        m.d.sync += [hit_b.eq(wr_en & (addr_c == addr_a)),
+                     hit_c.eq(wr_en & (addr_c == addr_b))]
+        word_b = Signal(signed(self._acc_bits), reset_less=True)
+        m.d.sync += word_b.eq(self._old_value(ram.r_data.as_signed(), hit_b, fwd))
         old = Signal(signed(self._acc_bits))
         m.d.comb += [
-            old.eq(self._old_value(word_b, hit_c, fwd1)),
+            old.eq(self._old_value(word_b, hit_c, fwd)),
             wr_en.eq(add_c | drain_c),
-            wr_data.eq(Mux(drain_c, 0, old + self.value)),  # wraps to acc_bits
+            wr_data.eq(Mux(drain_c, 0, old) + self.value),  # wraps to acc_bits
             ram.w_en.eq(wr_en),
             ram.w_addr.eq(addr_c),
             ram.w_data.eq(wr_data),
             self.acc.valid.eq(drain_c),
             self.acc.value.eq(old),
         ]
+        m.d.sync += Assert(~drain_c | ~self.value.any(),  # not `== 0`: Verilator WIDTHTRUNC
+                           "accumulator: non-zero value in a drain's clear\n")
         return m

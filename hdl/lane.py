@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from amaranth.hdl import Assert, Module, Signal, signed, unsigned
+from amaranth.hdl import Assert, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -218,8 +218,9 @@ class Lane(MacWidths, wiring.Component):
        register.
     4. ``n + 4``: ``a`` goes to the accumulator memory's read port
        (:class:`~.accumulator.Accumulator`, stage A); the multiplier (two register stages) takes
-       ``w`` (the weight memory's output register) and ``x`` (a register shared by many lanes:
-       :class:`~.op_stages.OpStages`).
+       ``w`` (the weight memory's output register; zero without an op, so that a drain's
+       product is zero and the accumulator clears with its adder) and ``x`` (a register shared
+       by many lanes: :class:`~.op_stages.OpStages`).
     5. ``n + 5``: the word read is registered (stage B).
     6. ``n + 6``: the exact product ``w * x`` comes out of the multiplier, and
        ``acc[a] + w * x`` is written back to ``acc[a]`` at the end of the cycle (stage C). The
@@ -468,7 +469,9 @@ class Lane(MacWidths, wiring.Component):
         # Stage 4: the add to accumulator a and the multiply, whose product the accumulator
         # adds two cycles later (its stage C); drains share the ports.
         m.d.comb += [
-            mul.a.eq(w_data),  # read in stage 2 (WEIGHT_STAGE), so it is stage 4's
+            # read in stage 2 (WEIGHT_STAGE), so it is stage 4's; zero without an op, so that a
+            # drain's product is zero (the accumulator clears for it before its adder)
+            mul.a.eq(Mux(staged.valid, w_data, 0)),
             mul.b.eq(staged.x),  # OpStages' stage-4 register, shared
             accu.add.valid.eq(staged.valid),
             accu.add.addr.eq(addr4),
