@@ -177,17 +177,23 @@ class Accumulator(RamUser, wiring.Component):
         # Both address compares are made a stage ahead, into a flag each: in A, whether the
         # write C makes now (``fwd`` in B) goes to the address read (``hit_b``); in B, whether
         # the one it makes now (``fwd`` in C) goes to B's (``hit_c``).
+        # ``add_fwd`` is ``hit_c`` for an add only: the adder's operand, zero for a drain, is a
+        # gate of ``add_fwd``, ``drain_c`` and the two words, one LUT of four inputs (with
+        # ``hit_c``'s own select, synthesis would share ``old`` and put a gate after it).
         hit_b = Signal(reset_less=True)
         hit_c = Signal(reset_less=True)
-        m.d.sync += [hit_b.eq(wr_en & (addr_c == addr_a)),
-                     hit_c.eq(wr_en & (addr_c == addr_b))]
+        add_fwd = Signal(reset_less=True)
+        hit_now = wr_en & (addr_c == addr_b)
+        m.d.sync += [hit_b.eq(wr_en & (addr_c == addr_a)), hit_c.eq(hit_now),
+                     add_fwd.eq(hit_now & ~drain_b)]
         word_b = Signal(signed(self._acc_bits), reset_less=True)
         m.d.sync += word_b.eq(self._old_value(ram.r_data.as_signed(), hit_b, fwd))
         old = Signal(signed(self._acc_bits))
         m.d.comb += [
             old.eq(self._old_value(word_b, hit_c, fwd)),
             wr_en.eq(add_c | drain_c),
-            wr_data.eq(Mux(drain_c, 0, old) + self.value),  # wraps to acc_bits
+            # wraps to acc_bits
+            wr_data.eq(self._old_value(Mux(drain_c, 0, word_b), add_fwd, fwd) + self.value),
             ram.w_en.eq(wr_en),
             ram.w_addr.eq(addr_c),
             ram.w_data.eq(wr_data),
