@@ -78,10 +78,10 @@ class Writeback(wiring.Component):
     Two register stages (the alignment by layer and one adder, and register ``sel``; then shift,
     saturate and ReLU of the registered ``sel``'s layer, three gates deep, no carry chain), so
     ``latency = 2``: a beat accepted in cycle ``k`` (``i.valid & i.ready``) is on ``o`` in cycle
-    ``k + 2``, and a beat per cycle flows while ``o.ready`` is high, whatever its layer. A stage loads when it is empty or its beat moves on,
-    so ``i.ready = ~stage1_valid | ~o.valid | o.ready`` depends combinationally on ``o.ready`` (a
-    ready chain, no skid buffer); a stalled beat is held, never lost or duplicated. ``rst``
-    (synchronous) empties the pipeline.
+    ``k + 2``, and a beat per cycle flows while ``o.ready`` is high, whatever its layer. A stage
+    loads when it is empty or its beat moves on, so ``i.ready = ~stage1_valid | ~o.valid |
+    o.ready`` depends combinationally on ``o.ready`` (a ready chain, no skid buffer); a stalled
+    beat is held, never lost or duplicated. ``rst`` (synchronous) empties the pipeline.
     """
 
     def __init__(self, fmts, *, relu, prealigned=False):
