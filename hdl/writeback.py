@@ -75,13 +75,13 @@ class Writeback(wiring.Component):
 
     Timing
     ------
-    Two register stages (the alignment by layer and one adder, and register ``sel``; then shift,
-    saturate and ReLU of the registered ``sel``'s layer, three gates deep, no carry chain), so
-    ``latency = 2``: a beat accepted in cycle ``k`` (``i.valid & i.ready``) is on ``o`` in cycle
-    ``k + 2``, and a beat per cycle flows while ``o.ready`` is high, whatever its layer. A stage
-    loads when it is empty or its beat moves on, so ``i.ready = ~stage1_valid | ~o.valid |
-    o.ready`` depends combinationally on ``o.ready`` (a ready chain, no skid buffer); a stalled
-    beat is held, never lost or duplicated. ``rst`` (synchronous) empties the pipeline.
+    Two register stages (add, and register ``sel``; then shift, saturate and ReLU for each layer,
+    chosen by the registered ``sel``), so ``latency = 2``: a beat accepted in cycle ``k``
+    (``i.valid & i.ready``) is on ``o`` in cycle ``k + 2``, and a beat per cycle flows while
+    ``o.ready`` is high, whatever its layer. A stage loads when it is empty or its beat moves on,
+    so ``i.ready = ~stage1_valid | ~o.valid | o.ready`` depends combinationally on ``o.ready`` (a
+    ready chain, no skid buffer); a stalled beat is held, never lost or duplicated. ``rst``
+    (synchronous) empties the pipeline.
     """
 
     def __init__(self, fmts, *, relu, prealigned=False):
@@ -288,68 +288,34 @@ class Writeback(wiring.Component):
             if multi:
                 m.d.sync += sel1.eq(sel)
 
-        # Stage 2: shift, saturate and ReLU (= clip at 0 after saturation), bit by bit for the
-        # layer ``sel1`` chooses. Saturation without a comparator (no carry chain): layer l's
-        # shifted sum fits its ``bits`` when the sum's bits from ``lo_l = out_shift + bits - 1``
-        # up are all copies of its sign (the bits below 0 of a left shift are zeros); otherwise
-        # its sign picks the lowest or highest code. ``fits`` is one AND of gates, each of three
-        # bits that every layer checks and the sign, or of one bit that only some layers check
-        # (it passes for the others), so every output bit is one gate of ReLU, the sign,
-        # ``fits`` and its shifted bit: three gates deep (docs/design.md 3).
-        n = len(total)
-        sign = total[n - 1]
+        # Stage 2: shift, saturate and ReLU (= clip at 0 after saturation) of each distinct layer.
+        keys = [(f.out_shift, 0 if relu else f.out.min, f.out.max, f.out.bits)
+                for f, relu in layers]
+        width = {}  # key -> widest sum of its layers: the low bits of total hold it exactly
+        for key, bits in zip(keys, self._layer_sum_bits()):
+            width[key] = max(width.get(key, 0), bits)
 
-        def flag(values):
-            """A layer constant: a bool when every layer has it, else a gate of ``sel1``."""
-            if len(set(values)) == 1:
-                return bool(values[0])
-            return self._by_sel(sel1, [int(v) for v in values], lambda v: Const(v, 1))
+        def saturate(key):
+            shift, lo, hi, bits = key
+            exact = total if width[key] == len(total) else total[:width[key]].as_signed()
+            shifted = exact.shift_right(shift)  # arithmetic; a negative amount shifts left
+            # Saturation without a comparator (no carry chain): the shifted sum fits ``bits``
+            # bits when its bits from ``bits - 1`` up are all equal (all copies of its sign);
+            # otherwise its sign picks ``lo`` or ``hi``. ReLU (``lo == 0``) takes every negative
+            # sum to 0.
+            assert lo in (0, -(1 << (bits - 1))) and hi == (1 << (bits - 1)) - 1
+            sign = shifted[-1]
+            low = shifted[:bits]
+            if len(shifted) > bits:
+                top = shifted[bits - 1:]
+                fits = top.all() | ~top.any()
+                mask = (1 << bits) - 1  # the codes as unsigned words, so the result stays ``bits`` wide
+                low = Mux(fits, low, Mux(sign, Const(lo & mask, bits), Const(hi, bits)))
+            if lo == 0:
+                low = Mux(sign, 0, low)
+            return low.as_signed()
 
-        def bit(p):
-            """Bit ``p`` of ``total``, with zeros below bit 0 and its sign above the top."""
-            return Const(0, 1) if p < 0 else sign if p >= n else total[p]
-
-        los = [f.out_shift + f.out.bits - 1 for f, _ in layers]
-        same, terms = [], []  # bits every layer checks; the other checks, a gate each
-        for k in range(max(0, min(los)), n - 1):
-            need = flag([lo <= k for lo in los])
-            if need is True:
-                same.append(bit(k))
-            else:
-                terms.append((bit(k) == sign) | ~need)
-        if min(los) < 0:  # a left shift past the output: the zeros below bit 0 must be copies
-            need = flag([lo < 0 for lo in los])
-            terms.append(~sign if need is True else ~sign | ~need)
-        # Every check a gate of its own (kept, so that synthesis does not regroup them into
-        # an all-ones and an all-zeros test, one gate deeper): the bits every layer checks three
-        # at a time with the sign, then one AND of the gates.
-        for i in range(0, len(same), 3):
-            terms.append(Cat(*(b == sign for b in same[i:i + 3])).all())
-        gates = []
-        for i, term in enumerate(terms):
-            gate = Signal(name=f"fits_{i}", attrs={"keep": 1})
-            m.d.comb += gate.eq(term)
-            gates.append(gate)
-        fits = None  # None: every sum fits
-        if gates:
-            fits = Signal()
-            m.d.comb += fits.eq(Cat(*gates).all())
-        relu = flag([r for _, r in layers])
-        # the top bit of the code and its sign extension: the sign, or 0 with ReLU
-        top_bit = sign if relu is False else Const(0, 1) if relu is True else sign & ~relu
-        out = []
-        for j in range(self.out_bits):
-            top = flag([j >= f.out.bits - 1 for f, _ in layers])
-            if top is True:
-                out.append(top_bit)
-                continue
-            value = self._by_sel(sel1, [f.out_shift + j for f, _ in layers], bit)
-            if fits is not None:
-                value = Mux(fits, value, ~sign)
-            if relu is not False:
-                value = value & ~sign if relu is True else Mux(relu & sign, 0, value)
-            out.append(value if top is False else Mux(top, top_bit, value))
-        result = Cat(*out).as_signed()
+        result = self._by_sel(sel1 if multi else None, keys, saturate)
         with m.If(ready2):
             m.d.sync += [
                 self.o.valid.eq(stage1_valid),
