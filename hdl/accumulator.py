@@ -10,7 +10,7 @@ memory, docs/design.md 8).
 
 from typing import Any
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Assert, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -47,6 +47,12 @@ class Accumulator(RamUser, wiring.Component):
         Emit the memory (a :class:`~.ram.Ram` of ``max(2, depth)`` words of ``acc_bits``, one
         enable a word) as the Verilog module of this name and instantiate it (:attr:`blackboxes`);
         by default it is elaborated in place. The behaviour is the same.
+    fpga : bool
+        The FPGA structure (default False; the behaviour is the same): the memory is written from
+        registers, a cycle after the add (an FPGA's LUT RAM's write data then leaves the adder's
+        path), at the cost of a third forwarding register (see Timing); and ``value`` must be
+        zero in a drain's clear (the user zeroes the product before its DSP block), so that no
+        gate follows the DSP block's output register.
 
     Members
     -------
@@ -55,7 +61,9 @@ class Accumulator(RamUser, wiring.Component):
         read port then), written at the end of cycle ``n + 2``.
     value : ``In(signed(value_bits))``
         The value of the add presented ``value_delay = 2`` cycles before (ignored after a drain
-        request or no request).
+        request or no request; with ``fpga``, zero ``value_delay`` cycles after a drain request:
+        the clear adds it, the lane's multiplier gives a zero product without an op, and
+        simulation asserts it).
     drain : ``In({valid, addr})``
         Read-and-clear accumulator ``addr``: presented in cycle ``d``, its value is on ``acc`` in
         cycle ``d + 2`` (``drain_latency = 2``) and the accumulator is zero after that cycle.
@@ -70,18 +78,26 @@ class Accumulator(RamUser, wiring.Component):
     product in that cycle, docs/design.md 4.2) and no register carries it through A and B. The
     word read in A misses the writes of the two requests before (the read port is not
     transparent, and the one before is still in C): B merges the write of cycle A (from a
-    forwarding register) into the word it registers, and C takes the write of cycle B (the other
-    forwarding register) instead when it went to the same address. Both address compares are
-    made from registers one stage ahead, so C holds one multiplexer and the adder between
-    registers and the write port. So requests may come every cycle, in any address order:
-    back-to-back adds to one accumulator sum exactly and a drain right after a clear reads 0, and
-    a request in cycle ``d`` sees every add presented up to ``d - 1``. Adds and drains share the
+    forwarding register) into the word it registers, and C takes the write of cycle B (the same
+    register a cycle later) instead when it went to the same address. Both address compares are
+    made a stage ahead, into a flag each, so B and C each hold one multiplexer after a register.
+    C clears for a drain in that multiplexer (one gate a bit: the old value or zero), and in a
+    gate beside it on ``value`` (none with ``fpga``, whose drains add a zero value), not after
+    the adder: the adder is the last thing before the write port and the forwarding register.
+    So requests may come every cycle, in any address order: back-to-back adds to one
+    accumulator sum exactly and a drain right after a clear reads 0, and a request in cycle
+    ``d`` sees every add presented up to ``d - 1``. Adds and drains share the
     read port: ``add.valid`` and ``drain.valid`` must not be high in the same cycle (the lane's
-    controller guarantees it). The accumulators are zero at initialisation, not at ``rst``;
-    ``rst`` (synchronous) drops a pending add and the drain output.
+    controller guarantees it). With ``fpga`` the memory takes C's write a cycle later, from
+    ``fwd`` and the registered address and enable, so nothing but ``fwd`` (a flip-flop) follows
+    the adder; the read then misses that delayed write too, which B merges from a second
+    forwarding register (``fwd2``, ``fwd`` a cycle later) with a flag of its own: ``acc_bits +
+    addr_bits + 2`` flip-flops more, none of them on the adder's path. The accumulators are zero
+    at initialisation, not at ``rst``; ``rst`` (synchronous) drops a pending add and the drain
+    output.
     """
 
-    def __init__(self, acc_bits, value_bits, depth, *, ram_module=None):
+    def __init__(self, acc_bits, value_bits, depth, *, ram_module=None, fpga=False):
         self._value_bits = integer(value_bits, "accumulator value_bits", 2)
         try:
             self._acc_bits = integer(acc_bits, "accumulator acc_bits", self._value_bits,
@@ -92,8 +108,15 @@ class Accumulator(RamUser, wiring.Component):
                                 f"not {acc_bits!r}") from None
         self._depth = integer(depth, "accumulator depth", 1)
         self._use_ram(ram_module)
+        self._fpga = bool(fpga)
         super().__init__({"add": In(self.add_layout), "value": In(signed(self._value_bits)),
                           "drain": In(self.drain_layout), "acc": Out(self.acc_layout)})
+
+    @property
+    def fpga(self) -> bool:
+        """Whether the FPGA structure is built: the memory written from registers, a cycle after
+        the add, and ``value`` zero in a drain's clear."""
+        return self._fpga
 
     @property
     def acc_bits(self) -> int:
@@ -140,9 +163,8 @@ class Accumulator(RamUser, wiring.Component):
         return data.StructLayout({"valid": unsigned(1), "value": signed(self._acc_bits)})
 
     def _old_value(self, read, hit, fwd_data):
-        """The word of a request's address as it is after the write of forwarding register
-        ``fwd_data`` (the one of the cycle before): that write's data when it went to the same
-        address (``hit``), else ``read``."""
+        """The word of a request's address as it is after write ``fwd_data`` (one the read port
+        missed): that write's data when it went to the same address (``hit``), else ``read``."""
         return Mux(hit, fwd_data, read)
 
     def elaborate(self, platform: Any) -> Module:
@@ -155,43 +177,66 @@ class Accumulator(RamUser, wiring.Component):
         m.d.comb += [addr_a.eq(Mux(self.drain.valid, self.drain.addr, self.add.addr)),
                      ram.r_addr.eq(addr_a), ram.r_en.eq(1)]
 
-        # Stage B: the word read.
+        # Stage B: the word read, merged with the write of cycle A, which it missed.
         add_b, drain_b = Signal(), Signal()
         addr_b = Signal(ab, reset_less=True)
         m.d.sync += [add_b.eq(self.add.valid), drain_b.eq(self.drain.valid), addr_b.eq(addr_a)]
         # Stage C: the old value plus the add's value, which comes now (``value``), or for a
-        # drain zero, written back. The sum is masked after the adder (one gate a bit), not the
-        # value before it: without a request nothing is written, so only a drain needs a mask.
+        # drain zero, written back. The drain's zero is made before the adder, in the gate that
+        # picks the old value (the add's value is zero then: see ``value``), so nothing but
+        # the adder lies between that gate and the write port and ``fwd``.
         add_c, drain_c = Signal(), Signal()
         addr_c = Signal(ab, reset_less=True)
-        m.d.sync += [add_c.eq(add_b), drain_c.eq(drain_b), addr_c.eq(addr_b)]
-        wr_en = Signal()
+        wr_en = Signal()  # C writes: add_c | drain_c, a register of its own for the compares
+        m.d.sync += [add_c.eq(add_b), drain_c.eq(drain_b), addr_c.eq(addr_b),
+                     wr_en.eq(add_b | drain_b)]
         wr_data = Signal(signed(self._acc_bits))
-        # The writes of the last two cycles: ``fwd1`` (address ``addr_c1``) is the one of the
-        # cycle before, ``fwd2`` the one before it.
-        wr_en1 = Signal()
-        addr_c1 = Signal(ab, reset_less=True)
-        fwd1 = Signal(signed(self._acc_bits), reset_less=True)
-        m.d.sync += [wr_en1.eq(wr_en), addr_c1.eq(addr_c), fwd1.eq(wr_data)]
+        # ``fwd`` is the write of the cycle before.
+        fwd = Signal(signed(self._acc_bits), name="fwd1", reset_less=True)
+        m.d.sync += fwd.eq(wr_data)
 
-        # In B, the word read in A misses the write of cycle A, which is ``fwd1`` now; and C
-        # will need the write of this cycle (``addr_c``) instead when it goes to ``addr_b``.
-        word_b = Signal(signed(self._acc_bits), reset_less=True)
+        # Both address compares are made a stage ahead, into a flag each: in A, whether the
+        # write C makes now (``fwd`` in B) goes to the address read (``hit_b``); in B, whether
+        # the one it makes now (``fwd`` in C) goes to B's (``hit_c``).
+        # ``add_fwd`` is ``hit_c`` for an add only: the adder's operand, zero for a drain, is a
+        # gate of ``add_fwd``, ``drain_c`` and the two words, one LUT of four inputs (with
+        # ``hit_c``'s own select, synthesis would share ``old`` and put a gate after it).
+        # ``same_c`` (B's address equal to C's) is compared in A, a stage earlier still, so
+        # that ``hit_c`` and ``add_fwd`` are one gate of flags.
+        hit_b = Signal(reset_less=True)
         hit_c = Signal(reset_less=True)
-        m.d.sync += [
-            word_b.eq(self._old_value(ram.r_data.as_signed(), wr_en1 & (addr_c1 == addr_b),
-                                      fwd1)),
-            hit_c.eq(wr_en & (addr_c == addr_b)),
-        ]
+        add_fwd = Signal(reset_less=True)
+        same_c = Signal(reset_less=True)
+        m.d.sync += [hit_b.eq(wr_en & (addr_c == addr_a)), same_c.eq(addr_b == addr_a),
+                     hit_c.eq(wr_en & same_c), add_fwd.eq(wr_en & same_c & ~drain_b)]
+        missed = ram.r_data.as_signed()
+        if self._fpga:
+            # The memory takes the write of the cycle before (``fwd``); the read misses it, and
+            # B gets it a cycle later from ``fwd2``, when it went to the address read
+            # (``hit_b2``, compared in A like ``hit_b``; ``hit_b``'s write is the later one).
+            wr_en1 = Signal()
+            addr_c1 = Signal(ab, reset_less=True)
+            fwd2 = Signal(signed(self._acc_bits), reset_less=True)
+            hit_b2 = Signal(reset_less=True)
+            m.d.sync += [wr_en1.eq(wr_en), addr_c1.eq(addr_c), fwd2.eq(fwd),
+                         hit_b2.eq(wr_en1 & (addr_c1 == addr_a))]
+            m.d.comb += [ram.w_en.eq(wr_en1), ram.w_addr.eq(addr_c1), ram.w_data.eq(fwd)]
+            missed = self._old_value(missed, hit_b2, fwd2)
+        else:
+            m.d.comb += [ram.w_en.eq(wr_en), ram.w_addr.eq(addr_c), ram.w_data.eq(wr_data)]
+        word_b = Signal(signed(self._acc_bits), reset_less=True)
+        m.d.sync += word_b.eq(self._old_value(missed, hit_b, fwd))
         old = Signal(signed(self._acc_bits))
+        # a drain adds zero: the value as it comes with fpga (zero then), else masked
+        value = self.value if self._fpga else Mux(drain_c, 0, self.value)
         m.d.comb += [
-            old.eq(self._old_value(word_b, hit_c, fwd1)),
-            wr_en.eq(add_c | drain_c),
-            wr_data.eq(Mux(drain_c, 0, old + self.value)),  # wraps to acc_bits
-            ram.w_en.eq(wr_en),
-            ram.w_addr.eq(addr_c),
-            ram.w_data.eq(wr_data),
+            old.eq(self._old_value(word_b, hit_c, fwd)),
+            # wraps to acc_bits
+            wr_data.eq(self._old_value(Mux(drain_c, 0, word_b), add_fwd, fwd) + value),
             self.acc.valid.eq(drain_c),
             self.acc.value.eq(old),
         ]
+        if self._fpga:
+            m.d.sync += Assert(~drain_c | ~self.value.any(),  # not `== 0`: Verilator WIDTHTRUNC
+                               "accumulator: non-zero value in a drain's clear\n")
         return m

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from amaranth.hdl import Assert, Module, Signal, signed, unsigned
+from amaranth.hdl import Assert, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -176,8 +176,11 @@ class Lane(MacWidths, wiring.Component):
         (:class:`~.accumulator.Accumulator`'s ``ram_module``; :attr:`blackboxes`); by default it
         is elaborated in place.
     multiplier : str
-        The :class:`~.multiplier.Multiplier`'s style, ``"native"`` (default) or ``"booth"``: the
-        same products at the same time.
+        The :class:`~.multiplier.Multiplier`'s style, ``"native"`` (default), ``"booth"`` or
+        ``"dsp"``: the same products at the same time. ``"dsp"`` makes an FPGA design: its
+        multiplier's weight is zero without an op and its accumulator has the FPGA structure
+        (:class:`~.accumulator.Accumulator`'s ``fpga``: the memory written from registers, a
+        forwarding register more, no gate after the multiplier; the same behaviour).
 
     Members
     -------
@@ -218,8 +221,9 @@ class Lane(MacWidths, wiring.Component):
        register.
     4. ``n + 4``: ``a`` goes to the accumulator memory's read port
        (:class:`~.accumulator.Accumulator`, stage A); the multiplier (two register stages) takes
-       ``w`` (the weight memory's output register) and ``x`` (a register shared by many lanes:
-       :class:`~.op_stages.OpStages`).
+       ``w`` (the weight memory's output register; in an FPGA design zero without an op, so
+       that a drain's product is zero and the accumulator needs no gate after the DSP block) and
+       ``x`` (a register shared by many lanes: :class:`~.op_stages.OpStages`).
     5. ``n + 5``: the word read is registered (stage B).
     6. ``n + 6``: the exact product ``w * x`` comes out of the multiplier, and
        ``acc[a] + w * x`` is written back to ``acc[a]`` at the end of the cycle (stage C). The
@@ -294,8 +298,9 @@ class Lane(MacWidths, wiring.Component):
                               f"permutation values of block sizes up to {p_max}")
         ports.update({"drain": In(self.drain_layout), "acc": Out(self.acc_layout)})
         super().__init__(ports)
+        # an FPGA design (the dsp multiplier): the accumulator's FPGA structure
         self._accumulator = Accumulator(self._acc_bits, self.product_bits, self._acc_depth,
-                                        ram_module=acc_ram_module)
+                                        ram_module=acc_ram_module, fpga=multiplier == "dsp")
 
     # -- parameters --------------------------------------------------------------------------
 
@@ -468,7 +473,10 @@ class Lane(MacWidths, wiring.Component):
         # Stage 4: the add to accumulator a and the multiply, whose product the accumulator
         # adds two cycles later (its stage C); drains share the ports.
         m.d.comb += [
-            mul.a.eq(w_data),  # read in stage 2 (WEIGHT_STAGE), so it is stage 4's
+            # read in stage 2 (WEIGHT_STAGE), so it is stage 4's; in an FPGA design zero without
+            # an op, so that a drain's product is zero (the accumulator adds it as it comes, no
+            # gate after the DSP block)
+            mul.a.eq(Mux(staged.valid, w_data, 0) if self._accumulator.fpga else w_data),
             mul.b.eq(staged.x),  # OpStages' stage-4 register, shared
             accu.add.valid.eq(staged.valid),
             accu.add.addr.eq(addr4),

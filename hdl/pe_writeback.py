@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from amaranth.hdl import Module, signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -69,7 +69,9 @@ class PEWriteback(wiring.Component):
     ------
     ``latency = 4`` from the drain request to ``out``: the lane's drain read
     (``accumulator.DRAIN_LATENCY = 2`` cycles; the bias word, read in the cycle after the
-    request, and the layer are registered to meet it), then the write-back unit's two stages.
+    request, and the layer are registered to meet it, the word with its layer's rounding
+    constant added, :meth:`.writeback.Writeback.prealign`, so that the write-back unit's adder
+    stage holds the alignment and one adder), then the write-back unit's two stages.
     One value per lane per cycle; no back-pressure.
     """
 
@@ -84,7 +86,7 @@ class PEWriteback(wiring.Component):
         fmts = [f for f, _ in layers]
         relus = [r for _, r in layers]
         self._units = [Writeback(fmts if len(fmts) > 1 else fmts[0],
-                                 relu=relus if len(relus) > 1 else relus[0])
+                                 relu=relus if len(relus) > 1 else relus[0], prealigned=True)
                        for _ in range(self._lanes)]
         self._bias_bits = max(f.bias.bits for f in fmts)
         self._images, self._rom_dir = None, rom_dir
@@ -167,8 +169,13 @@ class PEWriteback(wiring.Component):
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
-        # The layer and (below) the bias words wait for the lanes' drain output.
-        sel1 = delay(m, self.drain.sel, DRAIN_LATENCY, "sel") if self.sel_bits else None
+        # The layer and (below) the bias words wait for the lanes' drain output. The bias word
+        # comes in the cycle after the request; the rounding constant of its layer is added to
+        # it then (``Writeback.prealign``: that carry chain stays out of the write-back's adder
+        # stage) into the register that holds it until the accumulator comes (docs/design.md 3
+        # and 4.2).
+        sel_r = delay(m, self.drain.sel, 1, "sel") if self.sel_bits else None  # with the word
+        sel1 = delay(m, sel_r, DRAIN_LATENCY - 1, "sel_w") if self.sel_bits else None
         for l, unit in enumerate(self._units):
             if self._external:
                 bias = self.bias[l]
@@ -183,7 +190,10 @@ class PEWriteback(wiring.Component):
                 rd = mem.read_port()
                 m.d.comb += rd.addr.eq(self.drain.addr)
                 bias = rd.data
-            bias = delay(m, bias, DRAIN_LATENCY - 1, f"bias{l}")  # the read is the first cycle
+            rounded = Signal(signed(unit.prealigned_bits), name=f"bias{l}_rounded",
+                             reset_less=True)
+            m.d.sync += rounded.eq(unit.prealign(bias, sel_r))
+            bias = delay(m, rounded, DRAIN_LATENCY - 2, f"bias{l}")
             m.submodules[f"wb{l}"] = unit
             m.d.comb += [
                 unit.i.valid.eq(self.acc[l].valid),

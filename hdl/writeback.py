@@ -18,17 +18,15 @@ def _round_const(fmts):
     return 1 << (s - 1) if s > 0 else 0
 
 
-def _rounded_bias(bias, shift, rnd):
-    """``(bias << shift) + rnd`` as one addend: a rounding constant below the bias's lowest bit
-    fills the zeros of the shift, and one at or above it is added to the bias, a short
-    increment of its high bits, before the shift (the write-back then adds two values, not
-    three)."""
-    if not rnd:
-        return bias.shift_left(shift)
+def _split_round(shift, rnd):
+    """``(k, fill)`` with ``(bias << shift) + rnd == ((bias + k) << shift) + fill`` and ``fill``
+    below bit ``shift``: a rounding constant below the aligned bias's lowest bit fills the zeros
+    of the shift (``k = 0``), one at or above it is added to the bias before the shift
+    (``fill = 0``); either way the write-back adds two values, not three."""
     if rnd < 1 << shift:
-        return Cat(Const(rnd, shift), bias).as_signed()
+        return 0, rnd
     assert rnd % (1 << shift) == 0
-    return (bias + (rnd >> shift)).shift_left(shift)
+    return rnd >> shift, 0
 
 
 class Writeback(wiring.Component):
@@ -56,13 +54,18 @@ class Writeback(wiring.Component):
         the accumulator, bias and output widths and shifts.
     relu : bool, or (with a sequence of formats) a list or tuple of bools
         Whether the layer applies ReLU after saturation; one entry per layer, or one bool for all.
+    prealigned : bool
+        ``bias`` is not the stored bias but :meth:`prealign` of it and of the beat's layer,
+        formed by the unit's user a cycle ahead (default False: the unit aligns it itself, in its
+        first stage). The outputs are the same.
 
     Members
     -------
     i : ``In(stream.Signature(input_layout))``
         Input stream; its payload is a struct ``{acc: signed(acc_bits), bias: signed(bias_bits)}``
-        with ``acc`` in the low bits (Verilog port ``i__payload``), and with more than one format
-        a third field ``sel: unsigned(sel_bits)`` above them.
+        (``bias: signed(prealigned_bits)`` when prealigned) with ``acc`` in the low bits (Verilog
+        port ``i__payload``), and with more than one format a third field
+        ``sel: unsigned(sel_bits)`` above them.
     o : ``Out(stream.Signature(signed(out_bits)))``
         Output stream of output-format codes.
 
@@ -81,7 +84,7 @@ class Writeback(wiring.Component):
     (synchronous) empties the pipeline.
     """
 
-    def __init__(self, fmts, *, relu):
+    def __init__(self, fmts, *, relu, prealigned=False):
         if isinstance(fmts, (list, tuple)):
             if not fmts:
                 raise PermdealError("write-back formats must not be empty")
@@ -112,6 +115,9 @@ class Writeback(wiring.Component):
         else:
             raise PermdealError(f"write-back formats must be a LayerFormats, not {fmts!r}")
         self._fmts, self._relu, self._layers = fmts, relu, layers
+        if not isinstance(prealigned, bool):
+            raise PermdealError(f"write-back prealigned must be True or False, not {prealigned!r}")
+        self._prealigned = prealigned
         super().__init__({
             "i": In(stream.Signature(self.input_layout)),
             "o": Out(stream.Signature(signed(self.out_bits))),
@@ -131,6 +137,11 @@ class Writeback(wiring.Component):
     def layers(self) -> tuple[tuple[LayerFormats, bool], ...]:
         """``(LayerFormats, relu)`` of each layer, in ``sel`` order."""
         return self._layers
+
+    @property
+    def prealigned(self) -> bool:
+        """Whether ``bias`` comes already aligned (:meth:`prealign`), not as a stored bias."""
+        return self._prealigned
 
     @property
     def latency(self) -> int:
@@ -160,9 +171,11 @@ class Writeback(wiring.Component):
 
     @property
     def input_layout(self) -> data.StructLayout:
-        """Payload of ``i``: ``acc`` in bits ``[0, acc_bits)``, ``bias`` above it, then ``sel``
-        (only with more than one format)."""
-        fields = {"acc": signed(self.acc_bits), "bias": signed(self.bias_bits)}
+        """Payload of ``i``: ``acc`` in bits ``[0, acc_bits)``, ``bias`` above it (``bias_bits``
+        wide, or ``prealigned_bits`` when :attr:`prealigned`), then ``sel`` (only with more than
+        one format)."""
+        bias = self.prealigned_bits if self._prealigned else self.bias_bits
+        fields = {"acc": signed(self.acc_bits), "bias": signed(bias)}
         if self.sel_bits:
             fields["sel"] = unsigned(self.sel_bits)
         return data.StructLayout(fields)
@@ -185,6 +198,33 @@ class Writeback(wiring.Component):
             bits.append(signed_bits(acc_lo + (f.bias.min << f.bias_shift) + rnd,
                                     acc_hi + (f.bias.max << f.bias_shift) + rnd))
         return bits
+
+    def _alignments(self):
+        """``(bias_shift, k, fill)`` of each layer (:func:`_split_round` of its rounding
+        constant)."""
+        return [(f.bias_shift, *_split_round(f.bias_shift, r))
+                for (f, _), r in zip(self._layers, self._rounds())]
+
+    @property
+    def prealigned_bits(self) -> int:
+        """Width of :meth:`prealign`'s value over every stored bias of ``bias_bits``."""
+        b = self.bias_bits
+        lo, hi = -(1 << (b - 1)), (1 << (b - 1)) - 1
+        return max(signed_bits(lo + k, hi + k) for _, k, _ in self._alignments())
+
+    def prealign(self, bias, sel=None):
+        """The bias of layer ``sel`` (no ``sel`` with a single format) plus the part of its
+        rounding constant at or above the aligned bias's lowest bit, in the bias's units:
+        ``bias + (2**(s-1) >> bias_shift)``, or ``bias`` when the constant lies below that bit.
+        One short adder of a constant chosen by layer, the part of the first stage that needs
+        neither ``acc`` nor the alignment: with :attr:`prealigned` the unit takes this value,
+        computed a cycle ahead (``PEWriteback`` does it before its bias register), so that its
+        first stage holds one layer multiplexer (the alignment) and one adder (docs/design.md
+        3)."""
+        ks = [k for _, k, _ in self._alignments()]
+        if not any(ks):
+            return bias
+        return bias + self._by_sel(sel, ks, lambda k: Const(k, max(1, k.bit_length())))
 
     @property
     def sum_bits(self) -> int:
@@ -227,16 +267,23 @@ class Writeback(wiring.Component):
             self.i.ready.eq(ready1),
         ]
 
-        # Stage 1: one adder; the aligned bias with the rounding constant is chosen per layer.
+        # Stage 1: one adder of acc and the aligned bias with its rounding constant: the bias
+        # with the part of the constant at or above its lowest bit (``prealign``: here, or a
+        # cycle ahead when prealigned), shifted, the part below filling the shift's zeros. Bits
+        # that are zero in every layer's aligned bias take acc as it is (no adder bits).
         sel = self.i.p.sel if multi else None
-        bias = self.i.p.bias
-        aligned = self._by_sel(sel, [(f.bias_shift, r) for (f, _), r in
-                                     zip(layers, self._rounds())],
-                               lambda key: _rounded_bias(bias, *key))
+        bias = self.i.p.bias if self._prealigned else self.prealign(self.i.p.bias, sel)
+        aligns = self._alignments()
+        aligned = self._by_sel(sel, [(shift, fill) for shift, _, fill in aligns],
+                               lambda key: Cat(Const(key[1], key[0]), bias).as_signed())
+        zeros = min((shift if not fill else (fill & -fill).bit_length() - 1)
+                    for shift, _, fill in aligns)  # low bits zero in every layer
+        acc = self.i.p.acc
+        total_next = Cat(acc[:zeros], acc[zeros:].as_signed() + aligned[zeros:].as_signed())
         with m.If(ready1):
             m.d.sync += [
                 stage1_valid.eq(self.i.valid),
-                total.eq(self.i.p.acc + aligned),
+                total.eq(total_next),  # the exact sum fits ``sum_bits``, so nothing wraps
             ]
             if multi:
                 m.d.sync += sel1.eq(sel)

@@ -33,11 +33,13 @@ CASES = {
 TESTS = set(PASSES)
 
 
-def _pe(case, images=None):
+def _pe(case, images=None, multiplier="native"):
     """The case's PE: memories baked in, or loaded from the images in folder ``images``."""
     if images is not None:
-        return PE(case.lanes, *case.lane_params, images=pe_images(images, case.cfg, case.pe))
-    return PE(case.lanes, *case.lane_params, contents=pe_contents(case.contents, case.cfg, case.pe))
+        return PE(case.lanes, *case.lane_params, images=pe_images(images, case.cfg, case.pe),
+                  multiplier=multiplier)
+    return PE(case.lanes, *case.lane_params, contents=pe_contents(case.contents, case.cfg, case.pe),
+              multiplier=multiplier)
 
 
 def _write_images(case, folder):
@@ -46,9 +48,9 @@ def _write_images(case, folder):
     return folder
 
 
-def _simulate(sim, name, build_dir, images=False, **kwargs):
+def _simulate(sim, name, build_dir, images=False, multiplier="native", **kwargs):
     case = build_case(CASES[name])
-    dut = _pe(case, _write_images(case, build_dir / "rom") if images else None)
+    dut = _pe(case, _write_images(case, build_dir / "rom") if images else None, multiplier)
     source = build_dir / "pe.v"
     text = emit(dut, "pe", source)
     return case, runner.run(sim, sources=[source, *rom_sources(text)], toplevel="pe",
@@ -66,6 +68,17 @@ def _accumulators(case, test):
 @pytest.mark.parametrize("sim", runner.SIMULATORS)
 def test_pe_matches_golden(sim, name, tmp_path):
     case, result = _simulate(sim, name, tmp_path)
+    _check_result(case, result, "baked")
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("name", CASES)
+def test_dsp_pe_matches_golden(name, tmp_path):
+    # The FPGA lanes: the weight zero without an op (a drain's product is zero, the accumulator
+    # adds it as it comes); the accumulator writes its memory from registers, a cycle later, and
+    # forwards that write from a third register (back-to-back adds to one accumulator at p = 1).
+    case, result = _simulate("icarus", name, tmp_path, multiplier="dsp")
+    assert all(lane.accumulator.fpga for lane in _pe(case, multiplier="dsp").lane)
     _check_result(case, result, "baked")
 
 

@@ -5,7 +5,9 @@ import os
 import shutil
 
 import pytest
-from amaranth.hdl import signed, unsigned
+from amaranth.hdl import Module, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from permdeal.errors import PermdealError
 from permdeal.gen.verilog import emit
@@ -121,6 +123,66 @@ def test_writeback_layers_match_golden(sim, name, tmp_path):
 @pytest.mark.parametrize("name", MULTI_EXTREME_CONFIGS)
 def test_writeback_layers_extremes_icarus(name, tmp_path):
     _check_multi("icarus", *MULTI_EXTREME_CONFIGS[name], tmp_path)
+
+
+class _Prealigned(wiring.Component):
+    """A prealigned unit behind :meth:`Writeback.prealign` of its stored-bias input: the unit's
+    ports and behaviour, as ``PEWriteback`` uses it (which forms the value a cycle ahead)."""
+
+    def __init__(self, fmts, relu):
+        self.unit = Writeback(fmts, relu=relu, prealigned=True)
+        plain = Writeback(fmts, relu=relu)
+        self.latency = plain.latency
+        super().__init__({"i": In(stream.Signature(plain.input_layout)),
+                          "o": Out(stream.Signature(signed(plain.out_bits)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.unit = unit = self.unit
+        sel = self.i.p.sel if unit.sel_bits else None
+        m.d.comb += [unit.i.valid.eq(self.i.valid), self.i.ready.eq(unit.i.ready),
+                     unit.i.p.acc.eq(self.i.p.acc),
+                     unit.i.p.bias.eq(unit.prealign(self.i.p.bias, sel)),
+                     self.o.valid.eq(unit.o.valid), self.o.p.eq(unit.o.p),
+                     unit.o.ready.eq(self.o.ready)]
+        if sel is not None:
+            m.d.comb += unit.i.p.sel.eq(sel)
+        return m
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("fmts, relu", [
+    CONFIGS["q16-relu"], EXTREME_CONFIGS["round-below-bias"], EXTREME_CONFIGS["acc62-out2"],
+    MULTI_CONFIGS["4-layers"], MULTI_EXTREME_CONFIGS["acc62-and-no-shift"],
+    ([Q16, EXTREME_CONFIGS["round-below-bias"][0]], [True, False])])
+def test_prealigned_writeback_matches_golden(fmts, relu, tmp_path):
+    # The bias with its rounding constant formed outside (PEWriteback's way): the same outputs.
+    dut = _Prealigned(fmts, relu)
+    multi = isinstance(fmts, list)
+    emit(dut, "writeback", tmp_path / "writeback.v")
+    result = runner.run(
+        "icarus", sources=[tmp_path / "writeback.v"], toplevel="writeback",
+        test_module="permdeal.verif.tb_writeback", build_dir=tmp_path,
+        config={"formats": [f.to_json() for f in fmts] if multi else fmts.to_json(),
+                "relu": relu, "latency": dut.latency, "random": 1500})
+    assert result.passed and set(result.tests) == TESTS
+    for test in TESTS:
+        rep = result.report[test]
+        assert rep["checked"] == rep["sent"] > 0 and rep["mismatches"] == 0, (test, rep)
+
+
+def test_prealigned_writeback_widths():
+    fmts, relu = MULTI_CONFIGS["4-layers"]
+    plain, pre = Writeback(fmts, relu=relu), Writeback(fmts, relu=relu, prealigned=True)
+    assert (plain.prealigned, pre.prealigned) == (False, True)
+    # bias_shift 8, 10 and 0, rounding constants 2^11, 2^16 and none: two are added to the bias
+    # (8 and 64 in its units), which takes a bit more then
+    assert pre.prealigned_bits == plain.bias_bits + 1 == 17
+    assert [(name, field.shape) for name, field in pre.input_layout] == [
+        ("acc", signed(38)), ("bias", signed(17)), ("sel", unsigned(2))]
+    with pytest.raises(PermdealError) as e:
+        Writeback(Q16, relu=True, prealigned=1)
+    assert str(e.value) == "write-back prealigned must be True or False, not 1"
 
 
 def _run_icarus(tmp_path, name="q16-relu", **kwargs):
