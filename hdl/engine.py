@@ -644,7 +644,7 @@ class Engine(wiring.Component):
         flush = Signal(range(cfg.writeback_latency + 1))
         flush_end = Signal()   # flush == writeback_latency - 1 in FLUSH, a register
         r_end = Signal()       # r == p - 1, a register
-        a_end = Signal()       # a == slots*p - 1, a register
+        a_end = Signal()       # a == the layer's drain cycles - 1, a register
         draining = Signal()
         # input loader counters: word i of block J = i div q (q = geometry.in_block) goes to
         # bank J mod NL, row (J div NL)*S_q + o div D, position o mod D (o = i mod q); with
