@@ -81,10 +81,9 @@ class Accumulator(RamUser, wiring.Component):
     forwarding register) into the word it registers, and C takes the write of cycle B (the same
     register a cycle later) instead when it went to the same address. Both address compares are
     made a stage ahead, into a flag each, so B and C each hold one multiplexer after a register.
-    C clears for a drain in that multiplexer (one gate a bit: the old value or zero), and in a
-    gate beside it on ``value`` (none with ``fpga``, whose drains add a zero value), not after
-    the adder: the adder is the last thing before the write port and the forwarding register.
-    So requests may come every cycle, in any address order: back-to-back adds to one
+    A drain's zero masks the sum (one gate a bit after the adder); with ``fpga`` C clears in
+    the multiplexer instead (the old value or zero: drains add a zero value), so that the adder
+    is the last thing before the write port and the forwarding register. So requests may come every cycle, in any address order: back-to-back adds to one
     accumulator sum exactly and a drain right after a clear reads 0, and a request in cycle
     ``d`` sees every add presented up to ``d - 1``. Adds and drains share the
     read port: ``add.valid`` and ``drain.valid`` must not be high in the same cycle (the lane's
@@ -182,9 +181,7 @@ class Accumulator(RamUser, wiring.Component):
         addr_b = Signal(ab, reset_less=True)
         m.d.sync += [add_b.eq(self.add.valid), drain_b.eq(self.drain.valid), addr_b.eq(addr_a)]
         # Stage C: the old value plus the add's value, which comes now (``value``), or for a
-        # drain zero, written back. The drain's zero is made before the adder, in the gate that
-        # picks the old value (the add's value is zero then: see ``value``), so nothing but
-        # the adder lies between that gate and the write port and ``fwd``.
+        # drain zero, written back (the zero's place: below, by structure).
         add_c, drain_c = Signal(), Signal()
         addr_c = Signal(ab, reset_less=True)
         wr_en = Signal()  # C writes: add_c | drain_c, a register of its own for the compares
@@ -198,17 +195,9 @@ class Accumulator(RamUser, wiring.Component):
         # Both address compares are made a stage ahead, into a flag each: in A, whether the
         # write C makes now (``fwd`` in B) goes to the address read (``hit_b``); in B, whether
         # the one it makes now (``fwd`` in C) goes to B's (``hit_c``).
-        # ``add_fwd`` is ``hit_c`` for an add only: the adder's operand, zero for a drain, is a
-        # gate of ``add_fwd``, ``drain_c`` and the two words, one LUT of four inputs (with
-        # ``hit_c``'s own select, synthesis would share ``old`` and put a gate after it).
-        # ``same_c`` (B's address equal to C's) is compared in A, a stage earlier still, so
-        # that ``hit_c`` and ``add_fwd`` are one gate of flags.
         hit_b = Signal(reset_less=True)
         hit_c = Signal(reset_less=True)
-        add_fwd = Signal(reset_less=True)
-        same_c = Signal(reset_less=True)
-        m.d.sync += [hit_b.eq(wr_en & (addr_c == addr_a)), same_c.eq(addr_b == addr_a),
-                     hit_c.eq(wr_en & same_c), add_fwd.eq(wr_en & same_c & ~drain_b)]
+        m.d.sync += hit_b.eq(wr_en & (addr_c == addr_a))
         missed = ram.r_data.as_signed()
         if self._fpga:
             # The memory takes the write of the cycle before (``fwd``); the read misses it, and
@@ -227,15 +216,30 @@ class Accumulator(RamUser, wiring.Component):
         word_b = Signal(signed(self._acc_bits), reset_less=True)
         m.d.sync += word_b.eq(self._old_value(missed, hit_b, fwd))
         old = Signal(signed(self._acc_bits))
-        # a drain adds zero: the value as it comes with fpga (zero then), else masked
-        value = self.value if self._fpga else Mux(drain_c, 0, self.value)
         m.d.comb += [
             old.eq(self._old_value(word_b, hit_c, fwd)),
-            # wraps to acc_bits
-            wr_data.eq(self._old_value(Mux(drain_c, 0, word_b), add_fwd, fwd) + value),
             self.acc.valid.eq(drain_c),
             self.acc.value.eq(old),
         ]
+        if self._fpga:
+            # The adder's operand is selected by a flag of its own, ``add_fwd`` (``hit_c`` for
+            # an add only): with the drain's zero it is a gate of ``add_fwd``, ``drain_c`` and
+            # the two words, one LUT of four inputs (with ``hit_c``'s select, synthesis would
+            # share ``old`` and put a gate after it). ``same_c`` (B's address equal to C's) is
+            # compared in A, a stage earlier still, so that ``hit_c`` and ``add_fwd`` are one
+            # gate of flags. A drain adds ``value`` as it comes, zero then.
+            add_fwd = Signal(reset_less=True)
+            same_c = Signal(reset_less=True)
+            m.d.sync += [same_c.eq(addr_b == addr_a), hit_c.eq(wr_en & same_c),
+                         add_fwd.eq(wr_en & same_c & ~drain_b)]
+            m.d.comb += wr_data.eq(  # wraps to acc_bits
+                self._old_value(Mux(drain_c, 0, word_b), add_fwd, fwd) + self.value)
+        else:
+            # Standard cells: B compares its address with C's, and a drain's zero masks the sum
+            # (one gate a bit after the adder: fewer gates than a zero before it on both the
+            # old value and ``value``, and the flags' three flip-flops).
+            m.d.sync += hit_c.eq(wr_en & (addr_c == addr_b))
+            m.d.comb += wr_data.eq(Mux(drain_c, 0, old + self.value))  # wraps to acc_bits
         if self._fpga:
             m.d.sync += Assert(~drain_c | ~self.value.any(),  # not `== 0`: Verilator WIDTHTRUNC
                                "accumulator: non-zero value in a drain's clear\n")
