@@ -20,22 +20,26 @@ words (:func:`window_schedule`); ``z_w`` is the number of non-zero words of wind
 One layer, in cycles counted from its ``START`` cycle (cycle 0), in which the controller starts
 the window reader (``hdl.engine``):
 
-1. The reader offers window ``w`` from cycle ``RL + w`` on (``RL``,
+1. The reader reads window ``w`` in cycle ``I_w``: ``I_0 = 0``, then one a cycle while its buffer
+   (:attr:`EngineConfig.read_buffer` windows, counting the reads in flight) has room: ``I_w`` is
+   ``I_{w-1} + 1`` or, when more, the cycle after the ``(w - read_buffer + 1)``-th of the earlier
+   windows left the reader. The word arrives in cycle ``I_w + RL - 1`` (``RL``,
    :attr:`EngineConfig.read_latency`: the banks' read, :func:`bank_read_latency`, and the
-   reader's buffer), and the non-zero detector accepts it in cycle ``A_w = max(RL + w, R_w)``,
-   where it is ready ``R_w = A_{w-1} +
-   1`` after an empty window and, after one with pairs, in the cycle its last pair is accepted by
-   the issuer (``R_0 = 0``).
+   reader's buffer); a window with no live word (``z_w = 0``) is dropped there and leaves the
+   reader in that cycle, and one with pairs is offered to the non-zero detector from ``I_w +
+   RL`` and leaves it when the detector accepts it, in cycle ``A_w = max(I_w + RL, R_w)``, where
+   the detector is ready ``R_w`` in the cycle the issuer accepts the last pair of the window it
+   took before (``R = 0`` for the layer's first). The detector never sees an empty window.
 2. The issuer accepts a pair in cycle ``P`` and broadcasts its ``B`` operations in cycles ``P +
    ISSUE_LATENCY .. P + ISSUE_LATENCY + B - 1``; it accepts the next pair from cycle ``P + B``
    on. The first pair of window ``w`` is
    offered from ``A_w + DETECT_LATENCY``, each further pair of the window right away, so pairs go
-   back to back, ``B`` cycles apart, unless the detector falls behind (empty windows while
-   ``B = 1``, or more than ``B - 1`` of them in a row).
-3. Draining starts in cycle ``D0 = max(x + op_to_drain(cfg), A_last + DONE_LATENCY)`` where
+   back to back, ``B`` cycles apart, unless the reader falls behind (the windows between two
+   with pairs are read one a cycle, and a full buffer stops the reads).
+3. Draining starts in cycle ``D0 = max(x + op_to_drain(cfg), E + DONE_LATENCY)`` where
    ``x`` is the cycle of the layer's last operation on the issuer's output (no term without one),
-   ``op_to_drain`` the broadcast tree's stages plus ``LANE_LATENCY``, and ``A_last`` the cycle the
-   layer's last window was accepted.
+   ``op_to_drain`` the broadcast tree's stages plus ``LANE_LATENCY``, and ``E`` the cycle the
+   last of the layer's windows left the reader (accepted or dropped).
 4. Write-back: every lane drains its ``B * p`` accumulators, one per cycle, all lanes in parallel,
    through the write-back unit into the other set of banks; the last drain request is in cycle
    ``D0 + B*p - 1`` and the next layer's ``START`` (or the output phase) comes
@@ -52,6 +56,7 @@ and the period of back-to-back inferences.
 The latencies are the RTL blocks' (``tests/test_contract.py`` ties them together).
 """
 
+import bisect
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -91,8 +96,8 @@ def bank_tree_stages(banks: int) -> int:
     return -(-levels // BANK_MUX_LEVELS)
 
 
-#: The last window accepted to the first drain request: the reader's ``done`` register and the
-#: controller's.
+#: The last window out of the reader (accepted by the detector or dropped) to the first drain
+#: request: the reader's ``done`` register and the controller's.
 DONE_LATENCY = 2
 #: The last drain request to the next ``START``: the drain read and its register
 #: (``hdl.lane.DRAIN_LATENCY``), the write-back unit's two stages
@@ -247,6 +252,13 @@ class EngineConfig:
         return self.bank_read_latency + 1
 
     @property
+    def read_buffer(self) -> int:
+        """Windows the reader holds or has in flight at most (``hdl.read_ahead.depth`` of the
+        banks' read latency): ``RL + 1``, one more than the reads in flight and a full pipeline
+        need; a window read waits for room in it (docs/design.md 9, step 1)."""
+        return self.bank_read_latency + 2
+
+    @property
     def output_latency(self) -> int:
         """Start of the output phase to the first output offered
         (``hdl.output_reader.OutputReader.latency``): the banks' read and the buffer."""
@@ -398,19 +410,22 @@ def drain_start(z: np.ndarray, b: int, cfg: EngineConfig) -> int:
     """``D0``: the cycle (from ``START``) of a layer's first drain request, for windows of
     ``z`` non-zeros and ``B = b`` slots on engine ``cfg``; steps 1 to 3 of the module
     docstring."""
-    read_latency, op_to_drain = cfg.read_latency, cfg.op_to_drain
-    accept = read_latency    # A_w
+    read_latency, op_to_drain, room = cfg.read_latency, cfg.op_to_drain, cfg.read_buffer
+    read = -1                # I_w
+    left = []                # the cycles the windows read so far left the reader, ascending
     free = None              # the cycle the issuer can take its next pair (P + B of the last)
     ready = 0                # R_w
     for w, zw in enumerate(z.tolist()):
-        accept = max(read_latency + w, ready)
+        read = read + 1 if w < room else max(read + 1, left[w - room] + 1)
         if zw:
+            accept = max(read + read_latency, ready)    # A_w
             first = accept + DETECT_LATENCY if free is None else max(accept + DETECT_LATENCY, free)
             ready = first + (zw - 1) * b   # the last pair's acceptance
             free = ready + b
+            bisect.insort(left, accept)
         else:
-            ready = accept + 1
-    done = accept + DONE_LATENCY
+            bisect.insort(left, read + read_latency - 1)   # dropped as it arrives
+    done = left[-1] + DONE_LATENCY
     last_op = None if free is None else free + ISSUE_LATENCY - 1
     return done if last_op is None else max(last_op + op_to_drain, done)
 

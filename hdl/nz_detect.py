@@ -92,8 +92,10 @@ class NonZeroDetector(wiring.Component):
     occupies exactly ``z`` cycles and one with none exactly 1 cycle, with no bubble between
     windows: if the windows come without idle, window ``w`` is accepted in cycle ``a_0 +
     sum_{v<w} max(1, z_v)``. A consumer that broadcasts each pair for ``B`` cycles (``o.ready``
-    only in the pair's ``B``-th cycle) makes that ``sum_{v<w} max(1, B * z_v)``: the issue cycles
-    of ``golden.cycles.layer_cycles``. ``rst`` (synchronous) empties the register.
+    only in the pair's ``B``-th cycle) makes that ``sum_{v<w} max(1, B * z_v)``. (In the engine the
+    window reader drops the windows with mask 0, docs/design.md 9, so every window it gets has
+    ``z_v >= 1``: the issue cycles of ``golden.cycles.layer_cycles``.) ``rst`` (synchronous)
+    empties the register.
     """
 
     def __init__(self, width, act_bits, index_bits):

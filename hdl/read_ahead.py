@@ -25,7 +25,8 @@ def depth(read_latency: int) -> int:
 
 def read_ahead(m: Module, layout: ShapeLike, going: ValueLike, arriving: ValueLike,
                o: stream.Interface, read_latency: int = 1, *,
-               circular: Sequence[str] = ()) -> tuple[Value, Value, Value]:
+               circular: Sequence[str] = (),
+               keep: ValueLike | None = None) -> tuple[Value, Value, Value]:
     """Add a :func:`depth`-entry output buffer in front of the stream ``o`` to module ``m``.
 
     ``going`` says that the source has a next element to read this cycle; ``issue`` (returned)
@@ -44,8 +45,17 @@ def read_ahead(m: Module, layout: ShapeLike, going: ValueLike, arriving: ValueLi
     ``o.payload`` comes from the pointer's registers through a multiplexer tree). The other
     fields come from a register of the head.
 
+    ``keep`` (a 1-bit value beside ``arriving``, default always): whether the arriving element
+    enters the buffer. One not kept is dropped in the cycle it arrives: it is never offered on
+    ``o`` and frees its place at once (the window reader's empty windows, docs/design.md 9).
+    ``keep`` reaches only the entries' held flags, the occupancy, the circular buffer's write
+    pointer and ``drains`` (registers' next values), never an entry's load enable, ``o`` or the
+    read: entries still load on the arrival alone (a register), and an entry loaded with an
+    element not kept is not held, so it means nothing.
+
     Returns ``(issue, pop, drains)``: ``pop`` is a handoff on ``o`` this cycle, ``drains`` a
-    handoff that leaves the buffer empty with no read in flight.
+    handoff (or with ``keep`` a drop) that leaves the buffer empty with no read in flight (an
+    issue of the same cycle not counted).
     """
     n = depth(read_latency)
     # A shift register: the head is always entries[0], a register, so the consumer's side (the
@@ -70,6 +80,12 @@ def read_ahead(m: Module, layout: ShapeLike, going: ValueLike, arriving: ValueLi
     # cycles ago; the last one's element is on ``arriving``
     fv = flight[-1]
     pop, issue = Signal(name="pop"), Signal(name="issue")
+    # ``fk``: the arriving element enters the buffer; ``drop``: it arrives and is not kept
+    if keep is None:
+        fk, drop = fv, Const(0)
+    else:
+        fk, drop = Signal(name="arrive_kept"), Signal(name="arrive_dropped")
+        m.d.comb += [fk.eq(fv & keep), drop.eq(fv & ~keep)]
     # ``room``: the entries held plus the reads in flight (the occupancy) are fewer than ``n``.
     # The occupancy is kept as a thermometer code, ``occ[j] = occupancy > j``, shifted up by a
     # read without a pop and down by a pop without a read, so that every bit's next value is a
@@ -83,14 +99,26 @@ def read_ahead(m: Module, layout: ShapeLike, going: ValueLike, arriving: ValueLi
         *[part(o.payload, f).eq(part(entries[0], f)) for f in shifted_fields],
         pop.eq(o.valid & o.ready),
         issue.eq(going & room),
-        up.eq(issue & ~pop),
-        down.eq(pop & ~issue),
         room.eq(~occ[n - 1]),
     ]
-    for j in range(n):
-        below_j = occ[j - 1] if j else Const(1)
-        above_j = occ[j + 1] if j + 1 < n else Const(0)
-        m.d.sync += occ[j].eq(Mux(up, below_j, Mux(down, above_j, occ[j])))
+    if keep is None:
+        m.d.comb += [up.eq(issue & ~pop), down.eq(pop & ~issue)]
+        for j in range(n):
+            below_j = occ[j - 1] if j else Const(1)
+            above_j = occ[j + 1] if j + 1 < n else Const(0)
+            m.d.sync += occ[j].eq(Mux(up, below_j, Mux(down, above_j, occ[j])))
+    else:
+        # a drop leaves too: the occupancy moves by issue - pop - drop, from +1 to -2
+        down2 = Signal(name="occ_down2")
+        m.d.comb += [up.eq(issue & ~pop & ~drop),
+                     down.eq(Mux(issue, pop & drop, pop ^ drop)),
+                     down2.eq(pop & drop & ~issue)]
+        for j in range(n):
+            below_j = occ[j - 1] if j else Const(1)
+            above_j = occ[j + 1] if j + 1 < n else Const(0)
+            above2_j = occ[j + 2] if j + 2 < n else Const(0)
+            m.d.sync += occ[j].eq(Mux(up, below_j, Mux(down, above_j,
+                                                       Mux(down2, above2_j, occ[j]))))
     # On a pop entry k takes what entry k + 1 held, or the arriving element when entry k + 1 is
     # free (then entry k is free after the pop, or above the first free one); without a pop a
     # free entry takes the arriving element. An entry not held means nothing, so the arriving
@@ -104,7 +132,7 @@ def read_ahead(m: Module, layout: ShapeLike, going: ValueLike, arriving: ValueLi
         with m.Elif(fv & ~held[k]):
             m.d.sync += [part(e, f).eq(part(arriving, f)) for f in shifted_fields]
         below = held[k - 1] if k else Const(1)
-        m.d.sync += held[k].eq(Mux(pop & ~fv, above, Mux(fv & ~pop, below, held[k])))
+        m.d.sync += held[k].eq(Mux(pop & ~fk, above, Mux(fk & ~pop, below, held[k])))
     m.d.sync += flight[0].eq(issue)
     m.d.sync += [flight[k + 1].eq(flight[k]) for k in range(read_latency - 1)]
     if circular:
@@ -116,9 +144,14 @@ def read_ahead(m: Module, layout: ShapeLike, going: ValueLike, arriving: ValueLi
                 m.d.sync += [e[f].eq(arriving[f]) for f in circular]
         for f in circular:
             m.d.comb += o.payload[f].eq(mux_tree(rd, [e[f] for e in ring]))
-        with m.If(fv):
+        with m.If(fk):
             m.d.sync += wr.eq(Mux(eq_const(wr, n - 1), 0, wr + 1))
         with m.If(pop):
             m.d.sync += rd.eq(Mux(eq_const(rd, n - 1), 0, rd + 1))
-    empty_after = ~held[1] & ~Cat(*flight).any()
-    return issue, pop, pop & empty_after
+    if keep is None:
+        empty_after = ~held[1] & ~Cat(*flight).any()
+        return issue, pop, pop & empty_after
+    # with drops: the occupancy (held and in flight) falls to 0 by this cycle's leaves
+    drains = Signal(name="drains")
+    m.d.comb += drains.eq(Mux(pop & drop, ~occ[2], (pop | drop) & ~occ[1]))
+    return issue, pop, drains

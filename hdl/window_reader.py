@@ -3,7 +3,8 @@
 For one layer at a time it walks the windows of ``golden.cycles`` in order, block ``b = 0 ..
 ceil(n / p_prev) - 1`` and window ``s = 0 .. S - 1`` (``S = ceil(p_prev / D)``) within it, reads
 each from the activation banks (``hdl.act_banks.ActBanks``) and offers it to the detector
-(``hdl.nz_detect.NonZeroDetector.input_layout``).
+(``hdl.nz_detect.NonZeroDetector.input_layout``) when it holds a live word: an empty window is
+dropped as its word arrives, so that the detector spends no cycle on it (docs/design.md 9).
 
 Bank layout: producer block ``b`` of ``p_prev`` words (the network input uses ``p_prev = D``) lies
 in bank ``b mod NL`` in the wide rows from ``(b div NL) * S``; window ``s`` of block ``b`` is wide
@@ -31,7 +32,7 @@ from .act_banks import read_layout, word_layout
 from .lint import eq_const
 from .nz_detect import window_layout
 from .pipeline import delay
-from .read_ahead import read_ahead
+from .read_ahead import depth, read_ahead
 
 __all__ = ["WindowReader"]
 
@@ -91,10 +92,12 @@ class WindowReader(wiring.Component):
         signed(act_bits), D)}``: window ``s`` of block ``b`` has ``base = b*p_prev + s*D``
         (modulo ``2**index_bits``), ``data`` the wide row of the bank layout, and mask bit ``k``
         set iff word ``k`` is live: real (``s*D + k < p_prev`` and ``base + k < n``) and
-        ``data[k] != 0``. ``ceil(n / p_prev) * S`` windows per
-        layer, empty ones (mask 0) included.
+        ``data[k] != 0``. Of the ``ceil(n / p_prev) * S`` windows of a layer only those with a
+        live word, in order: a window whose mask is 0 is read and dropped, never offered
+        (docs/design.md 9).
     done : ``Out(1)``
-        High for one cycle, the cycle after the layer's last window was accepted.
+        High for one cycle, the cycle after the last of the layer's windows left the reader:
+        accepted on ``o`` or dropped (with no live word in the layer, after the last drop).
 
     Timing
     ------
@@ -105,9 +108,12 @@ class WindowReader(wiring.Component):
     come from registers and ``start`` alone (not from ``o.ready``), and ``o.valid``/``o.payload``
     from registers. The banks' zero tests (``bank_window.nonzero``) meet the real positions as
     a word arrives, on its way into the buffer (the detector's window load then starts at a
-    register of the live mask). With ``o.ready`` high
-    every cycle the windows come one per cycle without a bubble, window ``w`` in cycle ``k + RL +
-    w``; under back-pressure none is lost, repeated or reordered. ``rst`` (synchronous) abandons the layer and empties the buffer.
+    register of the live mask). A window read in cycle ``I`` arrives in ``I + RL - 1``; with no
+    live word it is dropped then, and frees its place in the buffer (:attr:`buffer` windows,
+    reads in flight included) for the next cycle's read; with one, it is offered from ``I + RL``.
+    Window ``w`` is read in cycle ``k + w`` while the buffer has room (with ``o.ready`` high
+    every cycle, always): the windows with pairs come in cycles ``k + RL + w``; under
+    back-pressure none is lost, repeated or reordered. ``rst`` (synchronous) abandons the layer and empties the buffer.
     """
 
     def __init__(self, banks, width, act_bits, rows, index_bits, p_prevs, spans=1):
@@ -188,6 +194,12 @@ class WindowReader(wiring.Component):
         """Cycles from ``start`` to the first window on ``o``: the banks' read, then the output
         buffer."""
         return bank_read_latency(self._banks) + 1
+
+    @property
+    def buffer(self) -> int:
+        """Windows held or in flight at most (``read_ahead.depth`` of the banks' read latency,
+        ``golden.cycles.EngineConfig.read_buffer``)."""
+        return depth(bank_read_latency(self._banks))
 
     @property
     def tables(self) -> tuple[tuple[int, int], ...]:
@@ -328,8 +340,14 @@ class WindowReader(wiring.Component):
         # (the detector stores a window's base and words when it takes the window: they wait in
         # a circular buffer, so that its handoff moves pointers, not every word's bits; the mask,
         # where its encoder starts, comes from a register)
+        # A window with no live word is dropped as it arrives (docs/design.md 9, step 1): the
+        # detector only sees windows with pairs. ``live`` is an AND-OR of registers (the mask
+        # that travelled with the read and the banks' zero tests) and reaches only the buffer's
+        # held flags, occupancy, ring pointer and ``done`` (registers' inputs), not ``o``.
+        live = Signal()
+        m.d.comb += live.eq(new.mask.any())
         issue, _, drains = read_ahead(m, self.window_stream_layout, going, new, self.o,
-                                      read_latency, circular=("base", "data"))
+                                      read_latency, circular=("base", "data"), keep=live)
         m.d.comb += [
             self.bank_rd.valid.eq(issue),
             self.bank_rd.bank.eq(bank),

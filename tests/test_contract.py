@@ -18,6 +18,8 @@ def test_latencies_match_the_rtl_blocks():
         cfg = cycles.EngineConfig(nl, 1)
         assert ActBanks(nl, 1, 16, 2).latency == cfg.bank_read_latency == want, nl
         assert cfg.read_latency == WindowReader(nl, 1, 16, 1, 4, 1).latency, nl
+        # the reader's buffer: RL + 1 windows, the reads in flight counted (section 9, step 1)
+        assert cfg.read_buffer == WindowReader(nl, 1, 16, 1, 4, 1).buffer == cfg.read_latency + 1
         assert cfg.output_latency == OutputReader(nl, 1, 16, 2, 16, 1, 1).latency, nl
     assert cycles.DETECT_LATENCY == NonZeroDetector(1, 16, 4).latency
     # The model's ops of a pair accepted in P come in P + ISSUE_LATENCY .. P + ISSUE_LATENCY + B - 1.

@@ -36,12 +36,18 @@ def ref_bank_latency(total_lanes):
     return 2 + math.ceil(levels / 3)
 
 
-def ref_drain_start(z, b, settle, read_latency=3):
+def ref_drain_start(z, b, settle, read_latency=4):
     """D0 by stepping the engine's handshakes cycle by cycle (golden/cycles.py's steps 1-3):
-    the issuer's slot counter shows slot t of a pair taken in P in cycle P + 1 + t, its op goes
-    out 2 cycles later, and draining starts ``settle`` cycles after the last op."""
-    w_count = len(z)
-    next_w, remaining, last_accept = 0, 0, None
+    the reader reads a window a cycle while its buffer (``read_latency + 1`` windows, the reads
+    in flight counted) has room; a read's word arrives ``read_latency - 1`` cycles later, where an
+    empty window is dropped (its place free from the next cycle) and one with pairs enters the
+    buffer, offered from the next cycle; the issuer's slot counter shows slot t of a pair taken
+    in P in cycle P + 1 + t, its op goes out 2 cycles later, and draining starts ``settle``
+    cycles after the last op, or 2 cycles after the last window left the reader."""
+    w_count, room = len(z), read_latency + 1
+    reads, held, arrivals = 0, 0, {}    # windows read; held + in flight; cycle -> window
+    fifo = []                           # windows with pairs in the buffer: (offered from, z)
+    remaining, last_leave, left = 0, None, 0
     slots = {}          # cycle -> True when the slot counted then is the last of its pair
     cyc = 0
     while True:
@@ -49,21 +55,31 @@ def ref_drain_start(z, b, settle, read_latency=3):
         issuer_ready = shown is None or shown
         pair = remaining > 0 and issuer_ready
         det_ready = remaining == 0 or (pair and remaining == 1)
-        offered = next_w < w_count and cyc >= read_latency + next_w
+        offered = bool(fifo) and fifo[0][0] <= cyc
         ops = {c + 2 for c in slots}
-        quiet = (next_w == w_count and last_accept < cyc and remaining == 0
+        quiet = (left == w_count and last_leave < cyc and remaining == 0
                  and all(c not in slots and c not in ops for c in range(cyc - settle + 2, cyc + 1))
                  and not any(c > cyc for c in slots))
         if quiet:
             return cyc + 1
+        change = 0
         if pair:
             remaining -= 1
             for t in range(b):
                 slots[cyc + 1 + t] = t == b - 1
         if offered and det_ready:
-            remaining = z[next_w]
-            next_w += 1
-            last_accept = cyc
+            remaining = fifo.pop(0)[1]
+            last_leave, left, change = cyc, left + 1, change - 1
+        if cyc in arrivals:
+            w = arrivals.pop(cyc)
+            if z[w]:
+                fifo.append((cyc + 1, z[w]))
+            else:
+                last_leave, left, change = cyc, left + 1, change - 1
+        if reads < w_count and held < room:
+            arrivals[cyc + read_latency - 1] = reads
+            reads, change = reads + 1, change + 1
+        held += change
         cyc += 1
 
 
@@ -111,14 +127,15 @@ def test_layer_cycles_random(seed):
 
 
 @pytest.mark.parametrize("n, sw", [(1, 8), (8, 8), (9, 8), (17, 8), (5, 1), (7, 3), (64, 16)])
-def test_all_zero_input_costs_one_cycle_per_window(n, sw):
+def test_all_zero_input_costs_one_read_per_window(n, sw):
     cfg = EngineConfig(2, 2, scan_width=sw)
     lc = layer_cycles(np.zeros(n, np.int64), 5, 3, cfg)
     windows = -(-n // sw)
-    # Window w is accepted in cycle 4 + w; draining starts 2 cycles after the last.
-    # B = ceil(5 / 4) = 2; write-back 2*3 + 4
-    assert (lc.nnz, lc.slots, lc.issue, lc.writeback) == (0, 2, windows + 5, 10)
-    assert lc.total == windows + 5 + 10
+    # Window w is read in cycle w (nothing is held, so the buffer always has room) and dropped
+    # as it arrives, in cycle w + 3 (4 lanes: RL = 4); draining starts 2 cycles after the last
+    # drop, in (windows - 1) + 3 + 2 = windows + 4. B = ceil(5 / 4) = 2; write-back 2*3 + 4
+    assert (lc.nnz, lc.slots, lc.issue, lc.writeback) == (0, 2, windows + 4, 10)
+    assert lc.total == windows + 4 + 10
     assert lc.ideal == 0 and lc.utilization == 0.0
 
 
@@ -135,10 +152,11 @@ def test_dense_input(n, sw, block_rows, nl):
 
 
 def test_hand_worked_example():
-    # 2 PEs x 2 lanes, M' = 10 -> B = 3; scan width 4 over 11 inputs: windows
-    # [0 3 0 0] accepted in 4, its pair in 5 (ops 8-10); [0 0 0 0] in 5;
-    # [5 -1 0] in 6, its pairs in 8 (the issuer is busy until then) and 11; ops come 3 cycles
-    # after their pair: 8-10, 11-13, 14-16. Draining from 16 + 1 + 5 = 22.
+    # 2 PEs x 2 lanes, M' = 10 -> B = 3; scan width 4 over 11 inputs: windows read in 0, 1, 2;
+    # [0 3 0 0] accepted in 4, its pair in 5 (ops 8-10); [0 0 0 0] dropped as it arrives in 4;
+    # [5 -1 0] offered from 6 and accepted then (the detector is free from 5), its pairs in 8
+    # (the issuer is busy until then) and 11; ops come 3 cycles after their pair: 8-10, 11-13,
+    # 14-16. Draining from 16 + 1 + 5 = 22.
     cfg = EngineConfig(2, 2, scan_width=4)
     x = np.array([0, 3, 0, 0, 0, 0, 0, 0, 5, -1, 0])
     lc = layer_cycles(x, 10, 5, cfg)
@@ -148,14 +166,29 @@ def test_hand_worked_example():
     assert lc.utilization == pytest.approx(3 * 10 / (4 * 41))
 
 
-def test_empty_windows_hide_behind_slots_but_not_at_one_slot():
-    # One non-zero per window of 1 then four empty windows: with B = 5 the detector skips the
-    # empty ones while the issuer broadcasts; with B = 1 each costs a cycle.
+def test_empty_windows_cost_reads_not_detector_cycles():
+    # One non-zero per window of 1 then four empty windows, read one a cycle (window w in cycle
+    # w, offered in w + 4): the windows with pairs, 0, 5, 10 and 15, come 5 cycles apart
+    # whatever B. B = 1: pairs 5, 10, 15, 20, the last op 20 + 1 + 2 = 23, draining 23 + 6;
+    # B = 5: pairs 5, 10, 15, 20 (the issuer free again just then), the last op 20 + 5 + 2 = 27,
+    # draining 27 + 6. (The last window, 19, is dropped in 22: 22 + 2 is earlier.)
     x = np.array([1, 0, 0, 0, 0] * 4)
     slow = layer_cycles(x, 1, 1, EngineConfig(1, 1, scan_width=1))
     fast = layer_cycles(x, 5, 1, EngineConfig(1, 1, scan_width=1))
-    assert slow.issue == 29  # windows accepted in 4..23, pairs 5..20, the last op 23: 23 + 6
-    assert fast.issue == 33  # pairs in 5, 10, 15, 20; the last op 20 + 3 + 4 = 27, drain 27 + 6
+    assert slow.issue == 29
+    assert fast.issue == 33
+
+
+def test_empty_windows_behind_a_busy_detector_cost_nothing():
+    # B = 1 (M' = 1), D = 4, x = [1 1 1 1 | 0 0 0 0 | 0 0 0 0 | 1]: windows read in 0..3 (the
+    # buffer of RL + 1 = 5 never fills). Window 0 accepted in 4, its pairs in 5, 6, 7, 8; windows
+    # 1 and 2 dropped as they arrive (4 and 5); window 3 offered from 3 + 4 = 7 and accepted in 8,
+    # with window 0's last pair; its pair in 9, its op in 9 + 1 + 2 = 12, draining from 12 + 6 =
+    # 18. With a detector cycle for each empty window (before issue 15) it was 20: windows 1, 2, 3
+    # taken in 8, 9, 10.
+    x = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1])
+    lc = layer_cycles(x, 1, 1, EngineConfig(1, 1, scan_width=4))
+    assert (lc.nnz, lc.issue, lc.total) == (5, 18, 18 + 1 + 4)
 
 
 def test_float_activations_only_zero_matters():
@@ -314,8 +347,9 @@ def test_producer_blocks_by_hand():
     # block holds only x6; its second window is all padding and still passes the detector.
     x = np.array([0, 5, 0, 0, 0, 7, 1])
     lc = layer_cycles(x, 3, 1, EngineConfig(1, 1, scan_width=2), in_block=3)  # B = 3 slots
-    # windows accepted in 4, 5, 6, 7, 8, 11; pairs in 5, 8, 11: the last op in 11 + 3 + 2 = 16,
-    # drain in 16 + 6 = 22
+    # windows read in 0..5; 0, 3 and 4 accepted in 4, 7 and 8, 1, 2 and 5 dropped as they
+    # arrive (4, 5, 8); pairs in 5, 8, 11 (B apart): the last op in 11 + 3 + 2 = 16, drain in
+    # 16 + 6 = 22
     assert lc.issue == 22
     assert lc.nnz == 3
 
@@ -374,14 +408,14 @@ def test_lane_groups_hand_worked():
     # One bank a group: RL = 4; one PE a group: L = 6.
     # group 0: windows [5 0] (taken 4, pair 5, ops 8-9) and [3 7] (taken 5, pairs 7 and 9:
     #   the issuer is busy until 7), last op 9 + 2 + 2 = 13, D0 = 19;
-    # group 1: [0 0] (4) and [1] (5, pair 6), last op 10, D0 = 16. Draining waits for both: 19;
-    # write-back B*p + 4 + 1 adder stage = 9.
+    # group 1: [0 0] (read in 0, dropped in 3) and [1] (read in 1, taken in 5, pair 6), last op
+    # 10, D0 = 16. Draining waits for both: 19; write-back B*p + 4 + 1 adder stage = 9.
     cfg = EngineConfig(2, 1, scan_width=4, groups=2)
     lc = layer_cycles(np.array([5, 0, 0, 0, 3, 7, 1]), 2, 2, cfg)
     assert (lc.nnz, lc.slots, lc.issue, lc.writeback, lc.total) == (4, 2, 19, 9, 28)
     assert lc.utilization == pytest.approx(4 * 2 / (2 * 28))
-    # all zero: two windows a group, D0 = W + RL + 1 = 7
-    assert layer_cycles(np.zeros(7), 2, 2, cfg).total == 7 + 9
+    # all zero: two windows a group, read in 0 and 1, dropped in 3 and 4: D0 = W + RL = 6
+    assert layer_cycles(np.zeros(7), 2, 2, cfg).total == 6 + 9
 
 
 def test_lane_groups_fill_lanes_that_one_group_leaves_idle():

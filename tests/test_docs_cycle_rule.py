@@ -59,23 +59,31 @@ def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None):
     """Section 9, one layer: returns (nnz, B, D0, T)."""
     q = D if q is None else q
     B = math.ceil(m_blocks / (n_pe * lanes))
+    RL = doc_rl(n_pe * lanes)
     z = doc_windows(list(x), q, D)
-    ready = 0            # R_w: the first cycle the detector can take window w
+    reads = []           # I_w: the cycle the reader reads window w
+    leaves = []          # the cycle each window read so far left the reader
+    ready = 0            # R: the first cycle the detector can take the next window with pairs
     issuer_free = None   # the first cycle the issuer can take another pair
     last_op = None
-    taken = None         # A_w
     for w, zw in enumerate(z):
-        taken = max(doc_rl(n_pe * lanes) + w, ready)
+        read = 0 if w == 0 else reads[-1] + 1
+        if w >= RL + 1:  # the buffer holds RL + 1 windows: wait for the (w - RL)-th leave
+            read = max(read, sorted(leaves)[w - RL - 1] + 1)
+        reads.append(read)
         if zw == 0:
-            ready = taken + 1
+            leaves.append(read + RL - 1)     # an empty window is dropped as its word arrives
             continue
+        taken = max(read + RL, ready)        # A_w
+        leaves.append(taken)
         pair = taken + 1 if issuer_free is None else max(taken + 1, issuer_free)
         for _ in range(zw - 1):
             pair += B                    # the next pair of the window goes with the last op
         ready = pair                     # the detector is free when its last pair is taken
         issuer_free = pair + B
         last_op = pair + B + 2           # ops of a pair taken in P: P+3 .. P+B+2
-    d0 = taken + 2 if last_op is None else max(last_op + doc_settle(n_pe), taken + 2)
+    last_leave = max(leaves)             # E
+    d0 = last_leave + 2 if last_op is None else max(last_op + doc_settle(n_pe), last_leave + 2)
     last_drain = d0 + B * p - 1
     next_start = last_drain + 5          # read, its register, two write-back stages, bank write
     return sum(z), B, d0, next_start
@@ -174,11 +182,14 @@ LAYER_CASES = [
     (4, 21, 60, 10, 32, 8, 8, 20, 0.6, ()),              # q = 20 > D: windows past n in block 1
     (5, 40, 4, 4, 4, 1, 3, 4, 1.0, ()),                  # B = 1, q = 4 > D = 3: short windows
     (6, 30, 9, 3, 3, 3, 16, 3, 0.2, ()),                 # q = 3 < D: one 3-word window per block
-    (7, 17, 2, 2, 1, 2, 1, None, 0.5, ((5, 12),)),       # D = 1, B = 1: every empty window costs
+    (7, 17, 2, 2, 1, 2, 1, None, 0.5, ((5, 12),)),       # D = 1, B = 1: the empty windows cost reads
     (8, 33, 11, 6, 1, 4, 5, 7, 0.0, ()),                 # all-zero input
     (9, 9, 5, 3, 2, 2, 8, None, 0.0, ()),                # all-zero input, one window
     (10, 48, 25, 4, 2, 2, 4, None, 0.15, ((16, 40),)),   # B = 7, six empty windows in a row
     (11, 1, 1, 1, 1, 1, 8, None, 1.0, ()),               # the smallest layer
+    # B = 2, six windows of 4 pairs fill the reader's buffer, then 66 empty windows: the reads
+    # wait for room, and the reader falls behind the detector
+    (12, 300, 2, 2, 1, 1, 4, None, 1.0, ((24, 290),)),
 ]
 
 
@@ -256,15 +267,16 @@ def test_lane_group_example_of_section_9():
 @pytest.mark.parametrize("n, D, q, B_rows, p", [(9, 8, None, 5, 3), (21, 8, 20, 3, 2),
                                                   (40, 3, 4, 7, 5)])
 def test_all_zero_layer_closed_form(n, D, q, B_rows, p):
-    """Section 9: an all-zero input costs W + RL + 1 cycles to the first drain request (one
-    window a cycle from cycle RL = 4, draining 2 cycles after the last), then B*p + 4."""
+    """Section 9: an all-zero input costs W + RL cycles to the first drain request (one window
+    read a cycle from cycle 0, each dropped RL - 1 = 3 cycles later, draining 2 cycles after the
+    last drop), then B*p + 4."""
     cfg = EngineConfig(1, 2, scan_width=D)
     qq = D if q is None else q
     windows = math.ceil(n / qq) * math.ceil(qq / D)
     B = math.ceil(B_rows / 2)
     got = layer_cycles(np.zeros(n, np.int64), B_rows, p, cfg, in_block=q)
-    assert got.issue == windows + 5, (n, D, q)
-    assert got.total == windows + 5 + B * p + 4, (n, D, q)
+    assert got.issue == windows + 4, (n, D, q)
+    assert got.total == windows + 4 + B * p + 4, (n, D, q)
 
 
 def test_next_layer_starts_five_cycles_after_the_last_drain_request():
@@ -275,6 +287,14 @@ def test_next_layer_starts_five_cycles_after_the_last_drain_request():
     # drain requests 15 .. 20 (B*p = 6), the next START in 25 = 20 + 5
     assert got.issue == 15
     assert got.total == 25
+
+
+def test_empty_window_example_of_section_9():
+    """Section 9's example of empty windows behind a busy detector: D0 = 18, T = 23."""
+    x = [1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert doc_layer(x, 1, 1, 1, 1, 4) == (5, 1, 18, 23)
+    got = layer_cycles(np.array(x), 1, 1, EngineConfig(1, 1, scan_width=4))
+    assert (got.nnz, got.slots, got.issue, got.total) == (5, 1, 18, 23)
 
 
 def test_worked_example_of_section_9():

@@ -105,6 +105,11 @@ ICARUS_CASES = {
     "groups2-d8": (13, [24, 16, 11], [3, 3], 2, 2, 8, {"groups": 2}),
     # per-layer counts 2, 1 with the scan width past p (B = 3, then 2 slots in two turns)
     "layer-groups-21-d8": (17, [24, 16, 11], [3, 3], 2, 2, 8, {"groups": (2, 1)}),
+    # inputs 28 .. 111 zero in every vector: 21 empty windows after the windows with pairs that
+    # fill the reader's buffer (B = 3): the reads wait for room and, at density 0.35, the reader
+    # falls behind the detector (docs/design.md 9, step 1; 4 cycles more than reads that never
+    # wait would give on that vector)
+    "reader-behind": (18, [120, 6], [2], 1, 1, 4, {"holes": (28, 112)}),
     "wide-formats": (7, [12, 10], [2], 1, 2, 4,
                      {"act_bits": (16, 8), "weight": Fixed(16, 14), "bias": Fixed(24, 16),
                       "outs": [Fixed(16, 4)]}),
@@ -116,6 +121,7 @@ def run_case(sim, name, case, tmp_path, images=False):
     opts = dict(opts)
     multiplier = opts.pop("multiplier", "native")
     groups = opts.pop("groups", 1)
+    holes = opts.pop("holes", None)
     rng = np.random.default_rng(seed)
     model = random_model(rng, sizes, ps, **opts)
     cfg = EngineConfig.with_layer_groups(
@@ -130,6 +136,8 @@ def run_case(sim, name, case, tmp_path, images=False):
     source = tmp_path / "engine.v"
     text = emit(dut, dut.name, source)
     x = random_inputs(rng, model)
+    if holes is not None:
+        x[:, holes[0]:holes[1]] = 0
     y = model.forward(x)
     cycles = [model_cycles(model, xi, cfg).total for xi in x]
     result = runner.run(

@@ -3,7 +3,8 @@
 
 Run it through :func:`permdeal.verif.runner.run` with ``config = {"banks": NL, "width": D,
 "act_bits": int, "rows": int, "index_bits": N, "p_prevs": [p, ...], "sel_bits": int, "latency":
-int, "layers": int (default 12)}``; the top level has ports ``w`` (the banks' writes), ``start``,
+int, "buffer": int (the reader's windows held or in flight at most), "layers": int (default
+12)}``; the top level has ports ``w`` (the banks' writes), ``start``,
 ``sel`` (when ``sel_bits``), ``n``, ``o__valid/ready/payload``, ``done``.
 
 For every layer the bench draws ``p_prev`` (each in turn, then at random) and ``n`` in ``[1,
@@ -11,11 +12,15 @@ For every layer the bench draws ``p_prev`` (each in turn, then at random) and ``
 words through ``w``, then sets ``sel`` and ``n`` and starts the layer in the next cycle (the
 reader's contract: the descriptor a cycle before ``start``). The expected windows come from the golden model,
 ``golden.cycles.window_schedule`` (the layout the cycle model defines), with Python ints.
-Every window taken by a :class:`StreamSink` (random back-pressure, or none) is compared in order:
-``base`` exactly, ``mask`` exactly against the live words (the schedule's real positions whose
-word is non-zero; a quarter of the words are 0) and ``data`` on every real position. Layers without back-pressure
-must give their windows in the consecutive cycles ``start + latency ...``; ``done`` must be high
-exactly in the cycle after each layer's last window and never otherwise.
+Only the windows with a live word (the schedule's real positions whose word is non-zero; a quarter
+of the words are 0) are offered; the empty ones are dropped (docs/design.md 9, step 1). Every
+window taken by a :class:`StreamSink` (random back-pressure, or none) is compared in order:
+``base`` exactly, ``mask`` exactly against the live words and ``data`` on every real position.
+The reads follow section 9's step 1 from the observed acceptances: window ``w`` is read in cycle
+``I_w = I_{w-1} + 1``, or later the cycle after the ``(w - buffer + 1)``-th of the earlier windows
+left (accepted, or dropped in ``I + latency - 1``); a window with pairs may not be taken before
+``start + I_w + latency``; without back-pressure it is taken exactly then. ``done`` must be high
+exactly in the cycle after the last window left, and never otherwise.
 """
 
 import random
@@ -38,6 +43,7 @@ class TB:
         self.act_bits, self.rows = int(cfg["act_bits"]), int(cfg["rows"])
         self.n_bits, self.ps = int(cfg["index_bits"]), [int(p) for p in cfg["p_prevs"]]
         self.sel_bits, self.latency = int(cfg["sel_bits"]), int(cfg["latency"])
+        self.buffer = int(cfg["buffer"])
         self.layers = int(cfg.get("layers", 12))
         self.row_bits = max(1, (self.rows - 1).bit_length())
         self.pos_bits = max(1, (self.d - 1).bit_length())
@@ -148,13 +154,16 @@ class TB:
     async def layer(self, backpressure: float) -> None:
         sel, p, n = self.pick()
         await self.fill()
-        want = window_schedule(n, p, self.d, self.nl)
+        windows = window_schedule(n, p, self.d, self.nl)
+        live = [any(mask >> k & 1 and self.mem[bank][row][k] for k in range(self.d))
+                for bank, row, _, mask in windows]
+        want = [w for w, keep in zip(windows, live) if keep]
         self.expected += len(want)
-        self.partial += sum(0 < m < (1 << self.d) - 1 for *_, m in want)
-        self.empty += sum(m == 0 for *_, m in want)
+        self.partial += sum(0 < m < (1 << self.d) - 1 for *_, m in windows)
+        self.empty += live.count(False)
         self.sink.backpressure = backpressure
         await FallingEdge(self.dut.clk)
-        self.pending = [(self.layer_no, i, w) for i, w in enumerate(want)]
+        self.pending = [(self.layer_no, i, w) for i, w in enumerate(windows) if live[i]]
         b0, d0 = len(self.beats), len(self.dones)
         if self.sel_bits:
             self.dut.sel.value = sel
@@ -164,7 +173,7 @@ class TB:
         c0 = cycle()
         await FallingEdge(self.dut.clk)
         self.dut.start.value = 0
-        limit = 20 + len(want) * (1 + int(20 * backpressure))
+        limit = 20 + len(windows) * (1 + int(20 * backpressure))
         for _ in range(limit):
             if not self.pending and len(self.dones) > d0:
                 break
@@ -176,16 +185,33 @@ class TB:
             self.error(f"layer {self.layer_no} (p_prev {p}, n {n}): {len(self.pending)} of "
                        f"{len(want)} windows never came")
             self.pending = []
-        elif self.dones[d0:] != [beats[-1] + 1]:
+        else:
+            self.check_reads(live, beats, c0, backpressure, p, n, d0)
+        self.layer_no += 1
+
+    def check_reads(self, live, beats, c0, backpressure, p, n, d0) -> None:
+        """Section 9, step 1, from the observed acceptances ``beats``: every window's read cycle,
+        the earliest a window with pairs may be taken, and ``done`` after the last leave."""
+        read, left, taken, earliest = -1, [], iter(beats), []
+        for w, keep in enumerate(live):
+            read = read + 1 if w < self.buffer else max(read + 1, sorted(left)[w - self.buffer] + 1)
+            if keep:
+                earliest.append(c0 + read + self.latency)
+                left.append(next(taken) - c0)
+            else:
+                left.append(read + self.latency - 1)
+        late = [(b, e) for b, e in zip(beats, earliest) if b < e]
+        if late:
+            self.error(f"layer {self.layer_no} (p_prev {p}, n {n}): windows taken before they "
+                       f"were read (cycle, earliest): {late}")
+        if self.dones[d0:] != [c0 + max(left) + 1]:
             self.error(f"layer {self.layer_no}: done in cycles {self.dones[d0:]}, expected "
-                       f"only {beats[-1] + 1}")
+                       f"only {c0 + max(left) + 1}")
         if backpressure == 0 and not self.errors:
             self.runs += 1
-            first = c0 + self.latency
-            if beats != list(range(first, first + len(want))):
+            if beats != earliest:
                 self.error(f"layer {self.layer_no} without back-pressure (p_prev {p}, n {n}): "
-                           f"windows in cycles {beats}, expected {len(want)} from {first}")
-        self.layer_no += 1
+                           f"windows in cycles {beats}, expected {earliest}")
 
     def finish(self, name: str) -> None:
         tb_report(name, checked=self.checked, expected=self.expected, layers=self.layer_no,
