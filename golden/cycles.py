@@ -77,8 +77,9 @@ LANE_LATENCY = 5
 #: PEs (at most) that one register of the operation's broadcast tree drives (``hdl.engine``).
 BROADCAST_FANOUT = 8
 #: Levels of the activation banks' bank-select multiplexer tree between two registers
-#: (``hdl.act_banks``): the banks' read is registered, then every this many levels.
-BANK_MUX_LEVELS = 3
+#: (``hdl.act_banks``): the banks' read is registered, then every this many levels (a 16-way
+#: select a cycle; the tree's first register, the widest, has 16 times fewer words than banks).
+BANK_MUX_LEVELS = 4
 
 
 def bank_read_latency(banks: int) -> int:

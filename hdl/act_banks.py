@@ -103,7 +103,7 @@ class ActBanks(wiring.Component):
     out to every bank starts at a flip-flop); every bank reads that row in every cycle (the
     synchronous read ports, enabled always: ``rd.valid`` only travels beside the read, in
     registers), then a tree of 2:1 multiplexers picks bank ``rd.bank``, with a register after
-    every ``BANK_MUX_LEVELS`` levels (``latency = 3`` up to 8 banks, 4 up to 64, 5 up to 512), so
+    every ``BANK_MUX_LEVELS`` levels (``latency = 3`` up to 16 banks, 4 up to 256, 5 up to 4096), so
     that the select's depth and fan-out do not grow with the lanes within a cycle. The tree
     carries each word's non-zero flags (``nonzero``, for the window reader's live mask,
     docs/design.md 4.2), stored beside the activations as they are written, so that no zero

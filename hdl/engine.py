@@ -556,7 +556,9 @@ class Engine(wiring.Component):
         # The broadcast trees: a group's op, its fields delayed to the lanes' stages once at the
         # root (op_stages, op_stages1, ...: hdl/op_stages.py; field by field: acc_addr may be
         # narrower in the lanes), reaches each of its PEs through cfg.broadcast_stages
-        # registers, each driving at most BROADCAST_FANOUT of the next level.
+        # registers, each driving at most BROADCAST_FANOUT of the next level. The registers of a
+        # level hold the same value: ``keep`` tells synthesis not to merge them into one, which
+        # would give the tree's last register every lane as its load (docs/design.md 8).
         level = []
         for k, issuer in enumerate(issuers):
             stages = OpStages(pe0.op_layout)
@@ -578,7 +580,7 @@ class Engine(wiring.Component):
                 nxt = []
                 for i in range(width):
                     name = f"bcast{stage}_{i}" if k_count == 1 else f"bcast{k}_{stage}_{i}"
-                    reg = Signal(broadcast_layout(pe0.op_layout), name=name)
+                    reg = Signal(broadcast_layout(pe0.op_layout), name=name, attrs={"keep": 1})
                     parent = tree[i // BROADCAST_FANOUT]
                     m.d.sync += [reg.rom_addr.eq(parent.rom_addr), reg.staged.eq(parent.staged)]
                     nxt.append(reg)

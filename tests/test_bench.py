@@ -63,17 +63,18 @@ def test_layer_figures_are_the_cycle_model_on_the_same_draws():
 
 
 def test_dense_layers_follow_the_documented_timing():
-    # Every input non-zero: pairs go back to back, B cycles apart, from cycle 7 (reader 6: the
-    # request's register, the 256 banks' read and three registers of their select tree, then its
-    # buffer; detector 1), their ops 3 cycles after them; draining starts L = 2 + 5 cycles after
-    # the last operation (32 PEs: two broadcast stages) and takes B*p + 4 more.
+    # Every input non-zero: pairs go back to back, B cycles apart, from cycle 6 (reader 5: the
+    # request's register, the 256 banks' read and two registers of their select tree of 8
+    # levels, then its buffer; detector 1), their ops 3 cycles after them, the last in
+    # 6 + (n-1)*B + 3 + B-1 = n*B + 8; draining starts L = 2 + 5 cycles after the last
+    # operation (32 PEs: two broadcast stages) and takes B*p + 4 more.
     cfg = EngineConfig(PAPER_PES, PAPER_LANES)
     for name in ("NT-We", "NT-Wd", "NT-LSTM"):
         layer = eie_layer(name)
         p = bench.block_size(layer)
         b = math.ceil(math.ceil(layer.n_out / p) / 256)
         r = bench.eie_layer_figures(layer, cfg, np.ones((2, layer.n_in), np.int8))
-        assert r["cycles"] == [layer.n_in * b + 9 + 7 + b * p + 4] * 2, name
+        assert r["cycles"] == [layer.n_in * b + 8 + 7 + b * p + 4] * 2, name
 
 
 def test_comparison_storage_and_geomean(capsys):

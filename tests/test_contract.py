@@ -14,7 +14,7 @@ from permdeal.hdl.writeback import Writeback
 
 def test_latencies_match_the_rtl_blocks():
     fmts = LayerFormats(Fixed(16, 8), Fixed(16, 8), Fixed(16, 8), Fixed(16, 8), 4)
-    for nl, want in ((1, 3), (8, 3), (9, 4), (64, 4), (65, 5), (512, 5)):
+    for nl, want in ((1, 3), (16, 3), (17, 4), (256, 4), (257, 5), (4096, 5)):
         cfg = cycles.EngineConfig(nl, 1)
         assert ActBanks(nl, 1, 16, 2).latency == cfg.bank_read_latency == want, nl
         assert cfg.read_latency == WindowReader(nl, 1, 16, 1, 4, 1).latency, nl

@@ -30,10 +30,10 @@ def ref_op_to_drain(n_pe):
 
 
 def ref_bank_latency(total_lanes):
-    """The request's register, the banks' read, then a register after every 3 levels of the
+    """The request's register, the banks' read, then a register after every 4 levels of the
     bank-select tree."""
     levels = max(1, math.ceil(math.log2(total_lanes)))
-    return 2 + math.ceil(levels / 3)
+    return 2 + math.ceil(levels / 4)
 
 
 def ref_drain_start(z, b, settle, read_latency=4):

@@ -48,11 +48,11 @@ def doc_settle(n_pe):
 
 
 def doc_rl(nl):
-    """Section 9: RL = 1 (the request's register) + 1 (the banks' read) + one register per 3
-    levels of the bank-select tree (ceil(log2 NL) levels, at least 1) + 1 (the buffer): 4 up to 8
-    lanes, 5 up to 64, 6 up to 512."""
+    """Section 9: RL = 1 (the request's register) + 1 (the banks' read) + one register per 4
+    levels of the bank-select tree (ceil(log2 NL) levels, at least 1) + 1 (the buffer): 4 up to 16
+    lanes, 5 up to 256, 6 up to 4096."""
     levels = max(1, math.ceil(math.log2(nl)))
-    return 1 + 1 + math.ceil(levels / 3) + 1
+    return 1 + 1 + math.ceil(levels / 4) + 1
 
 
 def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None):
