@@ -83,11 +83,11 @@ class Accumulator(RamUser, wiring.Component):
     made a stage ahead, into a flag each, so B and C each hold one multiplexer after a register.
     A drain's zero masks the sum (one gate a bit after the adder); with ``fpga`` C clears in
     the multiplexer instead (the old value or zero: drains add a zero value), so that the adder
-    is the last thing before the write port and the forwarding register. So requests may come every cycle, in any address order: back-to-back adds to one
-    accumulator sum exactly and a drain right after a clear reads 0, and a request in cycle
-    ``d`` sees every add presented up to ``d - 1``. Adds and drains share the
-    read port: ``add.valid`` and ``drain.valid`` must not be high in the same cycle (the lane's
-    controller guarantees it). With ``fpga`` the memory takes C's write a cycle later, from
+    is the last thing before the write port and the forwarding register. So requests may come
+    every cycle, in any address order: back-to-back adds to one accumulator sum exactly, a drain
+    right after a clear reads 0, and a request in cycle ``d`` sees every add presented up to
+    ``d - 1``. Adds and drains share the read port: ``add.valid`` and ``drain.valid`` must not be
+    high in the same cycle (the lane's controller guarantees it). With ``fpga`` the memory takes C's write a cycle later, from
     ``fwd`` and the registered address and enable, so nothing but ``fwd`` (a flip-flop) follows
     the adder; the read then misses that delayed write too, which B merges from a second
     forwarding register (``fwd2``, ``fwd`` a cycle later) with a flag of its own: ``acc_bits +
@@ -234,13 +234,12 @@ class Accumulator(RamUser, wiring.Component):
                          add_fwd.eq(wr_en & same_c & ~drain_b)]
             m.d.comb += wr_data.eq(  # wraps to acc_bits
                 self._old_value(Mux(drain_c, 0, word_b), add_fwd, fwd) + self.value)
+            m.d.sync += Assert(~drain_c | ~self.value.any(),  # not `== 0`: Verilator WIDTHTRUNC
+                               "accumulator: non-zero value in a drain's clear\n")
         else:
             # Standard cells: B compares its address with C's, and a drain's zero masks the sum
             # (one gate a bit after the adder: fewer gates than a zero before it on both the
             # old value and ``value``, and the flags' three flip-flops).
             m.d.sync += hit_c.eq(wr_en & (addr_c == addr_b))
             m.d.comb += wr_data.eq(Mux(drain_c, 0, old + self.value))  # wraps to acc_bits
-        if self._fpga:
-            m.d.sync += Assert(~drain_c | ~self.value.any(),  # not `== 0`: Verilator WIDTHTRUNC
-                               "accumulator: non-zero value in a drain's clear\n")
         return m

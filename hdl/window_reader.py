@@ -113,7 +113,8 @@ class WindowReader(wiring.Component):
     reads in flight included) for the next cycle's read; with one, it is offered from ``I + RL``.
     Window ``w`` is read in cycle ``k + w`` while the buffer has room (with ``o.ready`` high
     every cycle, always): the windows with pairs come in cycles ``k + RL + w``; under
-    back-pressure none is lost, repeated or reordered. ``rst`` (synchronous) abandons the layer and empties the buffer.
+    back-pressure none is lost, repeated or reordered. ``rst`` (synchronous) abandons the layer
+    and empties the buffer.
     """
 
     def __init__(self, banks, width, act_bits, rows, index_bits, p_prevs, spans=1):

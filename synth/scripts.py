@@ -127,8 +127,8 @@ def yosys_script(target: str, top: str, engine_file: str, rom_file: str, *,
     # apart: opt_merge would make them one flip-flop that drives every load.
     lines += ["proc", "setattr -set keep 1 a:keep %ci1 t:$dff %i"]
     if target == "ecp5":
-        # splitnets (after proc) first: without it ABC9's reintegration can assert on Amaranth's net
-        # names (Yosys issue #4349, "count_id(wire->name) == 0"; the shift-add unit hits it).
+        # splitnets (after proc) first: without it ABC9's reintegration can assert on Amaranth's
+        # net names (Yosys issue #4349, "count_id(wire->name) == 0"; the shift-add unit hits it).
         lines += ["splitnets", f"synth_ecp5 -top {top}{'' if flat else ' -noflatten'}",
                   f"tee -q -o {STAT_JSON} stat -json",
                   "flatten", f"write_json {NETLIST_JSON}"]
