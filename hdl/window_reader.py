@@ -31,6 +31,7 @@ from permdeal.hdl.rom import addr_bits
 from .act_banks import read_layout, word_layout
 from .lint import eq_const
 from .nz_detect import window_layout
+from .patch_walker import PatchWalker, check_walks
 from .pipeline import delay
 from .read_ahead import depth, read_ahead
 
@@ -63,6 +64,10 @@ class WindowReader(wiring.Component):
         lies behind port ``b mod m`` (:attr:`port`), in that port's bank ``(b div m) mod NL``
         from row ``(b div (m*NL)) * S`` (a lane group of a layer with fewer groups than the
         engine, docs/design.md 4.2).
+    walks : sequence of ``golden.conv_walk.ConvWalk``
+        Conv walks the reader makes besides the FC walk (default none; docs/design.md 15): a
+        :class:`.patch_walker.PatchWalker` of the reader's ``banks``, ``width``, ``rows`` and
+        ``index_bits`` (whose checks apply), ``walk_sel = i`` selecting ``walks[i]``.
 
     Members
     -------
@@ -98,6 +103,19 @@ class WindowReader(wiring.Component):
     done : ``Out(1)``
         High for one cycle, the cycle after the last of the layer's windows left the reader:
         accepted on ``o`` or dropped (with no live word in the layer, after the last drop).
+    conv : ``In(1)``
+        With walks only. 1: a ``start`` makes one pass of a conv walk, the current output
+        pixel's windows (``ConvWalk.windows``: ``base`` the patch index, ``mask`` the real words
+        of the window that are non-zero; a padding position's window is read with mask 0 and
+        dropped as an empty window is); 0: the FC walk above. Held as ``sel``.
+    walk_sel : ``In(walk_sel_bits)``
+        With walks: the walk, ``walks[walk_sel]`` (no port with a single walk). Taken as the
+        walker's ``sel`` while it waits at a walk's first window: held as ``sel`` from the cycle
+        before the ``start`` of the walk's first pixel until that pass's ``done``; it may change
+        while the layer's later pixels pass.
+    last : ``Out(1)``
+        With walks: high with ``done`` when the pass that ended was its layer's last: a conv
+        pass of the walk's last output pixel, or an FC pass (always).
 
     Timing
     ------
@@ -115,9 +133,17 @@ class WindowReader(wiring.Component):
     every cycle, always): the windows with pairs come in cycles ``k + RL + w``; under
     back-pressure none is lost, repeated or reordered. ``rst`` (synchronous) abandons the layer
     and empties the buffer.
+
+    A conv pass has the same timing over the pixel's windows (docs/design.md 9's schedule holds
+    per pixel). After the pass's last window is read the walker holds the next pixel's first
+    window, so the next ``start`` (with ``conv`` high) makes the next pixel's pass; after the
+    walk's last pixel it waits at the first window of walk ``walk_sel``, so the next ``start``
+    with ``conv`` high begins a layer of that walk (``walk_sel`` held from the cycle before).
+    An FC pass may come between two conv layers, not inside one (it leaves the walker where it
+    is); ``rst`` returns the walker to a walk's first window too.
     """
 
-    def __init__(self, banks, width, act_bits, rows, index_bits, p_prevs, spans=1):
+    def __init__(self, banks, width, act_bits, rows, index_bits, p_prevs, spans=1, walks=()):
         self._banks = integer(banks, "window reader banks", 1)
         self._width = integer(width, "window reader width", 1)
         self._act_bits = integer(act_bits, "window reader act_bits", 2, MAX_BITS)
@@ -143,6 +169,11 @@ class WindowReader(wiring.Component):
         if not spans or len(set(spans)) != len(spans):
             raise PermdealError(f"window reader spans must be distinct, at least one, not {spans}")
         self._spans = spans
+        if not isinstance(walks, (list, tuple)):
+            raise PermdealError(f"window reader walks must be a sequence of ConvWalk, not "
+                                f"{walks!r}")
+        self._walks = (check_walks(self._banks, self._width, self._rows, self._index_bits,
+                                   walks) if walks else ())
         d = self._width
         # Per p_prev: S = ceil(p / D) windows per block, and the last window's size L in [1, D].
         self._tables = tuple((-(-p // d), p - (-(-p // d) - 1) * d) for p in ps)
@@ -160,6 +191,11 @@ class WindowReader(wiring.Component):
         })
         if self.port_bits:
             ports["port"] = Out(self.port_bits)
+        if self._walks:
+            ports["conv"] = In(1)
+            if self.walk_sel_bits:
+                ports["walk_sel"] = In(self.walk_sel_bits)
+            ports["last"] = Out(1)
         super().__init__(ports)
 
     # -- parameters --------------------------------------------------------------------------
@@ -206,6 +242,16 @@ class WindowReader(wiring.Component):
     def tables(self) -> tuple[tuple[int, int], ...]:
         """``(S, L)`` per block size in ``sel`` order: windows per block, last window's size."""
         return self._tables
+
+    @property
+    def walks(self) -> tuple:
+        """The conv walks (``()``: none, no ``conv``, ``walk_sel``, ``last``)."""
+        return self._walks
+
+    @property
+    def walk_sel_bits(self) -> int:
+        """Width of ``walk_sel`` (0: no walk or a single one, no ``walk_sel`` port)."""
+        return (len(self._walks) - 1).bit_length()
 
     @property
     def sel_bits(self) -> int:
@@ -349,16 +395,42 @@ class WindowReader(wiring.Component):
         m.d.comb += live.eq(new.mask.any())
         issue, _, drains = read_ahead(m, self.window_stream_layout, going, new, self.o,
                                       read_latency, circular=("base", "data"), keep=live)
-        m.d.comb += [
-            self.bank_rd.valid.eq(issue),
-            self.bank_rd.bank.eq(bank),
-            self.bank_rd.row.eq(row),
-        ]
-        m.d.sync += self.done.eq(drains & ~active)
+        walker = (PatchWalker(self._banks, self._width, self._rows, self._index_bits, self._walks)
+                  if self._walks else None)
+        if walker is None:
+            m.d.comb += [
+                self.bank_rd.valid.eq(issue),
+                self.bank_rd.bank.eq(bank),
+                self.bank_rd.row.eq(row),
+            ]
+            m.d.sync += self.done.eq(drains & ~active)
+        else:
+            # A conv pass reads the walker's windows (registers, as the FC walk's); ``conv_r``
+            # is ``conv`` taken while idle, so that ``start`` meets registers only.
+            m.submodules.walker = walker
+            conv_r = Signal(name="conv_r")
+            last_r = Signal(name="last_r")  # the pass's windows are its layer's last pixel's
+            with m.If(~active):
+                m.d.sync += conv_r.eq(self.conv)
+            m.d.comb += [
+                walker.step.eq(issue & conv_r),
+                self.bank_rd.valid.eq(issue),
+                self.bank_rd.bank.eq(Mux(conv_r, walker.bank, bank)),
+                self.bank_rd.row.eq(Mux(conv_r, walker.row, row)),
+            ]
+            if walker.sel_bits:
+                m.d.comb += walker.sel.eq(self.walk_sel)
+            with m.If(issue):
+                m.d.sync += last_r.eq(~conv_r | walker.layer_last)
+            m.d.sync += [self.done.eq(drains & ~active), self.last.eq(drains & ~active & last_r)]
         # the window's base and mask travel beside its read
         i_base, i_mask = Signal(nb), Signal(d)
         with m.If(issue):
-            m.d.sync += [i_base.eq(base[:nb]), i_mask.eq(mask)]
+            if walker is None:
+                m.d.sync += [i_base.eq(base[:nb]), i_mask.eq(mask)]
+            else:
+                m.d.sync += [i_base.eq(Mux(conv_r, walker.base, base[:nb])),
+                             i_mask.eq(Mux(conv_r, walker.mask, mask))]
         m.d.comb += [f_base.eq(delay(m, i_base, read_latency - 1, "f_base")),
                      f_mask.eq(delay(m, i_mask, read_latency - 1, "f_mask"))]
 
@@ -379,31 +451,51 @@ class WindowReader(wiring.Component):
                  bleft.eq(self.n), s_last.eq(one_window), last_block.eq(self.n <= p_sel)]
         if self.port_bits:
             first.append(port.eq(0))
-        with m.If(issue):
-            m.d.sync += active.eq(~layer_last)
-            with m.If(layer_last):
-                m.d.sync += first
-            with m.Else():
-                m.d.sync += [base.eq((base + size)[:base_bits]),
-                             left.eq((left - size)[:left_bits])]
-                with m.If(s_last):
-                    m.d.sync += [s.eq(0), s_last.eq(one_r),
-                                 bleft.eq((bleft - p_r)[:left_bits]),
-                                 last_block.eq(bleft <= p2_r)]
-                    if self.port_bits:
-                        with m.If(~port_last):
-                            m.d.sync += [port.eq(port + 1), row.eq(row_base)]
-                        with m.Else():
-                            m.d.sync += port.eq(0)
-                            self._next_bank(m, bank, row_base, row)
-                    else:
+
+        def advance():
+            """The FC walk's next window after the issued one (not the layer's last)."""
+            m.d.sync += [base.eq((base + size)[:base_bits]),
+                         left.eq((left - size)[:left_bits])]
+            with m.If(s_last):
+                m.d.sync += [s.eq(0), s_last.eq(one_r),
+                             bleft.eq((bleft - p_r)[:left_bits]),
+                             last_block.eq(bleft <= p2_r)]
+                if self.port_bits:
+                    with m.If(~port_last):
+                        m.d.sync += [port.eq(port + 1), row.eq(row_base)]
+                    with m.Else():
+                        m.d.sync += port.eq(0)
                         self._next_bank(m, bank, row_base, row)
+                else:
+                    self._next_bank(m, bank, row_base, row)
+            with m.Else():
+                # the next window is its block's last when this one is the last but one
+                m.d.sync += [s.eq((s + 1)[:s_bits]), row.eq((row + 1)[:row_bits]),
+                             s_last.eq(self._select([eq_const(s, sc - 2) if sc > 1
+                                                     else Const(0)
+                                                     for sc, _ in self._tables]))]
+
+        if walker is None:
+            with m.If(issue):
+                m.d.sync += active.eq(~layer_last)
+                with m.If(layer_last):
+                    m.d.sync += first
                 with m.Else():
-                    # the next window is its block's last when this one is the last but one
-                    m.d.sync += [s.eq((s + 1)[:s_bits]), row.eq((row + 1)[:row_bits]),
-                                 s_last.eq(self._select([eq_const(s, sc - 2) if sc > 1
-                                                         else Const(0)
-                                                         for sc, _ in self._tables]))]
-        with m.Elif(~active):
-            m.d.sync += [active.eq(self.start), *first]
+                    advance()
+            with m.Elif(~active):
+                m.d.sync += [active.eq(self.start), *first]
+        else:
+            # a pass ends with the FC layer's last window or the conv pixel's last; the FC
+            # walk's registers hold during a conv pass and take the first window while idle
+            with m.If(issue):
+                m.d.sync += active.eq(~Mux(conv_r, walker.pixel_last, layer_last))
+            with m.Elif(~active):
+                m.d.sync += active.eq(self.start)
+            with m.If(issue & ~conv_r):
+                with m.If(layer_last):
+                    m.d.sync += first
+                with m.Else():
+                    advance()
+            with m.Elif(~active):
+                m.d.sync += first
         return m

@@ -27,7 +27,8 @@ ICARUS_CONFIGS = {"nl2-d3-p35": (2, 3, 5, 8, 5, (3, 5, 1)),
 
 class Harness(wiring.Component):
     """A WindowReader wired to an ActBanks of the same size; exposes the banks' write port ``w``
-    and the reader's ``start``, ``sel``, ``n``, ``o``, ``done``."""
+    and the reader's ``start``, ``sel``, ``n``, ``o``, ``done`` (and with walks ``conv``,
+    ``walk_sel``, ``last``)."""
 
     def __init__(self, reader):
         self.reader = reader
@@ -39,6 +40,11 @@ class Harness(wiring.Component):
         ports.update({"n": In(reader.index_bits),
                       "o": Out(stream.Signature(reader.window_stream_layout)),
                       "done": Out(1)})
+        if reader.walks:
+            ports["conv"] = In(1)
+            if reader.walk_sel_bits:
+                ports["walk_sel"] = In(reader.walk_sel_bits)
+            ports["last"] = Out(1)
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -49,6 +55,10 @@ class Harness(wiring.Component):
                      r.start.eq(self.start), r.n.eq(self.n), self.done.eq(r.done)]
         if r.sel_bits:
             m.d.comb += r.sel.eq(self.sel)
+        if r.walks:
+            m.d.comb += [r.conv.eq(self.conv), self.last.eq(r.last)]
+            if r.walk_sel_bits:
+                m.d.comb += r.walk_sel.eq(self.walk_sel)
         wiring.connect(m, wiring.flipped(self.o), r.o)
         return m
 
