@@ -23,6 +23,7 @@ from pathlib import Path
 
 from permdeal import __version__, atomic, limits
 from permdeal.errors import PermdealError
+from permdeal.golden.conv_walk import ConvWalk
 from permdeal.golden.cycles import MULTIPLIERS, EngineConfig
 from permdeal.golden.geometry import Geometry
 from permdeal.golden.manifest import inside, json_diff, json_field, read_manifest
@@ -49,6 +50,37 @@ def layer_json(spec: LayerSpec | QuantLayer) -> dict:
     return {"name": spec.name, "in": n_in, "out": n_out, "p": p,
             "blocks": [-(-n_out // p), -(-n_in // p)], "relu": spec.relu,
             "formats": spec.fmts.to_json()}
+
+
+def conv_json(walks, pools) -> dict:
+    """A conv network's ``conv`` entry of the design manifest: every layer's walk (or null) and
+    pooling (``[kind, n]`` or null)."""
+    pools = pools if pools is not None else [None] * len(walks)
+    return {"walks": [None if w is None else w.to_json() for w in walks],
+            "pools": [None if pl is None else list(pl) for pl in pools]}
+
+
+def read_conv(man: dict, path, count: int) -> tuple[tuple, tuple]:
+    """``(walks, pools)`` of a design manifest's ``conv`` entry (empty without one), checked."""
+    if "conv" not in man:
+        return (), ()
+    c = json_field(man, "conv", dict, path)
+    walks = json_field(c, "walks", list, f"{path}: conv")
+    pools = json_field(c, "pools", list, f"{path}: conv")
+    if len(walks) != count or len(pools) != count:
+        raise PermdealError(f"{path}: conv: walks and pools must have one entry a layer "
+                            f"({count})")
+    out_w = tuple(None if w is None else ConvWalk.from_json(w, f"{path}: conv: walk {i}")
+                  for i, w in enumerate(walks))
+    out_p = []
+    for i, pl in enumerate(pools):
+        ok = pl is None or (isinstance(pl, list) and len(pl) == 2 and pl[0] in ("max", "avg")
+                            and isinstance(pl[1], int) and not isinstance(pl[1], bool))
+        if not ok:
+            raise PermdealError(f"{path}: conv: pool {i} must be null or [\"max\" or \"avg\", "
+                                f"n], not {pl!r}")
+        out_p.append(None if pl is None else (pl[0], pl[1]))
+    return out_w, tuple(out_p)
 
 
 def source_list(rtl: str | Path) -> list[dict[str, str]]:
@@ -127,11 +159,13 @@ def checked_sources(folder: str | Path, man: dict, path: str | Path) -> list[Pat
 
 def write_design(out: str | Path, cfg: EngineConfig, layers: Sequence[LayerSpec | QuantLayer], *,
                  model: QuantModel | None = None, name: str = "permdeal_engine",
-                 inputs: Iterable[str | Path] = ()) -> dict:
+                 inputs: Iterable[str | Path] = (), walks=None, pools=None) -> dict:
     """Generate the design folder ``out`` (atomically) for engine ``cfg`` and ``layers``.
 
     With ``model`` (a ``QuantModel`` whose layers are ``layers``) the ROM images are written too;
-    without, the Verilog expects them in ``rom/`` later. Returns the manifest dict.
+    without, the Verilog expects them in ``rom/`` later. A conv network's ``layers`` are its
+    matrix layers, with its ``walks`` and ``pools`` (``golden.conv_walk.engine_walks`` and
+    ``engine_pools``; docs/design.md 15), which the manifest records. Returns the manifest dict.
     """
     with atomic.output_dir(out, inputs=inputs) as tmp:
         rom = tmp / ROM_DIR
@@ -139,7 +173,7 @@ def write_design(out: str | Path, cfg: EngineConfig, layers: Sequence[LayerSpec 
             rom.mkdir()
             write_images(rom, model, cfg)
         engine = Engine(cfg, layers, images=rom, rom_dir=ROM_DIR, check_images=model is not None,
-                        name=name)
+                        name=name, walks=walks, pools=pools)
         rtl = tmp / RTL_DIR
         rtl.mkdir()
         emit(engine, engine.name, rtl / f"{engine.name}.v")
@@ -152,6 +186,7 @@ def write_design(out: str | Path, cfg: EngineConfig, layers: Sequence[LayerSpec 
             "ports": {"in_bits": engine.in_bits, "out_bits": engine.out_bits,
                       "n_inputs": engine.n_inputs, "n_outputs": engine.n_outputs},
             "layers": [layer_json(l) for l in layers],
+            **({"conv": conv_json(walks, pools)} if walks else {}),
             "geometry": engine.geometry.to_json(),
             "rom_dir": ROM_DIR, "images": "included" if model is not None else "later",
             "sources": source_list(rtl),
@@ -188,6 +223,8 @@ class Design:
             raise PermdealError(f"{path}: layers is empty")
         self.specs = [layer_spec_from_json(d, f"{path}: layer {i}", arrays=False)
                       for i, d in enumerate(layers)]
+        # a conv network's walks and pooling (docs/design.md 15; empty for an FC network)
+        self.walks, self.pools = read_conv(man, path, len(self.specs))
         self.sources = checked_sources(folder, man, path)
         self.top = checked_top(folder, man, path, self.sources)
         self.rom_dir = checked_rom_dir(folder, man, path)
@@ -203,11 +240,11 @@ class Design:
         """Refuse a manifest whose derived fields (ports, geometry) disagree with its layers and
         configuration: they were edited."""
         try:
-            geom = Geometry.of(self.cfg, self.specs)
+            geom = Geometry.of(self.cfg, self.specs, walks=self.walks)
         except PermdealError as e:
             raise PermdealError(f"{self.path}: layers: {e}") from None
         want = {"ports": {"in_bits": geom.in_bits, "out_bits": geom.out_bits,
-                          "n_inputs": geom.layers[0].n_in, "n_outputs": geom.layers[-1].n_out},
+                          "n_inputs": geom.n_inputs, "n_outputs": geom.layers[-1].n_out},
                 "geometry": geom.to_json()}
         diff = json_diff({k: self.manifest.get(k) for k in want}, want, "manifest")
         if diff:
@@ -229,7 +266,12 @@ class Design:
         if len(model.layers) != len(self.specs):
             raise PermdealError(f"{images}: a model of {len(model.layers)} layer(s), the design "
                                 f"was generated for {len(self.specs)}")
-        for i, (layer, d) in enumerate(zip(model.layers, self.manifest["layers"])):
+        layers = model.matrix_layers() if hasattr(model, "matrix_layers") else model.layers
+        if bool(self.walks) != hasattr(model, "matrix_layers"):
+            raise PermdealError(f"{images}: a {'conv' if self.walks else 'fully connected'} "
+                                f"design {self.folder}, the images hold a "
+                                f"{'fully connected' if self.walks else 'conv'} network")
+        for i, (layer, d) in enumerate(zip(layers, self.manifest["layers"])):
             got = {k: v for k, v in layer_json(layer).items() if k != "name"}
             want = {k: v for k, v in d.items() if k != "name"}
             diff = json_diff(got, want, f"layer {i}")

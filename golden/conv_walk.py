@@ -22,7 +22,7 @@ from permdeal.errors import PermdealError
 from .conv import ConvShape, patch_channels
 
 __all__ = ["ConvWalk", "POOL_LATENCY", "conv_layer_cycles", "conv_model_cycles", "engine_input",
-           "engine_walks"]
+           "engine_cycles", "engine_pools", "engine_walks"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,36 @@ class ConvWalk:
         if self.words < self.shape.in_shape[0] or self.words % self.block:
             raise PermdealError(f"a pixel of {self.words} words for {self.shape.in_shape[0]} "
                                 f"channels is no whole number of blocks of {self.block}")
+
+    def to_json(self) -> dict:
+        """The walk as a design manifest records it (:meth:`from_json` reads it back)."""
+        g = self.shape
+        return {"input": list(g.in_shape), "out_channels": g.out_channels,
+                "kernel": list(g.kernel), "stride": list(g.stride), "padding": list(g.padding),
+                "words": self.words, "block": self.block,
+                "pool": None if self.pool is None else list(self.pool)}
+
+    @classmethod
+    def from_json(cls, d, where: str) -> "ConvWalk":
+        """A walk of :meth:`to_json`; any field missing or wrong is refused naming ``where``."""
+        from .manifest import json_field
+        try:
+            shape = ConvShape(json_field(d, "input", list, where),
+                              json_field(d, "out_channels", int, where),
+                              json_field(d, "kernel", list, where),
+                              json_field(d, "stride", list, where),
+                              json_field(d, "padding", list, where))
+            if "pool" not in d:
+                raise PermdealError(f"{where}: missing field 'pool'")
+            pool = d["pool"]
+            if pool is not None and (not isinstance(pool, list) or len(pool) != 2 or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in pool)):
+                raise PermdealError(f"pool must be [ph, pw] >= 1 or null, not {pool}")
+            return cls(shape, json_field(d, "words", int, where),
+                       json_field(d, "block", int, where), None if pool is None else tuple(pool))
+        except PermdealError as e:
+            msg = str(e)
+            raise PermdealError(msg if msg.startswith(where) else f"{where}: {msg}") from None
 
     @property
     def blocks(self) -> int:
@@ -185,6 +215,13 @@ def engine_walks(net) -> list:
     return walks
 
 
+def engine_pools(net) -> list:
+    """Every layer's pooling for the engine's write-back (docs/design.md 15): ``(kind, n)``,
+    ``"max"`` or ``"avg"`` over ``n = ph*pw`` conv pixels, or ``None``."""
+    return [None if getattr(l, "pool", None) is None
+            else (l.pool.kind, l.pool.size[0] * l.pool.size[1]) for l in net.layers]
+
+
 def engine_input(net, x: npt.ArrayLike) -> np.ndarray:
     """The engine's input stream for input codes ``x`` (``(C*H*W,)`` or ``(batch, C*H*W)``, CHW
     as ``ConvNet.forward`` takes them) of a network that starts with a convolution: pixel by
@@ -207,10 +244,14 @@ def engine_input(net, x: npt.ArrayLike) -> np.ndarray:
 def conv_model_cycles(net, x: npt.ArrayLike, cfg):
     """Cycles of one inference of the conv network ``net`` on input codes ``x`` (one CHW
     vector) on engine ``cfg``: docs/design.md 9 with every walked layer per
-    :func:`conv_layer_cycles` (the input stream of :func:`engine_input`)."""
+    :func:`conv_layer_cycles` (the input stream of :func:`engine_input`); a network with a
+    pooled layer has the pool stage in every pass's write-back (:data:`POOL_LATENCY`)."""
+    from dataclasses import replace
+
     from .conv_model import QuantConvLayer
     from .cycles import InferenceCycles, layer_cycles
     walks = engine_walks(net)
+    pool = POOL_LATENCY if any(p is not None for p in engine_pools(net)) else 0
     acts = net.forward(np.asarray(x), trace=True)
     if acts[0].ndim != 1:
         raise PermdealError("conv_model_cycles takes one input vector; loop over a batch")
@@ -220,11 +261,20 @@ def conv_model_cycles(net, x: npt.ArrayLike, cfg):
         p = l.weights.p if conv else l.matrix.p
         rows = -(-(l.conv.out_channels if conv else l.shape[0]) // p)
         if walk is None:
-            layers.append(layer_cycles(a, rows, p, cfg, prev))
+            c = layer_cycles(a, rows, p, cfg, prev)
+            layers.append(replace(c, writeback=c.writeback + pool))
         else:
             fmap = np.asarray(a).reshape(walk.shape.in_shape)
-            pooled = POOL_LATENCY if conv and l.pool is not None else 0
-            layers.append(conv_layer_cycles(fmap, walk, rows, p, cfg, pooled))
+            layers.append(conv_layer_cycles(fmap, walk, rows, p, cfg, pool))
         prev = p
     return InferenceCycles(load=engine_input(net, acts[0]).size, layers=tuple(layers),
                            unload=net.layers[-1].shape[0] + cfg.output_latency)
+
+
+def engine_cycles(model, x: npt.ArrayLike, cfg):
+    """The cycle model of one inference of ``model`` on the engine ``cfg``:
+    ``golden.cycles.model_cycles``, or for a conv network :func:`conv_model_cycles`."""
+    from .cycles import model_cycles
+    if hasattr(model, "matrix_layers"):
+        return conv_model_cycles(model, x, cfg)
+    return model_cycles(model, x, cfg)

@@ -177,14 +177,19 @@ class Geometry:
 
     cfg: EngineConfig
     layers: tuple[EngineLayer, ...]
+    #: A conv network's walks (``golden.conv_walk.engine_walks``: one a layer, ``None`` for an FC
+    #: layer that reads an FC layer's outputs); empty for an FC network.
+    walks: tuple = ()
 
     @classmethod
     def of(cls, cfg: EngineConfig,
            layers: Iterable[QuantLayer | LayerSpec | EngineLayer],
-           chained: bool = True) -> Geometry:
+           chained: bool = True, walks=None) -> Geometry:
         """The geometry of ``layers`` (``QuantLayer`` s, ``LayerSpec`` s or :class:`EngineLayer`
         s) on ``cfg``; checks that the layers chain (shapes and formats; formats only without
-        ``chained``: a conv network's matrix layers, whose activations chain through patches)."""
+        ``chained``: a conv network's matrix layers, whose activations chain through patches).
+        ``walks``: a conv network's walks, one a layer (docs/design.md 15; then ``chained`` is
+        ignored: the walks chain the layers)."""
         if not isinstance(cfg, EngineConfig):
             raise PermdealError(f"engine configuration must be an EngineConfig, not {cfg!r}")
         try:
@@ -194,6 +199,14 @@ class Geometry:
                                 f"{type(layers).__name__}") from None
         if not layers:
             raise PermdealError("engine needs at least one layer")
+        walks = tuple(walks or ())
+        if walks:
+            chained = False
+            if len(walks) != len(layers):
+                raise PermdealError(f"engine has {len(layers)} layers and {len(walks)} walks")
+            if any(w is not None and cfg.groups_of(i) != 1 for i, w in enumerate(walks)):
+                raise PermdealError("a conv network's walked layers run with one lane group "
+                                    "(--groups 1)")
         out: list[EngineLayer] = []
         for i, layer in enumerate(layers):
             e = layer if isinstance(layer, EngineLayer) else EngineLayer.of(layer, i)
@@ -217,7 +230,7 @@ class Geometry:
                 raise PermdealError(f"{e.name}: {e.n_in} inputs make {e.blocks[1]} blocks of "
                                     f"p = {e.p}, fewer than its {k} lane groups "
                                     "(--groups); use fewer groups")
-        return cls(cfg, tuple(out))
+        return cls(cfg, tuple(out), walks)
 
     @functools.cached_property
     def places(self) -> tuple[LayerPlacement, ...]:
@@ -270,20 +283,35 @@ class Geometry:
 
     @property
     def bank_rows(self) -> int:
-        """Rows of every activation bank: the network input (blocks of :attr:`in_block`) and every
-        layer's outputs (``ceil(M' / NL) * ceil(p / D)`` rows), whichever is the most."""
+        """Rows of every activation bank: the network input (blocks of :attr:`in_block`), every
+        layer's outputs (``ceil(M' / NL) * ceil(p / D)`` rows) and every feature map a walk
+        reads (``H*W`` pixels of ``ConvWalk.pixel_rows``, docs/design.md 15), whichever is the
+        most."""
         nl, d = self.cfg.total_lanes, self.cfg.scan_width
         q = self.in_block
-        in_blocks = -(-self.layers[0].n_in // q)
+        in_blocks = -(-self.n_inputs // q)
         rows = [-(-in_blocks // nl) * -(-q // d)]
         rows += [-(-l.blocks[0] // nl) * -(-l.p // d) for l in self.layers]
+        rows += [w.shape.in_shape[1] * w.shape.in_shape[2] * w.pixel_rows(nl, d)
+                 for w in self.walks if w is not None]
         return max(rows)
+
+    @property
+    def n_inputs(self) -> int:
+        """Codes of the input stream: the first layer's ``n_in``, or for a network that starts
+        with a convolution its ``H*W*C'`` (docs/design.md 15)."""
+        w = self.walks[0] if self.walks else None
+        if w is None:
+            return self.layers[0].n_in
+        return w.shape.in_shape[1] * w.shape.in_shape[2] * w.words
 
     @property
     def in_block(self) -> int:
         """The block size in which the network input is loaded into the banks
         (:meth:`~.cycles.EngineConfig.in_block`: ``D`` when the first layer has one lane group,
-        else its ``p``)."""
+        else its ``p``; a pixel's ``C'`` words when the first layer is a convolution)."""
+        if self.walks and self.walks[0] is not None:
+            return self.walks[0].block
         return self.cfg.in_block(self.layers[0].p, None, self.cfg.groups_of(0))
 
     @property
@@ -336,7 +364,7 @@ class Geometry:
             "useful_bits": max(l.n_out for l in self.layers) * self.acc_bits,
             "stored_bits": depth["accumulator"] * nl * self.acc_bits,
             "what": "the largest layer's output sums / accumulators stored"}
-        held = [self.layers[0].n_in, 0]
+        held = [self.n_inputs, 0]
         for i, l in enumerate(self.layers):
             held[(i + 1) % 2] = max(held[(i + 1) % 2], l.n_out)
         out["activation bank"] = {

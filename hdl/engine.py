@@ -30,6 +30,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from permdeal.errors import PermdealError
+from permdeal.golden.conv_walk import POOL_LATENCY
 from permdeal.golden.cycles import BROADCAST_FANOUT, EngineConfig, group_n
 from permdeal.golden.formats import MAX_BITS
 from permdeal.golden.geometry import Geometry, LayerPlacement
@@ -120,8 +121,27 @@ class Engine(wiring.Component):
     """
 
     def __init__(self, cfg, layers, *, contents=None, images=None, rom_dir=None,
-                 check_images=True, name="permdeal_engine"):
-        geom = Geometry.of(cfg, layers)
+                 check_images=True, name="permdeal_engine", walks=None, pools=None):
+        geom = Geometry.of(cfg, layers, walks=walks)
+        # A conv network (docs/design.md 15): every layer's walk (None: an FC layer reading an FC
+        # layer's outputs) and pooling (None, or ``(kind, n)``: "max" or "avg" over ``n`` conv
+        # pixels); an FC network has neither and is built exactly as without them.
+        self._walks = geom.walks
+        self._pools = tuple(pools) if pools else (None,) * len(geom.layers)
+        if len(self._pools) != len(geom.layers):
+            raise PermdealError(f"engine has {len(geom.layers)} layers and "
+                                f"{len(self._pools)} pool settings")
+        for i, pool in enumerate(self._pools):
+            if pool is None:
+                continue
+            kind, n = pool
+            if not self._walks or self._walks[i] is None or self._walks[i].pool is None:
+                raise PermdealError(f"{geom.layers[i].name}: pooling on a layer without a "
+                                    "pooled conv walk")
+            if kind not in ("max", "avg") or n < 2 or (kind == "avg" and n & (n - 1)):
+                raise PermdealError(f"{geom.layers[i].name}: the engine pools max over any "
+                                    f"window or avg over a power-of-two window, not {kind} "
+                                    f"over {n}")
         self._cfg, self._geom = cfg, geom
         self._layers = geom.layers
         for l in geom.layers:
@@ -233,7 +253,8 @@ class Engine(wiring.Component):
 
     @property
     def n_inputs(self) -> int:
-        return self._layers[0].n_in
+        """Codes of the input stream an inference takes (a conv network's ``H*W*C'``)."""
+        return self._geom.n_inputs
 
     @property
     def n_outputs(self) -> int:
@@ -364,10 +385,18 @@ class Engine(wiring.Component):
         # One issue path per lane group (reader, detector, issuer: ``reader``, ``detector``,
         # ``issuer`` for group 0, ``reader1`` ... for the others), reading the group's banks.
         readers, detectors, issuers = [], [], []
+        # A conv network's walked layers (docs/design.md 15): the reader walks their patches,
+        # one output pixel a pass; ``walk_of[l]`` is layer l's walk among ``conv_walks``.
+        walks = self._walks or (None,) * n_layers
+        conv = any(w is not None for w in walks)
+        conv_walks = tuple(w for w in walks if w is not None)
+        walk_of = [conv_walks.index(w) if w is not None else 0 for w in walks]
+        pooled = any(pl is not None for pl in self._pools)
         for k in range(k_count):
             suffix = str(k) if k else ""
+            extra = {"walks": conv_walks} if conv else {}
             reader = WindowReader(g_lanes, d, self._act_bits, self._rows, self._index_bits,
-                                  self._p_prevs, spans if mixed else 1)
+                                  self._p_prevs, spans if mixed else 1, **extra)
             detector = NonZeroDetector(d, self._act_bits, self._index_bits)
             issuer = Issuer(self._ps, self._index_bits, self._act_bits, pe0.w_addr_bits,
                             pe0.k_addr_bits, acc_addr_bits, self._max_slots)
@@ -414,11 +443,20 @@ class Engine(wiring.Component):
         # last): the reader takes it into its registers while idle, so ``START`` meets registers
         # only (docs/design.md 4.2).
         reader_load = Signal()
+        # (a conv layer's passes but its last are followed by another pass of the same layer:
+        # ``last_now``, the reader's pass was the layer's last, set below)
+        reader_layer = layer + 1
+        if conv:
+            if cfg.groups != 1:
+                raise PermdealError("a conv network runs on an engine of one lane group "
+                                    "(--groups 1)")
+            last_now = Signal()
+            reader_layer = Mux(last_now, layer + 1, layer)
 
         def reader_descriptor(values, shape, name):
             reg = Signal(shape, name=f"desc_{name}", init=values[0])
             with m.If(reader_load):
-                m.d.sync += reg.eq(self._pick(layer + 1, values, shape))
+                m.d.sync += reg.eq(self._pick(reader_layer, values, shape))
             return reg
         wide = max(pe0.acc_addr_bits, pe0.w_addr_bits, pe0.k_addr_bits,
                    addr_bits(max(1, sum(p.bias_depth for p in places)))) + 2
@@ -477,6 +515,12 @@ class Engine(wiring.Component):
             span_sel = reader_descriptor([spans.index(k_count // kl) for kl in lks],
                                          readers[0].span_sel_bits, "span_sel")
             m.d.comb += [reader.span_sel.eq(span_sel) for reader in readers]
+        if conv:
+            rd_conv = reader_descriptor([int(w is not None) for w in walks], 1, "conv")
+            m.d.comb += [reader.conv.eq(rd_conv) for reader in readers]
+            if readers[0].walk_sel_bits:
+                rd_walk = reader_descriptor(walk_of, readers[0].walk_sel_bits, "walk_sel")
+                m.d.comb += [reader.walk_sel.eq(rd_walk) for reader in readers]
         if iss0.sel_bits:
             issuer_sel = descriptor([self._ps.index(l.p) for l in lay], iss0.sel_bits,
                                     "issuer_sel")
@@ -626,6 +670,10 @@ class Engine(wiring.Component):
             group_quiet.append(finished & ~detector.o.valid & ~issuer.busy)
         quiet = Signal()
         m.d.comb += quiet.eq(Cat(*group_quiet).all() & hist_clear)
+        if conv:
+            # the reader's pass was its layer's last (an FC pass always is): set with its done
+            last_seen = Signal()
+            m.d.comb += last_now.eq(last_seen | (readers[0].done & readers[0].last))
         # drain counters: a = t*p + r, the bank position (row t*S + r div D, pos r mod D) and
         # u = t*m*G*p + r, so that write-back lane h of turn i writes output row u + (i*G+h)*p.
         a = Signal(wide)
@@ -643,7 +691,33 @@ class Engine(wiring.Component):
             dr_kl = {kl: descriptor([int(k == kl) for k in lks], 1, f"drain_kl{kl}")
                      for kl in kls}
             desc_wg_last = descriptor([kl - 1 for kl in lks], len(wgroup), "wgroup_last")
-        flush = Signal(range(cfg.writeback_latency + 1))
+        # An engine with a pooled layer passes every code through the pool stage (one register,
+        # docs/design.md 15): its write-back is POOL_LATENCY cycles longer for every layer.
+        wb_latency = cfg.writeback_latency + (POOL_LATENCY if pooled else 0)
+        if conv:
+            # a conv pass: its output pixel's first row (pix_row), its conv pixel within the
+            # pooling window (sub, and flags: the window's first, its last), the rows an output
+            # pixel takes (B*S of the layer)
+            # (every layer's: a layer of one pass, an FC layer, never advances by it)
+            desc_pix_rows = descriptor([-(-l.blocks[0] // nl) * -(-l.p // d) for l in lay],
+                                       unsigned(wide), "pix_rows")
+            sizes = [pl[1] if pl is not None else 1 for pl in self._pools]
+            desc_pool_one = descriptor([int(n == 1) for n in sizes], 1, "pool_one")
+            desc_pool_last1 = descriptor([max(n - 2, 0) for n in sizes], unsigned(wide),
+                                         "pool_last1")
+            next_pool_one = self._pick(layer + 1, [int(n == 1) for n in sizes], 1)
+            pix_row = Signal(wide)
+            sub = Signal(wide)
+            pool_first = Signal(init=1)
+            pool_last = Signal(init=int(sizes[0] == 1))
+            if pooled:
+                avg_sizes = {n for pl, n in zip(self._pools, sizes) if pl and pl[0] == "avg"}
+                if len(avg_sizes) > 1:
+                    raise PermdealError(f"the engine's average pools must share one window "
+                                        f"size, not {sorted(avg_sizes)}")
+                desc_pool_avg = descriptor([int(pl is not None and pl[0] == "avg")
+                                            for pl in self._pools], 1, "pool_avg")
+        flush = Signal(range(wb_latency + 1))
         flush_end = Signal()   # flush == writeback_latency - 1 in FLUSH, a register
         r_end = Signal()       # r == p - 1, a register
         a_end = Signal()       # a == the layer's drain cycles - 1, a register
@@ -651,10 +725,14 @@ class Engine(wiring.Component):
         # input loader counters: word i of block J = i div q (q = geometry.in_block) goes to
         # bank J mod NL, row (J div NL)*S_q + o div D, position o mod D (o = i mod q); with
         # q = D simply bank (i div D) mod NL, row (i div D) div NL, position i mod D
+        # (a network that starts with a convolution: pixel by pixel in blocks of C' = q words,
+        # all in bank 0, row pixel*S_q + o div D: docs/design.md 15)
         q0 = self._geom.in_block
         s_q = -(-q0 // d)
-        l_i = Signal(self._index_bits)
-        l_end = Signal(init=int(lay[0].n_in == 1))   # l_i == n - 1, a register
+        n_in = self._geom.n_inputs
+        conv_in = walks[0] is not None
+        l_i = Signal(max(self._index_bits, n_in.bit_length()))
+        l_end = Signal(init=int(n_in == 1))   # l_i == n - 1, a register
         l_pos = Signal(addr_bits(d))
         l_bank = Signal(addr_bits(nl))
         l_row = Signal(addr_bits(self._rows))
@@ -687,8 +765,8 @@ class Engine(wiring.Component):
         with m.If(in_state(State.LOAD)):
             with m.If(self.i.valid):
                 m.d.sync += [l_i.eq(l_i + 1),
-                             l_end.eq(eq_const(l_i, lay[0].n_in - 2) if lay[0].n_in > 1 else 1)]
-                if q0 == d:
+                             l_end.eq(eq_const(l_i, n_in - 2) if n_in > 1 else 1)]
+                if q0 == d and not conv_in:
                     with m.If(eq_const(l_pos, d - 1)):
                         m.d.sync += l_pos.eq(0)
                         with m.If(eq_const(l_bank, nl - 1)):
@@ -700,7 +778,7 @@ class Engine(wiring.Component):
                 else:
                     with m.If(eq_const(l_off, q0 - 1)):   # the block's last word
                         m.d.sync += [l_off.eq(0), l_pos.eq(0)]
-                        with m.If(eq_const(l_bank, nl - 1)):
+                        with m.If(Const(1) if conv_in else eq_const(l_bank, nl - 1)):
                             m.d.sync += [l_bank.eq(0), l_rowbase.eq(l_rowbase + s_q),
                                          l_row.eq(l_rowbase + s_q)]
                         with m.Else():
@@ -718,15 +796,21 @@ class Engine(wiring.Component):
                     m.d.sync += state.eq(State.START)
         with m.If(in_state(State.START)):
             m.d.sync += [done_seen.eq(0) for done_seen in dones]
+            if conv:
+                m.d.sync += last_seen.eq(0)
             m.d.sync += state.eq(State.ISSUE)
         with m.If(in_state(State.ISSUE)):
             for reader, done_seen in zip(readers, dones):
                 with m.If(reader.done):
                     m.d.sync += done_seen.eq(1)
+            if conv:
+                with m.If(readers[0].done & readers[0].last):
+                    m.d.sync += last_seen.eq(1)
             # the drain's counters are idle until it starts: cleared in every cycle of ISSUE,
             # so that the drain condition meets only the state and the readers' descriptors
-            m.d.sync += [a.eq(0), r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(0), u.eq(0),
-                         wgroup.eq(0), r_end.eq(desc_r_first), a_end.eq(desc_a_first)]
+            # (a conv layer's output pixel lies pix_row rows on: docs/design.md 15)
+            m.d.sync += [a.eq(0), r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(pix_row if conv else 0),
+                         u.eq(0), wgroup.eq(0), r_end.eq(desc_r_first), a_end.eq(desc_a_first)]
             with m.If(quiet):
                 m.d.comb += reader_load.eq(1)
                 m.d.sync += state.eq(State.DRAIN)
@@ -758,13 +842,35 @@ class Engine(wiring.Component):
                 m.d.sync += flush.eq(0)
                 m.d.sync += state.eq(State.FLUSH)
         with m.If(in_state(State.FLUSH)):
-            m.d.sync += [flush.eq(flush + 1), flush_end.eq(flush == cfg.writeback_latency - 2)]
+            m.d.sync += [flush.eq(flush + 1), flush_end.eq(flush == wb_latency - 2)]
+            if conv:
+                # a conv pass done: the next output pixel's rows once its pooling window is
+                # complete; a new layer starts at row 0
+                with m.If(flush_end):
+                    with m.If(pool_last):
+                        m.d.sync += [pix_row.eq(pix_row + desc_pix_rows), sub.eq(0),
+                                     pool_first.eq(1), pool_last.eq(desc_pool_one)]
+                    with m.Else():
+                        m.d.sync += [sub.eq(sub + 1), pool_first.eq(0),
+                                     pool_last.eq(sub == desc_pool_last1)]
+                    with m.If(last_seen):
+                        m.d.sync += [pix_row.eq(0), sub.eq(0), pool_first.eq(1),
+                                     pool_last.eq(next_pool_one)]
             with m.If(flush_end):
-                with m.If(last_layer):
-                    m.d.sync += state.eq(State.UNLOAD_START)
-                with m.Else():
-                    m.d.comb += [layer_load.eq(1), layer_next.eq(layer + 1)]
-                    m.d.sync += state.eq(State.START)
+                if conv:
+                    with m.If(~last_seen):
+                        m.d.sync += state.eq(State.START)
+                    with m.Elif(last_layer):
+                        m.d.sync += state.eq(State.UNLOAD_START)
+                    with m.Else():
+                        m.d.comb += [layer_load.eq(1), layer_next.eq(layer + 1)]
+                        m.d.sync += state.eq(State.START)
+                else:
+                    with m.If(last_layer):
+                        m.d.sync += state.eq(State.UNLOAD_START)
+                    with m.Else():
+                        m.d.comb += [layer_load.eq(1), layer_next.eq(layer + 1)]
+                        m.d.sync += state.eq(State.START)
         with m.If(in_state(State.UNLOAD_START)):
             m.d.sync += state.eq(State.UNLOAD)
         with m.If(in_state(State.UNLOAD)):
@@ -848,6 +954,46 @@ class Engine(wiring.Component):
         # stages and the write-back's latency).
         lat = red + self._wb_proto.latency
         assert lat >= 1, "the write-back has at least one stage"
+        # The pool stage (docs/design.md 15): write-back lane y's codes meet its buffer of B*p
+        # codes, read at the drain address of their request (a read a cycle ahead), and the
+        # first conv pixel of a window's code, the larger or the sum (registered) is written back
+        # to the buffer; the last's goes to the banks (the average rounded: (sum + n/2) >>
+        # log2 n). A layer without pooling has every pass its window's first and last.
+        pool_out = {}
+        if pooled:
+            pool_depth = max(pl.slots * l.p for l, pl, pool in zip(lay, places, self._pools)
+                             if pool is not None)
+            avg_n = max((pl[1] for pl in self._pools if pl and pl[0] == "avg"), default=1)
+            pool_bits = self._act_bits + (avg_n - 1).bit_length()
+            pa_bits = addr_bits(max(2, pool_depth))
+            a_rd = delay(m, a[:pa_bits], lat - 1, "pool_rd_addr") if lat > 1 else a[:pa_bits]
+            a_out = Signal(pa_bits, name="pool_addr")
+            m.d.sync += a_out.eq(a_rd)
+            for y in range(heads * g_lanes):
+                pe_i, lane_i = divmod(y, cfg.lanes)
+                out = self._wbs[pe_i].out[lane_i]
+                buf = Memory(shape=signed(pool_bits), depth=max(2, pool_depth), init=[])
+                m.submodules[f"pool{y}"] = buf
+                rd, wr = buf.read_port(), buf.write_port()
+                old, new = rd.data, out.value
+                more = Mux(old > new, old, new)
+                if avg_n > 1:
+                    more = Mux(desc_pool_avg, old + new, more)
+                res = Signal(signed(pool_bits), name=f"pool{y}_res")
+                res_valid = Signal(name=f"pool{y}_valid")
+                res_addr = Signal(pa_bits, name=f"pool{y}_addr")
+                m.d.sync += [res.eq(Mux(pool_first, new, more)), res_valid.eq(out.valid),
+                             res_addr.eq(a_out)]
+                m.d.comb += [rd.addr.eq(a_rd), wr.addr.eq(res_addr), wr.data.eq(res),
+                             wr.en.eq(res_valid)]
+                value = res
+                if avg_n > 1:
+                    k = (avg_n - 1).bit_length()
+                    value = Mux(desc_pool_avg & pool_last, (res + (avg_n // 2)) >> k, res)
+                code = Signal(signed(self._act_bits), name=f"pool{y}_code")
+                m.d.comb += code.eq(value)
+                pool_out[y] = (res_valid & pool_last, code)
+            lat += POOL_LATENCY
         row_d = Signal(addr_bits(self._rows))
         m.d.comb += row_d.eq((tbase + rhi)[:len(row_d)])
         keep_vec = Signal(heads * g_lanes)
@@ -915,11 +1061,12 @@ class Engine(wiring.Component):
                     y = ((k % span) * kl // k_min) * g_lanes + h
                     pe_i, lane_i = divmod(y, cfg.lanes)
                     out = self._wbs[pe_i].out[lane_i]
-                    this = out.valid & keep_set[s][y]
+                    o_valid, o_value = pool_out.get(y, (out.valid, out.value))
+                    this = o_valid & keep_set[s][y]
                     if k_count > 1:
                         this = this & group_hit[k // span]
                     valid = this if valid is None else Mux(dr_kl[kl], this, valid)
-                    value = out.value if value is None else Mux(dr_kl[kl], out.value, value)
+                    value = o_value if value is None else Mux(dr_kl[kl], o_value, value)
                 m.d.comb += [
                     w.valid.eq(valid | ld_hit[g] if s == 0 else valid),
                     w.row.eq(wr_row),

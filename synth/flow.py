@@ -86,7 +86,7 @@ def check_tools(targets: Collection[str], opts: SynthOptions) -> None:
 def _engine(design):
     """The design's engine, rebuilt from its manifest (no elaboration) for its memory shapes."""
     return Engine(design.cfg, design.specs, images=design.rom_dir, rom_dir=design.rom_dir.name,
-                  check_images=False, name=design.top)
+                  check_images=False, name=design.top, walks=design.walks, pools=design.pools)
 
 
 def _rom_images(design, engine, work, seed):
@@ -100,7 +100,8 @@ def _rom_images(design, engine, work, seed):
     own = [design.rom_dir / image_name(pe, lane, mem, cfg) for pe, lane, mem in names]
     if all(p.is_file() for p in own):
         Engine(design.cfg, design.specs, images=design.rom_dir, rom_dir=design.rom_dir.name,
-               check_images=True, name=design.top)  # refuses a wrong image, naming it
+               check_images=True, name=design.top, walks=design.walks,
+               pools=design.pools)  # refuses a wrong image, naming it
         for p in own:
             shutil.copyfile(p, rom / p.name)
         return "the design's ROM images"

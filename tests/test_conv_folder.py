@@ -299,8 +299,15 @@ def test_cli_compress_cnn_and_its_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "x").exists()
-    err_gen = main(["gen", "--model", str(tmp_path / "permdiag"), "--pes", "2", "--lanes", "2", "-o",
-                    str(tmp_path / "d")])
+    # the PermDNN engine runs a PD CNN (docs/design.md 15); the SmartDeal engine no conv yet
+    assert main(["gen", "--model", str(tmp_path / "permdiag"), "--pes", "2", "--lanes", "2",
+                 "-o", str(tmp_path / "d")]) == 0
+    man = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert [w and w["kernel"] for w in man["conv"]["walks"]] == [[3, 3], [3, 3], [2, 2]]
+    assert man["conv"]["pools"] == [["max", 4], None, None]
+    capsys.readouterr()
+    err_gen = main(["gen", "--model", str(tmp_path / "s"), "--pes", "2", "--lanes", "2", "-o",
+                    str(tmp_path / "d2")])
     assert err_gen == 2
     assert "layer c1 is a convolution; gen takes fully connected layers only so far" in \
         capsys.readouterr().err

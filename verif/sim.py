@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from permdeal import atomic
 from permdeal.errors import PermdealError
-from permdeal.golden.cycles import model_cycles
+from permdeal.golden.conv_walk import engine_cycles, engine_input
 from permdeal.golden.rom import ROM_KIND, _config, model_from_images
 from permdeal.golden.manifest import read_manifest
 from permdeal.golden.model import QuantModel
@@ -159,11 +159,12 @@ def simulate(design_dir: str | Path, x_codes: npt.ArrayLike, sim: str, out: str 
     model, rom = load_model(design, images)
     x = np.asarray(x_codes, dtype=np.int64)
     golden = model.forward(x)
-    runs = [model_cycles(model, xi, design.cfg) for xi in x]
+    runs = [engine_cycles(model, xi, design.cfg) for xi in x]
     expected_cycles = [r.total for r in runs]
     with atomic.output_dir(out, inputs=[design_dir, rom, *inputs]) as tmp:
         config = {"in_bits": design.manifest["ports"]["in_bits"],
-                  "out_bits": design.manifest["ports"]["out_bits"], "inputs": x.tolist(),
+                  "out_bits": design.manifest["ports"]["out_bits"],
+                  "inputs": engine_input(model, x).tolist(),
                   "expected": golden.tolist(), "cycles": expected_cycles}
         result, build, wall = run_design(tmp, sim, design, rom, config, test_module=TEST_MODULE,
                                          testcase=TESTCASE, seed=seed, waves=waves, out=out)

@@ -15,6 +15,7 @@ from permdeal.golden import cycles as pd_cycles
 from permdeal.golden import rom
 from permdeal.golden.compress import compress_permdiag
 from permdeal.golden.conv_model import ConvNet, compress_network
+from permdeal.golden.conv_walk import engine_cycles, engine_pools, engine_walks
 from permdeal.golden.crossbar import permdiag_mapping
 from permdeal.golden.cycles import (AUTO_DENSITY, DEFAULT_SCAN_WIDTH, MULTIPLIERS, EngineConfig,
                                     auto_layer_groups, model_cycles)
@@ -155,17 +156,20 @@ class PermDiagMethod(Method):
     def cycles(self, model, codes, *, pes=None, lanes=None, scan_width=None, groups=None,
                arch=None, batch=None):
         _refuse_smartdeal_flags(arch=arch, batch=batch)
-        fc_hardware(model, "the cycle model")
         if codes is None:
             raise PermdealError("--inputs is required for a permuted-diagonal model")
         cfg = with_groups(engine_config(pes, lanes, scan_width), groups, model)
-        return report.cycles_table(model, cfg, [model_cycles(model, x, cfg) for x in codes])
+        return report.cycles_table(model, cfg, [engine_cycles(model, x, cfg) for x in codes])
 
     def generate(self, model, output, *, pes=None, lanes=None, scan_width=None,
                  multiplier=None, groups=None, name=None, inputs=(), arch=None, batch=None):
         _refuse_smartdeal_flags(arch=arch, batch=batch)
-        fc_hardware(model, "gen")
         cfg = with_groups(engine_config(pes, lanes, scan_width, multiplier), groups, model)
+        if isinstance(model, ConvNet):
+            # the engine's conv dataflow (docs/design.md 15): refuses what it does not run
+            return write_design(output, cfg, model.matrix_layers(), model=model,
+                                name=name or "permdeal_engine", inputs=inputs,
+                                walks=engine_walks(model), pools=engine_pools(model))
         return write_design(output, cfg, model.layers, model=model,
                             name=name or "permdeal_engine", inputs=inputs)
 
@@ -193,7 +197,7 @@ class PermDiagMethod(Method):
     def sim_cycles(self, design_dir, model, codes):
         from permdeal.gen.design import Design
         cfg = Design(design_dir).cfg
-        return sum(model_cycles(model, x, cfg).total for x in codes), cfg.total_lanes
+        return sum(engine_cycles(model, x, cfg).total for x in codes), cfg.total_lanes
 
     def power_subject(self, design_dir):
         from permdeal.gen.design import Design
@@ -202,6 +206,7 @@ class PermDiagMethod(Method):
         from permdeal.verif.sim import load_model
         design = Design(design_dir)
         model, images = load_model(design)
+        fc_hardware(model, "power")
         engine = flow._engine(design)
         c = design.cfg
 
