@@ -28,6 +28,13 @@ position ``(u, v)``. The weights are then one ``O x KH*KW*C'`` matrix (:meth:`Co
 to_matrix`), whose block-columns of ``p`` each lie within one kernel position, so that it is a
 permuted-diagonal matrix holding exactly the per-position patterns. Output pixels go in row-major
 order ``i*OW + j`` (:func:`im2col`).
+
+The feature-map order (docs/design.md 14.3, 14.6; :func:`hwc_order` is its one statement): the
+engine keeps a feature map in its activation banks pixel by pixel, each pixel's channels together
+(``(h*W + w)*C + c``, HWC), since a patch reads whole channel blocks of one pixel. So a compressed
+network's FC layer right after a convolution takes the (pooled) feature map flattened in that
+order, its weight columns permuted from the float model's ``(C, H, W)`` order before projection
+or decomposition (:data:`FLATTEN`; float models keep ``(C, H, W)``, as ONNX and torch flatten).
 """
 
 from __future__ import annotations
@@ -44,6 +51,12 @@ from .formats import Fixed
 from .permdiag import PermDiag, index_bits
 
 POOL_KINDS = ("max", "avg")
+#: The orders a compressed conv network's FC layer may take a feature map flattened in:
+#: ``"chw"`` (channel by channel, the float model's and format-2 folders') or ``"hwc"`` (pixel by
+#: pixel, the engine's, docs/design.md 14.6).
+FLATTEN_ORDERS = ("chw", "hwc")
+#: The order compression gives the FC layer after a convolution (docs/design.md 14.3).
+FLATTEN = "hwc"
 
 
 def _pair(v, what, lo):
@@ -171,6 +184,20 @@ def patch_order(kernel: tuple, c: int, p: int = 1) -> np.ndarray:
     u, v, ch = np.meshgrid(np.arange(kh), np.arange(kw), np.arange(patch_channels(c, p)),
                            indexing="ij")
     return np.where(ch < c, (ch * kh + u) * kw + v, -1).ravel()
+
+
+def hwc_order(shape: tuple) -> np.ndarray:
+    """The feature-map order, the one statement of it: entry ``j = (h*W + w)*C + c`` of a
+    ``(C, H, W)`` feature map flattened pixel by pixel (HWC) is entry ``hwc_order(shape)[j] =
+    (c*H + h)*W + w`` of it flattened channel by channel (CHW). So ``x_chw[..., order]`` is the
+    HWC vector, and ``weight[:, order]`` the weight columns of an FC layer taking it."""
+    try:
+        c, h, w = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise PermdealError(f"a feature map's shape must be (C, H, W), not {shape!r}") from None
+    if min(c, h, w) < 1:
+        raise PermdealError(f"a feature map's shape must be (C, H, W) >= 1, not {[c, h, w]}")
+    return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
 
 
 def im2col(shape: ConvShape, x: npt.ArrayLike, p: int = 1) -> np.ndarray:

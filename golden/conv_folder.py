@@ -2,7 +2,10 @@
 
 A conv network's folder is an FC model's folder (``model.npz`` and ``manifest.json`` of
 :mod:`.model` for method ``permdiag``, of :mod:`.smartdeal_model` for ``smartdeal``) with
-``format_version`` :data:`~.model.CONV_FORMAT_VERSION` (2): each layer is described and stored as
+``format_version`` :data:`~.model.CONV_FORMAT_VERSION` (3) and the model-level field ``flatten``
+(``"hwc"`` or ``"chw"``): the order the FC layer right after a convolution takes the feature map
+in (:func:`~.conv.hwc_order`, docs/design.md 14.6). Format 2, written before that field, has no
+``flatten`` and means ``"chw"``; it is read as it always was. Each layer is described and stored as
 its *matrix layer* (:meth:`~.conv_model.QuantConvLayer.matrix_layer`: ``in`` and ``out``, block
 size or SmartDeal header, formats and arrays of the matrix one output pixel's patch meets), and a
 conv layer adds the field ``conv``::
@@ -16,9 +19,10 @@ conv layer adds the field ``conv``::
 permuted-diagonal weights, ``C' = patch_channels(C, p)``; ``C*KH*KW`` for SmartDeal, whose
 kernel rows must be ``S`` wide) and ``out`` (``O``) are derived and compared. Layers chain in
 activations: a conv layer's ``input`` is the previous conv layer's ``output``; an FC layer takes
-the previous layer's outputs flattened; a convolution after an FC layer is refused. Format 1
-holds FC layers only and is read as before; a format-2 folder without a conv layer is refused.
-The ROM images of a permuted-diagonal conv network (:mod:`.rom`) use the same layer descriptions.
+the previous layer's outputs flattened (in the ``flatten`` order); a convolution after an FC
+layer is refused. Format 1 holds FC layers only and is read as before; a format-2 or 3 folder
+without a conv layer is refused. The ROM images of a permuted-diagonal conv network (:mod:`.rom`)
+use the same layer descriptions and ``flatten`` field.
 """
 
 from __future__ import annotations
@@ -36,15 +40,19 @@ from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
 
 from . import smartdeal_model as sdm
-from .conv import ConvShape, Pool, patch_channels
+from .conv import FLATTEN_ORDERS, ConvShape, Pool, patch_channels
 from .conv_model import ConvNet, QuantConvLayer
 from .manifest import json_diff, json_field, show_json
-from .model import (CONV_FORMAT_VERSION, MODEL_ARRAYS, MODEL_KIND, build_layer, check_model_json,
-                    layer_arrays, layer_to_json, model_arrays)
+from .model import (CONV_FORMAT_VERSION, CONV_FORMAT_VERSIONS, MODEL_ARRAYS, MODEL_KIND,
+                    build_layer, check_model_json, layer_arrays, layer_to_json, model_arrays)
 
 METHODS = ("permdiag", "smartdeal")
 CONV_FIELDS = ("input", "kernel", "stride", "padding", "pool", "output")
 POOL_FIELDS = ("kind", "size", "stride")
+#: The model-level field of the feature-map order (docs/design.md 14.6).
+FLATTEN_FIELD = "flatten"
+#: The order a conv network's manifest without ``flatten`` means (model format 2, ROM format 3).
+LEGACY_FLATTEN = "chw"
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -91,7 +99,8 @@ def net_manifest(net: ConvNet, arrays_sha256: str, source: dict | None = None) -
     """The ``manifest.json`` content of a conv network's folder."""
     _check_net(net)
     head = {"kind": MODEL_KIND, "format_version": CONV_FORMAT_VERSION,
-            "generator": f"permdeal {__version__}", "method": net.method, "source": source}
+            "generator": f"permdeal {__version__}", "method": net.method, "source": source,
+            FLATTEN_FIELD: net.flatten}
     if net.method == "smartdeal":
         head["config"] = net.config
     return {**head, "input_format": net.input_format.to_json(),
@@ -212,11 +221,11 @@ def conv_aware(method: str):
     return wrap
 
 
-def check_chain(specs: list, path: str | Path) -> None:
+def check_chain(specs: list, path: str | Path, version: int = CONV_FORMAT_VERSION) -> None:
     """At least one conv layer; a conv layer takes the previous conv layer's output shape and
     never follows an FC layer (the flattened sizes are checked with the formats)."""
     if not any(isinstance(s, ConvLayerSpec) for s in specs):
-        raise PermdealError(f"{path}: format_version {CONV_FORMAT_VERSION} is a conv network's, "
+        raise PermdealError(f"{path}: format_version {version} is a conv network's, "
                             "but no layer has a conv field")
     for i, (prev, s) in enumerate(zip(specs, specs[1:]), start=1):
         if not isinstance(s, ConvLayerSpec):
@@ -230,17 +239,39 @@ def check_chain(specs: list, path: str | Path) -> None:
                                 f"{i - 1} ({prev.name}) gives {list(prev.out_shape)}")
 
 
-def check_net_json(man: dict, path: str | Path, method: str, version: int,
-                   arrays: bool) -> tuple[dict | None, list]:
-    """``(config, specs)`` of a conv network's manifest (model or ROM manifest of ``version``)."""
+def check_flatten(man: dict, path: str | Path, has_field: bool) -> str:
+    """The ``flatten`` order of a conv network's manifest: its field when the format has it
+    (``has_field``; one of :data:`~.conv.FLATTEN_ORDERS`), else :data:`LEGACY_FLATTEN`, the order
+    the formats before the field mean (and then no such field)."""
+    version = man.get("format_version")
+    if not has_field:
+        if FLATTEN_FIELD in man:
+            raise PermdealError(f"{path}: unexpected field {FLATTEN_FIELD!r} in format_version "
+                                f"{version}, which flattens in (C, H, W) order; the field "
+                                "belongs to later formats")
+        return LEGACY_FLATTEN
+    if FLATTEN_FIELD not in man:
+        raise PermdealError(f"{path}: missing field {FLATTEN_FIELD!r} (format_version {version}: "
+                            "the order the FC layer after a convolution takes its inputs in)")
+    got = man[FLATTEN_FIELD]
+    if not isinstance(got, str) or got not in FLATTEN_ORDERS:
+        raise PermdealError(f"{path}: {FLATTEN_FIELD} must be one of "
+                            f"{', '.join(map(show_json, FLATTEN_ORDERS))}, not {show_json(got)}")
+    return got
+
+
+def check_net_json(man: dict, path: str | Path, method: str, version: int, arrays: bool,
+                   has_flatten: bool = True) -> tuple[dict | None, list, str]:
+    """``(config, specs, flatten)`` of a conv network's manifest (model or ROM manifest of
+    ``version``; ``has_flatten``: whether that format has the ``flatten`` field)."""
     if method == "permdiag":
         config, specs = None, check_model_json(man, path, version, arrays,
                                                wrap=conv_aware(method))
     else:
         config, specs = sdm._check_model_json(man, path, version, arrays,
                                               wrap=conv_aware(method))
-    check_chain(specs, path)
-    return config, specs
+    check_chain(specs, path, version)
+    return config, specs, check_flatten(man, path, has_flatten)
 
 
 def build(spec: Any, ml: Any, where: str) -> Any:
@@ -253,18 +284,24 @@ def build(spec: Any, ml: Any, where: str) -> Any:
         raise PermdealError(f"{where}: {str(e).removeprefix(f'layer {ml.name}: ')}") from None
 
 
-def make_net(layers: list, method: str, config: dict | None, where: str | Path) -> ConvNet:
+def make_net(layers: list, method: str, config: dict | None, where: str | Path,
+             flatten: str = LEGACY_FLATTEN) -> ConvNet:
     try:
-        return ConvNet(layers, method, config)
+        return ConvNet(layers, method, config, flatten)
     except PermdealError as e:
         raise PermdealError(f"{where}: {e}") from None
 
 
 def read_net(folder: str | Path, man: dict, man_path: str | Path, method: str) -> ConvNet:
     """Read a conv network's compressed-model folder whose manifest ``man`` (from ``man_path``)
-    has format_version 2, checking everything against everything (:func:`check_net_json`, the
-    arrays' sha256, shapes and codes)."""
-    config, specs = check_net_json(man, man_path, method, CONV_FORMAT_VERSION, arrays=True)
+    has format_version 2 (read with ``flatten`` ``"chw"``) or 3, checking everything against
+    everything (:func:`check_net_json`, the arrays' sha256, shapes and codes)."""
+    version = man.get("format_version")
+    if version not in CONV_FORMAT_VERSIONS:
+        raise PermdealError(f"{man_path}: format_version {show_json(version)} is not a conv "
+                            f"network's ({', '.join(map(str, CONV_FORMAT_VERSIONS))})")
+    config, specs, flatten = check_net_json(man, man_path, method, version, arrays=True,
+                                            has_flatten=version != CONV_FORMAT_VERSIONS[0])
     parts = ("k", "q", "bias") if method == "permdiag" else sdm.PARTS
     arr_path, arrays = model_arrays(folder, man, man_path,
                                     f"NAME.{'/NAME.'.join(parts)} arrays")
@@ -281,14 +318,26 @@ def read_net(folder: str | Path, man: dict, man_path: str | Path, method: str) -
                 names = {part: f"{arr_path}: {ms.arrays[part]}" for part in parts}
                 ml = sdm._build_layer(ms, a, names, where)
             layers.append(build(spec, ml, where))
-    return make_net(layers, method, config, man_path)
+    return make_net(layers, method, config, man_path, flatten)
 
 
-def refuse_conv_fields(man: dict, path: str | Path) -> None:
-    """A format-1 manifest (FC layers only) must not describe a convolution."""
+def is_conv_manifest(man: dict) -> bool:
+    """Whether a model manifest's format_version is a conv network's (2 or 3)."""
+    v = man.get("format_version")
+    return isinstance(v, int) and not isinstance(v, bool) and v in CONV_FORMAT_VERSIONS
+
+
+def refuse_conv_fields(man: dict, path: str | Path,
+                       conv_version: int = CONV_FORMAT_VERSION) -> None:
+    """A manifest of an FC-only format must not describe a convolution (``conv_version``: the
+    newest conv format of its kind, model folders' or ROM images')."""
     layers = man.get("layers")
+    v = man.get("format_version")
     for i, d in enumerate(layers if isinstance(layers, list) else []):
         if isinstance(d, dict) and "conv" in d:
+            if isinstance(v, int) and not isinstance(v, bool) and v > conv_version:
+                raise PermdealError(f"{path}: written by a newer permdeal: format_version {v}, "
+                                    f"this reader knows conv networks up to {conv_version}")
             raise PermdealError(f"{path}: layer {i} has a conv field, but format_version "
-                                f"{man.get('format_version')} holds fully connected layers "
-                                f"only (conv networks are format_version {CONV_FORMAT_VERSION})")
+                                f"{v} holds fully connected layers only (conv networks are "
+                                f"format_version {conv_version})")

@@ -16,10 +16,18 @@ FC-only model does. :class:`ConvNet` chains them. Each conv layer is also its *m
 patch meets (permuted-diagonal: the patch-order matrix of :mod:`.conv`; SmartDeal: the codes of
 the ``O x C*KH*KW`` matrix view), which is what compressed-model folders and ROM images hold
 (:mod:`.conv_folder`).
+
+The FC layer right after a convolution takes the (pooled) feature map flattened in the network's
+``flatten`` order (docs/design.md 14.3, 14.6): ``"hwc"``, pixel by pixel as the engine's
+activation banks hold it (:func:`~.conv.hwc_order`), for every network :func:`compress_network`
+makes, whose weight columns it permutes from the float model's ``(C, H, W)`` order before
+projecting or decomposing them; ``"chw"`` only for format-2 folders (and format-3 ROM images),
+written before the order changed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -31,7 +39,8 @@ from permdeal.errors import PermdealError
 
 from . import smartdeal as sd
 from .compress import QuantSpec, _fit_or_fixed, _layer_formats, expand_p
-from .conv import ConvPermDiag, ConvShape, Pool, im2col, matrix_view
+from .conv import (FLATTEN, FLATTEN_ORDERS, ConvPermDiag, ConvShape, Pool, hwc_order, im2col,
+                   matrix_view)
 from .float_model import FloatLayer
 from .formats import Fixed, LayerFormats, writeback
 from .model import QuantLayer, QuantModel
@@ -169,14 +178,63 @@ class QuantConvLayer:
         return y[0] if single else y
 
 
+def input_orders(layers: Sequence, flatten: str = FLATTEN) -> list[np.ndarray | None]:
+    """Per layer (float or quantized), the order its inputs come in as indices into the previous
+    layer's ``(C, H, W)``-flattened outputs: for the FC layer right after a convolution,
+    :func:`~.conv.hwc_order` of that convolution's (pooled) output shape when ``flatten`` is
+    ``"hwc"``; None for every other layer (and for every layer with ``"chw"``)."""
+    if flatten not in FLATTEN_ORDERS:
+        raise PermdealError(f"flatten must be one of {', '.join(map(repr, FLATTEN_ORDERS))}, not "
+                            f"{flatten!r}")
+    out = [None] * len(layers)
+    for i, (prev, l) in enumerate(zip(layers, layers[1:]), start=1):
+        conv_in = getattr(prev, "conv", None) is not None and getattr(l, "conv", None) is None
+        if conv_in and flatten == "hwc":
+            out[i] = hwc_order(prev.out_shape)
+    return out
+
+
+def permute_columns(weight: npt.ArrayLike, order: np.ndarray | None) -> np.ndarray:
+    """``weight[:, order]``: an FC weight of ``(C, H, W)``-ordered inputs as the weight of inputs
+    in ``order`` (:func:`input_orders`); the weight itself when ``order`` is None."""
+    w = np.asarray(weight)
+    return w if order is None else w[:, order]
+
+
+def unpermute_columns(weight: npt.ArrayLike, order: np.ndarray | None) -> np.ndarray:
+    """Inverse of :func:`permute_columns`: the weight of ``(C, H, W)``-ordered inputs."""
+    w = np.asarray(weight)
+    if order is None:
+        return w
+    out = np.empty_like(w)
+    out[:, order] = w
+    return out
+
+
 class ConvNet(QuantModel):
     """A chain of quantized conv and FC layers (:class:`QuantModel`'s inference, on flattened
     ``C*H*W`` inputs); ``config`` holds a SmartDeal network's compression settings (as
-    :class:`~.smartdeal_model.SmartDealModel`'s). Compressed-model folders: :mod:`.conv_folder`."""
+    :class:`~.smartdeal_model.SmartDealModel`'s); ``flatten`` is the order the FC layer right
+    after a convolution takes the feature map in (``"hwc"``, or ``"chw"`` for folders written
+    before the order changed; docs/design.md 14.6). Compressed-model folders:
+    :mod:`.conv_folder`."""
 
-    def __init__(self, layers, method="permdiag", config=None):
+    def __init__(self, layers, method="permdiag", config=None, flatten=FLATTEN):
         super().__init__(layers, method)
         self.config = config
+        self._orders = input_orders(self.layers, flatten)
+        self.flatten = flatten
+
+    def forward(self, x: npt.ArrayLike, trace: bool = False) -> np.ndarray | list[np.ndarray]:
+        """Bit-exact inference on input codes (``(n,)`` or ``(batch, n)``, ``(C, H, W)``
+        flattened): the last layer's output codes, or with ``trace`` every layer's input and
+        output codes (``[x, y1, y2, ...]``), a conv layer's output flattened as the next layer
+        reads it (in the ``flatten`` order before an FC layer)."""
+        acts = [np.asarray(x, dtype=np.int64)]
+        for layer, order in zip(self.layers, self._orders[1:] + [None]):
+            y = layer.forward(acts[-1])
+            acts.append(y if order is None else y[..., order])
+        return acts if trace else acts[-1]
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -312,8 +370,15 @@ def compress_network(layers: Sequence[FloatLayer], method: str = "permdiag", p: 
     layer), a conv layer per kernel position. ``"smartdeal"``: every layer's matrix view
     decomposed (``S``, ``E``, ``rows_per_block``; a conv kernel's rows must be ``S`` wide) and B
     quantized to ``b_bits``; ``decompositions`` (one per layer, or None) gives a layer's
-    decomposition instead, e.g. a fine-tuned one (:mod:`.conv_train`). Formats as :func:`~.compress.compress_permdiag` fits them
-    (``calibration``: ``(batch, n_in)`` float inputs, needed when ``spec.act`` is a width).
+    decomposition instead, e.g. a fine-tuned one (:mod:`.conv_train`). Formats as
+    :func:`~.compress.compress_permdiag` fits them (``calibration``: ``(batch, n_in)`` float
+    inputs, needed when ``spec.act`` is a width).
+
+    The FC layer right after a convolution takes the feature map in HWC order (docs/design.md
+    14.3): its weight columns are permuted (:func:`input_orders`) before projection or
+    decomposition, so its permuted-diagonal pattern and SmartDeal chunks are over HWC columns (a
+    decomposition given for it must be of the permuted weight). The network computes what the
+    float layers do: the same products, only the inputs of that layer in another order.
     """
     spec = QuantSpec() if spec is None else spec
     if method not in METHODS:
@@ -327,6 +392,9 @@ def compress_network(layers: Sequence[FloatLayer], method: str = "permdiag", p: 
     decs = list(decompositions) if decompositions is not None else [None] * len(layers)
     if len(decs) != len(layers):
         raise PermdealError(f"got {len(decs)} decompositions for {len(layers)} layers")
+    orders = input_orders(layers, FLATTEN)
+    layers = [l if o is None else dataclasses.replace(l, weight=permute_columns(l.weight, o))
+              for l, o in zip(layers, orders)]
     forms = [_structure(l, method, pi, S, E, b_bits, rows_per_block, dec)
              for l, pi, dec in zip(layers, ps, decs)]
     if isinstance(spec.act, Fixed):
@@ -338,8 +406,8 @@ def compress_network(layers: Sequence[FloatLayer], method: str = "permdiag", p: 
         if x.ndim < 2 or x[0].size != layers[0].n_in or len(x) == 0:
             raise PermdealError(f"calibration inputs must be (batch, {layers[0].n_in}), not "
                                 f"{x.shape}")
-        approx = [FloatLayer(l.name, wf, l.bias, l.conv, l.pool)
-                  for l, (_, wf) in zip(layers, forms)]
+        approx = [FloatLayer(l.name, unpermute_columns(wf, o), l.bias, l.conv, l.pool)
+                  for l, (_, wf), o in zip(layers, forms, orders)]
         with np.errstate(over="ignore", invalid="ignore"):
             bounds = _boundaries(approx, x.reshape(len(x), -1), relus)
         try:
@@ -352,7 +420,7 @@ def compress_network(layers: Sequence[FloatLayer], method: str = "permdiag", p: 
     config = None if method == "permdiag" else {
         "S": S, "E": E, "b_bits": b_bits, "rows_per_block": rows_per_block, "threshold": None,
         "prune": 0.0, "prune_group": 1}
-    return ConvNet(out, method=method, config=config)
+    return ConvNet(out, method=method, config=config, flatten=FLATTEN)
 
 
 def _quant_layer(l, form, wf, relu, act_in, act_out, spec):

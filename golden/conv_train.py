@@ -14,6 +14,11 @@ pooling, FC layers, ReLU between them) trained with softmax cross-entropy and Ad
   backward pass the straight-through estimator, ``Ce`` re-projected every step (as
   :mod:`.smartdeal_train` does for FC layers).
 
+The FC layer right after a convolution keeps its structure over HWC columns (docs/design.md
+14.3, 14.5), as :func:`~.conv_model.compress_network` projects it: its parametrization holds the
+weight with the columns permuted (``cols``, :func:`~.conv_model.input_orders`) and gives the
+float network, which flattens in ``(C, H, W)`` order, the columns put back.
+
 The backward pass of a convolution works on the same patches as the forward pass: ``dW =
 sum dY * patches``, ``dX`` by adding ``dY @ W`` back onto the padded input at every kernel
 position. :func:`digits_cnn_study` trains conv3x3 1->8, conv3x3 8->16, max pool 2x2, FC -> 10 on
@@ -35,7 +40,7 @@ from permdeal.errors import PermdealError
 from . import smartdeal as sd
 from .compress import QuantSpec
 from .conv import ConvPermDiag, ConvShape, Pool, matrix_view
-from .conv_model import compress_network
+from .conv_model import compress_network, input_orders, permute_columns, unpermute_columns
 from .float_model import FloatLayer
 from .float_model import forward as float_forward
 from .permdiag import PermDiag
@@ -53,8 +58,14 @@ class Params:
     mask: np.ndarray | None = None
     dec: sd.Decomposition | None = None
     keep: np.ndarray | None = None
+    cols: np.ndarray | None = None
 
     def weight(self) -> np.ndarray:
+        """The float layer's weight (columns in ``(C, H, W)`` order)."""
+        return unpermute_columns(self.structured(), self.cols)
+
+    def structured(self) -> np.ndarray:
+        """The weight as the structure holds it (an FC layer's columns in ``cols`` order)."""
         if self.dec is None:
             return self.arrays[0] if self.mask is None else self.arrays[0] * self.mask
         m, n = self.shape[0], int(np.prod(self.shape[1:]))
@@ -66,6 +77,7 @@ class Params:
         return sd.project_pow2(self.arrays[0], d.e_min, d.E, d.threshold) * self.keep
 
     def grads(self, dW: np.ndarray) -> list[np.ndarray]:
+        dW = permute_columns(dW, self.cols)
         if self.dec is None:
             return [dW if self.mask is None else dW * self.mask]
         dX = sd.to_blocks(dW.reshape(self.shape[0], -1), self.dec.S, self.dec.rows_per_block)
@@ -77,7 +89,8 @@ class Params:
             self.arrays[0] *= self.keep
 
     def decomposition(self) -> sd.Decomposition | None:
-        """The SmartDeal form of the trained weights (None for dense and PD)."""
+        """The SmartDeal form of the trained weights (None for dense and PD), of the weight with
+        its columns in ``cols`` order."""
         if self.dec is None:
             return None
         return dataclasses.replace(self.dec, ce=self.q, b=self.arrays[1].copy())
@@ -88,10 +101,10 @@ def dense_params(w: npt.ArrayLike) -> Params:
     return Params(w.shape, [w])
 
 
-def pd_params(w: npt.ArrayLike, p: int) -> Params:
-    """The permuted-diagonal projection of ``w`` (per kernel position for a conv weight) and
-    its pattern as the mask."""
-    w = np.asarray(w, np.float64)
+def pd_params(w: npt.ArrayLike, p: int, cols: np.ndarray | None = None) -> Params:
+    """The permuted-diagonal projection of ``w`` (per kernel position for a conv weight; an FC
+    weight with its columns in ``cols`` order) and its pattern as the mask."""
+    w = permute_columns(np.asarray(w, np.float64), cols)
     if w.ndim == 4:
         pd = ConvPermDiag.from_dense(w, p)
         ones = pd.with_q([m.stored_mask.astype(np.float64) for m in pd.mats])
@@ -99,14 +112,15 @@ def pd_params(w: npt.ArrayLike, p: int) -> Params:
         pd = PermDiag.from_dense(w, p)
         ones = pd.with_q(pd.stored_mask.astype(np.float64))
     mask = ones.to_dense() != 0
-    return Params(w.shape, [pd.to_dense()], mask=mask)
+    return Params(w.shape, [pd.to_dense()], mask=mask, cols=cols)
 
 
-def sd_params(w: npt.ArrayLike, S: int = 3, E: int = 3) -> Params:
-    """The SmartDeal decomposition of ``w``'s matrix view; Ce latent, B trainable."""
-    w = np.asarray(w, np.float64)
+def sd_params(w: npt.ArrayLike, S: int = 3, E: int = 3, cols: np.ndarray | None = None) -> Params:
+    """The SmartDeal decomposition of ``w``'s matrix view (an FC weight with its columns in
+    ``cols`` order); Ce latent, B trainable."""
+    w = permute_columns(np.asarray(w, np.float64), cols)
     dec = sd.decompose(matrix_view(w), S=S, E=E)
-    return Params(w.shape, [dec.ce.copy(), dec.b.copy()], dec=dec, keep=dec.ce != 0)
+    return Params(w.shape, [dec.ce.copy(), dec.b.copy()], dec=dec, keep=dec.ce != 0, cols=cols)
 
 
 # -- forward and backward ------------------------------------------------------------------------
@@ -243,7 +257,9 @@ def compare_formats(dense: Sequence[FloatLayer], calibration: npt.ArrayLike,
     (``"layers"``). With ``data`` ``(X_train, y_train, X_test, y_test)`` PD and SmartDeal are
     fine-tuned ``finetune_epochs`` on the training split with the structure kept, and each format
     has its test accuracies: ``"projected"`` (PD, SmartDeal: before fine-tuning), ``"float"`` and
-    ``"fixed"`` (None without data)."""
+    ``"fixed"`` (None without data). Each network's FC layer after a convolution takes the
+    feature map in HWC order, its structure over HWC columns (docs/design.md 14.3); its float
+    layers stay in the float model's ``(C, H, W)`` order."""
     spec = spec or QuantSpec(act=16, weight=16, bias=16)
     tune = data is not None and finetune_epochs > 0
 
@@ -266,10 +282,11 @@ def compare_formats(dense: Sequence[FloatLayer], calibration: npt.ArrayLike,
         return acc(projected), tuned
 
     out = {"dense": entry(dense, "permdiag", p=1)}
-    pd = [pd_params(l.weight, pi) for l, pi in zip(dense, p)]
+    orders = input_orders(dense)   # the FC layer after a conv: HWC columns (docs/design.md 14.3)
+    pd = [pd_params(l.weight, pi, o) for l, pi, o in zip(dense, p, orders)]
     projected, tuned = structured(pd)
     out["permdiag"] = entry(tuned, "permdiag", projected, p=list(p))
-    sdp = [sd_params(l.weight, S, E) for l in dense]
+    sdp = [sd_params(l.weight, S, E, o) for l, o in zip(dense, orders)]
     projected, tuned = structured(sdp)
     out["smartdeal"] = entry(tuned, "smartdeal", projected, S=S, E=E, b_bits=b_bits,
                              decompositions=[q.decomposition() for q in sdp])

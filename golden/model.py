@@ -42,9 +42,11 @@ from .permdiag import PermDiag
 
 MODEL_KIND = "permdeal-model"
 MODEL_FORMAT_VERSION = 1
-#: Conv networks' folders (FC layers described as before, conv layers with a ``conv`` field:
-#: :mod:`.conv_folder`); FC-only models stay format 1.
-CONV_FORMAT_VERSION = 2
+#: Conv networks' folders (FC layers described as before, conv layers with a ``conv`` field,
+#: the feature-map order in ``flatten``: :mod:`.conv_folder`); FC-only models stay format 1.
+CONV_FORMAT_VERSION = 3
+#: The conv formats read: 2 (before ``flatten``; ``(C, H, W)`` order) and 3.
+CONV_FORMAT_VERSIONS = (2, 3)
 MODEL_ARRAYS = "model.npz"
 #: The only compression method this reader knows.
 METHOD = "permdiag"
@@ -278,7 +280,7 @@ class QuantModel:
         man_path = folder / atomic.MANIFEST_NAME
         man = read_manifest(man_path, MODEL_KIND)
         from . import conv_folder
-        if man.get("format_version") == CONV_FORMAT_VERSION:
+        if conv_folder.is_conv_manifest(man):
             return conv_folder.read_net(folder, man, man_path, METHOD)
         conv_folder.refuse_conv_fields(man, man_path)
         specs = check_model_json(man, man_path, MODEL_FORMAT_VERSION)

@@ -25,7 +25,8 @@ of every width, depth and base; the writer (:func:`lane_contents`), the placemen
 A conv network (:class:`~.conv_model.ConvNet`) is laid out as the FC layers its layers' matrix
 layers are (a conv layer's: the patch-order matrix of :mod:`.conv`, docs/design.md 14.6), so the
 engine reads a conv layer's words as an FC layer's; its manifest has format
-:data:`CONV_ROM_FORMAT_VERSION` and the conv layers' ``conv`` fields (:mod:`.conv_folder`), and
+:data:`CONV_ROM_FORMAT_VERSION`, the conv layers' ``conv`` fields and the feature-map order
+``flatten`` (:mod:`.conv_folder`; format 3, before that field, means ``"chw"``), and
 :func:`model_from_images` rebuilds the conv network.
 """
 
@@ -52,8 +53,11 @@ from .permdiag import diag_col, diag_row
 ROM_KIND = "permdeal-rom"
 #: 2: slot-major words (weight address ``t*N'*p + j``); images of format 1 are refused.
 ROM_FORMAT_VERSION = 2
-#: The images of a conv network: format 2's words, layers described with their ``conv`` fields.
-CONV_ROM_FORMAT_VERSION = 3
+#: The images of a conv network: format 2's words, layers described with their ``conv`` fields,
+#: the FC layer after a convolution's input order in ``flatten`` (docs/design.md 14.6).
+CONV_ROM_FORMAT_VERSION = 4
+#: The conv image formats read: 3 (before ``flatten``; ``(C, H, W)`` order) and 4.
+CONV_ROM_FORMAT_VERSIONS = (3, 4)
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _UNHEX = np.full(256, 255, dtype=np.uint8)
@@ -218,7 +222,7 @@ def rom_manifest(model: QuantModel, cfg: EngineConfig, images: list[dict]) -> di
         "method": model.method,
         "input_format": model.input_format.to_json(), "output_format": model.output_format.to_json(),
         "memories": Geometry.of(cfg, matrix_layers(model), chained=not conv).memories(),
-        "layers": layers, "images": images,
+        "layers": layers, "images": images, **({"flatten": model.flatten} if conv else {}),
     }
 
 
@@ -348,6 +352,7 @@ class _Rom:
     places: list
     contents: dict
     conv: list | None = None   # a conv network's layer specs (conv_folder.ConvLayerSpec s)
+    flatten: str | None = None  # a conv network's feature-map order (conv_folder.check_flatten)
 
 
 def _read(folder, manifest=None):
@@ -362,12 +367,15 @@ def _read(folder, manifest=None):
     else:
         raise PermdealError(f"{man_path}: a manifest must be an object")
     from . import conv_folder
-    conv = man.get("format_version") == CONV_ROM_FORMAT_VERSION
+    version = man.get("format_version")
+    conv = isinstance(version, int) and version in CONV_ROM_FORMAT_VERSIONS
+    flatten = None
     if conv:
-        _, nets = conv_folder.check_net_json(man, man_path, "permdiag", CONV_ROM_FORMAT_VERSION,
-                                             arrays=False)
+        _, nets, flatten = conv_folder.check_net_json(
+            man, man_path, "permdiag", version, arrays=False,
+            has_flatten=version != CONV_ROM_FORMAT_VERSIONS[0])
     else:
-        conv_folder.refuse_conv_fields(man, man_path)
+        conv_folder.refuse_conv_fields(man, man_path, CONV_ROM_FORMAT_VERSION)
         nets = check_model_json(man, man_path, ROM_FORMAT_VERSION, arrays=False)
     specs = [getattr(s, "matrix", s) for s in nets]
     cfg = _config(man, man_path)
@@ -396,7 +404,7 @@ def _read(folder, manifest=None):
         if hashlib.sha256(data).hexdigest() != sha:
             raise PermdealError(f"{path}: sha256 does not match {man_path}; the image was changed")
     contents = {mem: np.stack([values[mem, g] for g in range(cfg.total_lanes)]) for mem in MEMORIES}
-    return _Rom(man, man_path, cfg, specs, places, contents, nets if conv else None)
+    return _Rom(man, man_path, cfg, specs, places, contents, nets if conv else None, flatten)
 
 
 def read_images(folder: str | Path,
@@ -449,5 +457,5 @@ def model_from_images(folder: str | Path) -> QuantModel:
         from . import conv_folder
         layers = [conv_folder.build(s, ml, f"{folder}: the images of layer {i} ({ml.name})")
                   for i, (s, ml) in enumerate(zip(rom.conv, layers))]
-        return conv_folder.make_net(layers, "permdiag", None, rom.man_path)
+        return conv_folder.make_net(layers, "permdiag", None, rom.man_path, rom.flatten)
     return model_from_specs(layers, rom.man_path)

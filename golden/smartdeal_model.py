@@ -187,7 +187,7 @@ class SmartDealModel(QuantModel):
         man_path = folder / atomic.MANIFEST_NAME
         man = read_manifest(man_path, MODEL_KIND)
         from . import conv_folder
-        if man.get("format_version") == conv_folder.CONV_FORMAT_VERSION:
+        if conv_folder.is_conv_manifest(man):
             return conv_folder.read_net(folder, man, man_path, METHOD)
         config, specs = _check_model_json(man, man_path, MODEL_FORMAT_VERSION, arrays=True)
         arr_path, arrays = model_arrays(folder, man, man_path, "NAME.ce/NAME.b/NAME.bias arrays")

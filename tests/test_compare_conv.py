@@ -17,6 +17,7 @@ from permdeal.golden.conv_model import QuantConvLayer, block_sizes
 from permdeal.golden.conv_train import accuracy
 from permdeal.golden.float_model import FloatLayer
 from permdeal.golden.onnx_import import import_model
+from permdeal.golden.permdiag import PermDiag
 from permdeal.golden.train import load_digits_split
 
 SEED = 1807
@@ -81,6 +82,66 @@ def test_counts_per_layer_against_loops():
     assert pd["weights_stored"] == 9 * 2 * 4 and pd["macs"] == 72
 
 
+def wide_cnn(r):
+    """conv 3x3 2->4 pad 1 (5x4), max pool 2 (2x2), FC 16 -> 8: an FC layer whose input order
+    matters (4 channels x 2 x 2 pixels)."""
+    c1 = ConvShape((2, 5, 4), 4, (3, 3), (1, 1), (1, 1, 1, 1))
+    return [FloatLayer("a", r.normal(0, 0.5, c1.weight_shape), r.normal(0, 0.1, 4), c1,
+                       Pool("max", (2, 2), (2, 2))),
+            FloatLayer("f", r.normal(0, 0.3, (8, 16)), r.normal(0, 0.1, 8))]
+
+
+def hwc_columns_by_loops(w, shape):
+    """An FC weight over a (C, H, W)-flattened feature map, columns reordered pixel by pixel."""
+    cs, hs, ws = shape
+    out = np.zeros_like(w)
+    for c in range(cs):
+        for h in range(hs):
+            for x in range(ws):
+                out[:, (h * ws + x) * cs + c] = w[:, (c * hs + h) * ws + x]
+    return out
+
+
+def test_fc_after_conv_in_hwc_order_and_dense_exact():
+    """compare's three networks: the FC layer after the convolution takes the feature map pixel by
+    pixel; PD projects the float weight with its columns in that order (by loops here); dense's
+    outputs equal, value by value, the float order's (CHW feature map, float columns) by loops."""
+    r = rng(5)
+    layers = wide_cnn(r)
+    out, res, X = compare_conv.compare_conv(CompareOptions(model="m.npz", p=2, vectors=6),
+                                            layers, CompareOptions())
+    assert out["settings"]["p"] == [2, 2]
+    w_hwc = hwc_columns_by_loops(layers[1].weight, (4, 2, 2))
+    pd_fc = res["permdiag"]["net"].layers[1]
+    np.testing.assert_array_equal(pd_fc.matrix.k, PermDiag.from_dense(w_hwc, 2).k)
+    assert not np.array_equal(pd_fc.matrix.k, PermDiag.from_dense(layers[1].weight, 2).k)
+    for key in ("dense", "permdiag", "smartdeal"):
+        assert res[key]["net"].flatten == "hwc"
+        assert res[key]["layers"][1].weight.shape == (8, 16)  # float layers: the float order
+    net = res["dense"]["net"]
+    codes, _ = net.quantize_input(X)
+    conv, fc = net.layers
+    fmap = conv.forward(codes)                                   # (C, H, W) flattened
+    w = fc.matrix.to_dense()                                     # HWC columns
+    want = np.zeros((len(X), 8), np.int64)
+    for b in range(len(X)):
+        for o in range(8):
+            acc = 0
+            for c in range(4):
+                for h in range(2):
+                    for x in range(2):
+                        acc += int(w[o, (h * 2 + x) * 4 + c]) * int(fmap[b, (c * 2 + h) * 2 + x])
+            v = acc + (int(fc.bias[o]) << fc.fmts.bias_shift)
+            s = fc.fmts.acc_frac - fc.fmts.out.frac
+            v = (v + (1 << (s - 1))) >> s if s > 0 else v << -s
+            want[b, o] = min(max(v, -(1 << (fc.fmts.out.bits - 1))),
+                             (1 << (fc.fmts.out.bits - 1)) - 1)
+    np.testing.assert_array_equal(net.forward(codes), want)
+    # the dense FC's codes are the float weight's, columns in HWC order
+    wq = fc.fmts.weight.quantize(hwc_columns_by_loops(layers[1].weight, (4, 2, 2)))[0]
+    np.testing.assert_array_equal(w, wq)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--k", "8"], "--k does not apply to a conv network"),
     (["--plot", "x.png"], "--plot draws the FC comparison"),
@@ -134,6 +195,7 @@ def test_digits_cnn_through_the_golden_flow(tmp_path, capsys):
     assert dense["accuracy"]["float"] == accuracy(layers, X_te, y_te)
     man = json.loads((out_dir / "permdiag" / "manifest.json").read_text())
     assert man["source"]["file"] == "cnn.onnx" and man["layers"][1]["p"] == 4
+    assert man["format_version"] == 3 and man["flatten"] == "hwc"
     assert main(["check", str(out_dir / "smartdeal")]) == 0
     assert main(["rom", str(out_dir / "permdiag"), "--pes", "2", "--lanes", "2", "-o",
                  str(tmp_path / "rom")]) == 0

@@ -9,11 +9,11 @@ from permdeal.errors import PermdealError
 from permdeal.golden import float_model
 from permdeal.golden import smartdeal as sd
 from permdeal.golden.compress import QuantSpec
-from permdeal.golden.conv import ConvPermDiag, ConvShape, Pool, conv2d, matrix_view
-from permdeal.golden.conv_model import QuantConvLayer, compress_network
+from permdeal.golden.conv import ConvPermDiag, ConvShape, Pool, conv2d, hwc_order, matrix_view
+from permdeal.golden.conv_model import ConvNet, QuantConvLayer, compress_network
 from permdeal.golden.float_model import FloatLayer
 from permdeal.golden.formats import Fixed
-from permdeal.golden.model import load_float_model
+from permdeal.golden.model import QuantLayer, load_float_model
 from permdeal.golden.permdiag import PermDiag
 
 SEED = 1418
@@ -83,6 +83,29 @@ def naive_int_layer(layer, x_codes, w_codes):
     if layer.pool is not None:
         y = naive_pool(y, layer.pool.kind, layer.pool.size, layer.pool.stride, codes=True)
     return y.reshape(len(x_codes), -1)
+
+
+def loop_hwc(a, shape):
+    """The last axis of ``a``, a ``(C, H, W)`` feature map flattened channel by channel (or an FC
+    weight's columns over it), reordered pixel by pixel: entry (h*W + w)*C + c, by loops."""
+    cs, hs, ws = shape
+    out = np.zeros_like(a)
+    for c in range(cs):
+        for h in range(hs):
+            for w in range(ws):
+                out[..., (h * ws + w) * cs + c] = a[..., (c * hs + h) * ws + w]
+    return out
+
+
+def loop_chw(a, shape):
+    """Inverse of :func:`loop_hwc`, by loops."""
+    cs, hs, ws = shape
+    out = np.zeros_like(a)
+    for c in range(cs):
+        for h in range(hs):
+            for w in range(ws):
+                out[..., (c * hs + h) * ws + w] = a[..., (h * ws + w) * cs + c]
+    return out
 
 
 GEOMETRIES = [  # (in C, H, W), out channels, kernel, stride, padding (top, left, bottom, right)
@@ -187,6 +210,8 @@ def test_integer_inference_is_bit_exact(method, pool):
         assert isinstance(layer, QuantConvLayer)
         w = layer.weights.to_dense() if method == "permdiag" else layer.weights
         want = naive_int_layer(layer, trace[i], np.asarray(w, np.int64)).astype(np.int64)
+        if i == 1:  # the FC layer reads c2's feature map pixel by pixel (docs/design.md 14.3)
+            want = loop_hwc(want, layer.out_shape)
         np.testing.assert_array_equal(trace[i + 1], want)
     fc = net.layers[2]
     acc = trace[2].astype(object) @ (fc.matrix.to_dense() if method == "permdiag"
@@ -196,8 +221,78 @@ def test_integer_inference_is_bit_exact(method, pool):
     # the fixed-point net follows the float net of its own (compressed) weights
     approx = [FloatLayer(l.name, _float_weights(q), l.bias, l.conv, l.pool)
               for l, q in zip(layers, net.layers)]
+    approx[2].weight = loop_chw(approx[2].weight, (6, 2, 2))  # HWC columns to the float order
     ref = float_model.forward(approx, x)
     assert np.max(np.abs(net.predict(x) - ref)) < 0.05 * np.max(np.abs(ref))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 2, 4), (16, 4, 4), (5, 3, 1), (1, 7, 2)])
+def test_hwc_order_against_a_loop(shape):
+    want = loop_hwc(np.arange(int(np.prod(shape))), shape)
+    assert hwc_order(shape).tolist() == want.tolist()
+    x = rng(8).integers(-50, 50, size=(3, int(np.prod(shape))))
+    np.testing.assert_array_equal(x[:, hwc_order(shape)], loop_hwc(x, shape))
+    for bad in ((2, 3), (0, 2, 2), "chw"):
+        with pytest.raises(PermdealError, match="a feature map's shape must be"):
+            hwc_order(bad)
+
+
+@pytest.mark.parametrize("method", ["permdiag", "smartdeal"])
+def test_fc_after_conv_is_compressed_over_hwc_columns(method):
+    """The FC layer after a convolution: its float weight's columns put in HWC order (by loops),
+    then projected or decomposed; the convolutions themselves as before."""
+    r = rng(9)
+    layers = conv_net(r)
+    layers[2].weight, layers[2].bias = r.normal(0, 0.3, (8, 24)), r.normal(0, 0.1, 8)
+    net = compress_network(layers, method, p=2, spec=QuantSpec(act=Fixed(16, 8)))
+    assert net.flatten == "hwc"
+    w_hwc = loop_hwc(layers[2].weight, (6, 2, 2))
+    fc = net.layers[2]
+    if method == "permdiag":
+        ref, chw = PermDiag.from_dense(w_hwc, 2), PermDiag.from_dense(layers[2].weight, 2)
+        np.testing.assert_array_equal(fc.matrix.k, ref.k)
+        assert not np.array_equal(ref.k, chw.k)  # the order matters to the pattern
+        np.testing.assert_array_equal(fc.matrix.to_dense() != 0, ref.to_dense() != 0)
+    else:
+        ref = sd.quantize(sd.decompose(w_hwc, S=3, E=3), 8)
+        np.testing.assert_array_equal(fc.codes.codes, ref.codes)
+        np.testing.assert_array_equal(fc.codes.b_int, ref.b_int)
+    conv_only = compress_network(layers[:2], method, p=2, spec=QuantSpec(act=Fixed(16, 8)))
+    for a, b in zip(net.layers[:2], conv_only.layers):
+        np.testing.assert_array_equal(*(np.asarray(l.weights.to_dense() if method == "permdiag"
+                                                   else l.weights) for l in (a, b)))
+
+
+def test_dense_net_equals_the_float_order_exactly():
+    """Dense (p = 1, as compare's dense format): the HWC network's outputs equal, value by value,
+    those of the same codes with the FC layer over the CHW feature map, computed by loops."""
+    r = rng(10)
+    layers = conv_net(r)
+    x = r.uniform(0, 1, size=(6, 64))
+    net = compress_network(layers, "permdiag", p=1, spec=QuantSpec(act=12, weight=10, bias=12),
+                           calibration=x)
+    codes, _ = net.quantize_input(x)
+    c1, c2, fc = net.layers
+    y1 = naive_int_layer(c1, codes, np.asarray(c1.weights.to_dense(), np.int64))
+    y2 = naive_int_layer(c2, y1, np.asarray(c2.weights.to_dense(), np.int64))  # CHW, (6, 24)
+    w_chw = loop_chw(fc.matrix.to_dense(), (6, 2, 2))  # the float order's columns
+    want = np.zeros((len(x), 5), np.int64)
+    for b in range(len(x)):
+        for o in range(5):
+            acc = sum(int(w_chw[o, j]) * int(y2[b, j]) for j in range(24))
+            want[b, o] = naive_writeback(acc, fc.bias[o], fc.fmts, False)
+    np.testing.assert_array_equal(net.forward(codes), want)
+    # the same network read the old way (CHW flatten, columns put back) gives the same codes
+    chw = QuantLayer(fc.name, PermDiag((5, 24), 1, np.zeros((5, 24), np.int64),
+                                       w_chw[:, :, None].astype(np.int64)),
+                     fc.bias, fc.fmts, fc.relu)
+    old = ConvNet([c1, c2, chw], flatten="chw")
+    np.testing.assert_array_equal(old.forward(codes), want)
+    # and in floats the permutation with the matching flatten is the float model's product
+    w = layers[2].weight
+    fmap = float_model.forward(layers[:2], x)  # (C, H, W) flattened, before the ReLU
+    got = np.maximum(loop_hwc(fmap, (6, 2, 2)), 0) @ loop_hwc(w, (6, 2, 2)).T + layers[2].bias
+    np.testing.assert_allclose(got, float_model.forward(layers, x), rtol=1e-12, atol=1e-12)
 
 
 def _float_weights(q):

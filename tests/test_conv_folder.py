@@ -161,7 +161,8 @@ def test_folder_round_trip(tmp_path, method, kw):
     codes = net.quantize_input(x)[0]
     np.testing.assert_array_equal(back.forward(codes), net.forward(codes))
     man = json.loads((folder / "manifest.json").read_text())
-    assert man["format_version"] == 2 and man["method"] == method
+    assert man["format_version"] == 3 and man["method"] == method
+    assert man["flatten"] == "hwc" and back.flatten == net.flatten == "hwc"
     c1 = man["layers"][0]
     if kw:  # c1's matrix view has 3 chunks: blocks of 2 and 1 per output channel
         assert c1["smartdeal"]["rows_per_block"] == 2 and c1["smartdeal"]["blocks"] == 8
@@ -180,9 +181,11 @@ def test_pd_rom_images_round_trip(tmp_path):
     for groups in (None, 2):
         out = tmp_path / f"rom{groups}"
         man, _ = mdl.write_rom(folder, out, pes=2, lanes=2, groups=groups)
-        assert man["format_version"] == 3
+        assert man["format_version"] == 4 and man["flatten"] == "hwc"
         assert [("conv" in d) for d in man["layers"]] == [True, True, False]
-        same_layers(net, rom.model_from_images(out))
+        back = rom.model_from_images(out)
+        same_layers(net, back)
+        assert back.flatten == "hwc"
         assert main(["check", str(out)]) == 0
     # a conv layer's words are those of its matrix layer as an FC model's
     cfg = EngineConfig(2, 2)
@@ -222,6 +225,15 @@ CONV = lambda m, i=0: m["layers"][i]["conv"]
      "layer 0 has a conv field, but format_version 1 holds fully connected layers only"),
     (lambda m: [d.pop("conv", None) for d in m["layers"]] and m.update(format_version=2),
      "layer 1 (c2): in is 36, but layer 0 (c1) gives 4 outputs"),
+    (lambda m: m.update(flatten="whc"), 'flatten must be one of "chw", "hwc", not "whc"'),
+    (lambda m: m.update(flatten=["hwc"]), 'flatten must be one of "chw", "hwc", not ["hwc"]'),
+    (lambda m: m.update(flatten=None), 'flatten must be one of "chw", "hwc", not null'),
+    (lambda m: m.pop("flatten"), "missing field 'flatten' (format_version 3: the order the FC "
+     "layer after a convolution takes its inputs in)"),
+    (lambda m: m.update(format_version=2), "unexpected field 'flatten' in format_version 2, "
+     "which flattens in (C, H, W) order"),
+    (lambda m: m.update(format_version=4), "written by a newer permdeal: format_version 4, this "
+     "reader knows conv networks up to 3"),
 ])
 def test_edited_manifest_is_refused(tmp_path, capsys, edit, message):
     _, _, folder = write_cnn(tmp_path)
@@ -279,6 +291,80 @@ def test_rom_manifest_edits_are_refused(tmp_path):
     with pytest.raises(PermdealError, match=r"layer 0 \(c1\): conv.output is \[4, 4, 4\], "
                        r"expected \[4, 3, 3\]"):
         rom.model_from_images(tmp_path / "rom")
+    for edit, message in [
+        (lambda m: m.update(flatten="CHW"), 'flatten must be one of "chw", "hwc", not "CHW"'),
+        (lambda m: m.pop("flatten"), "missing field 'flatten' (format_version 4"),
+        (lambda m: m.update(format_version=3), "unexpected field 'flatten' in format_version 3"),
+        (lambda m: m.update(format_version=5), "written by a newer permdeal: format_version 5, "
+         "this reader knows conv networks up to 4"),
+    ]:
+        path.write_text(good)
+        edit_json(path, edit)
+        with pytest.raises(PermdealError) as e:
+            rom.model_from_images(tmp_path / "rom")
+        assert str(e.value).startswith(f"{path}: {message}"), str(e.value)
+
+
+def fc_outputs_by_loops(net, codes, order):
+    """The FC layer's output codes from the last conv layer's CHW output codes (the layer's own
+    forward, tested against loops in tests/test_conv.py), its input flattened in ``order``
+    ("chw" or "hwc") by loops over (c, h, w), then a dot product and write-back per output."""
+    y = net.layers[1].forward(net.layers[0].forward(codes))
+    fc = net.layers[2]
+    w = fc.matrix.to_dense()
+    cs, hs, ws = net.layers[1].out_shape
+    out = np.zeros((len(codes), fc.shape[0]), np.int64)
+    for b in range(len(codes)):
+        acc = [0] * fc.shape[0]
+        for c in range(cs):
+            for h in range(hs):
+                for wi in range(ws):
+                    col = (c * hs + h) * ws + wi if order == "chw" else (h * ws + wi) * cs + c
+                    for o in range(fc.shape[0]):
+                        acc[o] += int(w[o, col]) * int(y[b, (c * hs + h) * ws + wi])
+        row = [(a + (int(bias) << fc.fmts.bias_shift)) for a, bias in zip(acc, fc.bias)]
+        s = fc.fmts.acc_frac - fc.fmts.out.frac
+        lo, hi = -(1 << (fc.fmts.out.bits - 1)), (1 << (fc.fmts.out.bits - 1)) - 1
+        out[b] = [min(max((v + (1 << (s - 1))) >> s if s > 0 else v << -s, lo), hi) for v in row]
+    return out
+
+
+def test_outputs_follow_the_hwc_order(tmp_path):
+    net, x, folder = write_cnn(tmp_path)
+    codes = net.quantize_input(x)[0]
+    want = fc_outputs_by_loops(net, codes, "hwc")
+    np.testing.assert_array_equal(net.forward(codes), want)
+    np.testing.assert_array_equal(mdl.load(folder).forward(codes), want)
+
+
+def test_format_2_folders_and_format_3_images_still_read_as_chw(tmp_path):
+    """A folder written before the flatten field (format 2, as the released code writes it: this
+    manifest without flatten) keeps its meaning, (C, H, W) order; so do its ROM images (format 3);
+    and a format-3 folder / format-4 images may say "chw" themselves."""
+    net, x, _ = write_cnn(tmp_path)
+    old = ConvNet(net.layers, "permdiag", flatten="chw")
+    codes = net.quantize_input(x)[0]
+    want = fc_outputs_by_loops(old, codes, "chw")
+    assert not np.array_equal(want, fc_outputs_by_loops(net, codes, "hwc"))  # the order matters
+    folder = tmp_path / "old"
+    folder.mkdir()
+    old.write(folder)
+    man = json.loads((folder / "manifest.json").read_text())
+    assert man["format_version"] == 3 and man["flatten"] == "chw"
+    np.testing.assert_array_equal(mdl.load(folder).forward(codes), want)
+    edit_json(folder / "manifest.json", lambda m: (m.pop("flatten"), m.update(format_version=2)))
+    back = mdl.load(folder)
+    assert back.flatten == "chw"
+    np.testing.assert_array_equal(back.forward(codes), want)
+    assert main(["check", str(folder)]) == 0
+    man, _ = mdl.write_rom(folder, tmp_path / "rom", pes=2, lanes=2)
+    assert man["format_version"] == 4 and man["flatten"] == "chw"
+    np.testing.assert_array_equal(rom.model_from_images(tmp_path / "rom").forward(codes), want)
+    edit_json(tmp_path / "rom" / "manifest.json",
+              lambda m: (m.pop("flatten"), m.update(format_version=3)))
+    back = rom.model_from_images(tmp_path / "rom")
+    assert back.flatten == "chw"
+    np.testing.assert_array_equal(back.forward(codes), want)
 
 
 def test_cli_compress_cnn_and_its_errors(tmp_path, capsys):

@@ -9,6 +9,7 @@ from permdeal.golden import conv_train as ct
 from permdeal.golden import smartdeal as sd
 from permdeal.golden.conv import ConvPermDiag, ConvShape, Pool
 from permdeal.golden.float_model import FloatLayer
+from permdeal.golden.permdiag import PermDiag
 
 SEED = 1405
 
@@ -60,6 +61,45 @@ def test_structures_are_kept():
     assert np.all(dec.ce[~keep0] == 0)
     sd.encode_ce(dec.ce, dec.e_min, dec.E)  # every Ce on the grid (refuses anything else)
     np.testing.assert_allclose(trained[1].weight.reshape(4, -1), dec.to_dense(), rtol=1e-12)
+
+
+def hwc_by_loops(shape):
+    """HWC index -> CHW index of a (C, H, W) feature map, by loops."""
+    cs, hs, ws = shape
+    out = [0] * (cs * hs * ws)
+    for c in range(cs):
+        for h in range(hs):
+            for w in range(ws):
+                out[(h * ws + w) * cs + c] = (c * hs + h) * ws + w
+    return np.array(out)
+
+
+def test_fc_structure_is_kept_over_hwc_columns():
+    """The FC layer after the convolutions keeps its PD pattern / SmartDeal chunks over the
+    feature map's HWC columns; the float layers it gives stay in (C, H, W) order."""
+    print(f"seed {SEED + 2}")
+    r = np.random.default_rng(SEED + 2)
+    layers = tiny(r)
+    X, y = r.normal(size=(16, 60)), r.integers(0, 5, size=16)
+    cols = hwc_by_loops((4, 2, 2))
+    assert ct.input_orders(layers)[2].tolist() == cols.tolist()
+    pd = [ct.dense_params(layers[0].weight), ct.dense_params(layers[1].weight),
+          ct.pd_params(layers[2].weight, 2, cols)]
+    before = pd[2].structured().copy()
+    np.testing.assert_array_equal(pd[2].weight()[:, cols], before)
+    trained = ct.train(layers, pd, X, y, epochs=3, seed=0)
+    w_hwc = trained[2].weight[:, cols]
+    assert np.all(w_hwc[~pd[2].mask] == 0) and np.any(w_hwc != before)
+    again = PermDiag.from_dense(w_hwc, 2)  # the pattern over HWC columns, every weight kept
+    np.testing.assert_array_equal(again.to_dense(), w_hwc)
+    sdp = [ct.dense_params(layers[0].weight), ct.dense_params(layers[1].weight),
+           ct.sd_params(layers[2].weight, 4, 3, cols)]
+    trained = ct.train(layers, sdp, X, y, epochs=3, seed=0)
+    dec = sdp[2].decomposition()
+    np.testing.assert_allclose(trained[2].weight[:, cols], dec.to_dense(), rtol=1e-12)
+    # gradient: the float network's dW (CHW columns) reaches the structure in HWC order
+    dW = r.normal(size=(5, 16))
+    np.testing.assert_array_equal(pd[2].grads(dW)[0], dW[:, cols] * pd[2].mask)
 
 
 def test_digits_cnn_study():

@@ -264,7 +264,8 @@ def test_conv_models_compress_and_run_on_the_engine(tmp_path, capsys):
         out = tmp_path / f"c{i}"
         assert main(["compress", str(src), "--p", "2", "-o", str(out)]) == 0
         man = json.loads((out / "manifest.json").read_text())
-        assert man["format_version"] == 2 and man["source"]["file"] == src.name
+        assert man["format_version"] == 3 and man["source"]["file"] == src.name
+        assert man["flatten"] == "hwc"
         assert man["layers"][0]["conv"]["output"] == [4, 4, 4]
     capsys.readouterr()
     np.save(tmp_path / "x.npy", np.zeros((1, 64)))

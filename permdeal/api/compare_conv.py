@@ -4,7 +4,9 @@
 The float network (``.npz`` or ``.onnx``) is compressed three ways by
 :func:`permdeal.golden.conv_train.compare_formats`: dense (16-bit), PD at ``--p`` (every layer
 with at least ``p`` inputs per kernel position; narrower ones dense,
-:func:`~permdeal.golden.conv_model.block_sizes`) and SmartDeal (``--S``, ``--E``, ``--b-bits``).
+:func:`~permdeal.golden.conv_model.block_sizes`) and SmartDeal (``--S``, ``--E``, ``--b-bits``),
+each network's FC layer after a convolution taking the feature map in ``(H, W, C)`` order, its
+structure over those columns (docs/design.md 14.3; ``settings.flatten`` in the JSON).
 With ``--data digits`` PD and SmartDeal are fine-tuned ``--finetune-epochs`` on the digits
 training split with their structure kept, and accuracies are measured on the 450 test images,
 float and bit-exact fixed point; without it, formats are fitted to ``--vectors`` random inputs
@@ -40,6 +42,7 @@ CONV_OPTIONS = ("model", "data", "finetune_epochs", "vectors", "input_density", 
                 "E", "b_bits", "json", "output", "force", "jobs", "dask")
 FORMATS = {"dense": "dense", "permdiag": "PD", "smartdeal": "SmartDeal"}
 FOLDERS = ("permdiag", "smartdeal")
+FLATTEN_TEXT = {"hwc": "(H, W, C)", "chw": "(C, H, W)"}
 RULE = ("weights: dense O*C*KH*KW (conv) or out*in (FC); stored: PD the weights inside the "
         "matrices of its blocks, SmartDeal and dense every weight (SmartDeal rebuilds them). "
         "Storage: dense 16 bits a weight; PD p 16-bit weights and ceil(log2 p) index bits per "
@@ -122,7 +125,8 @@ def compare_conv(opts: Any, layers: list, defaults: Any) -> tuple[dict, dict, np
                                      "weight_shape": list(l.weight.shape)} for l in layers]},
             "settings": {"p": ps, "S": S, "E": E, "b_bits": b_bits, "finetune_epochs": ft,
                          "seed": seed, "fixed_point": "16-bit weights and biases, 16-bit "
-                         "activations fitted to the calibration inputs"},
+                         "activations fitted to the calibration inputs",
+                         "flatten": res["dense"]["net"].flatten},
             "rule": RULE, "formats": formats,
             "seconds": round(time.perf_counter() - t0, 1)}, res, X if data is None else data[2]
 
@@ -153,7 +157,9 @@ def text(out: dict[str, Any]) -> str:
     if has_acc:
         head += ["before fine-tuning", "float", "fixed point"]
     lines += ["", "total", table(head, rows, "ll" + "r" * (len(head) - 2)),
-              f"fixed point: {out['settings']['fixed_point']}, bit-exact", "",
+              f"fixed point: {out['settings']['fixed_point']}, bit-exact",
+              "the FC layer after a convolution takes the feature map in "
+              f"{FLATTEN_TEXT[out['settings']['flatten']]} order", "",
               f"counted: {out['rule']}"]
     if "folders" in out:
         lines.append("")
