@@ -199,6 +199,10 @@ def engine_walks(net) -> list:
             words, block, fmap = m_rows * p, p, (shape.out_channels, *l.out_shape[1:])
         elif fmap is not None:
             c, h, w = fmap
+            if h * w > 1 and getattr(net, "flatten", "hwc") != "hwc":
+                raise PermdealError(f"layer {l.name}: takes the {c}x{h}x{w} map in "
+                                    f"({net.flatten}) order (a folder of an older permdeal); the "
+                                    "engine reads it in (H, W, C) order: compress the model again")
             if words != c or l.shape[1] != h * w * c:
                 raise PermdealError(f"layer {l.name}: the engine walks its input as the "
                                     f"{c}x{h}x{w} map of {words} words a pixel (the previous "
@@ -264,7 +268,10 @@ def conv_model_cycles(net, x: npt.ArrayLike, cfg):
             c = layer_cycles(a, rows, p, cfg, prev)
             layers.append(replace(c, writeback=c.writeback + pool))
         else:
-            fmap = np.asarray(a).reshape(walk.shape.in_shape)
+            c, h, w = walk.shape.in_shape
+            # (the FC layer after a convolution takes the map in (H, W, C) order)
+            fmap = np.asarray(a).reshape(c, h, w) if conv else \
+                np.asarray(a).reshape(h, w, c).transpose(2, 0, 1)
             layers.append(conv_layer_cycles(fmap, walk, rows, p, cfg, pool))
         prev = p
     return InferenceCycles(load=engine_input(net, acts[0]).size, layers=tuple(layers),

@@ -161,3 +161,22 @@ def test_engine_walks_refuse_what_the_engine_does_not_run():
              FloatLayer("fc", r.normal(0, 0.3, (5, 64)), np.zeros(5))],
             "permdiag", p=[1, 1], spec=QuantSpec(act=12, weight=10, bias=12),
             calibration=r.normal(0, 1, (8, 36))))
+
+
+def test_engine_walks_refuse_a_map_flattened_chw():
+    """A folder of an older permdeal (format 2) flattens the map into its FC layer in (C, H, W)
+    order; the engine reads (H, W, C), so it is refused (a 1x1 map reads the same either way)."""
+    from permdeal.golden.compress import QuantSpec
+    from permdeal.golden.conv_model import ConvNet, compress_network
+    from permdeal.golden.conv_walk import engine_walks
+    from permdeal.golden.float_model import FloatLayer
+    r = np.random.default_rng(9)
+    c1 = ConvShape((2, 4, 4), 4, (3, 3))
+    net = compress_network([FloatLayer("c1", r.normal(0, 0.5, c1.weight_shape), np.zeros(4), c1),
+                            FloatLayer("fc", r.normal(0, 0.3, (3, 16)), np.zeros(3))],
+                           "permdiag", p=[2, 2], spec=QuantSpec(act=12, weight=10, bias=12),
+                           calibration=r.normal(0, 1, (8, 32)))
+    assert engine_walks(net)[1].shape.kernel == (2, 2)
+    old = ConvNet(net.layers, net.method, flatten="chw")
+    with pytest.raises(PermdealError, match="layer fc: takes the 4x2x2 map in \\(chw\\) order"):
+        engine_walks(old)

@@ -32,12 +32,12 @@ def fc_layer(r, name, n_out, n_in):
 
 
 def net_cnn_max(r):
-    """conv 3x3 1->4 pad 1 (p = 1, one word a pixel) + max pool 2x2 (6x6 -> 3x3), conv 3x3 4->6
-    (p = 2, to 1x1), FC 6 -> 5 (p = 2, the whole-map walk)."""
+    """conv 3x3 1->4 pad 1 (p = 1, one word a pixel) + max pool 2x2 (6x6 -> 3x3), conv 2x2 4->4
+    (p = 2, to 2x2), FC 16 -> 5 (p = 2, the whole-map walk over the map in (H, W, C) order)."""
     c1 = ConvShape((1, 6, 6), 4, (3, 3), (1, 1), (1, 1, 1, 1))
-    c2 = ConvShape((4, 3, 3), 6, (3, 3))
+    c2 = ConvShape((4, 3, 3), 4, (2, 2))
     return ([conv_layer(r, "c1", c1, Pool("max", (2, 2), (2, 2))), conv_layer(r, "c2", c2),
-             fc_layer(r, "fc", 5, 6)], [1, 2, 2])
+             fc_layer(r, "fc", 5, 16)], [1, 2, 2])
 
 
 def net_cnn_avg(r):

@@ -189,7 +189,7 @@ def test_changed_npz_is_refused(tmp_path):
      "method 'permdiag' is not a SmartDeal model; this reader reads only method 'smartdeal'"),
     (lambda m: m.update(format_version=2), "format_version 2 is a conv network's, but no "
                                               "layer has a conv field"),
-        (lambda m: m.update(format_version=3), "written by a newer permdeal: format_version 3"),
+    (lambda m: m.update(format_version=4), "written by a newer permdeal: format_version 4"),
     (lambda m: m["config"].update(prune=1.0), "config: prune must be a number in [0, 1), not 1.0"),
     (lambda m: m["config"].update(extra=1), "config: unexpected field 'extra'"),
     (lambda m: m["source"].update(sha256=5), "source: sha256 must be a string, not 5"),
