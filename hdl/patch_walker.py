@@ -16,7 +16,7 @@ by ``sel`` into registers while the walker waits at a walk's first window.
 
 from typing import Any
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -70,6 +70,25 @@ def check_walks(banks: int, width: int, rows: int, index_bits: int, walks) -> tu
             raise PermdealError(f"patch walker walk {i}: a feature map of {need} rows a bank "
                                 f"does not fit {rows} rows")
     return walks
+
+
+def _within(sig: Signal, lo: Value, hi: Value) -> Value:
+    """``lo <= sig <= hi``; a bound that is a constant outside ``sig``'s range makes no compare
+    (one that always holds would be constant, which Verilator's lint flags)."""
+    shape = sig.shape()
+    top = (1 << (shape.width - shape.signed)) - 1
+    bottom = -(1 << (shape.width - 1)) if shape.signed else 0
+    terms = []
+    if not (isinstance(lo, Const) and lo.value <= bottom):
+        terms.append(Const(0) if isinstance(lo, Const) and lo.value > top else sig >= lo)
+    if not (isinstance(hi, Const) and hi.value >= top):
+        terms.append(Const(0) if isinstance(hi, Const) and hi.value < bottom else sig <= hi)
+    if not terms:
+        return Const(1)
+    out = terms[0]
+    for t in terms[1:]:
+        out = out & t
+    return out
 
 
 class PatchWalker(wiring.Component):
@@ -255,8 +274,10 @@ class PatchWalker(wiring.Component):
 
             def inc(self):
                 if self.used:
+                    at_pen = (eq_const(self.v, self.pen.value) if isinstance(self.pen, Const)
+                              else self.v == self.pen)
                     m.d.comb += [self.v_n.eq((self.v + 1)[:len(self.v)]),
-                                 self.last_n.eq(self.v == self.pen)]
+                                 self.last_n.eq(at_pen)]
 
             def clear(self):
                 if self.used:
@@ -265,10 +286,9 @@ class PatchWalker(wiring.Component):
             def next_last(self):
                 return self.last_n if self.used else Const(1)
 
-        w0 = consts
-        y_shape = _shape([v for c in w0 for v in (c["y_min"], c["y_max"])])
-        x_shape = _shape([v for c in w0 for v in (c["x_min"], c["x_max"])])
-        pr_shape = _shape([v for c in w0 for v in (c["prow_min"], c["prow_max"])] + [-1])
+        y_shape = _shape([v for c in consts for v in (c["y_min"], c["y_max"])])
+        x_shape = _shape([v for c in consts for v in (c["x_min"], c["x_max"])])
+        pr_shape = _shape([v for c in consts for v in (c["prow_min"], c["prow_max"])] + [-1])
         pr_shape = signed(max(pr_shape.width, row_bits + 1))
         bank, bank_n = reg("bank", bank_bits, None)
         row, row_n = reg("row", row_bits, None)
@@ -329,8 +349,8 @@ class PatchWalker(wiring.Component):
             m.d.comb += [x_n.eq((x + dx)[:len(x)]), prow_n.eq((prow + dr)[:len(prow)])]
             ylo, yhi, xlo, xhi = bounds
             if ylo is not None:
-                m.d.comb += y_in_n.eq((y >= ylo) & (y <= yhi))
-            m.d.comb += x_in_n.eq((x >= xlo) & (x <= xhi))
+                m.d.comb += y_in_n.eq(_within(y, ylo, yhi))
+            m.d.comb += x_in_n.eq(_within(x, xlo, xhi))
 
         with m.If(self.step):
             with m.If(~pos_last):
