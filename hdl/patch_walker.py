@@ -16,7 +16,7 @@ by ``sel`` into registers while the walker waits at a walk's first window.
 
 from typing import Any
 
-from amaranth.hdl import Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -72,17 +72,19 @@ def check_walks(banks: int, width: int, rows: int, index_bits: int, walks) -> tu
     return walks
 
 
-def _within(sig: Signal, lo: Value, hi: Value) -> Value:
-    """``lo <= sig <= hi``; a bound that is a constant outside ``sig``'s range makes no compare
-    (one that always holds would be constant, which Verilator's lint flags)."""
+def _within(sig: Signal, lo: int, hi: int) -> Value:
+    """``lo <= sig <= hi`` for constants ``lo`` and ``hi``; a bound outside ``sig``'s range
+    makes no compare (one that always holds would be constant, which Verilator's lint flags)."""
     shape = sig.shape()
     top = (1 << (shape.width - shape.signed)) - 1
     bottom = -(1 << (shape.width - 1)) if shape.signed else 0
+    if lo > top or hi < bottom or lo > hi:
+        return Const(0)
     terms = []
-    if not (isinstance(lo, Const) and lo.value <= bottom):
-        terms.append(Const(0) if isinstance(lo, Const) and lo.value > top else sig >= lo)
-    if not (isinstance(hi, Const) and hi.value >= top):
-        terms.append(Const(0) if isinstance(hi, Const) and hi.value < bottom else sig <= hi)
+    if lo > bottom:
+        terms.append(sig >= Const(lo, _shape([lo])))
+    if hi < top:
+        terms.append(sig <= Const(hi, _shape([hi])))
     if not terms:
         return Const(1)
     out = terms[0]
@@ -250,6 +252,30 @@ class PatchWalker(wiring.Component):
                         m.d.sync += made[name].eq(select(name))
             return made[name]
 
+        # The walk as a one-hot register (loaded with the constants), so that a compare with a
+        # walk's constant is a compare with a constant, per walk, gated by its bit: shallow
+        # gates, not a comparator of two registers.
+        if len(consts) > 1:
+            walk_oh = Signal(len(consts), name="walk_oh", reset_less=True)
+            with m.If(at_start):
+                m.d.sync += walk_oh.eq(Cat(*[eq_const(self.sel, k) for k in range(len(consts))]))
+
+        def per_walk(test, *names):
+            """``test(*values)`` of walk ``sel``'s constants ``names`` (an int stands for itself
+            in every walk): one test per distinct set of values, gated by the walks' bits."""
+            rows = [tuple(n if isinstance(n, int) else c[n] for n in names) for c in consts]
+            if len(set(rows)) == 1:
+                return test(*rows[0])
+            out = None
+            for vals in sorted(set(rows)):
+                bits = [walk_oh[k] for k, r in enumerate(rows) if r == vals]
+                gate = bits[0]
+                for b in bits[1:]:
+                    gate = gate | b
+                term = gate & test(*vals)
+                out = term if out is None else out | term
+            return out
+
         state = []  # (register, its next value, its first-window constant's name)
 
         def reg(name, shape, first):
@@ -268,14 +294,13 @@ class PatchWalker(wiring.Component):
                 if self.used:
                     self.v, self.v_n = reg(name, range(max(sizes)), None)
                     self.last, self.last_n = reg(f"{name}_last", 1, f"{name}_one")
-                    self.pen, self.one = const(f"{name}_pen"), const(f"{name}_one")
+                    self.name, self.one = name, const(f"{name}_one")
                 else:
                     self.last = Const(1)
 
             def inc(self):
                 if self.used:
-                    at_pen = (eq_const(self.v, self.pen.value) if isinstance(self.pen, Const)
-                              else self.v == self.pen)
+                    at_pen = per_walk(lambda pen: eq_const(self.v, pen), f"{self.name}_pen")
                     m.d.comb += [self.v_n.eq((self.v + 1)[:len(self.v)]),
                                  self.last_n.eq(at_pen)]
 
@@ -322,11 +347,11 @@ class PatchWalker(wiring.Component):
         inside_n = Signal()
         m.d.comb += inside_n.eq(y_in_n & x_in_n)
         one_s = const("s_one")
-        for name in ("blk_one", "xv_hi", "du_x", "du_r", "yu_hi", "xu_lo", "xu_hi"):
+        for name in ("blk_one", "du_x", "du_r"):
             const(name)
         for t, ctr in enumerate((pj, pi, pb, pa)):
             if ctr.used:
-                for name in ("dy", "dx", "dr", "ylo", "yhi", "xlo", "xhi"):
+                for name in ("dy", "dx", "dr"):
                     const(f"t{t}_{name}")
 
         def enter_position():
@@ -340,17 +365,27 @@ class PatchWalker(wiring.Component):
                          mask_n.eq(Mux(inside_n, c_mask0, 0)),
                          pos_last_n.eq(~inside_n | (one_s & const("blk_one")))]
 
-        def move(dy, dx, dr, bounds):
-            """The input pixel moves by ``(dy, dx)`` (its row by ``dr``); ``bounds`` names the
-            constants ``y >= lo, y <= hi, x >= lo, x <= hi`` of the new position's being inside
-            (``None``: that coordinate does not move)."""
+        # Whether the next position lies inside the input: compares of the current ``y`` and
+        # ``x`` with constants (shifted by the move), one per kind of move, and-ed with that
+        # move's case (from registers) and or-ed, not a chain of the step's conditions.
+        y_terms, x_terms = [], []
+
+        def move(case, dy, dx, dr, bounds):
+            """In ``case`` (registers' gates), the input pixel moves by ``(dy, dx)`` (its row by
+            ``dr``); ``bounds`` names the constants ``y >= lo, y <= hi, x >= lo, x <= hi`` of the
+            new position's being inside (``None``: that coordinate does not move)."""
             if dy is not None:
                 m.d.comb += y_n.eq((y + dy)[:len(y)])
             m.d.comb += [x_n.eq((x + dx)[:len(x)]), prow_n.eq((prow + dr)[:len(prow)])]
             ylo, yhi, xlo, xhi = bounds
             if ylo is not None:
-                m.d.comb += y_in_n.eq(_within(y, ylo, yhi))
-            m.d.comb += x_in_n.eq(_within(x, xlo, xhi))
+                y_terms.append((case, per_walk(lambda lo, hi: _within(y, lo, hi), ylo, yhi)))
+            x_terms.append((case, per_walk(lambda lo, hi: _within(x, lo, hi), xlo, xhi)))
+
+        next_position = Signal()
+        m.d.comb += next_position.eq(pos_last & ~pixel_last)
+        next_pixel = Signal()
+        m.d.comb += next_pixel.eq(pixel_last & ~layer_last)
 
         with m.If(self.step):
             with m.If(~pos_last):
@@ -375,12 +410,12 @@ class PatchWalker(wiring.Component):
                 m.d.comb += base_n.eq((base + Mux(inside, c_lq, c_words))[:nb])
                 with m.If(~v.last):
                     v.inc()
-                    move(None, 1, c_r, (None, None, Const(-1), const("xv_hi")))
+                    move(next_position & ~v.last, None, 1, c_r, (None, None, -1, "xv_hi"))
                 with m.Else():
                     v.clear()
                     u.inc()
-                    move(1, const("du_x"), const("du_r"),
-                         (Const(-1), const("yu_hi"), const("xu_lo"), const("xu_hi")))
+                    move(next_position & v.last, 1, const("du_x"), const("du_r"),
+                         (-1, "yu_hi", "xu_lo", "xu_hi"))
                 enter_position()
             with m.Elif(~layer_last):
                 # the next output pixel's first kernel position
@@ -398,9 +433,15 @@ class PatchWalker(wiring.Component):
                         for inner in counters[:t]:
                             inner.clear()
                         ctr.inc()
-                        move(const(f"t{t}_dy"), const(f"t{t}_dx"), const(f"t{t}_dr"),
-                             tuple(const(f"t{t}_{b}") for b in ("ylo", "yhi", "xlo", "xhi")))
+                        move(next_pixel & cond, const(f"t{t}_dy"), const(f"t{t}_dx"),
+                             const(f"t{t}_dr"),
+                             tuple(f"t{t}_{b}" for b in ("ylo", "yhi", "xlo", "xhi")))
                 enter_position()
+        for flag, flag_n, terms in ((y_in, y_in_n, y_terms), (x_in, x_in_n, x_terms)):
+            moves, value = terms[0][0], terms[0][0] & terms[0][1]
+            for case, test in terms[1:]:
+                moves, value = moves | case, value | (case & test)
+            m.d.comb += flag_n.eq(Mux(self.step & moves, value, flag))
         # a pixel's last window: its last position's last; the walk's last pixel: every pixel
         # counter at its last value
         m.d.comb += [
