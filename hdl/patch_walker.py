@@ -8,10 +8,15 @@ windows, or one empty window for a position in the padding. Every address is kep
 (no multiply, no divider): the input pixel ``(y, x)`` and its first row ``(y*W + x) * ceil(P/NL)
 * S`` (signed: the padding makes them negative), the bank ``J mod NL`` and the row that grows by
 ``S`` when the bank wraps, the window ``s``, and the patch index ``base`` (``+=`` the window's
-size, ``+= C'`` after a padding position). Whether the next position lies inside the input is a
-compare of a register with a constant into a flag, made in the step before; so are the counters'
-"at the last value" flags. The constants of each walk are generated into the Verilog and selected
-by ``sel`` into registers while the walker waits at a walk's first window.
+size, ``+= C'`` after a padding position). Every decision of a step is made from registers:
+the counters' "at the last value" flags are loaded a step ahead (a compare of the counter with a
+constant), and whether the position lies inside the input is a pair of flags (``y_in``,
+``x_in``) loaded in the step that moves to it, by compares of the current ``y`` and ``x`` with
+constants shifted by the move (one per kind of move, and-ed with the move's case from registers;
+per walk with several walks, gated by a one-hot walk register: no comparator of two registers).
+Those compares also pick the new position's first mask and row (0 in the padding), beside the
+row's adder. The constants of each walk are generated into the Verilog; those the adders take
+are selected by ``sel`` into registers while the walker waits at a walk's first window.
 """
 
 from typing import Any
@@ -336,6 +341,16 @@ class PatchWalker(wiring.Component):
         pa = Counter("pa", [c["NBH"] for c in consts])
         pixel_last, pixel_last_n = reg("pixel_last_r", 1, "pixel_last0")
         layer_last, layer_last_n = reg("layer_last_r", 1, "layer_last0")
+        # the move out of the current position: with several walks the input pixel's
+        # increments are chosen a step ahead (from the counters' next flags), so that each
+        # coordinate has one adder of two registers; with one, an adder of a constant per kind
+        # of move
+        moves = ("dy", "dx", "dr")
+        inc = {}
+        if len(consts) > 1:
+            for name in moves:
+                values = [v for c in consts for v in _move_values(c, name)]
+                inc[name] = reg(f"move_{name}", _shape(values), f"move_{name}0")
         m.d.comb += [self.bank.eq(bank), self.row.eq(row), self.base.eq(base),
                      self.mask.eq(mask), self.pixel_last.eq(pixel_last),
                      self.layer_last.eq(layer_last)]
@@ -347,22 +362,40 @@ class PatchWalker(wiring.Component):
         inside_n = Signal()
         m.d.comb += inside_n.eq(y_in_n & x_in_n)
         one_s = const("s_one")
-        for name in ("blk_one", "du_x", "du_r"):
-            const(name)
+        const("blk_one")
+        # per kind of move out of a position (in priority order): its case from the counters'
+        # flags and its increments
+        kinds = [(~v.last, v.next_last, {"dy": 0, "dx": 1, "dr": c_r}),
+                 (~u.last, u.next_last, {"dy": 1, "dx": const("du_x"), "dr": const("du_r")})]
         for t, ctr in enumerate((pj, pi, pb, pa)):
             if ctr.used:
-                for name in ("dy", "dx", "dr"):
-                    const(f"t{t}_{name}")
+                kinds.append((~ctr.last, ctr.next_last,
+                              {name: const(f"t{t}_{name}") for name in moves}))
+        for name in inc:
+            r, r_n = inc[name]
+            value = kinds[-1][2][name]
+            for _, next_last, incs in reversed(kinds[:-1]):
+                value = Mux(~next_last(), incs[name], value)
+            m.d.comb += r_n.eq(value)
+
+        def moved(sig, name):
+            """``sig`` (``y``, ``x``, ``prow``) after the move out of the current position."""
+            if name in inc:
+                return (sig + inc[name][0])[:len(sig)]
+            value = (sig + kinds[-1][2][name])[:len(sig)]
+            for case, _, incs in reversed(kinds[:-1]):
+                value = Mux(case, (sig + incs[name])[:len(sig)], value)
+            return value
+
+        prow_moved = Signal(prow.shape(), name="prow_moved")
+        m.d.comb += prow_moved.eq(moved(prow, "dr"))
 
         def enter_position():
             """The next window is a position's first: block 0, window 0, the row of the
             position's pixel (0 in the padding)."""
             s.clear()
             blk.clear()
-            first_row = Signal(row_bits, name="first_row")
-            m.d.comb += first_row.eq(Mux(inside_n, prow_n[:row_bits], 0))
-            m.d.comb += [bank_n.eq(0), row_base_n.eq(first_row), row_n.eq(first_row),
-                         mask_n.eq(Mux(inside_n, c_mask0, 0)),
+            m.d.comb += [bank_n.eq(0), mask_n.eq(Mux(inside_n, c_mask0, 0)),
                          pos_last_n.eq(~inside_n | (one_s & const("blk_one")))]
 
         # Whether the next position lies inside the input: compares of the current ``y`` and
@@ -370,13 +403,10 @@ class PatchWalker(wiring.Component):
         # move's case (from registers) and or-ed, not a chain of the step's conditions.
         y_terms, x_terms = [], []
 
-        def move(case, dy, dx, dr, bounds):
-            """In ``case`` (registers' gates), the input pixel moves by ``(dy, dx)`` (its row by
-            ``dr``); ``bounds`` names the constants ``y >= lo, y <= hi, x >= lo, x <= hi`` of the
-            new position's being inside (``None``: that coordinate does not move)."""
-            if dy is not None:
-                m.d.comb += y_n.eq((y + dy)[:len(y)])
-            m.d.comb += [x_n.eq((x + dx)[:len(x)]), prow_n.eq((prow + dr)[:len(prow)])]
+        def move(case, bounds):
+            """In ``case`` (registers' gates) the input pixel moves (by the ``move_*``
+            registers); ``bounds`` names the constants ``y >= lo, y <= hi, x >= lo, x <= hi`` of
+            the new position's being inside (``None``: ``y`` does not move)."""
             ylo, yhi, xlo, xhi = bounds
             if ylo is not None:
                 y_terms.append((case, per_walk(lambda lo, hi: _within(y, lo, hi), ylo, yhi)))
@@ -392,7 +422,7 @@ class PatchWalker(wiring.Component):
                 # the next window of the same position: the block's next, or the next block's
                 with m.If(~s.last):
                     s.inc()
-                    m.d.comb += [row_n.eq((row + 1)[:row_bits]), base_n.eq((base + d)[:nb]),
+                    m.d.comb += [base_n.eq((base + d)[:nb]),
                                  mask_n.eq(Mux(s.next_last(), c_last_mask, full)),
                                  pos_last_n.eq(s.next_last() & blk.last)]
                 with m.Else():
@@ -401,21 +431,19 @@ class PatchWalker(wiring.Component):
                     m.d.comb += [base_n.eq((base + c_lq)[:nb]), mask_n.eq(c_mask0),
                                  pos_last_n.eq(one_s & blk.next_last())]
                     with m.If(eq_const(bank, self._banks - 1)):
-                        m.d.comb += [bank_n.eq(0), row_base_n.eq((row + 1)[:row_bits]),
-                                     row_n.eq((row + 1)[:row_bits])]
+                        m.d.comb += bank_n.eq(0)
                     with m.Else():
-                        m.d.comb += [bank_n.eq((bank + 1)[:bank_bits]), row_n.eq(row_base)]
+                        m.d.comb += bank_n.eq((bank + 1)[:bank_bits])
             with m.Elif(~pixel_last):
                 # the pixel's next kernel position
                 m.d.comb += base_n.eq((base + Mux(inside, c_lq, c_words))[:nb])
                 with m.If(~v.last):
                     v.inc()
-                    move(next_position & ~v.last, None, 1, c_r, (None, None, -1, "xv_hi"))
+                    move(next_position & ~v.last, (None, None, -1, "xv_hi"))
                 with m.Else():
                     v.clear()
                     u.inc()
-                    move(next_position & v.last, 1, const("du_x"), const("du_r"),
-                         (-1, "yu_hi", "xu_lo", "xu_hi"))
+                    move(next_position & v.last, (-1, "yu_hi", "xu_lo", "xu_hi"))
                 enter_position()
             with m.Elif(~layer_last):
                 # the next output pixel's first kernel position
@@ -433,10 +461,27 @@ class PatchWalker(wiring.Component):
                         for inner in counters[:t]:
                             inner.clear()
                         ctr.inc()
-                        move(next_pixel & cond, const(f"t{t}_dy"), const(f"t{t}_dx"),
-                             const(f"t{t}_dr"),
+                        move(next_pixel & cond,
                              tuple(f"t{t}_{b}" for b in ("ylo", "yhi", "xlo", "xhi")))
                 enter_position()
+        # the coordinates move with a position step; the row: the next window's in the block,
+        # the next block's (the bank wraps: S rows further), or the new position's first (0 in
+        # the padding)
+        moving = Signal()
+        m.d.comb += moving.eq(self.step & pos_last)
+        with m.If(moving):
+            m.d.comb += [y_n.eq(moved(y, "dy")), x_n.eq(moved(x, "dx")), prow_n.eq(prow_moved)]
+        first_row = Signal(row_bits, name="first_row")
+        m.d.comb += first_row.eq(Mux(inside_n, prow_moved[:row_bits], 0))
+        wraps = Signal()  # the block's last window in the last bank: the next block S rows on
+        m.d.comb += wraps.eq(s.last & eq_const(bank, self._banks - 1))
+        m.d.comb += [
+            row_n.eq(Mux(self.step, Mux(pos_last, first_row,
+                                        Mux(~s.last | wraps, (row + 1)[:row_bits], row_base)),
+                         row)),
+            row_base_n.eq(Mux(self.step & (pos_last | wraps),
+                              Mux(pos_last, first_row, (row + 1)[:row_bits]), row_base)),
+        ]
         for flag, flag_n, terms in ((y_in, y_in_n, y_terms), (x_in, x_in_n, x_terms)):
             moves, value = terms[0][0], terms[0][0] & terms[0][1]
             for case, test in terms[1:]:
@@ -459,6 +504,13 @@ class PatchWalker(wiring.Component):
         with m.Else():
             m.d.sync += [r.eq(n) for r, n, _ in state]
         return m
+
+
+def _move_values(k: dict[str, int], name: str) -> list[int]:
+    """Every value walk constants ``k`` give the move increment ``name`` (``dy``, ``dx``,
+    ``dr``)."""
+    fixed = {"dy": [0, 1], "dx": [1, k["du_x"]], "dr": [k["R"], k["du_r"]]}[name]
+    return fixed + [k[f"t{t}_{name}"] for t in range(4)] + [k[f"move_{name}0"]]
 
 
 def _walk_constants(walk: ConvWalk, banks: int, width: int) -> dict[str, int]:
@@ -497,6 +549,12 @@ def _walk_constants(walk: ConvWalk, banks: int, width: int) -> dict[str, int]:
         k.update({f"t{t}_dy": dy, f"t{t}_dx": dx, f"t{t}_dr": (dy * w + dx) * r,
                   f"t{t}_ylo": -dy, f"t{t}_yhi": h - 1 - dy,
                   f"t{t}_xlo": -dx, f"t{t}_xhi": w - 1 - dx})
+    # the move out of the first position (the kinds in the walker's priority order)
+    kinds = [(kw, (0, 1, r)), (kh, (1, k["du_x"], k["du_r"]))]
+    kinds += [(size, (k[f"t{t}_dy"], k[f"t{t}_dx"], k[f"t{t}_dr"]))
+              for t, size in enumerate((pw, ph, nbw, nbh))]
+    first_move = next((mv for size, mv in kinds if size > 1), (0, 0, 0))
+    k["move_dy0"], k["move_dx0"], k["move_dr0"] = first_move
     # the first window
     y0, x0 = -top, -left
     inside0 = y0 >= 0 and x0 >= 0
