@@ -8,15 +8,20 @@ windows, or one empty window for a position in the padding. Every address is kep
 (no multiply, no divider): the input pixel ``(y, x)`` and its first row ``(y*W + x) * ceil(P/NL)
 * S`` (signed: the padding makes them negative), the bank ``J mod NL`` and the row that grows by
 ``S`` when the bank wraps, the window ``s``, and the patch index ``base`` (``+=`` the window's
-size, ``+= C'`` after a padding position). Whether the next position lies inside the input is a
-compare of a register with a constant into a flag, made in the step before; so are the counters'
-"at the last value" flags. The constants of each walk are generated into the Verilog and selected
-by ``sel`` into registers while the walker waits at a walk's first window.
+size, ``+= C'`` after a padding position). Every decision of a step is made from registers:
+the counters' "at the last value" flags are loaded a step ahead (a compare of the counter with a
+constant), and whether the position lies inside the input is a pair of flags (``y_in``,
+``x_in``) loaded in the step that moves to it, by compares of the current ``y`` and ``x`` with
+constants shifted by the move (one per kind of move, and-ed with the move's case from registers;
+per walk with several walks, gated by a one-hot walk register: no comparator of two registers).
+Those compares also pick the new position's first mask and row (0 in the padding), beside the
+row's adder. The constants of each walk are generated into the Verilog; those the adders take
+are selected by ``sel`` into registers while the walker waits at a walk's first window.
 """
 
 from typing import Any
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -70,6 +75,27 @@ def check_walks(banks: int, width: int, rows: int, index_bits: int, walks) -> tu
             raise PermdealError(f"patch walker walk {i}: a feature map of {need} rows a bank "
                                 f"does not fit {rows} rows")
     return walks
+
+
+def _within(sig: Signal, lo: int, hi: int) -> Value:
+    """``lo <= sig <= hi`` for constants ``lo`` and ``hi``; a bound outside ``sig``'s range
+    makes no compare (one that always holds would be constant, which Verilator's lint flags)."""
+    shape = sig.shape()
+    top = (1 << (shape.width - shape.signed)) - 1
+    bottom = -(1 << (shape.width - 1)) if shape.signed else 0
+    if lo > top or hi < bottom or lo > hi:
+        return Const(0)
+    terms = []
+    if lo > bottom:
+        terms.append(sig >= Const(lo, _shape([lo])))
+    if hi < top:
+        terms.append(sig <= Const(hi, _shape([hi])))
+    if not terms:
+        return Const(1)
+    out = terms[0]
+    for t in terms[1:]:
+        out = out & t
+    return out
 
 
 class PatchWalker(wiring.Component):
@@ -231,6 +257,30 @@ class PatchWalker(wiring.Component):
                         m.d.sync += made[name].eq(select(name))
             return made[name]
 
+        # The walk as a one-hot register (loaded with the constants), so that a compare with a
+        # walk's constant is a compare with a constant, per walk, gated by its bit: shallow
+        # gates, not a comparator of two registers.
+        if len(consts) > 1:
+            walk_oh = Signal(len(consts), name="walk_oh", reset_less=True)
+            with m.If(at_start):
+                m.d.sync += walk_oh.eq(Cat(*[eq_const(self.sel, k) for k in range(len(consts))]))
+
+        def per_walk(test, *names):
+            """``test(*values)`` of walk ``sel``'s constants ``names`` (an int stands for itself
+            in every walk): one test per distinct set of values, gated by the walks' bits."""
+            rows = [tuple(n if isinstance(n, int) else c[n] for n in names) for c in consts]
+            if len(set(rows)) == 1:
+                return test(*rows[0])
+            out = None
+            for vals in sorted(set(rows)):
+                bits = [walk_oh[k] for k, r in enumerate(rows) if r == vals]
+                gate = bits[0]
+                for b in bits[1:]:
+                    gate = gate | b
+                term = gate & test(*vals)
+                out = term if out is None else out | term
+            return out
+
         state = []  # (register, its next value, its first-window constant's name)
 
         def reg(name, shape, first):
@@ -249,14 +299,15 @@ class PatchWalker(wiring.Component):
                 if self.used:
                     self.v, self.v_n = reg(name, range(max(sizes)), None)
                     self.last, self.last_n = reg(f"{name}_last", 1, f"{name}_one")
-                    self.pen, self.one = const(f"{name}_pen"), const(f"{name}_one")
+                    self.name, self.one = name, const(f"{name}_one")
                 else:
                     self.last = Const(1)
 
             def inc(self):
                 if self.used:
+                    at_pen = per_walk(lambda pen: eq_const(self.v, pen), f"{self.name}_pen")
                     m.d.comb += [self.v_n.eq((self.v + 1)[:len(self.v)]),
-                                 self.last_n.eq(self.v == self.pen)]
+                                 self.last_n.eq(at_pen)]
 
             def clear(self):
                 if self.used:
@@ -265,10 +316,9 @@ class PatchWalker(wiring.Component):
             def next_last(self):
                 return self.last_n if self.used else Const(1)
 
-        w0 = consts
-        y_shape = _shape([v for c in w0 for v in (c["y_min"], c["y_max"])])
-        x_shape = _shape([v for c in w0 for v in (c["x_min"], c["x_max"])])
-        pr_shape = _shape([v for c in w0 for v in (c["prow_min"], c["prow_max"])] + [-1])
+        y_shape = _shape([v for c in consts for v in (c["y_min"], c["y_max"])])
+        x_shape = _shape([v for c in consts for v in (c["x_min"], c["x_max"])])
+        pr_shape = _shape([v for c in consts for v in (c["prow_min"], c["prow_max"])] + [-1])
         pr_shape = signed(max(pr_shape.width, row_bits + 1))
         bank, bank_n = reg("bank", bank_bits, None)
         row, row_n = reg("row", row_bits, None)
@@ -291,6 +341,16 @@ class PatchWalker(wiring.Component):
         pa = Counter("pa", [c["NBH"] for c in consts])
         pixel_last, pixel_last_n = reg("pixel_last_r", 1, "pixel_last0")
         layer_last, layer_last_n = reg("layer_last_r", 1, "layer_last0")
+        # the move out of the current position: with several walks the input pixel's
+        # increments are chosen a step ahead (from the counters' next flags), so that each
+        # coordinate has one adder of two registers; with one, an adder of a constant per kind
+        # of move
+        moves = ("dy", "dx", "dr")
+        inc = {}
+        if len(consts) > 1:
+            for name in moves:
+                values = [v for c in consts for v in _move_values(c, name)]
+                inc[name] = reg(f"move_{name}", _shape(values), f"move_{name}0")
         m.d.comb += [self.bank.eq(bank), self.row.eq(row), self.base.eq(base),
                      self.mask.eq(mask), self.pixel_last.eq(pixel_last),
                      self.layer_last.eq(layer_last)]
@@ -302,42 +362,67 @@ class PatchWalker(wiring.Component):
         inside_n = Signal()
         m.d.comb += inside_n.eq(y_in_n & x_in_n)
         one_s = const("s_one")
-        for name in ("blk_one", "xv_hi", "du_x", "du_r", "yu_hi", "xu_lo", "xu_hi"):
-            const(name)
+        const("blk_one")
+        # per kind of move out of a position (in priority order): its case from the counters'
+        # flags and its increments
+        kinds = [(~v.last, v.next_last, {"dy": 0, "dx": 1, "dr": c_r}),
+                 (~u.last, u.next_last, {"dy": 1, "dx": const("du_x"), "dr": const("du_r")})]
         for t, ctr in enumerate((pj, pi, pb, pa)):
             if ctr.used:
-                for name in ("dy", "dx", "dr", "ylo", "yhi", "xlo", "xhi"):
-                    const(f"t{t}_{name}")
+                kinds.append((~ctr.last, ctr.next_last,
+                              {name: const(f"t{t}_{name}") for name in moves}))
+        for name in inc:
+            r, r_n = inc[name]
+            value = kinds[-1][2][name]
+            for _, next_last, incs in reversed(kinds[:-1]):
+                value = Mux(~next_last(), incs[name], value)
+            m.d.comb += r_n.eq(value)
+
+        def moved(sig, name):
+            """``sig`` (``y``, ``x``, ``prow``) after the move out of the current position."""
+            if name in inc:
+                return (sig + inc[name][0])[:len(sig)]
+            value = (sig + kinds[-1][2][name])[:len(sig)]
+            for case, _, incs in reversed(kinds[:-1]):
+                value = Mux(case, (sig + incs[name])[:len(sig)], value)
+            return value
+
+        prow_moved = Signal(prow.shape(), name="prow_moved")
+        m.d.comb += prow_moved.eq(moved(prow, "dr"))
 
         def enter_position():
             """The next window is a position's first: block 0, window 0, the row of the
             position's pixel (0 in the padding)."""
             s.clear()
             blk.clear()
-            first_row = Signal(row_bits, name="first_row")
-            m.d.comb += first_row.eq(Mux(inside_n, prow_n[:row_bits], 0))
-            m.d.comb += [bank_n.eq(0), row_base_n.eq(first_row), row_n.eq(first_row),
-                         mask_n.eq(Mux(inside_n, c_mask0, 0)),
+            m.d.comb += [bank_n.eq(0), mask_n.eq(Mux(inside_n, c_mask0, 0)),
                          pos_last_n.eq(~inside_n | (one_s & const("blk_one")))]
 
-        def move(dy, dx, dr, bounds):
-            """The input pixel moves by ``(dy, dx)`` (its row by ``dr``); ``bounds`` names the
-            constants ``y >= lo, y <= hi, x >= lo, x <= hi`` of the new position's being inside
-            (``None``: that coordinate does not move)."""
-            if dy is not None:
-                m.d.comb += y_n.eq((y + dy)[:len(y)])
-            m.d.comb += [x_n.eq((x + dx)[:len(x)]), prow_n.eq((prow + dr)[:len(prow)])]
+        # Whether the next position lies inside the input: compares of the current ``y`` and
+        # ``x`` with constants (shifted by the move), one per kind of move, and-ed with that
+        # move's case (from registers) and or-ed, not a chain of the step's conditions.
+        y_terms, x_terms = [], []
+
+        def move(case, bounds):
+            """In ``case`` (registers' gates) the input pixel moves (by the ``move_*``
+            registers); ``bounds`` names the constants ``y >= lo, y <= hi, x >= lo, x <= hi`` of
+            the new position's being inside (``None``: ``y`` does not move)."""
             ylo, yhi, xlo, xhi = bounds
             if ylo is not None:
-                m.d.comb += y_in_n.eq((y >= ylo) & (y <= yhi))
-            m.d.comb += x_in_n.eq((x >= xlo) & (x <= xhi))
+                y_terms.append((case, per_walk(lambda lo, hi: _within(y, lo, hi), ylo, yhi)))
+            x_terms.append((case, per_walk(lambda lo, hi: _within(x, lo, hi), xlo, xhi)))
+
+        next_position = Signal()
+        m.d.comb += next_position.eq(pos_last & ~pixel_last)
+        next_pixel = Signal()
+        m.d.comb += next_pixel.eq(pixel_last & ~layer_last)
 
         with m.If(self.step):
             with m.If(~pos_last):
                 # the next window of the same position: the block's next, or the next block's
                 with m.If(~s.last):
                     s.inc()
-                    m.d.comb += [row_n.eq((row + 1)[:row_bits]), base_n.eq((base + d)[:nb]),
+                    m.d.comb += [base_n.eq((base + d)[:nb]),
                                  mask_n.eq(Mux(s.next_last(), c_last_mask, full)),
                                  pos_last_n.eq(s.next_last() & blk.last)]
                 with m.Else():
@@ -346,21 +431,19 @@ class PatchWalker(wiring.Component):
                     m.d.comb += [base_n.eq((base + c_lq)[:nb]), mask_n.eq(c_mask0),
                                  pos_last_n.eq(one_s & blk.next_last())]
                     with m.If(eq_const(bank, self._banks - 1)):
-                        m.d.comb += [bank_n.eq(0), row_base_n.eq((row + 1)[:row_bits]),
-                                     row_n.eq((row + 1)[:row_bits])]
+                        m.d.comb += bank_n.eq(0)
                     with m.Else():
-                        m.d.comb += [bank_n.eq((bank + 1)[:bank_bits]), row_n.eq(row_base)]
+                        m.d.comb += bank_n.eq((bank + 1)[:bank_bits])
             with m.Elif(~pixel_last):
                 # the pixel's next kernel position
                 m.d.comb += base_n.eq((base + Mux(inside, c_lq, c_words))[:nb])
                 with m.If(~v.last):
                     v.inc()
-                    move(None, 1, c_r, (None, None, Const(-1), const("xv_hi")))
+                    move(next_position & ~v.last, (None, None, -1, "xv_hi"))
                 with m.Else():
                     v.clear()
                     u.inc()
-                    move(1, const("du_x"), const("du_r"),
-                         (Const(-1), const("yu_hi"), const("xu_lo"), const("xu_hi")))
+                    move(next_position & v.last, (-1, "yu_hi", "xu_lo", "xu_hi"))
                 enter_position()
             with m.Elif(~layer_last):
                 # the next output pixel's first kernel position
@@ -378,9 +461,32 @@ class PatchWalker(wiring.Component):
                         for inner in counters[:t]:
                             inner.clear()
                         ctr.inc()
-                        move(const(f"t{t}_dy"), const(f"t{t}_dx"), const(f"t{t}_dr"),
-                             tuple(const(f"t{t}_{b}") for b in ("ylo", "yhi", "xlo", "xhi")))
+                        move(next_pixel & cond,
+                             tuple(f"t{t}_{b}" for b in ("ylo", "yhi", "xlo", "xhi")))
                 enter_position()
+        # the coordinates move with a position step; the row: the next window's in the block,
+        # the next block's (the bank wraps: S rows further), or the new position's first (0 in
+        # the padding)
+        moving = Signal()
+        m.d.comb += moving.eq(self.step & pos_last)
+        with m.If(moving):
+            m.d.comb += [y_n.eq(moved(y, "dy")), x_n.eq(moved(x, "dx")), prow_n.eq(prow_moved)]
+        first_row = Signal(row_bits, name="first_row")
+        m.d.comb += first_row.eq(Mux(inside_n, prow_moved[:row_bits], 0))
+        wraps = Signal()  # the block's last window in the last bank: the next block S rows on
+        m.d.comb += wraps.eq(s.last & eq_const(bank, self._banks - 1))
+        m.d.comb += [
+            row_n.eq(Mux(self.step, Mux(pos_last, first_row,
+                                        Mux(~s.last | wraps, (row + 1)[:row_bits], row_base)),
+                         row)),
+            row_base_n.eq(Mux(self.step & (pos_last | wraps),
+                              Mux(pos_last, first_row, (row + 1)[:row_bits]), row_base)),
+        ]
+        for flag, flag_n, terms in ((y_in, y_in_n, y_terms), (x_in, x_in_n, x_terms)):
+            moves, value = terms[0][0], terms[0][0] & terms[0][1]
+            for case, test in terms[1:]:
+                moves, value = moves | case, value | (case & test)
+            m.d.comb += flag_n.eq(Mux(self.step & moves, value, flag))
         # a pixel's last window: its last position's last; the walk's last pixel: every pixel
         # counter at its last value
         m.d.comb += [
@@ -398,6 +504,13 @@ class PatchWalker(wiring.Component):
         with m.Else():
             m.d.sync += [r.eq(n) for r, n, _ in state]
         return m
+
+
+def _move_values(k: dict[str, int], name: str) -> list[int]:
+    """Every value walk constants ``k`` give the move increment ``name`` (``dy``, ``dx``,
+    ``dr``)."""
+    fixed = {"dy": [0, 1], "dx": [1, k["du_x"]], "dr": [k["R"], k["du_r"]]}[name]
+    return fixed + [k[f"t{t}_{name}"] for t in range(4)] + [k[f"move_{name}0"]]
 
 
 def _walk_constants(walk: ConvWalk, banks: int, width: int) -> dict[str, int]:
@@ -436,6 +549,12 @@ def _walk_constants(walk: ConvWalk, banks: int, width: int) -> dict[str, int]:
         k.update({f"t{t}_dy": dy, f"t{t}_dx": dx, f"t{t}_dr": (dy * w + dx) * r,
                   f"t{t}_ylo": -dy, f"t{t}_yhi": h - 1 - dy,
                   f"t{t}_xlo": -dx, f"t{t}_xhi": w - 1 - dx})
+    # the move out of the first position (the kinds in the walker's priority order)
+    kinds = [(kw, (0, 1, r)), (kh, (1, k["du_x"], k["du_r"]))]
+    kinds += [(size, (k[f"t{t}_dy"], k[f"t{t}_dx"], k[f"t{t}_dr"]))
+              for t, size in enumerate((pw, ph, nbw, nbh))]
+    first_move = next((mv for size, mv in kinds if size > 1), (0, 0, 0))
+    k["move_dy0"], k["move_dx0"], k["move_dr0"] = first_move
     # the first window
     y0, x0 = -top, -left
     inside0 = y0 >= 0 and x0 >= 0

@@ -14,6 +14,11 @@ incrementally, and decides a window ahead whether the next window is its block's
 that block is the layer's last (no comparison of ``n`` on the read path); ``S`` and the size of a
 block's last window come from small per-``p_prev`` tables through a chain of multiplexers. No
 divider.
+
+With ``walks`` (docs/design.md 15) it also reads conv layers, one output pixel a ``start``: the
+windows of the pixel's patch in the feature map, from a :class:`.patch_walker.PatchWalker` whose
+registers take the FC counters' place on the read (``conv``), with the same buffer, drops and
+``done``, and ``last`` on the layer's last pixel.
 """
 
 from typing import Any

