@@ -355,8 +355,12 @@ def build_parser():
                        "(what make demo runs)")
     p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator",
                    help="simulator for the RTL run (default verilator)")
-    p.add_argument("-o", "--output", default="build/demo", help="output folder (default build/demo)")
-    p.add_argument("--p", type=args.positive, default=4, help="block size (default 4)")
+    p.add_argument("-o", "--output", help="output folder (default build/demo, with --cnn "
+                   "build/demo-cnn)")
+    p.add_argument("--cnn", action="store_true", help="the digits CNN instead: trained, written "
+                   "as ONNX and imported back, fine-tuned PD (p = 1, 4, 4) and SmartDeal, the PD "
+                   "network through the engine's RTL (its conv dataflow); no synthesis")
+    p.add_argument("--p", type=args.positive, help="block size (default 4; not with --cnn)")
     p.add_argument("--pes", type=args.positive, default=4, help="PEs (default 4)")
     p.add_argument("--lanes", type=args.positive, default=2, help="lanes per PE (default 2)")
     p.add_argument("--seed", type=args.seed, default=0)

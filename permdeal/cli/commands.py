@@ -18,6 +18,7 @@ from permdeal.api import bench as bench_api
 from permdeal.api import bench_smartdeal as bs
 from permdeal.api import compare as compare_api
 from permdeal.api import demo as demo_api
+from permdeal.api import demo_cnn as demo_cnn_api
 from permdeal.api import engine_bench
 from permdeal.api import power as power_api
 from permdeal.api import models as mdl
@@ -392,8 +393,15 @@ def cmd_synth(args):
 # -- studies and benchmarks -----------------------------------------------------------------
 
 def cmd_demo(args):
-    return demo_api.run(Path(args.output), seed=args.seed, p=args.p, pes=args.pes,
-                        lanes=args.lanes, sim=args.sim, synth=not args.no_synth)
+    if args.cnn:
+        if args.p is not None:
+            raise PermdealError("--p does not apply to --cnn (the CNN's block sizes are 1, 4, 4: "
+                                "its one-channel first layer dense)")
+        return demo_cnn_api.run(Path(args.output or "build/demo-cnn"), seed=args.seed,
+                                pes=args.pes, lanes=args.lanes, sim=args.sim)
+    return demo_api.run(Path(args.output or "build/demo"), seed=args.seed,
+                        p=4 if args.p is None else args.p, pes=args.pes, lanes=args.lanes,
+                        sim=args.sim, synth=not args.no_synth)
 
 
 def cmd_bench_smartdeal(args):
