@@ -124,3 +124,32 @@ def test_conv_engine_refuses_what_it_does_not_run():
     grouped = EngineConfig.with_layer_groups(EngineConfig(2, 2, scan_width=4), (1, 1, 2))
     with pytest.raises(PermdealError, match="walked layers run with one lane group"):
         Engine(grouped, layers, walks=walks, contents=lane_contents(net, grouped))
+
+
+def test_cli_refuses_what_a_conv_network_does_not_have(tmp_path, capsys):
+    """Lane groups, and power (its activity bench), are refused for a conv network in one line
+    naming the flag or the layer; gen and cycles take it."""
+    from permdeal.cli import main
+    net, x = build(21, net_cnn_max)
+    (tmp_path / "m").mkdir()
+    net.write(tmp_path / "m")
+    np.save(tmp_path / "x.npy", x)
+    base = ["--pes", "2", "--lanes", "2"]
+    for argv, message in [
+        (["gen", "--model", str(tmp_path / "m"), *base, "--groups", "2", "-o",
+          str(tmp_path / "d2")], "--groups 2: a conv network runs on an engine of one lane group"),
+        (["rom", str(tmp_path / "m"), *base, "--groups", "auto", "-o", str(tmp_path / "r")],
+         "layer c1 is a convolution; --groups auto takes fully connected layers only so far (a "
+         "conv network runs with one lane group"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert main(["gen", "--model", str(tmp_path / "m"), *base, "-o", str(tmp_path / "d")]) == 0
+    capsys.readouterr()
+    assert main(["power", "--design", str(tmp_path / "d"), "--inputs", str(tmp_path / "x.npy"),
+                 "-o", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert "layer c1 is a convolution; power takes fully connected layers only so far (its " \
+        "activity bench does not run a conv network yet)" in err, err
+    assert not (tmp_path / "p").exists() and not (tmp_path / "d2").exists()

@@ -39,13 +39,14 @@ class Unsupported(PermdealError):
     """A method was asked for something it does not have (hardware, a model folder, ...)."""
 
 
-def fc_hardware(model: Any, what: str) -> None:
-    """Refuse a conv network where ``what`` (a command) needs the engine, whose conv dataflow
-    is issue 18's hardware part, naming the first conv layer."""
+def fc_hardware(model: Any, what: str,
+                why: str = "the engine's conv dataflow is not built yet") -> None:
+    """Refuse a conv network where ``what`` (a command) takes fully connected layers only, naming
+    the first conv layer and ``why``."""
     for l in getattr(model, "layers", ()):
         if getattr(l, "conv", None) is not None:
             raise Unsupported(f"layer {l.name} is a convolution; {what} takes fully connected "
-                              "layers only so far (the engine's conv dataflow is not built yet)")
+                              f"layers only so far ({why})")
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,8 @@ def with_groups(cfg: EngineConfig, groups: int | str | tuple | None, model) -> E
     :data:`AUTO_INPUTS` random inputs of density :data:`golden.cycles.AUTO_DENSITY` (seed 0)
     through ``model``."""
     if groups == "auto":
-        fc_hardware(model, "--groups auto (the cycle model)")
+        fc_hardware(model, "--groups auto", "a conv network runs with one lane group, "
+                    "docs/design.md 15")
         rng = np.random.default_rng(0)
         fmt = model.input_format
         x = rng.integers(fmt.min, fmt.max + 1, size=(AUTO_INPUTS, model.n_inputs))
@@ -164,6 +165,9 @@ class PermDiagMethod(Method):
     def generate(self, model, output, *, pes=None, lanes=None, scan_width=None,
                  multiplier=None, groups=None, name=None, inputs=(), arch=None, batch=None):
         _refuse_smartdeal_flags(arch=arch, batch=batch)
+        if isinstance(model, ConvNet) and groups not in (None, 1):
+            raise PermdealError(f"--groups {groups}: a conv network runs on an engine of one "
+                                "lane group (docs/design.md 15)")
         cfg = with_groups(engine_config(pes, lanes, scan_width, multiplier), groups, model)
         if isinstance(model, ConvNet):
             # the engine's conv dataflow (docs/design.md 15): refuses what it does not run
@@ -206,7 +210,7 @@ class PermDiagMethod(Method):
         from permdeal.verif.sim import load_model
         design = Design(design_dir)
         model, images = load_model(design)
-        fc_hardware(model, "power")
+        fc_hardware(model, "power", "its activity bench does not run a conv network yet")
         engine = flow._engine(design)
         c = design.cfg
 
