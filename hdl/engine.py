@@ -7,6 +7,9 @@ Data path, one layer at a time::
                              +-> reader -> detector -> issuer (broadcast op)                |
     output stream <- out_reader <- banks{L mod 2}   <-- banks{(l+1) mod 2} <---------------+
 
+A conv network (docs/design.md 15) runs each conv layer as one pass of this schedule per output
+pixel, the reader walking the pixel's patch, with a pool stage after the write-back.
+
 The controller loads the network's ``n`` inputs into bank set 0, then runs every layer ``l``:
 ``START`` starts the window reader on bank set ``l mod 2``; the detector's pairs become the
 issuer's broadcast operations; once the last operation has passed the lanes, ``DRAIN`` reads (and
@@ -101,6 +104,13 @@ class Engine(wiring.Component):
     rom_dir : str, optional
         With ``images``: how the Verilog names the image files (:func:`.rom.verilog_path`;
         default their absolute paths).
+    walks, pools : sequence, optional
+        A conv network (docs/design.md 15; ``layers`` are then its matrix layers): every layer's
+        ``golden.conv_walk.ConvWalk`` (``None`` for an FC layer after an FC layer) and pooling
+        (``(kind, n)`` or ``None``), as ``golden.conv_walk.engine_walks`` and ``engine_pools``
+        give them. The reader walks each conv layer's patches, a pass a pixel; the controller
+        runs the layer schedule once a pass; a pool stage follows the write-back. Without them
+        the engine is built exactly as before.
 
     Members
     -------
