@@ -357,12 +357,27 @@ def test_unbounded_work_is_refused(folders, tmp_path, capsys, name, argv, culpri
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_long_simulation_is_refused(folders, tmp_path, capsys):
-    """400,000 input vectors of the small design: an estimated 2 h+ on Icarus."""
+def test_a_long_simulation_is_refused(tmp_path, capsys):
+    """20,000 input vectors of a dense 64-64-5 design on one lane: an estimated 4 h on Icarus.
+
+    The estimate runs the cycle model on every input before refusing (~0.35 ms each), so the
+    refusal is reached with many cycles per input (4432 here, p = 1 on a single lane) rather
+    than with 400,000 inputs of the small fixture design (78 cycles each, minutes of cycle
+    model): the same check of permdeal.limits, past the same 2 h limit."""
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "m.npz", **{"fc1.weight": rng.standard_normal((64, 64)) * 0.3,
+                                    "fc1.bias": np.zeros(64),
+                                    "fc2.weight": rng.standard_normal((5, 64)) * 0.3,
+                                    "fc2.bias": np.zeros(5)})
+    for argv in (["compress", tmp_path / "m.npz", "--p", "1", "-o", tmp_path / "pd"],
+                 ["gen", "--model", tmp_path / "pd", "--pes", "1", "--lanes", "1",
+                  "-o", tmp_path / "g"]):
+        assert main([str(a) for a in argv]) == 0, argv
+    capsys.readouterr()
     x = tmp_path / "many.npy"
-    np.save(x, np.ones((400_000, 12), np.int16))
-    refused(capsys, ["sim", "--design", folders / "gpd", "--inputs", x, "--sim", "icarus",
-                     "-o", tmp_path / "r"], "400000 input(s): about", watch=[folders / "gpd"])
+    np.save(x, np.ones((20_000, 64), np.int16))
+    refused(capsys, ["sim", "--design", tmp_path / "g", "--inputs", x, "--sim", "icarus",
+                     "-o", tmp_path / "r"], "20000 input(s): about", watch=[tmp_path / "g"])
     assert not (tmp_path / "r").exists()
 
 
