@@ -37,6 +37,9 @@ from .verilog import emit
 
 DESIGN_KIND = "permdeal-design"
 DESIGN_FORMAT_VERSION = 3
+#: The format of a conv network's design (its manifest has the ``conv`` entry), so that a reader
+#: that knows only FC designs refuses it as newer instead of misreading it.
+CONV_DESIGN_FORMAT_VERSION = 4
 #: Folder of the Verilog sources, and of the ROM images (the name the Verilog uses).
 RTL_DIR, ROM_DIR = "rtl", "rom"
 
@@ -90,15 +93,17 @@ def source_list(rtl: str | Path) -> list[dict[str, str]]:
             for f in sorted(Path(rtl).iterdir())]
 
 
-def read_design_manifest(folder: str | Path, kind: str, version: int) -> tuple[Path, dict]:
+def read_design_manifest(folder: str | Path, kind: str,
+                         version: int | tuple[int, ...]) -> tuple[Path, dict]:
     """``(path, manifest)`` of the design folder ``folder``: a manifest of ``kind`` whose
-    ``format_version`` is ``version``."""
+    ``format_version`` is ``version`` (or one of them)."""
     path = Path(folder) / atomic.MANIFEST_NAME
     man = read_manifest(path, kind)
     v = json_field(man, "format_version", int, path)
-    if v != version:
+    known = version if isinstance(version, tuple) else (version,)
+    if v not in known:
         raise PermdealError(f"{path}: unsupported format_version {v}, this reader knows "
-                            f"{version}")
+                            f"{' and '.join(map(str, known))}")
     return path, man
 
 
@@ -179,7 +184,8 @@ def write_design(out: str | Path, cfg: EngineConfig, layers: Sequence[LayerSpec 
         emit(engine, engine.name, rtl / f"{engine.name}.v")
         shutil.copyfile(ROM_SOURCE, rtl / ROM_SOURCE.name)
         man = {
-            "kind": DESIGN_KIND, "format_version": DESIGN_FORMAT_VERSION,
+            "kind": DESIGN_KIND,
+            "format_version": CONV_DESIGN_FORMAT_VERSION if walks else DESIGN_FORMAT_VERSION,
             "generator": f"permdeal {__version__}",
             "config": {**cfg.to_json(), "name": engine.name},
             "top": engine.name,
@@ -201,7 +207,8 @@ class Design:
 
     def __init__(self, folder):
         folder = Path(folder)
-        path, man = read_design_manifest(folder, DESIGN_KIND, DESIGN_FORMAT_VERSION)
+        path, man = read_design_manifest(folder, DESIGN_KIND,
+                                         (DESIGN_FORMAT_VERSION, CONV_DESIGN_FORMAT_VERSION))
         c = json_field(man, "config", dict, path)
         try:
             # (a design written before the multiplier styles has the native one)
@@ -225,6 +232,11 @@ class Design:
                       for i, d in enumerate(layers)]
         # a conv network's walks and pooling (docs/design.md 15; empty for an FC network)
         self.walks, self.pools = read_conv(man, path, len(self.specs))
+        conv = man["format_version"] == CONV_DESIGN_FORMAT_VERSION
+        if conv != bool(self.walks):
+            raise PermdealError(f"{path}: format_version {man['format_version']} "
+                                + ("needs a conv entry (a conv network's design)" if conv else
+                                   "takes no conv entry (an FC network's design)"))
         self.sources = checked_sources(folder, man, path)
         self.top = checked_top(folder, man, path, self.sources)
         self.rom_dir = checked_rom_dir(folder, man, path)

@@ -2,6 +2,8 @@
 """The engine running conv networks (docs/design.md 15) on Verilator and Icarus: outputs equal to
 the golden conv network's, value by value, and cycles equal to ``golden.conv_walk``'s model."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -153,3 +155,13 @@ def test_cli_refuses_what_a_conv_network_does_not_have(tmp_path, capsys):
     assert "layer c1 is a convolution; power takes fully connected layers only so far (its " \
         "activity bench does not run a conv network yet)" in err, err
     assert not (tmp_path / "p").exists() and not (tmp_path / "d2").exists()
+    # a conv design is format 4 (a reader of FC designs refuses it as newer); edited to 3 it is
+    # refused naming the field
+    man_path = tmp_path / "d" / "manifest.json"
+    man = json.loads(man_path.read_text())
+    assert man["format_version"] == 4
+    man["format_version"] = 3
+    man_path.write_text(json.dumps(man))
+    assert main(["check", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "manifest.json: format_version 3 takes no conv entry" in err
