@@ -8,13 +8,15 @@ Layout (as ``gen.design``'s and ``gen.smartdeal_design``'s)::
                           ``lanes_per_pe`` and ``lanes``, their product: the engine's MAC lanes;
                           ``batch``; the compression settings), the ports, the layers (the
                           SmartDeal headers and formats, every tile's runs of live chunks,
-                          ``golden.smartdeal_engine_cycles.tile_runs``), the cycle model's terms,
+                          ``golden.smartdeal_engine_cycles.tile_runs``; a conv layer its ``conv``
+                          geometry and pooling, docs/design.md 16), the cycle model's terms,
                           the sha256 of ``rom/manifest.json``, the Verilog with its sha256, and the
                           fingerprint
     OUT/rtl/<name>.v      the engine (top module <name>, ``hdl.smartdeal_engine``), its codes
                           baked into its memories' initial values (it loads no image)
     OUT/rom/              the model's ROM images and their manifest
-                          (``golden.smartdeal_model.write_rom``): the codes the Verilog holds,
+                          (``golden.smartdeal_model.write_rom``; a conv network's in format 2,
+                          with its layers' ``conv`` fields): the codes the Verilog holds,
                           from which :meth:`SmartDealEngineDesign.load_model` rebuilds the model
                           (the golden outputs of ``permdeal sim``)
 
@@ -32,8 +34,10 @@ import numpy.typing as npt
 
 from permdeal import __version__, atomic
 from permdeal.errors import PermdealError
+from permdeal.golden import smartdeal_conv_walk as cw
 from permdeal.golden import smartdeal_engine_cycles as ec
 from permdeal.golden import smartdeal_model as sdm
+from permdeal.golden.conv_folder import conv_json
 from permdeal.golden.manifest import json_diff, json_field
 from permdeal.golden.model import sha256_file
 from permdeal.hdl.smartdeal_engine import SmartDealEngine
@@ -62,17 +66,27 @@ def pad_batches(x: npt.ArrayLike, batch: int) -> tuple[np.ndarray, int]:
     return np.concatenate([x, np.zeros((pad, x.shape[1]), np.int64)]) if pad else x, pad
 
 
+def _layer(l, lanes: int) -> dict:
+    """A layer's entry: an FC layer's tiles' runs; a conv layer's geometry (docs/design.md 16)."""
+    conv = cw.is_conv(l)
+    ml = l.matrix_layer() if conv else l
+    d = {"name": l.name, "in": l.shape[1], "out": l.shape[0], "relu": l.relu,
+         "formats": l.fmts.to_json(), "smartdeal": ml.header}
+    if conv:
+        d["conv"] = conv_json(l)
+    else:
+        d["tile_runs"] = [[list(r) for r in runs] for runs in ec.tile_runs(l, lanes)]
+    return d
+
+
 def _derived(model: sdm.SmartDealModel, lanes: int) -> dict:
     """What a design manifest states that follows from the model and the lane count: the ports,
-    the layers with their tiles' runs, the cycle rule's terms."""
+    the layers with their tiles' runs (a conv layer: its geometry), the cycle rule's terms."""
     first, last = model.layers[0], model.layers[-1]
     return {
         "ports": {"in_bits": first.fmts.act.bits, "out_bits": last.fmts.out.bits,
                   "n_inputs": first.shape[1], "n_outputs": last.shape[0]},
-        "layers": [{"name": l.name, "in": l.shape[1], "out": l.shape[0], "relu": l.relu,
-                    "formats": l.fmts.to_json(), "smartdeal": l.header,
-                    "tile_runs": [[list(r) for r in runs] for runs in ec.tile_runs(l, lanes)]}
-                   for l in model.layers],
+        "layers": [_layer(l, lanes) for l in model.layers],
         "cycles": {"rule": "docs/design.md 11.1", "issue_to_acc": ec.ISSUE_TO_ACC,
                    "layer_overhead": ec.LAYER_OVERHEAD},
     }
@@ -87,6 +101,7 @@ def write_engine_design(out: str | Path, model: sdm.SmartDealModel, lanes: int, 
     dict."""
     if pes < 1 or lanes % pes:
         raise PermdealError(f"{lanes} MAC lanes are not {pes} PE(s) of equal lanes")
+    cw.check_net(model)
     engine = SmartDealEngine(model.layers, lanes, name=name, batch=batch)
     with atomic.output_dir(out, inputs=inputs) as tmp:
         rom = tmp / ROM_DIR
@@ -170,12 +185,17 @@ def model_table(model: sdm.SmartDealModel, lanes: int) -> str:
     """The layers of a ``SmartDealModel`` on the engine of ``lanes`` MAC lanes: shapes, codes,
     formats, tiles and the chunks each tile walks (the others are dead for the whole tile)."""
     rows = []
-    for l in model.layers:
+    for full in model.layers:
+        conv = cw.is_conv(full)
+        l = full.matrix_layer() if conv else full
         h, f = l.header, l.fmts
-        runs = ec.tile_runs(l, lanes)
+        runs = [[(0, -(-l.shape[1] // h["S"]))]] * -(-l.shape[0] // lanes) if conv else \
+            ec.tile_runs(l, lanes)
         r = -(-l.shape[1] // h["S"])
         walked = sum(b - a for tile in runs for a, b in tile)
-        rows.append([l.name, f"{l.shape[1]} -> {l.shape[0]}",
+        rows.append([l.name, (f"conv {'x'.join(map(str, full.conv.in_shape))} -> "
+                              f"{'x'.join(map(str, full.out_shape))}" if conv else
+                              f"{l.shape[1]} -> {l.shape[0]}"),
                      f"{h['S']}/{h['E']}/{h['b_bits']}", h["rows_per_block"], f.act, f.weight,
                      h["align_shift"], f.out, "yes" if l.relu else "no",
                      sum(l.saturated.values()), len(runs), f"{walked}/{len(runs) * r}"])

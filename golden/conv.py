@@ -30,11 +30,13 @@ permuted-diagonal matrix holding exactly the per-position patterns. Output pixel
 order ``i*OW + j`` (:func:`im2col`).
 
 The feature-map order (docs/design.md 14.3, 14.6; :func:`hwc_order` is its one statement): the
-engine keeps a feature map in its activation banks pixel by pixel, each pixel's channels together
-(``(h*W + w)*C + c``, HWC), since a patch reads whole channel blocks of one pixel. So a compressed
-network's FC layer right after a convolution takes the (pooled) feature map flattened in that
-order, its weight columns permuted from the float model's ``(C, H, W)`` order before projection
-or decomposition (:data:`FLATTEN`; float models keep ``(C, H, W)``, as ONNX and torch flatten).
+PermDNN engine keeps a feature map in its activation banks pixel by pixel, each pixel's channels
+together (``(h*W + w)*C + c``, HWC), since a patch reads whole channel blocks of one pixel. So a
+permuted-diagonal network's FC layer right after a convolution takes the (pooled) feature map
+flattened in that order, its weight columns permuted from the float model's ``(C, H, W)`` order
+before projection. The SmartDeal engine keeps a feature map channel by channel (docs/design.md
+16), so a SmartDeal network's takes it in the float model's ``(C, H, W)`` order
+(:data:`METHOD_FLATTEN`; float models keep ``(C, H, W)``, as ONNX and torch flatten).
 """
 
 from __future__ import annotations
@@ -55,8 +57,12 @@ POOL_KINDS = ("max", "avg")
 #: ``"chw"`` (channel by channel, the float model's and format-2 folders') or ``"hwc"`` (pixel by
 #: pixel, the engine's, docs/design.md 14.6).
 FLATTEN_ORDERS = ("chw", "hwc")
-#: The order compression gives the FC layer after a convolution (docs/design.md 14.3).
-FLATTEN = "hwc"
+#: The order compression gives the FC layer after a convolution (docs/design.md 14.3): the order
+#: of the feature map in the method's engine (the PermDNN engine's banks hold it pixel by pixel,
+#: the SmartDeal engine's lists channel by channel).
+METHOD_FLATTEN = {"permdiag": "hwc", "smartdeal": "chw"}
+#: The PermDNN engine's order, and ``ConvNet``'s default.
+FLATTEN = METHOD_FLATTEN["permdiag"]
 
 
 def _pair(v, what, lo):

@@ -18,11 +18,12 @@ the ``O x C*KH*KW`` matrix view), which is what compressed-model folders and ROM
 (:mod:`.conv_folder`).
 
 The FC layer right after a convolution takes the (pooled) feature map flattened in the network's
-``flatten`` order (docs/design.md 14.3, 14.6): ``"hwc"``, pixel by pixel as the engine's
-activation banks hold it (:func:`~.conv.hwc_order`), for every network :func:`compress_network`
-makes, whose weight columns it permutes from the float model's ``(C, H, W)`` order before
-projecting or decomposing them; ``"chw"`` only for format-2 folders (and format-3 ROM images),
-written before the order changed.
+``flatten`` order (docs/design.md 14.3, 14.6), the order of the feature map in the method's engine:
+``"hwc"`` for permuted-diagonal networks, pixel by pixel as the PermDNN engine's activation banks
+hold it (:func:`~.conv.hwc_order`; :func:`compress_network` permutes that layer's weight columns
+from the float model's ``(C, H, W)`` order before projecting them), ``"chw"`` for SmartDeal
+networks, channel by channel as the SmartDeal engine's lists hold it (and for format-2 folders
+and format-3 ROM images, written before the order changed).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from permdeal.errors import PermdealError
 
 from . import smartdeal as sd
 from .compress import QuantSpec, _fit_or_fixed, _layer_formats, expand_p
-from .conv import (FLATTEN, FLATTEN_ORDERS, ConvPermDiag, ConvShape, Pool, hwc_order, im2col,
+from .conv import (FLATTEN, FLATTEN_ORDERS, METHOD_FLATTEN, ConvPermDiag, ConvShape, Pool, hwc_order, im2col,
                    matrix_view)
 from .float_model import FloatLayer
 from .formats import Fixed, LayerFormats, writeback
@@ -374,10 +375,10 @@ def compress_network(layers: Sequence[FloatLayer], method: str = "permdiag", p: 
     :func:`~.compress.compress_permdiag` fits them (``calibration``: ``(batch, n_in)`` float
     inputs, needed when ``spec.act`` is a width).
 
-    The FC layer right after a convolution takes the feature map in HWC order (docs/design.md
-    14.3): its weight columns are permuted (:func:`input_orders`) before projection or
-    decomposition, so its permuted-diagonal pattern and SmartDeal chunks are over HWC columns (a
-    decomposition given for it must be of the permuted weight). The network computes what the
+    The FC layer right after a convolution takes the feature map in the order of the method's
+    engine (:data:`~.conv.METHOD_FLATTEN`, docs/design.md 14.3): permuted-diagonal in HWC order,
+    its weight columns permuted (:func:`input_orders`) before projection, so that its pattern is
+    over HWC columns; SmartDeal in the float model's ``(C, H, W)`` order. The network computes what the
     float layers do: the same products, only the inputs of that layer in another order.
     """
     spec = QuantSpec() if spec is None else spec
@@ -392,7 +393,7 @@ def compress_network(layers: Sequence[FloatLayer], method: str = "permdiag", p: 
     decs = list(decompositions) if decompositions is not None else [None] * len(layers)
     if len(decs) != len(layers):
         raise PermdealError(f"got {len(decs)} decompositions for {len(layers)} layers")
-    orders = input_orders(layers, FLATTEN)
+    orders = input_orders(layers, METHOD_FLATTEN[method])
     layers = [l if o is None else dataclasses.replace(l, weight=permute_columns(l.weight, o))
               for l, o in zip(layers, orders)]
     forms = [_structure(l, method, pi, S, E, b_bits, rows_per_block, dec)
@@ -420,7 +421,7 @@ def compress_network(layers: Sequence[FloatLayer], method: str = "permdiag", p: 
     config = None if method == "permdiag" else {
         "S": S, "E": E, "b_bits": b_bits, "rows_per_block": rows_per_block, "threshold": None,
         "prune": 0.0, "prune_group": 1}
-    return ConvNet(out, method=method, config=config, flatten=FLATTEN)
+    return ConvNet(out, method=method, config=config, flatten=METHOD_FLATTEN[method])
 
 
 def _quant_layer(l, form, wf, relu, act_in, act_out, spec):

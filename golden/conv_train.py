@@ -14,10 +14,11 @@ pooling, FC layers, ReLU between them) trained with softmax cross-entropy and Ad
   backward pass the straight-through estimator, ``Ce`` re-projected every step (as
   :mod:`.smartdeal_train` does for FC layers).
 
-The FC layer right after a convolution keeps its structure over HWC columns (docs/design.md
-14.3, 14.5), as :func:`~.conv_model.compress_network` projects it: its parametrization holds the
-weight with the columns permuted (``cols``, :func:`~.conv_model.input_orders`) and gives the
-float network, which flattens in ``(C, H, W)`` order, the columns put back.
+The FC layer right after a convolution keeps its structure over the columns in its method's
+order (docs/design.md 14.3, 14.5; PD HWC, SmartDeal ``(C, H, W)``), as
+:func:`~.conv_model.compress_network` projects it: its parametrization holds the weight with the
+columns permuted (``cols``, :func:`~.conv_model.input_orders`) and gives the float network, which
+flattens in ``(C, H, W)`` order, the columns put back.
 
 The backward pass of a convolution works on the same patches as the forward pass: ``dW =
 sum dY * patches``, ``dX`` by adding ``dY @ W`` back onto the padded input at every kernel
@@ -39,7 +40,7 @@ from permdeal.errors import PermdealError
 
 from . import smartdeal as sd
 from .compress import QuantSpec
-from .conv import ConvPermDiag, ConvShape, Pool, matrix_view
+from .conv import METHOD_FLATTEN, ConvPermDiag, ConvShape, Pool, matrix_view
 from .conv_model import compress_network, input_orders, permute_columns, unpermute_columns
 from .float_model import FloatLayer
 from .float_model import forward as float_forward
@@ -258,8 +259,8 @@ def compare_formats(dense: Sequence[FloatLayer], calibration: npt.ArrayLike,
     fine-tuned ``finetune_epochs`` on the training split with the structure kept, and each format
     has its test accuracies: ``"projected"`` (PD, SmartDeal: before fine-tuning), ``"float"`` and
     ``"fixed"`` (None without data). Each network's FC layer after a convolution takes the
-    feature map in HWC order, its structure over HWC columns (docs/design.md 14.3); its float
-    layers stay in the float model's ``(C, H, W)`` order."""
+    feature map in its engine's order, its structure over those columns (PD HWC, SmartDeal
+    ``(C, H, W)``, docs/design.md 14.3); its float layers stay in the float model's order."""
     spec = spec or QuantSpec(act=16, weight=16, bias=16)
     tune = data is not None and finetune_epochs > 0
 
@@ -282,11 +283,12 @@ def compare_formats(dense: Sequence[FloatLayer], calibration: npt.ArrayLike,
         return acc(projected), tuned
 
     out = {"dense": entry(dense, "permdiag", p=1)}
-    orders = input_orders(dense)   # the FC layer after a conv: HWC columns (docs/design.md 14.3)
+    orders = input_orders(dense, METHOD_FLATTEN["permdiag"])   # HWC columns (design.md 14.3)
     pd = [pd_params(l.weight, pi, o) for l, pi, o in zip(dense, p, orders)]
     projected, tuned = structured(pd)
     out["permdiag"] = entry(tuned, "permdiag", projected, p=list(p))
-    sdp = [sd_params(l.weight, S, E, o) for l, o in zip(dense, orders)]
+    sd_orders = input_orders(dense, METHOD_FLATTEN["smartdeal"])   # the SmartDeal engine's order
+    sdp = [sd_params(l.weight, S, E, o) for l, o in zip(dense, sd_orders)]
     projected, tuned = structured(sdp)
     out["smartdeal"] = entry(tuned, "smartdeal", projected, S=S, E=E, b_bits=b_bits,
                              decompositions=[q.decomposition() for q in sdp])

@@ -63,6 +63,7 @@ weight per lane and issued input (lanes past ``m`` in the last tile rebuild zero
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -72,6 +73,7 @@ import numpy.typing as npt
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 
+from . import smartdeal_conv_walk as cw
 from .smartdeal import block_layout
 
 if TYPE_CHECKING:
@@ -134,7 +136,7 @@ def tile_runs(layer, lanes: int, skip: bool = True) -> list[list[tuple[int, int]
 
 
 @dataclass(frozen=True)
-class LayerCycles:
+class LayerCycles(cw.Tiles):
     """One layer on the engine: ``m`` outputs, ``nnz`` non-zero inputs (over the ``batch``
     vectors), ``lanes`` lanes; per tile the inputs it issues (``tile_ops``), its issue cycles before
     the padding to ``L*V`` (``tile_slots``: a run with no non-zero input costs a cycle) and the
@@ -148,16 +150,9 @@ class LayerCycles:
     tile_slots: tuple[int, ...] | None = None
     batch: int = 1
     tile_columns: tuple[int, ...] | None = None
-
-    @property
-    def tiles(self) -> int:
-        """``T = ceil(m / L)``."""
-        return -(-self.m // self.lanes)
-
-    @property
-    def last_tile_rows(self) -> int:
-        """``q = m - (T-1)*L``: the real rows of the last tile."""
-        return self.m - (self.tiles - 1) * self.lanes
+    #: cycles added to the layer (a conv network's engine: its drain register,
+    #: ``smartdeal_conv_walk.DRAIN_REGISTER``)
+    extra: int = 0
 
     @property
     def ops(self) -> tuple[int, ...]:
@@ -177,8 +172,8 @@ class LayerCycles:
 
     @property
     def compute(self) -> int:
-        """``T_layer = sum P_t + q*V + LAYER_OVERHEAD``."""
-        return sum(self.periods) + self.last_tile_rows * self.batch + LAYER_OVERHEAD
+        """``T_layer = sum P_t + q*V + LAYER_OVERHEAD`` (``+ extra``)."""
+        return sum(self.periods) + self.last_tile_rows * self.batch + LAYER_OVERHEAD + self.extra
 
     @property
     def macs(self) -> int:
@@ -300,16 +295,23 @@ def model_cycles(model: SmartDealModel, x: npt.ArrayLike, lanes: int, skip: bool
     whole batches); ``skip=False``: an engine without the pruning skip (every tile walks the whole
     list)."""
     lanes, batch = check_lanes(lanes), check_batch(batch)
+    convs = [cw.is_conv(l) for l in cw.check_net(model)]
+    if any(convs) and batch > 1:
+        raise PermdealError(f"batch {batch}: the SmartDeal engine runs a conv network one input "
+                            "at a time (its lanes keep a sum per output pixel)")
     acts = _activations(model, x)
     vectors = acts[0].shape[0]
     if vectors % batch:
         raise PermdealError(f"{vectors} input vectors do not fill batches of {batch}; pad them "
                             f"(the engine takes {batch} vectors at a time)")
-    plans = [tile_runs(l, lanes, skip) for l in model.layers]
+    plans = [None if conv else tile_runs(l, lanes, skip) for l, conv in zip(model.layers, convs)]
     out = []
     for b in range(0, vectors, batch):
         layers = []
         for layer, a, plan in zip(model.layers, acts, plans):
+            if plan is None:
+                layers.append(cw.layer_cycles(layer, a[b], lanes))
+                continue
             S, n = layer.codes.S, layer.shape[1]
             nz = a[b:b + batch] != 0                                  # (batch, n)
             chunks = np.arange(n) // S
@@ -318,11 +320,12 @@ def model_cycles(model: SmartDealModel, x: npt.ArrayLike, lanes: int, skip: bool
             chunk_cols = np.zeros_like(chunk_nnz)                     # columns with one or more
             np.add.at(chunk_cols, chunks, nz.any(axis=0))
             z = [[int(chunk_nnz[ra:rb].sum()) for ra, rb in runs] for runs in plan]
-            layers.append(layer_cycles(
+            lc = layer_cycles(
                 layer.shape[0], int(nz.sum()), lanes, [sum(zs) for zs in z],
                 [sum(max(v, 1) for v in zs) for zs in z], batch=batch,
                 tile_columns=[sum(int(chunk_cols[ra:rb].sum()) for ra, rb in runs)
-                              for runs in plan]))
+                              for runs in plan])
+            layers.append(dataclasses.replace(lc, extra=cw.DRAIN_REGISTER) if any(convs) else lc)
         out.append(InferenceCycles(model.n_inputs * batch, tuple(layers),
                                    model.layers[-1].shape[0] * batch))
     return out

@@ -59,6 +59,9 @@ from .rom import decode_hex, encode_hex, read_image_bytes
 METHOD = "smartdeal"
 ROM_KIND = "permdeal-smartdeal-rom"
 ROM_FORMAT_VERSION = 1
+#: The images of a conv network (docs/design.md 14.6): format 1's images of its layers' matrix
+#: views, the layers described with their ``conv`` fields, and the network's ``flatten``.
+CONV_ROM_FORMAT_VERSION = 2
 #: The ROM images' sub-folder of a compressed-model folder.
 ROM_FOLDER = "rom"
 #: The arrays (and memories) of one layer.
@@ -449,14 +452,23 @@ def image_name(i: int, part: str) -> str:
     return f"L{i}_{part}.hex"
 
 
+def _is_conv_net(model) -> bool:
+    return any(getattr(l, "conv", None) is not None for l in model.layers)
+
+
 def rom_manifest(model: SmartDealModel, images: list[dict]) -> dict:
+    """The ROM manifest of ``model`` (a ``SmartDealModel``, or a SmartDeal ``ConvNet``: format
+    :data:`CONV_ROM_FORMAT_VERSION`, its layers with their ``conv`` fields, its ``flatten``)."""
+    from .conv_folder import FLATTEN_FIELD, layer_json
+    conv = _is_conv_net(model)
     return {
-        "kind": ROM_KIND, "format_version": ROM_FORMAT_VERSION,
+        "kind": ROM_KIND, "format_version": CONV_ROM_FORMAT_VERSION if conv else ROM_FORMAT_VERSION,
         "generator": f"permdeal {__version__}", "method": METHOD, "config": model.config,
         "input_format": model.input_format.to_json(),
         "output_format": model.output_format.to_json(),
-        "layers": [_layer_json(l, arrays=False) for l in model.layers],
-        "images": images,
+        "layers": [layer_json(l, METHOD, arrays=False) if conv else _layer_json(l, arrays=False)
+                   for l in model.layers],
+        "images": images, **({FLATTEN_FIELD: model.flatten} if conv else {}),
     }
 
 
@@ -467,7 +479,8 @@ def write_rom(folder: str | Path, model: SmartDealModel) -> dict:
     """
     folder = Path(folder)
     images = []
-    for i, layer in enumerate(model.layers):
+    mats = model.matrix_layers() if _is_conv_net(model) else model.layers
+    for i, layer in enumerate(mats):
         mems = _spec_of(layer).memories()
         for part, values in _layer_arrays(layer).items():
             width, depth, signed = mems[part]
@@ -542,15 +555,24 @@ def _check_images(man, man_path, folder, specs):
 
 
 def read_rom(folder: str | Path) -> tuple[dict, SmartDealModel]:
-    """Read and verify a SmartDeal ROM folder; returns ``(manifest, SmartDealModel)``.
+    """Read and verify a SmartDeal ROM folder; returns ``(manifest, SmartDealModel)`` (a
+    ``ConvNet`` for the images of a conv network, format :data:`CONV_ROM_FORMAT_VERSION`).
 
     Refuses, naming the file, any image that is missing, malformed, or whose width, depth or
     sha256 disagrees with the manifest, and any manifest whose fields disagree with one another.
     """
+    from . import conv_folder
     folder = Path(folder)
     man_path = folder / atomic.MANIFEST_NAME
     man = read_manifest(man_path, ROM_KIND)
-    config, specs = _check_model_json(man, man_path, ROM_FORMAT_VERSION, arrays=False)
+    version, nets = man.get("format_version"), None
+    if type(version) is int and version == CONV_ROM_FORMAT_VERSION:
+        config, nets, flatten = conv_folder.check_net_json(man, man_path, METHOD, version,
+                                                           arrays=False)
+        specs = [getattr(s, "matrix", s) for s in nets]
+    else:
+        conv_folder.refuse_conv_fields(man, man_path, CONV_ROM_FORMAT_VERSION)
+        config, specs = _check_model_json(man, man_path, ROM_FORMAT_VERSION, arrays=False)
     entries = _check_images(man, man_path, folder, specs)
     values = {}
     for (i, part), (path, sha) in entries.items():
@@ -565,4 +587,8 @@ def read_rom(folder: str | Path) -> tuple[dict, SmartDealModel]:
         parts = {part: values[i, part].reshape(shapes[part]) for part in PARTS}
         names = {part: str(entries[i, part][0]) for part in PARTS}
         layers.append(_build_layer(spec, parts, names, f"{man_path}: layer {i} ({spec.name})"))
+    if nets is not None:
+        layers = [conv_folder.build(n, ml, f"{man_path}: layer {i} ({ml.name})")
+                  for i, (n, ml) in enumerate(zip(nets, layers))]
+        return man, conv_folder.make_net(layers, METHOD, config, man_path, flatten)
     return man, _model(layers, config, man_path)

@@ -32,14 +32,19 @@ from amaranth.lib.wiring import In, Out
 from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_ACC_BITS, MAX_BITS
-from permdeal.golden.smartdeal_engine_cycles import check_batch
+from permdeal.golden.smartdeal_conv_walk import MAX_SUMS
 
 from .blackbox import Blackbox
 from .lint import eq_const, select
 from .smartdeal_memories import BakedRom
 from .smartdeal_rebuild import Rebuild
+from .smartdeal_sums import LaneSums
 
 __all__ = ["EngineLane", "LaneAccumulator", "LaneMultiplier", "pack_b", "pack_ce"]
+
+
+def _check_sums(sums):
+    return integer(sums, "lane sums", 1, MAX_SUMS)
 
 
 def pack_ce(codes, E: int) -> int:
@@ -70,8 +75,8 @@ class EngineLane(wiring.Component):
     act_bits : int
         Width of the signed activations (2 to 32).
     batch : int
-        Vectors ``V`` in flight: the sums the lane keeps (1 to
-        ``golden.smartdeal_engine_cycles.MAX_BATCH``).
+        The sums ``V`` the lane keeps: one per vector in flight, or per output pixel of a conv
+        layer (1 to ``golden.smartdeal_conv_walk.MAX_SUMS``).
     acc_bits : int
         Width of the signed accumulator; no output's sum may overflow it (the engine passes the
         widest ``LayerFormats.acc_bits``).
@@ -79,6 +84,10 @@ class EngineLane(wiring.Component):
         The ROM contents (:func:`pack_ce`, :func:`pack_b`), at least one word each.
     rom_modules : (str, str)
         The Verilog module names of the Ce and the basis ROM.
+    sum_modules : (str, str), optional
+        Keep the sums in two memories of these Verilog module names
+        (:class:`~.smartdeal_sums.LaneSums`, a conv network's engine) instead of flip-flops:
+        the lane then has the drain port ``d_addr``/``d_en``/``d_data`` instead of ``result``.
 
     Members
     -------
@@ -97,31 +106,43 @@ class EngineLane(wiring.Component):
     sel : ``In``
         The layer (its alignment, :class:`~.smartdeal_rebuild.Rebuild`).
     result : ``Out(ArrayLayout(signed(acc_bits), V))``
-        The last closed outputs' sums, one per vector.
+        The last closed outputs' sums, one per vector (sums in flip-flops).
+    d_addr, d_en : ``In``; d_data : ``Out(signed(acc_bits))``
+        With ``sum_modules``: a read of the last closed sum ``d_addr``, its value the cycle
+        after (:class:`~.smartdeal_sums.LaneSums`).
 
     Timing
     ------
     Inputs in cycle ``a``: the ROMs are read (``a + 1``), the Ce row and the basis column
     registered (``a + 2``), the weight rebuilt (``a + 4``), the product registered (``a + 5``),
     and accumulated in cycle ``a + 5`` (:attr:`latency` ``= 5`` to the accumulate stage); a
-    closing input's sums are on ``result`` from ``a + 6`` until the next close. One input a
-    cycle, no stalls.
+    closing input's sums are on ``result`` from ``a + 6`` until the next close (with
+    ``sum_modules``: readable from ``a + 5`` on, until the close after next). One input a cycle,
+    no stalls.
     """
 
     def __init__(self, S, E, b_bits, aligns, act_bits, acc_bits, ce_words, b_words,
-                 rom_modules, batch=1):
+                 rom_modules, batch=1, sum_modules=None):
         self._rebuild = Rebuild(S, E, b_bits, aligns)
         self._S, self._E, self._b_bits = int(S), int(E), int(b_bits)
         self._act_bits = integer(act_bits, "lane act_bits", 2, MAX_BITS)
         self._acc_bits = integer(acc_bits, "lane acc_bits", 2, MAX_ACC_BITS)
-        self._batch = check_batch(batch)
+        self._batch = _check_sums(batch)
         if not list(ce_words) or not list(b_words):
             raise PermdealError("lane ROMs need at least one word each")
         ce_module, b_module = rom_modules
         self._ce_rom = Blackbox(BakedRom(self._S * (self._E + 2), ce_words), ce_module)
         self._b_rom = Blackbox(BakedRom(self._S * self._S * self._b_bits, b_words), b_module)
         self._mult = LaneMultiplier(self._rebuild.weight_bits, self._act_bits)
-        self._acc = LaneAccumulator(self._mult.prod_bits, self._acc_bits, self._batch)
+        self._memory = sum_modules is not None
+        if self._memory:
+            self._acc = LaneSums(self._mult.prod_bits, self._acc_bits, max(2, self._batch),
+                                 sum_modules)
+            drain = {"d_addr": In(range(max(2, self._batch))), "d_en": In(1),
+                     "d_data": Out(signed(self._acc_bits))}
+        else:
+            self._acc = LaneAccumulator(self._mult.prod_bits, self._acc_bits, self._batch)
+            drain = {"result": Out(data.ArrayLayout(signed(self._acc_bits), self._batch))}
         super().__init__({
             "ce_addr": In(range(self.ce_depth)),
             "b_addr": In(range(self.b_depth)),
@@ -132,7 +153,7 @@ class EngineLane(wiring.Component):
             "valid": In(1),
             "close": In(1),
             "sel": In(self._rebuild.sel.shape()),
-            "result": Out(data.ArrayLayout(signed(self._acc_bits), self._batch)),
+            **drain,
         })
 
     @property
@@ -146,9 +167,11 @@ class EngineLane(wiring.Component):
         return self._b_rom.inner.depth
 
     @property
-    def blackboxes(self) -> tuple[Blackbox, Blackbox]:
-        """The Ce and the basis ROM (:class:`~.smartdeal_memories.BakedRom` modules)."""
-        return self._ce_rom, self._b_rom
+    def blackboxes(self) -> tuple[Blackbox, ...]:
+        """The Ce and the basis ROM (:class:`~.smartdeal_memories.BakedRom` modules), then with
+        ``sum_modules`` the two sets of sums (:class:`~.ram.Ram` modules)."""
+        sums = self._acc.blackboxes if self._memory else ()
+        return self._ce_rom, self._b_rom, *sums
 
     @property
     def batch(self) -> int:
@@ -201,7 +224,12 @@ class EngineLane(wiring.Component):
         # Cycle a + 4: the weight; the product (a + 5). Cycle a + 5: accumulate; close.
         m.d.comb += [mult.w.eq(rb.w), mult.x.eq(x[4]),
                      acc.prod.eq(mult.p), acc.valid.eq(valid[5]), acc.v.eq(vec[5]),
-                     acc.close.eq(close[5]), self.result.eq(acc.result)]
+                     acc.close.eq(close[5])]
+        if self._memory:   # the add's read a cycle early; the drain's port
+            m.d.comb += [acc.rd_v.eq(vec[4]), acc.d_addr.eq(self.d_addr), acc.d_en.eq(self.d_en),
+                         self.d_data.eq(acc.d_data)]
+        else:
+            m.d.comb += self.result.eq(acc.result)
         return m
 
 
@@ -224,13 +252,13 @@ class LaneMultiplier(wiring.Component):
 
 
 class LaneAccumulator(wiring.Component):
-    """A lane's ``V`` sums (one per vector of the batch): adds ``prod`` to sum ``v`` when
+    """A lane's ``V`` sums (one per vector of the batch, or per output pixel): adds ``prod`` to sum ``v`` when
     ``valid`` (one adder, its operand picked by ``v``); with ``close`` the sums (this cycle's
     product included) go to ``result`` (from the next cycle) and restart."""
 
     def __init__(self, prod_bits, acc_bits, batch=1):
         self._acc_bits = int(acc_bits)
-        self._batch = check_batch(batch)
+        self._batch = _check_sums(batch)
         super().__init__({"prod": In(signed(int(prod_bits))), "valid": In(1),
                           "v": In(range(max(2, self._batch))), "close": In(1),
                           "result": Out(data.ArrayLayout(signed(self._acc_bits), self._batch))})

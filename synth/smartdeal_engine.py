@@ -5,13 +5,14 @@ The engine (``hdl.smartdeal_engine``) runs through the PermDNN engine's flows (:
 :mod:`.scripts`, :mod:`.sta`): hierarchical, every module synthesized once. Its memories are
 modules of their own (``hdl.smartdeal_memories``, docs/design.md 8):
 
-* the non-zero lists ``<top>_nz`` and every lane's Ce and basis ROMs ``<top>_lane<l>_ce``,
-  ``<top>_lane<l>_b`` are black boxes on ``generic`` and ``asic``, counted in bits and priced per
+* the non-zero lists ``<top>_nz``, every lane's Ce and basis ROMs ``<top>_lane<l>_ce``,
+  ``<top>_lane<l>_b`` and (a conv network's engine, docs/design.md 16) its sums
+  ``<top>_lane<l>_sums0``, ``..._sums1`` are black boxes on ``generic`` and ``asic``, counted in bits and priced per
   bit by :mod:`.memory`'s models and rule (ROMs SRAM; a RAM by its size), and cut to ports with
   the memory timing model for OpenSTA; on ``ecp5`` they are synthesized (block RAM or LUTs), the
   ROMs from the contents baked into the Verilog;
 * the words read in the cycle of their address (``cstart``, ``out_mem``, ``run_rom``,
-  ``bias_mem``) are register files built of logic: their synthesized area is in the logic figure,
+  ``bias_mem``, a conv network's ``drain_rom``) are register files built of logic: their synthesized area is in the logic figure,
   reported apart as the block ``register files`` with their bits.
 
 The logic is split by block (:data:`BLOCKS`, also the blocks of ``permdeal power``): per lane its
@@ -46,7 +47,8 @@ BLOCKS = (
     ("multipliers", ("mult",)),
     ("accumulators", ("acc",)),
     ("write-back", ("writeback",)),
-    ("register files", ("cstart", "out_mem", "run_rom", "bias_mem")),
+    ("register files", ("cstart", "out_mem", "run_rom", "bias_mem", "drain_rom")),
+    ("conv pixel map and pooling", ("pixel_map", "pool")),
     ("lane ROM addressing", ("lane",)),
     ("issue, lists and control", ()),
 )
@@ -154,9 +156,10 @@ def _asic(hier, engine, opts, work, top):
            "memories": mems, "sram_model": opts.sram,
            "total_area_um2": round(logic + mems["total"]["area_um2"], 1),
            "notes": ["logic_area_um2 excludes the black-box memories (the lists nz, every "
-                     f"lane's Ce and basis ROMs: {mems['rule']}); the register files "
-                     "(cstart, out_mem, run_rom, bias_mem: read in the cycle of their "
-                     "address) are logic, in it; total = logic + memories"]}
+                     "lane's Ce and basis ROMs and, in a conv network's engine, its two sets "
+                     f"of sums: {mems['rule']}); the register files (cstart, out_mem, "
+                     "run_rom, bias_mem, drain_rom: read in the cycle of their address) are "
+                     "logic, in it; total = logic + memories"]}
     flow.asic_timing(rep, work, top, opts, engine.memories)
     return rep
 

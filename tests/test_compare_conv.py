@@ -115,8 +115,8 @@ def test_fc_after_conv_in_hwc_order_and_dense_exact():
     pd_fc = res["permdiag"]["net"].layers[1]
     np.testing.assert_array_equal(pd_fc.matrix.k, PermDiag.from_dense(w_hwc, 2).k)
     assert not np.array_equal(pd_fc.matrix.k, PermDiag.from_dense(layers[1].weight, 2).k)
-    for key in ("dense", "permdiag", "smartdeal"):
-        assert res[key]["net"].flatten == "hwc"
+    for key, order in (("dense", "hwc"), ("permdiag", "hwc"), ("smartdeal", "chw")):
+        assert res[key]["net"].flatten == order
         assert res[key]["layers"][1].weight.shape == (8, 16)  # float layers: the float order
     net = res["dense"]["net"]
     codes, _ = net.quantize_input(X)

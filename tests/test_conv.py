@@ -210,7 +210,7 @@ def test_integer_inference_is_bit_exact(method, pool):
         assert isinstance(layer, QuantConvLayer)
         w = layer.weights.to_dense() if method == "permdiag" else layer.weights
         want = naive_int_layer(layer, trace[i], np.asarray(w, np.int64)).astype(np.int64)
-        if i == 1:  # the FC layer reads c2's feature map pixel by pixel (docs/design.md 14.3)
+        if i == 1 and method == "permdiag":  # PD's FC reads c2's map pixel by pixel (14.3)
             want = loop_hwc(want, layer.out_shape)
         np.testing.assert_array_equal(trace[i + 1], want)
     fc = net.layers[2]
@@ -221,7 +221,8 @@ def test_integer_inference_is_bit_exact(method, pool):
     # the fixed-point net follows the float net of its own (compressed) weights
     approx = [FloatLayer(l.name, _float_weights(q), l.bias, l.conv, l.pool)
               for l, q in zip(layers, net.layers)]
-    approx[2].weight = loop_chw(approx[2].weight, (6, 2, 2))  # HWC columns to the float order
+    if method == "permdiag":   # HWC columns to the float order
+        approx[2].weight = loop_chw(approx[2].weight, (6, 2, 2))
     ref = float_model.forward(approx, x)
     assert np.max(np.abs(net.predict(x) - ref)) < 0.05 * np.max(np.abs(ref))
 
@@ -238,14 +239,15 @@ def test_hwc_order_against_a_loop(shape):
 
 
 @pytest.mark.parametrize("method", ["permdiag", "smartdeal"])
-def test_fc_after_conv_is_compressed_over_hwc_columns(method):
-    """The FC layer after a convolution: its float weight's columns put in HWC order (by loops),
-    then projected or decomposed; the convolutions themselves as before."""
+def test_fc_after_conv_is_compressed_over_its_engines_columns(method):
+    """The FC layer after a convolution: PD's float weight's columns put in HWC order (by loops),
+    then projected (the PermDNN engine's order); SmartDeal's decomposed in the float model's
+    (C, H, W) order (the SmartDeal engine's); the convolutions themselves as before."""
     r = rng(9)
     layers = conv_net(r)
     layers[2].weight, layers[2].bias = r.normal(0, 0.3, (8, 24)), r.normal(0, 0.1, 8)
     net = compress_network(layers, method, p=2, spec=QuantSpec(act=Fixed(16, 8)))
-    assert net.flatten == "hwc"
+    assert net.flatten == {"permdiag": "hwc", "smartdeal": "chw"}[method]
     w_hwc = loop_hwc(layers[2].weight, (6, 2, 2))
     fc = net.layers[2]
     if method == "permdiag":
@@ -254,7 +256,7 @@ def test_fc_after_conv_is_compressed_over_hwc_columns(method):
         assert not np.array_equal(ref.k, chw.k)  # the order matters to the pattern
         np.testing.assert_array_equal(fc.matrix.to_dense() != 0, ref.to_dense() != 0)
     else:
-        ref = sd.quantize(sd.decompose(w_hwc, S=3, E=3), 8)
+        ref = sd.quantize(sd.decompose(layers[2].weight, S=3, E=3), 8)
         np.testing.assert_array_equal(fc.codes.codes, ref.codes)
         np.testing.assert_array_equal(fc.codes.b_int, ref.b_int)
     conv_only = compress_network(layers[:2], method, p=2, spec=QuantSpec(act=Fixed(16, 8)))

@@ -162,7 +162,8 @@ def test_folder_round_trip(tmp_path, method, kw):
     np.testing.assert_array_equal(back.forward(codes), net.forward(codes))
     man = json.loads((folder / "manifest.json").read_text())
     assert man["format_version"] == 3 and man["method"] == method
-    assert man["flatten"] == "hwc" and back.flatten == net.flatten == "hwc"
+    order = {"permdiag": "hwc", "smartdeal": "chw"}[method]   # the method's engine's order
+    assert man["flatten"] == order and back.flatten == net.flatten == order
     c1 = man["layers"][0]
     if kw:  # c1's matrix view has 3 chunks: blocks of 2 and 1 per output channel
         assert c1["smartdeal"]["rows_per_block"] == 2 and c1["smartdeal"]["blocks"] == 8
@@ -372,7 +373,7 @@ def test_cli_compress_cnn_and_its_errors(tmp_path, capsys):
     src = tmp_path / "cnn.npz"
     assert main(["compress", str(src), "--method", "smartdeal", "-o", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out
-    assert "4x4x4 -> 6x2x2" in out and "no rom/" in out
+    assert "4x4x4 -> 6x2x2" in out and "rom/ with 9 images" in out
     for argv, message in [
         (["--method", "smartdeal", "--prune", "0.5"], "--prune does not apply to a network "
          "with convolutions"),
@@ -385,15 +386,21 @@ def test_cli_compress_cnn_and_its_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "x").exists()
-    # the PermDNN engine runs a PD CNN (docs/design.md 15); the SmartDeal engine no conv yet
+    # the PermDNN engine runs a PD CNN (docs/design.md 15), the SmartDeal engine a SmartDeal one
+    # (16), with the layer units refused
     assert main(["gen", "--model", str(tmp_path / "permdiag"), "--pes", "2", "--lanes", "2",
                  "-o", str(tmp_path / "d")]) == 0
     man = json.loads((tmp_path / "d" / "manifest.json").read_text())
     assert [w and w["kernel"] for w in man["conv"]["walks"]] == [[3, 3], [3, 3], [2, 2]]
     assert man["conv"]["pools"] == [["max", 4], None, None]
     capsys.readouterr()
-    err_gen = main(["gen", "--model", str(tmp_path / "s"), "--pes", "2", "--lanes", "2", "-o",
-                    str(tmp_path / "d2")])
+    assert main(["gen", "--model", str(tmp_path / "s"), "--pes", "2", "--lanes", "2", "-o",
+                 str(tmp_path / "d2")]) == 0
+    man = json.loads((tmp_path / "d2" / "manifest.json").read_text())
+    assert man["layers"][0]["conv"]["kernel"] == [3, 3]
+    capsys.readouterr()
+    err_gen = main(["gen", "--model", str(tmp_path / "s"), "--arch", "units", "--lanes", "2",
+                    "-o", str(tmp_path / "d3")])
     assert err_gen == 2
-    assert "layer c1 is a convolution; gen takes fully connected layers only so far" in \
-        capsys.readouterr().err
+    assert "layer c1 is a convolution; --arch units takes fully connected layers only so far" \
+        in capsys.readouterr().err

@@ -269,15 +269,19 @@ def test_conv_models_compress_and_run_on_the_engine(tmp_path, capsys):
         assert man["layers"][0]["conv"]["output"] == [4, 4, 4]
     capsys.readouterr()
     np.save(tmp_path / "x.npy", np.zeros((1, 64)))
-    # the engine's conv dataflow (docs/design.md 15) counts it; a SmartDeal CNN not yet
+    # the engines' conv dataflows (docs/design.md 15, 16) count them
     assert main(["cycles", str(tmp_path / "c0"), "--pes", "2", "--lanes", "2", "--inputs",
                  str(tmp_path / "x.npy")]) == 0
     assert "whole inference" in capsys.readouterr().out
     assert main(["compress", str(path), "--method", "smartdeal", "-o", str(tmp_path / "s")]) == 0
     capsys.readouterr()
-    err = cli_error(capsys, "cycles", tmp_path / "s", "--inputs", tmp_path / "x.npy")
-    assert err == ("permdeal cycles: error: layer 0 is a convolution; the cycle model takes "
-                   "fully connected layers only so far (the engine's conv dataflow is not built "
-                   "yet)\n")
+    assert main(["cycles", str(tmp_path / "s"), "--lanes", "2", "--inputs",
+                 str(tmp_path / "x.npy")]) == 0
+    assert "MAC-lane utilization" in capsys.readouterr().out
+    err = cli_error(capsys, "cycles", tmp_path / "s", "--lanes", "2", "--inputs",
+                    tmp_path / "x.npy", "--arch", "units")
+    assert err == ("permdeal cycles: error: layer 0 is a convolution; --arch units takes fully "
+                   "connected layers only so far (the layer units take fully connected layers; "
+                   "--arch engine runs a conv network)\n")
     assert main(["compare", "--model", str(path)]) == 0
     assert "p=1,4" in capsys.readouterr().out  # 1 channel < p = 4: layer 0 stays dense

@@ -5,8 +5,9 @@ The float network (``.npz`` or ``.onnx``) is compressed three ways by
 :func:`permdeal.golden.conv_train.compare_formats`: dense (16-bit), PD at ``--p`` (every layer
 with at least ``p`` inputs per kernel position; narrower ones dense,
 :func:`~permdeal.golden.conv_model.block_sizes`) and SmartDeal (``--S``, ``--E``, ``--b-bits``),
-each network's FC layer after a convolution taking the feature map in ``(H, W, C)`` order, its
-structure over those columns (docs/design.md 14.3; ``settings.flatten`` in the JSON).
+each network's FC layer after a convolution taking the feature map in its engine's order (PD
+and dense ``(H, W, C)``, SmartDeal ``(C, H, W)``), its structure over those columns
+(docs/design.md 14.3; ``settings.flatten`` in the JSON, per format).
 With ``--data digits`` PD and SmartDeal are fine-tuned ``--finetune-epochs`` on the digits
 training split with their structure kept, and accuracies are measured on the 450 test images,
 float and bit-exact fixed point; without it, formats are fitted to ``--vectors`` random inputs
@@ -126,7 +127,7 @@ def compare_conv(opts: Any, layers: list, defaults: Any) -> tuple[dict, dict, np
             "settings": {"p": ps, "S": S, "E": E, "b_bits": b_bits, "finetune_epochs": ft,
                          "seed": seed, "fixed_point": "16-bit weights and biases, 16-bit "
                          "activations fitted to the calibration inputs",
-                         "flatten": res["dense"]["net"].flatten},
+                         "flatten": {k: v["net"].flatten for k, v in res.items()}},
             "rule": RULE, "formats": formats,
             "seconds": round(time.perf_counter() - t0, 1)}, res, X if data is None else data[2]
 
@@ -159,7 +160,8 @@ def text(out: dict[str, Any]) -> str:
     lines += ["", "total", table(head, rows, "ll" + "r" * (len(head) - 2)),
               f"fixed point: {out['settings']['fixed_point']}, bit-exact",
               "the FC layer after a convolution takes the feature map in "
-              f"{FLATTEN_TEXT[out['settings']['flatten']]} order", "",
+              + ", ".join(f"{FLATTEN_TEXT[o]} order ({k})"
+                          for k, o in out["settings"]["flatten"].items()), "",
               f"counted: {out['rule']}"]
     if "folders" in out:
         lines.append("")

@@ -5,9 +5,9 @@ max pool 2x2, FC 256->10), writes it as the ONNX file ``torch.onnx.export`` woul
 back as a user's model, fine-tunes it permuted-diagonal (``p`` = 1, 4, 4: the one-channel first
 layer dense) and SmartDeal with their structure kept (``golden.conv_train.compare_formats``),
 writes both compressed-model folders, generates the PermDNN engine for the PD network (its conv
-dataflow, docs/design.md 15) and runs the test images through it, output for output against the
-golden model and cycle for cycle against the cycle model. The SmartDeal network runs in the
-golden model only: the SmartDeal engine has no conv dataflow yet.
+dataflow, docs/design.md 15) and the SmartDeal engine for the SmartDeal network (its conv dataflow,
+docs/design.md 16) with as many MAC lanes, and runs the test images through both, output for
+output against the golden model and cycle for cycle against the cycle models.
 """
 
 import json
@@ -19,12 +19,15 @@ import numpy as np
 
 from permdeal import __version__, atomic
 from permdeal.gen.design import write_design
+from permdeal.gen.smartdeal_engine_design import write_engine_design
 from permdeal.golden import conv_train, onnx_export, onnx_import
 from permdeal.golden.conv_walk import engine_cycles, engine_pools, engine_walks
+from permdeal.golden import smartdeal_engine_cycles as sec
 from permdeal.golden.cycles import EngineConfig
 from permdeal.golden.train import load_digits_split
 from permdeal.tables import table
 from permdeal.verif.sim import simulate
+from permdeal.verif.smartdeal_engine_sim import simulate_design as simulate_sd
 
 from .demo import _run_rtl, _step
 
@@ -74,23 +77,39 @@ def run(output: str | Path, seed: int = 0, pes: int = 4, lanes: int = 2,
                      pools=engine_pools(pd))
         figures["rtl"] = _run_rtl("PD engine RTL", simulate, tmp / "design", tmp / "rtl", sim,
                                   codes, golden, labels)
+        sd_codes, _ = sd.quantize_input(X_te[:n])
+        macs = pes * lanes
+        sd_runs = sec.model_cycles(sd, sd_codes, macs)
+        figures["smartdeal"] = {
+            "lanes": macs, "cycles_per_image": float(np.mean([r.total for r in sd_runs])),
+            "lane_utilization": float(np.mean([r.utilization for r in sd_runs])),
+            "layer_cycles": {l.name: float(np.mean([r.layers[i].compute for r in sd_runs]))
+                             for i, l in enumerate(sd.layers)}}
+        _step(f"generating the SmartDeal engine ({macs} MAC lanes, its conv dataflow) and "
+              f"running {n} test images through it on {sim}")
+        write_engine_design(tmp / "smartdeal_design", sd, macs, pes=pes)
+        figures["smartdeal"]["rtl"] = _run_rtl(
+            "SmartDeal engine RTL", simulate_sd, tmp / "smartdeal_design", tmp / "smartdeal_rtl",
+            sim, sd_codes, sd.forward(sd_codes), labels)
         figures["seconds"] = round(time.perf_counter() - t0, 1)
         atomic.write_text(tmp / "figures.json", json.dumps(figures, indent=2) + "\n")
         atomic.write_text(tmp / atomic.MANIFEST_NAME, json.dumps(
             {"kind": "permdeal-demo-cnn", "generator": f"permdeal {__version__}",
              "contents": ["figures.json", "cnn.onnx", "permdiag/", "smartdeal/", "design/",
-                          "rtl/"]}, indent=2) + "\n")
+                          "rtl/", "smartdeal_design/", "smartdeal_rtl/"]}, indent=2) + "\n")
 
     print()
     print(table(["figure", "value"], summary_rows(figures), aligns="ll"))
     print(f"\nwrote {output}/ in {time.perf_counter() - t0:.1f} s")
-    rtl = figures["rtl"]
-    if "golden_match" in rtl and not (rtl["golden_match"] and rtl["cycles_match_model"]):
-        print(f"permdeal demo: error: the PD engine's RTL differs from the golden model (first "
-              f"mismatch: {rtl['first_mismatches']}); see {Path(output) / 'rtl' / 'report.json'}",
-              file=sys.stderr)
-        return 1
-    return 0
+    status = 0
+    for what, rtl, folder in (("PD", figures["rtl"], "rtl"),
+                              ("SmartDeal", figures["smartdeal"]["rtl"], "smartdeal_rtl")):
+        if "golden_match" in rtl and not (rtl["golden_match"] and rtl["cycles_match_model"]):
+            print(f"permdeal demo: error: the {what} engine's RTL differs from the golden model "
+                  f"(first mismatch: {rtl.get('first_mismatches')}); see "
+                  f"{Path(output) / folder / 'report.json'}", file=sys.stderr)
+            status = 1
+    return status
 
 
 def summary_rows(f: dict) -> list[list[str]]:
@@ -103,19 +122,20 @@ def summary_rows(f: dict) -> list[list[str]]:
              f"{pct(acc[key]['float'])} / {pct(acc[key]['fixed'])}"]
             for key, name in (("dense", "dense"), ("permdiag", "PD"),
                               ("smartdeal", "SmartDeal"))]
-    rtl = f["rtl"]
-    if "skipped" in rtl:
-        rows.append(["PD engine RTL", f"skipped: {rtl['skipped']}"])
-    else:
-        rows.append([f"PD engine RTL ({rtl['sim']})",
-                     f"{pct(rtl['accuracy'])}; {rtl['images_equal_to_golden']} of "
-                     f"{rtl['images']} images equal to golden, output for output; cycles equal "
-                     f"to the cycle model: {'yes' if rtl['cycles_match_model'] else 'NO'}"])
-    e = f["engine"]
-    rows += [[f"cycles per image ({e['n_pe']} PE x {e['lanes']} lanes)",
-              f"{f['cycles_per_image']:.1f} ("
-              + ", ".join(f"{k} {v:.0f}" for k, v in f["layer_cycles"].items()) + ")"],
-             ["lane utilization (compute phase)", pct(f["lane_utilization"])],
-             ["SmartDeal in hardware", "golden model only (the SmartDeal engine has no conv "
-              "dataflow yet)"]]
+    e, s = f["engine"], f["smartdeal"]
+    for what, rtl, cyc, util, layers in (
+            (f"PD engine ({e['n_pe']} PE x {e['lanes']} lanes)", f["rtl"], f["cycles_per_image"],
+             f["lane_utilization"], f["layer_cycles"]),
+            (f"SmartDeal engine ({s['lanes']} MAC lanes)", s["rtl"], s["cycles_per_image"],
+             s["lane_utilization"], s["layer_cycles"])):
+        if "skipped" in rtl:
+            rows.append([f"{what} RTL", f"skipped: {rtl['skipped']}"])
+        else:
+            rows.append([f"{what} RTL ({rtl['sim']})",
+                         f"{pct(rtl['accuracy'])}; {rtl['images_equal_to_golden']} of "
+                         f"{rtl['images']} images equal to golden, output for output; cycles "
+                         f"equal to the cycle model: {'yes' if rtl['cycles_match_model'] else 'NO'}"])
+        rows += [[f"{what}: cycles per image",
+                  f"{cyc:.1f} (" + ", ".join(f"{k} {v:.0f}" for k, v in layers.items()) + ")"],
+                 [f"{what}: lane utilization (compute phase)", pct(util)]]
     return rows

@@ -359,7 +359,9 @@ def build_parser():
                    "build/demo-cnn)")
     p.add_argument("--cnn", action="store_true", help="the digits CNN instead: trained, written "
                    "as ONNX and imported back, fine-tuned PD (p = 1, 4, 4) and SmartDeal, the PD "
-                   "network through the engine's RTL (its conv dataflow); no synthesis")
+                   "network through the PermDNN engine's RTL and the SmartDeal network through "
+                   "the SmartDeal engine's (PES x LANES MAC lanes; their conv dataflows); no "
+                   "synthesis")
     p.add_argument("--p", type=args.positive, help="block size (default 4; not with --cnn)")
     p.add_argument("--pes", type=args.positive, default=4, help="PEs (default 4)")
     p.add_argument("--lanes", type=args.positive, default=2, help="lanes per PE (default 2)")

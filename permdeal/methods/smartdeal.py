@@ -184,7 +184,10 @@ class SmartDealMethod(Method):
     def write_model(self, model, folder, source):
         if isinstance(model, ConvNet):
             model.write(folder, source=source)
-            return "model.npz, manifest.json; no rom/: SmartDeal conv layers have no images yet"
+            rom_dir = Path(folder) / sdm.ROM_FOLDER
+            rom_dir.mkdir()
+            rom_man = sdm.write_rom(rom_dir, model)
+            return f"model.npz, manifest.json, rom/ with {len(rom_man['images'])} images"
         _, rom_man = model.write_folder(folder, source=source)
         return f"model.npz, manifest.json, rom/ with {len(rom_man['images'])} images"
 
@@ -284,7 +287,6 @@ class SmartDealMethod(Method):
             raise PermdealError(f"{given[0]} does not apply to a SmartDeal model: its images are "
                                 "one set per layer (Ce codes, B codes, biases) whatever the "
                                 "design")
-        fc_hardware(model, "rom (SmartDeal ROM images)")
         man = sdm.write_rom(folder, model)
         return man, (f"{len(man['images'])} images for {len(model.layers)} SmartDeal layer(s): "
                      + ", ".join(f"{img['file']} {img['depth']} x {img['width']} bit"
@@ -292,7 +294,6 @@ class SmartDealMethod(Method):
 
     def cycles(self, model, codes, *, pes=None, lanes=None, scan_width=None, groups=None,
                arch=None, batch=None):
-        fc_hardware(model, "the cycle model")
         if architecture(arch) == "engine":
             refuse("engine", scan_width=scan_width, groups=groups)
             pes, lanes = engine_lanes(pes, lanes)
@@ -301,13 +302,14 @@ class SmartDealMethod(Method):
                 raise PermdealError("--inputs is required for the SmartDeal engine (its cycles "
                                     "depend on the inputs; --arch units for the layer units)")
             return sde.cycles_table(model, codes, pes, lanes, batch)
+        fc_hardware(model, "--arch units", "the layer units take fully connected layers; "
+                    "--arch engine runs a conv network")
         refuse(pes=pes, scan_width=scan_width, groups=groups, batch=batch)
         return cycles_table(model, shift_add_lanes(lanes, model),
                             None if codes is None else len(codes))
 
     def generate(self, model, output, *, pes=None, lanes=None, scan_width=None,
                  multiplier=None, groups=None, name=None, inputs=(), arch=None, batch=None):
-        fc_hardware(model, "gen")
         groups = None if groups in (None, 1) else groups
         if architecture(arch) == "engine":
             refuse("engine", scan_width=scan_width, multiplier=multiplier, groups=groups)
@@ -315,6 +317,8 @@ class SmartDealMethod(Method):
             return sde.write_engine_design(
                 output, model, pes * lanes, pes=pes, batch=engine_batch(batch),
                 name=sde.DEFAULT_NAME if name is None else str(name), inputs=inputs)
+        fc_hardware(model, "--arch units", "the layer units take fully connected layers; "
+                    "--arch engine runs a conv network")
         refuse(pes=pes, scan_width=scan_width, multiplier=multiplier, groups=groups, batch=batch)
         return write_design(output, model, lanes=shift_add_lanes(lanes, model),
                             name=DEFAULT_NAME if name is None else str(name), inputs=inputs)
