@@ -142,23 +142,28 @@ class ConvWalk:
 
 def conv_layer_cycles(fmap: npt.ArrayLike, walk: ConvWalk, block_rows: int, p: int, cfg,
                       pool_latency: int = 0):
-    """Cycles of one conv layer (or an FC layer walked as one) on the feature map ``fmap``:
-    docs/design.md 9's layer schedule once for every computed output pixel over its windows,
-    with one lane group; ``pool_latency`` more cycles a pixel on a pooled layer's write-back.
-    A :class:`~.cycles.LayerCycles` whose ``issue`` and ``writeback`` are the sums over the
-    pixels."""
+    """Cycles of one conv layer (or an FC layer walked as one) on the feature map ``fmap``, with
+    one lane group and the drain hidden (docs/design.md 15, "Cycles"): pass ``k`` (output pixel
+    ``k``) starts in cycle ``S_k`` (``S_0 = 0``) and is ready to drain ``D0_k`` cycles later
+    (section 9 on the pixel's windows); its drain starts in ``DS_k = max(S_k + D0_k, DS_{k-1} +
+    B*p)`` (the drain before has made its ``B*p`` requests) and the next pass starts then, into
+    the lanes' other accumulator set (``S_{k+1} = DS_k``). The layer takes ``DS_last + B*p +
+    WRITEBACK_LATENCY`` cycles, ``pool_latency`` more on a pooled engine's write-back. A
+    :class:`~.cycles.LayerCycles` whose ``issue`` is ``DS_last`` and ``writeback`` the rest."""
     from .cycles import LayerCycles, drain_start
     if cfg.groups != 1 or cfg.layer_groups:
         raise PermdealError("a conv layer runs with one lane group (--groups 1)")
     b = cfg.slots(block_rows, 1)
-    issue = nnz = 0
-    pixels = walk.pixels()
-    for i, j in pixels:
+    drain = cfg.drain_cycles(block_rows, p, 1)
+    nnz, start, ds = 0, 0, None
+    for i, j in walk.pixels():
         z = walk.window_nnz(fmap, i, j, cfg.scan_width)
-        issue += drain_start(z, b, cfg)
+        ready = start + drain_start(z, b, cfg)
+        ds = ready if ds is None else max(ready, ds + drain)
+        start = ds
         nnz += int(z.sum())
-    per_pixel = cfg.drain_cycles(block_rows, p, 1) + cfg.writeback_latency + pool_latency
-    return LayerCycles(nnz=nnz, slots=b, issue=issue, writeback=per_pixel * len(pixels),
+    return LayerCycles(nnz=nnz, slots=b, issue=ds,
+                       writeback=drain + cfg.writeback_latency + pool_latency,
                        useful_lane_cycles=nnz * block_rows, total_lanes=cfg.total_lanes)
 
 

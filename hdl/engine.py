@@ -188,10 +188,14 @@ class Engine(wiring.Component):
         else:
             self._contents = {mem: [self._row(contents, mem, g, depth[mem]) for g in range(nl)]
                               for mem in ("weight", "k", "bias")}
+        # A conv network hides every pass's drain behind the next pass (docs/design.md 15): two
+        # accumulator sets a lane, the passes taking turns.
+        self._acc_sets = 2 if any(w is not None for w in self._walks or ()) else 1
         self._pe_proto = PE(cfg.lanes, self._ps, self._act_bits, weight_bits, acc_bits,
                             depth["weight"], depth["k"], acc_depth, external=True,
                             lane_module=f"{self._name}_lane",
-                            acc_ram_module=f"{self._name}_acc_ram", multiplier=cfg.multiplier)
+                            acc_ram_module=f"{self._name}_acc_ram", multiplier=cfg.multiplier,
+                            acc_sets=self._acc_sets)
         self._wb_proto = PEWriteback(cfg.lanes, [(l.fmts, l.relu) for l in lay],
                                      depth["bias"], external=True)
         self._banks_proto = ActBanks(nl, d, self._act_bits, self._rows, groups=cfg.groups,
@@ -291,17 +295,18 @@ class Engine(wiring.Component):
         """The engine's RAMs (:class:`~.ram.Ram` modules), the one statement synthesis prices:
         ``{module name: {kind, width, depth, granularity, instances}}`` for the lanes'
         accumulators (kind ``"accumulator"``, one a lane) and the activation banks (kind
-        ``"activation bank"``, one a lane in each of the two bank sets)."""
+        ``"activation bank"``, one a lane in each of the two bank sets; a conv network's lanes
+        have two accumulator sets, a memory each)."""
         nl = self._cfg.total_lanes
         acc = self._pe_proto.lane[0].accumulator
         bank = self._banks_proto.blackboxes[0].inner
         out = {}
         for kind, owner, count in (("accumulator", acc, nl),
                                    ("activation bank", bank, 2 * nl)):
-            (box,) = owner.blackboxes
-            ram = box.inner
+            boxes = owner.blackboxes
+            box, ram = boxes[0], boxes[0].inner
             out[box.module] = {"kind": kind, "width": ram.width, "depth": ram.depth,
-                               "granularity": ram.granularity, "instances": count}
+                               "granularity": ram.granularity, "instances": count * len(boxes)}
         return out
 
     @property
@@ -402,6 +407,10 @@ class Engine(wiring.Component):
         conv_walks = tuple(w for w in walks if w is not None)
         walk_of = [conv_walks.index(w) if w is not None else 0 for w in walks]
         pooled = any(pl is not None for pl in self._pools)
+        # A conv network's two accumulator sets (docs/design.md 15): the passes issue into
+        # ``iset`` and drain ``dset`` (set at the drain's start), the top bit of the address.
+        set_bit = pe0.acc_addr_bits - 1
+        iset, dset = Signal(name="issue_set"), Signal(name="drain_set")
         for k in range(k_count):
             suffix = str(k) if k else ""
             extra = {"walks": conv_walks} if conv else {}
@@ -627,7 +636,10 @@ class Engine(wiring.Component):
                 op = Signal(iss0.op_layout, name=f"op{k}")
                 m.d.comb += op.eq(word)
             m.d.comb += [getattr(stages.op, f).eq(getattr(op, f))
-                         for f in pe0.op_layout.members]
+                         for f in pe0.op_layout.members if not (conv and f == "acc_addr")]
+            if conv:
+                # the op's accumulator set: the pass's (``iset``), the address's top bit
+                m.d.comb += stages.op.acc_addr.eq(Cat(op.acc_addr[:set_bit], iset))
             tree = [stages]
             for stage in range(cfg.broadcast_stages):
                 width = -(-g_pes // BROADCAST_FANOUT ** (cfg.broadcast_stages - stage - 1))
@@ -720,6 +732,9 @@ class Engine(wiring.Component):
             sub = Signal(wide)
             pool_first = Signal(init=1)
             pool_last = Signal(init=int(sizes[0] == 1))
+            # the pass being drained's (set at its hand-over)
+            dpool_first = Signal(init=1, name="drain_pool_first")
+            dpool_last = Signal(init=int(sizes[0] == 1), name="drain_pool_last")
             if pooled:
                 avg_sizes = {n for pl, n in zip(self._pools, sizes) if pl and pl[0] == "avg"}
                 if len(avg_sizes) > 1:
@@ -751,6 +766,10 @@ class Engine(wiring.Component):
         loading = Signal()
 
         state = Signal(State, init=State.LOAD)
+        # A conv network's drain runs beside the controller's states (docs/design.md 15):
+        # ``dr_on`` while it makes its requests; the next pass may hand over its sums when it is
+        # off or at its last request (``a_end``).
+        dr_on = Signal(name="drain_on")
 
         # Whether the controller is in a state: that state's flip-flop alone.
         state_bits = {}
@@ -768,7 +787,7 @@ class Engine(wiring.Component):
             *[reader.start.eq(in_state(State.START) if used is None
                               else in_state(State.START) & used)
               for reader, used in zip(readers, rd_used)],
-            draining.eq(in_state(State.DRAIN)),
+            draining.eq(dr_on if conv else in_state(State.DRAIN)),
             unloading.eq(in_state(State.UNLOAD_START) | in_state(State.UNLOAD)),
             out_reader.start.eq(in_state(State.UNLOAD_START)),
         ]
@@ -809,22 +828,14 @@ class Engine(wiring.Component):
             if conv:
                 m.d.sync += last_seen.eq(0)
             m.d.sync += state.eq(State.ISSUE)
-        with m.If(in_state(State.ISSUE)):
-            for reader, done_seen in zip(readers, dones):
-                with m.If(reader.done):
-                    m.d.sync += done_seen.eq(1)
-            if conv:
-                with m.If(readers[0].done & readers[0].last):
-                    m.d.sync += last_seen.eq(1)
-            # the drain's counters are idle until it starts: cleared in every cycle of ISSUE,
-            # so that the drain condition meets only the state and the readers' descriptors
-            # (a conv layer's output pixel lies pix_row rows on: docs/design.md 15)
+        def drain_init():
+            # the drain's counters at its start (a conv layer's output pixel lies pix_row rows
+            # on: docs/design.md 15)
             m.d.sync += [a.eq(0), r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(pix_row if conv else 0),
                          u.eq(0), wgroup.eq(0), r_end.eq(desc_r_first), a_end.eq(desc_a_first)]
-            with m.If(quiet):
-                m.d.comb += reader_load.eq(1)
-                m.d.sync += state.eq(State.DRAIN)
-        with m.If(in_state(State.DRAIN)):
+
+        def drain_step():
+            # a drain request: the counters to the next
             m.d.sync += a.eq(a + 1)
             m.d.sync += [a_end.eq(a == desc_a_last1), r_end.eq(r == desc_r_last1)]
             with m.If(r_end):
@@ -848,39 +859,65 @@ class Engine(wiring.Component):
                     m.d.sync += [pos.eq(0), rhi.eq(rhi + 1)]
                 with m.Else():
                     m.d.sync += pos.eq(pos + 1)
-            with m.If(a_end):
-                m.d.sync += flush.eq(0)
-                m.d.sync += state.eq(State.FLUSH)
-        with m.If(in_state(State.FLUSH)):
-            m.d.sync += [flush.eq(flush + 1), flush_end.eq(flush == wb_latency - 2)]
+
+        if conv:
+            # The drain beside the states; a pass's hand-over below (written after, so it wins)
+            # restarts it.
+            with m.If(dr_on):
+                drain_step()
+                with m.If(a_end):
+                    m.d.sync += dr_on.eq(0)
+        with m.If(in_state(State.ISSUE)):
+            for reader, done_seen in zip(readers, dones):
+                with m.If(reader.done):
+                    m.d.sync += done_seen.eq(1)
             if conv:
-                # a conv pass done: the next output pixel's rows once its pooling window is
-                # complete; a new layer starts at row 0
-                with m.If(flush_end):
+                with m.If(readers[0].done & readers[0].last):
+                    m.d.sync += last_seen.eq(1)
+                # The pass hands its sums to the drain once the drain is off or at its last
+                # request, and the next pass starts (into the other set) while they drain; the
+                # layer's last pass waits for its drain in DRAIN (docs/design.md 15).
+                with m.If(quiet & (~dr_on | a_end)):
+                    m.d.comb += reader_load.eq(1)
+                    drain_init()
+                    m.d.sync += [dr_on.eq(1), dset.eq(iset), iset.eq(~iset),
+                                 dpool_first.eq(pool_first), dpool_last.eq(pool_last)]
+                    # the next pass's output pixel: the next once its pooling window is
+                    # complete; a new layer starts at row 0
                     with m.If(pool_last):
                         m.d.sync += [pix_row.eq(pix_row + desc_pix_rows), sub.eq(0),
                                      pool_first.eq(1), pool_last.eq(desc_pool_one)]
                     with m.Else():
                         m.d.sync += [sub.eq(sub + 1), pool_first.eq(0),
                                      pool_last.eq(sub == desc_pool_last1)]
-                    with m.If(last_seen):
+                    with m.If(last_now):
                         m.d.sync += [pix_row.eq(0), sub.eq(0), pool_first.eq(1),
                                      pool_last.eq(next_pool_one)]
+                        m.d.sync += state.eq(State.DRAIN)
+                    with m.Else():
+                        m.d.sync += state.eq(State.START)
+            else:
+                # the drain's counters are idle until it starts: cleared in every cycle of
+                # ISSUE, so that the drain condition meets only the state and the readers'
+                # descriptors
+                drain_init()
+                with m.If(quiet):
+                    m.d.comb += reader_load.eq(1)
+                    m.d.sync += state.eq(State.DRAIN)
+        with m.If(in_state(State.DRAIN)):
+            if not conv:
+                drain_step()
+            with m.If(a_end):
+                m.d.sync += flush.eq(0)
+                m.d.sync += state.eq(State.FLUSH)
+        with m.If(in_state(State.FLUSH)):
+            m.d.sync += [flush.eq(flush + 1), flush_end.eq(flush == wb_latency - 2)]
             with m.If(flush_end):
-                if conv:
-                    with m.If(~last_seen):
-                        m.d.sync += state.eq(State.START)
-                    with m.Elif(last_layer):
-                        m.d.sync += state.eq(State.UNLOAD_START)
-                    with m.Else():
-                        m.d.comb += [layer_load.eq(1), layer_next.eq(layer + 1)]
-                        m.d.sync += state.eq(State.START)
-                else:
-                    with m.If(last_layer):
-                        m.d.sync += state.eq(State.UNLOAD_START)
-                    with m.Else():
-                        m.d.comb += [layer_load.eq(1), layer_next.eq(layer + 1)]
-                        m.d.sync += state.eq(State.START)
+                with m.If(last_layer):
+                    m.d.sync += state.eq(State.UNLOAD_START)
+                with m.Else():
+                    m.d.comb += [layer_load.eq(1), layer_next.eq(layer + 1)]
+                    m.d.sync += state.eq(State.START)
         with m.If(in_state(State.UNLOAD_START)):
             m.d.sync += state.eq(State.UNLOAD)
         with m.If(in_state(State.UNLOAD)):
@@ -918,7 +955,7 @@ class Engine(wiring.Component):
         for pe_i, pe in enumerate(self._pes):
             m.d.comb += [
                 pe.drain.valid.eq(draining),
-                pe.drain.addr.eq(a[:len(pe.drain.addr)]),
+                pe.drain.addr.eq(Cat(a[:set_bit], dset) if conv else a[:len(pe.drain.addr)]),
             ]
             # lane by lane: the PE's accumulators may be wider than the write-back's (the lanes
             # are sized for every product, the write-back for the layers' sums, which fit; the
@@ -979,30 +1016,37 @@ class Engine(wiring.Component):
             a_rd = delay(m, a[:pa_bits], lat - 1, "pool_rd_addr") if lat > 1 else a[:pa_bits]
             a_out = Signal(pa_bits, name="pool_addr")
             m.d.sync += a_out.eq(a_rd)
+            # the drained pass's flags, delayed with its codes: ``first`` where they meet the
+            # buffer, ``last`` a cycle later with the result
+            p_first = delay(m, dpool_first, lat, "pool_first")
+            p_last = delay(m, dpool_last, lat + 1, "pool_last")
             for y in range(heads * g_lanes):
                 pe_i, lane_i = divmod(y, cfg.lanes)
                 out = self._wbs[pe_i].out[lane_i]
                 buf = Memory(shape=signed(pool_bits), depth=max(2, pool_depth), init=[])
                 m.submodules[f"pool{y}"] = buf
                 rd, wr = buf.read_port(), buf.write_port()
+                # (a pass's request and the next pass's to the same address lie at least
+                # max(B*p, RL + 1) >= 5 cycles apart, the next pass's D0 at least RL + 1: the
+                # read sees the write of the one before, docs/design.md 15)
                 old, new = rd.data, out.value
-                more = Mux(old > new, old, new)
-                if avg_n > 1:
-                    more = Mux(desc_pool_avg, old + new, more)
                 res = Signal(signed(pool_bits), name=f"pool{y}_res")
                 res_valid = Signal(name=f"pool{y}_valid")
                 res_addr = Signal(pa_bits, name=f"pool{y}_addr")
-                m.d.sync += [res.eq(Mux(pool_first, new, more)), res_valid.eq(out.valid),
+                more = Mux(old > new, old, new)
+                if avg_n > 1:
+                    more = Mux(desc_pool_avg, old + new, more)
+                m.d.sync += [res.eq(Mux(p_first, new, more)), res_valid.eq(out.valid),
                              res_addr.eq(a_out)]
                 m.d.comb += [rd.addr.eq(a_rd), wr.addr.eq(res_addr), wr.data.eq(res),
                              wr.en.eq(res_valid)]
                 value = res
                 if avg_n > 1:
                     k = (avg_n - 1).bit_length()
-                    value = Mux(desc_pool_avg & pool_last, (res + (avg_n // 2)) >> k, res)
+                    value = Mux(desc_pool_avg & p_last, (res + (avg_n // 2)) >> k, res)
                 code = Signal(signed(self._act_bits), name=f"pool{y}_code")
                 m.d.comb += code.eq(value)
-                pool_out[y] = (res_valid & pool_last, code)
+                pool_out[y] = (res_valid & p_last, code)
             lat += POOL_LATENCY
         row_d = Signal(addr_bits(self._rows))
         m.d.comb += row_d.eq((tbase + rhi)[:len(row_d)])

@@ -103,8 +103,10 @@ def test_walk_refuses_a_pixel_of_partial_blocks():
 
 def test_conv_layer_is_one_fc_pass_per_pixel():
     """With whole windows (``q = C' = D``) and no padding, each pixel's windows are those of an FC
-    layer whose input is the pixel's patch (``im2col``) in blocks of ``D``: the conv layer's
-    cycles are the sum of ``layer_cycles`` over the pixels."""
+    layer whose input is the pixel's patch (``im2col``) in blocks of ``D``: pixel ``k``'s pass is
+    ready to drain ``D0_k`` (``layer_cycles``' issue) after its start, its drain starts in
+    ``DS_k = max(S_k + D0_k, DS_{k-1} + B*p)`` and the next pass starts then (the drain hidden,
+    docs/design.md 15); the layer ends ``B*p + 4`` after the last drain's start."""
     from permdeal.golden.conv_walk import conv_layer_cycles
     from permdeal.golden.cycles import EngineConfig, layer_cycles
     rng = np.random.default_rng(3)
@@ -116,9 +118,31 @@ def test_conv_layer_is_one_fc_pass_per_pixel():
     got = conv_layer_cycles(fmap, walk, 3, 4, cfg)
     patches = im2col(shape, fmap.reshape(1, -1), 4)[0]
     passes = [layer_cycles(patch, 3, 4, cfg, 8) for patch in patches]
-    assert got.issue == sum(c.issue for c in passes)
-    assert got.writeback == sum(c.writeback for c in passes)
+    bp = 1 * 4     # B = ceil(3 / 4) = 1, p = 4
+    start, ds = 0, None
+    for c in passes:
+        ds = start + c.issue if ds is None else max(start + c.issue, ds + bp)
+        start = ds
+    assert got.issue == ds
+    assert got.writeback == passes[0].writeback == bp + 4
+    assert got.total == ds + bp + 4
+    # hidden: at most the passes' sum, less at least every drain but the last
+    assert got.total <= sum(c.total for c in passes) - (len(passes) - 1) * (bp + 4)
     assert got.nnz == int((patches != 0).sum())
+
+
+def test_conv_drain_waits_for_the_drain_before():
+    """A drain longer than the next pass's issue: the drains go back to back, ``B*p`` apart."""
+    from permdeal.golden.conv_walk import conv_layer_cycles
+    from permdeal.golden.cycles import EngineConfig, drain_start
+    shape = ConvShape((8, 1, 3), 8, (1, 1))     # 3 pixels of one window each
+    fmap = np.zeros((8, 1, 3), np.int64)
+    cfg = EngineConfig(1, 1)
+    walk = ConvWalk(shape, 8, 8)
+    got = conv_layer_cycles(fmap, walk, 8, 4, cfg)   # B = 8, B*p = 32
+    d0 = drain_start(np.zeros(1, np.int64), 8, cfg)  # an empty window: W + RL = 1 + 4
+    assert d0 == 5
+    assert got.issue == d0 + 32 + 32 and got.total == d0 + 3 * 32 + 4
 
 
 def test_engine_walks_refuse_what_the_engine_does_not_run():
