@@ -34,7 +34,7 @@ from amaranth.lib.wiring import In, Out
 
 from permdeal.errors import PermdealError
 from permdeal.golden.conv_walk import POOL_LATENCY
-from permdeal.golden.cycles import BROADCAST_FANOUT, EngineConfig, group_n
+from permdeal.golden.cycles import BROADCAST_FANOUT, WRITEBACK_LATENCY, EngineConfig, group_n
 from permdeal.golden.formats import MAX_BITS
 from permdeal.golden.geometry import Geometry, LayerPlacement
 from permdeal.golden.rom import image_name
@@ -190,7 +190,11 @@ class Engine(wiring.Component):
                               for mem in ("weight", "k", "bias")}
         # A conv network hides every pass's drain behind the next pass (docs/design.md 15): two
         # accumulator sets a lane, the passes taking turns.
-        self._acc_sets = 2 if any(w is not None for w in self._walks or ()) else 1
+        # An FC network on one lane group hides each layer's drain behind the next layer
+        # (docs/design.md 9, "Hidden drain"): two sets too, the layers taking turns.
+        conv = any(w is not None for w in self._walks or ())
+        self._acc_sets = geom.acc_sets
+        self._hidden_fc = not conv and self._acc_sets == 2
         self._pe_proto = PE(cfg.lanes, self._ps, self._act_bits, weight_bits, acc_bits,
                             depth["weight"], depth["k"], acc_depth, external=True,
                             lane_module=f"{self._name}_lane",
@@ -404,6 +408,8 @@ class Engine(wiring.Component):
         # one output pixel a pass; ``walk_of[l]`` is layer l's walk among ``conv_walks``.
         walks = self._walks or (None,) * n_layers
         conv = any(w is not None for w in walks)
+        hidden_fc = self._hidden_fc
+        hide = conv or hidden_fc   # two accumulator sets, the drain beside the states
         conv_walks = tuple(w for w in walks if w is not None)
         walk_of = [conv_walks.index(w) if w is not None else 0 for w in walks]
         pooled = any(pl is not None for pl in self._pools)
@@ -415,7 +421,8 @@ class Engine(wiring.Component):
             suffix = str(k) if k else ""
             extra = {"walks": conv_walks} if conv else {}
             reader = WindowReader(g_lanes, d, self._act_bits, self._rows, self._index_bits,
-                                  self._p_prevs, spans if mixed else 1, **extra)
+                                  self._p_prevs, spans if mixed else 1, gated=hidden_fc,
+                                  **extra)
             detector = NonZeroDetector(d, self._act_bits, self._index_bits)
             issuer = Issuer(self._ps, self._index_bits, self._act_bits, pe0.w_addr_bits,
                             pe0.k_addr_bits, acc_addr_bits, self._max_slots)
@@ -636,8 +643,8 @@ class Engine(wiring.Component):
                 op = Signal(iss0.op_layout, name=f"op{k}")
                 m.d.comb += op.eq(word)
             m.d.comb += [getattr(stages.op, f).eq(getattr(op, f))
-                         for f in pe0.op_layout.members if not (conv and f == "acc_addr")]
-            if conv:
+                         for f in pe0.op_layout.members if not (hide and f == "acc_addr")]
+            if hide:
                 # the op's accumulator set: the pass's (``iset``), the address's top bit
                 m.d.comb += stages.op.acc_addr.eq(Cat(op.acc_addr[:set_bit], iset))
             tree = [stages]
@@ -770,6 +777,26 @@ class Engine(wiring.Component):
         # ``dr_on`` while it makes its requests; the next pass may hand over its sums when it is
         # off or at its last request (``a_end``).
         dr_on = Signal(name="drain_on")
+        # The cycle before a drain's first request: the drain takes its layer's descriptor
+        # (``dr_*``, ``dr_layer``: the controller's may move on to the next layer while it
+        # drains, docs/design.md 9).
+        handover = Signal()
+
+        def drain_descriptor(reg, name):
+            copy = Signal.like(reg, name=f"drain_{name}")
+            with m.If(handover):
+                m.d.sync += copy.eq(reg)
+            return copy
+        dr_layer = drain_descriptor(layer, "layer")
+        dr_s = drain_descriptor(desc_s, "s")
+        dr_ustep = drain_descriptor(desc_ustep, "ustep")
+        dr_bias = drain_descriptor(desc_bias, "bias")
+        dr_r_last1 = drain_descriptor(desc_r_last1, "r_last1")
+        dr_r_first = drain_descriptor(desc_r_first, "r_first")
+        dr_a_last1 = drain_descriptor(desc_a_last1, "a_last1")
+        if hidden_fc:
+            rows_ok = Signal(readers[0].row_bits + 1, name="rows_ok")
+            rows_all = Signal(init=1, name="rows_all")
 
         # Whether the controller is in a state: that state's flip-flop alone.
         state_bits = {}
@@ -787,7 +814,7 @@ class Engine(wiring.Component):
             *[reader.start.eq(in_state(State.START) if used is None
                               else in_state(State.START) & used)
               for reader, used in zip(readers, rd_used)],
-            draining.eq(dr_on if conv else in_state(State.DRAIN)),
+            draining.eq(dr_on if hide else in_state(State.DRAIN)),
             unloading.eq(in_state(State.UNLOAD_START) | in_state(State.UNLOAD)),
             out_reader.start.eq(in_state(State.UNLOAD_START)),
         ]
@@ -823,6 +850,8 @@ class Engine(wiring.Component):
                                  l_rowbase.eq(0)]
                     m.d.comb += [layer_load.eq(1), layer_next.eq(0)]
                     m.d.sync += state.eq(State.START)
+                    if hidden_fc:
+                        m.d.sync += iset.eq(0)   # the layers' sets by their parity
         with m.If(in_state(State.START)):
             m.d.sync += [done_seen.eq(0) for done_seen in dones]
             if conv:
@@ -835,24 +864,24 @@ class Engine(wiring.Component):
                          u.eq(0), wgroup.eq(0), r_end.eq(desc_r_first), a_end.eq(desc_a_first)]
 
         def drain_step():
-            # a drain request: the counters to the next
+            # a drain request: the counters to the next (the drained layer's descriptor)
             m.d.sync += a.eq(a + 1)
-            m.d.sync += [a_end.eq(a == desc_a_last1), r_end.eq(r == desc_r_last1)]
+            m.d.sync += [a_end.eq(a == dr_a_last1), r_end.eq(r == dr_r_last1)]
             with m.If(r_end):
-                m.d.sync += r_end.eq(desc_r_first)
-                m.d.sync += [r.eq(0), pos.eq(0), rhi.eq(0), u.eq(u + desc_ustep)]
+                m.d.sync += r_end.eq(dr_r_first)
+                m.d.sync += [r.eq(0), pos.eq(0), rhi.eq(0), u.eq(u + dr_ustep)]
                 # slot t + 1: the next group's banks, the next row block after the last group
                 if k_count == 1:
-                    m.d.sync += tbase.eq(tbase + desc_s)
+                    m.d.sync += tbase.eq(tbase + dr_s)
                 elif mixed:
                     with m.If(wgroup == desc_wg_last):
-                        m.d.sync += [wgroup.eq(0), tbase.eq(tbase + desc_s)]
+                        m.d.sync += [wgroup.eq(0), tbase.eq(tbase + dr_s)]
                     with m.Else():
                         m.d.sync += wgroup.eq((wgroup + 1)[:len(wgroup)])
                 else:
                     m.d.sync += wgroup.eq((wgroup + 1)[:len(wgroup)])
                     with m.If(eq_const(wgroup, k_count - 1)):
-                        m.d.sync += tbase.eq(tbase + desc_s)
+                        m.d.sync += tbase.eq(tbase + dr_s)
             with m.Else():
                 m.d.sync += [r.eq(r + 1), u.eq(u + 1)]
                 with m.If(eq_const(pos, d - 1)):
@@ -860,13 +889,30 @@ class Engine(wiring.Component):
                 with m.Else():
                     m.d.sync += pos.eq(pos + 1)
 
-        if conv:
+        if hide:
             # The drain beside the states; a pass's hand-over below (written after, so it wins)
             # restarts it.
             with m.If(dr_on):
                 drain_step()
                 with m.If(a_end):
                     m.d.sync += dr_on.eq(0)
+        if hidden_fc:
+            # The next layer's reader reads a block once the drain has written it
+            # (docs/design.md 9, "Hidden drain"): slot t's last request (all lanes write their
+            # block-row t*NL + g) counts S more rows as written WRITEBACK_LATENCY + 1 cycles
+            # later (a pulse through four registers, then the count); a hand-over starts the
+            # count again (the pulses in flight are the finished drain's, whose reader is done);
+            # the network input is all written.
+            pulse = [Signal(name=f"slot_done{k}") for k in range(WRITEBACK_LATENCY)]
+            m.d.sync += [pulse[0].eq(dr_on & r_end),
+                         *[pulse[k].eq(pulse[k - 1]) for k in range(1, len(pulse))]]
+            with m.If(pulse[-1]):
+                m.d.sync += rows_ok.eq(rows_ok + dr_s)
+            with m.If(handover):
+                m.d.sync += [rows_ok.eq(0), rows_all.eq(0), *[pk.eq(0) for pk in pulse]]
+            with m.If(in_state(State.LOAD)):
+                m.d.sync += rows_all.eq(1)
+            m.d.comb += [readers[0].rows_ok.eq(rows_ok), readers[0].rows_all.eq(rows_all)]
         with m.If(in_state(State.ISSUE)):
             for reader, done_seen in zip(readers, dones):
                 with m.If(reader.done):
@@ -878,7 +924,7 @@ class Engine(wiring.Component):
                 # request, and the next pass starts (into the other set) while they drain; the
                 # layer's last pass waits for its drain in DRAIN (docs/design.md 15).
                 with m.If(quiet & (~dr_on | a_end)):
-                    m.d.comb += reader_load.eq(1)
+                    m.d.comb += [reader_load.eq(1), handover.eq(1)]
                     drain_init()
                     m.d.sync += [dr_on.eq(1), dset.eq(iset), iset.eq(~iset),
                                  dpool_first.eq(pool_first), dpool_last.eq(pool_last)]
@@ -896,16 +942,29 @@ class Engine(wiring.Component):
                         m.d.sync += state.eq(State.DRAIN)
                     with m.Else():
                         m.d.sync += state.eq(State.START)
+            elif hidden_fc:
+                # The layer hands its sums to the drain once the drain is off or at its last
+                # request, and the next layer starts (into the other set) while they drain; the
+                # last layer waits for its drain in DRAIN (docs/design.md 9, "Hidden drain").
+                with m.If(quiet & (~dr_on | a_end)):
+                    m.d.comb += [reader_load.eq(1), handover.eq(1)]
+                    drain_init()
+                    m.d.sync += [dr_on.eq(1), dset.eq(iset), iset.eq(~iset)]
+                    with m.If(last_layer):
+                        m.d.sync += state.eq(State.DRAIN)
+                    with m.Else():
+                        m.d.comb += [layer_load.eq(1), layer_next.eq(layer + 1)]
+                        m.d.sync += state.eq(State.START)
             else:
                 # the drain's counters are idle until it starts: cleared in every cycle of
                 # ISSUE, so that the drain condition meets only the state and the readers'
                 # descriptors
                 drain_init()
                 with m.If(quiet):
-                    m.d.comb += reader_load.eq(1)
+                    m.d.comb += [reader_load.eq(1), handover.eq(1)]
                     m.d.sync += state.eq(State.DRAIN)
         with m.If(in_state(State.DRAIN)):
-            if not conv:
+            if not hide:
                 drain_step()
             with m.If(a_end):
                 m.d.sync += flush.eq(0)
@@ -938,7 +997,7 @@ class Engine(wiring.Component):
         heads = cfg.writeback_groups
         k_min = k_count // heads
         bias_addr = Signal(len(self._wbs[0].drain.addr))
-        m.d.comb += bias_addr.eq((desc_bias + a)[:len(bias_addr)])
+        m.d.comb += bias_addr.eq((dr_bias + a)[:len(bias_addr)])
         wb_draining = delay(m, draining, red, "wb_draining", reset_less=False)
         wb_bias_addr = delay(m, bias_addr, red, "wb_bias_addr")
         group_sum = GroupSum(nl, k_count, self._wb_proto.acc_layout,
@@ -955,7 +1014,7 @@ class Engine(wiring.Component):
         for pe_i, pe in enumerate(self._pes):
             m.d.comb += [
                 pe.drain.valid.eq(draining),
-                pe.drain.addr.eq(Cat(a[:set_bit], dset) if conv else a[:len(pe.drain.addr)]),
+                pe.drain.addr.eq(Cat(a[:set_bit], dset) if hide else a[:len(pe.drain.addr)]),
             ]
             # lane by lane: the PE's accumulators may be wider than the write-back's (the lanes
             # are sized for every product, the write-back for the layers' sums, which fit; the
@@ -974,7 +1033,7 @@ class Engine(wiring.Component):
                 wb.acc.eq(Cat(*sums[x * cfg.lanes:(x + 1) * cfg.lanes])),
             ]
             if self._wb_proto.sel_bits:
-                m.d.comb += wb.drain.sel.eq(layer)
+                m.d.comb += wb.drain.sel.eq(dr_layer)
         for wb, pe_i in zip(self._wbs, self._wb_pes):
             words = []
             for lane_i in range(cfg.lanes):
@@ -995,7 +1054,7 @@ class Engine(wiring.Component):
             terms = [Const(0, 1) if lim <= 0 else (u < lim) for lim in limits]
             k = terms[0]
             for i in range(1, n_layers):
-                k = Mux(layer == i, terms[i], k)
+                k = Mux(dr_layer == i, terms[i], k)
             keep.append(k)
         # Delay the bank address, the group and the keeps to the write-back's output (the adder
         # stages and the write-back's latency).
@@ -1055,18 +1114,21 @@ class Engine(wiring.Component):
             m.d.comb += keep_vec[y].eq(keep[y])
         # The chain's last register is the banks' write register (below): it is shared with the
         # loader, so the chain stops a stage short of it (lat >= 1: the write-back has a stage).
-        stages = [(row_d, pos, keep_vec, wgroup)]
+        # (and the set the drained layer writes, ``~dr_layer[0]``: the controller's layer may
+        # have moved on by the write)
+        stages = [(row_d, pos, keep_vec, wgroup, dr_layer[0])]
         for i in range(lat - 1):
             prev = stages[-1]
             nxt = (Signal.like(prev[0], name=f"wb_row_{i + 1}"),
                    Signal.like(prev[1], name=f"wb_pos_{i + 1}"),
                    Signal.like(prev[2], name=f"wb_keep_{i + 1}"),
-                   Signal.like(prev[3], name=f"wb_group_{i + 1}"))
-            m.d.sync += [nxt[j].eq(prev[j]) for j in range(4)]
+                   Signal.like(prev[3], name=f"wb_group_{i + 1}"),
+                   Signal(name=f"wb_src_{i + 1}"))
+            m.d.sync += [nxt[j].eq(prev[j]) for j in range(5)]
             stages.append(nxt)
-        n_row, n_pos, n_keep, n_group = stages[-1]
+        n_row, n_pos, n_keep, n_group, n_src = stages[-1]
         dst = Signal()
-        m.d.comb += dst.eq(~src)
+        m.d.comb += dst.eq(~n_src)
 
         # -- bank writes: the loader (set 0) or the write-back (set dst) -------------------------
         # The banks' write starts at flip-flops loaded a cycle before it: the row and position
@@ -1094,7 +1156,7 @@ class Engine(wiring.Component):
             ld_value.eq(self.i.payload),
             wr_row.eq(Mux(ld_next, l_row, n_row)),
             wr_pos.eq(Mux(ld_next, l_pos, n_pos)),
-            keep_set[0].eq(n_keep & src.replicate(heads * g_lanes)),
+            keep_set[0].eq(n_keep & n_src.replicate(heads * g_lanes)),
             keep_set[1].eq(n_keep & dst.replicate(heads * g_lanes)),
         ]
         group_hit = [Const(1)]

@@ -55,8 +55,10 @@ def doc_rl(nl):
     return 1 + 1 + math.ceil(levels / 4) + 1
 
 
-def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None):
-    """Section 9, one layer: returns (nnz, B, D0, T)."""
+def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None, behind=False):
+    """Section 9, one layer: returns (nnz, B, D0, T). ``behind``: the layer starts with the
+    previous layer's drain ("Hidden drain": window w of block J = w div ceil(q/D) is read no
+    earlier than (J div NL + 1)*q + 4)."""
     q = D if q is None else q
     B = math.ceil(m_blocks / (n_pe * lanes))
     RL = doc_rl(n_pe * lanes)
@@ -70,6 +72,9 @@ def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None):
         read = 0 if w == 0 else reads[-1] + 1
         if w >= RL + 1:  # the buffer holds RL + 1 windows: wait for the (w - RL)-th leave
             read = max(read, sorted(leaves)[w - RL - 1] + 1)
+        if behind:       # the block is in the bank 5 cycles after its slot's last drain request
+            J = w // math.ceil(q / D)
+            read = max(read, (J // (n_pe * lanes) + 1) * q + 4)
         reads.append(read)
         if zw == 0:
             leaves.append(read + RL - 1)     # an empty window is dropped as its word arrives
@@ -130,11 +135,16 @@ def doc_layer_groups(x, m_blocks, p, n_pe, lanes, D, K, K_l, q=None):
 
 
 def doc_inference(acts, layers, n_pe, lanes, D):
-    """Section 9, a whole inference: load n, every layer, then m outputs from RL cycles on."""
-    per_layer, q = [], None
-    for x, (m_blocks, p) in zip(acts, layers):
-        per_layer.append(doc_layer(x, m_blocks, p, n_pe, lanes, D, q))
-        q = p
+    """Section 9, a whole inference: load n, every layer, then m outputs from RL cycles on. One
+    lane group: "Hidden drain", every layer but the first starts with the drain before
+    (returns per layer (nnz, B, DS, T))."""
+    per_layer, q, prev_drain = [], None, None
+    for i, (x, (m_blocks, p)) in enumerate(zip(acts, layers)):
+        nnz, B, d0, t = doc_layer(x, m_blocks, p, n_pe, lanes, D, q, behind=i > 0)
+        ds = d0 if prev_drain is None else max(d0, prev_drain)
+        last = i == len(layers) - 1
+        per_layer.append((nnz, B, ds, ds + B * p + 4 if last else ds))
+        q, prev_drain = p, B * p
     n, m = len(acts[0]), len(acts[-1])
     return per_layer, n + sum(t for *_, t in per_layer) + m + doc_rl(n_pe * lanes)
 
@@ -295,6 +305,19 @@ def test_empty_window_example_of_section_9():
     assert doc_layer(x, 1, 1, 1, 1, 4) == (5, 1, 18, 23)
     got = layer_cycles(np.array(x), 1, 1, EngineConfig(1, 1, scan_width=4))
     assert (got.nnz, got.slots, got.issue, got.total) == (5, 1, 18, 23)
+
+
+def test_hidden_drain_example_of_section_9():
+    """Section 9's "Hidden drain" example: layer 0 D0 = 19, layer 1 reads in 6 and 8, DS = 23,
+    compute 19 + 29 = 48 (49 without)."""
+    cfg = EngineConfig(1, 1, scan_width=4)
+    assert doc_layer([1, 2, 0, 3], 2, 2, 1, 1, 4)[2] == 19
+    assert doc_layer([5, 0, 6, 7], 1, 2, 1, 1, 4, q=2, behind=True)[2] == 23
+    first = layer_cycles(np.array([1, 2, 0, 3]), 2, 2, cfg, last=False)
+    second = layer_cycles(np.array([5, 0, 6, 7]), 1, 2, cfg, 2, behind=4)
+    assert (first.issue, first.total, second.issue, second.total) == (19, 19, 23, 29)
+    assert layer_cycles(np.array([1, 2, 0, 3]), 2, 2, cfg).total + \
+        layer_cycles(np.array([5, 0, 6, 7]), 1, 2, cfg, 2).total == 49
 
 
 def test_worked_example_of_section_9():
