@@ -143,14 +143,15 @@ class ConvWalk:
 def conv_layer_cycles(fmap: npt.ArrayLike, walk: ConvWalk, block_rows: int, p: int, cfg,
                       pool_latency: int = 0):
     """Cycles of one conv layer (or an FC layer walked as one) on the feature map ``fmap``, with
-    one lane group and the drain hidden (docs/design.md 15, "Cycles"): pass ``k`` (output pixel
-    ``k``) starts in cycle ``S_k`` (``S_0 = 0``) and is ready to drain ``D0_k`` cycles later
-    (section 9 on the pixel's windows); its drain starts in ``DS_k = max(S_k + D0_k, DS_{k-1} +
-    B*p)`` (the drain before has made its ``B*p`` requests) and the next pass starts then, into
-    the lanes' other accumulator set (``S_{k+1} = DS_k``). The layer takes ``DS_last + B*p +
+    one lane group and the passes overlapped (docs/design.md 15, "Cycles"): pass ``k`` (output
+    pixel ``k``) starts in cycle ``S_k`` (``S_0 = 0``); section 9 on the pixel's windows gives
+    ``F_k`` (its issue done, :func:`~.cycles.pass_times`) and ``D0_k``. The next pass starts once
+    this one is issued and the drain before has made its ``B*p`` requests (the next pass takes
+    that drain's accumulator set): ``S_{k+1} = max(S_k + F_k, DS_{k-1} + B*p)``; this pass's
+    drain starts in ``DS_k = max(S_k + D0_k, S_{k+1})``. The layer takes ``DS_last + B*p +
     WRITEBACK_LATENCY`` cycles, ``pool_latency`` more on a pooled engine's write-back. A
     :class:`~.cycles.LayerCycles` whose ``issue`` is ``DS_last`` and ``writeback`` the rest."""
-    from .cycles import LayerCycles, drain_start
+    from .cycles import LayerCycles, pass_times
     if cfg.groups != 1 or cfg.layer_groups:
         raise PermdealError("a conv layer runs with one lane group (--groups 1)")
     b = cfg.slots(block_rows, 1)
@@ -158,9 +159,9 @@ def conv_layer_cycles(fmap: npt.ArrayLike, walk: ConvWalk, block_rows: int, p: i
     nnz, start, ds = 0, 0, None
     for i, j in walk.pixels():
         z = walk.window_nnz(fmap, i, j, cfg.scan_width)
-        ready = start + drain_start(z, b, cfg)
-        ds = ready if ds is None else max(ready, ds + drain)
-        start = ds
+        free, ready = pass_times(z, b, cfg)
+        nxt = start + free if ds is None else max(start + free, ds + drain)
+        ds, start = max(start + ready, nxt), nxt
         nnz += int(z.sum())
     return LayerCycles(nnz=nnz, slots=b, issue=ds,
                        writeback=drain + cfg.writeback_latency + pool_latency,

@@ -419,6 +419,19 @@ def drain_start(z: np.ndarray, b: int, cfg: EngineConfig, avail=None) -> int:
     ``z`` non-zeros and ``B = b`` slots on engine ``cfg``; steps 1 to 3 of the module
     docstring. ``avail``: per window, the first cycle it may be read (its block written by the
     drain of the layer before, :func:`block_ready`), or None."""
+    return pass_times(z, b, cfg, avail)[1]
+
+
+#: The issuer's last operation to the first cycle the next conv pass may start: the issuer's
+#: ``busy`` register and the controller's (docs/design.md 15).
+ISSUED_LATENCY = 2
+
+
+def pass_times(z: np.ndarray, b: int, cfg: EngineConfig, avail=None) -> tuple[int, int]:
+    """``(F, D0)`` of a pass (a layer, or a conv pass) over windows ``z``, from its ``START``:
+    ``D0`` as :func:`drain_start`; ``F`` the first cycle a next conv pass may start, its
+    reader, detector and issuer done: ``max(op_last + ISSUED_LATENCY, E + DONE_LATENCY)``
+    (``E + DONE_LATENCY`` without an operation; docs/design.md 15)."""
     read_latency, op_to_drain, room = cfg.read_latency, cfg.op_to_drain, cfg.read_buffer
     read = -1                # I_w
     left = []                # the cycles the windows read so far left the reader, ascending
@@ -438,7 +451,9 @@ def drain_start(z: np.ndarray, b: int, cfg: EngineConfig, avail=None) -> int:
             bisect.insort(left, read + read_latency - 1)   # dropped as it arrives
     done = left[-1] + DONE_LATENCY
     last_op = None if free is None else free + ISSUE_LATENCY - 1
-    return done if last_op is None else max(last_op + op_to_drain, done)
+    if last_op is None:
+        return done, done
+    return max(last_op + ISSUED_LATENCY, done), max(last_op + op_to_drain, done)
 
 
 def block_ready(windows: int, in_block: int, cfg: EngineConfig) -> list[int]:

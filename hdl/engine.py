@@ -698,7 +698,8 @@ class Engine(wiring.Component):
                 finished = finished | ~rd_used[k]
             group_quiet.append(finished & ~detector.o.valid & ~issuer.busy)
         quiet = Signal()
-        m.d.comb += quiet.eq(Cat(*group_quiet).all() & hist_clear)
+        issued = Signal()   # the issue path done with its pass (its ops may still be on the way)
+        m.d.comb += [issued.eq(Cat(*group_quiet).all()), quiet.eq(issued & hist_clear)]
         if conv:
             # the reader's pass was its layer's last (an FC pass always is): set with its done
             last_seen = Signal()
@@ -794,6 +795,15 @@ class Engine(wiring.Component):
         dr_r_last1 = drain_descriptor(desc_r_last1, "r_last1")
         dr_r_first = drain_descriptor(desc_r_first, "r_first")
         dr_a_last1 = drain_descriptor(desc_a_last1, "a_last1")
+        if conv:
+            # the pass that left the issue path while its ops settle: its set, output pixel and
+            # pooling flags (``leave``: a pass leaves the issue path this cycle)
+            leave = Signal()
+            st_on = Signal(name="settle_on")
+            st_set = Signal(name="settle_set")
+            st_pix_row = Signal.like(pix_row, name="settle_pix_row")
+            st_pool_first = Signal(name="settle_pool_first")
+            st_pool_last = Signal(name="settle_pool_last")
         if hidden_fc:
             rows_ok = Signal(readers[0].row_bits + 1, name="rows_ok")
             rows_all = Signal(init=1, name="rows_all")
@@ -896,6 +906,18 @@ class Engine(wiring.Component):
                 drain_step()
                 with m.If(a_end):
                     m.d.sync += dr_on.eq(0)
+        if conv:
+            # A pass's sums go to the drain once its ops have settled (``hist_clear``): as it
+            # leaves the issue path, or later from the settle slot; the drain is free then (the
+            # pass before drained before it left).
+            with m.If(hist_clear & (st_on | leave)):
+                m.d.comb += handover.eq(1)
+                drain_init()
+                m.d.sync += [dr_on.eq(1), st_on.eq(0),
+                             tbase.eq(Mux(st_on, st_pix_row, pix_row)),
+                             dset.eq(Mux(st_on, st_set, iset)),
+                             dpool_first.eq(Mux(st_on, st_pool_first, pool_first)),
+                             dpool_last.eq(Mux(st_on, st_pool_last, pool_last))]
         if hidden_fc:
             # The next layer's reader reads a block once the drain has written it
             # (docs/design.md 9, "Hidden drain"): slot t's last request (all lanes write their
@@ -920,14 +942,16 @@ class Engine(wiring.Component):
             if conv:
                 with m.If(readers[0].done & readers[0].last):
                     m.d.sync += last_seen.eq(1)
-                # The pass hands its sums to the drain once the drain is off or at its last
-                # request, and the next pass starts (into the other set) while they drain; the
-                # layer's last pass waits for its drain in DRAIN (docs/design.md 15).
-                with m.If(quiet & (~dr_on | a_end)):
-                    m.d.comb += [reader_load.eq(1), handover.eq(1)]
-                    drain_init()
-                    m.d.sync += [dr_on.eq(1), dset.eq(iset), iset.eq(~iset),
-                                 dpool_first.eq(pool_first), dpool_last.eq(pool_last)]
+                # The pass leaves the issue path once it is issued and the pass before has
+                # drained (or makes its last request now: the next pass takes its set); the next
+                # pass starts, into the other set, while this one's ops settle (``st_on``) and it
+                # drains; the layer's last pass waits for its drain in DRAIN (docs/design.md 15).
+                with m.If(issued & ~st_on & (~dr_on | a_end)):
+                    m.d.comb += [reader_load.eq(1), leave.eq(1)]
+                    m.d.sync += iset.eq(~iset)
+                    with m.If(~hist_clear):
+                        m.d.sync += [st_on.eq(1), st_set.eq(iset), st_pix_row.eq(pix_row),
+                                     st_pool_first.eq(pool_first), st_pool_last.eq(pool_last)]
                     # the next pass's output pixel: the next once its pooling window is
                     # complete; a new layer starts at row 0
                     with m.If(pool_last):
@@ -966,7 +990,8 @@ class Engine(wiring.Component):
         with m.If(in_state(State.DRAIN)):
             if not hide:
                 drain_step()
-            with m.If(a_end):
+            # (a conv layer's last pass may still settle while the pass before drains)
+            with m.If(dr_on & a_end & ~st_on if conv else a_end):
                 m.d.sync += flush.eq(0)
                 m.d.sync += state.eq(State.FLUSH)
         with m.If(in_state(State.FLUSH)):
@@ -1085,13 +1110,20 @@ class Engine(wiring.Component):
                 buf = Memory(shape=signed(pool_bits), depth=max(2, pool_depth), init=[])
                 m.submodules[f"pool{y}"] = buf
                 rd, wr = buf.read_port(), buf.write_port()
-                # (a pass's request and the next pass's to the same address lie at least
-                # max(B*p, RL + 1) >= 5 cycles apart, the next pass's D0 at least RL + 1: the
-                # read sees the write of the one before, docs/design.md 15)
-                old, new = rd.data, out.value
+                # The read misses the writes of the two requests before (the result in its
+                # register, and the one written as the read was made): overlapped passes may
+                # drain 1 or 2 cycles apart (B*p = 1 or 2, docs/design.md 15), so their codes
+                # come from the two registers when they went to the same address.
                 res = Signal(signed(pool_bits), name=f"pool{y}_res")
                 res_valid = Signal(name=f"pool{y}_valid")
                 res_addr = Signal(pa_bits, name=f"pool{y}_addr")
+                res2 = Signal(signed(pool_bits), name=f"pool{y}_res2", reset_less=True)
+                res2_valid = Signal(name=f"pool{y}_valid2")
+                res2_addr = Signal(pa_bits, name=f"pool{y}_addr2", reset_less=True)
+                m.d.sync += [res2.eq(res), res2_valid.eq(res_valid), res2_addr.eq(res_addr)]
+                old = Mux(res_valid & (res_addr == a_out), res,
+                          Mux(res2_valid & (res2_addr == a_out), res2, rd.data))
+                new = out.value
                 more = Mux(old > new, old, new)
                 if avg_n > 1:
                     more = Mux(desc_pool_avg, old + new, more)

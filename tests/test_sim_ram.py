@@ -136,8 +136,11 @@ def test_geometry_storage_counts_every_bit():
     assert store["bias"]["stored_bits"] == sum(b * p for b, p in zip(slots, ps)) * nl \
         * widths["bias"]
     acc_depth = max(b * p for b, p in zip(slots, ps))
-    assert store["accumulator"]["useful_bits"] == 17 * geom.acc_bits
-    assert store["accumulator"]["stored_bits"] == max(2, acc_depth) * nl * geom.acc_bits
+    # two sets (one lane group, three layers: the drain hidden, docs/design.md 9): two
+    # consecutive layers' sums at once, 17 + 12
+    assert geom.acc_sets == 2
+    assert store["accumulator"]["useful_bits"] == (17 + 12) * geom.acc_bits
+    assert store["accumulator"]["stored_bits"] == 2 * max(2, acc_depth) * nl * geom.acc_bits
     in_blocks = -(-20 // sw)
     rows = max([-(-in_blocks // nl)] + [b * -(-p // sw) for b, p in zip(slots, ps)])
     # set 0 holds the input (20) and layer 2's outputs (12), set 1 layers 1 and 3's (17, 9)
