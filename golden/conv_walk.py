@@ -4,7 +4,9 @@ pixels' order and each pixel's windows (docs/design.md 14.8, the one statement o
 A conv layer runs as one matrix-vector product per output pixel: the weights (the patch-order
 matrix of docs/design.md 14.6) stay in the lanes, and the window reader walks the pixel's patch
 in the feature map that the layer before wrote into the banks. Each computed output pixel is one
-pass of docs/design.md 9's layer schedule over the pixel's windows (:func:`conv_layer_cycles`).
+pass of docs/design.md 9's layer schedule over the pixel's windows, the passes overlapped: the
+next starts once the issue path is done with one, into the lanes' other accumulator set
+(:func:`conv_layer_cycles`, docs/design.md 15).
 
 Feature-map layout (``words`` ``C'`` a pixel in ``P = C'/q`` producer blocks of ``q`` words): pixel
 ``y*W + x``'s block ``J`` lies in bank ``J mod NL``, wide rows from ``(pixel * ceil(P/NL) + J div

@@ -46,6 +46,13 @@ the window reader (``hdl.engine``):
    ``WRITEBACK_LATENCY + 1`` cycles after it, in cycle ``D0 + B*p + WRITEBACK_LATENCY``: the
    layer's cycles (docs/design.md section 9).
 
+The hidden drain (:attr:`EngineConfig.hides_drain`, docs/design.md 9): on one lane group, every
+layer of an FC network but the first starts in the cycle of the previous layer's first drain
+request, its operations into the lanes' other accumulator set; its reads wait for their blocks
+(:func:`block_ready`) and its drain for the previous drain's ``B*p`` requests, so it takes
+``max(D0, B'*q)`` cycles to its own first drain request, which is the next layer's ``START``
+(:func:`layer_cycles`' ``behind`` and ``last``); the last layer's write-back is as in step 4.
+
 A whole inference adds loading the ``n`` input activations from the input stream (one per cycle,
 the first layer's ``START`` right after the last) and streaming the ``m`` outputs of the last
 layer (the first :attr:`EngineConfig.output_latency` cycles after the output phase begins, then one per cycle). With

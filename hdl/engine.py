@@ -15,7 +15,16 @@ The controller loads the network's ``n`` inputs into bank set 0, then runs every
 issuer's broadcast operations; once the last operation has passed the lanes, ``DRAIN`` reads (and
 clears) every lane's ``B*p`` accumulators, one address per cycle in all lanes at once, through each
 lane's write-back into bank set ``(l + 1) mod 2``; ``FLUSH`` waits for the last write. After the
-last layer the output reader streams its outputs. The per-layer descriptors (block size, ``B``,
+last layer the output reader streams its outputs.
+
+The hidden drain (docs/design.md 9 and 15): with two accumulator sets a lane (an FC network of
+two layers or more on one lane group, and every conv network) the drain runs beside the
+controller's states (``drain_on``), taking its layer's descriptor (``drain_*``) at its start. An
+FC layer hands its sums to the drain when it is quiet and the next layer starts at once, into the
+other set, its reader waiting for every block until the drain has written it (``rows_ok``); a
+conv pass leaves the issue path once it is issued, the next pass starts, and its sums go to the
+drain once its operations have settled (``settle_on``). The network's last layer still waits for
+its drain and ``FLUSH``. The per-layer descriptors (block size, ``B``,
 memory bases, ``n``, formats) are constants of the generated design, picked by the layer counter.
 ``golden.cycles`` is the exact cycle count of this schedule.
 

@@ -55,7 +55,7 @@ def doc_rl(nl):
     return 1 + 1 + math.ceil(levels / 4) + 1
 
 
-def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None, behind=False):
+def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None, behind=False, issued=False):
     """Section 9, one layer: returns (nnz, B, D0, T). ``behind``: the layer starts with the
     previous layer's drain ("Hidden drain": window w of block J = w div ceil(q/D) is read no
     earlier than (J div NL + 1)*q + 4)."""
@@ -91,7 +91,19 @@ def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None, behind=False):
     d0 = last_leave + 2 if last_op is None else max(last_op + doc_settle(n_pe), last_leave + 2)
     last_drain = d0 + B * p - 1
     next_start = last_drain + 5          # read, its register, two write-back stages, bank write
+    if issued:   # section 15: F = max(op_last + 2, E + 2), E + 2 without an operation
+        return last_leave + 2 if last_op is None else max(last_op + 2, last_leave + 2), d0
     return sum(z), B, d0, next_start
+
+
+def doc_conv_passes(times, Bp):
+    """Section 15, "Cycles": passes of (F_k, D0_k); S_{k+1} = max(S_k + F_k, DS_{k-1} + B*p),
+    DS_k = max(S_k + D0_k, S_{k+1}); the layer takes DS_last + B*p + 4."""
+    S, DS = 0, None
+    for F, D0 in times:
+        nxt = S + F if DS is None else max(S + F, DS + Bp)
+        DS, S = max(S + D0, nxt), nxt
+    return DS + Bp + 4
 
 
 def doc_grouped_layer(x, m_blocks, p, n_pe, lanes, D, K):
@@ -305,6 +317,29 @@ def test_empty_window_example_of_section_9():
     assert doc_layer(x, 1, 1, 1, 1, 4) == (5, 1, 18, 23)
     got = layer_cycles(np.array(x), 1, 1, EngineConfig(1, 1, scan_width=4))
     assert (got.nnz, got.slots, got.issue, got.total) == (5, 1, 18, 23)
+
+
+def test_conv_example_of_section_15():
+    """Section 15's example: (F, D0) = (15, 20), (4, 9), (25, 30), B*p = 12: T_layer = 78."""
+    assert doc_conv_passes([(15, 20), (4, 9), (25, 30)], 12) == 78
+
+
+@pytest.mark.parametrize("seed", [31, 32, 33])
+def test_conv_rule_matches_golden(seed):
+    """Section 15 from the text on a conv layer whose patches are whole windows (q = C' = D, no
+    padding: each pixel's windows are an FC input's in blocks of D), against conv_layer_cycles."""
+    from permdeal.golden.conv import ConvShape, im2col
+    from permdeal.golden.conv_walk import ConvWalk, conv_layer_cycles
+    rng = np.random.default_rng(seed)
+    n_pe, lanes, D, m_blocks, p = [(2, 2, 8, 3, 4), (1, 1, 4, 2, 1), (3, 1, 4, 5, 2)][seed - 31]
+    shape = ConvShape((D, 4, 4), m_blocks * p, (2, 2), (1, 1))
+    fmap = rng.integers(1, 3, (D, 4, 4)) * (rng.random((D, 4, 4)) < [0.4, 0.1, 0.7][seed - 31])
+    patches = im2col(shape, fmap.reshape(1, -1), p)[0]
+    times = [doc_layer(list(x), m_blocks, p, n_pe, lanes, D, issued=True) for x in patches]
+    B = math.ceil(m_blocks / (n_pe * lanes))
+    got = conv_layer_cycles(fmap, ConvWalk(shape, D, D), m_blocks, p,
+                            EngineConfig(n_pe, lanes, scan_width=D))
+    assert got.total == doc_conv_passes(times, B * p), f"seed {seed}"
 
 
 def test_hidden_drain_example_of_section_9():
