@@ -223,6 +223,13 @@ class EngineConfig:
         engines of one lane group."""
         return self.groups == 1
 
+    def hides_drain_of(self, slots) -> bool:
+        """Whether an FC network whose layers have ``slots`` (``B`` each, in order) hides its
+        drains (two accumulator sets): :attr:`hides_drain` and a layer but the last with ``B >
+        1``. With ``B = 1`` everywhere the next layer's first block comes with the drain's last
+        request, so hiding saves nothing and the engine keeps one set (docs/design.md 9)."""
+        return self.hides_drain and any(b > 1 for b in list(slots)[:-1])
+
     @property
     def group_pes(self) -> int:
         """PEs of a lane group, ``n_pe / K``."""
@@ -577,7 +584,7 @@ def model_cycles(model: QuantModel, x_codes: npt.ArrayLike, cfg: EngineConfig) -
         raise PermdealError("model_cycles takes one input vector; loop over a batch")
     cfg.check_layers(len(model.layers))
     producers = [None] + [l.matrix.p for l in model.layers[:-1]]
-    if cfg.hides_drain:
+    if cfg.hides_drain_of([cfg.slots(l.matrix.blocks[0]) for l in model.layers]):
         # every layer but the first starts with the drain of the one before (docs/design.md 9)
         n = len(model.layers)
         drains = [None] + [cfg.drain_cycles(l.matrix.blocks[0], l.matrix.p)

@@ -327,11 +327,11 @@ class Geometry:
     @property
     def acc_sets(self) -> int:
         """Accumulator sets per lane: 2 when the engine hides its drains (a conv network's
-        passes, docs/design.md 15; an FC network of more than one layer on one lane group,
-        section 9's "Hidden drain"), each :attr:`acc_depth` words in a memory of its own; else
-        1."""
+        passes, docs/design.md 15; an FC network on one lane group with a layer but the last of
+        ``B > 1``, section 9's "Hidden drain": :meth:`~.cycles.EngineConfig.hides_drain_of`), each
+        :attr:`acc_depth` words in a memory of its own; else 1."""
         conv = any(w is not None for w in self.walks)
-        return 2 if conv or (self.cfg.hides_drain and len(self.layers) > 1) else 1
+        return 2 if conv or self.cfg.hides_drain_of([pl.slots for pl in self.places]) else 1
 
     @property
     def max_slots(self) -> int:

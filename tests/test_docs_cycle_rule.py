@@ -148,11 +148,17 @@ def doc_layer_groups(x, m_blocks, p, n_pe, lanes, D, K, K_l, q=None):
 
 def doc_inference(acts, layers, n_pe, lanes, D):
     """Section 9, a whole inference: load n, every layer, then m outputs from RL cycles on. One
-    lane group: "Hidden drain", every layer but the first starts with the drain before
-    (returns per layer (nnz, B, DS, T))."""
+    lane group and a layer but the last with B > 1: "Hidden drain", every layer but the first
+    starts with the drain before (per layer (nnz, B, DS, T))."""
     per_layer, q, prev_drain = [], None, None
+    # hidden when a layer but the last has B > 1
+    hidden = any(math.ceil(mb / (n_pe * lanes)) > 1 for mb, _ in layers[:-1])
     for i, (x, (m_blocks, p)) in enumerate(zip(acts, layers)):
-        nnz, B, d0, t = doc_layer(x, m_blocks, p, n_pe, lanes, D, q, behind=i > 0)
+        nnz, B, d0, t = doc_layer(x, m_blocks, p, n_pe, lanes, D, q, behind=hidden and i > 0)
+        if not hidden:
+            per_layer.append((nnz, B, d0, t))
+            q = p
+            continue
         ds = d0 if prev_drain is None else max(d0, prev_drain)
         last = i == len(layers) - 1
         per_layer.append((nnz, B, ds, ds + B * p + 4 if last else ds))
