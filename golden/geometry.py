@@ -334,14 +334,26 @@ class Geometry:
         return 2 if conv or self.cfg.hides_drain_of([pl.slots for pl in self.places]) else 1
 
     @property
+    def acc_set_depths(self) -> tuple[int, ...]:
+        """Accumulators of each set (:attr:`acc_sets`): :attr:`acc_depth` each, but an FC
+        network's layers take the set of their parity (``l mod 2``, docs/design.md 9), so each
+        set holds the largest ``B * p`` of its layers."""
+        if self.acc_sets == 1:
+            return (self.acc_depth,)
+        if any(w is not None for w in self.walks):
+            return (self.acc_depth,) * 2
+        sizes = [pl.slots * l.p for l, pl in zip(self.layers, self.places)]
+        return (max(sizes[0::2]), max(sizes[1::2]))
+
+    @property
     def max_slots(self) -> int:
         return max(pl.slots for pl in self.places)
 
     @property
     def ram_depths(self) -> dict[str, int]:
         """Words of the RAMs as built (at least 2: a 1-word memory has a 0-bit address): the
-        ``accumulator`` (one per lane and set, :attr:`acc_sets`) and the ``activation bank`` (one
-        per lane and bank set)."""
+        ``accumulator`` (one per lane and set, :attr:`acc_sets`; the largest set's, see
+        :attr:`acc_set_depths`) and the ``activation bank`` (one per lane and bank set)."""
         return {"accumulator": max(2, self.acc_depth), "activation bank": max(2, self.bank_rows)}
 
     def storage(self) -> dict[str, dict]:
@@ -377,7 +389,7 @@ class Geometry:
                 [a + b for a, b in zip(outs, outs[1:])] or outs)
         out["accumulator"] = {
             "useful_bits": sums * self.acc_bits,
-            "stored_bits": depth["accumulator"] * nl * self.acc_sets * self.acc_bits,
+            "stored_bits": sum(max(2, d) for d in self.acc_set_depths) * nl * self.acc_bits,
             "what": "the largest layer's output sums (two sets: two consecutive layers' or "
                     "passes') / accumulators stored"}
         held = [self.n_inputs, 0]

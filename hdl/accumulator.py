@@ -48,6 +48,10 @@ class Accumulator(RamUser, wiring.Component):
         add to one and a drain of the other may come in one cycle), the address one bit wider,
         its top bit the set (docs/design.md 15: a conv pass issues into one while the one before
         drains the other). The same timing a set.
+    set_depths : pair of int, optional
+        With two sets: each set's accumulators, at most ``depth`` (default ``depth`` both; an FC
+        network's layers use the set of their parity, docs/design.md 9); a set's memory of
+        another depth than ``depth`` is a module of its own, ``ram_module`` with ``_set<i>``.
     ram_module : str, optional
         Emit the memory (a :class:`~.ram.Ram` of ``max(2, depth)`` words of ``acc_bits``, one
         enable a word) as the Verilog module of this name and instantiate it (:attr:`blackboxes`);
@@ -101,7 +105,8 @@ class Accumulator(RamUser, wiring.Component):
     output.
     """
 
-    def __init__(self, acc_bits, value_bits, depth, *, ram_module=None, fpga=False, sets=1):
+    def __init__(self, acc_bits, value_bits, depth, *, ram_module=None, fpga=False, sets=1,
+                 set_depths=None):
         self._value_bits = integer(value_bits, "accumulator value_bits", 2)
         try:
             self._acc_bits = integer(acc_bits, "accumulator acc_bits", self._value_bits,
@@ -118,12 +123,27 @@ class Accumulator(RamUser, wiring.Component):
         if sets == 1:
             self._use_ram(ram_module)
         else:
-            # two sets: an accumulator of one set each, the address's top bit choosing it
-            self._ram_box = None
-            self._set_list = [Accumulator(acc_bits, value_bits, depth, ram_module=ram_module,
-                                          fpga=fpga) for _ in range(sets)]
+            # two sets: an accumulator of one set each, the address's top bit choosing it (each
+            # of its own depth: a memory of another depth is a module of its own)
+            depths = (self._depth,) * 2 if set_depths is None else tuple(set_depths)
+            if len(depths) != 2 or any(integer(d, "accumulator set depth", 1) > self._depth
+                                       for d in depths):
+                raise PermdealError(f"accumulator set_depths must be two depths of at most "
+                                    f"{self._depth}, not {set_depths!r}")
+            self._set_list = [
+                Accumulator(acc_bits, value_bits, d, fpga=fpga,
+                            ram_module=ram_module if ram_module is None
+                            or max(2, d) == max(2, self._depth) else f"{ram_module}_set{i}")
+                for i, d in enumerate(depths)]
+        if sets == 1 and set_depths is not None:
+            raise PermdealError("accumulator set_depths need two sets")
         super().__init__({"add": In(self.add_layout), "value": In(signed(self._value_bits)),
                           "drain": In(self.drain_layout), "acc": Out(self.acc_layout)})
+
+    @property
+    def set_depths(self) -> tuple[int, ...]:
+        """Accumulators of each set."""
+        return tuple(acc.depth for acc in self._set_list) if self._sets > 1 else (self._depth,)
 
     @property
     def sets(self) -> int:
@@ -204,6 +224,7 @@ class Accumulator(RamUser, wiring.Component):
         m = Module()
         ab = addr_bits(self._depth)
         add_set, drain_set = self.add.addr[ab], self.drain.addr[ab]
+        widths = [acc.addr_bits for acc in self._set_list]
         sel = Signal(2, name="value_set")   # the set of the add of two cycles before, one-hot
         sel1 = Signal(2, name="value_set1")
         m.d.sync += [sel1.eq(Cat(self.add.valid & ~add_set, self.add.valid & add_set)),
@@ -215,9 +236,9 @@ class Accumulator(RamUser, wiring.Component):
             mine_drain = drain_set if i else ~drain_set
             m.d.comb += [
                 acc.add.valid.eq(self.add.valid & mine_add),
-                acc.add.addr.eq(self.add.addr[:ab]),
+                acc.add.addr.eq(self.add.addr[:widths[i]]),
                 acc.drain.valid.eq(self.drain.valid & mine_drain),
-                acc.drain.addr.eq(self.drain.addr[:ab]),
+                acc.drain.addr.eq(self.drain.addr[:widths[i]]),
                 acc.value.eq(Mux(sel[i], self.value, 0) if self._fpga else self.value),
             ]
             acc_valid = acc_valid | acc.acc.valid

@@ -208,7 +208,8 @@ class Engine(wiring.Component):
                             depth["weight"], depth["k"], acc_depth, external=True,
                             lane_module=f"{self._name}_lane",
                             acc_ram_module=f"{self._name}_acc_ram", multiplier=cfg.multiplier,
-                            acc_sets=self._acc_sets)
+                            acc_sets=self._acc_sets,
+                            acc_set_depths=geom.acc_set_depths if self._acc_sets > 1 else None)
         self._wb_proto = PEWriteback(cfg.lanes, [(l.fmts, l.relu) for l in lay],
                                      depth["bias"], external=True)
         self._banks_proto = ActBanks(nl, d, self._act_bits, self._rows, groups=cfg.groups,
@@ -308,18 +309,21 @@ class Engine(wiring.Component):
         """The engine's RAMs (:class:`~.ram.Ram` modules), the one statement synthesis prices:
         ``{module name: {kind, width, depth, granularity, instances}}`` for the lanes'
         accumulators (kind ``"accumulator"``, one a lane) and the activation banks (kind
-        ``"activation bank"``, one a lane in each of the two bank sets; a conv network's lanes
-        have two accumulator sets, a memory each)."""
+        ``"activation bank"``, one a lane in each of the two bank sets; with the hidden drain a
+        lane has two accumulator sets, a memory each, of two modules when their depths differ:
+        :attr:`~permdeal.golden.geometry.Geometry.acc_set_depths`)."""
         nl = self._cfg.total_lanes
         acc = self._pe_proto.lane[0].accumulator
         bank = self._banks_proto.blackboxes[0].inner
         out = {}
         for kind, owner, count in (("accumulator", acc, nl),
                                    ("activation bank", bank, 2 * nl)):
-            boxes = owner.blackboxes
-            box, ram = boxes[0], boxes[0].inner
-            out[box.module] = {"kind": kind, "width": ram.width, "depth": ram.depth,
-                               "granularity": ram.granularity, "instances": count * len(boxes)}
+            for box in owner.blackboxes:   # (a lane's two sets: one module, or two depths)
+                ram = box.inner
+                entry = out.setdefault(box.module, {
+                    "kind": kind, "width": ram.width, "depth": ram.depth,
+                    "granularity": ram.granularity, "instances": 0})
+                entry["instances"] += count
         return out
 
     @property

@@ -180,6 +180,9 @@ class Lane(MacWidths, wiring.Component):
         two, ``acc_addr``'s top bit is the set, and an op and a drain request of the other set
         may come in one cycle (docs/design.md 15: a conv pass issues while the one before
         drains).
+    acc_set_depths : pair of int, optional
+        With two sets: each set's accumulators, at most ``acc_depth`` (the accumulator's
+        ``set_depths``).
     multiplier : str
         The :class:`~.multiplier.Multiplier`'s style, ``"native"`` (default), ``"booth"`` or
         ``"dsp"``: the same products at the same time. ``"dsp"`` makes an FPGA design: its
@@ -265,7 +268,8 @@ class Lane(MacWidths, wiring.Component):
 
     def __init__(self, ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth, *,
                  weights=None, ks=None, images=None, rom_dir=None, external=False,
-                 acc_ram_module=None, multiplier=MULTIPLIERS[0], acc_sets=1):
+                 acc_ram_module=None, multiplier=MULTIPLIERS[0], acc_sets=1,
+                 acc_set_depths=None):
         if acc_sets not in (1, 2):
             raise PermdealError(f"lane acc_sets must be 1 or 2, not {acc_sets!r}")
         self._acc_sets = acc_sets
@@ -309,7 +313,7 @@ class Lane(MacWidths, wiring.Component):
         # an FPGA design (the dsp multiplier): the accumulator's FPGA structure
         self._accumulator = Accumulator(self._acc_bits, self.product_bits, self._acc_depth,
                                         ram_module=acc_ram_module, fpga=multiplier == "dsp",
-                                        sets=acc_sets)
+                                        sets=acc_sets, set_depths=acc_set_depths)
 
     # -- parameters --------------------------------------------------------------------------
 

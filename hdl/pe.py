@@ -93,7 +93,8 @@ class PE(wiring.Component):
     multiplier : str
         Every lane's multiplier style (:class:`Lane`), ``"native"`` or ``"booth"``.
     acc_sets : int
-        Every lane's accumulator sets (:class:`Lane`'s ``acc_sets``; external memories only).
+        Every lane's accumulator sets (:class:`Lane`'s ``acc_sets`` and ``acc_set_depths``; external
+        memories only).
 
     Members
     -------
@@ -123,7 +124,7 @@ class PE(wiring.Component):
 
     def __init__(self, lanes, ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth,
                  *, contents=None, images=None, rom_dir=None, external=False, lane_module=None,
-                 acc_ram_module=None, multiplier="native", acc_sets=1):
+                 acc_ram_module=None, multiplier="native", acc_sets=1, acc_set_depths=None):
         self._lanes = integer(lanes, "PE lanes", 1)
         self._multiplier = multiplier
         self._lane_boxes = []
@@ -135,10 +136,11 @@ class PE(wiring.Component):
                                     "lanes' memories live outside it)")
             if lane_module is None:
                 self._lane_list = [Lane(*params, external=True, multiplier=multiplier,
-                                        acc_sets=acc_sets) for _ in range(self._lanes)]
+                                        acc_sets=acc_sets, acc_set_depths=acc_set_depths)
+                                   for _ in range(self._lanes)]
             else:
                 proto = Lane(*params, external=True, acc_ram_module=acc_ram_module,
-                             multiplier=multiplier, acc_sets=acc_sets)
+                             multiplier=multiplier, acc_sets=acc_sets, acc_set_depths=acc_set_depths)
                 self._lane_list = [proto] * self._lanes
                 self._lane_boxes = [Blackbox(proto, lane_module) for _ in range(self._lanes)]
         elif images is not None:

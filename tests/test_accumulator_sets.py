@@ -11,8 +11,8 @@ from permdeal.hdl.accumulator import Accumulator
 from permdeal.hdl.lane import Lane
 
 
-@pytest.mark.parametrize("fpga", [False, True])
-def test_two_sets_add_and_drain_at_once(fpga):
+@pytest.mark.parametrize("fpga, depths", [(False, None), (True, None), (False, (3, 2))])
+def test_two_sets_add_and_drain_at_once(fpga, depths):
     """Random adds to either set, drains of the set not added in that cycle: every drained value
     is the sum of the adds to its set and address presented before the drain since the last
     drain of it, and a drain clears."""
@@ -20,19 +20,22 @@ def test_two_sets_add_and_drain_at_once(fpga):
     rng = np.random.default_rng(seed)
     print(f"seed {seed}")
     depth, cycles = 3, 400
-    dut = Accumulator(24, 12, depth, fpga=fpga, sets=2)
+    sizes = depths or (depth, depth)
+    dut = Accumulator(24, 12, depth, fpga=fpga, sets=2, set_depths=depths)
     assert dut.addr_bits == 3 and dut.sets == 2
     plan = []
     for _ in range(cycles):
-        add = (int(rng.integers(2)), int(rng.integers(depth)), int(rng.integers(-2000, 2000))) \
-            if rng.random() < 0.7 else None
+        add = None
+        if rng.random() < 0.7:
+            s = int(rng.integers(2))
+            add = (s, int(rng.integers(sizes[s])), int(rng.integers(-2000, 2000)))
         drain = None
         if rng.random() < 0.4:
             s = int(rng.integers(2)) if add is None else 1 - add[0]
-            drain = (s, int(rng.integers(depth)))
+            drain = (s, int(rng.integers(sizes[s])))
         plan.append((add, drain))
-    plan += [(None, (s, a)) for s in range(2) for a in range(depth)] + [(None, None)] * 3
-    sums = {(s, a): 0 for s in range(2) for a in range(depth)}
+    plan += [(None, (s, a)) for s in range(2) for a in range(sizes[s])] + [(None, None)] * 3
+    sums = {(s, a): 0 for s in range(2) for a in range(sizes[s])}
     expected = []
     for add, drain in plan:
         if drain is not None:       # sees the adds presented before it
@@ -74,3 +77,14 @@ def test_sets_are_checked():
     assert lane.acc_addr_bits == 4 and lane.accumulator.sets == 2
     acc = Accumulator(20, 10, 5, ram_module="a_ram", sets=2)
     assert [b.module for b in acc.blackboxes] == ["a_ram", "a_ram"]
+    # sets of two depths: the smaller set's memory is a module of its own
+    acc = Accumulator(20, 10, 5, ram_module="a_ram", sets=2, set_depths=(5, 3))
+    assert [b.module for b in acc.blackboxes] == ["a_ram", "a_ram_set1"]
+    assert acc.set_depths == (5, 3) and acc.addr_bits == 4
+    for make, message in ((lambda: Accumulator(20, 10, 5, sets=2, set_depths=(6, 3)),
+                           "accumulator set_depths must be two depths of at most 5, not (6, 3)"),
+                          (lambda: Accumulator(20, 10, 5, set_depths=(5, 3)),
+                           "accumulator set_depths need two sets")):
+        with pytest.raises(PermdealError) as e:
+            make()
+        assert str(e.value) == message
