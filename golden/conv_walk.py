@@ -4,7 +4,9 @@ pixels' order and each pixel's windows (docs/design.md 14.8, the one statement o
 A conv layer runs as one matrix-vector product per output pixel: the weights (the patch-order
 matrix of docs/design.md 14.6) stay in the lanes, and the window reader walks the pixel's patch
 in the feature map that the layer before wrote into the banks. Each computed output pixel is one
-pass of docs/design.md 9's layer schedule over the pixel's windows (:func:`conv_layer_cycles`).
+pass of docs/design.md 9's layer schedule over the pixel's windows, the passes overlapped: the
+next starts once the issue path is done with one, into the lanes' other accumulator set
+(:func:`conv_layer_cycles`, docs/design.md 15).
 
 Feature-map layout (``words`` ``C'`` a pixel in ``P = C'/q`` producer blocks of ``q`` words): pixel
 ``y*W + x``'s block ``J`` lies in bank ``J mod NL``, wide rows from ``(pixel * ceil(P/NL) + J div
@@ -142,23 +144,29 @@ class ConvWalk:
 
 def conv_layer_cycles(fmap: npt.ArrayLike, walk: ConvWalk, block_rows: int, p: int, cfg,
                       pool_latency: int = 0):
-    """Cycles of one conv layer (or an FC layer walked as one) on the feature map ``fmap``:
-    docs/design.md 9's layer schedule once for every computed output pixel over its windows,
-    with one lane group; ``pool_latency`` more cycles a pixel on a pooled layer's write-back.
-    A :class:`~.cycles.LayerCycles` whose ``issue`` and ``writeback`` are the sums over the
-    pixels."""
-    from .cycles import LayerCycles, drain_start
+    """Cycles of one conv layer (or an FC layer walked as one) on the feature map ``fmap``, with
+    one lane group and the passes overlapped (docs/design.md 15, "Cycles"): pass ``k`` (output
+    pixel ``k``) starts in cycle ``S_k`` (``S_0 = 0``); section 9 on the pixel's windows gives
+    ``F_k`` (its issue done, :func:`~.cycles.pass_times`) and ``D0_k``. The next pass starts once
+    this one is issued and the drain before has made its ``B*p`` requests (the next pass takes
+    that drain's accumulator set): ``S_{k+1} = max(S_k + F_k, DS_{k-1} + B*p)``; this pass's
+    drain starts in ``DS_k = max(S_k + D0_k, S_{k+1})``. The layer takes ``DS_last + B*p +
+    WRITEBACK_LATENCY`` cycles, ``pool_latency`` more on a pooled engine's write-back. A
+    :class:`~.cycles.LayerCycles` whose ``issue`` is ``DS_last`` and ``writeback`` the rest."""
+    from .cycles import LayerCycles, pass_times
     if cfg.groups != 1 or cfg.layer_groups:
         raise PermdealError("a conv layer runs with one lane group (--groups 1)")
     b = cfg.slots(block_rows, 1)
-    issue = nnz = 0
-    pixels = walk.pixels()
-    for i, j in pixels:
+    drain = cfg.drain_cycles(block_rows, p, 1)
+    nnz, start, ds = 0, 0, None
+    for i, j in walk.pixels():
         z = walk.window_nnz(fmap, i, j, cfg.scan_width)
-        issue += drain_start(z, b, cfg)
+        free, ready = pass_times(z, b, cfg)
+        nxt = start + free if ds is None else max(start + free, ds + drain)
+        ds, start = max(start + ready, nxt), nxt
         nnz += int(z.sum())
-    per_pixel = cfg.drain_cycles(block_rows, p, 1) + cfg.writeback_latency + pool_latency
-    return LayerCycles(nnz=nnz, slots=b, issue=issue, writeback=per_pixel * len(pixels),
+    return LayerCycles(nnz=nnz, slots=b, issue=ds,
+                       writeback=drain + cfg.writeback_latency + pool_latency,
                        useful_lane_cycles=nnz * block_rows, total_lanes=cfg.total_lanes)
 
 

@@ -46,6 +46,13 @@ the window reader (``hdl.engine``):
    ``WRITEBACK_LATENCY + 1`` cycles after it, in cycle ``D0 + B*p + WRITEBACK_LATENCY``: the
    layer's cycles (docs/design.md section 9).
 
+The hidden drain (:attr:`EngineConfig.hides_drain`, docs/design.md 9): on one lane group, every
+layer of an FC network but the first starts in the cycle of the previous layer's first drain
+request, its operations into the lanes' other accumulator set; its reads wait for their blocks
+(:func:`block_ready`) and its drain for the previous drain's ``B*p`` requests, so it takes
+``max(D0, B'*q)`` cycles to its own first drain request, which is the next layer's ``START``
+(:func:`layer_cycles`' ``behind`` and ``last``); the last layer's write-back is as in step 4.
+
 A whole inference adds loading the ``n`` input activations from the input stream (one per cycle,
 the first layer's ``START`` right after the last) and streaming the ``m`` outputs of the last
 layer (the first :attr:`EngineConfig.output_latency` cycles after the output phase begins, then one per cycle). With
@@ -208,6 +215,20 @@ class EngineConfig:
             raise PermdealError(f"lane groups (--groups) of a layer must be a power of two that "
                                 f"divides the engine's {self.groups} groups, not {groups}")
         return groups
+
+    @property
+    def hides_drain(self) -> bool:
+        """Whether an FC network's next layer starts while the layer before drains, its
+        operations into the lanes' other accumulator set (docs/design.md 9, "Hidden drain"):
+        engines of one lane group."""
+        return self.groups == 1
+
+    def hides_drain_of(self, slots) -> bool:
+        """Whether an FC network whose layers have ``slots`` (``B`` each, in order) hides its
+        drains (two accumulator sets): :attr:`hides_drain` and a layer but the last with ``B >
+        1``. With ``B = 1`` everywhere the next layer's first block comes with the drain's last
+        request, so hiding saves nothing and the engine keeps one set (docs/design.md 9)."""
+        return self.hides_drain and any(b > 1 for b in list(slots)[:-1])
 
     @property
     def group_pes(self) -> int:
@@ -407,10 +428,24 @@ def window_nnz(x: np.ndarray, in_block: int, scan_width: int) -> np.ndarray:
     return windows.reshape(n_blocks * seg, d).sum(axis=1)
 
 
-def drain_start(z: np.ndarray, b: int, cfg: EngineConfig) -> int:
+def drain_start(z: np.ndarray, b: int, cfg: EngineConfig, avail=None) -> int:
     """``D0``: the cycle (from ``START``) of a layer's first drain request, for windows of
     ``z`` non-zeros and ``B = b`` slots on engine ``cfg``; steps 1 to 3 of the module
-    docstring."""
+    docstring. ``avail``: per window, the first cycle it may be read (its block written by the
+    drain of the layer before, :func:`block_ready`), or None."""
+    return pass_times(z, b, cfg, avail)[1]
+
+
+#: The issuer's last operation to the first cycle the next conv pass may start: the issuer's
+#: ``busy`` register and the controller's (docs/design.md 15).
+ISSUED_LATENCY = 2
+
+
+def pass_times(z: np.ndarray, b: int, cfg: EngineConfig, avail=None) -> tuple[int, int]:
+    """``(F, D0)`` of a pass (a layer, or a conv pass) over windows ``z``, from its ``START``:
+    ``D0`` as :func:`drain_start`; ``F`` the first cycle a next conv pass may start, its
+    reader, detector and issuer done: ``max(op_last + ISSUED_LATENCY, E + DONE_LATENCY)``
+    (``E + DONE_LATENCY`` without an operation; docs/design.md 15)."""
     read_latency, op_to_drain, room = cfg.read_latency, cfg.op_to_drain, cfg.read_buffer
     read = -1                # I_w
     left = []                # the cycles the windows read so far left the reader, ascending
@@ -418,6 +453,8 @@ def drain_start(z: np.ndarray, b: int, cfg: EngineConfig) -> int:
     ready = 0                # R_w
     for w, zw in enumerate(z.tolist()):
         read = read + 1 if w < room else max(read + 1, left[w - room] + 1)
+        if avail is not None:
+            read = max(read, avail[w])
         if zw:
             accept = max(read + read_latency, ready)    # A_w
             first = accept + DETECT_LATENCY if free is None else max(accept + DETECT_LATENCY, free)
@@ -428,7 +465,21 @@ def drain_start(z: np.ndarray, b: int, cfg: EngineConfig) -> int:
             bisect.insort(left, read + read_latency - 1)   # dropped as it arrives
     done = left[-1] + DONE_LATENCY
     last_op = None if free is None else free + ISSUE_LATENCY - 1
-    return done if last_op is None else max(last_op + op_to_drain, done)
+    if last_op is None:
+        return done, done
+    return max(last_op + ISSUED_LATENCY, done), max(last_op + op_to_drain, done)
+
+
+def block_ready(windows: int, in_block: int, cfg: EngineConfig) -> list[int]:
+    """With the drain hidden (:attr:`EngineConfig.hides_drain`), the first cycle (from the
+    layer's ``START``, which is the first drain request of the layer before) in which each of a
+    layer's ``windows`` may be read: window ``w`` lies in producer block ``J = w div S`` (``S =
+    ceil(q/D)``), which lane ``J mod NL`` drains as its slot ``t = J div NL``, requests ``t*q ..
+    t*q + q - 1``; the bank holds it ``WRITEBACK_LATENCY + 1`` cycles after the last, so from
+    cycle ``(t + 1)*q + WRITEBACK_LATENCY`` (docs/design.md 9, "Hidden drain")."""
+    per_block = -(-in_block // cfg.scan_width)
+    return [((w // per_block) // cfg.total_lanes + 1) * in_block + WRITEBACK_LATENCY
+            for w in range(windows)]
 
 
 def group_inputs(x: np.ndarray, block: int, groups: int) -> list[np.ndarray]:
@@ -456,7 +507,8 @@ def group_n(n: int, block: int, groups: int) -> list[int]:
 
 
 def layer_cycles(x: npt.ArrayLike, block_rows: int, p: int, cfg: EngineConfig,
-                 in_block: int | None = None, groups: int | None = None) -> LayerCycles:
+                 in_block: int | None = None, groups: int | None = None, *,
+                 behind: int | None = None, last: bool = True) -> LayerCycles:
     """Cycles of one layer with ``block_rows`` (``M'``) and block size ``p`` on activations ``x``.
 
     ``x`` is the layer's input activation vector (any numeric codes; only zero/non-zero matters).
@@ -465,6 +517,12 @@ def layer_cycles(x: npt.ArrayLike, block_rows: int, p: int, cfg: EngineConfig,
     ``cfg.groups``). With lane groups every group runs steps 1 to 3 on its own input blocks
     (:func:`group_inputs`) and draining starts when the last group is done; it takes
     :meth:`EngineConfig.drain_cycles` requests.
+
+    The hidden drain (:attr:`EngineConfig.hides_drain`, docs/design.md 9): ``behind`` is the
+    ``B*p`` of the layer before when this layer starts with that layer's first drain request
+    (its windows wait for their blocks, :func:`block_ready`, and its drain for that drain's
+    last request: ``issue = max(D0, behind)``); ``last=False`` when the next layer starts with
+    this one's first drain request (no ``writeback`` of its own: the next layer's count has it).
     """
     x = np.asarray(x)
     if x.ndim != 1 or x.size == 0:
@@ -480,8 +538,17 @@ def layer_cycles(x: npt.ArrayLike, block_rows: int, p: int, cfg: EngineConfig,
                             f"groups without input (--groups {k}); use fewer groups")
     zs = [window_nnz(s, in_block, cfg.scan_width) for s in shares]
     nnz = int(sum(z.sum() for z in zs))
-    return LayerCycles(nnz=nnz, slots=b, issue=max(drain_start(z, b, cfg) for z in zs),
-                       writeback=cfg.drain_cycles(block_rows, p, k) + cfg.writeback_latency,
+    if (behind is not None or not last) and not cfg.hides_drain:
+        raise PermdealError("a layer behind another's drain needs an engine that hides it "
+                            "(one lane group)")
+    if behind is None:
+        issue = max(drain_start(z, b, cfg) for z in zs)
+    else:
+        (z,) = zs
+        issue = max(drain_start(z, b, cfg, block_ready(z.size, in_block, cfg)), behind)
+    drain = cfg.drain_cycles(block_rows, p, k)
+    return LayerCycles(nnz=nnz, slots=b, issue=issue,
+                       writeback=drain + cfg.writeback_latency if last else 0,
                        useful_lane_cycles=nnz * block_rows, total_lanes=cfg.total_lanes,
                        groups=k)
 
@@ -517,8 +584,19 @@ def model_cycles(model: QuantModel, x_codes: npt.ArrayLike, cfg: EngineConfig) -
         raise PermdealError("model_cycles takes one input vector; loop over a batch")
     cfg.check_layers(len(model.layers))
     producers = [None] + [l.matrix.p for l in model.layers[:-1]]
-    layers = tuple(layer_cycles(a, l.matrix.blocks[0], l.matrix.p, cfg, in_block, cfg.groups_of(i))
-                   for i, (a, l, in_block) in enumerate(zip(acts, model.layers, producers)))
+    if cfg.hides_drain_of([cfg.slots(l.matrix.blocks[0]) for l in model.layers]):
+        # every layer but the first starts with the drain of the one before (docs/design.md 9)
+        n = len(model.layers)
+        drains = [None] + [cfg.drain_cycles(l.matrix.blocks[0], l.matrix.p)
+                           for l in model.layers[:-1]]
+        layers = tuple(layer_cycles(a, l.matrix.blocks[0], l.matrix.p, cfg, in_block,
+                                    behind=behind, last=i == n - 1)
+                       for i, (a, l, in_block, behind)
+                       in enumerate(zip(acts, model.layers, producers, drains)))
+    else:
+        layers = tuple(layer_cycles(a, l.matrix.blocks[0], l.matrix.p, cfg, in_block,
+                                    cfg.groups_of(i))
+                       for i, (a, l, in_block) in enumerate(zip(acts, model.layers, producers)))
     return InferenceCycles(load=model.n_inputs, layers=layers,
                            unload=model.layers[-1].shape[0] + cfg.output_latency)
 

@@ -325,13 +325,35 @@ class Geometry:
         return max(pl.slots * l.p for l, pl in zip(self.layers, self.places))
 
     @property
+    def acc_sets(self) -> int:
+        """Accumulator sets per lane: 2 when the engine hides its drains (a conv network's
+        passes, docs/design.md 15; an FC network on one lane group with a layer but the last of
+        ``B > 1``, section 9's "Hidden drain": :meth:`~.cycles.EngineConfig.hides_drain_of`), each
+        :attr:`acc_depth` words in a memory of its own; else 1."""
+        conv = any(w is not None for w in self.walks)
+        return 2 if conv or self.cfg.hides_drain_of([pl.slots for pl in self.places]) else 1
+
+    @property
+    def acc_set_depths(self) -> tuple[int, ...]:
+        """Accumulators of each set (:attr:`acc_sets`): :attr:`acc_depth` each, but an FC
+        network's layers take the set of their parity (``l mod 2``, docs/design.md 9), so each
+        set holds the largest ``B * p`` of its layers."""
+        if self.acc_sets == 1:
+            return (self.acc_depth,)
+        if any(w is not None for w in self.walks):
+            return (self.acc_depth,) * 2
+        sizes = [pl.slots * l.p for l, pl in zip(self.layers, self.places)]
+        return (max(sizes[0::2]), max(sizes[1::2]))
+
+    @property
     def max_slots(self) -> int:
         return max(pl.slots for pl in self.places)
 
     @property
     def ram_depths(self) -> dict[str, int]:
         """Words of the RAMs as built (at least 2: a 1-word memory has a 0-bit address): the
-        ``accumulator`` (one per lane) and the ``activation bank`` (one per lane and bank set)."""
+        ``accumulator`` (one per lane and set, :attr:`acc_sets`; the largest set's, see
+        :attr:`acc_set_depths`) and the ``activation bank`` (one per lane and bank set)."""
         return {"accumulator": max(2, self.acc_depth), "activation bank": max(2, self.bank_rows)}
 
     def storage(self) -> dict[str, dict]:
@@ -343,8 +365,9 @@ class Geometry:
         ``M'*N'`` permutation values, ``bias`` their ``n_out`` biases, stored in ``NL`` lanes (the
         bias in the ``G`` lanes of each write-back group, the only ones built) of
         ``depth`` words (padded block-rows ``B*NL - M'`` and the widest layer's word width
-        included); ``accumulator`` the largest layer's ``n_out`` sums in ``NL`` memories of
-        ``max(B*p)`` words; ``activation bank`` per bank set the most activations it holds at once
+        included); ``accumulator`` the largest layer's ``n_out`` sums (with two sets, two
+        consecutive layers' or passes' at once) in ``NL`` memories (a set) of ``max(B*p)`` words;
+        ``activation bank`` per bank set the most activations it holds at once
         (set 0: the network input and the outputs of layers 2, 4, ...; set 1: of layers 1, 3, ...)
         in ``NL`` banks of ``rows`` words of ``D`` activations.
         """
@@ -360,10 +383,15 @@ class Geometry:
                      "stored_bits": max(1, self.depths[mem]) * lanes[mem] * w[mem],
                      "what": f"{mem} words of the layers / words stored"} for mem in MEMORIES}
         depth = self.ram_depths
+        outs = [l.n_out for l in self.layers]
+        sums = max(outs) if self.acc_sets == 1 else \
+            max([2 * o for o in outs] if any(w is not None for w in self.walks) else
+                [a + b for a, b in zip(outs, outs[1:])] or outs)
         out["accumulator"] = {
-            "useful_bits": max(l.n_out for l in self.layers) * self.acc_bits,
-            "stored_bits": depth["accumulator"] * nl * self.acc_bits,
-            "what": "the largest layer's output sums / accumulators stored"}
+            "useful_bits": sums * self.acc_bits,
+            "stored_bits": sum(max(2, d) for d in self.acc_set_depths) * nl * self.acc_bits,
+            "what": "the largest layer's output sums (two sets: two consecutive layers' or "
+                    "passes') / accumulators stored"}
         held = [self.n_inputs, 0]
         for i, l in enumerate(self.layers):
             held[(i + 1) % 2] = max(held[(i + 1) % 2], l.n_out)

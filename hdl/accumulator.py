@@ -10,7 +10,7 @@ memory, docs/design.md 8).
 
 from typing import Any
 
-from amaranth.hdl import Assert, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Assert, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -42,7 +42,16 @@ class Accumulator(RamUser, wiring.Component):
     value_bits : int
         Width of the signed values added, 2 to ``acc_bits``.
     depth : int
-        Number of accumulators, >= 1.
+        Number of accumulators (of a set), >= 1.
+    sets : int
+        1 (default) or 2: two sets of ``depth`` accumulators, each in a memory of its own (so an
+        add to one and a drain of the other may come in one cycle), the address one bit wider,
+        its top bit the set (docs/design.md 15: a conv pass issues into one while the one before
+        drains the other). The same timing a set.
+    set_depths : pair of int, optional
+        With two sets: each set's accumulators, at most ``depth`` (default ``depth`` both; an FC
+        network's layers use the set of their parity, docs/design.md 9); a set's memory of
+        another depth than ``depth`` is a module of its own, ``ram_module`` with ``_set<i>``.
     ram_module : str, optional
         Emit the memory (a :class:`~.ram.Ram` of ``max(2, depth)`` words of ``acc_bits``, one
         enable a word) as the Verilog module of this name and instantiate it (:attr:`blackboxes`);
@@ -96,7 +105,8 @@ class Accumulator(RamUser, wiring.Component):
     output.
     """
 
-    def __init__(self, acc_bits, value_bits, depth, *, ram_module=None, fpga=False):
+    def __init__(self, acc_bits, value_bits, depth, *, ram_module=None, fpga=False, sets=1,
+                 set_depths=None):
         self._value_bits = integer(value_bits, "accumulator value_bits", 2)
         try:
             self._acc_bits = integer(acc_bits, "accumulator acc_bits", self._value_bits,
@@ -106,10 +116,48 @@ class Accumulator(RamUser, wiring.Component):
                                 f"[{self._value_bits}, {MAX_ACC_BITS}] (at least value_bits), "
                                 f"not {acc_bits!r}") from None
         self._depth = integer(depth, "accumulator depth", 1)
-        self._use_ram(ram_module)
+        if sets not in (1, 2):
+            raise PermdealError(f"accumulator sets must be 1 or 2, not {sets!r}")
+        self._sets = sets
         self._fpga = bool(fpga)
+        if sets == 1:
+            self._use_ram(ram_module)
+        else:
+            # two sets: an accumulator of one set each, the address's top bit choosing it (each
+            # of its own depth: a memory of another depth is a module of its own)
+            depths = (self._depth,) * 2 if set_depths is None else tuple(set_depths)
+            if len(depths) != 2 or any(integer(d, "accumulator set depth", 1) > self._depth
+                                       for d in depths):
+                raise PermdealError(f"accumulator set_depths must be two depths of at most "
+                                    f"{self._depth}, not {set_depths!r}")
+            self._set_list = [
+                Accumulator(acc_bits, value_bits, d, fpga=fpga,
+                            ram_module=ram_module if ram_module is None
+                            or max(2, d) == max(2, self._depth) else f"{ram_module}_set{i}")
+                for i, d in enumerate(depths)]
+        if sets == 1 and set_depths is not None:
+            raise PermdealError("accumulator set_depths need two sets")
         super().__init__({"add": In(self.add_layout), "value": In(signed(self._value_bits)),
                           "drain": In(self.drain_layout), "acc": Out(self.acc_layout)})
+
+    @property
+    def set_depths(self) -> tuple[int, ...]:
+        """Accumulators of each set."""
+        return tuple(acc.depth for acc in self._set_list) if self._sets > 1 else (self._depth,)
+
+    @property
+    def sets(self) -> int:
+        """Accumulator sets: 1, or 2 (the drain's hidden behind the next pass, docs/design.md
+        15), each ``depth`` words in a memory of its own, the address's top bit the set."""
+        return self._sets
+
+    @property
+    def blackboxes(self) -> tuple:
+        """The memories' :class:`~.blackbox.Blackbox` instances (one a set) with
+        ``ram_module``, else none."""
+        if self._sets == 1:
+            return RamUser.blackboxes.fget(self)
+        return tuple(b for acc in self._set_list for b in acc.blackboxes)
 
     @property
     def fpga(self) -> bool:
@@ -131,7 +179,8 @@ class Accumulator(RamUser, wiring.Component):
 
     @property
     def addr_bits(self) -> int:
-        return addr_bits(self._depth)
+        """Address width: a set's, and with two sets one bit more above it (the set)."""
+        return addr_bits(self._depth) + (self._sets > 1)
 
     @property
     def ram_shape(self) -> tuple[int, int, int]:
@@ -166,7 +215,43 @@ class Accumulator(RamUser, wiring.Component):
         missed): that write's data when it went to the same address (``hit``), else ``read``."""
         return Mux(hit, fwd_data, read)
 
+    def _elaborate_sets(self) -> Module:
+        """Two sets: each request goes to the set of its address's top bit, a set's own
+        accumulator (its own memory and stages), so an add and a drain may come in one cycle
+        when they go to different sets (simulation asserts it). The add's value goes to the set
+        of the add two cycles before (with ``fpga`` zero to the other, whose drain may clear
+        now: one gate after the multiplier). The drained word is the draining set's."""
+        m = Module()
+        ab = addr_bits(self._depth)
+        add_set, drain_set = self.add.addr[ab], self.drain.addr[ab]
+        widths = [acc.addr_bits for acc in self._set_list]
+        sel = Signal(2, name="value_set")   # the set of the add of two cycles before, one-hot
+        sel1 = Signal(2, name="value_set1")
+        m.d.sync += [sel1.eq(Cat(self.add.valid & ~add_set, self.add.valid & add_set)),
+                     sel.eq(sel1)]
+        acc_valid, acc_value = Const(0), None
+        for i, acc in enumerate(self._set_list):
+            m.submodules[f"set{i}"] = acc
+            mine_add = add_set if i else ~add_set
+            mine_drain = drain_set if i else ~drain_set
+            m.d.comb += [
+                acc.add.valid.eq(self.add.valid & mine_add),
+                acc.add.addr.eq(self.add.addr[:widths[i]]),
+                acc.drain.valid.eq(self.drain.valid & mine_drain),
+                acc.drain.addr.eq(self.drain.addr[:widths[i]]),
+                acc.value.eq(Mux(sel[i], self.value, 0) if self._fpga else self.value),
+            ]
+            acc_valid = acc_valid | acc.acc.valid
+            acc_value = acc.acc.value if acc_value is None else \
+                Mux(acc.acc.valid, acc.acc.value, acc_value)
+        m.d.comb += [self.acc.valid.eq(acc_valid), self.acc.value.eq(acc_value)]
+        m.d.sync += Assert(~(self.add.valid & self.drain.valid & (add_set == drain_set)),
+                           "accumulator: add and drain to one set in one cycle\n")
+        return m
+
     def elaborate(self, platform: Any) -> Module:
+        if self._sets > 1:
+            return self._elaborate_sets()
         m = Module()
         ram = self._ram()
         m.submodules.mem = ram

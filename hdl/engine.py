@@ -15,7 +15,16 @@ The controller loads the network's ``n`` inputs into bank set 0, then runs every
 issuer's broadcast operations; once the last operation has passed the lanes, ``DRAIN`` reads (and
 clears) every lane's ``B*p`` accumulators, one address per cycle in all lanes at once, through each
 lane's write-back into bank set ``(l + 1) mod 2``; ``FLUSH`` waits for the last write. After the
-last layer the output reader streams its outputs. The per-layer descriptors (block size, ``B``,
+last layer the output reader streams its outputs.
+
+The hidden drain (docs/design.md 9 and 15): with two accumulator sets a lane (an FC network of
+two layers or more on one lane group, and every conv network) the drain runs beside the
+controller's states (``drain_on``), taking its layer's descriptor (``drain_*``) at its start. An
+FC layer hands its sums to the drain when it is quiet and the next layer starts at once, into the
+other set, its reader waiting for every block until the drain has written it (``rows_ok``); a
+conv pass leaves the issue path once it is issued, the next pass starts, and its sums go to the
+drain once its operations have settled (``settle_on``). The network's last layer still waits for
+its drain and ``FLUSH``. The per-layer descriptors (block size, ``B``,
 memory bases, ``n``, formats) are constants of the generated design, picked by the layer counter.
 ``golden.cycles`` is the exact cycle count of this schedule.
 
@@ -34,7 +43,7 @@ from amaranth.lib.wiring import In, Out
 
 from permdeal.errors import PermdealError
 from permdeal.golden.conv_walk import POOL_LATENCY
-from permdeal.golden.cycles import BROADCAST_FANOUT, EngineConfig, group_n
+from permdeal.golden.cycles import BROADCAST_FANOUT, WRITEBACK_LATENCY, EngineConfig, group_n
 from permdeal.golden.formats import MAX_BITS
 from permdeal.golden.geometry import Geometry, LayerPlacement
 from permdeal.golden.rom import image_name
@@ -188,10 +197,19 @@ class Engine(wiring.Component):
         else:
             self._contents = {mem: [self._row(contents, mem, g, depth[mem]) for g in range(nl)]
                               for mem in ("weight", "k", "bias")}
+        # A conv network hides every pass's drain behind the next pass (docs/design.md 15): two
+        # accumulator sets a lane, the passes taking turns.
+        # An FC network on one lane group hides each layer's drain behind the next layer
+        # (docs/design.md 9, "Hidden drain"): two sets too, the layers taking turns.
+        conv = any(w is not None for w in self._walks or ())
+        self._acc_sets = geom.acc_sets
+        self._hidden_fc = not conv and self._acc_sets == 2
         self._pe_proto = PE(cfg.lanes, self._ps, self._act_bits, weight_bits, acc_bits,
                             depth["weight"], depth["k"], acc_depth, external=True,
                             lane_module=f"{self._name}_lane",
-                            acc_ram_module=f"{self._name}_acc_ram", multiplier=cfg.multiplier)
+                            acc_ram_module=f"{self._name}_acc_ram", multiplier=cfg.multiplier,
+                            acc_sets=self._acc_sets,
+                            acc_set_depths=geom.acc_set_depths if self._acc_sets > 1 else None)
         self._wb_proto = PEWriteback(cfg.lanes, [(l.fmts, l.relu) for l in lay],
                                      depth["bias"], external=True)
         self._banks_proto = ActBanks(nl, d, self._act_bits, self._rows, groups=cfg.groups,
@@ -291,17 +309,21 @@ class Engine(wiring.Component):
         """The engine's RAMs (:class:`~.ram.Ram` modules), the one statement synthesis prices:
         ``{module name: {kind, width, depth, granularity, instances}}`` for the lanes'
         accumulators (kind ``"accumulator"``, one a lane) and the activation banks (kind
-        ``"activation bank"``, one a lane in each of the two bank sets)."""
+        ``"activation bank"``, one a lane in each of the two bank sets; with the hidden drain a
+        lane has two accumulator sets, a memory each, of two modules when their depths differ:
+        :attr:`~permdeal.golden.geometry.Geometry.acc_set_depths`)."""
         nl = self._cfg.total_lanes
         acc = self._pe_proto.lane[0].accumulator
         bank = self._banks_proto.blackboxes[0].inner
         out = {}
         for kind, owner, count in (("accumulator", acc, nl),
                                    ("activation bank", bank, 2 * nl)):
-            (box,) = owner.blackboxes
-            ram = box.inner
-            out[box.module] = {"kind": kind, "width": ram.width, "depth": ram.depth,
-                               "granularity": ram.granularity, "instances": count}
+            for box in owner.blackboxes:   # (a lane's two sets: one module, or two depths)
+                ram = box.inner
+                entry = out.setdefault(box.module, {
+                    "kind": kind, "width": ram.width, "depth": ram.depth,
+                    "granularity": ram.granularity, "instances": 0})
+                entry["instances"] += count
         return out
 
     @property
@@ -399,14 +421,21 @@ class Engine(wiring.Component):
         # one output pixel a pass; ``walk_of[l]`` is layer l's walk among ``conv_walks``.
         walks = self._walks or (None,) * n_layers
         conv = any(w is not None for w in walks)
+        hidden_fc = self._hidden_fc
+        hide = conv or hidden_fc   # two accumulator sets, the drain beside the states
         conv_walks = tuple(w for w in walks if w is not None)
         walk_of = [conv_walks.index(w) if w is not None else 0 for w in walks]
         pooled = any(pl is not None for pl in self._pools)
+        # A conv network's two accumulator sets (docs/design.md 15): the passes issue into
+        # ``iset`` and drain ``dset`` (set at the drain's start), the top bit of the address.
+        set_bit = pe0.acc_addr_bits - 1
+        iset, dset = Signal(name="issue_set"), Signal(name="drain_set")
         for k in range(k_count):
             suffix = str(k) if k else ""
             extra = {"walks": conv_walks} if conv else {}
             reader = WindowReader(g_lanes, d, self._act_bits, self._rows, self._index_bits,
-                                  self._p_prevs, spans if mixed else 1, **extra)
+                                  self._p_prevs, spans if mixed else 1, gated=hidden_fc,
+                                  **extra)
             detector = NonZeroDetector(d, self._act_bits, self._index_bits)
             issuer = Issuer(self._ps, self._index_bits, self._act_bits, pe0.w_addr_bits,
                             pe0.k_addr_bits, acc_addr_bits, self._max_slots)
@@ -627,7 +656,10 @@ class Engine(wiring.Component):
                 op = Signal(iss0.op_layout, name=f"op{k}")
                 m.d.comb += op.eq(word)
             m.d.comb += [getattr(stages.op, f).eq(getattr(op, f))
-                         for f in pe0.op_layout.members]
+                         for f in pe0.op_layout.members if not (hide and f == "acc_addr")]
+            if hide:
+                # the op's accumulator set: the pass's (``iset``), the address's top bit
+                m.d.comb += stages.op.acc_addr.eq(Cat(op.acc_addr[:set_bit], iset))
             tree = [stages]
             for stage in range(cfg.broadcast_stages):
                 width = -(-g_pes // BROADCAST_FANOUT ** (cfg.broadcast_stages - stage - 1))
@@ -679,7 +711,8 @@ class Engine(wiring.Component):
                 finished = finished | ~rd_used[k]
             group_quiet.append(finished & ~detector.o.valid & ~issuer.busy)
         quiet = Signal()
-        m.d.comb += quiet.eq(Cat(*group_quiet).all() & hist_clear)
+        issued = Signal()   # the issue path done with its pass (its ops may still be on the way)
+        m.d.comb += [issued.eq(Cat(*group_quiet).all()), quiet.eq(issued & hist_clear)]
         if conv:
             # the reader's pass was its layer's last (an FC pass always is): set with its done
             last_seen = Signal()
@@ -720,6 +753,9 @@ class Engine(wiring.Component):
             sub = Signal(wide)
             pool_first = Signal(init=1)
             pool_last = Signal(init=int(sizes[0] == 1))
+            # the pass being drained's (set at its hand-over)
+            dpool_first = Signal(init=1, name="drain_pool_first")
+            dpool_last = Signal(init=int(sizes[0] == 1), name="drain_pool_last")
             if pooled:
                 avg_sizes = {n for pl, n in zip(self._pools, sizes) if pl and pl[0] == "avg"}
                 if len(avg_sizes) > 1:
@@ -751,6 +787,39 @@ class Engine(wiring.Component):
         loading = Signal()
 
         state = Signal(State, init=State.LOAD)
+        # A conv network's drain runs beside the controller's states (docs/design.md 15):
+        # ``dr_on`` while it makes its requests; the next pass may hand over its sums when it is
+        # off or at its last request (``a_end``).
+        dr_on = Signal(name="drain_on")
+        # The cycle before a drain's first request: the drain takes its layer's descriptor
+        # (``dr_*``, ``dr_layer``: the controller's may move on to the next layer while it
+        # drains, docs/design.md 9).
+        handover = Signal()
+
+        def drain_descriptor(reg, name):
+            copy = Signal.like(reg, name=f"drain_{name}")
+            with m.If(handover):
+                m.d.sync += copy.eq(reg)
+            return copy
+        dr_layer = drain_descriptor(layer, "layer")
+        dr_s = drain_descriptor(desc_s, "s")
+        dr_ustep = drain_descriptor(desc_ustep, "ustep")
+        dr_bias = drain_descriptor(desc_bias, "bias")
+        dr_r_last1 = drain_descriptor(desc_r_last1, "r_last1")
+        dr_r_first = drain_descriptor(desc_r_first, "r_first")
+        dr_a_last1 = drain_descriptor(desc_a_last1, "a_last1")
+        if conv:
+            # the pass that left the issue path while its ops settle: its set, output pixel and
+            # pooling flags (``leave``: a pass leaves the issue path this cycle)
+            leave = Signal()
+            st_on = Signal(name="settle_on")
+            st_set = Signal(name="settle_set")
+            st_pix_row = Signal.like(pix_row, name="settle_pix_row")
+            st_pool_first = Signal(name="settle_pool_first")
+            st_pool_last = Signal(name="settle_pool_last")
+        if hidden_fc:
+            rows_ok = Signal(readers[0].row_bits + 1, name="rows_ok")
+            rows_all = Signal(init=1, name="rows_all")
 
         # Whether the controller is in a state: that state's flip-flop alone.
         state_bits = {}
@@ -768,7 +837,7 @@ class Engine(wiring.Component):
             *[reader.start.eq(in_state(State.START) if used is None
                               else in_state(State.START) & used)
               for reader, used in zip(readers, rd_used)],
-            draining.eq(in_state(State.DRAIN)),
+            draining.eq(dr_on if hide else in_state(State.DRAIN)),
             unloading.eq(in_state(State.UNLOAD_START) | in_state(State.UNLOAD)),
             out_reader.start.eq(in_state(State.UNLOAD_START)),
         ]
@@ -804,11 +873,81 @@ class Engine(wiring.Component):
                                  l_rowbase.eq(0)]
                     m.d.comb += [layer_load.eq(1), layer_next.eq(0)]
                     m.d.sync += state.eq(State.START)
+                    if hidden_fc:
+                        m.d.sync += iset.eq(0)   # the layers' sets by their parity
         with m.If(in_state(State.START)):
             m.d.sync += [done_seen.eq(0) for done_seen in dones]
             if conv:
                 m.d.sync += last_seen.eq(0)
             m.d.sync += state.eq(State.ISSUE)
+        def drain_init():
+            # the drain's counters at its start (a conv layer's output pixel lies pix_row rows
+            # on: docs/design.md 15)
+            m.d.sync += [a.eq(0), r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(pix_row if conv else 0),
+                         u.eq(0), wgroup.eq(0), r_end.eq(desc_r_first), a_end.eq(desc_a_first)]
+
+        def drain_step():
+            # a drain request: the counters to the next (the drained layer's descriptor)
+            m.d.sync += a.eq(a + 1)
+            m.d.sync += [a_end.eq(a == dr_a_last1), r_end.eq(r == dr_r_last1)]
+            with m.If(r_end):
+                m.d.sync += r_end.eq(dr_r_first)
+                m.d.sync += [r.eq(0), pos.eq(0), rhi.eq(0), u.eq(u + dr_ustep)]
+                # slot t + 1: the next group's banks, the next row block after the last group
+                if k_count == 1:
+                    m.d.sync += tbase.eq(tbase + dr_s)
+                elif mixed:
+                    with m.If(wgroup == desc_wg_last):
+                        m.d.sync += [wgroup.eq(0), tbase.eq(tbase + dr_s)]
+                    with m.Else():
+                        m.d.sync += wgroup.eq((wgroup + 1)[:len(wgroup)])
+                else:
+                    m.d.sync += wgroup.eq((wgroup + 1)[:len(wgroup)])
+                    with m.If(eq_const(wgroup, k_count - 1)):
+                        m.d.sync += tbase.eq(tbase + dr_s)
+            with m.Else():
+                m.d.sync += [r.eq(r + 1), u.eq(u + 1)]
+                with m.If(eq_const(pos, d - 1)):
+                    m.d.sync += [pos.eq(0), rhi.eq(rhi + 1)]
+                with m.Else():
+                    m.d.sync += pos.eq(pos + 1)
+
+        if hide:
+            # The drain beside the states; a pass's hand-over below (written after, so it wins)
+            # restarts it.
+            with m.If(dr_on):
+                drain_step()
+                with m.If(a_end):
+                    m.d.sync += dr_on.eq(0)
+        if conv:
+            # A pass's sums go to the drain once its ops have settled (``hist_clear``): as it
+            # leaves the issue path, or later from the settle slot; the drain is free then (the
+            # pass before drained before it left).
+            with m.If(hist_clear & (st_on | leave)):
+                m.d.comb += handover.eq(1)
+                drain_init()
+                m.d.sync += [dr_on.eq(1), st_on.eq(0),
+                             tbase.eq(Mux(st_on, st_pix_row, pix_row)),
+                             dset.eq(Mux(st_on, st_set, iset)),
+                             dpool_first.eq(Mux(st_on, st_pool_first, pool_first)),
+                             dpool_last.eq(Mux(st_on, st_pool_last, pool_last))]
+        if hidden_fc:
+            # The next layer's reader reads a block once the drain has written it
+            # (docs/design.md 9, "Hidden drain"): slot t's last request (all lanes write their
+            # block-row t*NL + g) counts S more rows as written WRITEBACK_LATENCY + 1 cycles
+            # later (a pulse through four registers, then the count); a hand-over starts the
+            # count again (the pulses in flight are the finished drain's, whose reader is done);
+            # the network input is all written.
+            pulse = [Signal(name=f"slot_done{k}") for k in range(WRITEBACK_LATENCY)]
+            m.d.sync += [pulse[0].eq(dr_on & r_end),
+                         *[pulse[k].eq(pulse[k - 1]) for k in range(1, len(pulse))]]
+            with m.If(pulse[-1]):
+                m.d.sync += rows_ok.eq(rows_ok + dr_s)
+            with m.If(handover):
+                m.d.sync += [rows_ok.eq(0), rows_all.eq(0), *[pk.eq(0) for pk in pulse]]
+            with m.If(in_state(State.LOAD)):
+                m.d.sync += rows_all.eq(1)
+            m.d.comb += [readers[0].rows_ok.eq(rows_ok), readers[0].rows_all.eq(rows_all)]
         with m.If(in_state(State.ISSUE)):
             for reader, done_seen in zip(readers, dones):
                 with m.If(reader.done):
@@ -816,71 +955,66 @@ class Engine(wiring.Component):
             if conv:
                 with m.If(readers[0].done & readers[0].last):
                     m.d.sync += last_seen.eq(1)
-            # the drain's counters are idle until it starts: cleared in every cycle of ISSUE,
-            # so that the drain condition meets only the state and the readers' descriptors
-            # (a conv layer's output pixel lies pix_row rows on: docs/design.md 15)
-            m.d.sync += [a.eq(0), r.eq(0), pos.eq(0), rhi.eq(0), tbase.eq(pix_row if conv else 0),
-                         u.eq(0), wgroup.eq(0), r_end.eq(desc_r_first), a_end.eq(desc_a_first)]
-            with m.If(quiet):
-                m.d.comb += reader_load.eq(1)
-                m.d.sync += state.eq(State.DRAIN)
-        with m.If(in_state(State.DRAIN)):
-            m.d.sync += a.eq(a + 1)
-            m.d.sync += [a_end.eq(a == desc_a_last1), r_end.eq(r == desc_r_last1)]
-            with m.If(r_end):
-                m.d.sync += r_end.eq(desc_r_first)
-                m.d.sync += [r.eq(0), pos.eq(0), rhi.eq(0), u.eq(u + desc_ustep)]
-                # slot t + 1: the next group's banks, the next row block after the last group
-                if k_count == 1:
-                    m.d.sync += tbase.eq(tbase + desc_s)
-                elif mixed:
-                    with m.If(wgroup == desc_wg_last):
-                        m.d.sync += [wgroup.eq(0), tbase.eq(tbase + desc_s)]
-                    with m.Else():
-                        m.d.sync += wgroup.eq((wgroup + 1)[:len(wgroup)])
-                else:
-                    m.d.sync += wgroup.eq((wgroup + 1)[:len(wgroup)])
-                    with m.If(eq_const(wgroup, k_count - 1)):
-                        m.d.sync += tbase.eq(tbase + desc_s)
-            with m.Else():
-                m.d.sync += [r.eq(r + 1), u.eq(u + 1)]
-                with m.If(eq_const(pos, d - 1)):
-                    m.d.sync += [pos.eq(0), rhi.eq(rhi + 1)]
-                with m.Else():
-                    m.d.sync += pos.eq(pos + 1)
-            with m.If(a_end):
-                m.d.sync += flush.eq(0)
-                m.d.sync += state.eq(State.FLUSH)
-        with m.If(in_state(State.FLUSH)):
-            m.d.sync += [flush.eq(flush + 1), flush_end.eq(flush == wb_latency - 2)]
-            if conv:
-                # a conv pass done: the next output pixel's rows once its pooling window is
-                # complete; a new layer starts at row 0
-                with m.If(flush_end):
+                # The pass leaves the issue path once it is issued and the pass before has
+                # drained (or makes its last request now: the next pass takes its set); the next
+                # pass starts, into the other set, while this one's ops settle (``st_on``) and it
+                # drains; the layer's last pass waits for its drain in DRAIN (docs/design.md 15).
+                with m.If(issued & ~st_on & (~dr_on | a_end)):
+                    m.d.comb += [reader_load.eq(1), leave.eq(1)]
+                    m.d.sync += iset.eq(~iset)
+                    with m.If(~hist_clear):
+                        m.d.sync += [st_on.eq(1), st_set.eq(iset), st_pix_row.eq(pix_row),
+                                     st_pool_first.eq(pool_first), st_pool_last.eq(pool_last)]
+                    # the next pass's output pixel: the next once its pooling window is
+                    # complete; a new layer starts at row 0
                     with m.If(pool_last):
                         m.d.sync += [pix_row.eq(pix_row + desc_pix_rows), sub.eq(0),
                                      pool_first.eq(1), pool_last.eq(desc_pool_one)]
                     with m.Else():
                         m.d.sync += [sub.eq(sub + 1), pool_first.eq(0),
                                      pool_last.eq(sub == desc_pool_last1)]
-                    with m.If(last_seen):
+                    with m.If(last_now):
                         m.d.sync += [pix_row.eq(0), sub.eq(0), pool_first.eq(1),
                                      pool_last.eq(next_pool_one)]
-            with m.If(flush_end):
-                if conv:
-                    with m.If(~last_seen):
-                        m.d.sync += state.eq(State.START)
-                    with m.Elif(last_layer):
-                        m.d.sync += state.eq(State.UNLOAD_START)
+                        m.d.sync += state.eq(State.DRAIN)
                     with m.Else():
-                        m.d.comb += [layer_load.eq(1), layer_next.eq(layer + 1)]
                         m.d.sync += state.eq(State.START)
-                else:
+            elif hidden_fc:
+                # The layer hands its sums to the drain once the drain is off or at its last
+                # request, and the next layer starts (into the other set) while they drain; the
+                # last layer waits for its drain in DRAIN (docs/design.md 9, "Hidden drain").
+                with m.If(quiet & (~dr_on | a_end)):
+                    m.d.comb += [reader_load.eq(1), handover.eq(1)]
+                    drain_init()
+                    m.d.sync += [dr_on.eq(1), dset.eq(iset), iset.eq(~iset)]
                     with m.If(last_layer):
-                        m.d.sync += state.eq(State.UNLOAD_START)
+                        m.d.sync += state.eq(State.DRAIN)
                     with m.Else():
                         m.d.comb += [layer_load.eq(1), layer_next.eq(layer + 1)]
                         m.d.sync += state.eq(State.START)
+            else:
+                # the drain's counters are idle until it starts: cleared in every cycle of
+                # ISSUE, so that the drain condition meets only the state and the readers'
+                # descriptors
+                drain_init()
+                with m.If(quiet):
+                    m.d.comb += [reader_load.eq(1), handover.eq(1)]
+                    m.d.sync += state.eq(State.DRAIN)
+        with m.If(in_state(State.DRAIN)):
+            if not hide:
+                drain_step()
+            # (a conv layer's last pass may still settle while the pass before drains)
+            with m.If(dr_on & a_end & ~st_on if conv else a_end):
+                m.d.sync += flush.eq(0)
+                m.d.sync += state.eq(State.FLUSH)
+        with m.If(in_state(State.FLUSH)):
+            m.d.sync += [flush.eq(flush + 1), flush_end.eq(flush == wb_latency - 2)]
+            with m.If(flush_end):
+                with m.If(last_layer):
+                    m.d.sync += state.eq(State.UNLOAD_START)
+                with m.Else():
+                    m.d.comb += [layer_load.eq(1), layer_next.eq(layer + 1)]
+                    m.d.sync += state.eq(State.START)
         with m.If(in_state(State.UNLOAD_START)):
             m.d.sync += state.eq(State.UNLOAD)
         with m.If(in_state(State.UNLOAD)):
@@ -901,7 +1035,7 @@ class Engine(wiring.Component):
         heads = cfg.writeback_groups
         k_min = k_count // heads
         bias_addr = Signal(len(self._wbs[0].drain.addr))
-        m.d.comb += bias_addr.eq((desc_bias + a)[:len(bias_addr)])
+        m.d.comb += bias_addr.eq((dr_bias + a)[:len(bias_addr)])
         wb_draining = delay(m, draining, red, "wb_draining", reset_less=False)
         wb_bias_addr = delay(m, bias_addr, red, "wb_bias_addr")
         group_sum = GroupSum(nl, k_count, self._wb_proto.acc_layout,
@@ -918,7 +1052,7 @@ class Engine(wiring.Component):
         for pe_i, pe in enumerate(self._pes):
             m.d.comb += [
                 pe.drain.valid.eq(draining),
-                pe.drain.addr.eq(a[:len(pe.drain.addr)]),
+                pe.drain.addr.eq(Cat(a[:set_bit], dset) if hide else a[:len(pe.drain.addr)]),
             ]
             # lane by lane: the PE's accumulators may be wider than the write-back's (the lanes
             # are sized for every product, the write-back for the layers' sums, which fit; the
@@ -937,7 +1071,7 @@ class Engine(wiring.Component):
                 wb.acc.eq(Cat(*sums[x * cfg.lanes:(x + 1) * cfg.lanes])),
             ]
             if self._wb_proto.sel_bits:
-                m.d.comb += wb.drain.sel.eq(layer)
+                m.d.comb += wb.drain.sel.eq(dr_layer)
         for wb, pe_i in zip(self._wbs, self._wb_pes):
             words = []
             for lane_i in range(cfg.lanes):
@@ -958,7 +1092,7 @@ class Engine(wiring.Component):
             terms = [Const(0, 1) if lim <= 0 else (u < lim) for lim in limits]
             k = terms[0]
             for i in range(1, n_layers):
-                k = Mux(layer == i, terms[i], k)
+                k = Mux(dr_layer == i, terms[i], k)
             keep.append(k)
         # Delay the bank address, the group and the keeps to the write-back's output (the adder
         # stages and the write-back's latency).
@@ -979,30 +1113,44 @@ class Engine(wiring.Component):
             a_rd = delay(m, a[:pa_bits], lat - 1, "pool_rd_addr") if lat > 1 else a[:pa_bits]
             a_out = Signal(pa_bits, name="pool_addr")
             m.d.sync += a_out.eq(a_rd)
+            # the drained pass's flags, delayed with its codes: ``first`` where they meet the
+            # buffer, ``last`` a cycle later with the result
+            p_first = delay(m, dpool_first, lat, "pool_first")
+            p_last = delay(m, dpool_last, lat + 1, "pool_last")
             for y in range(heads * g_lanes):
                 pe_i, lane_i = divmod(y, cfg.lanes)
                 out = self._wbs[pe_i].out[lane_i]
                 buf = Memory(shape=signed(pool_bits), depth=max(2, pool_depth), init=[])
                 m.submodules[f"pool{y}"] = buf
                 rd, wr = buf.read_port(), buf.write_port()
-                old, new = rd.data, out.value
-                more = Mux(old > new, old, new)
-                if avg_n > 1:
-                    more = Mux(desc_pool_avg, old + new, more)
+                # The read misses the writes of the two requests before (the result in its
+                # register, and the one written as the read was made): overlapped passes may
+                # drain 1 or 2 cycles apart (B*p = 1 or 2, docs/design.md 15), so their codes
+                # come from the two registers when they went to the same address.
                 res = Signal(signed(pool_bits), name=f"pool{y}_res")
                 res_valid = Signal(name=f"pool{y}_valid")
                 res_addr = Signal(pa_bits, name=f"pool{y}_addr")
-                m.d.sync += [res.eq(Mux(pool_first, new, more)), res_valid.eq(out.valid),
+                res2 = Signal(signed(pool_bits), name=f"pool{y}_res2", reset_less=True)
+                res2_valid = Signal(name=f"pool{y}_valid2")
+                res2_addr = Signal(pa_bits, name=f"pool{y}_addr2", reset_less=True)
+                m.d.sync += [res2.eq(res), res2_valid.eq(res_valid), res2_addr.eq(res_addr)]
+                old = Mux(res_valid & (res_addr == a_out), res,
+                          Mux(res2_valid & (res2_addr == a_out), res2, rd.data))
+                new = out.value
+                more = Mux(old > new, old, new)
+                if avg_n > 1:
+                    more = Mux(desc_pool_avg, old + new, more)
+                m.d.sync += [res.eq(Mux(p_first, new, more)), res_valid.eq(out.valid),
                              res_addr.eq(a_out)]
                 m.d.comb += [rd.addr.eq(a_rd), wr.addr.eq(res_addr), wr.data.eq(res),
                              wr.en.eq(res_valid)]
                 value = res
                 if avg_n > 1:
                     k = (avg_n - 1).bit_length()
-                    value = Mux(desc_pool_avg & pool_last, (res + (avg_n // 2)) >> k, res)
+                    value = Mux(desc_pool_avg & p_last, (res + (avg_n // 2)) >> k, res)
                 code = Signal(signed(self._act_bits), name=f"pool{y}_code")
                 m.d.comb += code.eq(value)
-                pool_out[y] = (res_valid & pool_last, code)
+                pool_out[y] = (res_valid & p_last, code)
             lat += POOL_LATENCY
         row_d = Signal(addr_bits(self._rows))
         m.d.comb += row_d.eq((tbase + rhi)[:len(row_d)])
@@ -1011,18 +1159,21 @@ class Engine(wiring.Component):
             m.d.comb += keep_vec[y].eq(keep[y])
         # The chain's last register is the banks' write register (below): it is shared with the
         # loader, so the chain stops a stage short of it (lat >= 1: the write-back has a stage).
-        stages = [(row_d, pos, keep_vec, wgroup)]
+        # (and the set the drained layer writes, ``~dr_layer[0]``: the controller's layer may
+        # have moved on by the write)
+        stages = [(row_d, pos, keep_vec, wgroup, dr_layer[0])]
         for i in range(lat - 1):
             prev = stages[-1]
             nxt = (Signal.like(prev[0], name=f"wb_row_{i + 1}"),
                    Signal.like(prev[1], name=f"wb_pos_{i + 1}"),
                    Signal.like(prev[2], name=f"wb_keep_{i + 1}"),
-                   Signal.like(prev[3], name=f"wb_group_{i + 1}"))
-            m.d.sync += [nxt[j].eq(prev[j]) for j in range(4)]
+                   Signal.like(prev[3], name=f"wb_group_{i + 1}"),
+                   Signal(name=f"wb_src_{i + 1}"))
+            m.d.sync += [nxt[j].eq(prev[j]) for j in range(5)]
             stages.append(nxt)
-        n_row, n_pos, n_keep, n_group = stages[-1]
+        n_row, n_pos, n_keep, n_group, n_src = stages[-1]
         dst = Signal()
-        m.d.comb += dst.eq(~src)
+        m.d.comb += dst.eq(~n_src)
 
         # -- bank writes: the loader (set 0) or the write-back (set dst) -------------------------
         # The banks' write starts at flip-flops loaded a cycle before it: the row and position
@@ -1050,7 +1201,7 @@ class Engine(wiring.Component):
             ld_value.eq(self.i.payload),
             wr_row.eq(Mux(ld_next, l_row, n_row)),
             wr_pos.eq(Mux(ld_next, l_pos, n_pos)),
-            keep_set[0].eq(n_keep & src.replicate(heads * g_lanes)),
+            keep_set[0].eq(n_keep & n_src.replicate(heads * g_lanes)),
             keep_set[1].eq(n_keep & dst.replicate(heads * g_lanes)),
         ]
         group_hit = [Const(1)]

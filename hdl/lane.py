@@ -175,6 +175,14 @@ class Lane(MacWidths, wiring.Component):
         Emit the accumulator memory once as the Verilog module of this name
         (:class:`~.accumulator.Accumulator`'s ``ram_module``; :attr:`blackboxes`); by default it
         is elaborated in place.
+    acc_sets : int
+        1 (default) or 2 accumulator sets (:class:`~.accumulator.Accumulator`'s ``sets``): with
+        two, ``acc_addr``'s top bit is the set, and an op and a drain request of the other set
+        may come in one cycle (docs/design.md 15: a conv pass issues while the one before
+        drains).
+    acc_set_depths : pair of int, optional
+        With two sets: each set's accumulators, at most ``acc_depth`` (the accumulator's
+        ``set_depths``).
     multiplier : str
         The :class:`~.multiplier.Multiplier`'s style, ``"native"`` (default), ``"booth"`` or
         ``"dsp"``: the same products at the same time. ``"dsp"`` makes an FPGA design: its
@@ -260,7 +268,11 @@ class Lane(MacWidths, wiring.Component):
 
     def __init__(self, ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth, *,
                  weights=None, ks=None, images=None, rom_dir=None, external=False,
-                 acc_ram_module=None, multiplier=MULTIPLIERS[0]):
+                 acc_ram_module=None, multiplier=MULTIPLIERS[0], acc_sets=1,
+                 acc_set_depths=None):
+        if acc_sets not in (1, 2):
+            raise PermdealError(f"lane acc_sets must be 1 or 2, not {acc_sets!r}")
+        self._acc_sets = acc_sets
         if multiplier not in MULTIPLIERS:
             raise PermdealError(f"lane multiplier must be one of {', '.join(MULTIPLIERS)}, not "
                                 f"{multiplier!r}")
@@ -300,7 +312,8 @@ class Lane(MacWidths, wiring.Component):
         super().__init__(ports)
         # an FPGA design (the dsp multiplier): the accumulator's FPGA structure
         self._accumulator = Accumulator(self._acc_bits, self.product_bits, self._acc_depth,
-                                        ram_module=acc_ram_module, fpga=multiplier == "dsp")
+                                        ram_module=acc_ram_module, fpga=multiplier == "dsp",
+                                        sets=acc_sets, set_depths=acc_set_depths)
 
     # -- parameters --------------------------------------------------------------------------
 
@@ -371,8 +384,14 @@ class Lane(MacWidths, wiring.Component):
         return addr_bits(self._k_depth)
 
     @property
+    def acc_sets(self) -> int:
+        """Accumulator sets (:class:`~.accumulator.Accumulator`'s ``sets``)."""
+        return self._acc_sets
+
+    @property
     def acc_addr_bits(self) -> int:
-        return addr_bits(self._acc_depth)
+        """The accumulator address: a set's, with two sets the set as one more bit above."""
+        return addr_bits(self._acc_depth) + (self._acc_sets > 1)
 
     @property
     def op_layout(self) -> data.StructLayout:
@@ -485,7 +504,9 @@ class Lane(MacWidths, wiring.Component):
             self.acc.eq(accu.acc),
         ]
 
-        # The controller's contract: no drain request while an op needs the read port.
-        m.d.sync += Assert(~(self.drain.valid & staged.busy),
-                           "lane: drain request while an op is in the pipeline\n")
+        # The controller's contract: no drain request while an op needs the read port (with two
+        # sets: of the same set, which the accumulator asserts).
+        if self._acc_sets == 1:
+            m.d.sync += Assert(~(self.drain.valid & staged.busy),
+                               "lane: drain request while an op is in the pipeline\n")
         return m

@@ -92,6 +92,9 @@ class PE(wiring.Component):
         (:class:`Lane`).
     multiplier : str
         Every lane's multiplier style (:class:`Lane`), ``"native"`` or ``"booth"``.
+    acc_sets : int
+        Every lane's accumulator sets (:class:`Lane`'s ``acc_sets`` and ``acc_set_depths``; external
+        memories only).
 
     Members
     -------
@@ -121,7 +124,7 @@ class PE(wiring.Component):
 
     def __init__(self, lanes, ps, act_bits, weight_bits, acc_bits, w_depth, k_depth, acc_depth,
                  *, contents=None, images=None, rom_dir=None, external=False, lane_module=None,
-                 acc_ram_module=None, multiplier="native"):
+                 acc_ram_module=None, multiplier="native", acc_sets=1, acc_set_depths=None):
         self._lanes = integer(lanes, "PE lanes", 1)
         self._multiplier = multiplier
         self._lane_boxes = []
@@ -132,11 +135,12 @@ class PE(wiring.Component):
                 raise PermdealError("an external-memory PE takes no contents or images (its "
                                     "lanes' memories live outside it)")
             if lane_module is None:
-                self._lane_list = [Lane(*params, external=True, multiplier=multiplier)
+                self._lane_list = [Lane(*params, external=True, multiplier=multiplier,
+                                        acc_sets=acc_sets, acc_set_depths=acc_set_depths)
                                    for _ in range(self._lanes)]
             else:
                 proto = Lane(*params, external=True, acc_ram_module=acc_ram_module,
-                             multiplier=multiplier)
+                             multiplier=multiplier, acc_sets=acc_sets, acc_set_depths=acc_set_depths)
                 self._lane_list = [proto] * self._lanes
                 self._lane_boxes = [Blackbox(proto, lane_module) for _ in range(self._lanes)]
         elif images is not None:
@@ -231,7 +235,7 @@ class PE(wiring.Component):
 
 
 #: Read-only properties of the PE that are its lanes' (parameters, widths, layouts, latencies).
-SHARED = ("ps", "act_bits", "weight_bits", "acc_bits", "w_depth", "k_depth", "acc_depth",
+SHARED = ("ps", "act_bits", "weight_bits", "acc_bits", "w_depth", "k_depth", "acc_depth", "acc_sets",
           "latency", "drain_latency", "product_bits", "index_width", "sel_bits", "w_addr_bits",
           "k_addr_bits", "acc_addr_bits", "op_layout", "drain_layout", "acc_layout", "rom_layout",
           "external")

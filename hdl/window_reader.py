@@ -69,6 +69,10 @@ class WindowReader(wiring.Component):
         lies behind port ``b mod m`` (:attr:`port`), in that port's bank ``(b div m) mod NL``
         from row ``(b div (m*NL)) * S`` (a lane group of a layer with fewer groups than the
         engine, docs/design.md 4.2).
+    gated : bool
+        Whether a read waits for its row to be written (``rows_ok``, ``rows_all``; default
+        False; not with ``walks``): the engine's hidden drain, whose next layer reads a block
+        only once the drain wrote it (docs/design.md 9).
     walks : sequence of ``golden.conv_walk.ConvWalk``
         Conv walks the reader makes besides the FC walk (default none; docs/design.md 15): a
         :class:`.patch_walker.PatchWalker` of the reader's ``banks``, ``width``, ``rows`` and
@@ -108,6 +112,10 @@ class WindowReader(wiring.Component):
     done : ``Out(1)``
         High for one cycle, the cycle after the last of the layer's windows left the reader:
         accepted on ``o`` or dropped (with no live word in the layer, after the last drop).
+    rows_ok, rows_all : ``In(row_bits + 1)``, ``In(1)``
+        With ``gated`` only: the next window may be read this cycle when its row is below
+        ``rows_ok`` or ``rows_all`` is high (every row written); else the read waits (``start``
+        is still taken).
     conv : ``In(1)``
         With walks only. 1: a ``start`` makes one pass of a conv walk, the current output
         pixel's windows (``ConvWalk.windows``: ``base`` the patch index, ``mask`` the real words
@@ -148,7 +156,8 @@ class WindowReader(wiring.Component):
     is); ``rst`` returns the walker to a walk's first window too.
     """
 
-    def __init__(self, banks, width, act_bits, rows, index_bits, p_prevs, spans=1, walks=()):
+    def __init__(self, banks, width, act_bits, rows, index_bits, p_prevs, spans=1, walks=(),
+                 gated=False):
         self._banks = integer(banks, "window reader banks", 1)
         self._width = integer(width, "window reader width", 1)
         self._act_bits = integer(act_bits, "window reader act_bits", 2, MAX_BITS)
@@ -179,6 +188,11 @@ class WindowReader(wiring.Component):
                                 f"{walks!r}")
         self._walks = (check_walks(self._banks, self._width, self._rows, self._index_bits,
                                    walks) if walks else ())
+        if not isinstance(gated, bool):
+            raise PermdealError(f"window reader gated must be True or False, not {gated!r}")
+        if gated and self._walks:
+            raise PermdealError("a gated window reader takes no conv walks")
+        self._gated = gated
         d = self._width
         # Per p_prev: S = ceil(p / D) windows per block, and the last window's size L in [1, D].
         self._tables = tuple((-(-p // d), p - (-(-p // d) - 1) * d) for p in ps)
@@ -196,6 +210,9 @@ class WindowReader(wiring.Component):
         })
         if self.port_bits:
             ports["port"] = Out(self.port_bits)
+        if gated:
+            ports["rows_ok"] = In(self.row_bits + 1)
+            ports["rows_all"] = In(1)
         if self._walks:
             ports["conv"] = In(1)
             if self.walk_sel_bits:
@@ -349,7 +366,13 @@ class WindowReader(wiring.Component):
         s_last = Signal()  # s == S - 1
         last_block = Signal()  # bleft <= p_prev: no real input past the block
         going = Signal()
-        m.d.comb += going.eq(self.start | active)
+        if self._gated:
+            # (``row`` is the next window's, a register: a compare of registers)
+            may = Signal()
+            m.d.comb += [may.eq(self.rows_all | (row < self.rows_ok)),
+                         going.eq((self.start | active) & may)]
+        else:
+            m.d.comb += going.eq(self.start | active)
 
         # The layer's constants of its block size, selected by ``sel``: as registers, loaded in
         # every cycle (``sel`` is held from the cycle before ``start``, so they hold the layer's

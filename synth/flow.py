@@ -208,7 +208,8 @@ def _asic(hier, design, engine, opts, work):
     boxes = hier.blackboxes()
     want = Counter()  # the netlist holds what the engine says it does
     for kind in allmem["kinds"].values():
-        want[kind["module"]] += kind["instances"]
+        for module, count in kind.get("modules", {kind["module"]: kind["instances"]}).items():
+            want[module] += count
     for module, count in want.items():
         if boxes[module] != count:
             raise PermdealError(f"the netlist has {boxes[module]} instances of {module}, the "

@@ -191,13 +191,26 @@ KINDS = (*MEMORIES, "accumulator", "activation bank")
 
 def memory_kinds(engine: Engine) -> dict[str, dict]:
     """Every memory kind of ``engine``: its module, ``width``, ``depth``, ``instances`` (and a
-    RAM's ``granularity``), in :data:`KINDS` order."""
+    RAM's ``granularity`` and ``modules``, ``{module: instances}``: a lane's accumulator sets of
+    two depths are two modules, counted as one memory of both depths), in :data:`KINDS`
+    order."""
     out = {mem: {"module": ROM_MODULE, "width": width, "depth": depth,
                  "instances": engine.rom_instances[mem]}
            for mem, (width, depth) in engine.lane_memories.items()}
     for module, r in engine.ram_memories.items():
+        if r["kind"] in out:
+            # a second module of a kind (a lane's accumulator sets of two depths): counted as
+            # one memory a lane of both depths
+            k = out[r["kind"]]
+            if (k["width"], k["instances"]) != (r["width"], r["instances"]):
+                raise PermdealError(f"{r['kind']}: modules {k['module']} and {module} differ in "
+                                    f"width or count")
+            k["modules"][module] = r["instances"]
+            k["depth"] += r["depth"]
+            continue
         out[r["kind"]] = {"module": module, "width": r["width"], "depth": r["depth"],
-                          "granularity": r["granularity"], "instances": r["instances"]}
+                          "granularity": r["granularity"], "instances": r["instances"],
+                          "modules": {module: r["instances"]}}
     return {kind: out[kind] for kind in KINDS}
 
 

@@ -103,10 +103,13 @@ def test_walk_refuses_a_pixel_of_partial_blocks():
 
 def test_conv_layer_is_one_fc_pass_per_pixel():
     """With whole windows (``q = C' = D``) and no padding, each pixel's windows are those of an FC
-    layer whose input is the pixel's patch (``im2col``) in blocks of ``D``: the conv layer's
-    cycles are the sum of ``layer_cycles`` over the pixels."""
+    layer whose input is the pixel's patch (``im2col``) in blocks of ``D``: pixel ``k``'s pass
+    gives ``F_k`` and ``D0_k`` (``pass_times``, ``D0`` = ``layer_cycles``' issue); the next pass
+    starts in ``S_{k+1} = max(S_k + F_k, DS_{k-1} + B*p)`` and this one drains from ``DS_k =
+    max(S_k + D0_k, S_{k+1})`` (docs/design.md 15); the layer ends ``B*p + 4`` after the last
+    drain's start."""
     from permdeal.golden.conv_walk import conv_layer_cycles
-    from permdeal.golden.cycles import EngineConfig, layer_cycles
+    from permdeal.golden.cycles import EngineConfig, layer_cycles, pass_times, window_nnz
     rng = np.random.default_rng(3)
     print("seed 3")
     shape = ConvShape((8, 5, 4), 12, (2, 3), (1, 1))
@@ -116,9 +119,52 @@ def test_conv_layer_is_one_fc_pass_per_pixel():
     got = conv_layer_cycles(fmap, walk, 3, 4, cfg)
     patches = im2col(shape, fmap.reshape(1, -1), 4)[0]
     passes = [layer_cycles(patch, 3, 4, cfg, 8) for patch in patches]
-    assert got.issue == sum(c.issue for c in passes)
-    assert got.writeback == sum(c.writeback for c in passes)
+    times = [pass_times(window_nnz(patch, 8, 8), 1, cfg) for patch in patches]
+    assert [d0 for _, d0 in times] == [c.issue for c in passes]
+    bp = 1 * 4     # B = ceil(3 / 4) = 1, p = 4
+    start, ds = 0, None
+    for free, d0 in times:
+        nxt = start + free if ds is None else max(start + free, ds + bp)
+        ds, start = max(start + d0, nxt), nxt
+    assert got.issue == ds
+    assert got.writeback == passes[0].writeback == bp + 4
+    assert got.total == ds + bp + 4
+    # overlapped: less than the passes one after the other, by at least every drain but the last
+    assert got.total <= sum(c.total for c in passes) - (len(passes) - 1) * (bp + 4)
     assert got.nnz == int((patches != 0).sum())
+
+
+def test_conv_issue_done_before_the_ops_settle():
+    """One non-zero a pixel, B = 1 (1 PE x 1 lane: RL = 4, L = 6): a pass's pair in 5, its op in
+    8; the next pass may start in 8 + 2 = 10, while the op reaches the accumulators; the drain
+    starts in 8 + 6 = 14 (one request, B*p = 1); three pixels: S = 0, 10, 20; DS = 14, 24, 34;
+    the layer ends 34 + 1 + 4 = 39 (one after the other, drains hidden or not: 3 * 14 + 5 = 47
+    with the drain hidden behind the next pass, 3 * 19 = 57 without)."""
+    from permdeal.golden.conv_walk import conv_layer_cycles
+    from permdeal.golden.cycles import EngineConfig, pass_times
+    shape = ConvShape((8, 1, 3), 1, (1, 1))     # 3 pixels of one window each
+    fmap = np.zeros((8, 1, 3), np.int64)
+    fmap[0] = 1
+    cfg = EngineConfig(1, 1)
+    assert pass_times(np.array([1]), 1, cfg) == (10, 14)
+    got = conv_layer_cycles(fmap, ConvWalk(shape, 8, 8), 1, 1, cfg)
+    assert (got.issue, got.total) == (34, 39)
+
+
+def test_conv_drain_waits_for_the_drain_before():
+    """A drain longer than the next pass's issue: the next pass waits for it (it takes that
+    drain's set), the drains go back to back, ``B*p`` apart."""
+    from permdeal.golden.conv_walk import conv_layer_cycles
+    from permdeal.golden.cycles import EngineConfig, pass_times
+    shape = ConvShape((8, 1, 3), 8, (1, 1))     # 3 pixels of one window each
+    fmap = np.zeros((8, 1, 3), np.int64)
+    cfg = EngineConfig(1, 1)
+    walk = ConvWalk(shape, 8, 8)
+    got = conv_layer_cycles(fmap, walk, 8, 4, cfg)   # B = 8, B*p = 32
+    # an empty window: W + RL = 1 + 4, the issue path done then too
+    assert pass_times(np.zeros(1, np.int64), 8, cfg) == (5, 5)
+    # S = 0, 5, 37; DS = 5, 37, 69 (S_2 waits for drain 0's 32 requests, 5 .. 36)
+    assert got.issue == 69 and got.total == 69 + 32 + 4
 
 
 def test_engine_walks_refuse_what_the_engine_does_not_run():

@@ -36,14 +36,15 @@ def ref_bank_latency(total_lanes):
     return 2 + math.ceil(levels / 4)
 
 
-def ref_drain_start(z, b, settle, read_latency=4):
+def ref_drain_start(z, b, settle, read_latency=4, avail=None):
     """D0 by stepping the engine's handshakes cycle by cycle (golden/cycles.py's steps 1-3):
     the reader reads a window a cycle while its buffer (``read_latency + 1`` windows, the reads
     in flight counted) has room; a read's word arrives ``read_latency - 1`` cycles later, where an
     empty window is dropped (its place free from the next cycle) and one with pairs enters the
     buffer, offered from the next cycle; the issuer's slot counter shows slot t of a pair taken
     in P in cycle P + 1 + t, its op goes out 2 cycles later, and draining starts ``settle``
-    cycles after the last op, or 2 cycles after the last window left the reader."""
+    cycles after the last op, or 2 cycles after the last window left the reader. ``avail``: the
+    first cycle each window may be read (its block written by the drain before), or None."""
     w_count, room = len(z), read_latency + 1
     reads, held, arrivals = 0, 0, {}    # windows read; held + in flight; cycle -> window
     fifo = []                           # windows with pairs in the buffer: (offered from, z)
@@ -76,15 +77,18 @@ def ref_drain_start(z, b, settle, read_latency=4):
                 fifo.append((cyc + 1, z[w]))
             else:
                 last_leave, left, change = cyc, left + 1, change - 1
-        if reads < w_count and held < room:
+        if reads < w_count and held < room and (avail is None or cyc >= avail[reads]):
             arrivals[cyc + read_latency - 1] = reads
             reads, change = reads + 1, change + 1
         held += change
         cyc += 1
 
 
-def ref_layer(x, block_rows, p, n_pe, lanes, sw, in_block=None):
-    """The model by hand: windows cut by loops, D0 by stepping; returns every figure."""
+def ref_layer(x, block_rows, p, n_pe, lanes, sw, in_block=None, behind=None, last=True):
+    """The model by hand: windows cut by loops, D0 by stepping; returns every figure.
+    ``behind``: the B*p of the layer before whose drain this layer starts with (docs/design.md
+    9, "Hidden drain"); ``last``: whether the output phase follows (else the next layer starts
+    with this layer's drain)."""
     nl = n_pe * lanes
     b = ref_slots(block_rows, nl)
     in_block = in_block or sw
@@ -93,8 +97,15 @@ def ref_layer(x, block_rows, p, n_pe, lanes, sw, in_block=None):
         for w0 in range(blk, blk + in_block, sw):
             z.append(sum(1 for v in x[w0:min(w0 + sw, blk + in_block)] if v != 0))
     nnz = sum(z)
-    issue = ref_drain_start(z, b, ref_op_to_drain(n_pe), ref_bank_latency(nl) + 1)
+    avail = None
+    if behind is not None:   # window w's block J is in the bank from (J div NL + 1)*q + 4 on
+        per_block = -(-in_block // sw)
+        avail = [((w // per_block) // nl + 1) * in_block + 4 for w in range(len(z))]
+    issue = ref_drain_start(z, b, ref_op_to_drain(n_pe), ref_bank_latency(nl) + 1, avail)
+    if behind is not None:
+        issue = max(issue, behind)   # the drain before has the write-back until then
     wb = b * p + 4  # drain read and register, the write-back's two stages, the bank write
+    wb = wb if last else 0
     total = issue + wb
     return dict(nnz=nnz, slots=b, issue=issue, writeback=wb, total=total, ideal=nnz * b,
                 utilization=Fraction(nnz * block_rows, nl * total))
@@ -324,7 +335,18 @@ def test_model_cycles(seed):
     assert len(ic.layers) == 3
     for i, (a, layer, lc) in enumerate(zip(acts, model.layers, ic.layers)):
         mb = -(-layer.shape[0] // ps[i])
-        want = ref_layer(a, mb, ps[i], cfg.n_pe, cfg.lanes, 4, in_block=4 if i == 0 else ps[i - 1])
+        # one lane group and a layer but the last with B > 1: every layer but the first starts
+        # with the drain before
+        nl = cfg.n_pe * cfg.lanes
+        hidden = any(ref_slots(-(-l.shape[0] // q), nl) > 1
+                     for l, q in zip(model.layers[:-1], ps))
+        behind = None
+        if i > 0 and hidden:
+            mb_prev = -(-model.layers[i - 1].shape[0] // ps[i - 1])
+            behind = ref_slots(mb_prev, cfg.n_pe * cfg.lanes) * ps[i - 1]
+        want = ref_layer(a, mb, ps[i], cfg.n_pe, cfg.lanes, 4,
+                         in_block=4 if i == 0 else ps[i - 1], behind=behind,
+                         last=i == 2 or not hidden)
         check(lc, want, f"seed {seed}: layer {i}")
     assert ic.compute == sum(lc.total for lc in ic.layers)
     assert ic.total == sizes[0] + ic.compute + sizes[-1] + out_latency

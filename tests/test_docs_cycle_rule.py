@@ -55,8 +55,10 @@ def doc_rl(nl):
     return 1 + 1 + math.ceil(levels / 4) + 1
 
 
-def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None):
-    """Section 9, one layer: returns (nnz, B, D0, T)."""
+def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None, behind=False, issued=False):
+    """Section 9, one layer: returns (nnz, B, D0, T). ``behind``: the layer starts with the
+    previous layer's drain ("Hidden drain": window w of block J = w div ceil(q/D) is read no
+    earlier than (J div NL + 1)*q + 4)."""
     q = D if q is None else q
     B = math.ceil(m_blocks / (n_pe * lanes))
     RL = doc_rl(n_pe * lanes)
@@ -70,6 +72,9 @@ def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None):
         read = 0 if w == 0 else reads[-1] + 1
         if w >= RL + 1:  # the buffer holds RL + 1 windows: wait for the (w - RL)-th leave
             read = max(read, sorted(leaves)[w - RL - 1] + 1)
+        if behind:       # the block is in the bank 5 cycles after its slot's last drain request
+            J = w // math.ceil(q / D)
+            read = max(read, (J // (n_pe * lanes) + 1) * q + 4)
         reads.append(read)
         if zw == 0:
             leaves.append(read + RL - 1)     # an empty window is dropped as its word arrives
@@ -86,7 +91,19 @@ def doc_layer(x, m_blocks, p, n_pe, lanes, D, q=None):
     d0 = last_leave + 2 if last_op is None else max(last_op + doc_settle(n_pe), last_leave + 2)
     last_drain = d0 + B * p - 1
     next_start = last_drain + 5          # read, its register, two write-back stages, bank write
+    if issued:   # section 15: F = max(op_last + 2, E + 2), E + 2 without an operation
+        return last_leave + 2 if last_op is None else max(last_op + 2, last_leave + 2), d0
     return sum(z), B, d0, next_start
+
+
+def doc_conv_passes(times, Bp):
+    """Section 15, "Cycles": passes of (F_k, D0_k); S_{k+1} = max(S_k + F_k, DS_{k-1} + B*p),
+    DS_k = max(S_k + D0_k, S_{k+1}); the layer takes DS_last + B*p + 4."""
+    S, DS = 0, None
+    for F, D0 in times:
+        nxt = S + F if DS is None else max(S + F, DS + Bp)
+        DS, S = max(S + D0, nxt), nxt
+    return DS + Bp + 4
 
 
 def doc_grouped_layer(x, m_blocks, p, n_pe, lanes, D, K):
@@ -130,11 +147,22 @@ def doc_layer_groups(x, m_blocks, p, n_pe, lanes, D, K, K_l, q=None):
 
 
 def doc_inference(acts, layers, n_pe, lanes, D):
-    """Section 9, a whole inference: load n, every layer, then m outputs from RL cycles on."""
-    per_layer, q = [], None
-    for x, (m_blocks, p) in zip(acts, layers):
-        per_layer.append(doc_layer(x, m_blocks, p, n_pe, lanes, D, q))
-        q = p
+    """Section 9, a whole inference: load n, every layer, then m outputs from RL cycles on. One
+    lane group and a layer but the last with B > 1: "Hidden drain", every layer but the first
+    starts with the drain before (per layer (nnz, B, DS, T))."""
+    per_layer, q, prev_drain = [], None, None
+    # hidden when a layer but the last has B > 1
+    hidden = any(math.ceil(mb / (n_pe * lanes)) > 1 for mb, _ in layers[:-1])
+    for i, (x, (m_blocks, p)) in enumerate(zip(acts, layers)):
+        nnz, B, d0, t = doc_layer(x, m_blocks, p, n_pe, lanes, D, q, behind=hidden and i > 0)
+        if not hidden:
+            per_layer.append((nnz, B, d0, t))
+            q = p
+            continue
+        ds = d0 if prev_drain is None else max(d0, prev_drain)
+        last = i == len(layers) - 1
+        per_layer.append((nnz, B, ds, ds + B * p + 4 if last else ds))
+        q, prev_drain = p, B * p
     n, m = len(acts[0]), len(acts[-1])
     return per_layer, n + sum(t for *_, t in per_layer) + m + doc_rl(n_pe * lanes)
 
@@ -295,6 +323,42 @@ def test_empty_window_example_of_section_9():
     assert doc_layer(x, 1, 1, 1, 1, 4) == (5, 1, 18, 23)
     got = layer_cycles(np.array(x), 1, 1, EngineConfig(1, 1, scan_width=4))
     assert (got.nnz, got.slots, got.issue, got.total) == (5, 1, 18, 23)
+
+
+def test_conv_example_of_section_15():
+    """Section 15's example: (F, D0) = (15, 20), (4, 9), (25, 30), B*p = 12: T_layer = 78."""
+    assert doc_conv_passes([(15, 20), (4, 9), (25, 30)], 12) == 78
+
+
+@pytest.mark.parametrize("seed", [31, 32, 33])
+def test_conv_rule_matches_golden(seed):
+    """Section 15 from the text on a conv layer whose patches are whole windows (q = C' = D, no
+    padding: each pixel's windows are an FC input's in blocks of D), against conv_layer_cycles."""
+    from permdeal.golden.conv import ConvShape, im2col
+    from permdeal.golden.conv_walk import ConvWalk, conv_layer_cycles
+    rng = np.random.default_rng(seed)
+    n_pe, lanes, D, m_blocks, p = [(2, 2, 8, 3, 4), (1, 1, 4, 2, 1), (3, 1, 4, 5, 2)][seed - 31]
+    shape = ConvShape((D, 4, 4), m_blocks * p, (2, 2), (1, 1))
+    fmap = rng.integers(1, 3, (D, 4, 4)) * (rng.random((D, 4, 4)) < [0.4, 0.1, 0.7][seed - 31])
+    patches = im2col(shape, fmap.reshape(1, -1), p)[0]
+    times = [doc_layer(list(x), m_blocks, p, n_pe, lanes, D, issued=True) for x in patches]
+    B = math.ceil(m_blocks / (n_pe * lanes))
+    got = conv_layer_cycles(fmap, ConvWalk(shape, D, D), m_blocks, p,
+                            EngineConfig(n_pe, lanes, scan_width=D))
+    assert got.total == doc_conv_passes(times, B * p), f"seed {seed}"
+
+
+def test_hidden_drain_example_of_section_9():
+    """Section 9's "Hidden drain" example: layer 0 D0 = 19, layer 1 reads in 6 and 8, DS = 23,
+    compute 19 + 29 = 48 (49 without)."""
+    cfg = EngineConfig(1, 1, scan_width=4)
+    assert doc_layer([1, 2, 0, 3], 2, 2, 1, 1, 4)[2] == 19
+    assert doc_layer([5, 0, 6, 7], 1, 2, 1, 1, 4, q=2, behind=True)[2] == 23
+    first = layer_cycles(np.array([1, 2, 0, 3]), 2, 2, cfg, last=False)
+    second = layer_cycles(np.array([5, 0, 6, 7]), 1, 2, cfg, 2, behind=4)
+    assert (first.issue, first.total, second.issue, second.total) == (19, 19, 23, 29)
+    assert layer_cycles(np.array([1, 2, 0, 3]), 2, 2, cfg).total + \
+        layer_cycles(np.array([5, 0, 6, 7]), 1, 2, cfg, 2).total == 49
 
 
 def test_worked_example_of_section_9():

@@ -52,8 +52,17 @@ def net_cnn_avg(r):
              fc_layer(r, "fc1", 7, 4), fc_layer(r, "fc2", 3, 7)], [2, 2, 2, 3])
 
 
+def net_cnn_1x1(r):
+    """conv 1x1 1->4 (p = 1, one word a pixel: one window a pass) + max pool 2x2 (6x6 -> 3x3),
+    FC 36 -> 5: on 2 PEs x 2 lanes B*p = 1, so the overlapped passes drain as close as a cycle
+    apart (a pass of one op, then one of an all-zero pixel) and the pool stage forwards its
+    codes (docs/design.md 15)."""
+    c1 = ConvShape((1, 6, 6), 4, (1, 1))
+    return [conv_layer(r, "c1", c1, Pool("max", (2, 2), (2, 2))), fc_layer(r, "fc", 5, 36)], [1, 2]
+
+
 #: name: (seed, network, n_pe, lanes, scan width)
-CASES = {"cnn-max-2x2": (21, net_cnn_max, 2, 2, 4)}
+CASES = {"cnn-max-2x2": (21, net_cnn_max, 2, 2, 4), "cnn-1x1-pool": (23, net_cnn_1x1, 2, 2, 4)}
 #: Icarus only.
 ICARUS_CASES = {"cnn-avg-1x3": (22, net_cnn_avg, 1, 3, 3)}
 

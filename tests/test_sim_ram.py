@@ -136,8 +136,14 @@ def test_geometry_storage_counts_every_bit():
     assert store["bias"]["stored_bits"] == sum(b * p for b, p in zip(slots, ps)) * nl \
         * widths["bias"]
     acc_depth = max(b * p for b, p in zip(slots, ps))
-    assert store["accumulator"]["useful_bits"] == 17 * geom.acc_bits
-    assert store["accumulator"]["stored_bits"] == max(2, acc_depth) * nl * geom.acc_bits
+    # two sets (one lane group, three layers: the drain hidden, docs/design.md 9): two
+    # consecutive layers' sums at once, 17 + 12
+    # (the sets by the layers' parity: set 0 the largest B*p of layers 0 and 2, set 1 layer 1's)
+    assert geom.acc_sets == 2
+    sizes_bp = [b * p for b, p in zip(slots, ps)]
+    assert geom.acc_set_depths == (max(sizes_bp[0::2]), sizes_bp[1]) == (acc_depth, 4)
+    assert store["accumulator"]["useful_bits"] == (17 + 12) * geom.acc_bits
+    assert store["accumulator"]["stored_bits"] == (acc_depth + 4) * nl * geom.acc_bits
     in_blocks = -(-20 // sw)
     rows = max([-(-in_blocks // nl)] + [b * -(-p // sw) for b, p in zip(slots, ps)])
     # set 0 holds the input (20) and layer 2's outputs (12), set 1 layers 1 and 3's (17, 9)
@@ -145,8 +151,12 @@ def test_geometry_storage_counts_every_bit():
     # (each activation stored with its non-zero flag)
     assert store["activation bank"]["stored_bits"] == (2 * nl * max(2, rows) * sw
                                                        * (geom.act_bits + 1))
-    for kind, r in dut.ram_memories.items():
-        assert store[r["kind"]]["stored_bits"] == r["width"] * r["depth"] * r["instances"], kind
+    bits = {}
+    for r in dut.ram_memories.values():   # (the accumulator: two modules, the sets' depths)
+        bits[r["kind"]] = bits.get(r["kind"], 0) + r["width"] * r["depth"] * r["instances"]
+    assert set(bits) == {"accumulator", "activation bank"}
+    for kind, n in bits.items():
+        assert store[kind]["stored_bits"] == n, kind
 
 
 @pytest.mark.sim

@@ -13,7 +13,7 @@ from permdeal.golden.cycles import EngineConfig
 from permdeal.golden.geometry import layer_placements
 from permdeal.hdl.rom import ROM_SOURCE
 from permdeal.synth import designs, ecp5, flow, memory, scripts, sta, tools
-from permdeal.synth.stats import breakdown, read_stat
+from permdeal.synth.stats import BREAKDOWN, breakdown, read_stat
 from permdeal.synth.sweep import parse_sweep
 
 # A small engine: 1 PE x 2 lanes, one 16x16 layer at p = 4 (weights 16 bits, k 2 bits, bias 16).
@@ -75,6 +75,9 @@ def test_breakdown_sorts_modules_by_function(tmp_path):
     got = breakdown(h, "e_pe", "e_pe_wb", "area")
     assert got == {"multipliers": 2.0, "accumulators": 2.0, "index logic": 2.0,
                    "lane pipeline": 0.0, "write-back": 1.0, "control": 1.0}
+    # two accumulator sets: the sets' modules below the accumulator are accumulators too
+    assert [name for name, rx in BREAKDOWN if rx.search("e_lane.accumulator.set1")] == \
+        ["accumulators"]
 
 
 # -- options, models and errors --------------------------------------------------------------------

@@ -97,15 +97,22 @@ def memory_energy(act: Activity, instances: dict[str, tuple[str, str]], subject:
                                          gates.CLOCK) for b in range(en_bits)) / max(1, en_bits)
         pj = round(energy_model.access_pj(width, depth), 4)
         k = kinds.setdefault(kind, {"width": width, "depth": depth, "instances": 0,
-                                    "reads": 0.0, "writes": 0.0, "pj_per_access": pj})
-        if (k["width"], k["depth"]) != (width, depth):
+                                    "reads": 0.0, "writes": 0.0, "pj_per_access": pj,
+                                    "energy_pj": 0.0})
+        if k["width"] != width:
             raise PermdealError(f"memory kind {kind!r}: instances of {k['width']} x "
                                 f"{k['depth']} and {width} x {depth} bits")
+        if k["depth"] != depth:
+            # a lane's accumulator sets of two depths (docs/design.md 15): each instance's
+            # accesses at its own price; the kind shows the deepest and the mean price
+            k["depth"], k["mixed"] = max(k["depth"], depth), True
         k["instances"] += 1
         k["reads"] += reads
         k["writes"] += writes
+        k["energy_pj"] += (reads + writes) * pj
     for k in kinds.values():
-        k["energy_pj"] = (k["reads"] + k["writes"]) * k["pj_per_access"]
+        if k.pop("mixed", False) and k["reads"] + k["writes"]:
+            k["pj_per_access"] = round(k["energy_pj"] / (k["reads"] + k["writes"]), 4)
     return kinds
 
 
