@@ -312,13 +312,19 @@ def run(output: str | Path, seed: int = 0, p: int = 4, pes: int = 4, lanes: int 
     print(f"\nwrote {output}/ in {time.perf_counter() - t0:.1f} s")
     print(f"report: {Path(output) / demo_report.REPORT_MD} (and {demo_report.REPORT_HTML}, "
           "with plots beside it)")
+    return _rtl_status(output, [("PD engine", figures["rtl"], "rtl"),
+                                ("SmartDeal engine", figures["smartdeal"].get("rtl", {}),
+                                 "smartdeal_rtl")])
+
+
+def _rtl_status(output, runs) -> int:
+    """The demo's exit status from its RTL runs ``(what, figures of _run_rtl, folder)``: 1, with
+    a line on stderr for each, when one differs from the golden or the cycle model."""
     status = 0
-    for what, rtl, folder in [("PD engine", figures["rtl"], "rtl"),
-                              ("SmartDeal engine", figures["smartdeal"].get("rtl", {}),
-                               "smartdeal_rtl")]:
+    for what, rtl, folder in runs:
         if "golden_match" in rtl and not (rtl["golden_match"] and rtl["cycles_match_model"]):
             print(f"permdeal demo: error: the {what}'s RTL differs from the golden model (first "
-                  f"mismatch: {rtl['first_mismatches']}); see "
+                  f"mismatch: {rtl.get('first_mismatches')}); see "
                   f"{Path(output) / folder / 'report.json'}", file=sys.stderr)
             status = 1
     return status

@@ -11,7 +11,6 @@ output against the golden model and cycle for cycle against the cycle models.
 """
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from permdeal.tables import table
 from permdeal.verif.sim import simulate
 from permdeal.verif.smartdeal_engine_sim import simulate_design as simulate_sd
 
-from .demo import _run_rtl, _step
+from .demo import _rtl_status, _run_rtl, _step
 
 #: Block sizes of the PD network, per layer (the one-channel first layer dense).
 P = (1, 4, 4)
@@ -101,15 +100,9 @@ def run(output: str | Path, seed: int = 0, pes: int = 4, lanes: int = 2,
     print()
     print(table(["figure", "value"], summary_rows(figures), aligns="ll"))
     print(f"\nwrote {output}/ in {time.perf_counter() - t0:.1f} s")
-    status = 0
-    for what, rtl, folder in (("PD", figures["rtl"], "rtl"),
-                              ("SmartDeal", figures["smartdeal"]["rtl"], "smartdeal_rtl")):
-        if "golden_match" in rtl and not (rtl["golden_match"] and rtl["cycles_match_model"]):
-            print(f"permdeal demo: error: the {what} engine's RTL differs from the golden model "
-                  f"(first mismatch: {rtl.get('first_mismatches')}); see "
-                  f"{Path(output) / folder / 'report.json'}", file=sys.stderr)
-            status = 1
-    return status
+    return _rtl_status(output, [("PD engine", figures["rtl"], "rtl"),
+                                ("SmartDeal engine", figures["smartdeal"]["rtl"],
+                                 "smartdeal_rtl")])
 
 
 def summary_rows(f: dict) -> list[list[str]]:
