@@ -51,7 +51,7 @@ lint: venv
 
 # --dist loadgroup: the tests marked xdist_group("dask") share one xdist worker (and one cluster).
 test: lint
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup --durations=30
 
 demo: venv
 	$(BIN)/permdeal demo

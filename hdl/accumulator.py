@@ -10,7 +10,7 @@ memory, docs/design.md 8).
 
 from typing import Any
 
-from amaranth.hdl import Assert, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Assert, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,7 +18,8 @@ from permdeal.checks import integer
 from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_ACC_BITS
 
-from .ram import RamUser
+from .blackbox import Blackbox
+from .ram import Ram, RamUser
 from .rom import addr_bits
 
 __all__ = ["DRAIN_LATENCY", "VALUE_DELAY", "Accumulator"]
@@ -47,7 +48,8 @@ class Accumulator(RamUser, wiring.Component):
         1 (default) or 2: two sets of ``depth`` accumulators, each in a memory of its own (so an
         add to one and a drain of the other may come in one cycle), the address one bit wider,
         its top bit the set (docs/design.md 15: a conv pass issues into one while the one before
-        drains the other). The same timing a set.
+        drains the other). The same timing a set; the sets share the adder and its forwarding
+        registers, the drains taking a path of their own through the stages.
     set_depths : pair of int, optional
         With two sets: each set's accumulators, at most ``depth`` (default ``depth`` both; an FC
         network's layers use the set of their parity, docs/design.md 9); a set's memory of
@@ -130,20 +132,25 @@ class Accumulator(RamUser, wiring.Component):
                                        for d in depths):
                 raise PermdealError(f"accumulator set_depths must be two depths of at most "
                                     f"{self._depth}, not {set_depths!r}")
-            self._set_list = [
-                Accumulator(acc_bits, value_bits, d, fpga=fpga,
-                            ram_module=ram_module if ram_module is None
-                            or max(2, d) == max(2, self._depth) else f"{ram_module}_set{i}")
+            self._set_depths = depths
+            self._set_boxes = [
+                None if ram_module is None else Blackbox(
+                    Ram(*self._set_shape(d)),
+                    ram_module if max(2, d) == max(2, self._depth) else f"{ram_module}_set{i}")
                 for i, d in enumerate(depths)]
         if sets == 1 and set_depths is not None:
             raise PermdealError("accumulator set_depths need two sets")
         super().__init__({"add": In(self.add_layout), "value": In(signed(self._value_bits)),
                           "drain": In(self.drain_layout), "acc": Out(self.acc_layout)})
 
+    def _set_shape(self, depth: int) -> tuple[int, int, int]:
+        """``(width, depth, granularity)`` of a memory of ``depth`` accumulators."""
+        return self._acc_bits, max(2, depth), self._acc_bits
+
     @property
     def set_depths(self) -> tuple[int, ...]:
         """Accumulators of each set."""
-        return tuple(acc.depth for acc in self._set_list) if self._sets > 1 else (self._depth,)
+        return self._set_depths if self._sets > 1 else (self._depth,)
 
     @property
     def sets(self) -> int:
@@ -157,7 +164,7 @@ class Accumulator(RamUser, wiring.Component):
         ``ram_module``, else none."""
         if self._sets == 1:
             return RamUser.blackboxes.fget(self)
-        return tuple(b for acc in self._set_list for b in acc.blackboxes)
+        return tuple(b for b in self._set_boxes if b is not None)
 
     @property
     def fpga(self) -> bool:
@@ -186,7 +193,7 @@ class Accumulator(RamUser, wiring.Component):
     def ram_shape(self) -> tuple[int, int, int]:
         """``(width, depth, granularity)`` of the memory (:class:`~.ram.Ram`; at least 2 words:
         a 1-word memory has a 0-bit address)."""
-        return self._acc_bits, max(2, self._depth), self._acc_bits
+        return self._set_shape(self._depth)
 
     @property
     def drain_latency(self) -> int:
@@ -216,37 +223,82 @@ class Accumulator(RamUser, wiring.Component):
         return Mux(hit, fwd_data, read)
 
     def _elaborate_sets(self) -> Module:
-        """Two sets: each request goes to the set of its address's top bit, a set's own
-        accumulator (its own memory and stages), so an add and a drain may come in one cycle
-        when they go to different sets (simulation asserts it). The add's value goes to the set
-        of the add two cycles before (with ``fpga`` zero to the other, whose drain may clear
-        now: one gate after the multiplier). The drained word is the draining set's."""
+        """Two sets, a memory each (``mem0``, ``mem1``), and two paths through the stages: the
+        adds' (with the adder) and the drains' (a read, its word registered and a clear). Each
+        memory's read port takes the drain of its set, else the add, so an add and a drain may
+        come in one cycle when they go to different sets (simulation asserts it); in stage C
+        the add path writes its sum into its set and the drain path a zero into its own. Each
+        path merges the writes its read missed as one set does (see Timing), from either path:
+        an add's sum from the add path's forwarding registers, a clear as zero (a gate after
+        the select), compared on the whole address (the set included) in stage A. So one adder
+        and one set of forwarding registers serve both sets."""
         m = Module()
         ab = addr_bits(self._depth)
-        add_set, drain_set = self.add.addr[ab], self.drain.addr[ab]
-        widths = [acc.addr_bits for acc in self._set_list]
-        sel = Signal(2, name="value_set")   # the set of the add of two cycles before, one-hot
-        sel1 = Signal(2, name="value_set1")
-        m.d.sync += [sel1.eq(Cat(self.add.valid & ~add_set, self.add.valid & add_set)),
-                     sel.eq(sel1)]
-        acc_valid, acc_value = Const(0), None
-        for i, acc in enumerate(self._set_list):
-            m.submodules[f"set{i}"] = acc
-            mine_add = add_set if i else ~add_set
-            mine_drain = drain_set if i else ~drain_set
-            m.d.comb += [
-                acc.add.valid.eq(self.add.valid & mine_add),
-                acc.add.addr.eq(self.add.addr[:widths[i]]),
-                acc.drain.valid.eq(self.drain.valid & mine_drain),
-                acc.drain.addr.eq(self.drain.addr[:widths[i]]),
-                acc.value.eq(Mux(sel[i], self.value, 0) if self._fpga else self.value),
-            ]
-            acc_valid = acc_valid | acc.acc.valid
-            acc_value = acc.acc.value if acc_value is None else \
-                Mux(acc.acc.valid, acc.acc.value, acc_value)
-        m.d.comb += [self.acc.valid.eq(acc_valid), self.acc.value.eq(acc_value)]
-        m.d.sync += Assert(~(self.add.valid & self.drain.valid & (add_set == drain_set)),
+        rams = []
+        for i, d in enumerate(self._set_depths):
+            ram = self._set_boxes[i] if self._set_boxes[i] is not None else \
+                Ram(*self._set_shape(d))
+            m.submodules[f"mem{i}"] = ram
+            rams.append(ram)
+        full = self.addr_bits
+        add, drain = self.add, self.drain
+        # Stage A: a memory reads the drain of its set, else the add.
+        for i, ram in enumerate(rams):
+            mine = drain.addr[ab] if i else ~drain.addr[ab]
+            m.d.comb += [ram.r_addr.eq(Mux(drain.valid & mine, drain.addr[:ab], add.addr[:ab])),
+                         ram.r_en.eq(1)]
+        m.d.sync += Assert(~(add.valid & drain.valid & (add.addr[ab] == drain.addr[ab])),
                            "accumulator: add and drain to one set in one cycle\n")
+        # The paths' stages B and C (``a_*`` the adds', ``d_*`` the drains').
+        a_b, a_c, d_b, d_c = Signal(), Signal(), Signal(), Signal()
+        aa_b, aa_c, da_b, da_c = (Signal(full, name=n, reset_less=True)
+                                  for n in ("a_addr_b", "a_addr_c", "d_addr_b", "d_addr_c"))
+        m.d.sync += [a_b.eq(add.valid), a_c.eq(a_b), d_b.eq(drain.valid), d_c.eq(d_b),
+                     aa_b.eq(add.addr), aa_c.eq(aa_b), da_b.eq(drain.addr), da_c.eq(da_b)]
+        wr_data = Signal(signed(self._acc_bits))
+        fwd = Signal(signed(self._acc_bits), name="fwd1", reset_less=True)  # C's sum a cycle on
+        m.d.sync += fwd.eq(wr_data)
+        # The writes a read misses (W(t): stage C's writes in cycle t, landing at the end of t,
+        # or of t + 1 with ``fpga``): a read in cycle n misses W(n + 1) (the request in B now),
+        # W(n) (in C now) and with ``fpga`` W(n - 1) (in C a cycle before: ``*_c1``).
+        writes_c = [(a_b, aa_b), (d_b, da_b)]     # W(n + 1): merged in C, flags kept 2 cycles
+        missed_b = [([(a_c, aa_c), (d_c, da_c)], fwd, "b")]  # W(n): merged in B, kept 1 cycle
+        if self._fpga:
+            a_c1, d_c1 = Signal(), Signal()
+            aa_c1, da_c1 = (Signal(full, name=n, reset_less=True)
+                            for n in ("a_addr_c1", "d_addr_c1"))
+            fwd2 = Signal(signed(self._acc_bits), reset_less=True)
+            m.d.sync += [a_c1.eq(a_c), d_c1.eq(d_c), aa_c1.eq(aa_c), da_c1.eq(da_c),
+                         fwd2.eq(fwd)]
+            missed_b.append(([(a_c1, aa_c1), (d_c1, da_c1)], fwd2, "b2"))  # W(n - 1)
+        merged = {}
+        for path, addr, set_b in (("a", add.addr, aa_b[ab]), ("d", drain.addr, da_b[ab])):
+            # Stage B: the word read from the path's set, the missed writes merged, the older
+            # first (a sum, or a clear's zero: of a cycle's two writes at most one is to an
+            # address, the sets differing).
+            word = Mux(set_b, rams[1].r_data, rams[0].r_data).as_signed()
+            for writes, wdata, stage in reversed(missed_b):
+                hit_a, hit_d = _hit_flags(m, path, stage, addr, writes, 1)
+                word = Mux(hit_a, wdata, Mux(hit_d, 0, word))
+            word_b = Signal(signed(self._acc_bits), name=f"{path}_word_b", reset_less=True)
+            m.d.sync += word_b.eq(word)
+            # Stage C: the write of the request that was in C when this one was in B.
+            hit_a, hit_d = _hit_flags(m, path, "c", addr, writes_c, 2)
+            merged[path] = Mux(hit_a, fwd, Mux(hit_d, 0, word_b))
+        m.d.comb += [wr_data.eq(merged["a"] + self.value),  # wraps to acc_bits
+                     self.acc.valid.eq(d_c), self.acc.value.eq(merged["d"])]
+        # The write ports: the add's sum into its set, the drain's zero into its own; with
+        # ``fpga`` a cycle later, from registers (``fwd`` is the sum then).
+        if self._fpga:
+            w_add, w_drain, w_data = (a_c1, aa_c1), (d_c1, da_c1), fwd
+        else:
+            w_add, w_drain, w_data = (a_c, aa_c), (d_c, da_c), wr_data
+        for i, ram in enumerate(rams):
+            to_add = w_add[0] & (w_add[1][ab] == i)
+            to_drain = w_drain[0] & (w_drain[1][ab] == i)
+            m.d.comb += [ram.w_en.eq(to_add | to_drain),
+                         ram.w_addr.eq(Mux(to_add, w_add[1][:ab], w_drain[1][:ab])),
+                         ram.w_data.eq(Mux(to_add, w_data, 0))]
         return m
 
     def elaborate(self, platform: Any) -> Module:
@@ -328,3 +380,19 @@ class Accumulator(RamUser, wiring.Component):
             m.d.sync += hit_c.eq(wr_en & (addr_c == addr_b))
             m.d.comb += wr_data.eq(Mux(drain_c, 0, old + self.value))  # wraps to acc_bits
         return m
+
+
+def _hit_flags(m: Module, path: str, stage: str, addr, writes, delay: int) -> list[Signal]:
+    """Whether each of ``writes`` (``(valid, address)`` of the add path's and the drain path's
+    write) goes to ``addr``, a request's address in stage A, compared now and kept ``delay``
+    cycles (flags ``<path>_hit_<stage>_<a|d>``)."""
+    out = []
+    for src, (valid, waddr) in zip("ad", writes):
+        flag = valid & (waddr == addr)
+        for i in range(delay):
+            reg = Signal(name=f"{path}_hit_{stage}_{src}" + ("" if i == delay - 1 else str(i)),
+                         reset_less=True)
+            m.d.sync += reg.eq(flag)
+            flag = reg
+        out.append(flag)
+    return out

@@ -157,8 +157,7 @@ class Hierarchy:
 #: (The engine's lanes are one module, ``{top}_lane``; a PE of its own has ``{pe}.lane<l>``.)
 BREAKDOWN = (
     ("multipliers", re.compile(r"lane\d*\.multiplier$")),
-    # (with two accumulator sets, the accumulator's sets are modules below it: ``.set0``)
-    ("accumulators", re.compile(r"lane\d*\.accumulator(\.set\d+)?$")),
+    ("accumulators", re.compile(r"lane\d*\.accumulator$")),
     ("index logic", re.compile(r"lane\d*\.perm_index$")),
     ("lane pipeline", re.compile(r"[._]lane\d*$|\.op_stages$")),
     ("write-back", re.compile(r"_pe_wb\.wb\d+$")),
