@@ -229,9 +229,9 @@ class Accumulator(RamUser, wiring.Component):
         come in one cycle when they go to different sets (simulation asserts it); in stage C
         the add path writes its sum into its set and the drain path a zero into its own. Each
         path merges the writes its read missed as one set does (see Timing), from either path:
-        an add's sum from the add path's forwarding registers, a clear as zero (a gate after
-        the select), compared on the whole address (the set included) in stage A. So one adder
-        and one set of forwarding registers serve both sets."""
+        an add's sum from the add path's forwarding registers, a clear as zero, by one-hot
+        selects made in stage A from compares on the whole address (the set included). So one
+        adder and one set of forwarding registers serve both sets."""
         m = Module()
         ab = addr_bits(self._depth)
         rams = []
@@ -261,8 +261,12 @@ class Accumulator(RamUser, wiring.Component):
         # The writes a read misses (W(t): stage C's writes in cycle t, landing at the end of t,
         # or of t + 1 with ``fpga``): a read in cycle n misses W(n + 1) (the request in B now),
         # W(n) (in C now) and with ``fpga`` W(n - 1) (in C a cycle before: ``*_c1``).
-        writes_c = [(a_b, aa_b), (d_b, da_b)]     # W(n + 1): merged in C, flags kept 2 cycles
-        missed_b = [([(a_c, aa_c), (d_c, da_c)], fwd, "b")]  # W(n): merged in B, kept 1 cycle
+        # Each path's selects are one-hot flags made in stage A from compares on the whole
+        # address (the set included: of a cycle's two writes at most one goes to an address),
+        # newest write first, a clear selecting nothing (zero); so B and C are AND-OR gates of
+        # registers, and B picks the set's word without a multiplexer before the merge.
+        w_b = [(a_c, aa_c), (d_c, da_c)]           # W(n): merged in B from ``fwd``
+        fwd2 = None
         if self._fpga:
             a_c1, d_c1 = Signal(), Signal()
             aa_c1, da_c1 = (Signal(full, name=n, reset_less=True)
@@ -270,21 +274,35 @@ class Accumulator(RamUser, wiring.Component):
             fwd2 = Signal(signed(self._acc_bits), reset_less=True)
             m.d.sync += [a_c1.eq(a_c), d_c1.eq(d_c), aa_c1.eq(aa_c), da_c1.eq(da_c),
                          fwd2.eq(fwd)]
-            missed_b.append(([(a_c1, aa_c1), (d_c1, da_c1)], fwd2, "b2"))  # W(n - 1)
+            w_b2 = [(a_c1, aa_c1), (d_c1, da_c1)]  # W(n - 1): merged in B from ``fwd2``
         merged = {}
-        for path, addr, set_b in (("a", add.addr, aa_b[ab]), ("d", drain.addr, da_b[ab])):
-            # Stage B: the word read from the path's set, the missed writes merged, the older
-            # first (a sum, or a clear's zero: of a cycle's two writes at most one is to an
-            # address, the sets differing).
-            word = Mux(set_b, rams[1].r_data, rams[0].r_data).as_signed()
-            for writes, wdata, stage in reversed(missed_b):
-                hit_a, hit_d = _hit_flags(m, path, stage, addr, writes, 1)
-                word = Mux(hit_a, wdata, Mux(hit_d, 0, word))
+        for path, addr in (("a", add.addr), ("d", drain.addr)):
+            ha, hd = _hits(w_b, addr)
+            sels_b = {"fwd": ha}
+            rest = ~ha & ~hd
+            if self._fpga:
+                ha2, hd2 = _hits(w_b2, addr)
+                sels_b["fwd2"] = rest & ha2
+                rest = rest & ~ha2 & ~hd2
+            sels_b["mem0"] = rest & ~addr[ab]
+            sels_b["mem1"] = rest & addr[ab]
+            words = {"fwd": fwd, "fwd2": fwd2, "mem0": rams[0].r_data.as_signed(),
+                     "mem1": rams[1].r_data.as_signed()}
+            word = 0
+            for name, sel in sels_b.items():
+                flag = Signal(name=f"{path}_sel_b_{name}", reset_less=True)
+                m.d.sync += flag.eq(sel)
+                word = word | Mux(flag, words[name], 0)
             word_b = Signal(signed(self._acc_bits), name=f"{path}_word_b", reset_less=True)
             m.d.sync += word_b.eq(word)
-            # Stage C: the write of the request that was in C when this one was in B.
-            hit_a, hit_d = _hit_flags(m, path, "c", addr, writes_c, 2)
-            merged[path] = Mux(hit_a, fwd, Mux(hit_d, 0, word_b))
+            # Stage C: the write of the request that was in B when this one was in A (W(n + 1)).
+            hc_a, hc_d = _hits([(a_b, aa_b), (d_b, da_b)], addr)
+            merged[path] = 0
+            for name, sel, value in (("fwd", hc_a, fwd), ("word", ~hc_a & ~hc_d, word_b)):
+                flag0 = Signal(name=f"{path}_sel_c_{name}0", reset_less=True)
+                flag = Signal(name=f"{path}_sel_c_{name}", reset_less=True)
+                m.d.sync += [flag0.eq(sel), flag.eq(flag0)]
+                merged[path] = merged[path] | Mux(flag, value, 0)
         m.d.comb += [wr_data.eq(merged["a"] + self.value),  # wraps to acc_bits
                      self.acc.valid.eq(d_c), self.acc.value.eq(merged["d"])]
         # The write ports: the add's sum into its set, the drain's zero into its own; with
@@ -382,17 +400,6 @@ class Accumulator(RamUser, wiring.Component):
         return m
 
 
-def _hit_flags(m: Module, path: str, stage: str, addr, writes, delay: int) -> list[Signal]:
-    """Whether each of ``writes`` (``(valid, address)`` of the add path's and the drain path's
-    write) goes to ``addr``, a request's address in stage A, compared now and kept ``delay``
-    cycles (flags ``<path>_hit_<stage>_<a|d>``)."""
-    out = []
-    for src, (valid, waddr) in zip("ad", writes):
-        flag = valid & (waddr == addr)
-        for i in range(delay):
-            reg = Signal(name=f"{path}_hit_{stage}_{src}" + ("" if i == delay - 1 else str(i)),
-                         reset_less=True)
-            m.d.sync += reg.eq(flag)
-            flag = reg
-        out.append(flag)
-    return out
+def _hits(writes, addr) -> list:
+    """Whether each write ``(valid, address)`` of ``writes`` goes to ``addr``."""
+    return [valid & (waddr == addr) for valid, waddr in writes]
