@@ -87,6 +87,9 @@ def place_and_route(netlist: str, work: Path, dev: Device, speed: int, mhz: floa
     :class:`SynthFailed` quoting the log; failing the target clock does not (Fmax is the figure).
     """
     report = "pnr-report.json"
+    # nextpnr's own placer and router settings (HeAP, timing weight 10, router1): README "ECP5,
+    # tool options" measured alternatives on the demo engine (router2, timing weights 50 and 100,
+    # a higher --freq, no LUT permutation); none was clearly better over the seeds.
     args = [dev.flag, "--package", PACKAGE, "--speed", speed, "--json", netlist,
             "--report", report, "--freq", mhz, "--seed", seed, "--timing-allow-fail", "-q"]
     try:

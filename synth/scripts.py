@@ -129,6 +129,8 @@ def yosys_script(target: str, top: str, engine_file: str, rom_file: str, *,
     if target == "ecp5":
         # splitnets (after proc) first: without it ABC9's reintegration can assert on Amaranth's
         # net names (Yosys issue #4349, "count_id(wire->name) == 0"; the shift-add unit hits it).
+        # synth_ecp5's own options: -dff, -nowidelut, abc9 -W 1000 and a flat synthesis were
+        # measured on the demo engine (README "ECP5, tool options"), none clearly faster.
         lines += ["splitnets", f"synth_ecp5 -top {top}{'' if flat else ' -noflatten'}",
                   f"tee -q -o {STAT_JSON} stat -json",
                   "flatten", f"write_json {NETLIST_JSON}"]
