@@ -19,6 +19,7 @@ from permdeal.errors import PermdealError
 from permdeal.golden.formats import MAX_ACC_BITS
 
 from .blackbox import Blackbox
+from .pipeline import delay
 from .ram import Ram, RamUser
 from .rom import addr_bits
 
@@ -290,19 +291,15 @@ class Accumulator(RamUser, wiring.Component):
                      "mem1": rams[1].r_data.as_signed()}
             word = 0
             for name, sel in sels_b.items():
-                flag = Signal(name=f"{path}_sel_b_{name}", reset_less=True)
-                m.d.sync += flag.eq(sel)
-                word = word | Mux(flag, words[name], 0)
+                word = word | Mux(delay(m, sel, 1, f"{path}_sel_b_{name}"), words[name], 0)
             word_b = Signal(signed(self._acc_bits), name=f"{path}_word_b", reset_less=True)
             m.d.sync += word_b.eq(word)
             # Stage C: the write of the request that was in B when this one was in A (W(n + 1)).
             hc_a, hc_d = _hits([(a_b, aa_b), (d_b, da_b)], addr)
             merged[path] = 0
             for name, sel, value in (("fwd", hc_a, fwd), ("word", ~hc_a & ~hc_d, word_b)):
-                flag0 = Signal(name=f"{path}_sel_c_{name}0", reset_less=True)
-                flag = Signal(name=f"{path}_sel_c_{name}", reset_less=True)
-                m.d.sync += [flag0.eq(sel), flag.eq(flag0)]
-                merged[path] = merged[path] | Mux(flag, value, 0)
+                merged[path] = merged[path] | Mux(delay(m, sel, 2, f"{path}_sel_c_{name}"),
+                                                  value, 0)
         m.d.comb += [wr_data.eq(merged["a"] + self.value),  # wraps to acc_bits
                      self.acc.valid.eq(d_c), self.acc.value.eq(merged["d"])]
         # The write ports: the add's sum into its set, the drain's zero into its own; with
